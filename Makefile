@@ -1,0 +1,57 @@
+# One target per job. `make run` and `make test` install what they need on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+CHECKOV_VENV := .venv-checkov
+PYTEST_ARGS ?=
+
+.PHONY: help install run emulator test check lint typecheck bench clean infra-check
+
+help:
+	@echo "make run       start Azurite, the Microsoft 365 emulator and the local function host (demo organisation)"
+	@echo "make test      install what is needed and run the whole suite (includes make check)"
+	@echo "make check     ruff + mypy"
+	@echo "make emulator  start the Microsoft 365 emulator alone with the demo organisation"
+	@echo "make bench     run the benchmarks and print their figures"
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(CHECKOV_VENV)/.installed:
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==3.3.30
+	@touch $@
+
+install: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
+
+run: $(VENV)/.installed node_modules/.installed
+	$(PY) -m devhost.stack
+
+emulator: $(VENV)/.installed
+	$(PY) -m m365emulator --seed demo
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+check: lint typecheck
+
+test: install check
+	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed node_modules/.installed
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .devstack

@@ -1,0 +1,10 @@
+"""The function app the Azure Functions Python worker indexes: registers the blueprints, nothing else."""
+
+import azure.functions as func
+
+from functions import meta
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+for blueprint in (meta.bp,):
+    app.register_blueprint(blueprint)

@@ -1,0 +1,75 @@
+"""HTTP edge helpers: JSON in and out, and the one mapping from service errors to responses."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import azure.functions as func
+
+from shared.observability import bound, get_logger
+from shared.service.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound
+
+log = get_logger("http")
+MAX_BODY_BYTES: Final = 1_000_000
+JSON_TYPE: Final = "application/json"
+
+Handler = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(body, separators=(",", ":"), default=str),
+        status_code=status,
+        mimetype=JSON_TYPE,
+        charset="utf-8",
+        headers=headers,
+    )
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None) -> func.HttpResponse:
+    error: dict[str, str] = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    return json_response({"error": error}, status)
+
+
+def read_json_object(req: func.HttpRequest) -> dict[str, Any]:
+    """The request body as a JSON object, or InvalidInput naming `body`."""
+    raw = req.get_body() or b""
+    if len(raw) > MAX_BODY_BYTES:
+        raise InvalidInput("body", f"larger than {MAX_BODY_BYTES} bytes", status=413)
+    if not raw.strip():
+        raise InvalidInput("body", "a JSON object is required")
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InvalidInput("body", f"malformed JSON ({error})") from error
+    if not isinstance(value, dict):
+        raise InvalidInput("body", "must be a JSON object")
+    return value
+
+
+def handles_errors(handler: Handler) -> Handler:
+    """Translate service errors into 4xx/503 JSON; never let one become a bare 500."""
+
+    @functools.wraps(handler)
+    async def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+        with bound(function=handler.__name__):
+            try:
+                return await handler(req)
+            except InvalidInput as error:
+                return error_response(error.status, "invalid_input", error.reason, error.field)
+            except NotFound as error:
+                return error_response(404, "not_found", str(error), error.what)
+            except Conflict as error:
+                return error_response(409, "conflict", error.reason, error.field)
+            except DependencyUnavailable as error:
+                log.warning("dependency unavailable: %s", error)
+                return error_response(
+                    503, "dependency_unavailable", f"{error.dependency} did not answer; retry later"
+                )
+
+    return wrapper

@@ -1,0 +1,1 @@
+"""Implementations of the service ports, named by technology: Table Storage, queues, Key Vault, Graph."""

@@ -1,0 +1,99 @@
+"""Azure Storage clients (tables and queues) from the storage settings, once per worker.
+
+Locally a connection string (Azurite); in Azure the identity-based endpoints with the managed identity.
+Queue messages are base64 on the wire, as the Functions host expects by default (a plain-text message
+would be moved to `-poison` without ever running the function).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import ResourceExistsError
+from azure.data.tables.aio import TableClient, TableServiceClient
+from azure.storage.queue import BinaryBase64DecodePolicy, TextBase64EncodePolicy
+from azure.storage.queue.aio import QueueClient, QueueServiceClient
+
+from shared.settings import StorageSettings
+
+# Azurite 3.35 (the newest that runs on Node 20) supports storage API versions up to this one.
+QUEUE_API_VERSION: Final = "2025-11-05"
+
+
+class StorageClients:
+    """Table and queue clients; tables and queues are created on first use, once per worker."""
+
+    def __init__(
+        self, settings: StorageSettings, credential: AsyncTokenCredential, *, table_prefix: str = ""
+    ) -> None:
+        self._prefix = table_prefix
+        if settings.connection_string:
+            self.tables = TableServiceClient.from_connection_string(settings.connection_string)
+            self.queues = QueueServiceClient.from_connection_string(
+                settings.connection_string, api_version=QUEUE_API_VERSION
+            )
+        else:
+            assert settings.table_endpoint and settings.queue_endpoint
+            self.tables = TableServiceClient(settings.table_endpoint, credential=credential)
+            self.queues = QueueServiceClient(settings.queue_endpoint, credential=credential)
+        self._ready_tables: dict[str, asyncio.Future[None]] = {}
+        self._ready_queues: dict[str, asyncio.Future[None]] = {}
+
+    def table_name(self, name: str) -> str:
+        return f"{self._prefix}{name}"
+
+    async def table(self, name: str) -> TableClient:
+        full = self.table_name(name)
+        await self._once(self._ready_tables, full, self._create_table)
+        return self.tables.get_table_client(full)
+
+    async def queue(self, name: str) -> QueueClient:
+        await self._once(self._ready_queues, name, self._create_queue)
+        return self.queue_client(name)
+
+    def queue_client(self, name: str) -> QueueClient:
+        return self.queues.get_queue_client(
+            name, message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=BinaryBase64DecodePolicy()
+        )
+
+    async def ping(self) -> None:
+        async for _ in self.tables.list_tables(results_per_page=1):
+            break
+        await self.queues.get_service_properties()
+
+    async def close(self) -> None:
+        await self.tables.close()
+        await self.queues.close()
+
+    async def _create_table(self, name: str) -> None:
+        try:
+            await self.tables.create_table(name)
+        except ResourceExistsError:
+            pass
+
+    async def _create_queue(self, name: str) -> None:
+        try:
+            await self.queues.create_queue(name)
+        except ResourceExistsError:
+            pass
+
+    @staticmethod
+    async def _once(
+        cache: dict[str, asyncio.Future[None]], name: str, create: Callable[[str], Awaitable[None]]
+    ) -> None:
+        future = cache.get(name)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            cache[name] = future
+            try:
+                await create(name)
+            except BaseException as error:
+                del cache[name]
+                future.set_exception(error)
+                future.exception()  # mark retrieved; the caller sees the raise below
+                raise
+            future.set_result(None)
+        await future

@@ -1,0 +1,42 @@
+"""The service layer's exceptions; each edge (HTTP, queue) translates them."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base of the service layer's exceptions."""
+
+
+class InvalidInput(ServiceError):
+    """Bad input: names the field and the reason (answered as 400/422, nothing changed)."""
+
+    def __init__(self, field: str, reason: str, *, status: int = 400) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+        self.status = status
+
+
+class NotFound(ServiceError):
+    def __init__(self, what: str, key: str) -> None:
+        super().__init__(f"{what} {key} not found")
+        self.what = what
+        self.key = key
+
+
+class Conflict(ServiceError):
+    """The request conflicts with the current state (duplicate create, wrong state)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class DependencyUnavailable(ServiceError):
+    """Storage, Key Vault or Graph did not answer usably; transient from the caller's view."""
+
+    def __init__(self, dependency: str, detail: str) -> None:
+        super().__init__(f"{dependency}: {detail}")
+        self.dependency = dependency
+        self.detail = detail

@@ -1,0 +1,166 @@
+"""The connector's one typed settings object.
+
+Read once, from app settings (environment variables; `local.settings.json` `Values` locally), by the
+composition root. Nothing else reads the environment. `REQUIRED` and `OPTIONAL` are the whole list
+of names the code reads; `tests/infra` checks that `infra/` sets every required one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+KEY_VAULT_REFERENCE_PREFIX: Final = "@Microsoft.KeyVault("
+
+# Names the connector reads. Required: the app does not start without them.
+REQUIRED: Final[tuple[str, ...]] = (
+    "KEY_VAULT_URL",
+    "GRAPH_CLIENT_ID",
+    "PUBLIC_BASE_URL",
+    "RENEWAL_SCHEDULE",
+    "NIGHTLY_RESYNC_SCHEDULE",
+)
+# Optional, with the defaults below. Storage is required too, in one of two shapes (see `StorageSettings`).
+OPTIONAL: Final[tuple[str, ...]] = (
+    "AZURE_CLIENT_ID",
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_AUTHORITY_HOST",
+    "GRAPH_CLIENT_SECRET_NAME",
+    "GRAPH_AUTHORITY_HOST",
+    "GRAPH_BASE_URL",
+    "GRAPH_SCOPE",
+    "HOST_WEBHOOK_URL",
+    "TLS_CA_BUNDLE",
+    "TABLE_PREFIX",
+    "CONNECTOR_VERSION",
+)
+STORAGE_CONNECTION: Final = "AzureWebJobsStorage"
+
+DEFAULT_AUTHORITY_HOST: Final = "https://login.microsoftonline.com"
+DEFAULT_GRAPH_BASE_URL: Final = "https://graph.microsoft.com/v1.0"
+DEFAULT_GRAPH_SCOPE: Final = "https://graph.microsoft.com/.default"
+DEFAULT_GRAPH_SECRET_NAME: Final = "graph-client-secret"
+
+
+class SettingsError(Exception):
+    """A setting is missing or unusable; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSettings:
+    """Where tables and queues live.
+
+    Locally a connection string (`UseDevelopmentStorage=true` or Azurite's explicit one); in Azure an
+    identity-based connection (`AzureWebJobsStorage__tableServiceUri` / `__queueServiceUri`, or
+    `__accountName`), used with the managed identity.
+    """
+
+    connection_string: str | None
+    table_endpoint: str | None
+    queue_endpoint: str | None
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str]) -> StorageSettings:
+        connection_string = env.get(STORAGE_CONNECTION, "").strip() or None
+        if connection_string:
+            return cls(connection_string, None, None)
+        prefix = f"{STORAGE_CONNECTION}__"
+        account = env.get(f"{prefix}accountName", "").strip()
+        table = env.get(f"{prefix}tableServiceUri", "").strip() or (
+            f"https://{account}.table.core.windows.net" if account else ""
+        )
+        queue = env.get(f"{prefix}queueServiceUri", "").strip() or (
+            f"https://{account}.queue.core.windows.net" if account else ""
+        )
+        if not table or not queue:
+            raise SettingsError(
+                f"{STORAGE_CONNECTION}: set a connection string, or {prefix}accountName "
+                f"(or {prefix}tableServiceUri and {prefix}queueServiceUri) for an identity-based connection"
+            )
+        return cls(None, table.rstrip("/"), queue.rstrip("/"))
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformIdentity:
+    """The identity the app itself uses for Key Vault and storage.
+
+    In Azure: the user-assigned managed identity (`AZURE_CLIENT_ID`). Locally: a client-secret identity
+    issued by the Microsoft 365 emulator (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`,
+    `AZURE_AUTHORITY_HOST`), the same variables azure-identity's EnvironmentCredential reads.
+    """
+
+    client_id: str | None
+    tenant_id: str | None
+    client_secret: str | None = None
+    authority_host: str | None = None
+
+    @property
+    def uses_secret(self) -> bool:
+        return bool(self.client_secret)
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"PlatformIdentity(client_id={self.client_id!r}, uses_secret={self.uses_secret})"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    key_vault_url: str
+    graph_client_id: str
+    graph_client_secret_name: str
+    graph_authority_host: str
+    graph_base_url: str
+    graph_scope: str
+    public_base_url: str
+    host_webhook_url: str | None
+    renewal_schedule: str
+    nightly_resync_schedule: str
+    storage: StorageSettings
+    identity: PlatformIdentity
+    tls_ca_bundle: str | None
+    table_prefix: str
+    version: str
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str]) -> Settings:
+        missing = [name for name in REQUIRED if not env.get(name, "").strip()]
+        if missing:
+            raise SettingsError(f"missing app settings: {', '.join(missing)}")
+        unresolved = sorted(
+            name for name, value in env.items() if value.strip().startswith(KEY_VAULT_REFERENCE_PREFIX)
+        )
+        if unresolved:
+            raise SettingsError(
+                "Key Vault references were not resolved (check the app's keyVaultReferenceIdentity and its "
+                f"Key Vault Secrets User role): {', '.join(unresolved)}"
+            )
+        table_prefix = env.get("TABLE_PREFIX", "").strip()
+        if table_prefix and not table_prefix.isalnum():
+            raise SettingsError("TABLE_PREFIX: letters and digits only (it prefixes Azure table names)")
+
+        def optional(name: str) -> str | None:
+            return env.get(name, "").strip() or None
+
+        return cls(
+            key_vault_url=env["KEY_VAULT_URL"].strip().rstrip("/"),
+            graph_client_id=env["GRAPH_CLIENT_ID"].strip(),
+            graph_client_secret_name=optional("GRAPH_CLIENT_SECRET_NAME") or DEFAULT_GRAPH_SECRET_NAME,
+            graph_authority_host=(optional("GRAPH_AUTHORITY_HOST") or DEFAULT_AUTHORITY_HOST).rstrip("/"),
+            graph_base_url=(optional("GRAPH_BASE_URL") or DEFAULT_GRAPH_BASE_URL).rstrip("/"),
+            graph_scope=optional("GRAPH_SCOPE") or DEFAULT_GRAPH_SCOPE,
+            public_base_url=env["PUBLIC_BASE_URL"].strip().rstrip("/"),
+            host_webhook_url=optional("HOST_WEBHOOK_URL"),
+            renewal_schedule=env["RENEWAL_SCHEDULE"].strip(),
+            nightly_resync_schedule=env["NIGHTLY_RESYNC_SCHEDULE"].strip(),
+            storage=StorageSettings.from_environ(env),
+            identity=PlatformIdentity(
+                client_id=optional("AZURE_CLIENT_ID"),
+                tenant_id=optional("AZURE_TENANT_ID"),
+                client_secret=optional("AZURE_CLIENT_SECRET"),
+                authority_host=optional("AZURE_AUTHORITY_HOST"),
+            ),
+            tls_ca_bundle=optional("TLS_CA_BUNDLE"),
+            table_prefix=table_prefix,
+            version=optional("CONNECTOR_VERSION") or "0.1.0",
+        )

@@ -1,0 +1,92 @@
+"""The function index, as the Python worker sends it to the host: one `get_functions()` call.
+
+Every function the product needs is declared with the right trigger, route, methods, auth level,
+schedule and queue; no route starts with `admin` (the host rejects those); and the OpenAPI document
+lists exactly the HTTP routes the index serves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import azure.functions as func
+import pytest
+
+from functions.openapi import documented_routes
+
+pytestmark = pytest.mark.contract
+
+ANON = func.AuthLevel.ANONYMOUS
+KEY = func.AuthLevel.FUNCTION
+
+# name -> (route, methods, auth level)
+HTTP: dict[str, tuple[str, set[str], func.AuthLevel]] = {
+    "health": ("health", {"GET"}, ANON),
+    "openapi": ("openapi.json", {"GET"}, ANON),
+}
+# name -> schedule (a binding expression resolved from app settings)
+TIMERS: dict[str, str] = {}
+# name -> queue
+QUEUES: dict[str, str] = {}
+
+
+@pytest.fixture(scope="module")
+def index() -> dict[str, Any]:
+    import function_app
+
+    return {f.get_function_name(): f for f in function_app.app.get_functions()}
+
+
+def trigger(fn: Any) -> dict[str, Any]:
+    return dict(fn.get_trigger().get_dict_repr())
+
+
+def methods_of(t: dict[str, Any]) -> set[str]:
+    return {str(getattr(m, "value", m)).upper() for m in t["methods"]}
+
+
+def test_exactly_the_product_functions_are_declared(index: dict[str, Any]) -> None:
+    assert set(index) == set(HTTP) | set(TIMERS) | set(QUEUES)
+
+
+@pytest.mark.parametrize("name", sorted(HTTP))
+def test_http_function(index: dict[str, Any], name: str) -> None:
+    route, methods, auth = HTTP[name]
+    t = trigger(index[name])
+    assert t["type"] == "httpTrigger"
+    assert t["route"] == route
+    assert methods_of(t) == methods
+    assert t["authLevel"] == auth
+
+
+@pytest.mark.parametrize("name", sorted(TIMERS))
+def test_timer_function(index: dict[str, Any], name: str) -> None:
+    t = trigger(index[name])
+    assert t["type"] == "timerTrigger"
+    assert t["schedule"] == TIMERS[name]
+    assert not t.get("runOnStartup")
+
+
+@pytest.mark.parametrize("name", sorted(QUEUES))
+def test_queue_function(index: dict[str, Any], name: str) -> None:
+    t = trigger(index[name])
+    assert t["type"] == "queueTrigger"
+    assert t["queueName"] == QUEUES[name]
+    assert t["connection"] == "AzureWebJobsStorage"
+
+
+def test_no_route_conflicts_with_the_hosts_builtin_admin_routes(index: dict[str, Any]) -> None:
+    for fn in index.values():
+        t = trigger(fn)
+        if t["type"] == "httpTrigger":
+            assert not t["route"].lower().startswith("admin"), t["route"]
+
+
+def test_openapi_documents_exactly_the_http_routes(index: dict[str, Any]) -> None:
+    served = {
+        (method, trigger(fn)["route"])
+        for fn in index.values()
+        if trigger(fn)["type"] == "httpTrigger"
+        for method in methods_of(trigger(fn))
+    }
+    assert served == documented_routes()
