@@ -1,8 +1,8 @@
 """The composition root: the one place that builds clients and services, once per worker, lazily.
 
 Nothing here runs at import, and the Azure SDKs are imported inside the factories, so the worker's
-cold start does not pay for clients an invocation never uses. The first invocation calls `container()`, which reads the settings and
-builds the container; later invocations resolve the same objects (and so the same token caches and
+cold start does not pay for clients an invocation never uses. The first invocation calls
+`container()`, which reads the settings and builds the container; later invocations resolve the same objects (and so the same token caches and
 connection pools). Tests install their own container with `use_container`.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
-
 from typing import TYPE_CHECKING
 
 from shared.observability import configure_logging

@@ -41,7 +41,7 @@ STORAGE_CONNECTION: Final = "AzureWebJobsStorage"
 DEFAULT_AUTHORITY_HOST: Final = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_BASE_URL: Final = "https://graph.microsoft.com/v1.0"
 DEFAULT_GRAPH_SCOPE: Final = "https://graph.microsoft.com/.default"
-DEFAULT_GRAPH_SECRET_NAME: Final = "graph-client-secret"
+DEFAULT_GRAPH_SECRET_NAME: Final = "graph-client-secret"  # noqa: S105 (a name, not a secret)
 
 
 class SettingsError(Exception):

@@ -41,8 +41,7 @@ class KeyVaultSecretStore:
         except ResourceExistsError:
             # Soft-deleted earlier (a disconnected tenant connecting again): recover, then add a version.
             log.info("recovering soft-deleted secret %s before writing a new version", name)
-            poller = await self._client.recover_deleted_secret(name)
-            await poller.wait()
+            await self._client.recover_deleted_secret(name)  # the async client waits for the recovery
             await self._client.set_secret(name, value, expires_on=expires_on)
 
     async def delete(self, name: str) -> None:

@@ -8,6 +8,7 @@ would be moved to `-poison` without ever running the function).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -56,7 +57,9 @@ class StorageClients:
 
     def queue_client(self, name: str) -> QueueClient:
         return self.queues.get_queue_client(
-            name, message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=BinaryBase64DecodePolicy()
+            name,
+            message_encode_policy=TextBase64EncodePolicy(),
+            message_decode_policy=BinaryBase64DecodePolicy(),
         )
 
     async def ping(self) -> None:
@@ -69,16 +72,12 @@ class StorageClients:
         await self.queues.close()
 
     async def _create_table(self, name: str) -> None:
-        try:
+        with contextlib.suppress(ResourceExistsError):
             await self.tables.create_table(name)
-        except ResourceExistsError:
-            pass
 
     async def _create_queue(self, name: str) -> None:
-        try:
+        with contextlib.suppress(ResourceExistsError):
             await self.queues.create_queue(name)
-        except ResourceExistsError:
-            pass
 
     @staticmethod
     async def _once(

@@ -21,7 +21,11 @@ class HealthReport:
         return all(state == "ok" for state in self.checks.values())
 
     def as_json(self) -> dict[str, Any]:
-        return {"status": "ok" if self.healthy else "degraded", "version": self.version, "checks": self.checks}
+        return {
+            "status": "ok" if self.healthy else "degraded",
+            "version": self.version,
+            "checks": self.checks,
+        }
 
 
 async def check_health(
@@ -32,7 +36,7 @@ async def check_health(
             await asyncio.wait_for(dependency.ping(), timeout_seconds)
         except TimeoutError:
             return "timeout"
-        except Exception as error:  # noqa: BLE001 (a health probe reports any failure, by type only)
+        except Exception as error:
             return f"error: {type(error).__name__}"
         return "ok"
 

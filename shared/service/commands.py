@@ -1,0 +1,229 @@
+"""Typed commands parsed from request bodies; every rejection names the field and the reason."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, Final, TypeVar
+
+from shared.domain.tenants import (
+    AuthMode,
+    ConflictPolicy,
+    ImportFilter,
+    ImportFilterMode,
+    MultiStaffMode,
+    TeamsMethod,
+    TenantSettings,
+    UserScope,
+    normalise_tenant_id,
+)
+from shared.domain.users import StaffMember
+from shared.service.errors import InvalidInput
+
+GUID_ONLY: Final = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+STAFF_ID_RE: Final = re.compile(r"^[A-Za-z0-9._~@+=-]{1,128}$")  # safe as a Table Storage key
+MAX_DISPLAY_NAME: Final = 256
+MAX_LEGACY_IDS: Final = 10_000
+MAX_CATEGORIES: Final = 50
+E = TypeVar("E", bound=Enum)
+
+
+def _string(body: dict[str, Any], name: str, *, required: bool = True, max_length: int = 1024) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise InvalidInput(name, "is required")
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(name, "must be a string")
+    value = value.strip()
+    if required and not value:
+        raise InvalidInput(name, "must not be empty")
+    if len(value) > max_length:
+        raise InvalidInput(name, f"must be at most {max_length} characters")
+    return value or None
+
+
+def _bool(body: dict[str, Any], name: str, default: bool) -> bool:
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise InvalidInput(name, "must be true or false")
+    return value
+
+
+def _int(body: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(name, "must be an integer")
+    if not low <= value <= high:
+        raise InvalidInput(name, f"must be between {low} and {high}")
+    return value
+
+
+def _enum(body: dict[str, Any], name: str, kind: type[E], default: E | None) -> E:
+    value = body.get(name, default)
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(str(member.value) for member in kind)
+        raise InvalidInput(name, f"must be one of: {allowed}") from None
+
+
+def _datetime(body: dict[str, Any], name: str) -> datetime | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(name, "must be an ISO 8601 date-time string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(name, "must be an ISO 8601 date-time") from None
+    if parsed.tzinfo is None:
+        raise InvalidInput(name, "must carry a UTC offset (for example 2027-01-31T00:00:00Z)")
+    return parsed.astimezone(UTC)
+
+
+def parse_settings(
+    body: Any, base: TenantSettings | None = None, *, prefix: str = "settings"
+) -> TenantSettings:
+    """Settings from JSON; absent fields keep `base` (so PATCH and create share one parser)."""
+    base = base or TenantSettings()
+    if body is None:
+        return base
+    if not isinstance(body, dict):
+        raise InvalidInput(prefix, "must be an object")
+    known = {
+        "window_days_back",
+        "window_days_forward",
+        "import_filter",
+        "privacy_mode",
+        "show_free_events",
+        "todo_list_name",
+        "teams_method",
+        "multi_staff_mode",
+        "user_scope",
+        "conflict_policy",
+    }
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise InvalidInput(f"{prefix}.{unknown[0]}", "is not a setting")
+
+    def named(error: InvalidInput) -> InvalidInput:
+        return InvalidInput(f"{prefix}.{error.field}", error.reason)
+
+    try:
+        import_filter = base.import_filter
+        if "import_filter" in body:
+            import_filter = _parse_import_filter(body["import_filter"])
+        todo = _string(body, "todo_list_name", required=False, max_length=255)
+        settings = replace(
+            base,
+            window_days_back=_int(body, "window_days_back", base.window_days_back, 0, 365),
+            window_days_forward=_int(body, "window_days_forward", base.window_days_forward, 1, 730),
+            import_filter=import_filter,
+            privacy_mode=_bool(body, "privacy_mode", base.privacy_mode),
+            show_free_events=_bool(body, "show_free_events", base.show_free_events),
+            todo_list_name=todo if todo is not None else base.todo_list_name,
+            teams_method=_enum(body, "teams_method", TeamsMethod, base.teams_method),
+            multi_staff_mode=_enum(body, "multi_staff_mode", MultiStaffMode, base.multi_staff_mode),
+            user_scope=_enum(body, "user_scope", UserScope, base.user_scope),
+            conflict_policy=_enum(body, "conflict_policy", ConflictPolicy, base.conflict_policy),
+        )
+    except InvalidInput as error:
+        raise named(error) from None
+    return settings
+
+
+def _parse_import_filter(value: Any) -> ImportFilter:
+    if not isinstance(value, dict):
+        raise InvalidInput("import_filter", "must be an object {mode, categories}")
+    mode = _enum(value, "mode", ImportFilterMode, ImportFilterMode.ALL)
+    categories = value.get("categories", [])
+    if not isinstance(categories, list) or not all(isinstance(c, str) and c.strip() for c in categories):
+        raise InvalidInput("import_filter.categories", "must be a list of category names")
+    if len(categories) > MAX_CATEGORIES:
+        raise InvalidInput("import_filter.categories", f"at most {MAX_CATEGORIES} categories")
+    if mode is ImportFilterMode.CATEGORIES and not categories:
+        raise InvalidInput("import_filter.categories", "name at least one category when mode is categories")
+    return ImportFilter(mode, tuple(c.strip() for c in categories))
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerAppCredential:
+    client_id: str
+    client_secret: str
+    secret_expires_at: datetime | None
+
+    def __repr__(self) -> str:  # the secret never reaches a log through a repr
+        return f"CustomerAppCredential(client_id={self.client_id!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class CreateTenant:
+    tenant_id: str
+    display_name: str
+    auth_mode: AuthMode
+    customer_app: CustomerAppCredential | None
+    settings: TenantSettings
+
+
+def parse_customer_app(auth: dict[str, Any], prefix: str = "auth") -> CustomerAppCredential:
+    try:
+        client_id = _string(auth, "client_id")
+        secret = _string(auth, "client_secret", max_length=1024)
+        expires = _datetime(auth, "client_secret_expires_at")
+    except InvalidInput as error:
+        raise InvalidInput(f"{prefix}.{error.field}", error.reason) from None
+    assert client_id and secret
+    if not GUID_ONLY.match(client_id):
+        raise InvalidInput(f"{prefix}.client_id", "must be the app's client id (a GUID)")
+    return CustomerAppCredential(client_id.lower(), secret, expires)
+
+
+def parse_create_tenant(body: dict[str, Any]) -> CreateTenant:
+    raw_id = _string(body, "tenant_id", max_length=253)
+    assert raw_id is not None
+    tenant_id = normalise_tenant_id(raw_id)
+    if tenant_id is None:
+        raise InvalidInput("tenant_id", "must be a tenant GUID or a verified domain such as contoso.com")
+    display_name = _string(body, "display_name", max_length=MAX_DISPLAY_NAME)
+    assert display_name is not None
+    auth = body.get("auth")
+    if not isinstance(auth, dict):
+        raise InvalidInput("auth", "is required: {mode: admin_consent} or {mode: customer_app, ...}")
+    if "mode" not in auth:
+        raise InvalidInput("auth.mode", "is required: admin_consent or customer_app")
+    try:
+        mode = _enum(auth, "mode", AuthMode, None)
+    except InvalidInput as error:
+        raise InvalidInput("auth.mode", error.reason) from None
+    customer_app = parse_customer_app(auth) if mode is AuthMode.CUSTOMER_APP else None
+    if mode is AuthMode.ADMIN_CONSENT:
+        extra = sorted(set(auth) - {"mode"})
+        if extra:
+            raise InvalidInput(f"auth.{extra[0]}", "is not used with admin_consent")
+    settings = parse_settings(body.get("settings"))
+    return CreateTenant(tenant_id, display_name, mode, customer_app, settings)
+
+
+def parse_staff(staff_id: str, body: dict[str, Any]) -> StaffMember:
+    if not STAFF_ID_RE.match(staff_id):
+        raise InvalidInput("staff_id", "1-128 characters: letters, digits and . _ ~ @ + = -")
+    email = _string(body, "email", required=False, max_length=320)
+    upn = _string(body, "upn", required=False, max_length=320)
+    for name, value in (("email", email), ("upn", upn)):
+        if value is not None and "@" not in value:
+            raise InvalidInput(name, "must be an address like someone@contoso.com")
+    if not email and not upn:
+        raise InvalidInput("email", "give email or upn (or both) so the staff member can be matched")
+    display_name = _string(body, "display_name", required=False, max_length=MAX_DISPLAY_NAME) or ""
+    enabled = _bool(body, "enabled", True)
+    legacy = body.get("legacy_ids", [])
+    if not isinstance(legacy, list) or not all(isinstance(x, str) and x for x in legacy):
+        raise InvalidInput("legacy_ids", "must be a list of EWS item ids (strings)")
+    if len(legacy) > MAX_LEGACY_IDS:
+        raise InvalidInput("legacy_ids", f"at most {MAX_LEGACY_IDS} ids")
+    return StaffMember(staff_id, email, upn, display_name, enabled, tuple(legacy))

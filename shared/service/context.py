@@ -1,0 +1,65 @@
+"""What a handler may use: the ports, the clock and the connector's fixed configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import urlencode
+
+from shared.service.ports import (
+    ChangeFeed,
+    Clock,
+    ConsentStateRepository,
+    CustomerAppValidator,
+    DirectoryGateway,
+    JobQueue,
+    SecretStore,
+    TenantRepository,
+    UserRepository,
+)
+
+GRAPH_DEFAULT_SCOPE: Final = "https://graph.microsoft.com/.default"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorConfig:
+    client_id: str  # the connector's multi-tenant app
+    authority_host: str  # https://login.microsoftonline.com, or the emulator
+    public_base_url: str  # where Entra and Graph reach this function app
+
+    @property
+    def consent_redirect_uri(self) -> str:
+        return f"{self.public_base_url}/api/consent/callback"
+
+    @property
+    def notification_url(self) -> str:
+        return f"{self.public_base_url}/api/graph/notifications"
+
+    @property
+    def lifecycle_url(self) -> str:
+        return f"{self.public_base_url}/api/graph/lifecycle"
+
+    def consent_url(self, tenant_id: str, state: str) -> str:
+        query = urlencode(
+            {
+                "client_id": self.client_id,
+                "scope": GRAPH_DEFAULT_SCOPE,
+                "redirect_uri": self.consent_redirect_uri,
+                "state": state,
+            }
+        )
+        return f"{self.authority_host}/{tenant_id}/v2.0/adminconsent?{query}"
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    tenants: TenantRepository
+    users: UserRepository
+    consent_states: ConsentStateRepository
+    secrets: SecretStore
+    feed: ChangeFeed
+    jobs: JobQueue
+    directory: DirectoryGateway
+    customer_apps: CustomerAppValidator
+    clock: Clock
+    config: ConnectorConfig

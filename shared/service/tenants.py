@@ -1,0 +1,311 @@
+"""Connecting a tenant (admin consent or the customer's own app), reauthorizing and disconnecting."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from enum import StrEnum
+from typing import Final
+
+from shared.domain.tenants import AuthMode, CustomerApp, Tenant, TenantSettings, TenantState, secret_name
+from shared.observability import bound, get_logger
+from shared.service import jobs
+from shared.service.commands import CreateTenant, CustomerAppCredential
+from shared.service.context import Services
+from shared.service.errors import Conflict, InvalidInput, NotFound
+from shared.service.ports import AlreadyExists, Change, ConsentState, StaleWrite, TenantAccessError
+
+log = get_logger("tenants")
+CONSENT_STATE_TTL: Final = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    tenant: Tenant
+    consent_url: str | None = None
+
+
+def _state_hash(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+async def get_tenant(services: Services, tenant_id: str) -> Tenant:
+    tenant = await services.tenants.get(tenant_id)
+    if tenant is None:
+        raise NotFound("tenant", tenant_id)
+    return tenant
+
+
+async def create_tenant(services: Services, command: CreateTenant) -> Connection:
+    if await services.tenants.get(command.tenant_id) is not None:
+        raise Conflict("tenant_id", "this tenant already exists; reauthorize or disconnect it instead")
+    directory_id = await services.directory.resolve_directory_id(command.tenant_id)
+    if directory_id is None:
+        raise InvalidInput("tenant_id", "Microsoft Entra ID knows no tenant by this id or domain", status=422)
+    now = services.clock.now()
+    tenant = Tenant(
+        tenant_id=command.tenant_id,
+        directory_id=directory_id,
+        display_name=command.display_name,
+        auth_mode=command.auth_mode,
+        state=TenantState.PENDING_CONSENT,
+        settings=command.settings,
+        created_at=now,
+        updated_at=now,
+    )
+    with bound(tenant=tenant.tenant_id):
+        if command.customer_app is not None:
+            return await _connect_customer_app(services, tenant, command.customer_app, create=True)
+        try:
+            tenant = await services.tenants.add(tenant)
+        except AlreadyExists:
+            raise Conflict("tenant_id", "this tenant already exists") from None
+        log.info("tenant created; waiting for admin consent")
+        return Connection(tenant, await _new_consent_url(services, tenant))
+
+
+async def _new_consent_url(services: Services, tenant: Tenant) -> str:
+    state = secrets.token_urlsafe(32)
+    expires = services.clock.now() + CONSENT_STATE_TTL
+    await services.consent_states.add(ConsentState(_state_hash(state), tenant.tenant_id, expires))
+    return services.config.consent_url(tenant.directory_id, state)
+
+
+async def _connect_customer_app(
+    services: Services, tenant: Tenant, credential: CustomerAppCredential, *, create: bool
+) -> Connection:
+    """Validate the customer's app by getting a token with it, then keep its secret in Key Vault only."""
+    try:
+        await services.customer_apps.validate(
+            tenant.directory_id, credential.client_id, credential.client_secret
+        )
+    except TenantAccessError as error:
+        raise InvalidInput(
+            "auth.client_secret", f"the app could not sign in: {error.reason}", status=422
+        ) from None
+    now = services.clock.now()
+    if credential.secret_expires_at is not None and credential.secret_expires_at <= now:
+        raise InvalidInput("auth.client_secret_expires_at", "is in the past", status=422)
+    tenant = replace(
+        tenant,
+        auth_mode=AuthMode.CUSTOMER_APP,
+        customer_app=CustomerApp(credential.client_id, credential.secret_expires_at),
+        credential_warning_sent_at=None,
+    )
+    if create:
+        try:
+            tenant = await services.tenants.add(tenant)
+        except AlreadyExists:
+            raise Conflict("tenant_id", "this tenant already exists") from None
+    await services.secrets.set(
+        secret_name(tenant.directory_id), credential.client_secret, expires_on=credential.secret_expires_at
+    )
+    tenant = await _connected(services, tenant, "customer_app")
+    return Connection(tenant)
+
+
+async def _connected(services: Services, tenant: Tenant, how: str) -> Tenant:
+    now = services.clock.now()
+    tenant = replace(tenant.with_state(TenantState.CONNECTING, now), connected_at=now)
+    tenant = await services.tenants.save(tenant)
+    await services.feed.append(
+        tenant.tenant_id, [Change("tenant.connected", tenant.tenant_id, {"auth_mode": how}, now)]
+    )
+    await services.jobs.enqueue([jobs.discover(tenant.tenant_id)])
+    log.info("tenant connected (%s); discovery queued", how)
+    return tenant
+
+
+class ConsentResult(StrEnum):
+    CONNECTED = "connected"
+    DECLINED = "declined"
+    FAILED = "failed"
+    INVALID_STATE = "invalid_state"
+    EXPIRED_STATE = "expired_state"
+    WRONG_TENANT = "wrong_tenant"
+    ACCESS_FAILED = "access_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentCallback:
+    state: str | None
+    tenant: str | None
+    admin_consent: str | None
+    error: str | None
+    error_description: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentOutcome:
+    result: ConsentResult
+    message: str  # plain words for the admin
+    tenant: Tenant | None = None
+
+
+DECLINED_ERRORS: Final = {"access_denied", "consent_required", "permission_denied"}
+
+
+async def complete_consent(services: Services, callback: ConsentCallback) -> ConsentOutcome:
+    """The admin came back from Entra. A valid state moves its tenant on; anything else changes nothing
+    but the tenant's recorded reason (when the state names a tenant)."""
+    if not callback.state or len(callback.state) > 512:
+        return ConsentOutcome(ConsentResult.INVALID_STATE, _INVALID_LINK)
+    consent = await services.consent_states.take(_state_hash(callback.state))
+    if consent is None:
+        log.warning("consent callback with an unknown or already used state")
+        return ConsentOutcome(ConsentResult.INVALID_STATE, _INVALID_LINK)
+    tenant = await services.tenants.get(consent.tenant_id)
+    if tenant is None or tenant.state.gone:
+        return ConsentOutcome(ConsentResult.INVALID_STATE, _INVALID_LINK)
+    with bound(tenant=tenant.tenant_id):
+        now = services.clock.now()
+        if consent.expires_at <= now:
+            return await _consent_failed(
+                services, tenant, ConsentResult.EXPIRED_STATE, "The consent link expired. Ask for a new link."
+            )
+        if callback.error:
+            declined = callback.error in DECLINED_ERRORS
+            detail = _first_line(callback.error_description) or callback.error
+            message = (
+                f"Consent was declined or cancelled: {detail}"
+                if declined
+                else f"Microsoft Entra ID reported an error: {detail}"
+            )
+            return await _consent_failed(
+                services, tenant, ConsentResult.DECLINED if declined else ConsentResult.FAILED, message
+            )
+        if (callback.admin_consent or "").lower() != "true":
+            return await _consent_failed(
+                services, tenant, ConsentResult.FAILED, "Microsoft Entra ID did not confirm the consent."
+            )
+        if (callback.tenant or "").lower() != tenant.directory_id:
+            return await _consent_failed(
+                services,
+                tenant,
+                ConsentResult.WRONG_TENANT,
+                "Consent was given for a different organisation than the one being connected. "
+                "Sign in as an administrator of the right organisation and use a new link.",
+            )
+        try:
+            await services.directory.check_access(tenant)
+        except TenantAccessError as error:
+            return await _consent_failed(
+                services,
+                tenant,
+                ConsentResult.ACCESS_FAILED,
+                f"Consent was recorded, but the connector still cannot read the directory: {error.reason}",
+            )
+        if tenant.state.connected:
+            return ConsentOutcome(ConsentResult.CONNECTED, "This organisation is already connected.", tenant)
+        tenant = await _connected(services, tenant, "admin_consent")
+        return ConsentOutcome(ConsentResult.CONNECTED, "Your organisation is connected.", tenant)
+
+
+_INVALID_LINK: Final = (
+    "This consent link is not valid or has already been used. Ask the application for a new consent link."
+)
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").replace("\r", "").split("\n", 1)[0].strip()[:500]
+
+
+async def _consent_failed(
+    services: Services, tenant: Tenant, result: ConsentResult, message: str
+) -> ConsentOutcome:
+    log.info("consent did not complete: %s", result)
+    now = services.clock.now()
+    for _ in range(3):
+        try:
+            tenant = await services.tenants.save(replace(tenant, last_error=message, updated_at=now))
+            break
+        except StaleWrite:
+            fresh = await services.tenants.get(tenant.tenant_id)
+            if fresh is None:
+                break
+            tenant = fresh
+    await services.feed.append(
+        tenant.tenant_id,
+        [
+            Change(
+                "tenant.consent_failed", tenant.tenant_id, {"reason": result.value, "message": message}, now
+            )
+        ],
+    )
+    return ConsentOutcome(result, message, tenant)
+
+
+async def reauthorize(
+    services: Services, tenant_id: str, credential: CustomerAppCredential | None
+) -> Connection:
+    """A new consent link (admin consent), or a new secret for the customer's app (rotation)."""
+    tenant = await get_tenant(services, tenant_id)
+    if tenant.state.gone:
+        raise Conflict("tenant_id", f"the tenant is {tenant.state.value}; create it again to reconnect")
+    with bound(tenant=tenant.tenant_id):
+        if tenant.auth_mode is AuthMode.CUSTOMER_APP or credential is not None:
+            if credential is None:
+                raise InvalidInput("client_secret", "a customer_app tenant is reauthorized with a new secret")
+            return await _connect_customer_app(services, tenant, credential, create=False)
+        return Connection(tenant, await _new_consent_url(services, tenant))
+
+
+async def update_settings(services: Services, tenant_id: str, settings: TenantSettings) -> Tenant:
+    tenant = await get_tenant(services, tenant_id)
+    if tenant.state.gone:
+        raise Conflict("tenant_id", f"the tenant is {tenant.state.value}")
+    return await services.tenants.save(replace(tenant, settings=settings, updated_at=services.clock.now()))
+
+
+async def begin_disconnect(services: Services, tenant_id: str) -> Tenant:
+    """Mark the tenant disconnecting and queue the clean-up. Idempotent: calling again re-queues it."""
+    tenant = await get_tenant(services, tenant_id)
+    with bound(tenant=tenant.tenant_id):
+        if tenant.state is TenantState.DISCONNECTED:
+            return tenant
+        if tenant.state is not TenantState.DISCONNECTING:
+            tenant = await services.tenants.save(
+                tenant.with_state(TenantState.DISCONNECTING, services.clock.now())
+            )
+        await services.jobs.enqueue([jobs.disconnect(tenant.tenant_id)])
+        log.info("disconnect queued")
+        return tenant
+
+
+async def finish_disconnect(services: Services, tenant_id: str) -> None:
+    """Purge the tenant: every user row and consent state, its secret; safe to repeat after a crash."""
+    tenant = await services.tenants.get(tenant_id)
+    if tenant is None or tenant.state is not TenantState.DISCONNECTING:
+        return
+    with bound(tenant=tenant_id):
+        await services.users.delete_tenant(tenant_id)
+        await services.consent_states.delete_tenant(tenant_id)
+        await services.secrets.delete(secret_name(tenant.directory_id))
+        await services.feed.append(
+            tenant_id, [Change("tenant.disconnected", tenant_id, {}, services.clock.now())]
+        )
+        await services.tenants.save(
+            replace(tenant.with_state(TenantState.DISCONNECTED, services.clock.now()), customer_app=None)
+        )
+        log.info("tenant disconnected and purged")
+
+
+async def mark_consent_revoked(services: Services, tenant_id: str, reason: str) -> None:
+    """Graph refuses the tenant itself. Record it once (no retry storm: jobs check the state first)."""
+    for _ in range(3):
+        tenant = await services.tenants.get(tenant_id)
+        if tenant is None or not tenant.state.connected:
+            return
+        try:
+            await services.tenants.save(
+                tenant.with_state(TenantState.CONSENT_REVOKED, services.clock.now(), error=reason)
+            )
+        except StaleWrite:
+            continue
+        await services.feed.append(
+            tenant_id, [Change("tenant.consent_revoked", tenant_id, {"reason": reason}, services.clock.now())]
+        )
+        log.warning("consent revoked: %s", reason)
+        return

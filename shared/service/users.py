@@ -1,0 +1,187 @@
+"""Staff members: store what the host says, match them to directory users, list them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from shared.domain.tenants import Tenant, UserScope
+from shared.domain.users import (
+    DirectoryIndex,
+    DirectoryUser,
+    MailboxAccess,
+    Match,
+    MatchedBy,
+    MatchStatus,
+    StaffMember,
+    SyncState,
+    UserRecord,
+    apply_mailbox_access,
+    match_staff,
+)
+from shared.observability import bound, get_logger
+from shared.service import jobs
+from shared.service.context import Services
+from shared.service.errors import Conflict, NotFound
+from shared.service.ports import AlreadyExists, Job, StaleWrite, UserPage, UserQuery
+from shared.service.tenants import get_tenant
+
+log = get_logger("users")
+DISABLED_BY_HOST = Match(MatchStatus.DISABLED, reason="the host disabled this staff member")
+
+
+async def put_staff(services: Services, tenant_id: str, staff: StaffMember) -> UserRecord:
+    """Create or update a staff member and match them at once when the tenant is connected."""
+    tenant = await get_tenant(services, tenant_id)
+    if tenant.state.gone:
+        raise Conflict("tenant_id", f"the tenant is {tenant.state.value}")
+    with bound(tenant=tenant_id, user=staff.staff_id):
+        match: Match | None = None
+        if tenant.state.connected:
+            match = await _match_one(services, tenant, staff)
+        for _ in range(5):
+            existing = await services.users.get(tenant_id, staff.staff_id)
+            now = services.clock.now()
+            record = (
+                replace(existing, staff=staff, updated_at=now)
+                if existing
+                else UserRecord(tenant_id, staff, MatchStatus.PENDING, now)
+            )
+            before = (record.match, record.graph_user_id)
+            if match is not None:
+                record = record.with_match(match, now)
+            try:
+                saved = await services.users.save(record)
+            except (StaleWrite, AlreadyExists):
+                continue
+            if _needs_migration(saved, before, existing is None):
+                await services.jobs.enqueue([jobs.migrate_user(tenant_id, staff.staff_id)])
+            log.info("staff member stored: %s", saved.match.value)
+            return saved
+        raise Conflict("staff_id", "the staff member is being changed concurrently; retry")
+
+
+def _needs_migration(record: UserRecord, before: tuple[MatchStatus, str | None], created: bool) -> bool:
+    if record.match is not MatchStatus.MATCHED:
+        return False
+    return created or before != (record.match, record.graph_user_id) or record.sync_state is SyncState.PENDING
+
+
+async def _match_one(services: Services, tenant: Tenant, staff: StaffMember) -> Match:
+    if not staff.enabled:
+        return DISABLED_BY_HOST
+    candidates = await services.directory.find_candidates(tenant, staff)
+    match = match_staff(staff, candidates)
+    if match.status is MatchStatus.MATCHED and match.user is not None:
+        access = await services.directory.mailbox_access(tenant, [match.user.id])
+        match = apply_mailbox_access(match, access.get(match.user.id, MailboxAccess.OK))
+    return match
+
+
+async def delete_staff(services: Services, tenant_id: str, staff_id: str) -> None:
+    await get_tenant(services, tenant_id)
+    if await services.users.get(tenant_id, staff_id) is None:
+        raise NotFound("staff", staff_id)
+    await services.users.delete(tenant_id, staff_id)
+
+
+async def list_users(services: Services, tenant_id: str, query: UserQuery) -> UserPage:
+    await get_tenant(services, tenant_id)
+    return await services.users.query(tenant_id, query)
+
+
+async def request_rematch(services: Services, tenant_id: str) -> Tenant:
+    tenant = await get_tenant(services, tenant_id)
+    if not tenant.state.connected:
+        raise Conflict(
+            "tenant_id", f"the tenant is {tenant.state.value}; it must be connected to match users"
+        )
+    await services.jobs.enqueue([jobs.rematch(tenant_id)])
+    return tenant
+
+
+async def match_all(services: Services, tenant_id: str) -> int:
+    """Match every staff member against one listing of the directory (the queued discovery/rematch job).
+
+    Returns the number of users queued for migration.
+    """
+    tenant = await services.tenants.get(tenant_id)
+    if tenant is None or not tenant.state.connected:
+        return 0
+    with bound(tenant=tenant_id):
+        directory = await services.directory.list_users(tenant)
+        index = DirectoryIndex(directory)
+        records = await services.users.list_all(tenant_id)
+        if tenant.settings.user_scope is UserScope.ALL_USERS:
+            records = records + _directory_only_records(services, tenant_id, records, directory)
+        matches = {r.staff_id: _bulk_match(r, index) for r in records}
+        to_probe = [m.user.id for m in matches.values() if m.status is MatchStatus.MATCHED and m.user]
+        access = await services.directory.mailbox_access(tenant, to_probe) if to_probe else {}
+        queued: list[Job] = []
+        for record in records:
+            match = matches[record.staff_id]
+            if match.user is not None:
+                match = apply_mailbox_access(match, access.get(match.user.id, MailboxAccess.OK))
+            saved = await _save_match(services, record, match)
+            if (
+                saved is not None
+                and saved.match is MatchStatus.MATCHED
+                and saved.sync_state is SyncState.PENDING
+            ):
+                queued.append(jobs.migrate_user(tenant_id, saved.staff_id))
+        await services.jobs.enqueue(queued)
+        log.info("matched %d users, %d queued for migration", len(records), len(queued))
+        return len(queued)
+
+
+def _bulk_match(record: UserRecord, index: DirectoryIndex) -> Match:
+    if not record.staff.enabled:
+        return DISABLED_BY_HOST
+    if record.matched_by is MatchedBy.DIRECTORY:
+        users = [u for u in index.users if u.id == record.graph_user_id]
+        if not users or not users[0].account_enabled:
+            return Match(
+                MatchStatus.DISABLED, users[0] if users else None, MatchedBy.DIRECTORY, "left the directory"
+            )
+        return Match(MatchStatus.MATCHED, users[0], MatchedBy.DIRECTORY)
+    return match_staff(record.staff, index.candidates(record.staff))
+
+
+def _directory_only_records(
+    services: Services, tenant_id: str, known: Sequence[UserRecord], directory: Sequence[DirectoryUser]
+) -> list[UserRecord]:
+    """The all-users scope: every enabled directory user nobody on the host's staff already matches."""
+    taken = {r.graph_user_id for r in known if r.graph_user_id} | {r.staff_id for r in known}
+    now = services.clock.now()
+    return [
+        UserRecord(
+            tenant_id,
+            StaffMember(user.id, user.mail, user.user_principal_name, user.display_name),
+            MatchStatus.PENDING,
+            now,
+            graph_user_id=user.id,
+            matched_by=MatchedBy.DIRECTORY,
+        )
+        for user in directory
+        if user.account_enabled and user.id not in taken
+    ]
+
+
+async def _save_match(services: Services, record: UserRecord, match: Match) -> UserRecord | None:
+    for _ in range(5):
+        updated = record.with_match(match, services.clock.now())
+        if record.etag is not None and _match_fields(updated) == _match_fields(record):
+            return record
+        try:
+            return await services.users.save(updated)
+        except (StaleWrite, AlreadyExists):
+            fresh = await services.users.get(record.tenant_id, record.staff_id)
+            if fresh is None:
+                return None
+            record = fresh
+    log.warning("gave up saving the match of %s after repeated races", record.staff_id)
+    return None
+
+
+def _match_fields(record: UserRecord) -> tuple[object, ...]:
+    return (record.match, record.graph_user_id, record.matched_by, record.match_reason, record.sync_state)

@@ -1,0 +1,148 @@
+"""Matching staff to directory users, against fakes."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.domain.tenants import UserScope
+from shared.domain.users import DirectoryUser, MailboxAccess, MatchedBy, MatchStatus, StaffMember, UserRecord
+from shared.service import tenants as tenant_svc
+from shared.service import users as svc
+from shared.service.commands import parse_create_tenant, parse_settings, parse_staff
+from shared.service.errors import InvalidInput
+from tests.fakes.directory import FakeOrganisation
+from tests.fakes.services import FakeWorld, fake_world
+from tests.unit.service.test_tenants import CONTOSO, consent_state_of, ok_callback
+
+pytestmark = pytest.mark.unit
+
+
+def user(
+    uid: str, upn: str, mail: str | None = None, proxies: tuple[str, ...] = (), enabled: bool = True
+) -> DirectoryUser:
+    return DirectoryUser(uid, upn, mail, proxies, enabled, upn.split("@", maxsplit=1)[0].title())
+
+
+@pytest.fixture
+async def world() -> FakeWorld:
+    w = fake_world()
+    org = w.directory.add(FakeOrganisation(CONTOSO, {"contoso.example"}, consented=True))
+    for u in (
+        user("u1", "adele@contoso.example", "adele@contoso.example"),
+        user("u2", "ben@contoso.example", "ben.smith@contoso.example"),
+        user(
+            "u3",
+            "cara@contoso.example",
+            None,
+            ("SMTP:cara@contoso.example", "smtp:cara.old@fabrikam.example"),
+        ),
+        user("u4", "dan@contoso.example", "dan@contoso.example", enabled=False),
+        user("u5", "eve@contoso.example", "eve@contoso.example"),
+        user("u6", "finn@contoso.example", "finn@contoso.example"),
+    ):
+        org.users[u.id] = u
+    org.mailbox["u5"] = MailboxAccess.NO_MAILBOX
+    org.mailbox["u6"] = MailboxAccess.FORBIDDEN
+    body = {"tenant_id": CONTOSO, "display_name": "Contoso", "auth": {"mode": "admin_consent"}}
+    connection = await tenant_svc.create_tenant(w.services, parse_create_tenant(body))
+    await tenant_svc.complete_consent(w.services, ok_callback(consent_state_of(connection.consent_url or "")))
+    w.jobs.take()
+    return w
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "matched_by"),
+    [
+        ({"upn": "ADELE@contoso.example"}, MatchStatus.MATCHED, MatchedBy.UPN),
+        ({"email": "Ben.Smith@contoso.example"}, MatchStatus.MATCHED, MatchedBy.MAIL),
+        ({"email": "cara.old@fabrikam.example"}, MatchStatus.MATCHED, MatchedBy.PROXY_ADDRESS),
+        ({"email": "dan@contoso.example"}, MatchStatus.DISABLED, MatchedBy.MAIL),
+        ({"email": "eve@contoso.example"}, MatchStatus.NO_MAILBOX, MatchedBy.MAIL),
+        ({"email": "finn@contoso.example"}, MatchStatus.FORBIDDEN, MatchedBy.MAIL),
+        ({"email": "nobody@contoso.example"}, MatchStatus.UNMATCHED, None),
+    ],
+)
+async def test_match_statuses(
+    world: FakeWorld, body: dict[str, str], status: MatchStatus, matched_by: MatchedBy | None
+) -> None:
+    record = await svc.put_staff(world.services, CONTOSO, parse_staff("s1", body))
+    assert record.match is status
+    assert record.matched_by is matched_by
+    queued = [j.kind for j in world.jobs.take()]
+    assert queued == (["migrate"] if status is MatchStatus.MATCHED else [])
+
+
+async def test_rematch_one_after_upn_change(world: FakeWorld) -> None:
+    first = await svc.put_staff(world.services, CONTOSO, parse_staff("s1", {"upn": "adele@contoso.example"}))
+    assert first.graph_user_id == "u1"
+    world.jobs.take()
+    moved = await svc.put_staff(world.services, CONTOSO, parse_staff("s1", {"upn": "ben@contoso.example"}))
+    assert moved.graph_user_id == "u2" and moved.match is MatchStatus.MATCHED
+    assert [j.kind for j in world.jobs.take()] == ["migrate"]
+
+
+async def test_staff_disabled_by_host(world: FakeWorld) -> None:
+    record = await svc.put_staff(
+        world.services, CONTOSO, parse_staff("s1", {"upn": "adele@contoso.example", "enabled": False})
+    )
+    assert record.match is MatchStatus.DISABLED
+
+
+async def test_match_all_lists_the_directory_once(world: FakeWorld) -> None:
+    # Staff stored before the tenant connected wait, pending, for the queued discovery job.
+    world.directory.calls = 0
+    for i, upn in enumerate(("adele", "ben.smith", "cara.old", "dan", "zed")):
+        domain = "fabrikam.example" if upn == "cara.old" else "contoso.example"
+        await world.users.save(
+            UserRecord(
+                CONTOSO,
+                StaffMember(f"s{i}", f"{upn}@{domain}", None, upn),
+                MatchStatus.PENDING,
+                world.clock.now(),
+            )
+        )
+    queued = await svc.match_all(world.services, CONTOSO)
+    statuses = {u.staff_id: u.match for u in await world.users.list_all(CONTOSO)}
+    assert statuses == {
+        "s0": MatchStatus.MATCHED,
+        "s1": MatchStatus.MATCHED,
+        "s2": MatchStatus.MATCHED,
+        "s3": MatchStatus.DISABLED,
+        "s4": MatchStatus.UNMATCHED,
+    }
+    assert queued == 3
+    assert world.directory.calls == 1
+
+
+async def test_all_users_scope_adds_every_enabled_mailbox(world: FakeWorld) -> None:
+    tenant = world.tenants.rows[CONTOSO]
+    await tenant_svc.update_settings(
+        world.services, CONTOSO, parse_settings({"user_scope": "all_users"}, tenant.settings)
+    )
+    await svc.match_all(world.services, CONTOSO)
+    rows = {u.graph_user_id: u.match for u in await world.users.list_all(CONTOSO)}
+    assert rows == {
+        "u1": MatchStatus.MATCHED,
+        "u2": MatchStatus.MATCHED,
+        "u3": MatchStatus.MATCHED,
+        "u5": MatchStatus.NO_MAILBOX,
+        "u6": MatchStatus.FORBIDDEN,
+    }
+    assert world.tenants.rows[CONTOSO].settings.user_scope is UserScope.ALL_USERS
+
+
+@pytest.mark.parametrize(
+    ("staff_id", "body", "field"),
+    [
+        ("bad/id", {"upn": "a@b.c"}, "staff_id"),
+        ("s1", {}, "email"),
+        ("s1", {"email": 5}, "email"),
+        ("s1", {"email": "no-at-sign"}, "email"),
+        ("s1", {"upn": "a@b.c", "legacy_ids": "x"}, "legacy_ids"),
+        ("s1", {"upn": "a@b.c", "enabled": "yes"}, "enabled"),
+    ],
+)
+def test_bad_staff_input_names_the_field(staff_id: str, body: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        parse_staff(staff_id, body)
+    assert raised.value.field == field
