@@ -2,8 +2,9 @@
 
 Nothing here runs at import, and the Azure SDKs are imported inside the factories, so the worker's
 cold start does not pay for clients an invocation never uses. The first invocation calls
-`container()`, which reads the settings and builds the container; later invocations resolve the same objects (and so the same token caches and
-connection pools). Tests install their own container with `use_container`.
+`container()`, which reads the settings and builds the container; later invocations resolve the
+same objects (the same token caches and connection pools). Tests install their own container with
+`use_container`.
 """
 
 from __future__ import annotations
