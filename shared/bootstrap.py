@@ -10,24 +10,32 @@ same objects (the same token caches and connection pools). Tests install their o
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from shared.observability import configure_logging
+from shared.service.context import ConnectorConfig, Services
 from shared.settings import Settings
 
 if TYPE_CHECKING:  # the SDKs are imported on first use, not at import: the worker's cold start pays less
     from azure.core.credentials_async import AsyncTokenCredential
 
+    from shared.adapters.graph.client import GraphClients
+    from shared.adapters.graph.credentials import TenantCredentials
     from shared.adapters.keyvault import KeyVaultSecretStore
     from shared.adapters.storage import StorageClients
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
 
 
 @dataclass
 class Container:
     settings: Settings
-    _closing: list[object] = field(default_factory=list)
 
     @cached_property
     def credential(self) -> AsyncTokenCredential:
@@ -47,6 +55,51 @@ class Container:
 
         return KeyVaultSecretStore(
             self.settings.key_vault_url, self.credential, ca_bundle=self.settings.tls_ca_bundle
+        )
+
+    @cached_property
+    def tenant_credentials(self) -> TenantCredentials:
+        from shared.adapters.graph.credentials import TenantCredentials
+
+        return TenantCredentials(self.settings, self.secrets)
+
+    @cached_property
+    def graph(self) -> GraphClients:
+        from shared.adapters.graph.client import GraphClients
+
+        return GraphClients(
+            self.settings.graph_base_url,
+            self.settings.graph_scope,
+            self.tenant_credentials.credential_for,
+            ca_bundle=self.settings.tls_ca_bundle,
+        )
+
+    @cached_property
+    def services(self) -> Services:
+        from shared.adapters.graph.directory import GraphCustomerApps, GraphDirectory
+        from shared.adapters.queues import StorageJobQueue
+        from shared.adapters.tables import TableChangeFeed, TableConsentStates, TableTenants, TableUsers
+
+        return Services(
+            tenants=TableTenants(self.storage),
+            users=TableUsers(self.storage),
+            consent_states=TableConsentStates(self.storage),
+            secrets=self.secrets,
+            feed=TableChangeFeed(self.storage),
+            jobs=StorageJobQueue(self.storage),
+            directory=GraphDirectory(
+                self.graph,
+                self.tenant_credentials.key_for,
+                authority_host=self.settings.graph_authority_host,
+                ca_bundle=self.settings.tls_ca_bundle,
+            ),
+            customer_apps=GraphCustomerApps(self.graph, self.tenant_credentials.credential),
+            clock=SystemClock(),
+            config=ConnectorConfig(
+                client_id=self.settings.graph_client_id,
+                authority_host=self.settings.graph_authority_host,
+                public_base_url=self.settings.public_base_url,
+            ),
         )
 
 

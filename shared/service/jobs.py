@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Final
+import json
+from typing import Any, Final
 
 from shared.service.ports import Job
 
@@ -28,3 +29,21 @@ def disconnect(tenant_id: str) -> Job:
 
 def migrate_user(tenant_id: str, staff_id: str) -> Job:
     return Job(SYNC_QUEUE, "migrate", tenant_id, {"staff_id": staff_id})
+
+
+def job_to_message(job: Job) -> str:
+    return json.dumps({"kind": job.kind, "tenant_id": job.tenant_id, **job.payload}, separators=(",", ":"))
+
+
+def job_from_message(queue: str, body: bytes | str) -> Job:
+    """The inverse of `job_to_message`; ValueError for anything else (the trigger drops it)."""
+    try:
+        data: Any = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError("not JSON") from error
+    if not isinstance(data, dict):
+        raise ValueError("not a job message")
+    kind, tenant_id = data.pop("kind", None), data.pop("tenant_id", None)
+    if not isinstance(kind, str) or not isinstance(tenant_id, str):
+        raise ValueError("not a job message")
+    return Job(queue, kind, tenant_id, data)

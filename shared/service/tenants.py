@@ -9,6 +9,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Final
 
+from shared.domain.progress import Progress, progress
 from shared.domain.tenants import AuthMode, CustomerApp, Tenant, TenantSettings, TenantState, secret_name
 from shared.observability import bound, get_logger
 from shared.service import jobs
@@ -309,3 +310,8 @@ async def mark_consent_revoked(services: Services, tenant_id: str, reason: str) 
         )
         log.warning("consent revoked: %s", reason)
         return
+
+
+async def tenant_progress(services: Services, tenant: Tenant) -> Progress:
+    users = await services.users.list_all(tenant.tenant_id)
+    return progress(tenant.state, users, tenant.connected_at, services.clock.now())

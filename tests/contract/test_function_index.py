@@ -23,11 +23,20 @@ KEY = func.AuthLevel.FUNCTION
 HTTP: dict[str, tuple[str, set[str], func.AuthLevel]] = {
     "health": ("health", {"GET"}, ANON),
     "openapi": ("openapi.json", {"GET"}, ANON),
+    "consent_callback": ("consent/callback", {"GET"}, ANON),
+    "tenants": ("v1/tenants", {"GET", "POST"}, KEY),
+    "tenant": ("v1/tenants/{tid}", {"GET", "DELETE"}, KEY),
+    "tenant_settings": ("v1/tenants/{tid}/settings", {"PATCH"}, KEY),
+    "tenant_reauthorize": ("v1/tenants/{tid}/reauthorize", {"POST"}, KEY),
+    "staff": ("v1/tenants/{tid}/staff/{staff_id}", {"PUT", "DELETE"}, KEY),
+    "users": ("v1/tenants/{tid}/users", {"GET"}, KEY),
+    "tenant_rematch": ("v1/tenants/{tid}/rematch", {"POST"}, KEY),
+    "changes": ("v1/tenants/{tid}/changes", {"GET"}, KEY),
 }
 # name -> schedule (a binding expression resolved from app settings)
 TIMERS: dict[str, str] = {}
 # name -> queue
-QUEUES: dict[str, str] = {}
+QUEUES: dict[str, str] = {"tenant_job": "tenant-jobs"}
 
 
 @pytest.fixture(scope="module")

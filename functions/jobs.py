@@ -1,0 +1,25 @@
+"""Queue triggers: each message is one job; a job for a disconnected tenant is a no-op."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from shared.bootstrap import container
+from shared.observability import bound, get_logger
+from shared.service import jobs
+from shared.service.tenant_jobs import run_tenant_job
+
+bp = func.Blueprint()
+log = get_logger("jobs")
+
+
+@bp.function_name("tenant_job")
+@bp.queue_trigger(arg_name="msg", queue_name=jobs.TENANT_QUEUE, connection="AzureWebJobsStorage")
+async def tenant_job(msg: func.QueueMessage) -> None:
+    try:
+        job = jobs.job_from_message(jobs.TENANT_QUEUE, msg.get_body())
+    except ValueError:
+        log.error("dropping a malformed message %s on %s", msg.id, jobs.TENANT_QUEUE)
+        return
+    with bound(tenant=job.tenant_id, function="tenant_job"):
+        await run_tenant_job(container().services, job)

@@ -1,0 +1,153 @@
+"""Host API: tenants (connect, state, settings, reauthorize, disconnect) and their staff and users."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from functions.http import handles_errors, json_response, read_json_object
+from functions.views import change_json, tenant_json, user_json
+from shared.bootstrap import container
+from shared.domain.users import MatchStatus, SyncState
+from shared.service import tenants, users
+from shared.service.commands import parse_create_tenant, parse_customer_app, parse_settings, parse_staff
+from shared.service.errors import InvalidInput
+from shared.service.ports import UserQuery
+
+bp = func.Blueprint()
+KEY = func.AuthLevel.FUNCTION
+
+
+@bp.function_name("tenants")
+@bp.route(route="v1/tenants", methods=["GET", "POST"], auth_level=KEY)
+@handles_errors
+async def tenants_collection(req: func.HttpRequest) -> func.HttpResponse:
+    services = container().services
+    now = services.clock.now()
+    if req.method == "POST":
+        connection = await tenants.create_tenant(services, parse_create_tenant(read_json_object(req)))
+        progress = await tenants.tenant_progress(services, connection.tenant)
+        return json_response(tenant_json(connection.tenant, now, progress, connection.consent_url), 201)
+    listed = [
+        tenant_json(t, now, await tenants.tenant_progress(services, t)) for t in await services.tenants.list()
+    ]
+    return json_response({"value": listed})
+
+
+@bp.function_name("tenant")
+@bp.route(route="v1/tenants/{tid}", methods=["GET", "DELETE"], auth_level=KEY)
+@handles_errors
+async def tenant_item(req: func.HttpRequest) -> func.HttpResponse:
+    services = container().services
+    tid = _tenant_id(req)
+    if req.method == "DELETE":
+        tenant = await tenants.begin_disconnect(services, tid)
+        return json_response(tenant_json(tenant, services.clock.now()), 202)
+    tenant = await tenants.get_tenant(services, tid)
+    progress = await tenants.tenant_progress(services, tenant)
+    return json_response(tenant_json(tenant, services.clock.now(), progress))
+
+
+@bp.function_name("tenant_settings")
+@bp.route(route="v1/tenants/{tid}/settings", methods=["PATCH"], auth_level=KEY)
+@handles_errors
+async def tenant_settings(req: func.HttpRequest) -> func.HttpResponse:
+    services = container().services
+    tenant = await tenants.get_tenant(services, _tenant_id(req))
+    settings = parse_settings(read_json_object(req), tenant.settings, prefix="settings")
+    updated = await tenants.update_settings(services, tenant.tenant_id, settings)
+    return json_response(tenant_json(updated, services.clock.now()))
+
+
+@bp.function_name("tenant_reauthorize")
+@bp.route(route="v1/tenants/{tid}/reauthorize", methods=["POST"], auth_level=KEY)
+@handles_errors
+async def tenant_reauthorize(req: func.HttpRequest) -> func.HttpResponse:
+    services = container().services
+    body = read_json_object(req) if (req.get_body() or b"").strip() else {}
+    credential = parse_customer_app(body, prefix="body") if "client_secret" in body else None
+    connection = await tenants.reauthorize(services, _tenant_id(req), credential)
+    return json_response(
+        tenant_json(connection.tenant, services.clock.now(), consent_url=connection.consent_url)
+    )
+
+
+@bp.function_name("staff")
+@bp.route(route="v1/tenants/{tid}/staff/{staff_id}", methods=["PUT", "DELETE"], auth_level=KEY)
+@handles_errors
+async def staff_item(req: func.HttpRequest) -> func.HttpResponse:
+    services = container().services
+    tid, staff_id = _tenant_id(req), str(req.route_params["staff_id"])
+    if req.method == "DELETE":
+        await users.delete_staff(services, tid, staff_id)
+        return func.HttpResponse(status_code=204)
+    record = await users.put_staff(services, tid, parse_staff(staff_id, read_json_object(req)))
+    return json_response(user_json(record))
+
+
+@bp.function_name("users")
+@bp.route(route="v1/tenants/{tid}/users", methods=["GET"], auth_level=KEY)
+@handles_errors
+async def users_list(req: func.HttpRequest) -> func.HttpResponse:
+    page = await users.list_users(container().services, _tenant_id(req), user_query(req))
+    return json_response(
+        {"value": [user_json(u) for u in page.users], "next_cursor": page.next_cursor, "total": page.total}
+    )
+
+
+@bp.function_name("tenant_rematch")
+@bp.route(route="v1/tenants/{tid}/rematch", methods=["POST"], auth_level=KEY)
+@handles_errors
+async def tenant_rematch(req: func.HttpRequest) -> func.HttpResponse:
+    await users.request_rematch(container().services, _tenant_id(req))
+    return json_response({"status": "queued"}, 202)
+
+
+@bp.function_name("changes")
+@bp.route(route="v1/tenants/{tid}/changes", methods=["GET"], auth_level=KEY)
+@handles_errors
+async def changes_feed(req: func.HttpRequest) -> func.HttpResponse:
+    services = container().services
+    tenant = await tenants.get_tenant(services, _tenant_id(req))
+    after = _int_param(req, "cursor", 0, 0, 10**15)
+    limit = _int_param(req, "limit", 100, 1, 1000)
+    changes = await services.feed.read(tenant.tenant_id, after, limit)
+    cursor = changes[-1].sequence if changes else after
+    return json_response({"value": [change_json(c) for c in changes], "cursor": str(cursor)})
+
+
+def _tenant_id(req: func.HttpRequest) -> str:
+    return str(req.route_params["tid"]).strip().lower()
+
+
+def _int_param(req: func.HttpRequest, name: str, default: int, low: int, high: int) -> int:
+    raw = req.params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(name, "must be an integer") from None
+    if not low <= value <= high:
+        raise InvalidInput(name, f"must be between {low} and {high}")
+    return value
+
+
+def _choice(req: func.HttpRequest, name: str, allowed: set[str]) -> str | None:
+    value = req.params.get(name) or None
+    if value is not None and value not in allowed:
+        raise InvalidInput(name, f"must be one of: {', '.join(sorted(allowed))}")
+    return value
+
+
+def user_query(req: func.HttpRequest) -> UserQuery:
+    sort = req.params.get("sort") or "display_name"
+    descending = sort.startswith("-")
+    return UserQuery(
+        match=_choice(req, "match", {m.value for m in MatchStatus}),
+        state=_choice(req, "state", {s.value for s in SyncState}),
+        search=req.params.get("q") or None,
+        sort=sort.lstrip("-"),
+        descending=descending,
+        page_size=_int_param(req, "page_size", 50, 1, 500),
+        cursor=req.params.get("cursor") or None,
+    )

@@ -1,0 +1,81 @@
+"""JSON shapes of the host API (the OpenAPI schemas in functions/openapi.py describe the same)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from shared.domain.progress import Progress
+from shared.domain.tenants import Tenant, TenantSettings
+from shared.domain.users import UserRecord
+from shared.service.ports import Change
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def settings_json(settings: TenantSettings) -> dict[str, Any]:
+    data = asdict(settings)
+    data["import_filter"]["categories"] = list(settings.import_filter.categories)
+    return data
+
+
+def tenant_json(
+    tenant: Tenant, now: datetime, progress: Progress | None = None, consent_url: str | None = None
+) -> dict[str, Any]:
+    auth: dict[str, Any] = {"mode": tenant.auth_mode.value}
+    if tenant.customer_app:
+        auth["client_id"] = tenant.customer_app.client_id
+        auth["client_secret_expires_at"] = iso(tenant.customer_app.secret_expires_at)
+    body: dict[str, Any] = {
+        "tenant_id": tenant.tenant_id,
+        "directory_id": tenant.directory_id,
+        "display_name": tenant.display_name,
+        "state": tenant.state.value,
+        "auth": auth,
+        "settings": settings_json(tenant.settings),
+        "credential_expires_at": iso(tenant.credential_expires_at()),
+        "credential_expiring": tenant.credential_expiring(now),
+        "last_error": tenant.last_error,
+        "connected_at": iso(tenant.connected_at),
+        "created_at": iso(tenant.created_at),
+        "updated_at": iso(tenant.updated_at),
+    }
+    if progress is not None:
+        body["progress"] = progress.as_json()
+    if consent_url is not None:
+        body["consent_url"] = consent_url
+    return body
+
+
+def user_json(user: UserRecord) -> dict[str, Any]:
+    staff = user.staff
+    return {
+        "staff_id": staff.staff_id,
+        "email": staff.email,
+        "upn": staff.upn,
+        "display_name": staff.display_name,
+        "enabled": staff.enabled,
+        "match": user.match.value,
+        "matched_by": user.matched_by.value if user.matched_by else None,
+        "match_reason": user.match_reason,
+        "graph_user_id": user.graph_user_id,
+        "state": user.sync_state.value,
+        "last_sync_at": iso(user.last_sync_at),
+        "last_error": user.last_error,
+        "subscription_expires_at": iso(user.subscription_expires_at),
+        "updated_at": iso(user.updated_at),
+    }
+
+
+def change_json(change: Change) -> dict[str, Any]:
+    return {
+        "sequence": change.sequence,
+        "type": change.type,
+        "tenant_id": change.tenant_id,
+        "staff_id": change.staff_id,
+        "occurred_at": iso(change.occurred_at),
+        "data": change.data,
+    }

@@ -1,0 +1,1 @@
+"""Microsoft Graph through msgraph-sdk: per-tenant clients, the directory, calendars, subscriptions."""

@@ -1,0 +1,135 @@
+"""Graph clients per tenant, built once per worker and cached (credential, token cache, pool).
+
+msgraph-sdk builds the requests and runs its middleware (retry with Retry-After, redirects); on paths
+that carry many items the raw body is taken through the same request adapter (`send_primitive_async`
+with "bytes") and parsed into the connector's own models, because the SDK's model deserialisation
+costs milliseconds per item.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from azure.core.credentials_async import AsyncTokenCredential
+from kiota_abstractions.method import Method
+from kiota_abstractions.request_information import RequestInformation
+from kiota_authentication_azure.azure_identity_authentication_provider import (
+    AzureIdentityAuthenticationProvider,
+)
+from kiota_http.middleware.options import RetryHandlerOption
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.graph_service_client import GraphServiceClient
+from msgraph_core import GraphClientFactory
+
+from shared.adapters.graph.errors import from_sdk
+
+ERROR_MAP: dict[str, Any] = {"4XX": ODataError, "5XX": ODataError}
+MAX_SDK_RETRIES = 2  # the SDK's own 429/503 retries; queue redelivery is the outer budget
+
+
+@dataclass(frozen=True, slots=True)
+class TenantKey:
+    directory_id: str
+    client_id: str
+
+
+class TenantGraph:
+    """Graph for one tenant: the SDK client for the control plane, raw JSON for the data plane."""
+
+    def __init__(self, adapter: GraphRequestAdapter, base_url: str) -> None:
+        self.adapter = adapter
+        self.sdk = GraphServiceClient(request_adapter=adapter)
+        self.base_url = base_url
+
+    def url(self, path: str) -> str:
+        return path if path.startswith("https://") or path.startswith("http://") else f"{self.base_url}{path}"
+
+    async def request_json(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """Send a request through the SDK's adapter and middleware; answer the parsed JSON body (or None)."""
+        info = RequestInformation()
+        info.http_method = Method(method.upper())
+        info.url = self.url(path)
+        info.headers.try_add("Accept", "application/json")
+        for name, value in (headers or {}).items():
+            info.headers.add(name, value)
+        if body is not None:
+            info.headers.try_add("Content-Type", "application/json")
+            info.content = json.dumps(body, separators=(",", ":")).encode()
+        info.add_request_options([RetryHandlerOption(max_retries=MAX_SDK_RETRIES)])
+        try:
+            raw = await self.adapter.send_primitive_async(info, "bytes", ERROR_MAP)
+        except Exception as error:
+            raise from_sdk(error) from error
+        if not raw:
+            return None
+        return json.loads(raw)
+
+
+class GraphClients:
+    """One shared HTTP pool; one authenticated adapter per (tenant, app), created on first use."""
+
+    def __init__(
+        self,
+        base_url: str,
+        scope: str,
+        credential_for: Callable[[TenantKey], Awaitable[AsyncTokenCredential]],
+        *,
+        ca_bundle: str | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._scope = scope
+        self._credential_for = credential_for
+        self._http = GraphClientFactory.create_with_default_middleware(
+            client=httpx.AsyncClient(
+                verify=ca_bundle or True,
+                timeout=httpx.Timeout(30.0, connect=10.0),
+                limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+                http2=False,
+            )
+        )
+        self._tenants: dict[TenantKey, TenantGraph] = {}
+        self._credentials: dict[TenantKey, AsyncTokenCredential] = {}
+
+    async def for_tenant(self, key: TenantKey) -> TenantGraph:
+        graph = self._tenants.get(key)
+        if graph is None:
+            credential = await self._credential_for(key)
+            graph = self.graph_with(credential)
+            if key in self._tenants:  # another invocation built it meanwhile: keep one
+                await credential.close()
+                return self._tenants[key]
+            self._credentials[key] = credential
+            self._tenants[key] = graph
+        return graph
+
+    def graph_with(self, credential: AsyncTokenCredential) -> TenantGraph:
+        """An uncached client for a given credential (validating a customer's app before storing it)."""
+        host = urlsplit(self.base_url).hostname or "graph.microsoft.com"
+        auth = AzureIdentityAuthenticationProvider(credential, scopes=[self._scope], allowed_hosts=[host])
+        adapter = GraphRequestAdapter(auth, client=self._http)
+        adapter.base_url = self.base_url
+        return TenantGraph(adapter, self.base_url)
+
+    async def forget(self, key: TenantKey) -> None:
+        """Drop a tenant's cached client and credential (after a secret rotation or disconnect)."""
+        self._tenants.pop(key, None)
+        credential = self._credentials.pop(key, None)
+        if credential is not None:
+            await credential.close()
+
+    async def close(self) -> None:
+        for credential in self._credentials.values():
+            await credential.close()
+        await self._http.aclose()

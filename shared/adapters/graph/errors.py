@@ -1,0 +1,90 @@
+"""Graph failures as a small hierarchy, translated once from the SDK's exceptions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GraphError(Exception):
+    """Graph answered with an error status."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class Throttled(GraphError):
+    def __init__(self, status: int, code: str, message: str, retry_after: float) -> None:
+        super().__init__(status, code, message)
+        self.retry_after = retry_after
+
+
+class NotFound(GraphError):
+    pass
+
+
+class PreconditionFailed(GraphError):
+    pass
+
+
+class AccessDenied(GraphError):
+    """403 on one resource (an application access policy, a missing permission)."""
+
+
+class AuthFailed(GraphError):
+    """The tenant's token could not be had, or Graph rejected it (401)."""
+
+
+class SyncStateLost(GraphError):
+    """A delta token Graph no longer knows (410 SyncStateNotFound, resyncRequired)."""
+
+
+SYNC_STATE_CODES = {"syncstatenotfound", "resyncrequired", "syncstateinvalid"}
+
+
+def classify(status: int, code: str, message: str, headers: dict[str, Any] | None = None) -> GraphError:
+    headers = {k.lower(): v for k, v in (headers or {}).items()}
+    lowered = code.lower()
+    if status == 410 or lowered in SYNC_STATE_CODES:
+        return SyncStateLost(status, code, message)
+    if status in (429, 503, 504):
+        retry_after = _retry_after(headers.get("retry-after"))
+        return Throttled(status, code, message, retry_after)
+    if status == 401:
+        return AuthFailed(status, code, message)
+    if status == 403:
+        return AccessDenied(status, code, message)
+    if status == 404:
+        return NotFound(status, code, message)
+    if status == 412:
+        return PreconditionFailed(status, code, message)
+    return GraphError(status, code, message)
+
+
+def _retry_after(value: Any) -> float:
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        return 5.0
+
+
+def from_sdk(error: BaseException) -> GraphError:
+    """Translate kiota's ODataError / APIError and azure-identity's auth errors."""
+    from azure.core.exceptions import ClientAuthenticationError
+
+    if isinstance(error, GraphError):
+        return error
+    if isinstance(error, ClientAuthenticationError):
+        return AuthFailed(401, "token_request_failed", _first_line(str(error.message or error)))
+    status = int(getattr(error, "response_status_code", 0) or 0)
+    detail = getattr(error, "error", None)
+    code = str(getattr(detail, "code", "") or "unknown")
+    message = str(getattr(detail, "message", "") or error)
+    headers = getattr(error, "response_headers", None) or {}
+    return classify(status, code, message, dict(headers))
+
+
+def _first_line(text: str) -> str:
+    return text.replace("\r", "").split("\n", 1)[0][:300]

@@ -1,0 +1,26 @@
+"""Jobs onto Storage queues (base64 JSON, as the queue trigger expects)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from shared.adapters.storage import StorageClients
+from shared.service.jobs import job_to_message
+from shared.service.ports import Job
+
+
+class StorageJobQueue:
+    def __init__(self, storage: StorageClients) -> None:
+        self._storage = storage
+
+    async def enqueue(self, jobs: Iterable[Job]) -> None:
+        by_queue: dict[str, list[Job]] = {}
+        for job in jobs:
+            by_queue.setdefault(job.queue, []).append(job)
+        for queue, items in by_queue.items():
+            client = await self._storage.queue(queue)
+            for start in range(0, len(items), 32):
+                await asyncio.gather(
+                    *(client.send_message(job_to_message(j)) for j in items[start : start + 32])
+                )

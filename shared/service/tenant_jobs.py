@@ -1,0 +1,39 @@
+"""Per-tenant queued work: discovery, rematch, disconnect."""
+
+from __future__ import annotations
+
+from shared.domain.tenants import TenantState
+from shared.observability import get_logger
+from shared.service.context import Services
+from shared.service.ports import Job, StaleWrite, TenantAccessError
+from shared.service.tenants import finish_disconnect, mark_consent_revoked
+from shared.service.users import match_all
+
+log = get_logger("tenant_jobs")
+
+
+async def run_tenant_job(services: Services, job: Job) -> None:
+    if job.kind == "disconnect":
+        await finish_disconnect(services, job.tenant_id)
+        return
+    if job.kind in ("discover", "rematch"):
+        try:
+            await match_all(services, job.tenant_id)
+        except TenantAccessError as error:
+            await mark_consent_revoked(services, job.tenant_id, error.reason)
+            return
+        await _advance_after_discovery(services, job.tenant_id)
+        return
+    log.error("unknown tenant job kind %s; dropped", job.kind)
+
+
+async def _advance_after_discovery(services: Services, tenant_id: str) -> None:
+    for _ in range(3):
+        tenant = await services.tenants.get(tenant_id)
+        if tenant is None or tenant.state is not TenantState.CONNECTING:
+            return
+        try:
+            await services.tenants.save(tenant.with_state(TenantState.MIGRATING, services.clock.now()))
+            return
+        except StaleWrite:
+            continue
