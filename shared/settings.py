@@ -27,6 +27,7 @@ OPTIONAL: Final[tuple[str, ...]] = (
     "AZURE_TENANT_ID",
     "AZURE_CLIENT_SECRET",
     "AZURE_AUTHORITY_HOST",
+    "GRAPH_CLIENT_SECRET",
     "GRAPH_CLIENT_SECRET_NAME",
     "GRAPH_AUTHORITY_HOST",
     "GRAPH_BASE_URL",
@@ -37,6 +38,9 @@ OPTIONAL: Final[tuple[str, ...]] = (
     "CONNECTOR_VERSION",
 )
 STORAGE_CONNECTION: Final = "AzureWebJobsStorage"
+# Secrets the app can also read from Key Vault itself: an unresolved reference (say, before the operator
+# stored the secret) is treated as absent rather than stopping every function.
+SELF_READ_SECRETS: Final = frozenset({"GRAPH_CLIENT_SECRET"})
 
 DEFAULT_AUTHORITY_HOST: Final = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_BASE_URL: Final = "https://graph.microsoft.com/v1.0"
@@ -104,11 +108,16 @@ class PlatformIdentity:
         return f"PlatformIdentity(client_id={self.client_id!r}, uses_secret={self.uses_secret})"
 
 
+def _resolved(value: str | None) -> str | None:
+    return None if value is None or value.startswith(KEY_VAULT_REFERENCE_PREFIX) else value
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     key_vault_url: str
     graph_client_id: str
     graph_client_secret_name: str
+    graph_client_secret: str | None
     graph_authority_host: str
     graph_base_url: str
     graph_scope: str
@@ -122,18 +131,23 @@ class Settings:
     table_prefix: str
     version: str
 
+    def __repr__(self) -> str:  # the secret setting never reaches a log
+        return f"Settings(graph_client_id={self.graph_client_id!r}, public_base_url={self.public_base_url!r})"
+
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> Settings:
         missing = [name for name in REQUIRED if not env.get(name, "").strip()]
         if missing:
             raise SettingsError(f"missing app settings: {', '.join(missing)}")
         unresolved = sorted(
-            name for name, value in env.items() if value.strip().startswith(KEY_VAULT_REFERENCE_PREFIX)
+            name
+            for name, value in env.items()
+            if value.strip().startswith(KEY_VAULT_REFERENCE_PREFIX) and name not in SELF_READ_SECRETS
         )
         if unresolved:
             raise SettingsError(
                 "Key Vault references were not resolved (check the app's keyVaultReferenceIdentity and its "
-                f"Key Vault Secrets User role): {', '.join(unresolved)}"
+                f"Key Vault secrets role): {', '.join(unresolved)}"
             )
         table_prefix = env.get("TABLE_PREFIX", "").strip()
         if table_prefix and not table_prefix.isalnum():
@@ -146,6 +160,7 @@ class Settings:
             key_vault_url=env["KEY_VAULT_URL"].strip().rstrip("/"),
             graph_client_id=env["GRAPH_CLIENT_ID"].strip(),
             graph_client_secret_name=optional("GRAPH_CLIENT_SECRET_NAME") or DEFAULT_GRAPH_SECRET_NAME,
+            graph_client_secret=_resolved(optional("GRAPH_CLIENT_SECRET")),
             graph_authority_host=(optional("GRAPH_AUTHORITY_HOST") or DEFAULT_AUTHORITY_HOST).rstrip("/"),
             graph_base_url=(optional("GRAPH_BASE_URL") or DEFAULT_GRAPH_BASE_URL).rstrip("/"),
             graph_scope=optional("GRAPH_SCOPE") or DEFAULT_GRAPH_SCOPE,

@@ -65,7 +65,10 @@ class StorageClients:
     async def ping(self) -> None:
         async for _ in self.tables.list_tables(results_per_page=1):
             break
-        await self.queues.get_service_properties()
+        # Listing needs only the data-plane role the app has (Queue Data Contributor); service
+        # properties would need account-level read.
+        async for _ in self.queues.list_queues(results_per_page=1):
+            break
 
     async def close(self) -> None:
         await self.tables.close()

@@ -37,6 +37,8 @@ class TenantCredentials:
 
     async def connector_secret(self) -> str:
         """The connector app's own secret, from Key Vault (cached for the worker's life)."""
+        if self._connector_secret is None and self._settings.graph_client_secret:
+            self._connector_secret = self._settings.graph_client_secret  # a resolved Key Vault reference
         if self._connector_secret is None:
             secret = await self._secrets.get(self._settings.graph_client_secret_name)
             if not secret:

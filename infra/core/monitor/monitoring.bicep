@@ -1,0 +1,36 @@
+// Log Analytics + workspace-based Application Insights. Local (instrumentation-key) auth is disabled:
+// the app sends telemetry with its managed identity (Monitoring Metrics Publisher, app/rbac.bicep), so the
+// connection string alone cannot be used to write telemetry.
+param logAnalyticsName string
+param applicationInsightsName string
+param location string
+param tags object = {}
+param retentionInDays int = 30
+
+resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2022-10-01' = {
+  name: logAnalyticsName
+  location: location
+  tags: tags
+  properties: {
+    sku: {
+      name: 'PerGB2018'
+    }
+    retentionInDays: retentionInDays
+  }
+}
+
+resource applicationInsights 'Microsoft.Insights/components@2020-02-02' = {
+  name: applicationInsightsName
+  location: location
+  tags: tags
+  kind: 'web'
+  properties: {
+    Application_Type: 'web'
+    WorkspaceResourceId: logAnalytics.id
+    DisableLocalAuth: true
+  }
+}
+
+output applicationInsightsName string = applicationInsights.name
+output applicationInsightsConnectionString string = applicationInsights.properties.ConnectionString
+output logAnalyticsName string = logAnalytics.name
