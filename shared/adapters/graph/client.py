@@ -9,6 +9,7 @@ costs milliseconds per item.
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,12 @@ from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
 from shared.adapters.graph.errors import from_sdk
+
+
+def tls_verify(ca_bundle: str | None) -> ssl.SSLContext | bool:
+    """httpx's `verify`: the system trust store, or a given CA (the local emulator's)."""
+    return ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
+
 
 ERROR_MAP: dict[str, Any] = {"4XX": ODataError, "5XX": ODataError}
 MAX_SDK_RETRIES = 2  # the SDK's own 429/503 retries; queue redelivery is the outer budget
@@ -93,7 +100,7 @@ class GraphClients:
         self._credential_for = credential_for
         self._http = GraphClientFactory.create_with_default_middleware(
             client=httpx.AsyncClient(
-                verify=ca_bundle or True,
+                verify=tls_verify(ca_bundle),
                 timeout=httpx.Timeout(30.0, connect=10.0),
                 limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
                 http2=False,

@@ -10,7 +10,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
 
-from shared.adapters.graph.client import GraphClients, TenantGraph, TenantKey
+from shared.adapters.graph.client import GraphClients, TenantGraph, TenantKey, tls_verify
 from shared.adapters.graph.errors import AccessDenied, AuthFailed, GraphError, NotFound, Throttled
 from shared.domain.tenants import Tenant
 from shared.domain.users import DirectoryUser, MailboxAccess, StaffMember
@@ -51,7 +51,7 @@ class GraphDirectory:
         self._clients = clients
         self._key_for = key_for
         self._authority_host = authority_host.rstrip("/")
-        self._verify: str | bool = ca_bundle or True
+        self._verify = tls_verify(ca_bundle)
 
     async def _graph(self, tenant: Tenant) -> TenantGraph:
         return await self._clients.for_tenant(await self._key_for(tenant))
