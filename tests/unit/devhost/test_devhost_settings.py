@@ -70,6 +70,11 @@ def test_settings_keys_are_generated_when_absent() -> None:
     assert (given.function_key, given.master_key, given.generated_keys) == ("k2", "m", False)
 
 
+def test_local_http_port_is_read() -> None:
+    assert LocalSettings.from_mapping({"Host": {"LocalHttpPort": 7072}}).local_http_port == 7072
+    assert LocalSettings.from_mapping({}).local_http_port is None
+
+
 def test_values_go_to_the_environment_unless_already_set() -> None:
     environ = {"B": "from-env"}
     LocalSettings.from_mapping({"Values": {"A": "1", "B": "2"}}).apply_to_environ(environ)

@@ -1,0 +1,437 @@
+"""The local function host end to end, against Azurite, with the small app in `devhost_app/`.
+
+That app's host.json: batchSize 4, newBatchThreshold 2, maxDequeueCount 3, visibilityTimeout 1 s,
+maxPollingInterval 1 s, functionTimeout 5 s. Its effects land in Azurite: output-binding messages
+in `devhostresults`, and a row per queue attempt (and the latest tick) in the `devhostattempts`
+table, written with one async table client cached across invocations.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableClient
+from azure.storage.queue import QueueClient, TextBase64EncodePolicy
+
+from devhost.azurite import Azurite
+from devhost.host import LocalHost
+from devhost.launcher import HostStartError
+from tests.fixtures.devhost import RunningHost
+
+pytestmark = pytest.mark.e2e
+
+APP_ROOT = Path(__file__).parent / "devhost_app"
+RESULTS_QUEUE = "devhostresults"
+ATTEMPTS_TABLE = "devhostattempts"
+FUNCTION_KEY = "test-function-key"
+MASTER_KEY = "test-master-key"
+GUID = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
+
+
+def eventually(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.2) -> Any:
+    """Poll `check` until it returns something truthy; fail with its last value after `timeout`."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout} s (last value: {value!r})")
+
+
+def settings(azurite: Azurite, jobs_queue: str, tick_schedule: str) -> dict[str, Any]:
+    return {
+        "Values": {
+            "AzureWebJobsStorage": azurite.connection_string,
+            "JOBS_QUEUE": jobs_queue,
+            "TICK_SCHEDULE": tick_schedule,
+        },
+        "FunctionKeys": {"default": FUNCTION_KEY, "other": "second-function-key"},
+        "MasterKey": MASTER_KEY,
+    }
+
+
+@pytest.fixture(scope="module")
+def jobs_queue() -> str:
+    return f"jobs-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="module")
+def host(local_host_factory: Callable[..., RunningHost], azurite: Azurite, jobs_queue: str) -> RunningHost:
+    return local_host_factory(APP_ROOT, settings(azurite, jobs_queue, "*/1 * * * * *"))
+
+
+@pytest.fixture(scope="module")
+def jobs(azurite: Azurite, jobs_queue: str) -> Iterator[QueueClient]:
+    client = QueueClient.from_connection_string(
+        azurite.connection_string, jobs_queue, message_encode_policy=TextBase64EncodePolicy()
+    )
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def attempts(azurite: Azurite) -> Iterator[TableClient]:
+    client = TableClient.from_connection_string(azurite.connection_string, ATTEMPTS_TABLE)
+    yield client
+    client.close()
+
+
+def queue_contents(azurite: Azurite, name: str) -> list[str]:
+    """The raw (wire) content of the messages in a queue, without taking them."""
+    with QueueClient.from_connection_string(azurite.connection_string, name) as client:
+        try:
+            return [m.content for m in client.peek_messages(max_messages=32)]
+        except ResourceNotFoundError:
+            return []
+
+
+def results(azurite: Azurite) -> list[dict[str, Any]]:
+    """The result messages, decoded from base64 (which is how the host must have written them)."""
+    return [
+        json.loads(base64.b64decode(raw, validate=True)) for raw in queue_contents(azurite, RESULTS_QUEUE)
+    ]
+
+
+def result_for(azurite: Azurite, job_id: str) -> dict[str, Any] | None:
+    return next((r for r in results(azurite) if r.get("id") == job_id), None)
+
+
+def attempt_counts(table: TableClient, job_id: str) -> list[int]:
+    try:
+        rows = table.query_entities("PartitionKey eq @pk", parameters={"pk": f"job-{job_id}"})
+        return sorted(int(row["RowKey"]) for row in rows)
+    except ResourceNotFoundError:
+        return []
+
+
+# -- start-up --------------------------------------------------------------------------------------
+
+
+def test_ready_line_reports_url_keys_and_functions(host: RunningHost) -> None:
+    assert host.url.startswith("http://127.0.0.1:")
+    assert not host.url.endswith(":0")
+    assert host.function_key == FUNCTION_KEY
+    assert host.master_key == MASTER_KEY
+    names = {f["name"] for f in host.functions}
+    assert names == {
+        "echo",
+        "thing",
+        "secured",
+        "admin_only",
+        "fail",
+        "enqueue",
+        "process_job",
+        "tick",
+        "yearly",
+    }
+    echo = next(f for f in host.functions if f["name"] == "echo")
+    assert echo["route"] == "items/{item_id:int}/{*rest}"
+
+
+def test_host_status_is_running(host: RunningHost) -> None:
+    with host.client() as client:
+        response = client.get("/admin/host/status")
+    assert response.status_code == 200
+    assert response.json() == {"state": "Running"}
+
+
+# -- HTTP ------------------------------------------------------------------------------------------
+
+
+def test_http_call_reaches_its_function(host: RunningHost) -> None:
+    with host.client() as client:
+        response = client.post(
+            "/api/items/42/a/b%20c?x=1&y=two", content=b"hello body", headers={"X-Test": "yes"}
+        )
+    assert response.status_code == 201
+    assert response.headers["x-echo"] == "yes"
+    assert response.headers["content-type"] == "application/json"
+    echoed = response.json()
+    assert echoed["method"] == "POST"
+    assert echoed["url"] == f"{host.url}/api/items/42/a/b%20c?x=1&y=two"
+    assert echoed["route_params"] == {"item_id": "42", "rest": "a/b c"}
+    assert echoed["params"] == {"x": "1", "y": "two"}
+    assert echoed["body"] == "hello body"
+    assert echoed["x_test"] == "yes"
+    assert echoed["function_name"] == "echo"
+    assert uuid.UUID(echoed["invocation_id"])
+
+
+def test_async_function_returning_str_answers_text(host: RunningHost) -> None:
+    with host.client() as client:
+        response = client.get(f"/api/things/{GUID}")
+    assert response.status_code == 200
+    assert response.text == f"thing {GUID}"
+    assert response.headers["content-type"].startswith("text/plain")
+
+
+def test_routing_answers_404_and_405(host: RunningHost) -> None:
+    with host.client() as client:
+        assert client.get("/api/things/not-a-guid").status_code == 404  # guid constraint
+        assert client.get("/api/items/abc/x").status_code == 404  # int constraint
+        assert client.get("/api/nothing-here").status_code == 404
+        assert client.get("/elsewhere").status_code == 404  # outside the route prefix
+        not_allowed = client.delete("/api/items/1/x")
+        assert not_allowed.status_code == 405
+        assert set(not_allowed.headers["allow"].split(", ")) == {"GET", "POST"}
+
+
+def test_function_level_needs_a_function_key(host: RunningHost) -> None:
+    with host.client() as client:
+        missing = client.get("/api/secured")
+        assert (missing.status_code, missing.content) == (401, b"")
+        assert client.get("/api/secured", headers={"x-functions-key": "wrong"}).status_code == 401
+        assert client.get("/api/secured", headers={"x-functions-key": FUNCTION_KEY}).text == "secret"
+        assert client.get("/api/secured", params={"code": "second-function-key"}).status_code == 200
+        assert client.get("/api/secured", params={"code": MASTER_KEY}).status_code == 200
+
+
+def test_admin_level_needs_the_master_key(host: RunningHost) -> None:
+    with host.client() as client:
+        assert client.get("/api/ops/admin-only").status_code == 401
+        assert client.get("/api/ops/admin-only", headers={"x-functions-key": FUNCTION_KEY}).status_code == 401
+        response = client.get("/api/ops/admin-only", headers={"x-functions-key": MASTER_KEY})
+        assert (response.status_code, response.text) == (200, "admin")
+
+
+def test_anonymous_level_needs_no_key(host: RunningHost) -> None:
+    with host.client() as client:
+        assert client.get(f"/api/things/{GUID}").status_code == 200
+
+
+def test_failing_function_answers_500_with_empty_body(host: RunningHost) -> None:
+    with host.client() as client:
+        response = client.get("/api/fail")
+    assert (response.status_code, response.content) == (500, b"")
+
+
+def test_admin_api_needs_the_master_key(host: RunningHost) -> None:
+    with host.client(key=FUNCTION_KEY) as client:
+        assert client.get("/admin/functions").status_code == 401
+        assert client.post("/admin/functions/yearly", json={"input": ""}).status_code == 401
+    with host.client(key=MASTER_KEY) as client:
+        listed = client.get("/admin/functions")
+        assert listed.status_code == 200
+        assert "process_job" in {f["name"] for f in listed.json()}
+        assert client.post("/admin/functions/no_such_function", json={"input": ""}).status_code == 404
+
+
+# -- queues ----------------------------------------------------------------------------------------
+
+
+def test_queued_message_is_processed_once(host: RunningHost, azurite: Azurite, jobs: QueueClient) -> None:
+    jobs.send_message(json.dumps({"id": "q1"}))
+    result = eventually(lambda: result_for(azurite, "q1"))
+    assert result["dequeue_count"] == 1
+    assert result["message_id"]
+
+
+def test_a_batch_of_async_jobs_runs_concurrently(
+    host: RunningHost, azurite: Azurite, jobs: QueueClient
+) -> None:
+    ids = [f"c{n}" for n in range(4)]  # batchSize is 4
+    for job_id in ids:
+        jobs.send_message(json.dumps({"id": job_id, "sleep": 1.5}))
+    started = time.monotonic()
+    eventually(lambda: all(result_for(azurite, job_id) for job_id in ids), timeout=15)
+    assert time.monotonic() - started < 4.5  # one after another would take 6 s or more
+
+
+def test_output_binding_messages_land_base64_and_are_processed(
+    host: RunningHost, azurite: Azurite, attempts: TableClient
+) -> None:
+    with host.client() as client:
+        response = client.post("/api/enqueue", json=[{"id": "e1"}, {"id": "e2"}])
+    assert response.status_code == 202
+    eventually(lambda: result_for(azurite, "e1") and result_for(azurite, "e2"))
+    # The trigger decoded them as base64, and each was seen once: the binding wrote base64.
+    assert attempt_counts(attempts, "e1") == [1]
+    assert attempt_counts(attempts, "e2") == [1]
+    raw = queue_contents(azurite, RESULTS_QUEUE)
+    assert all(base64.b64encode(base64.b64decode(r, validate=True)).decode() == r for r in raw)
+
+
+def test_failing_message_ends_in_poison_after_max_dequeue_count(
+    host: RunningHost, azurite: Azurite, jobs: QueueClient, jobs_queue: str, attempts: TableClient
+) -> None:
+    payload = json.dumps({"id": "p1", "fail": True})
+    jobs.send_message(payload)
+    poisoned = eventually(lambda: queue_contents(azurite, f"{jobs_queue}-poison"), timeout=15)
+    assert [base64.b64decode(p).decode() for p in poisoned] == [payload]  # content intact, still base64
+    assert attempt_counts(attempts, "p1") == [1, 2, 3]  # maxDequeueCount is 3
+    assert result_for(azurite, "p1") is None  # outputs are not written when the function fails
+    assert eventually(lambda: jobs.get_queue_properties().approximate_message_count == 0)
+
+
+def test_message_that_is_not_base64_is_poisoned_without_running(
+    host: RunningHost, azurite: Azurite, jobs_queue: str, attempts: TableClient
+) -> None:
+    with QueueClient.from_connection_string(azurite.connection_string, jobs_queue) as plain:
+        plain.send_message('{"id": "plain-text"}')  # no TextBase64EncodePolicy: a classic mistake
+    eventually(lambda: '{"id": "plain-text"}' in queue_contents(azurite, f"{jobs_queue}-poison"), timeout=15)
+    assert attempt_counts(attempts, "plain-text") == []
+
+
+# -- timers ----------------------------------------------------------------------------------------
+
+
+def test_timer_runs_on_demand(host: RunningHost, azurite: Azurite) -> None:
+    response = host.run_function("yearly")
+    assert response.status_code == 202
+    result = eventually(lambda: result_for(azurite, "yearly"))
+    assert result["past_due"] is False
+    assert set(result["status"]) == {"Last", "Next", "LastUpdated"}
+    assert result["status"]["Next"].endswith("-01-01T00:00:00+00:00")
+
+
+def test_timer_fires_on_its_schedule(host: RunningHost, attempts: TableClient) -> None:
+    def latest_tick() -> str | None:
+        try:
+            return str(attempts.get_entity("tick", "latest").metadata["timestamp"])
+        except ResourceNotFoundError:
+            return None
+
+    first = eventually(latest_tick, timeout=5)
+    second = eventually(lambda: (latest_tick() or first) != first and latest_tick(), timeout=5)
+    assert second != first
+    assert attempts.get_entity("tick", "latest")["past_due"] is False
+
+
+def test_queue_trigger_runs_on_demand_with_the_input_as_body(host: RunningHost, azurite: Azurite) -> None:
+    assert host.run_function("process_job", json.dumps({"id": "manual-q"})).status_code == 202
+    result = eventually(lambda: result_for(azurite, "manual-q"))
+    assert result["dequeue_count"] == 1
+
+
+# -- a second host: leases, clean stop, refusals -----------------------------------------------------
+
+
+def test_long_job_keeps_its_lease_and_sigint_stops_cleanly(
+    local_host_factory: Callable[..., RunningHost], azurite: Azurite, attempts: TableClient
+) -> None:
+    queue = f"slow-{uuid.uuid4().hex[:10]}"
+    slow_host = local_host_factory(
+        APP_ROOT, settings(azurite, queue, "0 0 0 1 1 *"), extra_args=["--queue-lease", "2"]
+    )
+    with QueueClient.from_connection_string(
+        azurite.connection_string, queue, message_encode_policy=TextBase64EncodePolicy()
+    ) as client:
+        client.send_message(json.dumps({"id": "slow1", "sleep": 3}))  # longer than the 2 s lease
+        eventually(lambda: result_for(azurite, "slow1"), timeout=10)
+        assert attempt_counts(attempts, "slow1") == [1]  # renewed, so never redelivered
+
+        client.send_message(json.dumps({"id": "slow2", "sleep": 1.5}))
+        eventually(lambda: attempt_counts(attempts, "slow2") == [1], timeout=10)
+    assert slow_host.stop() == 0  # SIGINT while slow2 runs: it finishes, then the host exits 0
+    assert result_for(azurite, "slow2") is not None
+    assert "host stopped" in slow_host.log()
+
+
+def _write_app(root: Path, source: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "host.json").write_text(json.dumps({"version": "2.0"}), encoding="utf-8")
+    (root / "function_app.py").write_text(source, encoding="utf-8")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (
+            "import azure.functions as func\napp = func.FunctionApp()\n"
+            "@app.route(route='administration/x')\ndef f(req): ...\n",
+            "The specified route conflicts with one or more built in routes.",
+        ),
+        (
+            "import azure.functions as func\napp = func.FunctionApp()\n"
+            "@app.route(route='x')\n@app.table_output(arg_name='t', table_name='t', connection='C')\n"
+            "def f(req, t): ...\n",
+            "not supported by the local host",
+        ),
+        (
+            "import azure.functions as func\napp = func.FunctionApp()\nother = func.FunctionApp()\n",
+            "More than one FunctionApp",
+        ),
+        (
+            "import azure.functions as func\napp = func.FunctionApp()\n"
+            "@app.timer_trigger(schedule='%MISSING_SCHEDULE%', arg_name='t')\ndef f(t): ...\n",
+            "'MISSING_SCHEDULE'",
+        ),
+    ],
+    ids=["admin-route", "table-output", "two-apps", "missing-setting"],
+)
+def test_host_refuses_to_start(
+    local_host_factory: Callable[..., RunningHost], tmp_path: Path, source: str, message: str
+) -> None:
+    app_root = _write_app(tmp_path / "app", source)
+    with pytest.raises(HostStartError) as failure:
+        local_host_factory(app_root, {"Values": {}}, timeout=30)
+    assert "exited with code 2" in str(failure.value)
+    assert message in str(failure.value)
+
+
+# -- the library API, in-process -----------------------------------------------------------------
+
+INPROCESS_APP = """
+import asyncio
+
+import azure.functions as func
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+@app.route(route="hello/{name:alpha}", methods=["GET"])
+async def hello(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(f"hello {req.route_params['name']}", headers={"X-One": "1"})
+
+
+@app.route(route="named", methods=["GET"], binding_arg_name="resp")
+def named(req: func.HttpRequest, resp: func.Out[func.HttpResponse]) -> None:
+    resp.set(func.HttpResponse(b"\\x00binary", status_code=207, mimetype="application/octet-stream"))
+
+
+@app.route(route="slow", methods=["GET"])
+async def slow(req: func.HttpRequest) -> func.HttpResponse:
+    await asyncio.sleep(30)
+    return func.HttpResponse("too late")
+"""
+
+
+async def test_local_host_runs_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app_root = _write_app(tmp_path / "inproc", "")
+    (app_root / "host.json").write_text(json.dumps({"version": "2.0", "functionTimeout": "00:00:01"}))
+    (app_root / "inprocess_app.py").write_text(INPROCESS_APP, encoding="utf-8")
+    monkeypatch.setenv("PYTHON_SCRIPT_FILE_NAME", "inprocess_app.py")  # a module name of its own
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "inprocess_app", raising=False)
+    host = LocalHost(app_root, {"FunctionKeys": {"default": "k"}, "MasterKey": "m"}, port=0)
+    async with host:
+        assert [f["name"] for f in host.ready_info()["functions"]] == ["hello", "named", "slow"]
+        async with httpx.AsyncClient(base_url=host.url) as client:
+            response = await client.get("/api/hello/World")
+            assert (response.status_code, response.text, response.headers["x-one"]) == (
+                200,
+                "hello World",
+                "1",
+            )
+            assert (await client.get("/api/hello/W0rld")).status_code == 404
+            named = await client.get("/api/named")  # an HTTP output binding not named $return
+            assert (named.status_code, named.content) == (207, b"\x00binary")
+            assert named.headers["content-type"] == "application/octet-stream"
+            started = time.monotonic()
+            timed_out = await client.get("/api/slow")  # functionTimeout is 1 s here
+            assert timed_out.status_code == 500
+            assert time.monotonic() - started < 5
+    sys.modules.pop("inprocess_app", None)
