@@ -242,3 +242,53 @@ async def test_delta_items_honour_prefer_timezone(graph):
         "timeZone": "Pacific Standard Time",
     }
     assert 'outlook.timezone="Pacific Standard Time"' in resp.headers["Preference-Applied"]
+
+
+async def test_an_item_deleted_while_a_round_is_paged_comes_as_removed(graph):
+    _, client = graph
+    first = await create(client, event("first", 1))
+    second = await create(client, event("second", 2))
+    headers = {"Prefer": "odata.maxpagesize=1"}
+    resp = await client.get(BASE + "/calendarView/delta", params=WINDOW, headers=headers)
+    page1 = await resp.json()
+    assert [i["id"] for i in page1["value"]] == [first["id"]]
+    await client.delete(f"{BASE}/events/{second['id']}")
+    resp = await client.session.get(page1["@odata.nextLink"], headers=headers)
+    page2 = await resp.json()
+    assert page2["value"] == [
+        {"@odata.type": "#microsoft.graph.event", "id": second["id"], "@removed": {"reason": "deleted"}}
+    ]
+    # the deletion happened during the round: the next round may repeat it, never lose it
+    items, _, _ = await run_round(client, page2["@odata.deltaLink"])
+    assert {i["id"] for i in items} <= {second["id"]}
+
+
+async def test_an_exception_moved_out_of_the_window_is_removed(graph):
+    _, client = graph
+    await create(
+        client,
+        event(
+            "series",
+            10,
+            recurrence={
+                "pattern": {"type": "daily", "interval": 1},
+                "range": {"type": "numbered", "startDate": "2026-06-10", "numberOfOccurrences": 2},
+            },
+        ),
+    )
+    items, delta_link, _ = await run_round(
+        client, client.make_url(BASE + "/calendarView/delta"), params=WINDOW
+    )
+    first, second = sorted(items, key=lambda i: i["start"]["dateTime"])
+    resp = await client.patch(
+        f"{BASE}/events/{second['id']}",
+        json={
+            "start": {"dateTime": "2026-07-15T09:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-07-15T10:00:00", "timeZone": "UTC"},
+        },
+    )
+    assert resp.status == 200
+    items, _, _ = await run_round(client, delta_link)
+    removed = [i["id"] for i in items if "@removed" in i]
+    assert removed == [second["id"]]
+    assert [i["id"] for i in items if "@removed" not in i] == [first["id"]]

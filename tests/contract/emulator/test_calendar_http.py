@@ -526,3 +526,42 @@ async def test_clock_drives_created_and_modified_times(graph):
     patched = await resp.json()
     assert patched["lastModifiedDateTime"] > created["lastModifiedDateTime"]
     assert patched["createdDateTime"] == created["createdDateTime"]
+
+
+@pytest.mark.parametrize("view_zone", ["Tokyo Standard Time", "Hawaiian Standard Time"])
+async def test_all_day_yearly_series_keeps_its_dates_in_every_zone(graph, view_zone):
+    _, client = graph
+    status, master = await post(
+        client,
+        meeting(
+            subject="Birthday",
+            isAllDay=True,
+            start={"dateTime": "2026-02-28T00:00:00", "timeZone": "Europe/Amsterdam"},
+            end={"dateTime": "2026-03-01T00:00:00", "timeZone": "Europe/Amsterdam"},
+            recurrence={
+                "pattern": {"type": "absoluteYearly", "interval": 1, "month": 2, "dayOfMonth": 28},
+                "range": {"type": "noEnd", "startDate": "2026-02-28"},
+            },
+        ),
+    )
+    assert status == 201
+    _, view, _ = await get(
+        client,
+        "/calendarView",
+        params={"startDateTime": "2026-01-01T00:00:00Z", "endDateTime": "2029-01-01T00:00:00Z"},
+        headers={"Prefer": f'outlook.timezone="{view_zone}"'},
+    )
+    assert [(o["start"]["dateTime"], o["end"]["dateTime"]) for o in view["value"]] == [
+        ("2026-02-28T00:00:00.0000000", "2026-03-01T00:00:00.0000000"),
+        ("2027-02-28T00:00:00.0000000", "2027-03-01T00:00:00.0000000"),
+        ("2028-02-28T00:00:00.0000000", "2028-02-29T00:00:00.0000000"),
+    ]
+    assert all(o["isAllDay"] and o["seriesMasterId"] == master["id"] for o in view["value"])
+
+
+async def test_events_can_be_found_by_ical_uid(graph):
+    _, client = graph
+    _, wanted = await post(client, meeting(subject="wanted"))
+    await post(client, meeting(subject="other"))
+    _, found, _ = await get(client, "/events", params={"$filter": f"iCalUId eq '{wanted['iCalUId']}'"})
+    assert [e["id"] for e in found["value"]] == [wanted["id"]]

@@ -1,0 +1,165 @@
+"""The seam to the calendar part (`m365emulator.calendar`): one lazily created `CalendarStore` per
+mailbox, the `MailboxResolver` its routes call, change fan-out to subscriptions, and
+`translateExchangeIds` (EWS ids of existing items → REST ids).
+
+The calendar package is built separately; while it is missing the server runs without events.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from m365emulator.directory import User
+from m365emulator.errors import GraphError
+from m365emulator.graph import emulator_of, json_body, mailbox_user, param, respond
+
+if TYPE_CHECKING:
+    from m365emulator.core import Emulator
+
+log = logging.getLogger("m365emulator.mailboxes")
+
+CALENDAR_ROLES = ("Calendars.ReadWrite",)
+ID_TYPES = ("entryId", "ewsId", "immutableEntryId", "restId", "restImmutableEntryId")
+
+
+@dataclass(frozen=True)
+class CalendarParts:
+    mailbox_owner: Callable[..., Any]
+    store_class: Callable[..., Any]
+    add_routes: Callable[[web.Application, Any], None]
+
+
+def load_calendar() -> CalendarParts | None:
+    try:
+        model = importlib.import_module("m365emulator.calendar.model")
+        store = importlib.import_module("m365emulator.calendar.store")
+        routes = importlib.import_module("m365emulator.calendar.routes")
+        return CalendarParts(model.MailboxOwner, store.CalendarStore, routes.add_calendar_routes)
+    except ImportError as exc:
+        log.warning("calendar part not available (%s): events, calendarView and delta are off", exc)
+        return None
+    except Exception:
+        log.exception("the calendar part failed to load: events, calendarView and delta are off")
+        return None
+
+
+class Mailboxes:
+    def __init__(self, emu: Emulator, parts: CalendarParts | None) -> None:
+        self.emu = emu
+        self.parts = parts
+        self._stores: dict[str, Any] = {}
+
+    @property
+    def available(self) -> bool:
+        return self.parts is not None
+
+    def reset(self) -> None:
+        self._stores.clear()
+
+    def store(self, user: User) -> Any:
+        """The user's CalendarStore, created on first use."""
+        found = self._stores.get(user.id)
+        if found is not None:
+            return found
+        if self.parts is None:
+            raise GraphError(501, "NotImplemented", "The emulator was started without its calendar part.")
+        owner = self.parts.mailbox_owner(
+            tenant_id=user.tenant_id,
+            user_id=user.id,
+            upn=user.upn,
+            mail=user.mail,
+            display_name=user.display_name,
+            time_zone=user.time_zone,
+        )
+        subscriptions = self.emu.subscriptions
+        tenant_id, user_id = user.tenant_id, user.id
+
+        def on_change(change: Any) -> None:
+            subscriptions.notify(
+                tenant_id, user_id, "events", change.change_type, change.event_id, etag=change.etag
+            )
+
+        store = self.parts.store_class(owner, self.emu.clock, on_change)
+        self._stores[user.id] = store
+        return store
+
+    def peek(self, user: User) -> Any | None:
+        return self._stores.get(user.id)
+
+    def event_count(self) -> int:
+        return sum(int(s.event_count()) for s in self._stores.values())
+
+    def expire_delta_tokens(self, user: User | None = None) -> int:
+        stores = [self._stores[user.id]] if user and user.id in self._stores else []
+        if user is None:
+            stores = list(self._stores.values())
+        return sum(int(s.expire_delta_tokens()) for s in stores)
+
+    async def resolve(self, request: web.Request, user_ref: str) -> Any:
+        """The `MailboxResolver` handed to the calendar routes."""
+        return self.store(mailbox_user(request, user_ref, CALENDAR_ROLES))
+
+
+async def translate_exchange_ids(request: web.Request) -> web.Response:
+    emu = emulator_of(request)
+    user = mailbox_user(
+        request,
+        request.match_info["user"],
+        ("User.Read.All", "User.ReadBasic.All", "Calendars.ReadWrite", "Directory.Read.All"),
+    )
+    body = await json_body(request)
+    inputs = param(body, "inputIds")
+    source = param(body, "sourceIdType")
+    target = param(body, "targetIdType")
+    if not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) for i in inputs):
+        raise GraphError(400, "ErrorInvalidParameter", "The parameter 'InputIds' is required.")
+    if len(inputs) > 1000:
+        raise GraphError(400, "ErrorInvalidParameter", "At most 1000 ids can be translated at once.")
+    if source not in ID_TYPES or target not in ID_TYPES:
+        raise GraphError(
+            400, "ErrorInvalidParameter", "sourceIdType and targetIdType must be exchangeIdFormat values."
+        )
+    if source != "ewsId" or target not in ("restId", "restImmutableEntryId"):
+        raise GraphError(
+            400,
+            "ErrorInvalidParameter",
+            "The emulator translates ewsId to restId or restImmutableEntryId only.",
+        )
+    store = emu.mailboxes.peek(user)
+    value: list[dict[str, Any]] = []
+    for ews_id in inputs:
+        rest_id = store.find_by_ews_id(ews_id) if store is not None else None
+        if rest_id is None:
+            value.append(
+                {
+                    "sourceId": ews_id,
+                    "errorDetails": {
+                        "code": "ErrorInvalidIdMalformed",
+                        "message": "Id is malformed.",
+                    },
+                }
+            )
+        else:
+            value.append({"sourceId": ews_id, "targetId": rest_id})
+    return respond(
+        {
+            "@odata.context": f"{emu.graph_url}/$metadata#Collection(microsoft.graph.convertIdResult)",
+            "value": value,
+        }
+    )
+
+
+def add_routes(app: web.Application, mailboxes: Mailboxes) -> None:
+    app.router.add_post("/v1.0/users/{user}/translateExchangeIds", translate_exchange_ids)
+    app.router.add_post("/v1.0/users/{user}/microsoft.graph.translateExchangeIds", translate_exchange_ids)
+    if mailboxes.parts is not None:
+        try:
+            mailboxes.parts.add_routes(app, mailboxes.resolve)
+        except Exception:
+            log.exception("the calendar part failed to add its routes")

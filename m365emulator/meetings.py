@@ -1,0 +1,138 @@
+"""Standalone Teams meetings (contract §7): `POST /users/{id}/onlineMeetings` and `createOrGet`,
+403 unless the tenant has an application access policy covering the app and the user."""
+
+from __future__ import annotations
+
+import base64
+import random
+import uuid
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from m365emulator.directory import User
+from m365emulator.errors import GraphError
+from m365emulator.graph import claims_of, emulator_of, json_body, param, require_role, respond
+from m365emulator.odata import graph_datetime, parse_datetime
+
+ROLES = ("OnlineMeetings.ReadWrite.All", "OnlineMeetings.Read.All")
+
+
+def _user(request: web.Request) -> User:
+    claims = require_role(
+        request, ROLES, GraphError(403, "Forbidden", "Insufficient privileges to complete the operation.")
+    )
+    emu = emulator_of(request)
+    ref = request.match_info["user"]
+    user = emu.directory.user(claims.tenant_id, ref)
+    if user is None:
+        raise GraphError(404, "NotFound", f"The user '{ref}' was not found.")
+    if not emu.directory.policy_allows(claims.tenant_id, claims.client_id, user.id):
+        raise GraphError(403, "General", "No application access policy found for this app.")
+    return user
+
+
+def _meeting(request: web.Request, user: User, body: dict[str, Any]) -> dict[str, Any]:
+    emu = emulator_of(request)
+    now = emu.clock.now()
+    try:
+        start = parse_datetime(param(body, "startDateTime")) if param(body, "startDateTime") else now
+        end = (
+            parse_datetime(param(body, "endDateTime"))
+            if param(body, "endDateTime")
+            else start + timedelta(hours=1)
+        )
+    except (ValueError, TypeError) as exc:
+        raise GraphError(400, "BadRequest", "Invalid startDateTime or endDateTime.") from exc
+    if end <= start:
+        end = start + timedelta(hours=1)
+    participants = param(body, "participants")
+    if not isinstance(participants, dict):
+        participants = {}
+    thread = f"19:meeting_{base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip('=')}@thread.v2"
+    context = quote(f'{{"Tid":"{user.tenant_id}","Oid":"{user.id}"}}', safe="")
+    join = f"https://teams.microsoft.com/l/meetup-join/{quote(thread, safe='')}/0?context={context}"
+    meeting_id = base64.urlsafe_b64encode(f"1*{user.id}*0**{thread}".encode()).decode().rstrip("=")
+    return {
+        "@odata.context": f"{emu.graph_url}/$metadata#users('{user.id}')/onlineMeetings/$entity",
+        "@odata.type": "#microsoft.graph.onlineMeeting",
+        "id": meeting_id,
+        "creationDateTime": graph_datetime(now),
+        "startDateTime": graph_datetime(start),
+        "endDateTime": graph_datetime(end),
+        "joinWebUrl": join,
+        "joinUrl": join,
+        "subject": param(body, "subject"),
+        "externalId": param(body, "externalId"),
+        "isBroadcast": False,
+        "autoAdmittedUsers": "everyoneInCompany",
+        "chatInfo": {"threadId": thread, "messageId": "0", "replyChainMessageId": None},
+        "participants": {
+            "organizer": {
+                "identity": {
+                    "user": {"id": user.id, "displayName": user.display_name, "tenantId": user.tenant_id}
+                },
+                "upn": user.upn,
+                "role": "presenter",
+            },
+            "attendees": (participants or {}).get("attendees", []),
+        },
+        "joinMeetingIdSettings": {
+            "isPasscodeRequired": False,
+            "joinMeetingId": str(random.randint(10**11, 10**12 - 1)),  # noqa: S311 - not security
+            "passcode": None,
+        },
+    }
+
+
+async def create_meeting(request: web.Request) -> web.Response:
+    emu = emulator_of(request)
+    user = _user(request)
+    meeting = _meeting(request, user, await json_body(request))
+    emu.meetings[(user.id, meeting["id"])] = meeting
+    return respond(meeting, 201)
+
+
+async def create_or_get(request: web.Request) -> web.Response:
+    emu = emulator_of(request)
+    user = _user(request)
+    body = await json_body(request)
+    external = param(body, "externalId")
+    if not isinstance(external, str) or not external:
+        raise GraphError(400, "BadRequest", "externalId is required.")
+    key = (claims_of(request).client_id, user.id, external)
+    existing = emu.meetings_by_external.get(key)
+    if existing is not None:
+        return respond(existing, 200)
+    meeting = _meeting(request, user, body)
+    emu.meetings[(user.id, meeting["id"])] = meeting
+    emu.meetings_by_external[key] = meeting
+    return respond(meeting, 201)
+
+
+async def get_meeting(request: web.Request) -> web.Response:
+    emu = emulator_of(request)
+    user = _user(request)
+    meeting = emu.meetings.get((user.id, request.match_info["meeting_id"]))
+    if meeting is None:
+        raise GraphError(404, "NotFound", "The online meeting was not found.")
+    return respond(meeting)
+
+
+async def delete_meeting(request: web.Request) -> web.Response:
+    emu = emulator_of(request)
+    user = _user(request)
+    if emu.meetings.pop((user.id, request.match_info["meeting_id"]), None) is None:
+        raise GraphError(404, "NotFound", "The online meeting was not found.")
+    return web.Response(status=204)
+
+
+def add_routes(app: web.Application) -> None:
+    base = "/v1.0/users/{user}/onlineMeetings"
+    app.router.add_post(base, create_meeting)
+    app.router.add_post(base + "/createOrGet", create_or_get)
+    app.router.add_post(base + "/microsoft.graph.createOrGet", create_or_get)
+    app.router.add_get(base + "/{meeting_id}", get_meeting)
+    app.router.add_delete(base + "/{meeting_id}", delete_meeting)

@@ -1,0 +1,48 @@
+"""Counters the control surface reports: requests per endpoint and mailbox, throttling, notifications."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.requests: Counter[str] = Counter()
+        self.requests_by_mailbox: Counter[str] = Counter()
+        self.statuses: Counter[str] = Counter()
+        self.throttled = 0
+        self.throttled_by_mailbox: Counter[str] = Counter()
+        self.faults_injected = 0
+        self.tokens_issued = 0
+        self.notifications_sent = 0
+        self.notifications_failed = 0
+        self.notifications_retried = 0
+        self.notifications_dropped = 0
+        self.notification_posts = 0
+        self.lifecycle_sent = 0
+        self.validations = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requests": dict(self.requests),
+            "requests_total": sum(self.requests.values()),
+            "requests_by_mailbox": dict(self.requests_by_mailbox),
+            "statuses": dict(self.statuses),
+            "throttled": self.throttled,
+            "throttled_by_mailbox": dict(self.throttled_by_mailbox),
+            "faults_injected": self.faults_injected,
+            "tokens_issued": self.tokens_issued,
+            "notifications": {
+                "sent": self.notifications_sent,
+                "failed": self.notifications_failed,
+                "retried": self.notifications_retried,
+                "dropped": self.notifications_dropped,
+                "posts": self.notification_posts,
+                "lifecycle_sent": self.lifecycle_sent,
+                "validations": self.validations,
+            },
+        }

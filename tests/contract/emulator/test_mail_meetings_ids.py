@@ -1,0 +1,135 @@
+"""sendMail, onlineMeetings and translateExchangeIds through msgraph-sdk."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from msgraph.generated.models.body_type import BodyType
+from msgraph.generated.models.email_address import EmailAddress
+from msgraph.generated.models.exchange_id_format import ExchangeIdFormat
+from msgraph.generated.models.item_body import ItemBody
+from msgraph.generated.models.message import Message
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.models.online_meeting import OnlineMeeting
+from msgraph.generated.models.recipient import Recipient
+from msgraph.generated.users.item.send_mail.send_mail_post_request_body import SendMailPostRequestBody
+from msgraph.generated.users.item.translate_exchange_ids.translate_exchange_ids_post_request_body import (
+    TranslateExchangeIdsPostRequestBody,
+)
+
+pytestmark = pytest.mark.contract
+
+SENDER = "debra.berger@contoso.example"
+
+
+def mail(subject: str) -> SendMailPostRequestBody:
+    return SendMailPostRequestBody(
+        message=Message(
+            subject=subject,
+            body=ItemBody(content_type=BodyType.Text, content="Your appointment is confirmed."),
+            to_recipients=[Recipient(email_address=EmailAddress(address="customer@fabrikam.example"))],
+        ),
+        save_to_sent_items=False,
+    )
+
+
+async def test_send_mail_is_202_and_recorded(connector, control):
+    await connector.graph.users.by_user_id(SENDER).send_mail.post(mail("Appointment confirmed"))
+    [sent] = await control.sent_mail(user=SENDER)
+    assert sent["message"]["subject"] == "Appointment confirmed"
+    assert sent["recipients"] == ["customer@fabrikam.example"]
+    assert sent["save_to_sent_items"] is False
+    assert sent["client_id"] == connector.emulator.client_id
+    assert (await control.stats())["sent_mail"] >= 1
+
+
+async def test_send_mail_without_recipients_is_400_and_unknown_sender_404(connector):
+    response = await connector.http.post(
+        f"users/{SENDER}/sendMail", json={"message": {"subject": "x", "toRecipients": []}}
+    )
+    assert response.status_code == 400
+    with pytest.raises(ODataError) as err:
+        await connector.graph.users.by_user_id("ghost@contoso.example").send_mail.post(mail("x"))
+    assert err.value.response_status_code == 404
+    assert err.value.error.code == "ErrorInvalidUser"
+
+
+async def test_send_mail_needs_mail_send(connector, control):
+    await control.consent(connector.tenant_id, connector.emulator.client_id)
+    await control.revoke_consent(connector.tenant_id, connector.emulator.client_id)
+    await control.consent(connector.tenant_id, connector.emulator.client_id, ["Calendars.ReadWrite"])
+    from tests.contract.emulator.conftest import raw_token
+
+    emulator = connector.emulator
+    token = await raw_token(emulator, emulator.tenant_id, emulator.client_id, emulator.client_secret)
+    response = await connector.http.post(
+        f"users/{SENDER}/sendMail",
+        json={"message": {"toRecipients": [{"emailAddress": {"address": "a@b.example"}}]}},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "ErrorAccessDenied"
+    await control.consent(connector.tenant_id, connector.emulator.client_id)
+
+
+def meeting() -> OnlineMeeting:
+    start = datetime.now(UTC) + timedelta(days=1)
+    return OnlineMeeting(
+        start_date_time=start, end_date_time=start + timedelta(minutes=30), subject="Video visit"
+    )
+
+
+async def test_online_meeting_is_403_without_an_application_access_policy(connector):
+    user = await connector.graph.users.by_user_id("lee.gu@contoso.example").get()
+    with pytest.raises(ODataError) as err:
+        await connector.graph.users.by_user_id(user.id).online_meetings.post(meeting())
+    assert err.value.response_status_code == 403
+    assert "No application access policy" in err.value.error.message
+
+
+async def test_online_meeting_is_201_with_a_policy_for_the_user(connector, control):
+    user = await connector.graph.users.by_user_id("lee.gu@contoso.example").get()
+    policy = await control.add_access_policy(
+        connector.tenant_id, connector.emulator.client_id, user_ids=[user.id]
+    )
+    created = await connector.graph.users.by_user_id(user.id).online_meetings.post(meeting())
+    assert created.join_web_url.startswith("https://teams.microsoft.com/l/meetup-join/")
+    assert created.subject == "Video visit"
+    other = await connector.graph.users.by_user_id("yuki.tanaka@contoso.example").get()
+    with pytest.raises(ODataError):
+        await connector.graph.users.by_user_id(other.id).online_meetings.post(meeting())
+    await control.delete_access_policy(connector.tenant_id, policy["id"])
+
+
+async def test_translate_exchange_ids_maps_ews_ids_of_existing_items(connector, control):
+    info = await control.info()
+    if not info["calendar"]:
+        pytest.skip("the calendar part is not available")
+    ews = "AAMkADlegacyEwsIdForTranslation0001"
+    start = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0, tzinfo=None)
+    [event] = await control.seed_events(
+        connector.tenant_id,
+        "joni.sherman@contoso.example",
+        [
+            {
+                "event": {
+                    "subject": "Legacy appointment",
+                    "start": {"dateTime": start.isoformat(), "timeZone": "UTC"},
+                    "end": {"dateTime": (start + timedelta(hours=1)).isoformat(), "timeZone": "UTC"},
+                },
+                "ews_id": ews,
+            }
+        ],
+    )
+    body = TranslateExchangeIdsPostRequestBody(
+        input_ids=[ews, "AAMkADunknown"],
+        source_id_type=ExchangeIdFormat.EwsId,
+        target_id_type=ExchangeIdFormat.RestId,
+    )
+    result = await connector.graph.users.by_user_id(
+        "joni.sherman@contoso.example"
+    ).translate_exchange_ids.post(body)
+    by_source = {r.source_id: r for r in result.value}
+    assert by_source[ews].target_id == event["id"]
+    assert by_source["AAMkADunknown"].target_id is None
