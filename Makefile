@@ -36,7 +36,7 @@ run: $(VENV)/.installed node_modules/.installed
 	$(PY) -m devhost.stack
 
 emulator: $(VENV)/.installed
-	$(PY) -m m365emulator --seed demo
+	@$(PY) -m m365emulator --seed demo
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

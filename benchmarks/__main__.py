@@ -1,0 +1,6 @@
+"""`make bench`: run every benchmark and print its figures."""
+
+from benchmarks import emulator_bench
+
+if __name__ == "__main__":
+    emulator_bench.main()
