@@ -32,6 +32,22 @@ class HostStartError(RuntimeError):
     """The host process exited or did not print its ready line in time."""
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout: float) -> int | None:
+    """SIGINT, wait up to `timeout`, then SIGKILL the process group; the exit code."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+    if process.stdout is not None:
+        process.stdout.close()
+    return process.returncode
+
+
 def read_ready_line(process: subprocess.Popen[bytes], timeout: float) -> dict[str, Any] | None:
     """The first stdout line, parsed as JSON; None if the process ends or the time runs out."""
     assert process.stdout is not None
@@ -156,18 +172,7 @@ class HostProcess:
         process = self.process
         if process is None:
             return None
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(5)
-        if process.stdout is not None:
-            process.stdout.close()
-        return process.returncode
+        return stop_process(process, timeout)
 
     def cleanup(self) -> None:
         """Stop the process and remove the log if this object created it."""

@@ -15,7 +15,6 @@ Logs: the function host's on this terminal; Azurite's and the emulator's in `.de
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import importlib.util
 import json
@@ -152,17 +151,7 @@ class EmulatorProcess:
         process, self.process = self.process, None
         if process is None:
             return
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(5)
-        if process.stdout is not None:
-            process.stdout.close()
+        stop_process(process, timeout)
 
 
 def _azurite_ports() -> AzuritePorts | None:
