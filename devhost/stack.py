@@ -31,7 +31,7 @@ from types import FrameType
 from typing import Any, Final
 
 from devhost.azurite import DEFAULT_PORTS, Azurite, AzuriteError, AzuritePorts, free_port, port_is_free
-from devhost.launcher import HostProcess, HostStartError, read_ready_line
+from devhost.launcher import HostProcess, HostStartError, read_ready_line, stop_process
 from devhost.logs import configure_logging
 from devhost.settings import generate_key
 
