@@ -2,9 +2,18 @@
 
 import azure.functions as func
 
-from functions import consent, jobs, meta, tenants_api
+from functions import consent, console, graph_webhook, jobs, meta, schedules, sync_jobs, tenants_api
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
-for blueprint in (meta.bp, consent.bp, tenants_api.bp, jobs.bp):
+for blueprint in (
+    meta.bp,
+    consent.bp,
+    tenants_api.bp,
+    console.bp,
+    graph_webhook.bp,
+    jobs.bp,
+    sync_jobs.bp,
+    schedules.bp,
+):
     app.register_blueprint(blueprint)

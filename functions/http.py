@@ -17,6 +17,7 @@ MAX_BODY_BYTES: Final = 1_000_000
 JSON_TYPE: Final = "application/json"
 
 Handler = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
+Endpoint = Callable[[func.HttpRequest, func.Context], Awaitable[func.HttpResponse]]
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
@@ -52,12 +53,12 @@ def read_json_object(req: func.HttpRequest) -> dict[str, Any]:
     return value
 
 
-def handles_errors(handler: Handler) -> Handler:
-    """Translate service errors into 4xx/503 JSON; never let one become a bare 500."""
+def handles_errors(handler: Handler) -> Endpoint:
+    """Translate service errors into 4xx/503 JSON; never let one become a bare 500. The worker passes
+    `context`, whose invocation id is bound into every log line of the call."""
 
-    @functools.wraps(handler)
-    async def wrapper(req: func.HttpRequest) -> func.HttpResponse:
-        with bound(function=handler.__name__):
+    async def wrapper(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+        with bound(function=handler.__name__, invocation_id=context.invocation_id):
             try:
                 return await handler(req)
             except InvalidInput as error:
@@ -72,4 +73,8 @@ def handles_errors(handler: Handler) -> Handler:
                     503, "dependency_unavailable", f"{error.dependency} did not answer; retry later"
                 )
 
+    # Not functools.wraps: the worker reads the wrapper's own signature (req, context), not the handler's.
+    functools.update_wrapper(
+        wrapper, handler, assigned=("__module__", "__name__", "__qualname__", "__doc__"), updated=()
+    )
     return wrapper

@@ -15,11 +15,11 @@ log = get_logger("jobs")
 
 @bp.function_name("tenant_job")
 @bp.queue_trigger(arg_name="msg", queue_name=jobs.TENANT_QUEUE, connection="AzureWebJobsStorage")
-async def tenant_job(msg: func.QueueMessage) -> None:
+async def tenant_job(msg: func.QueueMessage, context: func.Context) -> None:
     try:
         job = jobs.job_from_message(jobs.TENANT_QUEUE, msg.get_body())
     except ValueError:
         log.error("dropping a malformed message %s on %s", msg.id, jobs.TENANT_QUEUE)
         return
-    with bound(tenant=job.tenant_id, function="tenant_job"):
+    with bound(tenant=job.tenant_id, function="tenant_job", invocation_id=context.invocation_id):
         await run_tenant_job(container().services, job)

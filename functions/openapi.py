@@ -27,7 +27,7 @@ class Operation:
     route: str  # as declared on the function, without the /api prefix
     operation_id: str
     summary: str
-    auth: Literal["anonymous", "function", "console"]
+    auth: Literal["anonymous", "function", "console", "console_api"]
     responses: dict[int, tuple[str, Json | None]]
     request: Json | None = None
     query: tuple[tuple[str, str, Json], ...] = ()
@@ -35,6 +35,12 @@ class Operation:
     request_media: str = "application/json"
     response_media: dict[int, str] = field(default_factory=dict)
 
+
+_CONSOLE_ERRORS: Final[dict[int, tuple[str, Json | None]]] = {
+    401: ("No, a forged or an expired console token.", ERROR),
+    403: ("The token is for another tenant; nothing was read or changed.", ERROR),
+    404: ("Unknown tenant.", ERROR),
+}
 
 OPERATIONS: Final[tuple[Operation, ...]] = (
     Operation(
@@ -228,6 +234,157 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             ("limit", "1-1000, default 100.", {"type": "integer"}),
         ),
         tags=("changes",),
+    ),
+    Operation(
+        "POST",
+        "v1/tenants/{tid}/console-links",
+        "createConsoleLink",
+        "A signed link to the admin console of this one tenant, valid for `ttl_minutes` (default 60).",
+        "function",
+        {
+            201: (
+                "The link.",
+                {
+                    "type": "object",
+                    "properties": {
+                        "url": {"type": "string", "format": "uri"},
+                        "expires_at": {"type": "string", "format": "date-time"},
+                    },
+                },
+            ),
+            400: ("Bad input; the body names the field.", ERROR),
+            404: ("Unknown tenant.", ERROR),
+        },
+        request={
+            "type": "object",
+            "properties": {"ttl_minutes": {"type": "integer", "minimum": 5, "maximum": 1440, "default": 60}},
+        },
+        tags=("console",),
+    ),
+    Operation(
+        "GET",
+        "console",
+        "getConsole",
+        "The admin console page of the token's tenant; a plain page saying what to do when the link is not "
+        "valid or has expired.",
+        "console",
+        {
+            200: ("The console.", {"type": "string"}),
+            401: ("No, a forged or an expired token.", {"type": "string"}),
+        },
+        query=(("token", "The console link's token.", {"type": "string"}),),
+        tags=("console",),
+        response_media={200: "text/html", 401: "text/html"},
+    ),
+    Operation(
+        "GET",
+        "console/tenants/{tid}",
+        "consoleGetTenant",
+        "The console's view of its tenant: state, progress, settings, credential expiry, last error and "
+        "the number of undelivered change batches.",
+        "console_api",
+        _CONSOLE_ERRORS | {200: ("The tenant.", ref("Tenant"))},
+        tags=("console",),
+    ),
+    Operation(
+        "DELETE",
+        "console/tenants/{tid}",
+        "consoleDisconnect",
+        "Disconnect the tenant (as the host API's DELETE).",
+        "console_api",
+        _CONSOLE_ERRORS | {202: ("Disconnecting.", ref("Tenant"))},
+        tags=("console",),
+    ),
+    Operation(
+        "GET",
+        "console/tenants/{tid}/users",
+        "consoleListUsers",
+        "Users with match and sync status (the host API's query parameters).",
+        "console_api",
+        _CONSOLE_ERRORS | {200: ("A page of users.", ref("UserPage")), 400: ("Bad query.", ERROR)},
+        query=(
+            ("state", "pending, migrating, synced, error or disabled.", {"type": "string"}),
+            ("match", "matched, unmatched, forbidden, no_mailbox, disabled or pending.", {"type": "string"}),
+            ("q", "Search in staff id, name, email and UPN.", {"type": "string"}),
+            ("sort", "As the host API; - descends.", {"type": "string"}),
+            ("page_size", "1-500, default 50.", {"type": "integer"}),
+            ("cursor", "next_cursor of the previous page.", {"type": "string"}),
+        ),
+        tags=("console",),
+    ),
+    Operation(
+        "POST",
+        "console/tenants/{tid}/users/{staff_id}/resync",
+        "consoleResyncUser",
+        "Queue a full resync of one matched user.",
+        "console_api",
+        _CONSOLE_ERRORS
+        | {202: ("Queued; the user as it is now.", ref("User")), 409: ("Not matched.", ERROR)},
+        tags=("console",),
+    ),
+    Operation(
+        "POST",
+        "console/tenants/{tid}/resync",
+        "consoleResyncTenant",
+        "Queue a full resync of every matched user, or only of those in error.",
+        "console_api",
+        _CONSOLE_ERRORS
+        | {
+            202: (
+                "Queued; how many users.",
+                {
+                    "type": "object",
+                    "properties": {"status": {"const": "queued"}, "users": {"type": "integer"}},
+                },
+            ),
+            400: ("Bad input.", ERROR),
+            409: ("Not connected.", ERROR),
+        },
+        request={"type": "object", "properties": {"only_failed": {"type": "boolean", "default": False}}},
+        tags=("console",),
+    ),
+    Operation(
+        "POST",
+        "console/tenants/{tid}/rematch",
+        "consoleRematch",
+        "Match every staff member again (queued work).",
+        "console_api",
+        _CONSOLE_ERRORS | {202: ("Queued.", {"type": "object"}), 409: ("Not connected.", ERROR)},
+        tags=("console",),
+    ),
+    Operation(
+        "POST",
+        "console/tenants/{tid}/reauthorize",
+        "consoleReauthorize",
+        "Admin consent: a new consent URL. The organisation's own app: a new client secret (checked by "
+        "signing in before it is kept).",
+        "console_api",
+        _CONSOLE_ERRORS
+        | {
+            200: ("The tenant, with `consent_url` for admin consent.", ref("Tenant")),
+            400: ("Bad input.", ERROR),
+            409: ("Disconnected.", ERROR),
+            422: ("The app could not sign in with the secret.", ERROR),
+        },
+        request={
+            "type": "object",
+            "properties": {
+                "client_secret": {"type": "string", "writeOnly": True},
+                "client_id": {"type": "string", "description": "Defaults to the app on record."},
+                "client_secret_expires_at": {"type": "string", "format": "date-time"},
+            },
+        },
+        tags=("console",),
+    ),
+    Operation(
+        "PATCH",
+        "console/tenants/{tid}/settings",
+        "consoleUpdateSettings",
+        "Change settings (as the host API).",
+        "console_api",
+        _CONSOLE_ERRORS | {200: ("The tenant.", ref("Tenant")), 400: ("Bad input.", ERROR)},
+        request=ref("Settings"),
+        tags=("console",),
     ),
 )
 
@@ -431,7 +588,9 @@ def _operation_json(op: Operation) -> Json:
     if op.auth == "function":
         body["security"] = [{"functionKey": []}, {"functionKeyQuery": []}]
     elif op.auth == "console":
-        body["security"] = [{"consoleToken": []}, {"functionKey": []}]
+        body["security"] = [{"consoleToken": []}]
+    elif op.auth == "console_api":
+        body["security"] = [{"consoleBearer": []}]
     else:
         body["security"] = []
     return body
@@ -460,6 +619,11 @@ def openapi_document() -> Json:
                 "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
                 "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code"},
                 "consoleToken": {"type": "apiKey", "in": "query", "name": "token"},
+                "consoleBearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The token of a console link (the `token` query parameter of its URL).",
+                },
             },
         },
     }

@@ -5,10 +5,10 @@ from __future__ import annotations
 import azure.functions as func
 
 from functions.http import handles_errors, json_response, read_json_object
-from functions.views import change_json, tenant_json, user_json
+from functions.views import change_json, dead_letter_json, tenant_json, user_json
 from shared.bootstrap import container
 from shared.domain.users import MatchStatus, SyncState
-from shared.service import tenants, users
+from shared.service import deliveries, sync, tenants, users
 from shared.service.commands import parse_create_tenant, parse_customer_app, parse_settings, parse_staff
 from shared.service.errors import InvalidInput
 from shared.service.ports import UserQuery
@@ -100,6 +100,51 @@ async def users_list(req: func.HttpRequest) -> func.HttpResponse:
 async def tenant_rematch(req: func.HttpRequest) -> func.HttpResponse:
     await users.request_rematch(container().services, _tenant_id(req))
     return json_response({"status": "queued"}, 202)
+
+
+@bp.function_name("user_resync")
+@bp.route(route="v1/tenants/{tid}/users/{staff_id}/resync", methods=["POST"], auth_level=KEY)
+@handles_errors
+async def user_resync(req: func.HttpRequest) -> func.HttpResponse:
+    body = read_json_object(req) if (req.get_body() or b"").strip() else {}
+    force = body.get("force", False)
+    if not isinstance(force, bool):
+        raise InvalidInput("force", "must be true or false")
+    staff_id = str(req.route_params["staff_id"])
+    record = await sync.request_user_resync(container().services, _tenant_id(req), staff_id, force=force)
+    return json_response({"status": "queued", "user": user_json(record)}, 202)
+
+
+@bp.function_name("tenant_resync")
+@bp.route(route="v1/tenants/{tid}/resync", methods=["POST"], auth_level=KEY)
+@handles_errors
+async def tenant_resync(req: func.HttpRequest) -> func.HttpResponse:
+    body = read_json_object(req) if (req.get_body() or b"").strip() else {}
+    only_failed = body.get("only_failed", False)
+    if not isinstance(only_failed, bool):
+        raise InvalidInput("only_failed", "must be true or false")
+    queued = await sync.request_tenant_resync(container().services, _tenant_id(req), only_failed=only_failed)
+    return json_response({"status": "queued", "users": queued}, 202)
+
+
+@bp.function_name("dead_letters")
+@bp.route(route="v1/tenants/{tid}/dead-letters", methods=["GET"], auth_level=KEY)
+@handles_errors
+async def dead_letters(req: func.HttpRequest) -> func.HttpResponse:
+    services = container().services
+    tenant = await tenants.get_tenant(services, _tenant_id(req))
+    letters = await deliveries.list_dead_letters(services, tenant.tenant_id)
+    return json_response({"value": [dead_letter_json(d) for d in letters]})
+
+
+@bp.function_name("dead_letters_redeliver")
+@bp.route(route="v1/tenants/{tid}/dead-letters/redeliver", methods=["POST"], auth_level=KEY)
+@handles_errors
+async def dead_letters_redeliver(req: func.HttpRequest) -> func.HttpResponse:
+    services = container().services
+    tenant = await tenants.get_tenant(services, _tenant_id(req))
+    queued = await deliveries.redeliver_dead_letters(services, tenant.tenant_id)
+    return json_response({"status": "queued", "deliveries": queued}, 202)
 
 
 @bp.function_name("changes")

@@ -9,11 +9,10 @@ from typing import Any
 from shared.domain.progress import Progress
 from shared.domain.tenants import Tenant, TenantSettings
 from shared.domain.users import UserRecord
-from shared.service.ports import Change
+from shared.service.change_json import change_json, iso  # one shape for the pull feed and the webhook
+from shared.service.ports import DeadLetter
 
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+__all__ = ["change_json", "iso", "settings_json", "tenant_json", "user_json"]
 
 
 def settings_json(settings: TenantSettings) -> dict[str, Any]:
@@ -70,12 +69,11 @@ def user_json(user: UserRecord) -> dict[str, Any]:
     }
 
 
-def change_json(change: Change) -> dict[str, Any]:
+def dead_letter_json(letter: DeadLetter) -> dict[str, Any]:
     return {
-        "sequence": change.sequence,
-        "type": change.type,
-        "tenant_id": change.tenant_id,
-        "staff_id": change.staff_id,
-        "occurred_at": iso(change.occurred_at),
-        "data": change.data,
+        "first_sequence": letter.first_sequence,
+        "last_sequence": letter.last_sequence,
+        "attempts": letter.attempts,
+        "reason": letter.reason,
+        "failed_at": iso(letter.failed_at),
     }

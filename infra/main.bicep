@@ -91,6 +91,7 @@ var connectorTables = [
   'consentstates'
   'leases'
   'deliveries'
+  'subscriptions'
 ]
 
 var abbrs = loadJsonContent('./abbreviations.json')

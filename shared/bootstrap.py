@@ -76,10 +76,31 @@ class Container:
 
     @cached_property
     def services(self) -> Services:
+        from shared.adapters.graph.calendar import GraphCalendar, GraphSubscriptions
         from shared.adapters.graph.directory import GraphCustomerApps, GraphDirectory
+        from shared.adapters.host_webhook import HttpHostWebhook
         from shared.adapters.queues import StorageJobQueue
+        from shared.adapters.sync_tables import (
+            TableDeadLetters,
+            TableItemStatuses,
+            TableLeases,
+            TableSubscriptionIndex,
+        )
         from shared.adapters.tables import TableChangeFeed, TableConsentStates, TableTenants, TableUsers
+        from shared.service.deliveries import DeliveryPolicy
+        from shared.service.keys import KeyRing
 
+        config = ConnectorConfig(
+            client_id=self.settings.graph_client_id,
+            authority_host=self.settings.graph_authority_host,
+            public_base_url=self.settings.public_base_url,
+            host_webhook_url=self.settings.host_webhook_url,
+            delivery=DeliveryPolicy(
+                max_attempts=self.settings.host_webhook_max_attempts,
+                base_delay_seconds=self.settings.host_webhook_retry_seconds,
+            ),
+        )
+        key_for = self.tenant_credentials.key_for
         return Services(
             tenants=TableTenants(self.storage),
             users=TableUsers(self.storage),
@@ -95,11 +116,20 @@ class Container:
             ),
             customer_apps=GraphCustomerApps(self.graph, self.tenant_credentials.credential),
             clock=SystemClock(),
-            config=ConnectorConfig(
-                client_id=self.settings.graph_client_id,
-                authority_host=self.settings.graph_authority_host,
-                public_base_url=self.settings.public_base_url,
+            config=config,
+            calendar=GraphCalendar(self.graph, key_for),
+            subscriptions=GraphSubscriptions(
+                self.graph,
+                key_for,
+                notification_url=config.notification_url,
+                lifecycle_url=config.lifecycle_url,
             ),
+            item_statuses=TableItemStatuses(self.storage),
+            leases=TableLeases(self.storage),
+            subscription_index=TableSubscriptionIndex(self.storage),
+            dead_letters=TableDeadLetters(self.storage),
+            webhook=HttpHostWebhook(ca_bundle=self.settings.tls_ca_bundle),
+            keys=KeyRing(self.secrets),
         )
 
 

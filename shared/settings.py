@@ -33,6 +33,8 @@ OPTIONAL: Final[tuple[str, ...]] = (
     "GRAPH_BASE_URL",
     "GRAPH_SCOPE",
     "HOST_WEBHOOK_URL",
+    "HOST_WEBHOOK_MAX_ATTEMPTS",
+    "HOST_WEBHOOK_RETRY_SECONDS",
     "TLS_CA_BUNDLE",
     "TABLE_PREFIX",
     "CONNECTOR_VERSION",
@@ -46,6 +48,8 @@ DEFAULT_AUTHORITY_HOST: Final = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_BASE_URL: Final = "https://graph.microsoft.com/v1.0"
 DEFAULT_GRAPH_SCOPE: Final = "https://graph.microsoft.com/.default"
 DEFAULT_GRAPH_SECRET_NAME: Final = "graph-client-secret"  # noqa: S105 (a name, not a secret)
+DEFAULT_HOST_WEBHOOK_MAX_ATTEMPTS: Final = 8  # as shared/service/deliveries.DeliveryPolicy
+DEFAULT_HOST_WEBHOOK_RETRY_SECONDS: Final = 30
 
 
 class SettingsError(Exception):
@@ -130,6 +134,8 @@ class Settings:
     tls_ca_bundle: str | None
     table_prefix: str
     version: str
+    host_webhook_max_attempts: int = DEFAULT_HOST_WEBHOOK_MAX_ATTEMPTS  # posts per range, the first included
+    host_webhook_retry_seconds: int = DEFAULT_HOST_WEBHOOK_RETRY_SECONDS  # the first backoff; doubled, capped
 
     def __repr__(self) -> str:  # the secret setting never reaches a log
         return f"Settings(graph_client_id={self.graph_client_id!r}, public_base_url={self.public_base_url!r})"
@@ -156,6 +162,18 @@ class Settings:
         def optional(name: str) -> str | None:
             return env.get(name, "").strip() or None
 
+        def optional_int(name: str, default: int, minimum: int, maximum: int) -> int:
+            raw = optional(name)
+            if raw is None:
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                raise SettingsError(f"{name}: a whole number, {minimum} to {maximum}") from None
+            if not minimum <= value <= maximum:
+                raise SettingsError(f"{name}: a whole number, {minimum} to {maximum}")
+            return value
+
         return cls(
             key_vault_url=env["KEY_VAULT_URL"].strip().rstrip("/"),
             graph_client_id=env["GRAPH_CLIENT_ID"].strip(),
@@ -178,4 +196,10 @@ class Settings:
             tls_ca_bundle=optional("TLS_CA_BUNDLE"),
             table_prefix=table_prefix,
             version=optional("CONNECTOR_VERSION") or "0.1.0",
+            host_webhook_max_attempts=optional_int(
+                "HOST_WEBHOOK_MAX_ATTEMPTS", DEFAULT_HOST_WEBHOOK_MAX_ATTEMPTS, 1, 50
+            ),
+            host_webhook_retry_seconds=optional_int(
+                "HOST_WEBHOOK_RETRY_SECONDS", DEFAULT_HOST_WEBHOOK_RETRY_SECONDS, 0, 3600
+            ),
         )

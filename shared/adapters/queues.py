@@ -22,5 +22,8 @@ class StorageJobQueue:
             client = await self._storage.queue(queue)
             for start in range(0, len(items), 32):
                 await asyncio.gather(
-                    *(client.send_message(job_to_message(j)) for j in items[start : start + 32])
+                    *(
+                        client.send_message(job_to_message(j), visibility_timeout=j.delay_seconds or None)
+                        for j in items[start : start + 32]
+                    )
                 )

@@ -36,7 +36,7 @@ from shared.domain.tenants import (
     TenantState,
     UserScope,
 )
-from shared.domain.users import MatchedBy, MatchStatus, StaffMember, SyncState, UserRecord
+from shared.domain.users import LegacyLink, MatchedBy, MatchStatus, StaffMember, SyncState, UserRecord
 from shared.service.ports import AlreadyExists, Change, ConsentState, StaleWrite, UserPage, UserQuery
 from shared.service.user_queries import page_users
 
@@ -213,7 +213,7 @@ def user_to_entity(user: UserRecord) -> dict[str, Any]:
             "Upn": staff.upn,
             "DisplayName": staff.display_name,
             "Enabled": staff.enabled,
-            "LegacyIds": json.dumps(list(staff.legacy_ids)) if staff.legacy_ids else None,
+            **_legacy_properties(staff.legacy_ids),
             "Match": user.match.value,
             "MatchedBy": user.matched_by.value if user.matched_by else None,
             "MatchReason": user.match_reason,
@@ -223,13 +223,37 @@ def user_to_entity(user: UserRecord) -> dict[str, Any]:
             "LastError": user.last_error,
             "SubscriptionId": user.subscription_id,
             "SubscriptionExpiresAt": user.subscription_expires_at,
+            "DeltaLink": user.delta_link,
             "UpdatedAt": user.updated_at,
         }
     )
 
 
+LEGACY_CHUNK: Final = 30_000  # characters per string property (Table Storage allows 32K UTF-16 units)
+
+
+def _legacy_properties(links: Sequence[LegacyLink]) -> dict[str, Any]:
+    """The host's legacy links as compact JSON, split over as many string properties as it takes."""
+    if not links:
+        return {}
+    text = json.dumps(
+        [[link.appointment_id, link.ews_id, link.ical_uid] for link in links], separators=(",", ":")
+    )
+    return {
+        f"LegacyIds{i // LEGACY_CHUNK}": text[i : i + LEGACY_CHUNK] for i in range(0, len(text), LEGACY_CHUNK)
+    }
+
+
+def _legacy_links(entity: Any) -> tuple[LegacyLink, ...]:
+    chunks: list[str] = []
+    while (chunk := entity.get(f"LegacyIds{len(chunks)}")) is not None:
+        chunks.append(chunk)
+    if not chunks:
+        return ()
+    return tuple(LegacyLink(a, e, i) for a, e, i in json.loads("".join(chunks)))
+
+
 def user_from_entity(entity: Any) -> UserRecord:
-    legacy = entity.get("LegacyIds")
     matched_by = entity.get("MatchedBy")
     return UserRecord(
         tenant_id=entity["PartitionKey"],
@@ -239,7 +263,7 @@ def user_from_entity(entity: Any) -> UserRecord:
             upn=entity.get("Upn"),
             display_name=entity.get("DisplayName") or "",
             enabled=bool(entity.get("Enabled", True)),
-            legacy_ids=tuple(json.loads(legacy)) if legacy else (),
+            legacy_ids=_legacy_links(entity),
         ),
         match=MatchStatus(entity["Match"]),
         updated_at=_required_dt(entity["UpdatedAt"]),
@@ -251,6 +275,7 @@ def user_from_entity(entity: Any) -> UserRecord:
         last_error=entity.get("LastError"),
         subscription_id=entity.get("SubscriptionId"),
         subscription_expires_at=_dt(entity.get("SubscriptionExpiresAt")),
+        delta_link=entity.get("DeltaLink"),
         etag=_etag(entity),
     )
 

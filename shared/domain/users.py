@@ -39,6 +39,15 @@ class MailboxAccess(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class LegacyLink:
+    """One appointment the host wrote in its EWS era: its id, and how to find it in Outlook."""
+
+    appointment_id: str
+    ews_id: str | None = None  # translated to a Graph id with translateExchangeIds
+    ical_uid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StaffMember:
     """What the host says about one of its staff."""
 
@@ -47,7 +56,7 @@ class StaffMember:
     upn: str | None
     display_name: str
     enabled: bool = True
-    legacy_ids: tuple[str, ...] = ()  # EWS item ids of appointments the host already wrote
+    legacy_ids: tuple[LegacyLink, ...] = ()  # appointments the host already wrote, for migration
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +145,7 @@ class UserRecord:
     last_error: str | None = None
     subscription_id: str | None = None
     subscription_expires_at: datetime | None = None
+    delta_link: str | None = None  # where the next delta read of the calendar window starts
     etag: str | None = None
 
     @property

@@ -19,30 +19,34 @@ from shared.domain.tenants import (
     UserScope,
     normalise_tenant_id,
 )
-from shared.domain.users import StaffMember
+from shared.domain.users import LegacyLink, StaffMember
 from shared.service.errors import InvalidInput
 
 GUID_ONLY: Final = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 STAFF_ID_RE: Final = re.compile(r"^[A-Za-z0-9._~@+=-]{1,128}$")  # safe as a Table Storage key
 MAX_DISPLAY_NAME: Final = 256
-MAX_LEGACY_IDS: Final = 10_000
+MAX_LEGACY_IDS: Final = 2_000  # kept on the user's row (Table Storage entities hold 1 MB)
+MAX_LEGACY_ID_LENGTH: Final = 512
 MAX_CATEGORIES: Final = 50
 E = TypeVar("E", bound=Enum)
 
 
-def _string(body: dict[str, Any], name: str, *, required: bool = True, max_length: int = 1024) -> str | None:
+def _string(
+    body: dict[str, Any], name: str, *, required: bool = True, max_length: int = 1024, prefix: str = ""
+) -> str | None:
     value = body.get(name)
+    field = f"{prefix}.{name}" if prefix else name
     if value is None:
         if required:
-            raise InvalidInput(name, "is required")
+            raise InvalidInput(field, "is required")
         return None
     if not isinstance(value, str):
-        raise InvalidInput(name, "must be a string")
+        raise InvalidInput(field, "must be a string")
     value = value.strip()
     if required and not value:
-        raise InvalidInput(name, "must not be empty")
+        raise InvalidInput(field, "must not be empty")
     if len(value) > max_length:
-        raise InvalidInput(name, f"must be at most {max_length} characters")
+        raise InvalidInput(field, f"must be at most {max_length} characters")
     return value or None
 
 
@@ -221,9 +225,35 @@ def parse_staff(staff_id: str, body: dict[str, Any]) -> StaffMember:
         raise InvalidInput("email", "give email or upn (or both) so the staff member can be matched")
     display_name = _string(body, "display_name", required=False, max_length=MAX_DISPLAY_NAME) or ""
     enabled = _bool(body, "enabled", True)
-    legacy = body.get("legacy_ids", [])
-    if not isinstance(legacy, list) or not all(isinstance(x, str) and x for x in legacy):
-        raise InvalidInput("legacy_ids", "must be a list of EWS item ids (strings)")
-    if len(legacy) > MAX_LEGACY_IDS:
+    return StaffMember(
+        staff_id, email, upn, display_name, enabled, parse_legacy_ids(body.get("legacy_ids", []))
+    )
+
+
+def parse_legacy_ids(value: Any) -> tuple[LegacyLink, ...]:
+    """A list of `{appointment_id, ews_id?, ical_uid?}`; a bare string is an EWS item id that is also the
+    host's appointment id (as EWS-era integrations usually keyed them)."""
+    if not isinstance(value, list):
+        raise InvalidInput(
+            "legacy_ids", "must be a list of EWS item ids or {appointment_id, ews_id, ical_uid}"
+        )
+    if len(value) > MAX_LEGACY_IDS:
         raise InvalidInput("legacy_ids", f"at most {MAX_LEGACY_IDS} ids")
-    return StaffMember(staff_id, email, upn, display_name, enabled, tuple(legacy))
+    links: list[LegacyLink] = []
+    for index, item in enumerate(value):
+        field = f"legacy_ids[{index}]"
+        if isinstance(item, str) and item and len(item) <= MAX_LEGACY_ID_LENGTH:
+            links.append(LegacyLink(item, ews_id=item))
+            continue
+        if not isinstance(item, dict):
+            raise InvalidInput(field, "must be an EWS item id or {appointment_id, ews_id, ical_uid}")
+        appointment_id = _string(
+            item, "appointment_id", required=True, max_length=MAX_LEGACY_ID_LENGTH, prefix=field
+        )
+        ews_id = _string(item, "ews_id", required=False, max_length=MAX_LEGACY_ID_LENGTH, prefix=field)
+        ical_uid = _string(item, "ical_uid", required=False, max_length=MAX_LEGACY_ID_LENGTH, prefix=field)
+        if not ews_id and not ical_uid:
+            raise InvalidInput(f"{field}.ews_id", "give ews_id or ical_uid (or both)")
+        assert appointment_id is not None
+        links.append(LegacyLink(appointment_id, ews_id, ical_uid))
+    return tuple(links)

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlencode
 
+from shared.service.deliveries import DeliveryPolicy
+from shared.service.keys import KeyRing
 from shared.service.ports import (
+    CalendarGateway,
     ChangeFeed,
     Clock,
     ConsentStateRepository,
     CustomerAppValidator,
+    DeadLetterRepository,
     DirectoryGateway,
+    HostWebhook,
+    ItemStatusRepository,
     JobQueue,
+    LeaseStore,
     SecretStore,
+    SubscriptionGateway,
+    SubscriptionIndex,
     TenantRepository,
     UserRepository,
 )
@@ -26,6 +35,8 @@ class ConnectorConfig:
     client_id: str  # the connector's multi-tenant app
     authority_host: str  # https://login.microsoftonline.com, or the emulator
     public_base_url: str  # where Entra and Graph reach this function app
+    host_webhook_url: str | None = None  # where changes are delivered (signed); None: the pull feed only
+    delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
 
     @property
     def consent_redirect_uri(self) -> str:
@@ -63,3 +74,11 @@ class Services:
     customer_apps: CustomerAppValidator
     clock: Clock
     config: ConnectorConfig
+    calendar: CalendarGateway
+    subscriptions: SubscriptionGateway
+    item_statuses: ItemStatusRepository
+    leases: LeaseStore
+    subscription_index: SubscriptionIndex
+    dead_letters: DeadLetterRepository
+    webhook: HostWebhook
+    keys: KeyRing

@@ -31,6 +31,44 @@ def migrate_user(tenant_id: str, staff_id: str) -> Job:
     return Job(SYNC_QUEUE, "migrate", tenant_id, {"staff_id": staff_id})
 
 
+def sync_user(tenant_id: str, staff_id: str, reason: str = "notified") -> Job:
+    """Catch up one user's calendar through delta (a notification, a lifecycle event, a resync)."""
+    return Job(SYNC_QUEUE, "sync", tenant_id, {"staff_id": staff_id, "reason": reason})
+
+
+def notified(directory_id: str, subscription_id: str, graph_user_id: str) -> Job:
+    """Graph notified a change in a mailbox; the worker finds the user through the subscription index."""
+    return Job(
+        SYNC_QUEUE,
+        "notified",
+        directory_id,
+        {"subscription_id": subscription_id, "graph_user_id": graph_user_id},
+    )
+
+
+def renew_tenant(tenant_id: str) -> Job:
+    """Renew the tenant's subscriptions that expire soon, recreate missing ones, check silent ones."""
+    return Job(TENANT_QUEUE, "renew_subscriptions", tenant_id)
+
+
+def nightly(tenant_id: str) -> Job:
+    """The nightly pass over a tenant: credential expiry, directory changes, a resync of every user."""
+    return Job(TENANT_QUEUE, "nightly", tenant_id)
+
+
+def deliver(
+    tenant_id: str, first_sequence: int, last_sequence: int, attempt: int = 0, delay_seconds: int = 0
+) -> Job:
+    """Post the feed's changes first..last (inclusive) to the host's webhook, signed."""
+    return Job(
+        DELIVERY_QUEUE,
+        "deliver",
+        tenant_id,
+        {"first": first_sequence, "last": last_sequence, "attempt": attempt},
+        delay_seconds=delay_seconds,
+    )
+
+
 def job_to_message(job: Job) -> str:
     return json.dumps({"kind": job.kind, "tenant_id": job.tenant_id, **job.payload}, separators=(",", ":"))
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol
 
+from shared.domain.calendar import DeltaItem
+from shared.domain.planner import ItemStatus
 from shared.domain.tenants import Tenant
 from shared.domain.users import DirectoryUser, MailboxAccess, StaffMember, UserRecord
 
@@ -121,6 +124,7 @@ class Job:
     kind: str
     tenant_id: str
     payload: dict[str, Any] = field(default_factory=dict)
+    delay_seconds: int = 0  # invisible on the queue this long (a backoff, a Retry-After)
 
 
 class JobQueue(Protocol):
@@ -158,3 +162,185 @@ class CustomerAppValidator(Protocol):
     async def validate(self, directory_id: str, client_id: str, client_secret: str) -> None:
         """Get a token with the customer's app and read the directory once; raises TenantAccessError."""
         ...
+
+
+# --- Calendar sync --------------------------------------------------------------------------------
+
+
+class MailboxUnavailable(Exception):
+    """The mailbox refuses the app (no mailbox, an access policy, a deleted user): a person must act."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RateLimited(Exception):
+    """Graph throttled (429) or was briefly unavailable (503/504) beyond the adapter's own retries."""
+
+    def __init__(self, retry_after: float, reason: str) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+        self.reason = reason
+
+
+class DeltaTokenRejected(Exception):
+    """Graph no longer knows the stored delta link (410 SyncStateNotFound): read the whole window."""
+
+
+class SubscriptionGone(Exception):
+    """The Graph subscription does not exist any more (expired, removed): create a new one."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaRead:
+    """One complete delta round of a mailbox's calendar window (every page, in order)."""
+
+    items: list[DeltaItem]
+    delta_link: str
+    requests: int = 1  # Graph requests it took
+
+
+class CalendarGateway(Protocol):
+    """One mailbox's calendar through Graph: the data plane of the Outlook-to-host sync."""
+
+    async def read_delta(
+        self, tenant: Tenant, graph_user_id: str, delta_link: str | None, window: tuple[datetime, datetime]
+    ) -> DeltaRead:
+        """Follow `delta_link` (or start a new round over `window`) to its next delta link.
+        Raises DeltaTokenRejected, MailboxUnavailable, RateLimited, TenantAccessError."""
+        ...
+
+    async def translate_ews_ids(
+        self, tenant: Tenant, graph_user_id: str, ews_ids: Sequence[str]
+    ) -> dict[str, str]:
+        """EWS item ids to Graph (REST) ids; ids the mailbox does not know are left out."""
+        ...
+
+    async def connector_events(self, tenant: Tenant, graph_user_id: str) -> dict[str, str]:
+        """Events carrying the connector's extended property: Graph id -> host appointment id."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class GraphSubscription:
+    id: str
+    expires_at: datetime
+    resource: str = ""
+
+
+class SubscriptionGateway(Protocol):
+    """Graph change-notification subscriptions on users' events."""
+
+    async def create(
+        self, tenant: Tenant, graph_user_id: str, client_state: str, expires_at: datetime
+    ) -> GraphSubscription:
+        """`created,updated,deleted` on the user's events, notification and lifecycle URLs set."""
+        ...
+
+    async def renew(self, tenant: Tenant, subscription_id: str, expires_at: datetime) -> datetime:
+        """Raises SubscriptionGone."""
+        ...
+
+    async def delete(self, tenant: Tenant, subscription_id: str) -> None:
+        """Idempotent: a subscription that is already gone is fine."""
+        ...
+
+    async def list(self, tenant: Tenant) -> list[GraphSubscription]:
+        """Every subscription this app holds in the tenant."""
+        ...
+
+
+class ItemStatusRepository(Protocol):
+    """The stored status of every Outlook item of one user (table `outlookitems`)."""
+
+    async def load(self, tenant_id: str, staff_id: str) -> dict[str, ItemStatus]: ...
+    async def apply(
+        self, tenant_id: str, staff_id: str, upserts: Sequence[ItemStatus], deletes: Sequence[str]
+    ) -> None:
+        """Upsert and delete in as few transactions as possible; idempotent (a redelivered job may
+        apply the same plan twice)."""
+        ...
+
+    async def delete_user(self, tenant_id: str, staff_id: str) -> None: ...
+    async def delete_tenant(self, tenant_id: str) -> None: ...
+
+
+class LeaseOutcome(StrEnum):
+    ACQUIRED = "acquired"
+    DEFERRED = "deferred"  # another worker holds it; it was asked to run once more before letting go
+
+
+class LeaseStore(Protocol):
+    """One holder per key across workers (table `leases`), with a 'run again' flag so that work asked
+    for while the holder runs is never lost."""
+
+    async def acquire(self, key: str, owner: str, ttl: timedelta, now: datetime) -> LeaseOutcome:
+        """Take the lease if free or expired; else set its 'again' flag and answer DEFERRED."""
+        ...
+
+    async def release(self, key: str, owner: str) -> bool:
+        """Let go; answers True (and keeps the lease, flag cleared) when the 'again' flag was set, so the
+        holder runs once more. Answers False once released (or when the lease is not ours any more)."""
+        ...
+
+    async def delete_prefix(self, prefix: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRecord:
+    """The index from a Graph subscription to the user it serves (table `subscriptions`)."""
+
+    subscription_id: str
+    tenant_id: str
+    staff_id: str
+    graph_user_id: str
+    expires_at: datetime
+    last_notified_at: datetime | None = None
+    etag: str | None = None
+
+
+class SubscriptionIndex(Protocol):
+    async def get(self, subscription_id: str) -> SubscriptionRecord | None: ...
+    async def put(self, record: SubscriptionRecord) -> None: ...
+    async def delete(self, subscription_id: str) -> None: ...
+    async def expiring(self, before: datetime) -> list[SubscriptionRecord]: ...
+    async def for_tenant(self, tenant_id: str) -> list[SubscriptionRecord]: ...
+
+
+# --- Host deliveries ------------------------------------------------------------------------------
+
+
+class DeliveryFailed(Exception):
+    """The host's webhook did not take a delivery (a non-2xx answer, a timeout, a refused connection)."""
+
+    def __init__(self, reason: str, *, retryable: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+
+class HostWebhook(Protocol):
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> None:
+        """Raises DeliveryFailed."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Changes the host's webhook never took, after every retry (table `deliveries`). They stay in the
+    pull feed; the dead letter says which sequence numbers the webhook missed and why."""
+
+    tenant_id: str
+    first_sequence: int
+    last_sequence: int
+    attempts: int
+    reason: str
+    failed_at: datetime
+
+
+class DeadLetterRepository(Protocol):
+    async def add(self, letter: DeadLetter) -> None: ...
+    async def list(self, tenant_id: str) -> list[DeadLetter]: ...
+    async def delete(self, tenant_id: str, first_sequence: int) -> None: ...
+    async def delete_tenant(self, tenant_id: str) -> None: ...

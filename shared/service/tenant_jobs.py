@@ -1,4 +1,4 @@
-"""Per-tenant queued work: discovery, rematch, disconnect."""
+"""Per-tenant queued work: discovery, rematch, disconnect, and the schedules' per-tenant fan-out."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from shared.domain.tenants import TenantState
 from shared.observability import get_logger
 from shared.service.context import Services
 from shared.service.ports import Job, StaleWrite, TenantAccessError
+from shared.service.schedules import nightly_tenant, renew_tenant_subscriptions
 from shared.service.tenants import finish_disconnect, mark_consent_revoked
 from shared.service.users import match_all
 
@@ -23,6 +24,12 @@ async def run_tenant_job(services: Services, job: Job) -> None:
             await mark_consent_revoked(services, job.tenant_id, error.reason)
             return
         await _advance_after_discovery(services, job.tenant_id)
+        return
+    if job.kind == "renew_subscriptions":
+        await renew_tenant_subscriptions(services, job.tenant_id)
+        return
+    if job.kind == "nightly":
+        await nightly_tenant(services, job.tenant_id)
         return
     log.error("unknown tenant job kind %s; dropped", job.kind)
 

@@ -17,6 +17,8 @@ from shared.service.commands import CreateTenant, CustomerAppCredential
 from shared.service.context import Services
 from shared.service.errors import Conflict, InvalidInput, NotFound
 from shared.service.ports import AlreadyExists, Change, ConsentState, StaleWrite, TenantAccessError
+from shared.service.publishing import publish
+from shared.service.subscriptions import remove_tenant_subscriptions
 
 log = get_logger("tenants")
 CONSENT_STATE_TTL: Final = timedelta(hours=1)
@@ -111,8 +113,8 @@ async def _connected(services: Services, tenant: Tenant, how: str) -> Tenant:
     now = services.clock.now()
     tenant = replace(tenant.with_state(TenantState.CONNECTING, now), connected_at=now)
     tenant = await services.tenants.save(tenant)
-    await services.feed.append(
-        tenant.tenant_id, [Change("tenant.connected", tenant.tenant_id, {"auth_mode": how}, now)]
+    await publish(
+        services, tenant.tenant_id, [Change("tenant.connected", tenant.tenant_id, {"auth_mode": how}, now)]
     )
     await services.jobs.enqueue([jobs.discover(tenant.tenant_id)])
     log.info("tenant connected (%s); discovery queued", how)
@@ -227,7 +229,8 @@ async def _consent_failed(
             if fresh is None:
                 break
             tenant = fresh
-    await services.feed.append(
+    await publish(
+        services,
         tenant.tenant_id,
         [
             Change(
@@ -281,16 +284,20 @@ async def finish_disconnect(services: Services, tenant_id: str) -> None:
     if tenant is None or tenant.state is not TenantState.DISCONNECTING:
         return
     with bound(tenant=tenant_id):
+        removed = await remove_tenant_subscriptions(services, tenant)
+        await services.item_statuses.delete_tenant(tenant_id)
+        await services.leases.delete_prefix(f"{tenant_id}/")
+        await services.dead_letters.delete_tenant(tenant_id)
         await services.users.delete_tenant(tenant_id)
         await services.consent_states.delete_tenant(tenant_id)
         await services.secrets.delete(secret_name(tenant.directory_id))
-        await services.feed.append(
-            tenant_id, [Change("tenant.disconnected", tenant_id, {}, services.clock.now())]
+        await publish(
+            services, tenant_id, [Change("tenant.disconnected", tenant_id, {}, services.clock.now())]
         )
         await services.tenants.save(
             replace(tenant.with_state(TenantState.DISCONNECTED, services.clock.now()), customer_app=None)
         )
-        log.info("tenant disconnected and purged")
+        log.info("tenant disconnected and purged (%d subscriptions deleted)", removed)
 
 
 async def mark_consent_revoked(services: Services, tenant_id: str, reason: str) -> None:
@@ -305,8 +312,10 @@ async def mark_consent_revoked(services: Services, tenant_id: str, reason: str) 
             )
         except StaleWrite:
             continue
-        await services.feed.append(
-            tenant_id, [Change("tenant.consent_revoked", tenant_id, {"reason": reason}, services.clock.now())]
+        await publish(
+            services,
+            tenant_id,
+            [Change("tenant.consent_revoked", tenant_id, {"reason": reason}, services.clock.now())],
         )
         log.warning("consent revoked: %s", reason)
         return

@@ -32,6 +32,15 @@ HTTP: dict[str, tuple[str, set[str], func.AuthLevel]] = {
     "users": ("v1/tenants/{tid}/users", {"GET"}, KEY),
     "tenant_rematch": ("v1/tenants/{tid}/rematch", {"POST"}, KEY),
     "changes": ("v1/tenants/{tid}/changes", {"GET"}, KEY),
+    "console_links": ("v1/tenants/{tid}/console-links", {"POST"}, KEY),
+    "console": ("console", {"GET"}, ANON),
+    "console_tenant": ("console/tenants/{tid}", {"GET", "DELETE"}, ANON),
+    "console_users": ("console/tenants/{tid}/users", {"GET"}, ANON),
+    "console_user_resync": ("console/tenants/{tid}/users/{staff_id}/resync", {"POST"}, ANON),
+    "console_resync": ("console/tenants/{tid}/resync", {"POST"}, ANON),
+    "console_rematch": ("console/tenants/{tid}/rematch", {"POST"}, ANON),
+    "console_reauthorize": ("console/tenants/{tid}/reauthorize", {"POST"}, ANON),
+    "console_settings": ("console/tenants/{tid}/settings", {"PATCH"}, ANON),
 }
 # name -> schedule (a binding expression resolved from app settings)
 TIMERS: dict[str, str] = {}

@@ -5,16 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.service.context import ConnectorConfig, Services
+from shared.service.keys import KeyRing
+from tests.fakes.calendar import FakeMailboxes
 from tests.fakes.directory import FakeCustomerApps, FakeDirectory
 from tests.fakes.storage import (
     FakeClock,
     FakeConsentStates,
+    FakeDeadLetters,
     FakeFeed,
+    FakeItemStatuses,
     FakeJobs,
+    FakeLeases,
     FakeSecrets,
+    FakeSubscriptionIndex,
     FakeTenants,
     FakeUsers,
 )
+from tests.fakes.webhook import FakeHostWebhook
 
 CONNECTOR_CLIENT_ID = "11111111-2222-3333-4444-555555555555"
 
@@ -30,12 +37,20 @@ class FakeWorld:
     directory: FakeDirectory
     clock: FakeClock
     services: Services
+    mailboxes: FakeMailboxes
+    item_statuses: FakeItemStatuses
+    leases: FakeLeases
+    subscription_index: FakeSubscriptionIndex
+    dead_letters: FakeDeadLetters
+    webhook: FakeHostWebhook
 
 
 def fake_world() -> FakeWorld:
     tenants, users, states = FakeTenants(), FakeUsers(), FakeConsentStates()
     secrets, feed, jobs = FakeSecrets(), FakeFeed(), FakeJobs()
     directory, clock = FakeDirectory(), FakeClock()
+    mailboxes, statuses, leases = FakeMailboxes(), FakeItemStatuses(), FakeLeases()
+    index, dead_letters, webhook = FakeSubscriptionIndex(), FakeDeadLetters(), FakeHostWebhook()
     services = Services(
         tenants=tenants,
         users=users,
@@ -46,6 +61,35 @@ def fake_world() -> FakeWorld:
         directory=directory,
         customer_apps=FakeCustomerApps(directory),
         clock=clock,
-        config=ConnectorConfig(CONNECTOR_CLIENT_ID, "https://login.example", "https://connector.example"),
+        config=ConnectorConfig(
+            CONNECTOR_CLIENT_ID,
+            "https://login.example",
+            "https://connector.example",
+            host_webhook_url="https://host.example/hooks/outlook",
+        ),
+        calendar=mailboxes,
+        subscriptions=mailboxes,
+        item_statuses=statuses,
+        leases=leases,
+        subscription_index=index,
+        dead_letters=dead_letters,
+        webhook=webhook,
+        keys=KeyRing(secrets),
     )
-    return FakeWorld(tenants, users, states, secrets, feed, jobs, directory, clock, services)
+    return FakeWorld(
+        tenants,
+        users,
+        states,
+        secrets,
+        feed,
+        jobs,
+        directory,
+        clock,
+        services,
+        mailboxes,
+        statuses,
+        leases,
+        index,
+        dead_letters,
+        webhook,
+    )

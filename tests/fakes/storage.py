@@ -7,14 +7,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from shared.domain.planner import ItemStatus
 from shared.domain.tenants import Tenant
 from shared.domain.users import UserRecord
 from shared.service.ports import (
     AlreadyExists,
     Change,
     ConsentState,
+    DeadLetter,
     Job,
+    LeaseOutcome,
     StaleWrite,
+    SubscriptionRecord,
     UserPage,
     UserQuery,
 )
@@ -161,3 +165,111 @@ class FakeJobs:
     def take(self) -> list[Job]:
         taken, self.queued = self.queued, []
         return taken
+
+
+class FakeItemStatuses:
+    """`ItemStatusRepository`: one dict per user."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], dict[str, ItemStatus]] = {}
+
+    async def load(self, tenant_id: str, staff_id: str) -> dict[str, ItemStatus]:
+        return dict(self.rows.get((tenant_id, staff_id), {}))
+
+    async def apply(
+        self, tenant_id: str, staff_id: str, upserts: Sequence[ItemStatus], deletes: Sequence[str]
+    ) -> None:
+        rows = self.rows.setdefault((tenant_id, staff_id), {})
+        for graph_id in deletes:
+            rows.pop(graph_id, None)
+        for status in upserts:
+            rows[status.graph_id] = replace(status, ends_at=status.ends_at.astimezone(UTC))  # stored as UTC
+
+    async def delete_user(self, tenant_id: str, staff_id: str) -> None:
+        self.rows.pop((tenant_id, staff_id), None)
+
+    async def delete_tenant(self, tenant_id: str) -> None:
+        for key in [k for k in self.rows if k[0] == tenant_id]:
+            del self.rows[key]
+
+
+class FakeLeases:
+    """`LeaseStore` with the table adapter's semantics (expiry, the 'again' flag)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[str, datetime, bool]] = {}  # key -> (owner, expires_at, again)
+
+    async def acquire(self, key: str, owner: str, ttl: timedelta, now: datetime) -> LeaseOutcome:
+        held = self.rows.get(key)
+        if held is not None and held[1] > now and held[0] != owner:
+            self.rows[key] = (held[0], held[1], True)
+            return LeaseOutcome.DEFERRED
+        self.rows[key] = (owner, now + ttl, False)
+        return LeaseOutcome.ACQUIRED
+
+    async def release(self, key: str, owner: str) -> bool:
+        held = self.rows.get(key)
+        if held is None or held[0] != owner:
+            return False
+        if held[2]:
+            self.rows[key] = (owner, held[1], False)
+            return True
+        del self.rows[key]
+        return False
+
+    async def delete_prefix(self, prefix: str) -> None:
+        for key in [k for k in self.rows if k.startswith(prefix)]:
+            del self.rows[key]
+
+
+class FakeSubscriptionIndex:
+    def __init__(self) -> None:
+        self.rows: dict[str, SubscriptionRecord] = {}
+
+    async def get(self, subscription_id: str) -> SubscriptionRecord | None:
+        return self.rows.get(subscription_id)
+
+    async def put(self, record: SubscriptionRecord) -> None:
+        notified = record.last_notified_at.astimezone(UTC) if record.last_notified_at else None
+        self.rows[record.subscription_id] = replace(
+            record, expires_at=record.expires_at.astimezone(UTC), last_notified_at=notified, etag=_etag()
+        )
+
+    async def delete(self, subscription_id: str) -> None:
+        self.rows.pop(subscription_id, None)
+
+    async def expiring(self, before: datetime) -> list[SubscriptionRecord]:
+        """Soonest first."""
+        expiring = (r for r in self.rows.values() if r.expires_at < before)
+        return sorted(expiring, key=lambda r: (r.expires_at, r.subscription_id))
+
+    async def for_tenant(self, tenant_id: str) -> list[SubscriptionRecord]:
+        """By subscription id."""
+        return sorted(
+            (r for r in self.rows.values() if r.tenant_id == tenant_id), key=lambda r: r.subscription_id
+        )
+
+
+class FakeDeadLetters:
+    MAX_REASON = 2000  # characters, as the table adapter keeps (the contract suite checks both)
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, int], DeadLetter] = {}
+
+    async def add(self, letter: DeadLetter) -> None:
+        """Replaces a letter with the same first sequence; a long reason is cut, as the table does."""
+        self.rows[(letter.tenant_id, letter.first_sequence)] = replace(
+            letter, reason=letter.reason[: self.MAX_REASON], failed_at=letter.failed_at.astimezone(UTC)
+        )
+
+    async def list(self, tenant_id: str) -> list[DeadLetter]:
+        return sorted(
+            (d for d in self.rows.values() if d.tenant_id == tenant_id), key=lambda d: d.first_sequence
+        )
+
+    async def delete(self, tenant_id: str, first_sequence: int) -> None:
+        self.rows.pop((tenant_id, first_sequence), None)
+
+    async def delete_tenant(self, tenant_id: str) -> None:
+        for key in [k for k in self.rows if k[0] == tenant_id]:
+            del self.rows[key]

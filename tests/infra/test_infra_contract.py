@@ -187,6 +187,14 @@ def test_queue_and_table_names_are_valid_and_queues_get_poison_twins() -> None:
     )
 
 
+def test_infra_creates_every_table_the_adapters_use() -> None:
+    from shared.adapters import sync_tables, tables
+
+    used = {tables.TENANTS, tables.USERS, tables.CONSENT_STATES, tables.CHANGES, *sync_tables.TABLES}
+    created = set(parse(MAIN)["variables"]["connectorTables"]["value"])
+    assert used <= created, f"tables the app uses but infra does not create: {sorted(used - created)}"
+
+
 def test_checkov_skips_sit_inside_a_resource_with_a_reason() -> None:
     for path in bicep_files():
         depth = 0

@@ -57,14 +57,16 @@ class TenantGraph:
     def url(self, path: str) -> str:
         return path if path.startswith("https://") or path.startswith("http://") else f"{self.base_url}{path}"
 
-    async def request_json(
+    async def request_bytes(
         self,
         method: str,
         path: str,
         body: Any = None,
         headers: dict[str, str] | None = None,
-    ) -> Any:
-        """Send a request through the SDK's adapter and middleware; answer the parsed JSON body (or None)."""
+    ) -> bytes:
+        """Send a request through the SDK's adapter and middleware; answer the raw body (b"" when empty).
+
+        Several values of one header (`Prefer`) go comma-folded in one string, as kiota sends them."""
         info = RequestInformation()
         info.http_method = Method(method.upper())
         info.url = self.url(path)
@@ -79,6 +81,17 @@ class TenantGraph:
             raw = await self.adapter.send_primitive_async(info, "bytes", ERROR_MAP)
         except Exception as error:
             raise from_sdk(error) from error
+        return bytes(raw) if raw else b""
+
+    async def request_json(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """Send a request through the SDK's adapter and middleware; answer the parsed JSON body (or None)."""
+        raw = await self.request_bytes(method, path, body, headers)
         if not raw:
             return None
         return json.loads(raw)

@@ -1,0 +1,235 @@
+"""The admin console: console links (host API, function key), the page and its JSON API.
+
+The page and `console/tenants/{tid}/...` are anonymous at the Functions level: the customer's admin has no
+function key. Each checks the console link's token itself (the page: `?token=`; the JSON API:
+`Authorization: Bearer`), before anything is read. A function key is not accepted on these routes: on
+Azure an anonymous function cannot check one against the host's keys, so the host app (or an operator
+with a key) issues a link instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import html
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Final
+
+import azure.functions as func
+
+from functions.http import Endpoint, Handler, error_response, handles_errors, json_response, read_json_object
+from functions.tenants_api import user_query
+from functions.views import iso, tenant_json, user_json
+from shared.bootstrap import container
+from shared.service import console, sync, tenants, users
+from shared.service.commands import parse_settings
+from shared.service.console import ConsoleAccessDenied
+from shared.service.context import Services
+
+bp = func.Blueprint()
+ANON = func.AuthLevel.ANONYMOUS
+PAGE_FILE: Final = Path(__file__).with_name("console_page.html")
+NO_STORE: Final = {"Cache-Control": "no-store"}
+
+
+@bp.function_name("console_links")
+@bp.route(route="v1/tenants/{tid}/console-links", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@handles_errors
+async def console_links(req: func.HttpRequest) -> func.HttpResponse:
+    body = read_json_object(req) if (req.get_body() or b"").strip() else {}
+    link = await console.issue_link(container().services, _tenant_id(req), console.parse_ttl(body))
+    return json_response({"url": link.url, "expires_at": iso(link.expires_at)}, 201, NO_STORE)
+
+
+@bp.function_name("console")
+@bp.route(route="console", methods=["GET"], auth_level=ANON)
+@handles_errors
+async def console_page(req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        grant = await console.authorize(container().services, req.params.get("token"))
+    except ConsoleAccessDenied as denied:
+        return _html(refusal_page(denied), denied.status, "default-src 'none'; style-src 'unsafe-inline'")
+    page = console_template()
+    return _html(page.render(grant.tenant_id), 200, page.policy)
+
+
+def console_api(handler: Handler) -> Endpoint:
+    """`handles_errors`, plus a refused console token as 401/403 JSON; never cached."""
+    inner = handles_errors(handler)
+
+    async def wrapper(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+        try:
+            response = await inner(req, context)
+        except ConsoleAccessDenied as denied:
+            response = error_response(denied.status, denied.code, denied.message)
+            if denied.status == 401:
+                response.headers["WWW-Authenticate"] = f'Bearer error="{denied.code}"'
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    # Like handles_errors: the worker reads the wrapper's own signature (req, context).
+    functools.update_wrapper(
+        wrapper, inner, assigned=("__module__", "__name__", "__qualname__", "__doc__"), updated=()
+    )
+    return wrapper
+
+
+@bp.function_name("console_tenant")
+@bp.route(route="console/tenants/{tid}", methods=["GET", "DELETE"], auth_level=ANON)
+@console_api
+async def console_tenant(req: func.HttpRequest) -> func.HttpResponse:
+    services, tid = await _authorized(req)
+    now = services.clock.now()
+    if req.method == "DELETE":
+        return json_response(tenant_json(await tenants.begin_disconnect(services, tid), now), 202)
+    view = await console.overview(services, tid)
+    body = tenant_json(view.tenant, now, view.progress)
+    return json_response({**body, "dead_deliveries": view.dead_deliveries})
+
+
+@bp.function_name("console_users")
+@bp.route(route="console/tenants/{tid}/users", methods=["GET"], auth_level=ANON)
+@console_api
+async def console_users(req: func.HttpRequest) -> func.HttpResponse:
+    services, tid = await _authorized(req)
+    page = await users.list_users(services, tid, user_query(req))
+    return json_response(
+        {"value": [user_json(u) for u in page.users], "next_cursor": page.next_cursor, "total": page.total}
+    )
+
+
+@bp.function_name("console_user_resync")
+@bp.route(route="console/tenants/{tid}/users/{staff_id}/resync", methods=["POST"], auth_level=ANON)
+@console_api
+async def console_user_resync(req: func.HttpRequest) -> func.HttpResponse:
+    services, tid = await _authorized(req)
+    record = await sync.request_user_resync(services, tid, str(req.route_params["staff_id"]))
+    return json_response(user_json(record), 202)
+
+
+@bp.function_name("console_resync")
+@bp.route(route="console/tenants/{tid}/resync", methods=["POST"], auth_level=ANON)
+@console_api
+async def console_resync(req: func.HttpRequest) -> func.HttpResponse:
+    services, tid = await _authorized(req)
+    only_failed = console.parse_only_failed(_optional_body(req))
+    queued = await sync.request_tenant_resync(services, tid, only_failed=only_failed)
+    return json_response({"status": "queued", "users": queued}, 202)
+
+
+@bp.function_name("console_rematch")
+@bp.route(route="console/tenants/{tid}/rematch", methods=["POST"], auth_level=ANON)
+@console_api
+async def console_rematch(req: func.HttpRequest) -> func.HttpResponse:
+    services, tid = await _authorized(req)
+    await users.request_rematch(services, tid)
+    return json_response({"status": "queued"}, 202)
+
+
+@bp.function_name("console_reauthorize")
+@bp.route(route="console/tenants/{tid}/reauthorize", methods=["POST"], auth_level=ANON)
+@console_api
+async def console_reauthorize(req: func.HttpRequest) -> func.HttpResponse:
+    services, tid = await _authorized(req)
+    connection = await console.reauthorize(services, tid, _optional_body(req))
+    now = services.clock.now()
+    return json_response(tenant_json(connection.tenant, now, consent_url=connection.consent_url))
+
+
+@bp.function_name("console_settings")
+@bp.route(route="console/tenants/{tid}/settings", methods=["PATCH"], auth_level=ANON)
+@console_api
+async def console_settings(req: func.HttpRequest) -> func.HttpResponse:
+    services, tid = await _authorized(req)
+    tenant = await tenants.get_tenant(services, tid)
+    settings = parse_settings(read_json_object(req), tenant.settings, prefix="settings")
+    updated = await tenants.update_settings(services, tid, settings)
+    return json_response(tenant_json(updated, services.clock.now()))
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+
+def _tenant_id(req: func.HttpRequest) -> str:
+    return str(req.route_params["tid"]).strip().lower()
+
+
+def _bearer(req: func.HttpRequest) -> str | None:
+    scheme, _, value = (req.headers.get("authorization") or "").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return value.strip() or None
+
+
+async def _authorized(req: func.HttpRequest) -> tuple[Services, str]:
+    """The services and the path's tenant, once the bearer token is checked to grant that tenant."""
+    services = container().services
+    tid = _tenant_id(req)
+    await console.authorize(services, _bearer(req), tid)
+    return services, tid
+
+
+def _optional_body(req: func.HttpRequest) -> dict[str, Any]:
+    return read_json_object(req) if (req.get_body() or b"").strip() else {}
+
+
+def _html(body: str, status: int, policy: str) -> func.HttpResponse:
+    return func.HttpResponse(
+        body,
+        status_code=status,
+        mimetype="text/html",
+        charset="utf-8",
+        headers={
+            **NO_STORE,
+            "Content-Security-Policy": policy,
+            "Referrer-Policy": "no-referrer",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleTemplate:
+    html: str
+    policy: str  # the Content-Security-Policy: only this page's own inline script and style run
+
+    def render(self, tenant_id: str) -> str:
+        return self.html.replace("__TENANT_ID__", html.escape(tenant_id, quote=True))
+
+
+def _csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+@cache
+def console_template() -> ConsoleTemplate:
+    """The page, read once per worker on first use (never at import)."""
+    text = PAGE_FILE.read_text(encoding="utf-8")
+    scripts = re.findall(r"<script>(.*?)</script>", text, re.DOTALL)
+    styles = re.findall(r"<style>(.*?)</style>", text, re.DOTALL)
+    policy = (
+        "default-src 'none'; "
+        f"script-src {' '.join(map(_csp_hash, scripts))}; "
+        f"style-src {' '.join(map(_csp_hash, styles))}; "
+        "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
+    )
+    return ConsoleTemplate(text, policy)
+
+
+def refusal_page(denied: ConsoleAccessDenied) -> str:
+    title = (
+        "This console link has expired" if "expired" in denied.message else "This console link is not valid"
+    )
+    return f"""<!doctype html>
+<html lang=en><head><meta charset=utf-8><title>{title}</title>
+<meta name=viewport content="width=device-width, initial-scale=1">
+<style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}}
+h1{{font-size:1.4rem;color:#b3261e}}</style></head>
+<body><h1>{title}</h1><p id=reason>{html.escape(denied.message.capitalize())}.</p>
+<p>Console links are signed for one organisation and expire. Open the Microsoft 365 settings of the
+application again, or ask its administrator, for a new console link.</p></body></html>"""

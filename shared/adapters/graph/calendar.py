@@ -1,0 +1,330 @@
+"""Mailbox calendars and change-notification subscriptions through Graph (`CalendarGateway`,
+`SubscriptionGateway`): the data plane of the Outlook-to-host sync.
+
+Every request goes through the SDK's request adapter and middleware (retry honouring `Retry-After`, at
+most `MAX_SDK_RETRIES`); delta pages come back as raw bytes and are parsed by `events.py`. Requests on
+events carry `Prefer: IdType="ImmutableId"`, so an event keeps its id when it moves between folders, and
+the ids of delta reads, `connector_events`, notifications and `translateExchangeIds`
+(`restImmutableEntryId`) are the same strings.
+
+Graph's failures become the ports' errors here, once:
+- 410 (or `syncStateNotFound`/`resyncRequired`), and a 400 on a stored delta link → `DeltaTokenRejected`;
+- 429/503/504 after the SDK's retries, other 5xx and transport failures → `RateLimited`;
+- 401 or a refused token → `TenantAccessError`;
+- 404 on a mailbox path → `MailboxUnavailable` (no such user, no Exchange Online mailbox);
+- 403 on a mailbox path → one directory read decides: refused too → the tenant's consent is gone
+  (`TenantAccessError`); allowed → only this mailbox is closed to the app (`MailboxUnavailable`).
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import quote
+
+from shared.adapters.graph.client import GraphClients, TenantGraph, TenantKey
+from shared.adapters.graph.errors import (
+    AccessDenied,
+    AuthFailed,
+    GraphError,
+    NotFound,
+    SyncStateLost,
+    Throttled,
+)
+from shared.adapters.graph.events import parse_delta_page, parse_graph_datetime
+from shared.domain.calendar import APPOINTMENT_PROPERTY_ID, DeltaItem
+from shared.domain.tenants import Tenant
+from shared.service.ports import (
+    DeltaRead,
+    DeltaTokenRejected,
+    GraphSubscription,
+    MailboxUnavailable,
+    RateLimited,
+    SubscriptionGone,
+    TenantAccessError,
+)
+
+IMMUTABLE_IDS: Final = 'IdType="ImmutableId"'
+UTC_TIMES: Final = 'outlook.timezone="UTC"'
+TRANSLATE_BATCH: Final = 1000  # translateExchangeIds takes at most this many ids per request
+MAX_PAGES: Final = 10_000  # a guard against a server that never ends a round
+TRANSIENT_RETRY_AFTER: Final = 10.0  # seconds, for a 5xx or a broken connection without Retry-After
+CHANGE_TYPES: Final = "created,updated,deleted"
+
+_NO_USER: Final = {"errorinvaliduser", "request_resourcenotfound", "resourcenotfound"}
+_NO_MAILBOX: Final = {
+    "mailboxnotenabledforrestapi",
+    "mailboxnotsupportedforrestapi",
+    "errornonexistentmailbox",
+}
+
+KeyFor = Callable[[Tenant], Awaitable[TenantKey]]
+
+
+def _utc(value: datetime, name: str) -> str:
+    if value.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _window_param(value: datetime, name: str) -> str:
+    if value.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware")
+    return quote(value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), safe="")
+
+
+def _user_path(graph_user_id: str) -> str:
+    return f"/users/{quote(graph_user_id, safe='')}"
+
+
+class _GraphPort:
+    """What both gateways share: the tenant's client, and Graph's errors translated for a mailbox."""
+
+    def __init__(self, clients: GraphClients, key_for: KeyFor) -> None:
+        self._clients = clients
+        self._key_for = key_for
+
+    async def _graph(self, tenant: Tenant) -> TenantGraph:
+        return await self._clients.for_tenant(await self._key_for(tenant))
+
+    async def _translated(
+        self, graph: TenantGraph, error: GraphError, graph_user_id: str | None
+    ) -> Exception:
+        """The port's error for a Graph failure (`graph_user_id` when the request was on a mailbox)."""
+        if isinstance(error, SyncStateLost):
+            return DeltaTokenRejected(f"{error.status} {error.code}: {error.message}")
+        if isinstance(error, Throttled):
+            return RateLimited(error.retry_after, f"{error.status} {error.code}: {error.message}")
+        if isinstance(error, AuthFailed):
+            return TenantAccessError(f"Graph refused the app's credentials ({error.code}): {error.message}")
+        if isinstance(error, NotFound) and graph_user_id is not None:
+            return MailboxUnavailable(_not_found_reason(error, graph_user_id))
+        if isinstance(error, AccessDenied):
+            return await self._access_denied(graph, error, graph_user_id)
+        if error.status == 0 or error.status >= 500:
+            return RateLimited(TRANSIENT_RETRY_AFTER, f"{error.status} {error.code}: {error.message}")
+        return error
+
+    async def _access_denied(
+        self, graph: TenantGraph, error: GraphError, graph_user_id: str | None
+    ) -> Exception:
+        """A 403: one directory read tells a tenant-wide refusal (the token has no roles: consent revoked,
+        the app removed) from one that only concerns this mailbox (an Exchange application access policy)."""
+        try:
+            await graph.request_json("GET", "/users?$top=1&$select=id")
+        except (AuthFailed, AccessDenied) as directory:
+            return TenantAccessError(
+                f"Graph refuses the tenant ({error.code}, and {directory.code} on the directory): the admin "
+                "consent was revoked or the app was removed; an administrator must consent again"
+            )
+        except GraphError as other:
+            return await self._translated(graph, other, None)
+        if graph_user_id is None:
+            return error  # the tenant is readable: a refusal of this one request
+        return MailboxUnavailable(
+            f"the app may not open this mailbox ({error.code}) although it can read the directory: an "
+            "Exchange application access policy (or RBAC for Applications) leaves the user out, or the app "
+            "lacks Calendars.ReadWrite; add the user to the policy's group or grant the permission"
+        )
+
+
+def _not_found_reason(error: GraphError, graph_user_id: str) -> str:
+    code = error.code.lower()
+    if code in _NO_USER:
+        return (
+            f"Graph knows no user {graph_user_id} ({error.code}): the account was deleted or replaced; "
+            "match the staff member again"
+        )
+    if code in _NO_MAILBOX or "mailbox" in error.message.lower() or "rest api" in error.message.lower():
+        return (
+            f"the user has no Exchange Online mailbox ({error.code}): it is unlicensed, inactive, "
+            "soft-deleted or on-premises; assign an Exchange Online licence or unlink the staff member"
+        )
+    return (
+        f"the mailbox answered 404 ({error.code}: {error.message}); check that the user still has a mailbox"
+    )
+
+
+class GraphCalendar(_GraphPort):
+    """`CalendarGateway` over Graph."""
+
+    def __init__(self, clients: GraphClients, key_for: KeyFor, *, page_size: int = 200) -> None:
+        super().__init__(clients, key_for)
+        if not 1 <= page_size <= 1000:
+            raise ValueError("page_size must be between 1 and 1000")
+        self._page_size = page_size
+
+    async def read_delta(
+        self, tenant: Tenant, graph_user_id: str, delta_link: str | None, window: tuple[datetime, datetime]
+    ) -> DeltaRead:
+        """Every page of one delta round, in order, to its delta link."""
+        graph = await self._graph(tenant)
+        headers = {"Prefer": f"{UTC_TIMES}, odata.maxpagesize={self._page_size}, {IMMUTABLE_IDS}"}
+        if delta_link is None:
+            start, end = window
+            url = (
+                f"{_user_path(graph_user_id)}/calendarView/delta"
+                f"?startDateTime={_window_param(start, 'window start')}"
+                f"&endDateTime={_window_param(end, 'window end')}"
+            )
+        else:
+            url = delta_link
+        items: list[DeltaItem] = []
+        requests = 0
+        while requests < MAX_PAGES:
+            requests += 1
+            try:
+                body = await graph.request_bytes("GET", url, headers=headers)
+            except GraphError as error:
+                if delta_link is not None and error.status == 400:  # a link Graph cannot read any more
+                    raise DeltaTokenRejected(f"{error.status} {error.code}: {error.message}") from error
+                raise await self._translated(graph, error, graph_user_id) from error
+            page, next_link, new_delta_link = parse_delta_page(body)
+            items += page
+            if new_delta_link:
+                return DeltaRead(items, new_delta_link, requests)
+            if not next_link:
+                raise GraphError(200, "NoDeltaLink", "a delta page with neither a nextLink nor a deltaLink")
+            url = next_link
+        raise GraphError(200, "EndlessDelta", f"no delta link after {MAX_PAGES} pages")
+
+    async def translate_ews_ids(
+        self, tenant: Tenant, graph_user_id: str, ews_ids: Sequence[str]
+    ) -> dict[str, str]:
+        """EWS ids → the immutable REST ids that delta reads return (`restImmutableEntryId`), 1000 a request;
+        ids the mailbox does not know are left out."""
+        wanted = list(dict.fromkeys(i for i in ews_ids if i))
+        if not wanted:
+            return {}
+        graph = await self._graph(tenant)
+        found: dict[str, str] = {}
+        for first in range(0, len(wanted), TRANSLATE_BATCH):
+            body = {
+                "inputIds": wanted[first : first + TRANSLATE_BATCH],
+                "sourceIdType": "ewsId",
+                "targetIdType": "restImmutableEntryId",
+            }
+            try:
+                answer = await graph.request_json(
+                    "POST", f"{_user_path(graph_user_id)}/translateExchangeIds", body
+                )
+            except GraphError as error:
+                raise await self._translated(graph, error, graph_user_id) from error
+            for result in (answer or {}).get("value") or ():
+                source, target = result.get("sourceId"), result.get("targetId")
+                if source and target:
+                    found[source] = target
+        return found
+
+    async def connector_events(self, tenant: Tenant, graph_user_id: str) -> dict[str, str]:
+        """Events carrying the connector's extended property: Graph id → host appointment id."""
+        graph = await self._graph(tenant)
+        property_id = APPOINTMENT_PROPERTY_ID.replace("'", "''")
+        condition = f"singleValueExtendedProperties/Any(ep: ep/id eq '{property_id}' and ep/value ne null)"
+        expand = f"singleValueExtendedProperties($filter=id eq '{property_id}')"
+        url: str | None = (
+            f"{_user_path(graph_user_id)}/events?$filter={quote(condition, safe='')}&$select=id"
+            f"&$expand={quote(expand, safe='')}&$top={self._page_size}"
+        )
+        headers = {"Prefer": IMMUTABLE_IDS}
+        found: dict[str, str] = {}
+        pages = 0
+        while url and pages < MAX_PAGES:
+            pages += 1
+            try:
+                page = await graph.request_json("GET", url, headers=headers)
+            except GraphError as error:
+                raise await self._translated(graph, error, graph_user_id) from error
+            for event in page.get("value") or ():
+                value = _property_value(event)
+                if value is not None:
+                    found[event["id"]] = value
+            url = page.get("@odata.nextLink")
+        return found
+
+
+def _property_value(event: dict[str, Any]) -> str | None:
+    wanted = APPOINTMENT_PROPERTY_ID.lower()
+    for prop in event.get("singleValueExtendedProperties") or ():
+        if str(prop.get("id", "")).lower() == wanted and prop.get("value") is not None:
+            return str(prop["value"])
+    return None
+
+
+class GraphSubscriptions(_GraphPort):
+    """`SubscriptionGateway` over Graph: `created,updated,deleted` on users' events, immutable ids."""
+
+    def __init__(
+        self, clients: GraphClients, key_for: KeyFor, *, notification_url: str, lifecycle_url: str
+    ) -> None:
+        super().__init__(clients, key_for)
+        self._notification_url = notification_url
+        self._lifecycle_url = lifecycle_url
+
+    async def create(
+        self, tenant: Tenant, graph_user_id: str, client_state: str, expires_at: datetime
+    ) -> GraphSubscription:
+        graph = await self._graph(tenant)
+        body = {
+            "changeType": CHANGE_TYPES,
+            "notificationUrl": self._notification_url,
+            "lifecycleNotificationUrl": self._lifecycle_url,
+            "resource": f"users/{graph_user_id}/events",
+            "expirationDateTime": _utc(expires_at, "expires_at"),
+            "clientState": client_state,
+        }
+        try:
+            answer = await graph.request_json(
+                "POST", "/subscriptions", body, headers={"Prefer": IMMUTABLE_IDS}
+            )
+        except GraphError as error:
+            raise await self._translated(graph, error, graph_user_id) from error
+        return _subscription(answer)
+
+    async def renew(self, tenant: Tenant, subscription_id: str, expires_at: datetime) -> datetime:
+        graph = await self._graph(tenant)
+        body = {"expirationDateTime": _utc(expires_at, "expires_at")}
+        try:
+            answer = await graph.request_json(
+                "PATCH", f"/subscriptions/{quote(subscription_id, safe='')}", body
+            )
+        except NotFound as error:
+            raise SubscriptionGone(subscription_id) from error
+        except GraphError as error:
+            raise await self._translated(graph, error, None) from error
+        return parse_graph_datetime(answer["expirationDateTime"]) if answer else expires_at
+
+    async def delete(self, tenant: Tenant, subscription_id: str) -> None:
+        graph = await self._graph(tenant)
+        try:
+            await graph.request_json("DELETE", f"/subscriptions/{quote(subscription_id, safe='')}")
+        except NotFound:
+            return
+        except GraphError as error:
+            raise await self._translated(graph, error, None) from error
+
+    async def list(self, tenant: Tenant) -> builtins.list[GraphSubscription]:
+        """Every subscription this app holds in the tenant (Graph answers only the caller's)."""
+        graph = await self._graph(tenant)
+        found: builtins.list[GraphSubscription] = []
+        url: str | None = "/subscriptions"
+        pages = 0
+        while url and pages < MAX_PAGES:
+            pages += 1
+            try:
+                page = await graph.request_json("GET", url)
+            except GraphError as error:
+                raise await self._translated(graph, error, None) from error
+            found += [_subscription(raw) for raw in page.get("value") or ()]
+            url = page.get("@odata.nextLink")
+        return found
+
+
+def _subscription(raw: dict[str, Any]) -> GraphSubscription:
+    return GraphSubscription(
+        id=str(raw["id"]),
+        expires_at=parse_graph_datetime(str(raw["expirationDateTime"])),
+        resource=str(raw.get("resource") or ""),
+    )

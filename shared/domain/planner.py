@@ -1,0 +1,246 @@
+"""The sync planner: what Outlook reported, against what was stored, becomes a list of actions.
+
+Pure: no I/O, no clock. Three sides meet here (after vdirsyncer): the Outlook items a delta read
+returned, the stored status of every item (one row per Outlook item: Graph id, iCalUId, changeKey,
+content hash, the host appointment it is linked to), and the host's links (its EWS-era ids translated
+to Graph ids, the connector's extended property, iCalUIds). The executor applies the plan item by item.
+
+Rules:
+- An item is changed for the host only when its content hash changed; a new changeKey with the same
+  content (Outlook touched it, or the connector's own write came back) only refreshes the status.
+- Items the host already knows (linked to one of its appointments) are never announced as new: that
+  is how migration avoids duplicates while the host's old sync still runs, and how the connector's own
+  writes are never echoed back.
+- The import filter, the "show free events" setting and cancellation decide whether the host sees an
+  item (`admitted`); an item that stops being admitted is deleted for the host, and one that starts
+  being admitted is created.
+- A complete read of the window (first sync, or after the delta link was lost) also deletes stored
+  items it did not see, except those that simply aged out of the window, and unless that would delete
+  too much at once (the mass-deletion guard).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from shared.domain.calendar import DeltaItem, OutlookEvent, RemovedEvent
+from shared.domain.tenants import ImportFilter
+
+MASS_DELETE_MIN: Final = 10  # a complete read may delete this many items without question
+MASS_DELETE_SHARE: Final = 0.5  # ... and beyond that, at most this share of what was stored
+
+
+class Origin(StrEnum):
+    OUTLOOK = "outlook"  # made in Outlook (or by the host's old sync)
+    HOST = "host"  # linked to a host appointment (written by the connector, or by the host via EWS)
+
+
+class ChangeType(StrEnum):
+    CREATED = "event.created"
+    UPDATED = "event.updated"
+    DELETED = "event.deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class ItemStatus:
+    """What the connector last saw of one Outlook item, and what the host knows of it."""
+
+    graph_id: str
+    change_key: str | None
+    ical_uid: str | None
+    content_hash: str
+    ends_at: datetime
+    admitted: bool  # the host has been told about it (it passed the filters)
+    appointment_id: str | None = None  # the host appointment it is linked to
+    series_master_id: str | None = None
+
+    @property
+    def origin(self) -> Origin:
+        return Origin.HOST if self.appointment_id else Origin.OUTLOOK
+
+
+@dataclass(frozen=True, slots=True)
+class Visibility:
+    """The tenant settings that decide what the host sees."""
+
+    import_filter: ImportFilter = field(default_factory=ImportFilter)
+    show_free_events: bool = True
+    privacy_mode: bool = False
+
+    def admits(self, event: OutlookEvent) -> bool:
+        if event.cancelled:
+            return False
+        if not self.show_free_events and event.show_as == "free":
+            return False
+        return self.import_filter.admits(event.categories)
+
+    def payload(self, event: OutlookEvent) -> dict[str, Any]:
+        return event.free_busy() if self.privacy_mode else event.details()
+
+
+@dataclass(frozen=True, slots=True)
+class HostLinks:
+    """How the host's own appointments show up in this mailbox, found during migration."""
+
+    by_graph_id: Mapping[str, str] = field(default_factory=dict)  # graph id -> appointment id
+    by_ical_uid: Mapping[str, str] = field(default_factory=dict)  # iCalUId -> appointment id
+
+    def appointment_for(self, event: OutlookEvent) -> str | None:
+        found = self.by_graph_id.get(event.id)
+        if found is None and event.series_master_id:
+            found = self.by_graph_id.get(event.series_master_id)
+        if found is None and event.ical_uid:
+            found = self.by_ical_uid.get(event.ical_uid)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class HostChange:
+    """A change the host must hear about (the executor stamps tenant, staff and time on it)."""
+
+    type: ChangeType
+    event_id: str
+    data: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Plan:
+    upserts: list[ItemStatus] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    changes: list[HostChange] = field(default_factory=list)
+    held_deletes: int = 0  # deletions the mass-deletion guard refused
+
+    @property
+    def empty(self) -> bool:
+        return not (self.upserts or self.deletes or self.changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One delta read of a mailbox: the items, and whether it covered the whole window."""
+
+    items: Sequence[DeltaItem]
+    complete: bool  # a full read of the window (no delta link was used)
+    window_start: datetime  # items ending before it aged out (not deleted)
+    migrating: bool = False  # linked items are the host's own: no `created` for them
+
+
+def plan(
+    observation: Observation,
+    stored: Mapping[str, ItemStatus],
+    visibility: Visibility,
+    links: HostLinks | None = None,
+    *,
+    allow_mass_delete: bool = False,
+) -> Plan:
+    links = links or HostLinks()
+    result = Plan()
+    seen: set[str] = set()
+    for item in _last_word(observation.items):
+        seen.add(item.id)
+        before = stored.get(item.id)
+        if isinstance(item, RemovedEvent):
+            if before is not None:
+                _remove(result, before)
+            continue
+        _observe(result, item, before, visibility, links, observation.migrating)
+    if observation.complete:
+        _reconcile(result, observation, stored, seen, allow_mass_delete)
+    return result
+
+
+def _last_word(items: Iterable[DeltaItem]) -> list[DeltaItem]:
+    """Graph may report an item twice in one read (pages, replays): its last report wins."""
+    latest: dict[str, DeltaItem] = {}
+    for item in items:
+        latest.pop(item.id, None)
+        latest[item.id] = item
+    return list(latest.values())
+
+
+def _observe(  # noqa: PLR0917 (the planner's inputs, in order)
+    result: Plan,
+    event: OutlookEvent,
+    before: ItemStatus | None,
+    visibility: Visibility,
+    links: HostLinks,
+    migrating: bool,
+) -> None:
+    digest = event.content_hash()
+    admitted = visibility.admits(event)
+    appointment_id = (before.appointment_id if before else None) or links.appointment_for(event)
+    status = ItemStatus(
+        graph_id=event.id,
+        change_key=event.change_key,
+        ical_uid=event.ical_uid,
+        content_hash=digest,
+        ends_at=event.ends_at(),
+        admitted=admitted,
+        appointment_id=appointment_id,
+        series_master_id=event.series_master_id,
+    )
+    if before is None:
+        result.upserts.append(status)
+        known_to_host = appointment_id is not None and migrating
+        if admitted and not known_to_host:
+            result.changes.append(_change(ChangeType.CREATED, event, visibility, appointment_id))
+        return
+    if before == status:
+        return  # a duplicate or replayed report
+    result.upserts.append(status)
+    if before.content_hash == digest and before.admitted == admitted:
+        return  # a new changeKey, nothing the host can see
+    if admitted and not before.admitted:
+        result.changes.append(_change(ChangeType.CREATED, event, visibility, appointment_id))
+    elif before.admitted and not admitted:
+        result.changes.append(_deleted(event.id, appointment_id, reason="filtered"))
+    elif admitted:
+        result.changes.append(_change(ChangeType.UPDATED, event, visibility, appointment_id))
+
+
+def _remove(result: Plan, before: ItemStatus, reason: str = "deleted") -> None:
+    result.deletes.append(before.graph_id)
+    if before.admitted:
+        result.changes.append(_deleted(before.graph_id, before.appointment_id, reason))
+
+
+def _reconcile(
+    result: Plan,
+    observation: Observation,
+    stored: Mapping[str, ItemStatus],
+    seen: set[str],
+    allow_mass_delete: bool,
+) -> None:
+    missing = [s for s in stored.values() if s.graph_id not in seen]
+    aged = [s for s in missing if s.ends_at < observation.window_start]
+    gone = [s for s in missing if s.ends_at >= observation.window_start]
+    result.deletes.extend(s.graph_id for s in aged)  # out of the window: forgotten, not deleted
+    in_window = len(stored) - len(aged)
+    too_many = len(gone) > MASS_DELETE_MIN and len(gone) > in_window * MASS_DELETE_SHARE
+    if too_many and not allow_mass_delete:
+        result.held_deletes = len(gone)
+        return
+    for status in gone:
+        _remove(result, status)
+
+
+def _change(
+    kind: ChangeType, event: OutlookEvent, visibility: Visibility, appointment_id: str | None
+) -> HostChange:
+    return HostChange(kind, event.id, {"event": visibility.payload(event), "appointment_id": appointment_id})
+
+
+def _deleted(event_id: str, appointment_id: str | None, reason: str) -> HostChange:
+    return HostChange(
+        ChangeType.DELETED,
+        event_id,
+        {"event": {"id": event_id}, "appointment_id": appointment_id, "reason": reason},
+    )
+
+
+def with_link(status: ItemStatus, appointment_id: str | None) -> ItemStatus:
+    return replace(status, appointment_id=appointment_id)

@@ -1,0 +1,178 @@
+"""The admin console: signed, expiring, tenant-scoped links, and the console's small use cases.
+
+A console token is `base64url(JSON {tid, exp, nonce}) + "." + base64url(HMAC-SHA256(key, first part))`,
+signed with the connector's `console-link-key` from Key Vault (created on first use). It grants its one
+tenant until `exp` (Unix seconds); nothing is stored, so a link cannot be revoked one by one: rotating the
+key in Key Vault (and restarting the workers) voids every link at once. The console's page and its JSON
+API are anonymous at the Functions level and check the token themselves, before anything is read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from shared.domain.progress import Progress
+from shared.domain.tenants import AuthMode, Tenant
+from shared.service import tenants
+from shared.service.commands import parse_customer_app
+from shared.service.context import Services
+from shared.service.errors import InvalidInput, ServiceError
+from shared.service.keys import CONSOLE_KEY
+
+DEFAULT_TTL_MINUTES: Final = 60
+MIN_TTL_MINUTES: Final = 5
+MAX_TTL_MINUTES: Final = 24 * 60
+MAX_TOKEN_LENGTH: Final = 1024
+
+
+class ConsoleAccessDenied(ServiceError):
+    """The console token is missing, forged, expired (401) or for another tenant (403)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _refused(message: str) -> ConsoleAccessDenied:
+    return ConsoleAccessDenied(401, "invalid_token", message)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleGrant:
+    """What a valid token grants: one tenant, until a moment."""
+
+    tenant_id: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleLink:
+    url: str
+    expires_at: datetime
+
+
+# --- the token (pure) -------------------------------------------------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(key: bytes, payload: str) -> str:
+    return _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
+
+
+def sign_token(key: bytes, tenant_id: str, expires_at: datetime, nonce: str | None = None) -> str:
+    claims = {
+        "tid": tenant_id,
+        "exp": int(expires_at.timestamp()),
+        "nonce": nonce or secrets.token_urlsafe(12),
+    }
+    payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
+    return f"{payload}.{_mac(key, payload)}"
+
+
+def verify_token(key: bytes, token: str | None, now: datetime) -> ConsoleGrant:
+    """The grant of a genuine, unexpired token; ConsoleAccessDenied (401) otherwise."""
+    if not token:
+        raise _refused("a console token is required")
+    if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:
+        raise _refused("the console token is malformed")
+    payload, signature = token.split(".")
+    if not hmac.compare_digest(_mac(key, payload).encode(), signature.encode()):
+        raise _refused("the console token is not genuine")
+    try:
+        claims: Any = json.loads(_unb64(payload))
+    except (ValueError, binascii.Error):
+        raise _refused("the console token is malformed") from None
+    tenant_id, expires = (claims.get("tid"), claims.get("exp")) if isinstance(claims, dict) else (None, None)
+    if not isinstance(tenant_id, str) or isinstance(expires, bool) or not isinstance(expires, int):
+        raise _refused("the console token is malformed")
+    expires_at = datetime.fromtimestamp(expires, UTC)
+    if expires_at <= now:
+        raise ConsoleAccessDenied(401, "expired_token", "the console link has expired")
+    return ConsoleGrant(tenant_id, expires_at)
+
+
+# --- use cases --------------------------------------------------------------------------------------
+
+
+def parse_ttl(body: dict[str, Any]) -> timedelta:
+    """`{"ttl_minutes": n}` (optional) as a lifetime."""
+    value = body.get("ttl_minutes", DEFAULT_TTL_MINUTES)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput("ttl_minutes", "must be an integer")
+    if not MIN_TTL_MINUTES <= value <= MAX_TTL_MINUTES:
+        raise InvalidInput("ttl_minutes", f"must be between {MIN_TTL_MINUTES} and {MAX_TTL_MINUTES}")
+    unknown = sorted(set(body) - {"ttl_minutes"})
+    if unknown:
+        raise InvalidInput(unknown[0], "is not a field of a console link request")
+    return timedelta(minutes=value)
+
+
+async def issue_link(services: Services, tenant_id: str, ttl: timedelta) -> ConsoleLink:
+    """A signed link to the console of this one (existing) tenant."""
+    tenant = await tenants.get_tenant(services, tenant_id)
+    expires_at = (services.clock.now() + ttl).replace(microsecond=0)
+    token = sign_token(await services.keys.required(CONSOLE_KEY), tenant.tenant_id, expires_at)
+    return ConsoleLink(f"{services.config.public_base_url}/api/console?token={token}", expires_at)
+
+
+async def authorize(services: Services, token: str | None, tenant_id: str | None = None) -> ConsoleGrant:
+    """Check the token, and that it is for `tenant_id` when a path names one (403 if not)."""
+    grant = verify_token(await services.keys.required(CONSOLE_KEY), token, services.clock.now())
+    if tenant_id is not None and tenant_id != grant.tenant_id:
+        raise ConsoleAccessDenied(403, "forbidden", "this console link is for another organisation")
+    return grant
+
+
+async def reauthorize(services: Services, tenant_id: str, body: dict[str, Any]) -> tenants.Connection:
+    """Admin consent: a new consent link. The customer's own app: `{"client_secret"}` (and, optionally,
+    `client_id` and `client_secret_expires_at`); the client id defaults to the one on record."""
+    tenant: Tenant = await tenants.get_tenant(services, tenant_id)
+    if tenant.auth_mode is AuthMode.ADMIN_CONSENT and "client_secret" not in body:
+        return await tenants.reauthorize(services, tenant.tenant_id, None)
+    if "client_secret" not in body:
+        raise InvalidInput("client_secret", "is required: a new secret of the organisation's own app")
+    known = tenant.customer_app.client_id if tenant.customer_app else None
+    try:
+        credential = parse_customer_app({"client_id": known, **body}, prefix="body")
+        return await tenants.reauthorize(services, tenant.tenant_id, credential)
+    except InvalidInput as error:  # the fields as the console sent them, not as the host API nests them
+        field = error.field.removeprefix("body.").removeprefix("auth.")
+        raise InvalidInput(field, error.reason, status=error.status) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    tenant: Tenant
+    progress: Progress
+    dead_deliveries: int  # batches of changes the host's webhook never took (they stay in the pull feed)
+
+
+async def overview(services: Services, tenant_id: str) -> Overview:
+    tenant = await tenants.get_tenant(services, tenant_id)
+    progress = await tenants.tenant_progress(services, tenant)
+    return Overview(tenant, progress, len(await services.dead_letters.list(tenant.tenant_id)))
+
+
+def parse_only_failed(body: dict[str, Any]) -> bool:
+    """`{"only_failed": bool}` (optional, default false) of a tenant resync."""
+    value = body.get("only_failed", False)
+    if not isinstance(value, bool):
+        raise InvalidInput("only_failed", "must be true or false")
+    return value

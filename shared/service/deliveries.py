@@ -1,0 +1,217 @@
+"""The change feed delivered to the host's webhook: signed, in order, retried with backoff, dead-lettered.
+
+A `deliver` job names a range of a tenant's gapless feed (first..last, inclusive). The changes are posted
+in order, at most `max_batch` per post, each post signed over its timestamp and body with the operator's
+`host-webhook-secret` and named by a delivery id (`{tenant}:{first}-{last}`) so that the host can
+deduplicate a post it took whose answer was lost. A post the webhook refuses re-queues the rest of the
+range with an exponential, capped delay; after `max_attempts` the rest becomes a dead letter, which the
+operator can redeliver. The changes stay in the pull feed either way.
+
+Retries live here and only here: the webhook adapter tries once, and the queue's own redelivery is left
+for failures of our own dependencies (storage, Key Vault).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from shared.domain.signing import SIGNATURE_HEADER, sign_delivery
+from shared.observability import get_logger
+from shared.service import jobs
+from shared.service.change_json import change_json
+from shared.service.keys import HOST_WEBHOOK_SECRET
+from shared.service.ports import Change, DeadLetter, DeliveryFailed, Job
+
+if TYPE_CHECKING:  # context.py may import DeliveryPolicy from here for ConnectorConfig
+    from shared.service.context import Services
+
+DELIVERY_HEADER: Final = "X-Connector-Delivery"  # `{tenant}:{first}-{last}`, the same on every retry
+ATTEMPT_HEADER: Final = "X-Connector-Delivery-Attempt"  # 1 on the first try
+CONTENT_TYPE: Final = "application/json"
+MISSING_SECRET_REASON: Final = (
+    f"no {HOST_WEBHOOK_SECRET} in Key Vault: set the secret the host verifies signatures with, "
+    "then redeliver the dead letters"
+)
+
+log = get_logger("deliveries")
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPolicy:
+    """How hard to try. With the defaults a refused range gets 8 posts over about an hour (30 s, 1, 2, 4, 8,
+    16 and 32 min apart) before it is dead-lettered."""
+
+    max_attempts: int = 8  # posts in all, the first included
+    base_delay_seconds: int = 30  # the wait after the first failure; doubled after each further one
+    max_delay_seconds: int = 3600  # the cap on one wait (a queue message may stay invisible 7 days)
+    max_batch: int = 100  # changes per post
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1 or self.max_batch < 1:
+            raise ValueError("max_attempts and max_batch must be at least 1")
+        if self.base_delay_seconds < 0 or self.max_delay_seconds < self.base_delay_seconds:
+            raise ValueError("need 0 <= base_delay_seconds <= max_delay_seconds")
+
+    def delay_after(self, failures: int) -> int:
+        """The wait before the next try, after `failures` failed tries (1, 2, ...)."""
+        exponent = min(max(failures - 1, 0), 30)
+        return min(self.base_delay_seconds * (1 << exponent), self.max_delay_seconds)
+
+
+DEFAULT_POLICY: Final = DeliveryPolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class _Range:
+    first: int
+    last: int
+    attempt: int  # failed tries so far (0 on the first)
+
+
+async def deliver_changes(services: Services, job: Job, policy: DeliveryPolicy = DEFAULT_POLICY) -> None:
+    """Run a `deliver` job (see `jobs.deliver`)."""
+    url = services.config.host_webhook_url
+    if url is None:
+        return  # the pull feed only
+    try:
+        span = _range_of(job)
+    except ValueError as error:
+        log.error("dropping a malformed delivery job for tenant %s: %s", job.tenant_id, error)
+        return
+    tenant_id = job.tenant_id
+    tenant = await services.tenants.get(tenant_id)
+    if tenant is None or tenant.state.gone:
+        return
+    secret = await services.keys.key(HOST_WEBHOOK_SECRET, create=False)
+    if secret is None:  # no retry: nothing changes until the operator acts
+        await _dead_letter(
+            services,
+            tenant_id,
+            span.first,
+            span.last,
+            attempts=span.attempt + 1,
+            reason=MISSING_SECRET_REASON,
+        )
+        return
+    start = span.first
+    while start <= span.last:
+        end = min(start + policy.max_batch - 1, span.last)
+        changes = [
+            c for c in await services.feed.read(tenant_id, start - 1, end - start + 1) if _sequence(c) <= end
+        ]
+        if not changes:
+            return  # beyond the feed's head, or the feed is gone
+        body, headers = _signed_post(services, secret, tenant_id, changes, span.attempt + 1)
+        try:
+            await services.webhook.post(url, body, headers)
+        except DeliveryFailed as failure:
+            await _retry_or_dead_letter(
+                services, policy, tenant_id, _Range(start, span.last, span.attempt), failure
+            )
+            return
+        start = _sequence(changes[-1]) + 1
+
+
+async def list_dead_letters(services: Services, tenant_id: str) -> list[DeadLetter]:
+    return await services.dead_letters.list(tenant_id)
+
+
+async def redeliver_dead_letters(services: Services, tenant_id: str) -> int:
+    """Queue a fresh delivery (attempts from zero) for each dead letter and remove it; answers how many.
+
+    Without a webhook URL there is nowhere to deliver: the letters stay and the answer is 0.
+    """
+    if services.config.host_webhook_url is None:
+        return 0
+    letters = await services.dead_letters.list(tenant_id)
+    if not letters:
+        return 0
+    # Removed before queueing, so a redelivery that fails at once (say, still no secret) writes its new
+    # letter after ours is gone; put back if the queue refuses.
+    for letter in letters:
+        await services.dead_letters.delete(tenant_id, letter.first_sequence)
+    try:
+        await services.jobs.enqueue(
+            [jobs.deliver(tenant_id, letter.first_sequence, letter.last_sequence) for letter in letters]
+        )
+    except Exception:
+        for letter in letters:
+            await services.dead_letters.add(letter)
+        raise
+    return len(letters)
+
+
+def _range_of(job: Job) -> _Range:
+    span = _Range(_integer(job, "first"), _integer(job, "last"), _integer(job, "attempt", 0))
+    if span.first < 1 or span.last < span.first or span.attempt < 0:
+        raise ValueError(f"bad range {span.first}-{span.last} (attempt {span.attempt})")
+    return span
+
+
+def _integer(job: Job, name: str, default: int | None = None) -> int:
+    value = job.payload.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{name}: not an integer")
+    return value
+
+
+def _sequence(change: Change) -> int:
+    assert change.sequence is not None  # the feed numbers every change it returns
+    return change.sequence
+
+
+def _signed_post(
+    services: Services, secret: bytes, tenant_id: str, changes: list[Change], attempt: int
+) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(
+        {"tenant_id": tenant_id, "changes": [change_json(c) for c in changes]}, separators=(",", ":")
+    ).encode()
+    timestamp = int(services.clock.now().timestamp())
+    headers = {
+        "Content-Type": CONTENT_TYPE,
+        SIGNATURE_HEADER: sign_delivery(secret, timestamp, body),
+        DELIVERY_HEADER: f"{tenant_id}:{_sequence(changes[0])}-{_sequence(changes[-1])}",
+        ATTEMPT_HEADER: str(attempt),
+    }
+    return body, headers
+
+
+async def _retry_or_dead_letter(
+    services: Services, policy: DeliveryPolicy, tenant_id: str, rest: _Range, failure: DeliveryFailed
+) -> None:
+    failures = rest.attempt + 1
+    if not failure.retryable or failures >= policy.max_attempts:
+        await _dead_letter(
+            services, tenant_id, rest.first, rest.last, attempts=failures, reason=failure.reason
+        )
+        return
+    delay = policy.delay_after(failures)
+    log.info(
+        "host webhook did not take changes %d-%d of tenant %s (attempt %d of %d): %s; retrying in %d s",
+        rest.first,
+        rest.last,
+        tenant_id,
+        failures,
+        policy.max_attempts,
+        failure.reason,
+        delay,
+    )
+    await services.jobs.enqueue([jobs.deliver(tenant_id, rest.first, rest.last, failures, delay)])
+
+
+async def _dead_letter(
+    services: Services, tenant_id: str, first: int, last: int, *, attempts: int, reason: str
+) -> None:
+    await services.dead_letters.add(
+        DeadLetter(tenant_id, first, last, attempts=attempts, reason=reason, failed_at=services.clock.now())
+    )
+    log.warning(
+        "host webhook delivery of changes %d-%d of tenant %s dead-lettered after %d attempt(s): %s",
+        first,
+        last,
+        tenant_id,
+        attempts,
+        reason,
+    )

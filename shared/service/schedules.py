@@ -1,0 +1,114 @@
+"""The two schedules: subscription renewal (every few hours) and the nightly resync.
+
+Each timer only fans out one job per connected tenant; each tenant job fans out one job per user, so a
+big tenant or a failing user never holds up the rest, and no invocation runs long.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Final
+
+from shared.domain.tenants import UserScope
+from shared.domain.users import MatchStatus, SyncState
+from shared.observability import bound, get_logger
+from shared.service import jobs
+from shared.service.context import Services
+from shared.service.ports import Change, Job, StaleWrite
+from shared.service.publishing import publish
+from shared.service.subscriptions import RENEW_BEFORE, SILENT_AFTER
+
+log = get_logger("schedules")
+
+CREDENTIAL_REMINDER: Final = timedelta(days=7)  # repeat the expiry warning weekly until rotated
+
+
+async def fan_out(services: Services, *, kind: str) -> int:
+    """The timers: one tenant job per connected tenant."""
+    tenants = [t for t in await services.tenants.list() if t.state.connected]
+    factory = jobs.renew_tenant if kind == "renew_subscriptions" else jobs.nightly
+    await services.jobs.enqueue([factory(t.tenant_id) for t in tenants])
+    log.info("%s queued for %d tenants", kind, len(tenants))
+    return len(tenants)
+
+
+async def renew_tenant_subscriptions(services: Services, tenant_id: str) -> int:
+    """Renew what expires within a day, recreate what is missing, catch up on what went silent."""
+    tenant = await services.tenants.get(tenant_id)
+    if tenant is None or not tenant.state.connected:
+        return 0
+    now = services.clock.now()
+    index = {r.staff_id: r for r in await services.subscription_index.for_tenant(tenant_id)}
+    queued: list[Job] = []
+    with bound(tenant=tenant_id):
+        for user in await services.users.list_all(tenant_id):
+            if user.match is not MatchStatus.MATCHED or user.sync_state in (
+                SyncState.PENDING,
+                SyncState.MIGRATING,
+            ):
+                continue
+            record = index.get(user.staff_id)
+            expires = user.subscription_expires_at
+            if (
+                user.subscription_id is None
+                or record is None
+                or expires is None
+                or expires - now < RENEW_BEFORE
+            ):
+                queued.append(Job(jobs.SYNC_QUEUE, "renew", tenant_id, {"staff_id": user.staff_id}))
+            elif record.last_notified_at is None or now - record.last_notified_at > SILENT_AFTER:
+                log.info(
+                    "subscription %s silent since %s; catching up",
+                    record.subscription_id,
+                    record.last_notified_at,
+                )
+                queued.append(jobs.sync_user(tenant_id, user.staff_id, "silent"))
+                await services.subscription_index.put(replace(record, last_notified_at=now))
+        await services.jobs.enqueue(queued)
+    return len(queued)
+
+
+async def nightly_tenant(services: Services, tenant_id: str) -> int:
+    """Warn about an expiring credential, pick up directory changes, resync every user."""
+    tenant = await services.tenants.get(tenant_id)
+    if tenant is None or not tenant.state.connected:
+        return 0
+    with bound(tenant=tenant_id):
+        await warn_credential_expiry(services, tenant_id)
+        if tenant.settings.user_scope is UserScope.ALL_USERS:
+            await services.jobs.enqueue([jobs.rematch(tenant_id)])  # new mailboxes, left ones
+        users = [u for u in await services.users.list_all(tenant_id) if u.match is MatchStatus.MATCHED]
+        queued = [
+            jobs.migrate_user(tenant_id, u.staff_id)
+            if u.sync_state is SyncState.PENDING
+            else Job(jobs.SYNC_QUEUE, "resync", tenant_id, {"staff_id": u.staff_id, "reason": "nightly"})
+            for u in users
+        ]
+        await services.jobs.enqueue(queued)
+        log.info("nightly resync queued for %d users", len(queued))
+        return len(queued)
+
+
+async def warn_credential_expiry(services: Services, tenant_id: str) -> bool:
+    """A customer app's secret that lapses within 30 days: a change on the feed, then weekly."""
+    for _ in range(3):
+        tenant = await services.tenants.get(tenant_id)
+        if tenant is None:
+            return False
+        now = services.clock.now()
+        expires = tenant.credential_expires_at()
+        sent = tenant.credential_warning_sent_at
+        if expires is None or not tenant.credential_expiring(now):
+            return False
+        if sent is not None and now - sent < CREDENTIAL_REMINDER:
+            return False
+        try:
+            await services.tenants.save(replace(tenant, credential_warning_sent_at=now, updated_at=now))
+        except StaleWrite:
+            continue
+        data = {"expires_at": expires.isoformat().replace("+00:00", "Z"), "expired": expires <= now}
+        await publish(services, tenant_id, [Change("tenant.credential_expiring", tenant_id, data, now)])
+        log.warning("customer app secret expires %s", data["expires_at"])
+        return True
+    return False

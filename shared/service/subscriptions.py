@@ -1,0 +1,105 @@
+"""Graph subscriptions on users' events: create, renew, recreate, remove; and their index.
+
+Each subscription's clientState is an HMAC of the directory id and the Graph user id
+(`shared/domain/signing.py`), so the webhook checks a notification without reading a table. The index
+(`SubscriptionIndex`) maps a subscription id to the user it serves, for the sync job and the timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Final
+
+from shared.domain.signing import client_state
+from shared.domain.tenants import Tenant
+from shared.domain.users import UserRecord
+from shared.observability import get_logger
+from shared.service.context import Services
+from shared.service.keys import NOTIFICATION_KEY
+from shared.service.ports import SubscriptionGone, SubscriptionRecord
+
+log = get_logger("subscriptions")
+
+LIFETIME: Final = timedelta(hours=48)  # what the connector asks for (Graph allows up to 7 days for events)
+RENEW_BEFORE: Final = timedelta(hours=24)  # the renewal timer renews anything expiring sooner
+SILENT_AFTER: Final = timedelta(hours=24)  # no notification for this long: catch up with delta, check it
+
+
+async def ensure_subscription(
+    services: Services, tenant: Tenant, user: UserRecord, *, force_new: bool
+) -> UserRecord:
+    """The user's subscription, alive for another `LIFETIME`: renewed when it exists, else created (and an
+    older one removed). Answers the user with the subscription fields set (not saved)."""
+    assert user.graph_user_id is not None
+    now = services.clock.now()
+    expires = now + LIFETIME
+    if user.subscription_id and not force_new:
+        try:
+            renewed = await services.subscriptions.renew(tenant, user.subscription_id, expires)
+        except SubscriptionGone:
+            log.info("subscription %s is gone; creating a new one", user.subscription_id)
+        else:
+            await _index(services, user, user.subscription_id, renewed, now)
+            return replace(user, subscription_expires_at=renewed)
+    key = await services.keys.required(NOTIFICATION_KEY)
+    state = client_state(key, tenant.directory_id, user.graph_user_id)
+    created = await services.subscriptions.create(tenant, user.graph_user_id, state, expires)
+    if user.subscription_id and user.subscription_id != created.id:
+        await _forget(services, tenant, user.subscription_id)
+    await _index(services, user, created.id, created.expires_at, now)
+    log.info("subscription %s created, expires %s", created.id, created.expires_at.isoformat())
+    return replace(user, subscription_id=created.id, subscription_expires_at=created.expires_at)
+
+
+async def _index(
+    services: Services, user: UserRecord, subscription_id: str, expires: datetime, now: datetime
+) -> None:
+    assert user.graph_user_id is not None
+    existing = await services.subscription_index.get(subscription_id)
+    await services.subscription_index.put(
+        SubscriptionRecord(
+            subscription_id,
+            user.tenant_id,
+            user.staff_id,
+            user.graph_user_id,
+            expires,
+            last_notified_at=existing.last_notified_at if existing else now,
+        )
+    )
+
+
+async def _forget(services: Services, tenant: Tenant, subscription_id: str) -> None:
+    await services.subscriptions.delete(tenant, subscription_id)
+    await services.subscription_index.delete(subscription_id)
+
+
+async def remove_user_subscription(services: Services, tenant: Tenant, user: UserRecord) -> UserRecord:
+    if user.subscription_id:
+        await _forget(services, tenant, user.subscription_id)
+    return replace(user, subscription_id=None, subscription_expires_at=None)
+
+
+async def remove_tenant_subscriptions(services: Services, tenant: Tenant) -> int:
+    """Every subscription the connector holds in the tenant: the indexed ones, and any Graph still lists
+    (a crash between Graph's create and the index write). Best effort against Graph when consent is gone:
+    Graph drops a revoked app's subscriptions itself."""
+    indexed = await services.subscription_index.for_tenant(tenant.tenant_id)
+    ids = {r.subscription_id for r in indexed}
+    try:
+        ids |= {s.id for s in await services.subscriptions.list(tenant)}
+    except Exception as error:  # consent revoked or Graph down: the index still goes
+        log.warning("could not list the tenant's subscriptions in Graph: %s", type(error).__name__)
+    semaphore = asyncio.Semaphore(8)
+
+    async def remove(subscription_id: str) -> None:
+        async with semaphore:
+            try:
+                await services.subscriptions.delete(tenant, subscription_id)
+            except Exception as error:  # as above
+                log.warning("could not delete subscription %s: %s", subscription_id, type(error).__name__)
+            await services.subscription_index.delete(subscription_id)
+
+    await asyncio.gather(*(remove(i) for i in sorted(ids)))
+    return len(ids)

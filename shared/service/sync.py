@@ -1,0 +1,365 @@
+"""The Outlook-to-host executor: one user's calendar, read through delta, planned, applied.
+
+One run per user at a time across workers (a lease with a 'run again' flag, so a notification that
+arrives while a run is under way is never lost). A run:
+1. ensures the Graph subscription (migration, lifecycle events, renewal);
+2. on migration, finds the host's own appointments in the mailbox (its EWS-era ids through
+   translateExchangeIds, the connector's extended property, iCalUIds), at most four requests at a time;
+3. reads the window through `calendarView/delta` from the stored delta link, or whole when there is none
+   or Graph rejected it (410), and lets the planner reconcile that against the stored status;
+4. publishes the changes (feed, then the host's webhook), stores the status, then the delta link.
+The order makes a crash anywhere safe: a redelivered job reads again from the old delta link, the
+planner finds the status already stored, and nothing is announced twice or lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Final
+
+from shared.domain.planner import HostLinks, Observation, Visibility, plan
+from shared.domain.tenants import Tenant, TenantState
+from shared.domain.users import MatchStatus, SyncState, UserRecord
+from shared.observability import bound, get_logger
+from shared.service import jobs
+from shared.service.context import Services
+from shared.service.errors import Conflict, NotFound
+from shared.service.ports import (
+    Change,
+    DeltaRead,
+    DeltaTokenRejected,
+    Job,
+    LeaseOutcome,
+    MailboxUnavailable,
+    RateLimited,
+    StaleWrite,
+    TenantAccessError,
+)
+from shared.service.publishing import publish
+from shared.service.subscriptions import ensure_subscription
+from shared.service.tenants import get_tenant, mark_consent_revoked
+
+log = get_logger("sync")
+
+LEASE_TTL: Final = timedelta(minutes=5)  # longer than any run; a killed worker's lease lapses after it
+MAX_THROTTLE_RETRIES: Final = 6  # queue-level retries after the adapter's own, per job
+MAX_RETRY_DELAY: Final = 900
+MAILBOX_CONCURRENCY: Final = 4  # Graph allows four concurrent requests per app and mailbox
+
+SUBSCRIBING_KINDS: Final = frozenset({"migrate", "resubscribe", "renew"})
+SYNC_KINDS: Final = frozenset({"migrate", "sync", "resync", "renew", "resubscribe"})
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    read: int  # items Graph reported
+    changes: int  # changes published to the host
+    complete: bool  # the whole window was read
+    requests: int  # Graph requests of the delta read
+
+
+async def run_sync_job(services: Services, job: Job) -> None:
+    """A per-user job from the `sync-jobs` queue. Never raises for a condition a retry cannot fix."""
+    if job.kind == "notified":
+        await _notified(services, job)
+        return
+    if job.kind not in SYNC_KINDS:
+        log.error("unknown sync job kind %s; dropped", job.kind)
+        return
+    staff_id = str(job.payload.get("staff_id", ""))
+    with bound(tenant=job.tenant_id, user=staff_id):
+        await _run_leased(services, job, staff_id)
+
+
+async def _notified(services: Services, job: Job) -> None:
+    """Graph said the mailbox changed: find whose subscription it is, then catch up (the delta read is the
+    truth, so duplicate, late or reordered notifications only cost a cheap read)."""
+    subscription_id = str(job.payload.get("subscription_id", ""))
+    record = await services.subscription_index.get(subscription_id)
+    if record is None or record.graph_user_id.lower() != str(job.payload.get("graph_user_id", "")).lower():
+        log.info("notification for unknown subscription %s dropped", subscription_id)
+        return
+    await services.subscription_index.put(replace(record, last_notified_at=services.clock.now()))
+    follow_up = jobs.sync_user(record.tenant_id, record.staff_id, "notified")
+    with bound(tenant=record.tenant_id, user=record.staff_id):
+        await _run_leased(services, follow_up, record.staff_id)
+
+
+async def _run_leased(services: Services, job: Job, staff_id: str) -> None:
+    key = f"{job.tenant_id}/{staff_id}"
+    owner = uuid.uuid4().hex
+    if await services.leases.acquire(key, owner, LEASE_TTL, services.clock.now()) is LeaseOutcome.DEFERRED:
+        log.info("another worker is syncing this user; it will run once more")
+        return
+    kind = job.kind
+    try:
+        while True:
+            await _run_once(services, job, kind, staff_id)
+            if not await services.leases.release(key, owner):
+                return
+            kind = "sync"  # asked for while we ran: catch up once more
+    except BaseException:
+        while await services.leases.release(key, owner):
+            pass
+        raise
+
+
+async def _run_once(services: Services, job: Job, kind: str, staff_id: str) -> None:
+    tenant = await services.tenants.get(job.tenant_id)
+    if tenant is None or not tenant.state.connected:
+        return  # disconnected, revoked, not consented: nothing to do, no retry
+    user = await services.users.get(job.tenant_id, staff_id)
+    if user is None or user.match is not MatchStatus.MATCHED or user.graph_user_id is None:
+        return
+    try:
+        await _sync_user(services, tenant, user, kind, force=bool(job.payload.get("force")))
+    except TenantAccessError as error:
+        await mark_consent_revoked(services, tenant.tenant_id, error.reason)
+    except MailboxUnavailable as error:
+        await _record_error(services, tenant.tenant_id, staff_id, error.reason)
+    except RateLimited as error:
+        await _retry_later(services, job, kind, staff_id, error)
+
+
+async def _sync_user(
+    services: Services, tenant: Tenant, user: UserRecord, kind: str, *, force: bool
+) -> RunOutcome:
+    assert user.graph_user_id is not None
+    # Never synced (or the migration did not finish): the host's own appointments are linked, not announced.
+    migrating = (
+        kind == "migrate"
+        or user.last_sync_at is None
+        or user.sync_state in (SyncState.PENDING, SyncState.MIGRATING)
+    )
+    if migrating and user.sync_state is not SyncState.MIGRATING:
+        user = await _save_user(services, replace(user, sync_state=SyncState.MIGRATING))
+    gate = asyncio.Semaphore(MAILBOX_CONCURRENCY)
+    needs_subscription = kind in SUBSCRIBING_KINDS or migrating or user.subscription_id is None
+    subscribed, links = await asyncio.gather(
+        _subscribed(services, tenant, user, kind, gate) if needs_subscription else _same(user),
+        _host_links(services, tenant, user, gate) if migrating else _no_links(),
+    )
+    user = replace(
+        user,
+        subscription_id=subscribed.subscription_id,
+        subscription_expires_at=subscribed.subscription_expires_at,
+    )
+    window = tenant.settings.window(services.clock.now())
+    start_over = kind == "resync" or user.delta_link is None
+    read, complete = await _read(services, tenant, user, None if start_over else user.delta_link, window)
+    stored = await services.item_statuses.load(tenant.tenant_id, user.staff_id)
+    settings = tenant.settings
+    visibility = Visibility(settings.import_filter, settings.show_free_events, settings.privacy_mode)
+    observation = Observation(read.items, complete, window[0], migrating=migrating)
+    actions = plan(observation, stored, visibility, links, allow_mass_delete=force)
+    now = services.clock.now()
+    changes = [
+        Change(c.type.value, tenant.tenant_id, c.data, now, staff_id=user.staff_id) for c in actions.changes
+    ]
+    if migrating:
+        linked = sum(1 for s in actions.upserts if s.appointment_id)
+        data = {"events": len(stored) + len(actions.upserts) - len(actions.deletes), "linked": linked}
+        changes.append(Change("user.migrated", tenant.tenant_id, data, now, staff_id=user.staff_id))
+    await publish(services, tenant.tenant_id, changes)
+    await services.item_statuses.apply(tenant.tenant_id, user.staff_id, actions.upserts, actions.deletes)
+    if actions.held_deletes:
+        reason = (
+            f"Outlook no longer shows {actions.held_deletes} of the events synced before; nothing deleted."
+            " If that is right, resync this user with force."
+        )
+        await _save_user(
+            services, replace(user, sync_state=SyncState.ERROR, last_error=reason, delta_link=None)
+        )
+        log.warning("mass-deletion guard held %d deletions", actions.held_deletes)
+    else:
+        await _save_user(
+            services,
+            replace(
+                user,
+                sync_state=SyncState.SYNCED,
+                last_sync_at=now,
+                last_error=None,
+                delta_link=read.delta_link,
+            ),
+        )
+    if migrating:
+        await _maybe_finish_migration(services, tenant.tenant_id)
+    log.info(
+        "synced (%s): %d items read, %d changes, %s read, %d requests",
+        kind,
+        len(read.items),
+        len(changes),
+        "full" if complete else "delta",
+        read.requests,
+    )
+    return RunOutcome(len(read.items), len(changes), complete, read.requests)
+
+
+async def _same(user: UserRecord) -> UserRecord:
+    return user
+
+
+async def _no_links() -> HostLinks:
+    return HostLinks()
+
+
+async def _subscribed(
+    services: Services, tenant: Tenant, user: UserRecord, kind: str, gate: asyncio.Semaphore
+) -> UserRecord:
+    async with gate:
+        return await ensure_subscription(services, tenant, user, force_new=kind == "resubscribe")
+
+
+async def _host_links(
+    services: Services, tenant: Tenant, user: UserRecord, gate: asyncio.Semaphore
+) -> HostLinks:
+    """The host's appointments in this mailbox: EWS ids, then the connector's property, then iCalUIds."""
+    assert user.graph_user_id is not None
+    graph_user_id = user.graph_user_id
+    legacy = user.staff.legacy_ids
+    by_ews = {link.ews_id: link.appointment_id for link in legacy if link.ews_id}
+
+    async def translated() -> dict[str, str]:
+        if not by_ews:
+            return {}
+        async with gate:
+            found = await services.calendar.translate_ews_ids(tenant, graph_user_id, sorted(by_ews))
+        return {graph_id: by_ews[ews_id] for ews_id, graph_id in found.items()}
+
+    async def stamped() -> dict[str, str]:
+        async with gate:
+            return await services.calendar.connector_events(tenant, graph_user_id)
+
+    from_ews, from_property = await asyncio.gather(translated(), stamped())
+    by_ical = {link.ical_uid: link.appointment_id for link in legacy if link.ical_uid}
+    return HostLinks(by_graph_id={**from_property, **from_ews}, by_ical_uid=by_ical)
+
+
+async def _read(
+    services: Services,
+    tenant: Tenant,
+    user: UserRecord,
+    delta_link: str | None,
+    window: tuple[datetime, datetime],
+) -> tuple[DeltaRead, bool]:
+    """The delta loop: from the stored link, or the whole window when there is none or Graph lost it."""
+    assert user.graph_user_id is not None
+    if delta_link is not None:
+        try:
+            return await services.calendar.read_delta(tenant, user.graph_user_id, delta_link, window), False
+        except DeltaTokenRejected:
+            log.info("delta link rejected; reading the whole window")
+    return await services.calendar.read_delta(tenant, user.graph_user_id, None, window), True
+
+
+async def _save_user(services: Services, user: UserRecord) -> UserRecord:
+    """Save the sync fields over whatever else changed meanwhile (a rematch, a staff update)."""
+    for _ in range(5):
+        try:
+            return await services.users.save(replace(user, updated_at=services.clock.now()))
+        except StaleWrite:
+            current = await services.users.get(user.tenant_id, user.staff_id)
+            if current is None:
+                return user
+            user = replace(
+                current,
+                sync_state=user.sync_state,
+                last_sync_at=user.last_sync_at,
+                last_error=user.last_error,
+                subscription_id=user.subscription_id,
+                subscription_expires_at=user.subscription_expires_at,
+                delta_link=user.delta_link,
+            )
+    raise Conflict("staff_id", "the user is being changed concurrently")
+
+
+async def _record_error(services: Services, tenant_id: str, staff_id: str, reason: str) -> None:
+    user = await services.users.get(tenant_id, staff_id)
+    if user is None:
+        return
+    await _save_user(services, replace(user, sync_state=SyncState.ERROR, last_error=reason))
+    log.warning("sync failed: %s", reason)
+    await _maybe_finish_migration(services, tenant_id)
+
+
+async def _retry_later(services: Services, job: Job, kind: str, staff_id: str, error: RateLimited) -> None:
+    attempt = int(job.payload.get("attempt", 0)) + 1
+    if attempt > MAX_THROTTLE_RETRIES:
+        await _record_error(
+            services,
+            job.tenant_id,
+            staff_id,
+            f"Microsoft Graph kept throttling this mailbox ({error.reason}); the next scheduled sync retries",
+        )
+        return
+    delay = min(MAX_RETRY_DELAY, math.ceil(error.retry_after) + 2**attempt)
+    payload = {**job.payload, "staff_id": staff_id, "attempt": attempt}
+    await services.jobs.enqueue([Job(job.queue, kind, job.tenant_id, payload, delay_seconds=delay)])
+    log.info("throttled; retrying in %d s (attempt %d)", delay, attempt)
+
+
+async def _maybe_finish_migration(services: Services, tenant_id: str) -> None:
+    """The tenant is active once every matched user finished (degraded when some failed)."""
+    for _ in range(3):
+        tenant = await services.tenants.get(tenant_id)
+        if tenant is None or tenant.state is not TenantState.MIGRATING:
+            return
+        users = await services.users.list_all(tenant_id)
+        matched = [u for u in users if u.match is MatchStatus.MATCHED]
+        if any(u.sync_state in (SyncState.PENDING, SyncState.MIGRATING) for u in matched):
+            return
+        failed = sum(1 for u in matched if u.sync_state is SyncState.ERROR)
+        state = TenantState.DEGRADED if failed else TenantState.ACTIVE
+        now = services.clock.now()
+        try:
+            await services.tenants.save(tenant.with_state(state, now))
+        except StaleWrite:
+            continue
+        await publish(
+            services,
+            tenant_id,
+            [Change("tenant.migrated", tenant_id, {"users": len(matched), "failed": failed}, now)],
+        )
+        return
+
+
+# --- requests from the API and the console -------------------------------------------------------------
+
+
+async def request_user_resync(
+    services: Services, tenant_id: str, staff_id: str, *, force: bool = False
+) -> UserRecord:
+    """Read the user's whole window again and reconcile (with `force`, past the mass-deletion guard)."""
+    tenant = await get_tenant(services, tenant_id)
+    if not tenant.state.connected:
+        raise Conflict("tenant_id", f"the tenant is {tenant.state.value}")
+    user = await services.users.get(tenant_id, staff_id)
+    if user is None:
+        raise NotFound("staff_id", "no such staff member")
+    if user.match is not MatchStatus.MATCHED:
+        raise Conflict("staff_id", f"the staff member is {user.match.value}: rematch first")
+    job = jobs.sync_user(tenant_id, staff_id, "requested")
+    payload = {**job.payload, "force": force}
+    await services.jobs.enqueue([replace(job, kind="resync", payload=payload)])
+    return user
+
+
+async def request_tenant_resync(services: Services, tenant_id: str, *, only_failed: bool = False) -> int:
+    """Queue a full resync of every matched user (or only those in error); answers how many."""
+    tenant = await get_tenant(services, tenant_id)
+    if not tenant.state.connected:
+        raise Conflict("tenant_id", f"the tenant is {tenant.state.value}")
+    users = await services.users.list_all(tenant_id)
+    chosen = [
+        u
+        for u in users
+        if u.match is MatchStatus.MATCHED and (not only_failed or u.sync_state is SyncState.ERROR)
+    ]
+    await services.jobs.enqueue(
+        [replace(jobs.sync_user(tenant_id, u.staff_id, "requested"), kind="resync") for u in chosen]
+    )
+    return len(chosen)

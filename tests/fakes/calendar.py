@@ -1,0 +1,162 @@
+"""Mailboxes in memory: `CalendarGateway` and `SubscriptionGateway` with Graph's contract.
+
+Delta links name a position in each mailbox's change log; a read answers every item changed since in
+the window (`RemovedEvent` for deleted ones and for ones that left the window), a link from before
+`expire_tokens` raises DeltaTokenRejected, and faults can be queued per mailbox.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time
+
+from shared.domain.calendar import DeltaItem, OutlookEvent, RemovedEvent
+from shared.domain.tenants import Tenant
+from shared.service.ports import (
+    DeltaRead,
+    DeltaTokenRejected,
+    GraphSubscription,
+    MailboxUnavailable,
+    RateLimited,
+    SubscriptionGone,
+    TenantAccessError,
+)
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class FakeMailbox:
+    events: dict[str, OutlookEvent] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)  # ids in change order (position = index + 1)
+    generation: int = 0  # bumped by expire_tokens
+    ews_ids: dict[str, str] = field(default_factory=dict)  # EWS id -> Graph id
+    appointment_ids: dict[str, str] = field(default_factory=dict)  # Graph id -> extended property value
+    faults: list[Exception] = field(default_factory=list)
+    unavailable: str | None = None
+
+
+def _overlaps(event: OutlookEvent, window: tuple[datetime, datetime]) -> bool:
+    return _as_instant(event.start) < window[1] and _as_instant(event.end) > window[0]
+
+
+def _as_instant(value: datetime | date) -> datetime:
+    return value if isinstance(value, datetime) else datetime.combine(value, time(), tzinfo=UTC)
+
+
+class FakeMailboxes:
+    def __init__(self) -> None:
+        self.mailboxes: dict[str, FakeMailbox] = {}
+        self.subscriptions: dict[str, tuple[str, GraphSubscription, str]] = {}  # id -> (user, sub, state)
+        self.revoked_tenants: set[str] = set()
+        self.requests = 0
+
+    def mailbox(self, graph_user_id: str) -> FakeMailbox:
+        return self.mailboxes.setdefault(graph_user_id, FakeMailbox())
+
+    # --- what a user does in Outlook ---------------------------------------------------------------
+
+    def put(self, graph_user_id: str, event: OutlookEvent) -> OutlookEvent:
+        box = self.mailbox(graph_user_id)
+        stored = replace(event, change_key=f"ck{next(_ids)}")
+        box.events[event.id] = stored
+        box.log.append(event.id)
+        return stored
+
+    def remove(self, graph_user_id: str, event_id: str) -> None:
+        box = self.mailbox(graph_user_id)
+        box.events.pop(event_id, None)
+        box.log.append(event_id)
+
+    def expire_tokens(self, graph_user_id: str) -> None:
+        self.mailbox(graph_user_id).generation += 1
+
+    # --- CalendarGateway ---------------------------------------------------------------------------
+
+    def _check(self, tenant: Tenant, box: FakeMailbox) -> None:
+        self.requests += 1
+        if tenant.directory_id in self.revoked_tenants:
+            raise TenantAccessError("Authorization_RequestDenied: consent was revoked")
+        if box.unavailable:
+            raise MailboxUnavailable(box.unavailable)
+        if box.faults:
+            raise box.faults.pop(0)
+
+    async def read_delta(
+        self, tenant: Tenant, graph_user_id: str, delta_link: str | None, window: tuple[datetime, datetime]
+    ) -> DeltaRead:
+        box = self.mailbox(graph_user_id)
+        self._check(tenant, box)
+        if delta_link is None:
+            items: list[DeltaItem] = [e for e in box.events.values() if _overlaps(e, window)]
+        else:
+            user, generation, position, start, end = delta_link.split("|")
+            if user != graph_user_id or int(generation) != box.generation:
+                raise DeltaTokenRejected(delta_link)
+            window = (datetime.fromisoformat(start), datetime.fromisoformat(end))
+            items = []
+            for event_id in dict.fromkeys(box.log[int(position) :]):
+                event = box.events.get(event_id)
+                if event is not None and _overlaps(event, window):
+                    items.append(event)
+                else:
+                    items.append(RemovedEvent(event_id))
+        link = "|".join(
+            (
+                graph_user_id,
+                str(box.generation),
+                str(len(box.log)),
+                window[0].isoformat(),
+                window[1].isoformat(),
+            )
+        )
+        return DeltaRead(items, link, requests=1)
+
+    async def translate_ews_ids(
+        self, tenant: Tenant, graph_user_id: str, ews_ids: Sequence[str]
+    ) -> dict[str, str]:
+        box = self.mailbox(graph_user_id)
+        self._check(tenant, box)
+        return {e: box.ews_ids[e] for e in ews_ids if e in box.ews_ids and box.ews_ids[e] in box.events}
+
+    async def connector_events(self, tenant: Tenant, graph_user_id: str) -> dict[str, str]:
+        box = self.mailbox(graph_user_id)
+        self._check(tenant, box)
+        return {g: a for g, a in box.appointment_ids.items() if g in box.events}
+
+    # --- SubscriptionGateway -----------------------------------------------------------------------
+
+    async def create(
+        self, tenant: Tenant, graph_user_id: str, client_state: str, expires_at: datetime
+    ) -> GraphSubscription:
+        self._check(tenant, self.mailbox(graph_user_id))
+        subscription = GraphSubscription(f"sub-{next(_ids)}", expires_at, f"users/{graph_user_id}/events")
+        self.subscriptions[subscription.id] = (graph_user_id, subscription, client_state)
+        return subscription
+
+    async def renew(self, tenant: Tenant, subscription_id: str, expires_at: datetime) -> datetime:
+        self.requests += 1
+        if tenant.directory_id in self.revoked_tenants:
+            raise TenantAccessError("Authorization_RequestDenied: consent was revoked")
+        held = self.subscriptions.get(subscription_id)
+        if held is None:
+            raise SubscriptionGone(subscription_id)
+        self.subscriptions[subscription_id] = (held[0], replace(held[1], expires_at=expires_at), held[2])
+        return expires_at
+
+    async def delete(self, tenant: Tenant, subscription_id: str) -> None:
+        self.requests += 1
+        self.subscriptions.pop(subscription_id, None)
+
+    async def list(self, tenant: Tenant) -> list[GraphSubscription]:
+        self.requests += 1
+        return [s for _, s, _ in self.subscriptions.values()]
+
+    def subscribed_users(self) -> set[str]:
+        return {user for user, _, _ in self.subscriptions.values()}
+
+
+def throttled(seconds: float = 2.0) -> RateLimited:
+    return RateLimited(seconds, "429 TooManyRequests")
