@@ -71,10 +71,11 @@ def console_api(handler: Handler) -> Endpoint:
         response.headers["Cache-Control"] = "no-store"
         return response
 
-    # Like handles_errors: the worker reads the wrapper's own signature (req, context).
+    # Like handles_errors: the worker reads the wrapper's own signature (req, context), so no __wrapped__.
     functools.update_wrapper(
         wrapper, inner, assigned=("__module__", "__name__", "__qualname__", "__doc__"), updated=()
     )
+    vars(wrapper).pop("__wrapped__", None)
     return wrapper
 
 

@@ -77,4 +77,5 @@ def handles_errors(handler: Handler) -> Endpoint:
     functools.update_wrapper(
         wrapper, handler, assigned=("__module__", "__name__", "__qualname__", "__doc__"), updated=()
     )
+    del wrapper.__wrapped__  # type: ignore[attr-defined]  # set by update_wrapper; signature() would follow it
     return wrapper

@@ -50,6 +50,7 @@ class FakeMailboxes:
     def __init__(self) -> None:
         self.mailboxes: dict[str, FakeMailbox] = {}
         self.subscriptions: dict[str, tuple[str, GraphSubscription, str]] = {}  # id -> (user, sub, state)
+        self.subscription_tenants: dict[str, str] = {}  # id -> directory id (Graph shows each tenant its own)
         self.revoked_tenants: set[str] = set()
         self.requests = 0
 
@@ -134,13 +135,20 @@ class FakeMailboxes:
         self._check(tenant, self.mailbox(graph_user_id))
         subscription = GraphSubscription(f"sub-{next(_ids)}", expires_at, f"users/{graph_user_id}/events")
         self.subscriptions[subscription.id] = (graph_user_id, subscription, client_state)
+        self.subscription_tenants[subscription.id] = tenant.directory_id
         return subscription
+
+    def _held(self, tenant: Tenant, subscription_id: str) -> tuple[str, GraphSubscription, str] | None:
+        """The subscription when this tenant holds it (Graph answers 404 for another tenant's)."""
+        held = self.subscriptions.get(subscription_id)
+        owner = self.subscription_tenants.get(subscription_id, tenant.directory_id)
+        return held if owner == tenant.directory_id else None
 
     async def renew(self, tenant: Tenant, subscription_id: str, expires_at: datetime) -> datetime:
         self.requests += 1
         if tenant.directory_id in self.revoked_tenants:
             raise TenantAccessError("Authorization_RequestDenied: consent was revoked")
-        held = self.subscriptions.get(subscription_id)
+        held = self._held(tenant, subscription_id)
         if held is None:
             raise SubscriptionGone(subscription_id)
         self.subscriptions[subscription_id] = (held[0], replace(held[1], expires_at=expires_at), held[2])
@@ -148,11 +156,12 @@ class FakeMailboxes:
 
     async def delete(self, tenant: Tenant, subscription_id: str) -> None:
         self.requests += 1
-        self.subscriptions.pop(subscription_id, None)
+        if self._held(tenant, subscription_id) is not None:
+            self.subscriptions.pop(subscription_id, None)
 
     async def list(self, tenant: Tenant) -> list[GraphSubscription]:
         self.requests += 1
-        return [s for _, s, _ in self.subscriptions.values()]
+        return [s for sid, (_, s, _) in self.subscriptions.items() if self._held(tenant, sid) is not None]
 
     def subscribed_users(self) -> set[str]:
         return {user for user, _, _ in self.subscriptions.values()}

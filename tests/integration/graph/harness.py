@@ -131,7 +131,9 @@ class EmulatorGraph:
         user = await self.control.create_user(tenant.directory_id, upn, time_zone="UTC", **fields)
         return str(user["id"])
 
-    async def seed(self, user_id: str, payload: dict[str, Any], *, ews_id: str | None = None) -> dict[str, Any]:
+    async def seed(
+        self, user_id: str, payload: dict[str, Any], *, ews_id: str | None = None
+    ) -> dict[str, Any]:
         """An event put in the mailbox as a user would in Outlook; its Graph JSON."""
         spec: dict[str, Any] = {"event": payload}
         if ews_id:

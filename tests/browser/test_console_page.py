@@ -1,0 +1,179 @@
+"""The admin console in a real browser (headless Chromium): what a customer's admin sees and clicks."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, ConsoleMessage, Error, Page, expect
+
+from tests.e2e.test_console import console_link, token_of
+from tests.e2e.test_tenants import consent, create
+from tests.fixtures.connector import Connector
+
+pytestmark = pytest.mark.browser
+DASH = "\u2013"  # the page writes ranges with an en dash
+
+PEOPLE = ["Adele Vance", "Ben Smith", "Cara Jones", "Diego Siciliani", "Emily Braun", "Grady Archie"]
+PEOPLE += ["Henrietta Mueller", "Isaiah Langer", "Johanna Lorenz", "Lee Gu"]
+
+
+async def demo_organisation(connector: Connector) -> dict[str, Any]:
+    """A connected organisation: ten matched staff, one disabled in Entra, one nobody knows."""
+    domain = f"demo{uuid.uuid4().hex[:8]}.example"
+    async with connector.control() as control:
+        tenant = await control.create_tenant(f"Demo {domain}", [domain], consent_policy="auto-accept")
+        for name in PEOPLE:
+            upn = f"{name.split()[0].lower()}@{domain}"
+            await control.create_user(tenant["id"], upn, display_name=name, mail=upn)
+        await control.create_user(
+            tenant["id"], f"former@{domain}", display_name="Former", account_enabled=False
+        )
+    org = {"id": tenant["id"], "domain": domain}
+    created = create(connector, org, display_name="Demo organisation")
+    assert created.status_code == 201, created.text
+    page = consent(connector, created.json()["consent_url"])
+    assert page.status_code == 200 and "Connected" in page.text, page.text
+    with connector.api() as api:
+        staff = {f"s-{n.split()[0].lower()}": (f"{n.split()[0].lower()}@{domain}", n) for n in PEOPLE}
+        staff["s-former"] = (f"former@{domain}", "Former")
+        staff["s-zed"] = (f"zed@{domain}", "Zed Unknown")
+        for staff_id, (upn, name) in staff.items():
+            answer = api.put(
+                f"/api/v1/tenants/{domain}/staff/{staff_id}", json={"upn": upn, "display_name": name}
+            )
+            assert answer.status_code == 200, answer.text
+    return org
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    context = await browser.new_context()
+    page = await context.new_page()
+    problems: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            problems.append(message.text)
+
+    def on_error(error: Error) -> None:
+        problems.append(str(error))
+
+    page.on("console", on_console)  # a CSP violation is reported here too
+    page.on("pageerror", on_error)
+    yield page
+    await context.close()
+    # a refused link's 401 is expected; any other error (script, CSP) is not
+    assert [p for p in problems if "401" not in p] == []
+
+
+async def test_the_console_shows_progress_and_users_and_resyncs(connector: Connector, page: Page) -> None:
+    org = await demo_organisation(connector)
+    link = console_link(connector, org["domain"])
+    response = await page.goto(link["url"])
+    assert response is not None and response.status == 200
+
+    await expect(page.locator("#org-name")).to_have_text("Demo organisation")
+    await expect(page.get_by_role("progressbar")).to_have_attribute("aria-valuenow", re.compile(r"^\d{1,3}$"))
+    await expect(page.locator("#percent")).to_contain_text(re.compile(r"\d+ % \(\d+ of 10 users\)"))
+    await expect(page.locator("#match-counts")).to_contain_text("Matched: 10")
+    await expect(page.locator("#match-counts")).to_contain_text("Unmatched: 1")
+    await expect(page.locator("#state-badge")).not_to_be_empty()
+    await expect(page.locator("#link-expiry")).to_contain_text("This link works until")
+
+    rows = page.locator("#users tbody tr")
+    await expect(rows).to_have_count(12)
+    await expect(page.locator("#page-info")).to_have_text(f"Showing 1{DASH}12 of 12")
+
+    await page.fill("#search", "adele")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text(f"adele@{org['domain']}")
+    await expect(rows.first.locator("[data-col=match]")).to_have_text("Matched")
+    async with page.expect_response(
+        lambda r: r.url.endswith("/users/s-adele/resync") and r.request.method == "POST"
+    ) as resynced:
+        await rows.first.get_by_role("button", name="Resync").click()
+    assert (await resynced.value).status == 202
+    await expect(page.locator("#message")).to_have_text("Resync queued for 1 user.")
+    await expect(rows.first.locator("[data-col=state]")).to_have_text(re.compile("Pending|Migrating|Synced"))
+
+    await page.fill("#search", "")
+    await page.select_option("#filter-match", "matched")
+    await expect(rows).to_have_count(10)
+    await page.check("#select-all")
+    await expect(page.locator("#resync-selected")).to_have_text("Resync selected (10)")
+    await page.click("#resync-selected")
+    await expect(page.locator("#message")).to_have_text("Resync queued for 10 users.")
+    await expect(page.locator("#resync-selected")).to_have_text("Resync selected (0)")
+
+    await page.select_option("#filter-match", "")
+    await page.select_option("#page-size", "10")
+    await expect(rows).to_have_count(10)
+    await expect(page.locator("#page-info")).to_have_text(f"Showing 1{DASH}10 of 12")
+    await page.click("#next-page")
+    await expect(rows).to_have_count(2)
+    await expect(page.locator("#page-info")).to_have_text(f"Showing 11{DASH}12 of 12")
+    await page.click("#prev-page")
+    await expect(rows).to_have_count(10)
+
+    await page.select_option("#filter-match", "unmatched")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text("Zed Unknown")
+    await expect(rows.first.get_by_role("button", name="Resync")).to_be_disabled()
+
+
+async def test_sorting_and_the_migration_finishing(connector: Connector, page: Page) -> None:
+    org = await demo_organisation(connector)
+    await page.goto(console_link(connector, org["domain"])["url"])
+    names = page.locator("#users tbody [data-col=name]")
+    await expect(names.first).to_have_text("Adele Vance")
+    await page.get_by_role("button", name="Name", exact=True).click()
+    await expect(names.first).to_have_text("Zed Unknown")
+    await expect(page.locator("th[data-sort=display_name]")).to_have_attribute("aria-sort", "descending")
+    # The page polls while the migration runs, and the bar ends at 100 %, not stuck at 99.
+    await expect(page.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100", timeout=60_000)
+    await expect(page.locator("#phase")).to_have_text("Done")
+
+
+async def test_settings_and_a_confirmed_disconnect(connector: Connector, page: Page) -> None:
+    org = await demo_organisation(connector)
+    await page.goto(console_link(connector, org["domain"])["url"])
+    await expect(page.locator("#window_days_back")).to_have_value("30")
+    await page.fill("#window_days_back", "14")
+    await page.check("#privacy_mode")
+    await page.select_option("#import_mode", "categories")
+    await page.fill("#import_categories", "Booking, Client")
+    await page.click("#save-settings")
+    await expect(page.locator("#message")).to_have_text("Settings saved.")
+    with connector.api() as api:
+        settings = api.get(f"/api/v1/tenants/{org['domain']}").json()["settings"]
+    assert settings["window_days_back"] == 14 and settings["privacy_mode"] is True
+    assert settings["import_filter"] == {"mode": "categories", "categories": ["Booking", "Client"]}
+
+    await page.click("#disconnect")
+    await expect(page.locator("#confirm-disconnect")).to_be_visible()
+    await page.click("#confirm-disconnect-no")
+    await expect(page.locator("#confirm-disconnect")).to_be_hidden()
+    with connector.api() as api:
+        assert api.get(f"/api/v1/tenants/{org['domain']}").json()["state"] not in (
+            "disconnecting",
+            "disconnected",
+        )
+    await page.click("#disconnect")
+    await page.click("#confirm-disconnect-yes")
+    await expect(page.locator("#state-badge")).to_have_text(re.compile("Disconnecting|Disconnected"))
+    await expect(page.locator("#resync-all")).to_be_disabled()
+
+
+async def test_a_forged_link_shows_the_refusal_page(connector: Connector, page: Page) -> None:
+    org = await demo_organisation(connector)
+    token = token_of(console_link(connector, org["domain"])["url"])
+    payload, signature = token.split(".")
+    response = await page.goto(f"{connector.url}/api/console?token={payload}.{signature[::-1]}")
+    assert response is not None and response.status == 401
+    await expect(page.locator("h1")).to_have_text("This console link is not valid")
+    await expect(page.locator("body")).to_contain_text("for a new console link")
+    await expect(page.locator("#users")).to_have_count(0)

@@ -1,0 +1,209 @@
+"""Outlook to host end to end: migrate a tenant, change calendars through Graph as a user would, and see
+the changes on the pull feed and at the host's webhook (signed). The local host runs the real app against
+the emulator (which delivers real change notifications to the webhook) and Azurite."""
+
+from __future__ import annotations
+
+import ssl
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.test_tenants import consent, create, wait_for
+from tests.fixtures.connector import Connector
+
+pytestmark = pytest.mark.e2e
+
+
+def at(days: int, hour: int) -> dict[str, str]:
+    moment = (datetime.now(UTC) + timedelta(days=days)).replace(hour=hour, minute=0, second=0, microsecond=0)
+    return {"dateTime": moment.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}
+
+
+def graph_event(subject: str, days: int = 1, hour: int = 9, **extra: Any) -> dict[str, Any]:
+    return {"subject": subject, "start": at(days, hour), "end": at(days, hour + 1), **extra}
+
+
+class Outlook:
+    """Graph on the emulator, as a user's Outlook would change the mailbox (app credentials)."""
+
+    def __init__(self, connector: Connector, tenant_id: str) -> None:
+        trust = ssl.create_default_context(cafile=connector.emulator.ca_file)
+        token = httpx.post(
+            f"{connector.emulator.authority}/{tenant_id}/oauth2/v2.0/token",
+            data={
+                "client_id": connector.client_id,
+                "client_secret": connector.client_secret,
+                "scope": "https://graph.microsoft.com/.default",
+                "grant_type": "client_credentials",
+            },
+            verify=trust,
+        ).json()["access_token"]
+        self.http = httpx.Client(
+            base_url=connector.emulator.graph, verify=trust, headers={"Authorization": f"Bearer {token}"}
+        )
+
+    def create(self, user: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = self.http.post(f"/users/{user}/events", json=body)
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    def update(self, user: str, event_id: str, body: dict[str, Any]) -> None:
+        assert self.http.patch(f"/users/{user}/events/{event_id}", json=body).status_code == 200
+
+    def delete(self, user: str, event_id: str) -> None:
+        assert self.http.delete(f"/users/{user}/events/{event_id}").status_code == 204
+
+
+async def migrated_organisation(connector: Connector, events_per_user: int = 3) -> dict[str, Any]:
+    domain = f"sync{uuid.uuid4().hex[:8]}.example"
+    async with connector.control() as control:
+        tenant = await control.create_tenant(f"Sync {domain}", [domain], consent_policy="auto-accept")
+        tid = tenant["id"]
+        people = {}
+        for name in ("adele", "ben"):
+            people[name] = await control.create_user(tid, f"{name}@{domain}", display_name=name.title())
+            await control.seed_events(
+                tid,
+                f"{name}@{domain}",
+                [graph_event(f"{name} seeded {i}", days=i + 1) for i in range(events_per_user)],
+            )
+    response = create(connector, {"domain": domain})
+    assert response.status_code == 201, response.text
+    assert consent(connector, response.json()["consent_url"]).status_code == 200
+    with connector.api() as api:
+        for name in people:
+            put = api.put(f"/api/v1/tenants/{domain}/staff/s-{name}", json={"upn": f"{name}@{domain}"})
+            assert put.json()["match"] == "matched", put.text
+
+        def active() -> dict[str, Any] | None:
+            body = api.get(f"/api/v1/tenants/{domain}").json()
+            return body if body["state"] == "active" else None
+
+        tenant_state = wait_for(active, timeout=60)
+    return {"id": tid, "domain": domain, "people": people, "tenant": tenant_state}
+
+
+def feed(connector: Connector, domain: str) -> list[dict[str, Any]]:
+    with connector.api() as api:
+        return list(api.get(f"/api/v1/tenants/{domain}/changes", params={"limit": 1000}).json()["value"])
+
+
+def events_of(changes: list[dict[str, Any]], kind: str) -> list[str]:
+    return [c["data"]["event"].get("subject", c["data"]["event"]["id"]) for c in changes if c["type"] == kind]
+
+
+async def test_a_tenant_migrates_to_100_percent_and_every_user_is_subscribed(connector: Connector) -> None:
+    org = await migrated_organisation(connector)
+    progress = org["tenant"]["progress"]
+    assert (progress["percent"], progress["phase"], progress["by_state"]) == (100, "done", {"synced": 2})
+    changes = feed(connector, org["domain"])
+    assert sorted(events_of(changes, "event.created")) == sorted(
+        f"{name} seeded {i}" for name in ("adele", "ben") for i in range(3)
+    )
+    assert sorted(c["staff_id"] for c in changes if c["type"] == "user.migrated") == ["s-adele", "s-ben"]
+    async with connector.control() as control:
+        subscriptions = [s for s in await control.subscriptions() if s["tenantId"] == org["id"]]
+    assert sorted(s["resource"].split("/")[1] for s in subscriptions) == sorted(
+        p["id"] for p in org["people"].values()
+    )
+    with connector.api() as api:
+        users = api.get(f"/api/v1/tenants/{org['domain']}/users").json()["value"]
+    assert all(u["state"] == "synced" and u["subscription_expires_at"] and u["last_sync_at"] for u in users)
+
+
+async def test_outlook_changes_reach_the_feed_and_the_host_webhook_signed(connector: Connector) -> None:
+    org = await migrated_organisation(connector, events_per_user=1)
+    domain, adele = org["domain"], f"adele@{org['domain']}"
+    outlook = Outlook(connector, org["id"])
+    made = outlook.create(adele, graph_event("Dentist", days=2, hour=14))
+    wait_for(lambda: "Dentist" in events_of(feed(connector, domain), "event.created"))
+    outlook.update(adele, made["id"], {"subject": "Dentist (moved)", "start": at(3, 15), "end": at(3, 16)})
+    wait_for(lambda: "Dentist (moved)" in events_of(feed(connector, domain), "event.updated"))
+    outlook.delete(adele, made["id"])
+    wait_for(lambda: made["id"] in events_of(feed(connector, domain), "event.deleted"))
+    changes = feed(connector, domain)
+    created = next(
+        c for c in changes if c["type"] == "event.created" and c["data"]["event"]["subject"] == "Dentist"
+    )
+    assert created["staff_id"] == "s-adele"
+    assert created["data"]["event"]["start"].endswith("Z")
+    delivered = wait_for(
+        lambda: (
+            [c for c in connector.receiver.changes(domain) if c["type"].startswith("event.")]
+            if len(connector.receiver.changes(domain)) >= len(changes)
+            else None
+        )
+    )
+    assert {c["sequence"] for c in connector.receiver.changes(domain)} == {c["sequence"] for c in changes}
+    assert [c["type"] for c in delivered][-3:] == ["event.created", "event.updated", "event.deleted"]
+
+
+async def test_an_expired_delta_link_is_recovered_without_duplicates(connector: Connector) -> None:
+    org = await migrated_organisation(connector, events_per_user=2)
+    domain, ben = org["domain"], f"ben@{org['domain']}"
+    async with connector.control() as control:
+        await control.expire_delta_tokens(tenant_id=org["id"], user=ben)
+    Outlook(connector, org["id"]).create(ben, graph_event("After expiry", days=4))
+    wait_for(lambda: "After expiry" in events_of(feed(connector, domain), "event.created"))
+    created = events_of(feed(connector, domain), "event.created")
+    assert len(created) == len(set(created))  # nothing announced twice
+
+
+async def test_lifecycle_events_are_handled(connector: Connector) -> None:
+    org = await migrated_organisation(connector, events_per_user=1)
+    domain = org["domain"]
+    async with connector.control() as control:
+        [subscription] = [
+            s
+            for s in await control.subscriptions()
+            if s["resource"].endswith(f"{org['people']['adele']['id']}/events")
+        ]
+        await control.remove_subscription(subscription["id"])  # Graph removed it: lifecycle says so
+
+        async def recreated() -> bool:
+            mine = [s for s in await control.subscriptions() if s["tenantId"] == org["id"]]
+            return len(mine) == 2 and subscription["id"] not in {s["id"] for s in mine}
+
+        for _ in range(100):
+            if await recreated():
+                break
+            import asyncio
+
+            await asyncio.sleep(0.2)
+        assert await recreated()
+    Outlook(connector, org["id"]).create(f"adele@{domain}", graph_event("Seen by the new subscription"))
+    wait_for(lambda: "Seen by the new subscription" in events_of(feed(connector, domain), "event.created"))
+
+
+def test_the_webhook_answers_the_handshake_and_refuses_bad_input(connector: Connector) -> None:
+    with httpx.Client(base_url=connector.url, timeout=10) as http:
+        ok = http.post("/api/graph/notifications", params={"validationToken": "Validation: token 1"})
+        assert (ok.status_code, ok.text, ok.headers["content-type"].split(";")[0]) == (
+            200,
+            "Validation: token 1",
+            "text/plain",
+        )
+        too_long = http.post("/api/graph/notifications", params={"validationToken": "x" * 5000})
+        assert too_long.status_code == 400
+        malformed = http.post("/api/graph/notifications", content=b"{not json")
+        assert malformed.status_code == 400 and malformed.json()["error"]["field"] == "body"
+        forged = {
+            "value": [
+                {
+                    "subscriptionId": "s",
+                    "tenantId": str(uuid.uuid4()),
+                    "clientState": "v1.forged",
+                    "resource": "Users/u/Events/e",
+                    "changeType": "created",
+                }
+            ]
+        }
+        assert http.post("/api/graph/notifications", json=forged).status_code == 202
+        assert (
+            http.post("/api/graph/lifecycle", json={"value": [{"lifecycleEvent": "missed"}]}).status_code
+            == 202
+        )
