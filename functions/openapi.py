@@ -237,6 +237,117 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
     ),
     Operation(
         "POST",
+        "v1/tenants/{tid}/users/{staff_id}/resync",
+        "resyncUser",
+        "Queue a full read of the user's calendar window, reconciled with what was synced. `force` applies "
+        "deletions the mass-deletion guard held back.",
+        "function",
+        {
+            202: ("Queued; the user as it is now.", {"type": "object"}),
+            400: ("Bad input.", ERROR),
+            404: ("Unknown tenant or staff member.", ERROR),
+            409: ("Not connected, or the staff member is not matched.", ERROR),
+        },
+        request={"type": "object", "properties": {"force": {"type": "boolean", "default": False}}},
+        tags=("users",),
+    ),
+    Operation(
+        "POST",
+        "v1/tenants/{tid}/resync",
+        "resyncTenant",
+        "Queue a full resync of every matched user, or only of those in error.",
+        "function",
+        {
+            202: (
+                "Queued; how many users.",
+                {
+                    "type": "object",
+                    "properties": {"status": {"const": "queued"}, "users": {"type": "integer"}},
+                },
+            ),
+            400: ("Bad input.", ERROR),
+            404: ("Unknown tenant.", ERROR),
+            409: ("Not connected.", ERROR),
+        },
+        request={"type": "object", "properties": {"only_failed": {"type": "boolean", "default": False}}},
+        tags=("users",),
+    ),
+    Operation(
+        "GET",
+        "v1/tenants/{tid}/dead-letters",
+        "listDeadLetters",
+        "Ranges of the change feed the host's webhook never took after every retry (they stay in the feed).",
+        "function",
+        {
+            200: (
+                "Dead letters, oldest first.",
+                {"type": "object", "properties": {"value": {"type": "array", "items": ref("DeadLetter")}}},
+            ),
+            404: ("Unknown tenant.", ERROR),
+        },
+        tags=("changes",),
+    ),
+    Operation(
+        "POST",
+        "v1/tenants/{tid}/dead-letters/redeliver",
+        "redeliverDeadLetters",
+        "Queue every dead letter for delivery again.",
+        "function",
+        {
+            202: (
+                "Queued; how many deliveries.",
+                {
+                    "type": "object",
+                    "properties": {"status": {"const": "queued"}, "deliveries": {"type": "integer"}},
+                },
+            ),
+            404: ("Unknown tenant.", ERROR),
+        },
+        tags=("changes",),
+    ),
+    Operation(
+        "POST",
+        "graph/notifications",
+        "graphNotifications",
+        "Microsoft Graph change notifications. With `validationToken`: the subscription handshake (the token "
+        "echoed as text/plain). Otherwise each notification's clientState is checked and the user's catch-up "
+        "is queued; 202 at once.",
+        "anonymous",
+        {
+            200: ("The validation token, as text/plain.", {"type": "string"}),
+            202: ("Accepted (forged notifications are dropped and counted).", None),
+            400: ("Malformed body or validation token.", ERROR),
+            413: ("Body too large.", ERROR),
+        },
+        query=(
+            ("validationToken", "Graph's handshake token (at most 1024 characters).", {"type": "string"}),
+        ),
+        request={"type": "object", "properties": {"value": {"type": "array", "items": {"type": "object"}}}},
+        tags=("graph",),
+        response_media={200: "text/plain"},
+    ),
+    Operation(
+        "POST",
+        "graph/lifecycle",
+        "graphLifecycle",
+        "Microsoft Graph lifecycle notifications: reauthorizationRequired renews the subscription, "
+        "subscriptionRemoved recreates it and catches up, missed catches up.",
+        "anonymous",
+        {
+            200: ("The validation token, as text/plain.", {"type": "string"}),
+            202: ("Accepted.", None),
+            400: ("Malformed body or validation token.", ERROR),
+            413: ("Body too large.", ERROR),
+        },
+        query=(
+            ("validationToken", "Graph's handshake token (at most 1024 characters).", {"type": "string"}),
+        ),
+        request={"type": "object", "properties": {"value": {"type": "array", "items": {"type": "object"}}}},
+        tags=("graph",),
+        response_media={200: "text/plain"},
+    ),
+    Operation(
+        "POST",
         "v1/tenants/{tid}/console-links",
         "createConsoleLink",
         "A signed link to the admin console of this one tenant, valid for `ttl_minutes` (default 60).",
@@ -488,7 +599,26 @@ SCHEMAS: Final[Json] = {
             "upn": {"type": "string"},
             "display_name": {"type": "string"},
             "enabled": {"type": "boolean", "default": True},
-            "legacy_ids": {"type": "array", "items": {"type": "string"}, "description": "EWS item ids."},
+            "legacy_ids": {
+                "type": "array",
+                "maxItems": 2000,
+                "description": "Appointments the host wrote before (EWS era), linked during migration instead "
+                "of being announced as new. A bare string is an EWS item id that is also the appointment id.",
+                "items": {
+                    "oneOf": [
+                        {"type": "string"},
+                        {
+                            "type": "object",
+                            "required": ["appointment_id"],
+                            "properties": {
+                                "appointment_id": {"type": "string"},
+                                "ews_id": {"type": "string"},
+                                "ical_uid": {"type": "string"},
+                            },
+                        },
+                    ]
+                },
+            },
         },
     },
     "User": {
@@ -526,6 +656,16 @@ SCHEMAS: Final[Json] = {
             "staff_id": {"type": ["string", "null"]},
             "occurred_at": {"type": "string", "format": "date-time"},
             "data": {"type": "object"},
+        },
+    },
+    "DeadLetter": {
+        "type": "object",
+        "properties": {
+            "first_sequence": {"type": "integer"},
+            "last_sequence": {"type": "integer"},
+            "attempts": {"type": "integer"},
+            "reason": {"type": "string"},
+            "failed_at": {"type": "string", "format": "date-time"},
         },
     },
     "ChangePage": {

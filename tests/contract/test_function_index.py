@@ -32,6 +32,12 @@ HTTP: dict[str, tuple[str, set[str], func.AuthLevel]] = {
     "users": ("v1/tenants/{tid}/users", {"GET"}, KEY),
     "tenant_rematch": ("v1/tenants/{tid}/rematch", {"POST"}, KEY),
     "changes": ("v1/tenants/{tid}/changes", {"GET"}, KEY),
+    "user_resync": ("v1/tenants/{tid}/users/{staff_id}/resync", {"POST"}, KEY),
+    "tenant_resync": ("v1/tenants/{tid}/resync", {"POST"}, KEY),
+    "dead_letters": ("v1/tenants/{tid}/dead-letters", {"GET"}, KEY),
+    "dead_letters_redeliver": ("v1/tenants/{tid}/dead-letters/redeliver", {"POST"}, KEY),
+    "graph_notifications": ("graph/notifications", {"POST"}, ANON),
+    "graph_lifecycle": ("graph/lifecycle", {"POST"}, ANON),
     "console_links": ("v1/tenants/{tid}/console-links", {"POST"}, KEY),
     "console": ("console", {"GET"}, ANON),
     "console_tenant": ("console/tenants/{tid}", {"GET", "DELETE"}, ANON),
@@ -43,9 +49,16 @@ HTTP: dict[str, tuple[str, set[str], func.AuthLevel]] = {
     "console_settings": ("console/tenants/{tid}/settings", {"PATCH"}, ANON),
 }
 # name -> schedule (a binding expression resolved from app settings)
-TIMERS: dict[str, str] = {}
+TIMERS: dict[str, str] = {
+    "renew_subscriptions": "%RENEWAL_SCHEDULE%",
+    "nightly_resync": "%NIGHTLY_RESYNC_SCHEDULE%",
+}
 # name -> queue
-QUEUES: dict[str, str] = {"tenant_job": "tenant-jobs"}
+QUEUES: dict[str, str] = {
+    "tenant_job": "tenant-jobs",
+    "sync_job": "sync-jobs",
+    "host_delivery": "host-deliveries",
+}
 
 
 @pytest.fixture(scope="module")
