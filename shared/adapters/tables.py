@@ -6,7 +6,9 @@ surfaces as `StaleWrite` instead of a silent overwrite. Keys are validated by th
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
@@ -321,6 +323,24 @@ class TableUsers:
         )
         return [user_from_entity(e) async for e in query]
 
+    async def migration_pending(self, tenant_id: str) -> bool:
+        table = await self._table()
+        query = table.query_entities(
+            "PartitionKey eq @pk and Match eq @matched"
+            " and (SyncState eq @pending or SyncState eq @migrating)",
+            parameters={
+                "pk": tenant_id,
+                "matched": MatchStatus.MATCHED.value,
+                "pending": SyncState.PENDING.value,
+                "migrating": SyncState.MIGRATING.value,
+            },
+            select=["RowKey"],
+            results_per_page=1,
+        )
+        async for _ in query:
+            return True
+        return False
+
     async def query(self, tenant_id: str, query: UserQuery) -> UserPage:
         return page_users(await self.list_all(tenant_id), query)
 
@@ -419,7 +439,7 @@ class TableChangeFeed:
 
     async def _append_chunk(self, tenant_id: str, changes: Sequence[Change]) -> list[Change]:
         table = await self._table()
-        for _ in range(50):
+        for attempt in range(100):
             try:
                 head = await table.get_entity(tenant_id, FEED_HEAD)
                 last, etag = int(head["Last"]), _etag(head)
@@ -446,9 +466,9 @@ class TableChangeFeed:
                 operations.append(("create", self._entity(tenant_id, change)))
             try:
                 await table.submit_transaction(operations)
-            except TableTransactionError:
-                continue  # another writer moved the head first
-            except ResourceExistsError:
+            except (TableTransactionError, ResourceExistsError):
+                # Another writer moved the head first: back off a little (jittered) and try again.
+                await asyncio.sleep(random.uniform(0, 0.005 * min(attempt + 1, 10)))  # noqa: S311
                 continue
             return numbered
         raise StaleWrite(f"change feed of {tenant_id}: too much contention")

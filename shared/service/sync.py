@@ -308,6 +308,8 @@ async def _maybe_finish_migration(services: Services, tenant_id: str) -> None:
         tenant = await services.tenants.get(tenant_id)
         if tenant is None or tenant.state is not TenantState.MIGRATING:
             return
+        if await services.users.migration_pending(tenant_id):
+            return  # one cheap query per finished user; the full read below happens once
         users = await services.users.list_all(tenant_id)
         matched = [u for u in users if u.match is MatchStatus.MATCHED]
         if any(u.sync_state in (SyncState.PENDING, SyncState.MIGRATING) for u in matched):

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from shared.domain.planner import ItemStatus
 from shared.domain.tenants import Tenant
-from shared.domain.users import UserRecord
+from shared.domain.users import MatchStatus, SyncState, UserRecord
 from shared.service.ports import (
     AlreadyExists,
     Change,
@@ -80,6 +80,12 @@ class FakeUsers:
 
     async def list_all(self, tenant_id: str) -> list[UserRecord]:
         return [u for (t, _), u in sorted(self.rows.items()) if t == tenant_id]
+
+    async def migration_pending(self, tenant_id: str) -> bool:
+        return any(
+            u.match is MatchStatus.MATCHED and u.sync_state in (SyncState.PENDING, SyncState.MIGRATING)
+            for u in await self.list_all(tenant_id)
+        )
 
     async def query(self, tenant_id: str, query: UserQuery) -> UserPage:
         return page_users(await self.list_all(tenant_id), query)
