@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from m365emulator.core import Emulator
-from m365emulator.seed import seed_demo
+from m365emulator.seed import seed_bulk, seed_demo
 from m365emulator.server import serve
 from m365emulator.settings import Settings
 
@@ -29,6 +29,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--ca-file", type=Path, default=None, help="where to write the CA PEM (default: a temp dir)"
     )
     parser.add_argument("--latency-ms", type=float, default=0, help="base latency added to every request")
+    parser.add_argument(
+        "--bulk",
+        default=None,
+        metavar="USERSxEVENTS",
+        help="also seed a bulk tenant (e.g. 1000x50) for benchmarks; its id is `bulk_tenant_id` in the ready line",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -37,6 +43,10 @@ async def run(args: argparse.Namespace) -> None:
     emu = Emulator(Settings(latency_ms=args.latency_ms))
     if args.seed == "demo":
         emu.seed_info = seed_demo(emu)
+    if args.bulk:
+        users, _, events = str(args.bulk).lower().partition("x")
+        bulk = seed_bulk(emu, int(users), int(events or 0))
+        emu.seed_info = {**emu.seed_info, "bulk_tenant_id": bulk["tenant_id"]}
     running = await serve(emu, host=args.host, port=args.port, ca_file=args.ca_file)
     sys.stdout.write(json.dumps(running.ready_line()) + "\n")
     sys.stdout.flush()

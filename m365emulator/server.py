@@ -70,6 +70,7 @@ class Running:
             "platform_tenant_id",
             "platform_client_id",
             "platform_client_secret",
+            "bulk_tenant_id",
         ):
             if key in emu.seed_info:
                 line[key] = emu.seed_info[key]

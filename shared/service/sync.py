@@ -45,7 +45,8 @@ from shared.service.tenants import get_tenant, mark_consent_revoked
 
 log = get_logger("sync")
 
-LEASE_TTL: Final = timedelta(minutes=5)  # longer than any run; a killed worker's lease lapses after it
+LEASE_TTL: Final = timedelta(minutes=2)  # longer than any run; a killed worker's lease lapses after it
+MAX_CHECK_BACKS: Final = 3
 MAX_THROTTLE_RETRIES: Final = 6  # queue-level retries after the adapter's own, per job
 MAX_RETRY_DELAY: Final = 900
 MAILBOX_CONCURRENCY: Final = 4  # Graph allows four concurrent requests per app and mailbox
@@ -93,7 +94,7 @@ async def _run_leased(services: Services, job: Job, staff_id: str) -> None:
     key = f"{job.tenant_id}/{staff_id}"
     owner = uuid.uuid4().hex
     if await services.leases.acquire(key, owner, LEASE_TTL, services.clock.now()) is LeaseOutcome.DEFERRED:
-        log.info("another worker is syncing this user; it will run once more")
+        await _check_back(services, job, staff_id)
         return
     kind = job.kind
     try:
@@ -106,6 +107,19 @@ async def _run_leased(services: Services, job: Job, staff_id: str) -> None:
         while await services.leases.release(key, owner):
             pass
         raise
+
+
+async def _check_back(services: Services, job: Job, staff_id: str) -> None:
+    """Another worker holds the lease and was asked to run once more. In case that worker died (its lease
+    then lapses unreleased), look again once the lease has surely lapsed: a cheap delta read if all is well."""
+    checks = int(job.payload.get("check_back", 0))
+    if checks >= MAX_CHECK_BACKS:
+        log.warning("the user's lease stayed taken through %d checks; the next schedule catches up", checks)
+        return
+    payload = {"staff_id": staff_id, "reason": "check_back", "check_back": checks + 1}
+    delay = int(LEASE_TTL.total_seconds()) + 5
+    await services.jobs.enqueue([Job(jobs.SYNC_QUEUE, "sync", job.tenant_id, payload, delay_seconds=delay)])
+    log.info("another worker is syncing this user; it runs once more, and this user is checked in %d s", delay)
 
 
 async def _run_once(services: Services, job: Job, kind: str, staff_id: str) -> None:

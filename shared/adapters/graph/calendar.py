@@ -124,15 +124,15 @@ class _GraphPort:
         if graph_user_id is None:
             return error  # the tenant is readable: a refusal of this one request
         return MailboxUnavailable(
-            f"the app may not open this mailbox ({error.code}) although it can read the directory: an "
-            "Exchange application access policy (or RBAC for Applications) leaves the user out, or the app "
-            "lacks Calendars.ReadWrite; add the user to the policy's group or grant the permission"
+            f"the app may not open this mailbox although it can read the directory ({error.code}: "
+            f"{error.message}): an Exchange application access policy (or RBAC for Applications) leaves the "
+            "user out, or the app lacks Calendars.ReadWrite; add the user to the policy's group or grant it"
         )
 
 
 def _not_found_reason(error: GraphError, graph_user_id: str) -> str:
     code = error.code.lower()
-    if code in _NO_USER:
+    if code in _NO_USER or ("user" in error.message.lower() and "invalid" in error.message.lower()):
         return (
             f"Graph knows no user {graph_user_id} ({error.code}): the account was deleted or replaced; "
             "match the staff member again"

@@ -239,6 +239,19 @@ async def test_work_asked_for_while_another_worker_holds_the_lease_is_run_by_tha
     assert await world.leases.release(f"{TID}/s1", "other-worker") is True  # asked to run again
 
 
+async def test_a_worker_killed_while_holding_the_lease_does_not_strand_the_user(world: FakeWorld) -> None:
+    world.mailboxes.put("g1", event("A"))
+    await migrate(world, "s1")
+    await world.leases.acquire(f"{TID}/s1", "killed-worker", timedelta(minutes=2), world.clock.now())
+    world.mailboxes.put("g1", event("B"))
+    await run_sync_job(world.services, jobs.sync_user(TID, "s1"))  # the redelivered message: deferred
+    [check] = world.jobs.take()
+    assert check.delay_seconds > 120
+    world.clock.advance(seconds=check.delay_seconds)  # the dead worker's lease lapsed meanwhile
+    await run_sync_job(world.services, check)
+    assert feed(world, "s1")[-1] == "event.created"
+
+
 async def test_a_job_redelivered_after_a_crash_announces_nothing_twice(world: FakeWorld) -> None:
     world.mailboxes.put("g1", event("A"))
     await migrate(world, "s1")
