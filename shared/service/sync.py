@@ -119,7 +119,9 @@ async def _check_back(services: Services, job: Job, staff_id: str) -> None:
     payload = {"staff_id": staff_id, "reason": "check_back", "check_back": checks + 1}
     delay = int(LEASE_TTL.total_seconds()) + 5
     await services.jobs.enqueue([Job(jobs.SYNC_QUEUE, "sync", job.tenant_id, payload, delay_seconds=delay)])
-    log.info("another worker is syncing this user; it runs once more, and this user is checked in %d s", delay)
+    log.info(
+        "another worker is syncing this user; it runs once more, and this user is checked in %d s", delay
+    )
 
 
 async def _run_once(services: Services, job: Job, kind: str, staff_id: str) -> None:
@@ -137,6 +139,9 @@ async def _run_once(services: Services, job: Job, kind: str, staff_id: str) -> N
         await _record_error(services, tenant.tenant_id, staff_id, error.reason)
     except RateLimited as error:
         await _retry_later(services, job, kind, staff_id, error)
+    except DeltaTokenRejected:
+        # Even a fresh read was refused (Graph's resyncRequired mid-round): start over a little later.
+        await _retry_later(services, job, kind, staff_id, RateLimited(5, "Graph asked for a resync mid-read"))
 
 
 async def _sync_user(

@@ -43,7 +43,14 @@ class Convergence(RuleBasedStateMachine):
     def connect(self) -> None:
         now = self.world.clock.now()
         tenant = Tenant(
-            TID, DIRECTORY, "Contoso", AuthMode.ADMIN_CONSENT, TenantState.MIGRATING, TenantSettings(), now, now
+            TID,
+            DIRECTORY,
+            "Contoso",
+            AuthMode.ADMIN_CONSENT,
+            TenantState.MIGRATING,
+            TenantSettings(),
+            now,
+            now,
         )
         self.run(self.world.tenants.add(tenant))
         staff = StaffMember(STAFF, "adele@contoso.example", None, "Adele")
@@ -114,7 +121,10 @@ class Convergence(RuleBasedStateMachine):
         raise AssertionError("jobs never settled")
 
     @invariant()
-    def settles_to_the_mailbox(self) -> None:
+    def the_feed_stays_consistent(self) -> None:
+        self.replay()  # asserts: nothing created twice, nothing updated or deleted before it was created
+
+    def settle(self) -> None:
         """Whatever happened, one more notification and a quiet queue bring the host level with Outlook."""
         self.world.mailboxes.mailbox(USER).faults.clear()
         self.run(self.world.jobs.enqueue([jobs.sync_user(TID, STAFF)]))
@@ -125,7 +135,10 @@ class Convergence(RuleBasedStateMachine):
         assert user.sync_state is SyncState.SYNCED
 
     def teardown(self) -> None:
-        self.loop.close()
+        try:
+            self.settle()
+        finally:
+            self.loop.close()
 
 
 Convergence.TestCase.settings = settings(
