@@ -111,7 +111,7 @@ async def _run_leased(services: Services, job: Job, staff_id: str) -> None:
 
 async def _check_back(services: Services, job: Job, staff_id: str) -> None:
     """Another worker holds the lease and was asked to run once more. In case that worker died (its lease
-    then lapses unreleased), look again once the lease has surely lapsed: a cheap delta read if all is well."""
+    then lapses unreleased), look again once the lease has surely lapsed: a cheap delta read if all's well."""
     checks = int(job.payload.get("check_back", 0))
     if checks >= MAX_CHECK_BACKS:
         log.warning("the user's lease stayed taken through %d checks; the next schedule catches up", checks)
