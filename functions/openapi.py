@@ -602,8 +602,9 @@ SCHEMAS: Final[Json] = {
             "legacy_ids": {
                 "type": "array",
                 "maxItems": 2000,
-                "description": "Appointments the host wrote before (EWS era), linked during migration instead "
-                "of being announced as new. A bare string is an EWS item id that is also the appointment id.",
+                "description": "Appointments the host wrote before (EWS era), linked during migration "
+                "instead of being announced as new. A bare string is an EWS item id that is also the "
+                "appointment id.",
                 "items": {
                     "oneOf": [
                         {"type": "string"},

@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--bulk",
         default=None,
         metavar="USERSxEVENTS",
-        help="also seed a bulk tenant (e.g. 1000x50) for benchmarks; its id is `bulk_tenant_id` in the ready line",
+        help="also seed a bulk tenant (e.g. 1000x50) for benchmarks; its id is `bulk_tenant_id` when ready",
     )
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
