@@ -280,8 +280,27 @@ class GraphSubscriptions(_GraphPort):
                 "POST", "/subscriptions", body, headers={"Prefer": IMMUTABLE_IDS}
             )
         except GraphError as error:
+            if error.status == 409:  # ours already, left by a run that died before indexing it: adopt it
+                adopted = await self._adopt(tenant, graph_user_id, expires_at)
+                if adopted is not None:
+                    return adopted
             raise await self._translated(graph, error, graph_user_id) from error
         return _subscription(answer)
+
+    async def _adopt(
+        self, tenant: Tenant, graph_user_id: str, expires_at: datetime
+    ) -> GraphSubscription | None:
+        """Graph refuses a duplicate (same app, resource, change types and URL). Its clientState is the same
+        HMAC, so the existing one is as good: renew it and answer it."""
+        wanted = f"users/{graph_user_id}/events".lower()
+        for existing in await self.list(tenant):
+            if existing.resource.strip("/").lower() == wanted:
+                try:
+                    renewed = await self.renew(tenant, existing.id, expires_at)
+                except SubscriptionGone:
+                    return None
+                return GraphSubscription(existing.id, renewed, existing.resource)
+        return None
 
     async def renew(self, tenant: Tenant, subscription_id: str, expires_at: datetime) -> datetime:
         graph = await self._graph(tenant)

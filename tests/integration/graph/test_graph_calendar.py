@@ -307,3 +307,17 @@ async def test_a_short_lifetime_is_raised_by_graph_and_the_answer_says_so(graph:
     created = await graph.subscriptions().create(graph.tenant, user, "state", asked)
 
     assert created.expires_at >= asked + timedelta(minutes=39)  # at least 45 minutes from Graph's now
+
+
+async def test_a_duplicate_subscription_left_by_a_dead_run_is_adopted_not_refused(graph: EmulatorGraph):
+    """Regression: a run that died between Graph's create and the index write left a subscription; Graph
+    answers 409 to the next create, which must adopt (renew) the existing one."""
+    user = await graph.new_mailbox()
+    expires = datetime.now(UTC) + timedelta(days=2)
+    orphan = await graph.subscriptions().create(graph.tenant, user, "state", expires)
+
+    adopted = await graph.subscriptions().create(graph.tenant, user, "state", expires + timedelta(hours=1))
+
+    assert adopted.id == orphan.id
+    mine = [s for s in await graph.control.subscriptions() if s["resource"].endswith(f"{user}/events")]
+    assert len(mine) == 1
