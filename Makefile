@@ -5,12 +5,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
 PYTEST_ARGS ?=
+# The browser tests drive Debian's Chromium (no `playwright install`: its CDN is out of reach).
+CHROMIUM ?= $(shell command -v chromium || command -v chromium-browser || echo /usr/bin/chromium)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install run emulator test check lint typecheck bench clean infra-check
+.PHONY: help install run emulator test test-browser check lint typecheck bench clean infra-check
 
 help:
 	@echo "make run       start Azurite, the Microsoft 365 emulator and the local function host (demo organisation)"
 	@echo "make test      install what is needed and run the whole suite (includes make check)"
+	@echo "make test-browser  the admin console in headless Chromium (Playwright on Debian's chromium)"
 	@echo "make check     ruff + mypy"
 	@echo "make emulator  start the Microsoft 365 emulator alone with the demo organisation"
 	@echo "make bench     run the benchmarks and print their figures"
@@ -30,7 +34,12 @@ $(CHECKOV_VENV)/.installed:
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==3.3.30
 	@touch $@
 
-install: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "the browser tests need Chromium at $(CHROMIUM) (CHROMIUM=...)"; exit 1; }
+	$(SUDO) apt-get install -y --no-install-recommends chromium || \
+		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }
+
+install: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed $(CHROMIUM)
 
 run: $(VENV)/.installed node_modules/.installed
 	$(PY) -m devhost.stack
@@ -51,6 +60,9 @@ test: install check
 	@CHECKOV=$(CHECKOV_VENV)/bin/checkov $(VENV)/bin/pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: a run that tests nothing fails"; exit 1; fi; \
 	exit $$status
+
+test-browser: $(VENV)/.installed node_modules/.installed $(CHROMIUM)
+	CHROMIUM=$(CHROMIUM) $(VENV)/bin/pytest -m browser $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed node_modules/.installed
 	$(PY) -m benchmarks

@@ -326,8 +326,9 @@ class TableUsers:
     async def migration_pending(self, tenant_id: str) -> bool:
         table = await self._table()
         query = table.query_entities(
+            # (the SDK substitutes a parameter only when whitespace follows it: no `@name)`)
             "PartitionKey eq @pk and Match eq @matched"
-            " and (SyncState eq @pending or SyncState eq @migrating)",
+            " and ( SyncState eq @pending or SyncState eq @migrating )",
             parameters={
                 "pk": tenant_id,
                 "matched": MatchStatus.MATCHED.value,

@@ -12,10 +12,16 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_tenants import consent, create, wait_for
+from tests.e2e.test_tenants import consent, create
+from tests.e2e.test_tenants import wait_for as wait_briefly
 from tests.fixtures.connector import Connector
 
 pytestmark = pytest.mark.e2e
+
+
+def wait_for(check: Any, timeout: float = 60.0) -> Any:
+    """Changes travel Graph -> webhook -> queue -> sync -> feed; allow for a loaded machine."""
+    return wait_briefly(check, timeout=timeout)
 
 
 def at(days: int, hour: int) -> dict[str, str]:
@@ -83,7 +89,7 @@ async def migrated_organisation(connector: Connector, events_per_user: int = 3) 
             body = api.get(f"/api/v1/tenants/{domain}").json()
             return body if body["state"] == "active" else None
 
-        tenant_state = wait_for(active, timeout=60)
+        tenant_state = wait_for(active, timeout=120)
     return {"id": tid, "domain": domain, "people": people, "tenant": tenant_state}
 
 
@@ -207,3 +213,40 @@ def test_the_webhook_answers_the_handshake_and_refuses_bad_input(connector: Conn
             http.post("/api/graph/lifecycle", json={"value": [{"lifecycleEvent": "missed"}]}).status_code
             == 202
         )
+
+
+async def test_throttling_and_unavailability_end_converged(connector: Connector) -> None:
+    org = await migrated_organisation(connector, events_per_user=1)
+    domain, adele = org["domain"], f"adele@{org['domain']}"
+    async with connector.control() as control:
+        # More 429s than the SDK retries, then 503s: the job is re-queued after Retry-After and converges.
+        await control.add_fault(status=429, retry_after=1, path="/calendarView/delta", mailbox=adele, count=4)
+        await control.add_fault(status=503, path="/calendarView/delta", mailbox=adele, count=3)
+    Outlook(connector, org["id"]).create(adele, graph_event("Despite throttling", days=5))
+    wait_for(lambda: "Despite throttling" in events_of(feed(connector, domain), "event.created"), timeout=60)
+    with connector.api() as api:
+        users = {u["staff_id"]: u for u in api.get(f"/api/v1/tenants/{domain}/users").json()["value"]}
+    assert users["s-adele"]["state"] == "synced" and users["s-adele"]["last_error"] is None
+    assert events_of(feed(connector, domain), "event.created").count("Despite throttling") == 1
+
+
+async def test_revoked_consent_during_sync_stops_the_tenant(connector: Connector) -> None:
+    org = await migrated_organisation(connector, events_per_user=1)
+    domain = org["domain"]
+    async with connector.control() as control:
+        # Graph then sends reauthorizationRequired; renewing fails: the tenant is marked, once.
+        await control.revoke_consent(org["id"], connector.client_id, mode="grants")
+    with connector.api() as api:
+        wait_for(
+            lambda: api.get(f"/api/v1/tenants/{domain}").json()["state"] == "consent_revoked", timeout=30
+        )
+    assert [c["type"] for c in feed(connector, domain)].count("tenant.consent_revoked") == 1
+
+
+async def test_disconnect_leaves_no_subscription_behind(connector: Connector) -> None:
+    org = await migrated_organisation(connector, events_per_user=1)
+    with connector.api() as api:
+        assert api.delete(f"/api/v1/tenants/{org['domain']}").status_code == 202
+        wait_for(lambda: api.get(f"/api/v1/tenants/{org['domain']}").json()["state"] == "disconnected")
+    async with connector.control() as control:
+        assert [s for s in await control.subscriptions() if s["tenantId"] == org["id"]] == []
