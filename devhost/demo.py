@@ -52,5 +52,9 @@ def seed(stack: Stack) -> None:
                 f"/api/v1/tenants/{tenant_id}/staff/staff-{index + 1:03d}",
                 json={"upn": upn, "display_name": user.get("display_name") or user.get("displayName") or upn},
             )
+        link = api.post(f"/api/v1/tenants/{tenant_id}/console-links", json={"ttl_minutes": 1440})
+        console_url = link.json().get("url") if link.status_code == 201 else None
     stack.notes.append(f"demo tenant: Contoso ({tenant_id}), {min(len(users), DEMO_STAFF)} staff members")
     stack.notes.append(f"connect it (as Contoso's admin, click Accept): {consent_url}")
+    if console_url:
+        stack.notes.append(f"admin console (valid 24 hours): {console_url}")
