@@ -1,6 +1,7 @@
 """Structured log lines on stderr: `time level logger message key=value ...` (logfmt-like).
 
-Records may carry `extra={"fields": {...}}`; records emitted while an invocation runs (the
+Records may carry `extra={"fields": {...}}` (the host's) or `custom_dimensions` (the app's bound log
+context, as Application Insights receives it); records emitted while an invocation runs (the
 function's own logging, from its task or its thread) get `invocation_id` added, like the worker's
 log context.
 """
@@ -27,7 +28,9 @@ def _quote(value: Any) -> str:
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         moment = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
-        fields: dict[str, Any] = dict(getattr(record, "fields", None) or {})
+        # The app's bound context (`custom_dimensions`, as Application Insights shows it), then the host's.
+        fields: dict[str, Any] = dict(getattr(record, "custom_dimensions", None) or {})
+        fields.update(getattr(record, "fields", None) or {})
         invocation = current_invocation.get()
         if invocation is not None and "invocation_id" not in fields:
             fields["invocation_id"] = invocation

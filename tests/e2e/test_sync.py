@@ -250,3 +250,11 @@ async def test_disconnect_leaves_no_subscription_behind(connector: Connector) ->
         wait_for(lambda: api.get(f"/api/v1/tenants/{org['domain']}").json()["state"] == "disconnected")
     async with connector.control() as control:
         assert [s for s in await control.subscriptions() if s["tenantId"] == org["id"]] == []
+
+
+async def test_the_apps_log_lines_carry_tenant_user_and_invocation(connector: Connector) -> None:
+    org = await migrated_organisation(connector, events_per_user=1)
+    lines = [line for line in connector.host.log().splitlines() if " connector.sync synced" in line]
+    mine = [line for line in lines if f"tenant={org['domain']}" in line]
+    assert mine, "no sync log line for the tenant"
+    assert all(" user=s-" in line and " invocation_id=" in line for line in mine)
