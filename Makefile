@@ -67,5 +67,9 @@ test-browser: $(VENV)/.installed node_modules/.installed $(CHROMIUM)
 bench: $(VENV)/.installed node_modules/.installed
 	$(PY) -m benchmarks
 
+.PHONY: bench-sync
+bench-sync: $(VENV)/.installed node_modules/.installed  # e.g. make bench-sync BENCH_ARGS="--users 200"
+	$(PY) -m benchmarks.sync_bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .devstack

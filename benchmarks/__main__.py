@@ -1,6 +1,8 @@
 """`make bench`: run every benchmark and print its figures."""
 
-from benchmarks import emulator_bench
+from benchmarks import emulator_bench, sync_bench
 
 if __name__ == "__main__":
-    emulator_bench.main()
+    emulator_bench.main([])
+    print()
+    sync_bench.main([])

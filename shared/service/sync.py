@@ -206,7 +206,7 @@ async def _sync_user(
             ),
         )
     if migrating:
-        await _maybe_finish_migration(services, tenant.tenant_id)
+        await maybe_finish_migration(services, tenant.tenant_id)
     log.info(
         "synced (%s): %d items read, %d changes, %s read, %d requests",
         kind,
@@ -302,7 +302,7 @@ async def _record_error(services: Services, tenant_id: str, staff_id: str, reaso
         return
     await _save_user(services, replace(user, sync_state=SyncState.ERROR, last_error=reason))
     log.warning("sync failed: %s", reason)
-    await _maybe_finish_migration(services, tenant_id)
+    await maybe_finish_migration(services, tenant_id)
 
 
 async def _retry_later(services: Services, job: Job, kind: str, staff_id: str, error: RateLimited) -> None:
@@ -321,7 +321,7 @@ async def _retry_later(services: Services, job: Job, kind: str, staff_id: str, e
     log.info("throttled; retrying in %d s (attempt %d)", delay, attempt)
 
 
-async def _maybe_finish_migration(services: Services, tenant_id: str) -> None:
+async def maybe_finish_migration(services: Services, tenant_id: str) -> None:
     """The tenant is active once every matched user finished (degraded when some failed)."""
     for _ in range(3):
         tenant = await services.tenants.get(tenant_id)

@@ -7,6 +7,7 @@ from shared.observability import get_logger
 from shared.service.context import Services
 from shared.service.ports import Job, StaleWrite, TenantAccessError
 from shared.service.schedules import nightly_tenant, renew_tenant_subscriptions
+from shared.service.sync import maybe_finish_migration
 from shared.service.tenants import finish_disconnect, mark_consent_revoked
 from shared.service.users import match_all
 
@@ -41,6 +42,8 @@ async def _advance_after_discovery(services: Services, tenant_id: str) -> None:
             return
         try:
             await services.tenants.save(tenant.with_state(TenantState.MIGRATING, services.clock.now()))
-            return
         except StaleWrite:
             continue
+        # Users matched at once (PUT staff) may have finished migrating before discovery did.
+        await maybe_finish_migration(services, tenant_id)
+        return

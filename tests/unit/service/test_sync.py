@@ -10,7 +10,7 @@ import pytest
 
 from shared.domain.signing import client_state
 from shared.domain.tenants import AuthMode, CustomerApp, Tenant, TenantSettings, TenantState
-from shared.domain.users import LegacyLink, MatchStatus, StaffMember, SyncState, UserRecord
+from shared.domain.users import DirectoryUser, LegacyLink, MatchStatus, StaffMember, SyncState, UserRecord
 from shared.service import jobs
 from shared.service.keys import NOTIFICATION_KEY
 from shared.service.notifications import receive_changes, receive_lifecycle
@@ -20,6 +20,7 @@ from shared.service.sync import request_tenant_resync, run_sync_job
 from shared.service.tenant_jobs import run_tenant_job
 from shared.service.tenants import begin_disconnect
 from tests.fakes.calendar import throttled
+from tests.fakes.directory import FakeOrganisation
 from tests.fakes.events import event
 from tests.fakes.services import FakeWorld, fake_world
 
@@ -362,3 +363,20 @@ async def test_a_deliverable_change_queues_its_delivery(world: FakeWorld) -> Non
     await run_sync_job(world.services, job)
     deliveries = [j for j in world.jobs.take() if j.queue == jobs.DELIVERY_QUEUE]
     assert deliveries and deliveries[0].payload["first"] == 1
+
+
+async def test_users_migrated_before_discovery_finished_still_complete_the_tenant(world: FakeWorld) -> None:
+    """Regression: staff matched at once by PUT migrated while the tenant was still `connecting`; when
+    discovery then moved it to `migrating`, nothing was left to finish it, and it stayed at 100 %."""
+    tenant = world.tenants.rows[TID]
+    world.tenants.rows[TID] = replace(tenant, state=TenantState.CONNECTING)
+    org = world.directory.add(FakeOrganisation(DIRECTORY, {TID}, consented=True))
+    for n in (1, 2):
+        org.users[f"g{n}"] = DirectoryUser(
+            f"g{n}", f"user{n}@contoso.example", f"user{n}@contoso.example", (), True
+        )
+    await migrate(world, "s1", "s2")
+    assert world.tenants.rows[TID].state is TenantState.CONNECTING
+    await world.jobs.enqueue([jobs.discover(TID)])
+    await run_all(world)
+    assert world.tenants.rows[TID].state is TenantState.ACTIVE
