@@ -230,19 +230,6 @@ async def test_throttling_and_unavailability_end_converged(connector: Connector)
     assert events_of(feed(connector, domain), "event.created").count("Despite throttling") == 1
 
 
-async def test_revoked_consent_during_sync_stops_the_tenant(connector: Connector) -> None:
-    org = await migrated_organisation(connector, events_per_user=1)
-    domain = org["domain"]
-    async with connector.control() as control:
-        # Graph then sends reauthorizationRequired; renewing fails: the tenant is marked, once.
-        await control.revoke_consent(org["id"], connector.client_id, mode="grants")
-    with connector.api() as api:
-        wait_for(
-            lambda: api.get(f"/api/v1/tenants/{domain}").json()["state"] == "consent_revoked", timeout=30
-        )
-    assert [c["type"] for c in feed(connector, domain)].count("tenant.consent_revoked") == 1
-
-
 async def test_disconnect_leaves_no_subscription_behind(connector: Connector) -> None:
     org = await migrated_organisation(connector, events_per_user=1)
     with connector.api() as api:
