@@ -16,7 +16,9 @@ registers a connector app, then:
    of each process (psutil, sampled every 0.2 s) with its CPU use over the phase.
 2. Webhook: `--rate` Graph notification POSTs per second for `--duration` s (open loop), each for a migrated
    user with a valid clientState (the bench sets `notification-signing-key` in Key Vault before the host
-   starts); acknowledgement latency p50/p99, timed from each POST's scheduled moment.
+   starts); acknowledgement latency p50/p99, timed from each POST's scheduled moment; then how long the
+   notified sync jobs take to drain, and, as a control, the same POSTs with a clientState that does not verify
+   (answered alike, nothing queued: the webhook's own latency without sync work on the host's event loop).
 3. Outlook change -> feed: `--changes` events created through Graph (the connector app's token) for random
    migrated users, one every `--interval` s; the time from Graph's 201 to the event on the feed (polled with
    its cursor every 50 ms), p50/p95.
@@ -852,6 +854,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (`&`)
     print(f"sync bench: {args.users} users x {args.events} events, emulator latency {args.latency_ms:g} ms")
     log_path: Path | None = None
     try:

@@ -428,14 +428,18 @@ class TableChangeFeed:
 
     def __init__(self, storage: StorageClients) -> None:
         self._storage = storage
+        # Appends of one worker to one tenant's feed queue up here instead of racing for the head row
+        # (each lost race rebuilds and resends a whole transaction); other workers still race by etag.
+        self._writers: dict[str, asyncio.Lock] = {}
 
     async def _table(self) -> TableClient:
         return await self._storage.table(CHANGES)
 
     async def append(self, tenant_id: str, changes: Sequence[Change]) -> list[Change]:
         appended: list[Change] = []
-        for start in range(0, len(changes), MAX_BATCH - 1):
-            appended += await self._append_chunk(tenant_id, changes[start : start + MAX_BATCH - 1])
+        async with self._writers.setdefault(tenant_id, asyncio.Lock()):
+            for start in range(0, len(changes), MAX_BATCH - 1):
+                appended += await self._append_chunk(tenant_id, changes[start : start + MAX_BATCH - 1])
         return appended
 
     async def _append_chunk(self, tenant_id: str, changes: Sequence[Change]) -> list[Change]:

@@ -170,7 +170,8 @@ async def _sync_user(
     window = tenant.settings.window(services.clock.now())
     start_over = kind == "resync" or user.delta_link is None
     read, complete = await _read(services, tenant, user, None if start_over else user.delta_link, window)
-    stored = await services.item_statuses.load(tenant.tenant_id, user.staff_id)
+    quiet = not read.items and not complete and not migrating  # a notification's echo: nothing to plan
+    stored = {} if quiet else await services.item_statuses.load(tenant.tenant_id, user.staff_id)
     settings = tenant.settings
     visibility = Visibility(settings.import_filter, settings.show_free_events, settings.privacy_mode)
     observation = Observation(read.items, complete, window[0], migrating=migrating)
@@ -184,7 +185,8 @@ async def _sync_user(
         data = {"events": len(stored) + len(actions.upserts) - len(actions.deletes), "linked": linked}
         changes.append(Change("user.migrated", tenant.tenant_id, data, now, staff_id=user.staff_id))
     await publish(services, tenant.tenant_id, changes)
-    await services.item_statuses.apply(tenant.tenant_id, user.staff_id, actions.upserts, actions.deletes)
+    if actions.upserts or actions.deletes:
+        await services.item_statuses.apply(tenant.tenant_id, user.staff_id, actions.upserts, actions.deletes)
     if actions.held_deletes:
         reason = (
             f"Outlook no longer shows {actions.held_deletes} of the events synced before; nothing deleted."
