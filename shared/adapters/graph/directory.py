@@ -18,6 +18,7 @@ from shared.service.ports import TenantAccessError
 
 USER_FIELDS: Final = "id,userPrincipalName,mail,proxyAddresses,accountEnabled,displayName"
 BATCH_LIMIT: Final = 20  # Graph's $batch maximum
+CONCURRENT_BATCHES: Final = 4  # each batch item is its own mailbox; the directory takes a few at once
 MAX_BATCH_ROUNDS: Final = 5
 NO_MAILBOX_CODES: Final = {"mailboxnotenabledforrestapi", "errorinvaliduser", "mailboxnotsupportedforrestapi"}
 
@@ -123,36 +124,47 @@ class GraphDirectory:
         for _ in range(MAX_BATCH_ROUNDS):
             if not pending:
                 break
-            retry: list[str] = []
-            wait = 0.0
-            for start in range(0, len(pending), BATCH_LIMIT):
-                chunk = pending[start : start + BATCH_LIMIT]
-                requests = [
-                    {"id": str(i), "method": "GET", "url": f"/users/{uid}/events?$top=1&$select=id"}
-                    for i, uid in enumerate(chunk)
-                ]
-                try:
-                    answer = await graph.request_json("POST", "/$batch", {"requests": requests})
-                except AuthFailed as error:
-                    raise TenantAccessError(f"{error.code}: {error.message}") from error
-                except Throttled as error:
-                    retry += chunk
-                    wait = max(wait, error.retry_after)
-                    continue
-                for item in answer.get("responses", []):
-                    uid = chunk[int(item["id"])]
-                    status = int(item.get("status", 500))
-                    if status == 429 or status >= 500:
-                        retry.append(uid)
-                        wait = max(wait, _item_retry_after(item))
-                    else:
-                        results[uid] = _access_from(status, item.get("body") or {})
-            pending = retry
+            pending, wait = await _probe_round(graph, pending, results)
             if pending:
                 await asyncio.sleep(min(wait or 1.0, 30.0))
         if pending:
             raise Throttled(429, "TooManyRequests", "mailbox probes stayed throttled", 30.0)
         return results
+
+
+async def _probe_round(
+    graph: TenantGraph, pending: list[str], results: dict[str, MailboxAccess]
+) -> tuple[list[str], float]:
+    """One round of probes, a few `$batch` requests at a time; answers what to retry and how long to wait."""
+    retry: list[str] = []
+    waits: list[float] = [0.0]
+    gate = asyncio.Semaphore(CONCURRENT_BATCHES)
+
+    async def probe(chunk: list[str]) -> None:
+        requests = [
+            {"id": str(i), "method": "GET", "url": f"/users/{uid}/events?$top=1&$select=id"}
+            for i, uid in enumerate(chunk)
+        ]
+        try:
+            async with gate:
+                answer = await graph.request_json("POST", "/$batch", {"requests": requests})
+        except AuthFailed as error:
+            raise TenantAccessError(f"{error.code}: {error.message}") from error
+        except Throttled as error:
+            retry.extend(chunk)
+            waits.append(error.retry_after)
+            return
+        for item in answer.get("responses", []):
+            uid = chunk[int(item["id"])]
+            status = int(item.get("status", 500))
+            if status == 429 or status >= 500:
+                retry.append(uid)
+                waits.append(_item_retry_after(item))
+            else:
+                results[uid] = _access_from(status, item.get("body") or {})
+
+    await asyncio.gather(*(probe(pending[s : s + BATCH_LIMIT]) for s in range(0, len(pending), BATCH_LIMIT)))
+    return retry, max(waits)
 
 
 def _item_retry_after(item: dict[str, Any]) -> float:
