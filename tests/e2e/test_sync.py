@@ -241,7 +241,10 @@ async def test_disconnect_leaves_no_subscription_behind(connector: Connector) ->
 
 async def test_the_apps_log_lines_carry_tenant_user_and_invocation(connector: Connector) -> None:
     org = await migrated_organisation(connector, events_per_user=1)
-    lines = [line for line in connector.host.log().splitlines() if " connector.sync synced" in line]
-    mine = [line for line in lines if f"tenant={org['domain']}" in line]
-    assert mine, "no sync log line for the tenant"
+
+    def sync_lines() -> list[str]:  # the tenant turns active a moment before the run logs its summary
+        lines = [line for line in connector.host.log().splitlines() if " connector.sync synced" in line]
+        return [line for line in lines if f"tenant={org['domain']}" in line]
+
+    mine = wait_for(sync_lines, timeout=10)
     assert all(" user=s-" in line and " invocation_id=" in line for line in mine)
