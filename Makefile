@@ -36,8 +36,8 @@ $(CHECKOV_VENV)/.installed:
 
 $(CHROMIUM):
 	@command -v apt-get >/dev/null || { echo "the browser tests need Chromium at $(CHROMIUM) (CHROMIUM=...)"; exit 1; }
-	$(SUDO) apt-get install -y --no-install-recommends chromium || \
-		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium || \
+		{ $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
 
 install: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed $(CHROMIUM)
 
