@@ -17,16 +17,24 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import azure.functions as func
 
-from functions.http import Endpoint, Handler, error_response, handles_errors, json_response, read_json_object
+from functions.http import (
+    Endpoint,
+    Handler,
+    error_response,
+    handles_errors,
+    json_response,
+    read_json_object,
+    read_optional_json_object,
+)
 from functions.tenants_api import user_query
 from functions.views import iso, tenant_json, user_json
 from shared.bootstrap import container
 from shared.service import console, sync, tenants, users
-from shared.service.commands import parse_settings
+from shared.service.commands import parse_flag, parse_settings
 from shared.service.console import ConsoleAccessDenied
 from shared.service.context import Services
 
@@ -40,7 +48,7 @@ NO_STORE: Final = {"Cache-Control": "no-store"}
 @bp.route(route="v1/tenants/{tid}/console-links", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @handles_errors
 async def console_links(req: func.HttpRequest) -> func.HttpResponse:
-    body = read_json_object(req) if (req.get_body() or b"").strip() else {}
+    body = read_optional_json_object(req)
     link = await console.issue_link(container().services, _tenant_id(req), console.parse_ttl(body))
     return json_response({"url": link.url, "expires_at": iso(link.expires_at)}, 201, NO_STORE)
 
@@ -117,7 +125,7 @@ async def console_user_resync(req: func.HttpRequest) -> func.HttpResponse:
 @console_api
 async def console_resync(req: func.HttpRequest) -> func.HttpResponse:
     services, tid = await _authorized(req)
-    only_failed = console.parse_only_failed(_optional_body(req))
+    only_failed = parse_flag(read_optional_json_object(req), "only_failed")
     queued = await sync.request_tenant_resync(services, tid, only_failed=only_failed)
     return json_response({"status": "queued", "users": queued}, 202)
 
@@ -136,7 +144,7 @@ async def console_rematch(req: func.HttpRequest) -> func.HttpResponse:
 @console_api
 async def console_reauthorize(req: func.HttpRequest) -> func.HttpResponse:
     services, tid = await _authorized(req)
-    connection = await console.reauthorize(services, tid, _optional_body(req))
+    connection = await console.reauthorize(services, tid, read_optional_json_object(req))
     now = services.clock.now()
     return json_response(tenant_json(connection.tenant, now, consent_url=connection.consent_url))
 
@@ -172,10 +180,6 @@ async def _authorized(req: func.HttpRequest) -> tuple[Services, str]:
     tid = _tenant_id(req)
     await console.authorize(services, _bearer(req), tid)
     return services, tid
-
-
-def _optional_body(req: func.HttpRequest) -> dict[str, Any]:
-    return read_json_object(req) if (req.get_body() or b"").strip() else {}
 
 
 def _html(body: str, status: int, policy: str) -> func.HttpResponse:

@@ -53,6 +53,11 @@ def read_json_object(req: func.HttpRequest) -> dict[str, Any]:
     return value
 
 
+def read_optional_json_object(req: func.HttpRequest) -> dict[str, Any]:
+    """The body as a JSON object, or {} when there is none (actions whose fields are all optional)."""
+    return read_json_object(req) if (req.get_body() or b"").strip() else {}
+
+
 def handles_errors(handler: Handler) -> Endpoint:
     """Translate service errors into 4xx/503 JSON; never let one become a bare 500. The worker passes
     `context`, whose invocation id is bound into every log line of the call."""

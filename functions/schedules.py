@@ -6,6 +6,7 @@ import azure.functions as func
 
 from shared.bootstrap import container
 from shared.observability import bound
+from shared.service import jobs
 from shared.service.schedules import fan_out
 
 bp = func.Blueprint()
@@ -19,7 +20,7 @@ async def renew_subscriptions(timer: func.TimerRequest, context: func.Context) -
         invocation_id=context.invocation_id,
         past_due=str(timer.past_due).lower(),
     ):
-        await fan_out(container().services, kind="renew_subscriptions")
+        await fan_out(container().services, jobs.renew_tenant)
 
 
 @bp.function_name("nightly_resync")
@@ -30,4 +31,4 @@ async def nightly_resync(timer: func.TimerRequest, context: func.Context) -> Non
     with bound(
         function="nightly_resync", invocation_id=context.invocation_id, past_due=str(timer.past_due).lower()
     ):
-        await fan_out(container().services, kind="nightly")
+        await fan_out(container().services, jobs.nightly)

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions.http import handles_errors, json_response, read_json_object
+from functions.http import handles_errors, json_response, read_json_object, read_optional_json_object
 from functions.views import change_json, dead_letter_json, tenant_json, user_json
 from shared.bootstrap import container
 from shared.domain.users import MatchStatus, SyncState
 from shared.service import deliveries, sync, tenants, users
-from shared.service.commands import parse_create_tenant, parse_customer_app, parse_settings, parse_staff
+from shared.service.commands import (
+    parse_create_tenant,
+    parse_customer_app,
+    parse_flag,
+    parse_settings,
+    parse_staff,
+)
 from shared.service.errors import InvalidInput
 from shared.service.ports import UserQuery
 
@@ -63,7 +69,7 @@ async def tenant_settings(req: func.HttpRequest) -> func.HttpResponse:
 @handles_errors
 async def tenant_reauthorize(req: func.HttpRequest) -> func.HttpResponse:
     services = container().services
-    body = read_json_object(req) if (req.get_body() or b"").strip() else {}
+    body = read_optional_json_object(req)
     credential = parse_customer_app(body, prefix="body") if "client_secret" in body else None
     connection = await tenants.reauthorize(services, _tenant_id(req), credential)
     return json_response(
@@ -106,10 +112,7 @@ async def tenant_rematch(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="v1/tenants/{tid}/users/{staff_id}/resync", methods=["POST"], auth_level=KEY)
 @handles_errors
 async def user_resync(req: func.HttpRequest) -> func.HttpResponse:
-    body = read_json_object(req) if (req.get_body() or b"").strip() else {}
-    force = body.get("force", False)
-    if not isinstance(force, bool):
-        raise InvalidInput("force", "must be true or false")
+    force = parse_flag(read_optional_json_object(req), "force")
     staff_id = str(req.route_params["staff_id"])
     record = await sync.request_user_resync(container().services, _tenant_id(req), staff_id, force=force)
     return json_response({"status": "queued", "user": user_json(record)}, 202)
@@ -119,10 +122,7 @@ async def user_resync(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="v1/tenants/{tid}/resync", methods=["POST"], auth_level=KEY)
 @handles_errors
 async def tenant_resync(req: func.HttpRequest) -> func.HttpResponse:
-    body = read_json_object(req) if (req.get_body() or b"").strip() else {}
-    only_failed = body.get("only_failed", False)
-    if not isinstance(only_failed, bool):
-        raise InvalidInput("only_failed", "must be true or false")
+    only_failed = parse_flag(read_optional_json_object(req), "only_failed")
     queued = await sync.request_tenant_resync(container().services, _tenant_id(req), only_failed=only_failed)
     return json_response({"status": "queued", "users": queued}, 202)
 

@@ -57,6 +57,11 @@ def _bool(body: dict[str, Any], name: str, default: bool) -> bool:
     return value
 
 
+def parse_flag(body: dict[str, Any], name: str, default: bool = False) -> bool:
+    """An optional boolean of a request body (`force`, `only_failed`)."""
+    return _bool(body, name, default)
+
+
 def _int(body: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
     value = body.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int):

@@ -168,11 +168,3 @@ async def overview(services: Services, tenant_id: str) -> Overview:
     tenant = await tenants.get_tenant(services, tenant_id)
     progress = await tenants.tenant_progress(services, tenant)
     return Overview(tenant, progress, len(await services.dead_letters.list(tenant.tenant_id)))
-
-
-def parse_only_failed(body: dict[str, Any]) -> bool:
-    """`{"only_failed": bool}` (optional, default false) of a tenant resync."""
-    value = body.get("only_failed", False)
-    if not isinstance(value, bool):
-        raise InvalidInput("only_failed", "must be true or false")
-    return value

@@ -31,9 +31,19 @@ def migrate_user(tenant_id: str, staff_id: str) -> Job:
     return Job(SYNC_QUEUE, "migrate", tenant_id, {"staff_id": staff_id})
 
 
-def sync_user(tenant_id: str, staff_id: str, reason: str = "notified") -> Job:
-    """Catch up one user's calendar through delta (a notification, a lifecycle event, a resync)."""
-    return Job(SYNC_QUEUE, "sync", tenant_id, {"staff_id": staff_id, "reason": reason})
+def sync_user(
+    tenant_id: str,
+    staff_id: str,
+    reason: str = "notified",
+    *,
+    kind: str = "sync",
+    delay_seconds: int = 0,
+    **extra: Any,
+) -> Job:
+    """One user's calendar: `sync` catches up through delta; `resync` reads the whole window; `renew` and
+    `resubscribe` also renew or recreate the subscription."""
+    payload = {"staff_id": staff_id, "reason": reason, **extra}
+    return Job(SYNC_QUEUE, kind, tenant_id, payload, delay_seconds=delay_seconds)
 
 
 def notified(directory_id: str, subscription_id: str, graph_user_id: str) -> Job:

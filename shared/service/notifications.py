@@ -117,8 +117,8 @@ async def receive_lifecycle(services: Services, body: bytes) -> Received:
             received.forged += 1
             continue
         received.accepted += 1
-        job = jobs.sync_user(record.tenant_id, record.staff_id, f"lifecycle:{item.get('lifecycleEvent')}")
-        received.jobs.append(Job(job.queue, kind, job.tenant_id, job.payload))
+        reason = f"lifecycle:{item.get('lifecycleEvent')}"
+        received.jobs.append(jobs.sync_user(record.tenant_id, record.staff_id, reason, kind=kind))
         log.info("lifecycle %s for subscription %s", item.get("lifecycleEvent"), subscription_id)
     if received.forged or received.malformed:
         log.warning(

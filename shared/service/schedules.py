@@ -6,6 +6,7 @@ big tenant or a failing user never holds up the rest, and no invocation runs lon
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from typing import Final
@@ -24,13 +25,12 @@ log = get_logger("schedules")
 CREDENTIAL_REMINDER: Final = timedelta(days=7)  # repeat the expiry warning weekly until rotated
 
 
-async def fan_out(services: Services, *, kind: str) -> int:
-    """The timers: one tenant job per connected tenant."""
-    tenants = [t for t in await services.tenants.list() if t.state.connected]
-    factory = jobs.renew_tenant if kind == "renew_subscriptions" else jobs.nightly
-    await services.jobs.enqueue([factory(t.tenant_id) for t in tenants])
-    log.info("%s queued for %d tenants", kind, len(tenants))
-    return len(tenants)
+async def fan_out(services: Services, job_for: Callable[[str], Job]) -> int:
+    """The timers: one tenant job (`jobs.renew_tenant`, `jobs.nightly`) per connected tenant."""
+    queued = [job_for(t.tenant_id) for t in await services.tenants.list() if t.state.connected]
+    await services.jobs.enqueue(queued)
+    log.info("%d tenant jobs queued", len(queued))
+    return len(queued)
 
 
 async def renew_tenant_subscriptions(services: Services, tenant_id: str) -> int:
@@ -56,7 +56,7 @@ async def renew_tenant_subscriptions(services: Services, tenant_id: str) -> int:
                 or expires is None
                 or expires - now < RENEW_BEFORE
             ):
-                queued.append(Job(jobs.SYNC_QUEUE, "renew", tenant_id, {"staff_id": user.staff_id}))
+                queued.append(jobs.sync_user(tenant_id, user.staff_id, "renewal", kind="renew"))
             elif record.last_notified_at is None or now - record.last_notified_at > SILENT_AFTER:
                 log.info(
                     "subscription %s silent since %s; catching up",
@@ -82,7 +82,7 @@ async def nightly_tenant(services: Services, tenant_id: str) -> int:
         queued = [
             jobs.migrate_user(tenant_id, u.staff_id)
             if u.sync_state is SyncState.PENDING
-            else Job(jobs.SYNC_QUEUE, "resync", tenant_id, {"staff_id": u.staff_id, "reason": "nightly"})
+            else jobs.sync_user(tenant_id, u.staff_id, "nightly", kind="resync")
             for u in users
         ]
         await services.jobs.enqueue(queued)

@@ -25,6 +25,7 @@ log = get_logger("subscriptions")
 LIFETIME: Final = timedelta(hours=48)  # what the connector asks for (Graph allows up to 7 days for events)
 RENEW_BEFORE: Final = timedelta(hours=24)  # the renewal timer renews anything expiring sooner
 SILENT_AFTER: Final = timedelta(hours=24)  # no notification for this long: catch up with delta, check it
+NOTIFIED_GRANULARITY: Final = timedelta(hours=1)  # how fresh the index's "last notified" mark is kept
 
 
 async def ensure_subscription(

@@ -40,7 +40,7 @@ from shared.service.ports import (
     TenantAccessError,
 )
 from shared.service.publishing import publish
-from shared.service.subscriptions import ensure_subscription
+from shared.service.subscriptions import NOTIFIED_GRANULARITY, ensure_subscription
 from shared.service.tenants import get_tenant, mark_consent_revoked
 
 log = get_logger("sync")
@@ -84,7 +84,10 @@ async def _notified(services: Services, job: Job) -> None:
     if record is None or record.graph_user_id.lower() != str(job.payload.get("graph_user_id", "")).lower():
         log.info("notification for unknown subscription %s dropped", subscription_id)
         return
-    await services.subscription_index.put(replace(record, last_notified_at=services.clock.now()))
+    now = services.clock.now()
+    if record.last_notified_at is None or now - record.last_notified_at > NOTIFIED_GRANULARITY:
+        # Only the renewal timer reads it (silent for a day?): an hourly mark spares a write per notification.
+        await services.subscription_index.put(replace(record, last_notified_at=now))
     follow_up = jobs.sync_user(record.tenant_id, record.staff_id, "notified")
     with bound(tenant=record.tenant_id, user=record.staff_id):
         await _run_leased(services, follow_up, record.staff_id)
@@ -116,9 +119,9 @@ async def _check_back(services: Services, job: Job, staff_id: str) -> None:
     if checks >= MAX_CHECK_BACKS:
         log.warning("the user's lease stayed taken through %d checks; the next schedule catches up", checks)
         return
-    payload = {"staff_id": staff_id, "reason": "check_back", "check_back": checks + 1}
     delay = int(LEASE_TTL.total_seconds()) + 5
-    await services.jobs.enqueue([Job(jobs.SYNC_QUEUE, "sync", job.tenant_id, payload, delay_seconds=delay)])
+    check = jobs.sync_user(job.tenant_id, staff_id, "check_back", delay_seconds=delay, check_back=checks + 1)
+    await services.jobs.enqueue([check])
     log.info(
         "another worker is syncing this user; it runs once more, and this user is checked in %d s", delay
     )
@@ -319,7 +322,7 @@ async def _retry_later(services: Services, job: Job, kind: str, staff_id: str, e
         return
     delay = min(MAX_RETRY_DELAY, math.ceil(error.retry_after) + 2**attempt)
     payload = {**job.payload, "staff_id": staff_id, "attempt": attempt}
-    await services.jobs.enqueue([Job(job.queue, kind, job.tenant_id, payload, delay_seconds=delay)])
+    await services.jobs.enqueue([replace(job, kind=kind, payload=payload, delay_seconds=delay)])
     log.info("throttled; retrying in %d s (attempt %d)", delay, attempt)
 
 
@@ -331,10 +334,7 @@ async def maybe_finish_migration(services: Services, tenant_id: str) -> None:
             return
         if await services.users.migration_pending(tenant_id):
             return  # one cheap query per finished user; the full read below happens once
-        users = await services.users.list_all(tenant_id)
-        matched = [u for u in users if u.match is MatchStatus.MATCHED]
-        if any(u.sync_state in (SyncState.PENDING, SyncState.MIGRATING) for u in matched):
-            return
+        matched = [u for u in await services.users.list_all(tenant_id) if u.match is MatchStatus.MATCHED]
         failed = sum(1 for u in matched if u.sync_state is SyncState.ERROR)
         state = TenantState.DEGRADED if failed else TenantState.ACTIVE
         now = services.clock.now()
@@ -365,9 +365,9 @@ async def request_user_resync(
         raise NotFound("staff_id", "no such staff member")
     if user.match is not MatchStatus.MATCHED:
         raise Conflict("staff_id", f"the staff member is {user.match.value}: rematch first")
-    job = jobs.sync_user(tenant_id, staff_id, "requested")
-    payload = {**job.payload, "force": force}
-    await services.jobs.enqueue([replace(job, kind="resync", payload=payload)])
+    await services.jobs.enqueue(
+        [jobs.sync_user(tenant_id, staff_id, "requested", kind="resync", force=force)]
+    )
     return user
 
 
@@ -383,6 +383,6 @@ async def request_tenant_resync(services: Services, tenant_id: str, *, only_fail
         if u.match is MatchStatus.MATCHED and (not only_failed or u.sync_state is SyncState.ERROR)
     ]
     await services.jobs.enqueue(
-        [replace(jobs.sync_user(tenant_id, u.staff_id, "requested"), kind="resync") for u in chosen]
+        [jobs.sync_user(tenant_id, u.staff_id, "requested", kind="resync") for u in chosen]
     )
     return len(chosen)

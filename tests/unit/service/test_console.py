@@ -13,7 +13,7 @@ import pytest
 from shared.domain.tenants import AuthMode, secret_name
 from shared.service import console
 from shared.service import tenants as svc
-from shared.service.commands import parse_create_tenant
+from shared.service.commands import parse_create_tenant, parse_flag
 from shared.service.console import ConsoleAccessDenied
 from shared.service.errors import InvalidInput, NotFound
 from shared.service.keys import CONSOLE_KEY
@@ -164,10 +164,10 @@ def test_lifetime_defaults_to_an_hour() -> None:
 
 
 def test_only_failed_must_be_a_boolean() -> None:
-    assert console.parse_only_failed({}) is False
-    assert console.parse_only_failed({"only_failed": True}) is True
+    assert parse_flag({}, "only_failed") is False
+    assert parse_flag({"only_failed": True}, "only_failed") is True
     with pytest.raises(InvalidInput) as caught:
-        console.parse_only_failed({"only_failed": "yes"})
+        parse_flag({"only_failed": "yes"}, "only_failed")
     assert caught.value.field == "only_failed"
 
 

@@ -305,7 +305,7 @@ async def test_the_renewal_timer_renews_what_expires_soon(world: FakeWorld) -> N
     await migrate(world, "s1", "s2")
     before = {u.staff_id: u.subscription_expires_at for u in await world.users.list_all(TID)}
     world.clock.advance(hours=30)
-    await fan_out(world.services, kind="renew_subscriptions")
+    await fan_out(world.services, jobs.renew_tenant)
     ran = await run_all(world)
     assert sorted(j.kind for j in ran if j.queue == jobs.SYNC_QUEUE) == ["renew", "renew"]
     after = {u.staff_id: u.subscription_expires_at for u in await world.users.list_all(TID)}
@@ -317,11 +317,11 @@ async def test_the_nightly_run_resyncs_every_user_and_warns_of_an_expiring_secre
     tenant = world.tenants.rows[TID]
     expiring = CustomerApp("app", secret_expires_at=world.clock.now() + timedelta(days=10))
     world.tenants.rows[TID] = replace(tenant, customer_app=expiring)
-    await fan_out(world.services, kind="nightly")
+    await fan_out(world.services, jobs.nightly)
     ran = await run_all(world)
     assert sorted(j.kind for j in ran if j.queue == jobs.SYNC_QUEUE) == ["resync", "resync"]
     assert feed(world).count("tenant.credential_expiring") == 1
-    await fan_out(world.services, kind="nightly")
+    await fan_out(world.services, jobs.nightly)
     await run_all(world)
     assert feed(world).count("tenant.credential_expiring") == 1  # weekly, not nightly
 
