@@ -42,6 +42,24 @@ _CONSOLE_ERRORS: Final[dict[int, tuple[str, Json | None]]] = {
     404: ("Unknown tenant.", ERROR),
 }
 
+
+# The two Graph webhooks share the handshake, the body shape and the errors.
+def _graph_webhook_responses(accepted: str) -> dict[int, tuple[str, Json | None]]:
+    return {
+        200: ("The validation token, as text/plain.", {"type": "string"}),
+        202: (accepted, None),
+        400: ("Malformed body or validation token.", ERROR),
+        413: ("Body too large.", ERROR),
+    }
+
+
+_GRAPH_WEBHOOK: Final[dict[str, Any]] = {
+    "query": (("validationToken", "Graph's handshake token (at most 1024 characters).", {"type": "string"}),),
+    "request": {"type": "object", "properties": {"value": {"type": "array", "items": {"type": "object"}}}},
+    "tags": ("graph",),
+    "response_media": {200: "text/plain"},
+}
+
 OPERATIONS: Final[tuple[Operation, ...]] = (
     Operation(
         "GET",
@@ -313,18 +331,8 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "echoed as text/plain). Otherwise each notification's clientState is checked and the user's catch-up "
         "is queued; 202 at once.",
         "anonymous",
-        {
-            200: ("The validation token, as text/plain.", {"type": "string"}),
-            202: ("Accepted (forged notifications are dropped and counted).", None),
-            400: ("Malformed body or validation token.", ERROR),
-            413: ("Body too large.", ERROR),
-        },
-        query=(
-            ("validationToken", "Graph's handshake token (at most 1024 characters).", {"type": "string"}),
-        ),
-        request={"type": "object", "properties": {"value": {"type": "array", "items": {"type": "object"}}}},
-        tags=("graph",),
-        response_media={200: "text/plain"},
+        _graph_webhook_responses("Accepted (forged notifications are dropped and counted)."),
+        **_GRAPH_WEBHOOK,
     ),
     Operation(
         "POST",
@@ -333,18 +341,8 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "Microsoft Graph lifecycle notifications: reauthorizationRequired renews the subscription, "
         "subscriptionRemoved recreates it and catches up, missed catches up.",
         "anonymous",
-        {
-            200: ("The validation token, as text/plain.", {"type": "string"}),
-            202: ("Accepted.", None),
-            400: ("Malformed body or validation token.", ERROR),
-            413: ("Body too large.", ERROR),
-        },
-        query=(
-            ("validationToken", "Graph's handshake token (at most 1024 characters).", {"type": "string"}),
-        ),
-        request={"type": "object", "properties": {"value": {"type": "array", "items": {"type": "object"}}}},
-        tags=("graph",),
-        response_media={200: "text/plain"},
+        _graph_webhook_responses("Accepted."),
+        **_GRAPH_WEBHOOK,
     ),
     Operation(
         "POST",

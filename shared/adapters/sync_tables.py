@@ -33,7 +33,7 @@ from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 
 from shared.adapters.storage import StorageClients
-from shared.adapters.tables import MAX_BATCH, _dt, _etag, _required_dt, delete_partition
+from shared.adapters.tables import MAX_BATCH, as_utc, delete_partition, etag_of, required_utc
 from shared.domain.planner import ItemStatus
 from shared.service.ports import DeadLetter, LeaseOutcome, StaleWrite, SubscriptionRecord
 
@@ -143,7 +143,7 @@ def status_from_entity(entity: Any) -> ItemStatus:
         change_key=entity.get("ChangeKey"),
         ical_uid=entity.get("ICalUId"),
         content_hash=entity["ContentHash"],
-        ends_at=_required_dt(entity["EndsAt"]),
+        ends_at=required_utc(entity["EndsAt"]),
         admitted=bool(entity["Admitted"]),
         appointment_id=entity.get("AppointmentId"),
         series_master_id=entity.get("SeriesMasterId"),
@@ -287,14 +287,14 @@ class TableLeases(_Tables):
                 except ResourceExistsError:
                     continue
                 return LeaseOutcome.ACQUIRED
-            etag = _etag(held)
-            if held["Owner"] == owner or _required_dt(held["ExpiresAt"]) <= now:
+            etag = etag_of(held)
+            if held["Owner"] == owner or required_utc(held["ExpiresAt"]) <= now:
                 if await self._guarded(table, self._entity(key, owner, now + ttl, again=False), etag):
                     return LeaseOutcome.ACQUIRED
                 continue
             if held.get("Again"):
                 return LeaseOutcome.DEFERRED  # already asked; the holder runs once more
-            again = self._entity(key, held["Owner"], _required_dt(held["ExpiresAt"]), again=True)
+            again = self._entity(key, held["Owner"], required_utc(held["ExpiresAt"]), again=True)
             if await self._guarded(table, again, etag):
                 return LeaseOutcome.DEFERRED
         raise StaleWrite(f"lease {key}: too much contention")
@@ -305,9 +305,9 @@ class TableLeases(_Tables):
             held = await self._read(table, key)
             if held is None or held["Owner"] != owner:
                 return False
-            etag = _etag(held)
+            etag = etag_of(held)
             if held.get("Again"):
-                kept = self._entity(key, owner, _required_dt(held["ExpiresAt"]), again=False)
+                kept = self._entity(key, owner, required_utc(held["ExpiresAt"]), again=False)
                 if await self._guarded(table, kept, etag):
                     return True
                 continue
@@ -357,9 +357,9 @@ def subscription_from_entity(entity: Any) -> SubscriptionRecord:
         tenant_id=entity["TenantId"],
         staff_id=entity["StaffId"],
         graph_user_id=entity["GraphUserId"],
-        expires_at=_required_dt(entity["ExpiresAt"]),
-        last_notified_at=_dt(entity.get("LastNotifiedAt")),
-        etag=_etag(entity),
+        expires_at=required_utc(entity["ExpiresAt"]),
+        last_notified_at=as_utc(entity.get("LastNotifiedAt")),
+        etag=etag_of(entity),
     )
 
 
@@ -431,7 +431,7 @@ class TableDeadLetters(_Tables):
                 last_sequence=int(e["LastSequence"]),
                 attempts=int(e["Attempts"]),
                 reason=e.get("Reason") or "",
-                failed_at=_required_dt(e["FailedAt"]),
+                failed_at=required_utc(e["FailedAt"]),
             )
             async for e in query
         ]

@@ -52,7 +52,7 @@ FEED_HEAD: Final = "head"
 MAX_BATCH: Final = 100  # Table Storage's limit per transaction (the SDK does not enforce it)
 
 
-def _dt(value: Any) -> datetime | None:
+def as_utc(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
@@ -60,14 +60,14 @@ def _dt(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value)).astimezone(UTC)
 
 
-def _required_dt(value: Any) -> datetime:
-    parsed = _dt(value)
+def required_utc(value: Any) -> datetime:
+    parsed = as_utc(value)
     if parsed is None:
         raise ValueError("a required timestamp is missing")
     return parsed
 
 
-def _etag(entity: Any) -> str | None:
+def etag_of(entity: Any) -> str | None:
     metadata = getattr(entity, "metadata", None) or {}
     return metadata.get("etag") if isinstance(metadata, dict) else None
 
@@ -135,13 +135,13 @@ def tenant_from_entity(entity: Any) -> Tenant:
         auth_mode=AuthMode(entity["AuthMode"]),
         state=TenantState(entity["State"]),
         settings=settings_from_json(entity.get("Settings")),
-        created_at=_required_dt(entity["CreatedAt"]),
-        updated_at=_required_dt(entity["UpdatedAt"]),
-        customer_app=CustomerApp(client_id, _dt(entity.get("SecretExpiresAt"))) if client_id else None,
+        created_at=required_utc(entity["CreatedAt"]),
+        updated_at=required_utc(entity["UpdatedAt"]),
+        customer_app=CustomerApp(client_id, as_utc(entity.get("SecretExpiresAt"))) if client_id else None,
         last_error=entity.get("LastError"),
-        connected_at=_dt(entity.get("ConnectedAt")),
-        credential_warning_sent_at=_dt(entity.get("CredentialWarningSentAt")),
-        etag=_etag(entity),
+        connected_at=as_utc(entity.get("ConnectedAt")),
+        credential_warning_sent_at=as_utc(entity.get("CredentialWarningSentAt")),
+        etag=etag_of(entity),
     )
 
 
@@ -268,17 +268,17 @@ def user_from_entity(entity: Any) -> UserRecord:
             legacy_ids=_legacy_links(entity),
         ),
         match=MatchStatus(entity["Match"]),
-        updated_at=_required_dt(entity["UpdatedAt"]),
+        updated_at=required_utc(entity["UpdatedAt"]),
         graph_user_id=entity.get("GraphUserId"),
         matched_by=MatchedBy(matched_by) if matched_by else None,
         match_reason=entity.get("MatchReason"),
         sync_state=SyncState(entity.get("SyncState", SyncState.PENDING)),
-        last_sync_at=_dt(entity.get("LastSyncAt")),
+        last_sync_at=as_utc(entity.get("LastSyncAt")),
         last_error=entity.get("LastError"),
         subscription_id=entity.get("SubscriptionId"),
-        subscription_expires_at=_dt(entity.get("SubscriptionExpiresAt")),
+        subscription_expires_at=as_utc(entity.get("SubscriptionExpiresAt")),
         delta_link=entity.get("DeltaLink"),
-        etag=_etag(entity),
+        etag=etag_of(entity),
     )
 
 
@@ -390,7 +390,10 @@ class TableConsentStates:
         try:
             # Deleting with the etag makes the take one-time even when two callbacks race.
             await table.delete_entity(
-                STATE_PARTITION, state_hash, etag=_etag(entity), match_condition=MatchConditions.IfNotModified
+                STATE_PARTITION,
+                state_hash,
+                etag=etag_of(entity),
+                match_condition=MatchConditions.IfNotModified,
             )
         except (ResourceModifiedError, ResourceNotFoundError):
             return None
@@ -398,7 +401,7 @@ class TableConsentStates:
             if error.status_code in (404, 412):
                 return None
             raise
-        return ConsentState(state_hash, entity["TenantId"], _required_dt(entity["ExpiresAt"]))
+        return ConsentState(state_hash, entity["TenantId"], required_utc(entity["ExpiresAt"]))
 
     async def delete_tenant(self, tenant_id: str) -> None:
         table = await self._table()
@@ -447,7 +450,7 @@ class TableChangeFeed:
         for attempt in range(100):
             try:
                 head = await table.get_entity(tenant_id, FEED_HEAD)
-                last, etag = int(head["Last"]), _etag(head)
+                last, etag = int(head["Last"]), etag_of(head)
             except ResourceNotFoundError:
                 last, etag = 0, None
             numbered = [replace(c, sequence=last + i + 1) for i, c in enumerate(changes)]
@@ -506,7 +509,7 @@ class TableChangeFeed:
                     type=e["Type"],
                     tenant_id=tenant_id,
                     data=json.loads(e["Data"]),
-                    occurred_at=_required_dt(e["OccurredAt"]),
+                    occurred_at=required_utc(e["OccurredAt"]),
                     staff_id=e.get("StaffId"),
                     sequence=int(e["RowKey"]),
                 )
