@@ -22,7 +22,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
@@ -240,7 +240,3 @@ def _deleted(event_id: str, appointment_id: str | None, reason: str) -> HostChan
         event_id,
         {"event": {"id": event_id}, "appointment_id": appointment_id, "reason": reason},
     )
-
-
-def with_link(status: ItemStatus, appointment_id: str | None) -> ItemStatus:
-    return replace(status, appointment_id=appointment_id)

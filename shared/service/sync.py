@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -53,14 +53,6 @@ MAILBOX_CONCURRENCY: Final = 4  # Graph allows four concurrent requests per app 
 
 SUBSCRIBING_KINDS: Final = frozenset({"migrate", "resubscribe", "renew"})
 SYNC_KINDS: Final = frozenset({"migrate", "sync", "resync", "renew", "resubscribe"})
-
-
-@dataclass(frozen=True, slots=True)
-class RunOutcome:
-    read: int  # items Graph reported
-    changes: int  # changes published to the host
-    complete: bool  # the whole window was read
-    requests: int  # Graph requests of the delta read
 
 
 async def run_sync_job(services: Services, job: Job) -> None:
@@ -147,9 +139,7 @@ async def _run_once(services: Services, job: Job, kind: str, staff_id: str) -> N
         await _retry_later(services, job, kind, staff_id, RateLimited(5, "Graph asked for a resync mid-read"))
 
 
-async def _sync_user(
-    services: Services, tenant: Tenant, user: UserRecord, kind: str, *, force: bool
-) -> RunOutcome:
+async def _sync_user(services: Services, tenant: Tenant, user: UserRecord, kind: str, *, force: bool) -> None:
     assert user.graph_user_id is not None
     # Never synced (or the migration did not finish): the host's own appointments are linked, not announced.
     migrating = (
@@ -220,7 +210,6 @@ async def _sync_user(
         "full" if complete else "delta",
         read.requests,
     )
-    return RunOutcome(len(read.items), len(changes), complete, read.requests)
 
 
 async def _same(user: UserRecord) -> UserRecord:
