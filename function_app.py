@@ -2,7 +2,17 @@
 
 import azure.functions as func
 
-from functions import consent, console, graph_webhook, jobs, meta, schedules, sync_jobs, tenants_api
+from functions import (
+    appointments,
+    consent,
+    console,
+    graph_webhook,
+    jobs,
+    meta,
+    schedules,
+    sync_jobs,
+    tenants_api,
+)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -10,6 +20,7 @@ for blueprint in (
     meta.bp,
     consent.bp,
     tenants_api.bp,
+    appointments.bp,
     console.bp,
     graph_webhook.bp,
     jobs.bp,

@@ -10,7 +10,13 @@ from typing import Any, Final
 import azure.functions as func
 
 from shared.observability import bound, get_logger
-from shared.service.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound
+from shared.service.errors import (
+    Conflict,
+    DependencyUnavailable,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+)
 
 log = get_logger("http")
 MAX_BODY_BYTES: Final = 1_000_000
@@ -72,6 +78,8 @@ def handles_errors(handler: Handler) -> Endpoint:
                 return error_response(404, "not_found", str(error), error.what)
             except Conflict as error:
                 return error_response(409, "conflict", error.reason, error.field)
+            except PreconditionFailed as error:
+                return error_response(412, "precondition_failed", error.reason, error.field)
             except DependencyUnavailable as error:
                 log.warning("dependency unavailable: %s", error)
                 return error_response(

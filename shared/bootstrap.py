@@ -76,8 +76,10 @@ class Container:
 
     @cached_property
     def services(self) -> Services:
+        from shared.adapters.appointment_tables import TableAppointments
         from shared.adapters.graph.calendar import GraphCalendar, GraphSubscriptions
         from shared.adapters.graph.directory import GraphCustomerApps, GraphDirectory
+        from shared.adapters.graph.writes import GraphCalendarWriter
         from shared.adapters.host_webhook import HttpHostWebhook
         from shared.adapters.queues import StorageJobQueue
         from shared.adapters.sync_tables import (
@@ -130,6 +132,8 @@ class Container:
             dead_letters=TableDeadLetters(self.storage),
             webhook=HttpHostWebhook(ca_bundle=self.settings.tls_ca_bundle),
             keys=KeyRing(self.secrets),
+            appointments=TableAppointments(self.storage),
+            calendar_writer=GraphCalendarWriter(self.graph, key_for),
         )
 
 

@@ -133,6 +133,8 @@ def status_to_entity(partition: str, status: ItemStatus) -> dict[str, Any]:
         "Admitted": status.admitted,
         "AppointmentId": status.appointment_id,
         "SeriesMasterId": status.series_master_id,
+        "Written": status.written or None,
+        "Master": status.master or None,
     }
     return {name: value for name, value in entity.items() if value is not None}
 
@@ -147,6 +149,8 @@ def status_from_entity(entity: Any) -> ItemStatus:
         admitted=bool(entity["Admitted"]),
         appointment_id=entity.get("AppointmentId"),
         series_master_id=entity.get("SeriesMasterId"),
+        written=bool(entity.get("Written")),
+        master=bool(entity.get("Master")),
     )
 
 

@@ -63,6 +63,7 @@ class OutlookEvent:
     join_url: str | None
     original_time_zone: str | None  # as Outlook reports it (a Windows or IANA name)
     last_modified: datetime | None
+    transaction_id: str | None = None  # set by the app that created it (the connector names its own)
 
     def ends_at(self) -> datetime:
         """The end as an instant (an all-day end date counts from its UTC midnight)."""
@@ -89,6 +90,23 @@ class OutlookEvent:
             self.join_url or "",
             self.kind.value,
             self.series_master_id or "",
+        )
+        return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+
+    def written_hash(self) -> str:
+        """What the connector writes into an event (not what attendees or Outlook add: responses,
+        reminders): equal hashes mean an Outlook change left the host's appointment as it was."""
+        parts = (
+            self.subject,
+            self.body,
+            self.location,
+            _instant(self.start),
+            _instant(self.end),
+            self.all_day,
+            self.show_as,
+            self.sensitivity,
+            "\x1f".join(self.categories),
+            "\x1e".join(sorted(a.address.lower() for a in self.attendees)),
         )
         return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
 

@@ -27,6 +27,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
+from shared.domain.appointments import appointment_of_transaction
 from shared.domain.calendar import DeltaItem, OutlookEvent, RemovedEvent
 from shared.domain.tenants import ImportFilter
 
@@ -57,6 +58,8 @@ class ItemStatus:
     admitted: bool  # the host has been told about it (it passed the filters)
     appointment_id: str | None = None  # the host appointment it is linked to
     series_master_id: str | None = None
+    written: bool = False  # the connector wrote this version: its change key is the connector's own
+    master: bool = False  # a series master the connector wrote (calendar views show only its instances)
 
     @property
     def origin(self) -> Origin:
@@ -113,6 +116,7 @@ class Plan:
     deletes: list[str] = field(default_factory=list)
     changes: list[HostChange] = field(default_factory=list)
     held_deletes: int = 0  # deletions the mass-deletion guard refused
+    rechecks: set[str] = field(default_factory=set)  # connector appointments Outlook changed or deleted
 
     @property
     def empty(self) -> bool:
@@ -145,7 +149,11 @@ def plan(
         before = stored.get(item.id)
         if isinstance(item, RemovedEvent):
             if before is not None:
-                _remove(result, before)
+                _remove(result, before, stored, observation.window_start)
+            continue
+        master = stored.get(item.series_master_id) if item.series_master_id else None
+        if _connector_made(item, before, master):
+            _observe_own(result, item, before, master)
             continue
         _observe(result, item, before, visibility, links, observation.migrating)
     if observation.complete:
@@ -202,8 +210,62 @@ def _observe(  # noqa: PLR0917 (the planner's inputs, in order)
         result.changes.append(_change(ChangeType.UPDATED, event, visibility, appointment_id))
 
 
-def _remove(result: Plan, before: ItemStatus, reason: str = "deleted") -> None:
+def _connector_made(event: OutlookEvent, before: ItemStatus | None, master: ItemStatus | None) -> bool:
+    """Written by the connector (its status says so, or its series master's, or its transactionId)."""
+    if (before is not None and before.written) or (master is not None and master.written):
+        return True
+    return before is None and appointment_of_transaction(event.transaction_id) is not None
+
+
+def _observe_own(
+    result: Plan, event: OutlookEvent, before: ItemStatus | None, master: ItemStatus | None
+) -> None:
+    """A connector event (or an occurrence of a connector series). Its echo, carrying the change key of the
+    connector's last write, is only recorded; a new change key with new content is an edit in Outlook: the
+    appointment is rechecked, and the tenant's conflict policy decides."""
+    appointment_id = (
+        (before.appointment_id if before else None)
+        or (master.appointment_id if master else None)
+        or appointment_of_transaction(event.transaction_id)
+    )
+    own_keys = {s.change_key for s in (before, master) if s is not None and s.written}
+    digest = event.content_hash()
+    echo = (
+        event.change_key in own_keys
+        or (before is not None and before.content_hash == digest)
+        or (before is None and master is None)  # a create whose status is being written right now
+    )
+    status = ItemStatus(
+        graph_id=event.id,
+        change_key=event.change_key,
+        ical_uid=event.ical_uid,
+        content_hash=digest,
+        ends_at=event.ends_at(),
+        admitted=False,
+        appointment_id=appointment_id,
+        series_master_id=event.series_master_id,
+        written=before.written and echo if before is not None else False,
+        master=False,
+    )
+    if status != before:
+        result.upserts.append(status)
+    if not echo and appointment_id is not None:
+        result.rechecks.add(appointment_id)
+
+
+def _remove(
+    result: Plan,
+    before: ItemStatus,
+    stored: Mapping[str, ItemStatus],
+    window_start: datetime,
+    reason: str = "deleted",
+) -> None:
     result.deletes.append(before.graph_id)
+    master = stored.get(before.series_master_id) if before.series_master_id else None
+    if before.written or (master is not None and master.written):
+        if before.appointment_id and before.ends_at >= window_start:  # not merely out of the window
+            result.rechecks.add(before.appointment_id)
+        return
     if before.admitted:
         result.changes.append(_deleted(before.graph_id, before.appointment_id, reason))
 
@@ -215,7 +277,7 @@ def _reconcile(
     seen: set[str],
     allow_mass_delete: bool,
 ) -> None:
-    missing = [s for s in stored.values() if s.graph_id not in seen]
+    missing = [s for s in stored.values() if s.graph_id not in seen and not s.master]
     aged = [s for s in missing if s.ends_at < observation.window_start]
     gone = [s for s in missing if s.ends_at >= observation.window_start]
     result.deletes.extend(s.graph_id for s in aged)  # out of the window: forgotten, not deleted
@@ -225,7 +287,7 @@ def _reconcile(
         result.held_deletes = len(gone)
         return
     for status in gone:
-        _remove(result, status)
+        _remove(result, status, stored, observation.window_start)
 
 
 def _change(

@@ -9,7 +9,9 @@ from urllib.parse import urlencode
 from shared.service.deliveries import DeliveryPolicy
 from shared.service.keys import KeyRing
 from shared.service.ports import (
+    AppointmentRepository,
     CalendarGateway,
+    CalendarWriter,
     ChangeFeed,
     Clock,
     ConsentStateRepository,
@@ -82,3 +84,5 @@ class Services:
     dead_letters: DeadLetterRepository
     webhook: HostWebhook
     keys: KeyRing
+    appointments: AppointmentRepository
+    calendar_writer: CalendarWriter

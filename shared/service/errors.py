@@ -40,3 +40,12 @@ class DependencyUnavailable(ServiceError):
         super().__init__(f"{dependency}: {detail}")
         self.dependency = dependency
         self.detail = detail
+
+
+class PreconditionFailed(ServiceError):
+    """An `If-Match` did not hold: the resource changed since the caller read it (answered as 412)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason

@@ -46,6 +46,15 @@ def sync_user(
     return Job(SYNC_QUEUE, kind, tenant_id, payload, delay_seconds=delay_seconds)
 
 
+def write_appointment(
+    tenant_id: str, appointment_id: str, reason: str = "changed", *, delay_seconds: int = 0, **extra: Any
+) -> Job:
+    """Bring every staff calendar to the appointment's current revision. `recheck` (staff ids): copies a
+    delta read saw changed in Outlook, to be checked (and, by the tenant's policy, put back)."""
+    payload = {"appointment_id": appointment_id, "reason": reason, **extra}
+    return Job(WRITE_QUEUE, "write", tenant_id, payload, delay_seconds=delay_seconds)
+
+
 def notified(directory_id: str, subscription_id: str, graph_user_id: str) -> Job:
     """Graph notified a change in a mailbox; the worker finds the user through the subscription index."""
     return Job(

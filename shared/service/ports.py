@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from shared.domain.calendar import DeltaItem
+from shared.domain.appointments import AppointmentRecord, EventDraft, Override
+from shared.domain.calendar import DeltaItem, OutlookEvent
 from shared.domain.planner import ItemStatus
 from shared.domain.tenants import Tenant
 from shared.domain.users import DirectoryUser, MailboxAccess, StaffMember, UserRecord
@@ -72,6 +73,10 @@ class UserRepository(Protocol):
 
     async def delete(self, tenant_id: str, staff_id: str) -> None: ...
     async def delete_tenant(self, tenant_id: str) -> None: ...
+    async def save_all(self, users: Sequence[UserRecord]) -> list[UserRecord | None]:
+        """`save` for many users of one tenant, up to 100 per transaction; in order, each saved record, or
+        None where that one lost a race (`save` would have raised StaleWrite or AlreadyExists)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,3 +353,92 @@ class DeadLetterRepository(Protocol):
     async def list(self, tenant_id: str) -> list[DeadLetter]: ...
     async def delete(self, tenant_id: str, first_sequence: int) -> None: ...
     async def delete_tenant(self, tenant_id: str) -> None: ...
+
+
+# --- Host to Outlook ------------------------------------------------------------------------------
+
+
+class AppointmentRepository(Protocol):
+    """The host's appointments and their copies in staff calendars (table `appointments`)."""
+
+    async def get(self, tenant_id: str, appointment_id: str) -> AppointmentRecord | None: ...
+    async def save(self, record: AppointmentRecord) -> AppointmentRecord:
+        """Insert when `etag` is None (AlreadyExists if taken), else replace guarded by it (StaleWrite)."""
+        ...
+
+    async def delete(self, record: AppointmentRecord) -> None:
+        """Remove, guarded by `etag` (StaleWrite); gone already is fine."""
+        ...
+
+    async def delete_tenant(self, tenant_id: str) -> None: ...
+
+
+class EventChanged(Exception):
+    """An update's If-Match did not hold: the event changed in Outlook since the connector wrote it."""
+
+
+class EventMissing(Exception):
+    """The event (or occurrence) is not in the calendar any more."""
+
+
+class EventRejected(Exception):
+    """Graph refused the event itself (a 400 on its content): a person must look at the appointment."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenEvent:
+    """An event as Graph answered it after a write or a read."""
+
+    id: str
+    change_key: str | None
+    ical_uid: str | None
+    join_url: str | None = None
+    event: OutlookEvent | None = None  # the whole event, where the answer carried it
+
+
+class CalendarWriter(Protocol):
+    """Writes to one mailbox's calendar. Every method raises MailboxUnavailable, RateLimited and
+    TenantAccessError like the `CalendarGateway`, and EventRejected for content Graph refuses."""
+
+    async def create(
+        self, tenant: Tenant, graph_user_id: str, draft: EventDraft, transaction_id: str
+    ) -> WrittenEvent:
+        """POST with `transactionId` (a retried create answers the event made the first time) and the
+        connector's extended property."""
+        ...
+
+    async def update(
+        self, tenant: Tenant, graph_user_id: str, event_id: str, draft: EventDraft, if_match: str | None
+    ) -> WrittenEvent:
+        """PATCH guarded by `if_match` (a change key): EventChanged when it does not hold, EventMissing."""
+        ...
+
+    async def delete(self, tenant: Tenant, graph_user_id: str, event_id: str) -> None:
+        """Idempotent: gone already is fine."""
+        ...
+
+    async def read(self, tenant: Tenant, graph_user_id: str, event_id: str) -> WrittenEvent:
+        """The event now (EventMissing when gone)."""
+        ...
+
+    async def occurrences(
+        self, tenant: Tenant, graph_user_id: str, master_id: str, days: Sequence[date], time_zone: str
+    ) -> dict[date, WrittenEvent]:
+        """The series' occurrences and exceptions on these original local dates (in `time_zone`)."""
+        ...
+
+    async def update_occurrence(
+        self, tenant: Tenant, graph_user_id: str, occurrence_id: str, draft: EventDraft, override: Override
+    ) -> WrittenEvent:
+        """Make one occurrence an exception (or change the exception): the override's times and texts."""
+        ...
+
+    async def find_by_ical_uid(
+        self, tenant: Tenant, graph_user_id: str, ical_uid: str
+    ) -> WrittenEvent | None:
+        """The event of this mailbox with this iCalUId (an attendee's copy of a meeting), if any."""
+        ...

@@ -180,6 +180,13 @@ async def _sync_user(services: Services, tenant: Tenant, user: UserRecord, kind:
     await publish(services, tenant.tenant_id, changes)
     if actions.upserts or actions.deletes:
         await services.item_statuses.apply(tenant.tenant_id, user.staff_id, actions.upserts, actions.deletes)
+    if actions.rechecks:  # connector appointments changed in Outlook: the write side decides by policy
+        await services.jobs.enqueue(
+            [
+                jobs.write_appointment(tenant.tenant_id, a, "changed_in_outlook", recheck=[user.staff_id])
+                for a in sorted(actions.rechecks)
+            ]
+        )
     if actions.held_deletes:
         reason = (
             f"Outlook no longer shows {actions.held_deletes} of the events synced before; nothing deleted."

@@ -288,6 +288,7 @@ async def finish_disconnect(services: Services, tenant_id: str) -> None:
         await services.item_statuses.delete_tenant(tenant_id)
         await services.leases.delete_prefix(f"{tenant_id}/")
         await services.dead_letters.delete_tenant(tenant_id)
+        await services.appointments.delete_tenant(tenant_id)  # what was written to calendars stays
         await services.users.delete_tenant(tenant_id)
         await services.consent_states.delete_tenant(tenant_id)
         await services.secrets.delete(secret_name(tenant.directory_id))

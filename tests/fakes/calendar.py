@@ -12,16 +12,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 
-from shared.domain.calendar import DeltaItem, OutlookEvent, RemovedEvent
+from shared.domain.appointments import EventDraft, Override
+from shared.domain.calendar import Attendee, DeltaItem, EventKind, OutlookEvent, RemovedEvent
 from shared.domain.tenants import Tenant
 from shared.service.ports import (
     DeltaRead,
     DeltaTokenRejected,
+    EventChanged,
+    EventMissing,
     GraphSubscription,
     MailboxUnavailable,
     RateLimited,
     SubscriptionGone,
     TenantAccessError,
+    WrittenEvent,
 )
 
 _ids = itertools.count(1)
@@ -165,6 +169,118 @@ class FakeMailboxes:
 
     def subscribed_users(self) -> set[str]:
         return {user for user, _, _ in self.subscriptions.values()}
+
+
+class FakeCalendarWriter:
+    """`CalendarWriter` on the same mailboxes, with Graph's contract: a repeated `transactionId` answers the
+    event made the first time; `If-Match` with a stale change key raises EventChanged; a write to a missing
+    event raises EventMissing; every written event carries the connector's property. Series are stored as
+    one event (the fake does not expand recurrences: the emulator's tests cover them)."""
+
+    def __init__(self, mailboxes: FakeMailboxes) -> None:
+        self.mailboxes = mailboxes
+        self.transactions: dict[tuple[str, str], str] = {}  # (user, transactionId) -> event id
+        self.writes = 0  # Graph requests that wrote
+
+    def _event(self, event_id: str, draft: EventDraft, change_key: str | None = None) -> OutlookEvent:
+        return OutlookEvent(
+            id=event_id,
+            change_key=change_key,
+            ical_uid=f"uid-{event_id}",
+            kind=EventKind.SERIES_MASTER if draft.recurrence else EventKind.SINGLE,
+            series_master_id=None,
+            subject=draft.subject,
+            body=draft.body,
+            body_type=draft.body_type,
+            location=draft.location,
+            start=draft.start.astimezone(UTC) if isinstance(draft.start, datetime) else draft.start,
+            end=draft.end.astimezone(UTC) if isinstance(draft.end, datetime) else draft.end,
+            all_day=draft.all_day,
+            show_as=draft.show_as,
+            sensitivity=draft.sensitivity,
+            categories=draft.categories,
+            cancelled=False,
+            organizer=None,
+            attendees=tuple(Attendee(a.name, a.address, "required", "none") for a in draft.attendees),
+            join_url="https://teams.example/join/" + event_id if draft.online_meeting else None,
+            original_time_zone=draft.time_zone,
+            last_modified=None,
+        )
+
+    def _answer(self, event: OutlookEvent) -> WrittenEvent:
+        return WrittenEvent(event.id, event.change_key, event.ical_uid, event.join_url, event)
+
+    async def create(
+        self, tenant: Tenant, graph_user_id: str, draft: EventDraft, transaction_id: str
+    ) -> WrittenEvent:
+        box = self.mailboxes.mailbox(graph_user_id)
+        self.mailboxes._check(tenant, box)
+        self.writes += 1
+        known = self.transactions.get((graph_user_id, transaction_id))
+        if known is not None and known in box.events:
+            return self._answer(box.events[known])
+        event_id = f"evt-{next(_ids)}"
+        stored = self.mailboxes.put(
+            graph_user_id, replace(self._event(event_id, draft), transaction_id=transaction_id)
+        )
+        box.appointment_ids[event_id] = draft.appointment_id
+        self.transactions[(graph_user_id, transaction_id)] = event_id
+        return self._answer(stored)
+
+    async def update(
+        self, tenant: Tenant, graph_user_id: str, event_id: str, draft: EventDraft, if_match: str | None
+    ) -> WrittenEvent:
+        box = self.mailboxes.mailbox(graph_user_id)
+        self.mailboxes._check(tenant, box)
+        self.writes += 1
+        current = box.events.get(event_id)
+        if current is None:
+            raise EventMissing(event_id)
+        if if_match is not None and if_match != current.change_key:
+            raise EventChanged(event_id)
+        written = replace(self._event(event_id, draft), transaction_id=current.transaction_id)
+        return self._answer(self.mailboxes.put(graph_user_id, replace(written, ical_uid=current.ical_uid)))
+
+    async def update_occurrence(
+        self, tenant: Tenant, graph_user_id: str, occurrence_id: str, draft: EventDraft, override: Override
+    ) -> WrittenEvent:
+        raise EventMissing(occurrence_id)  # the fake keeps no occurrences
+
+    async def delete(self, tenant: Tenant, graph_user_id: str, event_id: str) -> None:
+        box = self.mailboxes.mailbox(graph_user_id)
+        self.mailboxes._check(tenant, box)
+        self.writes += 1
+        if event_id in box.events:
+            self.mailboxes.remove(graph_user_id, event_id)
+
+    async def read(self, tenant: Tenant, graph_user_id: str, event_id: str) -> WrittenEvent:
+        box = self.mailboxes.mailbox(graph_user_id)
+        self.mailboxes._check(tenant, box)
+        current = box.events.get(event_id)
+        if current is None:
+            raise EventMissing(event_id)
+        return self._answer(current)
+
+    async def occurrences(
+        self, tenant: Tenant, graph_user_id: str, master_id: str, days: Sequence[date], time_zone: str
+    ) -> dict[date, WrittenEvent]:
+        self.mailboxes._check(tenant, self.mailboxes.mailbox(graph_user_id))
+        return {}
+
+    async def find_by_ical_uid(
+        self, tenant: Tenant, graph_user_id: str, ical_uid: str
+    ) -> WrittenEvent | None:
+        box = self.mailboxes.mailbox(graph_user_id)
+        self.mailboxes._check(tenant, box)
+        for event in box.events.values():
+            if event.ical_uid == ical_uid:
+                return self._answer(event)
+        return None
+
+    def invite(self, organiser_event: OutlookEvent, attendee_user_id: str) -> OutlookEvent:
+        """What Exchange does for a meeting: the attendee's own copy, with the organiser's iCalUId."""
+        copy = replace(organiser_event, id=f"evt-{next(_ids)}", transaction_id=None)
+        return self.mailboxes.put(attendee_user_id, copy)
 
 
 def throttled(seconds: float = 2.0) -> RateLimited:

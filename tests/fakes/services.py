@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from shared.service.context import ConnectorConfig, Services
 from shared.service.keys import KeyRing
-from tests.fakes.calendar import FakeMailboxes
+from tests.fakes.appointments import FakeAppointments
+from tests.fakes.calendar import FakeCalendarWriter, FakeMailboxes
 from tests.fakes.directory import FakeCustomerApps, FakeDirectory
 from tests.fakes.storage import (
     FakeClock,
@@ -43,6 +44,8 @@ class FakeWorld:
     subscription_index: FakeSubscriptionIndex
     dead_letters: FakeDeadLetters
     webhook: FakeHostWebhook
+    appointments: FakeAppointments
+    writer: FakeCalendarWriter
 
 
 def fake_world() -> FakeWorld:
@@ -51,6 +54,7 @@ def fake_world() -> FakeWorld:
     directory, clock = FakeDirectory(), FakeClock()
     mailboxes, statuses, leases = FakeMailboxes(), FakeItemStatuses(), FakeLeases()
     index, dead_letters, webhook = FakeSubscriptionIndex(), FakeDeadLetters(), FakeHostWebhook()
+    appointments, writer = FakeAppointments(), FakeCalendarWriter(mailboxes)
     services = Services(
         tenants=tenants,
         users=users,
@@ -75,6 +79,8 @@ def fake_world() -> FakeWorld:
         dead_letters=dead_letters,
         webhook=webhook,
         keys=KeyRing(secrets),
+        appointments=appointments,
+        calendar_writer=writer,
     )
     return FakeWorld(
         tenants,
@@ -92,4 +98,6 @@ def fake_world() -> FakeWorld:
         index,
         dead_letters,
         webhook,
+        appointments,
+        writer,
     )

@@ -78,6 +78,7 @@ def parse_event(raw: dict[str, Any]) -> OutlookEvent:
         join_url=(online.get("joinUrl") if online else None) or get("onlineMeetingUrl") or None,
         original_time_zone=get("originalStartTimeZone") or None,
         last_modified=parse_graph_datetime(modified) if modified else None,
+        transaction_id=get("transactionId"),
     )
 
 

@@ -1,0 +1,139 @@
+"""Table Storage for the host's appointments (table `appointments`).
+
+One row per appointment: partition = escaped tenant id, row = escaped appointment id. The appointment is
+kept in the API's own JSON shape (`appointment_document`, read back through the same parser the API uses),
+the copies as JSON; long values are split over several string properties (a property holds 64 KiB, an
+entity 1 MiB). Replaces are guarded by the entity's etag.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from typing import Any, Final
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
+from azure.data.tables.aio import TableClient
+
+from shared.adapters.storage import StorageClients
+from shared.adapters.sync_tables import escape_key
+from shared.adapters.tables import delete_partition, etag_of, required_utc
+from shared.domain.appointments import AppointmentRecord, CopyRole, CopyState, StaffCopy
+from shared.service.appointment_commands import appointment_document, parse_appointment
+from shared.service.ports import AlreadyExists, StaleWrite
+
+APPOINTMENTS: Final = "appointments"
+CHUNK: Final = 30_000  # characters per string property (UTF-16: 60 KiB of the 64 KiB a property holds)
+
+
+def _split(name: str, text: str) -> dict[str, str]:
+    chunks = [text[i : i + CHUNK] for i in range(0, len(text), CHUNK)] or [""]
+    return {f"{name}{index}": chunk for index, chunk in enumerate(chunks)}
+
+
+def _joined(entity: Any, name: str) -> str:
+    parts: list[str] = []
+    while f"{name}{len(parts)}" in entity:
+        parts.append(entity[f"{name}{len(parts)}"])
+    return "".join(parts)
+
+
+def _copy_from(raw: dict[str, Any]) -> StaffCopy:
+    return StaffCopy(
+        **{
+            **raw,
+            "role": CopyRole(raw["role"]),
+            "state": CopyState(raw["state"]),
+            "exceptions": tuple(raw.get("exceptions") or ()),
+        }
+    )
+
+
+def record_to_entity(record: AppointmentRecord) -> dict[str, Any]:
+    document = "" if record.appointment is None else json.dumps(appointment_document(record.appointment))
+    copies = json.dumps([asdict(c) for c in record.copies.values()], separators=(",", ":"))
+    return {
+        "PartitionKey": escape_key(record.tenant_id),
+        "RowKey": escape_key(record.appointment_id),
+        "TenantId": record.tenant_id,
+        "AppointmentId": record.appointment_id,
+        "Revision": record.revision,
+        "ReportedRevision": record.reported_revision,
+        "UpdatedAt": record.updated_at,
+        "Deleted": record.appointment is None,
+        **_split("Document", document),
+        **_split("Copies", copies),
+    }
+
+
+def record_from_entity(entity: Any) -> AppointmentRecord:
+    appointment_id = entity["AppointmentId"]
+    document = _joined(entity, "Document")
+    appointment = None if entity.get("Deleted") else parse_appointment(appointment_id, json.loads(document))
+    copies = [_copy_from(raw) for raw in json.loads(_joined(entity, "Copies") or "[]")]
+    return AppointmentRecord(
+        tenant_id=entity["TenantId"],
+        appointment_id=appointment_id,
+        revision=int(entity["Revision"]),
+        appointment=appointment,
+        copies={c.staff_id: c for c in copies},
+        updated_at=required_utc(entity["UpdatedAt"]),
+        reported_revision=int(entity.get("ReportedRevision") or 0),
+        etag=etag_of(entity),
+    )
+
+
+class TableAppointments:
+    """`AppointmentRepository` on Table Storage."""
+
+    def __init__(self, storage: StorageClients) -> None:
+        self._storage = storage
+
+    async def _table(self) -> TableClient:
+        return await self._storage.table(APPOINTMENTS)
+
+    async def get(self, tenant_id: str, appointment_id: str) -> AppointmentRecord | None:
+        table = await self._table()
+        try:
+            entity = await table.get_entity(escape_key(tenant_id), escape_key(appointment_id))
+        except ResourceNotFoundError:
+            return None
+        return record_from_entity(entity)
+
+    async def save(self, record: AppointmentRecord) -> AppointmentRecord:
+        table = await self._table()
+        entity = record_to_entity(record)
+        try:
+            if record.etag is None:
+                answer = await table.create_entity(entity)
+            else:
+                answer = await table.update_entity(
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    etag=record.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except ResourceExistsError as error:
+            raise AlreadyExists(record.appointment_id) from error
+        except (ResourceModifiedError, ResourceNotFoundError) as error:
+            raise StaleWrite(record.appointment_id) from error
+        return replace(record, etag=answer.get("etag"))
+
+    async def delete(self, record: AppointmentRecord) -> None:
+        table = await self._table()
+        try:
+            await table.delete_entity(
+                escape_key(record.tenant_id),
+                escape_key(record.appointment_id),
+                etag=record.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except ResourceModifiedError as error:
+            raise StaleWrite(record.appointment_id) from error
+        except ResourceNotFoundError:
+            return
+
+    async def delete_tenant(self, tenant_id: str) -> None:
+        await delete_partition(await self._table(), escape_key(tenant_id))

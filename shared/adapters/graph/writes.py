@@ -1,0 +1,212 @@
+"""Appointments written into mailbox calendars through Graph (`CalendarWriter`).
+
+The connector's `EventDraft` becomes Graph's event JSON here and nowhere else: IANA zones become Windows
+names (CLDR, `shared/domain/timezones.py`), an all-day appointment is written as midnight-to-midnight in
+its zone, the RRULE becomes `patternedRecurrence` (`shared/domain/recurrence.py`). Every create carries
+the copy's `transactionId` (Graph answers a retried create with the event made the first time) and every
+event the connector's extended property (the host appointment id), so a lost answer never makes a second
+event and migration finds the connector's events again. Requests carry `Prefer: outlook.timezone="UTC"`
+and immutable ids, so the answers parse into the same `OutlookEvent`s (and ids) as a delta read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Final
+from urllib.parse import quote
+
+from shared.adapters.graph.calendar import (
+    _NO_MAILBOX,
+    _NO_USER,
+    IMMUTABLE_IDS,
+    MAX_PAGES,
+    UTC_TIMES,
+    _GraphPort,
+    _user_path,
+)
+from shared.adapters.graph.errors import GraphError, NotFound, PreconditionFailed
+from shared.adapters.graph.events import parse_event, parse_graph_datetime
+from shared.domain import recurrence as rules
+from shared.domain.appointments import EventDraft, Override
+from shared.domain.calendar import APPOINTMENT_PROPERTY_ID
+from shared.domain.tenants import Tenant
+from shared.domain.timezones import require_zone, windows_zone
+from shared.service.ports import EventChanged, EventMissing, EventRejected, WrittenEvent
+
+PREFER: Final = {"Prefer": f"{UTC_TIMES}, {IMMUTABLE_IDS}"}
+WRITTEN_FIELDS: Final = "id,changeKey,iCalUId,onlineMeeting"
+_MAILBOX_GONE: Final = _NO_USER | _NO_MAILBOX
+
+
+def event_payload(draft: EventDraft) -> dict[str, Any]:
+    """Graph's JSON for a draft (everything the connector owns; PATCH sends the same, so an Outlook edit to
+    any of it is put back)."""
+    zone = windows_zone(draft.time_zone)
+    payload: dict[str, Any] = {
+        "subject": draft.subject,
+        "body": {"contentType": draft.body_type, "content": draft.body},
+        "location": {"displayName": draft.location},
+        "start": _graph_time(draft.start, draft.time_zone, zone),
+        "end": _graph_time(draft.end, draft.time_zone, zone),
+        "isAllDay": draft.all_day,
+        "showAs": draft.show_as,
+        "sensitivity": draft.sensitivity,
+        "categories": list(draft.categories),
+        "attendees": [
+            {"type": "required", "emailAddress": {"name": a.name, "address": a.address}}
+            for a in draft.attendees
+        ],
+        "recurrence": rules.to_graph(draft.recurrence.rrule, draft.start, draft.time_zone)
+        if draft.recurrence
+        else None,
+        "singleValueExtendedProperties": [{"id": APPOINTMENT_PROPERTY_ID, "value": draft.appointment_id}],
+    }
+    if draft.online_meeting:
+        payload["isOnlineMeeting"] = True
+        payload["onlineMeetingProvider"] = "teamsForBusiness"
+    return payload
+
+
+def occurrence_payload(draft: EventDraft, override: Override) -> dict[str, Any]:
+    zone = windows_zone(draft.time_zone)
+    payload: dict[str, Any] = {
+        "start": _graph_time(override.start, draft.time_zone, zone),
+        "end": _graph_time(override.end, draft.time_zone, zone),
+    }
+    if override.subject is not None:
+        payload["subject"] = override.subject
+    if override.location is not None:
+        payload["location"] = {"displayName": override.location}
+    if override.body is not None:
+        payload["body"] = {"contentType": draft.body_type, "content": override.body}
+    return payload
+
+
+def _graph_time(value: datetime | date, iana: str, windows: str) -> dict[str, str]:
+    if isinstance(value, datetime):
+        wall = value.astimezone(require_zone(iana)).replace(tzinfo=None)
+        return {"dateTime": wall.isoformat(timespec="seconds"), "timeZone": windows}
+    return {"dateTime": f"{value.isoformat()}T00:00:00", "timeZone": windows}
+
+
+def _written(raw: dict[str, Any]) -> WrittenEvent:
+    online = raw.get("onlineMeeting") or {}
+    event = parse_event(raw) if raw.get("start") and raw.get("end") else None
+    return WrittenEvent(
+        id=str(raw["id"]),
+        change_key=raw.get("changeKey"),
+        ical_uid=raw.get("iCalUId"),
+        join_url=online.get("joinUrl") or None,
+        event=event,
+    )
+
+
+def _if_match(change_key: str | None) -> dict[str, str]:
+    return {**PREFER, "If-Match": f'W/"{change_key}"'} if change_key else PREFER
+
+
+class GraphCalendarWriter(_GraphPort):
+    """`CalendarWriter` over Graph."""
+
+    async def _send(
+        self,
+        tenant: Tenant,
+        method: str,
+        url: str,
+        graph_user_id: str,
+        *,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        graph = await self._graph(tenant)
+        try:
+            return await graph.request_json(method, url, body, headers=headers or PREFER)
+        except PreconditionFailed as error:
+            raise EventChanged(f"{error.code}: {error.message}") from error
+        except NotFound as error:
+            if "/events/" in url and error.code.lower() not in _MAILBOX_GONE:
+                raise EventMissing(url) from error
+            raise await self._translated(graph, error, graph_user_id) from error
+        except GraphError as error:
+            if error.status == 400:
+                raise EventRejected(f"Graph refused the event ({error.code}): {error.message}") from error
+            raise await self._translated(graph, error, graph_user_id) from error
+
+    def _events(self, graph_user_id: str, event_id: str | None = None) -> str:
+        base = f"{_user_path(graph_user_id)}/events"
+        return f"{base}/{quote(event_id, safe='')}" if event_id else base
+
+    async def create(
+        self, tenant: Tenant, graph_user_id: str, draft: EventDraft, transaction_id: str
+    ) -> WrittenEvent:
+        body = {**event_payload(draft), "transactionId": transaction_id}
+        if not draft.recurrence:
+            body.pop("recurrence")
+        raw = await self._send(tenant, "POST", self._events(graph_user_id), graph_user_id, body=body)
+        return _written(raw)
+
+    async def update(
+        self, tenant: Tenant, graph_user_id: str, event_id: str, draft: EventDraft, if_match: str | None
+    ) -> WrittenEvent:
+        url = self._events(graph_user_id, event_id)
+        raw = await self._send(
+            tenant, "PATCH", url, graph_user_id, body=event_payload(draft), headers=_if_match(if_match)
+        )
+        return _written(raw)
+
+    async def update_occurrence(
+        self, tenant: Tenant, graph_user_id: str, occurrence_id: str, draft: EventDraft, override: Override
+    ) -> WrittenEvent:
+        url = self._events(graph_user_id, occurrence_id)
+        raw = await self._send(tenant, "PATCH", url, graph_user_id, body=occurrence_payload(draft, override))
+        return _written(raw)
+
+    async def delete(self, tenant: Tenant, graph_user_id: str, event_id: str) -> None:
+        try:
+            await self._send(tenant, "DELETE", self._events(graph_user_id, event_id), graph_user_id)
+        except EventMissing:
+            return
+
+    async def read(self, tenant: Tenant, graph_user_id: str, event_id: str) -> WrittenEvent:
+        raw = await self._send(tenant, "GET", self._events(graph_user_id, event_id), graph_user_id)
+        return _written(raw)
+
+    async def occurrences(
+        self, tenant: Tenant, graph_user_id: str, master_id: str, days: Sequence[date], time_zone: str
+    ) -> dict[date, WrittenEvent]:
+        if not days:
+            return {}
+        zone = require_zone(time_zone)
+        start = datetime.combine(min(days) - timedelta(days=1), time(), tzinfo=zone).astimezone(UTC)
+        end = datetime.combine(max(days) + timedelta(days=2), time(), tzinfo=zone).astimezone(UTC)
+        wanted = set(days)
+        url: str | None = (
+            f"{self._events(graph_user_id, master_id)}/instances"
+            f"?startDateTime={start:%Y-%m-%dT%H:%M:%SZ}&endDateTime={end:%Y-%m-%dT%H:%M:%SZ}"
+            f"&$select={WRITTEN_FIELDS},originalStart,start,end,isAllDay,type,seriesMasterId&$top=1000"
+        )
+        found: dict[date, WrittenEvent] = {}
+        pages = 0
+        while url and pages < MAX_PAGES:
+            pages += 1
+            page = await self._send(tenant, "GET", url, graph_user_id)
+            for raw in page.get("value") or ():
+                original = raw.get("originalStart")
+                if not original:
+                    continue
+                day = parse_graph_datetime(str(original)).astimezone(zone).date()
+                if day in wanted:
+                    found[day] = _written(raw)
+            url = page.get("@odata.nextLink")
+        return found
+
+    async def find_by_ical_uid(
+        self, tenant: Tenant, graph_user_id: str, ical_uid: str
+    ) -> WrittenEvent | None:
+        condition = quote(f"iCalUId eq '{ical_uid.replace(chr(39), chr(39) * 2)}'", safe="")
+        url = f"{self._events(graph_user_id)}?$filter={condition}&$select={WRITTEN_FIELDS}"
+        page = await self._send(tenant, "GET", url, graph_user_id)
+        for raw in page.get("value") or ():
+            return _written(raw)
+        return None

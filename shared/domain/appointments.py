@@ -1,0 +1,363 @@
+"""Host appointments, and the copies the connector keeps of them in staff calendars.
+
+Pure: no I/O, no clock. The appointment is what the host last said (validated at the edge into this
+model); a `StaffCopy` is what the connector last wrote into one staff member's calendar; `plan_writes`
+compares the two and answers the steps that make Outlook hold the host's current version.
+
+- **Copies** (the default multi-staff mode): one event in each staff member's calendar, the customers
+  written into the body, no attendees, so nobody is sent an invitation.
+- **Meeting**: one event organised by the first staff member, with the other staff and the customers as
+  attendees; Exchange puts the attendee copies into the other staff calendars, and the connector only
+  finds each one (by iCalUId) and links it. It never writes a second event for an attendee.
+- Each copy remembers the appointment revision it holds, the change key of the connector's own last
+  write (so its echo in a delta read is recognised), and a generation that names the Graph
+  `transactionId` of its create (a retried create answers the event made the first time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Final
+
+from shared.domain.tenants import MultiStaffMode
+
+TRANSACTION_PREFIX: Final = "connector/"  # a transactionId of the connector: connector/{appt}/{staff}/{gen}
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    name: str
+    email: str | None = None
+
+    def line(self) -> str:
+        return f"{self.name} <{self.email}>" if self.email else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """One occurrence of a series that differs from the rule: moved, renamed, relocated."""
+
+    original_date: date  # the occurrence's original local date (Graph addresses occurrences by it)
+    start: datetime | date
+    end: datetime | date
+    subject: str | None = None
+    location: str | None = None
+    body: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recurrence:
+    rrule: str  # RFC 5545, validated as expressible in Outlook
+    exdates: tuple[date, ...] = ()  # original local dates of cancelled occurrences
+    overrides: tuple[Override, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Appointment:
+    """An appointment as the host defines it. Times are aware, in `time_zone` (IANA); all-day ones are
+    dates (end exclusive), so they never shift a day in any zone."""
+
+    appointment_id: str
+    subject: str
+    start: datetime | date
+    end: datetime | date
+    time_zone: str
+    all_day: bool
+    staff_ids: tuple[str, ...]
+    body: str = ""
+    body_type: str = "text"  # text | html
+    location: str = ""
+    customers: tuple[Customer, ...] = ()
+    recurrence: Recurrence | None = None
+    show_as: str = "busy"
+    sensitivity: str = "normal"
+    categories: tuple[str, ...] = ()
+    video: bool = False
+
+
+class CopyState(StrEnum):
+    PENDING = "pending"  # not written yet (or a newer revision waits)
+    SYNCED = "synced"  # Outlook holds this revision
+    ERROR = "error"  # this staff member's calendar could not be written; the reason says why
+    CONFLICT = "conflict"  # changed in Outlook; the tenant's policy kept Outlook's version
+
+
+class CopyRole(StrEnum):
+    COPY = "copy"  # the connector's own event in this calendar (no attendees)
+    ORGANIZER = "organizer"  # the meeting, organised by this staff member
+    ATTENDEE = "attendee"  # Exchange's attendee copy of the meeting; the connector only links it
+
+
+@dataclass(frozen=True, slots=True)
+class StaffCopy:
+    """What the connector holds in one staff member's calendar for one appointment."""
+
+    staff_id: str
+    role: CopyRole
+    state: CopyState = CopyState.PENDING
+    graph_user_id: str | None = None  # the mailbox it lives in
+    event_id: str | None = None  # the single event or series master
+    change_key: str | None = None  # after the connector's last write (or the Outlook version it kept)
+    ical_uid: str | None = None
+    written_hash: str | None = None  # `OutlookEvent.written_hash` of that version
+    revision: int = 0  # the appointment revision it holds
+    generation: int = 0  # bumped whenever it must be created anew (a fresh transactionId)
+    join_url: str | None = None
+    error: str | None = None
+    exceptions: tuple[str, ...] = ()  # ids of the occurrences the connector changed or cancelled
+
+    def transaction_id(self, appointment_id: str) -> str:
+        return f"{TRANSACTION_PREFIX}{appointment_id}/{self.staff_id}/{self.generation}"
+
+    @property
+    def writable(self) -> bool:
+        return self.role is not CopyRole.ATTENDEE
+
+
+def appointment_of_transaction(transaction_id: str | None) -> str | None:
+    """The appointment id inside one of the connector's transaction ids (None for anyone else's)."""
+    if not transaction_id or not transaction_id.startswith(TRANSACTION_PREFIX):
+        return None
+    parts = transaction_id[len(TRANSACTION_PREFIX) :].split("/")
+    return parts[0] if len(parts) == 3 and parts[0] else None
+
+
+class AppointmentState(StrEnum):
+    PENDING = "pending"
+    SYNCED = "synced"
+    PARTIAL = "partial"  # some calendars hold it, some failed
+    FAILED = "failed"
+    DELETING = "deleting"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class AppointmentRecord:
+    """The host's current version of an appointment and its copies, as stored."""
+
+    tenant_id: str
+    appointment_id: str
+    revision: int
+    appointment: Appointment | None  # None once the host deleted it (copies are being removed)
+    copies: Mapping[str, StaffCopy]
+    updated_at: datetime
+    reported_revision: int = 0  # the last revision whose outcome went on the feed
+    etag: str | None = None
+
+    @property
+    def state(self) -> AppointmentState:
+        if self.appointment is None:
+            return AppointmentState.DELETING if self.copies else AppointmentState.DELETED
+        states = [c.state for c in self.copies.values()]
+        if not states or CopyState.PENDING in states or any(c.revision < self.revision for c in self.live):
+            return AppointmentState.PENDING
+        failed = sum(1 for s in states if s is CopyState.ERROR)
+        if failed == 0:
+            return AppointmentState.SYNCED
+        return AppointmentState.FAILED if failed == len(states) else AppointmentState.PARTIAL
+
+    @property
+    def live(self) -> list[StaffCopy]:
+        """The copies not in error (they hold, or are to hold, the current revision)."""
+        return [c for c in self.copies.values() if c.state is not CopyState.ERROR]
+
+    def with_copy(self, copy: StaffCopy) -> AppointmentRecord:
+        return replace(self, copies={**self.copies, copy.staff_id: copy})
+
+    def without_copy(self, staff_id: str) -> AppointmentRecord:
+        return replace(self, copies={k: v for k, v in self.copies.items() if k != staff_id})
+
+
+# --- planning the writes ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StaffTarget:
+    """Where a staff member's calendar is, or why it cannot be written."""
+
+    staff_id: str
+    graph_user_id: str | None = None
+    address: str | None = None  # the mailbox's address (meeting invitations)
+    display_name: str = ""
+    problem: str | None = None  # unmatched, forbidden, no mailbox, unknown: a reason a person can act on
+
+
+class StepKind(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    LINK = "link"  # find the attendee copy of the meeting (by iCalUId) and link it
+    FAIL = "fail"  # the staff member's calendar cannot be written
+
+
+@dataclass(frozen=True, slots=True)
+class WriteStep:
+    kind: StepKind
+    copy: StaffCopy
+    target: StaffTarget | None = None
+    reason: str | None = None  # FAIL: why
+
+
+@dataclass(slots=True)
+class WritePlan:
+    """Deletes first (a staff member removed, a copy that must be made anew), then the writes to the
+    organiser or to each calendar, then the links to attendee copies (which need the organiser's iCalUId)."""
+
+    deletes: list[WriteStep] = field(default_factory=list)
+    writes: list[WriteStep] = field(default_factory=list)
+    links: list[WriteStep] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.deletes or self.writes or self.links)
+
+
+def desired_roles(appointment: Appointment | None, mode: MultiStaffMode) -> dict[str, CopyRole]:
+    if appointment is None:
+        return {}
+    staff = list(dict.fromkeys(appointment.staff_ids))
+    if mode is MultiStaffMode.MEETING and len(staff) > 1:
+        return {s: CopyRole.ORGANIZER if i == 0 else CopyRole.ATTENDEE for i, s in enumerate(staff)}
+    return dict.fromkeys(staff, CopyRole.COPY)
+
+
+def plan_writes(
+    record: AppointmentRecord,
+    targets: Mapping[str, StaffTarget],
+    mode: MultiStaffMode,
+    *,
+    recheck: Sequence[str] = (),
+) -> WritePlan:
+    """The steps that bring every staff calendar to `record.revision`. `recheck`: staff whose copy Outlook
+    may have changed (a delta read saw it): they are looked at even if they hold the revision."""
+    result = WritePlan()
+    roles = desired_roles(record.appointment, mode)
+    result.deletes = _removals(record, roles, targets)
+    for staff_id, role in roles.items():
+        target = targets.get(staff_id) or StaffTarget(staff_id, problem="no such staff member")
+        step = _step(record, staff_id, role, target, staff_id in recheck)
+        if step is not None:
+            (result.links if step.kind is StepKind.LINK else result.writes).append(step)
+    organiser_failed = any(
+        s.kind is StepKind.FAIL and s.copy.role is CopyRole.ORGANIZER for s in result.writes
+    )
+    if organiser_failed:
+        reason = "the meeting's organiser could not be written"
+        result.writes += [WriteStep(StepKind.FAIL, s.copy, s.target, reason) for s in result.links]
+        result.links = []
+    return result
+
+
+def _removals(
+    record: AppointmentRecord, roles: Mapping[str, CopyRole], targets: Mapping[str, StaffTarget]
+) -> list[WriteStep]:
+    """Copies of staff no longer on the appointment, or that must be made anew (another role, mailbox)."""
+    steps: list[WriteStep] = []
+    for staff_id, copy in record.copies.items():
+        role = roles.get(staff_id)
+        target = targets.get(staff_id)
+        if role is not None and role is copy.role and (target is None or not _moved(copy, target)):
+            continue
+        if copy.event_id is not None and copy.writable:
+            steps.append(WriteStep(StepKind.DELETE, copy))
+        elif role is None:  # nothing of ours in that calendar (an attendee copy goes with the meeting)
+            steps.append(WriteStep(StepKind.DELETE, replace(copy, event_id=None)))
+    return steps
+
+
+def _step(
+    record: AppointmentRecord, staff_id: str, role: CopyRole, target: StaffTarget, recheck: bool
+) -> WriteStep | None:
+    current = record.copies.get(staff_id)
+    if current is None or current.role is not role or _moved(current, target):
+        generation = current.generation + 1 if current is not None else 0
+        current = StaffCopy(staff_id, role, generation=generation)
+    if target.problem is not None:
+        return WriteStep(StepKind.FAIL, current, target, target.problem)
+    stale = current.revision < record.revision or current.state in (CopyState.PENDING, CopyState.ERROR)
+    if role is CopyRole.ATTENDEE:
+        if current.event_id is None or stale or recheck:
+            return WriteStep(StepKind.LINK, current, target)
+        return None
+    if current.event_id is None:
+        return WriteStep(StepKind.CREATE, current, target)
+    if stale or recheck:
+        return WriteStep(StepKind.UPDATE, current, target)
+    return None
+
+
+def _moved(copy: StaffCopy, target: StaffTarget) -> bool:
+    return target.graph_user_id is not None and copy.graph_user_id not in (None, target.graph_user_id)
+
+
+# --- what goes into a calendar ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Invitee:
+    name: str
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """One event as the connector writes it (the Graph edge turns it into Graph's JSON)."""
+
+    appointment_id: str
+    subject: str
+    body: str
+    body_type: str
+    location: str
+    start: datetime | date
+    end: datetime | date
+    time_zone: str
+    all_day: bool
+    show_as: str
+    sensitivity: str
+    categories: tuple[str, ...]
+    online_meeting: bool
+    recurrence: Recurrence | None
+    attendees: tuple[Invitee, ...] = ()
+
+
+def draft_for(appointment: Appointment, role: CopyRole, invitees: Sequence[Invitee] = ()) -> EventDraft:
+    """The event for one calendar: a copy carries the customers in its body; a meeting invites them."""
+    body, body_type = appointment.body, appointment.body_type
+    attendees: tuple[Invitee, ...] = ()
+    if role is CopyRole.ORGANIZER:
+        customers = [Invitee(c.name, c.email) for c in appointment.customers if c.email]
+        attendees = tuple({i.address.lower(): i for i in [*invitees, *customers]}.values())
+    elif appointment.customers:
+        body = _with_customers(body, body_type, appointment.customers)
+    return EventDraft(
+        appointment_id=appointment.appointment_id,
+        subject=appointment.subject,
+        body=body,
+        body_type=body_type,
+        location=appointment.location,
+        start=appointment.start,
+        end=appointment.end,
+        time_zone=appointment.time_zone,
+        all_day=appointment.all_day,
+        show_as=appointment.show_as,
+        sensitivity=appointment.sensitivity,
+        categories=appointment.categories,
+        online_meeting=appointment.video,
+        recurrence=appointment.recurrence,
+        attendees=attendees,
+    )
+
+
+def _with_customers(body: str, body_type: str, customers: Sequence[Customer]) -> str:
+    if body_type == "html":
+        items = "".join(f"<li>{_escape(c.line())}</li>" for c in customers)
+        return f"{body}<p>Customers:</p><ul>{items}</ul>"
+    lines = "\n".join(f"- {c.line()}" for c in customers)
+    return f"{body}\n\nCustomers:\n{lines}" if body else f"Customers:\n{lines}"
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

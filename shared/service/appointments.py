@@ -1,0 +1,669 @@
+"""Host to Outlook: the host's appointments written into every involved staff calendar.
+
+The API stores the host's version (a new revision) and queues a write job; it answers at once. The job
+(one at a time per appointment across workers: a lease with a 'run again' flag, as the sync's) plans with
+`plan_writes` and applies the steps:
+- creates carry the copy's `transactionId`, so a retried job, a redelivered message or a crash between
+  Graph's answer and the state write finds the event made the first time instead of making a second;
+- updates carry `If-Match` with the change key of the connector's last write: a 412 means Outlook changed
+  the event meanwhile, and the tenant's conflict policy decides (host wins: written again; Outlook wins:
+  kept, until the host's next revision);
+- every event the connector writes is recorded in the mailbox's item status with its change key (and
+  series masters with theirs, which their occurrences carry), so its echo in the next delta read is
+  recognised and never reaches the host as an Outlook change;
+- a delta read that sees a connector event changed or deleted in Outlook queues a recheck of that copy;
+  the outcome goes on the feed as `appointment.changed_in_outlook`.
+Each revision's outcome goes on the feed once: `appointment.synced` or `appointment.failed`, per staff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from shared.domain.appointments import (
+    Appointment,
+    AppointmentRecord,
+    AppointmentState,
+    CopyRole,
+    CopyState,
+    EventDraft,
+    Invitee,
+    StaffCopy,
+    StaffTarget,
+    StepKind,
+    WriteStep,
+    draft_for,
+    plan_writes,
+)
+from shared.domain.planner import ItemStatus
+from shared.domain.tenants import ConflictPolicy, Tenant
+from shared.domain.users import MatchStatus
+from shared.observability import bound, get_logger
+from shared.service import jobs
+from shared.service.appointment_commands import appointment_document
+from shared.service.context import Services
+from shared.service.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
+from shared.service.ports import (
+    AlreadyExists,
+    Change,
+    EventChanged,
+    EventMissing,
+    EventRejected,
+    Job,
+    LeaseOutcome,
+    MailboxUnavailable,
+    RateLimited,
+    StaleWrite,
+    TenantAccessError,
+    WrittenEvent,
+)
+from shared.service.publishing import publish
+from shared.service.tenants import get_tenant, mark_consent_revoked
+
+log = get_logger("appointments")
+
+LEASE_TTL: Final = timedelta(minutes=2)
+CALENDAR_CONCURRENCY: Final = 8  # staff calendars written at once (each is its own mailbox)
+MAX_RETRIES: Final = 6
+MAX_RETRY_DELAY: Final = 900
+MAX_CHECK_BACKS: Final = 3
+SAVE_ATTEMPTS: Final = 5
+FAR_FUTURE: Final = datetime(9999, 12, 31, tzinfo=UTC)
+
+_PROBLEMS: Final = {
+    MatchStatus.UNMATCHED: "the staff member matches no user of the organisation",
+    MatchStatus.FORBIDDEN: "an access policy keeps the app out of the staff member's mailbox",
+    MatchStatus.NO_MAILBOX: "the staff member has no Exchange Online mailbox",
+    MatchStatus.DISABLED: "the staff member is disabled",
+    MatchStatus.PENDING: "the staff member is not matched yet",
+}
+
+
+def etag(record: AppointmentRecord) -> str:
+    """The API's ETag: the revision (the copies' progress does not change it)."""
+    return f'"{record.revision}"'
+
+
+# --- the API ------------------------------------------------------------------------------------------
+
+
+async def put_appointment(
+    services: Services, tenant_id: str, appointment: Appointment, *, if_match: str | None = None
+) -> AppointmentRecord:
+    """Store the host's version and queue its writes. A replay of the current version changes nothing."""
+    tenant = await _connected(services, tenant_id)
+    await _known_staff(services, tenant.tenant_id, appointment.staff_ids)
+    for _ in range(SAVE_ATTEMPTS):
+        record = await services.appointments.get(tenant.tenant_id, appointment.appointment_id)
+        _check_precondition(record, if_match)
+        if record is not None and record.appointment == appointment:
+            if record.state is AppointmentState.PENDING:  # the first PUT may not have queued its job
+                await _queue_write(services, record)
+            return record
+        now = services.clock.now()
+        if record is None:
+            record = AppointmentRecord(tenant.tenant_id, appointment.appointment_id, 0, None, {}, now)
+        updated = replace(record, appointment=appointment, revision=record.revision + 1, updated_at=now)
+        try:
+            saved = await services.appointments.save(updated)
+        except (StaleWrite, AlreadyExists):
+            continue
+        await _queue_write(services, saved)
+        return saved
+    raise Conflict("appointment_id", "the appointment is being changed concurrently; retry")
+
+
+async def delete_appointment(
+    services: Services, tenant_id: str, appointment_id: str, *, if_match: str | None = None
+) -> AppointmentRecord:
+    """Mark it deleted and queue the removal of every copy (idempotent)."""
+    await get_tenant(services, tenant_id)
+    for _ in range(SAVE_ATTEMPTS):
+        record = await services.appointments.get(tenant_id, appointment_id)
+        if record is None:
+            raise NotFound("appointment", appointment_id)
+        _check_precondition(record, if_match)
+        if record.appointment is None:
+            await _queue_write(services, record)
+            return record
+        updated = replace(
+            record, appointment=None, revision=record.revision + 1, updated_at=services.clock.now()
+        )
+        try:
+            saved = await services.appointments.save(updated)
+        except StaleWrite:
+            continue
+        await _queue_write(services, saved)
+        return saved
+    raise Conflict("appointment_id", "the appointment is being changed concurrently; retry")
+
+
+async def get_appointment(services: Services, tenant_id: str, appointment_id: str) -> AppointmentRecord:
+    await get_tenant(services, tenant_id)
+    record = await services.appointments.get(tenant_id, appointment_id)
+    if record is None:
+        raise NotFound("appointment", appointment_id)
+    return record
+
+
+async def _connected(services: Services, tenant_id: str) -> Tenant:
+    tenant = await get_tenant(services, tenant_id)
+    if not tenant.state.connected:
+        raise Conflict(
+            "tenant_id", f"the tenant is {tenant.state.value}; appointments need a connected tenant"
+        )
+    return tenant
+
+
+async def _known_staff(services: Services, tenant_id: str, staff_ids: Sequence[str]) -> None:
+    users = await asyncio.gather(*(services.users.get(tenant_id, s) for s in staff_ids))
+    for index, user in enumerate(users):
+        if user is None:
+            raise InvalidInput(
+                f"staff_ids[{index}]", "no such staff member (PUT the staff member first)", status=422
+            )
+
+
+def _check_precondition(record: AppointmentRecord | None, if_match: str | None) -> None:
+    if if_match is None:
+        return
+    if record is None or record.appointment is None:
+        raise PreconditionFailed("If-Match", "the appointment does not exist")
+    if if_match.strip() != "*" and if_match.strip().removeprefix("W/") != etag(record):
+        raise PreconditionFailed("If-Match", f"the appointment is at revision {record.revision}")
+
+
+async def _queue_write(services: Services, record: AppointmentRecord) -> None:
+    await services.jobs.enqueue(
+        [jobs.write_appointment(record.tenant_id, record.appointment_id, revision=record.revision)]
+    )
+
+
+# --- the write job ------------------------------------------------------------------------------------
+
+
+async def run_write_job(services: Services, job: Job) -> None:
+    """A job from the `outlook-writes` queue. Never raises for a condition a retry cannot fix."""
+    appointment_id = str(job.payload.get("appointment_id", ""))
+    if job.kind != "write" or not appointment_id:
+        log.error("unknown write job %s; dropped", job.kind)
+        return
+    with bound(tenant=job.tenant_id, appointment=appointment_id):
+        key = f"{job.tenant_id}/appointments/{appointment_id}"
+        owner = uuid.uuid4().hex
+        now = services.clock.now()
+        if await services.leases.acquire(key, owner, LEASE_TTL, now) is LeaseOutcome.DEFERRED:
+            await _check_back(services, job)
+            return
+        recheck = [str(s) for s in job.payload.get("recheck") or ()]
+        try:
+            while True:
+                await _write_once(services, job, recheck)
+                if not await services.leases.release(key, owner):
+                    return
+                recheck = []  # asked for while we ran: bring the copies to the newest revision
+        except BaseException:
+            while await services.leases.release(key, owner):
+                pass
+            raise
+
+
+async def _check_back(services: Services, job: Job) -> None:
+    checks = int(job.payload.get("check_back", 0))
+    if checks >= MAX_CHECK_BACKS:
+        log.warning("the appointment's lease stayed taken through %d checks", checks)
+        return
+    delay = int(LEASE_TTL.total_seconds()) + 5
+    await services.jobs.enqueue(
+        [replace(job, payload={**job.payload, "check_back": checks + 1}, delay_seconds=delay)]
+    )
+
+
+@dataclass(slots=True)
+class _Run:
+    """One pass over an appointment's copies: what it found, for the record and the feed."""
+
+    services: Services
+    tenant: Tenant
+    record: AppointmentRecord
+    recheck: frozenset[str]
+    targets: dict[str, StaffTarget]
+    copies: dict[str, StaffCopy]
+    removed: set[str]
+    changes: list[Change]
+    throttled: RateLimited | None = None
+
+
+async def _write_once(services: Services, job: Job, recheck: Sequence[str]) -> None:
+    tenant = await services.tenants.get(job.tenant_id)
+    if tenant is None or not tenant.state.connected:
+        return
+    appointment_id = str(job.payload["appointment_id"])
+    record = await services.appointments.get(tenant.tenant_id, appointment_id)
+    if record is None:
+        return
+    wanted = set(record.copies) | set(record.appointment.staff_ids if record.appointment else ())
+    targets = {t.staff_id: t for t in await asyncio.gather(*(_target(services, tenant, s) for s in wanted))}
+    plan = plan_writes(record, targets, tenant.settings.multi_staff_mode, recheck=recheck)
+    run = _Run(services, tenant, record, frozenset(recheck), targets, {}, set(), [])
+    try:
+        await _in_parallel(run, plan.deletes)
+        await _in_parallel(run, plan.writes)
+        await _in_parallel(run, plan.links)
+    except TenantAccessError as error:
+        await mark_consent_revoked(services, tenant.tenant_id, error.reason)
+        return
+    saved = await _save(run)
+    if saved is not None:
+        await _report(run, saved)
+    if run.throttled is not None:
+        await _retry_later(services, job, run.throttled)
+
+
+async def _in_parallel(run: _Run, steps: Sequence[WriteStep]) -> None:
+    gate = asyncio.Semaphore(CALENDAR_CONCURRENCY)
+
+    async def one(step: WriteStep) -> None:
+        async with gate:
+            try:
+                await _apply(run, step)
+            except RateLimited as error:
+                run.throttled = error
+
+    await asyncio.gather(*(one(step) for step in steps))
+
+
+async def _target(services: Services, tenant: Tenant, staff_id: str) -> StaffTarget:
+    user = await services.users.get(tenant.tenant_id, staff_id)
+    if user is None:
+        return StaffTarget(staff_id, problem="no such staff member")
+    if user.match is not MatchStatus.MATCHED or user.graph_user_id is None:
+        reason = _PROBLEMS.get(user.match, f"the staff member is {user.match.value}")
+        return StaffTarget(
+            staff_id, problem=f"{reason}{': ' + user.match_reason if user.match_reason else ''}"
+        )
+    address = user.staff.email or user.staff.upn
+    return StaffTarget(staff_id, user.graph_user_id, address, user.staff.display_name)
+
+
+async def _apply(run: _Run, step: WriteStep) -> None:
+    copy = step.copy
+    with bound(user=copy.staff_id):
+        try:
+            if step.kind is StepKind.DELETE:
+                await _delete(run, copy)
+            elif step.kind is StepKind.FAIL:
+                run.copies[copy.staff_id] = replace(copy, state=CopyState.ERROR, error=step.reason)
+            elif step.kind is StepKind.LINK:
+                assert step.target is not None
+                await _link(run, copy, step.target)
+            else:
+                assert step.target is not None
+                await _write(run, step.kind, copy, step.target)
+        except MailboxUnavailable as error:
+            run.copies[copy.staff_id] = replace(copy, state=CopyState.ERROR, error=error.reason)
+        except EventRejected as error:
+            run.copies[copy.staff_id] = replace(copy, state=CopyState.ERROR, error=error.reason)
+
+
+async def _delete(run: _Run, copy: StaffCopy) -> None:
+    """The staff member left the appointment (or it was deleted, or the copy must be made anew)."""
+    if copy.event_id is not None and copy.graph_user_id is not None:
+        # Forget the status first: the event's removal then reads as nobody's, never as an Outlook delete.
+        ids = [copy.event_id, *copy.exceptions]
+        await run.services.item_statuses.apply(run.tenant.tenant_id, copy.staff_id, [], ids)
+        await run.services.calendar_writer.delete(run.tenant, copy.graph_user_id, copy.event_id)
+    run.removed.add(copy.staff_id)
+
+
+async def _write(run: _Run, kind: StepKind, copy: StaffCopy, target: StaffTarget) -> None:
+    appointment = run.record.appointment
+    assert appointment is not None and target.graph_user_id is not None
+    draft = draft_for(appointment, copy.role, _invitees(run, appointment))
+    writer = run.services.calendar_writer
+    if kind is StepKind.UPDATE:
+        assert copy.event_id is not None
+        updated = await _update(run, copy, target, draft)
+        if updated is not None:
+            run.copies[copy.staff_id] = updated
+            return
+        copy = replace(copy, event_id=None, exceptions=(), generation=copy.generation + 1)
+    written = await writer.create(
+        run.tenant, target.graph_user_id, draft, copy.transaction_id(appointment.appointment_id)
+    )
+    run.copies[copy.staff_id] = await _finish(run, copy, target, draft, written)
+
+
+async def _update(run: _Run, copy: StaffCopy, target: StaffTarget, draft: EventDraft) -> StaffCopy | None:
+    """PATCH the copy; None when it must be created anew (gone, or a series Outlook changed).
+
+    Outlook changed it since the connector's last write (a recheck reads it; a plain update learns it from
+    the 412 of its If-Match): Outlook wins keeps Outlook's version and reports it (the copy turns
+    `conflict` holding Outlook's change key, so the host's next revision is written over it); host wins
+    reports it and writes the host's version again."""
+    assert copy.event_id is not None and target.graph_user_id is not None
+    writer, tenant, uid = run.services.calendar_writer, run.tenant, target.graph_user_id
+    policy = tenant.settings.conflict_policy
+    if_match = copy.change_key
+    if copy.staff_id in run.recheck:
+        try:
+            current = await writer.read(tenant, uid, copy.event_id)
+        except EventMissing:
+            return await _gone_in_outlook(run, copy, policy)
+        settled = await _rechecked(run, copy, current, draft, policy)
+        if settled is not _WRITE:
+            return settled if isinstance(settled, StaffCopy) else None
+        if_match = current.change_key
+    if draft.recurrence is not None and copy.exceptions:
+        await _anew(run, copy)  # the host's exceptions may have changed: write the series anew
+        return None
+    try:
+        written = await writer.update(tenant, uid, copy.event_id, draft, if_match)
+    except EventMissing:
+        return await _gone_in_outlook(run, copy, policy)
+    except EventChanged:
+        current = await writer.read(tenant, uid, copy.event_id)
+        if not _unchanged(copy, current):
+            kept = await _changed_in_outlook(run, copy, current, policy)
+            if kept is not None:
+                return kept
+            if draft.recurrence is not None:
+                await _anew(run, copy)
+                return None
+        written = await writer.update(tenant, uid, copy.event_id, draft, current.change_key)
+    return await _finish(run, copy, target, draft, written)
+
+
+_WRITE: Final = object()  # `_rechecked`: go on and write the host's version
+
+
+async def _rechecked(
+    run: _Run, copy: StaffCopy, current: WrittenEvent, draft: EventDraft, policy: ConflictPolicy
+) -> StaffCopy | object | None:
+    """A copy a delta read saw changed: the copy to keep, None to write it anew, or `_WRITE`."""
+    if _unchanged(copy, current):
+        if copy.revision >= run.record.revision and copy.state is not CopyState.PENDING:
+            return replace(copy, change_key=current.change_key)  # the connector's echo, or a touch
+        return _WRITE
+    kept = await _changed_in_outlook(run, copy, current, policy)
+    if kept is not None:
+        return kept
+    if draft.recurrence is not None:
+        await _anew(run, copy)  # an Outlook exception cannot be undone one by one
+        return None
+    return _WRITE
+
+
+def _unchanged(copy: StaffCopy, current: WrittenEvent) -> bool:
+    """Outlook's version still holds what the connector wrote (the same change key, or only a touch)."""
+    if current.change_key == copy.change_key:
+        return True
+    return current.event is not None and current.event.written_hash() == copy.written_hash
+
+
+async def _anew(run: _Run, copy: StaffCopy) -> None:
+    """Delete the copy so that the caller creates it again (the staff member stays on the appointment)."""
+    await _delete(run, copy)
+    run.removed.discard(copy.staff_id)
+
+
+async def _gone_in_outlook(run: _Run, copy: StaffCopy, policy: ConflictPolicy) -> StaffCopy | None:
+    if policy is ConflictPolicy.OUTLOOK_WINS and copy.state is not CopyState.CONFLICT:
+        _note_outlook_change(run, copy, "deleted", "kept", None)
+        await run.services.item_statuses.apply(run.tenant.tenant_id, copy.staff_id, [], [copy.event_id or ""])
+        return replace(
+            copy, state=CopyState.CONFLICT, revision=run.record.revision, error="deleted in Outlook"
+        )
+    if copy.state is not CopyState.CONFLICT:
+        _note_outlook_change(run, copy, "deleted", "recreated", None)
+    return None
+
+
+async def _changed_in_outlook(
+    run: _Run, copy: StaffCopy, current: WrittenEvent, policy: ConflictPolicy
+) -> StaffCopy | None:
+    """Outlook changed a connector event. Outlook wins: keep it (the host's next revision is written over
+    it). Host wins: None, and the caller writes the host's version again."""
+    if policy is ConflictPolicy.OUTLOOK_WINS:
+        _note_outlook_change(run, copy, "updated", "kept", current)
+        await _remember(
+            run,
+            copy,
+            current,
+            master=run.record.appointment is not None and bool(run.record.appointment.recurrence),
+        )
+        return replace(
+            copy,
+            state=CopyState.CONFLICT,
+            change_key=current.change_key,
+            written_hash=current.event.written_hash() if current.event else None,
+            revision=run.record.revision,
+            error="changed in Outlook; the tenant's policy keeps Outlook's version",
+        )
+    _note_outlook_change(run, copy, "updated", "reverted", current)
+    return None
+
+
+def _note_outlook_change(
+    run: _Run, copy: StaffCopy, change: str, resolution: str, current: WrittenEvent | None
+) -> None:
+    data: dict[str, Any] = {
+        "appointment_id": run.record.appointment_id,
+        "change": change,
+        "resolution": resolution,
+        "event_id": copy.event_id,
+    }
+    if current is not None and current.event is not None:
+        data["event"] = current.event.details()
+    now = run.services.clock.now()
+    run.changes.append(
+        Change("appointment.changed_in_outlook", run.tenant.tenant_id, data, now, staff_id=copy.staff_id)
+    )
+
+
+async def _finish(
+    run: _Run, copy: StaffCopy, target: StaffTarget, draft: EventDraft, written: WrittenEvent
+) -> StaffCopy:
+    """After the series or single event is written: its exceptions, then its status (for the echo)."""
+    assert target.graph_user_id is not None
+    exceptions: tuple[str, ...] = ()
+    recurrence = draft.recurrence
+    if recurrence is not None and (recurrence.exdates or recurrence.overrides):
+        writer, uid = run.services.calendar_writer, target.graph_user_id
+        days = [*recurrence.exdates, *(o.original_date for o in recurrence.overrides)]
+        found = await writer.occurrences(run.tenant, uid, written.id, days, draft.time_zone)
+        changed: list[WrittenEvent] = []
+        for day in recurrence.exdates:
+            if day in found:
+                await writer.delete(run.tenant, uid, found[day].id)
+        for override in recurrence.overrides:
+            if override.original_date in found:
+                occurrence = found[override.original_date]
+                changed.append(
+                    await writer.update_occurrence(run.tenant, uid, occurrence.id, draft, override)
+                )
+        exceptions = tuple(o.id for o in changed) + tuple(
+            found[d].id for d in recurrence.exdates if d in found
+        )
+        master = await writer.read(run.tenant, uid, written.id)  # cancelling and changing renew its key
+        written = replace(master, join_url=written.join_url or master.join_url)
+        for exception in changed:
+            await _remember(run, copy, exception, master=False)
+    await _remember(run, copy, written, master=recurrence is not None)
+    return replace(
+        copy,
+        state=CopyState.SYNCED,
+        graph_user_id=target.graph_user_id,
+        event_id=written.id,
+        change_key=written.change_key,
+        ical_uid=written.ical_uid,
+        written_hash=written.event.written_hash() if written.event else None,
+        revision=run.record.revision,
+        join_url=written.join_url,
+        error=None,
+        exceptions=exceptions,
+    )
+
+
+async def _remember(run: _Run, copy: StaffCopy, written: WrittenEvent, *, master: bool) -> None:
+    """Record the connector's own version in the mailbox's item status: its echo then plans to nothing."""
+    event = written.event
+    ends_at = FAR_FUTURE if master or event is None else event.ends_at()
+    status = ItemStatus(
+        graph_id=written.id,
+        change_key=written.change_key,
+        ical_uid=written.ical_uid,
+        content_hash=event.content_hash() if event is not None else "",
+        ends_at=ends_at,
+        admitted=False,
+        appointment_id=run.record.appointment_id,
+        series_master_id=event.series_master_id if event is not None else None,
+        written=True,
+        master=master,
+    )
+    await run.services.item_statuses.apply(run.tenant.tenant_id, copy.staff_id, [status], [])
+
+
+async def _link(run: _Run, copy: StaffCopy, target: StaffTarget) -> None:
+    """A meeting attendee: Exchange put the invitation into the calendar; find it by iCalUId."""
+    appointment = run.record.appointment
+    assert appointment is not None and target.graph_user_id is not None
+    organiser = next(
+        (c for c in run.copies.values() if c.role is CopyRole.ORGANIZER and c.state is CopyState.SYNCED),
+        None,
+    ) or next((c for c in run.record.copies.values() if c.role is CopyRole.ORGANIZER and c.ical_uid), None)
+    if organiser is None or organiser.ical_uid is None:
+        run.copies[copy.staff_id] = replace(copy, state=CopyState.ERROR, error="the meeting was not written")
+        return
+    found = await run.services.calendar_writer.find_by_ical_uid(
+        run.tenant, target.graph_user_id, organiser.ical_uid
+    )
+    if found is None:
+        run.copies[copy.staff_id] = replace(
+            copy, state=CopyState.PENDING, error="the meeting invitation has not arrived in this calendar yet"
+        )
+        run.throttled = run.throttled or RateLimited(5, "waiting for the meeting invitation")
+        return
+    await _remember(run, copy, found, master=appointment.recurrence is not None)
+    run.copies[copy.staff_id] = replace(
+        copy,
+        state=CopyState.SYNCED,
+        graph_user_id=target.graph_user_id,
+        event_id=found.id,
+        change_key=found.change_key,
+        ical_uid=found.ical_uid,
+        written_hash=found.event.written_hash() if found.event else None,
+        revision=run.record.revision,
+        join_url=organiser.join_url,
+        error=None,
+    )
+
+
+def _invitees(run: _Run, appointment: Appointment) -> list[Invitee]:
+    """The meeting's staff attendees: every staff member but the organiser, by mailbox address."""
+    found = [run.targets.get(staff_id) for staff_id in appointment.staff_ids[1:]]
+    return [
+        Invitee(t.display_name, t.address) for t in found if t is not None and t.address and not t.problem
+    ]
+
+
+# --- saving and reporting -------------------------------------------------------------------------------
+
+
+async def _save(run: _Run) -> AppointmentRecord | None:
+    """Merge this pass's copies into the stored record (a newer PUT may have landed meanwhile)."""
+    services = run.services
+    record = run.record
+    for _ in range(SAVE_ATTEMPTS):
+        copies = {k: v for k, v in record.copies.items() if k not in run.removed or k in run.copies}
+        copies.update(run.copies)
+        updated = replace(record, copies=copies)
+        if updated.appointment is None and not updated.copies:
+            try:
+                await services.appointments.delete(updated)
+            except StaleWrite:
+                fresh = await _reload(run)
+                if fresh is None:
+                    return None
+                record = fresh
+                continue
+            return updated
+        try:
+            return await services.appointments.save(updated)
+        except StaleWrite:
+            fresh = await _reload(run)
+            if fresh is None:
+                return None
+            record = fresh
+    raise Conflict("appointment_id", "the appointment kept changing while its copies were written")
+
+
+async def _reload(run: _Run) -> AppointmentRecord | None:
+    return await run.services.appointments.get(run.record.tenant_id, run.record.appointment_id)
+
+
+async def _report(run: _Run, record: AppointmentRecord) -> None:
+    services = run.services
+    state = record.state
+    changes = list(run.changes)
+    settled = state not in (AppointmentState.PENDING, AppointmentState.DELETING)
+    if settled and record.reported_revision < record.revision:
+        kind = (
+            "appointment.failed"
+            if state in (AppointmentState.FAILED, AppointmentState.PARTIAL)
+            else "appointment.synced"
+        )
+        data = {"appointment_id": record.appointment_id, "revision": record.revision, **copies_json(record)}
+        changes.append(Change(kind, record.tenant_id, data, services.clock.now()))
+        if state is not AppointmentState.DELETED:
+            with contextlib.suppress(StaleWrite):  # a newer revision landed; its own run reports it
+                await services.appointments.save(replace(record, reported_revision=record.revision))
+    await publish(services, record.tenant_id, changes)
+
+
+def copies_json(record: AppointmentRecord) -> dict[str, Any]:
+    return {
+        "state": record.state.value,
+        "staff": [
+            {
+                "staff_id": c.staff_id,
+                "role": c.role.value,
+                "state": c.state.value,
+                "event_id": c.event_id,
+                "ical_uid": c.ical_uid,
+                "join_url": c.join_url,
+                "error": c.error,
+            }
+            for c in record.copies.values()
+        ],
+    }
+
+
+async def _retry_later(services: Services, job: Job, error: RateLimited) -> None:
+    attempt = int(job.payload.get("attempt", 0)) + 1
+    if attempt > MAX_RETRIES:
+        log.warning("gave up writing after %d attempts: %s", attempt - 1, error.reason)
+        return
+    delay = min(MAX_RETRY_DELAY, math.ceil(error.retry_after) + 2**attempt)
+    await services.jobs.enqueue(
+        [replace(job, payload={**job.payload, "attempt": attempt}, delay_seconds=delay)]
+    )
+    log.info("throttled; writing again in %d s (attempt %d)", delay, attempt)
+
+
+def appointment_json(record: AppointmentRecord) -> dict[str, Any]:
+    document = appointment_document(record.appointment) if record.appointment else None
+    return {
+        "appointment_id": record.appointment_id,
+        "revision": record.revision,
+        "updated_at": record.updated_at.isoformat(),
+        "appointment": document,
+        **copies_json(record),
+    }

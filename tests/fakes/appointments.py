@@ -1,0 +1,44 @@
+"""`AppointmentRepository` in memory, with the adapter's contract: etag-guarded replace, AlreadyExists."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+from shared.domain.appointments import AppointmentRecord
+from shared.service.ports import AlreadyExists, StaleWrite
+
+_etags = itertools.count(1)
+
+
+class FakeAppointments:
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], AppointmentRecord] = {}
+
+    async def get(self, tenant_id: str, appointment_id: str) -> AppointmentRecord | None:
+        return self.rows.get((tenant_id, appointment_id))
+
+    async def save(self, record: AppointmentRecord) -> AppointmentRecord:
+        key = (record.tenant_id, record.appointment_id)
+        current = self.rows.get(key)
+        if record.etag is None:
+            if current is not None:
+                raise AlreadyExists(record.appointment_id)
+        elif current is None or current.etag != record.etag:
+            raise StaleWrite(record.appointment_id)
+        saved = replace(record, etag=f"e{next(_etags)}")
+        self.rows[key] = saved
+        return saved
+
+    async def delete(self, record: AppointmentRecord) -> None:
+        key = (record.tenant_id, record.appointment_id)
+        current = self.rows.get(key)
+        if current is None:
+            return
+        if current.etag != record.etag:
+            raise StaleWrite(record.appointment_id)
+        del self.rows[key]
+
+    async def delete_tenant(self, tenant_id: str) -> None:
+        for key in [k for k in self.rows if k[0] == tenant_id]:
+            del self.rows[key]
