@@ -270,6 +270,54 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         tags=("users",),
     ),
     Operation(
+        "PUT",
+        "v1/tenants/{tid}/appointments/{appointment_id}",
+        "putAppointment",
+        "Create or update an appointment in every involved staff calendar. The writes run on a queue; the "
+        "answer comes at once with the new revision (ETag). `If-Match` (an ETag, or `*`) makes the update "
+        "conditional. A replay of the current version changes nothing.",
+        "function",
+        {
+            202: ("Stored and queued; the appointment and its per-staff state.", ref("Appointment")),
+            400: ("Bad input (the field and the reason).", ERROR),
+            404: ("Unknown tenant.", ERROR),
+            409: ("The tenant is not connected.", ERROR),
+            412: ("If-Match did not hold.", ERROR),
+            413: ("Body too large.", ERROR),
+            422: ("Unknown staff member, or a recurrence Outlook cannot hold.", ERROR),
+        },
+        request=ref("AppointmentInput"),
+        tags=("appointments",),
+    ),
+    Operation(
+        "GET",
+        "v1/tenants/{tid}/appointments/{appointment_id}",
+        "getAppointment",
+        "The appointment as the host last sent it, and per staff member: state, Graph event id, iCalUId, "
+        "Teams join URL, error.",
+        "function",
+        {
+            200: ("The appointment.", ref("Appointment")),
+            400: ("Bad appointment id.", ERROR),
+            404: ("Unknown tenant or appointment.", ERROR),
+        },
+        tags=("appointments",),
+    ),
+    Operation(
+        "DELETE",
+        "v1/tenants/{tid}/appointments/{appointment_id}",
+        "deleteAppointment",
+        "Delete the appointment from every staff calendar (queued; idempotent).",
+        "function",
+        {
+            202: ("Queued; the appointment while its copies are removed.", ref("Appointment")),
+            400: ("Bad appointment id.", ERROR),
+            404: ("Unknown tenant or appointment.", ERROR),
+            412: ("If-Match did not hold.", ERROR),
+        },
+        tags=("appointments",),
+    ),
+    Operation(
         "POST",
         "v1/tenants/{tid}/resync",
         "resyncTenant",
@@ -522,6 +570,89 @@ _SETTINGS: Final[Json] = {
 _NULLABLE_TIME: Final[Json] = {"type": ["string", "null"], "format": "date-time"}
 
 SCHEMAS: Final[Json] = {
+    "AppointmentInput": {
+        "type": "object",
+        "required": ["subject", "start", "end", "staff_ids"],
+        "additionalProperties": False,
+        "properties": {
+            "subject": {"type": "string", "maxLength": 255},
+            "body": {"type": "string", "maxLength": 64000},
+            "body_type": {"enum": ["text", "html"], "default": "text"},
+            "location": {"type": "string", "maxLength": 255},
+            "start": {
+                "type": "string",
+                "description": "ISO 8601: a wall-clock time in time_zone, a time with an offset, or a date "
+                "when all_day.",
+            },
+            "end": {"type": "string", "description": "As start; after it (all-day: exclusive end date)."},
+            "time_zone": {"type": "string", "description": "IANA name, e.g. Europe/Amsterdam."},
+            "all_day": {"type": "boolean", "default": False},
+            "staff_ids": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 20},
+            "customers": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {"name": {"type": "string"}, "email": {"type": "string"}},
+                },
+            },
+            "recurrence": {
+                "type": "object",
+                "required": ["rrule"],
+                "properties": {
+                    "rrule": {
+                        "type": "string",
+                        "description": "RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=MO,WE",
+                    },
+                    "exdates": {"type": "array", "items": {"type": "string"}},
+                    "overrides": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["recurrence_id", "start", "end"],
+                            "properties": {
+                                "recurrence_id": {"type": "string"},
+                                "start": {"type": "string"},
+                                "end": {"type": "string"},
+                                "subject": {"type": "string"},
+                                "location": {"type": "string"},
+                                "body": {"type": "string"},
+                            },
+                        },
+                    },
+                },
+            },
+            "show_as": {"enum": ["free", "tentative", "busy", "oof", "workingElsewhere"], "default": "busy"},
+            "sensitivity": {"enum": ["normal", "personal", "private", "confidential"], "default": "normal"},
+            "categories": {"type": "array", "items": {"type": "string"}},
+            "video": {"type": "boolean", "default": False},
+        },
+    },
+    "Appointment": {
+        "type": "object",
+        "properties": {
+            "appointment_id": {"type": "string"},
+            "revision": {"type": "integer"},
+            "updated_at": {"type": "string", "format": "date-time"},
+            "state": {"enum": ["pending", "synced", "partial", "failed", "deleting", "deleted"]},
+            "appointment": {"oneOf": [ref("AppointmentInput"), {"type": "null"}]},
+            "staff": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "staff_id": {"type": "string"},
+                        "role": {"enum": ["copy", "organizer", "attendee"]},
+                        "state": {"enum": ["pending", "synced", "error", "conflict"]},
+                        "event_id": {"type": ["string", "null"]},
+                        "ical_uid": {"type": ["string", "null"]},
+                        "join_url": {"type": ["string", "null"]},
+                        "error": {"type": ["string", "null"]},
+                    },
+                },
+            },
+        },
+    },
     "Settings": _SETTINGS,
     "TenantCreate": {
         "type": "object",

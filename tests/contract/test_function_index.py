@@ -32,6 +32,7 @@ HTTP: dict[str, tuple[str, set[str], func.AuthLevel]] = {
     "users": ("v1/tenants/{tid}/users", {"GET"}, KEY),
     "tenant_rematch": ("v1/tenants/{tid}/rematch", {"POST"}, KEY),
     "changes": ("v1/tenants/{tid}/changes", {"GET"}, KEY),
+    "appointment": ("v1/tenants/{tid}/appointments/{appointment_id}", {"PUT", "GET", "DELETE"}, KEY),
     "user_resync": ("v1/tenants/{tid}/users/{staff_id}/resync", {"POST"}, KEY),
     "tenant_resync": ("v1/tenants/{tid}/resync", {"POST"}, KEY),
     "dead_letters": ("v1/tenants/{tid}/dead-letters", {"GET"}, KEY),
@@ -58,6 +59,7 @@ QUEUES: dict[str, str] = {
     "tenant_job": "tenant-jobs",
     "sync_job": "sync-jobs",
     "host_delivery": "host-deliveries",
+    "outlook_write": "outlook-writes",
 }
 
 

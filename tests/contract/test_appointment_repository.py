@@ -1,0 +1,124 @@
+"""The appointment repository: each behaviour written once, run against the in-memory fake and the Table
+Storage adapter on Azurite (etag-guarded saves, deletes, long documents, tenants kept apart)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from shared.adapters.appointment_tables import TableAppointments
+from shared.adapters.storage import StorageClients
+from shared.domain.appointments import (
+    Appointment,
+    AppointmentRecord,
+    CopyRole,
+    CopyState,
+    Customer,
+    Override,
+    Recurrence,
+    StaffCopy,
+)
+from shared.service.ports import AlreadyExists, AppointmentRepository, StaleWrite
+from shared.settings import StorageSettings
+from tests.fakes.appointments import FakeAppointments
+
+pytestmark = pytest.mark.contract
+
+T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+AMS = ZoneInfo("Europe/Amsterdam")
+
+
+@pytest.fixture(params=["fake", "azurite"])
+async def repo(request: pytest.FixtureRequest) -> AsyncIterator[AppointmentRepository]:
+    if request.param == "fake":
+        yield FakeAppointments()
+        return
+    azurite: Any = request.getfixturevalue("azurite")
+    storage = StorageClients(
+        StorageSettings(azurite.connection_string, None, None),
+        credential=None,  # type: ignore[arg-type]  # a connection string needs none
+        table_prefix=f"appt{uuid.uuid4().hex[:12]}",
+    )
+    try:
+        yield TableAppointments(storage)
+    finally:
+        await storage.close()
+
+
+def weekly(body: str = "Agenda") -> Appointment:
+    return Appointment(
+        appointment_id="a.1~x@y",
+        subject="Weekly",
+        start=datetime(2026, 12, 7, 9, tzinfo=AMS),
+        end=datetime(2026, 12, 7, 9, 30, tzinfo=AMS),
+        time_zone="Europe/Amsterdam",
+        all_day=False,
+        staff_ids=("s1", "s2"),
+        body=body,
+        customers=(Customer("Chris", "chris@example.org"), Customer("No Mail")),
+        recurrence=Recurrence(
+            "FREQ=WEEKLY;BYDAY=MO;COUNT=10",
+            exdates=(datetime(2026, 12, 14).date(),),
+            overrides=(
+                Override(
+                    datetime(2026, 12, 21).date(),
+                    datetime(2026, 12, 21, 10, tzinfo=AMS),
+                    datetime(2026, 12, 21, 10, 30, tzinfo=AMS),
+                    subject="Moved",
+                ),
+            ),
+        ),
+        categories=("Booking",),
+        video=True,
+    )
+
+
+def record(appointment: Appointment | None = None, tenant: str = "contoso.example") -> AppointmentRecord:
+    copy = StaffCopy("s1", CopyRole.COPY, CopyState.SYNCED, "g1", "evt-1", "ck-1", "uid-1", "h", 1, 0, None)
+    appointment = appointment or weekly()
+    return AppointmentRecord(tenant, "a.1~x@y", 1, appointment, {"s1": copy}, T0)
+
+
+async def test_a_saved_record_reads_back_equal(repo: AppointmentRepository) -> None:
+    saved = await repo.save(record())
+    assert saved.etag is not None
+    found = await repo.get("contoso.example", "a.1~x@y")
+    assert found == saved
+    assert await repo.get("fabrikam.example", "a.1~x@y") is None
+
+
+async def test_a_long_body_survives_the_property_limits(repo: AppointmentRepository) -> None:
+    saved = await repo.save(record(weekly(body="x" * 64_000)))
+    found = await repo.get("contoso.example", "a.1~x@y")
+    assert found is not None and found.appointment == saved.appointment
+
+
+async def test_saves_are_guarded_by_the_etag(repo: AppointmentRepository) -> None:
+    saved = await repo.save(record())
+    with pytest.raises(AlreadyExists):
+        await repo.save(record())
+    newer = await repo.save(replace(saved, revision=2))
+    with pytest.raises(StaleWrite):
+        await repo.save(replace(saved, revision=3))
+    deleted_marker = await repo.save(replace(newer, appointment=None, revision=3))
+    found = await repo.get("contoso.example", "a.1~x@y")
+    assert found is not None and found.appointment is None and found.revision == 3
+    with pytest.raises(StaleWrite):
+        await repo.delete(newer)
+    await repo.delete(deleted_marker)
+    await repo.delete(deleted_marker)  # gone already is fine
+    assert await repo.get("contoso.example", "a.1~x@y") is None
+
+
+async def test_a_tenant_is_purged_alone(repo: AppointmentRepository) -> None:
+    await repo.save(record())
+    await repo.save(record(tenant="fabrikam.example"))
+    await repo.delete_tenant("contoso.example")
+    assert await repo.get("contoso.example", "a.1~x@y") is None
+    assert await repo.get("fabrikam.example", "a.1~x@y") is not None
