@@ -19,7 +19,6 @@ Each revision's outcome goes on the feed once: `appointment.synced` or `appointm
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import uuid
 from collections.abc import Sequence
@@ -260,9 +259,7 @@ async def _write_once(services: Services, job: Job, recheck: Sequence[str]) -> N
     except TenantAccessError as error:
         await mark_consent_revoked(services, tenant.tenant_id, error.reason)
         return
-    saved = await _save(run)
-    if saved is not None:
-        await _report(run, saved)
+    await _save(run)
     if run.throttled is not None:
         await _retry_later(services, job, run.throttled)
 
@@ -577,30 +574,31 @@ def _invitees(run: _Run, appointment: Appointment) -> list[Invitee]:
 # --- saving and reporting -------------------------------------------------------------------------------
 
 
-async def _save(run: _Run) -> AppointmentRecord | None:
-    """Merge this pass's copies into the stored record (a newer PUT may have landed meanwhile)."""
+async def _save(run: _Run) -> None:
+    """Merge this pass's copies into the stored record (a newer PUT may have landed meanwhile), and put the
+    pass's outcome on the feed first: a crash in between reports it again on redelivery (at least once),
+    never not at all."""
     services = run.services
     record = run.record
     for _ in range(SAVE_ATTEMPTS):
         copies = {k: v for k, v in record.copies.items() if k not in run.removed or k in run.copies}
         copies.update(run.copies)
         updated = replace(record, copies=copies)
-        if updated.appointment is None and not updated.copies:
-            try:
-                await services.appointments.delete(updated)
-            except StaleWrite:
-                fresh = await _reload(run)
-                if fresh is None:
-                    return None
-                record = fresh
-                continue
-            return updated
+        outcome = _outcome(updated, services.clock.now())
+        await publish(services, record.tenant_id, [*run.changes, *([outcome] if outcome else [])])
+        run.changes = []
+        if outcome is not None:
+            updated = replace(updated, reported_revision=updated.revision)
         try:
-            return await services.appointments.save(updated)
+            if updated.appointment is None and not updated.copies:
+                await services.appointments.delete(updated)
+            else:
+                await services.appointments.save(updated)
+            return
         except StaleWrite:
             fresh = await _reload(run)
             if fresh is None:
-                return None
+                return
             record = fresh
     raise Conflict("appointment_id", "the appointment kept changing while its copies were written")
 
@@ -609,23 +607,17 @@ async def _reload(run: _Run) -> AppointmentRecord | None:
     return await run.services.appointments.get(run.record.tenant_id, run.record.appointment_id)
 
 
-async def _report(run: _Run, record: AppointmentRecord) -> None:
-    services = run.services
+def _outcome(record: AppointmentRecord, now: datetime) -> Change | None:
+    """`appointment.synced` or `appointment.failed` once the revision settled, once per revision."""
     state = record.state
-    changes = list(run.changes)
-    settled = state not in (AppointmentState.PENDING, AppointmentState.DELETING)
-    if settled and record.reported_revision < record.revision:
-        kind = (
-            "appointment.failed"
-            if state in (AppointmentState.FAILED, AppointmentState.PARTIAL)
-            else "appointment.synced"
-        )
-        data = {"appointment_id": record.appointment_id, "revision": record.revision, **copies_json(record)}
-        changes.append(Change(kind, record.tenant_id, data, services.clock.now()))
-        if state is not AppointmentState.DELETED:
-            with contextlib.suppress(StaleWrite):  # a newer revision landed; its own run reports it
-                await services.appointments.save(replace(record, reported_revision=record.revision))
-    await publish(services, record.tenant_id, changes)
+    if state in (AppointmentState.PENDING, AppointmentState.DELETING):
+        return None
+    if record.reported_revision >= record.revision:
+        return None
+    failed = state in (AppointmentState.FAILED, AppointmentState.PARTIAL)
+    kind = "appointment.failed" if failed else "appointment.synced"
+    data = {"appointment_id": record.appointment_id, "revision": record.revision, **copies_json(record)}
+    return Change(kind, record.tenant_id, data, now)
 
 
 def copies_json(record: AppointmentRecord) -> dict[str, Any]:
