@@ -1,8 +1,10 @@
 """`make bench`: run every benchmark and print its figures."""
 
-from benchmarks import emulator_bench, sync_bench
+from benchmarks import appointment_bench, emulator_bench, sync_bench
 
 if __name__ == "__main__":
     emulator_bench.main([])
     print()
     sync_bench.main([])
+    print()
+    appointment_bench.main([])
