@@ -126,6 +126,7 @@ async def test_statuses_round_trip_with_awkward_graph_ids(repos: SyncRepositorie
             admitted=False,
         )
     )
+    stored.append(status("AAMk-written-master", appointment_id="appt-8", written=True, master=True))
     await repos.statuses.apply(CONTOSO, "anna", stored, [])
 
     loaded = await repos.statuses.load(CONTOSO, "anna")
