@@ -474,6 +474,7 @@ async def _finish(
     recurrence = draft.recurrence
     if recurrence is not None and (recurrence.exdates or recurrence.overrides):
         writer, uid = run.services.calendar_writer, target.graph_user_id
+        await _remember(run, copy, written, master=True)  # before its occurrences show up in a delta read
         days = [*recurrence.exdates, *(o.original_date for o in recurrence.overrides)]
         found = await writer.occurrences(run.tenant, uid, written.id, days, draft.time_zone)
         changed: list[WrittenEvent] = []
