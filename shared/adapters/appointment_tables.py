@@ -63,6 +63,7 @@ def record_to_entity(record: AppointmentRecord) -> dict[str, Any]:
         "ReportedRevision": record.reported_revision,
         "UpdatedAt": record.updated_at,
         "Deleted": record.appointment is None,
+        "Unsettled": record.reported_revision < record.revision,
         **_split("Document", document),
         **_split("Copies", copies),
     }
@@ -134,6 +135,16 @@ class TableAppointments:
             raise StaleWrite(record.appointment_id) from error
         except ResourceNotFoundError:
             return
+
+    async def unsettled(self, tenant_id: str) -> list[str]:
+        table = await self._table()
+        query = table.query_entities(
+            "PartitionKey eq @pk and Unsettled eq true",
+            parameters={"pk": escape_key(tenant_id)},
+            select=["AppointmentId"],
+            results_per_page=1000,
+        )
+        return [entity["AppointmentId"] async for entity in query]
 
     async def delete_tenant(self, tenant_id: str) -> None:
         await delete_partition(await self._table(), escape_key(tenant_id))

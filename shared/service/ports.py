@@ -370,6 +370,10 @@ class AppointmentRepository(Protocol):
         """Remove, guarded by `etag` (StaleWrite); gone already is fine."""
         ...
 
+    async def unsettled(self, tenant_id: str) -> list[str]:
+        """Ids of the appointments whose latest revision has no reported outcome yet."""
+        ...
+
     async def delete_tenant(self, tenant_id: str) -> None: ...
 
 

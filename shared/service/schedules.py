@@ -85,8 +85,10 @@ async def nightly_tenant(services: Services, tenant_id: str) -> int:
             else jobs.sync_user(tenant_id, u.staff_id, "nightly", kind="resync")
             for u in users
         ]
+        unsettled = await services.appointments.unsettled(tenant_id)  # a write job lost to the poison queue
+        queued += [jobs.write_appointment(tenant_id, a, "nightly") for a in unsettled]
         await services.jobs.enqueue(queued)
-        log.info("nightly resync queued for %d users", len(queued))
+        log.info("nightly resync queued for %d users and %d appointments", len(users), len(unsettled))
         return len(queued)
 
 

@@ -122,3 +122,11 @@ async def test_a_tenant_is_purged_alone(repo: AppointmentRepository) -> None:
     await repo.delete_tenant("contoso.example")
     assert await repo.get("contoso.example", "a.1~x@y") is None
     assert await repo.get("fabrikam.example", "a.1~x@y") is not None
+
+
+async def test_unsettled_lists_the_revisions_without_an_outcome(repo: AppointmentRepository) -> None:
+    saved = await repo.save(record())
+    assert await repo.unsettled("contoso.example") == ["a.1~x@y"]
+    await repo.save(replace(saved, reported_revision=saved.revision))
+    assert await repo.unsettled("contoso.example") == []
+    assert await repo.unsettled("fabrikam.example") == []

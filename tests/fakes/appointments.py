@@ -39,6 +39,13 @@ class FakeAppointments:
             raise StaleWrite(record.appointment_id)
         del self.rows[key]
 
+    async def unsettled(self, tenant_id: str) -> list[str]:
+        return [
+            r.appointment_id
+            for (t, _), r in self.rows.items()
+            if t == tenant_id and r.reported_revision < r.revision
+        ]
+
     async def delete_tenant(self, tenant_id: str) -> None:
         for key in [k for k in self.rows if k[0] == tenant_id]:
             del self.rows[key]

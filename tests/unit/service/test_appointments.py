@@ -23,6 +23,7 @@ from shared.service.appointment_commands import appointment_document, parse_appo
 from shared.service.appointments import delete_appointment, get_appointment, put_appointment, run_write_job
 from shared.service.errors import Conflict, InvalidInput, PreconditionFailed
 from shared.service.ports import Job
+from shared.service.schedules import nightly_tenant
 from shared.service.sync import run_sync_job
 from tests.fakes.calendar import throttled
 from tests.fakes.services import FakeWorld, fake_world
@@ -325,3 +326,12 @@ def test_the_stored_document_parses_back_to_the_same_appointment() -> None:
     appointment = parse_appointment("a-1", body)
     assert parse_appointment("a-1", appointment_document(appointment)) == appointment
     assert appointment.start == datetime(2026, 12, 7, 8, tzinfo=UTC)
+
+
+async def test_the_nightly_run_requeues_an_appointment_whose_job_was_lost(world: FakeWorld) -> None:
+    await put_appointment(world.services, TID, intake("s1"))
+    world.jobs.take()  # the write job went to the poison queue
+    await nightly_tenant(world.services, TID)
+    await run_all(world)
+    assert events_in(world, "g1") == ["Intake"]
+    assert (await get_appointment(world.services, TID, "a-1")).state is AppointmentState.SYNCED
