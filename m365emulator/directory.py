@@ -1,7 +1,9 @@
 """The directory: tenants, app registrations, service principals, users, application access policies.
 
-Pure in-memory model with O(1) lookups (by id, by UPN, by mail, by verified domain). The HTTP
-surfaces (Entra, Graph users, the control surface) all read and change this one object.
+Pure in-memory model with O(1) lookups (by id, by UPN, by verified domain, and by any address a
+user receives mail at: UPN, mail, SMTP proxy addresses, case-insensitive, per tenant). The HTTP
+surfaces (Entra, Graph users, the control surface) all read and change this one object; changes
+to a user's addresses go through `add_user`/`update_user` so the address index stays right.
 """
 
 from __future__ import annotations
@@ -214,6 +216,7 @@ class Directory:
         self._users: dict[str, User] = {}
         self._users_by_tenant: dict[str, dict[str, User]] = {}
         self._user_by_upn: dict[tuple[str, str], str] = {}
+        self._user_by_address: dict[tuple[str, str], str] = {}  # (tenant, lower-case address) -> id
         self.policies: dict[str, AccessPolicy] = {}
 
     # tenants -----------------------------------------------------------------------------------
@@ -340,6 +343,7 @@ class Directory:
         self._users[uid] = user
         self._users_by_tenant[tenant.id][uid] = user
         self._user_by_upn[(tenant.id, upn.lower())] = uid
+        self._index_addresses(user)
         return user
 
     def update_user(self, user: User, changes: dict[str, Any]) -> User:
@@ -353,6 +357,8 @@ class Directory:
             "given_name",
             "surname",
             "job_title",
+            "office_location",
+            "department",
             "upn",
         }
         unknown = set(changes) - allowed
@@ -364,9 +370,37 @@ class Directory:
                 raise DirectoryError(f"user {changes['upn']} exists")
             del self._user_by_upn[(user.tenant_id, user.upn.lower())]
             self._user_by_upn[key] = user.id
+        self._unindex_addresses(user)
         for name, value in changes.items():
-            setattr(user, name, value)
+            setattr(user, name, list(value) if name == "proxy_addresses" else value)
+        self._index_addresses(user)
         return user
+
+    @staticmethod
+    def addresses_of(user: User) -> set[str]:
+        """Every address mail to the user is delivered at: UPN, mail and SMTP proxy addresses."""
+        out = {user.upn.lower()}
+        if user.mail:
+            out.add(user.mail.lower())
+        for proxy in user.proxy_addresses:
+            kind, sep, address = proxy.partition(":")
+            if sep and kind.lower() == "smtp" and address:
+                out.add(address.lower())
+        return out
+
+    def _index_addresses(self, user: User) -> None:
+        for address in self.addresses_of(user):
+            self._user_by_address.setdefault((user.tenant_id, address), user.id)
+
+    def _unindex_addresses(self, user: User) -> None:
+        for address in self.addresses_of(user):
+            if self._user_by_address.get((user.tenant_id, address)) == user.id:
+                del self._user_by_address[(user.tenant_id, address)]
+
+    def user_by_address(self, tenant_id: str, address: str) -> User | None:
+        """The tenant's user receiving mail at `address` (UPN, mail or SMTP proxy; any case), O(1)."""
+        uid = self._user_by_address.get((tenant_id, address.strip().lower()))
+        return self._users.get(uid) if uid else None
 
     def user(self, tenant_id: str, ref: str) -> User | None:
         """A user of the tenant by object id or UPN (case-insensitive)."""

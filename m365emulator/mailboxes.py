@@ -1,5 +1,6 @@
 """The seam to the calendar part (`m365emulator.calendar`): one lazily created `CalendarStore` per
-mailbox, the `MailboxResolver` its routes call, change fan-out to subscriptions, and
+mailbox, the `MailboxResolver` its routes call, change fan-out to subscriptions, the meeting
+router (attendee address → the calendar of a mailbox of the same tenant, for invitations), and
 `translateExchangeIds` (EWS ids of existing items → REST ids).
 
 The calendar package is built separately; while it is missing the server runs without events.
@@ -85,9 +86,21 @@ class Mailboxes:
                 tenant_id, user_id, "events", change.change_type, change.event_id, etag=change.etag
             )
 
-        store = self.parts.store_class(owner, self.emu.clock, on_change)
+        store = self.parts.store_class(owner, self.emu.clock, on_change, router=self._router(user.tenant_id))
         self._stores[user.id] = store
         return store
+
+    def _router(self, tenant_id: str) -> Callable[[str], Any]:
+        """Meeting delivery: an attendee address → the calendar of the tenant's mailbox receiving mail
+        there (UPN, mail or SMTP proxy, any case; O(1)), or None (external, unknown, no mailbox)."""
+
+        def route(address: str) -> Any:
+            user = self.emu.directory.user_by_address(tenant_id, address)
+            if user is None or not user.mailbox_enabled:
+                return None
+            return self.store(user)
+
+        return route
 
     def peek(self, user: User) -> Any | None:
         return self._stores.get(user.id)

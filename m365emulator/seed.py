@@ -384,16 +384,27 @@ def seed_demo(emu: Emulator, identity: DemoIdentity | None = None) -> dict[str, 
             )
         )
     # Mail and proxy addresses that differ from the UPN (renamed and aliased people).
-    d.update_user(users[3], {"mail": "bianca.rossi@contoso.example"})
-    users[3].proxy_addresses = [
-        "SMTP:bianca.rossi@contoso.example",
-        "smtp:bianca.pisani@contoso.example",
-        "smtp:bpisani@contoso.onmicrosoft.example",
-    ]
-    d.update_user(users[10], {"mail": "emily.b@contoso.example"})
-    users[10].proxy_addresses = ["SMTP:emily.b@contoso.example", "smtp:ebraun@contoso.example"]
-    users[19].proxy_addresses.append("smtp:jordan@contoso.example")
-    users[27].proxy_addresses.append("smtp:ceo@contoso.example")
+    # (through update_user, which keeps the directory's address index right)
+    d.update_user(
+        users[3],
+        {
+            "mail": "bianca.rossi@contoso.example",
+            "proxy_addresses": [
+                "SMTP:bianca.rossi@contoso.example",
+                "smtp:bianca.pisani@contoso.example",
+                "smtp:bpisani@contoso.onmicrosoft.example",
+            ],
+        },
+    )
+    d.update_user(
+        users[10],
+        {
+            "mail": "emily.b@contoso.example",
+            "proxy_addresses": ["SMTP:emily.b@contoso.example", "smtp:ebraun@contoso.example"],
+        },
+    )
+    d.update_user(users[19], {"proxy_addresses": [*users[19].proxy_addresses, "smtp:jordan@contoso.example"]})
+    d.update_user(users[27], {"proxy_addresses": [*users[27].proxy_addresses, "smtp:ceo@contoso.example"]})
     d.add_user(
         contoso.id,
         "former.employee@contoso.example",

@@ -38,6 +38,19 @@ Kind = Literal["singleInstance", "seriesMaster", "exception"]
 
 
 @dataclass(slots=True, eq=False)
+class MeetingLink:
+    """On an attendee's copy of a meeting (and its exceptions): where it comes from.
+
+    Only copies delivered by `invitations` carry one, so events nobody was invited to cost nothing.
+    """
+
+    uid: str  # the meeting's iCalUId: the organiser's single instance or series master
+    organizer_id: str  # the organiser's mailbox (user id)
+    event_id: str  # the organiser's item
+    intended_show_as: str  # the organiser's showAs: what the copy shows once accepted
+
+
+@dataclass(slots=True, eq=False)
 class StoredEvent:
     """A single instance, a series master, or an exception of a series (kept on its master)."""
 
@@ -63,6 +76,7 @@ class StoredEvent:
     transaction_id: str | None = None
     online: dict[str, Any] | None = None  # onlineMeeting, once the event is a Teams meeting
     organizer: dict[str, Any] | None = None  # None: the mailbox owner
+    meeting: MeetingLink | None = None  # attendee copies of another mailbox's meeting only
     recurrence: Recurrence | None = None
     # series masters only
     exceptions: dict[date, StoredEvent] | None = None
@@ -74,7 +88,12 @@ class StoredEvent:
 
     @property
     def ical_uid(self) -> str:
-        return ids.ical_uid_of(self.id)
+        """Derived from the id, except on an attendee's copy: the organiser's (per occurrence)."""
+        if self.meeting is None:
+            return ids.ical_uid_of(self.id)
+        if self.original_date is not None:
+            return ids.occurrence_ical_uid(self.meeting.uid, self.original_date)
+        return self.meeting.uid
 
     @property
     def etag(self) -> str:

@@ -3,6 +3,8 @@
 - `start`/`end` are rendered in the requested zone (`Prefer: outlook.timezone`, default UTC)
   with seven fractional digits; all-day events keep their dates (midnight to midnight in the
   requested zone, never shifted by the zone difference), like Outlook.
+- `iCalUId` derives from the id, except on attendee copies of a meeting (the organiser's);
+  `isCancelled` is true only on attendee copies the organiser cancelled (invitations.py).
 - `singleValueExtendedProperties` only when expanded; `transactionId` only when set;
   `cancelledOccurrences` (`OID.{masterId}.{yyyy-MM-dd}`, the original local date) only on series
   masters.
@@ -166,7 +168,7 @@ def render(
         out["transactionId"] = ev.transaction_id
     out["originalStartTimeZone"] = ev.start_zone_label
     out["originalEndTimeZone"] = ev.end_zone_label
-    out["iCalUId"] = ids.ical_uid_of(event_id)
+    out["iCalUId"] = _ical_uid(ev, event_id, occurrence_of)
     for key in ("reminderMinutesBeforeStart", "isReminderOn"):
         out[key] = props.get(key, PROP_DEFAULTS[key])
     out["hasAttachments"] = False
@@ -175,7 +177,7 @@ def render(
     for key in ("importance", "sensitivity"):
         out[key] = props.get(key, PROP_DEFAULTS[key])
     out["isAllDay"] = ev.is_all_day
-    out["isCancelled"] = False
+    out["isCancelled"] = props.get("isCancelled", False)
     out["isOrganizer"] = is_organizer(ev, view.owner)
     for key in ("hideAttendees", "isDraft", "responseRequested", "showAs", "allowNewTimeProposals"):
         out[key] = props.get(key, PROP_DEFAULTS[key])
@@ -214,6 +216,15 @@ def render(
             if view.ext_all or key in view.expand_ext
         ]
     return out
+
+
+def _ical_uid(ev: StoredEvent, event_id: str, occurrence_of: date | None) -> str:
+    """Derived from the id, except on an attendee's copy of a meeting: the organiser's."""
+    if ev.meeting is None:
+        return ids.ical_uid_of(event_id)
+    if occurrence_of is not None:
+        return ids.occurrence_ical_uid(ev.meeting.uid, occurrence_of)
+    return ev.ical_uid
 
 
 def _online(ev: StoredEvent) -> dict[str, Any]:

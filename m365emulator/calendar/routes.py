@@ -1,4 +1,5 @@
-"""aiohttp routes of the calendar: `/v1.0/users/{user}/events`, `calendarView`, delta, instances, cancel.
+"""aiohttp routes of the calendar: `/v1.0/users/{user}/events`, `calendarView`, delta, instances, cancel,
+and the meeting responses `accept`, `tentativelyAccept`, `decline` (202, see invitations.py).
 
 The core server's middleware has done auth, throttling, faults and percent-decoding; it may have
 parsed `Prefer` into `request["prefer"]` (lower-case keys, unquoted values). Without it the
@@ -254,6 +255,16 @@ class _Handlers:
         c.store.cancel(request.match_info["id"])
         return web.Response(status=202)
 
+    def respond(self, action: str) -> Callable[[web.Request], Any]:
+        async def handler(request: web.Request) -> web.Response:
+            c = await self.ctx(request)
+            raw = await request.read()
+            body = await _json_body(request) if raw.strip() else {}
+            c.store.respond(request.match_info["id"], action, body)
+            return web.Response(status=202)
+
+        return handler
+
     @staticmethod
     def instances_page(c: Context, found: list[Instance]) -> web.Response:
         top, skip = c.page_size()
@@ -333,6 +344,10 @@ def add_calendar_routes(app: web.Application, resolve: MailboxResolver) -> None:
         app.router.add_get(prefix + "/{id}/instances", h.instances)
         app.router.add_post(prefix + "/{id}/cancel", h.cancel_event)
         app.router.add_post(prefix + "/{id}/microsoft.graph.cancel", h.cancel_event)
+        for action in ("accept", "tentativelyAccept", "decline"):
+            handler = h.respond(action)
+            app.router.add_post(f"{prefix}/{{id}}/{action}", handler)
+            app.router.add_post(f"{prefix}/{{id}}/microsoft.graph.{action}", handler)
     for view in (f"{user}/calendarView", f"{user}/calendar/calendarView"):
         app.router.add_get(view, h.calendar_view)
         for name in ("delta", "delta()", "microsoft.graph.delta", "microsoft.graph.delta()"):

@@ -19,6 +19,9 @@ Behaviour where the contract is silent (see also NOTES.md):
 - `isOnlineMeeting: true` makes a Teams meeting whatever the provider; once on, it can't be turned
   off (the request is accepted, the meeting stays).
 - Unknown properties in a payload are 400 `RequestBodyRead`; read-only ones are ignored.
+- Meetings: with a `router` (attendee address → another mailbox's store of the same tenant), an
+  item organised here that has attendees in the tenant is delivered to their calendars, and its
+  updates, cancellations and deletion follow (invitations.py). Seeding never delivers.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from m365emulator.calendar import ids
+from m365emulator.calendar import ids, invitations
 from m365emulator.calendar.delta import DeltaTracker
 from m365emulator.calendar.model import ChangeEvent, Instance, Kind, MailboxOwner, StoredEvent
 from m365emulator.calendar.query import ext_key
@@ -131,10 +134,13 @@ class CalendarStore:
         on_change: Callable[[ChangeEvent], None],
         *,
         delta_token_lifetime: timedelta | None = None,
+        router: Callable[[str], CalendarStore | None] | None = None,
     ) -> None:
         self.owner = owner
         self.clock = clock
         self.on_change = on_change
+        self.router = router  # meeting delivery; None: a calendar on its own (no invitations)
+        self._received: dict[str, str] = {}  # iCalUId of a meeting organised elsewhere -> our copy
         self.delta_token_lifetime = delta_token_lifetime  # None: delta.TOKEN_LIFETIME
         self.items: dict[str, StoredEvent] = {}  # single instances and series masters
         self._by_transaction: dict[str, str] = {}
@@ -272,6 +278,8 @@ class CalendarStore:
         self.items[ev.id] = ev
         self._changed(ev.id)
         self._notify("created", ev.id, ev.etag)
+        if not seeding and ev.props and ev.props.get("attendees") and invitations.organises(self, ev):
+            invitations.after_create(self, ev, now)
         return ev
 
     def update(
@@ -294,9 +302,12 @@ class CalendarStore:
             self._changed(master.id)
             self._notify("updated", exc.id, exc.etag)
             self._notify("updated", master.id, master.etag)
+            self._meeting_changed(master, invitations.attendees_of(master), now, days=(day,))
             return exc, None
         if target.kind == "exception" and payload.get("recurrence") is not None:
             raise _bad("An occurrence of a series can't have a recurrence.")
+        before = invitations.attendees_of(target)
+        schedule = invitations.schedule_of(target) if before or "attendees" in payload else None
         self._apply(target, payload, creating=False, seeding=False)
         self._touch(target, now)
         if target.kind == "exception":
@@ -305,10 +316,32 @@ class CalendarStore:
             self._changed(master.id)
             self._notify("updated", target.id, target.etag)
             self._notify("updated", master.id, master.etag)
+            day = target.original_date
+            self._meeting_changed(master, invitations.attendees_of(master), now, days=(day,) if day else ())
         else:
             self._changed(target.id)
             self._notify("updated", target.id, target.etag)
+            if schedule is not None:
+                moved = schedule != invitations.schedule_of(target)
+                self._meeting_changed(target, before, now, rescheduled=moved)
         return target, None
+
+    def _meeting_changed(
+        self,
+        ev: StoredEvent,
+        before: tuple[Any, ...],
+        now: datetime,
+        *,
+        rescheduled: bool = False,
+        days: tuple[date, ...] = (),
+    ) -> None:
+        """Tell the attendees' calendars, if `ev` is a meeting organised here (cheap when it isn't)."""
+        if (before or invitations.attendees_of(ev)) and invitations.organises(self, ev):
+            invitations.after_update(self, ev, before, now, rescheduled=rescheduled, days=days)
+
+    def respond(self, event_id: str, action: str, body: dict[str, Any]) -> None:
+        """`accept`, `tentativelyAccept` or `decline` an invitation (see invitations.py)."""
+        invitations.respond(self, event_id, action, body)
 
     def delete(self, event_id: str, if_match: str | None = None) -> None:
         target, day = self.get(event_id)
@@ -318,8 +351,12 @@ class CalendarStore:
             del self.items[target.id]
             if target.transaction_id:
                 self._by_transaction.pop(target.transaction_id, None)
+            if target.meeting is not None and self._received.get(target.meeting.uid) == target.id:
+                del self._received[target.meeting.uid]
             self._changed(target.id)
             self._notify("deleted", target.id, None)
+            if invitations.attendees_of(target) and invitations.organises(self, target):
+                invitations.after_delete(self, target, now)
             return
         master = target if day is not None else self.items[target.master_id or ""]
         original = day if day is not None else target.original_date
@@ -332,6 +369,7 @@ class CalendarStore:
         self._changed(master.id)
         self._notify("deleted", ids.occurrence_id(master.id, original), None)
         self._notify("updated", master.id, master.etag)
+        self._meeting_changed(master, invitations.attendees_of(master), now, days=(original,))
 
     def cancel(self, event_id: str) -> None:
         target, _ = self.get(event_id)
@@ -397,6 +435,7 @@ class CalendarStore:
             ext=dict(master.ext) if master.ext else None,
             online=master.online,
             organizer=master.organizer,
+            meeting=master.meeting,
             master_id=master.id,
             original_date=day,
             original_start=localize(sw, master.start_zone),

@@ -1,7 +1,8 @@
 """A bare aiohttp app serving only the calendar routes, for tests that don't need the whole emulator.
 
 No auth, no throttling: the resolver maps a user reference (id, UPN or mail, case-insensitive) to
-its store, and a tiny middleware renders `GraphError` the way the core server does.
+its store, and a tiny middleware renders `GraphError` the way the core server does. Meetings are
+delivered between the owners of one tenant (by UPN or mail), as the emulator's directory does.
 """
 
 from __future__ import annotations
@@ -27,11 +28,22 @@ class Harness:
         self.stores: dict[str, CalendarStore] = {}
         self._refs: dict[str, CalendarStore] = {}
         for owner in owners:
-            store = CalendarStore(owner, self.clock, self._recorder(owner.user_id))
+            store = CalendarStore(
+                owner, self.clock, self._recorder(owner.user_id), router=self._router(owner.tenant_id)
+            )
             self.stores[owner.user_id] = store
             for ref in (owner.user_id, owner.upn, owner.mail):
                 if ref:
                     self._refs[ref.lower()] = store
+
+    def _router(self, tenant_id: str) -> Callable[[str], CalendarStore | None]:
+        def route(address: str) -> CalendarStore | None:
+            store = self._refs.get(address.strip().lower())
+            if store is None or store.owner.tenant_id != tenant_id or "@" not in address:
+                return None
+            return store
+
+        return route
 
     def _recorder(self, user_id: str) -> Callable[[ChangeEvent], None]:
         return lambda change: self.changes.append((user_id, change))
