@@ -47,6 +47,7 @@ def _copy_from(raw: dict[str, Any]) -> StaffCopy:
             "role": CopyRole(raw["role"]),
             "state": CopyState(raw["state"]),
             "exceptions": tuple(raw.get("exceptions") or ()),
+            "exception_keys": tuple(raw.get("exception_keys") or ()),
         }
     )
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -357,6 +358,69 @@ class TableUsers:
     async def delete_tenant(self, tenant_id: str) -> None:
         await delete_partition(await self._table(), tenant_id)
 
+    async def save_all(self, users: Sequence[UserRecord]) -> list[UserRecord | None]:
+        """Up to 100 users per entity-group transaction (one tenant's rows share a partition). A transaction
+        is all or nothing: when one row in it lost a race, its rows are saved one by one to tell which."""
+        table = await self._table()
+        saved: list[UserRecord | None] = []
+        for chunk in _user_transactions(users):
+            try:
+                results = await table.submit_transaction([operation for _, operation in chunk])
+            except TableTransactionError as error:
+                if error.status_code not in (404, 409, 412, 413):
+                    raise
+                saved += [await self._save_or_none(user) for user, _ in chunk]
+                continue
+            saved += [
+                replace(user, etag=str(result["etag"]) if result.get("etag") else None)
+                for (user, _), result in zip(chunk, results, strict=True)
+            ]
+        return saved
+
+    async def _save_or_none(self, user: UserRecord) -> UserRecord | None:
+        try:
+            return await self.save(user)
+        except (StaleWrite, AlreadyExists):
+            return None
+
+
+USER_TRANSACTION_CHARS: Final = 1_500_000  # well under a transaction's 4 MiB payload
+
+
+def _user_operation(user: UserRecord) -> tuple[tuple[Any, ...], int]:
+    """The transaction operation that saves the user as `save` does, and about how many characters it is."""
+    entity = user_to_entity(user)
+    chars = sum(len(str(value)) + len(name) + 8 for name, value in entity.items())
+    if user.etag is None:
+        return ("create", entity), chars
+    guard = {"mode": UpdateMode.REPLACE, "etag": user.etag, "match_condition": MatchConditions.IfNotModified}
+    return ("update", entity, guard), chars
+
+
+def _user_transactions(users: Sequence[UserRecord]) -> list[list[tuple[UserRecord, tuple[Any, ...]]]]:
+    """Consecutive users in transactions: one tenant, distinct rows, at most 100, bounded in size."""
+    groups: list[list[tuple[UserRecord, tuple[Any, ...]]]] = []
+    keys: set[tuple[str, str]] = set()
+    size = 0
+    for user in users:
+        operation, chars = _user_operation(user)
+        key = (user.tenant_id, user.staff_id)
+        last = groups[-1] if groups else None
+        if (
+            last is not None
+            and last[0][0].tenant_id == user.tenant_id
+            and key not in keys
+            and len(last) < MAX_BATCH
+            and size + chars <= USER_TRANSACTION_CHARS
+        ):
+            last.append((user, operation))
+            keys.add(key)
+            size += chars
+        else:
+            groups.append([(user, operation)])
+            keys, size = {key}, chars
+    return groups
+
 
 # --- consent states ------------------------------------------------------------------------------
 
@@ -421,102 +485,241 @@ def _sequence_key(sequence: int) -> str:
     return f"{sequence:016d}"
 
 
+FEED_ROW_CHARS: Final = 30_000  # a row's changes, as ASCII JSON (one string property holds 32K UTF-16 units)
+FEED_TRANSACTION_CHARS: Final = 2_000_000  # rows per transaction stay well under its 4 MiB payload limit
+FEED_PAGE_ROWS: Final = 32  # the first page of a read; later pages are sized from the rows seen
+FEED_RETRIED: Final = frozenset({404, 409, 412})  # another writer moved (or removed) the head first
+
+
+def _encode_change(change: Change) -> str:
+    """One feed entry as compact ASCII JSON (so characters count exactly what the service stores)."""
+    entry = [change.type, change.staff_id, change.occurred_at.isoformat(), change.data]
+    return json.dumps(entry, separators=(",", ":"), default=str, ensure_ascii=True)
+
+
+def _pack(encoded: Sequence[str]) -> list[list[str]]:
+    """Consecutive changes grouped into rows of at most `FEED_ROW_CHARS` (a bigger change: a row alone)."""
+    rows: list[list[str]] = []
+    size = 0
+    for text in encoded:
+        if rows and size + len(text) + 1 <= FEED_ROW_CHARS:
+            rows[-1].append(text)
+            size += len(text) + 1
+        else:
+            rows.append([text])
+            size = len(text) + 2
+    return rows
+
+
+def _transactions(rows: list[list[str]]) -> list[list[list[str]]]:
+    """Rows grouped into entity-group transactions: the head plus at most 99 rows, bounded in size."""
+    groups: list[list[list[str]]] = []
+    size = 0
+    for row in rows:
+        chars = sum(len(text) + 1 for text in row)
+        if groups and len(groups[-1]) < MAX_BATCH - 1 and size + chars <= FEED_TRANSACTION_CHARS:
+            groups[-1].append(row)
+            size += chars
+        else:
+            groups.append([row])
+            size = chars
+    return groups
+
+
+@dataclass
+class _Append:
+    """One caller's changes waiting for the tenant's writer, and where their sequence numbers go."""
+
+    encoded: list[str]
+    done: asyncio.Future[list[int]]
+
+
+def _settle(entries: Sequence[_Append], error: BaseException) -> None:
+    for entry in entries:
+        if not entry.done.done():
+            entry.done.set_exception(error)
+
+
 class TableChangeFeed:
     """A gapless, ordered feed per tenant.
 
-    The partition holds a head row (the last sequence number) and one row per change. An append writes
-    the head (If-Match) and the new rows in one entity-group transaction, so readers never see a gap and
-    two writers never share a number; the loser of a race re-reads the head and tries again.
+    The partition holds a head row (the last sequence number) and rows of consecutive changes, packed up to
+    `FEED_ROW_CHARS` and keyed by the last sequence they hold (`First` is the first), so `RowKey gt
+    cursor` finds the row holding the change after any cursor. A write puts the head (If-Match) and its
+    rows in one entity-group transaction, so readers never see a gap and two writers never share a
+    number; the loser of a race re-reads the head and tries again.
+
+    In a worker, one writer per tenant commits for every caller (group commit): appends that arrive while
+    a transaction is on its way wait and go together in the next one, in arrival order. Many jobs of one
+    tenant finishing at once so cost one transaction per round trip, not one each in turn (a lock held
+    across each caller's round trip made them queue behind each other). The writer remembers the head and
+    its etag, so a round is one transaction unless another worker wrote in between.
     """
 
     def __init__(self, storage: StorageClients) -> None:
         self._storage = storage
-        # Appends of one worker to one tenant's feed queue up here instead of racing for the head row
-        # (each lost race rebuilds and resends a whole transaction); other workers still race by etag.
-        self._writers: dict[str, asyncio.Lock] = {}
+        self._waiting: dict[str, list[_Append]] = {}
+        self._writers: dict[str, asyncio.Task[None]] = {}
+        self._heads: dict[str, tuple[int, str | None]] = {}  # tenant -> (last sequence, head etag)
 
     async def _table(self) -> TableClient:
         return await self._storage.table(CHANGES)
 
     async def append(self, tenant_id: str, changes: Sequence[Change]) -> list[Change]:
-        appended: list[Change] = []
-        async with self._writers.setdefault(tenant_id, asyncio.Lock()):
-            for start in range(0, len(changes), MAX_BATCH - 1):
-                appended += await self._append_chunk(tenant_id, changes[start : start + MAX_BATCH - 1])
-        return appended
+        if not changes:
+            return []
+        entry = _Append([_encode_change(c) for c in changes], asyncio.get_running_loop().create_future())
+        self._waiting.setdefault(tenant_id, []).append(entry)
+        if tenant_id not in self._writers:
+            self._writers[tenant_id] = asyncio.create_task(self._write(tenant_id), name=f"feed:{tenant_id}")
+        sequences = await asyncio.shield(entry.done)
+        return [replace(c, sequence=n) for c, n in zip(changes, sequences, strict=True)]
 
-    async def _append_chunk(self, tenant_id: str, changes: Sequence[Change]) -> list[Change]:
+    async def _write(self, tenant_id: str) -> None:
+        """Commit what waits, round after round, until nothing does (then this writer ends)."""
+        try:
+            while waiting := self._waiting.pop(tenant_id, []):
+                await self._commit(tenant_id, waiting)  # errors go to its callers, not here
+        finally:
+            self._writers.pop(tenant_id, None)
+            # Left waiting only when the writer itself was cancelled (the worker is stopping).
+            _settle(
+                self._waiting.pop(tenant_id, []),
+                StaleWrite(f"change feed of {tenant_id}: the writer stopped"),
+            )
+
+    async def _commit(self, tenant_id: str, entries: list[_Append]) -> None:
+        """Write the entries' changes in order; each caller gets its sequence numbers, or the error."""
+        encoded = [text for entry in entries for text in entry.encoded]
+        sequences: list[int] = []
+        try:
+            for rows in _transactions(_pack(encoded)):
+                count = sum(len(row) for row in rows)
+                last = await self._append_rows(tenant_id, rows)
+                sequences += range(last - count + 1, last + 1)
+        except Exception as error:
+            if len(entries) > 1 and not sequences:
+                # Nothing was written: one bad append (a change too large, say) must not fail its round-mates.
+                for entry in entries:
+                    await self._commit(tenant_id, [entry])
+                return
+            _settle(entries, error)
+            return
+        except BaseException:
+            _settle(entries, StaleWrite(f"change feed of {tenant_id}: the writer stopped"))
+            raise
+        offset = 0
+        for entry in entries:
+            if not entry.done.done():
+                entry.done.set_result(sequences[offset : offset + len(entry.encoded)])
+            offset += len(entry.encoded)
+
+    async def _head(self, table: TableClient, tenant_id: str) -> tuple[int, str | None]:
+        cached = self._heads.get(tenant_id)
+        if cached is not None:
+            return cached
+        try:
+            head = await table.get_entity(tenant_id, FEED_HEAD)
+        except ResourceNotFoundError:
+            return 0, None
+        return int(head["Last"]), etag_of(head)
+
+    async def _append_rows(self, tenant_id: str, rows: list[list[str]]) -> int:
+        """Write the rows after the head in one transaction; the last sequence written."""
         table = await self._table()
         for attempt in range(100):
+            last, etag = await self._head(table, tenant_id)
+            operations: list[Any] = []
+            sequence = last
+            for row in rows:
+                first, sequence = sequence + 1, sequence + len(row)
+                operations.append(("create", self._row(tenant_id, first, sequence, row)))
+            head_entity = {"PartitionKey": tenant_id, "RowKey": FEED_HEAD, "Last": sequence}
+            if etag is None:
+                operations.insert(0, ("create", head_entity))
+            else:
+                guard = {
+                    "mode": UpdateMode.REPLACE,
+                    "etag": etag,
+                    "match_condition": MatchConditions.IfNotModified,
+                }
+                operations.insert(0, ("update", head_entity, guard))
             try:
-                head = await table.get_entity(tenant_id, FEED_HEAD)
-                last, etag = int(head["Last"]), etag_of(head)
-            except ResourceNotFoundError:
-                last, etag = 0, None
-            numbered = [replace(c, sequence=last + i + 1) for i, c in enumerate(changes)]
-            head_entity = {"PartitionKey": tenant_id, "RowKey": FEED_HEAD, "Last": last + len(changes)}
-            head_op: tuple[Any, ...] = (
-                ("create", head_entity)
-                if etag is None
-                else (
-                    "update",
-                    head_entity,
-                    {
-                        "mode": UpdateMode.REPLACE,
-                        "etag": etag,
-                        "match_condition": MatchConditions.IfNotModified,
-                    },
-                )
-            )
-            operations: list[Any] = [head_op]
-            for change in numbered:
-                assert change.sequence is not None
-                operations.append(("create", self._entity(tenant_id, change)))
-            try:
-                await table.submit_transaction(operations)
-            except (TableTransactionError, ResourceExistsError):
-                # Another writer moved the head first: back off a little (jittered) and try again.
+                results = await table.submit_transaction(operations)
+            except (TableTransactionError, ResourceExistsError, ResourceModifiedError) as error:
+                if isinstance(error, TableTransactionError) and error.status_code not in FEED_RETRIED:
+                    raise
+                # Another writer moved the head first: forget ours, back off a little (jittered), try again.
+                self._heads.pop(tenant_id, None)
                 await asyncio.sleep(random.uniform(0, 0.005 * min(attempt + 1, 10)))  # noqa: S311
                 continue
-            return numbered
+            except BaseException:
+                self._heads.pop(tenant_id, None)  # the outcome is unknown: read the head next time
+                raise
+            new_etag = results[0].get("etag") if results else None
+            if new_etag:
+                self._heads[tenant_id] = (sequence, str(new_etag))
+            else:
+                self._heads.pop(tenant_id, None)
+            return sequence
         raise StaleWrite(f"change feed of {tenant_id}: too much contention")
 
     @staticmethod
-    def _entity(tenant_id: str, change: Change) -> dict[str, Any]:
-        assert change.sequence is not None
-        return _without_none(
-            {
-                "PartitionKey": tenant_id,
-                "RowKey": _sequence_key(change.sequence),
-                "Type": change.type,
-                "StaffId": change.staff_id,
-                "Data": json.dumps(change.data, separators=(",", ":"), default=str),
-                "OccurredAt": change.occurred_at,
-            }
-        )
+    def _row(tenant_id: str, first: int, last: int, encoded: Sequence[str]) -> dict[str, Any]:
+        text = "[" + ",".join(encoded) + "]"
+        entity: dict[str, Any] = {"PartitionKey": tenant_id, "RowKey": _sequence_key(last), "First": first}
+        for i in range(0, len(text), FEED_ROW_CHARS):  # only a single oversized change spills over
+            entity[f"Changes{i // FEED_ROW_CHARS}"] = text[i : i + FEED_ROW_CHARS]
+        return entity
+
+    @staticmethod
+    def _changes_of(tenant_id: str, entity: Any) -> list[Change]:
+        parts: list[str] = []
+        while (part := entity.get(f"Changes{len(parts)}")) is not None:
+            parts.append(part)
+        first = int(entity["First"])
+        return [
+            Change(
+                type=kind,
+                tenant_id=tenant_id,
+                data=data,
+                occurred_at=required_utc(occurred_at),
+                staff_id=staff_id,
+                sequence=first + i,
+            )
+            for i, (kind, staff_id, occurred_at, data) in enumerate(json.loads("".join(parts)))
+        ]
 
     async def read(self, tenant_id: str, after: int, limit: int) -> list[Change]:
         table = await self._table()
-        query = table.query_entities(
-            "PartitionKey eq @pk and RowKey gt @after and RowKey lt @head",
-            parameters={"pk": tenant_id, "after": _sequence_key(after), "head": FEED_HEAD},
-            results_per_page=min(limit, 1000),
-        )
         changes: list[Change] = []
-        async for e in query:
-            changes.append(
-                Change(
-                    type=e["Type"],
-                    tenant_id=tenant_id,
-                    data=json.loads(e["Data"]),
-                    occurred_at=required_utc(e["OccurredAt"]),
-                    staff_id=e.get("StaffId"),
-                    sequence=int(e["RowKey"]),
-                )
-            )
-            if len(changes) >= limit:
+        key = _sequence_key(after)
+        rows_wanted = max(1, min(limit, FEED_PAGE_ROWS))
+        rows_read = 0
+        while len(changes) < limit:
+            pages = table.query_entities(
+                "PartitionKey eq @pk and RowKey gt @after and RowKey lt @head",
+                parameters={"pk": tenant_id, "after": key, "head": FEED_HEAD},
+                results_per_page=rows_wanted,
+            ).by_page()
+            try:
+                page = [e async for e in await pages.__anext__()]
+            except StopAsyncIteration:
                 break
-        return changes
+            for entity in page:
+                changes += [c for c in self._changes_of(tenant_id, entity) if (c.sequence or 0) > after]
+            rows_read += len(page)
+            if not page or getattr(pages, "continuation_token", None) is None:
+                break
+            key = page[-1]["RowKey"]
+            per_row = max(1.0, len(changes) / rows_read)
+            rows_wanted = max(1, min(1000, math.ceil((limit - len(changes)) / per_row)))
+        return changes[:limit]
 
     async def delete_tenant(self, tenant_id: str) -> None:
+        writer = self._writers.get(tenant_id)
+        if writer is not None:  # let this worker's appends land first (they would survive the delete)
+            await asyncio.wait({writer})
+        self._heads.pop(tenant_id, None)
         await delete_partition(await self._table(), tenant_id)
+        self._heads.pop(tenant_id, None)

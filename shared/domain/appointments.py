@@ -108,6 +108,7 @@ class StaffCopy:
     join_url: str | None = None
     error: str | None = None
     exceptions: tuple[str, ...] = ()  # ids of the occurrences the connector changed or cancelled
+    exception_keys: tuple[str, ...] = ()  # the change keys of the exceptions as the connector left them
 
     def transaction_id(self, appointment_id: str) -> str:
         return f"{TRANSACTION_PREFIX}{appointment_id}/{self.staff_id}/{self.generation}"

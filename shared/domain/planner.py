@@ -116,7 +116,7 @@ class Plan:
     deletes: list[str] = field(default_factory=list)
     changes: list[HostChange] = field(default_factory=list)
     held_deletes: int = 0  # deletions the mass-deletion guard refused
-    rechecks: set[str] = field(default_factory=set)  # connector appointments Outlook changed or deleted
+    rechecks: dict[str, set[str]] = field(default_factory=dict)  # appointment -> items Outlook changed
 
     @property
     def empty(self) -> bool:
@@ -250,7 +250,7 @@ def _observe_own(
     if status != before:
         result.upserts.append(status)
     if not echo and appointment_id is not None:
-        result.rechecks.add(appointment_id)
+        result.rechecks.setdefault(appointment_id, set()).add(event.id)
 
 
 def _remove(
@@ -264,7 +264,7 @@ def _remove(
     master = stored.get(before.series_master_id) if before.series_master_id else None
     if before.written or (master is not None and master.written):
         if before.appointment_id and before.ends_at >= window_start:  # not merely out of the window
-            result.rechecks.add(before.appointment_id)
+            result.rechecks.setdefault(before.appointment_id, set()).add(before.graph_id)
         return
     if before.admitted:
         result.changes.append(_deleted(before.graph_id, before.appointment_id, reason))

@@ -41,6 +41,7 @@ from shared.domain.appointments import (
     draft_for,
     plan_writes,
 )
+from shared.domain.calendar import EventKind
 from shared.domain.planner import ItemStatus
 from shared.domain.tenants import ConflictPolicy, Tenant
 from shared.domain.users import MatchStatus
@@ -70,6 +71,7 @@ log = get_logger("appointments")
 
 LEASE_TTL: Final = timedelta(minutes=2)
 CALENDAR_CONCURRENCY: Final = 8  # staff calendars written at once (each is its own mailbox)
+MAX_FLAGGED_READS: Final = 3  # occurrences read to tell an Outlook change of a series from an echo
 MAX_RETRIES: Final = 6
 MAX_RETRY_DELAY: Final = 900
 MAX_CHECK_BACKS: Final = 3
@@ -205,6 +207,7 @@ async def run_write_job(services: Services, job: Job) -> None:
         try:
             while True:
                 await _write_once(services, job, recheck)
+                job = replace(job, payload={**job.payload, "events": []})
                 if not await services.leases.release(key, owner):
                     return
                 recheck = []  # asked for while we ran: bring the copies to the newest revision
@@ -233,6 +236,7 @@ class _Run:
     tenant: Tenant
     record: AppointmentRecord
     recheck: frozenset[str]
+    flagged: frozenset[str]  # the items a delta read saw changed (ids of a series' occurrences)
     targets: dict[str, StaffTarget]
     copies: dict[str, StaffCopy]
     removed: set[str]
@@ -251,7 +255,8 @@ async def _write_once(services: Services, job: Job, recheck: Sequence[str]) -> N
     wanted = set(record.copies) | set(record.appointment.staff_ids if record.appointment else ())
     targets = {t.staff_id: t for t in await asyncio.gather(*(_target(services, tenant, s) for s in wanted))}
     plan = plan_writes(record, targets, tenant.settings.multi_staff_mode, recheck=recheck)
-    run = _Run(services, tenant, record, frozenset(recheck), targets, {}, set(), [])
+    flagged = frozenset(str(i) for i in job.payload.get("events") or ())
+    run = _Run(services, tenant, record, frozenset(recheck), flagged, targets, {}, set(), [])
     try:
         await _in_parallel(run, plan.deletes)
         await _in_parallel(run, plan.writes)
@@ -385,7 +390,7 @@ async def _rechecked(
     run: _Run, copy: StaffCopy, current: WrittenEvent, draft: EventDraft, policy: ConflictPolicy
 ) -> StaffCopy | object | None:
     """A copy a delta read saw changed: the copy to keep, None to write it anew, or `_WRITE`."""
-    if _unchanged(copy, current):
+    if _unchanged(copy, current) and not await _occurrences_changed(run, copy):
         if copy.revision >= run.record.revision and copy.state is not CopyState.PENDING:
             return replace(copy, change_key=current.change_key)  # the connector's echo, or a touch
         return _WRITE
@@ -402,7 +407,29 @@ def _unchanged(copy: StaffCopy, current: WrittenEvent) -> bool:
     """Outlook's version still holds what the connector wrote (the same change key, or only a touch)."""
     if current.change_key == copy.change_key:
         return True
-    return current.event is not None and current.event.written_hash() == copy.written_hash
+    return current.written_hash is not None and current.written_hash == copy.written_hash
+
+
+async def _occurrences_changed(run: _Run, copy: StaffCopy) -> bool:
+    """Whether an occurrence the delta read flagged was changed in Outlook (an exception the connector did
+    not make, or one it made that carries another change key now). A few are enough to tell."""
+    flagged = sorted(run.flagged - {copy.event_id})[:MAX_FLAGGED_READS]
+    if not flagged or copy.graph_user_id is None:
+        return False
+    writer = run.services.calendar_writer
+    for item_id in flagged:
+        try:
+            found = await writer.read(run.tenant, copy.graph_user_id, item_id)
+        except EventMissing:
+            if item_id not in copy.exceptions:
+                return True  # an occurrence cancelled in Outlook (the connector's own are listed)
+            continue
+        kind = found.event.kind if found.event is not None else None
+        if kind is EventKind.EXCEPTION and (
+            item_id not in copy.exceptions or found.change_key not in copy.exception_keys
+        ):
+            return True
+    return False
 
 
 async def _anew(run: _Run, copy: StaffCopy) -> None:
@@ -440,7 +467,7 @@ async def _changed_in_outlook(
             copy,
             state=CopyState.CONFLICT,
             change_key=current.change_key,
-            written_hash=current.event.written_hash() if current.event else None,
+            written_hash=current.written_hash,
             revision=run.record.revision,
             error="changed in Outlook; the tenant's policy keeps Outlook's version",
         )
@@ -471,6 +498,7 @@ async def _finish(
     """After the series or single event is written: its exceptions, then its status (for the echo)."""
     assert target.graph_user_id is not None
     exceptions: tuple[str, ...] = ()
+    exception_keys: tuple[str, ...] = ()
     recurrence = draft.recurrence
     if recurrence is not None and (recurrence.exdates or recurrence.overrides):
         writer, uid = run.services.calendar_writer, target.graph_user_id
@@ -490,6 +518,7 @@ async def _finish(
         exceptions = tuple(o.id for o in changed) + tuple(
             found[d].id for d in recurrence.exdates if d in found
         )
+        exception_keys = tuple(o.change_key for o in changed if o.change_key)
         master = await writer.read(run.tenant, uid, written.id)  # cancelling and changing renew its key
         written = replace(master, join_url=written.join_url or master.join_url)
         for exception in changed:
@@ -502,11 +531,12 @@ async def _finish(
         event_id=written.id,
         change_key=written.change_key,
         ical_uid=written.ical_uid,
-        written_hash=written.event.written_hash() if written.event else None,
+        written_hash=written.written_hash,
         revision=run.record.revision,
         join_url=written.join_url,
         error=None,
         exceptions=exceptions,
+        exception_keys=exception_keys,
     )
 
 
@@ -557,7 +587,7 @@ async def _link(run: _Run, copy: StaffCopy, target: StaffTarget) -> None:
         event_id=found.id,
         change_key=found.change_key,
         ical_uid=found.ical_uid,
-        written_hash=found.event.written_hash() if found.event else None,
+        written_hash=found.written_hash,
         revision=run.record.revision,
         join_url=organiser.join_url,
         error=None,

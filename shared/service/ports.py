@@ -402,6 +402,8 @@ class WrittenEvent:
     ical_uid: str | None
     join_url: str | None = None
     event: OutlookEvent | None = None  # the whole event, where the answer carried it
+    written_hash: str | None = None  # what the connector writes into it (a series: with its pattern and
+    # cancelled occurrences), to tell an Outlook edit from a touch
 
 
 class CalendarWriter(Protocol):

@@ -49,6 +49,7 @@ LEASE_TTL: Final = timedelta(minutes=2)  # longer than any run; a killed worker'
 MAX_CHECK_BACKS: Final = 3
 MAX_THROTTLE_RETRIES: Final = 6  # queue-level retries after the adapter's own, per job
 MAX_RETRY_DELAY: Final = 900
+MAX_RECHECKED_ITEMS: Final = 20  # the items named in a recheck job (a few tell the write side enough)
 MAILBOX_CONCURRENCY: Final = 4  # Graph allows four concurrent requests per app and mailbox
 
 SUBSCRIBING_KINDS: Final = frozenset({"migrate", "resubscribe", "renew"})
@@ -183,8 +184,14 @@ async def _sync_user(services: Services, tenant: Tenant, user: UserRecord, kind:
     if actions.rechecks:  # connector appointments changed in Outlook: the write side decides by policy
         await services.jobs.enqueue(
             [
-                jobs.write_appointment(tenant.tenant_id, a, "changed_in_outlook", recheck=[user.staff_id])
-                for a in sorted(actions.rechecks)
+                jobs.write_appointment(
+                    tenant.tenant_id,
+                    appointment_id,
+                    "changed_in_outlook",
+                    recheck=[user.staff_id],
+                    events=sorted(items)[:MAX_RECHECKED_ITEMS],
+                )
+                for appointment_id, items in sorted(actions.rechecks.items())
             ]
         )
     if actions.held_deletes:

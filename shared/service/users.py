@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Final
 
 from shared.domain.tenants import Tenant, UserScope
 from shared.domain.users import (
@@ -23,7 +24,7 @@ from shared.observability import bound, get_logger
 from shared.service import jobs
 from shared.service.context import Services
 from shared.service.errors import Conflict, NotFound
-from shared.service.ports import AlreadyExists, Job, StaleWrite, UserPage, UserQuery
+from shared.service.ports import AlreadyExists, StaleWrite, UserPage, UserQuery
 from shared.service.tenants import get_tenant
 
 log = get_logger("users")
@@ -103,7 +104,9 @@ async def request_rematch(services: Services, tenant_id: str) -> Tenant:
 async def match_all(services: Services, tenant_id: str) -> int:
     """Match every staff member against one listing of the directory (the queued discovery/rematch job).
 
-    Returns the number of users queued for migration.
+    The matched users go a chunk at a time (`CHUNK`): their mailboxes are probed, their rows saved in one
+    transaction and their migrations queued, so migration starts while discovery goes on; the users with
+    nothing to probe follow. Returns the number of users queued for migration.
     """
     tenant = await services.tenants.get(tenant_id)
     if tenant is None or not tenant.state.connected:
@@ -111,39 +114,66 @@ async def match_all(services: Services, tenant_id: str) -> int:
     with bound(tenant=tenant_id):
         directory = await services.directory.list_users(tenant)
         index = DirectoryIndex(directory)
+        by_id = {user.id: user for user in directory}
         records = await services.users.list_all(tenant_id)
         if tenant.settings.user_scope is UserScope.ALL_USERS:
             records = records + _directory_only_records(services, tenant_id, records, directory)
-        matches = {r.staff_id: _bulk_match(r, index) for r in records}
-        to_probe = [m.user.id for m in matches.values() if m.status is MatchStatus.MATCHED and m.user]
-        access = await services.directory.mailbox_access(tenant, to_probe) if to_probe else {}
-        queued: list[Job] = []
-        for record in records:
-            match = matches[record.staff_id]
-            if match.user is not None:
-                match = apply_mailbox_access(match, access.get(match.user.id, MailboxAccess.OK))
-            saved = await _save_match(services, record, match)
-            if (
-                saved is not None
-                and saved.match is MatchStatus.MATCHED
-                and saved.sync_state is SyncState.PENDING
-            ):
-                queued.append(jobs.migrate_user(tenant_id, saved.staff_id))
-        await services.jobs.enqueue(queued)
-        log.info("matched %d users, %d queued for migration", len(records), len(queued))
-        return len(queued)
+        matches = [(record, _bulk_match(record, index, by_id)) for record in records]
+        to_probe = [(r, m) for r, m in matches if m.status is MatchStatus.MATCHED and m.user is not None]
+        rest = [(r, m) for r, m in matches if not (m.status is MatchStatus.MATCHED and m.user is not None)]
+        queued = 0
+        for start in range(0, len(to_probe), CHUNK):
+            chunk = to_probe[start : start + CHUNK]
+            access = await services.directory.mailbox_access(tenant, [m.user.id for _, m in chunk if m.user])
+            probed = [
+                (r, apply_mailbox_access(m, access.get(m.user.id, MailboxAccess.OK)) if m.user else m)
+                for r, m in chunk
+            ]
+            queued += await _save_and_queue(services, tenant_id, probed)
+        for start in range(0, len(rest), CHUNK):
+            queued += await _save_and_queue(services, tenant_id, rest[start : start + CHUNK])
+        log.info("matched %d users, %d queued for migration", len(records), queued)
+        return queued
 
 
-def _bulk_match(record: UserRecord, index: DirectoryIndex) -> Match:
+CHUNK: Final = 100  # users per transaction (Table Storage's limit) and per batch of queued migrations
+
+
+async def _save_and_queue(
+    services: Services, tenant_id: str, matches: Sequence[tuple[UserRecord, Match]]
+) -> int:
+    """Save the matches (one transaction where nobody raced us) and queue the migrations they call for."""
+    now = services.clock.now()
+    results: dict[str, UserRecord | None] = {}
+    to_save: list[UserRecord] = []
+    for record, match in matches:
+        updated = record.with_match(match, now)
+        if record.etag is not None and _match_fields(updated) == _match_fields(record):
+            results[record.staff_id] = record
+        else:
+            to_save.append(updated)
+    for updated, saved in zip(to_save, await services.users.save_all(to_save), strict=True):
+        results[updated.staff_id] = saved
+    for record, match in matches:  # those that lost a race to another writer: re-read and decide again
+        if results[record.staff_id] is None:
+            results[record.staff_id] = await _save_match(services, record, match)
+    queued = [
+        jobs.migrate_user(tenant_id, saved.staff_id)
+        for saved in results.values()
+        if saved is not None and saved.match is MatchStatus.MATCHED and saved.sync_state is SyncState.PENDING
+    ]
+    await services.jobs.enqueue(queued)
+    return len(queued)
+
+
+def _bulk_match(record: UserRecord, index: DirectoryIndex, by_id: Mapping[str, DirectoryUser]) -> Match:
     if not record.staff.enabled:
         return DISABLED_BY_HOST
     if record.matched_by is MatchedBy.DIRECTORY:
-        users = [u for u in index.users if u.id == record.graph_user_id]
-        if not users or not users[0].account_enabled:
-            return Match(
-                MatchStatus.DISABLED, users[0] if users else None, MatchedBy.DIRECTORY, "left the directory"
-            )
-        return Match(MatchStatus.MATCHED, users[0], MatchedBy.DIRECTORY)
+        user = by_id.get(record.graph_user_id or "")
+        if user is None or not user.account_enabled:
+            return Match(MatchStatus.DISABLED, user, MatchedBy.DIRECTORY, "left the directory")
+        return Match(MatchStatus.MATCHED, user, MatchedBy.DIRECTORY)
     return match_staff(record.staff, index.candidates(record.staff))
 
 

@@ -208,7 +208,9 @@ class FakeCalendarWriter:
         )
 
     def _answer(self, event: OutlookEvent) -> WrittenEvent:
-        return WrittenEvent(event.id, event.change_key, event.ical_uid, event.join_url, event)
+        return WrittenEvent(
+            event.id, event.change_key, event.ical_uid, event.join_url, event, event.written_hash()
+        )
 
     async def create(
         self, tenant: Tenant, graph_user_id: str, draft: EventDraft, transaction_id: str

@@ -109,6 +109,15 @@ class FakeUsers:
         for key in [k for k in self.rows if k[0] == tenant_id]:
             del self.rows[key]
 
+    async def save_all(self, users: Sequence[UserRecord]) -> list[UserRecord | None]:
+        saved: list[UserRecord | None] = []
+        for user in users:
+            try:
+                saved.append(await self.save(user))
+            except (StaleWrite, AlreadyExists):
+                saved.append(None)
+        return saved
+
 
 class FakeConsentStates:
     def __init__(self) -> None:

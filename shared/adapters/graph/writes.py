@@ -11,6 +11,8 @@ and immutable ids, so the answers parse into the same `OutlookEvent`s (and ids) 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
@@ -93,12 +95,18 @@ def _graph_time(value: datetime | date, iana: str, windows: str) -> dict[str, st
 def _written(raw: dict[str, Any]) -> WrittenEvent:
     online = raw.get("onlineMeeting") or {}
     event = parse_event(raw) if raw.get("start") and raw.get("end") else None
+    written_hash = None
+    if event is not None:
+        shape = [raw.get("recurrence"), sorted(raw.get("cancelledOccurrences") or ())]
+        series = json.dumps(shape, sort_keys=True) if raw.get("recurrence") else ""
+        written_hash = hashlib.blake2b(f"{event.written_hash()}{series}".encode(), digest_size=16).hexdigest()
     return WrittenEvent(
         id=str(raw["id"]),
         change_key=raw.get("changeKey"),
         ical_uid=raw.get("iCalUId"),
         join_url=online.get("joinUrl") or None,
         event=event,
+        written_hash=written_hash,
     )
 
 
