@@ -1133,13 +1133,6 @@ def test_a_video_appointment_gets_a_teams_link_reported_per_staff_member(org: Or
     assert copies(record)["s-adele"]["join_url"] == mine["onlineMeeting"]["joinUrl"]
 
 
-SERIES_RECHECK_BUG = (
-    "product bug: the recheck of a connector series compares only its master "
-    "(shared/service/appointments.py _unchanged via OutlookEvent.written_hash, which leaves out the "
-    "recurrence, exceptions and cancellations) and takes {} for a touch: not put back, not reported"
-)
-
-
 def series_occurrence(org: Org, user: str, subject: str, day: date) -> dict[str, Any]:
     master = only(events(org, user, subject), "series masters")
     start = datetime.combine(day, time(), ZoneInfo(AMSTERDAM))
