@@ -13,12 +13,13 @@ registers a connector app, then:
    after, per endpoint; each `$batch` item counted, as Graph's throttling counts it) against the minimum
    (per user: the subscription create, the delta pages at the app's page size, the extended-property
    query; per tenant: the directory listing and the mailbox probes in `$batch`es of 20), and the peak RSS
-   of each process (psutil, sampled every 0.2 s) with its CPU use over the phase.
+   of each process (psutil, sampled every 0.2 s) with its CPU use over the phase, and CPU per migrated user
+   (the host's HTTP process and its worker processes apart).
 2. Webhook: `--rate` Graph notification POSTs per second for `--duration` s (open loop), each for a migrated
    user with a valid clientState (the bench sets `notification-signing-key` in Key Vault before the host
    starts); acknowledgement latency p50/p99, timed from each POST's scheduled moment; then how long the
    notified sync jobs take to drain, and, as a control, the same POSTs with a clientState that does not verify
-   (answered alike, nothing queued: the webhook's own latency without sync work on the host's event loop).
+   (answered alike, nothing queued: the webhook's own latency without the queue writes).
 3. Outlook change -> feed: `--changes` events created through Graph (the connector app's token) for random
    migrated users, one every `--interval` s; the time from Graph's 201 to the event on the feed (polled with
    its cursor every 50 ms), p50/p95.
@@ -112,22 +113,29 @@ class Sample:
 
 
 class Sampler(threading.Thread):
-    """RSS and CPU time of each named process (and its children), every `SAMPLE_EVERY` seconds."""
+    """RSS and CPU time of each named group of processes (with their children), every `SAMPLE_EVERY` s.
 
-    def __init__(self, pids: dict[str, int]) -> None:
+    The local host is two groups: its HTTP process alone (`host-http`) and its worker processes, one per
+    queue or timer function (`host-jobs`), as Flex Consumption scales them.
+    """
+
+    def __init__(self, pids: dict[str, list[int]], alone: frozenset[str] = frozenset()) -> None:
         super().__init__(name="rss-sampler", daemon=True)
-        self.processes = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self.processes = {name: [psutil.Process(pid) for pid in group] for name, group in pids.items()}
+        self.alone = alone  # names whose processes are measured without their children
         self.samples: list[Sample] = []
         self._halt = threading.Event()
 
     def _measure(self) -> Sample:
         rss: dict[str, int] = {}
         cpu: dict[str, float] = {}
-        for name, process in self.processes.items():
-            try:
-                family = [process, *process.children(recursive=True)]
-            except psutil.Error:
-                continue
+        for name, group in self.processes.items():
+            family: list[psutil.Process] = []
+            for process in group:
+                family.append(process)
+                if name not in self.alone:
+                    with contextlib.suppress(psutil.Error):
+                        family += process.children(recursive=True)
             rss[name], cpu[name] = 0, 0.0
             for member in family:
                 with contextlib.suppress(psutil.Error):
@@ -149,18 +157,24 @@ class Sampler(threading.Thread):
     def between(self, start: float, end: float) -> list[Sample]:
         return [s for s in list(self.samples) if start <= s.at <= end]
 
+    def cpu_seconds(self, start: float, end: float) -> dict[str, float]:
+        """CPU seconds each group used between two moments."""
+        window = self.between(start, end)
+        if len(window) < 2:
+            return {}
+        return {name: window[-1].cpu.get(name, 0.0) - window[0].cpu.get(name, 0.0) for name in self.processes}
+
     def report(self, start: float, end: float) -> list[str]:
-        """Peak RSS and mean CPU (cores busy) of each process between two moments."""
+        """Peak RSS and mean CPU (cores busy) of each group between two moments."""
         window = self.between(start, end)
         if len(window) < 2:
             return ["  (too short to sample)"]
         seconds = window[-1].at - window[0].at
         lines = []
-        for name in self.processes:
+        for name, used in self.cpu_seconds(start, end).items():
             peak = max(s.rss.get(name, 0) for s in window)
-            busy = (window[-1].cpu.get(name, 0.0) - window[0].cpu.get(name, 0.0)) / seconds
             rss = f"peak RSS {peak / 2**20:7.0f} MiB"
-            lines.append(f"  {name:<10} {rss}   CPU {busy * 100:5.0f} % of one core")
+            lines.append(f"  {name:<10} {rss}   CPU {used / seconds * 100:5.0f} % of one core")
         return lines
 
 
@@ -361,9 +375,16 @@ def running_stack(args: argparse.Namespace) -> Iterator[Stack]:
         host = HostProcess(ROOT, settings_path, port=port, log_path=log_path)
         stack.callback(host.stop)
         host.start()
-        pids = {"host": host.pid, "emulator": emulator.process.pid if emulator.process else None}
-        pids["azurite"] = azurite.pid
-        sampler = Sampler({name: pid for name, pid in pids.items() if pid is not None})
+        assert host.pid is not None
+        pids = {
+            "host-http": [host.pid],
+            "host-jobs": [p.pid for p in psutil.Process(host.pid).children()],
+            "emulator": [emulator.process.pid] if emulator.process else [],
+            "azurite": list(azurite.pids.values()),
+        }
+        sampler = Sampler(
+            {name: group for name, group in pids.items() if group}, alone=frozenset({"host-http"})
+        )
         sampler.start()
         stack.callback(sampler.stop)
         yield Stack(
@@ -589,6 +610,9 @@ async def migrate(stack: Stack, args: argparse.Namespace) -> Migrated:
         f"subscription validations (handshakes to the host): {validations}"
     )
     print("\n".join(stack.sampler.report(started, finished)))
+    used = stack.sampler.cpu_seconds(started, finished)
+    per_user = "   ".join(f"{name} {seconds / users * 1000:.0f} ms" for name, seconds in used.items())
+    print(f"  CPU per migrated user: {per_user}")
     print(f"  host webhook: {stack.receiver.posts} deliveries, {stack.receiver.changes} changes so far")
     return Migrated(staff_to_graph, subscriptions, dict(event_ids), feed.cursor)
 
@@ -694,7 +718,7 @@ async def webhook(stack: Stack, migrated: Migrated, args: argparse.Namespace) ->
         f"check-back), {runs['dropped']} dropped"
     )
     # The control: the same POSTs with a clientState that does not verify. The webhook answers them the same
-    # way but queues nothing, so no sync job competes with it for the host's one event loop.
+    # way but queues nothing: no queue write (Azurite, under the sync jobs' load) and no sync work.
     forged = [body.replace(b'"clientState": "v1.', b'"clientState": "v1.x') for body in bodies]
     control = await post_at_rate(url, forged, args.rate)
     print(f"  control, forged clientState (nothing queued, no sync work): {control.line()}")

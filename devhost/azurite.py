@@ -3,9 +3,12 @@
     with Azurite() as azurite:              # free loopback ports, in memory
         print(azurite.connection_string)
 
-Blob, queue and table services start together from `node_modules/.bin/azurite` with
-`--disableTelemetry --skipApiVersionCheck --silent --loose`, in memory (`--inMemoryPersistence`) or
-in a given folder (`location=`). The process runs in its own process group, which `stop()` ends.
+The blob, queue and table services each run in a Node process of their own (`node_modules/.bin/azurite-blob`,
+`azurite-queue`, `azurite-table`), as they are separate services in Azure: a queue message written while the
+table service is busy with a large transaction waits for nothing (one `azurite` process would serve all
+three on one event loop). Options: `--disableTelemetry --skipApiVersionCheck --silent --loose`, in memory
+(`--inMemoryPersistence`) or in a given folder (`location=`). Each process runs in its own process group,
+which `stop()` ends.
 """
 
 from __future__ import annotations
@@ -57,8 +60,11 @@ def _accepts(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
-def azurite_binary(repo_root: Path = REPO_ROOT) -> Path:
-    binary = repo_root / "node_modules" / ".bin" / "azurite"
+SERVICES: Final = ("blob", "queue", "table")
+
+
+def azurite_binary(repo_root: Path = REPO_ROOT, service: str | None = None) -> Path:
+    binary = repo_root / "node_modules" / ".bin" / ("azurite" if service is None else f"azurite-{service}")
     if not binary.exists():
         raise AzuriteError(
             f"Azurite is not installed ({binary} is missing): run `make install` (or `npm ci`) in {repo_root}"
@@ -74,7 +80,7 @@ class AzuritePorts:
 
 
 class Azurite:
-    """One Azurite process serving blob, queue and table on loopback ports."""
+    """Azurite's blob, queue and table services on loopback ports, a process each."""
 
     def __init__(
         self,
@@ -86,7 +92,7 @@ class Azurite:
         repo_root: Path = REPO_ROOT,
         log_file: Path | None = None,
     ) -> None:
-        self.binary = azurite_binary(repo_root)
+        self.binaries = {service: azurite_binary(repo_root, service) for service in SERVICES}
         self.host = host
         self._fixed_ports = AzuritePorts(*ports) if isinstance(ports, tuple) else ports
         self.ports: AzuritePorts | None = None
@@ -94,7 +100,7 @@ class Azurite:
         self.in_memory = self._location is None if in_memory is None else in_memory
         self._log_file = log_file
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
-        self._process: subprocess.Popen[bytes] | None = None
+        self._processes: dict[str, subprocess.Popen[bytes]] = {}
 
     # -- endpoints ----------------------------------------------------------------------------
 
@@ -129,20 +135,19 @@ class Azurite:
 
     @property
     def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        return bool(self._processes) and all(p.poll() is None for p in self._processes.values())
 
     @property
-    def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid
+    def pids(self) -> dict[str, int]:
+        """Each service's process id."""
+        return {service: process.pid for service, process in self._processes.items()}
 
     # -- life cycle ---------------------------------------------------------------------------
 
-    def _command(self, ports: AzuritePorts, location: Path) -> list[str]:
+    def _command(self, service: str, port: int, location: Path) -> list[str]:
         command = [
-            str(self.binary),
-            "--blobHost", self.host, "--blobPort", str(ports.blob),
-            "--queueHost", self.host, "--queuePort", str(ports.queue),
-            "--tableHost", self.host, "--tablePort", str(ports.table),
+            str(self.binaries[service]),
+            f"--{service}Host", self.host, f"--{service}Port", str(port),
             "--disableTelemetry", "--skipApiVersionCheck", "--silent", "--loose",
         ]  # fmt: skip
         # In memory, Azurite refuses --location; it runs in `location` (its cwd) for its log only.
@@ -150,7 +155,7 @@ class Azurite:
         return command
 
     def start(self, timeout: float = START_TIMEOUT) -> Azurite:
-        if self._process is not None:
+        if self._processes:
             raise AzuriteError("Azurite is already started")
         location = self._location
         if location is None:
@@ -171,25 +176,32 @@ class Azurite:
 
     def _launch(self, ports: AzuritePorts, location: Path, timeout: float) -> str | None:
         log_path = self._log_file or location / "azurite.log"
+        wanted = {"blob": ports.blob, "queue": ports.queue, "table": ports.table}
+        started: dict[str, subprocess.Popen[bytes]] = {}
         with open(log_path, "ab") as log:
-            process = subprocess.Popen(  # noqa: S603 (our own pinned binary)
-                self._command(ports, location),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                cwd=location,
-            )
+            for service, port in wanted.items():
+                started[service] = subprocess.Popen(  # noqa: S603 (our own pinned binary)
+                    self._command(service, port, location),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    cwd=location,
+                )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if process.poll() is not None:
+            ended = [(service, p.returncode) for service, p in started.items() if p.poll() is not None]
+            if ended:
+                for process in started.values():
+                    self._kill(process)
                 output = log_path.read_text(errors="replace").strip()[-2000:]
-                return f"exit code {process.returncode}: {output}"
-            if all(_accepts(p, self.host) for p in (ports.blob, ports.queue, ports.table)):
-                self._process = process
+                return f"azurite-{ended[0][0]} exit code {ended[0][1]}: {output}"
+            if all(_accepts(port, self.host) for port in wanted.values()):
+                self._processes = started
                 return None
             time.sleep(0.1)
-        self._kill(process)
+        for process in started.values():
+            self._kill(process)
         return f"the ports {ports} did not accept connections within {timeout:.0f} s"
 
     @staticmethod
@@ -211,13 +223,16 @@ class Azurite:
             self._workdir = None
 
     def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is not None:
+        processes, self._processes = self._processes, {}
+        for process in processes.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in processes.values():
             self._kill(process)
         self._cleanup_workdir()
 
     def __enter__(self) -> Azurite:
-        return self if self._process is not None else self.start()
+        return self if self._processes else self.start()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -5,6 +5,10 @@
     print(host.url, host.function_key)
     await host.stop()           # stops HTTP, pollers and timers, waits for in-flight invocations
 
+`only` makes it run a part of the app (`devhost.scaling` runs the HTTP group in one host and the other
+functions in worker processes, each a `LocalHost` with its share): the functions it refuses get no
+route, no poller and no timer, and a manual run of one of them (the admin API) goes to `elsewhere`.
+
 Start-up follows the real host's order: app settings into the environment (a variable already set
 wins), `host.json`, indexing (`get_functions()` once), then listeners. Anything the local host
 cannot honour (an unsupported trigger or binding, a route starting with `admin`, a bad schedule or
@@ -17,7 +21,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -44,6 +48,8 @@ DEFAULT_PORT: Final = 7071
 LOOPBACK: Final = "127.0.0.1"
 STORAGE_START_TIMEOUT: Final = 20.0
 
+Elsewhere = Callable[[IndexedFunction, str], Awaitable[None]]
+
 
 class LocalHost:
     """The local function host for one function app."""
@@ -57,6 +63,9 @@ class LocalHost:
         bind: str = LOOPBACK,
         queue_lease: timedelta = DEFAULT_LEASE,
         shutdown_grace: float = 30.0,
+        only: Callable[[IndexedFunction], bool] | None = None,
+        elsewhere: Elsewhere | None = None,
+        announce: bool = True,
     ) -> None:
         self.app_root = Path(app_root).resolve()
         self.settings = settings if isinstance(settings, LocalSettings) else LocalSettings.load(settings)
@@ -76,6 +85,9 @@ class LocalHost:
         self._background: set[asyncio.Task[Any]] = set()
         self._port: int | None = None
         self._started = False
+        self._only = only
+        self._elsewhere = elsewhere
+        self._announce = announce  # log "host started" and each function (a worker process does not)
 
     # -- what callers read --------------------------------------------------------------------
 
@@ -96,6 +108,10 @@ class LocalHost:
     @property
     def master_key(self) -> str:
         return self.settings.master_key
+
+    def runs(self, fn: IndexedFunction) -> bool:
+        """Whether this host runs the function (its route, poller or timer)."""
+        return self._only is None or self._only(fn)
 
     def ready_info(self) -> dict[str, Any]:
         """The ready line's content."""
@@ -133,6 +149,8 @@ class LocalHost:
         except BaseException:
             await self.stop()
             raise
+        if not self._announce:
+            return
         log.info(
             "host started",
             extra={
@@ -140,9 +158,9 @@ class LocalHost:
             },
         )
         for fn in self.functions:
-            log.info("function indexed", extra={"fields": self._function_fields(fn)})
+            log.info("function indexed", extra={"fields": self.function_fields(fn)})
 
-    def _function_fields(self, fn: IndexedFunction) -> dict[str, Any]:
+    def function_fields(self, fn: IndexedFunction) -> dict[str, Any]:
         trigger = fn.trigger
         if isinstance(trigger, HttpTriggerSpec):
             methods = ",".join(sorted(trigger.methods)) if trigger.methods else "*"
@@ -161,7 +179,7 @@ class LocalHost:
     async def _start_queues(self) -> None:
         assert self._invoker is not None and self._storage is not None
         for fn in self.functions:
-            if isinstance(fn.trigger, QueueTriggerSpec):
+            if isinstance(fn.trigger, QueueTriggerSpec) and self.runs(fn):
                 poller = QueuePoller(
                     fn, self._invoker, self._storage, self.config.queues, lease=self._queue_lease
                 )
@@ -177,7 +195,7 @@ class LocalHost:
     def _start_timers(self) -> None:
         assert self._invoker is not None
         for fn in self.functions:
-            if isinstance(fn.trigger, TimerTriggerSpec):
+            if isinstance(fn.trigger, TimerTriggerSpec) and self.runs(fn):
                 runner = TimerRunner(fn, self._invoker)
                 self._timers[fn.name] = runner
                 runner.start()
@@ -186,6 +204,7 @@ class LocalHost:
         assert self._invoker is not None
         self._front = HttpFrontEnd(
             self.functions,
+            routed={fn.name for fn in self.functions if self.runs(fn)},
             route_prefix=self.config.route_prefix,
             keys=self.settings,
             invoker=self._invoker,
@@ -205,7 +224,12 @@ class LocalHost:
         await site.start()
 
     async def run_on_demand(self, fn: IndexedFunction, text: str) -> None:
-        """Start an invocation now (the admin API); returns once it is scheduled."""
+        """Start an invocation now (the admin API); returns once it is scheduled (or handed over)."""
+        if not self.runs(fn):
+            if self._elsewhere is None:
+                raise RuntimeError(f"function {fn.name} does not run in this host")
+            await self._elsewhere(fn, text)
+            return
         task = asyncio.create_task(self._on_demand(fn, text), name=f"manual:{fn.name}")
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -250,7 +274,8 @@ class LocalHost:
             self._invoker.close()
         self._pollers.clear()
         self._timers.clear()
-        log.info("host stopped")
+        if self._announce:
+            log.info("host stopped")
 
     async def __aenter__(self) -> LocalHost:
         await self.start()

@@ -7,7 +7,7 @@
 - `GET /admin/host/status` (anonymous here): `{"state": "Running"}`; `GET /admin/host/ping`.
 - `GET /admin/functions` (master key): the indexed functions.
 - `POST /admin/functions/{name}` (master key, body `{"input": "..."}`): run any function now, as
-  Core Tools does; answers 202 at once.
+  Core Tools does; answers 202 at once (502 when the worker process that runs it does not take it).
 
 A function's failure is a 500 with an empty body, as the host answers.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from typing import Any, Final
 
 import azure.functions as func
@@ -35,6 +35,10 @@ KEY_HEADER: Final = "x-functions-key"
 KEY_QUERY: Final = "code"
 
 OnDemand = Callable[[IndexedFunction, str], Awaitable[None]]
+
+
+class HandOverFailed(Exception):
+    """The worker process that runs a function did not take a manual run of it."""
 
 
 def _joined(values: MultiMapping[str]) -> dict[str, str]:
@@ -86,6 +90,7 @@ class HttpFrontEnd:
         self,
         functions: Iterable[IndexedFunction],
         *,
+        routed: Collection[str] | None = None,
         route_prefix: str,
         keys: LocalSettings,
         invoker: Invoker,
@@ -98,7 +103,7 @@ class HttpFrontEnd:
         self._on_demand = on_demand
         self._routes: RouteTable[IndexedFunction] = RouteTable()
         for fn in self._functions.values():
-            if isinstance(fn.trigger, HttpTriggerSpec):
+            if isinstance(fn.trigger, HttpTriggerSpec) and (routed is None or fn.name in routed):
                 self._routes.add(fn.trigger.route, fn.trigger.methods, fn)
         self.accepting = True
 
@@ -192,6 +197,9 @@ class HttpFrontEnd:
             return web.json_response(fn.describe())
         if request.method != "POST":
             return web.Response(status=405, headers={"Allow": "GET, POST"})
+        return await self._run_now(fn, request)
+
+    async def _run_now(self, fn: IndexedFunction, request: web.Request) -> web.StreamResponse:
         text = await request.text()
         payload: Mapping[str, Any] = {}
         if text.strip():
@@ -203,5 +211,9 @@ class HttpFrontEnd:
                 return web.json_response({"error": "the body must be a JSON object"}, status=400)
             payload = loaded
         given = payload.get("input", "")
-        await self._on_demand(fn, given if isinstance(given, str) else json.dumps(given))
+        try:
+            await self._on_demand(fn, given if isinstance(given, str) else json.dumps(given))
+        except HandOverFailed as failure:
+            log.error("manual run of %s not taken: %s", fn.name, failure)
+            return web.Response(status=502)
         return web.Response(status=202)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import re
+import signal
 import sys
 import time
 import uuid
@@ -284,6 +287,24 @@ def test_message_that_is_not_base64_is_poisoned_without_running(
     assert attempt_counts(attempts, "plain-text") == []
 
 
+def test_http_answers_while_a_queue_function_holds_its_event_loop(
+    host: RunningHost, jobs: QueueClient, attempts: TableClient, azurite: Azurite
+) -> None:
+    # As on Flex Consumption, the HTTP triggers scale apart from the queue functions: a job keeping its
+    # worker's event loop busy for 3 s does not hold up HTTP answers.
+    jobs.send_message(json.dumps({"id": "spin1", "spin": 3}))
+    eventually(lambda: attempt_counts(attempts, "spin1") == [1], timeout=10)
+    slowest = 0.0
+    with host.client() as client:
+        for _ in range(10):
+            started = time.monotonic()
+            assert client.get(f"/api/things/{GUID}").status_code == 200
+            slowest = max(slowest, time.monotonic() - started)
+    assert result_for(azurite, "spin1") is None  # still spinning while HTTP answered
+    assert slowest < 0.5
+    eventually(lambda: result_for(azurite, "spin1"), timeout=10)
+
+
 # -- timers ----------------------------------------------------------------------------------------
 
 
@@ -337,6 +358,68 @@ def test_long_job_keeps_its_lease_and_sigint_stops_cleanly(
     assert slow_host.stop() == 0  # SIGINT while slow2 runs: it finishes, then the host exits 0
     assert result_for(azurite, "slow2") is not None
     assert "host stopped" in slow_host.log()
+
+
+def _worker_pids(log: str) -> dict[str, int]:
+    found = re.findall(r"worker started functions=(\S+) pid=(\d+)", log)
+    return {functions: int(pid) for functions, pid in found}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_every_queue_and_timer_function_gets_a_worker_process_that_stops_with_the_host(
+    local_host_factory: Callable[..., RunningHost], azurite: Azurite
+) -> None:
+    queue = f"split-{uuid.uuid4().hex[:10]}"
+    split = local_host_factory(APP_ROOT, settings(azurite, queue, "0 0 0 1 1 *"))
+    workers = _worker_pids(split.log())
+    assert set(workers) == {"process_job", "tick", "yearly"}
+    assert len(set(workers.values())) == 3
+
+    assert split.stop() == 0
+
+    assert not any(_alive(pid) for pid in workers.values())
+    assert "host stopped" in split.log()
+
+
+def test_a_worker_process_that_dies_stops_the_host(
+    local_host_factory: Callable[..., RunningHost], azurite: Azurite
+) -> None:
+    queue = f"dies-{uuid.uuid4().hex[:10]}"
+    grouped = local_host_factory(
+        APP_ROOT, settings(azurite, queue, "0 0 0 1 1 *"), extra_args=["--scale", "grouped"]
+    )
+    workers = _worker_pids(grouped.log())
+    assert list(workers) == ["process_job,tick,yearly"]
+
+    os.kill(workers["process_job,tick,yearly"], signal.SIGKILL)
+
+    assert grouped.process.process is not None
+    assert grouped.process.process.wait(20) == 1
+    assert "worker process_job,tick,yearly exited" in grouped.log()
+
+
+def test_single_scale_runs_everything_in_one_process(
+    local_host_factory: Callable[..., RunningHost], azurite: Azurite
+) -> None:
+    queue = f"single-{uuid.uuid4().hex[:10]}"
+    single = local_host_factory(
+        APP_ROOT, settings(azurite, queue, "0 0 0 1 1 *"), extra_args=["--scale", "single"]
+    )
+    with QueueClient.from_connection_string(
+        azurite.connection_string, queue, message_encode_policy=TextBase64EncodePolicy()
+    ) as client:
+        client.send_message(json.dumps({"id": "single1"}))
+        eventually(lambda: result_for(azurite, "single1"), timeout=10)
+    assert _worker_pids(single.log()) == {}
+    assert single.run_function("yearly").status_code == 202
+    assert single.stop() == 0
 
 
 def _write_app(root: Path, source: str) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from typing import Any
 
 import azure.functions as func
@@ -81,6 +82,8 @@ async def process_job(msg: func.QueueMessage, results: func.Out[str]) -> None:
     await _record(f"job-{job['id']}", str(msg.dequeue_count), body=msg.get_body().decode())
     if job.get("sleep"):
         await asyncio.sleep(float(job["sleep"]))
+    if job.get("spin"):  # CPU-bound work that holds the event loop, as a long parse or plan would
+        time.sleep(float(job["spin"]))
     if job.get("fail"):
         raise RuntimeError(f"job {job['id']} fails on purpose")
     results.set(json.dumps({"id": job["id"], "dequeue_count": msg.dequeue_count, "message_id": msg.id}))

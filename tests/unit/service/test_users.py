@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
 import pytest
 
 from shared.domain.tenants import UserScope
@@ -10,6 +13,7 @@ from shared.service import tenants as tenant_svc
 from shared.service import users as svc
 from shared.service.commands import parse_create_tenant, parse_settings, parse_staff
 from shared.service.errors import InvalidInput
+from shared.service.ports import Job
 from tests.fakes.directory import FakeOrganisation
 from tests.fakes.services import FakeWorld, fake_world
 from tests.unit.service.test_tenants import CONTOSO, consent_state_of, ok_callback
@@ -146,3 +150,71 @@ def test_bad_staff_input_names_the_field(staff_id: str, body: dict[str, object],
     with pytest.raises(InvalidInput) as raised:
         parse_staff(staff_id, body)
     assert raised.value.field == field
+
+
+async def _all_users_scope(world: FakeWorld, count: int) -> None:
+    org = world.directory.organisations[CONTOSO]
+    for n in range(count):
+        org.users[f"b{n:04d}"] = user(
+            f"b{n:04d}", f"bulk{n:04d}@contoso.example", f"bulk{n:04d}@contoso.example"
+        )
+    tenant = world.tenants.rows[CONTOSO]
+    await tenant_svc.update_settings(
+        world.services, CONTOSO, parse_settings({"user_scope": "all_users"}, tenant.settings)
+    )
+
+
+async def test_match_all_queues_migrations_chunk_by_chunk_while_discovery_goes_on(world: FakeWorld) -> None:
+    await _all_users_scope(world, 250)
+    stored_when_queued: list[int] = []
+    enqueue = world.jobs.enqueue
+
+    async def observing(queued: Iterable[Job]) -> None:
+        batch = list(queued)
+        if batch:
+            stored_when_queued.append(len(await world.users.list_all(CONTOSO)))
+        await enqueue(batch)
+
+    world.jobs.enqueue = observing  # type: ignore[method-assign]
+
+    queued = await svc.match_all(world.services, CONTOSO)
+
+    rows = await world.users.list_all(CONTOSO)
+    migrate = [j.payload["staff_id"] for j in world.jobs.take() if j.kind == "migrate"]
+    matched = sorted(u.staff_id for u in rows if u.match is MatchStatus.MATCHED)
+    assert queued == len(migrate) == len(matched) == 253  # the bulk users and u1, u2, u3
+    assert sorted(migrate) == matched
+    assert stored_when_queued[0] <= 100 < len(rows)  # the first migrations did not wait for the last rows
+
+
+async def test_regression_match_all_saves_a_user_changed_while_discovery_ran(world: FakeWorld) -> None:
+    await _all_users_scope(world, 120)
+    for n in range(120):
+        await world.users.save(
+            UserRecord(
+                CONTOSO,
+                StaffMember(f"s{n}", f"bulk{n:04d}@contoso.example", None, f"Bulk {n}"),
+                MatchStatus.PENDING,
+                world.clock.now(),
+            )
+        )
+    save_all = world.users.save_all
+
+    async def racing(users: Sequence[UserRecord]) -> list[UserRecord | None]:
+        # The host renames s7 between discovery's read and its write.
+        current = world.users.rows[(CONTOSO, "s7")]
+        world.users.rows[(CONTOSO, "s7")] = replace(
+            current, staff=replace(current.staff, display_name="Renamed"), etag='W/"raced"'
+        )
+        return await save_all(users)
+
+    world.users.save_all = racing  # type: ignore[method-assign]
+
+    await svc.match_all(world.services, CONTOSO)
+
+    s7 = world.users.rows[(CONTOSO, "s7")]
+    assert (s7.match, s7.graph_user_id, s7.staff.display_name) == (MatchStatus.MATCHED, "b0007", "Renamed")
+    matched = {u.staff_id for u in world.users.rows.values() if u.match is MatchStatus.MATCHED}
+    assert {f"s{n}" for n in range(120)} <= matched
+    migrate = sorted(j.payload["staff_id"] for j in world.jobs.take() if j.kind == "migrate")
+    assert migrate == sorted(matched)

@@ -1,0 +1,120 @@
+"""The user repository's saves, written once and run against the in-memory fake and the Table Storage
+repository on Azurite: `save_all` (up to 100 rows per transaction) saves as `save` does, in order, and
+reports exactly the rows that lost a race, whatever else shares their transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from shared.adapters.storage import StorageClients
+from shared.adapters.tables import TableUsers
+from shared.domain.users import LegacyLink, MatchStatus, StaffMember, SyncState, UserRecord
+from shared.service.ports import AlreadyExists, StaleWrite, UserRepository
+from shared.settings import StorageSettings
+from tests.fakes.storage import FakeUsers
+
+pytestmark = pytest.mark.contract
+
+T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+CONTOSO = "contoso.example"
+FABRIKAM = "fabrikam.example"
+
+
+@pytest.fixture(params=["fake", "azurite"])
+async def users(request: pytest.FixtureRequest) -> AsyncIterator[UserRepository]:
+    if request.param == "fake":
+        yield FakeUsers()
+        return
+    azurite: Any = request.getfixturevalue("azurite")
+    storage = StorageClients(
+        StorageSettings(azurite.connection_string, None, None),
+        credential=None,  # type: ignore[arg-type]  # a connection string needs none
+        table_prefix=f"users{uuid.uuid4().hex[:12]}",  # fresh tables for every test
+    )
+    try:
+        yield TableUsers(storage)
+    finally:
+        await storage.close()
+
+
+def record(
+    n: int, tenant: str = CONTOSO, legacy_ids: tuple[LegacyLink, ...] = (), **changes: Any
+) -> UserRecord:
+    staff = StaffMember(f"s{n:04d}", f"user{n}@contoso.example", None, f"User {n}", legacy_ids=legacy_ids)
+    return replace(UserRecord(tenant, staff, MatchStatus.PENDING, T0), **changes)
+
+
+async def test_save_all_inserts_and_replaces_more_than_one_transaction_of_users(
+    users: UserRepository,
+) -> None:
+    created = await users.save_all([record(n) for n in range(250)])
+
+    assert all(u is not None and u.etag for u in created)
+    stored = {u.staff_id: u for u in await users.list_all(CONTOSO)}
+    assert sorted(stored) == [f"s{n:04d}" for n in range(250)]
+
+    updated = await users.save_all(
+        [replace(u, match=MatchStatus.MATCHED, graph_user_id=f"g{i}") for i, u in enumerate(created) if u]
+    )
+
+    assert [u.graph_user_id if u else None for u in updated] == [f"g{i}" for i in range(250)]
+    assert {u.staff_id: (u.match, u.graph_user_id) for u in await users.list_all(CONTOSO)} == {
+        f"s{n:04d}": (MatchStatus.MATCHED, f"g{n}") for n in range(250)
+    }
+    # The etags it returned guard the next save.
+    first = updated[0]
+    assert first is not None
+    again = await users.save(replace(first, sync_state=SyncState.SYNCED))
+    assert again.sync_state is SyncState.SYNCED
+    with pytest.raises(StaleWrite):
+        await users.save(first)
+
+
+async def test_save_all_reports_only_the_users_that_lost_a_race(users: UserRepository) -> None:
+    created = [u for u in await users.save_all([record(n) for n in range(150)]) if u is not None]
+    raced = await users.save(replace(created[42], last_error="changed by someone else"))
+    await users.save(record(1000))
+
+    results = await users.save_all(
+        [
+            *[replace(u, match=MatchStatus.MATCHED) for u in created],  # 42 carries a stale etag
+            record(1000, match=MatchStatus.UNMATCHED),  # a create that finds the row taken
+            record(1001, match=MatchStatus.UNMATCHED),
+        ]
+    )
+
+    lost = [i for i, u in enumerate(results) if u is None]
+    assert lost == [42, 150]
+    stored = {u.staff_id: u for u in await users.list_all(CONTOSO)}
+    assert stored[created[42].staff_id].last_error == raced.last_error
+    assert stored[created[42].staff_id].match is MatchStatus.PENDING
+    assert stored["s1000"].match is MatchStatus.PENDING
+    assert stored["s1001"].match is MatchStatus.UNMATCHED
+    assert sum(1 for u in stored.values() if u.match is MatchStatus.MATCHED) == 149
+    with pytest.raises(AlreadyExists):
+        await users.save(record(1001))
+
+
+async def test_save_all_keeps_tenants_apart_and_large_rows_whole(users: UserRepository) -> None:
+    legacy = tuple(LegacyLink(f"appt-{i}", f"AAMkEWS{i:05d}" + "x" * 120, f"uid-{i}") for i in range(600))
+    batch = [record(n, legacy_ids=legacy) if n % 10 == 0 else record(n) for n in range(120)]
+    batch += [record(n, FABRIKAM) for n in range(3)]
+
+    saved = await users.save_all(batch)
+
+    assert all(u is not None for u in saved)
+    contoso = {u.staff_id: u for u in await users.list_all(CONTOSO)}
+    assert len(contoso) == 120
+    assert contoso["s0010"].staff.legacy_ids == legacy
+    assert [u.staff_id for u in await users.list_all(FABRIKAM)] == ["s0000", "s0001", "s0002"]
+
+
+async def test_save_all_of_nothing_saves_nothing(users: UserRepository) -> None:
+    assert await users.save_all([]) == []
+    assert await users.list_all(CONTOSO) == []
