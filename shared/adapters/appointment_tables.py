@@ -13,16 +13,15 @@ from dataclasses import asdict, replace
 from typing import Any, Final
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import UpdateMode
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables.aio import TableClient
 
 from shared.adapters.storage import StorageClients
 from shared.adapters.sync_tables import escape_key
-from shared.adapters.tables import delete_partition, etag_of, required_utc
+from shared.adapters.tables import delete_partition, etag_of, insert_entity, replace_entity, required_utc
 from shared.domain.appointments import AppointmentRecord, CopyRole, CopyState, StaffCopy
 from shared.service.appointment_commands import appointment_document, parse_appointment
-from shared.service.ports import AlreadyExists, StaleWrite
+from shared.service.ports import StaleWrite
 
 APPOINTMENTS: Final = "appointments"
 CHUNK: Final = 30_000  # characters per string property (UTF-16: 60 KiB of the 64 KiB a property holds)
@@ -107,21 +106,9 @@ class TableAppointments:
     async def save(self, record: AppointmentRecord) -> AppointmentRecord:
         table = await self._table()
         entity = record_to_entity(record)
-        try:
-            if record.etag is None:
-                answer = await table.create_entity(entity)
-            else:
-                answer = await table.update_entity(
-                    entity,
-                    mode=UpdateMode.REPLACE,
-                    etag=record.etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-        except ResourceExistsError as error:
-            raise AlreadyExists(record.appointment_id) from error
-        except (ResourceModifiedError, ResourceNotFoundError) as error:
-            raise StaleWrite(record.appointment_id) from error
-        return replace(record, etag=answer.get("etag"))
+        if record.etag is None:
+            return replace(record, etag=await insert_entity(table, entity))
+        return replace(record, etag=await replace_entity(table, entity, record.etag))
 
     async def delete(self, record: AppointmentRecord) -> None:
         table = await self._table()

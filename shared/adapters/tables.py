@@ -146,7 +146,7 @@ def tenant_from_entity(entity: Any) -> Tenant:
     )
 
 
-async def _replace(table: TableClient, entity: dict[str, Any], etag: str | None) -> str | None:
+async def replace_entity(table: TableClient, entity: dict[str, Any], etag: str | None) -> str | None:
     """Replace guarded by the etag; StaleWrite when someone wrote in between (or it is gone)."""
     if etag is None:
         raise StaleWrite(entity["RowKey"])
@@ -163,7 +163,7 @@ async def _replace(table: TableClient, entity: dict[str, Any], etag: str | None)
     return str(result.get("etag")) if result.get("etag") else None
 
 
-async def _insert(table: TableClient, entity: dict[str, Any]) -> str | None:
+async def insert_entity(table: TableClient, entity: dict[str, Any]) -> str | None:
     try:
         result = await table.create_entity(entity)
     except ResourceExistsError:
@@ -192,11 +192,11 @@ class TableTenants:
         return [tenant_from_entity(e) async for e in query]
 
     async def add(self, tenant: Tenant) -> Tenant:
-        etag = await _insert(await self._table(), tenant_to_entity(tenant))
+        etag = await insert_entity(await self._table(), tenant_to_entity(tenant))
         return replace(tenant, etag=etag)
 
     async def save(self, tenant: Tenant) -> Tenant:
-        etag = await _replace(await self._table(), tenant_to_entity(tenant), tenant.etag)
+        etag = await replace_entity(await self._table(), tenant_to_entity(tenant), tenant.etag)
         return replace(tenant, etag=etag)
 
     async def delete(self, tenant_id: str) -> None:
@@ -349,7 +349,9 @@ class TableUsers:
     async def save(self, user: UserRecord) -> UserRecord:
         table = await self._table()
         entity = user_to_entity(user)
-        etag = await (_insert(table, entity) if user.etag is None else _replace(table, entity, user.etag))
+        etag = await (
+            insert_entity(table, entity) if user.etag is None else replace_entity(table, entity, user.etag)
+        )
         return replace(user, etag=etag)
 
     async def delete(self, tenant_id: str, staff_id: str) -> None:
@@ -435,7 +437,7 @@ class TableConsentStates:
         return await self._storage.table(CONSENT_STATES)
 
     async def add(self, state: ConsentState) -> None:
-        await _insert(
+        await insert_entity(
             await self._table(),
             {
                 "PartitionKey": STATE_PARTITION,
