@@ -19,8 +19,6 @@ Each revision's outcome goes on the feed once: `appointment.synced` or `appointm
 from __future__ import annotations
 
 import asyncio
-import math
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -50,6 +48,7 @@ from shared.service import jobs
 from shared.service.appointment_commands import appointment_document
 from shared.service.context import Services
 from shared.service.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
+from shared.service.leasing import check_back, run_leased
 from shared.service.ports import (
     AlreadyExists,
     Change,
@@ -57,7 +56,6 @@ from shared.service.ports import (
     EventMissing,
     EventRejected,
     Job,
-    LeaseOutcome,
     MailboxUnavailable,
     RateLimited,
     StaleWrite,
@@ -73,8 +71,6 @@ LEASE_TTL: Final = timedelta(minutes=2)
 CALENDAR_CONCURRENCY: Final = 8  # staff calendars written at once (each is its own mailbox)
 MAX_FLAGGED_READS: Final = 3  # occurrences read to tell an Outlook change of a series from an echo
 MAX_RETRIES: Final = 6
-MAX_RETRY_DELAY: Final = 900
-MAX_CHECK_BACKS: Final = 3
 SAVE_ATTEMPTS: Final = 5
 FAR_FUTURE: Final = datetime(9999, 12, 31, tzinfo=UTC)
 
@@ -196,36 +192,18 @@ async def run_write_job(services: Services, job: Job) -> None:
     if job.kind != "write" or not appointment_id:
         log.error("unknown write job %s; dropped", job.kind)
         return
+    recheck = [str(s) for s in job.payload.get("recheck") or ()]
+
+    async def write_pass(number: int) -> None:
+        if number == 0:
+            await _write_once(services, job, recheck)
+        else:  # asked for while we ran: bring the copies to the newest revision
+            await _write_once(services, replace(job, payload={**job.payload, "events": []}), [])
+
     with bound(tenant=job.tenant_id, appointment=appointment_id):
         key = f"{job.tenant_id}/appointments/{appointment_id}"
-        owner = uuid.uuid4().hex
-        now = services.clock.now()
-        if await services.leases.acquire(key, owner, LEASE_TTL, now) is LeaseOutcome.DEFERRED:
-            await _check_back(services, job)
-            return
-        recheck = [str(s) for s in job.payload.get("recheck") or ()]
-        try:
-            while True:
-                await _write_once(services, job, recheck)
-                job = replace(job, payload={**job.payload, "events": []})
-                if not await services.leases.release(key, owner):
-                    return
-                recheck = []  # asked for while we ran: bring the copies to the newest revision
-        except BaseException:
-            while await services.leases.release(key, owner):
-                pass
-            raise
-
-
-async def _check_back(services: Services, job: Job) -> None:
-    checks = int(job.payload.get("check_back", 0))
-    if checks >= MAX_CHECK_BACKS:
-        log.warning("the appointment's lease stayed taken through %d checks", checks)
-        return
-    delay = int(LEASE_TTL.total_seconds()) + 5
-    await services.jobs.enqueue(
-        [replace(job, payload={**job.payload, "check_back": checks + 1}, delay_seconds=delay)]
-    )
+        if not await run_leased(services, key, LEASE_TTL, write_pass):
+            await check_back(services, job, LEASE_TTL)
 
 
 @dataclass(slots=True)
@@ -674,7 +652,7 @@ async def _retry_later(services: Services, job: Job, error: RateLimited) -> None
     if attempt > MAX_RETRIES:
         log.warning("gave up writing after %d attempts: %s", attempt - 1, error.reason)
         return
-    delay = min(MAX_RETRY_DELAY, math.ceil(error.retry_after) + 2**attempt)
+    delay = jobs.retry_delay(attempt, error.retry_after)
     await services.jobs.enqueue(
         [replace(job, payload={**job.payload, "attempt": attempt}, delay_seconds=delay)]
     )

@@ -15,8 +15,6 @@ planner finds the status already stored, and nothing is announced twice or lost.
 from __future__ import annotations
 
 import asyncio
-import math
-import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Final
@@ -28,12 +26,12 @@ from shared.observability import bound, get_logger
 from shared.service import jobs
 from shared.service.context import Services
 from shared.service.errors import Conflict, NotFound
+from shared.service.leasing import check_back, run_leased
 from shared.service.ports import (
     Change,
     DeltaRead,
     DeltaTokenRejected,
     Job,
-    LeaseOutcome,
     MailboxUnavailable,
     RateLimited,
     StaleWrite,
@@ -46,9 +44,7 @@ from shared.service.tenants import get_tenant, mark_consent_revoked
 log = get_logger("sync")
 
 LEASE_TTL: Final = timedelta(minutes=2)  # longer than any run; a killed worker's lease lapses after it
-MAX_CHECK_BACKS: Final = 3
 MAX_THROTTLE_RETRIES: Final = 6  # queue-level retries after the adapter's own, per job
-MAX_RETRY_DELAY: Final = 900
 MAX_RECHECKED_ITEMS: Final = 20  # the items named in a recheck job (a few tell the write side enough)
 MAILBOX_CONCURRENCY: Final = 4  # Graph allows four concurrent requests per app and mailbox
 
@@ -87,37 +83,15 @@ async def _notified(services: Services, job: Job) -> None:
 
 
 async def _run_leased(services: Services, job: Job, staff_id: str) -> None:
-    key = f"{job.tenant_id}/{staff_id}"
-    owner = uuid.uuid4().hex
-    if await services.leases.acquire(key, owner, LEASE_TTL, services.clock.now()) is LeaseOutcome.DEFERRED:
-        await _check_back(services, job, staff_id)
-        return
-    kind = job.kind
-    try:
-        while True:
-            await _run_once(services, job, kind, staff_id)
-            if not await services.leases.release(key, owner):
-                return
-            kind = "sync"  # asked for while we ran: catch up once more
-    except BaseException:
-        while await services.leases.release(key, owner):
-            pass
-        raise
+    async def sync_pass(number: int) -> None:
+        # A later pass was asked for while an earlier one ran: it catches up once more.
+        await _run_once(services, job, job.kind if number == 0 else "sync", staff_id)
 
-
-async def _check_back(services: Services, job: Job, staff_id: str) -> None:
-    """Another worker holds the lease and was asked to run once more. In case that worker died (its lease
-    then lapses unreleased), look again once the lease has surely lapsed: a cheap delta read if all's well."""
-    checks = int(job.payload.get("check_back", 0))
-    if checks >= MAX_CHECK_BACKS:
-        log.warning("the user's lease stayed taken through %d checks; the next schedule catches up", checks)
-        return
-    delay = int(LEASE_TTL.total_seconds()) + 5
-    check = jobs.sync_user(job.tenant_id, staff_id, "check_back", delay_seconds=delay, check_back=checks + 1)
-    await services.jobs.enqueue([check])
-    log.info(
-        "another worker is syncing this user; it runs once more, and this user is checked in %d s", delay
-    )
+    if not await run_leased(services, f"{job.tenant_id}/{staff_id}", LEASE_TTL, sync_pass):
+        check = jobs.sync_user(
+            job.tenant_id, staff_id, "check_back", check_back=int(job.payload.get("check_back", 0))
+        )
+        await check_back(services, check, LEASE_TTL)
 
 
 async def _run_once(services: Services, job: Job, kind: str, staff_id: str) -> None:
@@ -323,7 +297,7 @@ async def _retry_later(services: Services, job: Job, kind: str, staff_id: str, e
             f"Microsoft Graph kept throttling this mailbox ({error.reason}); the next scheduled sync retries",
         )
         return
-    delay = min(MAX_RETRY_DELAY, math.ceil(error.retry_after) + 2**attempt)
+    delay = jobs.retry_delay(attempt, error.retry_after)
     payload = {**job.payload, "staff_id": staff_id, "attempt": attempt}
     await services.jobs.enqueue([replace(job, kind=kind, payload=payload, delay_seconds=delay)])
     log.info("throttled; retrying in %d s (attempt %d)", delay, attempt)

@@ -1,0 +1,57 @@
+"""One run per key across workers (a user's calendar, an appointment): the lease loop both executors share.
+
+A run takes the lease or, when another worker holds it, sets its 'run again' flag (the holder runs once
+more before letting go) and answers False; the caller then schedules one check-back after the lease's
+lifetime, in case that holder died. Passes are numbered: pass 0 is the job itself, later ones catch up on
+what was asked for while the earlier pass ran.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import timedelta
+from typing import Final
+
+from shared.observability import get_logger
+from shared.service.context import Services
+from shared.service.ports import Job, LeaseOutcome
+
+log = get_logger("leasing")
+
+MAX_CHECK_BACKS: Final = 3
+
+
+async def run_leased(
+    services: Services, key: str, ttl: timedelta, run_pass: Callable[[int], Awaitable[None]]
+) -> bool:
+    """Run passes under the lease until nobody asked for another; False when the lease was taken."""
+    owner = uuid.uuid4().hex
+    if await services.leases.acquire(key, owner, ttl, services.clock.now()) is LeaseOutcome.DEFERRED:
+        return False
+    number = 0
+    try:
+        while True:
+            await run_pass(number)
+            if not await services.leases.release(key, owner):
+                return True
+            number += 1
+    except BaseException:
+        while await services.leases.release(key, owner):
+            pass
+        raise
+
+
+async def check_back(services: Services, job: Job, ttl: timedelta) -> None:
+    """Queue `job` again once the lease has surely lapsed (a dead holder's lease lapses unreleased): a
+    cheap run if all is well. At most `MAX_CHECK_BACKS` times in a row."""
+    checks = int(job.payload.get("check_back", 0))
+    if checks >= MAX_CHECK_BACKS:
+        log.warning("the lease stayed taken through %d checks; the next schedule catches up", checks)
+        return
+    delay = int(ttl.total_seconds()) + 5
+    await services.jobs.enqueue(
+        [replace(job, payload={**job.payload, "check_back": checks + 1}, delay_seconds=delay)]
+    )
+    log.info("another worker holds the lease; it runs once more, and this is checked in %d s", delay)
