@@ -5,6 +5,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from functions.http import handles_errors, json_response, read_json_object
+from functions.views import appointment_json
 from shared.bootstrap import container
 from shared.service import appointments
 from shared.service.appointment_commands import parse_appointment, parse_appointment_id
@@ -34,6 +35,4 @@ async def appointment_item(req: func.HttpRequest) -> func.HttpResponse:
     else:
         record = await appointments.get_appointment(services, tenant_id, appointment_id)
         status = 200
-    return json_response(
-        appointments.appointment_json(record), status, headers={"ETag": appointments.etag(record)}
-    )
+    return json_response(appointment_json(record), status, headers={"ETag": appointments.etag(record)})

@@ -6,9 +6,12 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from shared.domain.appointments import AppointmentRecord
 from shared.domain.progress import Progress
 from shared.domain.tenants import Tenant, TenantSettings
 from shared.domain.users import UserRecord
+from shared.service.appointment_commands import appointment_document
+from shared.service.appointments import copies_json
 from shared.service.change_json import change_json, iso  # one shape for the pull feed and the webhook
 from shared.service.ports import DeadLetter
 
@@ -76,4 +79,16 @@ def dead_letter_json(letter: DeadLetter) -> dict[str, Any]:
         "attempts": letter.attempts,
         "reason": letter.reason,
         "failed_at": iso(letter.failed_at),
+    }
+
+
+def appointment_json(record: AppointmentRecord) -> dict[str, Any]:
+    """The API's appointment: the host's last version, and per staff member what Outlook holds."""
+    document = appointment_document(record.appointment) if record.appointment else None
+    return {
+        "appointment_id": record.appointment_id,
+        "revision": record.revision,
+        "updated_at": record.updated_at.isoformat(),
+        "appointment": document,
+        **copies_json(record),
     }

@@ -45,7 +45,6 @@ from shared.domain.tenants import ConflictPolicy, Tenant
 from shared.domain.users import MatchStatus
 from shared.observability import bound, get_logger
 from shared.service import jobs
-from shared.service.appointment_commands import appointment_document
 from shared.service.context import Services
 from shared.service.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from shared.service.leasing import check_back, run_leased
@@ -657,14 +656,3 @@ async def _retry_later(services: Services, job: Job, error: RateLimited) -> None
         [replace(job, payload={**job.payload, "attempt": attempt}, delay_seconds=delay)]
     )
     log.info("throttled; writing again in %d s (attempt %d)", delay, attempt)
-
-
-def appointment_json(record: AppointmentRecord) -> dict[str, Any]:
-    document = appointment_document(record.appointment) if record.appointment else None
-    return {
-        "appointment_id": record.appointment_id,
-        "revision": record.revision,
-        "updated_at": record.updated_at.isoformat(),
-        "appointment": document,
-        **copies_json(record),
-    }
