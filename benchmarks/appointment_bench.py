@@ -35,7 +35,15 @@ from typing import Any
 import aiohttp
 import httpx
 
-from benchmarks.sync_bench import Feed, Stack, graph_requests, migrate, percentile, running_stack
+from benchmarks.sync_bench import (
+    Feed,
+    Stack,
+    graph_requests,
+    interrupt,
+    migrate,
+    percentile,
+    running_stack,
+)
 
 
 def appointment(staff: list[str], number: int) -> dict[str, Any]:
@@ -165,13 +173,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     print(f"appointment bench: {args.users} users, emulator latency {args.latency_ms:g} ms")
     try:

@@ -53,8 +53,8 @@ MAX_PAGES: Final = 10_000  # a guard against a server that never ends a round
 TRANSIENT_RETRY_AFTER: Final = 10.0  # seconds, for a 5xx or a broken connection without Retry-After
 CHANGE_TYPES: Final = "created,updated,deleted"
 
-_NO_USER: Final = {"errorinvaliduser", "request_resourcenotfound", "resourcenotfound"}
-_NO_MAILBOX: Final = {
+NO_USER: Final = {"errorinvaliduser", "request_resourcenotfound", "resourcenotfound"}
+NO_MAILBOX: Final = {
     "mailboxnotenabledforrestapi",
     "mailboxnotsupportedforrestapi",
     "errornonexistentmailbox",
@@ -75,11 +75,11 @@ def _window_param(value: datetime, name: str) -> str:
     return quote(value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), safe="")
 
 
-def _user_path(graph_user_id: str) -> str:
+def user_path(graph_user_id: str) -> str:
     return f"/users/{quote(graph_user_id, safe='')}"
 
 
-class _GraphPort:
+class GraphPort:
     """What both gateways share: the tenant's client, and Graph's errors translated for a mailbox."""
 
     def __init__(self, clients: GraphClients, key_for: KeyFor) -> None:
@@ -132,12 +132,12 @@ class _GraphPort:
 
 def _not_found_reason(error: GraphError, graph_user_id: str) -> str:
     code = error.code.lower()
-    if code in _NO_USER or ("user" in error.message.lower() and "invalid" in error.message.lower()):
+    if code in NO_USER or ("user" in error.message.lower() and "invalid" in error.message.lower()):
         return (
             f"Graph knows no user {graph_user_id} ({error.code}): the account was deleted or replaced; "
             "match the staff member again"
         )
-    if code in _NO_MAILBOX or "mailbox" in error.message.lower() or "rest api" in error.message.lower():
+    if code in NO_MAILBOX or "mailbox" in error.message.lower() or "rest api" in error.message.lower():
         return (
             f"the user has no Exchange Online mailbox ({error.code}): it is unlicensed, inactive, "
             "soft-deleted or on-premises; assign an Exchange Online licence or unlink the staff member"
@@ -147,7 +147,7 @@ def _not_found_reason(error: GraphError, graph_user_id: str) -> str:
     )
 
 
-class GraphCalendar(_GraphPort):
+class GraphCalendar(GraphPort):
     """`CalendarGateway` over Graph."""
 
     def __init__(self, clients: GraphClients, key_for: KeyFor, *, page_size: int = 200) -> None:
@@ -165,7 +165,7 @@ class GraphCalendar(_GraphPort):
         if delta_link is None:
             start, end = window
             url = (
-                f"{_user_path(graph_user_id)}/calendarView/delta"
+                f"{user_path(graph_user_id)}/calendarView/delta"
                 f"?startDateTime={_window_param(start, 'window start')}"
                 f"&endDateTime={_window_param(end, 'window end')}"
             )
@@ -208,7 +208,7 @@ class GraphCalendar(_GraphPort):
             }
             try:
                 answer = await graph.request_json(
-                    "POST", f"{_user_path(graph_user_id)}/translateExchangeIds", body
+                    "POST", f"{user_path(graph_user_id)}/translateExchangeIds", body
                 )
             except GraphError as error:
                 raise await self._translated(graph, error, graph_user_id) from error
@@ -225,7 +225,7 @@ class GraphCalendar(_GraphPort):
         condition = f"singleValueExtendedProperties/Any(ep: ep/id eq '{property_id}' and ep/value ne null)"
         expand = f"singleValueExtendedProperties($filter=id eq '{property_id}')"
         url: str | None = (
-            f"{_user_path(graph_user_id)}/events?$filter={quote(condition, safe='')}&$select=id"
+            f"{user_path(graph_user_id)}/events?$filter={quote(condition, safe='')}&$select=id"
             f"&$expand={quote(expand, safe='')}&$top={self._page_size}"
         )
         headers = {"Prefer": IMMUTABLE_IDS}
@@ -253,7 +253,7 @@ def _property_value(event: dict[str, Any]) -> str | None:
     return None
 
 
-class GraphSubscriptions(_GraphPort):
+class GraphSubscriptions(GraphPort):
     """`SubscriptionGateway` over Graph: `created,updated,deleted` on users' events, immutable ids."""
 
     def __init__(

@@ -19,13 +19,13 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from shared.adapters.graph.calendar import (
-    _NO_MAILBOX,
-    _NO_USER,
     IMMUTABLE_IDS,
     MAX_PAGES,
+    NO_MAILBOX,
+    NO_USER,
     UTC_TIMES,
-    _GraphPort,
-    _user_path,
+    GraphPort,
+    user_path,
 )
 from shared.adapters.graph.errors import GraphError, NotFound, PreconditionFailed
 from shared.adapters.graph.events import parse_event, parse_graph_datetime
@@ -38,7 +38,7 @@ from shared.service.ports import EventChanged, EventMissing, EventRejected, Writ
 
 PREFER: Final = {"Prefer": f"{UTC_TIMES}, {IMMUTABLE_IDS}"}
 WRITTEN_FIELDS: Final = "id,changeKey,iCalUId,onlineMeeting"
-_MAILBOX_GONE: Final = _NO_USER | _NO_MAILBOX
+_MAILBOX_GONE: Final = NO_USER | NO_MAILBOX
 
 
 def event_payload(draft: EventDraft) -> dict[str, Any]:
@@ -114,7 +114,7 @@ def _if_match(change_key: str | None) -> dict[str, str]:
     return {**PREFER, "If-Match": f'W/"{change_key}"'} if change_key else PREFER
 
 
-class GraphCalendarWriter(_GraphPort):
+class GraphCalendarWriter(GraphPort):
     """`CalendarWriter` over Graph."""
 
     async def _send(
@@ -142,7 +142,7 @@ class GraphCalendarWriter(_GraphPort):
             raise await self._translated(graph, error, graph_user_id) from error
 
     def _events(self, graph_user_id: str, event_id: str | None = None) -> str:
-        base = f"{_user_path(graph_user_id)}/events"
+        base = f"{user_path(graph_user_id)}/events"
         return f"{base}/{quote(event_id, safe='')}" if event_id else base
 
     async def create(
