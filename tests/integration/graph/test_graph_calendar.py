@@ -43,8 +43,9 @@ def meeting(subject: str, day: int, hour: int = 9, zone: str = "UTC", **extra: A
 
 
 async def fired(graph: EmulatorGraph) -> int:
-    """Fault answers the emulator gave since the test's reset."""
-    return int((await graph.control.stats())["faults_injected"])
+    """Fault answers the test's standing rules gave; each is scoped to the test's mailbox, so another
+    host sharing the emulator cannot fire them (a rule spent to its count is dropped)."""
+    return sum(int(rule["fired"]) for rule in await graph.control.faults())
 
 
 # --- paging and batching ---------------------------------------------------------------------------
@@ -116,17 +117,17 @@ async def test_more_than_a_thousand_ews_ids_go_in_batches(graph: EmulatorGraph):
 async def test_one_429_is_retried_by_the_sdk_and_the_read_succeeds(graph: EmulatorGraph):
     user = await graph.new_mailbox()
     await graph.seed(user, meeting("Visit", 4))
-    await graph.control.add_fault(status=429, retry_after=1, path=DELTA_PATH, count=1)
+    await graph.control.add_fault(status=429, retry_after=1, path=DELTA_PATH, mailbox=user, count=1)
 
     read = await graph.calendar().read_delta(graph.tenant, user, None, WINDOW)
 
     assert len(read.items) == 1
-    assert await fired(graph) == 1
+    assert await graph.control.faults() == []  # the single 429 was answered (a spent rule is dropped)
 
 
 async def test_429_beyond_the_sdks_retries_is_rate_limited_with_graphs_retry_after(graph: EmulatorGraph):
     user = await graph.new_mailbox()
-    await graph.control.add_fault(status=429, retry_after=1, path=DELTA_PATH)
+    await graph.control.add_fault(status=429, retry_after=1, path=DELTA_PATH, mailbox=user)
 
     with pytest.raises(RateLimited) as raised:
         await graph.calendar().read_delta(graph.tenant, user, None, WINDOW)
@@ -138,7 +139,7 @@ async def test_429_beyond_the_sdks_retries_is_rate_limited_with_graphs_retry_aft
 
 async def test_a_retry_after_beyond_the_sdks_horizon_comes_back_at_once(graph: EmulatorGraph):
     user = await graph.new_mailbox()
-    await graph.control.add_fault(status=429, retry_after=600, path=DELTA_PATH)
+    await graph.control.add_fault(status=429, retry_after=600, path=DELTA_PATH, mailbox=user)
 
     began = time.monotonic()
     with pytest.raises(RateLimited) as raised:
@@ -152,7 +153,7 @@ async def test_a_retry_after_beyond_the_sdks_horizon_comes_back_at_once(graph: E
 @pytest.mark.parametrize("status", [503, 504])
 async def test_service_unavailable_after_retries_is_rate_limited(graph: EmulatorGraph, status: int):
     user = await graph.new_mailbox()
-    await graph.control.add_fault(status=status, retry_after=1, path=DELTA_PATH)
+    await graph.control.add_fault(status=status, retry_after=1, path=DELTA_PATH, mailbox=user)
 
     with pytest.raises(RateLimited) as raised:
         await graph.calendar().read_delta(graph.tenant, user, None, WINDOW)
@@ -163,7 +164,7 @@ async def test_service_unavailable_after_retries_is_rate_limited(graph: Emulator
 
 async def test_an_internal_server_error_is_rate_limited_too(graph: EmulatorGraph):
     user = await graph.new_mailbox()
-    await graph.control.add_fault(status=500, path=DELTA_PATH, count=1)
+    await graph.control.add_fault(status=500, path=DELTA_PATH, mailbox=user, count=1)
 
     with pytest.raises(RateLimited) as raised:
         await graph.calendar().read_delta(graph.tenant, user, None, WINDOW)
@@ -187,7 +188,9 @@ async def test_throttling_on_a_later_page_fails_the_whole_round(graph: EmulatorG
 async def test_410_sync_state_not_found_is_a_rejected_token(graph: EmulatorGraph):
     user = await graph.new_mailbox()
     first = await graph.calendar().read_delta(graph.tenant, user, None, WINDOW)
-    await graph.control.add_fault(status=410, code="SyncStateNotFound", path=DELTA_PATH, count=1)
+    await graph.control.add_fault(
+        status=410, code="SyncStateNotFound", path=DELTA_PATH, mailbox=user, count=1
+    )
 
     with pytest.raises(DeltaTokenRejected):
         await graph.calendar().read_delta(graph.tenant, user, first.delta_link, WINDOW)
