@@ -124,7 +124,9 @@ class StorageClients:
         client = self._services.get(connection)
         if client is None:
             client = QueueServiceClient.from_connection_string(
-                self.connection_string(connection), api_version=QUEUE_API_VERSION
+                self.connection_string(connection),
+                api_version=QUEUE_API_VERSION,
+                use_env_settings=False,  # local Azurite only: no proxy or netrc lookup per request
             )
             self._services[connection] = client
         return client

@@ -8,6 +8,7 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.keyvault.secrets.aio import SecretClient
 
+from shared.adapters.storage import transport_options
 from shared.observability import get_logger
 from shared.service.errors import DependencyUnavailable
 
@@ -18,7 +19,7 @@ class KeyVaultSecretStore:
     """Secrets by name. Values never leave this class except as return values; never logged."""
 
     def __init__(self, vault_url: str, credential: AsyncTokenCredential, *, ca_bundle: str | None) -> None:
-        kwargs: dict[str, object] = {}
+        kwargs: dict[str, object] = {**transport_options()}
         if ca_bundle:
             # A local emulator: trust its CA, and skip the challenge-resource check that needs a
             # *.vault.azure.net host name (loopback names like kv.localhost do not resolve here).

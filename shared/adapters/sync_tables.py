@@ -29,10 +29,11 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import TableTransactionError, UpdateMode
+from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
 from shared.adapters.storage import StorageClients
+from shared.adapters.table_batch import Delete, Operation, TransactionFailed, Upsert, submit
 from shared.adapters.tables import MAX_BATCH, as_utc, delete_partition, etag_of, required_utc
 from shared.domain.planner import ItemStatus
 from shared.service.ports import DeadLetter, LeaseOutcome, StaleWrite, SubscriptionRecord
@@ -100,10 +101,8 @@ async def _delete_rows(table: TableClient, rows: Iterable[tuple[str, str]]) -> N
         for start in range(0, len(keys), MAX_BATCH):
             chunk = keys[start : start + MAX_BATCH]
             try:
-                await table.submit_transaction(
-                    [("delete", {"PartitionKey": partition, "RowKey": key}) for key in chunk]
-                )
-            except TableTransactionError:
+                await submit(table, [Delete(partition, key) for key in chunk])
+            except TransactionFailed:
                 # Someone deleted a row first: one by one (the SDK's delete of a missing row is a no-op).
                 for key in chunk:
                     await table.delete_entity(partition, key)
@@ -182,29 +181,24 @@ class TableItemStatuses(_Tables):
         """
         partition = user_partition(tenant_id, staff_id)
         latest = {status.graph_id: status for status in upserts}
-        operations: list[tuple[Any, ...]] = [
-            ("upsert", status_to_entity(partition, status), {"mode": UpdateMode.REPLACE})
-            for status in latest.values()
-        ]
-        operations += [
-            ("delete", {"PartitionKey": partition, "RowKey": escape_key(graph_id)})
-            for graph_id in dict.fromkeys(deletes)
-            if graph_id not in latest
-        ]
+        gone = [graph_id for graph_id in dict.fromkeys(deletes) if graph_id not in latest]
+        operations: list[Operation] = [Upsert(status_to_entity(partition, s)) for s in latest.values()]
+        operations += [Delete(partition, escape_key(graph_id)) for graph_id in gone]
         table = await self._table()
         present: set[str] | None = None
         for start in range(0, len(operations), MAX_BATCH):
             chunk = operations[start : start + MAX_BATCH]
             for _ in range(3):
                 if present is not None:
-                    chunk = [op for op in chunk if op[0] != "delete" or op[1]["RowKey"] in present]
+                    known = present
+                    chunk = [op for op in chunk if not isinstance(op, Delete) or op.row_key in known]
                 if not chunk:
                     break
                 try:
-                    await table.submit_transaction(chunk)
+                    await submit(table, chunk)
                     break
-                except TableTransactionError as error:
-                    if error.status_code != 404:
+                except TransactionFailed as error:
+                    if error.status != 404:
                         raise
                     present = await self._row_keys(table, partition)
             else:
@@ -218,13 +212,13 @@ class TableItemStatuses(_Tables):
         return {entity["RowKey"] async for entity in query}
 
     @staticmethod
-    async def _one_by_one(table: TableClient, operations: Sequence[tuple[Any, ...]]) -> None:
+    async def _one_by_one(table: TableClient, operations: Sequence[Operation]) -> None:
         """The last resort when rows keep vanishing under the transaction (another writer deletes)."""
         for operation in operations:
-            if operation[0] == "delete":
-                await table.delete_entity(operation[1]["PartitionKey"], operation[1]["RowKey"])
-            else:
-                await table.upsert_entity(operation[1], mode=UpdateMode.REPLACE)
+            if isinstance(operation, Delete):
+                await table.delete_entity(operation.partition_key, operation.row_key)
+            elif isinstance(operation, Upsert):
+                await table.upsert_entity(dict(operation.entity), mode=UpdateMode.REPLACE)
 
     async def delete_user(self, tenant_id: str, staff_id: str) -> None:
         await delete_partition(await self._table(), user_partition(tenant_id, staff_id))
@@ -246,10 +240,16 @@ class TableItemStatuses(_Tables):
 
 class TableLeases(_Tables):
     """`LeaseStore`: one row per key; every change after the first insert is a replace with If-Match,
-    and whoever loses a race re-reads the row and decides again."""
+    and whoever loses a race re-reads the row and decides again.
+
+    The usual run costs two writes: the acquiring insert, and the release's delete If-Match the ETag that
+    insert answered (remembered per key and owner in this worker). Only when that delete finds the row
+    changed (another worker asked to run again, or took over a lapsed lease) is the row read.
+    """
 
     def __init__(self, storage: StorageClients) -> None:
         super().__init__(storage, LEASES)
+        self._held: dict[tuple[str, str], str] = {}  # (key, owner) -> the row's ETag as this worker wrote it
 
     @staticmethod
     def _entity(key: str, owner: str, expires_at: datetime, again: bool) -> dict[str, Any]:
@@ -269,42 +269,50 @@ class TableLeases(_Tables):
             return None
 
     @staticmethod
-    async def _guarded(table: TableClient, entity: dict[str, Any], etag: str | None) -> bool:
-        """Replace with If-Match; False when the row changed or vanished since it was read."""
+    async def _guarded(table: TableClient, entity: dict[str, Any], etag: str | None) -> str | None:
+        """Replace with If-Match; the new ETag, or None when the row changed or vanished since it was read."""
         try:
-            await table.update_entity(
+            written = await table.update_entity(
                 entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
             )
         except HttpResponseError as error:
             if _lost_race(error):
-                return False
+                return None
             raise
-        return True
+        return str(written.get("etag") or "*")
 
     async def acquire(self, key: str, owner: str, ttl: timedelta, now: datetime) -> LeaseOutcome:
         table = await self._table()
-        for _ in range(RACE_ATTEMPTS):
-            held = await self._read(table, key)
+        held: Any | None = None
+        for attempt in range(RACE_ATTEMPTS):
+            if attempt:
+                held = await self._read(table, key)
             if held is None:
                 try:
-                    await table.create_entity(self._entity(key, owner, now + ttl, again=False))
+                    created = await table.create_entity(self._entity(key, owner, now + ttl, again=False))
                 except ResourceExistsError:
                     continue
+                self._remember(key, owner, created.get("etag"))
                 return LeaseOutcome.ACQUIRED
             etag = etag_of(held)
             if held["Owner"] == owner or required_utc(held["ExpiresAt"]) <= now:
-                if await self._guarded(table, self._entity(key, owner, now + ttl, again=False), etag):
+                taken = await self._guarded(table, self._entity(key, owner, now + ttl, again=False), etag)
+                if taken is not None:
+                    self._remember(key, owner, taken)
                     return LeaseOutcome.ACQUIRED
                 continue
             if held.get("Again"):
                 return LeaseOutcome.DEFERRED  # already asked; the holder runs once more
             again = self._entity(key, held["Owner"], required_utc(held["ExpiresAt"]), again=True)
-            if await self._guarded(table, again, etag):
+            if await self._guarded(table, again, etag) is not None:
                 return LeaseOutcome.DEFERRED
         raise StaleWrite(f"lease {key}: too much contention")
 
     async def release(self, key: str, owner: str) -> bool:
         table = await self._table()
+        remembered = self._held.pop((key, owner), None)
+        if remembered is not None and await self._delete(table, key, remembered):
+            return False  # nobody asked for another run meanwhile: the usual case, one request
         for _ in range(RACE_ATTEMPTS):
             held = await self._read(table, key)
             if held is None or held["Owner"] != owner:
@@ -312,19 +320,33 @@ class TableLeases(_Tables):
             etag = etag_of(held)
             if held.get("Again"):
                 kept = self._entity(key, owner, required_utc(held["ExpiresAt"]), again=False)
-                if await self._guarded(table, kept, etag):
+                written = await self._guarded(table, kept, etag)
+                if written is not None:
+                    self._remember(key, owner, written)
                     return True
                 continue
-            try:
-                await table.delete_entity(
-                    LEASE_PARTITION, escape_key(key), etag=etag, match_condition=MatchConditions.IfNotModified
-                )
-            except HttpResponseError as error:
-                if _lost_race(error):
-                    continue  # the 'again' flag was set meanwhile (a vanished row reads as released)
-                raise
-            return False
+            if await self._delete(table, key, etag):
+                return False
         raise StaleWrite(f"lease {key}: too much contention")
+
+    def _remember(self, key: str, owner: str, etag: Any) -> None:
+        if etag:
+            self._held[(key, owner)] = str(etag)
+
+    @staticmethod
+    async def _delete(table: TableClient, key: str, etag: str | None) -> bool:
+        """Delete If-Match; False when the row changed meanwhile (a vanished row counts as deleted)."""
+        try:
+            await table.delete_entity(
+                LEASE_PARTITION, escape_key(key), etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+        except HttpResponseError as error:
+            if isinstance(error, ResourceNotFoundError) or error.status_code == 404:
+                return True
+            if _lost_race(error):
+                return False
+            raise
+        return True
 
     async def delete_prefix(self, prefix: str) -> None:
         table = await self._table()

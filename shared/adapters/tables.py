@@ -22,10 +22,11 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import TableTransactionError, UpdateMode
+from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
 from shared.adapters.storage import StorageClients
+from shared.adapters.table_batch import Delete, Insert, Operation, Replace, TransactionFailed, submit
 from shared.domain.tenants import (
     AuthMode,
     ConflictPolicy,
@@ -294,10 +295,8 @@ async def delete_partition(table: TableClient, partition: str) -> None:
     for start in range(0, len(keys), MAX_BATCH):
         chunk = keys[start : start + MAX_BATCH]
         try:
-            await table.submit_transaction(
-                [("delete", {"PartitionKey": partition, "RowKey": key}) for key in chunk]
-            )
-        except TableTransactionError:
+            await submit(table, [Delete(partition, key) for key in chunk])
+        except TransactionFailed:
             # Someone deleted a row first: fall back to one by one (delete of a missing row is a no-op).
             for key in chunk:
                 await table.delete_entity(partition, key)
@@ -367,16 +366,13 @@ class TableUsers:
         saved: list[UserRecord | None] = []
         for chunk in _user_transactions(users):
             try:
-                results = await table.submit_transaction([operation for _, operation in chunk])
-            except TableTransactionError as error:
-                if error.status_code not in (404, 409, 412, 413):
+                etags = await submit(table, [operation for _, operation in chunk])
+            except TransactionFailed as error:
+                if error.status not in (404, 409, 412, 413):
                     raise
                 saved += [await self._save_or_none(user) for user, _ in chunk]
                 continue
-            saved += [
-                replace(user, etag=str(result["etag"]) if result.get("etag") else None)
-                for (user, _), result in zip(chunk, results, strict=True)
-            ]
+            saved += [replace(user, etag=etag) for (user, _), etag in zip(chunk, etags, strict=True)]
         return saved
 
     async def _save_or_none(self, user: UserRecord) -> UserRecord | None:
@@ -389,19 +385,18 @@ class TableUsers:
 USER_TRANSACTION_CHARS: Final = 1_500_000  # well under a transaction's 4 MiB payload
 
 
-def _user_operation(user: UserRecord) -> tuple[tuple[Any, ...], int]:
+def _user_operation(user: UserRecord) -> tuple[Operation, int]:
     """The transaction operation that saves the user as `save` does, and about how many characters it is."""
     entity = user_to_entity(user)
     chars = sum(len(str(value)) + len(name) + 8 for name, value in entity.items())
     if user.etag is None:
-        return ("create", entity), chars
-    guard = {"mode": UpdateMode.REPLACE, "etag": user.etag, "match_condition": MatchConditions.IfNotModified}
-    return ("update", entity, guard), chars
+        return Insert(entity), chars
+    return Replace(entity, user.etag), chars
 
 
-def _user_transactions(users: Sequence[UserRecord]) -> list[list[tuple[UserRecord, tuple[Any, ...]]]]:
+def _user_transactions(users: Sequence[UserRecord]) -> list[list[tuple[UserRecord, Operation]]]:
     """Consecutive users in transactions: one tenant, distinct rows, at most 100, bounded in size."""
-    groups: list[list[tuple[UserRecord, tuple[Any, ...]]]] = []
+    groups: list[list[tuple[UserRecord, Operation]]] = []
     keys: set[tuple[str, str]] = set()
     size = 0
     for user in users:
@@ -631,25 +626,17 @@ class TableChangeFeed:
         table = await self._table()
         for attempt in range(100):
             last, etag = await self._head(table, tenant_id)
-            operations: list[Any] = []
+            operations: list[Operation] = []
             sequence = last
             for row in rows:
                 first, sequence = sequence + 1, sequence + len(row)
-                operations.append(("create", self._row(tenant_id, first, sequence, row)))
+                operations.append(Insert(self._row(tenant_id, first, sequence, row)))
             head_entity = {"PartitionKey": tenant_id, "RowKey": FEED_HEAD, "Last": sequence}
-            if etag is None:
-                operations.insert(0, ("create", head_entity))
-            else:
-                guard = {
-                    "mode": UpdateMode.REPLACE,
-                    "etag": etag,
-                    "match_condition": MatchConditions.IfNotModified,
-                }
-                operations.insert(0, ("update", head_entity, guard))
+            operations.insert(0, Insert(head_entity) if etag is None else Replace(head_entity, etag))
             try:
-                results = await table.submit_transaction(operations)
-            except (TableTransactionError, ResourceExistsError, ResourceModifiedError) as error:
-                if isinstance(error, TableTransactionError) and error.status_code not in FEED_RETRIED:
+                etags = await submit(table, operations)
+            except TransactionFailed as error:
+                if error.status not in FEED_RETRIED:
                     raise
                 # Another writer moved the head first: forget ours, back off a little (jittered), try again.
                 self._heads.pop(tenant_id, None)
@@ -658,9 +645,9 @@ class TableChangeFeed:
             except BaseException:
                 self._heads.pop(tenant_id, None)  # the outcome is unknown: read the head next time
                 raise
-            new_etag = results[0].get("etag") if results else None
+            new_etag = etags[0]
             if new_etag:
-                self._heads[tenant_id] = (sequence, str(new_etag))
+                self._heads[tenant_id] = (sequence, new_etag)
             else:
                 self._heads.pop(tenant_id, None)
             return sequence

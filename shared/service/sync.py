@@ -306,11 +306,11 @@ async def _retry_later(services: Services, job: Job, kind: str, staff_id: str, e
 async def maybe_finish_migration(services: Services, tenant_id: str) -> None:
     """The tenant is active once every matched user finished (degraded when some failed)."""
     for _ in range(3):
+        if await services.users.migration_pending(tenant_id):
+            return  # one cheap query per finished user; the reads below happen once
         tenant = await services.tenants.get(tenant_id)
         if tenant is None or tenant.state is not TenantState.MIGRATING:
             return
-        if await services.users.migration_pending(tenant_id):
-            return  # one cheap query per finished user; the full read below happens once
         matched = [u for u in await services.users.list_all(tenant_id) if u.match is MatchStatus.MATCHED]
         failed = sum(1 for u in matched if u.sync_state is SyncState.ERROR)
         state = TenantState.DEGRADED if failed else TenantState.ACTIVE
