@@ -3,10 +3,12 @@ change reaches the host's feed.
 
     .venv/bin/python -m benchmarks.sync_bench [--users 1000] [--events 50] [--latency-ms 50]
                                               [--rate 100] [--duration 10] [--changes 50] [--interval 0.2]
+                                              [--instances 2]
 
 Starts Azurite (in memory), the Microsoft 365 emulator (`--seed demo --bulk USERSxEVENTS --latency-ms N`:
-every Graph, Entra and Key Vault request waits N ms) and the local function host running the real app,
-registers a connector app, then:
+every Graph, Entra and Key Vault request waits N ms) and the local function host running the real app
+(each queue function on `--instances` processes, as Flex Consumption scales a busy queue out; 2 = the
+machine's cores), registers a connector app, then:
 
 1. Migration: connects the bulk tenant by admin consent (all-users scope) and waits for `active`. Wall
    time from the consent to 100 %, users per second, Graph requests (the emulator's `/stats` before and
@@ -372,7 +374,9 @@ def running_stack(args: argparse.Namespace) -> Iterator[Stack]:
         }
         settings_path = workdir / "local.settings.json"
         settings_path.write_text(json.dumps(settings), encoding="utf-8")
-        host = HostProcess(ROOT, settings_path, port=port, log_path=log_path)
+        host = HostProcess(
+            ROOT, settings_path, port=port, log_path=log_path, extra_args=["--instances", str(args.instances)]
+        )
         stack.callback(host.stop)
         host.start()
         assert host.pid is not None
@@ -866,6 +870,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=10, help="seconds of webhook load (10)")
     parser.add_argument("--changes", type=int, default=50, help="Outlook changes to time (50; 0 skips)")
     parser.add_argument("--interval", type=float, default=0.2, help="seconds between Outlook changes (0.2)")
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=2,
+        help="local host processes per queue function (2: one per core; Flex Consumption adds instances"
+        " as a queue grows)",
+    )
     parser.add_argument("--timeout", type=float, default=1800, help="give up on the migration after (1800 s)")
     parser.add_argument("--skip-webhook", action="store_true", help="skip part 2")
     return parser.parse_args(argv)
@@ -879,7 +890,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (`&`)
-    print(f"sync bench: {args.users} users x {args.events} events, emulator latency {args.latency_ms:g} ms")
+    print(
+        f"sync bench: {args.users} users x {args.events} events, emulator latency {args.latency_ms:g} ms,"
+        f" {args.instances} host process(es) per queue function"
+    )
     log_path: Path | None = None
     try:
         with running_stack(args) as stack:

@@ -1,7 +1,7 @@
 """`python -m devhost`: run the local function host until Ctrl-C (SIGINT) or SIGTERM.
 
     python -m devhost [--app-root DIR] [--port 7071] [--settings local.settings.json]
-                      [--scale per-function|grouped|single]
+                      [--scale per-function|grouped|single] [--instances N]
 
 When ready it prints one JSON line on stdout:
 `{"url": ..., "function_key": ..., "master_key": ..., "functions": [...]}`; everything else (logs)
@@ -10,8 +10,8 @@ settings' `Host.LocalHttpPort` or 7071. Exit codes: 0 after a clean stop, 2 when
 settings cannot be loaded, 1 when a worker process died.
 
 The HTTP triggers run in this process and every other function in a worker process of its own, as Flex
-Consumption scales them (`--scale`, see `devhost/scaling.py`); `--worker NAMES` is how this process starts
-a worker.
+Consumption scales them (`--scale`, see `devhost/scaling.py`), each queue function on `--instances`
+processes; `--worker NAMES` is how this process starts a worker.
 """
 
 from __future__ import annotations
@@ -69,6 +69,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="per-function: a worker process per queue or timer function (as Flex Consumption scales them);"
         " grouped: one worker process for all of them; single: everything in this process",
     )
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        help="per-function scale: worker processes per queue-triggered function (Flex Consumption adds"
+        " instances as a queue grows); timers always run on one",
+    )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # NAME[,NAME]: run only those
     return parser.parse_args(argv)
 
@@ -90,6 +97,7 @@ async def serve(args: argparse.Namespace, ready_out: TextIO) -> int:
         queue_lease=timedelta(seconds=args.queue_lease),
         shutdown_grace=args.shutdown_grace,
         layout=args.scale,
+        instances=args.instances,
         log_level=args.log_level,
     )
     await host.start()

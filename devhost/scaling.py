@@ -36,7 +36,7 @@ import aiohttp
 
 from devhost.host import LocalHost
 from devhost.http import KEY_HEADER, HandOverFailed
-from devhost.indexer import HttpTriggerSpec, IndexedFunction
+from devhost.indexer import HttpTriggerSpec, IndexedFunction, QueueTriggerSpec
 from devhost.queues import DEFAULT_LEASE
 from devhost.settings import ConfigError, LocalSettings
 
@@ -47,16 +47,25 @@ WORKER_READY_TIMEOUT: Final = 60.0
 PACKAGE_ROOT: Final = Path(__file__).resolve().parent.parent
 
 
-def worker_groups(functions: Sequence[IndexedFunction], layout: str) -> list[list[str]]:
-    """The functions each worker process runs (the HTTP triggers stay in the front process)."""
-    others = [fn.name for fn in functions if not isinstance(fn.trigger, HttpTriggerSpec)]
+def worker_groups(functions: Sequence[IndexedFunction], layout: str, instances: int = 1) -> list[list[str]]:
+    """The functions each worker process runs (the HTTP triggers stay in the front process). With
+    `per-function`, each queue-triggered function runs on `instances` processes (the instances Flex
+    Consumption adds as a queue grows; they share the queue as the platform's do); a timer always on one
+    (the platform runs each schedule once, whatever the instance count)."""
+    others = [fn for fn in functions if not isinstance(fn.trigger, HttpTriggerSpec)]
     if layout not in LAYOUTS:
         raise ConfigError(f"--scale must be one of {', '.join(LAYOUTS)}, not {layout!r}")
+    if instances < 1:
+        raise ConfigError(f"--instances must be at least 1, not {instances}")
     if layout == "single" or not others:
         return []
     if layout == "grouped":
-        return [others]
-    return [[name] for name in others]
+        return [[fn.name for fn in others]]
+    groups: list[list[str]] = []
+    for fn in others:
+        copies = instances if isinstance(fn.trigger, QueueTriggerSpec) else 1
+        groups += [[fn.name] for _ in range(copies)]
+    return groups
 
 
 class WorkerProcess:
@@ -127,12 +136,14 @@ class ScaledHost:
         queue_lease: timedelta = DEFAULT_LEASE,
         shutdown_grace: float = 30.0,
         layout: str = DEFAULT_LAYOUT,
+        instances: int = 1,
         log_level: str = "INFO",
     ) -> None:
         self.app_root = Path(app_root).resolve()
         self._settings_path = settings_path
         self._grace = shutdown_grace
         self._layout = layout
+        self._instances = instances
         self._worker_command = [
             sys.executable,
             "-m",
@@ -180,10 +191,11 @@ class ScaledHost:
         # each with its share of the other functions.
         try:
             await self.front.start()
-            for names in worker_groups(self.front.functions, self._layout):
+            for names in worker_groups(self.front.functions, self._layout, self._instances):
                 worker = WorkerProcess(names, self._worker_command)
                 self.workers.append(worker)
-                self._owners.update(dict.fromkeys(names, worker))
+                for name in names:
+                    self._owners.setdefault(name, worker)  # a manual run goes to the first instance
             await asyncio.gather(*(w.start(WORKER_READY_TIMEOUT) for w in self.workers))
         except BaseException:
             await self.stop()
@@ -202,6 +214,7 @@ class ScaledHost:
                     "app_root": str(self.app_root),
                     "functions": len(front.functions),
                     "scale": self._layout,
+                    "instances": self._instances,
                     "processes": 1 + len(self.workers),
                 }
             },

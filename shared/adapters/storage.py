@@ -51,6 +51,8 @@ class StorageClients:
             assert settings.table_endpoint and settings.queue_endpoint
             self.tables = TableServiceClient(settings.table_endpoint, credential=credential, **options)
             self.queues = QueueServiceClient(settings.queue_endpoint, credential=credential, **options)
+        self._table_clients: dict[str, TableClient] = {}
+        self._queue_clients: dict[str, QueueClient] = {}
         self._ready_tables: dict[str, asyncio.Future[None]] = {}
         self._ready_queues: dict[str, asyncio.Future[None]] = {}
 
@@ -60,18 +62,24 @@ class StorageClients:
     async def table(self, name: str) -> TableClient:
         full = self.table_name(name)
         await self._once(self._ready_tables, full, self._create_table)
-        return self.tables.get_table_client(full)
+        client = self._table_clients.get(full)
+        if client is None:  # a client per table, kept: building one costs more than most requests
+            client = self._table_clients[full] = self.tables.get_table_client(full)
+        return client
 
     async def queue(self, name: str) -> QueueClient:
         await self._once(self._ready_queues, name, self._create_queue)
         return self.queue_client(name)
 
     def queue_client(self, name: str) -> QueueClient:
-        return self.queues.get_queue_client(
-            name,
-            message_encode_policy=TextBase64EncodePolicy(),
-            message_decode_policy=BinaryBase64DecodePolicy(),
-        )
+        client = self._queue_clients.get(name)
+        if client is None:
+            client = self._queue_clients[name] = self.queues.get_queue_client(
+                name,
+                message_encode_policy=TextBase64EncodePolicy(),
+                message_decode_policy=BinaryBase64DecodePolicy(),
+            )
+        return client
 
     async def ping(self) -> None:
         async for _ in self.tables.list_tables(results_per_page=1):

@@ -484,7 +484,7 @@ def _sequence_key(sequence: int) -> str:
 
 FEED_ROW_CHARS: Final = 30_000  # a row's changes, as ASCII JSON (one string property holds 32K UTF-16 units)
 FEED_TRANSACTION_CHARS: Final = 2_000_000  # rows per transaction stay well under its 4 MiB payload limit
-FEED_PAGE_ROWS: Final = 32  # the first page of a read; later pages are sized from the rows seen
+FEED_FIRST_PAGE_ROWS: Final = 4  # the first page of a read; later pages are sized from the rows seen
 FEED_RETRIED: Final = frozenset({404, 409, 412})  # another writer moved (or removed) the head first
 
 
@@ -655,35 +655,44 @@ class TableChangeFeed:
 
     @staticmethod
     def _row(tenant_id: str, first: int, last: int, encoded: Sequence[str]) -> dict[str, Any]:
-        text = "[" + ",".join(encoded) + "]"
+        text = "\n".join(encoded)  # a line per change: a reader decodes only the changes it wants
         entity: dict[str, Any] = {"PartitionKey": tenant_id, "RowKey": _sequence_key(last), "First": first}
         for i in range(0, len(text), FEED_ROW_CHARS):  # only a single oversized change spills over
             entity[f"Changes{i // FEED_ROW_CHARS}"] = text[i : i + FEED_ROW_CHARS]
         return entity
 
     @staticmethod
-    def _changes_of(tenant_id: str, entity: Any) -> list[Change]:
+    def _changes_of(tenant_id: str, entity: Any, after: int, until: int) -> list[Change]:
+        """The row's changes numbered after `after` up to `until`, decoding only those."""
         parts: list[str] = []
         while (part := entity.get(f"Changes{len(parts)}")) is not None:
             parts.append(part)
+        text = "".join(parts)
         first = int(entity["First"])
-        return [
-            Change(
-                type=kind,
-                tenant_id=tenant_id,
-                data=data,
-                occurred_at=required_utc(occurred_at),
-                staff_id=staff_id,
-                sequence=first + i,
+        lines = text.split("\n")
+        changes: list[Change] = []
+        for sequence in range(max(first, after + 1), min(first + len(lines) - 1, until) + 1):
+            kind, staff_id, occurred_at, data = json.loads(lines[sequence - first])
+            changes.append(
+                Change(
+                    type=kind,
+                    tenant_id=tenant_id,
+                    data=data,
+                    occurred_at=required_utc(occurred_at),
+                    staff_id=staff_id,
+                    sequence=sequence,
+                )
             )
-            for i, (kind, staff_id, occurred_at, data) in enumerate(json.loads("".join(parts)))
-        ]
+        return changes
 
     async def read(self, tenant_id: str, after: int, limit: int) -> list[Change]:
+        """Up to `limit` changes after `after`. A row may hold one change or hundreds: the first page is a
+        few rows, later pages are sized from the changes per row seen so far."""
         table = await self._table()
         changes: list[Change] = []
         key = _sequence_key(after)
-        rows_wanted = max(1, min(limit, FEED_PAGE_ROWS))
+        until = after + limit
+        rows_wanted = max(1, min(limit, FEED_FIRST_PAGE_ROWS))
         rows_read = 0
         while len(changes) < limit:
             pages = table.query_entities(
@@ -696,7 +705,7 @@ class TableChangeFeed:
             except StopAsyncIteration:
                 break
             for entity in page:
-                changes += [c for c in self._changes_of(tenant_id, entity) if (c.sequence or 0) > after]
+                changes += self._changes_of(tenant_id, entity, after, until)
             rows_read += len(page)
             if not page or getattr(pages, "continuation_token", None) is None:
                 break

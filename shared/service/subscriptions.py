@@ -49,16 +49,24 @@ async def ensure_subscription(
     created = await services.subscriptions.create(tenant, user.graph_user_id, state, expires)
     if user.subscription_id and user.subscription_id != created.id:
         await _forget(services, tenant, user.subscription_id)
-    await _index(services, user, created.id, created.expires_at, now)
+    await _index(services, user, created.id, created.expires_at, now, new=created.id != user.subscription_id)
     log.info("subscription %s created, expires %s", created.id, created.expires_at.isoformat())
     return replace(user, subscription_id=created.id, subscription_expires_at=created.expires_at)
 
 
 async def _index(
-    services: Services, user: UserRecord, subscription_id: str, expires: datetime, now: datetime
+    services: Services,
+    user: UserRecord,
+    subscription_id: str,
+    expires: datetime,
+    now: datetime,
+    *,
+    new: bool = False,
 ) -> None:
+    """Index the subscription for the webhook and the renewal timer. A new one's silence is counted from
+    now (so a new one is written without reading first); a renewed one keeps its last notification."""
     assert user.graph_user_id is not None
-    existing = await services.subscription_index.get(subscription_id)
+    existing = None if new else await services.subscription_index.get(subscription_id)
     await services.subscription_index.put(
         SubscriptionRecord(
             subscription_id,

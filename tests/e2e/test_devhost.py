@@ -422,6 +422,32 @@ def test_single_scale_runs_everything_in_one_process(
     assert single.stop() == 0
 
 
+def test_instances_run_a_queue_function_on_several_processes_sharing_its_queue(
+    local_host_factory: Callable[..., RunningHost], azurite: Azurite, attempts: TableClient
+) -> None:
+    queue = f"scaled-{uuid.uuid4().hex[:10]}"
+    scaled = local_host_factory(
+        APP_ROOT, settings(azurite, queue, "0 0 0 1 1 *"), extra_args=["--instances", "2"]
+    )
+    started = re.findall(r"worker started functions=(\S+) pid=(\d+)", scaled.log())
+    assert sorted(functions for functions, _ in started) == ["process_job", "process_job", "tick", "yearly"]
+
+    with QueueClient.from_connection_string(
+        azurite.connection_string, queue, message_encode_policy=TextBase64EncodePolicy()
+    ) as client:
+        client.send_message(json.dumps({"id": "busy1", "spin": 4}))  # holds one instance's event loop
+        eventually(lambda: attempt_counts(attempts, "busy1") == [1], timeout=10)
+        client.send_message(json.dumps({"id": "free1"}))
+        eventually(lambda: result_for(azurite, "free1"), timeout=3)  # the other instance took it at once
+
+    assert result_for(azurite, "busy1") is None  # still spinning
+    busy, free = (attempts.get_entity(f"job-{i}", "1")["pid"] for i in ("busy1", "free1"))
+    assert busy != free
+    assert {busy, free} <= {int(pid) for functions, pid in started if functions == "process_job"}
+    eventually(lambda: result_for(azurite, "busy1"), timeout=10)
+    assert scaled.stop() == 0
+
+
 def _write_app(root: Path, source: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "host.json").write_text(json.dumps({"version": "2.0"}), encoding="utf-8")

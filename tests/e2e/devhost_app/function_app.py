@@ -79,7 +79,7 @@ def enqueue(req: func.HttpRequest, jobs: func.Out[list[str]]) -> func.HttpRespon
 @app.queue_output(arg_name="results", queue_name="devhostresults", connection="AzureWebJobsStorage")
 async def process_job(msg: func.QueueMessage, results: func.Out[str]) -> None:
     job = json.loads(msg.get_body())
-    await _record(f"job-{job['id']}", str(msg.dequeue_count), body=msg.get_body().decode())
+    await _record(f"job-{job['id']}", str(msg.dequeue_count), body=msg.get_body().decode(), pid=os.getpid())
     if job.get("sleep"):
         await asyncio.sleep(float(job["sleep"]))
     if job.get("spin"):  # CPU-bound work that holds the event loop, as a long parse or plan would

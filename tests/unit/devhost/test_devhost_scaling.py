@@ -40,3 +40,18 @@ def test_single_and_an_http_only_app_need_no_worker() -> None:
 def test_an_unknown_scale_is_refused() -> None:
     with pytest.raises(ConfigError, match="--scale"):
         worker_groups(FUNCTIONS, "per-instance")
+
+
+def test_instances_multiply_the_queue_functions_only() -> None:
+    assert worker_groups(FUNCTIONS, "per-function", instances=3) == [
+        ["sync_job"],
+        ["sync_job"],
+        ["sync_job"],
+        ["nightly"],  # a schedule runs once, however many instances
+    ]
+    assert worker_groups(FUNCTIONS, "grouped", instances=3) == [["sync_job", "nightly"]]
+
+
+def test_fewer_than_one_instance_is_refused() -> None:
+    with pytest.raises(ConfigError, match="--instances"):
+        worker_groups(FUNCTIONS, "per-function", instances=0)
