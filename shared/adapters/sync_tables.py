@@ -44,6 +44,7 @@ SUBSCRIPTIONS: Final = "subscriptions"
 DELIVERIES: Final = "deliveries"
 TABLES: Final = (OUTLOOK_ITEMS, LEASES, SUBSCRIPTIONS, DELIVERIES)
 
+ITEMS_MARKER: Final = "~"  # a user's outlookitems partition holds statuses only if it holds this row
 LEASE_PARTITION: Final = "lease"
 USER_SEPARATOR: Final = "|"  # never produced by escape_key, so tenant|staff splits one way only
 ESCAPE: Final = "!"
@@ -154,19 +155,33 @@ def status_from_entity(entity: Any) -> ItemStatus:
 
 
 class TableItemStatuses(_Tables):
-    """`ItemStatusRepository`: one partition per user, one row per Outlook item."""
+    """`ItemStatusRepository`: one partition per user, one row per Outlook item.
+
+    Every write of statuses also puts a marker row (`ITEMS_MARKER`) in the partition, in the same
+    transaction as its first rows, so a partition without the marker holds no statuses. A first migration
+    (`probably_empty`) reads the marker by key and skips the partition query when it is absent: a point
+    read costs the same everywhere, while a query over an empty partition costs a scan of the whole table
+    on Azurite (its queries do not use the partition key), the dominant storage cost of migrating a large
+    tenant locally.
+    """
 
     def __init__(self, storage: StorageClients) -> None:
         super().__init__(storage, OUTLOOK_ITEMS)
 
-    async def load(self, tenant_id: str, staff_id: str) -> dict[str, ItemStatus]:
+    async def load(
+        self, tenant_id: str, staff_id: str, *, probably_empty: bool = False
+    ) -> dict[str, ItemStatus]:
         table = await self._table()
+        partition = user_partition(tenant_id, staff_id)
+        if probably_empty:
+            try:
+                await table.get_entity(partition, ITEMS_MARKER, select=["RowKey"])
+            except ResourceNotFoundError:
+                return {}
         query = table.query_entities(
-            "PartitionKey eq @pk",
-            parameters={"pk": user_partition(tenant_id, staff_id)},
-            results_per_page=1000,
+            "PartitionKey eq @pk", parameters={"pk": partition}, results_per_page=1000
         )
-        statuses = [status_from_entity(entity) async for entity in query]
+        statuses = [status_from_entity(e) async for e in query if e["RowKey"] != ITEMS_MARKER]
         return {status.graph_id: status for status in statuses}
 
     async def apply(
@@ -183,6 +198,8 @@ class TableItemStatuses(_Tables):
         latest = {status.graph_id: status for status in upserts}
         gone = [graph_id for graph_id in dict.fromkeys(deletes) if graph_id not in latest]
         operations: list[Operation] = [Upsert(status_to_entity(partition, s)) for s in latest.values()]
+        if operations:  # the marker goes with the first rows (see the class)
+            operations.insert(0, Upsert({"PartitionKey": partition, "RowKey": ITEMS_MARKER}))
         operations += [Delete(partition, escape_key(graph_id)) for graph_id in gone]
         table = await self._table()
         present: set[str] | None = None

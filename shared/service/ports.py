@@ -263,7 +263,13 @@ class SubscriptionGateway(Protocol):
 class ItemStatusRepository(Protocol):
     """The stored status of every Outlook item of one user (table `outlookitems`)."""
 
-    async def load(self, tenant_id: str, staff_id: str) -> dict[str, ItemStatus]: ...
+    async def load(
+        self, tenant_id: str, staff_id: str, *, probably_empty: bool = False
+    ) -> dict[str, ItemStatus]:
+        """Every stored status of the user. `probably_empty` (a first migration) is only a hint: a store
+        may then look cheaply whether anything was ever stored before reading it all."""
+        ...
+
     async def apply(
         self, tenant_id: str, staff_id: str, upserts: Sequence[ItemStatus], deletes: Sequence[str]
     ) -> None:

@@ -139,7 +139,13 @@ async def _sync_user(services: Services, tenant: Tenant, user: UserRecord, kind:
     start_over = kind == "resync" or user.delta_link is None
     read, complete = await _read(services, tenant, user, None if start_over else user.delta_link, window)
     quiet = not read.items and not complete and not migrating  # a notification's echo: nothing to plan
-    stored = {} if quiet else await services.item_statuses.load(tenant.tenant_id, user.staff_id)
+    stored = (
+        {}
+        if quiet
+        else await services.item_statuses.load(
+            tenant.tenant_id, user.staff_id, probably_empty=migrating and user.last_sync_at is None
+        )
+    )
     settings = tenant.settings
     visibility = Visibility(settings.import_filter, settings.show_free_events, settings.privacy_mode)
     observation = Observation(read.items, complete, window[0], migrating=migrating)

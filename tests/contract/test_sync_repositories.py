@@ -180,6 +180,27 @@ async def test_an_id_upserted_twice_or_also_deleted_keeps_the_last_upsert(repos:
     assert await repos.statuses.load(CONTOSO, "anna") == {"x": status("x", 2), "y": status("y", 3)}
 
 
+@pytest.mark.parametrize("probably_empty", [False, True], ids=["read", "first-read"])
+async def test_the_first_read_hint_never_hides_what_was_stored(
+    repos: SyncRepositories, probably_empty: bool
+) -> None:
+    def load(staff_id: str) -> Any:
+        return repos.statuses.load(CONTOSO, staff_id, probably_empty=probably_empty)
+
+    assert await load("anna") == {}
+    many = [status("~"), status("!7E"), *(status(f"item{n}", n) for n in range(120))]  # past one transaction
+    await repos.statuses.apply(CONTOSO, "anna", many, [])
+    await repos.statuses.apply(CONTOSO, "anna", [], ["item0"])  # deletes only
+    assert await load("anna") == {s.graph_id: s for s in many if s.graph_id != "item0"}
+
+    written = status("AAMkWritten=", written=True)  # the write side remembers one event
+    await repos.statuses.apply(CONTOSO, "ben", [written], [])
+    assert await load("ben") == {written.graph_id: written}
+
+    await repos.statuses.apply(CONTOSO, "anna", [], [s.graph_id for s in many])
+    assert await load("anna") == {}
+
+
 async def test_deleting_a_user_or_a_tenant_leaves_the_others(repos: SyncRepositories) -> None:
     owners = [
         (CONTOSO, "anna"),

@@ -188,7 +188,9 @@ class FakeItemStatuses:
     def __init__(self) -> None:
         self.rows: dict[tuple[str, str], dict[str, ItemStatus]] = {}
 
-    async def load(self, tenant_id: str, staff_id: str) -> dict[str, ItemStatus]:
+    async def load(
+        self, tenant_id: str, staff_id: str, *, probably_empty: bool = False
+    ) -> dict[str, ItemStatus]:
         return dict(self.rows.get((tenant_id, staff_id), {}))
 
     async def apply(
