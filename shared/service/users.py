@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Final
+from typing import Final, TypeVar
 
 from shared.domain.tenants import Tenant, UserScope
 from shared.domain.users import (
@@ -122,8 +122,7 @@ async def match_all(services: Services, tenant_id: str) -> int:
         to_probe = [(r, m) for r, m in matches if m.status is MatchStatus.MATCHED and m.user is not None]
         rest = [(r, m) for r, m in matches if not (m.status is MatchStatus.MATCHED and m.user is not None)]
         queued = 0
-        for start in range(0, len(to_probe), CHUNK):
-            chunk = to_probe[start : start + CHUNK]
+        for chunk in _chunks(to_probe):
             access = await services.directory.mailbox_access(tenant, [m.user.id for _, m in chunk if m.user])
             probed = [
                 (r, apply_mailbox_access(m, access.get(m.user.id, MailboxAccess.OK)) if m.user else m)
@@ -136,7 +135,16 @@ async def match_all(services: Services, tenant_id: str) -> int:
         return queued
 
 
+T = TypeVar("T")
 CHUNK: Final = 100  # users per transaction (Table Storage's limit) and per batch of queued migrations
+FIRST_CHUNK: Final = 20  # one probe `$batch`: the first migrations start after one round trip, not five
+
+
+def _chunks(items: Sequence[T]) -> list[Sequence[T]]:
+    """A small first chunk, then full ones."""
+    first = list(items[:FIRST_CHUNK])
+    rest = items[FIRST_CHUNK:]
+    return ([first] if first else []) + [rest[s : s + CHUNK] for s in range(0, len(rest), CHUNK)]
 
 
 async def _save_and_queue(

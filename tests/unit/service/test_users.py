@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
@@ -184,7 +185,9 @@ async def test_match_all_queues_migrations_chunk_by_chunk_while_discovery_goes_o
     matched = sorted(u.staff_id for u in rows if u.match is MatchStatus.MATCHED)
     assert queued == len(migrate) == len(matched) == 253  # the bulk users and u1, u2, u3
     assert sorted(migrate) == matched
-    assert stored_when_queued[0] <= 100 < len(rows)  # the first migrations did not wait for the last rows
+    # The first migrations waited for neither the last rows nor a full chunk: one probe batch's worth.
+    assert stored_when_queued[0] <= 3 + svc.FIRST_CHUNK < len(rows)
+    assert len(stored_when_queued) == 1 + math.ceil((253 - svc.FIRST_CHUNK) / svc.CHUNK)
 
 
 async def test_regression_match_all_saves_a_user_changed_while_discovery_ran(world: FakeWorld) -> None:
