@@ -162,6 +162,25 @@ async def test_service_unavailable_after_retries_is_rate_limited(graph: Emulator
     assert str(status) in raised.value.reason
 
 
+async def test_graph_refusing_the_token_itself_is_retried_not_a_revoked_consent(graph: EmulatorGraph):
+    user = await graph.new_mailbox()
+    await graph.control.add_fault(
+        status=401,
+        code="InvalidAuthenticationToken",
+        message="Access token has expired or is not yet valid.",
+        path=DELTA_PATH,
+        mailbox=user,
+        count=1,
+    )
+
+    with pytest.raises(RateLimited) as raised:
+        await graph.calendar().read_delta(graph.tenant, user, None, WINDOW)
+
+    assert "InvalidAuthenticationToken" in raised.value.reason
+    read = await graph.calendar().read_delta(graph.tenant, user, None, WINDOW)  # the next try goes through
+    assert read.items == []
+
+
 async def test_an_internal_server_error_is_rate_limited_too(graph: EmulatorGraph):
     user = await graph.new_mailbox()
     await graph.control.add_fault(status=500, path=DELTA_PATH, mailbox=user, count=1)
