@@ -38,6 +38,7 @@ import httpx
 from benchmarks.sync_bench import (
     Feed,
     Stack,
+    add_instances_argument,
     graph_requests,
     interrupt,
     migrate,
@@ -170,6 +171,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--burst", type=int, default=1000, help="appointments in the burst (1000; 0 skips)")
     parser.add_argument("--concurrency", type=int, default=50, help="PUTs in flight during the burst (50)")
     parser.add_argument("--timeout", type=float, default=1800, help="give up after (1800 s)")
+    add_instances_argument(parser)
     return parser.parse_args(argv)
 
 

@@ -870,13 +870,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=10, help="seconds of webhook load (10)")
     parser.add_argument("--changes", type=int, default=50, help="Outlook changes to time (50; 0 skips)")
     parser.add_argument("--interval", type=float, default=0.2, help="seconds between Outlook changes (0.2)")
-    parser.add_argument(
-        "--instances",
-        type=int,
-        default=2,
-        help="local host processes per queue function (2: one per core; Flex Consumption adds instances"
-        " as a queue grows)",
-    )
+    add_instances_argument(parser)
     parser.add_argument("--timeout", type=float, default=1800, help="give up on the migration after (1800 s)")
     parser.add_argument("--skip-webhook", action="store_true", help="skip part 2")
     return parser.parse_args(argv)
@@ -884,6 +878,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt  # SIGTERM (a `timeout`, a CI runner) stops every process as Ctrl-C does
+
+
+def add_instances_argument(parser: argparse.ArgumentParser) -> None:
+    """`--instances`: the local host's processes per queue function (the benches share the stack)."""
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=2,
+        help="local host processes per queue function (2: one per core; Flex Consumption adds instances"
+        " as a queue grows)",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
