@@ -41,7 +41,16 @@ from shared.domain.tenants import (
     UserScope,
 )
 from shared.domain.users import LegacyLink, MatchedBy, MatchStatus, StaffMember, SyncState, UserRecord
-from shared.service.ports import AlreadyExists, Change, ConsentState, StaleWrite, UserPage, UserQuery
+from shared.service.ports import (
+    AlreadyExists,
+    Change,
+    ConsentState,
+    StaleWrite,
+    UserPage,
+    UserQuery,
+    check_change_sizes,
+    encoded_change,
+)
 from shared.service.user_queries import page_users
 
 TENANTS: Final = "tenants"
@@ -488,12 +497,6 @@ FEED_FIRST_PAGE_ROWS: Final = 4  # the first page of a read; later pages are siz
 FEED_RETRIED: Final = frozenset({404, 409, 412})  # another writer moved (or removed) the head first
 
 
-def _encode_change(change: Change) -> str:
-    """One feed entry as compact ASCII JSON (so characters count exactly what the service stores)."""
-    entry = [change.type, change.staff_id, change.occurred_at.isoformat(), change.data]
-    return json.dumps(entry, separators=(",", ":"), default=str, ensure_ascii=True)
-
-
 def _pack(encoded: Sequence[str]) -> list[list[str]]:
     """Consecutive changes grouped into rows of at most `FEED_ROW_CHARS` (a bigger change: a row alone)."""
     rows: list[list[str]] = []
@@ -565,7 +568,9 @@ class TableChangeFeed:
     async def append(self, tenant_id: str, changes: Sequence[Change]) -> list[Change]:
         if not changes:
             return []
-        entry = _Append([_encode_change(c) for c in changes], asyncio.get_running_loop().create_future())
+        encoded = [encoded_change(c) for c in changes]
+        check_change_sizes(encoded, changes)
+        entry = _Append(encoded, asyncio.get_running_loop().create_future())
         self._waiting.setdefault(tenant_id, []).append(entry)
         if tenant_id not in self._writers:
             self._writers[tenant_id] = asyncio.create_task(self._write(tenant_id), name=f"feed:{tenant_id}")

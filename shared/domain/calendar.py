@@ -14,6 +14,10 @@ from enum import StrEnum
 from typing import Any, Final
 
 # The connector's own extended property on every event it writes: its value is the host appointment id.
+# The characters of an Outlook body the host receives. Outlook allows far larger (pasted HTML), but one
+# change must stay inside a table entity (1 MiB): even 32,000 astral characters, escaped as ASCII JSON
+# (12 characters each), leave room for the rest of the event under the feed's `MAX_CHANGE_CHARS`.
+BODY_LIMIT: Final = 32_000
 APPOINTMENT_PROPERTY_ID: Final = "String {4c1b7a3e-2f67-4b8e-9a51-6d0c3a9e2b17} Name AppointmentId"
 
 
@@ -128,7 +132,11 @@ class OutlookEvent:
             "type": self.kind.value,
             "series_master_id": self.series_master_id,
             "subject": self.subject,
-            "body": {"content_type": self.body_type, "content": self.body},
+            "body": {
+                "content_type": self.body_type,
+                "content": self.body[:BODY_LIMIT],
+                "truncated": len(self.body) > BODY_LIMIT,
+            },
             "location": self.location,
             "sensitivity": self.sensitivity,
             "categories": list(self.categories),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from shared.domain.appointments import AppointmentRecord, EventDraft, Override
 from shared.domain.calendar import DeltaItem, OutlookEvent
@@ -116,9 +117,34 @@ class Change:
     sequence: int | None = None  # assigned by the feed
 
 
+# One change as the feed stores it (compact ASCII JSON) may be at most this long: a table entity holds
+# 1 MiB, 524,288 UTF-16 characters, keys and property names included. The planner keeps events inside it
+# (see `BODY_LIMIT`).
+MAX_CHANGE_CHARS: Final = 480_000
+
+
+class ChangeTooLarge(ValueError):
+    """An append holding a change over `MAX_CHANGE_CHARS`; nothing of it was appended."""
+
+
+def encoded_change(change: Change) -> str:
+    """One change as the feed stores it, in compact ASCII JSON (so its length is what is stored)."""
+    entry = [change.type, change.staff_id, change.occurred_at.isoformat(), change.data]
+    return json.dumps(entry, separators=(",", ":"), default=str, ensure_ascii=True)
+
+
+def check_change_sizes(encoded: Sequence[str], changes: Sequence[Change]) -> None:
+    for text, change in zip(encoded, changes, strict=True):
+        if len(text) > MAX_CHANGE_CHARS:
+            raise ChangeTooLarge(
+                f"a {change.type} change of {len(text)} characters is over the feed's {MAX_CHANGE_CHARS}"
+            )
+
+
 class ChangeFeed(Protocol):
     async def append(self, tenant_id: str, changes: Sequence[Change]) -> list[Change]:
-        """Append in order; returns them with their sequence numbers."""
+        """Append in order, all or none; returns them with their sequence numbers. `ChangeTooLarge`
+        when one is over `MAX_CHANGE_CHARS` encoded."""
         ...
 
     async def read(self, tenant_id: str, after: int, limit: int) -> list[Change]: ...

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -16,8 +16,11 @@ import pytest
 
 from shared.adapters.storage import StorageClients
 from shared.adapters.tables import FEED_ROW_CHARS, TableChangeFeed
-from shared.service.ports import Change, ChangeFeed
+from shared.domain.calendar import BODY_LIMIT, Attendee
+from shared.domain.planner import Observation, Visibility, plan
+from shared.service.ports import MAX_CHANGE_CHARS, Change, ChangeFeed, ChangeTooLarge
 from shared.settings import StorageSettings
+from tests.fakes.events import event
 from tests.fakes.storage import FakeFeed
 
 pytestmark = pytest.mark.contract
@@ -147,6 +150,33 @@ async def test_a_change_larger_than_a_row_round_trips(feeds: Feeds) -> None:
     assert numbers(read) == [1, 2, 3]
     assert read[1].data == big.data
     assert numbers(await feeds.feed.read(CONTOSO, 1, 1)) == [2]
+
+
+async def test_the_largest_event_the_planner_announces_round_trips(feeds: Feeds) -> None:
+    # The worst case the body limit allows: astral characters, 12 each as ASCII JSON, and a full meeting.
+    attendees = tuple(
+        Attendee(f"Gäst {n} \U0001f4c5", f"g{n}@contoso.example", "required", "none") for n in range(100)
+    )
+    huge = replace(event("A"), body="\U0001f4c5" * (BODY_LIMIT + 1000), attendees=attendees)
+    (created,) = plan(Observation([huge], False, T0), {}, Visibility()).changes
+    largest = Change(created.type.value, CONTOSO, created.data, T0, "anna")
+
+    await feeds.feed.append(CONTOSO, [change(1), largest, change(3)])
+
+    read = await feeds.feed.read(CONTOSO, 0, 10)
+    assert numbers(read) == [1, 2, 3]
+    assert read[1].data == largest.data
+    assert read[1].data["event"]["body"]["truncated"] is True
+
+
+async def test_an_append_with_a_change_over_the_limit_is_refused_whole(feeds: Feeds) -> None:
+    await feeds.feed.append(CONTOSO, [change(1)])
+
+    with pytest.raises(ChangeTooLarge):
+        await feeds.feed.append(CONTOSO, [change(2), change(3, size=MAX_CHANGE_CHARS)])
+
+    assert numbers(await feeds.feed.append(CONTOSO, [change(4)])) == [2]
+    assert numbers(await feeds.feed.read(CONTOSO, 0, 10)) == [1, 2]
 
 
 async def test_an_append_larger_than_one_transaction_stays_gapless(feeds: Feeds) -> None:

@@ -21,6 +21,8 @@ from shared.service.ports import (
     SubscriptionRecord,
     UserPage,
     UserQuery,
+    check_change_sizes,
+    encoded_change,
 )
 from shared.service.user_queries import page_users
 
@@ -155,6 +157,7 @@ class FakeFeed:
         self.entries: dict[str, list[Change]] = {}
 
     async def append(self, tenant_id: str, changes: Sequence[Change]) -> list[Change]:
+        check_change_sizes([encoded_change(c) for c in changes], changes)
         log = self.entries.setdefault(tenant_id, [])
         numbered = [replace(c, sequence=len(log) + i + 1) for i, c in enumerate(changes)]
         log.extend(numbered)

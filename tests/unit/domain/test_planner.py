@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from shared.domain.calendar import OutlookEvent, RemovedEvent
+from shared.domain.calendar import BODY_LIMIT, OutlookEvent, RemovedEvent
 from shared.domain.planner import (
     MASS_DELETE_MIN,
     ChangeType,
@@ -52,6 +52,19 @@ def test_a_new_event_is_created_for_the_host_and_stored() -> None:
     assert kinds(result) == ["event.created"]
     assert result.changes[0].data["event"]["subject"] == e.subject
     assert stored_after(result)["A"].content_hash == e.content_hash()
+
+
+def test_a_body_beyond_the_limit_reaches_the_host_cut_and_flagged_and_its_edits_still_count() -> None:
+    huge = event("A", body="\u00e9" * (BODY_LIMIT + 5), body_type="html")
+    small = event("B", body="Bring the plans")
+
+    result = plan(delta(huge, small), {}, ALL)
+
+    bodies = {c.data["event"]["id"]: c.data["event"]["body"] for c in result.changes}
+    assert bodies["A"] == {"content_type": "html", "content": "\u00e9" * BODY_LIMIT, "truncated": True}
+    assert bodies["B"] == {"content_type": "text", "content": "Bring the plans", "truncated": False}
+    edited = replace(huge, body=huge.body + "!")  # an edit past the cut is still an update
+    assert kinds(plan(delta(edited), stored_after(result), ALL)) == ["event.updated"]
 
 
 def test_a_replayed_report_changes_nothing() -> None:
