@@ -34,7 +34,7 @@ from functions.tenants_api import user_query
 from functions.views import iso, tenant_json, user_json
 from shared.bootstrap import container
 from shared.service import console, sync, tenants, users
-from shared.service.commands import parse_flag, parse_settings
+from shared.service.commands import parse_flag
 from shared.service.console import ConsoleAccessDenied
 from shared.service.context import Services
 
@@ -154,9 +154,7 @@ async def console_reauthorize(req: func.HttpRequest) -> func.HttpResponse:
 @console_api
 async def console_settings(req: func.HttpRequest) -> func.HttpResponse:
     services, tid = await _authorized(req)
-    tenant = await tenants.get_tenant(services, tid)
-    settings = parse_settings(read_json_object(req), tenant.settings, prefix="settings")
-    updated = await tenants.update_settings(services, tid, settings)
+    updated = await tenants.update_settings(services, tid, read_json_object(req))
     return json_response(tenant_json(updated, services.clock.now()))
 
 

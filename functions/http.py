@@ -17,6 +17,7 @@ from shared.service.errors import (
     NotFound,
     PreconditionFailed,
 )
+from shared.service.ports import StaleWrite
 
 log = get_logger("http")
 MAX_BODY_BYTES: Final = 1_000_000
@@ -80,6 +81,9 @@ def handles_errors(handler: Handler) -> Endpoint:
                 return error_response(409, "conflict", error.reason, error.field)
             except PreconditionFailed as error:
                 return error_response(412, "precondition_failed", error.reason, error.field)
+            except StaleWrite as error:  # a race the service did not settle itself: the caller may retry
+                log.warning("concurrent change lost a race: %s", error)
+                return error_response(409, "conflict", "the resource changed concurrently; retry")
             except DependencyUnavailable as error:
                 log.warning("dependency unavailable: %s", error)
                 return error_response(

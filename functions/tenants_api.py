@@ -13,7 +13,6 @@ from shared.service.commands import (
     parse_create_tenant,
     parse_customer_app,
     parse_flag,
-    parse_settings,
     parse_staff,
 )
 from shared.service.errors import InvalidInput
@@ -58,9 +57,7 @@ async def tenant_item(req: func.HttpRequest) -> func.HttpResponse:
 @handles_errors
 async def tenant_settings(req: func.HttpRequest) -> func.HttpResponse:
     services = container().services
-    tenant = await tenants.get_tenant(services, _tenant_id(req))
-    settings = parse_settings(read_json_object(req), tenant.settings, prefix="settings")
-    updated = await tenants.update_settings(services, tenant.tenant_id, settings)
+    updated = await tenants.update_settings(services, _tenant_id(req), read_json_object(req))
     return json_response(tenant_json(updated, services.clock.now()))
 
 

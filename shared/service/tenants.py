@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 from shared.domain.progress import Progress, progress
-from shared.domain.tenants import AuthMode, CustomerApp, Tenant, TenantSettings, TenantState, secret_name
+from shared.domain.tenants import AuthMode, CustomerApp, Tenant, TenantState, secret_name
 from shared.observability import bound, get_logger
 from shared.service import jobs
-from shared.service.commands import CreateTenant, CustomerAppCredential
+from shared.service.commands import CreateTenant, CustomerAppCredential, parse_settings
 from shared.service.context import Services
 from shared.service.errors import Conflict, InvalidInput, NotFound
 from shared.service.ports import AlreadyExists, Change, ConsentState, StaleWrite, TenantAccessError
@@ -256,26 +257,44 @@ async def reauthorize(
         return Connection(tenant, await _new_consent_url(services, tenant))
 
 
-async def update_settings(services: Services, tenant_id: str, settings: TenantSettings) -> Tenant:
-    tenant = await get_tenant(services, tenant_id)
-    if tenant.state.gone:
-        raise Conflict("tenant_id", f"the tenant is {tenant.state.value}")
-    return await services.tenants.save(replace(tenant, settings=settings, updated_at=services.clock.now()))
+SAVE_ATTEMPTS: Final = 5  # a request re-applies its change on a fresh read this often (workers move state)
+
+
+async def update_settings(services: Services, tenant_id: str, patch: Mapping[str, Any]) -> Tenant:
+    """Apply a settings patch (absent fields keep their values). A worker moving the tenant's state meanwhile
+    (a migration finishing) makes the patch apply again to the fresh row, never a failure."""
+    for _ in range(SAVE_ATTEMPTS):
+        tenant = await get_tenant(services, tenant_id)
+        if tenant.state.gone:
+            raise Conflict("tenant_id", f"the tenant is {tenant.state.value}")
+        settings = parse_settings(patch, tenant.settings, prefix="settings")
+        try:
+            return await services.tenants.save(
+                replace(tenant, settings=settings, updated_at=services.clock.now())
+            )
+        except StaleWrite:
+            continue
+    raise Conflict("tenant_id", "the tenant is being changed concurrently; retry")
 
 
 async def begin_disconnect(services: Services, tenant_id: str) -> Tenant:
     """Mark the tenant disconnecting and queue the clean-up. Idempotent: calling again re-queues it."""
-    tenant = await get_tenant(services, tenant_id)
-    with bound(tenant=tenant.tenant_id):
-        if tenant.state is TenantState.DISCONNECTED:
+    for _ in range(SAVE_ATTEMPTS):
+        tenant = await get_tenant(services, tenant_id)
+        with bound(tenant=tenant.tenant_id):
+            if tenant.state is TenantState.DISCONNECTED:
+                return tenant
+            if tenant.state is not TenantState.DISCONNECTING:
+                try:
+                    tenant = await services.tenants.save(
+                        tenant.with_state(TenantState.DISCONNECTING, services.clock.now())
+                    )
+                except StaleWrite:
+                    continue  # a worker moved the state meanwhile (a migration finishing): decide again
+            await services.jobs.enqueue([jobs.disconnect(tenant.tenant_id)])
+            log.info("disconnect queued")
             return tenant
-        if tenant.state is not TenantState.DISCONNECTING:
-            tenant = await services.tenants.save(
-                tenant.with_state(TenantState.DISCONNECTING, services.clock.now())
-            )
-        await services.jobs.enqueue([jobs.disconnect(tenant.tenant_id)])
-        log.info("disconnect queued")
-        return tenant
+    raise Conflict("tenant_id", "the tenant is being changed concurrently; retry")
 
 
 async def finish_disconnect(services: Services, tenant_id: str) -> None:

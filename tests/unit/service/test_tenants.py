@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from shared.domain.tenants import AuthMode, TenantState, secret_name
+from shared.domain.tenants import AuthMode, Tenant, TenantState, secret_name
 from shared.service import tenants as svc
 from shared.service.commands import parse_create_tenant
 from shared.service.errors import Conflict, InvalidInput
@@ -188,6 +189,59 @@ async def test_disconnect_purges_and_is_idempotent(world: FakeWorld) -> None:
     assert world.tenants.rows[CONTOSO].state is TenantState.DISCONNECTED
     assert world.consent_states.rows == {}
     assert "tenant.disconnected" in world.feed.types(CONTOSO)
+
+
+class _WorkerMovesStateFirst:
+    """The tenants repository as a request sees it while a worker finishes the migration: the first save
+    after a read loses the race to the worker's own save (the tenant became active meanwhile)."""
+
+    def __init__(self, world: FakeWorld) -> None:
+        self._world = world
+        self._inner = world.tenants
+        self.raced = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    async def save(self, tenant: Tenant) -> Tenant:
+        if not self.raced:
+            self.raced = True
+            current = self._inner.rows[tenant.tenant_id]
+            await self._inner.save(current.with_state(TenantState.ACTIVE, current.updated_at))
+        return await self._inner.save(tenant)
+
+
+async def _migrating(world: FakeWorld) -> _WorkerMovesStateFirst:
+    state = await start(world)
+    world.directory.organisations[CONTOSO].consented = True
+    await svc.complete_consent(world.services, ok_callback(state))
+    racing = _WorkerMovesStateFirst(world)
+    world.services = replace(world.services, tenants=racing)  # type: ignore[arg-type]
+    return racing
+
+
+async def test_a_disconnect_racing_a_finishing_migration_still_disconnects(world: FakeWorld) -> None:
+    racing = await _migrating(world)
+
+    tenant = await svc.begin_disconnect(world.services, CONTOSO)
+
+    assert racing.raced
+    assert tenant.state is TenantState.DISCONNECTING
+    assert world.tenants.rows[CONTOSO].state is TenantState.DISCONNECTING
+    assert [j.kind for j in world.jobs.take() if j.kind == "disconnect"] == ["disconnect"]
+
+
+async def test_a_settings_patch_racing_a_finishing_migration_applies_to_the_fresh_row(
+    world: FakeWorld,
+) -> None:
+    racing = await _migrating(world)
+
+    tenant = await svc.update_settings(world.services, CONTOSO, {"privacy_mode": True})
+
+    assert racing.raced
+    stored = world.tenants.rows[CONTOSO]
+    assert stored.settings.privacy_mode is True and tenant.settings.privacy_mode is True
+    assert stored.state is TenantState.ACTIVE  # the worker's change is kept
 
 
 async def test_consent_revoked_is_recorded_once(world: FakeWorld) -> None:

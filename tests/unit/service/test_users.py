@@ -12,7 +12,7 @@ from shared.domain.tenants import UserScope
 from shared.domain.users import DirectoryUser, MailboxAccess, MatchedBy, MatchStatus, StaffMember, UserRecord
 from shared.service import tenants as tenant_svc
 from shared.service import users as svc
-from shared.service.commands import parse_create_tenant, parse_settings, parse_staff
+from shared.service.commands import parse_create_tenant, parse_staff
 from shared.service.errors import InvalidInput
 from shared.service.ports import Job
 from tests.fakes.directory import FakeOrganisation
@@ -120,10 +120,7 @@ async def test_match_all_lists_the_directory_once(world: FakeWorld) -> None:
 
 
 async def test_all_users_scope_adds_every_enabled_mailbox(world: FakeWorld) -> None:
-    tenant = world.tenants.rows[CONTOSO]
-    await tenant_svc.update_settings(
-        world.services, CONTOSO, parse_settings({"user_scope": "all_users"}, tenant.settings)
-    )
+    await tenant_svc.update_settings(world.services, CONTOSO, {"user_scope": "all_users"})
     await svc.match_all(world.services, CONTOSO)
     rows = {u.graph_user_id: u.match for u in await world.users.list_all(CONTOSO)}
     assert rows == {
@@ -159,10 +156,7 @@ async def _all_users_scope(world: FakeWorld, count: int) -> None:
         org.users[f"b{n:04d}"] = user(
             f"b{n:04d}", f"bulk{n:04d}@contoso.example", f"bulk{n:04d}@contoso.example"
         )
-    tenant = world.tenants.rows[CONTOSO]
-    await tenant_svc.update_settings(
-        world.services, CONTOSO, parse_settings({"user_scope": "all_users"}, tenant.settings)
-    )
+    await tenant_svc.update_settings(world.services, CONTOSO, {"user_scope": "all_users"})
 
 
 async def test_match_all_queues_migrations_chunk_by_chunk_while_discovery_goes_on(world: FakeWorld) -> None:

@@ -1,0 +1,57 @@
+"""The HTTP layer's error translation: every service error a handler lets through becomes a JSON 4xx/503
+naming what it can, never a bare 500."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+
+import azure.functions as func
+import pytest
+
+from functions.http import handles_errors
+from shared.service.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound, PreconditionFailed
+from shared.service.ports import StaleWrite
+
+pytestmark = pytest.mark.unit
+
+
+class _Context:
+    invocation_id = "test-invocation"
+
+
+def _raising(error: Exception) -> Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]:
+    async def handler(req: func.HttpRequest) -> func.HttpResponse:
+        raise error
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code", "field"),
+    [
+        (
+            InvalidInput("settings.window_days_back", "must be 1 to 365"),
+            400,
+            "invalid_input",
+            "settings.window_days_back",
+        ),
+        (NotFound("tenant", "no such tenant"), 404, "not_found", "tenant"),
+        (Conflict("tenant_id", "the tenant is disconnected"), 409, "conflict", "tenant_id"),
+        (PreconditionFailed("If-Match", "the appointment changed"), 412, "precondition_failed", "If-Match"),
+        (StaleWrite("contoso.example"), 409, "conflict", None),
+        (DependencyUnavailable("key_vault", "timeout"), 503, "dependency_unavailable", None),
+    ],
+)
+async def test_a_service_error_becomes_a_json_answer(
+    error: Exception, status: int, code: str, field: str | None
+) -> None:
+    endpoint = handles_errors(_raising(error))
+    request = func.HttpRequest("PATCH", "http://localhost/api/v1/tenants/x/settings", body=b"{}")
+
+    response = await endpoint(request, _Context())  # type: ignore[arg-type]
+
+    assert response.status_code == status
+    body = json.loads(response.get_body())["error"]
+    assert body["code"] == code
+    assert body.get("field") == field
