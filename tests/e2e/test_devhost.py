@@ -435,10 +435,11 @@ def test_instances_run_a_queue_function_on_several_processes_sharing_its_queue(
     with QueueClient.from_connection_string(
         azurite.connection_string, queue, message_encode_policy=TextBase64EncodePolicy()
     ) as client:
-        client.send_message(json.dumps({"id": "busy1", "spin": 4}))  # holds one instance's event loop
+        # Holds one instance's event loop for 4.5 s (under the app's 5 s functionTimeout).
+        client.send_message(json.dumps({"id": "busy1", "spin": 4.5}))
         eventually(lambda: attempt_counts(attempts, "busy1") == [1], timeout=10)
         client.send_message(json.dumps({"id": "free1"}))
-        eventually(lambda: result_for(azurite, "free1"), timeout=3)  # the other instance took it at once
+        eventually(lambda: result_for(azurite, "free1"), timeout=3.5)  # the other instance took it at once
 
     assert result_for(azurite, "busy1") is None  # still spinning
     busy, free = (attempts.get_entity(f"job-{i}", "1")["pid"] for i in ("busy1", "free1"))
