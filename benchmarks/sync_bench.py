@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import hashlib
 import inspect
 import json
 import math
@@ -891,6 +892,24 @@ def add_instances_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def machine_speed(rounds: int = 6) -> tuple[float, float]:
+    """Milliseconds this process takes for a fixed CPU-bound workload like the connector's own (JSON and
+    hashing of event-sized documents), fastest and slowest of `rounds` tries 0.2 s apart. On this VM
+    the same work takes 1x or about 1.6x as long depending on where it lands, so read the figures above
+    against it."""
+    attendees = [{"address": f"a{n}@contoso.example"} for n in range(8)]
+    document = {"subject": "Visit", "body": "x" * 600, "attendees": attendees}
+    times: list[float] = []
+    for _ in range(rounds):
+        started = time.process_time()
+        for n in range(4000):
+            text = json.dumps({**document, "n": n})
+            hashlib.blake2b(json.loads(text)["body"].encode(), digest_size=16).hexdigest()
+        times.append((time.process_time() - started) * 1000)
+        time.sleep(0.2)
+    return min(times), max(times)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, interrupt)
@@ -899,11 +918,15 @@ def main(argv: list[str] | None = None) -> None:
         f"sync bench: {args.users} users x {args.events} events, emulator latency {args.latency_ms:g} ms,"
         f" {args.instances} host process(es) per queue function"
     )
+    fastest, slowest = machine_speed()
+    print(f"machine: {fastest:.0f}-{slowest:.0f} ms for a fixed workload (lower: faster; see machine_speed)")
     log_path: Path | None = None
     try:
         with running_stack(args) as stack:
             log_path = stack.host.log_path
             asyncio.run(run(stack, args))
+        fastest, slowest = machine_speed()
+        print(f"\nmachine after the run: {fastest:.0f}-{slowest:.0f} ms for the fixed workload")
     except KeyboardInterrupt:
         print("\ninterrupted; every process is stopped", file=sys.stderr)
         raise SystemExit(130) from None
