@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from enum import StrEnum
@@ -257,44 +257,56 @@ async def reauthorize(
         return Connection(tenant, await _new_consent_url(services, tenant))
 
 
-SAVE_ATTEMPTS: Final = 5  # a request re-applies its change on a fresh read this often (workers move state)
+SAVE_ATTEMPTS: Final = 5  # a change re-applied on a fresh read this often (workers move a tenant's state)
 
 
-async def update_settings(services: Services, tenant_id: str, patch: Mapping[str, Any]) -> Tenant:
-    """Apply a settings patch (absent fields keep their values). A worker moving the tenant's state meanwhile
-    (a migration finishing) makes the patch apply again to the fresh row, never a failure."""
+async def save_tenant_change(
+    services: Services, tenant_id: str, change: Callable[[Tenant], Tenant | None]
+) -> tuple[Tenant, bool]:
+    """Apply `change` to a fresh read of the tenant and save it. When a worker saved the row in between (a
+    migration finishing), read and apply it again rather than fail. `change` answers None when there is
+    nothing to save, and may raise. Answers the tenant (as saved, or as read) and whether it was saved."""
     for _ in range(SAVE_ATTEMPTS):
         tenant = await get_tenant(services, tenant_id)
-        if tenant.state.gone:
-            raise Conflict("tenant_id", f"the tenant is {tenant.state.value}")
-        settings = parse_settings(patch, tenant.settings, prefix="settings")
+        changed = change(tenant)
+        if changed is None:
+            return tenant, False
         try:
-            return await services.tenants.save(
-                replace(tenant, settings=settings, updated_at=services.clock.now())
-            )
+            return await services.tenants.save(changed), True
         except StaleWrite:
             continue
     raise Conflict("tenant_id", "the tenant is being changed concurrently; retry")
 
 
+async def update_settings(services: Services, tenant_id: str, patch: Mapping[str, Any]) -> Tenant:
+    """Apply a settings patch (absent fields keep their values), to the fresh row if a worker saved it
+    meanwhile."""
+
+    def patched(tenant: Tenant) -> Tenant:
+        if tenant.state.gone:
+            raise Conflict("tenant_id", f"the tenant is {tenant.state.value}")
+        settings = parse_settings(patch, tenant.settings, prefix="settings")
+        return replace(tenant, settings=settings, updated_at=services.clock.now())
+
+    tenant, _ = await save_tenant_change(services, tenant_id, patched)
+    return tenant
+
+
 async def begin_disconnect(services: Services, tenant_id: str) -> Tenant:
     """Mark the tenant disconnecting and queue the clean-up. Idempotent: calling again re-queues it."""
-    for _ in range(SAVE_ATTEMPTS):
-        tenant = await get_tenant(services, tenant_id)
-        with bound(tenant=tenant.tenant_id):
-            if tenant.state is TenantState.DISCONNECTED:
-                return tenant
-            if tenant.state is not TenantState.DISCONNECTING:
-                try:
-                    tenant = await services.tenants.save(
-                        tenant.with_state(TenantState.DISCONNECTING, services.clock.now())
-                    )
-                except StaleWrite:
-                    continue  # a worker moved the state meanwhile (a migration finishing): decide again
-            await services.jobs.enqueue([jobs.disconnect(tenant.tenant_id)])
-            log.info("disconnect queued")
+
+    def disconnecting(tenant: Tenant) -> Tenant | None:
+        if tenant.state in (TenantState.DISCONNECTED, TenantState.DISCONNECTING):
+            return None
+        return tenant.with_state(TenantState.DISCONNECTING, services.clock.now())
+
+    tenant, _ = await save_tenant_change(services, tenant_id, disconnecting)
+    with bound(tenant=tenant.tenant_id):
+        if tenant.state is TenantState.DISCONNECTED:
             return tenant
-    raise Conflict("tenant_id", "the tenant is being changed concurrently; retry")
+        await services.jobs.enqueue([jobs.disconnect(tenant.tenant_id)])
+        log.info("disconnect queued")
+        return tenant
 
 
 async def finish_disconnect(services: Services, tenant_id: str) -> None:
@@ -322,23 +334,23 @@ async def finish_disconnect(services: Services, tenant_id: str) -> None:
 
 async def mark_consent_revoked(services: Services, tenant_id: str, reason: str) -> None:
     """Graph refuses the tenant itself. Record it once (no retry storm: jobs check the state first)."""
-    for _ in range(3):
-        tenant = await services.tenants.get(tenant_id)
-        if tenant is None or not tenant.state.connected:
-            return
-        try:
-            await services.tenants.save(
-                tenant.with_state(TenantState.CONSENT_REVOKED, services.clock.now(), error=reason)
-            )
-        except StaleWrite:
-            continue
+
+    def revoked(tenant: Tenant) -> Tenant | None:
+        if not tenant.state.connected:
+            return None
+        return tenant.with_state(TenantState.CONSENT_REVOKED, services.clock.now(), error=reason)
+
+    try:
+        _, saved = await save_tenant_change(services, tenant_id, revoked)
+    except (NotFound, Conflict):
+        return  # gone, or still contended after every attempt: the next job notices it again
+    if saved:
         await publish(
             services,
             tenant_id,
             [Change("tenant.consent_revoked", tenant_id, {"reason": reason}, services.clock.now())],
         )
         log.warning("consent revoked: %s", reason)
-        return
 
 
 async def tenant_progress(services: Services, tenant: Tenant) -> Progress:
