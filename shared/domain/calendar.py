@@ -95,7 +95,7 @@ class OutlookEvent:
             self.kind.value,
             self.series_master_id or "",
         )
-        return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+        return _digest(parts)
 
     def written_hash(self) -> str:
         """What the connector writes into an event (not what attendees or Outlook add: responses,
@@ -112,7 +112,7 @@ class OutlookEvent:
             "\x1f".join(self.categories),
             "\x1e".join(sorted(a.address.lower() for a in self.attendees)),
         )
-        return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+        return _digest(parts)
 
     def free_busy(self) -> dict[str, Any]:
         """The privacy-mode view: when, and how busy; nothing else."""
@@ -160,6 +160,10 @@ class RemovedEvent:
 
 
 DeltaItem = OutlookEvent | RemovedEvent
+
+
+def _digest(parts: tuple[object, ...]) -> str:
+    return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
 
 
 def _instant(value: datetime | date) -> str:

@@ -181,16 +181,7 @@ def _observe(  # noqa: PLR0917 (the planner's inputs, in order)
     digest = event.content_hash()
     admitted = visibility.admits(event)
     appointment_id = (before.appointment_id if before else None) or links.appointment_for(event)
-    status = ItemStatus(
-        graph_id=event.id,
-        change_key=event.change_key,
-        ical_uid=event.ical_uid,
-        content_hash=digest,
-        ends_at=event.ends_at(),
-        admitted=admitted,
-        appointment_id=appointment_id,
-        series_master_id=event.series_master_id,
-    )
+    status = _status_of(event, digest, appointment_id, admitted=admitted)
     if before is None:
         result.upserts.append(status)
         known_to_host = appointment_id is not None and migrating
@@ -208,6 +199,28 @@ def _observe(  # noqa: PLR0917 (the planner's inputs, in order)
         result.changes.append(_deleted(event.id, appointment_id, reason="filtered"))
     elif admitted:
         result.changes.append(_change(ChangeType.UPDATED, event, visibility, appointment_id))
+
+
+def _status_of(
+    event: OutlookEvent,
+    digest: str,
+    appointment_id: str | None,
+    *,
+    admitted: bool = False,
+    written: bool = False,
+) -> ItemStatus:
+    """The stored status of an event as observed now."""
+    return ItemStatus(
+        graph_id=event.id,
+        change_key=event.change_key,
+        ical_uid=event.ical_uid,
+        content_hash=digest,
+        ends_at=event.ends_at(),
+        admitted=admitted,
+        appointment_id=appointment_id,
+        series_master_id=event.series_master_id,
+        written=written,
+    )
 
 
 def _connector_made(event: OutlookEvent, before: ItemStatus | None, master: ItemStatus | None) -> bool:
@@ -235,17 +248,8 @@ def _observe_own(
         or (before is not None and before.content_hash == digest)
         or (before is None and master is None)  # a create whose status is being written right now
     )
-    status = ItemStatus(
-        graph_id=event.id,
-        change_key=event.change_key,
-        ical_uid=event.ical_uid,
-        content_hash=digest,
-        ends_at=event.ends_at(),
-        admitted=False,
-        appointment_id=appointment_id,
-        series_master_id=event.series_master_id,
-        written=before.written and echo if before is not None else False,
-        master=False,
+    status = _status_of(
+        event, digest, appointment_id, written=before.written and echo if before is not None else False
     )
     if status != before:
         result.upserts.append(status)

@@ -501,19 +501,29 @@ async def _finish(
         for exception in changed:
             await _remember(run, copy, exception, master=False)
     await _remember(run, copy, written, master=recurrence is not None)
+    synced = _synced(run, copy, target, written, written.join_url)
+    return replace(synced, exceptions=exceptions, exception_keys=exception_keys)
+
+
+def _synced(
+    run: _Run,
+    copy: StaffCopy,
+    target: StaffTarget,
+    event: WrittenEvent,
+    join_url: str | None,
+) -> StaffCopy:
+    """The copy as in the calendar now: `event` is this revision's version of it."""
     return replace(
         copy,
         state=CopyState.SYNCED,
         graph_user_id=target.graph_user_id,
-        event_id=written.id,
-        change_key=written.change_key,
-        ical_uid=written.ical_uid,
-        written_hash=written.written_hash,
+        event_id=event.id,
+        change_key=event.change_key,
+        ical_uid=event.ical_uid,
+        written_hash=event.written_hash,
         revision=run.record.revision,
-        join_url=written.join_url,
+        join_url=join_url,
         error=None,
-        exceptions=exceptions,
-        exception_keys=exception_keys,
     )
 
 
@@ -557,18 +567,7 @@ async def _link(run: _Run, copy: StaffCopy, target: StaffTarget) -> None:
         run.throttled = run.throttled or RateLimited(5, "waiting for the meeting invitation")
         return
     await _remember(run, copy, found, master=appointment.recurrence is not None)
-    run.copies[copy.staff_id] = replace(
-        copy,
-        state=CopyState.SYNCED,
-        graph_user_id=target.graph_user_id,
-        event_id=found.id,
-        change_key=found.change_key,
-        ical_uid=found.ical_uid,
-        written_hash=found.written_hash,
-        revision=run.record.revision,
-        join_url=organiser.join_url,
-        error=None,
-    )
+    run.copies[copy.staff_id] = _synced(run, copy, target, found, organiser.join_url)
 
 
 def _invitees(run: _Run, appointment: Appointment) -> list[Invitee]:

@@ -38,8 +38,9 @@ async def run_leased(
                 return True
             number += 1
     except BaseException:
+        # Let go even if someone asked for another pass: this run failed, and the queue retries it.
         while await services.leases.release(key, owner):
-            pass
+            continue
         raise
 
 
