@@ -38,7 +38,7 @@ import httpx
 from benchmarks.sync_bench import (
     Feed,
     Stack,
-    add_instances_argument,
+    add_stack_arguments,
     graph_requests,
     interrupt,
     migrate,
@@ -164,14 +164,11 @@ async def run(stack: Stack, args: argparse.Namespace) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     summary = (__doc__ or "").split("\n")[0]
     parser = argparse.ArgumentParser(prog="python -m benchmarks.appointment_bench", description=summary)
-    parser.add_argument("--users", type=int, default=20, help="users in the bulk tenant (20)")
-    parser.add_argument("--events", type=int, default=5, help="events per user before the run (5)")
-    parser.add_argument("--latency-ms", type=float, default=50, help="emulator latency per request (50)")
+    add_stack_arguments(parser, users=20, events=5)
     parser.add_argument("--samples", type=int, default=30, help="appointments timed per staff count (30)")
     parser.add_argument("--burst", type=int, default=1000, help="appointments in the burst (1000; 0 skips)")
     parser.add_argument("--concurrency", type=int, default=50, help="PUTs in flight during the burst (50)")
     parser.add_argument("--timeout", type=float, default=1800, help="give up after (1800 s)")
-    add_instances_argument(parser)
     return parser.parse_args(argv)
 
 

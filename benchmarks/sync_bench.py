@@ -864,14 +864,11 @@ async def run(stack: Stack, args: argparse.Namespace) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     summary = (__doc__ or "").split("\n")[0]
     parser = argparse.ArgumentParser(prog="python -m benchmarks.sync_bench", description=summary)
-    parser.add_argument("--users", type=int, default=1000, help="users in the bulk tenant (1000)")
-    parser.add_argument("--events", type=int, default=50, help="events per user (50)")
-    parser.add_argument("--latency-ms", type=float, default=50, help="emulator latency per request (50)")
+    add_stack_arguments(parser, users=1000, events=50)
     parser.add_argument("--rate", type=float, default=100, help="webhook POSTs per second (100)")
     parser.add_argument("--duration", type=float, default=10, help="seconds of webhook load (10)")
     parser.add_argument("--changes", type=int, default=50, help="Outlook changes to time (50; 0 skips)")
     parser.add_argument("--interval", type=float, default=0.2, help="seconds between Outlook changes (0.2)")
-    add_instances_argument(parser)
     parser.add_argument("--timeout", type=float, default=1800, help="give up on the migration after (1800 s)")
     parser.add_argument("--skip-webhook", action="store_true", help="skip part 2")
     return parser.parse_args(argv)
@@ -881,8 +878,11 @@ def interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt  # SIGTERM (a `timeout`, a CI runner) stops every process as Ctrl-C does
 
 
-def add_instances_argument(parser: argparse.ArgumentParser) -> None:
-    """`--instances`: the local host's processes per queue function (the benches share the stack)."""
+def add_stack_arguments(parser: argparse.ArgumentParser, *, users: int, events: int) -> None:
+    """What `running_stack` reads: the bulk tenant, the emulator's latency, the host's instances."""
+    parser.add_argument("--users", type=int, default=users, help=f"users in the bulk tenant ({users})")
+    parser.add_argument("--events", type=int, default=events, help=f"events per user ({events})")
+    parser.add_argument("--latency-ms", type=float, default=50, help="emulator latency per request (50)")
     parser.add_argument(
         "--instances",
         type=int,
