@@ -3,17 +3,14 @@ Storage adapter on Azurite (etag-guarded saves, deletes, long documents, tenants
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from shared.adapters.appointment_tables import TableAppointments
-from shared.adapters.storage import StorageClients
 from shared.domain.appointments import (
     Appointment,
     AppointmentRecord,
@@ -25,8 +22,8 @@ from shared.domain.appointments import (
     StaffCopy,
 )
 from shared.service.ports import AlreadyExists, AppointmentRepository, StaleWrite
-from shared.settings import StorageSettings
 from tests.fakes.appointments import FakeAppointments
+from tests.fixtures.azurite import fresh_storage
 
 pytestmark = pytest.mark.contract
 
@@ -39,16 +36,8 @@ async def repo(request: pytest.FixtureRequest) -> AsyncIterator[AppointmentRepos
     if request.param == "fake":
         yield FakeAppointments()
         return
-    azurite: Any = request.getfixturevalue("azurite")
-    storage = StorageClients(
-        StorageSettings(azurite.connection_string, None, None),
-        credential=None,  # type: ignore[arg-type]  # a connection string needs none
-        table_prefix=f"appt{uuid.uuid4().hex[:12]}",
-    )
-    try:
+    async with fresh_storage(request.getfixturevalue("azurite"), "appt") as storage:
         yield TableAppointments(storage)
-    finally:
-        await storage.close()
 
 
 def weekly(body: str = "Agenda") -> Appointment:

@@ -19,9 +19,9 @@ from shared.adapters.tables import FEED_ROW_CHARS, TableChangeFeed
 from shared.domain.calendar import BODY_LIMIT, Attendee
 from shared.domain.planner import Observation, Visibility, plan
 from shared.service.ports import MAX_CHANGE_CHARS, Change, ChangeFeed, ChangeTooLarge
-from shared.settings import StorageSettings
 from tests.fakes.events import event
 from tests.fakes.storage import FakeFeed
+from tests.fixtures.azurite import fresh_storage, storage_on
 
 pytestmark = pytest.mark.contract
 
@@ -56,11 +56,7 @@ async def feeds(request: pytest.FixtureRequest) -> AsyncIterator[Feeds]:
     opened: list[StorageClients] = []
 
     def worker() -> ChangeFeed:
-        storage = StorageClients(
-            StorageSettings(azurite.connection_string, None, None),
-            credential=None,  # type: ignore[arg-type]  # a connection string needs none
-            table_prefix=prefix,
-        )
+        storage = storage_on(azurite, prefix)
         opened.append(storage)
         return TableChangeFeed(storage)
 
@@ -283,13 +279,8 @@ class _RefusingFeed(TableChangeFeed):
 async def test_regression_an_append_the_service_refuses_fails_alone_not_the_appends_sharing_its_round(
     azurite: Any,
 ) -> None:
-    storage = StorageClients(
-        StorageSettings(azurite.connection_string, None, None),
-        credential=None,  # type: ignore[arg-type]  # a connection string needs none
-        table_prefix=f"feed{uuid.uuid4().hex[:12]}",
-    )
-    feed = _RefusingFeed(storage)
-    try:
+    async with fresh_storage(azurite, "feed") as storage:
+        feed = _RefusingFeed(storage)
         bad = Change("event.created", CONTOSO, {"event": {"id": "REFUSED"}}, T0, "anna")
         batches = [[change(n)] for n in range(1, 6)]
         batches.insert(2, [bad])
@@ -302,5 +293,3 @@ async def test_regression_an_append_the_service_refuses_fails_alone_not_the_appe
         assert [c.data["event"]["id"] for c in await feed.read(CONTOSO, 0, 10)] == [
             f"AAMk-{n}" for n in range(1, 6)
         ]
-    finally:
-        await storage.close()

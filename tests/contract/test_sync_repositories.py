@@ -4,7 +4,6 @@ Table Storage adapters on Azurite (item statuses, leases, the subscription index
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -14,7 +13,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.adapters.storage import StorageClients
 from shared.adapters.sync_tables import (
     MAX_REASON,
     TableDeadLetters,
@@ -34,8 +32,8 @@ from shared.service.ports import (
     SubscriptionIndex,
     SubscriptionRecord,
 )
-from shared.settings import StorageSettings
 from tests.fakes.storage import FakeDeadLetters, FakeItemStatuses, FakeLeases, FakeSubscriptionIndex
+from tests.fixtures.azurite import fresh_storage
 
 pytestmark = pytest.mark.contract
 
@@ -66,21 +64,13 @@ async def repos(request: pytest.FixtureRequest) -> AsyncIterator[SyncRepositorie
     if request.param == "fake":
         yield SyncRepositories(FakeItemStatuses(), FakeLeases(), FakeSubscriptionIndex(), FakeDeadLetters())
         return
-    azurite: Any = request.getfixturevalue("azurite")
-    storage = StorageClients(
-        StorageSettings(azurite.connection_string, None, None),
-        credential=None,  # type: ignore[arg-type]  # a connection string needs none
-        table_prefix=f"sync{uuid.uuid4().hex[:12]}",  # fresh tables for every test
-    )
-    try:
+    async with fresh_storage(request.getfixturevalue("azurite"), "sync") as storage:
         yield SyncRepositories(
             TableItemStatuses(storage),
             TableLeases(storage),
             TableSubscriptionIndex(storage),
             TableDeadLetters(storage),
         )
-    finally:
-        await storage.close()
 
 
 # --- keys ----------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ reports exactly the rows that lost a race, whatever else shares their transactio
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -12,12 +11,11 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.storage import StorageClients
 from shared.adapters.tables import TableUsers
 from shared.domain.users import LegacyLink, MatchStatus, StaffMember, SyncState, UserRecord
 from shared.service.ports import AlreadyExists, StaleWrite, UserRepository
-from shared.settings import StorageSettings
 from tests.fakes.storage import FakeUsers
+from tests.fixtures.azurite import fresh_storage
 
 pytestmark = pytest.mark.contract
 
@@ -31,16 +29,8 @@ async def users(request: pytest.FixtureRequest) -> AsyncIterator[UserRepository]
     if request.param == "fake":
         yield FakeUsers()
         return
-    azurite: Any = request.getfixturevalue("azurite")
-    storage = StorageClients(
-        StorageSettings(azurite.connection_string, None, None),
-        credential=None,  # type: ignore[arg-type]  # a connection string needs none
-        table_prefix=f"users{uuid.uuid4().hex[:12]}",  # fresh tables for every test
-    )
-    try:
+    async with fresh_storage(request.getfixturevalue("azurite"), "users") as storage:
         yield TableUsers(storage)
-    finally:
-        await storage.close()
 
 
 def record(
