@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.domain.tenants import AuthMode, Tenant, TenantSettings, TenantState
+from shared.domain.users import MatchStatus, StaffMember, UserRecord
 from shared.service.context import ConnectorConfig, Services
 from shared.service.keys import KeyRing
 from tests.fakes.appointments import FakeAppointments
@@ -101,3 +103,17 @@ def fake_world() -> FakeWorld:
         appointments,
         writer,
     )
+
+
+async def add_tenant(
+    world: FakeWorld, tenant_id: str, state: TenantState, *, directory_id: str = "dir-1", matched: int = 0
+) -> Tenant:
+    """An admin-consented tenant in `state`, with `matched` staff members s1.. matched to Graph users g1..."""
+    now = world.clock.now()
+    tenant = await world.tenants.add(
+        Tenant(tenant_id, directory_id, "Contoso", AuthMode.ADMIN_CONSENT, state, TenantSettings(), now, now)
+    )
+    for n in range(1, matched + 1):
+        staff = StaffMember(f"s{n}", f"user{n}@contoso.example", None, f"User {n}")
+        await world.users.save(UserRecord(tenant_id, staff, MatchStatus.MATCHED, now, graph_user_id=f"g{n}"))
+    return tenant

@@ -13,8 +13,6 @@ from shared.domain.appointments import Appointment, AppointmentState, CopyState,
 from shared.domain.tenants import (
     ConflictPolicy,
     MultiStaffMode,
-    Tenant,
-    TenantSettings,
     TenantState,
 )
 from shared.domain.users import MatchStatus, StaffMember, UserRecord
@@ -26,7 +24,7 @@ from shared.service.ports import Job
 from shared.service.schedules import nightly_tenant
 from shared.service.sync import run_sync_job
 from tests.fakes.calendar import throttled
-from tests.fakes.services import FakeWorld, fake_world
+from tests.fakes.services import FakeWorld, add_tenant, fake_world
 
 pytestmark = pytest.mark.unit
 
@@ -37,22 +35,8 @@ AMS = ZoneInfo("Europe/Amsterdam")
 @pytest.fixture
 async def world() -> FakeWorld:
     w = fake_world()
+    await add_tenant(w, TID, TenantState.ACTIVE, matched=3)
     now = w.clock.now()
-    await w.tenants.add(
-        Tenant(
-            TID,
-            "dir-1",
-            "Contoso",
-            __import__("shared.domain.tenants").domain.tenants.AuthMode.ADMIN_CONSENT,
-            TenantState.ACTIVE,
-            TenantSettings(),
-            now,
-            now,
-        )
-    )
-    for n in (1, 2, 3):
-        staff = StaffMember(f"s{n}", f"user{n}@contoso.example", None, f"User {n}")
-        await w.users.save(UserRecord(TID, staff, MatchStatus.MATCHED, now, graph_user_id=f"g{n}"))
     await w.users.save(
         UserRecord(TID, StaffMember("s9", "gone@contoso.example", None, "Gone"), MatchStatus.UNMATCHED, now)
     )

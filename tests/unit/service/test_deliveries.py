@@ -14,7 +14,7 @@ import pytest
 from functions import views
 from shared import settings
 from shared.domain.signing import SIGNATURE_HEADER, delivery_signature_valid
-from shared.domain.tenants import AuthMode, Tenant, TenantSettings, TenantState
+from shared.domain.tenants import TenantState
 from shared.service import jobs
 from shared.service.change_json import change_json
 from shared.service.context import Services
@@ -28,7 +28,7 @@ from shared.service.deliveries import (
 )
 from shared.service.keys import HOST_WEBHOOK_SECRET
 from shared.service.ports import Change, DeadLetter, DeliveryFailed, Job
-from tests.fakes.services import FakeWorld, fake_world
+from tests.fakes.services import FakeWorld, add_tenant, fake_world
 from tests.fakes.webhook import Delivery, FakeHostWebhook
 
 pytestmark = pytest.mark.unit
@@ -41,19 +41,7 @@ URL = "https://host.example/hooks/outlook"
 @pytest.fixture
 async def world() -> FakeWorld:
     w = fake_world()
-    now = w.clock.now()
-    await w.tenants.add(
-        Tenant(
-            TENANT,
-            "9188040d-6c67-4c5b-b112-36a304b66dad",
-            "Contoso",
-            AuthMode.ADMIN_CONSENT,
-            TenantState.ACTIVE,
-            TenantSettings(),
-            now,
-            now,
-        )
-    )
+    await add_tenant(w, TENANT, TenantState.ACTIVE, directory_id="9188040d-6c67-4c5b-b112-36a304b66dad")
     w.secrets.values[HOST_WEBHOOK_SECRET] = SECRET
     return w
 

@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 
 from shared.domain.signing import client_state
-from shared.domain.tenants import AuthMode, CustomerApp, Tenant, TenantSettings, TenantState
-from shared.domain.users import DirectoryUser, LegacyLink, MatchStatus, StaffMember, SyncState, UserRecord
+from shared.domain.tenants import CustomerApp, TenantState
+from shared.domain.users import DirectoryUser, LegacyLink, SyncState
 from shared.service import jobs
 from shared.service.keys import NOTIFICATION_KEY
 from shared.service.notifications import receive_changes, receive_lifecycle
@@ -22,7 +22,7 @@ from shared.service.tenants import begin_disconnect
 from tests.fakes.calendar import throttled
 from tests.fakes.directory import FakeOrganisation
 from tests.fakes.events import event
-from tests.fakes.services import FakeWorld, fake_world
+from tests.fakes.services import FakeWorld, add_tenant, fake_world
 
 pytestmark = pytest.mark.unit
 
@@ -33,22 +33,7 @@ DIRECTORY = "9188040d-6c67-4c5b-b112-36a304b66dad"
 @pytest.fixture
 async def world() -> FakeWorld:
     w = fake_world()
-    now = w.clock.now()
-    await w.tenants.add(
-        Tenant(
-            TID,
-            DIRECTORY,
-            "Contoso",
-            AuthMode.ADMIN_CONSENT,
-            TenantState.MIGRATING,
-            TenantSettings(),
-            now,
-            now,
-        )
-    )
-    for n in (1, 2):
-        staff = StaffMember(f"s{n}", f"user{n}@contoso.example", None, f"User {n}")
-        await w.users.save(UserRecord(TID, staff, MatchStatus.MATCHED, now, graph_user_id=f"g{n}"))
+    await add_tenant(w, TID, TenantState.MIGRATING, directory_id=DIRECTORY, matched=2)
     return w
 
 
