@@ -1167,30 +1167,24 @@ def occurrence_days(org: Org, user: str, subject: str, first: date) -> list[tupl
     return sorted((instant(e["start"]).astimezone(ZoneInfo(AMSTERDAM)).date(), e["subject"]) for e in found)
 
 
-def test_host_wins_puts_back_an_occurrence_edited_in_outlook(org: Org) -> None:
+@pytest.mark.parametrize(
+    ("change", "days_ahead", "nth", "resolutions"),
+    [("edit", 24, 2, {"reverted"}), ("delete", 32, 1, {"reverted", "recreated"})],
+)
+def test_host_wins_puts_back_an_occurrence_changed_in_outlook(
+    org: Org, change: str, days_ahead: int, nth: int, resolutions: set[str]
+) -> None:
     since = cursor(org)
-    first = TODAY + timedelta(days=24)
-    appointment_id, subject = daily_series(org, "occ-edit", first)
+    first = TODAY + timedelta(days=days_ahead)
+    appointment_id, subject = daily_series(org, f"occ-{change}", first)
     adele = org.user("adele")
-    occurrence = series_occurrence(org, adele, subject, first + timedelta(days=2))
-    org.outlook.update(adele, occurrence["id"], {"subject": f"{subject} (edited in Outlook)"})
-    [reverted] = wait_for(lambda: outlook_changes(org, since, appointment_id), timeout=20)
-    assert reverted["data"]["resolution"] == "reverted", reverted
-    expected = [(first + timedelta(days=k), subject) for k in range(5)]
-    wait_for(lambda: occurrence_days(org, adele, subject, first) == expected, timeout=30)
-    assert len(events(org, adele, subject)) == 1
-    never_echoed(org, since, names=("adele",))
-
-
-def test_host_wins_restores_an_occurrence_deleted_in_outlook(org: Org) -> None:
-    since = cursor(org)
-    first = TODAY + timedelta(days=32)
-    appointment_id, subject = daily_series(org, "occ-delete", first)
-    adele = org.user("adele")
-    occurrence = series_occurrence(org, adele, subject, first + timedelta(days=1))
-    org.outlook.delete(adele, occurrence["id"])
+    occurrence = series_occurrence(org, adele, subject, first + timedelta(days=nth))
+    if change == "edit":
+        org.outlook.update(adele, occurrence["id"], {"subject": f"{subject} (edited in Outlook)"})
+    else:
+        org.outlook.delete(adele, occurrence["id"])
     [reported] = wait_for(lambda: outlook_changes(org, since, appointment_id), timeout=20)
-    assert reported["data"]["resolution"] in ("reverted", "recreated"), reported
+    assert reported["data"]["resolution"] in resolutions, reported
     expected = [(first + timedelta(days=k), subject) for k in range(5)]
     wait_for(lambda: occurrence_days(org, adele, subject, first) == expected, timeout=30)
     assert len(events(org, adele, subject)) == 1
