@@ -2,7 +2,7 @@
 
 | table | partition / row | what |
 |---|---|---|
-| `outlookitems` | tenant id `|` staff id / Graph event id | the stored status of every Outlook item |
+| `outlookitems` | tenant id `|` staff id / `p` + slot prefix | every Outlook item's status, packed in pages |
 | `leases` | `lease` / lease key | one holder per key, its expiry and the 'run again' flag |
 | `subscriptions` | subscription id / "" | the Graph subscription's tenant, user, expiry, last notification |
 | `deliveries` | tenant id / 16-digit first sequence | dead letters of the host webhook |
@@ -17,7 +17,10 @@ as a property where a reader needs it.
 
 from __future__ import annotations
 
+import asyncio
+import random
 import re
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -32,6 +35,7 @@ from azure.core.exceptions import (
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
+from shared.adapters.item_pages import Page, Unit, changed_pages, is_page_key, page_from_entity
 from shared.adapters.storage import StorageClients
 from shared.adapters.table_batch import Delete, Operation, TransactionFailed, Upsert, submit
 from shared.adapters.tables import MAX_BATCH, as_utc, delete_partition, etag_of, required_utc
@@ -50,6 +54,9 @@ USER_SEPARATOR: Final = "|"  # never produced by escape_key, so tenant|staff spl
 ESCAPE: Final = "!"
 MAX_REASON: Final = 2000  # a dead letter's reason, in characters (a string property holds 64 KiB)
 RACE_ATTEMPTS: Final = 50  # re-read and decide again at most this often before giving up
+ROUND_ITEMS: Final = 500  # statuses written per round of an apply (a round's page splits fit a transaction)
+TRANSACTION_CHARS: Final = 2_000_000  # encoded statuses per transaction, well under its 4 MiB payload
+REMEMBERED_USERS: Final = 64  # users whose loaded pages a worker keeps for the apply that follows
 
 _SAFE: Final = re.compile(r"[A-Za-z0-9._-]")
 _ESCAPED: Final = re.compile(r"!([0-9A-F]{2})|([A-Za-z0-9._-])")
@@ -121,128 +128,127 @@ class _Tables:
 # --- outlookitems --------------------------------------------------------------------------------
 
 
-def status_to_entity(partition: str, status: ItemStatus) -> dict[str, Any]:
-    entity: dict[str, Any] = {
-        "PartitionKey": partition,
-        "RowKey": escape_key(status.graph_id),
-        "GraphId": status.graph_id,
-        "ChangeKey": status.change_key,
-        "ICalUId": status.ical_uid,
-        "ContentHash": status.content_hash,
-        "EndsAt": status.ends_at,
-        "Admitted": status.admitted,
-        "AppointmentId": status.appointment_id,
-        "SeriesMasterId": status.series_master_id,
-        "Written": status.written or None,
-        "Master": status.master or None,
-    }
-    return {name: value for name, value in entity.items() if value is not None}
-
-
-def status_from_entity(entity: Any) -> ItemStatus:
-    return ItemStatus(
-        graph_id=entity.get("GraphId") or unescape_key(entity["RowKey"]),
-        change_key=entity.get("ChangeKey"),
-        ical_uid=entity.get("ICalUId"),
-        content_hash=entity["ContentHash"],
-        ends_at=required_utc(entity["EndsAt"]),
-        admitted=bool(entity["Admitted"]),
-        appointment_id=entity.get("AppointmentId"),
-        series_master_id=entity.get("SeriesMasterId"),
-        written=bool(entity.get("Written")),
-        master=bool(entity.get("Master")),
-    )
-
-
 class TableItemStatuses(_Tables):
-    """`ItemStatusRepository`: one partition per user, one row per Outlook item.
+    """`ItemStatusRepository`: one partition per user, its statuses packed into pages (see item_pages).
 
-    Every write of statuses also puts a marker row (`ITEMS_MARKER`) in the partition, in the same
-    transaction as its first rows, so a partition without the marker holds no statuses. A first migration
-    (`probably_empty`) reads the marker by key and skips the partition query when it is absent: a point
-    read costs the same everywhere, while a query over an empty partition costs a scan of the whole table
-    on Azurite (its queries do not use the partition key), the dominant storage cost of migrating a large
-    tenant locally.
+    Every transaction that creates a page also puts a marker row (`ITEMS_MARKER`) in the partition, so
+    a partition without the marker holds no statuses. A first migration (`probably_empty`) reads the
+    marker by key and skips the partition query when it is absent: a point read costs the same
+    everywhere, while a query costs a scan of the whole table on Azurite.
+
+    A write needs the pages it changes and their ETags. `load` leaves what it read for the `apply` of
+    the same user that usually follows in the same run (a few users' worth, in this worker only); any
+    other `apply` reads the partition first. Stale knowledge only costs a lost race: every write is
+    guarded, and the loser reads again and recomputes.
     """
 
     def __init__(self, storage: StorageClients) -> None:
         super().__init__(storage, OUTLOOK_ITEMS)
+        self._loaded: OrderedDict[str, dict[str, Page]] = OrderedDict()  # partition -> pages, newest last
 
     async def load(
         self, tenant_id: str, staff_id: str, *, probably_empty: bool = False
     ) -> dict[str, ItemStatus]:
         table = await self._table()
         partition = user_partition(tenant_id, staff_id)
+        pages: dict[str, Page] | None = None
         if probably_empty:
             try:
                 await table.get_entity(partition, ITEMS_MARKER, select=["RowKey"])
             except ResourceNotFoundError:
-                return {}
-        query = table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": partition}, results_per_page=1000
-        )
-        statuses = [status_from_entity(e) async for e in query if e["RowKey"] != ITEMS_MARKER]
-        return {status.graph_id: status for status in statuses}
+                pages = {}
+        if pages is None:
+            pages = await self._pages(table, partition)
+        self._remember(partition, pages)
+        return {status.graph_id: status for page in pages.values() for status in page.statuses()}
 
     async def apply(
         self, tenant_id: str, staff_id: str, upserts: Sequence[ItemStatus], deletes: Sequence[str]
     ) -> None:
-        """Upserts and deletes together, 100 per entity-group transaction.
+        """Deletes, then upserts (a later upsert of an id wins), written page by page.
 
-        A transaction may not name a row twice: a later upsert of the same id wins, and an id both
-        deleted and upserted is upserted (deletes apply first). A delete of a row that is already gone
-        fails its whole transaction, so on a 404 the partition's keys are read once and such deletes
-        dropped: applying the same plan twice changes nothing the second time.
+        Up to `ROUND_ITEMS` upserts are written at a time, so that a page split stays one transaction
+        whatever the mailbox's size. Each transaction leaves a whole, consistent set of pages; a crash
+        between them leaves part of the plan applied, and applying it again finishes it.
         """
         partition = user_partition(tenant_id, staff_id)
         latest = {status.graph_id: status for status in upserts}
         gone = [graph_id for graph_id in dict.fromkeys(deletes) if graph_id not in latest]
-        operations: list[Operation] = [Upsert(status_to_entity(partition, s)) for s in latest.values()]
-        if operations:  # the marker goes with the first rows (see the class)
-            operations.insert(0, Upsert({"PartitionKey": partition, "RowKey": ITEMS_MARKER}))
-        operations += [Delete(partition, escape_key(graph_id)) for graph_id in gone]
+        items = list(latest.values())
         table = await self._table()
-        present: set[str] | None = None
-        for start in range(0, len(operations), MAX_BATCH):
-            chunk = operations[start : start + MAX_BATCH]
-            for _ in range(3):
-                if present is not None:
-                    known = present
-                    chunk = [op for op in chunk if not isinstance(op, Delete) or op.row_key in known]
-                if not chunk:
-                    break
+        pages = self._loaded.pop(partition, None)
+        for start in range(0, max(len(items), 1), ROUND_ITEMS):
+            round_upserts, round_deletes = items[start : start + ROUND_ITEMS], gone if start == 0 else []
+            for _ in range(RACE_ATTEMPTS):
+                if pages is None:
+                    pages = await self._pages(table, partition)
                 try:
-                    await submit(table, chunk)
+                    await self._write(table, partition, pages, round_upserts, round_deletes)
                     break
                 except TransactionFailed as error:
-                    if error.status != 404:
+                    if error.status not in (404, 409, 412):
                         raise
-                    present = await self._row_keys(table, partition)
+                    pages = None  # another writer was first: read again and recompute
+                    await asyncio.sleep(random.uniform(0, 0.01))  # noqa: S311 (jitter, not a secret)
             else:
-                await self._one_by_one(table, chunk)
+                raise StaleWrite(f"statuses of {staff_id}: too much contention")
 
     @staticmethod
-    async def _row_keys(table: TableClient, partition: str) -> set[str]:
+    async def _write(
+        table: TableClient,
+        partition: str,
+        pages: dict[str, Page],
+        upserts: Sequence[ItemStatus],
+        deletes: Sequence[str],
+    ) -> None:
+        """Commit the changed pages, units grouped into transactions; `pages` follows each commit."""
+        for group in _unit_transactions(changed_pages(pages, upserts, deletes)):
+            marked = any(unit.creates for unit in group)
+            operations: list[Operation] = []
+            if marked:  # the marker goes with the first page (see the class)
+                operations.append(Upsert({"PartitionKey": partition, "RowKey": ITEMS_MARKER}))
+            for unit in group:
+                operations += unit.operations(partition)
+            etags = iter(await submit(table, operations))
+            if marked:
+                next(etags)  # the marker's
+            for unit in group:
+                if unit.stored is not None:
+                    pages.pop(unit.stored.prefix, None)
+                if unit.split and unit.stored is not None:
+                    next(etags)  # the deleted page's
+                for page in unit.pages:
+                    page.etag = next(etags) or "*"
+                    pages[page.prefix] = page
+
+    @staticmethod
+    async def _pages(table: TableClient, partition: str) -> dict[str, Page]:
         query = table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": partition}, select="RowKey", results_per_page=1000
+            "PartitionKey eq @pk", parameters={"pk": partition}, results_per_page=1000
         )
-        return {entity["RowKey"] async for entity in query}
+        pages: dict[str, Page] = {}
+        async for entity in query:
+            if is_page_key(entity["RowKey"]):
+                page = page_from_entity(entity, etag_of(entity))
+                pages[page.prefix] = page
+        return pages
 
-    @staticmethod
-    async def _one_by_one(table: TableClient, operations: Sequence[Operation]) -> None:
-        """The last resort when rows keep vanishing under the transaction (another writer deletes)."""
-        for operation in operations:
-            if isinstance(operation, Delete):
-                await table.delete_entity(operation.partition_key, operation.row_key)
-            elif isinstance(operation, Upsert):
-                await table.upsert_entity(dict(operation.entity), mode=UpdateMode.REPLACE)
+    def _remember(self, partition: str, pages: dict[str, Page]) -> None:
+        self._loaded.pop(partition, None)
+        self._loaded[partition] = pages
+        while len(self._loaded) > REMEMBERED_USERS:
+            self._loaded.popitem(last=False)
 
     async def delete_user(self, tenant_id: str, staff_id: str) -> None:
-        await delete_partition(await self._table(), user_partition(tenant_id, staff_id))
+        partition = user_partition(tenant_id, staff_id)
+        self._loaded.pop(partition, None)
+        await delete_partition(await self._table(), partition)
 
     async def delete_tenant(self, tenant_id: str) -> None:
         table = await self._table()
         first = f"{escape_key(tenant_id)}{USER_SEPARATOR}"
+        for partition in [p for p in self._loaded if p.startswith(first)]:
+            del self._loaded[partition]
         query = table.query_entities(
             "PartitionKey ge @first and PartitionKey lt @after",
             parameters={"first": first, "after": f"{escape_key(tenant_id)}{_AFTER_SEPARATOR}"},
@@ -250,6 +256,22 @@ class TableItemStatuses(_Tables):
             results_per_page=1000,
         )
         await _delete_rows(table, [(e["PartitionKey"], e["RowKey"]) async for e in query])
+
+
+def _unit_transactions(units: Sequence[Unit]) -> list[list[Unit]]:
+    """Units grouped into entity-group transactions (the marker's place kept), bounded in size."""
+    groups: list[list[Unit]] = []
+    operations = chars = 0
+    for unit in units:
+        count = unit.operation_count
+        if groups and operations + count < MAX_BATCH and chars + unit.chars <= TRANSACTION_CHARS:
+            groups[-1].append(unit)
+            operations += count
+            chars += unit.chars
+        else:
+            groups.append([unit])
+            operations, chars = count, unit.chars
+    return groups
 
 
 # --- leases --------------------------------------------------------------------------------------

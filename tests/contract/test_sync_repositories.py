@@ -170,6 +170,28 @@ async def test_an_id_upserted_twice_or_also_deleted_keeps_the_last_upsert(repos:
     assert await repos.statuses.load(CONTOSO, "anna") == {"x": status("x", 2), "y": status("y", 3)}
 
 
+async def test_a_large_mailbox_round_trips_through_many_changes(repos: SyncRepositories) -> None:
+    graph_id = "AAMkAGI2NGVhZTVlLTI1OGMtNDI4My1iZmE1LTI5OTg0YzM5MzM5OQBGAAAAAAC{n:06d}iRAAA="
+    mailbox = [
+        status(graph_id.format(n=n), n, appointment_id=f"appt-{n}" if n % 7 == 0 else None)
+        for n in range(2500)
+    ]
+    await repos.statuses.apply(CONTOSO, "anna", mailbox, [])  # several rounds; pages split on the way
+    expected = {s.graph_id: s for s in mailbox}
+    assert await repos.statuses.load(CONTOSO, "anna") == expected
+
+    changed = [status(s.graph_id, 9000 + n) for n, s in enumerate(mailbox[::6])]
+    deleted = [s.graph_id for s in mailbox[1::9]] + ["never-stored"]
+    added = [status(f"added-{n}", n) for n in range(200)]
+    await repos.statuses.apply(CONTOSO, "anna", changed + added, deleted)
+
+    for graph_id in deleted:
+        expected.pop(graph_id, None)
+    expected |= {s.graph_id: s for s in changed + added}
+    assert await repos.statuses.load(CONTOSO, "anna") == expected
+    assert await repos.statuses.load(CONTOSO, "anna", probably_empty=True) == expected
+
+
 @pytest.mark.parametrize("probably_empty", [False, True], ids=["read", "first-read"])
 async def test_the_first_read_hint_never_hides_what_was_stored(
     repos: SyncRepositories, probably_empty: bool
