@@ -50,6 +50,7 @@ from shared.service.ports import (
     UserQuery,
     check_change_sizes,
     encoded_change,
+    stored_change_json,
 )
 from shared.service.user_queries import page_users
 
@@ -667,39 +668,26 @@ class TableChangeFeed:
         return entity
 
     @staticmethod
-    def _changes_of(tenant_id: str, entity: Any, after: int, until: int) -> list[Change]:
-        """The row's changes numbered after `after` up to `until`, decoding only those."""
+    def _lines_of(entity: Any, after: int, until: int) -> list[tuple[int, str]]:
+        """The row's stored changes numbered after `after` up to `until`, with their numbers."""
         parts: list[str] = []
         while (part := entity.get(f"Changes{len(parts)}")) is not None:
             parts.append(part)
-        text = "".join(parts)
+        lines = "".join(parts).split("\n")
         first = int(entity["First"])
-        lines = text.split("\n")
-        changes: list[Change] = []
-        for sequence in range(max(first, after + 1), min(first + len(lines) - 1, until) + 1):
-            kind, staff_id, occurred_at, data = json.loads(lines[sequence - first])
-            changes.append(
-                Change(
-                    type=kind,
-                    tenant_id=tenant_id,
-                    data=data,
-                    occurred_at=required_utc(occurred_at),
-                    staff_id=staff_id,
-                    sequence=sequence,
-                )
-            )
-        return changes
+        numbers = range(max(first, after + 1), min(first + len(lines) - 1, until) + 1)
+        return [(sequence, lines[sequence - first]) for sequence in numbers]
 
-    async def read(self, tenant_id: str, after: int, limit: int) -> list[Change]:
-        """Up to `limit` changes after `after`. A row may hold one change or hundreds: the first page is a
-        few rows, later pages are sized from the changes per row seen so far."""
+    async def _stored(self, tenant_id: str, after: int, limit: int) -> list[tuple[int, str]]:
+        """Up to `limit` stored changes after `after`. A row may hold one change or hundreds: the first
+        page is a few rows, later pages are sized from the changes per row seen so far."""
         table = await self._table()
-        changes: list[Change] = []
+        found: list[tuple[int, str]] = []
         key = _sequence_key(after)
         until = after + limit
         rows_wanted = max(1, min(limit, FEED_FIRST_PAGE_ROWS))
         rows_read = 0
-        while len(changes) < limit:
+        while len(found) < limit:
             pages = table.query_entities(
                 "PartitionKey eq @pk and RowKey gt @after and RowKey lt @head",
                 parameters={"pk": tenant_id, "after": key, "head": FEED_HEAD},
@@ -710,14 +698,34 @@ class TableChangeFeed:
             except StopAsyncIteration:
                 break
             for entity in page:
-                changes += self._changes_of(tenant_id, entity, after, until)
+                found += self._lines_of(entity, after, until)
             rows_read += len(page)
             if not page or getattr(pages, "continuation_token", None) is None:
                 break
             key = page[-1]["RowKey"]
-            per_row = max(1.0, len(changes) / rows_read)
-            rows_wanted = max(1, min(1000, math.ceil((limit - len(changes)) / per_row)))
-        return changes[:limit]
+            per_row = max(1.0, len(found) / rows_read)
+            rows_wanted = max(1, min(1000, math.ceil((limit - len(found)) / per_row)))
+        return found[:limit]
+
+    async def read(self, tenant_id: str, after: int, limit: int) -> list[Change]:
+        changes: list[Change] = []
+        for sequence, line in await self._stored(tenant_id, after, limit):
+            entry = json.loads(line)
+            changes.append(
+                Change(
+                    type=entry["type"],
+                    tenant_id=tenant_id,
+                    data=entry["data"],
+                    occurred_at=required_utc(entry["occurred_at"]),
+                    staff_id=entry["staff_id"],
+                    sequence=sequence,
+                )
+            )
+        return changes
+
+    async def read_json(self, tenant_id: str, after: int, limit: int) -> list[tuple[int, str]]:
+        stored = await self._stored(tenant_id, after, limit)
+        return [(sequence, stored_change_json(tenant_id, sequence, line)) for sequence, line in stored]
 
     async def delete_tenant(self, tenant_id: str) -> None:
         writer = self._writers.get(tenant_id)

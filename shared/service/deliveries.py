@@ -20,9 +20,8 @@ from typing import TYPE_CHECKING, Final
 from shared.domain.signing import SIGNATURE_HEADER, sign_delivery
 from shared.observability import get_logger
 from shared.service import jobs
-from shared.service.change_json import change_json
 from shared.service.keys import HOST_WEBHOOK_SECRET
-from shared.service.ports import Change, DeadLetter, DeliveryFailed, Job
+from shared.service.ports import DeadLetter, DeliveryFailed, Job
 
 if TYPE_CHECKING:  # context.py may import DeliveryPolicy from here for ConnectorConfig
     from shared.service.context import Services
@@ -98,9 +97,7 @@ async def deliver_changes(services: Services, job: Job, policy: DeliveryPolicy =
     start = span.first
     while start <= span.last:
         end = min(start + policy.max_batch - 1, span.last)
-        changes = [
-            c for c in await services.feed.read(tenant_id, start - 1, end - start + 1) if _sequence(c) <= end
-        ]
+        changes = await services.feed.read_json(tenant_id, start - 1, end - start + 1)
         if not changes:
             return  # beyond the feed's head, or the feed is gone
         body, headers = _signed_post(services, secret, tenant_id, changes, span.attempt + 1)
@@ -111,7 +108,7 @@ async def deliver_changes(services: Services, job: Job, policy: DeliveryPolicy =
                 services, policy, tenant_id, _Range(start, span.last, span.attempt), failure
             )
             return
-        start = _sequence(changes[-1]) + 1
+        start = changes[-1][0] + 1
 
 
 async def list_dead_letters(services: Services, tenant_id: str) -> list[DeadLetter]:
@@ -157,22 +154,17 @@ def _integer(job: Job, name: str, default: int | None = None) -> int:
     return value
 
 
-def _sequence(change: Change) -> int:
-    assert change.sequence is not None  # the feed numbers every change it returns
-    return change.sequence
-
-
 def _signed_post(
-    services: Services, secret: bytes, tenant_id: str, changes: list[Change], attempt: int
+    services: Services, secret: bytes, tenant_id: str, changes: list[tuple[int, str]], attempt: int
 ) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps(
-        {"tenant_id": tenant_id, "changes": [change_json(c) for c in changes]}, separators=(",", ":")
-    ).encode()
+    """`{"tenant_id": ..., "changes": [...]}`, each change's JSON text as the feed holds it."""
+    texts = ",".join(text for _, text in changes)
+    body = f'{{"tenant_id":{json.dumps(tenant_id)},"changes":[{texts}]}}'.encode()
     timestamp = int(services.clock.now().timestamp())
     headers = {
         "Content-Type": CONTENT_TYPE,
         SIGNATURE_HEADER: sign_delivery(secret, timestamp, body),
-        DELIVERY_HEADER: f"{tenant_id}:{_sequence(changes[0])}-{_sequence(changes[-1])}",
+        DELIVERY_HEADER: f"{tenant_id}:{changes[0][0]}-{changes[-1][0]}",
         ATTEMPT_HEADER: str(attempt),
     }
     return body, headers

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final, Protocol
 
@@ -128,9 +128,21 @@ class ChangeTooLarge(ValueError):
 
 
 def encoded_change(change: Change) -> str:
-    """One change as the feed stores it, in compact ASCII JSON (so its length is what is stored)."""
-    entry = [change.type, change.staff_id, change.occurred_at.isoformat(), change.data]
+    """One change as the feed stores it: the JSON object `change_json` gives, without the tenant and the
+    sequence number (the row says both), in compact ASCII (so its length is what is stored)."""
+    entry = {
+        "type": change.type,
+        "staff_id": change.staff_id,
+        "occurred_at": change.occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "data": change.data,
+    }
     return json.dumps(entry, separators=(",", ":"), default=str, ensure_ascii=True)
+
+
+def stored_change_json(tenant_id: str, sequence: int, encoded: str) -> str:
+    """A stored change as the JSON text of its `change_json` shape, without decoding it: deliveries and
+    the pull feed pass the stored text on."""
+    return f'{{"sequence":{sequence},"tenant_id":{json.dumps(tenant_id)},{encoded[1:]}'
 
 
 def check_change_sizes(encoded: Sequence[str], changes: Sequence[Change]) -> None:
@@ -148,6 +160,12 @@ class ChangeFeed(Protocol):
         ...
 
     async def read(self, tenant_id: str, after: int, limit: int) -> list[Change]: ...
+
+    async def read_json(self, tenant_id: str, after: int, limit: int) -> list[tuple[int, str]]:
+        """What `read` answers, as each change's sequence number and its `change_json` shape as JSON
+        text (passed on as stored, not decoded)."""
+        ...
+
     async def delete_tenant(self, tenant_id: str) -> None: ...
 
 

@@ -6,6 +6,7 @@ across rows and transactions), writers in two workers, and `delete_tenant`."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
@@ -18,6 +19,7 @@ from shared.adapters.storage import StorageClients
 from shared.adapters.tables import FEED_ROW_CHARS, TableChangeFeed
 from shared.domain.calendar import BODY_LIMIT, Attendee
 from shared.domain.planner import Observation, Visibility, plan
+from shared.service.change_json import change_json
 from shared.service.ports import MAX_CHANGE_CHARS, Change, ChangeFeed, ChangeTooLarge
 from tests.fakes.events import event
 from tests.fakes.storage import FakeFeed
@@ -110,6 +112,25 @@ async def test_changes_round_trip_with_their_fields(feeds: Feeds) -> None:
     ]
     assert [c.occurred_at for c in read] == [c.occurred_at for c in sent]
     assert all(c.occurred_at.utcoffset() == timedelta(0) for c in read if c.type != "tenant.migrated")
+
+
+async def test_changes_read_as_json_text_are_the_pull_feed_shape(feeds: Feeds) -> None:
+    vienna = timezone(timedelta(hours=1))
+    sent = [
+        Change("user.migrated", CONTOSO, {"events": 3, "nested": {"a": [1, None, True]}}, T0, "anna"),
+        Change("tenant.migrated", CONTOSO, {"users": 2}, datetime(2026, 12, 1, 10, tzinfo=vienna)),
+        Change("event.deleted", CONTOSO, {"event": {"id": "a/b\\c#d?e%f'g"}, "reason": 'ẞ 🗓 "q"'}, T0, "b/c"),
+    ]
+    await feeds.feed.append(CONTOSO, [change(1), *sent])
+
+    texts = await feeds.feed.read_json(CONTOSO, 1, 10)
+
+    assert [sequence for sequence, _ in texts] == [2, 3, 4]
+    read = await feeds.feed.read(CONTOSO, 1, 10)
+    in_utc = [replace(c, occurred_at=c.occurred_at.astimezone(UTC)) for c in read]  # the text says UTC
+    assert [json.loads(text) for _, text in texts] == [change_json(c) for c in in_utc]
+    assert all(text.isascii() for _, text in texts)
+    assert await feeds.feed.read_json(CONTOSO, 4, 10) == []
 
 
 async def test_reads_from_every_cursor_with_every_limit_across_packed_rows(feeds: Feeds) -> None:

@@ -23,6 +23,7 @@ from shared.service.ports import (
     UserQuery,
     check_change_sizes,
     encoded_change,
+    stored_change_json,
 )
 from shared.service.user_queries import page_users
 
@@ -165,6 +166,13 @@ class FakeFeed:
 
     async def read(self, tenant_id: str, after: int, limit: int) -> list[Change]:
         return [c for c in self.entries.get(tenant_id, []) if (c.sequence or 0) > after][:limit]
+
+    async def read_json(self, tenant_id: str, after: int, limit: int) -> list[tuple[int, str]]:
+        changes = await self.read(tenant_id, after, limit)
+        return [
+            (c.sequence or 0, stored_change_json(tenant_id, c.sequence or 0, encoded_change(c)))
+            for c in changes
+        ]
 
     async def delete_tenant(self, tenant_id: str) -> None:
         self.entries.pop(tenant_id, None)
