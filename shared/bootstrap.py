@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from shared.observability import configure_logging
 from shared.service.context import ConnectorConfig, Services
+from shared.service.delivery_requests import DeliveryRequests
 from shared.settings import Settings
 
 if TYPE_CHECKING:  # the SDKs are imported on first use, not at import: the worker's cold start pays less
@@ -103,13 +104,14 @@ class Container:
             ),
         )
         key_for = self.tenant_credentials.key_for
+        queue = StorageJobQueue(self.storage)
         return Services(
             tenants=TableTenants(self.storage),
             users=TableUsers(self.storage),
             consent_states=TableConsentStates(self.storage),
             secrets=self.secrets,
             feed=TableChangeFeed(self.storage),
-            jobs=StorageJobQueue(self.storage),
+            jobs=queue,
             directory=GraphDirectory(
                 self.graph,
                 self.tenant_credentials.key_for,
@@ -134,6 +136,7 @@ class Container:
             keys=KeyRing(self.secrets),
             appointments=TableAppointments(self.storage),
             calendar_writer=GraphCalendarWriter(self.graph, key_for),
+            delivery_requests=DeliveryRequests(queue),
         )
 
 

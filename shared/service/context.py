@@ -7,6 +7,7 @@ from typing import Final
 from urllib.parse import urlencode
 
 from shared.service.deliveries import DeliveryPolicy
+from shared.service.delivery_requests import DeliveryRequests
 from shared.service.keys import KeyRing
 from shared.service.ports import (
     AppointmentRepository,
@@ -86,3 +87,4 @@ class Services:
     keys: KeyRing
     appointments: AppointmentRepository
     calendar_writer: CalendarWriter
+    delivery_requests: DeliveryRequests  # this worker's delivery jobs, merged (see the module)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from shared.service import jobs
 from shared.service.context import Services
 from shared.service.ports import Change
 
@@ -18,5 +17,5 @@ async def publish(services: Services, tenant_id: str, changes: Sequence[Change])
     if services.config.host_webhook_url and numbered:
         first, last = numbered[0].sequence, numbered[-1].sequence
         assert first is not None and last is not None
-        await services.jobs.enqueue([jobs.deliver(tenant_id, first, last)])
+        await services.delivery_requests.request(tenant_id, first, last)
     return numbered

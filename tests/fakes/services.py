@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from shared.domain.tenants import AuthMode, Tenant, TenantSettings, TenantState
 from shared.domain.users import MatchStatus, StaffMember, UserRecord
 from shared.service.context import ConnectorConfig, Services
+from shared.service.delivery_requests import DeliveryRequests
 from shared.service.keys import KeyRing
 from tests.fakes.appointments import FakeAppointments
 from tests.fakes.calendar import FakeCalendarWriter, FakeMailboxes
@@ -83,6 +84,7 @@ def fake_world() -> FakeWorld:
         keys=KeyRing(secrets),
         appointments=appointments,
         calendar_writer=writer,
+        delivery_requests=DeliveryRequests(jobs),
     )
     return FakeWorld(
         tenants,
