@@ -198,6 +198,8 @@ def start_receiver() -> tuple[Receiver, ThreadingHTTPServer]:
     receiver = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as a host's web server would
+
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             with contextlib.suppress(ValueError), receiver.lock:

@@ -18,10 +18,12 @@ as a property where a reader needs it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -35,7 +37,15 @@ from azure.core.exceptions import (
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
-from shared.adapters.item_pages import Page, Unit, changed_pages, is_page_key, page_from_entity
+from shared.adapters.item_pages import (
+    Page,
+    Unit,
+    changed_pages,
+    decode_status,
+    encode_status,
+    is_page_key,
+    page_from_entity,
+)
 from shared.adapters.storage import StorageClients
 from shared.adapters.table_batch import Delete, Operation, TransactionFailed, Upsert, submit
 from shared.adapters.tables import MAX_BATCH, as_utc, delete_partition, etag_of, required_utc
@@ -49,6 +59,7 @@ DELIVERIES: Final = "deliveries"
 TABLES: Final = (OUTLOOK_ITEMS, LEASES, SUBSCRIPTIONS, DELIVERIES)
 
 ITEMS_MARKER: Final = "~"  # a user's outlookitems partition holds statuses only if it holds this row
+NOTE_PREFIX: Final = "n"  # a note's RowKey: this and the escaped Graph id (a page's starts with `p`)
 LEASE_PARTITION: Final = "lease"
 USER_SEPARATOR: Final = "|"  # never produced by escape_key, so tenant|staff splits one way only
 ESCAPE: Final = "!"
@@ -128,70 +139,134 @@ class _Tables:
 # --- outlookitems --------------------------------------------------------------------------------
 
 
-class TableItemStatuses(_Tables):
-    """`ItemStatusRepository`: one partition per user, its statuses packed into pages (see item_pages).
+@dataclass(frozen=True, slots=True)
+class _Note:
+    """A status noted from outside the user's sync run (or its removal: `status` None)."""
 
-    Every transaction that creates a page also puts a marker row (`ITEMS_MARKER`) in the partition, so
-    a partition without the marker holds no statuses. A first migration (`probably_empty`) reads the
-    marker by key and skips the partition query when it is absent: a point read costs the same
+    graph_id: str
+    etag: str
+    status: ItemStatus | None
+
+
+@dataclass(slots=True)
+class _Stored:
+    """A user's partition as read: its pages and its notes (by Graph id)."""
+
+    pages: dict[str, Page] = field(default_factory=dict)
+    notes: dict[str, _Note] = field(default_factory=dict)
+
+    def statuses(self) -> dict[str, ItemStatus]:
+        merged = {status.graph_id: status for page in self.pages.values() for status in page.statuses()}
+        for graph_id, note in self.notes.items():  # a note is newer than any page
+            if note.status is None:
+                merged.pop(graph_id, None)
+            else:
+                merged[graph_id] = note.status
+        return merged
+
+
+class TableItemStatuses(_Tables):
+    """`ItemStatusRepository`: one partition per user, its statuses packed into pages (see item_pages),
+    and notes from outside the user's sync run.
+
+    The user's sync run (one at a time, under its lease) writes the pages. Others (the write side,
+    storing the events it wrote) put a note row per item, `n` + escaped Graph id, without reading:
+    `load` lays the notes over the pages, and the run's next `apply` folds the notes it read into the
+    pages, then deletes them If-Match, so a note written meanwhile stays and still counts.
+
+    Every transaction that creates a page or a note also puts a marker row (`ITEMS_MARKER`) in the
+    partition, so a partition without the marker holds no statuses. A first migration (`probably_empty`)
+    reads the marker by key and skips the partition query when it is absent: a point read costs the same
     everywhere, while a query costs a scan of the whole table on Azurite.
 
-    A write needs the pages it changes and their ETags. `load` leaves what it read for the `apply` of
-    the same user that usually follows in the same run (a few users' worth, in this worker only); any
-    other `apply` reads the partition first. Stale knowledge only costs a lost race: every write is
-    guarded, and the loser reads again and recomputes.
+    An `apply` needs the pages and their ETags: `load` leaves what it read for the `apply` of the same
+    user that follows in the same run (a few users' worth, in this worker only); otherwise `apply` reads
+    the partition first. Stale knowledge only costs a lost race: every page write is guarded, and the
+    loser reads again and recomputes.
     """
 
     def __init__(self, storage: StorageClients) -> None:
         super().__init__(storage, OUTLOOK_ITEMS)
-        self._loaded: OrderedDict[str, dict[str, Page]] = OrderedDict()  # partition -> pages, newest last
+        self._loaded: OrderedDict[str, _Stored] = OrderedDict()  # partition -> as read, newest last
 
     async def load(
         self, tenant_id: str, staff_id: str, *, probably_empty: bool = False
     ) -> dict[str, ItemStatus]:
         table = await self._table()
         partition = user_partition(tenant_id, staff_id)
-        pages: dict[str, Page] | None = None
+        stored: _Stored | None = None
         if probably_empty:
             try:
                 await table.get_entity(partition, ITEMS_MARKER, select=["RowKey"])
             except ResourceNotFoundError:
-                pages = {}
-        if pages is None:
-            pages = await self._pages(table, partition)
-        self._remember(partition, pages)
-        return {status.graph_id: status for page in pages.values() for status in page.statuses()}
+                stored = _Stored()
+        if stored is None:
+            stored = await self._read(table, partition)
+        self._remember(partition, stored)
+        return stored.statuses()
 
     async def apply(
         self, tenant_id: str, staff_id: str, upserts: Sequence[ItemStatus], deletes: Sequence[str]
     ) -> None:
-        """Deletes, then upserts (a later upsert of an id wins), written page by page.
+        """The notes read, then deletes, then upserts (a later upsert of an id wins), written page by
+        page; then the folded notes are deleted.
 
         Up to `ROUND_ITEMS` upserts are written at a time, so that a page split stays one transaction
         whatever the mailbox's size. Each transaction leaves a whole, consistent set of pages; a crash
         between them leaves part of the plan applied, and applying it again finishes it.
         """
         partition = user_partition(tenant_id, staff_id)
-        latest = {status.graph_id: status for status in upserts}
-        gone = [graph_id for graph_id in dict.fromkeys(deletes) if graph_id not in latest]
-        items = list(latest.values())
         table = await self._table()
-        pages = self._loaded.pop(partition, None)
-        for start in range(0, max(len(items), 1), ROUND_ITEMS):
-            round_upserts, round_deletes = items[start : start + ROUND_ITEMS], gone if start == 0 else []
-            for _ in range(RACE_ATTEMPTS):
-                if pages is None:
-                    pages = await self._pages(table, partition)
-                try:
-                    await self._write(table, partition, pages, round_upserts, round_deletes)
-                    break
-                except TransactionFailed as error:
-                    if error.status not in (404, 409, 412):
-                        raise
-                    pages = None  # another writer was first: read again and recompute
-                    await asyncio.sleep(random.uniform(0, 0.01))  # noqa: S311 (jitter, not a secret)
-            else:
-                raise StaleWrite(f"statuses of {staff_id}: too much contention")
+        stored = self._loaded.pop(partition, None)
+        for _ in range(RACE_ATTEMPTS):
+            if stored is None:
+                stored = await self._read(table, partition)
+            effects: dict[str, ItemStatus | None] = {g: note.status for g, note in stored.notes.items()}
+            effects |= dict.fromkeys(deletes, None)
+            effects |= {status.graph_id: status for status in upserts}
+            items = [status for status in effects.values() if status is not None]
+            gone = [graph_id for graph_id, status in effects.items() if status is None]
+            try:
+                for start in range(0, max(len(items), 1), ROUND_ITEMS):
+                    chunk, dropped = items[start : start + ROUND_ITEMS], gone if start == 0 else []
+                    await self._write(table, partition, stored.pages, chunk, dropped)
+                break
+            except TransactionFailed as error:
+                if error.status not in (404, 409, 412):
+                    raise
+                stored = None  # another writer was first: read again and recompute
+                await asyncio.sleep(random.uniform(0, 0.01))  # noqa: S311 (jitter, not a secret)
+        else:
+            raise StaleWrite(f"statuses of {staff_id}: too much contention")
+        await self._forget(table, partition, list(stored.notes.values()))
+
+    async def note(
+        self, tenant_id: str, staff_id: str, upserts: Sequence[ItemStatus], deletes: Sequence[str]
+    ) -> None:
+        partition = user_partition(tenant_id, staff_id)
+        latest = {status.graph_id: status for status in upserts}
+        entities = [_note_entity(partition, graph_id, latest.get(graph_id)) for graph_id in deletes]
+        entities += [_note_entity(partition, graph_id, status) for graph_id, status in latest.items()]
+        by_key = {entity["RowKey"]: entity for entity in entities}  # the last word on an id wins
+        table = await self._table()
+        rows = list(by_key.values())
+        for start in range(0, len(rows), MAX_BATCH - 1):
+            marker = Upsert({"PartitionKey": partition, "RowKey": ITEMS_MARKER})
+            await submit(table, [marker, *(Upsert(row) for row in rows[start : start + MAX_BATCH - 1])])
+
+    @staticmethod
+    async def _forget(table: TableClient, partition: str, notes: Sequence[_Note]) -> None:
+        """Delete folded notes If-Match: one noted again meanwhile stays (it is newer than the pages)."""
+        for start in range(0, len(notes), MAX_BATCH):
+            chunk = [
+                Delete(partition, _note_key(n.graph_id), n.etag) for n in notes[start : start + MAX_BATCH]
+            ]
+            try:
+                await submit(table, chunk)
+            except TransactionFailed:
+                for operation in chunk:
+                    with contextlib.suppress(TransactionFailed):
+                        await submit(table, [operation])
 
     @staticmethod
     async def _write(
@@ -222,20 +297,26 @@ class TableItemStatuses(_Tables):
                     pages[page.prefix] = page
 
     @staticmethod
-    async def _pages(table: TableClient, partition: str) -> dict[str, Page]:
+    async def _read(table: TableClient, partition: str) -> _Stored:
         query = table.query_entities(
             "PartitionKey eq @pk", parameters={"pk": partition}, results_per_page=1000
         )
-        pages: dict[str, Page] = {}
+        stored = _Stored()
         async for entity in query:
-            if is_page_key(entity["RowKey"]):
+            row_key = str(entity["RowKey"])
+            if is_page_key(row_key):
                 page = page_from_entity(entity, etag_of(entity))
-                pages[page.prefix] = page
-        return pages
+                stored.pages[page.prefix] = page
+            elif row_key.startswith(NOTE_PREFIX):
+                graph_id = unescape_key(row_key[len(NOTE_PREFIX) :])
+                line = entity.get("Status")
+                status = decode_status(line) if line else None
+                stored.notes[graph_id] = _Note(graph_id, etag_of(entity) or "*", status)
+        return stored
 
-    def _remember(self, partition: str, pages: dict[str, Page]) -> None:
+    def _remember(self, partition: str, stored: _Stored) -> None:
         self._loaded.pop(partition, None)
-        self._loaded[partition] = pages
+        self._loaded[partition] = stored
         while len(self._loaded) > REMEMBERED_USERS:
             self._loaded.popitem(last=False)
 
@@ -256,6 +337,17 @@ class TableItemStatuses(_Tables):
             results_per_page=1000,
         )
         await _delete_rows(table, [(e["PartitionKey"], e["RowKey"]) async for e in query])
+
+
+def _note_key(graph_id: str) -> str:
+    return f"{NOTE_PREFIX}{escape_key(graph_id)}"
+
+
+def _note_entity(partition: str, graph_id: str, status: ItemStatus | None) -> dict[str, Any]:
+    entity: dict[str, Any] = {"PartitionKey": partition, "RowKey": _note_key(graph_id)}
+    if status is not None:
+        entity["Status"] = encode_status(status)  # absent: the status was dropped
+    return entity
 
 
 def _unit_transactions(units: Sequence[Unit]) -> list[list[Unit]]:

@@ -297,7 +297,7 @@ async def _delete(run: _Run, copy: StaffCopy) -> None:
     if copy.event_id is not None and copy.graph_user_id is not None:
         # Forget the status first: the event's removal then reads as nobody's, never as an Outlook delete.
         ids = [copy.event_id, *copy.exceptions]
-        await run.services.item_statuses.apply(run.tenant.tenant_id, copy.staff_id, [], ids)
+        await run.services.item_statuses.note(run.tenant.tenant_id, copy.staff_id, [], ids)
         await run.services.calendar_writer.delete(run.tenant, copy.graph_user_id, copy.event_id)
     run.removed.add(copy.staff_id)
 
@@ -418,7 +418,7 @@ async def _anew(run: _Run, copy: StaffCopy) -> None:
 async def _gone_in_outlook(run: _Run, copy: StaffCopy, policy: ConflictPolicy) -> StaffCopy | None:
     if policy is ConflictPolicy.OUTLOOK_WINS and copy.state is not CopyState.CONFLICT:
         _note_outlook_change(run, copy, "deleted", "kept", None)
-        await run.services.item_statuses.apply(run.tenant.tenant_id, copy.staff_id, [], [copy.event_id or ""])
+        await run.services.item_statuses.note(run.tenant.tenant_id, copy.staff_id, [], [copy.event_id or ""])
         return replace(
             copy, state=CopyState.CONFLICT, revision=run.record.revision, error="deleted in Outlook"
         )
@@ -543,7 +543,7 @@ async def _remember(run: _Run, copy: StaffCopy, written: WrittenEvent, *, master
         written=True,
         master=master,
     )
-    await run.services.item_statuses.apply(run.tenant.tenant_id, copy.staff_id, [status], [])
+    await run.services.item_statuses.note(run.tenant.tenant_id, copy.staff_id, [status], [])
 
 
 async def _link(run: _Run, copy: StaffCopy, target: StaffTarget) -> None:

@@ -317,8 +317,18 @@ class ItemStatusRepository(Protocol):
     async def apply(
         self, tenant_id: str, staff_id: str, upserts: Sequence[ItemStatus], deletes: Sequence[str]
     ) -> None:
-        """Upsert and delete in as few transactions as possible; idempotent (a redelivered job may
-        apply the same plan twice)."""
+        """For the user's sync run (one at a time): upsert and delete in as few transactions as
+        possible; idempotent (a redelivered job may apply the same plan twice). What was noted and
+        seen by this run's `load` is kept unless the plan says otherwise; what was noted since stays
+        over it."""
+        ...
+
+    async def note(
+        self, tenant_id: str, staff_id: str, upserts: Sequence[ItemStatus], deletes: Sequence[str]
+    ) -> None:
+        """From outside the user's sync run (the write side): a status to remember, or to forget,
+        now, without contending with the run. `load` sees it at once; it outlives any `apply` of a
+        plan made before it."""
         ...
 
     async def delete_user(self, tenant_id: str, staff_id: str) -> None: ...

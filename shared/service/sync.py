@@ -159,7 +159,7 @@ async def _sync_user(services: Services, tenant: Tenant, user: UserRecord, kind:
         data = {"events": len(stored) + len(actions.upserts) - len(actions.deletes), "linked": linked}
         changes.append(Change("user.migrated", tenant.tenant_id, data, now, staff_id=user.staff_id))
     await publish(services, tenant.tenant_id, changes)
-    if actions.upserts or actions.deletes:
+    if not quiet:  # with nothing planned too: what the write side noted is folded in
         await services.item_statuses.apply(tenant.tenant_id, user.staff_id, actions.upserts, actions.deletes)
     if actions.rechecks:  # connector appointments changed in Outlook: the write side decides by policy
         await services.jobs.enqueue(

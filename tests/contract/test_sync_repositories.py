@@ -192,6 +192,43 @@ async def test_a_large_mailbox_round_trips_through_many_changes(repos: SyncRepos
     assert await repos.statuses.load(CONTOSO, "anna", probably_empty=True) == expected
 
 
+async def test_notes_are_seen_at_once_and_kept_through_the_next_apply(repos: SyncRepositories) -> None:
+    await repos.statuses.apply(CONTOSO, "anna", [status("a"), status("b"), status("c")], [])
+    written = status("d", 4, written=True, appointment_id="appt-1")
+    await repos.statuses.note(CONTOSO, "anna", [status("b", 2), written], ["c"])  # the write side
+    await repos.statuses.note(CONTOSO, "anna", [status("e", 5)], ["e"])  # an upsert after a delete wins
+
+    expected = {"a": status("a"), "b": status("b", 2), "d": written, "e": status("e", 5)}
+    assert await repos.statuses.load(CONTOSO, "anna") == expected
+    await repos.statuses.apply(CONTOSO, "anna", [], [])  # the run folds what it saw
+    assert await repos.statuses.load(CONTOSO, "anna") == expected
+    await repos.statuses.apply(CONTOSO, "anna", [status("f", 6)], ["a"])
+    del expected["a"]
+    assert await repos.statuses.load(CONTOSO, "anna") == {**expected, "f": status("f", 6)}
+
+
+async def test_a_note_made_after_a_load_outlives_that_runs_apply(repos: SyncRepositories) -> None:
+    await repos.statuses.apply(CONTOSO, "anna", [status("a"), status("b")], [])
+    await repos.statuses.note(CONTOSO, "anna", [status("a", 3, written=True)], [])
+    await repos.statuses.load(CONTOSO, "anna")  # the run reads (the note too) ...
+    written = status("a", 7, written=True)
+    await repos.statuses.note(CONTOSO, "anna", [written], ["b"])  # ... the write side notes again ...
+    plan = [status("b", 1), status("c", 1)]  # ... and a plan from before those notes is applied
+    await repos.statuses.apply(CONTOSO, "anna", plan, [])
+
+    assert await repos.statuses.load(CONTOSO, "anna") == {"a": written, "c": status("c", 1)}
+    await repos.statuses.apply(CONTOSO, "anna", [], [])  # the next run folds them in
+    assert await repos.statuses.load(CONTOSO, "anna") == {"a": written, "c": status("c", 1)}
+
+
+async def test_a_user_with_notes_only_is_not_taken_for_empty(repos: SyncRepositories) -> None:
+    written = status("AAMk/written=", written=True)
+    await repos.statuses.note(CONTOSO, "anna", [written], [])
+    assert await repos.statuses.load(CONTOSO, "anna", probably_empty=True) == {written.graph_id: written}
+    await repos.statuses.delete_user(CONTOSO, "anna")
+    assert await repos.statuses.load(CONTOSO, "anna") == {}
+
+
 @pytest.mark.parametrize("probably_empty", [False, True], ids=["read", "first-read"])
 async def test_the_first_read_hint_never_hides_what_was_stored(
     repos: SyncRepositories, probably_empty: bool

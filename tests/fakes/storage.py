@@ -193,32 +193,74 @@ class FakeJobs:
         return taken
 
 
+def _in_utc(status: ItemStatus) -> ItemStatus:
+    return replace(status, ends_at=status.ends_at.astimezone(UTC))  # stored as UTC
+
+
 class FakeItemStatuses:
-    """`ItemStatusRepository`: one dict per user."""
+    """`ItemStatusRepository`: per user, the run's statuses and the notes from outside the run, kept as the
+    table adapter keeps them: `apply` folds the notes its run's `load` saw, and a note made since
+    outlives it."""
 
     def __init__(self) -> None:
         self.rows: dict[tuple[str, str], dict[str, ItemStatus]] = {}
+        self.notes: dict[tuple[str, str], dict[str, tuple[int, ItemStatus | None]]] = {}
+        self._seen: dict[tuple[str, str], dict[str, int]] = {}  # note versions a load saw
+        self._versions = itertools.count(1)
 
     async def load(
         self, tenant_id: str, staff_id: str, *, probably_empty: bool = False
     ) -> dict[str, ItemStatus]:
-        return dict(self.rows.get((tenant_id, staff_id), {}))
+        key = (tenant_id, staff_id)
+        notes = self.notes.get(key, {})
+        self._seen[key] = {graph_id: version for graph_id, (version, _) in notes.items()}
+        merged = dict(self.rows.get(key, {}))
+        for graph_id, (_, status) in notes.items():
+            if status is None:
+                merged.pop(graph_id, None)
+            else:
+                merged[graph_id] = status
+        return merged
 
     async def apply(
         self, tenant_id: str, staff_id: str, upserts: Sequence[ItemStatus], deletes: Sequence[str]
     ) -> None:
-        rows = self.rows.setdefault((tenant_id, staff_id), {})
+        key = (tenant_id, staff_id)
+        rows = self.rows.setdefault(key, {})
+        notes = self.notes.setdefault(key, {})
+        seen = self._seen.pop(key, None)
+        if seen is None:  # no load in this run: the notes there are now
+            seen = {graph_id: version for graph_id, (version, _) in notes.items()}
+        for graph_id, version in seen.items():
+            if graph_id in notes and notes[graph_id][0] == version:
+                status = notes.pop(graph_id)[1]
+                if status is None:
+                    rows.pop(graph_id, None)
+                else:
+                    rows[graph_id] = status
         for graph_id in deletes:
             rows.pop(graph_id, None)
         for status in upserts:
-            rows[status.graph_id] = replace(status, ends_at=status.ends_at.astimezone(UTC))  # stored as UTC
+            rows[status.graph_id] = _in_utc(status)
+
+    async def note(
+        self, tenant_id: str, staff_id: str, upserts: Sequence[ItemStatus], deletes: Sequence[str]
+    ) -> None:
+        notes = self.notes.setdefault((tenant_id, staff_id), {})
+        for graph_id in deletes:
+            notes[graph_id] = (next(self._versions), None)
+        for status in upserts:
+            notes[status.graph_id] = (next(self._versions), _in_utc(status))
 
     async def delete_user(self, tenant_id: str, staff_id: str) -> None:
         self.rows.pop((tenant_id, staff_id), None)
+        self.notes.pop((tenant_id, staff_id), None)
 
     async def delete_tenant(self, tenant_id: str) -> None:
         for key in [k for k in self.rows if k[0] == tenant_id]:
             del self.rows[key]
+        for key in [k for k in self.notes if k[0] == tenant_id]:
+            del self.notes[key]
 
 
 class FakeLeases:

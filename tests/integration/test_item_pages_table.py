@@ -63,6 +63,23 @@ async def test_the_same_plan_again_rewrites_no_row(storage: StorageClients) -> N
     assert await rows(storage, "anna") == before
 
 
+async def test_notes_are_rows_of_their_own_until_the_run_folds_them(storage: StorageClients) -> None:
+    run, write_side = TableItemStatuses(storage), TableItemStatuses(storage)
+    await run.apply(TENANT, "anna", [status(f"AAMk{n}=", n) for n in range(80)], [])
+    page_etag = (await rows(storage, "anna"))["p"]
+
+    await write_side.note(TENANT, "anna", [status("AAMk-written=", 1)], ["AAMk3="])
+
+    after_notes = await rows(storage, "anna")
+    assert after_notes["p"] == page_etag  # the page is the run's alone
+    assert set(after_notes) == {ITEMS_MARKER, "p", "nAAMk-written!3D", "nAAMk3!3D"}
+    statuses = await run.load(TENANT, "anna")
+    await run.apply(TENANT, "anna", [], [])
+    assert set(await rows(storage, "anna")) == {ITEMS_MARKER, "p"}
+    assert await run.load(TENANT, "anna") == statuses
+    assert "AAMk3=" not in statuses and statuses["AAMk-written="] == status("AAMk-written=", 1)
+
+
 async def test_a_large_mailbox_takes_pages_under_the_limit(storage: StorageClients) -> None:
     statuses = TableItemStatuses(storage)
     mailbox = [status(f"AAMkAGI2NGVhZTVlLTI1OGMtNDI4My1iZmE1LTI5OTg0Y{n:06d}=", n) for n in range(3000)]
@@ -79,7 +96,7 @@ async def test_a_writer_with_stale_pages_reads_again_and_loses_nothing(storage: 
     first, second = TableItemStatuses(storage), TableItemStatuses(storage)  # two workers
     await first.apply(TENANT, "anna", [status(f"AAMk{n}=", n) for n in range(10)], [])
     await first.load(TENANT, "anna")  # remembers the pages for its next apply
-    await second.apply(TENANT, "anna", [status("AAMk-written=", 1)], ["AAMk0="])  # the write side, meanwhile
+    await second.apply(TENANT, "anna", [status("AAMk-written=", 1)], ["AAMk0="])  # a run elsewhere
 
     await first.apply(TENANT, "anna", [status("AAMk1=", 99)], [])  # on stale pages: a lost race, then again
 
