@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from datetime import timedelta
@@ -29,7 +31,14 @@ from typing import TextIO
 from devhost.host import DEFAULT_PORT
 from devhost.logs import configure_logging
 from devhost.queues import DEFAULT_LEASE
-from devhost.scaling import DEFAULT_LAYOUT, LAYOUTS, ScaledHost, run_worker, stop_when_input_closes
+from devhost.scaling import (
+    DEFAULT_LAYOUT,
+    LAYOUTS,
+    WORKER_NICENESS,
+    ScaledHost,
+    run_worker,
+    stop_when_input_closes,
+)
 from devhost.settings import ConfigError
 
 log = logging.getLogger("devhost")
@@ -122,6 +131,8 @@ async def _serve_worker(
     args: argparse.Namespace, settings: Path | None, ready_out: TextIO, stopping: asyncio.Event
 ) -> int:
     names = [name for name in str(args.worker).split(",") if name]
+    with contextlib.suppress(OSError, AttributeError):  # (os.nice is POSIX only)
+        os.nice(WORKER_NICENESS)  # queue and timer work yields the CPU to the HTTP group (devhost.scaling)
     options = {"queue_lease": timedelta(seconds=args.queue_lease), "shutdown_grace": args.shutdown_grace}
     host = await run_worker(args.app_root, settings, names, options)
     await stop_when_input_closes(stopping)

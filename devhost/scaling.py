@@ -10,6 +10,10 @@ event loop would measure, and hide, the wrong thing. `ScaledHost` is what `pytho
 - `--scale per-function` (the default): one worker process per queue or timer function; `grouped`: one
   worker process for all of them; `single`: none, everything on this process's event loop (the old way).
 
+Workers run at a lower CPU priority (`WORKER_NICENESS`): on Flex Consumption the HTTP group has instances
+of its own, so no queue job takes CPU from a webhook's answer there; on one machine the priority stands in
+for that separation (without it a sync job's burst of CPU showed up in the webhook's answer times).
+
 A worker is `python -m devhost --worker NAME[,NAME]`: a `LocalHost` running only those functions, with an
 admin API on a free loopback port, where this process hands over manual runs (`POST /admin/functions/..`).
 Workers share this process's stderr (one log), its process group (a SIGKILL of the group reaches them)
@@ -43,6 +47,7 @@ from devhost.settings import ConfigError, LocalSettings
 log = logging.getLogger("devhost.scaling")
 LAYOUTS: Final = ("per-function", "grouped", "single")
 DEFAULT_LAYOUT: Final = "per-function"
+WORKER_NICENESS: Final = 5  # added to a worker process's nice value (see the module docstring)
 WORKER_READY_TIMEOUT: Final = 60.0
 PACKAGE_ROOT: Final = Path(__file__).resolve().parent.parent
 

@@ -381,6 +381,9 @@ def test_every_queue_and_timer_function_gets_a_worker_process_that_stops_with_th
     workers = _worker_pids(split.log())
     assert set(workers) == {"process_job", "tick", "yearly"}
     assert len(set(workers.values())) == 3
+    assert split.process.pid is not None
+    front = os.getpriority(os.PRIO_PROCESS, split.process.pid)  # the HTTP group keeps the CPU first
+    assert all(os.getpriority(os.PRIO_PROCESS, pid) > front for pid in workers.values())
 
     assert split.stop() == 0
 
