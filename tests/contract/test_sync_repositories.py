@@ -22,7 +22,6 @@ from shared.adapters.sync_tables import (
     escape_key,
     unescape_key,
 )
-from shared.domain.planner import ItemStatus
 from shared.service.ports import (
     DeadLetter,
     DeadLetterRepository,
@@ -32,6 +31,7 @@ from shared.service.ports import (
     SubscriptionIndex,
     SubscriptionRecord,
 )
+from tests.fakes.statuses import item_status as status
 from tests.fakes.storage import FakeDeadLetters, FakeItemStatuses, FakeLeases, FakeSubscriptionIndex
 from tests.fixtures.azurite import fresh_storage
 
@@ -90,18 +90,6 @@ def test_escaped_keys_keep_prefixes(prefix: str, rest: str) -> None:
 
 
 # --- item statuses -------------------------------------------------------------------------------
-
-
-def status(graph_id: str, n: int = 0, **changes: Any) -> ItemStatus:
-    base = ItemStatus(
-        graph_id=graph_id,
-        change_key=f"ck{n}",
-        ical_uid=f"uid-{graph_id}",
-        content_hash=f"hash{n}",
-        ends_at=T0 + timedelta(hours=n),
-        admitted=True,
-    )
-    return replace(base, **changes)
 
 
 async def test_statuses_round_trip_with_awkward_graph_ids(repos: SyncRepositories) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,24 +14,12 @@ from shared.adapters import item_pages
 from shared.adapters.item_pages import is_page_key
 from shared.adapters.storage import StorageClients
 from shared.adapters.sync_tables import ITEMS_MARKER, OUTLOOK_ITEMS, TableItemStatuses, user_partition
-from shared.domain.planner import ItemStatus
+from tests.fakes.statuses import item_status as status
 from tests.fixtures.azurite import fresh_storage
 
 pytestmark = pytest.mark.integration
 
-T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 TENANT = "contoso.example"
-
-
-def status(graph_id: str, n: int = 0) -> ItemStatus:
-    return ItemStatus(
-        graph_id=graph_id,
-        change_key=f"ck{n}",
-        ical_uid=f"uid-{graph_id}",
-        content_hash=f"hash{n}",
-        ends_at=T0 + timedelta(hours=n),
-        admitted=True,
-    )
 
 
 @pytest.fixture

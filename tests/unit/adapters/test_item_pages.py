@@ -25,20 +25,10 @@ from shared.adapters.item_pages import (
 )
 from shared.adapters.table_batch import Delete, Insert, Replace
 from shared.domain.planner import ItemStatus
+from tests.fakes.statuses import item_status as status
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 PARTITION = "contoso|anna"
-
-
-def status(graph_id: str, n: int = 0) -> ItemStatus:
-    return ItemStatus(
-        graph_id=graph_id,
-        change_key=f"ck{n}",
-        ical_uid=f"uid-{graph_id}",
-        content_hash=f"hash{n}",
-        ends_at=T0 + timedelta(hours=n),
-        admitted=True,
-    )
 
 
 def stored(units: list[Unit], pages: dict[str, Page] | None = None) -> dict[str, Page]:
