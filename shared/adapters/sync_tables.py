@@ -18,11 +18,10 @@ as a property where a reader needs it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import re
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -48,7 +47,7 @@ from shared.adapters.item_pages import (
 )
 from shared.adapters.storage import StorageClients
 from shared.adapters.table_batch import Delete, Operation, TransactionFailed, Upsert, submit
-from shared.adapters.tables import MAX_BATCH, as_utc, delete_partition, etag_of, required_utc
+from shared.adapters.tables import MAX_BATCH, as_utc, delete_partition, delete_rows, etag_of, required_utc
 from shared.domain.planner import ItemStatus
 from shared.service.ports import DeadLetter, LeaseOutcome, StaleWrite, SubscriptionRecord
 
@@ -109,22 +108,6 @@ def _lost_race(error: HttpResponseError) -> bool:
     if isinstance(error, (ResourceModifiedError, ResourceNotFoundError)):
         return True
     return error.status_code in (404, 412)
-
-
-async def _delete_rows(table: TableClient, rows: Iterable[tuple[str, str]]) -> None:
-    """Delete rows, grouped by partition, 100 per transaction; rows already gone are fine."""
-    by_partition: dict[str, list[str]] = {}
-    for partition, row in rows:
-        by_partition.setdefault(partition, []).append(row)
-    for partition, keys in by_partition.items():
-        for start in range(0, len(keys), MAX_BATCH):
-            chunk = keys[start : start + MAX_BATCH]
-            try:
-                await submit(table, [Delete(partition, key) for key in chunk])
-            except TransactionFailed:
-                # Someone deleted a row first: one by one (the SDK's delete of a missing row is a no-op).
-                for key in chunk:
-                    await table.delete_entity(partition, key)
 
 
 class _Tables:
@@ -221,9 +204,7 @@ class TableItemStatuses(_Tables):
         for _ in range(RACE_ATTEMPTS):
             if stored is None:
                 stored = await self._read(table, partition)
-            effects: dict[str, ItemStatus | None] = {g: note.status for g, note in stored.notes.items()}
-            effects |= dict.fromkeys(deletes, None)
-            effects |= {status.graph_id: status for status in upserts}
+            effects = {g: note.status for g, note in stored.notes.items()} | _effects(upserts, deletes)
             items = [status for status in effects.values() if status is not None]
             gone = [graph_id for graph_id, status in effects.items() if status is None]
             try:
@@ -232,41 +213,27 @@ class TableItemStatuses(_Tables):
                     await self._write(table, partition, stored.pages, chunk, dropped)
                 break
             except TransactionFailed as error:
-                if error.status not in (404, 409, 412):
+                if not error.lost_race:
                     raise
                 stored = None  # another writer was first: read again and recompute
                 await asyncio.sleep(random.uniform(0, 0.01))  # noqa: S311 (jitter, not a secret)
         else:
             raise StaleWrite(f"statuses of {staff_id}: too much contention")
-        await self._forget(table, partition, list(stored.notes.values()))
+        # The folded notes go If-Match: one noted again meanwhile stays (it is newer than the pages).
+        await delete_rows(
+            table, [Delete(partition, _note_key(n.graph_id), n.etag) for n in stored.notes.values()]
+        )
 
     async def note(
         self, tenant_id: str, staff_id: str, upserts: Sequence[ItemStatus], deletes: Sequence[str]
     ) -> None:
         partition = user_partition(tenant_id, staff_id)
-        latest = {status.graph_id: status for status in upserts}
-        entities = [_note_entity(partition, graph_id, latest.get(graph_id)) for graph_id in deletes]
-        entities += [_note_entity(partition, graph_id, status) for graph_id, status in latest.items()]
-        by_key = {entity["RowKey"]: entity for entity in entities}  # the last word on an id wins
+        rows = [_note_entity(partition, g, status) for g, status in _effects(upserts, deletes).items()]
         table = await self._table()
-        rows = list(by_key.values())
-        for start in range(0, len(rows), MAX_BATCH - 1):
-            marker = Upsert({"PartitionKey": partition, "RowKey": ITEMS_MARKER})
-            await submit(table, [marker, *(Upsert(row) for row in rows[start : start + MAX_BATCH - 1])])
-
-    @staticmethod
-    async def _forget(table: TableClient, partition: str, notes: Sequence[_Note]) -> None:
-        """Delete folded notes If-Match: one noted again meanwhile stays (it is newer than the pages)."""
-        for start in range(0, len(notes), MAX_BATCH):
-            chunk = [
-                Delete(partition, _note_key(n.graph_id), n.etag) for n in notes[start : start + MAX_BATCH]
-            ]
-            try:
-                await submit(table, chunk)
-            except TransactionFailed:
-                for operation in chunk:
-                    with contextlib.suppress(TransactionFailed):
-                        await submit(table, [operation])
+        for start in range(0, len(rows), MAX_BATCH - 1):  # the marker goes with them (see the class)
+            await submit(
+                table, [_marker(partition), *(Upsert(row) for row in rows[start : start + MAX_BATCH - 1])]
+            )
 
     @staticmethod
     async def _write(
@@ -281,7 +248,7 @@ class TableItemStatuses(_Tables):
             marked = any(unit.creates for unit in group)
             operations: list[Operation] = []
             if marked:  # the marker goes with the first page (see the class)
-                operations.append(Upsert({"PartitionKey": partition, "RowKey": ITEMS_MARKER}))
+                operations.append(_marker(partition))
             for unit in group:
                 operations += unit.operations(partition)
             etags = iter(await submit(table, operations))
@@ -336,7 +303,17 @@ class TableItemStatuses(_Tables):
             select=["PartitionKey", "RowKey"],
             results_per_page=1000,
         )
-        await _delete_rows(table, [(e["PartitionKey"], e["RowKey"]) async for e in query])
+        await delete_rows(table, [Delete(e["PartitionKey"], e["RowKey"]) async for e in query])
+
+
+def _effects(upserts: Sequence[ItemStatus], deletes: Sequence[str]) -> dict[str, ItemStatus | None]:
+    """What a plan leaves of each id it names: deletes first, so an upsert of the same id wins (None:
+    dropped)."""
+    return dict.fromkeys(deletes, None) | {status.graph_id: status for status in upserts}
+
+
+def _marker(partition: str) -> Upsert:
+    return Upsert({"PartitionKey": partition, "RowKey": ITEMS_MARKER})
 
 
 def _note_key(graph_id: str) -> str:
@@ -488,7 +465,7 @@ class TableLeases(_Tables):
             select="RowKey",
             results_per_page=1000,
         )
-        await _delete_rows(table, [(LEASE_PARTITION, e["RowKey"]) async for e in query])
+        await delete_rows(table, [Delete(LEASE_PARTITION, e["RowKey"]) async for e in query])
 
 
 # --- subscriptions -------------------------------------------------------------------------------

@@ -78,6 +78,11 @@ class TransactionFailed(Exception):
         self.code = code
         self.index = index
 
+    @property
+    def lost_race(self) -> bool:
+        """Another writer got there first: a row named was changed (412), created (409) or removed (404)."""
+        return self.status in (404, 409, 412)
+
 
 async def submit(table: TableClient, operations: Sequence[Operation]) -> list[str | None]:
     """Run the operations as one all-or-nothing transaction (one partition, distinct rows, at most 100);

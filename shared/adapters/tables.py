@@ -10,7 +10,7 @@ import asyncio
 import json
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -41,6 +41,7 @@ from shared.domain.tenants import (
     UserScope,
 )
 from shared.domain.users import LegacyLink, MatchedBy, MatchStatus, StaffMember, SyncState, UserRecord
+from shared.service.change_json import encoded_change, stored_change_json
 from shared.service.ports import (
     AlreadyExists,
     Change,
@@ -49,8 +50,6 @@ from shared.service.ports import (
     UserPage,
     UserQuery,
     check_change_sizes,
-    encoded_change,
-    stored_change_json,
 )
 from shared.service.user_queries import page_users
 
@@ -294,22 +293,33 @@ def user_from_entity(entity: Any) -> UserRecord:
     )
 
 
+async def delete_rows(table: TableClient, deletes: Iterable[Delete]) -> None:
+    """Delete rows, grouped by partition, 100 per transaction. A row already gone, or changed since the
+    ETag a delete names (a newer version, which stays), fails its transaction: its rows then go one by
+    one, and those are skipped."""
+    by_partition: dict[str, list[Delete]] = {}
+    for delete in deletes:
+        by_partition.setdefault(delete.partition_key, []).append(delete)
+    for partition_deletes in by_partition.values():
+        for start in range(0, len(partition_deletes), MAX_BATCH):
+            chunk = partition_deletes[start : start + MAX_BATCH]
+            try:
+                await submit(table, chunk)
+            except TransactionFailed as error:
+                if not error.lost_race:
+                    raise
+                for delete in chunk:
+                    try:
+                        await submit(table, [delete])
+                    except TransactionFailed as one:
+                        if not one.lost_race:
+                            raise
+
+
 async def delete_partition(table: TableClient, partition: str) -> None:
     """Delete every row of a partition, 100 per transaction; idempotent."""
-    keys = [
-        e["RowKey"]
-        async for e in table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": partition}, select="RowKey"
-        )
-    ]
-    for start in range(0, len(keys), MAX_BATCH):
-        chunk = keys[start : start + MAX_BATCH]
-        try:
-            await submit(table, [Delete(partition, key) for key in chunk])
-        except TransactionFailed:
-            # Someone deleted a row first: fall back to one by one (delete of a missing row is a no-op).
-            for key in chunk:
-                await table.delete_entity(partition, key)
+    query = table.query_entities("PartitionKey eq @pk", parameters={"pk": partition}, select="RowKey")
+    await delete_rows(table, [Delete(partition, e["RowKey"]) async for e in query])
 
 
 class TableUsers:
@@ -495,7 +505,6 @@ def _sequence_key(sequence: int) -> str:
 FEED_ROW_CHARS: Final = 30_000  # a row's changes, as ASCII JSON (one string property holds 32K UTF-16 units)
 FEED_TRANSACTION_CHARS: Final = 2_000_000  # rows per transaction stay well under its 4 MiB payload limit
 FEED_FIRST_PAGE_ROWS: Final = 4  # the first page of a read; later pages are sized from the rows seen
-FEED_RETRIED: Final = frozenset({404, 409, 412})  # another writer moved (or removed) the head first
 
 
 def _pack(encoded: Sequence[str]) -> list[list[str]]:
@@ -642,7 +651,7 @@ class TableChangeFeed:
             try:
                 etags = await submit(table, operations)
             except TransactionFailed as error:
-                if error.status not in FEED_RETRIED:
+                if not error.lost_race:
                     raise
                 # Another writer moved the head first: forget ours, back off a little (jittered), try again.
                 self._heads.pop(tenant_id, None)

@@ -1,8 +1,10 @@
-"""The JSON shape of one change: the same in the pull feed (`GET .../changes`) and the host webhook."""
+"""The JSON shape of one change: the same in the pull feed (`GET .../changes`) and the host webhook, and
+the form the feed stores it in (that shape less the tenant and the sequence, which the row says)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.service.ports import Change
@@ -22,3 +24,21 @@ def change_json(change: Change) -> dict[str, Any]:
         "occurred_at": iso(change.occurred_at),
         "data": change.data,
     }
+
+
+def encoded_change(change: Change) -> str:
+    """One change as the feed stores it: the JSON object `change_json` gives, without the tenant and the
+    sequence number, in compact ASCII (so its length is what is stored), its time in UTC."""
+    entry = {
+        "type": change.type,
+        "staff_id": change.staff_id,
+        "occurred_at": iso(change.occurred_at.astimezone(UTC)),
+        "data": change.data,
+    }
+    return json.dumps(entry, separators=(",", ":"), default=str, ensure_ascii=True)
+
+
+def stored_change_json(tenant_id: str, sequence: int, encoded: str) -> str:
+    """A stored change as the JSON text of its `change_json` shape, without decoding it: deliveries and
+    the pull feed pass the stored text on."""
+    return f'{{"sequence":{sequence},"tenant_id":{json.dumps(tenant_id)},{encoded[1:]}'

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final, Protocol
 
@@ -125,24 +124,6 @@ MAX_CHANGE_CHARS: Final = 480_000
 
 class ChangeTooLarge(ValueError):
     """An append holding a change over `MAX_CHANGE_CHARS`; nothing of it was appended."""
-
-
-def encoded_change(change: Change) -> str:
-    """One change as the feed stores it: the JSON object `change_json` gives, without the tenant and the
-    sequence number (the row says both), in compact ASCII (so its length is what is stored)."""
-    entry = {
-        "type": change.type,
-        "staff_id": change.staff_id,
-        "occurred_at": change.occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "data": change.data,
-    }
-    return json.dumps(entry, separators=(",", ":"), default=str, ensure_ascii=True)
-
-
-def stored_change_json(tenant_id: str, sequence: int, encoded: str) -> str:
-    """A stored change as the JSON text of its `change_json` shape, without decoding it: deliveries and
-    the pull feed pass the stored text on."""
-    return f'{{"sequence":{sequence},"tenant_id":{json.dumps(tenant_id)},{encoded[1:]}'
 
 
 def check_change_sizes(encoded: Sequence[str], changes: Sequence[Change]) -> None:

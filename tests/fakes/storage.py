@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from shared.domain.planner import ItemStatus
 from shared.domain.tenants import Tenant
 from shared.domain.users import MatchStatus, SyncState, UserRecord
+from shared.service.change_json import encoded_change, stored_change_json
 from shared.service.ports import (
     AlreadyExists,
     Change,
@@ -22,8 +23,6 @@ from shared.service.ports import (
     UserPage,
     UserQuery,
     check_change_sizes,
-    encoded_change,
-    stored_change_json,
 )
 from shared.service.user_queries import page_users
 
