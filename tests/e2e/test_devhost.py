@@ -34,6 +34,7 @@ from tests.fixtures.devhost import RunningHost
 pytestmark = pytest.mark.e2e
 
 APP_ROOT = Path(__file__).parent / "devhost_app"
+NEVER = "0 0 0 1 1 *"  # the timer's schedule for a host that does not test it (midnight, 1 January)
 RESULTS_QUEUE = "devhostresults"
 ATTEMPTS_TABLE = "devhostattempts"
 FUNCTION_KEY = "test-function-key"
@@ -77,9 +78,7 @@ def host(local_host_factory: Callable[..., RunningHost], azurite: Azurite, jobs_
 
 @pytest.fixture(scope="module")
 def jobs(azurite: Azurite, jobs_queue: str) -> Iterator[QueueClient]:
-    client = QueueClient.from_connection_string(
-        azurite.connection_string, jobs_queue, message_encode_policy=TextBase64EncodePolicy()
-    )
+    client = jobs_client(azurite, jobs_queue)
     yield client
     client.close()
 
@@ -89,6 +88,22 @@ def attempts(azurite: Azurite) -> Iterator[TableClient]:
     client = TableClient.from_connection_string(azurite.connection_string, ATTEMPTS_TABLE)
     yield client
     client.close()
+
+
+def jobs_client(azurite: Azurite, queue: str) -> QueueClient:
+    """A client for the test app's job queue, encoding as the host decodes (base64)."""
+    return QueueClient.from_connection_string(
+        azurite.connection_string, queue, message_encode_policy=TextBase64EncodePolicy()
+    )
+
+
+def host_on_own_queue(
+    factory: Callable[..., RunningHost], azurite: Azurite, name: str, *extra_args: str
+) -> tuple[RunningHost, str]:
+    """A second host with a job queue of its own (`name` and a random suffix) and a timer that stays
+    quiet; answers the host and its queue's name."""
+    queue = f"{name}-{uuid.uuid4().hex[:10]}"
+    return factory(APP_ROOT, settings(azurite, queue, NEVER), extra_args=list(extra_args)), queue
 
 
 def queue_contents(azurite: Azurite, name: str) -> list[str]:
@@ -342,13 +357,8 @@ def test_queue_trigger_runs_on_demand_with_the_input_as_body(host: RunningHost, 
 def test_long_job_keeps_its_lease_and_sigint_stops_cleanly(
     local_host_factory: Callable[..., RunningHost], azurite: Azurite, attempts: TableClient
 ) -> None:
-    queue = f"slow-{uuid.uuid4().hex[:10]}"
-    slow_host = local_host_factory(
-        APP_ROOT, settings(azurite, queue, "0 0 0 1 1 *"), extra_args=["--queue-lease", "2"]
-    )
-    with QueueClient.from_connection_string(
-        azurite.connection_string, queue, message_encode_policy=TextBase64EncodePolicy()
-    ) as client:
+    slow_host, queue = host_on_own_queue(local_host_factory, azurite, "slow", "--queue-lease", "2")
+    with jobs_client(azurite, queue) as client:
         client.send_message(json.dumps({"id": "slow1", "sleep": 3}))  # longer than the 2 s lease
         eventually(lambda: result_for(azurite, "slow1"), timeout=10)
         assert attempt_counts(attempts, "slow1") == [1]  # renewed, so never redelivered
@@ -360,9 +370,16 @@ def test_long_job_keeps_its_lease_and_sigint_stops_cleanly(
     assert "host stopped" in slow_host.log()
 
 
+def _workers_started(log: str) -> list[tuple[str, int]]:
+    """Each worker process the host started: its functions and its pid."""
+    return [
+        (functions, int(pid))
+        for functions, pid in re.findall(r"worker started functions=(\S+) pid=(\d+)", log)
+    ]
+
+
 def _worker_pids(log: str) -> dict[str, int]:
-    found = re.findall(r"worker started functions=(\S+) pid=(\d+)", log)
-    return {functions: int(pid) for functions, pid in found}
+    return dict(_workers_started(log))
 
 
 def _alive(pid: int) -> bool:
@@ -376,8 +393,7 @@ def _alive(pid: int) -> bool:
 def test_every_queue_and_timer_function_gets_a_worker_process_that_stops_with_the_host(
     local_host_factory: Callable[..., RunningHost], azurite: Azurite
 ) -> None:
-    queue = f"split-{uuid.uuid4().hex[:10]}"
-    split = local_host_factory(APP_ROOT, settings(azurite, queue, "0 0 0 1 1 *"))
+    split, _ = host_on_own_queue(local_host_factory, azurite, "split")
     workers = _worker_pids(split.log())
     assert set(workers) == {"process_job", "tick", "yearly"}
     assert len(set(workers.values())) == 3
@@ -394,10 +410,7 @@ def test_every_queue_and_timer_function_gets_a_worker_process_that_stops_with_th
 def test_a_worker_process_that_dies_stops_the_host(
     local_host_factory: Callable[..., RunningHost], azurite: Azurite
 ) -> None:
-    queue = f"dies-{uuid.uuid4().hex[:10]}"
-    grouped = local_host_factory(
-        APP_ROOT, settings(azurite, queue, "0 0 0 1 1 *"), extra_args=["--scale", "grouped"]
-    )
+    grouped, _ = host_on_own_queue(local_host_factory, azurite, "dies", "--scale", "grouped")
     workers = _worker_pids(grouped.log())
     assert list(workers) == ["process_job,tick,yearly"]
 
@@ -411,13 +424,8 @@ def test_a_worker_process_that_dies_stops_the_host(
 def test_single_scale_runs_everything_in_one_process(
     local_host_factory: Callable[..., RunningHost], azurite: Azurite
 ) -> None:
-    queue = f"single-{uuid.uuid4().hex[:10]}"
-    single = local_host_factory(
-        APP_ROOT, settings(azurite, queue, "0 0 0 1 1 *"), extra_args=["--scale", "single"]
-    )
-    with QueueClient.from_connection_string(
-        azurite.connection_string, queue, message_encode_policy=TextBase64EncodePolicy()
-    ) as client:
+    single, queue = host_on_own_queue(local_host_factory, azurite, "single", "--scale", "single")
+    with jobs_client(azurite, queue) as client:
         client.send_message(json.dumps({"id": "single1"}))
         eventually(lambda: result_for(azurite, "single1"), timeout=10)
     assert _worker_pids(single.log()) == {}
@@ -428,16 +436,11 @@ def test_single_scale_runs_everything_in_one_process(
 def test_instances_run_a_queue_function_on_several_processes_sharing_its_queue(
     local_host_factory: Callable[..., RunningHost], azurite: Azurite, attempts: TableClient
 ) -> None:
-    queue = f"scaled-{uuid.uuid4().hex[:10]}"
-    scaled = local_host_factory(
-        APP_ROOT, settings(azurite, queue, "0 0 0 1 1 *"), extra_args=["--instances", "2"]
-    )
-    started = re.findall(r"worker started functions=(\S+) pid=(\d+)", scaled.log())
+    scaled, queue = host_on_own_queue(local_host_factory, azurite, "scaled", "--instances", "2")
+    started = _workers_started(scaled.log())
     assert sorted(functions for functions, _ in started) == ["process_job", "process_job", "tick", "yearly"]
 
-    with QueueClient.from_connection_string(
-        azurite.connection_string, queue, message_encode_policy=TextBase64EncodePolicy()
-    ) as client:
+    with jobs_client(azurite, queue) as client:
         # Holds one instance's event loop for 4.5 s (under the app's 5 s functionTimeout).
         client.send_message(json.dumps({"id": "busy1", "spin": 4.5}))
         eventually(lambda: attempt_counts(attempts, "busy1") == [1], timeout=10)
@@ -447,7 +450,7 @@ def test_instances_run_a_queue_function_on_several_processes_sharing_its_queue(
     assert result_for(azurite, "busy1") is None  # still spinning
     busy, free = (attempts.get_entity(f"job-{i}", "1")["pid"] for i in ("busy1", "free1"))
     assert busy != free
-    assert {busy, free} <= {int(pid) for functions, pid in started if functions == "process_job"}
+    assert {busy, free} <= {pid for functions, pid in started if functions == "process_job"}
     eventually(lambda: result_for(azurite, "busy1"), timeout=10)
     assert scaled.stop() == 0
 
