@@ -38,7 +38,6 @@ from azure.data.tables.aio import TableClient
 
 from shared.adapters.item_pages import (
     Page,
-    Unit,
     changed_pages,
     decode_status,
     encode_status,
@@ -46,7 +45,14 @@ from shared.adapters.item_pages import (
     page_from_entity,
 )
 from shared.adapters.storage import StorageClients
-from shared.adapters.table_batch import Delete, Operation, TransactionFailed, Upsert, submit
+from shared.adapters.table_batch import (
+    Delete,
+    Operation,
+    TransactionFailed,
+    Upsert,
+    in_transactions,
+    submit,
+)
 from shared.adapters.tables import MAX_BATCH, as_utc, delete_partition, delete_rows, etag_of, required_utc
 from shared.domain.planner import ItemStatus
 from shared.service.ports import DeadLetter, LeaseOutcome, StaleWrite, SubscriptionRecord
@@ -65,7 +71,6 @@ ESCAPE: Final = "!"
 MAX_REASON: Final = 2000  # a dead letter's reason, in characters (a string property holds 64 KiB)
 RACE_ATTEMPTS: Final = 50  # re-read and decide again at most this often before giving up
 ROUND_ITEMS: Final = 500  # statuses written per round of an apply (a round's page splits fit a transaction)
-TRANSACTION_CHARS: Final = 2_000_000  # encoded statuses per transaction, well under its 4 MiB payload
 REMEMBERED_USERS: Final = 64  # users whose loaded pages a worker keeps for the apply that follows
 
 _SAFE: Final = re.compile(r"[A-Za-z0-9._-]")
@@ -244,7 +249,9 @@ class TableItemStatuses(_Tables):
         deletes: Sequence[str],
     ) -> None:
         """Commit the changed pages, units grouped into transactions; `pages` follows each commit."""
-        for group in _unit_transactions(changed_pages(pages, upserts, deletes)):
+        units = changed_pages(pages, upserts, deletes)
+        groups = in_transactions(units, lambda u: u.chars, lambda u: u.operation_count, reserved=1)
+        for group in groups:  # each with room for the marker
             marked = any(unit.creates for unit in group)
             operations: list[Operation] = []
             if marked:  # the marker goes with the first page (see the class)
@@ -325,22 +332,6 @@ def _note_entity(partition: str, graph_id: str, status: ItemStatus | None) -> di
     if status is not None:
         entity["Status"] = encode_status(status)  # absent: the status was dropped
     return entity
-
-
-def _unit_transactions(units: Sequence[Unit]) -> list[list[Unit]]:
-    """Units grouped into entity-group transactions (the marker's place kept), bounded in size."""
-    groups: list[list[Unit]] = []
-    operations = chars = 0
-    for unit in units:
-        count = unit.operation_count
-        if groups and operations + count < MAX_BATCH and chars + unit.chars <= TRANSACTION_CHARS:
-            groups[-1].append(unit)
-            operations += count
-            chars += unit.chars
-        else:
-            groups.append([unit])
-            operations, chars = count, unit.chars
-    return groups
 
 
 # --- leases --------------------------------------------------------------------------------------

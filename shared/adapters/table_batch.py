@@ -17,16 +17,18 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
 from azure.core.rest import HttpRequest
 from azure.data.tables.aio import TableClient
 
 MAX_OPERATIONS: Final = 100  # Table storage's limit per entity-group transaction
+MAX_TRANSACTION_CHARS: Final = 2_000_000  # what a transaction carries, well under its 4 MiB payload
+T = TypeVar("T")
 
 _STATUS_LINE: Final = re.compile(rb"^HTTP/1\.1 (\d{3})", re.MULTILINE)
 _BOUNDARY: Final = re.compile(rb"boundary=([^\s;]+)")
@@ -82,6 +84,30 @@ class TransactionFailed(Exception):
     def lost_race(self) -> bool:
         """Another writer got there first: a row named was changed (412), created (409) or removed (404)."""
         return self.status in (404, 409, 412)
+
+
+def in_transactions(
+    items: Iterable[T],
+    chars: Callable[[T], int],
+    operations: Callable[[T], int] = lambda _: 1,
+    *,
+    reserved: int = 0,
+    max_chars: int = MAX_TRANSACTION_CHARS,
+) -> list[list[T]]:
+    """Consecutive items grouped into transactions of at most `MAX_OPERATIONS` operations (`reserved` of
+    them kept for a row the caller adds to each, a head or a marker) and `max_chars` characters; an item
+    too large for either goes alone."""
+    groups: list[list[T]] = []
+    count = size = 0
+    for item in items:
+        n, c = operations(item), chars(item)
+        if groups and count + n + reserved <= MAX_OPERATIONS and size + c <= max_chars:
+            groups[-1].append(item)
+            count, size = count + n, size + c
+        else:
+            groups.append([item])
+            count, size = n, c
+    return groups
 
 
 async def submit(table: TableClient, operations: Sequence[Operation]) -> list[str | None]:

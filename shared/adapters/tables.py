@@ -26,7 +26,15 @@ from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
 from shared.adapters.storage import StorageClients
-from shared.adapters.table_batch import Delete, Insert, Operation, Replace, TransactionFailed, submit
+from shared.adapters.table_batch import (
+    Delete,
+    Insert,
+    Operation,
+    Replace,
+    TransactionFailed,
+    in_transactions,
+    submit,
+)
 from shared.domain.tenants import (
     AuthMode,
     ConflictPolicy,
@@ -503,7 +511,6 @@ def _sequence_key(sequence: int) -> str:
 
 
 FEED_ROW_CHARS: Final = 30_000  # a row's changes, as ASCII JSON (one string property holds 32K UTF-16 units)
-FEED_TRANSACTION_CHARS: Final = 2_000_000  # rows per transaction stay well under its 4 MiB payload limit
 FEED_FIRST_PAGE_ROWS: Final = 4  # the first page of a read; later pages are sized from the rows seen
 
 
@@ -521,19 +528,8 @@ def _pack(encoded: Sequence[str]) -> list[list[str]]:
     return rows
 
 
-def _transactions(rows: list[list[str]]) -> list[list[list[str]]]:
-    """Rows grouped into entity-group transactions: the head plus at most 99 rows, bounded in size."""
-    groups: list[list[list[str]]] = []
-    size = 0
-    for row in rows:
-        chars = sum(len(text) + 1 for text in row)
-        if groups and len(groups[-1]) < MAX_BATCH - 1 and size + chars <= FEED_TRANSACTION_CHARS:
-            groups[-1].append(row)
-            size += chars
-        else:
-            groups.append([row])
-            size = chars
-    return groups
+def _row_chars(row: list[str]) -> int:
+    return sum(len(text) + 1 for text in row)
 
 
 @dataclass
@@ -605,7 +601,7 @@ class TableChangeFeed:
         encoded = [text for entry in entries for text in entry.encoded]
         sequences: list[int] = []
         try:
-            for rows in _transactions(_pack(encoded)):
+            for rows in in_transactions(_pack(encoded), _row_chars, reserved=1):  # and the head
                 count = sum(len(row) for row in rows)
                 last = await self._append_rows(tenant_id, rows)
                 sequences += range(last - count + 1, last + 1)
