@@ -116,12 +116,10 @@ async def _run_once(services: Services, job: Job, kind: str, staff_id: str) -> N
 
 async def _sync_user(services: Services, tenant: Tenant, user: UserRecord, kind: str, *, force: bool) -> None:
     assert user.graph_user_id is not None
-    # Never synced (or the migration did not finish): the host's own appointments are linked, not announced.
-    migrating = (
-        kind == "migrate"
-        or user.last_sync_at is None
-        or user.sync_state in (SyncState.PENDING, SyncState.MIGRATING)
-    )
+    # Never synced, or the migration did not finish (a moved mailbox starts over as pending): the host's own
+    # appointments are linked, not announced. The user's state decides, not the job's kind: a second
+    # `migrate` job (the staff PUT and discovery both queue one) finds the user synced and only catches up.
+    migrating = user.last_sync_at is None or user.sync_state in (SyncState.PENDING, SyncState.MIGRATING)
     if migrating and user.sync_state is not SyncState.MIGRATING:
         user = await _save_user(services, replace(user, sync_state=SyncState.MIGRATING))
     gate = asyncio.Semaphore(MAILBOX_CONCURRENCY)

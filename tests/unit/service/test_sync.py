@@ -78,6 +78,15 @@ async def test_migration_subscribes_reads_the_window_and_reaches_100_percent(wor
     assert set(world.item_statuses.rows[(TID, "s1")]) == {"A", "B"}
 
 
+async def test_a_second_migrate_job_for_a_migrated_user_only_catches_up(world: FakeWorld) -> None:
+    # The staff PUT and the tenant's discovery may both queue one; the second must not announce again.
+    world.mailboxes.put("g1", event("A"))
+    await migrate(world, "s1")
+    world.mailboxes.put("g1", event("B"))
+    await migrate(world, "s1")
+    assert feed(world, "s1") == ["event.created", "user.migrated", "event.created"]
+
+
 async def test_migration_links_the_hosts_appointments_instead_of_announcing_them(world: FakeWorld) -> None:
     box = world.mailboxes.mailbox("g1")
     world.mailboxes.put("g1", event("A"))
