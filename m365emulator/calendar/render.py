@@ -1,5 +1,6 @@
 """Stored events → Graph JSON (`microsoft.graph.event`, v1.0 wire names and defaults).
 
+- `body` as Exchange answers it (bodies.py): HTML unless `Prefer: outlook.body-content-type="text"`.
 - `start`/`end` are rendered in the requested zone (`Prefer: outlook.timezone`, default UTC)
   with seven fractional digits; all-day events keep their dates (midnight to midnight in the
   requested zone, never shifted by the zone difference), like Outlook.
@@ -14,15 +15,13 @@
 
 from __future__ import annotations
 
-import html
-import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from m365emulator.calendar import ids
+from m365emulator.calendar import bodies, ids
 from m365emulator.calendar.model import MailboxOwner, StoredEvent
 from m365emulator.calendar.timezones import UTC_ZONE, format_offset_z, format_utc, format_wall, localize
 
@@ -49,6 +48,7 @@ class View:
     zone_label: str = "UTC"
     expand_ext: frozenset[str] | None = None  # normalised ids; empty set = all
     ext_all: bool = False
+    body_type: str | None = None  # `Prefer: outlook.body-content-type` (None: HTML, Graph's default)
 
 
 def occurrence_walls(master: StoredEvent, day: date) -> tuple[datetime, datetime]:
@@ -73,15 +73,8 @@ def _dtz(wall: datetime, zone: ZoneInfo, ev: StoredEvent, view: View) -> dict[st
     return {"dateTime": format_wall(local), "timeZone": view.zone_label}
 
 
-_TAG = re.compile(r"<(script|style|head)[^>]*>.*?</\1>|<[^>]+>", re.S | re.I)
-_SPACE = re.compile(r"\s+")
-
-
 def body_preview(ev: StoredEvent) -> str:
-    text = ev.body
-    if ev.body_type == "html":
-        text = html.unescape(_TAG.sub(" ", text))
-    return _SPACE.sub(" ", text).strip()[:255]
+    return bodies.preview(ev.body_type, ev.body)
 
 
 def organizer_of(ev: StoredEvent, owner: MailboxOwner) -> dict[str, Any]:
@@ -195,7 +188,8 @@ def render(
         if out["isOrganizer"]
         else {"response": "none", "time": ZERO_TIME},
     )
-    out["body"] = {"contentType": ev.body_type, "content": ev.body}
+    body_type, content = bodies.rendered(ev.body_type, ev.body, view.body_type)
+    out["body"] = {"contentType": body_type, "content": content}
     out["start"] = _dtz(start, ev.start_zone, ev, view)
     out["end"] = _dtz(end, ev.end_zone, ev, view)
     out["location"] = location_json(props.get("location"))

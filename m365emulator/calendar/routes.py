@@ -109,11 +109,16 @@ class Context:
         zone_label = self.prefer.get("outlook.timezone")
         zone = find_zone(zone_label) if zone_label else None
         ext_ids, ext_all = parse_expand(self.query.get("$expand"))
+        body_type = self.prefer.get("outlook.body-content-type", "").lower() or None
+        if body_type not in ("text", "html"):
+            body_type = None  # an unknown value is ignored, like an unknown zone
         if zone is not None and zone_label:
             self.applied.append(f'outlook.timezone="{zone_label}"')
-            self.view = View(store.owner, zone, zone_label, ext_ids, ext_all)
+            self.view = View(store.owner, zone, zone_label, ext_ids, ext_all, body_type)
         else:
-            self.view = View(store.owner, UTC_ZONE, "UTC", ext_ids, ext_all)
+            self.view = View(store.owner, UTC_ZONE, "UTC", ext_ids, ext_all, body_type)
+        if body_type is not None:
+            self.applied.append(f'outlook.body-content-type="{body_type}"')
         # `IdType="ImmutableId"` is accepted and needs nothing: ids never change here.
         self.select = parse_select(self.query.get("$select"))
         self.origin = str(request.url.origin())

@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from m365emulator.calendar import ids, invitations
+from m365emulator.calendar import bodies, ids, invitations
 from m365emulator.calendar.delta import DeltaTracker
 from m365emulator.calendar.model import ChangeEvent, Instance, Kind, MailboxOwner, StoredEvent
 from m365emulator.calendar.query import ext_key
@@ -579,7 +579,7 @@ def _content(payload: dict[str, Any], seeding: bool) -> dict[str, Any]:
         if kind not in ("text", "html"):
             raise _invalid("body.contentType")
         updates["body_type"] = kind
-        updates["body"] = str(body.get("content") or "")
+        updates["body"] = bodies.stored(kind, str(body.get("content") or ""))
     if seeding and isinstance(payload.get("organizer"), dict):
         updates["organizer"] = dict(payload["organizer"])
     return updates

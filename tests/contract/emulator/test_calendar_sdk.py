@@ -177,3 +177,48 @@ async def test_sdk_delta_rounds_with_paging(connector, control):
         await user.calendar_view.delta.with_url(page.odata_delta_link).get()
     assert failure.value.response_status_code == 410
     assert failure.value.error.code == "SyncStateNotFound"
+
+
+async def test_sdk_bodies_come_back_as_exchange_stores_them(connector):
+    """Exchange rewrites bodies: HTML comes back as a whole document (user-post-events), text as HTML
+    unless `Prefer: outlook.body-content-type="text"` asks for text (event-get)."""
+    events = connector.graph.users.by_user_id("adele.vance@contoso.example").events
+    html_event = await events.post(
+        Event(
+            subject="Bodies (html)",
+            body=ItemBody(content_type=BodyType.Html, content="Does late morning work for you?"),
+            start=at("2026-06-02T09:00:00"),
+            end=at("2026-06-02T10:00:00"),
+        )
+    )
+    assert html_event.body.content_type == BodyType.Html
+    assert html_event.body.content.startswith('<html>\r\n<head>\r\n<meta http-equiv="Content-Type"')
+    assert "<body>\r\nDoes late morning work for you?\r\n</body>\r\n</html>" in html_event.body.content
+    assert html_event.body_preview == "Does late morning work for you?"
+
+    text = "Bring the forms & <ID>.\nRoom 4"
+    text_event = await events.post(
+        Event(
+            subject="Bodies (text)",
+            body=ItemBody(content_type=BodyType.Text, content=text),
+            start=at("2026-06-02T11:00:00"),
+            end=at("2026-06-02T12:00:00"),
+        )
+    )
+    assert text_event.body.content_type == BodyType.Html
+    assert "Bring the forms &amp; &lt;ID&gt;.<br>\r\nRoom 4" in text_event.body.content
+    assert text_event.body_preview == "Bring the forms & <ID>. Room 4"
+
+    # PATCHing what Graph answered (a client writing back what it read) changes nothing more
+    again = await events.by_event_id(html_event.id).patch(Event(body=html_event.body))
+    assert again.body.content == html_event.body.content
+
+    as_text = RequestConfiguration()
+    as_text.headers.add("Prefer", 'outlook.body-content-type="text"')
+    fetched = await events.by_event_id(text_event.id).get(request_configuration=as_text)
+    assert (fetched.body.content_type, fetched.body.content) == (BodyType.Text, text)
+    fetched = await events.by_event_id(html_event.id).get(request_configuration=as_text)
+    assert fetched.body.content_type == BodyType.Text
+    assert fetched.body.content == "Does late morning work for you?"
+    for event_id in (html_event.id, text_event.id):
+        await events.by_event_id(event_id).delete()
