@@ -1,5 +1,6 @@
 """`python -m m365emulator [--host 127.0.0.1] [--port 8443] [--seed demo|empty] [--ca-file PATH]
-[--latency-ms 0]`: start, print one JSON ready line on stdout, serve until SIGINT / SIGTERM."""
+[--latency-ms 0] [--clock-file PATH]`: start, print one JSON ready line on stdout, serve until SIGINT /
+SIGTERM."""
 
 from __future__ import annotations
 
@@ -35,12 +36,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="USERSxEVENTS",
         help="also seed a bulk tenant (e.g. 1000x50) for benchmarks; its id is `bulk_tenant_id` when ready",
     )
+    parser.add_argument(
+        "--clock-file",
+        type=Path,
+        default=None,
+        help="write the clock's offset here on every change, for the local stack's shared clock",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
 
 async def run(args: argparse.Namespace) -> None:
-    emu = Emulator(Settings(latency_ms=args.latency_ms))
+    emu = Emulator(Settings(latency_ms=args.latency_ms), clock_file=args.clock_file)
     if args.seed == "demo":
         emu.seed_info = seed_demo(emu)
     if args.bulk:

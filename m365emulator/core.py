@@ -9,6 +9,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import fields
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -33,8 +34,8 @@ log = logging.getLogger("m365emulator")
 
 
 class Emulator:
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.clock = Clock()
+    def __init__(self, settings: Settings | None = None, *, clock_file: Path | None = None) -> None:
+        self.clock = Clock(clock_file)
         self.settings = settings or Settings()
         self._startup_settings = Settings(
             **{f.name: getattr(self.settings, f.name) for f in fields(Settings)}

@@ -25,8 +25,9 @@ class Settings:
     #: lifecycle: `reauthorizationRequired` this long before a subscription expires (emulated time)
     reauthorization_before_minutes: float = 15
     lifecycle_check_interval_s: float = 1
-    #: subscription lifetimes in minutes (contract §5.2, §12.1: the current documentation)
-    max_lifetime_events_minutes: int = 10_080
+    #: subscription lifetimes in minutes (contract §5.2, §12.1): events "under 7 days" as documented, at the
+    #: 10,070 minutes Graph has been seen to enforce ("Subscription expiration can only be 10070 minutes...")
+    max_lifetime_events_minutes: int = 10_070
     max_lifetime_todo_minutes: int = 4_230
     min_lifetime_minutes: int = 45
     max_subscriptions_per_mailbox: int = 1_000

@@ -141,6 +141,12 @@ class SubscriptionService:
         now = self.emu.clock.now()
         minimum = now + timedelta(minutes=self.emu.settings.min_lifetime_minutes)
         maximum = self._limits(kind)
+        if value <= now:  # Graph refuses an expiration in the past (400); the text is the emulator's
+            raise GraphError(
+                400,
+                "InvalidRequest",
+                f"Subscription expiration '{raw}' is in the past; it must be in the future.",
+            )
         if value < minimum:
             return minimum  # Graph silently raises short lifetimes to 45 minutes (contract §5.1)
         if value > now + timedelta(minutes=maximum, seconds=5):

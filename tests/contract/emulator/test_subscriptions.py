@@ -115,7 +115,7 @@ async def test_short_lifetimes_are_raised_to_45_minutes(connector, receiver):
     assert timedelta(minutes=44) < lifetime <= timedelta(minutes=45, seconds=5)
 
 
-@pytest.mark.parametrize(("kind", "minutes"), [("events", 10_081), ("todo", 4_231)])
+@pytest.mark.parametrize(("kind", "minutes"), [("events", 10_071), ("events", 10_080), ("todo", 4_231)])
 async def test_lifetimes_beyond_the_maximum_are_refused(connector, receiver, kind, minutes):
     with pytest.raises(ODataError) as err:
         if kind == "events":
@@ -126,9 +126,41 @@ async def test_lifetimes_beyond_the_maximum_are_refused(connector, receiver, kin
     assert err.value.error.code == "ExtensionError"
 
 
+async def test_an_event_lifetime_of_10080_minutes_is_refused_as_graph_does(connector, receiver):
+    """Graph has been seen refusing a full week: "Subscription expiration can only be 10070 minutes in the
+    future." (the documentation says "under 7 days")."""
+    with pytest.raises(ODataError) as err:
+        await events_subscription(connector, receiver, minutes=10_080)
+    assert err.value.response_status_code == 400
+    assert err.value.error.message == "Subscription expiration can only be 10070 minutes in the future."
+
+
+@pytest.mark.parametrize("minutes", [-1, -60 * 24])
+async def test_a_subscription_expiration_in_the_past_is_refused(connector, receiver, minutes):
+    with pytest.raises(ODataError) as err:
+        await events_subscription(connector, receiver, minutes=minutes)
+    assert err.value.response_status_code == 400
+    assert "expiration" in err.value.error.message.lower()
+    sub = await events_subscription(connector, receiver, minutes=60)
+    with pytest.raises(ODataError) as err:
+        await connector.graph.subscriptions.by_subscription_id(sub.id).patch(
+            Subscription(expiration_date_time=in_minutes(minutes))
+        )
+    assert err.value.response_status_code == 400
+    kept = await connector.graph.subscriptions.by_subscription_id(sub.id).get()
+    assert kept.expiration_date_time > in_minutes(55)  # the refused renewal changed nothing
+
+
+async def test_the_connectors_requested_lifetime_is_accepted(connector, receiver):
+    from shared.service.subscriptions import LIFETIME
+
+    sub = await events_subscription(connector, receiver, minutes=LIFETIME.total_seconds() / 60)
+    assert sub.expiration_date_time > datetime.now(UTC) + LIFETIME - timedelta(minutes=1)
+
+
 async def test_maximum_lifetimes_are_accepted(connector, receiver):
-    sub = await events_subscription(connector, receiver, minutes=10_079)
-    assert sub.expiration_date_time > in_minutes(10_070)
+    sub = await events_subscription(connector, receiver, minutes=10_069)
+    assert sub.expiration_date_time > in_minutes(10_060)
     todo = await tasks_subscription(connector, receiver, await task_list(connector), minutes=4_229)
     assert todo.expiration_date_time > in_minutes(4_220)
 
