@@ -146,7 +146,8 @@ async def console_reauthorize(req: func.HttpRequest) -> func.HttpResponse:
     services, tid = await _authorized(req)
     connection = await console.reauthorize(services, tid, read_optional_json_object(req))
     now = services.clock.now()
-    return json_response(tenant_json(connection.tenant, now, consent_url=connection.consent_url))
+    progress = await tenants.tenant_progress(services, connection.tenant)  # the state it shows
+    return json_response(tenant_json(connection.tenant, now, progress, connection.consent_url))
 
 
 @bp.function_name("console_settings")
@@ -155,7 +156,8 @@ async def console_reauthorize(req: func.HttpRequest) -> func.HttpResponse:
 async def console_settings(req: func.HttpRequest) -> func.HttpResponse:
     services, tid = await _authorized(req)
     updated = await tenants.update_settings(services, tid, read_json_object(req))
-    return json_response(tenant_json(updated, services.clock.now()))
+    progress = await tenants.tenant_progress(services, updated)  # the state it shows
+    return json_response(tenant_json(updated, services.clock.now(), progress))
 
 
 # --- helpers -----------------------------------------------------------------------------------------

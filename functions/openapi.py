@@ -689,6 +689,9 @@ SCHEMAS: Final[Json] = {
             "directory_id": {"type": "string"},
             "display_name": {"type": "string"},
             "state": {
+                "description": "Once the staff were first matched, the users decide: `migrating` while any "
+                "has work left (also staff added later), else `degraded` while any is in error, else "
+                "`active`.",
                 "enum": [
                     "pending_consent",
                     "connecting",
@@ -711,14 +714,28 @@ SCHEMAS: Final[Json] = {
     },
     "Progress": {
         "type": "object",
+        "description": "Derived from the users on every read. Every staff member is work: one not matched "
+        "yet, or matched and not migrated yet, is to do; one synced, in error, or with nothing to migrate "
+        "(unmatched, no mailbox, forbidden, disabled) is done. `percent` is 0 until there is work, never "
+        "goes down while the staff stay the same, and is 100 exactly when the phase is `done`.",
         "properties": {
             "phase": {"enum": ["waiting_for_consent", "matching", "migrating", "done", "stopped"]},
             "percent": {"type": "integer", "minimum": 0, "maximum": 100},
-            "total": {"type": "integer"},
-            "done": {"type": "integer"},
+            "total": {"type": "integer", "minimum": 0, "description": "Every staff member of the tenant."},
+            "done": {"type": "integer", "minimum": 0, "description": "Those with nothing left to do."},
             "by_match": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "by_state": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "eta_seconds": {"type": ["integer", "null"]},
+            "by_state": {
+                "type": "object",
+                "additionalProperties": {"type": "integer"},
+                "description": "The matched users by sync state.",
+            },
+            "eta_seconds": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "description": "Seconds left at the rate users were migrated since this migration began "
+                "(the connection, or when staff added later were stored); null until one user was "
+                "migrated, 0 when done.",
+            },
         },
     },
     "Staff": {

@@ -64,7 +64,8 @@ async def tenant_item(req: func.HttpRequest) -> func.HttpResponse:
 async def tenant_settings(req: func.HttpRequest) -> func.HttpResponse:
     services = container().services
     updated = await tenants.update_settings(services, _tenant_id(req), read_json_object(req))
-    return json_response(tenant_json(updated, services.clock.now()))
+    progress = await tenants.tenant_progress(services, updated)  # the state it shows
+    return json_response(tenant_json(updated, services.clock.now(), progress))
 
 
 @bp.function_name("tenant_reauthorize")
@@ -75,8 +76,9 @@ async def tenant_reauthorize(req: func.HttpRequest) -> func.HttpResponse:
     body = read_optional_json_object(req)
     credential = parse_customer_app(body, prefix="body") if "client_secret" in body else None
     connection = await tenants.reauthorize(services, _tenant_id(req), credential)
+    progress = await tenants.tenant_progress(services, connection.tenant)  # the state it shows
     return json_response(
-        tenant_json(connection.tenant, services.clock.now(), consent_url=connection.consent_url)
+        tenant_json(connection.tenant, services.clock.now(), progress, connection.consent_url)
     )
 
 

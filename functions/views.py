@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.domain.appointments import AppointmentRecord
-from shared.domain.progress import Progress
+from shared.domain.progress import Progress, tenant_state
 from shared.domain.tenants import Tenant, TenantSettings
 from shared.domain.users import UserRecord
 from shared.service.appointment_commands import appointment_document
@@ -27,6 +27,8 @@ def settings_json(settings: TenantSettings) -> dict[str, Any]:
 def tenant_json(
     tenant: Tenant, now: datetime, progress: Progress | None = None, consent_url: str | None = None
 ) -> dict[str, Any]:
+    """The tenant as the API shows it. With its progress, the state is the one its users decide (a tenant
+    migrating staff added later shows `migrating`, one with users in error `degraded`)."""
     auth: dict[str, Any] = {"mode": tenant.auth_mode.value}
     if tenant.customer_app:
         auth["client_id"] = tenant.customer_app.client_id
@@ -35,7 +37,7 @@ def tenant_json(
         "tenant_id": tenant.tenant_id,
         "directory_id": tenant.directory_id,
         "display_name": tenant.display_name,
-        "state": tenant.state.value,
+        "state": (tenant_state(tenant.state, progress) if progress else tenant.state).value,
         "auth": auth,
         "settings": settings_json(tenant.settings),
         "credential_expires_at": iso(tenant.credential_expires_at()),

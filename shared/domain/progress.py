@@ -1,4 +1,11 @@
-"""A tenant's migration progress, derived from its users (never stored, so it cannot drift)."""
+"""A tenant's migration progress and the state it shows, derived from its users (never stored, so neither
+can drift).
+
+The work is every staff member the tenant has: one not matched yet, or matched and not migrated yet, is
+work to do; one synced, failed, or with nothing to migrate (unmatched, no mailbox, forbidden, disabled) is
+done. Matching a batch of staff only moves users from "to do" to "done" or keeps them to do, so within one
+migration the percentage never goes down; staff added (or a mailbox moved by a rematch) are more work.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +13,26 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from math import ceil
+from typing import Final
 
 from shared.domain.tenants import TenantState
 from shared.domain.users import MatchStatus, SyncState, UserRecord
 
-FINISHED = {SyncState.SYNCED, SyncState.ERROR}
+MIGRATED: Final = frozenset({SyncState.SYNCED, SyncState.ERROR})  # a migration ran to its end
+FINISHED: Final = MIGRATED | {SyncState.DISABLED}
+# After the first matching, the users decide which of these the tenant shows.
+SETTLED: Final = frozenset({TenantState.MIGRATING, TenantState.ACTIVE, TenantState.DEGRADED})
 
 
 @dataclass(frozen=True, slots=True)
 class Progress:
     phase: str  # waiting_for_consent | matching | migrating | done | stopped
     percent: int
-    total: int  # users to migrate (the matched ones)
-    done: int
+    total: int  # every staff member of the tenant
+    done: int  # those with nothing left to do
     by_match: dict[str, int]
-    by_state: dict[str, int]
+    by_state: dict[str, int]  # the matched users by sync state
     eta_seconds: int | None
 
     def as_json(self) -> dict[str, object]:
@@ -35,30 +47,90 @@ class Progress:
         }
 
 
+def finished(user: UserRecord) -> bool:
+    """Nothing is left to do for the user: migrated (synced or failed), or nothing to migrate."""
+    if user.match is MatchStatus.PENDING:
+        return False
+    return user.match is not MatchStatus.MATCHED or user.sync_state in FINISHED
+
+
 def progress(
-    state: TenantState, users: Sequence[UserRecord], started_at: datetime | None, now: datetime
+    state: TenantState, users: Sequence[UserRecord], connected_at: datetime | None, now: datetime
 ) -> Progress:
     by_match = Counter(u.match.value for u in users)
-    population = [u for u in users if u.match is MatchStatus.MATCHED]
-    by_state = Counter(u.sync_state.value for u in population)
-    total = len(population)
-    done = sum(1 for u in population if u.sync_state in FINISHED)
-    # Whole percent, rounded down, so 100 means every user finished; an empty tenant is done.
-    percent = 100 if total == 0 else (done * 100) // total
-    if state is TenantState.PENDING_CONSENT:
-        phase = "waiting_for_consent"
-    elif state.gone or state is TenantState.CONSENT_REVOKED:
-        phase = "stopped"
-    elif by_match.get(MatchStatus.PENDING.value):
-        phase = "matching"
-    elif done < total:
-        phase = "migrating"
+    by_state = Counter(u.sync_state.value for u in users if u.match is MatchStatus.MATCHED)
+    waiting = [u for u in users if not finished(u)]
+    total = len(users)
+    done = total - len(waiting)
+    phase = _phase(state, waiting)
+    if phase == "done":
+        percent = 100
+    elif not total:
+        percent = 0  # no work known yet: not "100 % of nothing"
     else:
-        phase = "done"
+        # Rounded down, and below 100 until the phase is done (discovery may still add staff).
+        percent = min(done * 100 // total, 99)
     eta: int | None = None
-    if phase == "migrating" and started_at is not None and done > 0:
-        elapsed = max((now - started_at).total_seconds(), 1.0)
-        eta = int((total - done) * elapsed / done)
-    if phase not in {"migrating", "matching"}:
-        eta = 0 if phase == "done" else None
+    if phase == "done":
+        eta = 0
+    elif phase in ("matching", "migrating"):
+        eta = _eta(state, users, waiting, connected_at, now)
     return Progress(phase, percent, total, done, dict(by_match), dict(by_state), eta)
+
+
+def _phase(state: TenantState, waiting: Sequence[UserRecord]) -> str:
+    if state is TenantState.PENDING_CONSENT:
+        return "waiting_for_consent"
+    if state.gone or state is TenantState.CONSENT_REVOKED:
+        return "stopped"
+    if state is TenantState.CONNECTING or any(u.match is MatchStatus.PENDING for u in waiting):
+        return "matching"  # discovery has not listed the directory yet, or some staff are not looked up
+    return "migrating" if waiting else "done"
+
+
+def _eta(
+    state: TenantState,
+    users: Sequence[UserRecord],
+    waiting: Sequence[UserRecord],
+    connected_at: datetime | None,
+    now: datetime,
+) -> int | None:
+    """The users still to do at the rate users were migrated since this migration began, from the stored
+    timestamps (any worker answers the same): the first migration after a connection began when the tenant
+    connected; staff added later began when the earliest of those still waiting was stored. Users with
+    nothing to migrate finish at once and are left out of the rate. None until one user was migrated."""
+    if state in (TenantState.CONNECTING, TenantState.MIGRATING) or not waiting:
+        started = connected_at
+    else:
+        started = min(u.updated_at for u in waiting)
+        if connected_at is not None:
+            started = max(started, connected_at)
+    if started is None:
+        return None
+    migrated = sum(1 for u in users if (ended := _migrated_at(u)) is not None and ended >= started)
+    if not migrated:
+        return None
+    elapsed = max((now - started).total_seconds(), 1.0)  # from the first measured second
+    return ceil(len(waiting) * elapsed / migrated)
+
+
+def _migrated_at(user: UserRecord) -> datetime | None:
+    """When a matched user's migration ended (its last sync, or the failure); None while it has not."""
+    if user.match is not MatchStatus.MATCHED or user.sync_state not in MIGRATED:
+        return None
+    if user.sync_state is SyncState.SYNCED and user.last_sync_at is not None:
+        return user.last_sync_at
+    return user.updated_at
+
+
+def tenant_state(state: TenantState, shown: Progress) -> TenantState:
+    """The state a tenant shows. Once its staff were first matched, its users decide: `migrating` while any
+    has work left (the first migration, staff added later, a rematched mailbox), else `degraded` while
+    any is in error, else `active`. The stored state keeps the rest (connecting, revoked, disconnecting)."""
+    if state not in SETTLED:
+        return state
+    if shown.done < shown.total:
+        return TenantState.MIGRATING
+    if shown.by_state.get(SyncState.ERROR.value):
+        return TenantState.DEGRADED
+    return TenantState.ACTIVE

@@ -11,11 +11,12 @@ import pytest
 from playwright.async_api import Browser, ConsoleMessage, Error, Page, expect
 
 from tests.e2e.test_console import console_link, token_of
-from tests.e2e.test_tenants import consent, create
+from tests.e2e.test_tenants import consent, create, new_organisation
 from tests.fixtures.connector import Connector
 
 pytestmark = pytest.mark.browser
 DASH = "\u2013"  # the page writes ranges with an en dash
+RED = "rgb(207, 34, 46)"  # the page's --bad colour
 
 PEOPLE = ["Adele Vance", "Ben Smith", "Cara Jones", "Diego Siciliani", "Emily Braun", "Grady Archie"]
 PEOPLE += ["Henrietta Mueller", "Isaiah Langer", "Johanna Lorenz", "Lee Gu"]
@@ -78,7 +79,8 @@ async def test_the_console_shows_progress_and_users_and_resyncs(connector: Conne
 
     await expect(page.locator("#org-name")).to_have_text("Demo organisation")
     await expect(page.get_by_role("progressbar")).to_have_attribute("aria-valuenow", re.compile(r"^\d{1,3}$"))
-    await expect(page.locator("#percent")).to_contain_text(re.compile(r"\d+ % \(\d+ of 10 users\)"))
+    # every staff member counts: the ten matched, the one disabled in Entra and the one nobody knows
+    await expect(page.locator("#percent")).to_contain_text(re.compile(r"\d+ % \(\d+ of 12 users\)"))
     await expect(page.locator("#match-counts")).to_contain_text("Matched: 10")
     await expect(page.locator("#match-counts")).to_contain_text("Unmatched: 1")
     await expect(page.locator("#state-badge")).not_to_be_empty()
@@ -123,6 +125,41 @@ async def test_the_console_shows_progress_and_users_and_resyncs(connector: Conne
     await expect(rows).to_have_count(1)
     await expect(rows.first).to_contain_text("Zed Unknown")
     await expect(rows.first.get_by_role("button", name="Resync")).to_be_disabled()
+
+
+async def test_waiting_for_consent_the_bar_is_empty_not_full(connector: Connector, page: Page) -> None:
+    # It showed a full bar and "100 % (0 of 0 users)" beside the staff waiting to be matched.
+    org = await new_organisation(connector)
+    assert create(connector, org).status_code == 201
+    with connector.api() as api:
+        for name in ("adele", "ben", "cara"):
+            answer = api.put(
+                f"/api/v1/tenants/{org['domain']}/staff/s-{name}", json={"upn": f"{name}@{org['domain']}"}
+            )
+            assert answer.status_code == 200, answer.text
+    await page.goto(console_link(connector, org["domain"])["url"])
+    await expect(page.locator("#state-badge")).to_have_text("Waiting for admin consent")
+    await expect(page.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "0")
+    await expect(page.locator("#percent")).to_have_text("0 % (0 of 3 users)")
+    await expect(page.locator("#match-counts")).to_contain_text("Pending: 3")
+
+
+async def test_a_user_without_an_error_shows_a_neutral_dash_not_a_red_one(
+    connector: Connector, page: Page
+) -> None:
+    org = await demo_organisation(connector)
+    await page.goto(console_link(connector, org["domain"])["url"])
+    rows = page.locator("#users tbody tr")
+    await page.fill("#search", "adele")
+    await expect(rows).to_have_count(1)
+    no_error = rows.first.locator("[data-col=error]")
+    await expect(no_error).to_have_text(DASH)
+    await expect(no_error).not_to_have_css("color", RED)
+    await page.fill("#search", "zed")
+    await expect(rows).to_have_count(1)
+    reason = rows.first.locator("[data-col=error]")  # why Zed is not matched: a problem, in red
+    await expect(reason).to_contain_text("no directory user")
+    await expect(reason).to_have_css("color", RED)
 
 
 async def test_sorting_and_the_migration_finishing(connector: Connector, page: Page) -> None:
