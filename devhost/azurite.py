@@ -25,6 +25,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
+from devhost.ports import free_port, port_is_free
+
 ACCOUNT_NAME: Final = "devstoreaccount1"
 # Azurite's well-known development account key (public, documented by Microsoft).
 ACCOUNT_KEY: Final = (
@@ -37,21 +39,6 @@ START_TIMEOUT: Final = 30.0
 
 class AzuriteError(RuntimeError):
     """Azurite is missing or did not start."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
 
 
 def _accepts(port: int, host: str = "127.0.0.1") -> bool:

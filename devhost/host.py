@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -39,6 +38,7 @@ from devhost.indexer import (
     index_app,
 )
 from devhost.invoker import Invoker, thread_count
+from devhost.ports import listening_socket
 from devhost.queues import DEFAULT_LEASE, QueuePoller, manual_message, trigger_value
 from devhost.settings import ConfigError, HostConfig, LocalSettings
 from devhost.timers import RetryPolicy, TimerRunner, parse_schedule
@@ -212,12 +212,9 @@ class LocalHost:
         )
         self._runner = web.AppRunner(self._front.application(), access_log=None, handle_signals=False)
         await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self._bind, self._requested_port))
+            sock = listening_socket(self._bind, self._requested_port)  # as `port_is_free` checks it
         except OSError as exc:
-            sock.close()
             raise ConfigError(f"cannot listen on {self._bind}:{self._requested_port}: {exc}") from exc
         self._port = sock.getsockname()[1]
         site = web.SockSite(self._runner, sock)

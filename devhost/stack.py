@@ -5,11 +5,15 @@
    on 8443 (+1 for Key Vault) when free, else on free ports; its CA goes to `.devstack/emulator-ca.pem`.
 3. `.devstack/local.settings.json`, from `local.settings.sample.json` with the real values: Azurite's
    connection string, the emulator's endpoints and identities, generated function and master keys.
-4. The local function host (`python -m devhost`) on 7071 (else a free port) with those settings.
+4. The local function host (`python -m devhost`) on 7071 (else a free port) with those settings. The
+   port checks bind as the servers do (`devhost.ports`): a port still in TIME_WAIT from the last run is
+   free. The emulator's connector app then gets the callback this host serves as its redirect URI
+   (`register_callback`), so the consent link works on whatever port the host took.
 5. `seed_demo(stack)`: the extension point where the demo organisation is put into the connector
    (see its docstring), then a summary, and everything runs until Ctrl-C, then stops in reverse order.
 
-Logs: the function host's on this terminal; Azurite's and the emulator's in `.devstack/*.log`.
+Logs: the function host's on this terminal; Azurite's and the emulator's in `.devstack/*.log`
+(`--state-dir` puts that folder elsewhere).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -30,9 +35,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
-from devhost.azurite import DEFAULT_PORTS, Azurite, AzuriteError, AzuritePorts, free_port, port_is_free
+import httpx
+
+from devhost.azurite import DEFAULT_PORTS, Azurite, AzuriteError, AzuritePorts
 from devhost.launcher import HostProcess, HostStartError, read_ready_line, stop_process
 from devhost.logs import configure_logging
+from devhost.ports import free_port, port_is_free
 from devhost.settings import generate_key
 
 log = logging.getLogger("devhost.stack")
@@ -83,6 +91,25 @@ def seed_demo(stack: Stack) -> None:
         stack.notes.append("demo organisation: not seeded into the connector (no devhost/demo.py yet)")
         return
     demo.seed(stack)
+
+
+def consent_callback(public_base_url: str) -> str:
+    """The connector's consent redirect URI (what `ConnectorContext.consent_redirect_uri` builds)."""
+    return f"{public_base_url.rstrip('/')}/api/consent/callback"
+
+
+def register_callback(emulator: Mapping[str, Any], public_base_url: str) -> str:
+    """Make the callback this host serves the emulator connector app's one redirect URI, as an operator
+    updates the app registration when the app's address changes (docs/deployment.md); answers it."""
+    callback = consent_callback(public_base_url)
+    trust = ssl.create_default_context(cafile=str(emulator["ca_file"]))
+    with httpx.Client(verify=trust, timeout=30) as control:
+        answer = control.patch(
+            f"{emulator['control']}/apps/{emulator['client_id']}", json={"redirect_uris": [callback]}
+        )
+    if answer.status_code != 200:
+        raise RuntimeError(f"the emulator refused the redirect URI {callback}: {answer.text}")
+    return callback
 
 
 def emulator_available() -> bool:
@@ -219,7 +246,7 @@ def _write_settings(
 
 def run(args: argparse.Namespace) -> int:
     app_root: Path = args.app_root.resolve()
-    state = app_root / STATE_DIR
+    state: Path = (args.state_dir or app_root / STATE_DIR).resolve()
     state.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
 
@@ -244,8 +271,14 @@ def run(args: argparse.Namespace) -> int:
         host_port = args.port if port_is_free(args.port) else free_port()
         if host_port != args.port:
             log.warning("port %d is busy: the function host uses %d", args.port, host_port)
-        settings_path = _write_settings(app_root, state, azurite, ready, f"http://127.0.0.1:{host_port}")
+        public_base_url = f"http://127.0.0.1:{host_port}"
+        settings_path = _write_settings(app_root, state, azurite, ready, public_base_url)
         host = HostProcess(app_root, settings_path, port=host_port, inherit_stderr=True).start()
+        if ready is not None and "client_id" in ready:
+            log.info(
+                "consent redirect URI registered",
+                extra={"fields": {"uri": register_callback(ready, public_base_url)}},
+            )
         stack = Stack(
             function_host=host.url,
             function_key=host.function_key,
@@ -258,7 +291,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(_summary(stack, azurite))
         sys.stdout.flush()
         return _watch(stop, host, emulator)
-    except (AzuriteError, HostStartError, RuntimeError, OSError) as exc:
+    except (AzuriteError, HostStartError, RuntimeError, OSError, httpx.HTTPError) as exc:
         log.error("the local stack cannot start: %s", exc)
         return 1
     finally:
@@ -276,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=HOST_PORT, help="function host port (busy: a free one)")
     parser.add_argument("--emulator-port", type=int, default=EMULATOR_PORT)
     parser.add_argument("--no-emulator", action="store_true", help="do not start the Microsoft 365 emulator")
+    parser.add_argument(
+        "--state-dir", type=Path, default=None, help=f"settings, CA and logs (default: APP_ROOT/{STATE_DIR})"
+    )
     args = parser.parse_args(argv)
     configure_logging()
     return run(args)

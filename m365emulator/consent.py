@@ -2,14 +2,15 @@
 
 Per-tenant policy: `page` (a small HTML page with Accept and Cancel, plain forms), `auto-accept`
 or `auto-decline`. The redirect URI must match one registered on the app (or extend it with more
-path segments); otherwise, as Entra does, an error page and no redirect.
+path segments); otherwise, as Entra does, an error page and no redirect. What may be registered
+follows Entra's restrictions (`registered_redirect_uris`).
 """
 
 from __future__ import annotations
 
 import html
-from typing import Any
-from urllib.parse import urlencode
+from typing import Any, Final
+from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
@@ -18,6 +19,36 @@ from m365emulator.graph import emulator_of
 
 DECLINED = "AADSTS65004: User declined to consent to access the app."
 MULTI = ("common", "organizations")
+# https://learn.microsoft.com/entra/identity-platform/reply-url (work or school accounts' apps)
+MAX_REDIRECT_URIS: Final = 256
+MAX_REDIRECT_URI_LENGTH: Final = 256
+UNSUPPORTED_CHARACTERS: Final = frozenset("!$'(),;")
+HTTP_HOSTS: Final = frozenset({"localhost", "127.0.0.1"})
+
+
+class RedirectUriError(ValueError):
+    """A redirect URI Entra would not let an app registration hold."""
+
+
+def registered_redirect_uris(value: Any) -> list[str]:
+    """The redirect URIs an app registration may hold, checked as Entra checks them: absolute, `https`
+    (or `http` on localhost / 127.0.0.1), at most 256 characters, none of `! $ ' ( ) , ;`, at most 256
+    of them. Raises `RedirectUriError` naming the URI and the rule."""
+    if not isinstance(value, list) or not all(isinstance(uri, str) for uri in value):
+        raise RedirectUriError("must be a list of URI strings")
+    if len(value) > MAX_REDIRECT_URIS:
+        raise RedirectUriError(f"at most {MAX_REDIRECT_URIS} redirect URIs per app registration")
+    for uri in value:
+        parts = urlsplit(uri)
+        if len(uri) > MAX_REDIRECT_URI_LENGTH:
+            raise RedirectUriError(f"{uri[:40]}…: longer than {MAX_REDIRECT_URI_LENGTH} characters")
+        if UNSUPPORTED_CHARACTERS & set(uri):
+            raise RedirectUriError(f"{uri}: the characters ! $ ' ( ) , ; are not supported")
+        if not parts.netloc or parts.scheme not in ("https", "http"):
+            raise RedirectUriError(f"{uri}: must be an absolute https URI")
+        if parts.scheme == "http" and (parts.hostname or "") not in HTTP_HOSTS:
+            raise RedirectUriError(f"{uri}: http is allowed for localhost and 127.0.0.1 only")
+    return list(dict.fromkeys(value))
 
 _STYLE = (
     "body{font-family:Segoe UI,Arial,sans-serif;background:#f2f2f2;margin:0}"

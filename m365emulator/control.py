@@ -151,6 +151,10 @@ class ControlClient:
     async def get_app(self, client_id: str) -> dict[str, Any]:
         return await self.call("GET", f"/apps/{client_id}")
 
+    async def set_redirect_uris(self, client_id: str, redirect_uris: list[str]) -> dict[str, Any]:
+        """Replace the app registration's redirect URIs."""
+        return await self.call("PATCH", f"/apps/{client_id}", {"redirect_uris": redirect_uris})
+
     async def add_secret(
         self, client_id: str, *, value: str | None = None, end_date_time: str | None = None
     ) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from m365emulator.consent import RedirectUriError, registered_redirect_uris
 from m365emulator.core import Emulator
 from m365emulator.directory import CONSENT_POLICIES, DirectoryError, Tenant, User
 from m365emulator.errors import GraphError
@@ -206,12 +207,16 @@ async def create_app(request: web.Request) -> web.Response:
     home = emu.directory.tenant(str(body.get("home_tenant_id") or ""))
     if home is None:
         raise ControlError(400, "home_tenant_id must name an existing tenant")
+    try:
+        redirect_uris = registered_redirect_uris(body.get("redirect_uris") or [])
+    except RedirectUriError as error:
+        raise ControlError(400, f"redirect_uris: {error}") from error
     app = emu.directory.add_app(
         body.get("display_name") or "App",
         home.id,
         client_id=body.get("client_id"),
         multi_tenant=bool(body.get("multi_tenant", False)),
-        redirect_uris=body.get("redirect_uris"),
+        redirect_uris=redirect_uris,
         permissions=body.get("permissions"),
     )
     secrets = body.get("secrets")
@@ -233,6 +238,23 @@ async def get_app(request: web.Request) -> web.Response:
     app = emulator_of(request).directory.apps.get(request.match_info["cid"].lower())
     if app is None:
         raise ControlError(404, "unknown app")
+    return ok(app.to_json())
+
+
+async def patch_app(request: web.Request) -> web.Response:
+    """The app registration's redirect URIs, replaced (as `az ad app update --web-redirect-uris`)."""
+    app = emulator_of(request).directory.apps.get(request.match_info["cid"].lower())
+    if app is None:
+        raise ControlError(404, "unknown app")
+    body = await body_of(request)
+    unknown = sorted(set(body) - {"redirect_uris"})
+    if unknown:
+        raise ControlError(400, f"{unknown[0]}: not a field of an app registration this route changes")
+    if "redirect_uris" in body:
+        try:
+            app.redirect_uris = registered_redirect_uris(body["redirect_uris"])
+        except RedirectUriError as error:
+            raise ControlError(400, f"redirect_uris: {error}") from error
     return ok(app.to_json())
 
 
@@ -546,6 +568,7 @@ def add_routes(app: web.Application) -> None:
         ("DELETE", "/tenants/{tid}/access-policies/{pid}", delete_policy),
         ("POST", "/apps", create_app),
         ("GET", "/apps/{cid}", get_app),
+        ("PATCH", "/apps/{cid}", patch_app),
         ("POST", "/apps/{cid}/secrets", add_secret),
         ("POST", "/keyvault/grants", vault_grant),
         ("POST", "/keyvault/secrets", vault_set),

@@ -9,11 +9,16 @@ table, written with one async table client cached across invocations.
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
 import re
 import signal
+import socket
+import ssl
+import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -551,3 +556,81 @@ async def test_local_host_runs_in_process(tmp_path: Path, monkeypatch: pytest.Mo
             assert timed_out.status_code == 500
             assert time.monotonic() - started < 5
     sys.modules.pop("inprocess_app", None)
+
+
+# --- the whole local stack (`make run`) -----------------------------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STACK_START_TIMEOUT = 240.0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _read_summary(stack: subprocess.Popen[str], stderr_log: Path) -> str:
+    """The stack's stdout up to the last line of its summary (the console link)."""
+    assert stack.stdout is not None
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.extend(iter(stack.stdout.readline, "")), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + STACK_START_TIMEOUT
+    while time.monotonic() < deadline and reader.is_alive():
+        if any("admin console" in line for line in list(out)):
+            return "".join(out)
+        time.sleep(0.2)
+    tail = "\n".join(stderr_log.read_text(errors="replace").splitlines()[-60:])
+    pytest.fail(f"the stack printed no summary; stdout:\n{''.join(out)}\nstderr:\n{tail}")
+
+
+def test_stack_consent_link_works_when_its_port_is_taken(tmp_path: Path) -> None:
+    """`make run` while its port is taken (another program, or the last run's connections in a state
+    the check calls busy): the host moves to another port, and the printed consent link must still
+    take the admin through Entra back to the connector (not AADSTS50011)."""
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    state = tmp_path / "devstack"
+    stderr_log = tmp_path / "stack.log"
+    command = [sys.executable, "-m", "devhost.stack", "--port", str(port), "--state-dir", str(state)]
+    command += ["--emulator-port", str(_free_port())]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(stderr_log, "wb") as errors:
+        stack = subprocess.Popen(
+            command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=errors, text=True, env=env
+        )
+    try:
+        summary = _read_summary(stack, stderr_log)
+        host = re.search(r"function host\s+(http://127\.0\.0\.1:(\d+))", summary)
+        link = re.search(r"connect it \(as Contoso's admin, click Accept\): (\S+)", summary)
+        assert host is not None and link is not None, summary
+        assert int(host.group(2)) != port  # the taken port was not used
+
+        trust = ssl.create_default_context(cafile=str(state / "emulator-ca.pem"))
+        with httpx.Client(verify=trust, timeout=30) as browser:
+            page = browser.get(link.group(1))
+            assert page.status_code == 200, page.text  # the consent page, not AADSTS50011
+            form = dict(re.findall(r'<input type=hidden name=(\w+) value="([^"]*)">', page.text))
+            form = {name: html.unescape(value) for name, value in form.items()}
+            assert form["redirect_uri"] == f"{host.group(1)}/api/consent/callback"
+            accepted = browser.post(link.group(1).split("?")[0], data={**form, "action": "accept"})
+            assert accepted.status_code == 302, accepted.text
+            assert accepted.headers["location"].startswith(form["redirect_uri"] + "?")
+            callback = browser.get(accepted.headers["location"])
+        assert callback.status_code == 200, callback.text
+        assert "Connected to Microsoft 365" in callback.text
+    finally:
+        taken.close()
+        if stack.poll() is None:
+            stack.send_signal(signal.SIGINT)
+            try:
+                stack.wait(60)
+            except subprocess.TimeoutExpired:
+                stack.kill()
+                stack.wait(10)
+        if stack.stdout is not None:
+            stack.stdout.close()
+    assert stack.returncode == 0, stderr_log.read_text(errors="replace")[-3000:]
