@@ -54,6 +54,7 @@ from shared.service.ports import (
     AlreadyExists,
     Change,
     ConsentState,
+    DirectoryTaken,
     StaleWrite,
     UserPage,
     UserQuery,
@@ -66,6 +67,9 @@ USERS: Final = "users"
 CONSENT_STATES: Final = "consentstates"
 CHANGES: Final = "changes"
 TENANT_PARTITION: Final = "tenant"
+# A directory's claim shares the tenants' partition (so a tenant row and its claim commit together); its
+# RowKey starts with `~`, which sorts after every tenant key (a GUID or a domain: [0-9a-z.-]).
+DIRECTORY_CLAIM: Final = "~directory-"
 STATE_PARTITION: Final = "state"
 FEED_HEAD: Final = "head"
 MAX_BATCH: Final = 100  # Table Storage's limit per transaction (the SDK does not enforce it)
@@ -189,7 +193,18 @@ async def insert_entity(table: TableClient, entity: dict[str, Any]) -> str | Non
     return str(result.get("etag")) if result.get("etag") else None
 
 
+def _claim_entity(tenant: Tenant) -> dict[str, Any]:
+    return {
+        "PartitionKey": TENANT_PARTITION,
+        "RowKey": DIRECTORY_CLAIM + tenant.directory_id,
+        "TenantId": tenant.tenant_id,
+    }
+
+
 class TableTenants:
+    """Tenant rows, and one claim row per connected directory: Insert makes two tenant keys racing for
+    the same directory (a GUID and a verified domain) fail the second with a conflict."""
+
     def __init__(self, storage: StorageClients) -> None:
         self._storage = storage
 
@@ -206,12 +221,70 @@ class TableTenants:
 
     async def list(self) -> list[Tenant]:
         table = await self._table()
-        query = table.query_entities("PartitionKey eq @pk", parameters={"pk": TENANT_PARTITION})
+        query = table.query_entities(
+            "PartitionKey eq @pk and RowKey lt @claims",
+            parameters={"pk": TENANT_PARTITION, "claims": DIRECTORY_CLAIM[0]},
+        )
         return [tenant_from_entity(e) async for e in query]
 
     async def add(self, tenant: Tenant) -> Tenant:
-        etag = await insert_entity(await self._table(), tenant_to_entity(tenant))
-        return replace(tenant, etag=etag)
+        return await self._write_and_claim(tenant, Insert(tenant_to_entity(tenant)))
+
+    async def reconnect(self, tenant: Tenant) -> Tenant:
+        if tenant.etag is None:
+            raise StaleWrite(tenant.tenant_id)
+        return await self._write_and_claim(tenant, Replace(tenant_to_entity(tenant), tenant.etag))
+
+    async def _write_and_claim(self, tenant: Tenant, write: Insert | Replace) -> Tenant:
+        """The tenant row and its directory's claim in one transaction. When it fails, the claim row tells
+        which part lost: held by another key (DirectoryTaken), held by this key already (a claim a crash
+        left behind: written again with the row), or free (the tenant row lost its race)."""
+        table = await self._table()
+        claim: Operation = Insert(_claim_entity(tenant))
+        for _ in range(3):
+            try:
+                etags = await submit(table, [write, claim])
+            except TransactionFailed as error:
+                if not error.lost_race:
+                    raise
+                held = await self._claim_of(table, tenant.directory_id)
+                if held is not None and held[0] != tenant.tenant_id:
+                    raise DirectoryTaken(held[0]) from None
+                if held is not None and not isinstance(claim, Replace):
+                    claim = Replace(_claim_entity(tenant), held[1])
+                    continue
+                if isinstance(write, Insert):
+                    raise AlreadyExists(tenant.tenant_id) from None
+                raise StaleWrite(tenant.tenant_id) from None
+            return replace(tenant, etag=etags[0])
+        raise StaleWrite(tenant.tenant_id)
+
+    @staticmethod
+    async def _claim_of(table: TableClient, directory_id: str) -> tuple[str, str] | None:
+        """The tenant key holding the directory, and the claim's etag."""
+        try:
+            entity = await table.get_entity(TENANT_PARTITION, DIRECTORY_CLAIM + directory_id)
+        except ResourceNotFoundError:
+            return None
+        return str(entity["TenantId"]), str(etag_of(entity))
+
+    async def release_directory(self, tenant: Tenant) -> None:
+        table = await self._table()
+        held = await self._claim_of(table, tenant.directory_id)
+        if held is None or held[0] != tenant.tenant_id:
+            return
+        try:
+            await table.delete_entity(
+                TENANT_PARTITION,
+                DIRECTORY_CLAIM + tenant.directory_id,
+                etag=held[1],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceNotFoundError, ResourceModifiedError):
+            return  # released already, or claimed again meanwhile
+        except HttpResponseError as error:
+            if error.status_code != 412:
+                raise
 
     async def save(self, tenant: Tenant) -> Tenant:
         etag = await replace_entity(await self._table(), tenant_to_entity(tenant), tenant.etag)

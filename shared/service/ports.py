@@ -27,11 +27,29 @@ class AlreadyExists(Exception):
     """A create found the key taken."""
 
 
+class DirectoryTaken(Exception):
+    """A tenant claimed a directory (an Entra tenant) that another tenant key holds."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(holder)
+        self.holder = holder
+
+
 class TenantRepository(Protocol):
     async def get(self, tenant_id: str) -> Tenant | None: ...
     async def list(self) -> list[Tenant]: ...
     async def add(self, tenant: Tenant) -> Tenant:
-        """Raises AlreadyExists."""
+        """Insert the row and claim its directory, both or neither. Raises AlreadyExists (the key is
+        taken) or DirectoryTaken (another tenant key holds the directory)."""
+        ...
+
+    async def reconnect(self, tenant: Tenant) -> Tenant:
+        """Replace a disconnected row (guarded by `tenant.etag`) and claim its directory, both or neither.
+        Raises StaleWrite or DirectoryTaken."""
+        ...
+
+    async def release_directory(self, tenant: Tenant) -> None:
+        """Drop the tenant's claim on its directory (if it holds it), so the directory can connect again."""
         ...
 
     async def save(self, tenant: Tenant) -> Tenant:

@@ -17,7 +17,14 @@ from shared.service import jobs
 from shared.service.commands import CreateTenant, CustomerAppCredential, parse_settings
 from shared.service.context import Services
 from shared.service.errors import Conflict, InvalidInput, NotFound
-from shared.service.ports import AlreadyExists, Change, ConsentState, StaleWrite, TenantAccessError
+from shared.service.ports import (
+    AlreadyExists,
+    Change,
+    ConsentState,
+    DirectoryTaken,
+    StaleWrite,
+    TenantAccessError,
+)
 from shared.service.publishing import publish
 from shared.service.subscriptions import remove_tenant_subscriptions
 
@@ -43,11 +50,20 @@ async def get_tenant(services: Services, tenant_id: str) -> Tenant:
 
 
 async def create_tenant(services: Services, command: CreateTenant) -> Connection:
-    if await services.tenants.get(command.tenant_id) is not None:
+    """Create the tenant, or reconnect a disconnected one under the same key (a new row over the old one:
+    its feed numbering goes on, and a customer secret Key Vault kept soft-deleted is recovered)."""
+    existing = await services.tenants.get(command.tenant_id)
+    if existing is not None and existing.state is TenantState.DISCONNECTING:
+        raise Conflict("tenant_id", "this tenant is still disconnecting; retry shortly")
+    if existing is not None and existing.state is not TenantState.DISCONNECTED:
         raise Conflict("tenant_id", "this tenant already exists; reauthorize or disconnect it instead")
     directory_id = await services.directory.resolve_directory_id(command.tenant_id)
     if directory_id is None:
         raise InvalidInput("tenant_id", "Microsoft Entra ID knows no tenant by this id or domain", status=422)
+    for other in await services.tenants.list():  # also finds tenants stored before directories were claimed
+        same = other.directory_id == directory_id and other.tenant_id != command.tenant_id
+        if same and other.state is not TenantState.DISCONNECTED:
+            raise _directory_taken(other.tenant_id, other.state)
     now = services.clock.now()
     tenant = Tenant(
         tenant_id=command.tenant_id,
@@ -56,18 +72,39 @@ async def create_tenant(services: Services, command: CreateTenant) -> Connection
         auth_mode=command.auth_mode,
         state=TenantState.PENDING_CONSENT,
         settings=command.settings,
-        created_at=now,
+        created_at=existing.created_at if existing else now,
         updated_at=now,
+        etag=existing.etag if existing else None,
     )
     with bound(tenant=tenant.tenant_id):
         if command.customer_app is not None:
             return await _connect_customer_app(services, tenant, command.customer_app, create=True)
-        try:
-            tenant = await services.tenants.add(tenant)
-        except AlreadyExists:
-            raise Conflict("tenant_id", "this tenant already exists") from None
-        log.info("tenant created; waiting for admin consent")
+        tenant = await _store_new(services, tenant)
+        log.info("tenant %s; waiting for admin consent", "reconnecting" if existing else "created")
         return Connection(tenant, await _new_consent_url(services, tenant))
+
+
+def _directory_taken(holder: str, state: TenantState | None) -> Conflict:
+    where = f" ({state.value})" if state else ""
+    return Conflict(
+        "tenant_id",
+        f"this organisation is already connected as tenant '{holder}'{where}; use that tenant, "
+        "or disconnect it first",
+    )
+
+
+async def _store_new(services: Services, tenant: Tenant) -> Tenant:
+    """Store a new tenant (or a disconnected one's new start), claiming its directory: a second tenant key
+    for a connected directory, even one racing this request, gets a 409 naming the holder."""
+    try:
+        if tenant.etag is None:
+            return await services.tenants.add(tenant)
+        return await services.tenants.reconnect(tenant)
+    except (AlreadyExists, StaleWrite):
+        raise Conflict("tenant_id", "this tenant was created or changed meanwhile; retry") from None
+    except DirectoryTaken as taken:
+        holder = await services.tenants.get(taken.holder)
+        raise _directory_taken(taken.holder, holder.state if holder else None) from None
 
 
 async def _new_consent_url(services: Services, tenant: Tenant) -> str:
@@ -99,10 +136,7 @@ async def _connect_customer_app(
         credential_warning_sent_at=None,
     )
     if create:
-        try:
-            tenant = await services.tenants.add(tenant)
-        except AlreadyExists:
-            raise Conflict("tenant_id", "this tenant already exists") from None
+        tenant = await _store_new(services, tenant)
     await services.secrets.set(
         secret_name(tenant.directory_id), credential.client_secret, expires_on=credential.secret_expires_at
     )
@@ -247,8 +281,14 @@ async def reauthorize(
 ) -> Connection:
     """A new consent link (admin consent), or a new secret for the customer's app (rotation)."""
     tenant = await get_tenant(services, tenant_id)
+    if tenant.state is TenantState.DISCONNECTING:
+        raise Conflict(
+            "tenant_id", "the tenant is still disconnecting; create it again once it is disconnected"
+        )
     if tenant.state.gone:
-        raise Conflict("tenant_id", f"the tenant is {tenant.state.value}; create it again to reconnect")
+        raise Conflict(
+            "tenant_id", "the tenant is disconnected; create it again (POST /tenants) to reconnect"
+        )
     with bound(tenant=tenant.tenant_id):
         if tenant.auth_mode is AuthMode.CUSTOMER_APP or credential is not None:
             if credential is None:
@@ -310,22 +350,41 @@ async def begin_disconnect(services: Services, tenant_id: str) -> Tenant:
 
 
 async def finish_disconnect(services: Services, tenant_id: str) -> None:
-    """Purge the tenant: every user row and consent state, its secret; safe to repeat after a crash."""
+    """Purge the tenant: every user row and consent state, its subscriptions and secret, then free its
+    directory for a reconnect; safe to repeat after a crash. The feed stays, so that a reconnect numbers on
+    after the cursor a host kept."""
     tenant = await services.tenants.get(tenant_id)
     if tenant is None or tenant.state is not TenantState.DISCONNECTING:
         return
     with bound(tenant=tenant_id):
-        removed = await remove_tenant_subscriptions(services, tenant)
+        sharing = [
+            t.tenant_id
+            for t in await services.tenants.list()
+            if t.directory_id == tenant.directory_id and t.tenant_id != tenant_id and not t.state.gone
+        ]
+        if sharing:
+            # Two keys over one directory (stored before directories were claimed): Graph's subscriptions
+            # in the directory and its customer secret serve the other tenant too; only our rows go.
+            log.warning("directory shared with tenant %s: its subscriptions and secret are left", sharing[0])
+            removed = 0
+            for record in await services.subscription_index.for_tenant(tenant_id):
+                await services.subscription_index.delete(record.subscription_id)
+        else:
+            removed = await remove_tenant_subscriptions(services, tenant)
         await services.item_statuses.delete_tenant(tenant_id)
         await services.leases.delete_prefix(f"{tenant_id}/")
         await services.dead_letters.delete_tenant(tenant_id)
         await services.appointments.delete_tenant(tenant_id)  # what was written to calendars stays
         await services.users.delete_tenant(tenant_id)
         await services.consent_states.delete_tenant(tenant_id)
-        await services.secrets.delete(secret_name(tenant.directory_id))
+        if not sharing:
+            await services.secrets.delete(secret_name(tenant.directory_id))  # soft: Key Vault keeps it
         await publish(
             services, tenant_id, [Change("tenant.disconnected", tenant_id, {}, services.clock.now())]
         )
+        # Freed before the row says disconnected, so a crash in between leaves a job that runs again (a
+        # directory connected meanwhile under another key counts as sharing then), never a stuck claim.
+        await services.tenants.release_directory(tenant)
         await services.tenants.save(
             replace(tenant.with_state(TenantState.DISCONNECTED, services.clock.now()), customer_app=None)
         )

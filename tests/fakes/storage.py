@@ -16,6 +16,7 @@ from shared.service.ports import (
     Change,
     ConsentState,
     DeadLetter,
+    DirectoryTaken,
     Job,
     LeaseOutcome,
     StaleWrite,
@@ -45,8 +46,11 @@ class FakeClock:
 
 
 class FakeTenants:
+    """Tenant rows and the directory claims (directory id -> tenant key), each write all or nothing."""
+
     def __init__(self) -> None:
         self.rows: dict[str, Tenant] = {}
+        self.claims: dict[str, str] = {}
 
     async def get(self, tenant_id: str) -> Tenant | None:
         return self.rows.get(tenant_id)
@@ -54,12 +58,33 @@ class FakeTenants:
     async def list(self) -> list[Tenant]:
         return sorted(self.rows.values(), key=lambda t: t.tenant_id)
 
+    def _check_claim(self, tenant: Tenant) -> None:
+        holder = self.claims.get(tenant.directory_id)
+        if holder is not None and holder != tenant.tenant_id:
+            raise DirectoryTaken(holder)
+
     async def add(self, tenant: Tenant) -> Tenant:
         if tenant.tenant_id in self.rows:
             raise AlreadyExists(tenant.tenant_id)
+        self._check_claim(tenant)
         stored = replace(tenant, etag=_etag())
         self.rows[tenant.tenant_id] = stored
+        self.claims[tenant.directory_id] = tenant.tenant_id
         return stored
+
+    async def reconnect(self, tenant: Tenant) -> Tenant:
+        current = self.rows.get(tenant.tenant_id)
+        if current is None or current.etag != tenant.etag:
+            raise StaleWrite(tenant.tenant_id)
+        self._check_claim(tenant)
+        stored = replace(tenant, etag=_etag())
+        self.rows[tenant.tenant_id] = stored
+        self.claims[tenant.directory_id] = tenant.tenant_id
+        return stored
+
+    async def release_directory(self, tenant: Tenant) -> None:
+        if self.claims.get(tenant.directory_id) == tenant.tenant_id:
+            del self.claims[tenant.directory_id]
 
     async def save(self, tenant: Tenant) -> Tenant:
         current = self.rows.get(tenant.tenant_id)
@@ -137,19 +162,28 @@ class FakeConsentStates:
 
 
 class FakeSecrets:
+    """Key Vault's behaviour behind the port: a delete is soft (the versions are kept), and a set on a
+    soft-deleted name recovers it and adds a version, as the adapter does."""
+
     def __init__(self) -> None:
         self.values: dict[str, str] = {}
         self.expiry: dict[str, datetime | None] = {}
+        self.versions: dict[str, list[str]] = {}
+        self.deleted: dict[str, list[str]] = {}
 
     async def get(self, name: str) -> str | None:
         return self.values.get(name)
 
     async def set(self, name: str, value: str, *, expires_on: datetime | None = None) -> None:
+        if name in self.deleted:
+            self.versions[name] = self.deleted.pop(name)
+        self.versions.setdefault(name, []).append(value)
         self.values[name] = value
         self.expiry[name] = expires_on
 
     async def delete(self, name: str) -> None:
-        self.values.pop(name, None)
+        if self.values.pop(name, None) is not None:
+            self.deleted[name] = self.versions.pop(name, [])
 
 
 class FakeFeed:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -11,6 +13,7 @@ from shared.domain.tenants import AuthMode, Tenant, TenantState, secret_name
 from shared.service import tenants as svc
 from shared.service.commands import parse_create_tenant
 from shared.service.errors import Conflict, InvalidInput
+from shared.service.ports import GraphSubscription, SubscriptionRecord
 from shared.service.tenants import ConsentCallback, ConsentResult
 from tests.fakes.directory import FakeOrganisation
 from tests.fakes.services import FakeWorld, fake_world
@@ -18,6 +21,7 @@ from tests.fakes.services import FakeWorld, fake_world
 pytestmark = pytest.mark.unit
 
 CONTOSO = "9188040d-6c67-4c5b-b112-36a304b66dad"
+T_FAR = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -252,3 +256,194 @@ async def test_consent_revoked_is_recorded_once(world: FakeWorld) -> None:
     await svc.mark_consent_revoked(world.services, CONTOSO, "403 Authorization_RequestDenied")
     assert world.tenants.rows[CONTOSO].state is TenantState.CONSENT_REVOKED
     assert world.feed.types(CONTOSO).count("tenant.consent_revoked") == 1
+
+
+# --- reconnecting a disconnected tenant (issue 13, item 1) ---------------------------------------
+
+
+async def _disconnect(world: FakeWorld, tenant_id: str = CONTOSO) -> None:
+    await svc.begin_disconnect(world.services, tenant_id)
+    for job in world.jobs.take():
+        if job.kind == "disconnect":
+            await svc.finish_disconnect(world.services, job.tenant_id)
+    assert world.tenants.rows[tenant_id].state is TenantState.DISCONNECTED
+
+
+async def _connected(world: FakeWorld, tenant_id: str = CONTOSO) -> None:
+    state = await start(world, tenant_id)
+    world.directory.organisations[CONTOSO].consented = True
+    outcome = await svc.complete_consent(world.services, ok_callback(state))
+    assert outcome.result is ConsentResult.CONNECTED
+
+
+async def test_disconnected_tenant_reconnects(world: FakeWorld) -> None:
+    await _connected(world)
+    await _disconnect(world)
+    cursor = world.feed.entries[CONTOSO][-1].sequence or 0  # a host that read everything up to here
+
+    state = await start(world)  # POST /tenants with the same body
+
+    assert world.tenants.rows[CONTOSO].state is TenantState.PENDING_CONSENT
+    outcome = await svc.complete_consent(world.services, ok_callback(state))
+    assert outcome.result is ConsentResult.CONNECTED
+    assert world.tenants.rows[CONTOSO].state is TenantState.CONNECTING
+    assert world.users.rows == {}  # the old connection's rows went with the disconnect
+    after = await world.feed.read(CONTOSO, cursor, 100)
+    assert [(c.type, c.sequence) for c in after] == [("tenant.connected", cursor + 1)]
+    assert [c.sequence for c in world.feed.entries[CONTOSO]] == list(range(1, cursor + 2))
+
+
+async def test_disconnected_pending_tenant_reconnects(world: FakeWorld) -> None:
+    await start(world)
+    await _disconnect(world)
+    state = await start(world)
+    assert world.tenants.rows[CONTOSO].state is TenantState.PENDING_CONSENT
+    world.directory.organisations[CONTOSO].consented = True
+    outcome = await svc.complete_consent(world.services, ok_callback(state))
+    assert outcome.result is ConsentResult.CONNECTED
+
+
+CUSTOMER_APP = {
+    "tenant_id": CONTOSO,
+    "display_name": "Contoso",
+    "auth": {
+        "mode": "customer_app",
+        "client_id": "aaaaaaaa-0000-0000-0000-000000000001",
+        "client_secret": "s3cret",
+    },
+}
+
+
+async def test_disconnected_customer_app_tenant_reconnects_with_its_recovered_secret(
+    world: FakeWorld,
+) -> None:
+    await svc.create_tenant(world.services, parse_create_tenant(CUSTOMER_APP))
+    await _disconnect(world)
+    name = secret_name(CONTOSO)
+    assert name not in world.secrets.values and world.secrets.deleted[name] == ["s3cret"]  # soft-deleted
+
+    connection = await svc.create_tenant(world.services, parse_create_tenant(CUSTOMER_APP))
+
+    assert connection.tenant.state is TenantState.CONNECTING
+    assert world.tenants.rows[CONTOSO].customer_app is not None
+    assert world.secrets.values[name] == "s3cret"
+    assert world.secrets.versions[name] == ["s3cret", "s3cret"]  # recovered, then a new version
+    assert name not in world.secrets.deleted
+
+
+async def test_a_tenant_still_disconnecting_answers_retry_shortly(world: FakeWorld) -> None:
+    await _connected(world)
+    await svc.begin_disconnect(world.services, CONTOSO)  # the purge job has not run yet
+    with pytest.raises(Conflict) as raised:
+        await start(world)
+    assert "still disconnecting" in raised.value.reason
+    with pytest.raises(Conflict) as reauthorizing:
+        await svc.reauthorize(world.services, CONTOSO, None)
+    assert "still disconnecting" in reauthorizing.value.reason
+    assert world.tenants.rows[CONTOSO].state is TenantState.DISCONNECTING
+
+
+async def test_reauthorize_of_a_disconnected_tenant_points_at_create(world: FakeWorld) -> None:
+    await _connected(world)
+    await _disconnect(world)
+    with pytest.raises(Conflict) as raised:
+        await svc.reauthorize(world.services, CONTOSO, None)
+    assert "POST /tenants" in raised.value.reason
+
+
+# --- one organisation, one tenant (issue 13, item 2) ----------------------------------------------
+
+
+async def test_one_organisation_cannot_be_registered_twice(world: FakeWorld) -> None:
+    await _connected(world)  # under its directory GUID
+    before = dict(world.tenants.rows)
+
+    with pytest.raises(Conflict) as raised:
+        await start(world, "contoso.example")  # its verified domain
+
+    assert raised.value.field == "tenant_id" and f"'{CONTOSO}'" in raised.value.reason
+    with pytest.raises(Conflict):
+        await svc.create_tenant(
+            world.services, parse_create_tenant({**CUSTOMER_APP, "tenant_id": "contoso.example"})
+        )
+    assert world.tenants.rows == before
+    assert world.secrets.values == {}
+
+
+async def test_one_organisation_registered_twice_under_a_pending_tenant(world: FakeWorld) -> None:
+    await start(world, "contoso.example")
+    with pytest.raises(Conflict) as raised:
+        await start(world, CONTOSO)
+    assert "'contoso.example' (pending_consent)" in raised.value.reason
+
+
+class _BothListFirst:
+    """Two requests for one directory interleaved the worst way: each lists the tenants (and finds none)
+    before either stores its row, as two workers would."""
+
+    def __init__(self, world: FakeWorld) -> None:
+        self._inner = world.tenants
+        self._listed = 0
+        self._both = asyncio.Event()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    async def list(self) -> list[Tenant]:
+        listed = await self._inner.list()
+        self._listed += 1
+        if self._listed == 2:
+            self._both.set()
+        await asyncio.wait_for(self._both.wait(), 5)
+        return listed
+
+
+async def test_two_concurrent_creates_for_one_organisation_connect_it_once(world: FakeWorld) -> None:
+    world.services = replace(world.services, tenants=_BothListFirst(world))  # type: ignore[arg-type]
+
+    outcomes = await asyncio.gather(
+        start(world, CONTOSO), start(world, "contoso.example"), return_exceptions=True
+    )
+
+    conflicts = [o for o in outcomes if isinstance(o, Conflict)]
+    assert len(conflicts) == 1 and all(isinstance(o, str) for o in outcomes if o not in conflicts)
+    assert list(world.tenants.rows) in ([CONTOSO], ["contoso.example"])
+    assert f"'{next(iter(world.tenants.rows))}'" in conflicts[0].reason
+
+
+async def test_a_completed_disconnect_frees_the_organisation(world: FakeWorld) -> None:
+    await _connected(world)
+    await svc.begin_disconnect(world.services, CONTOSO)
+    with pytest.raises(Conflict):  # still disconnecting: the directory is still held
+        await start(world, "contoso.example")
+    for job in world.jobs.take():
+        if job.kind == "disconnect":
+            await svc.finish_disconnect(world.services, job.tenant_id)
+
+    await start(world, "contoso.example")
+
+    assert world.tenants.rows["contoso.example"].state is TenantState.PENDING_CONSENT
+    assert world.tenants.rows[CONTOSO].state is TenantState.DISCONNECTED
+
+
+async def test_disconnecting_a_copy_leaves_the_other_tenants_subscriptions_and_secret(
+    world: FakeWorld,
+) -> None:
+    """Two keys over one directory, as stored before directories were claimed."""
+    await svc.create_tenant(world.services, parse_create_tenant(CUSTOMER_APP))
+    original = world.tenants.rows[CONTOSO]
+    subscription = GraphSubscription("sub-original", T_FAR, "users/u-adele/events")
+    world.mailboxes.subscriptions[subscription.id] = ("u-adele", subscription, "client-state")
+    world.mailboxes.subscription_tenants[subscription.id] = CONTOSO
+    await world.subscription_index.put(
+        SubscriptionRecord(subscription.id, CONTOSO, "s-adele", "u-adele", T_FAR)
+    )
+    copy = replace(original, tenant_id="contoso.example", etag=None)
+    world.tenants.rows[copy.tenant_id] = replace(copy, etag='W/"copy"')  # no claim: an old row
+
+    await _disconnect(world, "contoso.example")
+
+    assert subscription.id in world.mailboxes.subscriptions
+    assert await world.subscription_index.get(subscription.id) is not None
+    assert world.secrets.values[secret_name(CONTOSO)] == "s3cret"
+    assert world.tenants.rows[CONTOSO].state is TenantState.CONNECTING
