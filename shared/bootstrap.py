@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from shared.observability import configure_logging
 from shared.service.context import ConnectorConfig, Services
 from shared.service.delivery_requests import DeliveryRequests
+from shared.service.ports import Clock
 from shared.settings import Settings
 
 if TYPE_CHECKING:  # the SDKs are imported on first use, not at import: the worker's cold start pays less
@@ -34,9 +35,22 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+def clock_for(settings: Settings) -> Clock:
+    """The system clock; on the local host with `LOCAL_CLOCK_FILE`, the clock it shares with the emulator."""
+    if settings.local_clock_file is None:
+        return SystemClock()
+    from shared.adapters.local_clock import FileClock
+
+    return FileClock(settings.local_clock_file)
+
+
 @dataclass
 class Container:
     settings: Settings
+
+    @cached_property
+    def clock(self) -> Clock:
+        return clock_for(self.settings)
 
     @cached_property
     def credential(self) -> AsyncTokenCredential:
@@ -119,7 +133,7 @@ class Container:
                 ca_bundle=self.settings.tls_ca_bundle,
             ),
             customer_apps=GraphCustomerApps(self.graph, self.tenant_credentials.credential),
-            clock=SystemClock(),
+            clock=self.clock,
             config=config,
             calendar=GraphCalendar(self.graph, key_for),
             subscriptions=GraphSubscriptions(

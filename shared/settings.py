@@ -39,6 +39,14 @@ OPTIONAL: Final[tuple[str, ...]] = (
     "TABLE_PREFIX",
     "CONNECTOR_VERSION",
 )
+# Honoured by the local host only, never set in Azure (tests/infra checks that infra does not): the shared
+# clock file the Microsoft 365 emulator writes (its offset from real time), so one clock moves the emulator
+# and the connector together in end-to-end tests. Anywhere else the settings object refuses to start.
+LOCAL_ONLY: Final[tuple[str, ...]] = ("LOCAL_CLOCK_FILE",)
+# What marks the local host: the Functions environment it declares (Core Tools and devhost set
+# `Development`; Azure defaults to `Production`), and no Azure instance (the platform sets the id there).
+LOCAL_ENVIRONMENT: Final = ("AZURE_FUNCTIONS_ENVIRONMENT", "Development")
+AZURE_INSTANCE: Final = "WEBSITE_INSTANCE_ID"
 STORAGE_CONNECTION: Final = "AzureWebJobsStorage"
 # Secrets the app can also read from Key Vault itself: an unresolved reference (say, before the operator
 # stored the secret) is treated as absent rather than stopping every function.
@@ -112,6 +120,11 @@ class PlatformIdentity:
         return f"PlatformIdentity(client_id={self.client_id!r}, uses_secret={self.uses_secret})"
 
 
+def _on_local_host(env: Mapping[str, str]) -> bool:
+    name, local = LOCAL_ENVIRONMENT
+    return env.get(name, "").strip().lower() == local.lower() and not env.get(AZURE_INSTANCE, "").strip()
+
+
 def _resolved(value: str | None) -> str | None:
     return None if value is None or value.startswith(KEY_VAULT_REFERENCE_PREFIX) else value
 
@@ -136,6 +149,7 @@ class Settings:
     version: str
     host_webhook_max_attempts: int = DEFAULT_HOST_WEBHOOK_MAX_ATTEMPTS  # posts per range, the first included
     host_webhook_retry_seconds: int = DEFAULT_HOST_WEBHOOK_RETRY_SECONDS  # the first backoff; doubled, capped
+    local_clock_file: str | None = None  # the local stack's shared clock (LOCAL_ONLY); None: the system clock
 
     def __repr__(self) -> str:  # the secret setting never reaches a log
         return f"Settings(graph_client_id={self.graph_client_id!r}, public_base_url={self.public_base_url!r})"
@@ -174,6 +188,13 @@ class Settings:
                 raise SettingsError(f"{name}: a whole number, {minimum} to {maximum}")
             return value
 
+        local_clock_file = optional("LOCAL_CLOCK_FILE")
+        if local_clock_file is not None and not _on_local_host(env):
+            raise SettingsError(
+                "LOCAL_CLOCK_FILE: a test setting of the local host only (it moves the connector's clock); "
+                "remove it from the app settings"
+            )
+
         return cls(
             key_vault_url=env["KEY_VAULT_URL"].strip().rstrip("/"),
             graph_client_id=env["GRAPH_CLIENT_ID"].strip(),
@@ -202,4 +223,5 @@ class Settings:
             host_webhook_retry_seconds=optional_int(
                 "HOST_WEBHOOK_RETRY_SECONDS", DEFAULT_HOST_WEBHOOK_RETRY_SECONDS, 0, 3600
             ),
+            local_clock_file=local_clock_file,
         )

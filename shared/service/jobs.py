@@ -47,8 +47,9 @@ def sync_user(
     delay_seconds: int = 0,
     **extra: Any,
 ) -> Job:
-    """One user's calendar: `sync` catches up through delta; `resync` reads the whole window; `renew` and
-    `resubscribe` also renew or recreate the subscription."""
+    """One user's calendar: `sync` catches up through delta; `resync` reads the whole window and renews the
+    subscription (recreating it when Graph lost it); `renew` renews (or recreates) it and catches up
+    through delta; `resubscribe` recreates it and catches up."""
     payload = {"staff_id": staff_id, "reason": reason, **extra}
     return Job(SYNC_QUEUE, kind, tenant_id, payload, delay_seconds=delay_seconds)
 

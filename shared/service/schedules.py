@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
 from shared.domain.tenants import UserScope
@@ -16,9 +16,10 @@ from shared.domain.users import MatchStatus, SyncState
 from shared.observability import bound, get_logger
 from shared.service import jobs
 from shared.service.context import Services
-from shared.service.ports import Change, Job, StaleWrite
+from shared.service.ports import Change, Job, RateLimited, StaleWrite, TenantAccessError
 from shared.service.publishing import publish
 from shared.service.subscriptions import RENEW_BEFORE, SILENT_AFTER
+from shared.service.tenants import mark_consent_revoked
 
 log = get_logger("schedules")
 
@@ -34,15 +35,29 @@ async def fan_out(services: Services, job_for: Callable[[str], Job]) -> int:
 
 
 async def renew_tenant_subscriptions(services: Services, tenant_id: str) -> int:
-    """Renew what expires within a day, recreate what is missing, catch up on what went silent."""
+    """Confirm every user's subscription with Graph (one listing of the tenant's subscriptions, paged,
+    instead of a request per user): renew what expires within a day, recreate what Graph no longer holds
+    (lost without a lifecycle notification, or expired) and catch up through delta, catch up on what went
+    silent. Without the listing (throttled), the stored expiries decide this round."""
     tenant = await services.tenants.get(tenant_id)
     if tenant is None or not tenant.state.connected:
         return 0
-    now = services.clock.now()
     index = {r.staff_id: r for r in await services.subscription_index.for_tenant(tenant_id)}
+    users = await services.users.list_all(tenant_id)
+    try:
+        held: dict[str, datetime] | None = {
+            s.id: s.expires_at for s in await services.subscriptions.list(tenant)
+        }
+    except TenantAccessError as error:
+        await mark_consent_revoked(services, tenant_id, error.reason)
+        return 0
+    except RateLimited as error:
+        log.warning("could not list the tenant's subscriptions (%s); renewing by the stored expiries", error)
+        held = None
+    now = services.clock.now()
     queued: list[Job] = []
     with bound(tenant=tenant_id):
-        for user in await services.users.list_all(tenant_id):
+        for user in users:
             if user.match is not MatchStatus.MATCHED or user.sync_state in (
                 SyncState.PENDING,
                 SyncState.MIGRATING,
@@ -50,12 +65,17 @@ async def renew_tenant_subscriptions(services: Services, tenant_id: str) -> int:
                 continue
             record = index.get(user.staff_id)
             expires = user.subscription_expires_at
+            if held is not None and user.subscription_id is not None:
+                expires = held.get(user.subscription_id)  # Graph's word; None: Graph no longer holds it
+                if expires is None:
+                    log.warning("subscription %s is gone from Graph; recreating it", user.subscription_id)
             if (
                 user.subscription_id is None
                 or record is None
                 or expires is None
                 or expires - now < RENEW_BEFORE
             ):
+                # The job renews the user's subscription as it then stands; Graph's 404 makes it a new one.
                 queued.append(jobs.sync_user(tenant_id, user.staff_id, "renewal", kind="renew"))
             elif record.last_notified_at is None or now - record.last_notified_at > SILENT_AFTER:
                 log.info(

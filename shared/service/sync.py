@@ -48,7 +48,9 @@ MAX_THROTTLE_RETRIES: Final = 6  # queue-level retries after the adapter's own, 
 MAX_RECHECKED_ITEMS: Final = 20  # the items named in a recheck job (a few tell the write side enough)
 MAILBOX_CONCURRENCY: Final = 4  # Graph allows four concurrent requests per app and mailbox
 
-SUBSCRIBING_KINDS: Final = frozenset({"migrate", "resubscribe", "renew"})
+# A resync confirms the subscription too (a renewal answers 404 for one Graph lost without a lifecycle
+# notification, and a new one is made): one request per user beside the whole window's read.
+SUBSCRIBING_KINDS: Final = frozenset({"migrate", "resubscribe", "renew", "resync"})
 SYNC_KINDS: Final = frozenset({"migrate", "sync", "resync", "renew", "resubscribe"})
 
 

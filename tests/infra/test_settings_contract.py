@@ -36,6 +36,13 @@ def test_infra_sets_no_setting_the_code_does_not_read() -> None:
     assert set(site_app_settings()) - known == set(), "a typo, or a setting shared/settings.py should list"
 
 
+def test_infra_never_sets_a_setting_of_the_local_host() -> None:
+    # The shared test clock moves the connector's time: production must never have it (the settings object
+    # refuses it outside the local host too).
+    assert set(settings.LOCAL_ONLY) & set(site_app_settings()) == set()
+    assert set(settings.LOCAL_ONLY) & (set(settings.REQUIRED) | set(settings.OPTIONAL)) == set()
+
+
 def test_storage_is_an_identity_based_connection_with_the_app_identity() -> None:
     app_settings = site_app_settings()
     prefix = f"{settings.STORAGE_CONNECTION}__"
