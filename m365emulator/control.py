@@ -175,6 +175,11 @@ class ControlClient:
         """mode "grants": tokens keep coming, without roles; "service_principal": AADSTS700016."""
         return await self.call("POST", f"/tenants/{tenant_id}/revoke", {"client_id": client_id, "mode": mode})
 
+    async def revoke_tokens(self, tenant_id: str, client_id: str) -> int:
+        """A CAE revocation event: Graph challenges the app's cp1 tokens issued before now."""
+        body = await self.call("POST", f"/tenants/{tenant_id}/tokens/revoke", {"client_id": client_id})
+        return int(body["revoked_at"])
+
     async def service_principals(self, tenant_id: str) -> list[dict[str, Any]]:
         return (await self.call("GET", f"/tenants/{tenant_id}/service-principals"))["value"]
 

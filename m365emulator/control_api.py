@@ -525,6 +525,17 @@ async def remove_subscription(request: web.Request) -> web.Response:
     return ok({"removed": sub.id, "lifecycle_notified": sub.lifecycle_url is not None})
 
 
+async def revoke_tokens(request: web.Request) -> web.Response:
+    """A revocation event for the app in the tenant (contract §1.4): Graph refuses its CAE tokens issued
+    until now with a claims challenge; a token request carrying the challenge's claims gets a new one."""
+    emu = emulator_of(request)
+    tenant = tenant_of(emu, request)
+    body = await body_of(request)
+    if not isinstance(body.get("client_id"), str) or not body["client_id"]:
+        raise ControlError(400, "client_id is required")
+    return ok({"revoked_at": emu.issuer.revoke(tenant.id, body["client_id"], emu.clock.now())})
+
+
 async def lifecycle(request: web.Request) -> web.Response:
     emu = emulator_of(request)
     body = await body_of(request)
@@ -556,6 +567,7 @@ def add_routes(app: web.Application) -> None:
         ("PATCH", "/tenants/{tid}", patch_tenant),
         ("POST", "/tenants/{tid}/consent", consent),
         ("POST", "/tenants/{tid}/revoke", revoke),
+        ("POST", "/tenants/{tid}/tokens/revoke", revoke_tokens),
         ("GET", "/tenants/{tid}/service-principals", service_principals),
         ("GET", "/tenants/{tid}/users", list_users),
         ("POST", "/tenants/{tid}/users", create_user),

@@ -147,6 +147,7 @@ class Emulator:
         self.clock.reset()
         self.stats.reset()
         self.throttle.reset()
+        self.issuer.forget_revocations()
         for f in fields(Settings):
             setattr(self.settings, f.name, getattr(self._startup_settings, f.name))
         if subscriptions or data:

@@ -1,10 +1,12 @@
 """Entra ID (contract §1): OpenID and instance discovery as MSAL reads them, and the
-client-credentials token endpoint per tenant, with Entra's AADSTS errors."""
+client-credentials token endpoint per tenant, with Entra's AADSTS errors, honouring a `claims` request
+(client capabilities, the answer to a claims challenge: contract §1.4)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import uuid
 from typing import Any
 from urllib.parse import unquote
@@ -12,7 +14,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from m365emulator.graph import emulator_of, respond
-from m365emulator.tokens import GRAPH_AUDIENCE, VAULT_AUDIENCE
+from m365emulator.tokens import GRAPH_AUDIENCE, VAULT_AUDIENCE, ClaimsRequest, parse_claims_request
 
 GRAPH_IDS = {
     "https://graph.microsoft.com",
@@ -139,6 +141,24 @@ def _resource(scopes: list[str]) -> str | None:
     return resources.pop()
 
 
+def _claims_request(request: web.Request, text: str) -> ClaimsRequest | web.Response:
+    """A token request's `claims` (recorded in the stats), or Entra's refusal of a malformed one."""
+    if not text:
+        return ClaimsRequest()
+    try:
+        claims = parse_claims_request(text)
+    except ValueError:
+        return aad_error(
+            request,
+            400,
+            "invalid_request",
+            50117,
+            "Failed to deserialize policy specified in the request's claim parameter.",
+        )
+    emulator_of(request).stats.token_claims.append(json.loads(text))
+    return claims
+
+
 async def token(request: web.Request) -> web.Response:
     emu = emulator_of(request)
     ref = request.match_info["tenant"]
@@ -245,6 +265,9 @@ async def token(request: web.Request) -> web.Response:
             "is not valid. The scope format is invalid; for client credentials it must be "
             "'{resource}/.default'.",
         )
+    claims = _claims_request(request, str(form.get("claims") or ""))
+    if isinstance(claims, web.Response):
+        return claims
     roles = sorted(sp.grants) if sp is not None and resource != VAULT_AUDIENCE else []
     access_token, lifetime = emu.issuer.issue(
         tenant_id=tenant.id,
@@ -255,6 +278,7 @@ async def token(request: web.Request) -> web.Response:
         audience=resource,
         roles=roles,
         now=now,
+        capabilities=claims.capabilities,
     )
     emu.stats.tokens_issued += 1
     return respond(

@@ -17,7 +17,7 @@ from aiohttp import web
 from m365emulator.directory import User
 from m365emulator.errors import GraphError
 from m365emulator.odata import parse_prefer
-from m365emulator.tokens import InvalidToken, TokenClaims
+from m365emulator.tokens import InvalidToken, TokenClaims, claims_challenge
 
 if TYPE_CHECKING:
     from m365emulator.core import Emulator
@@ -289,5 +289,30 @@ def _authenticate(request: web.Request, emu: Emulator) -> TokenClaims:
         raise GraphError(401, "InvalidAuthenticationToken", "Invalid audience.")
     now = emu.clock.now().timestamp()
     if claims.expires_at <= now:
-        raise GraphError(401, "InvalidAuthenticationToken", "Access token has expired or is not yet valid.")
+        raise GraphError(
+            401,
+            "InvalidAuthenticationToken",
+            "Access token has expired or is not yet valid.",
+            {"WWW-Authenticate": _bearer_challenge(emu)},
+        )
+    revoked_at = emu.issuer.revoked_at(claims)
+    if revoked_at is not None and "cp1" in claims.capabilities:
+        # CAE (contract §1.4): only a client that declared cp1 is challenged; the others keep their token.
+        raise GraphError(
+            401,
+            "InvalidAuthenticationToken",
+            "Continuous access evaluation resulted in claims challenge with result: InteractionRequired "
+            "and code: TokenIssuedBeforeRevocationTimestamp",
+            {
+                "WWW-Authenticate": _bearer_challenge(emu)
+                + f', error="insufficient_claims", claims="{claims_challenge(revoked_at)}"'
+            },
+        )
     return claims
+
+
+def _bearer_challenge(emu: Emulator) -> str:
+    return (
+        f'Bearer realm="", authorization_uri="{emu.authority}/common/oauth2/authorize", '
+        'client_id="00000003-0000-0000-c000-000000000000"'
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
 
 
@@ -18,6 +18,7 @@ class Stats:
         self.throttled_by_mailbox: Counter[str] = Counter()
         self.faults_injected = 0
         self.tokens_issued = 0
+        self.token_claims: deque[Any] = deque(maxlen=100)  # the `claims` of the last token requests, decoded
         self.notifications_sent = 0
         self.notifications_failed = 0
         self.notifications_retried = 0
@@ -36,6 +37,7 @@ class Stats:
             "throttled_by_mailbox": dict(self.throttled_by_mailbox),
             "faults_injected": self.faults_injected,
             "tokens_issued": self.tokens_issued,
+            "token_claims": list(self.token_claims),
             "notifications": {
                 "sent": self.notifications_sent,
                 "failed": self.notifications_failed,

@@ -1,11 +1,16 @@
 """Credentials: the platform identity (Key Vault, storage) and per-tenant Graph credentials.
 
 Built once per worker by the composition root and cached: a credential built per call throws its
-token cache away.
+token cache away. A tenant's Graph credential is renewable: a token Graph refused is never sent again.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from azure.core.credentials import AccessToken
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.identity.aio import ClientSecretCredential, ManagedIdentityCredential
 
@@ -45,3 +50,76 @@ def client_secret_credential(
     if settings.tls_ca_bundle:
         kwargs["connection_verify"] = settings.tls_ca_bundle
     return ClientSecretCredential(tenant_id, client_id, client_secret, **kwargs)
+
+
+class RenewableCredential:
+    """A tenant's Graph credential that can be told Graph refused one of its tokens.
+
+    azure-identity serves its cached token until its own clock says it expired, and skips the cache only
+    for a claims challenge (kiota passes those on by itself). Graph may refuse a token earlier: expired by
+    Graph's clock, signed with a key since rolled over, revoked. `refused(token)` then replaces the inner
+    credential with a new one (an empty cache, so the next `get_token` asks Entra), once per refused token
+    however many requests met the refusal at the same moment. The replaced credential is closed as soon
+    as no `get_token` runs on it.
+    """
+
+    def __init__(
+        self, first: AsyncTokenCredential, make: Callable[[], Awaitable[AsyncTokenCredential]]
+    ) -> None:
+        self._current = first
+        self._make = make
+        self._handed_out: set[str] = set()  # tokens the current inner credential gave
+        self._running: dict[AsyncTokenCredential, int] = {}
+        self._retired: list[AsyncTokenCredential] = []
+        self._renewal = asyncio.Lock()
+
+    async def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        credential = self._current
+        self._running[credential] = self._running.get(credential, 0) + 1
+        try:
+            token = await credential.get_token(
+                *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
+            )
+        finally:
+            self._running[credential] -= 1
+            if not self._running[credential]:
+                del self._running[credential]
+            await self._close_retired()
+        if credential is self._current:
+            self._handed_out.add(token.token)
+        return token
+
+    async def refused(self, token: str) -> None:
+        """Graph refused `token`: the next `get_token` brings a new one (unless that happened already)."""
+        async with self._renewal:
+            if token not in self._handed_out:
+                return  # another request met the same refusal and renewed already (or a stale token)
+            fresh = await self._make()
+            self._retired.append(self._current)
+            self._current = fresh
+            self._handed_out = set()
+        await self._close_retired()
+
+    async def _close_retired(self) -> None:
+        idle = [c for c in self._retired if c not in self._running]
+        self._retired = [c for c in self._retired if c in self._running]
+        for credential in idle:
+            await credential.close()
+
+    async def close(self) -> None:
+        retired, self._retired = self._retired, []
+        for credential in [*retired, self._current]:
+            await credential.close()
+
+    async def __aenter__(self) -> RenewableCredential:
+        return self
+
+    async def __aexit__(self, *args: object) -> None:
+        await self.close()

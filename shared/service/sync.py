@@ -106,7 +106,9 @@ async def _run_once(services: Services, job: Job, kind: str, staff_id: str) -> N
     try:
         await _sync_user(services, tenant, user, kind, force=bool(job.payload.get("force")))
     except TenantAccessError as error:
+        # The tenant stops (its state and the feed say why); this user's run ended on the same refusal.
         await mark_consent_revoked(services, tenant.tenant_id, error.reason)
+        await _record_error(services, tenant.tenant_id, staff_id, error.reason)
     except MailboxUnavailable as error:
         await _record_error(services, tenant.tenant_id, staff_id, error.reason)
     except RateLimited as error:

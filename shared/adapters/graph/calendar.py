@@ -11,7 +11,8 @@ Graph's failures become the ports' errors here, once:
 - 410 (or `syncStateNotFound`/`resyncRequired`), and a 400 on a stored delta link → `DeltaTokenRejected`;
 - 429/503/504 after the SDK's retries, other 5xx and transport failures → `RateLimited`;
 - a refused token request (the app's secret, its service principal) → `TenantAccessError`; a 401
-  `InvalidAuthenticationToken` (Graph refused the token itself: expired by its clock) → `RateLimited`;
+  (`InvalidAuthenticationToken`) reaching here was already sent again with a new token (`client.py`),
+  so Graph refuses the tenant's authentication itself → `TenantAccessError` saying so, never throttling;
 - 404 on a mailbox path → `MailboxUnavailable` (no such user, no Exchange Online mailbox);
 - 403 on a mailbox path → one directory read decides: refused too → the tenant's consent is gone
   (`TenantAccessError`); allowed → only this mailbox is closed to the app (`MailboxUnavailable`).
@@ -52,8 +53,7 @@ UTC_TIMES: Final = 'outlook.timezone="UTC"'
 TRANSLATE_BATCH: Final = 1000  # translateExchangeIds takes at most this many ids per request
 MAX_PAGES: Final = 10_000  # a guard against a server that never ends a round
 TRANSIENT_RETRY_AFTER: Final = 10.0  # seconds, for a 5xx or a broken connection without Retry-After
-REFUSED_TOKEN: Final = "invalidauthenticationtoken"  # noqa: S105 - a Graph error code
-REFUSED_TOKEN_RETRY_AFTER: Final = 30.0  # seconds: time for the credential to fetch a new token
+TOKEN_REQUEST_FAILED: Final = "token_request_failed"  # noqa: S105 - errors.py's code for a refused token request
 CHANGE_TYPES: Final = "created,updated,deleted"
 
 NO_USER: Final = {"errorinvaliduser", "request_resourcenotfound", "resourcenotfound"}
@@ -100,13 +100,16 @@ class GraphPort:
             return DeltaTokenRejected(f"{error.status} {error.code}: {error.message}")
         if isinstance(error, Throttled):
             return RateLimited(error.retry_after, f"{error.status} {error.code}: {error.message}")
-        if isinstance(error, AuthFailed) and error.code.lower() == REFUSED_TOKEN:
-            # Graph refused the token itself (expired or not yet valid by its clock, malformed): the next
-            # try brings a fresh one. A revoked consent shows otherwise: a token without roles (403) or a
-            # refused token request.
-            return RateLimited(REFUSED_TOKEN_RETRY_AFTER, f"{error.status} {error.code}: {error.message}")
+        if isinstance(error, AuthFailed) and error.code.lower() == TOKEN_REQUEST_FAILED:
+            return TenantAccessError(f"Entra refused the app's token request: {error.message}")
         if isinstance(error, AuthFailed):
-            return TenantAccessError(f"Graph refused the app's credentials ({error.code}): {error.message}")
+            # The request was sent again with a new token (client.py) and Graph refused that one too.
+            return TenantAccessError(
+                f"authentication failed: Microsoft Graph refused a newly issued token for this tenant "
+                f"({error.status} {error.code}: {error.message}); an administrator must check the app "
+                "in Entra (a disabled service principal, a Conditional Access policy for workload "
+                "identities) and reauthorize"
+            )
         if isinstance(error, NotFound) and graph_user_id is not None:
             return MailboxUnavailable(_not_found_reason(error, graph_user_id))
         if isinstance(error, AccessDenied):

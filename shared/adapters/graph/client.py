@@ -4,6 +4,11 @@ msgraph-sdk builds the requests and runs its middleware (retry with Retry-After,
 that carry many items the raw body is taken through the same request adapter (`send_primitive_async`
 with "bytes") and parsed into the connector's own models, because the SDK's model deserialisation
 costs milliseconds per item.
+
+A 401 is answered with a new token, once per request: a claims challenge (Continuous Access
+Evaluation) by kiota itself, which asks the credential for a token carrying the claims; any other 401
+by `RenewingRequestAdapter`, which tells the tenant's `RenewableCredential` the token was refused. A
+401 that survives that is a real refusal (`AuthFailed`), never retried again.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ from urllib.parse import urlsplit
 
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
+from kiota_abstractions.authentication import AuthenticationProvider
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
+from kiota_abstractions.request_option import RequestOption
 from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
@@ -29,6 +36,7 @@ from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
 from shared.adapters.graph.errors import from_sdk
+from shared.adapters.identity import RenewableCredential
 
 
 def tls_verify(ca_bundle: str | None) -> ssl.SSLContext | bool:
@@ -38,6 +46,56 @@ def tls_verify(ca_bundle: str | None) -> ssl.SSLContext | bool:
 
 ERROR_MAP: dict[str, Any] = {"4XX": ODataError, "5XX": ODataError}
 MAX_SDK_RETRIES = 2  # the SDK's own 429/503 retries; queue redelivery is the outer budget
+
+
+class TokenRenewed(RequestOption):
+    """Marks a request already sent again with a new token after a 401."""
+
+    @staticmethod
+    def get_key() -> str:
+        return "connector.token_renewed"
+
+
+def claims_challenge(response: httpx.Response) -> bool:
+    """A `WWW-Authenticate: Bearer ... claims="..."` challenge (kiota answers those itself)."""
+    challenge = response.headers.get("WWW-Authenticate", "")
+    return challenge.lower().startswith("bearer") and "claims=" in challenge
+
+
+class RenewingRequestAdapter(GraphRequestAdapter):
+    """Graph's request adapter, sending a request refused with 401 once more with a new token.
+
+    kiota retries a 401 only when it carries a claims challenge; Graph also answers 401
+    `InvalidAuthenticationToken` without one (a token expired by its clock, or revoked for a client that
+    did not declare CAE), and the credential would hand out the same cached token again."""
+
+    def __init__(
+        self, auth: AuthenticationProvider, client: httpx.AsyncClient, credential: RenewableCredential
+    ) -> None:
+        super().__init__(auth, client=client)
+        self._credential = credential
+
+    async def retry_cae_response_if_required(
+        self, resp: httpx.Response, request_info: RequestInformation, claims: str
+    ) -> httpx.Response:
+        if (
+            resp.status_code != 401
+            or claims
+            or claims_challenge(resp)
+            or TokenRenewed.get_key() in request_info.request_options
+        ):
+            answer: httpx.Response = await super().retry_cae_response_if_required(resp, request_info, claims)
+            return answer
+        sent = next(iter(request_info.headers.get("Authorization")), "")
+        await self._credential.refused(sent.partition(" ")[2])
+        request_info.headers.remove("Authorization")
+        request_info.add_request_options([TokenRenewed()])
+        span = self.start_tracing_span(request_info, "retry_refused_token")
+        try:
+            again: httpx.Response = await self.get_http_response_message(request_info, span)
+        finally:
+            span.end()
+        return again
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +183,9 @@ class GraphClients:
     async def for_tenant(self, key: TenantKey) -> TenantGraph:
         graph = self._tenants.get(key)
         if graph is None:
-            credential = await self._credential_for(key)
+            credential = RenewableCredential(
+                await self._credential_for(key), lambda: self._credential_for(key)
+            )
             graph = self.graph_with(credential)
             if key in self._tenants:  # another invocation built it meanwhile: keep one
                 await credential.close()
@@ -135,10 +195,15 @@ class GraphClients:
         return graph
 
     def graph_with(self, credential: AsyncTokenCredential) -> TenantGraph:
-        """An uncached client for a given credential (validating a customer's app before storing it)."""
+        """An uncached client for a given credential (validating a customer's app before storing it). A
+        `RenewableCredential` is told of refused tokens; any other credential meets a 401 only once."""
         host = urlsplit(self.base_url).hostname or "graph.microsoft.com"
         auth = AzureIdentityAuthenticationProvider(credential, scopes=[self._scope], allowed_hosts=[host])
-        adapter = GraphRequestAdapter(auth, client=self._http)
+        adapter = (
+            RenewingRequestAdapter(auth, self._http, credential)
+            if isinstance(credential, RenewableCredential)
+            else GraphRequestAdapter(auth, client=self._http)
+        )
         adapter.base_url = self.base_url
         return TenantGraph(adapter, self.base_url)
 
