@@ -20,15 +20,19 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrulestr
 
-from shared.domain.timezones import iana_zone, require_zone, windows_zone
+from shared.domain.timezones import graph_zone, iana_zone, require_zone, series_zone
 
 MAX_INTERVAL = 999  # Graph's limits
 MAX_COUNT = 999
+# How far a series' zone is checked: its occurrences up to ten years after the first (an open-ended
+# series' too). tzdata's rules further out are projections of today's, and so are Windows'.
+HORIZON = timedelta(days=3653)
 
 _CODES = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")  # indexed by Python weekday, Monday = 0
 _NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -231,13 +235,44 @@ class _Series:
 # ---------------------------------------------------------------------------------------- public API
 
 
-def to_graph(rrule: str, start: datetime | date, zone: str) -> dict[str, Any]:
+def to_graph(
+    rrule: str, start: datetime | date, zone: str, end: datetime | date | None = None
+) -> dict[str, Any]:
     """Graph's `patternedRecurrence` for the host's RRULE, first start (a date when all-day) and zone.
 
-    Raises `RecurrenceError` for a rule Outlook cannot hold or would expand differently, and
-    `UnknownZone` for a zone that is not an IANA name.
+    `recurrenceTimeZone` is the Windows zone the series is written in: one with `zone`'s UTC offsets from
+    the first occurrence to the end of the last (each `end - start` long) within `HORIZON`, so Outlook's
+    occurrences fall at the host's instants. An all-day series, which keeps its dates in any zone, is
+    written in "UTC" when no Windows zone matches.
+
+    Raises `RecurrenceError` for a rule Outlook cannot hold or would expand differently, `NoWindowsZone`
+    for a timed series no Windows zone keeps, and `UnknownZone` for a zone that is not an IANA name.
     """
-    return _accepted(rrule, start, zone)[2]
+    recurrence = _accepted(rrule, start, zone)[2]
+    length = end - start if end is not None else timedelta()
+    recurrence["range"]["recurrenceTimeZone"] = _series_zone(rrule, start, zone, length)
+    return recurrence
+
+
+@lru_cache(maxsize=256)  # a series is written once per calendar, with the same answer
+def _series_zone(rrule: str, start: datetime | date, zone: str, length: timedelta) -> str:
+    rule, series = _parse(rrule), _Series.of(start, zone)
+    first = series.at(series.first).replace(tzinfo=series.zone)  # all-day: local midnight
+    horizon = first + HORIZON
+    last = horizon
+    if rule.count is not None:
+        for value in series.expansion(rule):
+            if value.replace(tzinfo=series.zone) > horizon:
+                break
+            last = value.replace(tzinfo=series.zone)
+    elif rule.until is not None:
+        until = rule.until
+        if not isinstance(until, datetime):  # a date: through the end of that local day
+            until = datetime.combine(until + timedelta(days=1), time(), tzinfo=series.zone)
+        last = min(until, horizon)
+    if series.wall is None:
+        return graph_zone(zone, first, last + length) or "UTC"
+    return series_zone(zone, first, last + length)
 
 
 def from_graph(recurrence: dict[str, Any], *, all_day: bool = False) -> str:
@@ -322,7 +357,6 @@ def _accepted(rrule: str, start: datetime | date, zone: str) -> tuple[_Rule, _Se
         if last < series.first:
             raise RecurrenceError("UNTIL", f"UNTIL is before the start ({series.first}): the series is empty")
         recurrence_range.update(type="endDate", endDate=last.isoformat())
-    recurrence_range["recurrenceTimeZone"] = windows_zone(zone)
     _check_start(rule, series)
     return rule, series, {"pattern": pattern, "range": recurrence_range}
 

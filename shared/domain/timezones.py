@@ -1,13 +1,23 @@
 """Time-zone names: IANA inside the connector, Windows names at the Graph edge.
 
-The host API speaks IANA only (`require_zone`). Graph is written with Windows names
-(`windows_zone`, through CLDR's windowsZones mapping shipped in tzlocal) and reports either kind
-(`iana_zone`). Zone data comes from zoneinfo with the tzdata package, so every worker agrees.
+The host API speaks IANA only (`require_zone`). Graph reports either kind (`iana_zone`), and is
+written with Windows names only (Graph takes every Windows name but just a short list of IANA ones).
+CLDR's windowsZones mapping (shipped in tzlocal) names a Windows zone for each IANA zone
+(`windows_zone`), but not always one with the same rules: America/Scoresbysund maps to "Azores
+Standard Time" although it keeps Greenland's clocks since 2024. So a write asks `graph_zone` for a
+Windows zone whose rules give the IANA zone's UTC offsets at every instant the event covers: CLDR's
+own first, else any Windows zone that does. A Windows zone's rules are known here as Outlook's
+clients and CLDR know them: by the IANA zone CLDR names for it worldwide (territory "001"), which is
+also how the emulator reads a Windows name. What no Windows zone matches is written in "UTC" when a
+single event is (`single_zone`), and refused (`NoWindowsZone`) for a series, whose occurrences Outlook
+expands in the zone it is given. Zone data comes from zoneinfo with the tzdata package, so every
+worker agrees.
 """
 
 from __future__ import annotations
 
 import importlib.resources
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -18,6 +28,11 @@ _UTC_ALIASES = frozenset({"GMT"})
 # Names Outlook reports for UTC besides "UTC" itself.
 _GRAPH_UTC_NAMES = frozenset({"tzone://microsoft/utc", "coordinated universal time"})
 _NOT_ZONES = frozenset({"Factory"})  # in tzdata, but a placeholder, not a place
+# How often a zone's offset is sampled to find its changes (each then found to the second). tzdata
+# never changes one zone's offset twice within a week (the closest: 6.9 days, Cambridge Bay, 2000).
+_STEP = timedelta(hours=6)
+_SECOND = timedelta(seconds=1)
+_FIRST, _LAST = datetime(2, 1, 1, tzinfo=UTC), datetime(9998, 12, 31, tzinfo=UTC)  # years zoneinfo can step
 
 
 class UnknownZone(ValueError):
@@ -27,6 +42,10 @@ class UnknownZone(ValueError):
         super().__init__(f"{name!r}: {reason}")
         self.name = name
         self.reason = reason
+
+
+class NoWindowsZone(UnknownZone):
+    """No Windows zone keeps an IANA zone's offsets over a series, so Outlook would move occurrences."""
 
 
 @cache
@@ -68,11 +87,11 @@ def _why_not_iana(name: str) -> str:
 
 
 def windows_zone(iana: str) -> str:
-    """The Windows name Graph should be given for an IANA zone.
+    """CLDR's Windows name for an IANA zone, or the IANA name itself where CLDR has none.
 
-    CLDR lists aliases too (Asia/Calcutta and Asia/Kolkata, Etc/UTC and UTC). A zone CLDR does not
-    map (Antarctica/Troll, a link created after the CLDR release) is returned as its IANA name,
-    which Graph accepts as well.
+    CLDR lists aliases too (Asia/Calcutta and Asia/Kolkata, Etc/UTC and UTC). Its Windows zone may keep
+    other clocks (America/Scoresbysund: "Azores Standard Time"), and a zone it does not map
+    (Antarctica/Troll) is not a name Graph is documented to take: writes use `graph_zone`.
     """
     require_zone(iana)
     if iana in _UTC_ALIASES:
@@ -96,3 +115,147 @@ def iana_zone(name: str) -> str | None:
         return iana
     windows = _windows_by_lower().get(key)
     return None if windows is None else win_tz[windows]
+
+
+Offsets = tuple[timedelta, tuple[tuple[datetime, timedelta], ...]]  # at the start, then each change
+
+
+@cache
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+@cache
+def _windows_rules() -> tuple[tuple[str, str], ...]:
+    """(Windows name, the IANA zone whose rules it has), in name order, UTC first."""
+    return tuple(sorted(win_tz.items(), key=lambda item: (item[0] != "UTC", item[0])))
+
+
+def _offset(zone: ZoneInfo, instant: datetime) -> timedelta:
+    offset = instant.astimezone(zone).utcoffset()
+    assert offset is not None  # a ZoneInfo always has one
+    return offset
+
+
+@cache
+def _year_offsets(name: str, year: int) -> Offsets:
+    """A zone's UTC offset as the UTC year `year` begins and each change within it, to the second."""
+    zone = _zone(name)
+    at, end = datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
+    first = before = _offset(zone, at)
+    changes: list[tuple[datetime, timedelta]] = []
+    while at < end:
+        step = min(at + _STEP, end)
+        after = _offset(zone, step)
+        if after != before:
+            low, high = at, step  # the change lies in (low, high]
+            while high - low > _SECOND:
+                middle = low + (high - low) // 2
+                if _offset(zone, middle) == before:
+                    low = middle
+                else:
+                    high = middle
+            changes.append((high, after))
+            before = after
+        at = step
+    return first, tuple(changes)
+
+
+def _offsets(name: str, start: datetime, end: datetime) -> Offsets:
+    """A zone's offset at `start` and each change after it up to and including `end`."""
+    first = _offset(_zone(name), start)
+    changes = tuple(
+        change
+        for year in range(start.year, end.year + 1)
+        for change in _year_offsets(name, year)[1]
+        if start < change[0] <= end
+    )
+    return first, changes
+
+
+@cache
+def _same_years(name: str, other: str, first_year: int, last_year: int) -> bool:
+    return all(
+        _year_offsets(name, year) == _year_offsets(other, year) for year in range(first_year, last_year + 1)
+    )
+
+
+def _same_offsets(name: str, other: str, start: datetime, end: datetime) -> bool:
+    if name == other:
+        return True
+    if _offset(_zone(name), start) != _offset(_zone(other), start):
+        return False  # the usual answer for a zone that does not match: one look, nothing computed
+    if _same_years(name, other, start.year, end.year):
+        return True
+    return _offsets(name, start, end) == _offsets(other, start, end)
+
+
+def graph_zone(iana: str, start: datetime, end: datetime) -> str | None:
+    """A Windows zone whose UTC offsets equal `iana`'s at every instant from `start` to `end`, or None.
+
+    CLDR's name for the zone when its rules match; else a Windows zone (UTC first, then by name) with
+    the same offsets over the whole UTC years of the span, so Outlook shows the event in a zone with
+    the host zone's clocks; else one that matches over the span itself. Each zone's offset changes are
+    found once per year and kept, so a write costs a few look-ups once a zone's years are known.
+    """
+    require_zone(iana)
+    if start.utcoffset() is None or end.utcoffset() is None:
+        raise ValueError("the span must be given as timezone-aware datetimes")
+    start, end = max(start, _FIRST).astimezone(UTC), min(max(start, end), _LAST).astimezone(UTC)
+    name = "UTC" if iana in _UTC_ALIASES else iana
+    cldr = tz_win.get(name)
+    if cldr is not None and _same_offsets(name, win_tz[cldr], start, end):
+        return cldr
+    candidates = [
+        (windows, rules)
+        for windows, rules in _windows_rules()
+        if windows != cldr and _offset(_zone(rules), start) == _offset(_zone(name), start)
+    ]
+    for windows, rules in candidates:
+        if _same_years(name, rules, start.year, end.year):
+            return windows
+    for windows, rules in candidates:
+        if _offsets(name, start, end) == _offsets(rules, start, end):
+            return windows
+    return None
+
+
+def wall_clock(instant: datetime, windows: str) -> datetime:
+    """The naive wall-clock time of an aware `instant` in a Windows zone, as Graph is written it."""
+    return instant.astimezone(_zone(win_tz[windows])).replace(tzinfo=None)
+
+
+def graph_instant(wall: datetime, windows: str) -> datetime:
+    """The instant Graph reads for a naive wall clock in a Windows zone (a repeated hour: the first)."""
+    return wall.replace(tzinfo=_zone(win_tz[windows])).astimezone(UTC)
+
+
+def single_zone(iana: str, start: datetime | date, end: datetime | date) -> str:
+    """The zone one event from `start` to `end` is written in: `graph_zone` when Graph reads its start and
+    end back as these instants (not so for a time in the hour a DST change repeats), else "UTC". An
+    all-day event (dates, midnight to midnight in `iana`) keeps its dates in "UTC" too."""
+    if not isinstance(start, datetime) or not isinstance(end, datetime):
+        zone = require_zone(iana)
+        midnights = (datetime.combine(start, time(), tzinfo=zone), datetime.combine(end, time(), tzinfo=zone))
+        return graph_zone(iana, *midnights) or "UTC"
+    windows = graph_zone(iana, start, end)
+    if windows is None:
+        return "UTC"
+    for instant in (start, end):
+        if graph_instant(wall_clock(instant, windows), windows) != instant:
+            return "UTC"
+    return windows
+
+
+def series_zone(iana: str, start: datetime, end: datetime) -> str:
+    """The zone a series whose occurrences span `start` to `end` is written in (`graph_zone`); raises
+    `NoWindowsZone` when no Windows zone keeps `iana`'s offsets over it."""
+    windows = graph_zone(iana, start, end)
+    if windows is None:
+        raise NoWindowsZone(
+            iana,
+            f"no Windows time zone (the zones Outlook takes) has this zone's UTC offsets from "
+            f"{start:%Y-%m-%d} to {end:%Y-%m-%d}, so Outlook would move occurrences of the series; use a "
+            "zone with the same clocks, or split the series where this zone's rules change",
+        )
+    return windows
