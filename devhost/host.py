@@ -29,6 +29,7 @@ import azure.functions as func
 from aiohttp import web
 
 from devhost.bindings import StorageClients
+from devhost.clock import HostClock
 from devhost.http import HttpFrontEnd
 from devhost.indexer import (
     HttpTriggerSpec,
@@ -196,7 +197,7 @@ class LocalHost:
         assert self._invoker is not None
         for fn in self.functions:
             if isinstance(fn.trigger, TimerTriggerSpec) and self.runs(fn):
-                runner = TimerRunner(fn, self._invoker)
+                runner = TimerRunner(fn, self._invoker, HostClock.from_settings(os.environ))
                 self._timers[fn.name] = runner
                 runner.start()
 

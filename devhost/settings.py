@@ -24,6 +24,7 @@ DEFAULT_FUNCTION_TIMEOUT: Final = timedelta(minutes=30)  # Flex Consumption's de
 DEFAULT_FUNCTION_KEY_NAME: Final = "default"
 MAX_QUEUE_BATCH_SIZE: Final = 32
 MIN_POLLING_INTERVAL: Final = timedelta(milliseconds=100)
+LOCAL_ENVIRONMENT: Final = ("AZURE_FUNCTIONS_ENVIRONMENT", "Development")  # as Core Tools sets it
 
 _TIMESPAN: Final = re.compile(r"^(?:(?P<days>\d+)\.)?(?P<h>\d{1,2}):(?P<m>\d{1,2}):(?P<s>\d{1,2}(?:\.\d+)?)$")
 _EXPRESSION: Final = re.compile(r"%([^%]+)%")
@@ -124,10 +125,13 @@ class LocalSettings:
         )
 
     def apply_to_environ(self, environ: MutableMapping[str, str] | None = None) -> None:
-        """Copy `Values` into the environment, as the host does, unless a variable is already set."""
+        """Copy `Values` into the environment, as the host does, unless a variable is already set; and
+        declare the local environment as Core Tools does (`AZURE_FUNCTIONS_ENVIRONMENT=Development`, where
+        Azure defaults to `Production`): the app may honour local-only settings on that sign."""
         target = os.environ if environ is None else environ
         for name, value in self.values.items():
             target.setdefault(name, value)
+        target.setdefault(*LOCAL_ENVIRONMENT)
 
 
 def resolve_expression(text: str, settings: Mapping[str, str], *, what: str) -> str:

@@ -60,6 +60,7 @@ EMULATOR_SETTINGS: Final[Mapping[str, tuple[str, ...]]] = {
     "platform_tenant_id": ("AZURE_TENANT_ID",),
     "platform_client_id": ("AZURE_CLIENT_ID",),
     "platform_client_secret": ("AZURE_CLIENT_SECRET",),
+    "clock_file": ("LOCAL_CLOCK_FILE",),  # one clock for the emulator, the connector and the host's timers
 }
 
 
@@ -151,7 +152,7 @@ class EmulatorProcess:
 
     def start(self) -> dict[str, Any]:
         command = [sys.executable, "-m", "m365emulator", "--port", str(self.port), "--seed", "demo"]
-        command += ["--ca-file", str(self.ca_file)]
+        command += ["--ca-file", str(self.ca_file), "--clock-file", str(self.ca_file.parent / "clock")]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
         with open(self.log_path, "ab") as log_file:

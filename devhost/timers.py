@@ -27,6 +27,7 @@ from typing import Any, Final, Protocol
 from azure.functions.timer import TimerRequest
 from croniter import croniter
 
+from devhost.clock import HostClock
 from devhost.indexer import IndexedFunction, TimerTriggerSpec
 from devhost.invoker import Invoker
 from devhost.settings import ConfigError, parse_timespan
@@ -34,6 +35,7 @@ from devhost.settings import ConfigError, parse_timespan
 log = logging.getLogger("devhost.timers")
 PAST_DUE_TOLERANCE: Final = timedelta(seconds=1)
 MAX_RETRIES: Final = 10
+CLOCK_CHECK_S: Final = 1.0  # how often a wait looks at a shared clock that a test may move
 
 
 class ScheduleError(ConfigError):
@@ -137,15 +139,14 @@ class RetryPolicy:
         return min(self.maximum or float("inf"), backoff)
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class TimerRunner:
-    """Runs one timer function on its schedule, and on demand."""
+    """Runs one timer function on its schedule, and on demand, by the host's clock (real time, or the
+    clock the local stack shares with the emulator: then a wait is re-checked at least every
+    `CLOCK_CHECK_S`, so a jump of that clock past an occurrence fires it)."""
 
-    def __init__(self, fn: IndexedFunction, invoker: Invoker) -> None:
+    def __init__(self, fn: IndexedFunction, invoker: Invoker, clock: HostClock | None = None) -> None:
         assert isinstance(fn.trigger, TimerTriggerSpec)
+        self._clock = clock or HostClock()
         self.fn = fn
         self.trigger: TimerTriggerSpec = fn.trigger
         self.schedule = parse_schedule(fn.trigger.schedule)
@@ -165,7 +166,7 @@ class TimerRunner:
             self._task = None
 
     def _request(self, occurrence: datetime, past_due: bool) -> TimerRequest:
-        now = _utcnow()
+        now = self._clock.now()
         last = self._last or self.schedule.previous_before(occurrence)
         return TimerRequest(
             past_due=past_due,
@@ -197,12 +198,12 @@ class TimerRunner:
             self._last = occurrence
 
     async def run_now(self) -> None:
-        await self._fire(_utcnow(), past_due=False, reason="manual")
+        await self._fire(self._clock.now(), past_due=False, reason="manual")
 
     async def _loop(self) -> None:
         if self.trigger.run_on_startup:
-            await self._fire(_utcnow(), past_due=False, reason="startup")
-        occurrence = self.schedule.next_after(_utcnow())
+            await self._fire(self._clock.now(), past_due=False, reason="startup")
+        occurrence = self.schedule.next_after(self._clock.now())
         log.info(
             "timer scheduled",
             extra={
@@ -214,11 +215,12 @@ class TimerRunner:
             },
         )
         while True:
-            delay = (occurrence - _utcnow()).total_seconds()
+            delay = (occurrence - self._clock.now()).total_seconds()
             if delay > 0:
-                await asyncio.sleep(delay)
-            started = _utcnow()
+                await asyncio.sleep(min(delay, CLOCK_CHECK_S) if self._clock.shared else delay)
+                continue
+            started = self._clock.now()
             await self._fire(
                 occurrence, past_due=started - occurrence > PAST_DUE_TOLERANCE, reason="schedule"
             )
-            occurrence = self.schedule.next_after(max(_utcnow(), occurrence))
+            occurrence = self.schedule.next_after(max(self._clock.now(), occurrence))

@@ -74,6 +74,8 @@ class Running:
         ):
             if key in emu.seed_info:
                 line[key] = emu.seed_info[key]
+        if emu.clock.path is not None:
+            line["clock_file"] = str(emu.clock.path)
         return line
 
     async def stop(self) -> None:

@@ -78,7 +78,7 @@ def test_local_http_port_is_read() -> None:
 def test_values_go_to_the_environment_unless_already_set() -> None:
     environ = {"B": "from-env"}
     LocalSettings.from_mapping({"Values": {"A": "1", "B": "2"}}).apply_to_environ(environ)
-    assert environ == {"A": "1", "B": "from-env"}
+    assert environ == {"A": "1", "B": "from-env", "AZURE_FUNCTIONS_ENVIRONMENT": "Development"}
 
 
 def test_values_must_be_strings() -> None:
