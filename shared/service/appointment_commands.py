@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from shared.domain import recurrence as rules
 from shared.domain.appointments import Appointment, Customer, Override, Recurrence
-from shared.domain.timezones import UnknownZone, require_zone
+from shared.domain.timezones import NoWindowsZone, UnknownZone, require_zone
 from shared.service.errors import InvalidInput
 
 APPOINTMENT_ID_RE: Final = re.compile(r"^[A-Za-z0-9._~@+=-]{1,128}$")  # safe as a key and in a transactionId
@@ -236,9 +236,11 @@ def _recurrence(raw: Any, appointment: Appointment) -> Recurrence:
         raise InvalidInput("recurrence.rrule", "is required (an RFC 5545 RRULE such as FREQ=WEEKLY;BYDAY=MO)")
     zone = appointment.time_zone
     try:
-        rules.to_graph(rrule, appointment.start, zone)
+        rules.to_graph(rrule, appointment.start, zone, appointment.end)
     except rules.RecurrenceError as error:
         raise InvalidInput("recurrence.rrule", f"{error.part}: {error.reason}", status=422) from None
+    except NoWindowsZone as error:  # Outlook would expand the series at other instants than the host
+        raise InvalidInput("time_zone", error.reason, status=422) from None
     exdates = _exdates(raw.get("exdates", []), rrule, appointment)
     overrides = _overrides(raw.get("overrides", []), rrule, appointment)
     clash = set(exdates) & {o.original_date for o in overrides}

@@ -1,8 +1,9 @@
 """Appointments written into mailbox calendars through Graph (`CalendarWriter`).
 
 The connector's `EventDraft` becomes Graph's event JSON here and nowhere else: IANA zones become Windows
-names (CLDR, `shared/domain/timezones.py`), an all-day appointment is written as midnight-to-midnight in
-its zone, the RRULE becomes `patternedRecurrence` (`shared/domain/recurrence.py`). Every create carries
+names with the same UTC offsets over the event or series, else "UTC" (`shared/domain/timezones.py`), an
+all-day appointment is written as midnight-to-midnight in its zone, the RRULE becomes `patternedRecurrence`
+(`shared/domain/recurrence.py`). Every create carries
 the copy's `transactionId` (Graph answers a retried create with the event made the first time) and every
 event the connector's extended property (the host appointment id), so a lost answer never makes a second
 event and migration finds the connector's events again. Requests carry `Prefer: outlook.timezone="UTC"`
@@ -33,7 +34,7 @@ from shared.domain import recurrence as rules
 from shared.domain.appointments import EventDraft, Override
 from shared.domain.calendar import APPOINTMENT_PROPERTY_ID
 from shared.domain.tenants import Tenant
-from shared.domain.timezones import require_zone, windows_zone
+from shared.domain.timezones import require_zone, single_zone, wall_clock
 from shared.service.ports import EventChanged, EventMissing, EventRejected, WrittenEvent
 
 PREFER: Final = {"Prefer": f"{UTC_TIMES}, {IMMUTABLE_IDS}"}
@@ -44,13 +45,21 @@ _MAILBOX_GONE: Final = NO_USER | NO_MAILBOX
 def event_payload(draft: EventDraft) -> dict[str, Any]:
     """Graph's JSON for a draft (everything the connector owns; PATCH sends the same, so an Outlook edit to
     any of it is put back)."""
-    zone = windows_zone(draft.time_zone)
+    recurrence = (
+        rules.to_graph(draft.recurrence.rrule, draft.start, draft.time_zone, draft.end)
+        if draft.recurrence
+        else None
+    )  # a series is written in its recurrence's zone, one event in a zone exact over its own span
+    if recurrence is not None:
+        zone = recurrence["range"]["recurrenceTimeZone"]
+    else:
+        zone = single_zone(draft.time_zone, draft.start, draft.end)
     payload: dict[str, Any] = {
         "subject": draft.subject,
         "body": {"contentType": draft.body_type, "content": draft.body},
         "location": {"displayName": draft.location},
-        "start": _graph_time(draft.start, draft.time_zone, zone),
-        "end": _graph_time(draft.end, draft.time_zone, zone),
+        "start": _graph_time(draft.start, zone),
+        "end": _graph_time(draft.end, zone),
         "isAllDay": draft.all_day,
         "showAs": draft.show_as,
         "sensitivity": draft.sensitivity,
@@ -59,9 +68,7 @@ def event_payload(draft: EventDraft) -> dict[str, Any]:
             {"type": "required", "emailAddress": {"name": a.name, "address": a.address}}
             for a in draft.attendees
         ],
-        "recurrence": rules.to_graph(draft.recurrence.rrule, draft.start, draft.time_zone)
-        if draft.recurrence
-        else None,
+        "recurrence": recurrence,
         "singleValueExtendedProperties": [{"id": APPOINTMENT_PROPERTY_ID, "value": draft.appointment_id}],
     }
     if draft.online_meeting:
@@ -71,10 +78,10 @@ def event_payload(draft: EventDraft) -> dict[str, Any]:
 
 
 def occurrence_payload(draft: EventDraft, override: Override) -> dict[str, Any]:
-    zone = windows_zone(draft.time_zone)
+    zone = single_zone(draft.time_zone, override.start, override.end)
     payload: dict[str, Any] = {
-        "start": _graph_time(override.start, draft.time_zone, zone),
-        "end": _graph_time(override.end, draft.time_zone, zone),
+        "start": _graph_time(override.start, zone),
+        "end": _graph_time(override.end, zone),
     }
     if override.subject is not None:
         payload["subject"] = override.subject
@@ -85,10 +92,9 @@ def occurrence_payload(draft: EventDraft, override: Override) -> dict[str, Any]:
     return payload
 
 
-def _graph_time(value: datetime | date, iana: str, windows: str) -> dict[str, str]:
+def _graph_time(value: datetime | date, windows: str) -> dict[str, str]:
     if isinstance(value, datetime):
-        wall = value.astimezone(require_zone(iana)).replace(tzinfo=None)
-        return {"dateTime": wall.isoformat(timespec="seconds"), "timeZone": windows}
+        return {"dateTime": wall_clock(value, windows).isoformat(timespec="seconds"), "timeZone": windows}
     return {"dateTime": f"{value.isoformat()}T00:00:00", "timeZone": windows}
 
 
