@@ -276,3 +276,91 @@ async def test_disconnect_purges_state_and_secrets(connector: Connector) -> None
         wait_for(lambda: api.get(f"/api/v1/tenants/{org['id']}").json()["state"] == "disconnected")
         assert api.get(f"/api/v1/tenants/{org['id']}/users").json()["total"] == 0
         assert api.delete(f"/api/v1/tenants/{org['id']}").status_code == 202  # idempotent
+
+
+def _feed(api: Any, tid: str, cursor: int = 0) -> list[dict[str, Any]]:
+    answer = api.get(f"/api/v1/tenants/{tid}/changes", params={"cursor": cursor, "limit": 1000})
+    assert answer.status_code == 200, answer.text
+    return list(answer.json()["value"])
+
+
+async def test_disconnected_tenant_reconnects(connector: Connector) -> None:
+    org = await new_organisation(connector)
+    tid = org["domain"]
+    first = create(connector, org)
+    assert first.status_code == 201, first.text
+    assert "Connected" in consent(connector, first.json()["consent_url"]).text
+    with connector.api() as api:
+        staff = f"/api/v1/tenants/{tid}/staff/s-adele"
+        assert api.put(staff, json={"upn": f"adele@{org['domain']}"}).json()["match"] == "matched"
+        assert api.delete(f"/api/v1/tenants/{tid}").status_code == 202
+        wait_for(lambda: api.get(f"/api/v1/tenants/{tid}").json()["state"] == "disconnected", 60)
+        before = _feed(api, tid)
+        cursor = int(before[-1]["sequence"])  # a host that kept its cursor
+        assert before[-1]["type"] == "tenant.disconnected"
+        refused = api.post(f"/api/v1/tenants/{tid}/reauthorize")
+        assert refused.status_code == 409 and "POST /tenants" in refused.json()["error"]["message"]
+
+    again = create(connector, org)  # the same body as the first time
+
+    assert again.status_code == 201, again.text
+    assert again.json()["state"] == "pending_consent" and again.json()["consent_url"]
+    assert "Connected" in consent(connector, again.json()["consent_url"]).text
+    with connector.api() as api:
+        assert api.get(f"/api/v1/tenants/{tid}/users").json()["total"] == 0  # the old rows were purged
+        assert api.put(staff, json={"upn": f"adele@{org['domain']}"}).json()["match"] == "matched"
+        wait_for(lambda: api.get(f"/api/v1/tenants/{tid}").json()["state"] in ("active", "degraded"), 60)
+        after = _feed(api, tid, cursor)
+        assert after and after[0]["type"] == "tenant.connected"
+        assert [int(c["sequence"]) for c in after] == list(range(cursor + 1, cursor + 1 + len(after)))
+
+
+async def test_disconnected_customer_app_tenant_reconnects_with_its_recovered_secret(
+    connector: Connector,
+) -> None:
+    org = await new_organisation(connector)
+    async with connector.control() as control:
+        app = await control.create_app(
+            "Own app",
+            org["id"],
+            permissions=["User.Read.All", "Calendars.ReadWrite"],
+            secrets=[{"value": "own-secret-kept-by-the-vault"}],
+            consent=True,
+        )
+    body = {
+        "tenant_id": org["id"],
+        "display_name": "Org",
+        "auth": {
+            "mode": "customer_app",
+            "client_id": app["client_id"],
+            "client_secret": "own-secret-kept-by-the-vault",
+        },
+    }
+    with connector.api() as api:
+        assert api.post("/api/v1/tenants", json=body).status_code == 201
+        assert api.delete(f"/api/v1/tenants/{org['id']}").status_code == 202
+        wait_for(lambda: api.get(f"/api/v1/tenants/{org['id']}").json()["state"] == "disconnected", 60)
+
+        again = api.post("/api/v1/tenants", json=body)  # Key Vault holds the name soft-deleted: recovered
+
+        assert again.status_code == 201, again.text
+        assert again.json()["state"] == "connecting"
+        matched = api.put(f"/api/v1/tenants/{org['id']}/staff/s1", json={"upn": f"adele@{org['domain']}"})
+        assert matched.json()["match"] == "matched"  # the connector signs in with the secret it wrote
+
+
+async def test_one_organisation_cannot_be_registered_twice(connector: Connector) -> None:
+    org = await new_organisation(connector)
+    with connector.api() as api:
+        by_guid = {"tenant_id": org["id"], "display_name": "Org", "auth": {"mode": "admin_consent"}}
+        assert api.post("/api/v1/tenants", json=by_guid).status_code == 201
+
+        by_domain = create(connector, org)  # its verified domain: the same directory
+
+        assert by_domain.status_code == 409, by_domain.text
+        error = by_domain.json()["error"]
+        assert error["field"] == "tenant_id" and f"'{org['id']}'" in error["message"]
+        assert api.get(f"/api/v1/tenants/{org['domain']}").status_code == 404
+        assert api.delete(f"/api/v1/tenants/{org['id']}").status_code == 202
+        wait_for(lambda: api.get(f"/api/v1/tenants/{org['id']}").json()["state"] == "disconnected", 60)
+    assert create(connector, org).status_code == 201  # a completed disconnect frees the organisation
