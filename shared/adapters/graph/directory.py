@@ -117,19 +117,45 @@ class GraphDirectory:
         return list(found.values())
 
     async def mailbox_access(self, tenant: Tenant, user_ids: Sequence[str]) -> dict[str, MailboxAccess]:
-        """Probe each mailbox with the cheapest calendar read, 20 per `$batch`; throttled items retried."""
+        """Probe each mailbox with the cheapest calendar read, 20 per `$batch` (one mailbox alone: the read
+        itself, since a `$batch` of one costs Graph a request more); throttled probes retried."""
         graph = await self._graph(tenant)
         results: dict[str, MailboxAccess] = {}
         pending = list(dict.fromkeys(user_ids))
         for _ in range(MAX_BATCH_ROUNDS):
             if not pending:
                 break
-            pending, wait = await _probe_round(graph, pending, results)
+            probe_round = _probe_alone if len(pending) == 1 else _probe_round
+            pending, wait = await probe_round(graph, pending, results)
             if pending:
                 await asyncio.sleep(min(wait or 1.0, 30.0))
         if pending:
             raise Throttled(429, "TooManyRequests", "mailbox probes stayed throttled", 30.0)
         return results
+
+
+def _probe_url(user_id: str) -> str:
+    return f"/users/{user_id}/events?$top=1&$select=id"
+
+
+async def _probe_alone(
+    graph: TenantGraph, pending: list[str], results: dict[str, MailboxAccess]
+) -> tuple[list[str], float]:
+    """One mailbox's probe as a plain request; answers as `_probe_round` does."""
+    [uid] = pending
+    try:
+        await graph.request_json("GET", _probe_url(uid))
+    except AuthFailed as error:
+        raise TenantAccessError(f"{error.code}: {error.message}") from error
+    except Throttled as error:
+        return [uid], error.retry_after
+    except GraphError as error:
+        if error.status >= 500:
+            return [uid], 1.0
+        results[uid] = _access_from(error.status, {"error": {"code": error.code}})
+        return [], 0.0
+    results[uid] = MailboxAccess.OK
+    return [], 0.0
 
 
 async def _probe_round(
@@ -141,10 +167,7 @@ async def _probe_round(
     gate = asyncio.Semaphore(CONCURRENT_BATCHES)
 
     async def probe(chunk: list[str]) -> None:
-        requests = [
-            {"id": str(i), "method": "GET", "url": f"/users/{uid}/events?$top=1&$select=id"}
-            for i, uid in enumerate(chunk)
-        ]
+        requests = [{"id": str(i), "method": "GET", "url": _probe_url(uid)} for i, uid in enumerate(chunk)]
         try:
             async with gate:
                 answer = await graph.request_json("POST", "/$batch", {"requests": requests})
