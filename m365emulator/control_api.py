@@ -526,7 +526,7 @@ async def remove_subscription(request: web.Request) -> web.Response:
 
 
 async def revoke_tokens(request: web.Request) -> web.Response:
-    """A revocation event for the app in the tenant (contract §1.4): Graph refuses its CAE tokens issued
+    """A revocation event for the app in the tenant (contract §1.5): Graph refuses its CAE tokens issued
     until now with a claims challenge; a token request carrying the challenge's claims gets a new one."""
     emu = emulator_of(request)
     tenant = tenant_of(emu, request)

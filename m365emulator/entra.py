@@ -1,6 +1,6 @@
 """Entra ID (contract §1): OpenID and instance discovery as MSAL reads them, and the
 client-credentials token endpoint per tenant, with Entra's AADSTS errors, honouring a `claims` request
-(client capabilities, the answer to a claims challenge: contract §1.4)."""
+(client capabilities, the answer to a claims challenge: contract §1.5)."""
 
 from __future__ import annotations
 

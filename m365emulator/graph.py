@@ -297,7 +297,7 @@ def _authenticate(request: web.Request, emu: Emulator) -> TokenClaims:
         )
     revoked_at = emu.issuer.revoked_at(claims)
     if revoked_at is not None and "cp1" in claims.capabilities:
-        # CAE (contract §1.4): only a client that declared cp1 is challenged; the others keep their token.
+        # CAE (contract §1.5): only a client that declared cp1 is challenged; the others keep their token.
         raise GraphError(
             401,
             "InvalidAuthenticationToken",

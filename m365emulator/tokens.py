@@ -3,7 +3,7 @@
 Real Entra signs with RS256 and publishes its keys; nothing in the connector validates tokens (the
 client-credentials doc tells clients not to), so a symmetric key keeps the emulator simple.
 
-Continuous Access Evaluation (contract §1.4): a token request may carry a `claims` parameter, with the
+Continuous Access Evaluation (contract §1.5): a token request may carry a `claims` parameter, with the
 client's capabilities (`{"access_token":{"xms_cc":{"values":["cp1"]}}}`, which azure-identity sends when
 CAE is enabled) and the answer to a claims challenge (`{"access_token":{"nbf":{"essential":true,
 "value":"<unix time>"}}}`). A revocation event for an app in a tenant (its service principal disabled,
@@ -45,7 +45,7 @@ class TokenClaims:
     roles: frozenset[str]
     issued_at: int
     expires_at: int
-    capabilities: frozenset[str] = frozenset()
+    capabilities: frozenset[str] = frozenset()  # xms_cc, lower-cased
 
     @property
     def is_vault(self) -> bool:
@@ -60,7 +60,7 @@ class InvalidToken(Exception):
 class ClaimsRequest:
     """What a token request's `claims` parameter asks of the access token."""
 
-    capabilities: frozenset[str] = frozenset()  # xms_cc values, lower-cased
+    capabilities: frozenset[str] = frozenset()  # xms_cc values as asked ("CP1" from azure-identity)
     not_before: int | None = None  # an essential nbf: the token must be issued at or after it
 
 
@@ -83,7 +83,7 @@ def parse_claims_request(text: str) -> ClaimsRequest:
         not_before = int(nbf["value"]) if "value" in nbf else None
     except (TypeError, ValueError) as exc:
         raise ValueError("nbf's value is a unix time") from exc
-    return ClaimsRequest(frozenset(str(v).lower() for v in values), not_before)
+    return ClaimsRequest(frozenset(str(v) for v in values), not_before)
 
 
 def claims_challenge(revoked_at: int) -> str:

@@ -344,3 +344,63 @@ async def test_graph_rejects_missing_and_forged_tokens(emulator_reset):
     assert missing.status_code == 401
     assert missing.json()["error"]["code"] == "InvalidAuthenticationToken"
     assert forged.status_code == 401
+
+
+# --- Continuous Access Evaluation: client capabilities and claims challenges ------------------------
+
+
+async def test_tokens_declare_client_capabilities_only_when_the_request_asks(connector):
+    assert "xms_cc" not in claims(connector.token)  # no `claims` in the request
+    cae = await connector.cred.get_token("https://graph.microsoft.com/.default", enable_cae=True)
+    assert claims(cae.token)["xms_cc"] == ["CP1"]  # azure-identity's {"access_token":{"xms_cc":…}}
+
+
+async def test_a_malformed_claims_request_is_aadsts50117(emulator_reset):
+    emulator = emulator_reset
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": emulator.client_id,
+        "client_secret": emulator.client_secret,
+        "scope": "https://graph.microsoft.com/.default",
+        "claims": "{not json",
+    }
+    async with httpx.AsyncClient(verify=emulator.ssl_context()) as http:
+        refused = await http.post(f"{emulator.authority}/{emulator.tenant_id}/oauth2/v2.0/token", data=form)
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_request"
+    assert refused.json()["error_codes"] == [50117]
+
+
+async def test_a_revocation_event_challenges_cae_tokens_and_the_sdk_answers_with_their_claims(
+    connector, control
+):
+    """CAE for workload identities: Graph refuses the app's cp1 tokens issued before the event with a
+    claims challenge, keeps the others to their expiry, and a token requested with the claims is taken;
+    msgraph-sdk (kiota) answers the challenge by itself."""
+    await connector.graph.users.get()  # kiota asks for a CAE token (cp1) and caches it
+    cae = (await connector.cred.get_token("https://graph.microsoft.com/.default", enable_cae=True)).token
+    await control.advance_clock(minutes=1)
+    revoked_at = await control.revoke_tokens(connector.tenant_id, connector.emulator.client_id)
+
+    challenged = await connector.http.get("users", headers={"Authorization": f"Bearer {cae}"})
+    kept = await connector.http.get("users")  # the token of a client that did not declare cp1
+
+    assert challenged.status_code == 401
+    error = challenged.json()["error"]
+    assert error["code"] == "InvalidAuthenticationToken"
+    assert "TokenIssuedBeforeRevocationTimestamp" in error["message"]
+    header = challenged.headers["WWW-Authenticate"]
+    assert header.startswith("Bearer ") and 'error="insufficient_claims"' in header
+    encoded = header.split('claims="', 1)[1].split('"', 1)[0]
+    assert json.loads(base64.b64decode(encoded)) == {
+        "access_token": {"nbf": {"essential": True, "value": str(revoked_at)}}
+    }
+    assert kept.status_code == 200
+
+    users = await connector.graph.users.get()  # 401, a token requested with the claims, the retry
+
+    assert users is not None and users.value
+    asked = (await control.stats())["token_claims"][-1]["access_token"]
+    assert asked["nbf"] == {"essential": True, "value": str(revoked_at)}
+    again = (await connector.cred.get_token("https://graph.microsoft.com/.default", enable_cae=True)).token
+    assert claims(again)["iat"] >= revoked_at
