@@ -117,12 +117,17 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "POST",
         "v1/tenants",
         "createTenant",
-        "Create a tenant by admin consent (answers the consent URL) or with the customer's own app.",
+        "Create a tenant by admin consent (answers the consent URL) or with the customer's own app; for a "
+        "disconnected tenant, connect it again (its feed numbering goes on).",
         "function",
         {
-            201: ("Created.", ref("Tenant")),
+            201: ("Created, or a disconnected tenant connecting again.", ref("Tenant")),
             400: ("Bad input; the body names the field.", ERROR),
-            409: ("The tenant exists.", ERROR),
+            409: (
+                "The tenant exists and is not disconnected (or is still disconnecting: retry shortly), or "
+                "another tenant key holds the same organisation (the message names it).",
+                ERROR,
+            ),
             422: ("Unknown tenant, or the customer's app could not sign in.", ERROR),
         },
         request=ref("TenantCreate"),
@@ -166,7 +171,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             200: ("The tenant, with consent_url for admin consent.", ref("Tenant")),
             400: ("Bad input.", ERROR),
             404: ("Unknown tenant.", ERROR),
-            409: ("The tenant is disconnected.", ERROR),
+            409: ("The tenant is disconnecting or disconnected (POST /v1/tenants reconnects it).", ERROR),
             422: ("The new secret does not sign in.", ERROR),
         },
         request={
