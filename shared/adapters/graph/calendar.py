@@ -34,6 +34,7 @@ from shared.adapters.graph.errors import (
     NotFound,
     SyncStateLost,
     Throttled,
+    refusal_reason,
 )
 from shared.adapters.graph.events import parse_delta_page, parse_graph_datetime
 from shared.domain.calendar import APPOINTMENT_PROPERTY_ID, DeltaItem
@@ -53,7 +54,6 @@ UTC_TIMES: Final = 'outlook.timezone="UTC"'
 TRANSLATE_BATCH: Final = 1000  # translateExchangeIds takes at most this many ids per request
 MAX_PAGES: Final = 10_000  # a guard against a server that never ends a round
 TRANSIENT_RETRY_AFTER: Final = 10.0  # seconds, for a 5xx or a broken connection without Retry-After
-TOKEN_REQUEST_FAILED: Final = "token_request_failed"  # noqa: S105 - errors.py's code for a refused token request
 CHANGE_TYPES: Final = "created,updated,deleted"
 
 NO_USER: Final = {"errorinvaliduser", "request_resourcenotfound", "resourcenotfound"}
@@ -100,16 +100,9 @@ class GraphPort:
             return DeltaTokenRejected(f"{error.status} {error.code}: {error.message}")
         if isinstance(error, Throttled):
             return RateLimited(error.retry_after, f"{error.status} {error.code}: {error.message}")
-        if isinstance(error, AuthFailed) and error.code.lower() == TOKEN_REQUEST_FAILED:
-            return TenantAccessError(f"Entra refused the app's token request: {error.message}")
         if isinstance(error, AuthFailed):
-            # The request was sent again with a new token (client.py) and Graph refused that one too.
-            return TenantAccessError(
-                f"authentication failed: Microsoft Graph refused a newly issued token for this tenant "
-                f"({error.status} {error.code}: {error.message}); an administrator must check the app "
-                "in Entra (a disabled service principal, a Conditional Access policy for workload "
-                "identities) and reauthorize"
-            )
+            # A refused token request, or Graph refusing a new token too (client.py sent it once more).
+            return TenantAccessError(refusal_reason(error))
         if isinstance(error, NotFound) and graph_user_id is not None:
             return MailboxUnavailable(_not_found_reason(error, graph_user_id))
         if isinstance(error, AccessDenied):

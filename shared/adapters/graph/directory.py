@@ -11,7 +11,14 @@ import httpx
 from azure.core.credentials_async import AsyncTokenCredential
 
 from shared.adapters.graph.client import GraphClients, TenantGraph, TenantKey, tls_verify
-from shared.adapters.graph.errors import AccessDenied, AuthFailed, GraphError, NotFound, Throttled
+from shared.adapters.graph.errors import (
+    AccessDenied,
+    AuthFailed,
+    GraphError,
+    NotFound,
+    Throttled,
+    refusal_reason,
+)
 from shared.domain.tenants import Tenant
 from shared.domain.users import DirectoryUser, MailboxAccess, StaffMember
 from shared.service.ports import TenantAccessError
@@ -74,7 +81,7 @@ class GraphDirectory:
         try:
             await graph.request_json("GET", "/users?$top=1&$select=id")
         except (AuthFailed, AccessDenied) as error:
-            raise TenantAccessError(f"{error.code}: {error.message}") from error
+            raise TenantAccessError(refusal_reason(error)) from error
 
     async def list_users(self, tenant: Tenant) -> list[DirectoryUser]:
         graph = await self._graph(tenant)
@@ -86,7 +93,7 @@ class GraphDirectory:
                 users += [_user(raw) for raw in page.get("value", [])]
                 url = page.get("@odata.nextLink")
         except (AuthFailed, AccessDenied) as error:
-            raise TenantAccessError(f"{error.code}: {error.message}") from error
+            raise TenantAccessError(refusal_reason(error)) from error
         return users
 
     async def find_candidates(self, tenant: Tenant, staff: StaffMember) -> list[DirectoryUser]:
@@ -113,7 +120,7 @@ class GraphDirectory:
                     if found:
                         break
         except (AuthFailed, AccessDenied) as error:
-            raise TenantAccessError(f"{error.code}: {error.message}") from error
+            raise TenantAccessError(refusal_reason(error)) from error
         return list(found.values())
 
     async def mailbox_access(self, tenant: Tenant, user_ids: Sequence[str]) -> dict[str, MailboxAccess]:
@@ -146,7 +153,7 @@ async def _probe_alone(
     try:
         await graph.request_json("GET", _probe_url(uid))
     except AuthFailed as error:
-        raise TenantAccessError(f"{error.code}: {error.message}") from error
+        raise TenantAccessError(refusal_reason(error)) from error
     except Throttled as error:
         return [uid], error.retry_after
     except GraphError as error:
@@ -172,7 +179,7 @@ async def _probe_round(
             async with gate:
                 answer = await graph.request_json("POST", "/$batch", {"requests": requests})
         except AuthFailed as error:
-            raise TenantAccessError(f"{error.code}: {error.message}") from error
+            raise TenantAccessError(refusal_reason(error)) from error
         except Throttled as error:
             retry.extend(chunk)
             waits.append(error.retry_after)
@@ -224,7 +231,7 @@ class GraphCustomerApps:
             graph = self._clients.graph_with(credential)
             await graph.request_json("GET", "/users?$top=1&$select=id")
         except (AuthFailed, AccessDenied) as error:
-            raise TenantAccessError(f"{error.code}: {error.message}") from error
+            raise TenantAccessError(refusal_reason(error)) from error
         finally:
             await credential.close()
         await self._clients.forget(TenantKey(directory_id, client_id))  # a rotated secret: rebuild the client

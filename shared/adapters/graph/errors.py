@@ -37,6 +37,24 @@ class AuthFailed(GraphError):
     """The tenant's token could not be had, or Graph rejected it (401)."""
 
 
+TOKEN_REQUEST_FAILED = "token_request_failed"  # noqa: S105 - the code of a refused token request
+
+
+def refusal_reason(error: GraphError) -> str:
+    """Why the tenant refuses the app, in words for the tenant's `last_error` and the feed. A 401 from
+    Graph has already met a new token (`client.py`): the tenant's authentication failed."""
+    if isinstance(error, AuthFailed) and error.code == TOKEN_REQUEST_FAILED:
+        return f"Entra refused the app's token request: {error.message}"
+    if isinstance(error, AuthFailed):
+        return (
+            f"authentication failed: Microsoft Graph refused a newly issued token for this tenant "
+            f"({error.status} {error.code}: {error.message}); an administrator must check the app "
+            "in Entra (a disabled service principal, a Conditional Access policy for workload "
+            "identities) and reauthorize"
+        )
+    return f"{error.code}: {error.message}"
+
+
 class SyncStateLost(GraphError):
     """A delta token Graph no longer knows (410 SyncStateNotFound, resyncRequired)."""
 
@@ -77,7 +95,7 @@ def from_sdk(error: BaseException) -> GraphError:
     if isinstance(error, GraphError):
         return error
     if isinstance(error, ClientAuthenticationError):
-        return AuthFailed(401, "token_request_failed", _first_line(str(error.message or error)))
+        return AuthFailed(401, TOKEN_REQUEST_FAILED, _first_line(str(error.message or error)))
     status = int(getattr(error, "response_status_code", 0) or 0)
     detail = getattr(error, "error", None)
     code = str(getattr(detail, "code", "") or "unknown")
