@@ -631,6 +631,11 @@ REFUSED: dict[str, tuple[Any, int, str]] = {
     "naive-time-without-zone": (bad(time_zone=None), 400, "start"),
     "unknown-zone": (bad(time_zone="Mars/Olympus_Mons"), 400, "time_zone"),
     "windows-zone-name": (bad(time_zone="W. Europe Standard Time"), 400, "time_zone"),
+    "series-in-a-zone-no-windows-zone-keeps": (  # +00 and +02 in summer: Outlook would move occurrences
+        weekly_on_monday(rrule="FREQ=WEEKLY;BYDAY=MO") | {"time_zone": "Antarctica/Troll"},
+        422,
+        "time_zone",
+    ),
     "all-day-with-times": (bad(all_day=True), 400, "start"),
     "unknown-staff": (bad(staff_ids=["s-adele", "s-nobody"]), 422, "staff_ids[1]"),
     "oversized-body": (bad(body="x" * 1_100_000), 413, "body"),
@@ -1256,3 +1261,49 @@ def test_a_meeting_update_reaches_the_attendee_copies_and_staff_changes_follow(m
     wait_for(lambda: get(org, appointment_id).status_code == 404)
     assert events(org, org.user("adele"), f"{subject} (moved)") == []
     never_echoed(org, since, names=("adele", "ben", "carla"))
+
+
+# --- zones whose CLDR Windows name keeps other clocks ----------------------------------------------------
+
+
+@pytest.mark.parametrize("zone", ["America/Scoresbysund", "Antarctica/Casey", "Antarctica/Vostok"])
+def test_an_appointment_in_a_zone_cldr_maps_to_other_clocks_lands_at_the_hosts_instants(
+    org: Org, zone: str
+) -> None:
+    """CLDR names Azores, Central Pacific and Central Asia Standard Time for these zones: 1 to 3 hours off."""
+    appointment_id, subject = unique("cldr-zone")
+    day = TODAY + timedelta(days=9)
+    body = {
+        "subject": subject,
+        "start": f"{day}T10:00:00",
+        "end": f"{day}T11:00:00",
+        "time_zone": zone,
+        "staff_ids": ["s-adele"],
+    }
+    assert put(org, appointment_id, body).status_code == 202
+    assert settled(org, appointment_id, 1)["state"] == "synced"
+
+    mine = only(events(org, org.user("adele"), subject), "adele")
+    expected = datetime.combine(day, time(10), ZoneInfo(zone)).astimezone(UTC)
+    assert (instant(mine["start"]), instant(mine["end"])) == (expected, expected + timedelta(hours=1))
+
+    series_id, series_subject = unique("cldr-zone-series")
+    monday = following(TODAY + timedelta(days=14), 0)
+    weekly = {
+        **body,
+        "subject": series_subject,
+        "start": f"{monday}T10:00:00",
+        "end": f"{monday}T11:00:00",
+        "recurrence": {"rrule": "FREQ=WEEKLY;COUNT=4"},
+    }
+    assert put(org, series_id, weekly).status_code == 202
+    assert settled(org, series_id, 1)["state"] == "synced"
+    master = only(events(org, org.user("adele"), series_subject), "series master")
+    start = datetime.combine(monday, time(), ZoneInfo(zone)) - timedelta(days=1)
+    found = [
+        e
+        for e in view(org, org.user("adele"), start, start + timedelta(days=30))
+        if e.get("seriesMasterId") == master["id"]
+    ]
+    wanted = [datetime.combine(monday + timedelta(weeks=n), time(10), ZoneInfo(zone)) for n in range(4)]
+    assert sorted(instant(e["start"]) for e in found) == [w.astimezone(UTC) for w in wanted]
