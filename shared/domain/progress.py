@@ -4,7 +4,9 @@ can drift).
 The work is every staff member the tenant has: one not matched yet, or matched and not migrated yet, is
 work to do; one synced, failed, or with nothing to migrate (unmatched, no mailbox, forbidden, disabled) is
 done. Matching a batch of staff only moves users from "to do" to "done" or keeps them to do, so within one
-migration the percentage never goes down; staff added (or a mailbox moved by a rematch) are more work.
+migration the percentage never goes down; staff added (or a mailbox moved by a rematch) are more work. In
+the all-users scope the directory is the staff: until discovery has stored every user, the work is not
+known, and the percentage stays 0.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from datetime import datetime
 from math import ceil
 from typing import Final
 
-from shared.domain.tenants import TenantState
+from shared.domain.tenants import TenantState, UserScope
 from shared.domain.users import MatchStatus, SyncState, UserRecord
 
 MIGRATED: Final = frozenset({SyncState.SYNCED, SyncState.ERROR})  # a migration ran to its end
@@ -55,7 +57,12 @@ def finished(user: UserRecord) -> bool:
 
 
 def progress(
-    state: TenantState, users: Sequence[UserRecord], connected_at: datetime | None, now: datetime
+    state: TenantState,
+    users: Sequence[UserRecord],
+    connected_at: datetime | None,
+    now: datetime,
+    *,
+    scope: UserScope = UserScope.STAFF,
 ) -> Progress:
     by_match = Counter(u.match.value for u in users)
     by_state = Counter(u.sync_state.value for u in users if u.match is MatchStatus.MATCHED)
@@ -63,9 +70,10 @@ def progress(
     total = len(users)
     done = total - len(waiting)
     phase = _phase(state, waiting)
+    counting = state is TenantState.CONNECTING and scope is UserScope.ALL_USERS  # discovery adds users
     if phase == "done":
         percent = 100
-    elif not total:
+    elif not total or counting:
         percent = 0  # no work known yet: not "100 % of nothing"
     else:
         # Rounded down, and below 100 until the phase is done (discovery may still add staff).
@@ -73,7 +81,7 @@ def progress(
     eta: int | None = None
     if phase == "done":
         eta = 0
-    elif phase in ("matching", "migrating"):
+    elif phase in ("matching", "migrating") and not counting:
         eta = _eta(state, users, waiting, connected_at, now)
     return Progress(phase, percent, total, done, dict(by_match), dict(by_state), eta)
 

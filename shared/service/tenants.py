@@ -414,4 +414,6 @@ async def mark_consent_revoked(services: Services, tenant_id: str, reason: str) 
 
 async def tenant_progress(services: Services, tenant: Tenant) -> Progress:
     users = await services.users.list_all(tenant.tenant_id)
-    return progress(tenant.state, users, tenant.connected_at, services.clock.now())
+    return progress(
+        tenant.state, users, tenant.connected_at, services.clock.now(), scope=tenant.settings.user_scope
+    )

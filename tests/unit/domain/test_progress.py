@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.domain.progress import progress
-from shared.domain.tenants import TenantState
+from shared.domain.tenants import TenantState, UserScope
 from shared.domain.users import DirectoryUser, Match, MatchStatus, StaffMember, SyncState, UserRecord
 
 pytestmark = pytest.mark.unit
@@ -115,23 +115,28 @@ STEPS = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(1, 40), STEPS)
+@given(st.sampled_from(UserScope), st.integers(1, 40), st.integers(0, 60), STEPS)
 def test_progress_over_one_migration_never_decreases_and_reaches_100_exactly_when_all_is_done(
-    size: int, steps: list[tuple[str, int]]
+    scope: UserScope, size: int, directory_only: int, steps: list[tuple[str, int]]
 ) -> None:
     users = [staff(n) for n in range(size)]
+    # The all-users scope: discovery stores the directory's other users batch by batch as it goes.
+    unseen = [staff(n) for n in range(size, size + directory_only)] if scope is UserScope.ALL_USERS else []
     state, now = TenantState.CONNECTING, CONNECTED
-    before = progress(TenantState.PENDING_CONSENT, users, None, now)
+    before = progress(TenantState.PENDING_CONSENT, users, None, now, scope=scope)
     assert before.percent == 0
     migrated = 0
     for step, pick in steps:
         now += timedelta(seconds=pick % 7)
         if step == "match":  # discovery saves a batch of matches
             waiting = [i for i, u in enumerate(users) if u.match is MatchStatus.PENDING]
-            for k, i in enumerate(waiting[: 1 + pick % 25]):
+            batch = 1 + pick % 25
+            for k, i in enumerate(waiting[:batch]):
                 seed = pick + k
                 status = MatchStatus.MATCHED if seed % 3 else NOT_MATCHED[seed % len(NOT_MATCHED)]
                 users[i] = matched(users[i], now, status)
+            users += [matched(u, now) for u in unseen[:batch]]
+            del unseen[:batch]
         elif step in ("start", "finish"):
             todo = [
                 i
@@ -145,13 +150,13 @@ def test_progress_over_one_migration_never_decreases_and_reaches_100_exactly_whe
                 else:
                     users[i] = (synced if pick % 5 else failed)(users[i], now)
                     migrated += 1
-        elif step == "discovered" and not any(u.match is MatchStatus.PENDING for u in users):
+        elif step == "discovered" and not unseen and not any(u.match is MatchStatus.PENDING for u in users):
             state = TenantState.MIGRATING
-        shown = progress(state, users, CONNECTED, now)
+        shown = progress(state, users, CONNECTED, now, scope=scope)
         assert shown.percent >= before.percent, (before, shown)
         all_done = state is TenantState.MIGRATING and shown.done == shown.total
         assert (shown.percent == 100) == all_done
         assert (shown.phase == "done") == all_done
-        if migrated and not all_done:
+        if migrated and not all_done and (state is TenantState.MIGRATING or scope is UserScope.STAFF):
             assert shown.eta_seconds is not None and shown.eta_seconds >= 0
         before = shown
