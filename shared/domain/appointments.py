@@ -16,12 +16,16 @@ compares the two and answers the steps that make Outlook hold the host's current
 
 from __future__ import annotations
 
+import hashlib
+import html
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Final
 
+from shared.domain import recurrence as rules
 from shared.domain.tenants import MultiStaffMode
 
 TRANSACTION_PREFIX: Final = "connector/"  # a transactionId of the connector: connector/{appt}/{staff}/{gen}
@@ -350,6 +354,106 @@ def draft_for(appointment: Appointment, role: CopyRole, invitees: Sequence[Invit
         recurrence=appointment.recurrence,
         attendees=attendees,
     )
+
+
+# --- telling Outlook's version from the draft -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenShape:
+    """What the connector writes into an event, in a form a draft compares with whatever Exchange did to it.
+
+    Exchange rewrites what it stores: a text body comes back as HTML, an HTML body wrapped in a document of
+    its own; times come back in another zone. So the body counts by its words, times by their instants, a
+    series by the RRULE its pattern reads back as; `cancelled` holds a series' cancelled occurrences."""
+
+    digest: str
+    cancelled: frozenset[date] = frozenset()
+
+    def holds(self, draft: EventDraft) -> bool:
+        """Whether the event holds the draft (the connector's own write, even when Graph's answer to it was
+        lost): the same content, and no occurrence cancelled but those the host cancelled."""
+        expected = draft_shape(draft)
+        if expected is None or expected.digest != self.digest:
+            return False
+        exdates = set(draft.recurrence.exdates) if draft.recurrence is not None else set()
+        return self.cancelled <= exdates
+
+
+def written_shape(
+    *,
+    subject: str,
+    body: str,
+    body_type: str,
+    location: str,
+    start: datetime | date,
+    end: datetime | date,
+    all_day: bool,
+    show_as: str,
+    sensitivity: str,
+    categories: Sequence[str],
+    attendees: Sequence[str],
+    rrule: str | None,
+    cancelled: Sequence[date] = (),
+) -> WrittenShape:
+    """The shape of an event as Graph answered it (`rrule`: its pattern read back with `from_graph`)."""
+    parts = (
+        subject,
+        body_words(body, body_type),
+        location,
+        _instant(start),
+        _instant(end),
+        all_day,
+        show_as.lower(),
+        sensitivity.lower(),
+        tuple(sorted(categories)),
+        tuple(sorted(a.lower() for a in attendees)),
+        rrule or "",
+    )
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+    return WrittenShape(digest, frozenset(cancelled))
+
+
+def draft_shape(draft: EventDraft) -> WrittenShape | None:
+    """The shape an event holding `draft` has (None for a series whose pattern cannot be written)."""
+    rrule = None
+    if draft.recurrence is not None:
+        try:
+            rrule = rules.from_graph(rules.to_graph(draft.recurrence.rrule, draft.start, draft.time_zone))
+        except ValueError:
+            return None
+    return written_shape(
+        subject=draft.subject,
+        body=draft.body,
+        body_type=draft.body_type,
+        location=draft.location,
+        start=draft.start,
+        end=draft.end,
+        all_day=draft.all_day,
+        show_as=draft.show_as,
+        sensitivity=draft.sensitivity,
+        categories=draft.categories,
+        attendees=[a.address for a in draft.attendees],
+        rrule=rrule,
+    )
+
+
+_HIDDEN: Final = re.compile(r"<(script|style|head|title)\b[^>]*>.*?</\1\s*>|<!--.*?-->", re.S | re.I)
+_TAG: Final = re.compile(r"<[^>]+>")
+
+
+def body_words(content: str, content_type: str) -> str:
+    """A body's words, one space apart: the same for a text body and the HTML Exchange makes of it, and
+    for an HTML body and the document Exchange wraps it in."""
+    if content_type.lower() == "html":
+        content = html.unescape(_TAG.sub(" ", _HIDDEN.sub(" ", content)))
+    return " ".join(content.split())
+
+
+def _instant(value: datetime | date) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.isoformat()
 
 
 def _with_customers(body: str, body_type: str, customers: Sequence[Customer]) -> str:

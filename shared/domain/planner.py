@@ -224,10 +224,11 @@ def _status_of(
 
 
 def _connector_made(event: OutlookEvent, before: ItemStatus | None, master: ItemStatus | None) -> bool:
-    """Written by the connector (its status says so, or its series master's, or its transactionId)."""
+    """Written by the connector (its status says so, or its series master's, or its transactionId, which
+    Graph never lets anyone change)."""
     if (before is not None and before.written) or (master is not None and master.written):
         return True
-    return before is None and appointment_of_transaction(event.transaction_id) is not None
+    return appointment_of_transaction(event.transaction_id) is not None
 
 
 def _observe_own(
@@ -235,7 +236,9 @@ def _observe_own(
 ) -> None:
     """A connector event (or an occurrence of a connector series). Its echo, carrying the change key of the
     connector's last write, is only recorded; a new change key with new content is an edit in Outlook: the
-    appointment is rechecked, and the tenant's conflict policy decides."""
+    appointment is rechecked, and the tenant's conflict policy decides. Either way the item stays the
+    connector's (`written`): whatever Outlook does to it reaches the host as a recheck's outcome, never as
+    an `event.*` change of its own (the recheck may find the connector's own write whose answer was lost)."""
     appointment_id = (
         (before.appointment_id if before else None)
         or (master.appointment_id if master else None)
@@ -248,9 +251,8 @@ def _observe_own(
         or (before is not None and before.content_hash == digest)
         or (before is None and master is None)  # a create whose status is being written right now
     )
-    status = _status_of(
-        event, digest, appointment_id, written=before.written and echo if before is not None else False
-    )
+    own = master is None or (before is not None and before.written)  # an occurrence's own status: as before
+    status = _status_of(event, digest, appointment_id, written=own)
     if status != before:
         result.upserts.append(status)
     if not echo and appointment_id is not None:

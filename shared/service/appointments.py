@@ -70,6 +70,7 @@ LEASE_TTL: Final = timedelta(minutes=2)
 CALENDAR_CONCURRENCY: Final = 8  # staff calendars written at once (each is its own mailbox)
 MAX_FLAGGED_READS: Final = 3  # occurrences read to tell an Outlook change of a series from an echo
 MAX_RETRIES: Final = 6
+UPDATE_ATTEMPTS: Final = 3  # If-Match refusals one update rides out, reading and deciding again each time
 SAVE_ATTEMPTS: Final = 5
 FAR_FUTURE: Final = datetime(9999, 12, 31, tzinfo=UTC)
 
@@ -329,47 +330,67 @@ async def _update(run: _Run, copy: StaffCopy, target: StaffTarget, draft: EventD
     reports it and writes the host's version again."""
     assert copy.event_id is not None and target.graph_user_id is not None
     writer, tenant, uid = run.services.calendar_writer, run.tenant, target.graph_user_id
+    event_id = copy.event_id
     policy = tenant.settings.conflict_policy
     if_match = copy.change_key
     if copy.staff_id in run.recheck:
         try:
-            current = await writer.read(tenant, uid, copy.event_id)
+            current = await writer.read(tenant, uid, event_id)
         except EventMissing:
             return await _gone_in_outlook(run, copy, policy)
-        settled = await _rechecked(run, copy, current, draft, policy)
+        settled = await _rechecked(run, copy, target, current, draft, policy)
         if settled is not _WRITE:
             return settled if isinstance(settled, StaffCopy) else None
         if_match = current.change_key
+        copy = _seen(copy, current)
     if draft.recurrence is not None and copy.exceptions:
         await _anew(run, copy)  # the host's exceptions may have changed: write the series anew
         return None
-    try:
-        written = await writer.update(tenant, uid, copy.event_id, draft, if_match)
-    except EventMissing:
-        return await _gone_in_outlook(run, copy, policy)
-    except EventChanged:
-        current = await writer.read(tenant, uid, copy.event_id)
-        if not _unchanged(copy, current):
-            kept = await _changed_in_outlook(run, copy, current, policy)
-            if kept is not None:
-                return kept
-            if draft.recurrence is not None:
-                await _anew(run, copy)
-                return None
-        written = await writer.update(tenant, uid, copy.event_id, draft, current.change_key)
-    return await _finish(run, copy, target, draft, written)
+    for _ in range(UPDATE_ATTEMPTS):
+        try:
+            written = await writer.update(tenant, uid, event_id, draft, if_match)
+        except EventMissing:
+            return await _gone_in_outlook(run, copy, policy)
+        except EventChanged:  # If-Match refused: someone changed it since `if_match`, maybe the connector
+            try:
+                current = await writer.read(tenant, uid, event_id)
+            except EventMissing:
+                return await _gone_in_outlook(run, copy, policy)
+            if _holds(current, draft):  # its own write, whose answer was lost: nothing to put back
+                return await _finish(run, copy, target, draft, current)
+            if not _unchanged(copy, current):
+                kept = await _changed_in_outlook(run, copy, current, policy)
+                if kept is not None:
+                    return kept
+                if draft.recurrence is not None:
+                    await _anew(run, copy)
+                    return None
+            if_match = current.change_key
+            copy = _seen(copy, current)  # reported once: a later refusal compares with this version
+            continue
+        return await _finish(run, copy, target, draft, written)
+    raise RateLimited(5, "the event kept changing while it was written")
 
 
 _WRITE: Final = object()  # `_rechecked`: go on and write the host's version
 
 
-async def _rechecked(
-    run: _Run, copy: StaffCopy, current: WrittenEvent, draft: EventDraft, policy: ConflictPolicy
+async def _rechecked(  # noqa: PLR0917 (one copy's recheck: its inputs, in order)
+    run: _Run,
+    copy: StaffCopy,
+    target: StaffTarget,
+    current: WrittenEvent,
+    draft: EventDraft,
+    policy: ConflictPolicy,
 ) -> StaffCopy | object | None:
     """A copy a delta read saw changed: the copy to keep, None to write it anew, or `_WRITE`."""
-    if _unchanged(copy, current) and not await _occurrences_changed(run, copy):
-        if copy.revision >= run.record.revision and copy.state is not CopyState.PENDING:
-            return replace(copy, change_key=current.change_key)  # the connector's echo, or a touch
+    behind = copy.revision < run.record.revision or copy.state is CopyState.PENDING
+    if behind and _holds(current, draft):  # the connector's own write of this revision, its answer lost
+        return await _finish(run, copy, target, draft, current)
+    if (_unchanged(copy, current) or _holds(current, draft)) and not await _occurrences_changed(run, copy):
+        if not behind:  # the connector's echo, or a touch: its status goes on naming the connector's item
+            await _remember(run, copy, current, master=draft.recurrence is not None)
+            return replace(copy, change_key=current.change_key)
         return _WRITE
     kept = await _changed_in_outlook(run, copy, current, policy)
     if kept is not None:
@@ -378,6 +399,16 @@ async def _rechecked(
         await _anew(run, copy)  # an Outlook exception cannot be undone one by one
         return None
     return _WRITE
+
+
+def _holds(current: WrittenEvent, draft: EventDraft) -> bool:
+    """Outlook holds exactly what the connector sends (compared whatever Exchange did to the body)."""
+    return current.shape is not None and current.shape.holds(draft)
+
+
+def _seen(copy: StaffCopy, current: WrittenEvent) -> StaffCopy:
+    """The copy measured against Outlook's version from now on (its change was reported already)."""
+    return replace(copy, change_key=current.change_key, written_hash=current.written_hash)
 
 
 def _unchanged(copy: StaffCopy, current: WrittenEvent) -> bool:

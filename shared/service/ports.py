@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final, Protocol
 
-from shared.domain.appointments import AppointmentRecord, EventDraft, Override
+from shared.domain.appointments import AppointmentRecord, EventDraft, Override, WrittenShape
 from shared.domain.calendar import DeltaItem, OutlookEvent
 from shared.domain.planner import ItemStatus
 from shared.domain.tenants import Tenant
@@ -463,6 +463,7 @@ class WrittenEvent:
     event: OutlookEvent | None = None  # the whole event, where the answer carried it
     written_hash: str | None = None  # what the connector writes into it (a series: with its pattern and
     # cancelled occurrences), to tell an Outlook edit from a touch
+    shape: WrittenShape | None = None  # the same, comparable with a draft (Graph's answer to a write lost)
 
 
 class CalendarWriter(Protocol):

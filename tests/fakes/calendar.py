@@ -7,12 +7,14 @@ the window (`RemovedEvent` for deleted ones and for ones that left the window), 
 
 from __future__ import annotations
 
+import html
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 
-from shared.domain.appointments import EventDraft, Override
+from shared.domain import recurrence as rules
+from shared.domain.appointments import EventDraft, Override, written_shape
 from shared.domain.calendar import Attendee, DeltaItem, EventKind, OutlookEvent, RemovedEvent
 from shared.domain.tenants import Tenant
 from shared.service.ports import (
@@ -174,13 +176,24 @@ class FakeMailboxes:
 class FakeCalendarWriter:
     """`CalendarWriter` on the same mailboxes, with Graph's contract: a repeated `transactionId` answers the
     event made the first time; `If-Match` with a stale change key raises EventChanged; a write to a missing
-    event raises EventMissing; every written event carries the connector's property. Series are stored as
-    one event (the fake does not expand recurrences: the emulator's tests cover them)."""
+    event raises EventMissing; every written event carries the connector's property; bodies come back as
+    Exchange stores them (HTML: a text body converted, an HTML one wrapped in a document). Series are stored
+    as one event (the fake does not expand recurrences: the emulator's tests cover them).
+
+    Faults: `FakeMailbox.faults` are raised before a request; `after[user]` after a write took effect (Graph
+    answered an error, or the SDK's retry of it met the changed event: its answer is lost)."""
 
     def __init__(self, mailboxes: FakeMailboxes) -> None:
         self.mailboxes = mailboxes
         self.transactions: dict[tuple[str, str], str] = {}  # (user, transactionId) -> event id
+        self.series: dict[str, str] = {}  # event id -> its pattern, as the RRULE Graph's answer reads back as
+        self.after: dict[str, list[Exception]] = {}  # user -> errors answered after the next writes applied
         self.writes = 0  # Graph requests that wrote
+
+    def _answered(self, graph_user_id: str) -> None:
+        pending = self.after.get(graph_user_id)
+        if pending:
+            raise pending.pop(0)
 
     def _event(self, event_id: str, draft: EventDraft, change_key: str | None = None) -> OutlookEvent:
         return OutlookEvent(
@@ -190,8 +203,8 @@ class FakeCalendarWriter:
             kind=EventKind.SERIES_MASTER if draft.recurrence else EventKind.SINGLE,
             series_master_id=None,
             subject=draft.subject,
-            body=draft.body,
-            body_type=draft.body_type,
+            body=exchange_body(draft.body, draft.body_type),
+            body_type="html",
             location=draft.location,
             start=draft.start.astimezone(UTC) if isinstance(draft.start, datetime) else draft.start,
             end=draft.end.astimezone(UTC) if isinstance(draft.end, datetime) else draft.end,
@@ -208,9 +221,30 @@ class FakeCalendarWriter:
         )
 
     def _answer(self, event: OutlookEvent) -> WrittenEvent:
-        return WrittenEvent(
-            event.id, event.change_key, event.ical_uid, event.join_url, event, event.written_hash()
+        shape = written_shape(
+            subject=event.subject,
+            body=event.body,
+            body_type=event.body_type,
+            location=event.location,
+            start=event.start,
+            end=event.end,
+            all_day=event.all_day,
+            show_as=event.show_as,
+            sensitivity=event.sensitivity,
+            categories=event.categories,
+            attendees=[a.address for a in event.attendees],
+            rrule=self.series.get(event.id),
         )
+        return WrittenEvent(
+            event.id, event.change_key, event.ical_uid, event.join_url, event, event.written_hash(), shape
+        )
+
+    def _pattern(self, event_id: str, draft: EventDraft) -> None:
+        if draft.recurrence is None:
+            self.series.pop(event_id, None)
+        else:
+            graph = rules.to_graph(draft.recurrence.rrule, draft.start, draft.time_zone)
+            self.series[event_id] = rules.from_graph(graph, all_day=draft.all_day)
 
     async def create(
         self, tenant: Tenant, graph_user_id: str, draft: EventDraft, transaction_id: str
@@ -227,6 +261,8 @@ class FakeCalendarWriter:
         )
         box.appointment_ids[event_id] = draft.appointment_id
         self.transactions[(graph_user_id, transaction_id)] = event_id
+        self._pattern(event_id, draft)
+        self._answered(graph_user_id)
         return self._answer(stored)
 
     async def update(
@@ -241,7 +277,10 @@ class FakeCalendarWriter:
         if if_match is not None and if_match != current.change_key:
             raise EventChanged(event_id)
         written = replace(self._event(event_id, draft), transaction_id=current.transaction_id)
-        return self._answer(self.mailboxes.put(graph_user_id, replace(written, ical_uid=current.ical_uid)))
+        stored = self.mailboxes.put(graph_user_id, replace(written, ical_uid=current.ical_uid))
+        self._pattern(event_id, draft)
+        self._answered(graph_user_id)
+        return self._answer(stored)
 
     async def update_occurrence(
         self, tenant: Tenant, graph_user_id: str, occurrence_id: str, draft: EventDraft, override: Override
@@ -254,6 +293,7 @@ class FakeCalendarWriter:
         self.writes += 1
         if event_id in box.events:
             self.mailboxes.remove(graph_user_id, event_id)
+            self._answered(graph_user_id)
 
     async def read(self, tenant: Tenant, graph_user_id: str, event_id: str) -> WrittenEvent:
         box = self.mailboxes.mailbox(graph_user_id)
@@ -287,3 +327,17 @@ class FakeCalendarWriter:
 
 def throttled(seconds: float = 2.0) -> RateLimited:
     return RateLimited(seconds, "429 TooManyRequests")
+
+
+def exchange_body(content: str, content_type: str) -> str:
+    """What Exchange answers for a body (see m365emulator/calendar/bodies.py): HTML, a fragment wrapped in a
+    document, a text body escaped into one."""
+    if not content:
+        return ""
+    if content_type.lower() == "html":
+        if "<html" in content.lower():
+            return content
+        meta = '<meta http-equiv="Content-Type" content="text/html; charset=utf-8">'
+        return f"<html><head>\r\n{meta}\r\n</head><body>{content}</body></html>"
+    lines = html.escape(content, quote=False).split("\n")
+    return f'<html><head></head><body><div class="PlainText">{"<br>".join(lines)}</div></body></html>'

@@ -31,8 +31,8 @@ from shared.adapters.graph.calendar import (
 from shared.adapters.graph.errors import GraphError, NotFound, PreconditionFailed
 from shared.adapters.graph.events import parse_event, parse_graph_datetime
 from shared.domain import recurrence as rules
-from shared.domain.appointments import EventDraft, Override
-from shared.domain.calendar import APPOINTMENT_PROPERTY_ID
+from shared.domain.appointments import EventDraft, Override, WrittenShape, written_shape
+from shared.domain.calendar import APPOINTMENT_PROPERTY_ID, OutlookEvent
 from shared.domain.tenants import Tenant
 from shared.domain.timezones import require_zone, single_zone, wall_clock
 from shared.service.ports import EventChanged, EventMissing, EventRejected, WrittenEvent
@@ -113,6 +113,39 @@ def _written(raw: dict[str, Any]) -> WrittenEvent:
         join_url=online.get("joinUrl") or None,
         event=event,
         written_hash=written_hash,
+        shape=_shape(event, raw) if event is not None else None,
+    )
+
+
+def _shape(event: OutlookEvent, raw: dict[str, Any]) -> WrittenShape | None:
+    """What Outlook holds, comparable with a draft: a series' pattern read back as an RRULE, and the dates of
+    its cancelled occurrences (`OID.{masterId}.{yyyy-MM-dd}`)."""
+    rrule = None
+    if raw.get("recurrence"):
+        try:
+            rrule = rules.from_graph(raw["recurrence"], all_day=event.all_day)
+        except ValueError:
+            return None
+    cancelled = []
+    for oid in raw.get("cancelledOccurrences") or ():
+        try:
+            cancelled.append(date.fromisoformat(str(oid).rsplit(".", 1)[-1]))
+        except ValueError:
+            return None
+    return written_shape(
+        subject=event.subject,
+        body=event.body,
+        body_type=event.body_type,
+        location=event.location,
+        start=event.start,
+        end=event.end,
+        all_day=event.all_day,
+        show_as=event.show_as,
+        sensitivity=event.sensitivity,
+        categories=event.categories,
+        attendees=[a.address for a in event.attendees],
+        rrule=rrule,
+        cancelled=cancelled,
     )
 
 

@@ -1,0 +1,155 @@
+"""The write side under faults, on fakes that apply a write and then answer an error (Graph's answer lost):
+the connector's own writes are never taken for Outlook edits, never reach the host as `event.*` changes, and
+never crash a write job."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from shared.domain.appointments import CopyState, Recurrence, body_words
+from shared.domain.calendar import Attendee
+from shared.domain.tenants import ConflictPolicy, MultiStaffMode
+from shared.service import jobs
+from shared.service.appointments import get_appointment, put_appointment, run_write_job
+from shared.service.ports import EventChanged
+from tests.fakes.calendar import throttled
+from tests.fakes.services import FakeWorld
+from tests.unit.service.test_appointments import TID, events_in, feed_types, intake, run_all, sync
+from tests.unit.service.test_appointments import world as world  # noqa: PLC0414 (the fixture)
+
+pytestmark = pytest.mark.unit
+
+
+async def policy(
+    world: FakeWorld, conflict_policy: ConflictPolicy, mode: MultiStaffMode | None = None
+) -> None:
+    tenant = await world.tenants.get(TID)
+    assert tenant is not None
+    settings = replace(tenant.settings, conflict_policy=conflict_policy)
+    if mode is not None:
+        settings = replace(settings, multi_staff_mode=mode)
+    await world.tenants.save(replace(tenant, settings=settings))
+
+
+def outlook_changes(world: FakeWorld) -> list[tuple[str, str]]:
+    return [
+        (c.data["change"], c.data["resolution"])
+        for c in world.feed.entries.get(TID, [])
+        if c.type == "appointment.changed_in_outlook"
+    ]
+
+
+def echoes(world: FakeWorld) -> list[str]:
+    return [c.type for c in world.feed.entries.get(TID, []) if c.type.startswith("event.")]
+
+
+LOST_ANSWERS = {
+    # one 503 after the PATCH took effect: the SDK's retry carries the old If-Match and meets a 412
+    "retry-refused": lambda: EventChanged("412 ErrorIrresolvableConflict"),
+    # every attempt answered 503 after the first took effect: the job is queued again, and tries again
+    "retries-exhausted": lambda: throttled(1),
+}
+
+
+@pytest.mark.parametrize("lost", sorted(LOST_ANSWERS))
+@pytest.mark.parametrize("conflict_policy", [ConflictPolicy.HOST_WINS, ConflictPolicy.OUTLOOK_WINS])
+async def test_an_update_whose_answer_is_lost_is_not_taken_for_an_outlook_edit(
+    world: FakeWorld, conflict_policy: ConflictPolicy, lost: str
+) -> None:
+    await policy(world, conflict_policy)
+    await sync(world, "s1", "s2")
+    await put_appointment(world.services, TID, intake("s1", "s2", subject="Intake", body="Bring the forms."))
+    await run_all(world)
+    first = {u: next(iter(world.mailboxes.mailbox(u).events)) for u in ("g1", "g2")}
+    start = intake().start + timedelta(days=1, hours=-1)
+    moved = intake(
+        "s1",
+        "s2",
+        subject="Intake (moved)",
+        body="Bring the forms.\nAnd the ID.",
+        start=start,
+        end=start + timedelta(hours=1),
+    )
+    world.writer.after["g1"] = [LOST_ANSWERS[lost]()]
+    await put_appointment(world.services, TID, moved)
+    await run_all(world)
+    await sync(world, "s1", "s2")  # the delta read sees the write whose answer was lost
+    await run_all(world)
+
+    assert outlook_changes(world) == []
+    assert echoes(world) == []
+    record = await get_appointment(world.services, TID, "a-1")
+    assert {c.staff_id: (c.state, c.revision) for c in record.copies.values()} == {
+        "s1": (CopyState.SYNCED, 2),
+        "s2": (CopyState.SYNCED, 2),
+    }
+    for user in ("g1", "g2"):
+        [(event_id, event)] = world.mailboxes.mailbox(user).events.items()
+        assert event_id == first[user]  # the same event, never written anew
+        assert (event.subject, event.start) == ("Intake (moved)", moved.start)
+        assert "And the ID." in body_words(event.body, event.body_type)
+    assert feed_types(world).count("appointment.synced") == 2
+
+
+async def test_a_series_update_whose_answer_is_lost_keeps_its_event(world: FakeWorld) -> None:
+    weekly = Recurrence("FREQ=WEEKLY;BYDAY=TU;COUNT=6")
+    await sync(world, "s1")
+    await put_appointment(world.services, TID, intake("s1", recurrence=weekly))
+    await run_all(world)
+    [first] = world.mailboxes.mailbox("g1").events
+    world.writer.after["g1"] = [EventChanged("412 ErrorIrresolvableConflict")]
+    await put_appointment(world.services, TID, intake("s1", subject="Weekly intake", recurrence=weekly))
+    await run_all(world)
+    await sync(world, "s1")
+    await run_all(world)
+    assert outlook_changes(world) == [] and echoes(world) == []
+    assert list(world.mailboxes.mailbox("g1").events) == [first]  # not deleted and created again
+    assert events_in(world, "g1") == ["Weekly intake"]
+
+
+async def test_a_refused_update_during_a_write_never_crashes_the_job(world: FakeWorld) -> None:
+    """Outlook changed the event (the first If-Match fails); the put-back's answer is then lost (its retry
+    meets a 412 too): the job settles instead of dying on EventChanged, and reports the edit once."""
+    await put_appointment(world.services, TID, intake("s1", "s2", "s3"))
+    await run_all(world)
+    for user in ("g1", "g2", "g3"):
+        written = next(iter(world.mailboxes.mailbox(user).events.values()))
+        world.mailboxes.put(user, replace(written, subject="Edited in Outlook"))
+    world.writer.after["g2"] = [EventChanged("412 ErrorIrresolvableConflict")]
+    await put_appointment(world.services, TID, intake("s1", "s2", "s3", subject="Host edit"))
+    [job] = world.jobs.take()
+    await run_write_job(world.services, job)  # raised EventChanged before
+    await run_all(world)
+    assert outlook_changes(world) == [("updated", "reverted")] * 3  # one per copy, none twice
+    for user in ("g1", "g2", "g3"):
+        assert events_in(world, user) == ["Host edit"]
+    record = await get_appointment(world.services, TID, "a-1")
+    assert {c.state for c in record.copies.values()} == {CopyState.SYNCED}
+
+
+async def test_a_meeting_touched_in_outlook_never_comes_back_as_an_event(world: FakeWorld) -> None:
+    """An attendee's response changes the organiser's event (a touch, not an edit of what the connector
+    wrote): its status goes on naming the connector's event, so a later change of it is never announced to
+    the host as `event.created`."""
+    await policy(world, ConflictPolicy.HOST_WINS, MultiStaffMode.MEETING)
+    await sync(world, "s1", "s2")
+    await put_appointment(world.services, TID, intake("s1", "s2"))
+    [job] = world.jobs.take()
+    await run_write_job(world.services, job)  # the invitation has not arrived: s2 waits
+    organiser = next(iter(world.mailboxes.mailbox("g1").events.values()))
+    world.writer.invite(organiser, "g2")
+    await run_all(world)
+    for response in ("accepted", "declined"):
+        current = world.mailboxes.mailbox("g1").events[organiser.id]
+        answered = tuple(replace(a, response=response) for a in current.attendees)
+        assert answered and all(isinstance(a, Attendee) for a in answered)
+        world.mailboxes.put("g1", replace(current, attendees=answered))
+        await sync(world, "s1")
+        await run_all(world)
+    assert echoes(world) == [] and outlook_changes(world) == []
+    await world.jobs.enqueue([jobs.sync_user(TID, "s1")])
+    await run_all(world)
+    assert echoes(world) == []
