@@ -12,6 +12,7 @@ from functions import (
     schedules,
     sync_jobs,
     tenants_api,
+    unmatched,
 )
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -26,5 +27,6 @@ for blueprint in (
     jobs.bp,
     sync_jobs.bp,
     schedules.bp,
+    unmatched.bp,
 ):
     app.register_blueprint(blueprint)

@@ -9,6 +9,7 @@ from functions.views import appointment_json
 from shared.bootstrap import container
 from shared.service import appointments
 from shared.service.appointment_commands import parse_appointment, parse_appointment_id
+from shared.service.commands import parse_tenant_path
 
 bp = func.Blueprint()
 
@@ -22,7 +23,7 @@ bp = func.Blueprint()
 @handles_errors
 async def appointment_item(req: func.HttpRequest) -> func.HttpResponse:
     services = container().services
-    tenant_id = str(req.route_params["tid"]).strip().lower()
+    tenant_id = parse_tenant_path(str(req.route_params["tid"]))
     appointment_id = parse_appointment_id(str(req.route_params["appointment_id"]))
     if_match = req.headers.get("If-Match")
     if req.method == "PUT":

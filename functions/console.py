@@ -34,7 +34,7 @@ from functions.tenants_api import user_query
 from functions.views import iso, tenant_json, user_json
 from shared.bootstrap import container
 from shared.service import console, sync, tenants, users
-from shared.service.commands import parse_flag
+from shared.service.commands import parse_flag, parse_staff_id, parse_tenant_path
 from shared.service.console import ConsoleAccessDenied
 from shared.service.context import Services
 
@@ -116,7 +116,7 @@ async def console_users(req: func.HttpRequest) -> func.HttpResponse:
 @console_api
 async def console_user_resync(req: func.HttpRequest) -> func.HttpResponse:
     services, tid = await _authorized(req)
-    record = await sync.request_user_resync(services, tid, str(req.route_params["staff_id"]))
+    record = await sync.request_user_resync(services, tid, parse_staff_id(str(req.route_params["staff_id"])))
     return json_response(user_json(record), 202)
 
 
@@ -164,7 +164,7 @@ async def console_settings(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _tenant_id(req: func.HttpRequest) -> str:
-    return str(req.route_params["tid"]).strip().lower()
+    return parse_tenant_path(str(req.route_params["tid"]))
 
 
 def _bearer(req: func.HttpRequest) -> str | None:

@@ -76,7 +76,7 @@ def handles_errors(handler: Handler) -> Endpoint:
             except InvalidInput as error:
                 return error_response(error.status, "invalid_input", error.reason, error.field)
             except NotFound as error:
-                return error_response(404, "not_found", str(error), error.what)
+                return error_response(404, "not_found", str(error), error.field)
             except Conflict as error:
                 return error_response(409, "conflict", error.reason, error.field)
             except PreconditionFailed as error:

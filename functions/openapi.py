@@ -1,17 +1,59 @@
 """The OpenAPI 3.1 document of every HTTP route the function app serves.
 
 `OPERATIONS` is the single list; `tests/contract/test_function_index.py` checks it against the function
-index, so a route cannot be added or changed without its documentation.
+index, so a route cannot be added or changed without its documentation. The limits are the validators'
+own constants (`shared/service/commands.py`, `appointment_commands.py`), so the two cannot drift, and
+`tests/unit/functions/test_limits.py` sends a value just past each one and expects a 400 naming it.
 """
 
 from __future__ import annotations
 
+import copy
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Final, Literal
 
+from shared.domain.users import MatchStatus, SyncState
+from shared.service import appointment_commands as appointment_limits
+from shared.service import commands as limits
+from shared.service.notifications import MAX_VALIDATION_TOKEN
+from shared.service.user_queries import MAX_PAGE_SIZE, SORT_KEYS
+
 Json = dict[str, Any]
 ROUTE_PREFIX: Final = "/api"
+# The path parameters, as the validators take them (a longer or other value is a 400 naming it).
+PATH_PARAMETERS: Final[dict[str, Json]] = {
+    "tid": {
+        "type": "string",
+        "maxLength": limits.MAX_TENANT_ID,
+        "pattern": r"^(?:[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}"
+        r"|(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})$",
+        "description": "The tenant: its directory GUID or a verified domain, as it was created.",
+    },
+    "staff_id": {"type": "string", "maxLength": 128, "pattern": limits.STAFF_ID_RE.pattern},
+    "appointment_id": {
+        "type": "string",
+        "maxLength": 128,
+        "pattern": appointment_limits.APPOINTMENT_ID_RE.pattern,
+    },
+}
+_USER_QUERY: Final[tuple[tuple[str, str, Json], ...]] = (
+    ("state", "The users' sync state.", {"enum": [s.value for s in SyncState]}),
+    ("match", "The users' match status.", {"enum": [m.value for m in MatchStatus]}),
+    ("q", "Search in staff id, name, email and UPN.", {"type": "string"}),
+    (
+        "sort",
+        "The order; a leading - descends.",
+        {"enum": [*SORT_KEYS, *(f"-{key}" for key in SORT_KEYS)], "default": "display_name"},
+    ),
+    (
+        "page_size",
+        "Users per page.",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": 50},
+    ),
+    ("cursor", "next_cursor of the previous page.", {"type": "string"}),
+)
 
 
 def ref(name: str) -> Json:
@@ -34,6 +76,7 @@ class Operation:
     tags: tuple[str, ...] = ()
     request_media: str = "application/json"
     response_media: dict[int, str] = field(default_factory=dict)
+    body_required: bool = True  # False: the route also takes no body at all (every field optional)
 
 
 _CONSOLE_ERRORS: Final[dict[int, tuple[str, Json | None]]] = {
@@ -54,7 +97,14 @@ def _graph_webhook_responses(accepted: str) -> dict[int, tuple[str, Json | None]
 
 
 _GRAPH_WEBHOOK: Final[dict[str, Any]] = {
-    "query": (("validationToken", "Graph's handshake token (at most 1024 characters).", {"type": "string"}),),
+    "query": (
+        (
+            "validationToken",
+            "Graph's handshake token.",
+            {"type": "string", "minLength": 1, "maxLength": MAX_VALIDATION_TOKEN},
+        ),
+    ),
+    "body_required": False,
     "request": {"type": "object", "properties": {"value": {"type": "array", "items": {"type": "object"}}}},
     "tags": ("graph",),
     "response_media": {200: "text/plain"},
@@ -177,11 +227,17 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         request={
             "type": "object",
             "properties": {
-                "client_id": {"type": "string"},
-                "client_secret": {"type": "string"},
+                "client_id": {"type": "string", "format": "uuid", "maxLength": 36},
+                "client_secret": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": limits.MAX_CLIENT_SECRET,
+                    "writeOnly": True,
+                },
                 "client_secret_expires_at": {"type": "string", "format": "date-time"},
             },
         },
+        body_required=False,
         tags=("tenants",),
     ),
     Operation(
@@ -214,18 +270,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             400: ("Bad query.", ERROR),
             404: ("Unknown tenant.", ERROR),
         },
-        query=(
-            ("state", "pending, migrating, synced, error or disabled.", {"type": "string"}),
-            ("match", "matched, unmatched, forbidden, no_mailbox, disabled or pending.", {"type": "string"}),
-            ("q", "Search in staff id, name, email and UPN.", {"type": "string"}),
-            (
-                "sort",
-                "display_name, email, staff_id, match, state, last_sync or subscription_expires; - descends.",
-                {"type": "string"},
-            ),
-            ("page_size", "1-500, default 50.", {"type": "integer"}),
-            ("cursor", "next_cursor of the previous page.", {"type": "string"}),
-        ),
+        query=_USER_QUERY,
         tags=("users",),
     ),
     Operation(
@@ -253,8 +298,16 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             404: ("Unknown tenant.", ERROR),
         },
         query=(
-            ("cursor", "The cursor of the previous page (0 or absent: from the start).", {"type": "string"}),
-            ("limit", "1-1000, default 100.", {"type": "integer"}),
+            (
+                "cursor",
+                "The cursor of the previous page (0 or absent: from the start).",
+                {"type": "integer", "minimum": 0, "maximum": 10**15, "default": 0},
+            ),
+            (
+                "limit",
+                "Changes per page.",
+                {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+            ),
         ),
         tags=("changes",),
     ),
@@ -272,6 +325,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             409: ("Not connected, or the staff member is not matched.", ERROR),
         },
         request={"type": "object", "properties": {"force": {"type": "boolean", "default": False}}},
+        body_required=False,
         tags=("users",),
     ),
     Operation(
@@ -341,6 +395,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             409: ("Not connected.", ERROR),
         },
         request={"type": "object", "properties": {"only_failed": {"type": "boolean", "default": False}}},
+        body_required=False,
         tags=("users",),
     ),
     Operation(
@@ -421,6 +476,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             "type": "object",
             "properties": {"ttl_minutes": {"type": "integer", "minimum": 5, "maximum": 1440, "default": 60}},
         },
+        body_required=False,
         tags=("console",),
     ),
     Operation(
@@ -464,14 +520,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "Users with match and sync status (the host API's query parameters).",
         "console_api",
         _CONSOLE_ERRORS | {200: ("A page of users.", ref("UserPage")), 400: ("Bad query.", ERROR)},
-        query=(
-            ("state", "pending, migrating, synced, error or disabled.", {"type": "string"}),
-            ("match", "matched, unmatched, forbidden, no_mailbox, disabled or pending.", {"type": "string"}),
-            ("q", "Search in staff id, name, email and UPN.", {"type": "string"}),
-            ("sort", "As the host API; - descends.", {"type": "string"}),
-            ("page_size", "1-500, default 50.", {"type": "integer"}),
-            ("cursor", "next_cursor of the previous page.", {"type": "string"}),
-        ),
+        query=_USER_QUERY,
         tags=("console",),
     ),
     Operation(
@@ -503,6 +552,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             409: ("Not connected.", ERROR),
         },
         request={"type": "object", "properties": {"only_failed": {"type": "boolean", "default": False}}},
+        body_required=False,
         tags=("console",),
     ),
     Operation(
@@ -531,11 +581,22 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         request={
             "type": "object",
             "properties": {
-                "client_secret": {"type": "string", "writeOnly": True},
-                "client_id": {"type": "string", "description": "Defaults to the app on record."},
+                "client_secret": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": limits.MAX_CLIENT_SECRET,
+                    "writeOnly": True,
+                },
+                "client_id": {
+                    "type": "string",
+                    "format": "uuid",
+                    "maxLength": 36,
+                    "description": "Defaults to the app on record.",
+                },
                 "client_secret_expires_at": {"type": "string", "format": "date-time"},
             },
         },
+        body_required=False,
         tags=("console",),
     ),
     Operation(
@@ -550,21 +611,48 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
     ),
 )
 
+
+def _names(most: int, longest: int, description: str) -> Json:
+    """A list of names (categories): each non-empty and at most `longest` characters."""
+    return {
+        "type": "array",
+        "maxItems": most,
+        "items": {"type": "string", "minLength": 1, "maxLength": longest},
+        "description": description,
+    }
+
+
 _SETTINGS: Final[Json] = {
     "type": "object",
     "properties": {
-        "window_days_back": {"type": "integer", "minimum": 0, "maximum": 365, "default": 30},
-        "window_days_forward": {"type": "integer", "minimum": 1, "maximum": 730, "default": 180},
+        "window_days_back": {
+            "type": "integer",
+            "minimum": limits.WINDOW_DAYS_BACK[0],
+            "maximum": limits.WINDOW_DAYS_BACK[1],
+            "default": 30,
+        },
+        "window_days_forward": {
+            "type": "integer",
+            "minimum": limits.WINDOW_DAYS_FORWARD[0],
+            "maximum": limits.WINDOW_DAYS_FORWARD[1],
+            "default": 180,
+        },
         "import_filter": {
             "type": "object",
             "properties": {
                 "mode": {"enum": ["all", "categories"]},
-                "categories": {"type": "array", "items": {"type": "string"}},
+                "categories": _names(
+                    limits.MAX_CATEGORIES,
+                    limits.MAX_CATEGORY_NAME,
+                    f"Outlook category names (at most {limits.MAX_CATEGORY_CHARS} characters together); "
+                    "with mode categories, at least one.",
+                ),
             },
+            "additionalProperties": False,
         },
         "privacy_mode": {"type": "boolean", "description": "Pass only free/busy to the host."},
         "show_free_events": {"type": "boolean"},
-        "todo_list_name": {"type": "string"},
+        "todo_list_name": {"type": "string", "minLength": 1, "maxLength": limits.MAX_TODO_LIST_NAME},
         "teams_method": {"enum": ["event", "online_meetings"]},
         "multi_staff_mode": {"enum": ["copies", "meeting"]},
         "user_scope": {"enum": ["staff", "all_users"]},
@@ -573,17 +661,26 @@ _SETTINGS: Final[Json] = {
     "additionalProperties": False,
 }
 _NULLABLE_TIME: Final[Json] = {"type": ["string", "null"], "format": "date-time"}
+_legacy_id: Final[Json] = {"type": "string", "maxLength": limits.MAX_LEGACY_ID_LENGTH}
 
 SCHEMAS: Final[Json] = {
     "AppointmentInput": {
         "type": "object",
         "required": ["subject", "start", "end", "staff_ids"],
         "additionalProperties": False,
+        "description": "The appointment's texts together, as stored (JSON, characters beyond ASCII as "
+        f"escapes), are at most {appointment_limits.MAX_STORED} characters; past that the largest text is "
+        "named.",
         "properties": {
-            "subject": {"type": "string", "maxLength": 255},
-            "body": {"type": "string", "maxLength": 64000},
-            "body_type": {"enum": ["text", "html"], "default": "text"},
-            "location": {"type": "string", "maxLength": 255},
+            "subject": {
+                "type": "string",
+                "minLength": 1,
+                "pattern": r"\S",
+                "maxLength": appointment_limits.MAX_SUBJECT,
+            },
+            "body": {"type": "string", "maxLength": appointment_limits.MAX_BODY},
+            "body_type": {"enum": list(appointment_limits.BODY_TYPES), "default": "text"},
+            "location": {"type": "string", "maxLength": appointment_limits.MAX_LOCATION},
             "start": {
                 "type": "string",
                 "description": "ISO 8601: a wall-clock time in time_zone, a time with an offset, or a date "
@@ -592,44 +689,76 @@ SCHEMAS: Final[Json] = {
             "end": {"type": "string", "description": "As start; after it (all-day: exclusive end date)."},
             "time_zone": {"type": "string", "description": "IANA name, e.g. Europe/Amsterdam."},
             "all_day": {"type": "boolean", "default": False},
-            "staff_ids": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 20},
+            "staff_ids": {
+                "type": "array",
+                "items": PATH_PARAMETERS["staff_id"],
+                "minItems": 1,
+                "maxItems": appointment_limits.MAX_STAFF,
+                "uniqueItems": True,
+            },
             "customers": {
                 "type": "array",
+                "maxItems": appointment_limits.MAX_CUSTOMERS,
                 "items": {
                     "type": "object",
                     "required": ["name"],
-                    "properties": {"name": {"type": "string"}, "email": {"type": "string"}},
+                    "additionalProperties": False,
+                    "properties": {
+                        "name": {
+                            "type": "string",
+                            "minLength": 1,
+                            "pattern": r"\S",
+                            "maxLength": appointment_limits.MAX_CUSTOMER_NAME,
+                        },
+                        "email": {
+                            "type": "string",
+                            "format": "email",
+                            "maxLength": appointment_limits.MAX_ADDRESS,
+                        },
+                    },
                 },
             },
             "recurrence": {
                 "type": "object",
                 "required": ["rrule"],
+                "additionalProperties": False,
+                "description": f"At most {appointment_limits.MAX_EXCEPTIONS} exdates and overrides together.",
                 "properties": {
                     "rrule": {
                         "type": "string",
+                        "minLength": 1,
+                        "maxLength": appointment_limits.MAX_RRULE,
                         "description": "RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=MO,WE",
                     },
-                    "exdates": {"type": "array", "items": {"type": "string"}},
+                    "exdates": {
+                        "type": "array",
+                        "maxItems": appointment_limits.MAX_EXCEPTIONS,
+                        "items": {"type": "string"},
+                    },
                     "overrides": {
                         "type": "array",
+                        "maxItems": appointment_limits.MAX_EXCEPTIONS,
                         "items": {
                             "type": "object",
                             "required": ["recurrence_id", "start", "end"],
+                            "additionalProperties": False,
                             "properties": {
                                 "recurrence_id": {"type": "string"},
                                 "start": {"type": "string"},
                                 "end": {"type": "string"},
-                                "subject": {"type": "string"},
-                                "location": {"type": "string"},
-                                "body": {"type": "string"},
+                                "subject": {"type": "string", "maxLength": appointment_limits.MAX_SUBJECT},
+                                "location": {"type": "string", "maxLength": appointment_limits.MAX_LOCATION},
+                                "body": {"type": "string", "maxLength": appointment_limits.MAX_BODY},
                             },
                         },
                     },
                 },
             },
-            "show_as": {"enum": ["free", "tentative", "busy", "oof", "workingElsewhere"], "default": "busy"},
-            "sensitivity": {"enum": ["normal", "personal", "private", "confidential"], "default": "normal"},
-            "categories": {"type": "array", "items": {"type": "string"}},
+            "show_as": {"enum": list(appointment_limits.SHOW_AS), "default": "busy"},
+            "sensitivity": {"enum": list(appointment_limits.SENSITIVITY), "default": "normal"},
+            "categories": _names(
+                appointment_limits.MAX_CATEGORIES, appointment_limits.MAX_CATEGORY_NAME, "Outlook categories."
+            ),
             "video": {"type": "boolean", "default": False},
         },
     },
@@ -663,8 +792,13 @@ SCHEMAS: Final[Json] = {
         "type": "object",
         "required": ["tenant_id", "display_name", "auth"],
         "properties": {
-            "tenant_id": {"type": "string", "description": "The tenant GUID or a verified domain."},
-            "display_name": {"type": "string"},
+            "tenant_id": PATH_PARAMETERS["tid"],
+            "display_name": {
+                "type": "string",
+                "minLength": 1,
+                "pattern": r"\S",
+                "maxLength": limits.MAX_DISPLAY_NAME,
+            },
             "auth": {
                 "oneOf": [
                     {
@@ -677,8 +811,13 @@ SCHEMAS: Final[Json] = {
                         "required": ["mode", "client_id", "client_secret"],
                         "properties": {
                             "mode": {"const": "customer_app"},
-                            "client_id": {"type": "string", "format": "uuid"},
-                            "client_secret": {"type": "string", "writeOnly": True},
+                            "client_id": {"type": "string", "format": "uuid", "maxLength": 36},
+                            "client_secret": {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": limits.MAX_CLIENT_SECRET,
+                                "writeOnly": True,
+                            },
                             "client_secret_expires_at": {"type": "string", "format": "date-time"},
                         },
                     },
@@ -745,27 +884,28 @@ SCHEMAS: Final[Json] = {
     },
     "Staff": {
         "type": "object",
+        "description": "Give email or upn (or both).",
         "properties": {
-            "email": {"type": "string"},
-            "upn": {"type": "string"},
-            "display_name": {"type": "string"},
+            "email": {"type": "string", "pattern": "@", "maxLength": limits.MAX_ADDRESS},
+            "upn": {"type": "string", "pattern": "@", "maxLength": limits.MAX_ADDRESS},
+            "display_name": {"type": "string", "maxLength": limits.MAX_DISPLAY_NAME},
             "enabled": {"type": "boolean", "default": True},
             "legacy_ids": {
                 "type": "array",
-                "maxItems": 2000,
+                "maxItems": limits.MAX_LEGACY_IDS,
                 "description": "Appointments the host wrote before (EWS era), linked during migration "
                 "instead of being announced as new. A bare string is an EWS item id that is also the "
-                "appointment id.",
+                f"appointment id. At most {limits.MAX_LEGACY_JSON} characters together as JSON.",
                 "items": {
                     "oneOf": [
-                        {"type": "string"},
+                        {"type": "string", "minLength": 1, "maxLength": limits.MAX_LEGACY_ID_LENGTH},
                         {
                             "type": "object",
                             "required": ["appointment_id"],
                             "properties": {
-                                "appointment_id": {"type": "string"},
-                                "ews_id": {"type": "string"},
-                                "ical_uid": {"type": "string"},
+                                "appointment_id": {**_legacy_id, "minLength": 1, "pattern": r"\S"},
+                                "ews_id": _legacy_id,
+                                "ical_uid": _legacy_id,
                             },
                         },
                     ]
@@ -834,7 +974,12 @@ SCHEMAS: Final[Json] = {
                 "properties": {
                     "code": {"type": "string", "examples": ["invalid_input"]},
                     "message": {"type": "string"},
-                    "field": {"type": "string", "description": "The request field at fault, if any."},
+                    "field": {
+                        "type": "string",
+                        "description": "The request field at fault, if any: a body member by its path "
+                        "(`staff_ids[1]`, `settings.import_filter.categories`), a parameter by its name, "
+                        "`body` for the body as a whole.",
+                    },
                 },
             }
         },
@@ -856,7 +1001,51 @@ SCHEMAS: Final[Json] = {
 
 def _path_parameters(route: str) -> list[Json]:
     names = [part[1:-1].split(":")[0] for part in route.split("/") if part.startswith("{")]
-    return [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names]
+    return [
+        {"name": n, "in": "path", "required": True, "schema": PATH_PARAMETERS.get(n, {"type": "string"})}
+        for n in names
+    ]
+
+
+# Request bodies: a null member is the same as an absent one, so every optional member also takes null.
+REQUEST_SCHEMAS: Final = frozenset({"AppointmentInput", "Settings", "TenantCreate", "Staff"})
+
+
+def _nulls_as_absent(schema: Json) -> Json:
+    """The schema with null allowed wherever a member may be absent (object members not required)."""
+    schema = copy.deepcopy(schema)
+    _allow_nulls(schema)
+    return schema
+
+
+def _allow_nulls(schema: Json) -> None:
+    for alternative in schema.get("oneOf", []):
+        _allow_nulls(alternative)
+    if isinstance(schema.get("items"), dict):
+        _allow_nulls(schema["items"])
+    required = set(schema.get("required", ()))
+    properties = schema.get("properties", {})
+    for name, member in list(properties.items()):
+        _allow_nulls(member)
+        if name in required:
+            continue
+        if isinstance(member.get("type"), str):
+            member["type"] = [member["type"], "null"]
+        elif "enum" in member:
+            member["enum"] = [*member["enum"], None]
+        else:
+            properties[name] = {"anyOf": [member, {"type": "null"}]}
+
+
+def _route_pattern(route: str) -> re.Pattern[str]:
+    parts = ["[^/]+" if part.startswith("{") else re.escape(part) for part in route.split("/")]
+    return re.compile("/".join(parts), re.IGNORECASE)
+
+
+def allowed_methods(route_path: str) -> list[str]:
+    """The methods a documented route takes at this path (after the /api prefix); [] when none matches."""
+    path = route_path.strip("/")
+    return sorted({op.method for op in OPERATIONS if _route_pattern(op.route).fullmatch(path)})
 
 
 def _operation_json(op: Operation) -> Json:
@@ -868,7 +1057,11 @@ def _operation_json(op: Operation) -> Json:
     if parameters:
         body["parameters"] = parameters
     if op.request is not None:
-        body["requestBody"] = {"required": True, "content": {op.request_media: {"schema": op.request}}}
+        request = op.request if "$ref" in op.request else _nulls_as_absent(op.request)
+        body["requestBody"] = {
+            "required": op.body_required,
+            "content": {op.request_media: {"schema": request}},
+        }
     responses: Json = {}
     for status, (text, schema) in sorted(op.responses.items()):
         response: Json = {"description": text}
@@ -901,12 +1094,22 @@ def openapi_document() -> Json:
             "description": (
                 "The host API of the connector: tenants, staff, appointments, tasks, mail, availability and "
                 "the change feed. Host API routes take a function key (`x-functions-key` header or `code` "
-                "query parameter). Bad input is answered with a 4xx whose JSON body names the field."
+                "query parameter). Bad input is answered with a 4xx whose JSON body names the field, and "
+                "changes nothing. The field is named by its path in the request body "
+                "(`settings.import_filter.categories[3]`, `customers[0].email`; a settings PATCH names "
+                "its members `settings.…` too), a path or query parameter by its name (`tid`, `page_size`), "
+                "and a missing or malformed body as `body`. In a request body, `null` is the same as "
+                "leaving the member out: its default, or on a PATCH its current value; a required member "
+                "that is null is missing. A path no route serves is answered with a JSON 404 (405 with "
+                "`Allow` when the path takes other methods)."
             ),
         },
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {
+                name: _nulls_as_absent(schema) if name in REQUEST_SCHEMAS else schema
+                for name, schema in SCHEMAS.items()
+            },
             "securitySchemes": {
                 "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
                 "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code"},

@@ -20,6 +20,8 @@ from shared.service.commands import (
     parse_customer_app,
     parse_flag,
     parse_staff,
+    parse_staff_id,
+    parse_tenant_path,
 )
 from shared.service.errors import InvalidInput
 from shared.service.ports import UserQuery
@@ -74,7 +76,7 @@ async def tenant_settings(req: func.HttpRequest) -> func.HttpResponse:
 async def tenant_reauthorize(req: func.HttpRequest) -> func.HttpResponse:
     services = container().services
     body = read_optional_json_object(req)
-    credential = parse_customer_app(body, prefix="body") if "client_secret" in body else None
+    credential = parse_customer_app(body, prefix="") if body.get("client_secret") is not None else None
     connection = await tenants.reauthorize(services, _tenant_id(req), credential)
     progress = await tenants.tenant_progress(services, connection.tenant)  # the state it shows
     return json_response(
@@ -87,7 +89,7 @@ async def tenant_reauthorize(req: func.HttpRequest) -> func.HttpResponse:
 @handles_errors
 async def staff_item(req: func.HttpRequest) -> func.HttpResponse:
     services = container().services
-    tid, staff_id = _tenant_id(req), str(req.route_params["staff_id"])
+    tid, staff_id = _tenant_id(req), parse_staff_id(str(req.route_params["staff_id"]))
     if req.method == "DELETE":
         await users.delete_staff(services, tid, staff_id)
         return func.HttpResponse(status_code=204)
@@ -118,7 +120,7 @@ async def tenant_rematch(req: func.HttpRequest) -> func.HttpResponse:
 @handles_errors
 async def user_resync(req: func.HttpRequest) -> func.HttpResponse:
     force = parse_flag(read_optional_json_object(req), "force")
-    staff_id = str(req.route_params["staff_id"])
+    staff_id = parse_staff_id(str(req.route_params["staff_id"]))
     record = await sync.request_user_resync(container().services, _tenant_id(req), staff_id, force=force)
     return json_response({"status": "queued", "user": user_json(record)}, 202)
 
@@ -167,7 +169,7 @@ async def changes_feed(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _tenant_id(req: func.HttpRequest) -> str:
-    return str(req.route_params["tid"]).strip().lower()
+    return parse_tenant_path(str(req.route_params["tid"]))
 
 
 def _int_param(req: func.HttpRequest, name: str, default: int, low: int, high: int) -> int:

@@ -123,12 +123,13 @@ def _eta(
 
 
 def _migrated_at(user: UserRecord) -> datetime | None:
-    """When a matched user's migration ended (its last sync, or the failure); None while it has not."""
-    if user.match is not MatchStatus.MATCHED or user.sync_state not in MIGRATED:
+    """When a matched user's migration ended (synced, or the failure); None while it has not. A catch-up
+    sync of a user migrated before is not a migration (it moves `last_sync_at`, not `migrated_at`)."""
+    if user.match is not MatchStatus.MATCHED:
         return None
-    if user.sync_state is SyncState.SYNCED and user.last_sync_at is not None:
-        return user.last_sync_at
-    return user.updated_at
+    if user.sync_state is SyncState.SYNCED:
+        return user.migrated_at
+    return user.updated_at if user.sync_state is SyncState.ERROR else None
 
 
 def tenant_state(state: TenantState, shown: Progress) -> TenantState:

@@ -180,16 +180,6 @@ def _same_years(name: str, other: str, first_year: int, last_year: int) -> bool:
     )
 
 
-def _same_offsets(name: str, other: str, start: datetime, end: datetime) -> bool:
-    if name == other:
-        return True
-    if _offset(_zone(name), start) != _offset(_zone(other), start):
-        return False  # the usual answer for a zone that does not match: one look, nothing computed
-    if _same_years(name, other, start.year, end.year):
-        return True
-    return _offsets(name, start, end) == _offsets(other, start, end)
-
-
 def graph_zone(iana: str, start: datetime, end: datetime) -> str | None:
     """A Windows zone whose UTC offsets equal `iana`'s at every instant from `start` to `end`, or None.
 
@@ -204,7 +194,10 @@ def graph_zone(iana: str, start: datetime, end: datetime) -> str | None:
     start, end = max(start, _FIRST).astimezone(UTC), min(max(start, end), _LAST).astimezone(UTC)
     name = "UTC" if iana in _UTC_ALIASES else iana
     cldr = tz_win.get(name)
-    if cldr is not None and _same_offsets(name, win_tz[cldr], start, end):
+    if cldr is not None and (
+        _same_years(name, win_tz[cldr], start.year, end.year)
+        or _offsets(name, start, end) == _offsets(win_tz[cldr], start, end)
+    ):
         return cldr
     candidates = [
         (windows, rules)
@@ -225,11 +218,6 @@ def wall_clock(instant: datetime, windows: str) -> datetime:
     return instant.astimezone(_zone(win_tz[windows])).replace(tzinfo=None)
 
 
-def graph_instant(wall: datetime, windows: str) -> datetime:
-    """The instant Graph reads for a naive wall clock in a Windows zone (a repeated hour: the first)."""
-    return wall.replace(tzinfo=_zone(win_tz[windows])).astimezone(UTC)
-
-
 def single_zone(iana: str, start: datetime | date, end: datetime | date) -> str:
     """The zone one event from `start` to `end` is written in: `graph_zone` when Graph reads its start and
     end back as these instants (not so for a time in the hour a DST change repeats), else "UTC". An
@@ -241,9 +229,9 @@ def single_zone(iana: str, start: datetime | date, end: datetime | date) -> str:
     windows = graph_zone(iana, start, end)
     if windows is None:
         return "UTC"
-    for instant in (start, end):
-        if graph_instant(wall_clock(instant, windows), windows) != instant:
-            return "UTC"
+    rules = _zone(win_tz[windows])
+    if start.astimezone(rules).fold or end.astimezone(rules).fold:  # the second of a repeated hour
+        return "UTC"
     return windows
 
 

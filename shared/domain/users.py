@@ -142,6 +142,7 @@ class UserRecord:
     match_reason: str | None = None
     sync_state: SyncState = SyncState.PENDING
     last_sync_at: datetime | None = None
+    migrated_at: datetime | None = None  # when its last migration ended synced (catch-ups move last_sync_at)
     last_error: str | None = None
     subscription_id: str | None = None
     subscription_expires_at: datetime | None = None

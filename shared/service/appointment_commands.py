@@ -6,10 +6,15 @@ date-times, either wall-clock times in `time_zone` (an IANA name) or with a UTC 
 the connector never guesses a zone. The recurrence must be one Outlook can hold exactly
 (`shared/domain/recurrence.py` says which part of an RRULE it cannot), and every exdate and override must
 name an occurrence of the rule.
+
+As for every request body (`shared/service/commands.py`), a JSON `null` is the same as leaving the field
+out, and a rejection names the field by its path (`customers[2].email`, `recurrence.overrides[0].start`).
+The limits are the constants below; `functions/openapi.py` publishes them.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, date, datetime
 from typing import Any, Final
@@ -20,13 +25,21 @@ from shared.domain.timezones import NoWindowsZone, UnknownZone, require_zone
 from shared.service.errors import InvalidInput
 
 APPOINTMENT_ID_RE: Final = re.compile(r"^[A-Za-z0-9._~@+=-]{1,128}$")  # safe as a key and in a transactionId
+APPOINTMENT_ID_CHARS: Final = "must be 1-128 characters of letters, digits and . _ ~ @ + = -"
 MAX_SUBJECT: Final = 255
 MAX_BODY: Final = 64_000
 MAX_LOCATION: Final = 255
 MAX_STAFF: Final = 20
 MAX_CUSTOMERS: Final = 100
+MAX_CUSTOMER_NAME: Final = 256
+MAX_ADDRESS: Final = 320
 MAX_CATEGORIES: Final = 25
+MAX_CATEGORY_NAME: Final = 255
+MAX_RRULE: Final = 1_000
 MAX_EXCEPTIONS: Final = 200
+# The appointment is kept as ASCII JSON in its row (Table Storage: 1 MiB of UTF-16 per entity, with the
+# per-staff copies beside it); text beyond ASCII takes up to 12 characters there (two \uXXXX escapes).
+MAX_STORED: Final = 400_000
 SHOW_AS: Final = ("free", "tentative", "busy", "oof", "workingElsewhere")
 SENSITIVITY: Final = ("normal", "personal", "private", "confidential")
 BODY_TYPES: Final = ("text", "html")
@@ -53,7 +66,7 @@ FIELDS: Final = frozenset(
 
 def parse_appointment_id(value: str) -> str:
     if not APPOINTMENT_ID_RE.match(value or ""):
-        raise InvalidInput("appointment_id", "must be 1-128 characters of letters, digits and . _ ~ @ + = -")
+        raise InvalidInput("appointment_id", APPOINTMENT_ID_CHARS)
     return value
 
 
@@ -86,10 +99,27 @@ def parse_appointment(appointment_id: str, body: dict[str, Any]) -> Appointment:
         video=_bool(body, "video"),
     )
     raw = body.get("recurrence")
-    if raw is None:
-        return appointment
-    recurrence = _recurrence(raw, appointment)
-    return Appointment(**{**_fields(appointment), "recurrence": recurrence})
+    if raw is not None:
+        appointment = Appointment(**{**_fields(appointment), "recurrence": _recurrence(raw, appointment)})
+    _check_stored_size(appointment)
+    return appointment
+
+
+def _check_stored_size(appointment: Appointment) -> None:
+    """Refuse an appointment too large for its row, naming the largest text in it."""
+    if len(json.dumps(appointment_document(appointment))) <= MAX_STORED:
+        return
+    texts = [("body", appointment.body), ("subject", appointment.subject), ("location", appointment.location)]
+    if appointment.recurrence is not None:
+        for index, override in enumerate(appointment.recurrence.overrides):
+            prefix = f"recurrence.overrides[{index}]."
+            texts += [
+                (prefix + name, getattr(override, name) or "") for name in ("body", "subject", "location")
+            ]
+    field = max(texts, key=lambda text: len(json.dumps(text[1])))[0]
+    raise InvalidInput(
+        field, f"the appointment's texts are too long together (at most {MAX_STORED} characters as JSON)"
+    )
 
 
 def _after(end: datetime | date, start: datetime | date) -> bool:
@@ -106,7 +136,9 @@ def _fields(appointment: Appointment) -> dict[str, Any]:
 
 
 def _bool(body: dict[str, Any], name: str) -> bool:
-    value = body.get(name, False)
+    value = body.get(name)
+    if value is None:
+        return False
     if not isinstance(value, bool):
         raise InvalidInput(name, "must be true or false")
     return value
@@ -129,7 +161,9 @@ def _text(body: dict[str, Any], name: str, limit: int, *, required: bool = False
 
 
 def _choice(body: dict[str, Any], name: str, allowed: tuple[str, ...], default: str) -> str:
-    value = body.get(name, default)
+    value = body.get(name)
+    if value is None:
+        return default
     if value not in allowed:
         raise InvalidInput(name, f"must be one of: {', '.join(allowed)}")
     return str(value)
@@ -196,8 +230,14 @@ def _staff_ids(body: dict[str, Any]) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _list(body: dict[str, Any], name: str) -> Any:
+    """A list member, or [] when it is absent or null."""
+    value = body.get(name)
+    return [] if value is None else value
+
+
 def _customers(body: dict[str, Any]) -> tuple[Customer, ...]:
-    value = body.get("customers", [])
+    value = _list(body, "customers")
     if not isinstance(value, list):
         raise InvalidInput("customers", "must be a list")
     if len(value) > MAX_CUSTOMERS:
@@ -207,8 +247,11 @@ def _customers(body: dict[str, Any]) -> tuple[Customer, ...]:
         prefix = f"customers[{index}]."
         if not isinstance(raw, dict):
             raise InvalidInput(f"customers[{index}]", "must be an object with name and email")
-        name = _text(raw, "name", 256, required=True, prefix=prefix)
-        email = _text(raw, "email", 320, prefix=prefix) or None
+        unknown = sorted(set(raw) - {"name", "email"})
+        if unknown:
+            raise InvalidInput(f"{prefix}{unknown[0]}", "is not a field of a customer")
+        name = _text(raw, "name", MAX_CUSTOMER_NAME, required=True, prefix=prefix)
+        email = _text(raw, "email", MAX_ADDRESS, prefix=prefix) or None
         if email is not None and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email):
             raise InvalidInput(f"{prefix}email", "is not an email address")
         found.append(Customer(name, email))
@@ -216,12 +259,16 @@ def _customers(body: dict[str, Any]) -> tuple[Customer, ...]:
 
 
 def _categories(body: dict[str, Any]) -> tuple[str, ...]:
-    value = body.get("categories", [])
-    if not isinstance(value, list) or len(value) > MAX_CATEGORIES:
-        raise InvalidInput("categories", f"must be a list of at most {MAX_CATEGORIES} names")
+    value = _list(body, "categories")
+    if not isinstance(value, list):
+        raise InvalidInput("categories", "must be a list of category names")
+    if len(value) > MAX_CATEGORIES:
+        raise InvalidInput("categories", f"must have at most {MAX_CATEGORIES} categories")
     for index, name in enumerate(value):
-        if not isinstance(name, str) or not name.strip() or len(name) > 255:
-            raise InvalidInput(f"categories[{index}]", "must be a non-empty name of at most 255 characters")
+        if not isinstance(name, str) or not name.strip() or len(name) > MAX_CATEGORY_NAME:
+            raise InvalidInput(
+                f"categories[{index}]", f"must be a non-empty name of at most {MAX_CATEGORY_NAME} characters"
+            )
     return tuple(value)
 
 
@@ -234,6 +281,8 @@ def _recurrence(raw: Any, appointment: Appointment) -> Recurrence:
     rrule = raw.get("rrule")
     if not isinstance(rrule, str) or not rrule.strip():
         raise InvalidInput("recurrence.rrule", "is required (an RFC 5545 RRULE such as FREQ=WEEKLY;BYDAY=MO)")
+    if len(rrule) > MAX_RRULE:
+        raise InvalidInput("recurrence.rrule", f"must be at most {MAX_RRULE} characters")
     zone = appointment.time_zone
     try:
         rules.to_graph(rrule, appointment.start, zone, appointment.end)
@@ -241,8 +290,8 @@ def _recurrence(raw: Any, appointment: Appointment) -> Recurrence:
         raise InvalidInput("recurrence.rrule", f"{error.part}: {error.reason}", status=422) from None
     except NoWindowsZone as error:  # Outlook would expand the series at other instants than the host
         raise InvalidInput("time_zone", error.reason, status=422) from None
-    exdates = _exdates(raw.get("exdates", []), rrule, appointment)
-    overrides = _overrides(raw.get("overrides", []), rrule, appointment)
+    exdates = _exdates(_list(raw, "exdates"), rrule, appointment)
+    overrides = _overrides(_list(raw, "overrides"), rrule, appointment)
     clash = set(exdates) & {o.original_date for o in overrides}
     if clash:
         raise InvalidInput("recurrence.overrides", f"{min(clash)} is both cancelled (exdates) and overridden")
@@ -265,6 +314,8 @@ def _occurrence(value: Any, field: str, rrule: str, appointment: Appointment) ->
 def _exdates(value: Any, rrule: str, appointment: Appointment) -> tuple[date, ...]:
     if not isinstance(value, list):
         raise InvalidInput("recurrence.exdates", "must be a list")
+    if len(value) > MAX_EXCEPTIONS:
+        raise InvalidInput("recurrence.exdates", f"must have at most {MAX_EXCEPTIONS} dates")
     days = [_occurrence(v, f"recurrence.exdates[{i}]", rrule, appointment) for i, v in enumerate(value)]
     return tuple(sorted(set(days)))
 
@@ -272,6 +323,8 @@ def _exdates(value: Any, rrule: str, appointment: Appointment) -> tuple[date, ..
 def _overrides(value: Any, rrule: str, appointment: Appointment) -> tuple[Override, ...]:
     if not isinstance(value, list):
         raise InvalidInput("recurrence.overrides", "must be a list")
+    if len(value) > MAX_EXCEPTIONS:
+        raise InvalidInput("recurrence.overrides", f"must have at most {MAX_EXCEPTIONS} overrides")
     found: dict[date, Override] = {}
     for index, raw in enumerate(value):
         prefix = f"recurrence.overrides[{index}]."

@@ -125,7 +125,7 @@ async def delete_appointment(
     for _ in range(SAVE_ATTEMPTS):
         record = await services.appointments.get(tenant_id, appointment_id)
         if record is None:
-            raise NotFound("appointment", appointment_id)
+            raise NotFound("appointment", appointment_id, "appointment_id")
         _check_precondition(record, if_match)
         if record.appointment is None:
             await _queue_write(services, record)
@@ -146,7 +146,7 @@ async def get_appointment(services: Services, tenant_id: str, appointment_id: st
     await get_tenant(services, tenant_id)
     record = await services.appointments.get(tenant_id, appointment_id)
     if record is None:
-        raise NotFound("appointment", appointment_id)
+        raise NotFound("appointment", appointment_id, "appointment_id")
     return record
 
 

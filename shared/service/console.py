@@ -144,9 +144,9 @@ async def reauthorize(services: Services, tenant_id: str, body: dict[str, Any]) 
     """Admin consent: a new consent link. The customer's own app: `{"client_secret"}` (and, optionally,
     `client_id` and `client_secret_expires_at`); the client id defaults to the one on record."""
     tenant: Tenant = await tenants.get_tenant(services, tenant_id)
-    if tenant.auth_mode is AuthMode.ADMIN_CONSENT and "client_secret" not in body:
+    if tenant.auth_mode is AuthMode.ADMIN_CONSENT and body.get("client_secret") is None:
         return await tenants.reauthorize(services, tenant.tenant_id, None)
-    if "client_secret" not in body:
+    if body.get("client_secret") is None:
         raise InvalidInput("client_secret", "is required: a new secret of the organisation's own app")
     known = tenant.customer_app.client_id if tenant.customer_app else None
     try:

@@ -18,10 +18,13 @@ class InvalidInput(ServiceError):
 
 
 class NotFound(ServiceError):
-    def __init__(self, what: str, key: str) -> None:
-        super().__init__(f"{what} {key} not found")
+    """No `what` has the id `key`; `field` names the request field that gave it (answered as 404)."""
+
+    def __init__(self, what: str, key: str, field: str) -> None:
+        super().__init__(f"There is no {what} {key}.")
         self.what = what
         self.key = key
+        self.field = field
 
 
 class Conflict(ServiceError):

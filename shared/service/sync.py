@@ -192,6 +192,7 @@ async def _sync_user(services: Services, tenant: Tenant, user: UserRecord, kind:
                 user,
                 sync_state=SyncState.SYNCED,
                 last_sync_at=now,
+                migrated_at=now if migrating else user.migrated_at,  # the progress's ETA counts these
                 last_error=None,
                 delta_link=read.delta_link,
             ),
@@ -278,6 +279,7 @@ async def _save_user(services: Services, user: UserRecord) -> UserRecord:
                 current,
                 sync_state=user.sync_state,
                 last_sync_at=user.last_sync_at,
+                migrated_at=user.migrated_at,
                 last_error=user.last_error,
                 subscription_id=user.subscription_id,
                 subscription_expires_at=user.subscription_expires_at,
@@ -347,7 +349,7 @@ async def request_user_resync(
         raise Conflict("tenant_id", f"the tenant is {tenant.state.value}")
     user = await services.users.get(tenant_id, staff_id)
     if user is None:
-        raise NotFound("staff_id", "no such staff member")
+        raise NotFound("staff member", staff_id, "staff_id")
     if user.match is not MatchStatus.MATCHED:
         raise Conflict("staff_id", f"the staff member is {user.match.value}: rematch first")
     await services.jobs.enqueue(

@@ -82,7 +82,7 @@ async def _match_one(services: Services, tenant: Tenant, staff: StaffMember) -> 
 async def delete_staff(services: Services, tenant_id: str, staff_id: str) -> None:
     await get_tenant(services, tenant_id)
     if await services.users.get(tenant_id, staff_id) is None:
-        raise NotFound("staff", staff_id)
+        raise NotFound("staff member", staff_id, "staff_id")
     await services.users.delete(tenant_id, staff_id)
 
 

@@ -108,3 +108,13 @@ async def test_save_all_keeps_tenants_apart_and_large_rows_whole(users: UserRepo
 async def test_save_all_of_nothing_saves_nothing(users: UserRepository) -> None:
     assert await users.save_all([]) == []
     assert await users.list_all(CONTOSO) == []
+
+
+async def test_when_a_users_migration_ended_is_stored_apart_from_its_last_sync(users: UserRepository) -> None:
+    migrated = datetime(2026, 11, 22, 9, 5, tzinfo=UTC)
+    caught_up = datetime(2026, 11, 24, 17, 30, tzinfo=UTC)
+    synced = record(1, sync_state=SyncState.SYNCED, migrated_at=migrated, last_sync_at=caught_up)
+    await users.save(synced)
+    [stored] = await users.list_all(CONTOSO)
+    assert (stored.migrated_at, stored.last_sync_at) == (migrated, caught_up)
+    assert (await users.get(CONTOSO, "s0001")) == stored

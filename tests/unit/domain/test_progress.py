@@ -33,7 +33,7 @@ def matched(user: UserRecord, at: datetime, status: MatchStatus = MatchStatus.MA
 
 
 def synced(user: UserRecord, at: datetime) -> UserRecord:
-    return replace(user, sync_state=SyncState.SYNCED, last_sync_at=at, updated_at=at)
+    return replace(user, sync_state=SyncState.SYNCED, last_sync_at=at, migrated_at=at, updated_at=at)
 
 
 def failed(user: UserRecord, at: datetime) -> UserRecord:

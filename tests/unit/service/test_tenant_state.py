@@ -97,3 +97,17 @@ async def test_a_tenant_whose_first_migration_ended_with_failures_shows_active_o
     await request_tenant_resync(w.services, TID, only_failed=True)
     await run_queued(w)
     assert await shown(w) == {"state": "active", "phase": "done", "percent": 100}
+
+
+async def test_the_eta_of_staff_added_later_counts_their_migrations_not_the_other_users_catch_ups(
+    world: FakeWorld,
+) -> None:
+    world.clock.advance(days=2)
+    await add_staff(world, 4, 5)
+    world.clock.advance(seconds=30)
+    # Outlook changes meanwhile: the three users migrated two days ago catch up; that is no migration.
+    await world.jobs.enqueue([jobs.sync_user(TID, s, "notified") for s in ("s1", "s2", "s3")])
+    await migrate(world, "s4")
+    tenant = await get_tenant(world.services, TID)
+    eta = (await tenant_progress(world.services, tenant)).eta_seconds
+    assert eta == 30  # s4 took 30 s since the two were added; s5 is left

@@ -1,0 +1,312 @@
+"""Every limit the OpenAPI document states is the one the server enforces: a value just past it is a 400
+naming that field, and nothing changes. The document is walked, so a limit added to it is tested here.
+
+Also: a route whose document says a body is required refuses a missing one, naming `body`; a path no route
+serves is a JSON 404; bad input never becomes a 500 (the import filter's categories in particular, which
+Table Storage used to refuse).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from functions.openapi import OPERATIONS, openapi_document
+from shared.domain.tenants import ImportFilterMode
+from tests.unit.functions.host_api import TENANT, HostApi, host_api, snapshot
+
+pytestmark = pytest.mark.unit
+
+APP_ID = "aaaaaaaa-0000-0000-0000-000000000001"
+Path = tuple[str | int, ...]
+SETTINGS = {"import_filter": {"mode": "categories", "categories": ["Host"]}, "todo_list_name": "Tasks"}
+CUSTOMER_APP = {"client_id": APP_ID, "client_secret": "s3cret"}
+# A valid body per operation, so that only the field under test is wrong.
+BODIES: dict[str, Any] = {
+    "createTenant": {
+        "tenant_id": "fabrikam.example",
+        "display_name": "Fabrikam",
+        "auth": {"mode": "customer_app", **CUSTOMER_APP},
+        "settings": SETTINGS,
+    },
+    "updateTenantSettings": SETTINGS,
+    "consoleUpdateSettings": SETTINGS,
+    "reauthorizeTenant": CUSTOMER_APP,
+    "consoleReauthorize": CUSTOMER_APP,
+    "putStaff": {
+        "email": "s9@contoso.example",
+        "upn": "s9@contoso.example",
+        "display_name": "Staff Nine",
+        "legacy_ids": [{"appointment_id": "a-0", "ews_id": "AAMkAD0", "ical_uid": "0400000082"}],
+    },
+    "putAppointment": {
+        "subject": "Intake",
+        "body": "Bring the forms.",
+        "location": "Room 1",
+        "start": "2027-03-01T09:00:00",
+        "end": "2027-03-01T10:00:00",
+        "time_zone": "Europe/Amsterdam",
+        "staff_ids": ["s1", "s2"],
+        "customers": [{"name": "Chris Customer", "email": "chris@example.org"}],
+        "categories": ["Host"],
+        "recurrence": {
+            "rrule": "FREQ=WEEKLY;BYDAY=MO;COUNT=6",
+            "exdates": ["2027-03-15"],
+            "overrides": [
+                {
+                    "recurrence_id": "2027-03-08",
+                    "start": "2027-03-08T11:00:00",
+                    "end": "2027-03-08T12:00:00",
+                    "subject": "Intake (moved)",
+                    "location": "Room 2",
+                    "body": "Moved.",
+                }
+            ],
+        },
+    },
+    "createConsoleLink": {"ttl_minutes": 60},
+}
+PATH_VALUES = {"tid": TENANT, "staff_id": "s1", "appointment_id": "a-1"}
+
+
+def route_path(route: str, **override: str) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: override.get(m[1], PATH_VALUES[m[1]]), route)
+
+
+def field_name(path: Path, root: str = "") -> str:
+    name = root
+    for part in path:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else part)
+    return name
+
+
+def resolve(schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = openapi_document()["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+def over_string(length: int) -> str:
+    """`length` characters shaped like a domain (so that a tenant id fails on its length alone)."""
+    return "a" * (length - 4) + ".com"
+
+
+def limit_cases(schema: dict[str, Any], value: Any, path: Path = ()) -> Iterator[tuple[Path, Any]]:
+    """(where, a value just past a limit) for every limit of the schema the base `value` reaches."""
+    schema = resolve(schema)
+    for alternative in schema.get("oneOf", []) + schema.get("anyOf", []):
+        yield from limit_cases(alternative, value, path)
+    kinds = schema.get("type", [])
+    kinds = {kinds} if isinstance(kinds, str) else set(kinds)
+    if "string" in kinds:
+        if "maxLength" in schema:
+            yield path, over_string(schema["maxLength"] + 1)
+        if schema.get("minLength", 0) > 0:
+            yield path, ""
+    if "integer" in kinds:
+        if "maximum" in schema:
+            yield path, schema["maximum"] + 1
+        if "minimum" in schema:
+            yield path, schema["minimum"] - 1
+    if "array" in kinds:
+        items = resolve(schema.get("items", {}))
+        first = value[0] if isinstance(value, list) and value else None
+        if "maxItems" in schema:
+            count = schema["maxItems"] + 1
+            if items.get("type") == "string":
+                yield path, [f"x{n}" for n in range(count)]  # distinct, for uniqueItems
+            else:
+                yield path, [copy.deepcopy(first if first is not None else "x") for _ in range(count)]
+        if schema.get("minItems", 0) > 0:
+            yield path, []
+        if first is not None:
+            yield from limit_cases(items, first, (*path, 0))
+    if isinstance(value, dict):
+        for name, member in schema.get("properties", {}).items():
+            yield from limit_cases(member, value.get(name), (*path, name))
+
+
+def with_value(body: Any, path: Path, value: Any) -> Any:
+    changed = copy.deepcopy(body)
+    node = changed
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    return changed
+
+
+def body_cases() -> Iterator[Any]:
+    for op in OPERATIONS:
+        if op.request is None or op.operation_id not in BODIES:
+            continue
+        base = BODIES[op.operation_id]
+        root = "settings" if op.request == {"$ref": "#/components/schemas/Settings"} else ""
+        for path, value in limit_cases(op.request, base):
+            field = field_name(path, root)
+            yield pytest.param(
+                op.method, op.route, with_value(base, path, value), field, id=f"{op.operation_id}:{field}"
+            )
+
+
+def parameter_cases() -> Iterator[Any]:
+    document = openapi_document()
+    for op in OPERATIONS:
+        operation = document["paths"][f"/api/{op.route}"][op.method.lower()]
+        base = BODIES.get(op.operation_id) if op.request is not None and op.body_required else None
+        for parameter in operation.get("parameters", []):
+            name, where = parameter["name"], parameter["in"]
+            for _, value in limit_cases(parameter["schema"], None):
+                case_id = f"{op.operation_id}:{name}={str(value)[:12]}"
+                if where == "path":
+                    path, query = route_path(op.route, **{name: str(value)}), {}
+                else:
+                    path, query = route_path(op.route), {name: str(value)}
+                yield pytest.param(op.method, path, query, base, name, id=case_id)
+
+
+@pytest.fixture
+async def api() -> HostApi:
+    return await host_api()
+
+
+@pytest.mark.parametrize(("method", "route", "body", "field"), list(body_cases()))
+async def test_a_body_member_past_its_documented_limit_is_a_400_naming_it(
+    api: HostApi, method: str, route: str, body: Any, field: str
+) -> None:
+    before = snapshot(api.world)
+    answer = await api.call(method, route_path(route), body)
+    assert answer.status == 400, answer.body
+    assert answer.error_field == field, answer.json()
+    assert snapshot(api.world) == before
+
+
+@pytest.mark.parametrize(("method", "path", "query", "body", "field"), list(parameter_cases()))
+async def test_a_parameter_past_its_documented_limit_is_a_400_naming_it(
+    api: HostApi, method: str, path: str, query: dict[str, str], body: Any, field: str
+) -> None:
+    before = snapshot(api.world)
+    answer = await api.call(method, path, body, query=query)
+    assert answer.status == 400, answer.body
+    assert answer.error_field == field, answer.json()
+    assert snapshot(api.world) == before
+
+
+def test_every_documented_body_has_a_base_body_here() -> None:
+    """So the walk above reaches every request schema with limits."""
+    walked = {op.operation_id for op in OPERATIONS if op.request is not None and op.operation_id in BODIES}
+    limited = {
+        op.operation_id
+        for op in OPERATIONS
+        if op.request is not None and any(limit_cases(op.request, BODIES.get(op.operation_id, {})))
+    }
+    assert limited <= walked
+
+
+@pytest.mark.parametrize(
+    ("categories", "field"),
+    [
+        (["x" * 33_000], "settings.import_filter.categories[0]"),
+        (["x" * 1_000] * 50, "settings.import_filter.categories[0]"),
+        ([f"{n:02}" + "x" * 98 for n in range(50)], "settings.import_filter.categories"),  # 5,000 together
+    ],
+)
+@pytest.mark.parametrize("route", ["v1/tenants/{tid}/settings", "console/tenants/{tid}/settings"])
+async def test_an_import_filter_too_large_for_the_tenant_row_is_a_400_not_a_500(
+    api: HostApi, route: str, categories: list[str], field: str
+) -> None:
+    before = snapshot(api.world)
+    answer = await api.call(
+        "PATCH", route_path(route), {"import_filter": {"mode": "categories", "categories": categories}}
+    )
+    assert answer.status == 400
+    assert answer.error_field == field
+    assert snapshot(api.world) == before
+
+
+async def test_tenant_create_with_too_large_an_import_filter_is_a_400(api: HostApi) -> None:
+    body = copy.deepcopy(BODIES["createTenant"])
+    body["settings"]["import_filter"]["categories"] = ["x" * 33_000]
+    answer = await api.call("POST", "v1/tenants", body)
+    assert (answer.status, answer.error_field) == (400, "settings.import_filter.categories[0]")
+    assert "fabrikam.example" not in api.world.tenants.rows
+
+
+async def test_the_largest_import_filter_accepted_is_kept(api: HostApi) -> None:
+    categories = [f"{n:02}" + "\U0001f4c5" * 48 for n in range(50)]  # 2,500 characters, astral ones
+    answer = await api.call(
+        "PATCH",
+        route_path("v1/tenants/{tid}/settings"),
+        {"import_filter": {"mode": "categories", "categories": categories}},
+    )
+    assert answer.status == 200, answer.body
+    kept = api.world.tenants.rows[TENANT].settings.import_filter
+    assert (kept.mode, kept.categories) == (ImportFilterMode.CATEGORIES, tuple(categories))
+
+
+@pytest.mark.parametrize(
+    ("method", "route"),
+    [(op.method, op.route) for op in OPERATIONS if op.request is not None and op.body_required],
+)
+async def test_a_route_that_requires_a_body_refuses_a_missing_one(
+    api: HostApi, method: str, route: str
+) -> None:
+    before = snapshot(api.world)
+    answer = await api.call(method, route_path(route))
+    assert answer.status == 400
+    assert answer.error_field == "body"
+    assert snapshot(api.world) == before
+
+
+@pytest.mark.parametrize(
+    ("method", "route"),
+    [(op.method, op.route) for op in OPERATIONS if op.request is not None and not op.body_required],
+)
+async def test_a_route_whose_body_is_optional_takes_none(api: HostApi, method: str, route: str) -> None:
+    handshake = {"validationToken": "token"} if route.startswith("graph/") else {}  # Graph's, bodiless
+    answer = await api.call(method, route_path(route), query=handshake)
+    assert answer.status < 500
+    assert answer.status != 400 or answer.error_field != "body"
+
+
+@pytest.mark.parametrize(
+    "path", ["v2/tenants", "v1/tenant", "v1/tenants/contoso.example/nothing", "", "x/y/z"]
+)
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+async def test_an_unmatched_path_answers_a_json_404(api: HostApi, method: str, path: str) -> None:
+    answer = await api.call(method, path)
+    assert answer.status == 404
+    assert answer.mimetype == "application/json"
+    assert answer.json()["error"]["code"] == "not_found"
+
+
+async def test_a_known_path_with_another_method_answers_a_json_405(api: HostApi) -> None:
+    answer = await api.call("PATCH", "v1/tenants")
+    assert answer.status == 405
+    assert answer.headers["Allow"] == "GET, POST"
+    assert answer.json()["error"]["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "field", "message"),
+    [
+        ("GET", "v1/tenants/fabrikam.example", "tid", "There is no tenant fabrikam.example."),
+        ("DELETE", "v1/tenants/contoso.example/staff/s9", "staff_id", "There is no staff member s9."),
+        ("POST", "v1/tenants/contoso.example/users/s9/resync", "staff_id", "There is no staff member s9."),
+        (
+            "GET",
+            "v1/tenants/contoso.example/appointments/a-9",
+            "appointment_id",
+            "There is no appointment a-9.",
+        ),
+    ],
+)
+async def test_not_found_reads_as_a_sentence_naming_the_field(
+    api: HostApi, method: str, path: str, field: str, message: str
+) -> None:
+    answer = await api.call(method, path)
+    assert answer.status == 404
+    assert answer.json()["error"] == {"code": "not_found", "field": field, "message": message}
