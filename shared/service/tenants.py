@@ -45,7 +45,7 @@ def _state_hash(state: str) -> str:
 async def get_tenant(services: Services, tenant_id: str) -> Tenant:
     tenant = await services.tenants.get(tenant_id)
     if tenant is None:
-        raise NotFound("tenant", tenant_id, "tid")
+        raise NotFound("tenant", tenant_id)
     return tenant
 
 
@@ -64,6 +64,8 @@ async def create_tenant(services: Services, command: CreateTenant) -> Connection
         same = other.directory_id == directory_id and other.tenant_id != command.tenant_id
         if same and other.state is not TenantState.DISCONNECTED:
             raise _directory_taken(other.tenant_id, other.state)
+    if existing is not None:  # a job that was running at the purge may have written rows since
+        await _purge_rows(services, command.tenant_id)
     now = services.clock.now()
     tenant = Tenant(
         tenant_id=command.tenant_id,
@@ -371,12 +373,7 @@ async def finish_disconnect(services: Services, tenant_id: str) -> None:
                 await services.subscription_index.delete(record.subscription_id)
         else:
             removed = await remove_tenant_subscriptions(services, tenant)
-        await services.item_statuses.delete_tenant(tenant_id)
-        await services.leases.delete_prefix(f"{tenant_id}/")
-        await services.dead_letters.delete_tenant(tenant_id)
-        await services.appointments.delete_tenant(tenant_id)  # what was written to calendars stays
-        await services.users.delete_tenant(tenant_id)
-        await services.consent_states.delete_tenant(tenant_id)
+        await _purge_rows(services, tenant_id)
         if not sharing:
             await services.secrets.delete(secret_name(tenant.directory_id))  # soft: Key Vault keeps it
         await publish(
@@ -389,6 +386,16 @@ async def finish_disconnect(services: Services, tenant_id: str) -> None:
             replace(tenant.with_state(TenantState.DISCONNECTED, services.clock.now()), customer_app=None)
         )
         log.info("tenant disconnected and purged (%d subscriptions deleted)", removed)
+
+
+async def _purge_rows(services: Services, tenant_id: str) -> None:
+    """Every row the tenant's connection made under its key, but the feed (idempotent)."""
+    await services.item_statuses.delete_tenant(tenant_id)
+    await services.leases.delete_prefix(f"{tenant_id}/")
+    await services.dead_letters.delete_tenant(tenant_id)
+    await services.appointments.delete_tenant(tenant_id)  # what was written to calendars stays
+    await services.users.delete_tenant(tenant_id)
+    await services.consent_states.delete_tenant(tenant_id)
 
 
 async def mark_consent_revoked(services: Services, tenant_id: str, reason: str) -> None:

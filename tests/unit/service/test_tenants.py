@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from shared.domain.tenants import AuthMode, Tenant, TenantState, secret_name
+from shared.domain.users import MatchStatus, StaffMember, UserRecord
 from shared.service import tenants as svc
 from shared.service.commands import parse_create_tenant
 from shared.service.errors import Conflict, InvalidInput
@@ -447,3 +448,16 @@ async def test_disconnecting_a_copy_leaves_the_other_tenants_subscriptions_and_s
     assert await world.subscription_index.get(subscription.id) is not None
     assert world.secrets.values[secret_name(CONTOSO)] == "s3cret"
     assert world.tenants.rows[CONTOSO].state is TenantState.CONNECTING
+
+
+async def test_reconnect_starts_without_rows_a_late_job_wrote_after_the_purge(world: FakeWorld) -> None:
+    await _connected(world)
+    await _disconnect(world)
+    late = UserRecord(
+        CONTOSO, StaffMember("s-late", "late@contoso.example", None, "Late"), MatchStatus.MATCHED, T_FAR
+    )
+    await world.users.save(late)  # a job that was running during the purge saved its user afterwards
+
+    await start(world)
+
+    assert await world.users.list_all(CONTOSO) == []
