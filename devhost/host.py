@@ -18,6 +18,8 @@ queue name, a missing `%SETTING%`) stops the start with a `ConfigError` that say
 from __future__ import annotations
 
 import asyncio
+import importlib
+import inspect
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
@@ -48,6 +50,9 @@ log = logging.getLogger("devhost.host")
 DEFAULT_PORT: Final = 7071
 LOOPBACK: Final = "127.0.0.1"
 STORAGE_START_TIMEOUT: Final = 20.0
+# `module:function`, called (and awaited) when the host stops: the app closes its clients there. Local
+# only: the Python worker has no shutdown hook (azure-functions-python-worker#1521).
+ON_STOP_SETTING: Final = "LOCAL_HOST_ON_STOP"
 
 Elsewhere = Callable[[IndexedFunction, str], Awaitable[None]]
 
@@ -89,6 +94,7 @@ class LocalHost:
         self._only = only
         self._elsewhere = elsewhere
         self._announce = announce  # log "host started" and each function (a worker process does not)
+        self._on_stop: Callable[[], object] | None = None
 
     # -- what callers read --------------------------------------------------------------------
 
@@ -131,6 +137,7 @@ class LocalHost:
         self.settings.apply_to_environ()
         app_settings: Mapping[str, str] = os.environ
         self.functions = index_app(self.app_root, app_settings)
+        self._on_stop = _stop_hook(app_settings.get(ON_STOP_SETTING, ""))
         for fn in self.functions:  # validate everything before anything starts
             if isinstance(fn.trigger, TimerTriggerSpec):
                 parse_schedule(fn.trigger.schedule)
@@ -264,6 +271,7 @@ class LocalHost:
             drained = await self._invoker.drain(self._grace)
             if not drained:
                 log.warning("invocations still running at stop were cancelled")
+        await self._run_stop_hook()
         if self._runner is not None:
             await self._runner.cleanup()
         if self._storage is not None:
@@ -275,9 +283,35 @@ class LocalHost:
         if self._announce:
             log.info("host stopped")
 
+    async def _run_stop_hook(self) -> None:
+        """The app's stop hook, on this host's event loop (where its async clients live), once."""
+        hook, self._on_stop = self._on_stop, None
+        if hook is None:
+            return
+        try:
+            outcome = hook()
+            if inspect.isawaitable(outcome):
+                await asyncio.wait_for(outcome, self._grace)
+        except Exception:
+            log.warning("the app's %s hook failed", ON_STOP_SETTING, exc_info=True)
+
     async def __aenter__(self) -> LocalHost:
         await self.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+def _stop_hook(target: str) -> Callable[[], object] | None:
+    """The callable a `module:function` setting names (imported with the app root on `sys.path`)."""
+    if not target.strip():
+        return None
+    module_name, _, name = target.strip().partition(":")
+    try:
+        hook = getattr(importlib.import_module(module_name), name) if name else None
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"{ON_STOP_SETTING}: cannot load {target!r}: {exc}") from exc
+    if not callable(hook):
+        raise ConfigError(f"{ON_STOP_SETTING} must name a function as module:function, not {target!r}")
+    return hook

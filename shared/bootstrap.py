@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the SDKs are imported on first use, not at import: the work
 
     from shared.adapters.graph.client import GraphClients
     from shared.adapters.graph.credentials import TenantCredentials
+    from shared.adapters.host_webhook import HttpHostWebhook
     from shared.adapters.keyvault import KeyVaultSecretStore
     from shared.adapters.storage import StorageClients
 
@@ -65,6 +66,12 @@ class Container:
         return StorageClients(self.settings.storage, self.credential, table_prefix=self.settings.table_prefix)
 
     @cached_property
+    def webhook(self) -> HttpHostWebhook:
+        from shared.adapters.host_webhook import HttpHostWebhook
+
+        return HttpHostWebhook(ca_bundle=self.settings.tls_ca_bundle)
+
+    @cached_property
     def secrets(self) -> KeyVaultSecretStore:
         from shared.adapters.keyvault import KeyVaultSecretStore
 
@@ -95,7 +102,6 @@ class Container:
         from shared.adapters.graph.calendar import GraphCalendar, GraphSubscriptions
         from shared.adapters.graph.directory import GraphCustomerApps, GraphDirectory
         from shared.adapters.graph.writes import GraphCalendarWriter
-        from shared.adapters.host_webhook import HttpHostWebhook
         from shared.adapters.queues import StorageJobQueue
         from shared.adapters.sync_tables import (
             TableDeadLetters,
@@ -146,12 +152,26 @@ class Container:
             leases=TableLeases(self.storage),
             subscription_index=TableSubscriptionIndex(self.storage),
             dead_letters=TableDeadLetters(self.storage),
-            webhook=HttpHostWebhook(ca_bundle=self.settings.tls_ca_bundle),
+            webhook=self.webhook,
             keys=KeyRing(self.secrets),
             appointments=TableAppointments(self.storage),
             calendar_writer=GraphCalendarWriter(self.graph, key_for),
             delivery_requests=DeliveryRequests(queue),
         )
+
+    async def close(self) -> None:
+        """Close the clients built so far, the users of a connection first (nothing is built to close it)."""
+        built = self.__dict__  # what the cached properties hold
+        if "graph" in built:
+            await self.graph.close()  # and the tenants' credentials it holds
+        if "webhook" in built:
+            await self.webhook.aclose()
+        if "secrets" in built:
+            await self.secrets.close()
+        if "storage" in built:
+            await self.storage.close()
+        if "credential" in built:
+            await self.credential.close()
 
 
 _container: Container | None = None
@@ -164,6 +184,16 @@ def container() -> Container:
         configure_logging()
         _container = Container(Settings.from_environ(os.environ))
     return _container
+
+
+async def close_container() -> None:
+    """Close the worker's container, if built, and forget it. The Python worker has no shutdown hook
+    (azure-functions-python-worker#1521), so in Azure the process just ends; the local host calls this
+    when it stops (its `LOCAL_HOST_ON_STOP` setting), so that no client is left open."""
+    global _container
+    built, _container = _container, None
+    if built is not None:
+        await built.close()
 
 
 def use_container(replacement: Container | None) -> None:
