@@ -1307,3 +1307,51 @@ def test_an_appointment_in_a_zone_cldr_maps_to_other_clocks_lands_at_the_hosts_i
     ]
     wanted = [datetime.combine(monday + timedelta(weeks=n), time(10), ZoneInfo(zone)) for n in range(4)]
     assert sorted(instant(e["start"]) for e in found) == [w.astimezone(UTC) for w in wanted]
+
+
+# --- 11. the connector's own update, Graph's answer lost -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("policy", "recurring"),
+    [("host_wins", False), ("host_wins", True), ("outlook_wins", False)],
+    ids=["host-wins", "host-wins-series", "outlook-wins"],
+)
+async def test_an_update_whose_answer_is_lost_is_not_taken_for_an_outlook_edit(
+    org: Org, outlook_wins_org: Org, policy: str, recurring: bool
+) -> None:
+    """Graph applies the PATCH and answers 503; the SDK's retry (the old If-Match) meets a 412. Outlook holds
+    exactly the host's new version (its text body stored as Exchange's HTML): no conflict, no rewrite."""
+    org = outlook_wins_org if policy == "outlook_wins" else org
+    since = cursor(org)
+    appointment_id, subject = unique(f"lost-patch-{policy}")
+    adele = org.user("adele")
+    extra: dict[str, Any] = {"body": "Bring the forms.\nAnd the ID card."}
+    if recurring:
+        extra["recurrence"] = {"rrule": "FREQ=DAILY;COUNT=4"}
+    body = appointment(subject, ["s-adele"], days=44, **extra)
+    assert put(org, appointment_id, body).status_code == 202
+    first = copies(settled(org, appointment_id, 1))["s-adele"]["event_id"]
+    async with org.connector.control() as control:
+        rule = await control.add_fault(
+            status=503, method="PATCH", path=r"/events/", mailbox=adele, count=1, when="after"
+        )
+    try:
+        moved = {**body, "subject": f"{subject} v2", "start": local(45, 8), "end": local(45, 9)}
+        assert put(org, appointment_id, moved).status_code == 202
+        record = settled(org, appointment_id, 2)
+        async with org.connector.control() as control:
+            assert rule["id"] not in {r["id"] for r in await control.faults()}, "the fault never fired"
+        assert record["state"] == "synced" and copies(record)["s-adele"]["event_id"] == first, record
+        held = event(org, adele, first)
+        assert held is not None and held["subject"] == f"{subject} v2"
+        assert instant(held["start"]) == datetime.fromisoformat(local(45, 8)).replace(
+            tzinfo=ZoneInfo(AMSTERDAM)
+        ).astimezone(UTC)
+        never_echoed(org, since, names=("adele",))  # also gives a recheck time to report (it must not)
+        assert outlook_changes(org, since, appointment_id) == []
+        assert copies(get(org, appointment_id).json())["s-adele"]["state"] == "synced"
+    finally:
+        async with org.connector.control() as control:
+            if rule["id"] in {r["id"] for r in await control.faults()}:
+                await control.remove_fault(rule["id"])
