@@ -258,7 +258,7 @@ def to_graph(
 def _series_zone(rrule: str, start: datetime | date, zone: str, length: timedelta) -> str:
     rule, series = _parse(rrule), _Series.of(start, zone)
     first = series.at(series.first).replace(tzinfo=series.zone)  # all-day: local midnight
-    horizon = first + HORIZON
+    horizon = _later(first, HORIZON)
     last = horizon
     if rule.count is not None:
         for value in series.expansion(rule):
@@ -271,8 +271,16 @@ def _series_zone(rrule: str, start: datetime | date, zone: str, length: timedelt
             until = datetime.combine(until + timedelta(days=1), time(), tzinfo=series.zone)
         last = min(until, horizon)
     if series.wall is None:
-        return graph_zone(zone, first, last + length) or "UTC"
-    return series_zone(zone, first, last + length)
+        return graph_zone(zone, first, _later(last, length)) or "UTC"
+    return series_zone(zone, first, _later(last, length))
+
+
+def _later(moment: datetime, delta: timedelta) -> datetime:
+    """`moment + delta`, or the end of time where that is past datetime's range (year 9999)."""
+    try:
+        return moment + delta
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC)
 
 
 def from_graph(recurrence: dict[str, Any], *, all_day: bool = False) -> str:

@@ -180,6 +180,15 @@ def _same_years(name: str, other: str, first_year: int, last_year: int) -> bool:
     )
 
 
+def _utc(moment: datetime) -> datetime:
+    """`moment` in UTC within the years compared (zoneinfo cannot step a zone's first and last year)."""
+    try:
+        instant = moment.astimezone(UTC)
+    except OverflowError:  # within a day of datetime's range
+        return _LAST if moment.year > 1 else _FIRST
+    return min(max(instant, _FIRST), _LAST)
+
+
 def graph_zone(iana: str, start: datetime, end: datetime) -> str | None:
     """A Windows zone whose UTC offsets equal `iana`'s at every instant from `start` to `end`, or None.
 
@@ -191,7 +200,8 @@ def graph_zone(iana: str, start: datetime, end: datetime) -> str | None:
     require_zone(iana)
     if start.utcoffset() is None or end.utcoffset() is None:
         raise ValueError("the span must be given as timezone-aware datetimes")
-    start, end = max(start, _FIRST).astimezone(UTC), min(max(start, end), _LAST).astimezone(UTC)
+    start, end = _utc(start), _utc(end)
+    end = max(start, end)
     name = "UTC" if iana in _UTC_ALIASES else iana
     cldr = tz_win.get(name)
     if cldr is not None and (

@@ -190,3 +190,14 @@ def test_an_override_is_written_at_its_own_instants():
 
     assert _read_by_graph(payload["start"]) == moved.astimezone(UTC)
     assert _read_by_graph(payload["end"]) == (moved + HOUR).astimezone(UTC)
+
+
+@pytest.mark.parametrize("year", [1, 9995, 9999])
+def test_a_series_near_the_ends_of_the_calendar_gets_a_zone_without_overflowing(year):
+    start = datetime(year, 1, 1 if year == 1 else 30, 12, tzinfo=ZoneInfo("Asia/Kolkata"))
+    if year == 9999:
+        start = start.replace(month=12)
+
+    recurrence = rules.to_graph("FREQ=DAILY", start, "Asia/Kolkata", start + HOUR)
+
+    assert recurrence["range"]["recurrenceTimeZone"] == "India Standard Time"
