@@ -845,7 +845,7 @@ SCHEMAS: Final[Json] = {
                     "consent_revoked",
                     "disconnecting",
                     "disconnected",
-                ]
+                ],
             },
             "auth": {"type": "object"},
             "settings": _SETTINGS,
@@ -861,7 +861,8 @@ SCHEMAS: Final[Json] = {
         "description": "Derived from the users on every read. Every staff member is work: one not matched "
         "yet, or matched and not migrated yet, is to do; one synced, in error, or with nothing to migrate "
         "(unmatched, no mailbox, forbidden, disabled) is done. `percent` is 0 until there is work, never "
-        "goes down while the staff stay the same, and is 100 exactly when the phase is `done`.",
+        "goes down while the staff stay the same, and is 100 once the phase is `done`, never before (a "
+        "stopped tenant shows what was done before it stopped).",
         "properties": {
             "phase": {"enum": ["waiting_for_consent", "matching", "migrating", "done", "stopped"]},
             "percent": {"type": "integer", "minimum": 0, "maximum": 100},

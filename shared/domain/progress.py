@@ -75,6 +75,8 @@ def progress(
         percent = 100
     elif not total or counting:
         percent = 0  # no work known yet: not "100 % of nothing"
+    elif phase == "stopped":
+        percent = done * 100 // total  # what was done before the tenant stopped
     else:
         # Rounded down, and below 100 until the phase is done (discovery may still add staff).
         percent = min(done * 100 // total, 99)

@@ -160,3 +160,13 @@ def test_progress_over_one_migration_never_decreases_and_reaches_100_exactly_whe
         if migrated and not all_done and (state is TenantState.MIGRATING or scope is UserScope.STAFF):
             assert shown.eta_seconds is not None and shown.eta_seconds >= 0
         before = shown
+
+
+def test_a_stopped_tenant_shows_what_was_done_before_it_stopped() -> None:
+    users = [synced(matched(staff(n), CONNECTED), CONNECTED + timedelta(minutes=1)) for n in range(3)]
+    users.append(matched(staff(3), CONNECTED))
+    shown = progress(TenantState.CONSENT_REVOKED, users, CONNECTED, CONNECTED + timedelta(hours=1))
+    assert (shown.phase, shown.percent, shown.eta_seconds) == ("stopped", 75, None)
+    users[3] = synced(users[3], CONNECTED + timedelta(minutes=2))
+    shown = progress(TenantState.CONSENT_REVOKED, users, CONNECTED, CONNECTED + timedelta(hours=1))
+    assert shown.percent == 100
