@@ -6,9 +6,9 @@ CLDR's windowsZones mapping (shipped in tzlocal) names a Windows zone for each I
 (`windows_zone`), but not always one with the same rules: America/Scoresbysund maps to "Azores
 Standard Time" although it keeps Greenland's clocks since 2024. So a write asks `graph_zone` for a
 Windows zone whose rules give the IANA zone's UTC offsets at every instant the event covers: CLDR's
-own first, else any Windows zone that does. A Windows zone's rules are known here as Outlook's
-clients and CLDR know them: by the IANA zone CLDR names for it worldwide (territory "001"), which is
-also how the emulator reads a Windows name. What no Windows zone matches is written in "UTC" when a
+own first, else any Windows zone that does. Windows' own rule data is not at hand: a Windows zone is
+taken to keep the rules of the IANA zone CLDR names for it worldwide (territory "001"), which is also
+how the emulator reads a Windows name. What no Windows zone matches is written in "UTC" when a
 single event is (`single_zone`), and refused (`NoWindowsZone`) for a series, whose occurrences Outlook
 expands in the zone it is given. Zone data comes from zoneinfo with the tzdata package, so every
 worker agrees.
@@ -224,7 +224,7 @@ def graph_zone(iana: str, start: datetime, end: datetime) -> str | None:
 
 
 def wall_clock(instant: datetime, windows: str) -> datetime:
-    """The naive wall-clock time of an aware `instant` in a Windows zone, as Graph is written it."""
+    """The naive wall-clock time of an aware `instant` in a Windows zone, as Graph is given it."""
     return instant.astimezone(_zone(win_tz[windows])).replace(tzinfo=None)
 
 
