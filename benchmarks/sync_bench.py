@@ -788,7 +788,8 @@ async def outlook_to_feed(stack: Stack, migrated: Migrated, args: argparse.Names
             async with session.post(
                 f"{stack.ready['graph']}/users/{user}/events",
                 json=body,
-                headers={"Authorization": f"Bearer {token}"},
+                # The immutable id, which the connector's feed reports (not the REST id).
+                headers={"Authorization": f"Bearer {token}", "Prefer": 'IdType="ImmutableId"'},
                 ssl=stack.tls(),
             ) as response:
                 answer = await response.json()

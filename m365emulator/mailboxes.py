@@ -1,7 +1,7 @@
 """The seam to the calendar part (`m365emulator.calendar`): one lazily created `CalendarStore` per
 mailbox, the `MailboxResolver` its routes call, change fan-out to subscriptions, the meeting
 router (attendee address → the calendar of a mailbox of the same tenant, for invitations), and
-`translateExchangeIds` (EWS ids of existing items → REST ids).
+`translateExchangeIds` (EWS, REST or immutable ids of existing items → REST or immutable ids).
 
 The calendar package is built separately; while it is missing the server runs without events.
 """
@@ -119,6 +119,31 @@ class Mailboxes:
         return self.store(mailbox_user(request, user_ref, CALENDAR_ROLES))
 
 
+REST_TARGETS = ("restId", "restImmutableEntryId")
+
+
+def _rest_id_of(store: Any, source_id: str, source: str) -> str | None:
+    """The REST id of an existing item named by an id of type `source` (None: no such item)."""
+    from m365emulator.calendar import ids  # the calendar part is loaded when a store exists
+
+    if source == "ewsId":
+        found: str | None = store.find_by_ews_id(source_id)
+        return found
+    rest = ids.rest_id(source_id)
+    if (source == "restId") != (rest == source_id):
+        return None  # a REST id given as immutable, or the other way round
+    found = store.find_by_ews_id(ids.ews_id(rest))
+    return found
+
+
+def _as_target(rest_id: str, target: str) -> str:
+    """`restImmutableEntryId` is the item's immutable id, a string distinct from its REST id (Graph's
+    outlook-immutable-id: it stays the same when the item moves to another folder)."""
+    from m365emulator.calendar import ids
+
+    return ids.immutable_id(rest_id) if target == "restImmutableEntryId" else rest_id
+
+
 async def translate_exchange_ids(request: web.Request) -> web.Response:
     emu = emulator_of(request)
     user = mailbox_user(
@@ -138,20 +163,21 @@ async def translate_exchange_ids(request: web.Request) -> web.Response:
         raise GraphError(
             400, "ErrorInvalidParameter", "sourceIdType and targetIdType must be exchangeIdFormat values."
         )
-    if source != "ewsId" or target not in ("restId", "restImmutableEntryId"):
+    if source not in ("ewsId", "restId", "restImmutableEntryId") or target not in REST_TARGETS:
         raise GraphError(
             400,
             "ErrorInvalidParameter",
-            "The emulator translates ewsId to restId or restImmutableEntryId only.",
+            "The emulator translates ewsId, restId or restImmutableEntryId to restId or "
+            "restImmutableEntryId only.",
         )
     store = emu.mailboxes.peek(user)
     value: list[dict[str, Any]] = []
-    for ews_id in inputs:
-        rest_id = store.find_by_ews_id(ews_id) if store is not None else None
+    for source_id in inputs:
+        rest_id = _rest_id_of(store, source_id, source) if store is not None else None
         if rest_id is None:
             value.append(
                 {
-                    "sourceId": ews_id,
+                    "sourceId": source_id,
                     "errorDetails": {
                         "code": "ErrorInvalidIdMalformed",
                         "message": "Id is malformed.",
@@ -159,7 +185,7 @@ async def translate_exchange_ids(request: web.Request) -> web.Response:
                 }
             )
         else:
-            value.append({"sourceId": ews_id, "targetId": rest_id})
+            value.append({"sourceId": source_id, "targetId": _as_target(rest_id, target)})
     return respond(
         {
             "@odata.context": f"{emu.graph_url}/$metadata#Collection(microsoft.graph.convertIdResult)",

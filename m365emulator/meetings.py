@@ -34,6 +34,22 @@ def _user(request: web.Request) -> User:
     return user
 
 
+def _check_times(body: dict[str, Any]) -> None:
+    """createOrGet refuses an end without a start, or an end earlier than the start (contract §7: "An
+    error is thrown if the endDateTime is provided without the startDateTime or if the endDateTime is
+    earlier than the startDateTime", onlinemeeting-createorget)."""
+    start, end = param(body, "startDateTime"), param(body, "endDateTime")
+    if end and not start:
+        raise GraphError(400, "BadRequest", "startDateTime is required when endDateTime is provided.")
+    if start and end:
+        try:
+            earlier = parse_datetime(end) < parse_datetime(start)
+        except (ValueError, TypeError) as exc:
+            raise GraphError(400, "BadRequest", "Invalid startDateTime or endDateTime.") from exc
+        if earlier:
+            raise GraphError(400, "BadRequest", "endDateTime cannot be earlier than startDateTime.")
+
+
 def _meeting(request: web.Request, user: User, body: dict[str, Any]) -> dict[str, Any]:
     emu = emulator_of(request)
     now = emu.clock.now()
@@ -102,6 +118,7 @@ async def create_or_get(request: web.Request) -> web.Response:
     external = param(body, "externalId")
     if not isinstance(external, str) or not external:
         raise GraphError(400, "BadRequest", "externalId is required.")
+    _check_times(body)
     key = (claims_of(request).client_id, user.id, external)
     existing = emu.meetings_by_external.get(key)
     if existing is not None:

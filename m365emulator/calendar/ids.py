@@ -6,6 +6,10 @@
   the occurrence it replaced (as in Exchange).
 - The EWS id of an item is its REST id in standard base64 (`-` → `/`, `_` → `+`), which is what
   `translateExchangeIds` does between `restId` and `ewsId`.
+- Its immutable id (`restImmutableEntryId`, what `Prefer: IdType="ImmutableId"` answers) is another
+  string (`AAkALg…`, the shape of Exchange's) over the same bytes: distinct from the REST id, as in
+  Graph, and the same for the item's whole life (items never move folders here, so neither id ever
+  changes). Either form is accepted wherever an id is taken.
 - iCalUIds are Outlook Global Object Ids: the master's has zero instance-date bytes, an
   occurrence's carries its original date (year, month, day), so each occurrence has its own.
 """
@@ -20,6 +24,7 @@ from datetime import date
 from m365emulator.errors import GraphError
 
 _PREFIX = "AAMkA"
+_IMMUTABLE_PREFIX = "AAkALgAAAAAA"
 _RAW = 24
 _OCCURRENCE = 1
 _GOID_CLASS = "040000008200E00074C5B7101A82E008"
@@ -35,8 +40,24 @@ def occurrence_id(master_id: str, day: date) -> str:
     return _PREFIX + base64.urlsafe_b64encode(payload).decode()
 
 
+def immutable_id(rest_id: str) -> str:
+    """The immutable id of the item (or occurrence) with this REST id."""
+    if not rest_id.startswith(_PREFIX):
+        raise _malformed()
+    return _IMMUTABLE_PREFIX + rest_id[len(_PREFIX) :]
+
+
+def rest_id(value: str) -> str:
+    """The REST id of an item named by its REST or its immutable id."""
+    if value.startswith(_IMMUTABLE_PREFIX):
+        return _PREFIX + value[len(_IMMUTABLE_PREFIX) :]
+    return value
+
+
 def parse_id(value: str) -> tuple[str, date | None]:
-    """(event id, None) for a stored item's id; (master id, original date) for an occurrence id."""
+    """(event id, None) for a stored item's id; (master id, original date) for an occurrence id. The id
+    may be the REST or the immutable one; the answer is in REST ids (the store's)."""
+    value = rest_id(value)
     raw = _decode(value)
     if len(raw) == _RAW:
         return value, None

@@ -49,6 +49,7 @@ class View:
     expand_ext: frozenset[str] | None = None  # normalised ids; empty set = all
     ext_all: bool = False
     body_type: str | None = None  # `Prefer: outlook.body-content-type` (None: HTML, Graph's default)
+    immutable_ids: bool = False  # `Prefer: IdType="ImmutableId"`: ids are the items' immutable ids
 
 
 def occurrence_walls(master: StoredEvent, day: date) -> tuple[datetime, datetime]:
@@ -129,6 +130,11 @@ def _attendees(props: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def shown_id(rest_id: str, view: View) -> str:
+    """An id as the request asked for it: the REST id, or the immutable one."""
+    return ids.immutable_id(rest_id) if view.immutable_ids else rest_id
+
+
 def render(
     ev: StoredEvent,
     view: View,
@@ -151,7 +157,7 @@ def render(
         master_id = ev.id
     out: dict[str, Any] = {
         "@odata.etag": ev.etag,
-        "id": event_id,
+        "id": shown_id(event_id, view),
         "createdDateTime": format_utc(ev.created),
         "lastModifiedDateTime": format_utc(ev.modified),
         "changeKey": ev.change_key,
@@ -174,7 +180,7 @@ def render(
     out["isOrganizer"] = is_organizer(ev, view.owner)
     for key in ("hideAttendees", "isDraft", "responseRequested", "showAs", "allowNewTimeProposals"):
         out[key] = props.get(key, PROP_DEFAULTS[key])
-    out["seriesMasterId"] = master_id
+    out["seriesMasterId"] = shown_id(master_id, view) if master_id is not None else None
     out["type"] = kind
     if original is not None and master_id is not None:
         out["originalStart"] = format_offset_z(_original_start(ev, original, occurrence_of is not None))

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from m365emulator.calendar import ids
 from m365emulator.calendar.delta import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, removed_item
 from m365emulator.calendar.model import Instance, StoredEvent
 from m365emulator.calendar.query import (
@@ -112,14 +113,15 @@ class Context:
         body_type = self.prefer.get("outlook.body-content-type", "").lower() or None
         if body_type not in ("text", "html"):
             body_type = None  # an unknown value is ignored, like an unknown zone
+        # `IdType="ImmutableId"`: ids in the answer are the items' immutable ids (outlook-immutable-id).
+        self.immutable_ids = self.prefer.get("idtype", "").lower() == "immutableid"
         if zone is not None and zone_label:
             self.applied.append(f'outlook.timezone="{zone_label}"')
-            self.view = View(store.owner, zone, zone_label, ext_ids, ext_all, body_type)
+            self.view = View(store.owner, zone, zone_label, ext_ids, ext_all, body_type, self.immutable_ids)
         else:
-            self.view = View(store.owner, UTC_ZONE, "UTC", ext_ids, ext_all, body_type)
+            self.view = View(store.owner, UTC_ZONE, "UTC", ext_ids, ext_all, body_type, self.immutable_ids)
         if body_type is not None:
             self.applied.append(f'outlook.body-content-type="{body_type}"')
-        # `IdType="ImmutableId"` is accepted and needs nothing: ids never change here.
         self.select = parse_select(self.query.get("$select"))
         self.origin = str(request.url.origin())
         self.user = request.match_info.get("user", "")
@@ -163,7 +165,7 @@ class Context:
         return web.json_response(body, headers=self.headers(), dumps=_dumps)
 
     def record(self, ev: StoredEvent, day: Any = None) -> Record:
-        utc_view = View(self.store.owner)
+        utc_view = View(self.store.owner, immutable_ids=self.immutable_ids)
         return Record(lambda: render(ev, utc_view, occurrence_of=day), ev.ext)
 
     def window(self) -> tuple[datetime, datetime]:
@@ -324,7 +326,8 @@ class _Handlers:
         value: list[dict[str, Any]] = []
         for entry, target, day in page.items:
             if target is None:
-                value.append(removed_item(entry.instance_id))
+                removed = ids.immutable_id(entry.instance_id) if c.immutable_ids else entry.instance_id
+                value.append(removed_item(removed))
             else:
                 value.append({"@odata.type": "#microsoft.graph.event", **c.render(target, day)})
         base = str(request.url.with_query(None))

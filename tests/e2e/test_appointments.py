@@ -161,7 +161,7 @@ def never_echoed(org: Org, since: int, names: Sequence[str] = ("adele", "ben")) 
 
 
 def graph_get(org: Org, url: str, zone: str = "UTC", **params: str) -> list[dict[str, Any]]:
-    headers = {"Prefer": f'outlook.timezone="{zone}"'}
+    headers = {"Prefer": f'outlook.timezone="{zone}", IdType="ImmutableId"'}  # the connector's ids
     response = org.outlook.http.get(url, params={"$top": "1000", **params}, headers=headers)
     found: list[dict[str, Any]] = []
     while True:
@@ -192,7 +192,7 @@ def events(org: Org, user: str, subject: str) -> list[dict[str, Any]]:
 
 def event(org: Org, user: str, event_id: str) -> dict[str, Any] | None:
     response = org.outlook.http.get(
-        f"/users/{user}/events/{event_id}", headers={"Prefer": 'outlook.timezone="UTC"'}
+        f"/users/{user}/events/{event_id}", headers={"Prefer": 'outlook.timezone="UTC", IdType="ImmutableId"'}
     )
     if response.status_code == 404:
         return None

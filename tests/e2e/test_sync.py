@@ -48,8 +48,11 @@ class Outlook:
             },
             verify=trust,
         ).json()["access_token"]
+        # Immutable ids, as the connector asks for them (a REST id is another string for the same item).
         self.http = httpx.Client(
-            base_url=connector.emulator.graph, verify=trust, headers={"Authorization": f"Bearer {token}"}
+            base_url=connector.emulator.graph,
+            verify=trust,
+            headers={"Authorization": f"Bearer {token}", "Prefer": 'IdType="ImmutableId"'},
         )
 
     def create(self, user: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -15,13 +15,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.identity.aio import ClientSecretCredential
 
 from m365emulator.control import ControlClient
-from shared.adapters.graph.calendar import GraphCalendar, GraphSubscriptions
+from shared.adapters.graph.calendar import IMMUTABLE_IDS, GraphCalendar, GraphSubscriptions
 from shared.adapters.graph.client import GraphClients, TenantGraph, TenantKey
 from shared.domain.tenants import AuthMode, Tenant, TenantSettings, TenantState
 from tests.fixtures.emulator import EmulatorInfo
@@ -134,12 +135,16 @@ class EmulatorGraph:
     async def seed(
         self, user_id: str, payload: dict[str, Any], *, ews_id: str | None = None
     ) -> dict[str, Any]:
-        """An event put in the mailbox as a user would in Outlook; its Graph JSON."""
+        """An event put in the mailbox as a user would in Outlook; its Graph JSON as the connector reads it
+        (`Prefer: IdType="ImmutableId"`: its immutable id, which the seeding answer's REST id is not)."""
         spec: dict[str, Any] = {"event": payload}
         if ews_id:
             spec["ews_id"] = ews_id
         [created] = await self.control.seed_events(self.tenant.directory_id, user_id, [spec])
-        return created
+        graph = await self.graph()
+        path = f"/users/{quote(user_id, safe='')}/events/{quote(created['id'], safe='')}"
+        read: dict[str, Any] = await graph.request_json("GET", path, headers={"Prefer": IMMUTABLE_IDS})
+        return read
 
     async def revoke_consent(self, tenant: Tenant | None = None) -> None:
         """Grants revoked: new tokens come without roles (the cached token is dropped)."""
