@@ -419,7 +419,8 @@ def draft_shape(draft: EventDraft) -> WrittenShape | None:
     rrule = None
     if draft.recurrence is not None:
         try:
-            rrule = rules.from_graph(rules.to_graph(draft.recurrence.rrule, draft.start, draft.time_zone))
+            recurrence = rules.to_graph(draft.recurrence.rrule, draft.start, draft.time_zone, draft.end)
+            rrule = rules.from_graph(recurrence)
         except ValueError:
             return None
     return written_shape(
