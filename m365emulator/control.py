@@ -295,8 +295,11 @@ class ControlClient:
     async def subscriptions(self) -> list[dict[str, Any]]:
         return (await self.call("GET", "/subscriptions"))["value"]
 
-    async def remove_subscription(self, subscription_id: str) -> dict[str, Any]:
-        return await self.call("DELETE", f"/subscriptions/{subscription_id}")
+    async def remove_subscription(self, subscription_id: str, *, lifecycle: bool = True) -> dict[str, Any]:
+        """Graph removes it; `lifecycle=False`: silently (no `subscriptionRemoved` reaches the app)."""
+        return await self.call(
+            "DELETE", f"/subscriptions/{subscription_id}", lifecycle=None if lifecycle else "false"
+        )
 
     async def send_lifecycle(self, subscription_id: str, event: str) -> dict[str, Any]:
         return await self.call("POST", f"/subscriptions/{subscription_id}/lifecycle", {"event": event})

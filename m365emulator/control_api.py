@@ -518,11 +518,16 @@ async def list_subscriptions(request: web.Request) -> web.Response:
 
 
 async def remove_subscription(request: web.Request) -> web.Response:
+    """Graph removes a subscription and tells its lifecycle URL; with `?lifecycle=false` it is lost
+    silently (the notification never reaches the app, as when its endpoint was down)."""
     emu = emulator_of(request)
-    sub = emu.subscriptions.remove(request.match_info["sid"])
+    silent = request.query.get("lifecycle", "true").lower()
+    if silent not in ("true", "false"):
+        raise ControlError(400, "lifecycle must be true or false")
+    sub = emu.subscriptions.remove(request.match_info["sid"], notify=silent == "true")
     if sub is None:
         raise ControlError(404, "unknown subscription")
-    return ok({"removed": sub.id, "lifecycle_notified": sub.lifecycle_url is not None})
+    return ok({"removed": sub.id, "lifecycle_notified": silent == "true" and sub.lifecycle_url is not None})
 
 
 async def revoke_tokens(request: web.Request) -> web.Response:

@@ -395,13 +395,15 @@ class SubscriptionService:
         self.emu.dispatcher.send(sub.lifecycle_url, item, "lifecycle")
         return True
 
-    def remove(self, sub_id: str) -> Subscription | None:
-        """Graph removes a subscription: gone, and its lifecycle URL is told `subscriptionRemoved`."""
+    def remove(self, sub_id: str, *, notify: bool = True) -> Subscription | None:
+        """Graph removes a subscription: gone, and (unless `notify` is False: a notification that never
+        arrived) its lifecycle URL is told `subscriptionRemoved`."""
         sub = self.by_id.get(sub_id)
         if sub is None:
             return None
         self._drop(sub)
-        self.lifecycle(sub, "subscriptionRemoved")
+        if notify:
+            self.lifecycle(sub, "subscriptionRemoved")
         return sub
 
     def _maybe_reauthorize(self, sub: Subscription, now: datetime) -> None:

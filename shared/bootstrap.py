@@ -57,7 +57,13 @@ class Container:
     def credential(self) -> AsyncTokenCredential:
         from shared.adapters.identity import platform_credential
 
-        return platform_credential(self.settings)
+        if self.settings.local_clock_file is None:
+            return platform_credential(self.settings)
+        from shared.adapters.local_clock import ClockedCredential, FileClock
+
+        return ClockedCredential(
+            lambda: platform_credential(self.settings), FileClock(self.settings.local_clock_file)
+        )
 
     @cached_property
     def storage(self) -> StorageClients:

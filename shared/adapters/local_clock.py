@@ -10,8 +10,14 @@ costs a `stat` per call; the file is read again only when it changed.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, Final
+
+from azure.core.credentials import AccessToken
+from azure.core.credentials_async import AsyncTokenCredential
 
 
 class FileClock:
@@ -34,3 +40,60 @@ class FileClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC) + self.offset()
+
+
+class ClockedCredential:
+    """The platform credential judged by the shared clock (local host only).
+
+    azure-identity caches a token until its expiry by real time; the emulator's Key Vault refuses it once
+    the shared clock passed its `exp` (a 401 challenge, "AKV10032: Token expired"). The Key Vault client
+    answers that challenge by asking for a token again: this credential then notices that the token is
+    stale by the shared clock (real time plus how far the clock moved since the token was first handed
+    out) and gets a new one from a new inner credential (an empty cache). Graph's own 401s are renewed by
+    the tenant credentials (`shared/adapters/identity.RenewableCredential`), as against Graph.
+    """
+
+    MARGIN: Final = 300.0  # seconds, as the SDKs refresh ahead of expiry
+
+    def __init__(self, make: Callable[[], AsyncTokenCredential], clock: FileClock) -> None:
+        self._make = make
+        self._clock = clock
+        self._inner: AsyncTokenCredential | None = None
+        self._first_seen: dict[str, float] = {}  # token -> the clock's offset (s) when first handed out
+
+    async def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        for _ in range(2):
+            if self._inner is None:
+                self._inner = self._make()
+            token = await self._inner.get_token(
+                *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
+            )
+            if not self._stale(token):
+                return token
+            stale, self._inner = self._inner, None
+            await stale.close()
+        return token
+
+    def _stale(self, token: AccessToken) -> bool:
+        offset = self._clock.offset().total_seconds()
+        if len(self._first_seen) > 64:
+            self._first_seen.clear()
+        moved = offset - self._first_seen.setdefault(token.token, offset)
+        return time.time() + moved >= token.expires_on - self.MARGIN
+
+    async def close(self) -> None:
+        if self._inner is not None:
+            await self._inner.close()
+
+    async def __aenter__(self) -> ClockedCredential:
+        return self
+
+    async def __aexit__(self, *args: object) -> None:
+        await self.close()

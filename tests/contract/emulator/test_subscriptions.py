@@ -3,6 +3,7 @@ HTTP to a receiver on a loopback port."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -370,6 +371,19 @@ async def test_removed_subscription_tells_the_lifecycle_url(connector, receiver,
     assert receiver.lifecycle[0]["lifecycleEvent"] == "subscriptionRemoved"
     with pytest.raises(ODataError):
         await connector.graph.subscriptions.by_subscription_id(sub.id).get()
+
+
+async def test_a_subscription_can_be_lost_silently(connector, receiver, control):
+    sub = await events_subscription(connector, receiver)
+    answer = await control.remove_subscription(sub.id, lifecycle=False)
+    assert answer == {"removed": sub.id, "lifecycle_notified": False}
+    with pytest.raises(ODataError) as err:
+        await connector.graph.subscriptions.by_subscription_id(sub.id).get()
+    assert err.value.response_status_code == 404
+    assert sub.id not in [s.id for s in (await connector.graph.subscriptions.get()).value]
+    await control.advance_clock(seconds=2)  # a lifecycle check runs; still nothing is sent
+    await asyncio.sleep(0.5)  # longer than the delivery batch window
+    assert receiver.lifecycle == []
 
 
 async def test_missed_lifecycle_event_keeps_the_subscription(connector, receiver, control):

@@ -3,14 +3,17 @@ lifecycle notification, recreate it and catch up; and the one clock the local st
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from azure.core.credentials import AccessToken
 
 from m365emulator.clock import Clock as EmulatorClock
 from shared import settings
-from shared.adapters.local_clock import FileClock
+from shared.adapters.local_clock import ClockedCredential, FileClock
 from shared.bootstrap import SystemClock, clock_for
 from shared.domain.tenants import TenantState
 from shared.service import jobs
@@ -157,3 +160,32 @@ def test_the_shared_clock_is_refused_outside_the_local_host(tmp_path: Path) -> N
 
 def test_a_clock_file_not_written_yet_is_real_time(tmp_path: Path) -> None:
     assert abs(FileClock(tmp_path / "none").now() - datetime.now(UTC)) < timedelta(seconds=1)
+
+
+class Issuer:
+    """An inner credential with azure-identity's cache: the same token until its expiry by real time."""
+
+    issued = 0
+
+    def __init__(self) -> None:
+        self.token: AccessToken | None = None
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        if self.token is None:
+            Issuer.issued += 1
+            self.token = AccessToken(f"token-{Issuer.issued}", int(time.time()) + 3599)
+        return self.token
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_platform_token_expired_by_the_shared_clock_is_replaced(tmp_path: Path) -> None:
+    emulator = EmulatorClock(tmp_path / "clock")
+    credential = ClockedCredential(Issuer, FileClock(tmp_path / "clock"))
+    first = await credential.get_token("https://vault.azure.net/.default")
+    assert (await credential.get_token("https://vault.azure.net/.default")).token == first.token
+    emulator.advance(timedelta(hours=47))  # the vault now refuses it; the SDK's cache would keep sending it
+    fresh = await credential.get_token("https://vault.azure.net/.default")
+    assert fresh.token != first.token
+    assert (await credential.get_token("https://vault.azure.net/.default")).token == fresh.token

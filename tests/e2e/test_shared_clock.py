@@ -1,0 +1,144 @@
+"""One clock for the local stack, moved end to end: the emulator and the connector on the local host share
+it (the emulator's clock file, `LOCAL_CLOCK_FILE`), so 47 hours pass for Graph, for the connector and for
+the host's timers at once. Subscriptions are renewed before they expire; ones that expired, or that Graph
+lost without telling anyone, are recreated and caught up through delta, and an Outlook change made
+meanwhile reaches the feed. The emulator and the connector here are their own (the session's shared
+emulator keeps real time for every other test)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from m365emulator.odata import parse_datetime
+from m365emulator.process import EmulatorProcess
+from tests.e2e.test_sync import Outlook, events_of, feed, graph_event, migrated_organisation, wait_for
+from tests.fixtures.connector import Connector, running_connector
+from tests.fixtures.emulator import info_from
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def clocked(
+    tmp_path_factory: pytest.TempPathFactory, azurite: Any, local_host_factory: Any
+) -> Iterator[Connector]:
+    workdir = tmp_path_factory.mktemp("clocked-emulator")
+    clock_file = workdir / "clock"
+    process = EmulatorProcess(workdir, extra_args=["--clock-file", str(clock_file)])
+    ready = process.start()
+    try:
+        emulator = info_from(ready, process.log_file)
+        # The timers keep their once-a-year schedule (1 January) and run when a test says, as a host runs
+        # a timer on demand; that a jump of the shared clock fires a due timer is the host's own test.
+        with running_connector(
+            emulator, azurite, local_host_factory, LOCAL_CLOCK_FILE=str(Path(ready["clock_file"]))
+        ) as connector:
+            yield connector
+    finally:
+        process.stop()
+
+
+async def emulator_now(connector: Connector) -> datetime:
+    async with connector.control() as control:
+        return parse_datetime(await control.clock())
+
+
+async def subscriptions_of(connector: Connector, tenant_id: str) -> dict[str, dict[str, Any]]:
+    """The tenant's subscriptions Graph holds, by user id."""
+    async with connector.control() as control:
+        held = [s for s in await control.subscriptions() if s["tenantId"] == tenant_id]
+    return {s["userId"]: s for s in held}
+
+
+def users_of(connector: Connector, domain: str) -> dict[str, dict[str, Any]]:
+    with connector.api() as api:
+        return {u["staff_id"]: u for u in api.get(f"/api/v1/tenants/{domain}/users").json()["value"]}
+
+
+async def wait_async(check: Any, timeout: float = 90.0) -> Any:
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        await asyncio.sleep(0.3)
+
+
+async def test_subscriptions_are_renewed_before_expiry_after_47_hours(clocked: Connector) -> None:
+    org = await migrated_organisation(clocked, events_per_user=1)
+    before = await subscriptions_of(clocked, org["id"])
+    assert len(before) == 2
+    async with clocked.control() as control:
+        await control.advance_clock(hours=47)  # an hour left
+    now = await emulator_now(clocked)
+    assert clocked.host.run_function("renew_subscriptions").status_code == 202
+
+    async def renewed() -> bool:
+        held = await subscriptions_of(clocked, org["id"])
+        return held.keys() == before.keys() and all(
+            s["id"] == before[u]["id"] and parse_datetime(s["expirationDateTime"]) > now + timedelta(hours=47)
+            for u, s in held.items()
+        )
+
+    await wait_async(renewed)  # the same subscriptions, alive for another 48 hours, none recreated
+    users = users_of(clocked, org["domain"])
+    assert all(
+        parse_datetime(u["subscription_expires_at"]) > now + timedelta(hours=47) for u in users.values()
+    )
+    adele = f"adele@{org['domain']}"
+    Outlook(clocked, org["id"]).create(adele, graph_event("After the renewal", days=2))
+    wait_for(lambda: "After the renewal" in events_of(feed(clocked, org["domain"]), "event.created"))
+
+
+async def test_expired_subscriptions_are_recreated_and_caught_up(clocked: Connector) -> None:
+    org = await migrated_organisation(clocked, events_per_user=1)
+    before = await subscriptions_of(clocked, org["id"])
+    adele = f"adele@{org['domain']}"
+    async with clocked.control() as control:
+        await control.advance_clock(hours=50)  # past the 48 hours: Graph deleted both subscriptions
+    assert await subscriptions_of(clocked, org["id"]) == {}
+    Outlook(clocked, org["id"]).create(adele, graph_event("While nobody listened", days=3))  # nobody is told
+    now = await emulator_now(clocked)
+    assert clocked.host.run_function("renew_subscriptions").status_code == 202
+
+    async def recreated() -> bool:
+        held = await subscriptions_of(clocked, org["id"])
+        return held.keys() == before.keys() and all(
+            s["id"] != before[u]["id"] and parse_datetime(s["expirationDateTime"]) > now + timedelta(hours=47)
+            for u, s in held.items()
+        )
+
+    await wait_async(recreated)
+    wait_for(lambda: "While nobody listened" in events_of(feed(clocked, org["domain"]), "event.created"))
+    assert all(u["state"] == "synced" for u in users_of(clocked, org["domain"]).values())
+
+
+async def test_a_subscription_lost_silently_is_recreated_by_a_resync(clocked: Connector) -> None:
+    org = await migrated_organisation(clocked, events_per_user=1)
+    before = await subscriptions_of(clocked, org["id"])
+    ben_id = org["people"]["ben"]["id"]
+    async with clocked.control() as control:
+        await control.remove_subscription(before[ben_id]["id"], lifecycle=False)
+    ben = f"ben@{org['domain']}"
+    Outlook(clocked, org["id"]).create(ben, graph_event("Lost in the silence", days=2))
+    with clocked.api() as api:
+        assert api.post(f"/api/v1/tenants/{org['domain']}/users/s-ben/resync", json={}).status_code == 202
+
+    async def recreated() -> bool:
+        held = await subscriptions_of(clocked, org["id"])
+        return ben_id in held and held[ben_id]["id"] != before[ben_id]["id"]
+
+    await wait_async(recreated)
+    wait_for(lambda: "Lost in the silence" in events_of(feed(clocked, org["domain"]), "event.created"))
+    Outlook(clocked, org["id"]).create(ben, graph_event("Heard again", days=4))
+    wait_for(lambda: "Heard again" in events_of(feed(clocked, org["domain"]), "event.created"))
