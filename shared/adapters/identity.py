@@ -52,6 +52,9 @@ def client_secret_credential(
     return ClientSecretCredential(tenant_id, client_id, client_secret, **kwargs)
 
 
+HANDED_OUT_KEPT = 16  # a refused token is one of the last few (azure-identity renews hourly)
+
+
 class RenewableCredential:
     """A tenant's Graph credential that can be told Graph refused one of its tokens.
 
@@ -59,8 +62,8 @@ class RenewableCredential:
     for a claims challenge (kiota passes those on by itself). Graph may refuse a token earlier: expired by
     Graph's clock, signed with a key since rolled over, revoked. `refused(token)` then replaces the inner
     credential with a new one (an empty cache, so the next `get_token` asks Entra), once per refused token
-    however many requests met the refusal at the same moment. The replaced credential is closed as soon
-    as no `get_token` runs on it.
+    however many requests met the refusal at the same moment, and they share its first token. The
+    replaced credential is closed as soon as no `get_token` runs on it.
     """
 
     def __init__(
@@ -68,10 +71,11 @@ class RenewableCredential:
     ) -> None:
         self._current = first
         self._make = make
-        self._handed_out: set[str] = set()  # tokens the current inner credential gave
+        self._handed_out: dict[str, None] = {}  # the last tokens the current inner credential gave
         self._running: dict[AsyncTokenCredential, int] = {}
         self._retired: list[AsyncTokenCredential] = []
         self._renewal = asyncio.Lock()
+        self._warming = False  # the current inner credential was just made and holds no token yet
 
     async def get_token(
         self,
@@ -80,6 +84,23 @@ class RenewableCredential:
         tenant_id: str | None = None,
         enable_cae: bool = False,
         **kwargs: Any,
+    ) -> AccessToken:
+        if self._warming:
+            # A new inner credential has an empty cache: the first caller fetches the token, the others
+            # wait and find it cached (azure-identity does not share one request between callers).
+            async with self._renewal:
+                token = await self._get(scopes, claims, tenant_id, enable_cae, kwargs)
+                self._warming = False
+                return token
+        return await self._get(scopes, claims, tenant_id, enable_cae, kwargs)
+
+    async def _get(
+        self,
+        scopes: tuple[str, ...],
+        claims: str | None,
+        tenant_id: str | None,
+        enable_cae: bool,
+        kwargs: dict[str, Any],
     ) -> AccessToken:
         credential = self._current
         self._running[credential] = self._running.get(credential, 0) + 1
@@ -93,7 +114,9 @@ class RenewableCredential:
                 del self._running[credential]
             await self._close_retired()
         if credential is self._current:
-            self._handed_out.add(token.token)
+            self._handed_out[token.token] = None
+            while len(self._handed_out) > HANDED_OUT_KEPT:
+                del self._handed_out[next(iter(self._handed_out))]
         return token
 
     async def refused(self, token: str) -> None:
@@ -104,7 +127,8 @@ class RenewableCredential:
             fresh = await self._make()
             self._retired.append(self._current)
             self._current = fresh
-            self._handed_out = set()
+            self._handed_out = {}
+            self._warming = True
         await self._close_retired()
 
     async def _close_retired(self) -> None:

@@ -6,6 +6,7 @@ throttling."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -50,6 +51,18 @@ async def test_a_token_graph_refused_is_renewed_and_the_request_succeeds(graph: 
     assert await tokens_issued(graph) == before + 1  # one new token, asked for once
     await graph.calendar().read_delta(graph.tenant, user, None, WINDOW)
     assert await tokens_issued(graph) == before + 1  # and kept: the new token is cached again
+
+
+async def test_requests_refused_together_bring_one_new_token(graph: EmulatorGraph):
+    users = [await graph.new_mailbox() for _ in range(4)]
+    await graph.calendar().read_delta(graph.tenant, users[0], None, WINDOW)
+    before = await tokens_issued(graph)
+    await graph.control.advance_clock(hours=2)
+
+    reads = await asyncio.gather(*(graph.calendar().read_delta(graph.tenant, u, None, WINDOW) for u in users))
+
+    assert [r.items for r in reads] == [[], [], [], []]
+    assert await tokens_issued(graph) == before + 1
 
 
 async def test_a_claims_challenge_brings_a_token_requested_with_its_claims(graph: EmulatorGraph):
