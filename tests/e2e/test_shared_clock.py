@@ -2,11 +2,12 @@
 it (the emulator's clock file, `LOCAL_CLOCK_FILE`), so 47 hours pass for Graph, for the connector and for
 the host's timers at once. Subscriptions are renewed before they expire; ones that expired, or that Graph
 lost without telling anyone, are recreated and caught up through delta, and an Outlook change made
-meanwhile reaches the feed. The emulator and the connector here are their own (the session's shared
-emulator keeps real time for every other test)."""
+meanwhile reaches the feed. Consent links and customer secrets age by the same clock. The emulator and the
+connector here are their own (the session's shared emulator keeps real time for every other test)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from m365emulator.odata import parse_datetime
 from m365emulator.process import EmulatorProcess
 from tests.e2e.test_sync import Outlook, events_of, feed, graph_event, migrated_organisation, wait_for
+from tests.e2e.test_tenants import consent, create, new_organisation
 from tests.fixtures.connector import Connector, running_connector
 from tests.fixtures.emulator import info_from
 
@@ -142,3 +144,54 @@ async def test_a_subscription_lost_silently_is_recreated_by_a_resync(clocked: Co
     wait_for(lambda: "Lost in the silence" in events_of(feed(clocked, org["domain"]), "event.created"))
     Outlook(clocked, org["id"]).create(ben, graph_event("Heard again", days=4))
     wait_for(lambda: "Heard again" in events_of(feed(clocked, org["domain"]), "event.created"))
+
+
+async def test_a_consent_link_expires_an_hour_later_by_the_shared_clock(clocked: Connector) -> None:
+    org = await new_organisation(clocked)
+    tenant = create(clocked, org).json()
+    async with clocked.control() as control:
+        await control.advance_clock(minutes=61)
+    page = consent(clocked, tenant["consent_url"])
+    assert "The consent link expired" in page.text
+    with clocked.api() as api:
+        assert api.get(f"/api/v1/tenants/{org['domain']}").json()["state"] == "pending_consent"
+
+
+async def test_the_nightly_run_warns_of_a_customer_secret_that_lapses_within_30_days(
+    clocked: Connector,
+) -> None:
+    org = await new_organisation(clocked)
+    lapses = (await emulator_now(clocked)) + timedelta(days=40)
+    async with clocked.control() as control:
+        app = await control.create_app(
+            "Customer's own app",
+            org["id"],
+            permissions=["Calendars.ReadWrite", "User.Read.All"],
+            secrets=[{"value": "customer-secret-value-1", "end_date_time": lapses.isoformat()}],
+            consent=True,
+        )
+    auth = {
+        "mode": "customer_app",
+        "client_id": app["client_id"],
+        "client_secret": "customer-secret-value-1",
+        "client_secret_expires_at": lapses.isoformat().replace("+00:00", "Z"),
+    }
+    with clocked.api() as api:
+        created = api.post(
+            "/api/v1/tenants", json={"tenant_id": org["id"], "display_name": "Org", "auth": auth}
+        )
+        assert created.status_code == 201, created.text
+
+    def warnings() -> list[dict[str, Any]]:
+        with clocked.api() as api:
+            changes = api.get(f"/api/v1/tenants/{org['id']}/changes", params={"limit": 1000}).json()["value"]
+        return [c for c in changes if c["type"] == "tenant.credential_expiring"]
+
+    assert clocked.host.run_function("nightly_resync").status_code == 202
+    time.sleep(3)
+    assert warnings() == []  # 40 days left
+    async with clocked.control() as control:
+        await control.advance_clock(days=11)  # 29 days left
+    assert clocked.host.run_function("nightly_resync").status_code == 202
+    warned = wait_for(warnings)
+    assert len(warned) == 1 and warned[0]["data"]["expired"] is False

@@ -67,3 +67,13 @@ def test_the_local_host_declares_the_development_environment() -> None:
     declared = {"AZURE_FUNCTIONS_ENVIRONMENT": "Staging"}
     LocalSettings.load({"Values": {}}).apply_to_environ(declared)
     assert declared == {"AZURE_FUNCTIONS_ENVIRONMENT": "Staging"}  # what is set already wins
+
+
+def test_make_run_points_the_connector_at_the_emulators_clock_file() -> None:
+    from devhost.stack import app_settings
+
+    ready = {"authority": "https://localhost:8443", "clock_file": "/state/clock"}
+    values = app_settings({"Values": {}}, "UseDevelopmentStorage=true", ready, "http://127.0.0.1:7071")[
+        "Values"
+    ]
+    assert values["LOCAL_CLOCK_FILE"] == "/state/clock"
