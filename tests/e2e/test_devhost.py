@@ -570,52 +570,84 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _read_summary(stack: subprocess.Popen[str], stderr_log: Path) -> str:
-    """The stack's stdout up to the last line of its summary (the console link)."""
-    assert stack.stdout is not None
-    out: list[str] = []
-    reader = threading.Thread(target=lambda: out.extend(iter(stack.stdout.readline, "")), daemon=True)
-    reader.start()
-    deadline = time.monotonic() + STACK_START_TIMEOUT
-    while time.monotonic() < deadline and reader.is_alive():
-        if any("admin console" in line for line in list(out)):
-            return "".join(out)
-        time.sleep(0.2)
-    tail = "\n".join(stderr_log.read_text(errors="replace").splitlines()[-60:])
-    pytest.fail(f"the stack printed no summary; stdout:\n{''.join(out)}\nstderr:\n{tail}")
+class Stack:
+    """`python -m devhost.stack` (what `make run` runs) as a child process, its state in a folder of the
+    test's; `start()` answers its summary, `stop()` is Ctrl-C and answers its stderr."""
+
+    def __init__(self, tmp_path: Path, *args: str) -> None:
+        self.state = tmp_path / "devstack"
+        self.stderr_log = tmp_path / f"stack-{uuid.uuid4().hex[:6]}.log"
+        self.command = [sys.executable, "-m", "devhost.stack", "--state-dir", str(self.state), *args]
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self, last_line: str) -> str:
+        """Start and wait for the summary up to the line containing `last_line`."""
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.stderr_log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.stderr_log, "wb") as errors:
+            self.process = process = subprocess.Popen(
+                self.command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=errors, text=True, env=env
+            )
+        stdout = process.stdout
+        assert stdout is not None
+        out: list[str] = []
+        reader = threading.Thread(target=lambda: out.extend(iter(stdout.readline, "")), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + STACK_START_TIMEOUT
+        while time.monotonic() < deadline and reader.is_alive():
+            if any(last_line in line for line in list(out)):
+                return "".join(out)
+            time.sleep(0.2)
+        tail = "\n".join(self.log().splitlines()[-60:])
+        pytest.fail(f"the stack printed no summary; stdout:\n{''.join(out)}\nstderr:\n{tail}")
+
+    def log(self) -> str:
+        return self.stderr_log.read_text(errors="replace")
+
+    def stop(self) -> int | None:
+        process, self.process = self.process, None
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        if process.stdout is not None:
+            process.stdout.close()
+        return process.returncode
+
+
+def _host_port(summary: str) -> int:
+    found = re.search(r"function host\s+http://127\.0\.0\.1:(\d+)", summary)
+    assert found is not None, summary
+    return int(found.group(1))
 
 
 def test_stack_consent_link_works_when_its_port_is_taken(tmp_path: Path) -> None:
-    """`make run` while its port is taken (another program, or the last run's connections in a state
-    the check calls busy): the host moves to another port, and the printed consent link must still
-    take the admin through Entra back to the connector (not AADSTS50011)."""
+    """`make run` while its port is taken by another program: the host moves to another port, and the
+    printed consent link must still take the admin through Entra back to the connector (not AADSTS50011)."""
     taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     taken.bind(("127.0.0.1", 0))
     taken.listen(1)
     port = taken.getsockname()[1]
-    state = tmp_path / "devstack"
-    stderr_log = tmp_path / "stack.log"
-    command = [sys.executable, "-m", "devhost.stack", "--port", str(port), "--state-dir", str(state)]
-    command += ["--emulator-port", str(_free_port())]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with open(stderr_log, "wb") as errors:
-        stack = subprocess.Popen(
-            command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=errors, text=True, env=env
-        )
+    stack = Stack(tmp_path, "--port", str(port), "--emulator-port", str(_free_port()))
     try:
-        summary = _read_summary(stack, stderr_log)
-        host = re.search(r"function host\s+(http://127\.0\.0\.1:(\d+))", summary)
+        summary = stack.start(last_line="admin console")
+        host = f"http://127.0.0.1:{_host_port(summary)}"
         link = re.search(r"connect it \(as Contoso's admin, click Accept\): (\S+)", summary)
-        assert host is not None and link is not None, summary
-        assert int(host.group(2)) != port  # the taken port was not used
+        assert link is not None, summary
+        assert _host_port(summary) != port  # the taken port was not used
 
-        trust = ssl.create_default_context(cafile=str(state / "emulator-ca.pem"))
+        trust = ssl.create_default_context(cafile=str(stack.state / "emulator-ca.pem"))
         with httpx.Client(verify=trust, timeout=30) as browser:
             page = browser.get(link.group(1))
             assert page.status_code == 200, page.text  # the consent page, not AADSTS50011
             form = dict(re.findall(r'<input type=hidden name=(\w+) value="([^"]*)">', page.text))
             form = {name: html.unescape(value) for name, value in form.items()}
-            assert form["redirect_uri"] == f"{host.group(1)}/api/consent/callback"
+            assert form["redirect_uri"] == f"{host}/api/consent/callback"
             accepted = browser.post(link.group(1).split("?")[0], data={**form, "action": "accept"})
             assert accepted.status_code == 302, accepted.text
             assert accepted.headers["location"].startswith(form["redirect_uri"] + "?")
@@ -624,18 +656,34 @@ def test_stack_consent_link_works_when_its_port_is_taken(tmp_path: Path) -> None
         assert "Connected to Microsoft 365" in callback.text
     finally:
         taken.close()
-        if stack.poll() is None:
-            stack.send_signal(signal.SIGINT)
-            try:
-                stack.wait(60)
-            except subprocess.TimeoutExpired:
-                stack.kill()
-                stack.wait(10)
-        if stack.stdout is not None:
-            stack.stdout.close()
-    log = stderr_log.read_text(errors="replace")
-    assert stack.returncode == 0, log[-3000:]
-    assert "Unclosed client session" not in log  # Ctrl-C closes the app's clients in every process
+        code = stack.stop()
+    assert code == 0, stack.log()[-3000:]
+    assert "Unclosed client session" not in stack.log()  # Ctrl-C closes the app's clients in every process
+
+
+def test_stack_started_again_at_once_keeps_its_port(tmp_path: Path) -> None:
+    """`make run`, Ctrl-C, `make run`: the first run's connections closed by the host are still in
+    TIME_WAIT on its port, which the servers' own bind (SO_REUSEADDR) accepts; the second run must get
+    the same port, not move to a random one (where the consent link would break)."""
+    port = _free_port()
+    first = Stack(tmp_path / "first", "--port", str(port), "--no-emulator")
+    try:
+        assert _host_port(first.start(last_line="demo organisation")) == port
+        # The host closes this connection first (Connection: close): its side stays in TIME_WAIT.
+        with httpx.Client(headers={"Connection": "close"}) as client:
+            assert client.get(f"http://127.0.0.1:{port}/admin/host/status").status_code == 200
+    finally:
+        assert first.stop() == 0, first.log()[-3000:]
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as plain, pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))  # the TIME_WAIT is there: a bind without SO_REUSEADDR fails
+
+    second = Stack(tmp_path / "second", "--port", str(port), "--no-emulator")
+    try:
+        summary = second.start(last_line="demo organisation")
+    finally:
+        assert second.stop() == 0, second.log()[-3000:]
+    assert _host_port(summary) == port
+    assert "is busy" not in second.log()
 
 
 def test_stopping_the_host_leaves_no_unclosed_client_session(
