@@ -28,6 +28,7 @@ from typing import Final
 from shared.domain import recurrence as rules
 from shared.domain.tenants import MultiStaffMode
 
+MAX_SENT: Final = 8  # unanswered drafts a copy remembers
 TRANSACTION_PREFIX: Final = "connector/"  # a transactionId of the connector: connector/{appt}/{staff}/{gen}
 
 
@@ -113,6 +114,22 @@ class StaffCopy:
     error: str | None = None
     exceptions: tuple[str, ...] = ()  # ids of the occurrences the connector changed or cancelled
     exception_keys: tuple[str, ...] = ()  # the change keys of the exceptions as the connector left them
+    # Writes whose answer was lost (Graph may have applied them): the `WrittenShape.digest`s of the drafts
+    # sent since the last answered write (space-separated, the last few), so that Outlook holding one of them
+    # reads as the connector's own write; a delete, so that the event missing later is the connector's doing
+    # (and the copy is deleted again, then made anew if still wanted).
+    sent: str | None = None
+    deleting: bool = False
+
+    def with_sent(self, draft: EventDraft) -> StaffCopy:
+        """This copy after sending `draft` without an answer."""
+        shape = draft_shape(draft)
+        digests = [*(self.sent or "").split(), shape.digest if shape is not None else ""]
+        return replace(self, sent=" ".join(d for d in digests[-MAX_SENT:] if d))
+
+    def sent_holds(self, shape: WrittenShape | None) -> bool:
+        """Whether Outlook's version is a draft the connector sent and never heard back about."""
+        return shape is not None and shape.digest in (self.sent or "").split()
 
     def transaction_id(self, appointment_id: str) -> str:
         return f"{TRANSACTION_PREFIX}{appointment_id}/{self.staff_id}/{self.generation}"
@@ -264,7 +281,8 @@ def _removals(
     for staff_id, copy in record.copies.items():
         role = roles.get(staff_id)
         target = targets.get(staff_id)
-        if role is not None and role is copy.role and (target is None or not _moved(copy, target)):
+        kept = role is not None and role is copy.role and (target is None or not _moved(copy, target))
+        if kept and not copy.deleting:
             continue
         if copy.event_id is not None and copy.writable:
             steps.append(WriteStep(StepKind.DELETE, copy))
@@ -277,7 +295,7 @@ def _step(
     record: AppointmentRecord, staff_id: str, role: CopyRole, target: StaffTarget, recheck: bool
 ) -> WriteStep | None:
     current = record.copies.get(staff_id)
-    if current is None or current.role is not role or _moved(current, target):
+    if current is None or current.role is not role or _moved(current, target) or current.deleting:
         generation = current.generation + 1 if current is not None else 0
         current = StaffCopy(staff_id, role, generation=generation)
     if target.problem is not None:

@@ -275,6 +275,9 @@ async def _target(services: Services, tenant: Tenant, staff_id: str) -> StaffTar
 
 async def _apply(run: _Run, step: WriteStep) -> None:
     copy = step.copy
+    failed = run.copies.get(copy.staff_id)
+    if step.kind is not StepKind.DELETE and failed is not None and failed.deleting:
+        return  # its old event may still be there: made anew once the delete went through
     with bound(user=copy.staff_id):
         try:
             if step.kind is StepKind.DELETE:
@@ -295,19 +298,41 @@ async def _apply(run: _Run, step: WriteStep) -> None:
 
 async def _delete(run: _Run, copy: StaffCopy) -> None:
     """The staff member left the appointment (or it was deleted, or the copy must be made anew)."""
+    if copy.event_id is None and copy.sent and copy.graph_user_id is not None:
+        await _delete_unanswered(run, copy)
     if copy.event_id is not None and copy.graph_user_id is not None:
         # Forget the status first: the event's removal then reads as nobody's, never as an Outlook delete.
         ids = [copy.event_id, *copy.exceptions]
         await run.services.item_statuses.note(run.tenant.tenant_id, copy.staff_id, [], ids)
-        await run.services.calendar_writer.delete(run.tenant, copy.graph_user_id, copy.event_id)
+        try:
+            await run.services.calendar_writer.delete(run.tenant, copy.graph_user_id, copy.event_id)
+        except RateLimited:  # Graph may have deleted it: its absence is then the connector's own doing
+            run.copies[copy.staff_id] = replace(copy, deleting=True)
+            raise
     run.removed.add(copy.staff_id)
+
+
+async def _delete_unanswered(run: _Run, copy: StaffCopy) -> None:
+    """A create whose answer was lost may have made the event: find it by the connector's property (this
+    calendar holds no other event of the appointment) and delete it."""
+    assert copy.graph_user_id is not None
+    services, tenant = run.services, run.tenant
+    found = await services.calendar.connector_events(tenant, copy.graph_user_id)
+    made = [event_id for event_id, appointment in found.items() if appointment == run.record.appointment_id]
+    if made:
+        await services.item_statuses.note(tenant.tenant_id, copy.staff_id, [], made)
+    for event_id in made:
+        try:
+            await services.calendar_writer.delete(tenant, copy.graph_user_id, event_id)
+        except RateLimited:
+            run.copies[copy.staff_id] = copy  # still unanswered: looked for again next time
+            raise
 
 
 async def _write(run: _Run, kind: StepKind, copy: StaffCopy, target: StaffTarget) -> None:
     appointment = run.record.appointment
     assert appointment is not None and target.graph_user_id is not None
     draft = draft_for(appointment, copy.role, _invitees(run, appointment))
-    writer = run.services.calendar_writer
     if kind is StepKind.UPDATE:
         assert copy.event_id is not None
         updated = await _update(run, copy, target, draft)
@@ -315,10 +340,37 @@ async def _write(run: _Run, kind: StepKind, copy: StaffCopy, target: StaffTarget
             run.copies[copy.staff_id] = updated
             return
         copy = replace(copy, event_id=None, exceptions=(), generation=copy.generation + 1)
-    written = await writer.create(
-        run.tenant, target.graph_user_id, draft, copy.transaction_id(appointment.appointment_id)
-    )
+    written = await _create(run, copy, target, draft)
+    if written.shape is not None and not written.shape.holds(draft):
+        # A retried create answers the event made the first time, as it is now (an earlier revision, whose
+        # answer was lost): the copy is that event, brought to this revision.
+        made = replace(
+            copy,
+            graph_user_id=target.graph_user_id,
+            event_id=written.id,
+            change_key=written.change_key,
+            written_hash=written.written_hash,
+        )
+        updated = await _update(run, made, target, draft)
+        if updated is None:  # gone meanwhile, or to be written anew: the next pass makes it
+            run.copies[copy.staff_id] = replace(made, state=CopyState.PENDING, deleting=True)
+            raise RateLimited(5, "the event made by a retried create must be written anew")
+        run.copies[copy.staff_id] = updated
+        return
     run.copies[copy.staff_id] = await _finish(run, copy, target, draft, written)
+
+
+async def _create(run: _Run, copy: StaffCopy, target: StaffTarget, draft: EventDraft) -> WrittenEvent:
+    uid = target.graph_user_id
+    assert uid is not None
+    try:
+        return await run.services.calendar_writer.create(
+            run.tenant, uid, draft, copy.transaction_id(run.record.appointment_id)
+        )
+    except RateLimited:  # Graph may have made it: the copy keeps the generation that names its transactionId
+        pending = replace(copy, state=CopyState.PENDING, graph_user_id=target.graph_user_id)
+        run.copies[copy.staff_id] = pending.with_sent(draft)
+        raise
 
 
 async def _update(run: _Run, copy: StaffCopy, target: StaffTarget, draft: EventDraft) -> StaffCopy | None:
@@ -348,7 +400,7 @@ async def _update(run: _Run, copy: StaffCopy, target: StaffTarget, draft: EventD
         return None
     for _ in range(UPDATE_ATTEMPTS):
         try:
-            written = await writer.update(tenant, uid, event_id, draft, if_match)
+            written = await _patch(run, copy, uid, event_id, draft, if_match)
         except EventMissing:
             return await _gone_in_outlook(run, copy, policy)
         except EventChanged:  # If-Match refused: someone changed it since `if_match`, maybe the connector
@@ -372,6 +424,16 @@ async def _update(run: _Run, copy: StaffCopy, target: StaffTarget, draft: EventD
     raise RateLimited(5, "the event kept changing while it was written")
 
 
+async def _patch(  # noqa: PLR0917 (the PATCH's inputs, in order)
+    run: _Run, copy: StaffCopy, graph_user_id: str, event_id: str, draft: EventDraft, if_match: str | None
+) -> WrittenEvent:
+    try:
+        return await run.services.calendar_writer.update(run.tenant, graph_user_id, event_id, draft, if_match)
+    except RateLimited:  # Graph may have applied it: Outlook holding it later is the connector's own write
+        run.copies[copy.staff_id] = replace(copy, state=CopyState.PENDING).with_sent(draft)  # still to write
+        raise
+
+
 _WRITE: Final = object()  # `_rechecked`: go on and write the host's version
 
 
@@ -387,7 +449,8 @@ async def _rechecked(  # noqa: PLR0917 (one copy's recheck: its inputs, in order
     behind = copy.revision < run.record.revision or copy.state is CopyState.PENDING
     if behind and _holds(current, draft):  # the connector's own write of this revision, its answer lost
         return await _finish(run, copy, target, draft, current)
-    if (_unchanged(copy, current) or _holds(current, draft)) and not await _occurrences_changed(run, copy):
+    series_changed = draft.recurrence is not None and await _occurrences_changed(run, copy)
+    if (_unchanged(copy, current) or _holds(current, draft)) and not series_changed:
         if not behind:  # the connector's echo, or a touch: its status goes on naming the connector's item
             await _remember(run, copy, current, master=draft.recurrence is not None)
             return replace(copy, change_key=current.change_key)
@@ -412,8 +475,11 @@ def _seen(copy: StaffCopy, current: WrittenEvent) -> StaffCopy:
 
 
 def _unchanged(copy: StaffCopy, current: WrittenEvent) -> bool:
-    """Outlook's version still holds what the connector wrote (the same change key, or only a touch)."""
+    """Outlook's version still holds what the connector wrote (the same change key, or only a touch), or an
+    update the connector sent whose answer was lost."""
     if current.change_key == copy.change_key:
+        return True
+    if copy.sent_holds(current.shape):
         return True
     return current.written_hash is not None and current.written_hash == copy.written_hash
 
@@ -428,10 +494,8 @@ async def _occurrences_changed(run: _Run, copy: StaffCopy) -> bool:
     for item_id in flagged:
         try:
             found = await writer.read(run.tenant, copy.graph_user_id, item_id)
-        except EventMissing:
-            if item_id not in copy.exceptions:
-                return True  # an occurrence cancelled in Outlook (the connector's own are listed)
-            continue
+        except EventMissing:  # an occurrence cancelled in Outlook shows in its master's cancelledOccurrences
+            continue  # (compared by `_unchanged` and `_holds`); a missing id may be an earlier copy's
         kind = found.event.kind if found.event is not None else None
         if kind is EventKind.EXCEPTION and (
             item_id not in copy.exceptions or found.change_key not in copy.exception_keys
@@ -555,6 +619,8 @@ def _synced(
         revision=run.record.revision,
         join_url=join_url,
         error=None,
+        sent=None,
+        deleting=False,
     )
 
 

@@ -190,9 +190,11 @@ class FakeCalendarWriter:
         self.after: dict[str, list[Exception]] = {}  # user -> errors answered after the next writes applied
         self.writes = 0  # Graph requests that wrote
 
-    def _answered(self, graph_user_id: str) -> None:
+    def _answered(self, graph_user_id: str, update: bool = False) -> None:
+        """Answer the next fault due after a write. EventChanged is what a lost update's retry meets (its
+        If-Match is stale now): it waits for an update; a retried create or delete meets no such refusal."""
         pending = self.after.get(graph_user_id)
-        if pending:
+        if pending and (update or not isinstance(pending[0], EventChanged)):
             raise pending.pop(0)
 
     def _event(self, event_id: str, draft: EventDraft, change_key: str | None = None) -> OutlookEvent:
@@ -279,7 +281,7 @@ class FakeCalendarWriter:
         written = replace(self._event(event_id, draft), transaction_id=current.transaction_id)
         stored = self.mailboxes.put(graph_user_id, replace(written, ical_uid=current.ical_uid))
         self._pattern(event_id, draft)
-        self._answered(graph_user_id)
+        self._answered(graph_user_id, update=True)
         return self._answer(stored)
 
     async def update_occurrence(

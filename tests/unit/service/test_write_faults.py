@@ -153,3 +153,55 @@ async def test_a_meeting_touched_in_outlook_never_comes_back_as_an_event(world: 
     await world.jobs.enqueue([jobs.sync_user(TID, "s1")])
     await run_all(world)
     assert echoes(world) == []
+
+
+async def test_a_removal_whose_answer_is_lost_is_not_reported_as_an_outlook_deletion(
+    world: FakeWorld,
+) -> None:
+    """The staff member leaves (the delete takes effect, its answer is lost), then comes back: the copy is
+    made anew without an `appointment.changed_in_outlook` about a deletion nobody made in Outlook."""
+    await put_appointment(world.services, TID, intake("s1", "s2"))
+    await run_all(world)
+    world.writer.after["g2"] = [throttled(1)]
+    await put_appointment(world.services, TID, intake("s1"))
+    [job] = world.jobs.take()
+    await run_write_job(world.services, job)  # the retry is queued; the host changes its mind first
+    world.jobs.take()
+    await put_appointment(world.services, TID, intake("s1", "s2"))
+    await run_all(world)
+    assert outlook_changes(world) == []
+    assert events_in(world, "g2") == ["Intake"]
+    record = await get_appointment(world.services, TID, "a-1")
+    assert record.copies["s2"].state is CopyState.SYNCED
+
+
+async def test_a_create_whose_answer_is_lost_leaves_no_event_when_the_staff_member_leaves(
+    world: FakeWorld,
+) -> None:
+    await put_appointment(world.services, TID, intake("s1", "s2"))
+    world.writer.after["g2"] = [throttled(1)]  # the event is made, the answer lost
+    [job] = world.jobs.take()
+    await run_write_job(world.services, job)
+    world.jobs.take()
+    await put_appointment(world.services, TID, intake("s1"))
+    await run_all(world)
+    assert events_in(world, "g2") == []
+    assert events_in(world, "g1") == ["Intake"]
+
+
+async def test_a_retried_create_that_answers_an_earlier_revision_is_brought_to_the_latest(
+    world: FakeWorld,
+) -> None:
+    """Graph answers a repeated transactionId with the event made the first time, as it was made: the copy
+    must not be marked synced holding an older revision."""
+    await put_appointment(world.services, TID, intake("s1"))
+    world.writer.after["g1"] = [throttled(1)]
+    [job] = world.jobs.take()
+    await run_write_job(world.services, job)
+    world.jobs.take()
+    await put_appointment(world.services, TID, intake("s1", subject="Intake (renamed)"))
+    await run_all(world)
+    assert events_in(world, "g1") == ["Intake (renamed)"]
+    record = await get_appointment(world.services, TID, "a-1")
+    assert (record.copies["s1"].state, record.copies["s1"].revision) == (CopyState.SYNCED, 2)
+    assert outlook_changes(world) == []
