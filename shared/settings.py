@@ -2,7 +2,8 @@
 
 Read once, from app settings (environment variables; `local.settings.json` `Values` locally), by the
 composition root. Nothing else reads the environment. `REQUIRED` and `OPTIONAL` are the whole list
-of names the code reads; `tests/infra` checks that `infra/` sets every required one.
+of names the code reads in Azure; `tests/infra` checks that `infra/` sets every required one, and none of
+`LOCAL_ONLY` (settings of the local host, refused anywhere else).
 """
 
 from __future__ import annotations
