@@ -357,7 +357,12 @@ async def _write(run: _Run, kind: StepKind, copy: StaffCopy, target: StaffTarget
             raise RateLimited(5, "the event made by a retried create must be written anew")
         run.copies[copy.staff_id] = updated
         return
-    run.copies[copy.staff_id] = await _finish(run, copy, target, draft, written)
+    try:
+        run.copies[copy.staff_id] = await _finish(run, copy, target, draft, written)
+    except RateLimited:  # made, its exceptions not yet: the next pass updates this event (never a second)
+        made = _synced(run, copy, target, written, written.join_url)
+        run.copies[copy.staff_id] = replace(made, state=CopyState.PENDING, revision=copy.revision)
+        raise
 
 
 async def _create(run: _Run, copy: StaffCopy, target: StaffTarget, draft: EventDraft) -> WrittenEvent:
