@@ -215,7 +215,12 @@ class TimerRunner:
             },
         )
         while True:
-            delay = (occurrence - self._clock.now()).total_seconds()
+            now = self._clock.now()
+            if (
+                self._clock.shared
+            ):  # a shared clock put back (the emulator's reset): the next occurrence is sooner
+                occurrence = min(occurrence, self.schedule.next_after(now))
+            delay = (occurrence - now).total_seconds()
             if delay > 0:
                 await asyncio.sleep(min(delay, CLOCK_CHECK_S) if self._clock.shared else delay)
                 continue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +77,24 @@ def test_make_run_points_the_connector_at_the_emulators_clock_file() -> None:
         "Values"
     ]
     assert values["LOCAL_CLOCK_FILE"] == "/state/clock"
+
+
+async def test_a_timer_follows_the_shared_clock_back_after_a_reset(tmp_path: Path) -> None:
+    emulator = EmulatorClock(tmp_path / "clock")
+    emulator.advance(timedelta(days=400))
+    recorder = Recorder()
+    runner = TimerRunner(yearly_timer(), recorder, HostClock(tmp_path / "clock"))  # type: ignore[arg-type]
+    runner.start()
+    try:
+        await asyncio.sleep(0.2)  # waiting for the 1 January two years on
+        emulator.reset()
+        await asyncio.sleep(1.5)  # the timer looks at the clock again: the next 1 January is sooner
+        now = datetime.now(UTC)
+        emulator.advance(datetime(now.year + 1, 1, 1, tzinfo=UTC) - now + timedelta(days=1))  # past the next
+        for _ in range(40):
+            if recorder.requests:
+                break
+            await asyncio.sleep(0.1)
+        assert len(recorder.requests) == 1
+    finally:
+        await runner.stop()
