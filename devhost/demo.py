@@ -31,7 +31,8 @@ def seed(stack: Stack) -> None:
     headers = {"x-functions-key": stack.function_key}
     with httpx.Client(base_url=stack.function_host, headers=headers, timeout=60) as api:
         existing = api.get(f"/api/v1/tenants/{tenant_id}")
-        if existing.status_code == 404:
+        state = existing.json().get("state") if existing.status_code == 200 else None
+        if existing.status_code == 404 or state == "disconnected":  # a disconnected tenant reconnects by POST
             created = api.post(
                 "/api/v1/tenants",
                 json={
