@@ -17,7 +17,7 @@ from shared.service.errors import (
     NotFound,
     PreconditionFailed,
 )
-from shared.service.ports import StaleWrite
+from shared.service.ports import StaleWrite, TenantAccessError
 
 log = get_logger("http")
 MAX_BODY_BYTES: Final = 1_000_000
@@ -81,6 +81,14 @@ def handles_errors(handler: Handler) -> Endpoint:
                 return error_response(409, "conflict", error.reason, error.field)
             except PreconditionFailed as error:
                 return error_response(412, "precondition_failed", error.reason, error.field)
+            except TenantAccessError as error:  # consent revoked or app removed, before a job noticed it
+                log.warning("Microsoft 365 refused the tenant: %s", error.reason)
+                return error_response(
+                    409,
+                    "conflict",
+                    f"Microsoft 365 refused access to this tenant ({error.reason}); reauthorize it",
+                    "tid",
+                )
             except StaleWrite as error:  # a race the service did not settle itself: the caller may retry
                 log.warning("concurrent change lost a race: %s", error)
                 return error_response(409, "conflict", "the resource changed concurrently; retry")

@@ -43,12 +43,13 @@ MAX_LEGACY_JSON: Final = 400_000
 MAX_TODO_LIST_NAME: Final = 255
 WINDOW_DAYS_BACK: Final = (0, 365)
 WINDOW_DAYS_FORWARD: Final = (1, 730)
-# The import filter is kept in the tenant's row as JSON in one string property (at most 32K UTF-16
-# units). A category name is at most 255 characters, as Outlook's; the names together at most 2,500, so
-# that even names of characters JSON escapes as 12 (astral ones: two \uXXXX) stay below 30,000.
+# The settings are kept in the tenant's row as ASCII JSON in one string property (at most 32K UTF-16
+# units), where a character beyond ASCII takes up to 12 (an astral one: two \uXXXX escapes). So the
+# category names (each at most 255 characters, as Outlook's) are at most 2,000 together: 24,000 at worst,
+# beside the To Do list name's 3,060 and the rest.
 MAX_CATEGORIES: Final = 50
 MAX_CATEGORY_NAME: Final = 255
-MAX_CATEGORY_CHARS: Final = 2_500
+MAX_CATEGORY_CHARS: Final = 2_000
 E = TypeVar("E", bound=Enum)
 
 

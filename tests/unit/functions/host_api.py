@@ -25,10 +25,12 @@ from devhost.routing import RouteMatch, RouteTable, RouteTemplate
 from shared import bootstrap
 from shared.domain.tenants import TenantState
 from shared.service import console
+from tests.fakes.directory import FakeOrganisation
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
 
 APP_FILE = Path(__file__).parents[3] / "function_app.py"
 TENANT = "contoso.example"
+DIRECTORY = "9188040d-6c67-4c5b-b112-36a304b66dad"
 STAFF = ("s1", "s2")
 
 
@@ -132,7 +134,8 @@ class HostApi:
 async def host_api() -> HostApi:
     """An active tenant `contoso.example` with matched staff s1 and s2, and a console token for it."""
     world = fake_world()
-    await add_tenant(world, TENANT, TenantState.ACTIVE, matched=len(STAFF))
+    world.directory.add(FakeOrganisation(DIRECTORY, {TENANT}, consented=True))
+    await add_tenant(world, TENANT, TenantState.ACTIVE, directory_id=DIRECTORY, matched=len(STAFF))
     link = await console.issue_link(world.services, TENANT, timedelta(hours=1))
     return HostApi(world, parse_qs(urlparse(link.url).query)["token"][0])
 

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from functions.openapi import OPERATIONS, openapi_document
+from shared.adapters.tables import settings_to_json
 from shared.domain.tenants import ImportFilterMode
-from tests.unit.functions.host_api import TENANT, HostApi, host_api, snapshot
+from tests.unit.functions.host_api import DIRECTORY, TENANT, HostApi, host_api, snapshot
 
 pytestmark = pytest.mark.unit
 
@@ -211,7 +212,7 @@ def test_every_documented_body_has_a_base_body_here() -> None:
     [
         (["x" * 33_000], "settings.import_filter.categories[0]"),
         (["x" * 1_000] * 50, "settings.import_filter.categories[0]"),
-        ([f"{n:02}" + "x" * 98 for n in range(50)], "settings.import_filter.categories"),  # 5,000 together
+        ([f"{n:02}" + "x" * 39 for n in range(50)], "settings.import_filter.categories"),  # 2,050 together
     ],
 )
 @pytest.mark.parametrize("route", ["v1/tenants/{tid}/settings", "console/tenants/{tid}/settings"])
@@ -235,16 +236,23 @@ async def test_tenant_create_with_too_large_an_import_filter_is_a_400(api: HostA
     assert "fabrikam.example" not in api.world.tenants.rows
 
 
-async def test_the_largest_import_filter_accepted_is_kept(api: HostApi) -> None:
-    categories = [f"{n:02}" + "\U0001f4c5" * 48 for n in range(50)]  # 2,500 characters, astral ones
+async def test_the_largest_settings_accepted_are_kept_and_fit_one_table_property(api: HostApi) -> None:
+    categories = [f"{n:02}" + "\U0001f4c5" * 38 for n in range(50)]  # 2,000 characters, astral ones
+    todo = "\U0001f4c5" * 255
     answer = await api.call(
         "PATCH",
         route_path("v1/tenants/{tid}/settings"),
-        {"import_filter": {"mode": "categories", "categories": categories}},
+        {"import_filter": {"mode": "categories", "categories": categories}, "todo_list_name": todo},
     )
     assert answer.status == 200, answer.body
-    kept = api.world.tenants.rows[TENANT].settings.import_filter
-    assert (kept.mode, kept.categories) == (ImportFilterMode.CATEGORIES, tuple(categories))
+    settings = api.world.tenants.rows[TENANT].settings
+    assert (settings.import_filter.mode, settings.import_filter.categories) == (
+        ImportFilterMode.CATEGORIES,
+        tuple(categories),
+    )
+    assert settings.todo_list_name == todo
+    stored = settings_to_json(settings)  # as the tenant row keeps it: one string property
+    assert len(stored.encode("utf-16-le")) <= 64 * 1024
 
 
 @pytest.mark.parametrize(
@@ -310,3 +318,15 @@ async def test_not_found_reads_as_a_sentence_naming_the_field(
     answer = await api.call(method, path)
     assert answer.status == 404
     assert answer.json()["error"] == {"code": "not_found", "field": field, "message": message}
+
+
+async def test_a_staff_put_when_microsoft_365_refuses_the_tenant_is_a_409_not_a_500(api: HostApi) -> None:
+    """Consent revoked (or the app removed) before the connector noticed: matching the staff member fails
+    with the tenant's access refused, which the edge answers as a conflict with the tenant's state."""
+    api.world.directory.organisations[DIRECTORY].consented = False
+    before = snapshot(api.world)
+    answer = await api.call("PUT", route_path("v1/tenants/{tid}/staff/{staff_id}"), BODIES["putStaff"])
+    assert answer.status == 409, answer.body
+    assert answer.json()["error"]["field"] == "tid"
+    assert "reauthorize" in answer.json()["error"]["message"]
+    assert snapshot(api.world) == before
