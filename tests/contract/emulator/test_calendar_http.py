@@ -565,3 +565,24 @@ async def test_events_can_be_found_by_ical_uid(graph):
     await post(client, meeting(subject="other"))
     _, found, _ = await get(client, "/events", params={"$filter": f"iCalUId eq '{wanted['iCalUId']}'"})
     assert [e["id"] for e in found["value"]] == [wanted["id"]]
+
+
+@pytest.mark.parametrize(
+    ("prefer", "content_type", "applied"),
+    [
+        (None, "html", None),
+        ('outlook.body-content-type="text"', "text", 'outlook.body-content-type="text"'),
+        ('outlook.body-content-type="html"', "html", 'outlook.body-content-type="html"'),
+        ('outlook.body-content-type="rtf"', "html", None),  # an unknown value is ignored
+    ],
+)
+async def test_body_content_type_preference_is_applied_and_confirmed(graph, prefer, content_type, applied):
+    _, client = graph
+    status, created = await post(client, meeting(body={"contentType": "text", "content": "Line 1\nLine 2"}))
+    assert status == 201
+    headers = {"Prefer": prefer} if prefer else {}
+    status, fetched, answer_headers = await get(client, f"/events/{created['id']}", headers=headers)
+    assert status == 200 and fetched["body"]["contentType"] == content_type
+    assert answer_headers.get("Preference-Applied") == applied
+    expected = "Line 1\nLine 2" if content_type == "text" else "Line 1<br>\r\nLine 2"
+    assert expected in fetched["body"]["content"]
