@@ -87,7 +87,7 @@ def handles_errors(handler: Handler) -> Endpoint:
                     409,
                     "conflict",
                     f"Microsoft 365 refused access to this tenant ({error.reason}); reauthorize it",
-                    "tid",
+                    "tenant_id",
                 )
             except StaleWrite as error:  # a race the service did not settle itself: the caller may retry
                 log.warning("concurrent change lost a race: %s", error)

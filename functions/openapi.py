@@ -22,9 +22,11 @@ from shared.service.user_queries import MAX_PAGE_SIZE, SORT_KEYS
 
 Json = dict[str, Any]
 ROUTE_PREFIX: Final = "/api"
-# The path parameters, as the validators take them (a longer or other value is a 400 naming it).
+# The path parameters, as the validators take them (a longer or other value is a 400 naming it). The
+# routes' `{tid}` is published as `{tenant_id}`, the name every error about the tenant gives it.
+DOCUMENTED_NAMES: Final = {"tid": "tenant_id"}
 PATH_PARAMETERS: Final[dict[str, Json]] = {
-    "tid": {
+    "tenant_id": {
         "type": "string",
         "maxLength": limits.MAX_TENANT_ID,
         "pattern": r"^(?:[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}"
@@ -792,7 +794,7 @@ SCHEMAS: Final[Json] = {
         "type": "object",
         "required": ["tenant_id", "display_name", "auth"],
         "properties": {
-            "tenant_id": PATH_PARAMETERS["tid"],
+            "tenant_id": PATH_PARAMETERS["tenant_id"],
             "display_name": {
                 "type": "string",
                 "minLength": 1,
@@ -1000,8 +1002,17 @@ SCHEMAS: Final[Json] = {
 }
 
 
+def documented_path(route: str) -> str:
+    """The route as the document names it: under the prefix, `{tid}` as `{tenant_id}`."""
+    parts = route.split("/")
+    for index, part in enumerate(parts):
+        if part.startswith("{") and part[1:-1] in DOCUMENTED_NAMES:
+            parts[index] = "{" + DOCUMENTED_NAMES[part[1:-1]] + "}"
+    return f"{ROUTE_PREFIX}/{'/'.join(parts)}"
+
+
 def _path_parameters(route: str) -> list[Json]:
-    names = [part[1:-1].split(":")[0] for part in route.split("/") if part.startswith("{")]
+    names = [part[1:-1] for part in documented_path(route).split("/") if part.startswith("{")]
     return [
         {"name": n, "in": "path", "required": True, "schema": PATH_PARAMETERS.get(n, {"type": "string"})}
         for n in names
@@ -1086,7 +1097,7 @@ def _operation_json(op: Operation) -> Json:
 def openapi_document() -> Json:
     paths: Json = {}
     for op in OPERATIONS:
-        paths.setdefault(f"{ROUTE_PREFIX}/{op.route}", {})[op.method.lower()] = _operation_json(op)
+        paths.setdefault(documented_path(op.route), {})[op.method.lower()] = _operation_json(op)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -1098,7 +1109,8 @@ def openapi_document() -> Json:
                 "query parameter). Bad input is answered with a 4xx whose JSON body names the field, and "
                 "changes nothing. The field is named by its path in the request body "
                 "(`settings.import_filter.categories[3]`, `customers[0].email`; a settings PATCH names "
-                "its members `settings.…` too), a path or query parameter by its name (`tid`, `page_size`), "
+                "its members `settings.…` too), a path or query parameter by its name (`tenant_id`, "
+                "`page_size`), "
                 "and a missing or malformed body as `body`. In a request body, `null` is the same as "
                 "leaving the member out: its default, or on a PATCH its current value; a required member "
                 "that is null is missing. A path no route serves is answered with a JSON 404 (405 with "

@@ -279,7 +279,7 @@ def parse_tenant_path(value: str) -> str:
     """The tenant id a path names (`{tid}`), normalised as stored: a GUID or a verified domain."""
     tenant_id = normalise_tenant_id(value) if len(value) <= MAX_TENANT_ID else None
     if tenant_id is None:
-        raise InvalidInput("tid", "must be a tenant GUID or a verified domain such as contoso.com")
+        raise InvalidInput("tenant_id", "must be a tenant GUID or a verified domain such as contoso.com")
     return tenant_id
 
 

@@ -113,7 +113,9 @@ def verify_token(key: bytes, token: str | None, now: datetime) -> ConsoleGrant:
 
 def parse_ttl(body: dict[str, Any]) -> timedelta:
     """`{"ttl_minutes": n}` (optional) as a lifetime."""
-    value = body.get("ttl_minutes", DEFAULT_TTL_MINUTES)
+    value = body.get("ttl_minutes")
+    if value is None:  # null is the same as absent, as in every request body
+        value = DEFAULT_TTL_MINUTES
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInput("ttl_minutes", "must be an integer")
     if not MIN_TTL_MINUTES <= value <= MAX_TTL_MINUTES:

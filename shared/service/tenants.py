@@ -45,7 +45,7 @@ def _state_hash(state: str) -> str:
 async def get_tenant(services: Services, tenant_id: str) -> Tenant:
     tenant = await services.tenants.get(tenant_id)
     if tenant is None:
-        raise NotFound("tenant", tenant_id, "tid")
+        raise NotFound("tenant", tenant_id, "tenant_id")
     return tenant
 
 

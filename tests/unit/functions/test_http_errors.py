@@ -36,7 +36,7 @@ def _raising(error: Exception) -> Callable[[func.HttpRequest], Awaitable[func.Ht
             "invalid_input",
             "settings.window_days_back",
         ),
-        (NotFound("tenant", "fabrikam.example", "tid"), 404, "not_found", "tid"),
+        (NotFound("tenant", "fabrikam.example", "tenant_id"), 404, "not_found", "tenant_id"),
         (Conflict("tenant_id", "the tenant is disconnected"), 409, "conflict", "tenant_id"),
         (PreconditionFailed("If-Match", "the appointment changed"), 412, "precondition_failed", "If-Match"),
         (StaleWrite("contoso.example"), 409, "conflict", None),

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from functions.openapi import OPERATIONS, openapi_document
+from functions.openapi import DOCUMENTED_NAMES, OPERATIONS, documented_path, openapi_document
 from shared.adapters.tables import settings_to_json
 from shared.domain.tenants import ImportFilterMode
 from tests.unit.functions.host_api import DIRECTORY, TENANT, HostApi, host_api, snapshot
@@ -72,6 +72,7 @@ BODIES: dict[str, Any] = {
     "createConsoleLink": {"ttl_minutes": 60},
 }
 PATH_VALUES = {"tid": TENANT, "staff_id": "s1", "appointment_id": "a-1"}
+ROUTE_NAMES = {documented: name for name, documented in DOCUMENTED_NAMES.items()}  # tenant_id -> tid
 
 
 def route_path(route: str, **override: str) -> str:
@@ -156,14 +157,15 @@ def body_cases() -> Iterator[Any]:
 def parameter_cases() -> Iterator[Any]:
     document = openapi_document()
     for op in OPERATIONS:
-        operation = document["paths"][f"/api/{op.route}"][op.method.lower()]
+        operation = document["paths"][documented_path(op.route)][op.method.lower()]
         base = BODIES.get(op.operation_id) if op.request is not None and op.body_required else None
         for parameter in operation.get("parameters", []):
             name, where = parameter["name"], parameter["in"]
             for _, value in limit_cases(parameter["schema"], None):
                 case_id = f"{op.operation_id}:{name}={str(value)[:12]}"
                 if where == "path":
-                    path, query = route_path(op.route, **{name: str(value)}), {}
+                    in_route = ROUTE_NAMES.get(name, name)
+                    path, query = route_path(op.route, **{in_route: str(value)}), {}
                 else:
                     path, query = route_path(op.route), {name: str(value)}
                 yield pytest.param(op.method, path, query, base, name, id=case_id)
@@ -301,7 +303,7 @@ async def test_a_known_path_with_another_method_answers_a_json_405(api: HostApi)
 @pytest.mark.parametrize(
     ("method", "path", "field", "message"),
     [
-        ("GET", "v1/tenants/fabrikam.example", "tid", "There is no tenant fabrikam.example."),
+        ("GET", "v1/tenants/fabrikam.example", "tenant_id", "There is no tenant fabrikam.example."),
         ("DELETE", "v1/tenants/contoso.example/staff/s9", "staff_id", "There is no staff member s9."),
         ("POST", "v1/tenants/contoso.example/users/s9/resync", "staff_id", "There is no staff member s9."),
         (
@@ -327,6 +329,49 @@ async def test_a_staff_put_when_microsoft_365_refuses_the_tenant_is_a_409_not_a_
     before = snapshot(api.world)
     answer = await api.call("PUT", route_path("v1/tenants/{tid}/staff/{staff_id}"), BODIES["putStaff"])
     assert answer.status == 409, answer.body
-    assert answer.json()["error"]["field"] == "tid"
+    assert answer.json()["error"]["field"] == "tenant_id"
     assert "reauthorize" in answer.json()["error"]["message"]
     assert snapshot(api.world) == before
+
+
+@pytest.mark.parametrize(
+    ("method", "route", "body"),
+    [
+        ("POST", "v1/tenants/{tid}/console-links", {"ttl_minutes": None}),
+        ("POST", "v1/tenants/{tid}/resync", {"only_failed": None}),
+        ("POST", "v1/tenants/{tid}/users/{staff_id}/resync", {"force": None}),
+        ("PATCH", "v1/tenants/{tid}/settings", {"window_days_back": None, "import_filter": None}),
+        ("PATCH", "v1/tenants/{tid}/settings", {"import_filter": {"mode": None, "categories": None}}),
+        (
+            "PUT",
+            "v1/tenants/{tid}/staff/{staff_id}",
+            {"email": "s1@contoso.example", "enabled": None, "legacy_ids": None},
+        ),
+    ],
+)
+async def test_null_is_the_same_as_an_absent_member(api: HostApi, method: str, route: str, body: Any) -> None:
+    answer = await api.call(method, route_path(route), body)
+    assert answer.status < 300, answer.body
+
+
+async def test_null_members_of_an_appointment_are_absent_ones(api: HostApi) -> None:
+    base = {k: v for k, v in BODIES["putAppointment"].items() if k != "recurrence"}
+    nulls = dict.fromkeys(
+        (
+            "body",
+            "location",
+            "time_zone",
+            "all_day",
+            "customers",
+            "recurrence",
+            "show_as",
+            "sensitivity",
+            "categories",
+            "video",
+            "body_type",
+        )
+    )
+    body = {**base, **nulls, "start": "2027-03-01T09:00:00+01:00", "end": "2027-03-01T10:00:00+01:00"}
+    answer = await api.call("PUT", route_path("v1/tenants/{tid}/appointments/{appointment_id}"), body)
+    assert answer.status == 202, answer.body
+    assert answer.json()["appointment"]["show_as"] == "busy"
