@@ -55,6 +55,8 @@ def read_json_object(req: func.HttpRequest) -> dict[str, Any]:
         value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         raise InvalidInput("body", f"malformed JSON ({error})") from error
+    except RecursionError:  # the parser recurses per level: thousands of nested arrays exhaust the stack
+        raise InvalidInput("body", "nested too deeply") from None
     if not isinstance(value, dict):
         raise InvalidInput("body", "must be a JSON object")
     return value

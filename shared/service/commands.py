@@ -45,8 +45,9 @@ WINDOW_DAYS_BACK: Final = (0, 365)
 WINDOW_DAYS_FORWARD: Final = (1, 730)
 # The settings are kept in the tenant's row as ASCII JSON in one string property (at most 32K UTF-16
 # units), where a character beyond ASCII takes up to 12 (an astral one: two \uXXXX escapes). So the
-# category names (each at most 255 characters, as Outlook's) are at most 2,000 together: 24,000 at worst,
-# beside the To Do list name's 3,060 and the rest.
+# category names (each at most 255 characters, as Outlook's: "Maximum length is 255 characters",
+# https://learn.microsoft.com/en-us/javascript/api/outlook/office.categorydetails) are at most 2,000
+# together: 24,000 at worst, beside the To Do list name's 3,060 and the rest.
 MAX_CATEGORIES: Final = 50
 MAX_CATEGORY_NAME: Final = 255
 MAX_CATEGORY_CHARS: Final = 2_000

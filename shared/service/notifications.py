@@ -54,7 +54,7 @@ def parse_notifications(body: bytes) -> list[dict[str, Any]]:
         raise InvalidInput("body", f"larger than {MAX_BODY} bytes")
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deeply
         raise InvalidInput("body", "is not JSON") from None
     if not isinstance(data, dict) or not isinstance(data.get("value"), list):
         raise InvalidInput("value", "must be a list of notifications")

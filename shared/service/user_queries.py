@@ -35,7 +35,7 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
         value = json.loads(raw)
         if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
             return value[0], value[1]
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply
         pass
     raise InvalidInput("cursor", "is not a cursor this API returned")
 

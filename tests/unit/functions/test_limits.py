@@ -8,6 +8,7 @@ Table Storage used to refuse).
 
 from __future__ import annotations
 
+import base64
 import copy
 import re
 from collections.abc import Iterator
@@ -375,3 +376,29 @@ async def test_null_members_of_an_appointment_are_absent_ones(api: HostApi) -> N
     answer = await api.call("PUT", route_path("v1/tenants/{tid}/appointments/{appointment_id}"), body)
     assert answer.status == 202, answer.body
     assert answer.json()["appointment"]["show_as"] == "busy"
+
+
+@pytest.mark.parametrize(
+    ("method", "route"),
+    [
+        ("PATCH", "v1/tenants/{tid}/settings"),
+        ("POST", "v1/tenants/{tid}/resync"),
+        ("PATCH", "console/tenants/{tid}/settings"),
+        ("POST", "graph/notifications"),
+        ("POST", "graph/lifecycle"),
+    ],
+)
+async def test_a_body_nested_too_deeply_for_the_json_parser_is_a_400_not_a_500(
+    api: HostApi, method: str, route: str
+) -> None:
+    nested = b'{"import_filter": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    before = snapshot(api.world)
+    answer = await api.call(method, route_path(route), raw=nested)
+    assert (answer.status, answer.error_field) == (400, "body")
+    assert snapshot(api.world) == before
+
+
+async def test_a_users_cursor_nested_too_deeply_is_a_400_not_a_500(api: HostApi) -> None:
+    cursor = base64.urlsafe_b64encode(b"[" * 5_000 + b"]" * 5_000).decode()
+    answer = await api.call("GET", route_path("v1/tenants/{tid}/users"), query={"cursor": cursor})
+    assert (answer.status, answer.error_field) == (400, "cursor")
