@@ -27,8 +27,8 @@ from functions.http import (
     error_response,
     handles_errors,
     json_response,
-    read_json_object,
     read_optional_json_object,
+    read_settings_patch,
 )
 from functions.tenants_api import user_query
 from functions.views import iso, tenant_json, user_json
@@ -155,7 +155,7 @@ async def console_reauthorize(req: func.HttpRequest) -> func.HttpResponse:
 @console_api
 async def console_settings(req: func.HttpRequest) -> func.HttpResponse:
     services, tid = await _authorized(req)
-    updated = await tenants.update_settings(services, tid, read_json_object(req))
+    updated = await tenants.update_settings(services, tid, read_settings_patch(req))
     progress = await tenants.tenant_progress(services, updated)  # the state it shows
     return json_response(tenant_json(updated, services.clock.now(), progress))
 

@@ -44,8 +44,9 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return json_response({"error": error}, status)
 
 
-def read_json_object(req: func.HttpRequest) -> dict[str, Any]:
-    """The request body as a JSON object, or InvalidInput naming `body`."""
+def read_json_object(req: func.HttpRequest, root: str = "") -> dict[str, Any]:
+    """The request body as a JSON object, or InvalidInput naming `body` (or the member, by its path under
+    `root`, whose text is no Unicode)."""
     raw = req.get_body() or b""
     if len(raw) > MAX_BODY_BYTES:
         raise InvalidInput("body", f"larger than {MAX_BODY_BYTES} bytes", status=413)
@@ -59,12 +60,48 @@ def read_json_object(req: func.HttpRequest) -> dict[str, Any]:
         raise InvalidInput("body", "nested too deeply") from None
     if not isinstance(value, dict):
         raise InvalidInput("body", "must be a JSON object")
+    _require_unicode(value, root)
     return value
+
+
+def _require_unicode(document: dict[str, Any], root: str) -> None:
+    """JSON can escape half of a surrogate pair (`"\\ud800"`); a string holding one is no Unicode text, and
+    neither Table Storage nor Graph can take it. The first such member, in document order, is named."""
+    pending: list[tuple[str, Any]] = [(root, document)]
+    while pending:  # iterative: the parser admits nesting deeper than a recursive walk could follow
+        path, value = pending.pop()
+        if isinstance(value, str):
+            if not _is_unicode(value):
+                raise InvalidInput(path or "body", "is not valid Unicode text (it holds a lone surrogate)")
+        elif isinstance(value, dict):
+            for name in value:
+                if not _is_unicode(name):
+                    raise InvalidInput(path or "body", "has a member name that is not valid Unicode text")
+            pending += reversed(
+                [(f"{path}.{name}" if path else name, member) for name, member in value.items()]
+            )
+        elif isinstance(value, list):
+            pending += reversed([(f"{path}[{index}]", item) for index, item in enumerate(value)])
+
+
+def _is_unicode(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def read_optional_json_object(req: func.HttpRequest) -> dict[str, Any]:
     """The body as a JSON object, or {} when there is none (actions whose fields are all optional)."""
     return read_json_object(req) if (req.get_body() or b"").strip() else {}
+
+
+def read_settings_patch(req: func.HttpRequest) -> dict[str, Any]:
+    """A settings PATCH: its members are named `settings.…` in errors, as in a tenant's create."""
+    return read_json_object(req, root="settings")
 
 
 def handles_errors(handler: Handler) -> Endpoint:

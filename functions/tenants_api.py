@@ -10,6 +10,7 @@ from functions.http import (
     json_response,
     read_json_object,
     read_optional_json_object,
+    read_settings_patch,
 )
 from functions.views import dead_letter_json, tenant_json, user_json
 from shared.bootstrap import container
@@ -65,7 +66,7 @@ async def tenant_item(req: func.HttpRequest) -> func.HttpResponse:
 @handles_errors
 async def tenant_settings(req: func.HttpRequest) -> func.HttpResponse:
     services = container().services
-    updated = await tenants.update_settings(services, _tenant_id(req), read_json_object(req))
+    updated = await tenants.update_settings(services, _tenant_id(req), read_settings_patch(req))
     progress = await tenants.tenant_progress(services, updated)  # the state it shows
     return json_response(tenant_json(updated, services.clock.now(), progress))
 

@@ -3,6 +3,8 @@ the row with a 500, and a JSON 404 for a path no function serves."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.e2e.test_tenants import create, new_organisation
@@ -43,3 +45,16 @@ def test_a_path_no_function_serves_answers_json(connector: Connector) -> None:
         wrong_method = client.patch("/api/v1/tenants")
         assert wrong_method.status_code == 405
         assert wrong_method.headers["allow"] == "GET, POST"
+
+
+async def test_text_with_a_lone_surrogate_is_a_400_naming_the_field(connector: Connector) -> None:
+    """JSON can escape half of a surrogate pair; such a string is no Unicode text, and Table Storage (and
+    Graph) cannot take it."""
+    org = await new_organisation(connector)
+    body = {"tenant_id": org["domain"], "display_name": "Org \ud800", "auth": {"mode": "admin_consent"}}
+    with connector.api() as api:
+        answer = api.post(
+            "/api/v1/tenants", content=json.dumps(body).encode(), headers={"content-type": "application/json"}
+        )
+        assert (answer.status_code, answer.json()["error"]["field"]) == (400, "display_name")
+        assert api.get(f"/api/v1/tenants/{org['domain']}").status_code == 404

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -402,3 +403,32 @@ async def test_a_users_cursor_nested_too_deeply_is_a_400_not_a_500(api: HostApi)
     cursor = base64.urlsafe_b64encode(b"[" * 5_000 + b"]" * 5_000).decode()
     answer = await api.call("GET", route_path("v1/tenants/{tid}/users"), query={"cursor": cursor})
     assert (answer.status, answer.error_field) == (400, "cursor")
+
+
+@pytest.mark.parametrize(
+    ("method", "route", "body", "field"),
+    [
+        ("POST", "v1/tenants", {**BODIES["createTenant"], "display_name": "Org \ud800"}, "display_name"),
+        ("PATCH", "v1/tenants/{tid}/settings", {"todo_list_name": "\udc00 Tasks"}, "settings.todo_list_name"),
+        (
+            "PATCH",
+            "console/tenants/{tid}/settings",
+            {"import_filter": {"mode": "categories", "categories": ["ok", "x\ud800"]}},
+            "settings.import_filter.categories[1]",
+        ),
+        ("PUT", "v1/tenants/{tid}/staff/{staff_id}", {"email": "s1@contoso.example", "upn\ud800": 1}, "body"),
+        (
+            "PUT",
+            "v1/tenants/{tid}/appointments/{appointment_id}",
+            {**BODIES["putAppointment"], "customers": [{"name": "Chris \ud83d"}]},
+            "customers[0].name",
+        ),
+    ],
+)
+async def test_text_with_a_lone_surrogate_is_a_400_naming_the_member(
+    api: HostApi, method: str, route: str, body: Any, field: str
+) -> None:
+    before = snapshot(api.world)
+    answer = await api.call(method, route_path(route), raw=json.dumps(body).encode())
+    assert (answer.status, answer.error_field) == (400, field), answer.body
+    assert snapshot(api.world) == before
