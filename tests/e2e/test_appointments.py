@@ -10,6 +10,7 @@ connector's own writes included) has been read, and none of them may be on the f
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -1355,3 +1356,56 @@ async def test_an_update_whose_answer_is_lost_is_not_taken_for_an_outlook_edit(
         async with org.connector.control() as control:
             if rule["id"] in {r["id"] for r in await control.faults()}:
                 await control.remove_fault(rule["id"])
+
+
+async def test_a_removal_whose_answer_is_lost_is_not_reported_as_an_outlook_deletion(org: Org) -> None:
+    """ben leaves the appointment: Graph deletes his copy but answers 503, and refuses the SDK's retries
+    (503): the job is queued again. The host puts him back meanwhile: his copy is made anew, and nobody is
+    told it was deleted in Outlook."""
+    since = cursor(org)
+    appointment_id, subject = unique("lost-delete")
+    ben = org.user("ben")
+    body = appointment(subject, ["s-adele", "s-ben"], days=46)
+    assert put(org, appointment_id, body).status_code == 202
+    first = copies(settled(org, appointment_id, 1))["s-ben"]["event_id"]
+    rules: list[dict[str, Any]] = []
+
+    async def fault(**rule: Any) -> None:
+        async with org.connector.control() as control:
+            rules.append(
+                await control.add_fault(status=503, method="DELETE", path=r"/events/", mailbox=ben, **rule)
+            )
+
+    async def fired(rule: dict[str, Any], times: int) -> None:
+        deadline = datetime.now(UTC) + timedelta(seconds=60)
+        while True:
+            async with org.connector.control() as control:
+                found = [r for r in await control.faults() if r["id"] == rule["id"]]
+            if not found or int(found[0]["fired"]) >= times:
+                return
+            assert datetime.now(UTC) < deadline, f"the fault fired {found[0]['fired']} of {times} times"
+            await asyncio.sleep(0.1)
+
+    try:
+        await fault(count=1, when="after")  # deleted, the answer lost
+        assert put(org, appointment_id, {**body, "staff_ids": ["s-adele"]}).status_code == 202
+        await fired(rules[0], 1)
+        await fault(count=50, when="before")  # the SDK's retries refused: the delete goes unanswered
+        await fired(rules[1], 2)
+        assert event(org, ben, first) is None
+        assert put(org, appointment_id, body).status_code == 202  # before any retry got an answer
+        await asyncio.sleep(3)
+        async with org.connector.control() as control:
+            await control.remove_fault(rules[1]["id"])
+        record = settled(org, appointment_id, 3, timeout=120)
+        assert record["state"] == "synced", record
+        again = only(events(org, ben, subject), "ben")
+        assert copies(record)["s-ben"]["event_id"] == again["id"] != first
+        never_echoed(org, since)
+        assert outlook_changes(org, since, appointment_id) == []
+    finally:
+        async with org.connector.control() as control:
+            live = {r["id"] for r in await control.faults()}
+            for rule in rules:
+                if rule["id"] in live:
+                    await control.remove_fault(rule["id"])
