@@ -452,9 +452,11 @@ async def _rechecked(  # noqa: PLR0917 (one copy's recheck: its inputs, in order
 ) -> StaffCopy | object | None:
     """A copy a delta read saw changed: the copy to keep, None to write it anew, or `_WRITE`."""
     behind = copy.revision < run.record.revision or copy.state is CopyState.PENDING
-    if behind and _holds(current, draft):  # the connector's own write of this revision, its answer lost
-        return await _finish(run, copy, target, draft, current)
+    # Occurrences the same read flagged are looked at first: the master holding the connector's own write
+    # says nothing of an occurrence someone edited in Outlook meanwhile.
     series_changed = draft.recurrence is not None and await _occurrences_changed(run, copy)
+    if behind and _holds(current, draft) and not series_changed:  # its own write, the answer lost
+        return await _finish(run, copy, target, draft, current)
     if (_unchanged(copy, current) or _holds(current, draft)) and not series_changed:
         if not behind:  # the connector's echo, or a touch: its status goes on naming the connector's item
             await _remember(run, copy, current, master=draft.recurrence is not None)

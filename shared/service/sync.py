@@ -161,8 +161,8 @@ async def _sync_user(services: Services, tenant: Tenant, user: UserRecord, kind:
         data = {"events": len(stored) + len(actions.upserts) - len(actions.deletes), "linked": linked}
         changes.append(Change("user.migrated", tenant.tenant_id, data, now, staff_id=user.staff_id))
     await publish(services, tenant.tenant_id, changes)
-    if not quiet:  # with nothing planned too: what the write side noted is folded in
-        await services.item_statuses.apply(tenant.tenant_id, user.staff_id, actions.upserts, actions.deletes)
+    # Rechecks are queued before the statuses are stored: a crash between the two reads the delta again and
+    # plans them again, where the other order would find the Outlook edit already stored and never report it.
     if actions.rechecks:  # connector appointments changed in Outlook: the write side decides by policy
         await services.jobs.enqueue(
             [
@@ -176,6 +176,8 @@ async def _sync_user(services: Services, tenant: Tenant, user: UserRecord, kind:
                 for appointment_id, items in sorted(actions.rechecks.items())
             ]
         )
+    if not quiet:  # with nothing planned too: what the write side noted is folded in
+        await services.item_statuses.apply(tenant.tenant_id, user.staff_id, actions.upserts, actions.deletes)
     if actions.held_deletes:
         reason = (
             f"Outlook no longer shows {actions.held_deletes} of the events synced before; nothing deleted."

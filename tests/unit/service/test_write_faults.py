@@ -10,11 +10,12 @@ from datetime import timedelta
 import pytest
 
 from shared.domain.appointments import CopyState, Recurrence, body_words
-from shared.domain.calendar import Attendee
+from shared.domain.calendar import Attendee, EventKind
 from shared.domain.tenants import ConflictPolicy, MultiStaffMode
 from shared.service import jobs
 from shared.service.appointments import get_appointment, put_appointment, run_write_job
-from shared.service.ports import EventChanged
+from shared.service.ports import EventChanged, Job
+from shared.service.sync import run_sync_job
 from tests.fakes.calendar import throttled
 from tests.fakes.services import FakeWorld
 from tests.unit.service.test_appointments import TID, events_in, feed_types, intake, run_all, sync
@@ -205,3 +206,66 @@ async def test_a_retried_create_that_answers_an_earlier_revision_is_brought_to_t
     record = await get_appointment(world.services, TID, "a-1")
     assert (record.copies["s1"].state, record.copies["s1"].revision) == (CopyState.SYNCED, 2)
     assert outlook_changes(world) == []
+
+
+async def test_an_occurrence_edited_in_outlook_is_seen_beside_a_series_update_whose_answer_was_lost(
+    world: FakeWorld,
+) -> None:
+    """A delta read flags the series master (the connector's update, its answer lost) and an occurrence
+    someone edited in Outlook: finding the connector's own write on the master must not skip the
+    occurrence."""
+    weekly = Recurrence("FREQ=WEEKLY;BYDAY=TU;COUNT=6")
+    await sync(world, "s1")
+    await put_appointment(world.services, TID, intake("s1", recurrence=weekly))
+    await run_all(world)
+    [(master_id, master)] = world.mailboxes.mailbox("g1").events.items()
+    world.writer.after["g1"] = [throttled(1)]  # the update takes effect, its answer is lost
+    await put_appointment(world.services, TID, intake("s1", subject="Weekly intake", recurrence=weekly))
+    [job] = world.jobs.take()
+    await run_write_job(world.services, job)
+    world.jobs.take()  # the retry: the delta read's recheck comes first
+    edited = replace(
+        master,
+        id=f"{master_id}-occ-2",
+        change_key="outlook-1",
+        kind=EventKind.EXCEPTION,
+        series_master_id=master_id,
+        subject="Edited in Outlook",
+    )
+    world.mailboxes.put("g1", edited)
+    recheck = jobs.write_appointment(
+        TID, "a-1", "changed_in_outlook", recheck=["s1"], events=sorted([master_id, edited.id])
+    )
+    await run_write_job(world.services, recheck)
+    await run_all(world)
+    assert [change for change, _ in outlook_changes(world)] == ["updated"]
+
+
+async def test_an_outlook_edit_is_reported_when_the_run_dies_queueing_its_recheck(
+    world: FakeWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sync run dies while queueing the recheck of a connector event edited in Outlook: its redelivery
+    reads the same delta and must still find the edit to report (statuses stored before the recheck was
+    queued would say it was seen already, and the edit would never be reported or put back)."""
+    await sync(world, "s1")
+    await put_appointment(world.services, TID, intake("s1"))
+    await run_all(world)
+    [written] = world.mailboxes.mailbox("g1").events.values()
+    world.mailboxes.put("g1", replace(written, subject="Edited in Outlook", change_key="outlook-1"))
+    enqueue = world.jobs.enqueue
+    died: list[bool] = []
+
+    async def dies_once(batch: list[Job]) -> None:
+        if not died and any(j.queue == jobs.WRITE_QUEUE for j in batch):
+            died.append(True)
+            raise RuntimeError("the worker died")
+        await enqueue(batch)
+
+    monkeypatch.setattr(world.jobs, "enqueue", dies_once)
+    with pytest.raises(RuntimeError):
+        await run_sync_job(world.services, jobs.sync_user(TID, "s1"))
+    world.leases.rows.clear()  # the dead worker's lease lapses
+    await sync(world, "s1")  # the job's redelivery
+    await run_all(world)
+    assert outlook_changes(world) == [("updated", "reverted")]
+    assert events_in(world, "g1") == ["Intake"]
