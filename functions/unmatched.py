@@ -1,10 +1,14 @@
 """Every path under /api that no other function serves: a JSON 404, not the host's empty one.
 
-The route is a catch-all (`{*path}`). The Functions host orders its routes by specificity before it
-matches (a literal segment before a parameter: `WebJobsRouteBuilder.Build` in azure-webjobs-sdk-extensions,
-and `devhost/routing.py` does the same), and every other route here starts with a literal segment, so this
-one only sees what nothing else took. That includes a known path asked with a method it does not take
-(the host tries the next route when a method does not match): it answers 405 with `Allow` then.
+The route is a catch-all (`{*path}`), so it must be the route the host tries last. The Functions host maps
+its routes in the order of its functions (`WebScriptHostHttpRoutesManager.InitializeHttpFunctionRoutes`,
+azure-functions-host) into one `RouteCollection` where the first match wins (`WebJobsRouteBuilder.Build`,
+azure-webjobs-sdk-extensions); that order is the functions' names (Azure/azure-functions-host#9876; the
+precedence asked for in #3153 is not there). So this function is named to sort after every other and is
+registered last; `tests/contract/test_function_index.py` holds both. (The local host ranks routes by
+specificity, where a catch-all is last anyway.) A known path asked with a method it does not take also
+reaches it, since the host goes on to the next route when a method does not match: that is a 405 with
+`Allow`.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ from functions.http import error_response
 from functions.openapi import allowed_methods
 
 bp = func.Blueprint()
+CATCH_ALL = "zz_unmatched"  # after every other function by name (see above)
 ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
-@bp.function_name("unmatched")
+@bp.function_name(CATCH_ALL)
 @bp.route(route="{*path}", methods=ANY_METHOD, auth_level=func.AuthLevel.ANONYMOUS)
 async def unmatched(req: func.HttpRequest) -> func.HttpResponse:
     allowed = allowed_methods(str(req.route_params.get("path") or ""))

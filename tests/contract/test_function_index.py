@@ -13,6 +13,7 @@ import azure.functions as func
 import pytest
 
 from functions.openapi import documented_routes
+from functions.unmatched import CATCH_ALL
 
 pytestmark = pytest.mark.contract
 
@@ -49,7 +50,7 @@ HTTP: dict[str, tuple[str, set[str], func.AuthLevel]] = {
     "console_reauthorize": ("console/tenants/{tid}/reauthorize", {"POST"}, ANON),
     "console_settings": ("console/tenants/{tid}/settings", {"PATCH"}, ANON),
     # every other path under /api: a JSON 404 (functions/unmatched.py), not part of the documented API
-    "unmatched": ("{*path}", {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}, ANON),
+    "zz_unmatched": ("{*path}", {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}, ANON),
 }
 # name -> schedule (a binding expression resolved from app settings)
 TIMERS: dict[str, str] = {
@@ -115,11 +116,20 @@ def test_no_route_conflicts_with_the_hosts_builtin_admin_routes(index: dict[str,
             assert not t["route"].lower().startswith("admin"), t["route"]
 
 
+def test_the_catch_all_route_is_the_last_one_the_host_tries(index: dict[str, Any]) -> None:
+    """Azure's Functions host tries routes in its functions' order, by name, and the first match wins (see
+    functions/unmatched.py): the catch-all sorts after every other HTTP function and is registered last."""
+    http = [name for name, fn in index.items() if trigger(fn)["type"] == "httpTrigger"]
+    assert http[-1] == CATCH_ALL
+    assert max(http) == CATCH_ALL
+    assert max(http, key=str.casefold) == CATCH_ALL
+
+
 def test_openapi_documents_exactly_the_http_routes(index: dict[str, Any]) -> None:
     served = {
         (method, trigger(fn)["route"])
         for fn in index.values()
-        if trigger(fn)["type"] == "httpTrigger" and fn.get_function_name() != "unmatched"
+        if trigger(fn)["type"] == "httpTrigger" and fn.get_function_name() != CATCH_ALL
         for method in methods_of(trigger(fn))
     }
     assert served == documented_routes()
