@@ -78,7 +78,10 @@ async def tenant_reauthorize(req: func.HttpRequest) -> func.HttpResponse:
     services = container().services
     body = read_optional_json_object(req)
     credential = parse_customer_app(body, prefix="") if body.get("client_secret") is not None else None
-    connection = await tenants.reauthorize(services, _tenant_id(req), credential)
+    try:
+        connection = await tenants.reauthorize(services, _tenant_id(req), credential)
+    except InvalidInput as error:  # the service names the secret as a create nests it (auth.…)
+        raise InvalidInput(error.field.removeprefix("auth."), error.reason, status=error.status) from None
     progress = await tenants.tenant_progress(services, connection.tenant)  # the state it shows
     return json_response(
         tenant_json(connection.tenant, services.clock.now(), progress, connection.consent_url)

@@ -20,6 +20,7 @@ import pytest
 from functions.openapi import DOCUMENTED_NAMES, OPERATIONS, documented_path, openapi_document
 from shared.adapters.tables import settings_to_json
 from shared.domain.tenants import ImportFilterMode
+from tests.fakes.directory import FakeOrganisation
 from tests.unit.functions.host_api import DIRECTORY, TENANT, HostApi, host_api, snapshot
 
 pytestmark = pytest.mark.unit
@@ -432,3 +433,24 @@ async def test_text_with_a_lone_surrogate_is_a_400_naming_the_member(
     answer = await api.call(method, route_path(route), raw=json.dumps(body).encode())
     assert (answer.status, answer.error_field) == (400, field), answer.body
     assert snapshot(api.world) == before
+
+
+async def test_reauthorize_names_the_body_member_of_a_refused_secret_not_the_create_body_path(
+    api: HostApi,
+) -> None:
+    """POST …/reauthorize takes `client_secret` at the top of its body; a refusal names that, not the
+    `auth.client_secret` of a tenant's create."""
+    fabrikam = "2f0e4e64-0c1b-4bb9-9d1d-6b9f6f0d5e11"
+    api.world.directory.add(FakeOrganisation(fabrikam, {"fabrikam.example"}, apps={APP_ID: "s3cret"}))
+    created = await api.call("POST", "v1/tenants", {**BODIES["createTenant"], "settings": None})
+    assert created.status == 201, created.body
+    reauthorize = "v1/tenants/fabrikam.example/reauthorize"
+    wrong = await api.call("POST", reauthorize, {"client_id": APP_ID, "client_secret": "wrong"})
+    assert (wrong.status, wrong.error_field) == (422, "client_secret")
+    past = {
+        "client_id": APP_ID,
+        "client_secret": "s3cret",
+        "client_secret_expires_at": "2020-01-01T00:00:00Z",
+    }
+    expired = await api.call("POST", reauthorize, past)
+    assert (expired.status, expired.error_field) == (422, "client_secret_expires_at")
