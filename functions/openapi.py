@@ -619,7 +619,7 @@ def _names(most: int, longest: int, description: str) -> Json:
     return {
         "type": "array",
         "maxItems": most,
-        "items": {"type": "string", "minLength": 1, "maxLength": longest},
+        "items": {"type": "string", "minLength": 1, "pattern": r"\S", "maxLength": longest},
         "description": description,
     }
 
@@ -654,7 +654,12 @@ _SETTINGS: Final[Json] = {
         },
         "privacy_mode": {"type": "boolean", "description": "Pass only free/busy to the host."},
         "show_free_events": {"type": "boolean"},
-        "todo_list_name": {"type": "string", "minLength": 1, "maxLength": limits.MAX_TODO_LIST_NAME},
+        "todo_list_name": {
+            "type": "string",
+            "minLength": 1,
+            "pattern": r"\S",
+            "maxLength": limits.MAX_TODO_LIST_NAME,
+        },
         "teams_method": {"enum": ["event", "online_meetings"]},
         "multi_staff_mode": {"enum": ["copies", "meeting"]},
         "user_scope": {"enum": ["staff", "all_users"]},
@@ -664,6 +669,12 @@ _SETTINGS: Final[Json] = {
 }
 _NULLABLE_TIME: Final[Json] = {"type": ["string", "null"], "format": "date-time"}
 _legacy_id: Final[Json] = {"type": "string", "maxLength": limits.MAX_LEGACY_ID_LENGTH}
+_address: Final[Json] = {
+    "type": "string",
+    "pattern": r"^\s*$|@",
+    "maxLength": limits.MAX_ADDRESS,
+    "description": "An address like someone@contoso.com; blank is the same as absent.",
+}
 
 SCHEMAS: Final[Json] = {
     "AppointmentInput": {
@@ -729,6 +740,7 @@ SCHEMAS: Final[Json] = {
                     "rrule": {
                         "type": "string",
                         "minLength": 1,
+                        "pattern": r"\S",
                         "maxLength": appointment_limits.MAX_RRULE,
                         "description": "RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=MO,WE",
                     },
@@ -889,8 +901,8 @@ SCHEMAS: Final[Json] = {
         "type": "object",
         "description": "Give email or upn (or both).",
         "properties": {
-            "email": {"type": "string", "pattern": "@", "maxLength": limits.MAX_ADDRESS},
-            "upn": {"type": "string", "pattern": "@", "maxLength": limits.MAX_ADDRESS},
+            "email": _address,
+            "upn": _address,
             "display_name": {"type": "string", "maxLength": limits.MAX_DISPLAY_NAME},
             "enabled": {"type": "boolean", "default": True},
             "legacy_ids": {

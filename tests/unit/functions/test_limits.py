@@ -95,6 +95,9 @@ def resolve(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+OFF_PATTERN = ("   ", "no at sign", "a b")  # the first that misses a documented pattern is sent
+
+
 def over_string(length: int) -> str:
     """`length` characters shaped like a domain (so that a tenant id fails on its length alone)."""
     return "a" * (length - 4) + ".com"
@@ -112,6 +115,8 @@ def limit_cases(schema: dict[str, Any], value: Any, path: Path = ()) -> Iterator
             yield path, over_string(schema["maxLength"] + 1)
         if schema.get("minLength", 0) > 0:
             yield path, ""
+        if "pattern" in schema:
+            yield path, next(c for c in OFF_PATTERN if not re.search(schema["pattern"], c))
     if "integer" in kinds:
         if "maximum" in schema:
             yield path, schema["maximum"] + 1
