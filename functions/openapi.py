@@ -1053,10 +1053,13 @@ def _allow_nulls(schema: Json) -> None:
         _allow_nulls(member)
         if name in required:
             continue
-        if isinstance(member.get("type"), str):
-            member["type"] = [member["type"], "null"]
+        kinds = member.get("type")
+        if isinstance(kinds, str):
+            member["type"] = [kinds, "null"]
+        elif isinstance(kinds, list):  # a schema shared by two members is met twice
+            member["type"] = kinds if "null" in kinds else [*kinds, "null"]
         elif "enum" in member:
-            member["enum"] = [*member["enum"], None]
+            member["enum"] = member["enum"] if None in member["enum"] else [*member["enum"], None]
         else:
             properties[name] = {"anyOf": [member, {"type": "null"}]}
 
