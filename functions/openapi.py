@@ -697,7 +697,7 @@ SCHEMAS: Final[Json] = {
             "start": {
                 "type": "string",
                 "description": "ISO 8601: a wall-clock time in time_zone, a time with an offset, or a date "
-                "when all_day.",
+                f"when all_day; on a date from {appointment_limits.EARLIEST} to {appointment_limits.LATEST}.",
             },
             "end": {"type": "string", "description": "As start; after it (all-day: exclusive end date)."},
             "time_zone": {"type": "string", "description": "IANA name, e.g. Europe/Amsterdam."},

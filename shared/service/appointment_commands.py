@@ -37,6 +37,10 @@ MAX_CATEGORIES: Final = 25
 MAX_CATEGORY_NAME: Final = 255
 MAX_RRULE: Final = 1_000
 MAX_EXCEPTIONS: Final = 200
+# Dates an appointment may fall on: Outlook's calendars (FILETIME, from 1601) hold these, and every zone's
+# offset applied to them stays a valid Python date.
+EARLIEST: Final = date(1900, 1, 1)
+LATEST: Final = date(2999, 12, 31)
 # The appointment is kept as ASCII JSON in its row (Table Storage: 1 MiB of UTF-16 per entity, with the
 # per-staff copies beside it); text beyond ASCII takes up to 12 characters there (two \uXXXX escapes).
 MAX_STORED: Final = 400_000
@@ -197,13 +201,14 @@ def _when(
 def parse_when(value: str, field: str, all_day: bool, zone: str | None) -> datetime | date:
     if all_day:
         try:
-            return date.fromisoformat(value)
+            return _in_range(date.fromisoformat(value), field)
         except ValueError:
             raise InvalidInput(field, "must be a date (YYYY-MM-DD) for an all-day appointment") from None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidInput(field, "must be an ISO 8601 date-time") from None
+    _in_range(parsed.date(), field)
     if len(value) <= 10:
         raise InvalidInput(field, "must be a date-time (a date alone is for all-day appointments)")
     if parsed.tzinfo is None:
@@ -214,6 +219,12 @@ def parse_when(value: str, field: str, all_day: bool, zone: str | None) -> datet
             raise InvalidInput(field, f"does not exist in {zone} (skipped by a daylight-saving change)")
         return local
     return parsed.astimezone(require_zone(zone) if zone else UTC)
+
+
+def _in_range(day: date, field: str) -> date:
+    if not EARLIEST <= day <= LATEST:
+        raise InvalidInput(field, f"must fall between {EARLIEST} and {LATEST}")
+    return day
 
 
 def _staff_ids(body: dict[str, Any]) -> tuple[str, ...]:

@@ -123,7 +123,10 @@ def _datetime(body: dict[str, Any], name: str) -> datetime | None:
         raise InvalidInput(name, "must be an ISO 8601 date-time") from None
     if parsed.tzinfo is None:
         raise InvalidInput(name, "must carry a UTC offset (for example 2027-01-31T00:00:00Z)")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01 ahead of UTC, 9999-12-31 behind it
+        raise InvalidInput(name, "is out of range") from None
 
 
 def parse_settings(

@@ -20,6 +20,9 @@ import pytest
 from functions.openapi import DOCUMENTED_NAMES, OPERATIONS, documented_path, openapi_document
 from shared.adapters.tables import settings_to_json
 from shared.domain.tenants import ImportFilterMode
+from shared.service.appointment_commands import parse_appointment
+from shared.service.commands import parse_create_tenant
+from shared.service.errors import InvalidInput
 from tests.fakes.directory import FakeOrganisation
 from tests.unit.functions.host_api import DIRECTORY, TENANT, HostApi, host_api, snapshot
 
@@ -459,3 +462,41 @@ async def test_reauthorize_names_the_body_member_of_a_refused_secret_not_the_cre
     }
     expired = await api.call("POST", reauthorize, past)
     assert (expired.status, expired.error_field) == (422, "client_secret_expires_at")
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "zone"),
+    [
+        ("0001-01-01T00:00:00", "0001-01-01T01:00:00", "Asia/Kolkata"),  # before UTC's year 1 once converted
+        ("0001-01-01T00:00:00+05:00", "0001-01-01T01:00:00+05:00", None),
+        ("9999-12-31T22:00:00-05:00", "9999-12-31T23:00:00-05:00", None),
+        ("1899-12-31T10:00:00", "1899-12-31T11:00:00", "Europe/Amsterdam"),
+        ("3000-01-01T10:00:00", "3000-01-01T11:00:00", "Europe/Amsterdam"),
+    ],
+)
+def test_an_appointment_on_a_date_out_of_range_is_a_400_naming_start(
+    start: str, end: str, zone: str | None
+) -> None:
+    body: dict[str, object] = {"subject": "Intake", "start": start, "end": end, "staff_ids": ["s1"]}
+    if zone:
+        body["time_zone"] = zone
+    with pytest.raises(InvalidInput) as refused:
+        parse_appointment("a-1", body)
+    assert refused.value.field == "start"
+
+
+def test_a_customer_secret_expiry_out_of_range_is_a_400_naming_it() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        parse_create_tenant(
+            {
+                "tenant_id": "contoso.example",
+                "display_name": "Contoso",
+                "auth": {
+                    "mode": "customer_app",
+                    "client_id": "11111111-1111-1111-1111-111111111111",
+                    "client_secret": "x" * 20,
+                    "client_secret_expires_at": "0001-01-01T00:00:00+05:00",
+                },
+            }
+        )
+    assert refused.value.field == "auth.client_secret_expires_at"
