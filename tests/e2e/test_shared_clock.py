@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from devhost.azurite import Azurite
 from m365emulator.odata import parse_datetime
 from m365emulator.process import EmulatorProcess
 from tests.e2e.test_sync import Outlook, events_of, feed, graph_event, migrated_organisation, wait_for
@@ -26,20 +27,23 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def clocked(
-    tmp_path_factory: pytest.TempPathFactory, azurite: Any, local_host_factory: Any
-) -> Iterator[Connector]:
+def clocked(tmp_path_factory: pytest.TempPathFactory, local_host_factory: Any) -> Iterator[Connector]:
     workdir = tmp_path_factory.mktemp("clocked-emulator")
     clock_file = workdir / "clock"
     process = EmulatorProcess(workdir, extra_args=["--clock-file", str(clock_file)])
     ready = process.start()
     try:
         emulator = info_from(ready, process.log_file)
+        # Storage of its own too: queue names are fixed, so a host of another module on the session's
+        # Azurite would take this host's jobs (and drop them, its tables knowing no such tenant).
         # The timers keep their once-a-year schedule (1 January) and run when a test says, as a host runs
         # a timer on demand; that a jump of the shared clock fires a due timer is the host's own test.
-        with running_connector(
-            emulator, azurite, local_host_factory, LOCAL_CLOCK_FILE=str(Path(ready["clock_file"]))
-        ) as connector:
+        with (
+            Azurite() as storage,
+            running_connector(
+                emulator, storage, local_host_factory, LOCAL_CLOCK_FILE=str(Path(ready["clock_file"]))
+            ) as connector,
+        ):
             yield connector
     finally:
         process.stop()
