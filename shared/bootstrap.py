@@ -104,18 +104,19 @@ class Container:
 
     @cached_property
     def services(self) -> Services:
-        from shared.adapters.appointment_tables import TableAppointments
         from shared.adapters.graph.calendar import GraphCalendar, GraphSubscriptions
         from shared.adapters.graph.directory import GraphCustomerApps, GraphDirectory
         from shared.adapters.graph.writes import GraphCalendarWriter
         from shared.adapters.queues import StorageJobQueue
-        from shared.adapters.sync_tables import (
-            TableDeadLetters,
-            TableItemStatuses,
-            TableLeases,
-            TableSubscriptionIndex,
-        )
-        from shared.adapters.tables import TableChangeFeed, TableConsentStates, TableTenants, TableUsers
+        from shared.adapters.tables.appointments import TableAppointments
+        from shared.adapters.tables.change_feed import TableChangeFeed
+        from shared.adapters.tables.consent_states import TableConsentStates
+        from shared.adapters.tables.dead_letters import TableDeadLetters
+        from shared.adapters.tables.item_statuses import TableItemStatuses
+        from shared.adapters.tables.leases import TableLeases
+        from shared.adapters.tables.subscription_index import TableSubscriptionIndex
+        from shared.adapters.tables.tenants import TableTenants
+        from shared.adapters.tables.users import TableUsers
         from shared.service.deliveries import DeliveryPolicy
         from shared.service.keys import KeyRing
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.adapters.appointment_tables import TableAppointments
+from shared.adapters.tables.appointments import TableAppointments
 from shared.domain.appointments import (
     Appointment,
     AppointmentRecord,

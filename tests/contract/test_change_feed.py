@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from shared.adapters.storage import StorageClients
-from shared.adapters.tables import FEED_ROW_CHARS, TableChangeFeed
+from shared.adapters.tables.change_feed import FEED_ROW_CHARS, TableChangeFeed
 from shared.domain.calendar import BODY_LIMIT, Attendee
 from shared.domain.planner import Observation, Visibility, plan
 from shared.service.change_json import change_json

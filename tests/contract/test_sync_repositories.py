@@ -13,15 +13,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.adapters.sync_tables import (
-    MAX_REASON,
-    TableDeadLetters,
-    TableItemStatuses,
-    TableLeases,
-    TableSubscriptionIndex,
-    escape_key,
-    unescape_key,
-)
+from shared.adapters.tables.dead_letters import MAX_REASON, TableDeadLetters
+from shared.adapters.tables.item_statuses import TableItemStatuses
+from shared.adapters.tables.leases import TableLeases
+from shared.adapters.tables.rows import escape_key, unescape_key
+from shared.adapters.tables.subscription_index import TableSubscriptionIndex
 from shared.service.ports import (
     DeadLetter,
     DeadLetterRepository,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.adapters.tables import TableTenants
+from shared.adapters.tables.tenants import TableTenants
 from shared.domain.tenants import AuthMode, Tenant, TenantSettings, TenantState
 from shared.service.ports import AlreadyExists, DirectoryTaken, StaleWrite, TenantRepository
 from tests.fakes.storage import FakeTenants

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.tables import TableUsers
+from shared.adapters.tables.users import TableUsers
 from shared.domain.users import LegacyLink, MatchStatus, StaffMember, SyncState, UserRecord
 from shared.service.ports import AlreadyExists, StaleWrite, UserRepository
 from tests.fakes.storage import FakeUsers

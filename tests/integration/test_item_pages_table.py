@@ -1,5 +1,5 @@
-"""Item statuses packed into pages on Azurite (shared/adapters/sync_tables.TableItemStatuses): the rows
-they take, and writers in two workers racing on one user's pages."""
+"""Item statuses packed into pages on Azurite (shared/adapters/tables/item_statuses.TableItemStatuses): the
+rows they take, and writers in two workers racing on one user's pages."""
 
 from __future__ import annotations
 
@@ -10,10 +10,15 @@ from typing import Any
 
 import pytest
 
-from shared.adapters import item_pages
-from shared.adapters.item_pages import is_page_key
 from shared.adapters.storage import StorageClients
-from shared.adapters.sync_tables import ITEMS_MARKER, OUTLOOK_ITEMS, TableItemStatuses, user_partition
+from shared.adapters.tables import item_statuses
+from shared.adapters.tables.item_statuses import (
+    ITEMS_MARKER,
+    OUTLOOK_ITEMS,
+    TableItemStatuses,
+    is_page_key,
+    user_partition,
+)
 from tests.fakes.statuses import item_status as status
 from tests.fixtures.azurite import fresh_storage
 
@@ -96,7 +101,7 @@ async def test_a_writer_with_stale_pages_reads_again_and_loses_nothing(storage: 
 async def test_concurrent_writers_splitting_one_page_keep_every_status(
     storage: StorageClients, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(item_pages, "PAGE_CHARS", 4_000)
+    monkeypatch.setattr(item_statuses, "PAGE_CHARS", 4_000)
     workers = [TableItemStatuses(storage) for _ in range(4)]
     await workers[0].apply(TENANT, "anna", [status(f"AAMk{n}=", n) for n in range(20)], [])
     for worker in workers:

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.appointment_tables import TableAppointments
 from shared.adapters.storage import StorageClients
-from shared.adapters.tables import TableTenants, TableUsers
+from shared.adapters.tables.appointments import TableAppointments
+from shared.adapters.tables.tenants import TableTenants
+from shared.adapters.tables.users import TableUsers
 from shared.domain.appointments import AppointmentRecord, CopyRole, CopyState, StaffCopy
 from shared.domain.tenants import AuthMode, Tenant, TenantState
 from shared.domain.users import MatchStatus, StaffMember, UserRecord

@@ -1,6 +1,6 @@
-"""Entity-group transactions written by the connector (shared/adapters/table_batch.py) against Azurite,
-read back through azure-data-tables: types round-trip as the SDK writes them, ETags are the rows' own,
-and a failing operation changes nothing and is named by status, code and index."""
+"""Entity-group transactions written by the connector (shared/adapters/tables/transactions.py) against
+Azurite, read back through azure-data-tables: types round-trip as the SDK writes them, ETags are the rows'
+own, and a failing operation changes nothing and is named by status, code and index."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from azure.data.tables.aio import TableClient, TableServiceClient
 
-from shared.adapters.table_batch import (
+from shared.adapters.tables.transactions import (
     MAX_OPERATIONS,
     Delete,
     Insert,

@@ -1,4 +1,4 @@
-"""The page layout of a user's item statuses (shared/adapters/item_pages.py), without storage."""
+"""The page layout of a user's item statuses (shared/adapters/tables/item_statuses.py), without storage."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.adapters import item_pages
-from shared.adapters.item_pages import (
+from shared.adapters.tables import item_statuses
+from shared.adapters.tables.item_statuses import (
     HEX,
     Page,
     Unit,
@@ -23,7 +23,7 @@ from shared.adapters.item_pages import (
     page_from_entity,
     slot,
 )
-from shared.adapters.table_batch import Delete, Insert, Replace
+from shared.adapters.tables.transactions import Delete, Insert, Replace
 from shared.domain.planner import ItemStatus
 from tests.fakes.statuses import item_status as status
 
@@ -99,7 +99,7 @@ def test_a_page_round_trips_through_its_entity_across_properties() -> None:
     entity = page_entity(PARTITION, page)
     assert entity["RowKey"] == "p3a"
     assert len([name for name in entity if name.startswith("Items")]) > 1  # over one string property
-    assert all(len(v) <= item_pages.PART_CHARS for k, v in entity.items() if k.startswith("Items"))
+    assert all(len(v) <= item_statuses.PART_CHARS for k, v in entity.items() if k.startswith("Items"))
     again = page_from_entity(entity, "etag")
     assert (again.prefix, again.etag) == ("3a", "etag")
     assert sorted(again.statuses(), key=lambda s: s.graph_id) == sorted(
@@ -135,7 +135,7 @@ def test_the_same_plan_again_writes_nothing() -> None:
 def test_a_page_that_outgrows_its_size_splits_into_all_sixteen_children(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(item_pages, "PAGE_CHARS", 5_000)
+    monkeypatch.setattr(item_statuses, "PAGE_CHARS", 5_000)
     pages = stored(changed_pages({}, [status(f"id{n}", n) for n in range(20)], []))
     assert list(pages) == [""]
 
@@ -154,7 +154,7 @@ def test_a_page_that_outgrows_its_size_splits_into_all_sixteen_children(
 
 
 def test_a_large_first_write_splits_as_deep_as_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(item_pages, "PAGE_CHARS", 2_000)
+    monkeypatch.setattr(item_statuses, "PAGE_CHARS", 2_000)
     upserts = [status(f"id{n}", n) for n in range(400)]
     units = changed_pages({}, upserts, [])
     pages = stored(units)
@@ -167,7 +167,7 @@ def test_a_large_first_write_splits_as_deep_as_it_needs(monkeypatch: pytest.Monk
 @given(st.lists(st.tuples(st.booleans(), st.integers(0, 300)), max_size=300))
 def test_any_sequence_of_changes_keeps_one_cover_and_every_status(changes: list[tuple[bool, int]]) -> None:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(item_pages, "PAGE_CHARS", 3_000)  # small pages: splits within a few hundred items
+        patch.setattr(item_statuses, "PAGE_CHARS", 3_000)  # small pages: splits within a few hundred items
         pages: dict[str, Page] = {}
         expected: dict[str, ItemStatus] = {}
         for upsert, n in changes:

@@ -1,8 +1,8 @@
-"""Grouping writes into entity-group transactions (shared/adapters/table_batch.in_transactions)."""
+"""Grouping writes into entity-group transactions (shared/adapters/tables/transactions.in_transactions)."""
 
 from __future__ import annotations
 
-from shared.adapters.table_batch import MAX_OPERATIONS, in_transactions
+from shared.adapters.tables.transactions import MAX_OPERATIONS, in_transactions
 
 
 def test_groups_keep_order_and_room_for_the_callers_row() -> None:

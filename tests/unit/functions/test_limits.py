@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from functions.openapi import DOCUMENTED_NAMES, OPERATIONS, documented_path, openapi_document
-from shared.adapters.tables import settings_to_json
+from shared.adapters.tables.tenants import settings_to_json
 from shared.domain.tenants import ImportFilterMode
 from shared.service.appointment_commands import parse_appointment
 from shared.service.commands import parse_create_tenant

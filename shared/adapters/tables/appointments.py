@@ -17,8 +17,14 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables.aio import TableClient
 
 from shared.adapters.storage import StorageClients
-from shared.adapters.sync_tables import escape_key
-from shared.adapters.tables import delete_partition, etag_of, insert_entity, replace_entity, required_utc
+from shared.adapters.tables.rows import (
+    delete_partition,
+    escape_key,
+    etag_of,
+    insert_entity,
+    replace_entity,
+    required_utc,
+)
 from shared.domain.appointments import AppointmentRecord, CopyRole, CopyState, StaffCopy
 from shared.service.appointment_commands import appointment_document, parse_appointment
 from shared.service.ports import StaleWrite

@@ -1,0 +1,259 @@
+"""The `changes` table: the gapless, ordered change feed of each tenant (`ChangeFeed`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables.aio import TableClient
+
+from shared.adapters.storage import StorageClients
+from shared.adapters.tables.rows import delete_partition, etag_of, required_utc, sequence_key
+from shared.adapters.tables.transactions import (
+    Insert,
+    Operation,
+    Replace,
+    TransactionFailed,
+    in_transactions,
+    submit,
+)
+from shared.service.change_json import encoded_change, stored_change_json
+from shared.service.ports import Change, StaleWrite, check_change_sizes
+
+CHANGES: Final = "changes"
+FEED_HEAD: Final = "head"
+FEED_ROW_CHARS: Final = 30_000  # a row's changes, as ASCII JSON (one string property holds 32K UTF-16 units)
+FEED_FIRST_PAGE_ROWS: Final = 4  # the first page of a read; later pages are sized from the rows seen
+
+
+def _pack(encoded: Sequence[str]) -> list[list[str]]:
+    """Consecutive changes grouped into rows of at most `FEED_ROW_CHARS` (a bigger change: a row alone)."""
+    rows: list[list[str]] = []
+    size = 0
+    for text in encoded:
+        if rows and size + len(text) + 1 <= FEED_ROW_CHARS:
+            rows[-1].append(text)
+            size += len(text) + 1
+        else:
+            rows.append([text])
+            size = len(text) + 2
+    return rows
+
+
+def _row_chars(row: list[str]) -> int:
+    return sum(len(text) + 1 for text in row)
+
+
+@dataclass
+class _Append:
+    """One caller's changes waiting for the tenant's writer, and where their sequence numbers go."""
+
+    encoded: list[str]
+    done: asyncio.Future[list[int]]
+
+
+def _settle(entries: Sequence[_Append], error: BaseException) -> None:
+    for entry in entries:
+        if not entry.done.done():
+            entry.done.set_exception(error)
+
+
+class TableChangeFeed:
+    """A gapless, ordered feed per tenant.
+
+    The partition holds a head row (the last sequence number) and rows of consecutive changes, packed up to
+    `FEED_ROW_CHARS` and keyed by the last sequence they hold (`First` is the first), so `RowKey gt
+    cursor` finds the row holding the change after any cursor. A write puts the head (If-Match) and its
+    rows in one entity-group transaction, so readers never see a gap and two writers never share a
+    number; the loser of a race re-reads the head and tries again.
+
+    In a worker, one writer per tenant commits for every caller (group commit): appends that arrive while
+    a transaction is on its way wait and go together in the next one, in arrival order. Many jobs of one
+    tenant finishing at once so cost one transaction per round trip, not one each in turn (a lock held
+    across each caller's round trip made them queue behind each other). The writer remembers the head and
+    its etag, so a round is one transaction unless another worker wrote in between.
+    """
+
+    def __init__(self, storage: StorageClients) -> None:
+        self._storage = storage
+        self._waiting: dict[str, list[_Append]] = {}
+        self._writers: dict[str, asyncio.Task[None]] = {}
+        self._heads: dict[str, tuple[int, str | None]] = {}  # tenant -> (last sequence, head etag)
+
+    async def _table(self) -> TableClient:
+        return await self._storage.table(CHANGES)
+
+    async def append(self, tenant_id: str, changes: Sequence[Change]) -> list[Change]:
+        if not changes:
+            return []
+        encoded = [encoded_change(c) for c in changes]
+        check_change_sizes(encoded, changes)
+        entry = _Append(encoded, asyncio.get_running_loop().create_future())
+        self._waiting.setdefault(tenant_id, []).append(entry)
+        if tenant_id not in self._writers:
+            self._writers[tenant_id] = asyncio.create_task(self._write(tenant_id), name=f"feed:{tenant_id}")
+        sequences = await asyncio.shield(entry.done)
+        return [replace(c, sequence=n) for c, n in zip(changes, sequences, strict=True)]
+
+    async def _write(self, tenant_id: str) -> None:
+        """Commit what waits, round after round, until nothing does (then this writer ends)."""
+        try:
+            while waiting := self._waiting.pop(tenant_id, []):
+                await self._commit(tenant_id, waiting)  # errors go to its callers, not here
+        finally:
+            self._writers.pop(tenant_id, None)
+            # Left waiting only when the writer itself was cancelled (the worker is stopping).
+            _settle(
+                self._waiting.pop(tenant_id, []),
+                StaleWrite(f"change feed of {tenant_id}: the writer stopped"),
+            )
+
+    async def _commit(self, tenant_id: str, entries: list[_Append]) -> None:
+        """Write the entries' changes in order; each caller gets its sequence numbers, or the error."""
+        encoded = [text for entry in entries for text in entry.encoded]
+        sequences: list[int] = []
+        try:
+            for rows in in_transactions(_pack(encoded), _row_chars, reserved=1):  # and the head
+                count = sum(len(row) for row in rows)
+                last = await self._append_rows(tenant_id, rows)
+                sequences += range(last - count + 1, last + 1)
+        except Exception as error:
+            if len(entries) > 1 and not sequences:
+                # Nothing was written: one bad append (a change too large, say) must not fail its round-mates.
+                for entry in entries:
+                    await self._commit(tenant_id, [entry])
+                return
+            _settle(entries, error)
+            return
+        except BaseException:
+            _settle(entries, StaleWrite(f"change feed of {tenant_id}: the writer stopped"))
+            raise
+        offset = 0
+        for entry in entries:
+            if not entry.done.done():
+                entry.done.set_result(sequences[offset : offset + len(entry.encoded)])
+            offset += len(entry.encoded)
+
+    async def _head(self, table: TableClient, tenant_id: str) -> tuple[int, str | None]:
+        cached = self._heads.get(tenant_id)
+        if cached is not None:
+            return cached
+        try:
+            head = await table.get_entity(tenant_id, FEED_HEAD)
+        except ResourceNotFoundError:
+            return 0, None
+        return int(head["Last"]), etag_of(head)
+
+    async def _append_rows(self, tenant_id: str, rows: list[list[str]]) -> int:
+        """Write the rows after the head in one transaction; the last sequence written."""
+        table = await self._table()
+        for attempt in range(100):
+            last, etag = await self._head(table, tenant_id)
+            operations: list[Operation] = []
+            sequence = last
+            for row in rows:
+                first, sequence = sequence + 1, sequence + len(row)
+                operations.append(Insert(self._row(tenant_id, first, sequence, row)))
+            head_entity = {"PartitionKey": tenant_id, "RowKey": FEED_HEAD, "Last": sequence}
+            operations.insert(0, Insert(head_entity) if etag is None else Replace(head_entity, etag))
+            try:
+                etags = await submit(table, operations)
+            except TransactionFailed as error:
+                if not error.lost_race:
+                    raise
+                # Another writer moved the head first: forget ours, back off a little (jittered), try again.
+                self._heads.pop(tenant_id, None)
+                await asyncio.sleep(random.uniform(0, 0.005 * min(attempt + 1, 10)))  # noqa: S311
+                continue
+            except BaseException:
+                self._heads.pop(tenant_id, None)  # the outcome is unknown: read the head next time
+                raise
+            new_etag = etags[0]
+            if new_etag:
+                self._heads[tenant_id] = (sequence, new_etag)
+            else:
+                self._heads.pop(tenant_id, None)
+            return sequence
+        raise StaleWrite(f"change feed of {tenant_id}: too much contention")
+
+    @staticmethod
+    def _row(tenant_id: str, first: int, last: int, encoded: Sequence[str]) -> dict[str, Any]:
+        text = "\n".join(encoded)  # a line per change: a reader decodes only the changes it wants
+        entity: dict[str, Any] = {"PartitionKey": tenant_id, "RowKey": sequence_key(last), "First": first}
+        for i in range(0, len(text), FEED_ROW_CHARS):  # only a single oversized change spills over
+            entity[f"Changes{i // FEED_ROW_CHARS}"] = text[i : i + FEED_ROW_CHARS]
+        return entity
+
+    @staticmethod
+    def _lines_of(entity: Any, after: int, until: int) -> list[tuple[int, str]]:
+        """The row's stored changes numbered after `after` up to `until`, with their numbers."""
+        parts: list[str] = []
+        while (part := entity.get(f"Changes{len(parts)}")) is not None:
+            parts.append(part)
+        lines = "".join(parts).split("\n")
+        first = int(entity["First"])
+        numbers = range(max(first, after + 1), min(first + len(lines) - 1, until) + 1)
+        return [(sequence, lines[sequence - first]) for sequence in numbers]
+
+    async def _stored(self, tenant_id: str, after: int, limit: int) -> list[tuple[int, str]]:
+        """Up to `limit` stored changes after `after`. A row may hold one change or hundreds: the first
+        page is a few rows, later pages are sized from the changes per row seen so far."""
+        table = await self._table()
+        found: list[tuple[int, str]] = []
+        key = sequence_key(after)
+        until = after + limit
+        rows_wanted = max(1, min(limit, FEED_FIRST_PAGE_ROWS))
+        rows_read = 0
+        while len(found) < limit:
+            pages = table.query_entities(
+                "PartitionKey eq @pk and RowKey gt @after and RowKey lt @head",
+                parameters={"pk": tenant_id, "after": key, "head": FEED_HEAD},
+                results_per_page=rows_wanted,
+            ).by_page()
+            try:
+                page = [e async for e in await pages.__anext__()]
+            except StopAsyncIteration:
+                break
+            for entity in page:
+                found += self._lines_of(entity, after, until)
+            rows_read += len(page)
+            if not page or getattr(pages, "continuation_token", None) is None:
+                break
+            key = page[-1]["RowKey"]
+            per_row = max(1.0, len(found) / rows_read)
+            rows_wanted = max(1, min(1000, math.ceil((limit - len(found)) / per_row)))
+        return found[:limit]
+
+    async def read(self, tenant_id: str, after: int, limit: int) -> list[Change]:
+        changes: list[Change] = []
+        for sequence, line in await self._stored(tenant_id, after, limit):
+            entry = json.loads(line)
+            changes.append(
+                Change(
+                    type=entry["type"],
+                    tenant_id=tenant_id,
+                    data=entry["data"],
+                    occurred_at=required_utc(entry["occurred_at"]),
+                    staff_id=entry["staff_id"],
+                    sequence=sequence,
+                )
+            )
+        return changes
+
+    async def read_json(self, tenant_id: str, after: int, limit: int) -> list[tuple[int, str]]:
+        stored = await self._stored(tenant_id, after, limit)
+        return [(sequence, stored_change_json(tenant_id, sequence, line)) for sequence, line in stored]
+
+    async def delete_tenant(self, tenant_id: str) -> None:
+        writer = self._writers.get(tenant_id)
+        if writer is not None:  # let this worker's appends land first (they would survive the delete)
+            await asyncio.wait({writer})
+        self._heads.pop(tenant_id, None)
+        await delete_partition(await self._table(), tenant_id)
+        self._heads.pop(tenant_id, None)

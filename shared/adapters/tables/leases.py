@@ -1,0 +1,161 @@
+"""The `leases` table: one sync run per user across workers, with a 'run again' flag (`LeaseStore`)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import UpdateMode
+from azure.data.tables.aio import TableClient
+
+from shared.adapters.storage import StorageClients
+from shared.adapters.tables.rows import (
+    AFTER_ESCAPED,
+    RACE_ATTEMPTS,
+    TableAdapter,
+    delete_rows,
+    escape_key,
+    etag_of,
+    required_utc,
+)
+from shared.adapters.tables.transactions import Delete
+from shared.service.ports import LeaseOutcome, StaleWrite
+
+LEASES: Final = "leases"
+LEASE_PARTITION: Final = "lease"
+
+
+def _lost_race(error: HttpResponseError) -> bool:
+    """An If-Match write that found the row changed or gone."""
+    if isinstance(error, (ResourceModifiedError, ResourceNotFoundError)):
+        return True
+    return error.status_code in (404, 412)
+
+
+class TableLeases(TableAdapter):
+    """`LeaseStore`: one row per key; every change after the first insert is a replace with If-Match,
+    and whoever loses a race re-reads the row and decides again.
+
+    The usual run costs two writes: the acquiring insert, and the release's delete If-Match the ETag that
+    insert answered (remembered per key and owner in this worker). Only when that delete finds the row
+    changed (another worker asked to run again, or took over a lapsed lease) is the row read.
+    """
+
+    def __init__(self, storage: StorageClients) -> None:
+        super().__init__(storage, LEASES)
+        self._held: dict[tuple[str, str], str] = {}  # (key, owner) -> the row's ETag as this worker wrote it
+
+    @staticmethod
+    def _entity(key: str, owner: str, expires_at: datetime, again: bool) -> dict[str, Any]:
+        return {
+            "PartitionKey": LEASE_PARTITION,
+            "RowKey": escape_key(key),
+            "Key": key,
+            "Owner": owner,
+            "ExpiresAt": expires_at,
+            "Again": again,
+        }
+
+    async def _read(self, table: TableClient, key: str) -> Any | None:
+        try:
+            return await table.get_entity(LEASE_PARTITION, escape_key(key))
+        except ResourceNotFoundError:
+            return None
+
+    @staticmethod
+    async def _guarded(table: TableClient, entity: dict[str, Any], etag: str | None) -> str | None:
+        """Replace with If-Match; the new ETag, or None when the row changed or vanished since it was read."""
+        try:
+            written = await table.update_entity(
+                entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+        except HttpResponseError as error:
+            if _lost_race(error):
+                return None
+            raise
+        return str(written.get("etag") or "*")
+
+    async def acquire(self, key: str, owner: str, ttl: timedelta, now: datetime) -> LeaseOutcome:
+        table = await self._table()
+        held: Any | None = None
+        for attempt in range(RACE_ATTEMPTS):
+            if attempt:
+                held = await self._read(table, key)
+            if held is None:
+                try:
+                    created = await table.create_entity(self._entity(key, owner, now + ttl, again=False))
+                except ResourceExistsError:
+                    continue
+                self._remember(key, owner, created.get("etag"))
+                return LeaseOutcome.ACQUIRED
+            etag = etag_of(held)
+            if held["Owner"] == owner or required_utc(held["ExpiresAt"]) <= now:
+                taken = await self._guarded(table, self._entity(key, owner, now + ttl, again=False), etag)
+                if taken is not None:
+                    self._remember(key, owner, taken)
+                    return LeaseOutcome.ACQUIRED
+                continue
+            if held.get("Again"):
+                return LeaseOutcome.DEFERRED  # already asked; the holder runs once more
+            again = self._entity(key, held["Owner"], required_utc(held["ExpiresAt"]), again=True)
+            if await self._guarded(table, again, etag) is not None:
+                return LeaseOutcome.DEFERRED
+        raise StaleWrite(f"lease {key}: too much contention")
+
+    async def release(self, key: str, owner: str) -> bool:
+        table = await self._table()
+        remembered = self._held.pop((key, owner), None)
+        if remembered is not None and await self._delete(table, key, remembered):
+            return False  # nobody asked for another run meanwhile: the usual case, one request
+        for _ in range(RACE_ATTEMPTS):
+            held = await self._read(table, key)
+            if held is None or held["Owner"] != owner:
+                return False
+            etag = etag_of(held)
+            if held.get("Again"):
+                kept = self._entity(key, owner, required_utc(held["ExpiresAt"]), again=False)
+                written = await self._guarded(table, kept, etag)
+                if written is not None:
+                    self._remember(key, owner, written)
+                    return True
+                continue
+            if await self._delete(table, key, etag):
+                return False
+        raise StaleWrite(f"lease {key}: too much contention")
+
+    def _remember(self, key: str, owner: str, etag: Any) -> None:
+        if etag:
+            self._held[(key, owner)] = str(etag)
+
+    @staticmethod
+    async def _delete(table: TableClient, key: str, etag: str | None) -> bool:
+        """Delete If-Match; False when the row changed meanwhile (a vanished row counts as deleted)."""
+        try:
+            await table.delete_entity(
+                LEASE_PARTITION, escape_key(key), etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+        except HttpResponseError as error:
+            if isinstance(error, ResourceNotFoundError) or error.status_code == 404:
+                return True
+            if _lost_race(error):
+                return False
+            raise
+        return True
+
+    async def delete_prefix(self, prefix: str) -> None:
+        table = await self._table()
+        first = escape_key(prefix)
+        query = table.query_entities(
+            "PartitionKey eq @pk and RowKey ge @first and RowKey lt @after",
+            parameters={"pk": LEASE_PARTITION, "first": first, "after": f"{first}{AFTER_ESCAPED}"},
+            select="RowKey",
+            results_per_page=1000,
+        )
+        await delete_rows(table, [Delete(LEASE_PARTITION, e["RowKey"]) async for e in query])

@@ -1,0 +1,202 @@
+"""The `tenants` table: tenant rows, and the claim row of each connected directory (`TenantRepository`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from typing import Any, Final
+
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables.aio import TableClient
+
+from shared.adapters.storage import StorageClients
+from shared.adapters.tables.rows import as_utc, etag_of, replace_entity, required_utc, without_none
+from shared.adapters.tables.transactions import Insert, Operation, Replace, TransactionFailed, submit
+from shared.domain.tenants import (
+    AuthMode,
+    ConflictPolicy,
+    CustomerApp,
+    ImportFilter,
+    ImportFilterMode,
+    MultiStaffMode,
+    TeamsMethod,
+    Tenant,
+    TenantSettings,
+    TenantState,
+    UserScope,
+)
+from shared.service.ports import AlreadyExists, DirectoryTaken, StaleWrite
+
+TENANTS: Final = "tenants"
+TENANT_PARTITION: Final = "tenant"
+# A directory's claim shares the tenants' partition (so a tenant row and its claim commit together); its
+# RowKey starts with `~`, which sorts after every tenant key (a GUID or a domain: [0-9a-z.-]).
+DIRECTORY_CLAIM: Final = "~directory-"
+
+
+def settings_to_json(settings: TenantSettings) -> str:
+    return json.dumps(asdict(settings), sort_keys=True)
+
+
+def settings_from_json(raw: str | None) -> TenantSettings:
+    if not raw:
+        return TenantSettings()
+    data = json.loads(raw)
+    filt = data.get("import_filter") or {}
+    return TenantSettings(
+        window_days_back=int(data.get("window_days_back", 30)),
+        window_days_forward=int(data.get("window_days_forward", 180)),
+        import_filter=ImportFilter(
+            ImportFilterMode(filt.get("mode", "all")), tuple(filt.get("categories", ()))
+        ),
+        privacy_mode=bool(data.get("privacy_mode", False)),
+        show_free_events=bool(data.get("show_free_events", True)),
+        todo_list_name=str(data.get("todo_list_name") or TenantSettings().todo_list_name),
+        teams_method=TeamsMethod(data.get("teams_method", TeamsMethod.EVENT)),
+        multi_staff_mode=MultiStaffMode(data.get("multi_staff_mode", MultiStaffMode.COPIES)),
+        user_scope=UserScope(data.get("user_scope", UserScope.STAFF)),
+        conflict_policy=ConflictPolicy(data.get("conflict_policy", ConflictPolicy.HOST_WINS)),
+    )
+
+
+def tenant_to_entity(tenant: Tenant) -> dict[str, Any]:
+    app = tenant.customer_app
+    return without_none(
+        {
+            "PartitionKey": TENANT_PARTITION,
+            "RowKey": tenant.tenant_id,
+            "DirectoryId": tenant.directory_id,
+            "DisplayName": tenant.display_name,
+            "AuthMode": tenant.auth_mode.value,
+            "State": tenant.state.value,
+            "Settings": settings_to_json(tenant.settings),
+            "CreatedAt": tenant.created_at,
+            "UpdatedAt": tenant.updated_at,
+            "CustomerClientId": app.client_id if app else None,
+            "SecretExpiresAt": app.secret_expires_at if app else None,
+            "LastError": tenant.last_error,
+            "ConnectedAt": tenant.connected_at,
+            "CredentialWarningSentAt": tenant.credential_warning_sent_at,
+        }
+    )
+
+
+def tenant_from_entity(entity: Any) -> Tenant:
+    client_id = entity.get("CustomerClientId")
+    return Tenant(
+        tenant_id=entity["RowKey"],
+        directory_id=entity["DirectoryId"],
+        display_name=entity["DisplayName"],
+        auth_mode=AuthMode(entity["AuthMode"]),
+        state=TenantState(entity["State"]),
+        settings=settings_from_json(entity.get("Settings")),
+        created_at=required_utc(entity["CreatedAt"]),
+        updated_at=required_utc(entity["UpdatedAt"]),
+        customer_app=CustomerApp(client_id, as_utc(entity.get("SecretExpiresAt"))) if client_id else None,
+        last_error=entity.get("LastError"),
+        connected_at=as_utc(entity.get("ConnectedAt")),
+        credential_warning_sent_at=as_utc(entity.get("CredentialWarningSentAt")),
+        etag=etag_of(entity),
+    )
+
+
+def _claim_entity(tenant: Tenant) -> dict[str, Any]:
+    return {
+        "PartitionKey": TENANT_PARTITION,
+        "RowKey": DIRECTORY_CLAIM + tenant.directory_id,
+        "TenantId": tenant.tenant_id,
+    }
+
+
+class TableTenants:
+    """Tenant rows, and one claim row per connected directory: Insert makes two tenant keys racing for
+    the same directory (a GUID and a verified domain) fail the second with a conflict."""
+
+    def __init__(self, storage: StorageClients) -> None:
+        self._storage = storage
+
+    async def _table(self) -> TableClient:
+        return await self._storage.table(TENANTS)
+
+    async def get(self, tenant_id: str) -> Tenant | None:
+        table = await self._table()
+        try:
+            entity = await table.get_entity(TENANT_PARTITION, tenant_id)
+        except ResourceNotFoundError:
+            return None
+        return tenant_from_entity(entity)
+
+    async def list(self) -> list[Tenant]:
+        table = await self._table()
+        query = table.query_entities(
+            "PartitionKey eq @pk and RowKey lt @claims",
+            parameters={"pk": TENANT_PARTITION, "claims": DIRECTORY_CLAIM[0]},
+        )
+        return [tenant_from_entity(e) async for e in query]
+
+    async def add(self, tenant: Tenant) -> Tenant:
+        return await self._write_and_claim(tenant, Insert(tenant_to_entity(tenant)))
+
+    async def reconnect(self, tenant: Tenant) -> Tenant:
+        if tenant.etag is None:
+            raise StaleWrite(tenant.tenant_id)
+        return await self._write_and_claim(tenant, Replace(tenant_to_entity(tenant), tenant.etag))
+
+    async def _write_and_claim(self, tenant: Tenant, write: Insert | Replace) -> Tenant:
+        """The tenant row and its directory's claim in one transaction. When it fails, the claim row tells
+        which part lost: held by another key (DirectoryTaken), held by this key already (a claim a crash
+        left behind: written again with the row), or free (the tenant row lost its race)."""
+        table = await self._table()
+        claim: Operation = Insert(_claim_entity(tenant))
+        for _ in range(3):
+            try:
+                etags = await submit(table, [write, claim])
+            except TransactionFailed as error:
+                if not error.lost_race:
+                    raise
+                held = await self._claim_of(table, tenant.directory_id)
+                if held is not None and held[0] != tenant.tenant_id:
+                    raise DirectoryTaken(held[0]) from None
+                if held is not None and not isinstance(claim, Replace):
+                    claim = Replace(_claim_entity(tenant), held[1])
+                    continue
+                if isinstance(write, Insert):
+                    raise AlreadyExists(tenant.tenant_id) from None
+                raise StaleWrite(tenant.tenant_id) from None
+            return replace(tenant, etag=etags[0])
+        raise StaleWrite(tenant.tenant_id)
+
+    @staticmethod
+    async def _claim_of(table: TableClient, directory_id: str) -> tuple[str, str] | None:
+        """The tenant key holding the directory, and the claim's etag."""
+        try:
+            entity = await table.get_entity(TENANT_PARTITION, DIRECTORY_CLAIM + directory_id)
+        except ResourceNotFoundError:
+            return None
+        return str(entity["TenantId"]), str(etag_of(entity))
+
+    async def release_directory(self, tenant: Tenant) -> None:
+        table = await self._table()
+        held = await self._claim_of(table, tenant.directory_id)
+        if held is None or held[0] != tenant.tenant_id:
+            return
+        try:
+            await table.delete_entity(
+                TENANT_PARTITION,
+                DIRECTORY_CLAIM + tenant.directory_id,
+                etag=held[1],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceNotFoundError, ResourceModifiedError):
+            return  # released already, or claimed again meanwhile
+        except HttpResponseError as error:
+            if error.status_code != 412:
+                raise
+
+    async def save(self, tenant: Tenant) -> Tenant:
+        etag = await replace_entity(await self._table(), tenant_to_entity(tenant), tenant.etag)
+        return replace(tenant, etag=etag)
+
+    async def delete(self, tenant_id: str) -> None:
+        await (await self._table()).delete_entity(TENANT_PARTITION, tenant_id)

@@ -1,0 +1,231 @@
+"""The `users` table: the host's staff, their match and their sync state (`UserRepository`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any, Final
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables.aio import TableClient
+
+from shared.adapters.storage import StorageClients
+from shared.adapters.tables.rows import (
+    as_utc,
+    delete_partition,
+    etag_of,
+    insert_entity,
+    replace_entity,
+    required_utc,
+    without_none,
+)
+from shared.adapters.tables.transactions import (
+    MAX_OPERATIONS,
+    Insert,
+    Operation,
+    Replace,
+    TransactionFailed,
+    submit,
+)
+from shared.domain.users import LegacyLink, MatchedBy, MatchStatus, StaffMember, SyncState, UserRecord
+from shared.service.ports import AlreadyExists, StaleWrite, UserPage, UserQuery
+from shared.service.user_queries import page_users
+
+USERS: Final = "users"
+
+
+def user_to_entity(user: UserRecord) -> dict[str, Any]:
+    staff = user.staff
+    return without_none(
+        {
+            "PartitionKey": user.tenant_id,
+            "RowKey": staff.staff_id,
+            "Email": staff.email,
+            "Upn": staff.upn,
+            "DisplayName": staff.display_name,
+            "Enabled": staff.enabled,
+            **_legacy_properties(staff.legacy_ids),
+            "Match": user.match.value,
+            "MatchedBy": user.matched_by.value if user.matched_by else None,
+            "MatchReason": user.match_reason,
+            "GraphUserId": user.graph_user_id,
+            "SyncState": user.sync_state.value,
+            "LastSyncAt": user.last_sync_at,
+            "MigratedAt": user.migrated_at,
+            "LastError": user.last_error,
+            "SubscriptionId": user.subscription_id,
+            "SubscriptionExpiresAt": user.subscription_expires_at,
+            "DeltaLink": user.delta_link,
+            "UpdatedAt": user.updated_at,
+        }
+    )
+
+
+LEGACY_CHUNK: Final = 30_000  # characters per string property (Table Storage allows 32K UTF-16 units)
+
+
+def _legacy_properties(links: Sequence[LegacyLink]) -> dict[str, Any]:
+    """The host's legacy links as compact JSON, split over as many string properties as it takes."""
+    if not links:
+        return {}
+    text = json.dumps(
+        [[link.appointment_id, link.ews_id, link.ical_uid] for link in links], separators=(",", ":")
+    )
+    return {
+        f"LegacyIds{i // LEGACY_CHUNK}": text[i : i + LEGACY_CHUNK] for i in range(0, len(text), LEGACY_CHUNK)
+    }
+
+
+def _legacy_links(entity: Any) -> tuple[LegacyLink, ...]:
+    chunks: list[str] = []
+    while (chunk := entity.get(f"LegacyIds{len(chunks)}")) is not None:
+        chunks.append(chunk)
+    if not chunks:
+        return ()
+    return tuple(LegacyLink(a, e, i) for a, e, i in json.loads("".join(chunks)))
+
+
+def user_from_entity(entity: Any) -> UserRecord:
+    matched_by = entity.get("MatchedBy")
+    return UserRecord(
+        tenant_id=entity["PartitionKey"],
+        staff=StaffMember(
+            staff_id=entity["RowKey"],
+            email=entity.get("Email"),
+            upn=entity.get("Upn"),
+            display_name=entity.get("DisplayName") or "",
+            enabled=bool(entity.get("Enabled", True)),
+            legacy_ids=_legacy_links(entity),
+        ),
+        match=MatchStatus(entity["Match"]),
+        updated_at=required_utc(entity["UpdatedAt"]),
+        graph_user_id=entity.get("GraphUserId"),
+        matched_by=MatchedBy(matched_by) if matched_by else None,
+        match_reason=entity.get("MatchReason"),
+        sync_state=SyncState(entity.get("SyncState", SyncState.PENDING)),
+        last_sync_at=as_utc(entity.get("LastSyncAt")),
+        migrated_at=as_utc(entity.get("MigratedAt")),
+        last_error=entity.get("LastError"),
+        subscription_id=entity.get("SubscriptionId"),
+        subscription_expires_at=as_utc(entity.get("SubscriptionExpiresAt")),
+        delta_link=entity.get("DeltaLink"),
+        etag=etag_of(entity),
+    )
+
+
+class TableUsers:
+    def __init__(self, storage: StorageClients) -> None:
+        self._storage = storage
+
+    async def _table(self) -> TableClient:
+        return await self._storage.table(USERS)
+
+    async def get(self, tenant_id: str, staff_id: str) -> UserRecord | None:
+        try:
+            entity = await (await self._table()).get_entity(tenant_id, staff_id)
+        except ResourceNotFoundError:
+            return None
+        return user_from_entity(entity)
+
+    async def list_all(self, tenant_id: str) -> list[UserRecord]:
+        table = await self._table()
+        query = table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": tenant_id}, results_per_page=1000
+        )
+        return [user_from_entity(e) async for e in query]
+
+    async def migration_pending(self, tenant_id: str) -> bool:
+        table = await self._table()
+        query = table.query_entities(
+            # (the SDK substitutes a parameter only when whitespace follows it: no `@name)`)
+            "PartitionKey eq @pk and Match eq @matched"
+            " and ( SyncState eq @pending or SyncState eq @migrating )",
+            parameters={
+                "pk": tenant_id,
+                "matched": MatchStatus.MATCHED.value,
+                "pending": SyncState.PENDING.value,
+                "migrating": SyncState.MIGRATING.value,
+            },
+            select=["RowKey"],
+            results_per_page=1,
+        )
+        async for _ in query:
+            return True
+        return False
+
+    async def query(self, tenant_id: str, query: UserQuery) -> UserPage:
+        return page_users(await self.list_all(tenant_id), query)
+
+    async def save(self, user: UserRecord) -> UserRecord:
+        table = await self._table()
+        entity = user_to_entity(user)
+        etag = await (
+            insert_entity(table, entity) if user.etag is None else replace_entity(table, entity, user.etag)
+        )
+        return replace(user, etag=etag)
+
+    async def delete(self, tenant_id: str, staff_id: str) -> None:
+        await (await self._table()).delete_entity(tenant_id, staff_id)
+
+    async def delete_tenant(self, tenant_id: str) -> None:
+        await delete_partition(await self._table(), tenant_id)
+
+    async def save_all(self, users: Sequence[UserRecord]) -> list[UserRecord | None]:
+        """Up to 100 users per entity-group transaction (one tenant's rows share a partition). A transaction
+        is all or nothing: when one row in it lost a race, its rows are saved one by one to tell which."""
+        table = await self._table()
+        saved: list[UserRecord | None] = []
+        for chunk in _user_transactions(users):
+            try:
+                etags = await submit(table, [operation for _, operation in chunk])
+            except TransactionFailed as error:
+                if error.status not in (404, 409, 412, 413):
+                    raise
+                saved += [await self._save_or_none(user) for user, _ in chunk]
+                continue
+            saved += [replace(user, etag=etag) for (user, _), etag in zip(chunk, etags, strict=True)]
+        return saved
+
+    async def _save_or_none(self, user: UserRecord) -> UserRecord | None:
+        try:
+            return await self.save(user)
+        except (StaleWrite, AlreadyExists):
+            return None
+
+
+USER_TRANSACTION_CHARS: Final = 1_500_000  # well under a transaction's 4 MiB payload
+
+
+def _user_operation(user: UserRecord) -> tuple[Operation, int]:
+    """The transaction operation that saves the user as `save` does, and about how many characters it is."""
+    entity = user_to_entity(user)
+    chars = sum(len(str(value)) + len(name) + 8 for name, value in entity.items())
+    if user.etag is None:
+        return Insert(entity), chars
+    return Replace(entity, user.etag), chars
+
+
+def _user_transactions(users: Sequence[UserRecord]) -> list[list[tuple[UserRecord, Operation]]]:
+    """Consecutive users in transactions: one tenant, distinct rows, at most 100, bounded in size."""
+    groups: list[list[tuple[UserRecord, Operation]]] = []
+    keys: set[tuple[str, str]] = set()
+    size = 0
+    for user in users:
+        operation, chars = _user_operation(user)
+        key = (user.tenant_id, user.staff_id)
+        last = groups[-1] if groups else None
+        if (
+            last is not None
+            and last[0][0].tenant_id == user.tenant_id
+            and key not in keys
+            and len(last) < MAX_OPERATIONS
+            and size + chars <= USER_TRANSACTION_CHARS
+        ):
+            last.append((user, operation))
+            keys.add(key)
+            size += chars
+        else:
+            groups.append([(user, operation)])
+            keys, size = {key}, chars
+    return groups
