@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from shared.observability import configure_logging
 from shared.service.context import ConnectorConfig, Services
 from shared.service.delivery_requests import DeliveryRequests
-from shared.service.ports import Clock
+from shared.service.ports.clock import Clock
 from shared.settings import Settings
 
 if TYPE_CHECKING:  # the SDKs are imported on first use, not at import: the worker's cold start pays less
@@ -116,7 +116,7 @@ class Container:
             TableSubscriptionIndex,
         )
         from shared.adapters.tables import TableChangeFeed, TableConsentStates, TableTenants, TableUsers
-        from shared.service.deliveries import DeliveryPolicy
+        from shared.service.delivery_policy import DeliveryPolicy
         from shared.service.keys import KeyRing
 
         config = ConnectorConfig(

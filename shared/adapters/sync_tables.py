@@ -55,7 +55,8 @@ from shared.adapters.table_batch import (
 )
 from shared.adapters.tables import MAX_BATCH, as_utc, delete_partition, delete_rows, etag_of, required_utc
 from shared.domain.planner import ItemStatus
-from shared.service.ports import DeadLetter, LeaseOutcome, StaleWrite, SubscriptionRecord
+from shared.service.errors import StaleWrite
+from shared.service.records import DeadLetter, LeaseOutcome, SubscriptionRecord
 
 OUTLOOK_ITEMS: Final = "outlookitems"
 LEASES: Final = "leases"

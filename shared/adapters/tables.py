@@ -49,17 +49,9 @@ from shared.domain.tenants import (
     UserScope,
 )
 from shared.domain.users import LegacyLink, MatchedBy, MatchStatus, StaffMember, SyncState, UserRecord
-from shared.service.change_json import encoded_change, stored_change_json
-from shared.service.ports import (
-    AlreadyExists,
-    Change,
-    ConsentState,
-    DirectoryTaken,
-    StaleWrite,
-    UserPage,
-    UserQuery,
-    check_change_sizes,
-)
+from shared.service.change_json import check_change_sizes, encoded_change, stored_change_json
+from shared.service.errors import AlreadyExists, DirectoryTaken, StaleWrite
+from shared.service.records import Change, ConsentState, UserPage, UserQuery
 from shared.service.user_queries import page_users
 
 TENANTS: Final = "tenants"

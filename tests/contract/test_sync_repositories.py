@@ -22,15 +22,9 @@ from shared.adapters.sync_tables import (
     escape_key,
     unescape_key,
 )
-from shared.service.ports import (
-    DeadLetter,
-    DeadLetterRepository,
-    ItemStatusRepository,
-    LeaseOutcome,
-    LeaseStore,
-    SubscriptionIndex,
-    SubscriptionRecord,
-)
+from shared.service.ports.feed import DeadLetterRepository
+from shared.service.ports.sync_storage import ItemStatusRepository, LeaseStore, SubscriptionIndex
+from shared.service.records import DeadLetter, LeaseOutcome, SubscriptionRecord
 from tests.fakes.statuses import item_status as status
 from tests.fakes.storage import FakeDeadLetters, FakeItemStatuses, FakeLeases, FakeSubscriptionIndex
 from tests.fixtures.azurite import fresh_storage
