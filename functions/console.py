@@ -35,8 +35,8 @@ from functions.views import iso, tenant_json, user_json
 from shared.bootstrap import container
 from shared.service import console, sync, tenants, users
 from shared.service.commands import parse_flag, parse_staff_id, parse_tenant_path
-from shared.service.console import ConsoleAccessDenied
 from shared.service.context import Services
+from shared.service.errors import ConsoleAccessDenied
 
 bp = func.Blueprint()
 ANON = func.AuthLevel.ANONYMOUS

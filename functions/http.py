@@ -16,8 +16,9 @@ from shared.service.errors import (
     InvalidInput,
     NotFound,
     PreconditionFailed,
+    StaleWrite,
+    TenantAccessError,
 )
-from shared.service.ports import StaleWrite, TenantAccessError
 
 log = get_logger("http")
 MAX_BODY_BYTES: Final = 1_000_000

@@ -25,7 +25,7 @@ from shared.service.commands import (
     parse_tenant_path,
 )
 from shared.service.errors import InvalidInput
-from shared.service.ports import UserQuery
+from shared.service.records import UserQuery
 
 bp = func.Blueprint()
 KEY = func.AuthLevel.FUNCTION

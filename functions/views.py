@@ -13,7 +13,7 @@ from shared.domain.users import UserRecord
 from shared.service.appointment_commands import appointment_document
 from shared.service.appointments import copies_json
 from shared.service.change_json import change_json, iso  # one shape for the pull feed and the webhook
-from shared.service.ports import DeadLetter
+from shared.service.records import DeadLetter
 
 __all__ = ["change_json", "iso", "settings_json", "tenant_json", "user_json"]
 

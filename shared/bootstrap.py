@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from shared.observability import configure_logging
 from shared.service.context import ConnectorConfig, Services
 from shared.service.delivery_requests import DeliveryRequests
-from shared.service.ports import Clock
+from shared.service.ports.clock import Clock
 from shared.settings import Settings
 
 if TYPE_CHECKING:  # the SDKs are imported on first use, not at import: the worker's cold start pays less
@@ -117,7 +117,7 @@ class Container:
         from shared.adapters.tables.subscription_index import TableSubscriptionIndex
         from shared.adapters.tables.tenants import TableTenants
         from shared.adapters.tables.users import TableUsers
-        from shared.service.deliveries import DeliveryPolicy
+        from shared.service.delivery_policy import DeliveryPolicy
         from shared.service.keys import KeyRing
 
         config = ConnectorConfig(

@@ -57,7 +57,7 @@ DEFAULT_AUTHORITY_HOST: Final = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_BASE_URL: Final = "https://graph.microsoft.com/v1.0"
 DEFAULT_GRAPH_SCOPE: Final = "https://graph.microsoft.com/.default"
 DEFAULT_GRAPH_SECRET_NAME: Final = "graph-client-secret"  # noqa: S105 (a name, not a secret)
-DEFAULT_HOST_WEBHOOK_MAX_ATTEMPTS: Final = 8  # as shared/service/deliveries.DeliveryPolicy
+DEFAULT_HOST_WEBHOOK_MAX_ATTEMPTS: Final = 8  # as shared/service/delivery_policy.DeliveryPolicy
 DEFAULT_HOST_WEBHOOK_RETRY_SECONDS: Final = 30
 
 

@@ -14,7 +14,7 @@ import asyncio
 
 import httpx
 
-from shared.service.ports import DeliveryFailed
+from shared.service.errors import DeliveryFailed
 
 USER_AGENT = "m365-calendar-connector"
 MAX_DRAINED_BYTES = 64 * 1024  # an answer's body is read (so the connection can be reused) up to this

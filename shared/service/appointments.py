@@ -46,22 +46,24 @@ from shared.domain.users import MatchStatus
 from shared.observability import bound, get_logger
 from shared.service import jobs
 from shared.service.context import Services
-from shared.service.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
-from shared.service.leasing import check_back, run_leased
-from shared.service.ports import (
+from shared.service.errors import (
     AlreadyExists,
-    Change,
+    Conflict,
     EventChanged,
     EventMissing,
     EventRejected,
-    Job,
+    InvalidInput,
     MailboxUnavailable,
+    NotFound,
+    PreconditionFailed,
     RateLimited,
     StaleWrite,
     TenantAccessError,
-    WrittenEvent,
 )
+from shared.service.leasing import check_back, run_leased
+from shared.service.ports import Job
 from shared.service.publishing import publish
+from shared.service.records import Change, WrittenEvent
 from shared.service.tenants import get_tenant, mark_consent_revoked
 
 log = get_logger("appointments")

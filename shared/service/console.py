@@ -24,23 +24,13 @@ from shared.domain.tenants import AuthMode, Tenant
 from shared.service import tenants
 from shared.service.commands import parse_customer_app
 from shared.service.context import Services
-from shared.service.errors import InvalidInput, ServiceError
+from shared.service.errors import ConsoleAccessDenied, InvalidInput
 from shared.service.keys import CONSOLE_KEY
 
 DEFAULT_TTL_MINUTES: Final = 60
 MIN_TTL_MINUTES: Final = 5
 MAX_TTL_MINUTES: Final = 24 * 60
 MAX_TOKEN_LENGTH: Final = 1024
-
-
-class ConsoleAccessDenied(ServiceError):
-    """The console token is missing, forged, expired (401) or for another tenant (403)."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 def _refused(message: str) -> ConsoleAccessDenied:

@@ -6,29 +6,22 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlencode
 
-from shared.service.deliveries import DeliveryPolicy
+from shared.service.delivery_policy import DeliveryPolicy
 from shared.service.delivery_requests import DeliveryRequests
 from shared.service.keys import KeyRing
-from shared.service.ports import (
-    AppointmentRepository,
+from shared.service.ports import JobQueue
+from shared.service.ports.appointments import AppointmentRepository, CalendarWriter
+from shared.service.ports.clock import Clock
+from shared.service.ports.feed import ChangeFeed, DeadLetterRepository, HostWebhook
+from shared.service.ports.graph import (
     CalendarGateway,
-    CalendarWriter,
-    ChangeFeed,
-    Clock,
-    ConsentStateRepository,
     CustomerAppValidator,
-    DeadLetterRepository,
     DirectoryGateway,
-    HostWebhook,
-    ItemStatusRepository,
-    JobQueue,
-    LeaseStore,
-    SecretStore,
     SubscriptionGateway,
-    SubscriptionIndex,
-    TenantRepository,
-    UserRepository,
 )
+from shared.service.ports.secret_store import SecretStore
+from shared.service.ports.sync_storage import ItemStatusRepository, LeaseStore, SubscriptionIndex
+from shared.service.ports.tenancy import ConsentStateRepository, TenantRepository, UserRepository
 
 GRAPH_DEFAULT_SCOPE: Final = "https://graph.microsoft.com/.default"
 

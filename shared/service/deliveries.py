@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from shared.domain.signing import SIGNATURE_HEADER, sign_delivery
 from shared.observability import get_logger
 from shared.service import jobs
+from shared.service.context import Services
+from shared.service.delivery_policy import DeliveryPolicy
+from shared.service.errors import DeliveryFailed
 from shared.service.keys import HOST_WEBHOOK_SECRET
-from shared.service.ports import DeadLetter, DeliveryFailed, Job
-
-if TYPE_CHECKING:  # context.py may import DeliveryPolicy from here for ConnectorConfig
-    from shared.service.context import Services
+from shared.service.ports import Job
+from shared.service.records import DeadLetter
 
 DELIVERY_HEADER: Final = "X-Connector-Delivery"  # `{tenant}:{first}-{last}`, the same on every retry
 ATTEMPT_HEADER: Final = "X-Connector-Delivery-Attempt"  # 1 on the first try
@@ -35,28 +36,6 @@ MISSING_SECRET_REASON: Final = (
 )
 
 log = get_logger("deliveries")
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryPolicy:
-    """How hard to try. With the defaults a refused range gets 8 posts over about an hour (30 s, 1, 2, 4, 8,
-    16 and 32 min apart) before it is dead-lettered."""
-
-    max_attempts: int = 8  # posts in all, the first included
-    base_delay_seconds: int = 30  # the wait after the first failure; doubled after each further one
-    max_delay_seconds: int = 3600  # the cap on one wait (a queue message may stay invisible 7 days)
-    max_batch: int = 100  # changes per post
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1 or self.max_batch < 1:
-            raise ValueError("max_attempts and max_batch must be at least 1")
-        if self.base_delay_seconds < 0 or self.max_delay_seconds < self.base_delay_seconds:
-            raise ValueError("need 0 <= base_delay_seconds <= max_delay_seconds")
-
-    def delay_after(self, failures: int) -> int:
-        """The wait before the next try, after `failures` failed tries (1, 2, ...)."""
-        exponent = min(max(failures - 1, 0), 30)
-        return min(self.base_delay_seconds * (1 << exponent), self.max_delay_seconds)
 
 
 DEFAULT_POLICY: Final = DeliveryPolicy()

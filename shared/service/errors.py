@@ -1,4 +1,6 @@
-"""The service layer's exceptions; each edge (HTTP, queue) translates them."""
+"""The service layer's exceptions, all of them: what the handlers raise to the edges (a `ServiceError`,
+which each edge, HTTP or queue, translates), and what the ports raise to the handlers (each adapter
+translates its technology's failures into these; the Graph adapter's own are in its `errors`)."""
 
 from __future__ import annotations
 
@@ -51,4 +53,95 @@ class PreconditionFailed(ServiceError):
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}")
         self.field = field
+        self.reason = reason
+
+
+class ConsoleAccessDenied(ServiceError):
+    """The console token is missing, forged, expired (401) or for another tenant (403)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+# --- What the ports raise (adapters translate their technology's failures into these) ---------------
+
+
+class StaleWrite(Exception):
+    """An optimistic-concurrency write lost the race: re-read and decide again."""
+
+
+class AlreadyExists(Exception):
+    """A create found the key taken."""
+
+
+class DirectoryTaken(Exception):
+    """A tenant claimed a directory (an Entra tenant) that another tenant key holds."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(holder)
+        self.holder = holder
+
+
+class ChangeTooLarge(ValueError):
+    """An append holding a change over `MAX_CHANGE_CHARS`; nothing of it was appended."""
+
+
+class TenantAccessError(Exception):
+    """Graph refused the tenant itself: consent revoked, app removed, credential invalid or expired."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class MailboxUnavailable(Exception):
+    """The mailbox refuses the app (no mailbox, an access policy, a deleted user): a person must act."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RateLimited(Exception):
+    """Graph throttled (429) or was briefly unavailable (503/504) beyond the adapter's own retries."""
+
+    def __init__(self, retry_after: float, reason: str) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+        self.reason = reason
+
+
+class DeltaTokenRejected(Exception):
+    """Graph no longer knows the stored delta link (410 SyncStateNotFound): read the whole window."""
+
+
+class SubscriptionGone(Exception):
+    """The Graph subscription does not exist any more (expired, removed): create a new one."""
+
+
+class DeliveryFailed(Exception):
+    """The host's webhook did not take a delivery (a non-2xx answer, a timeout, a refused connection)."""
+
+    def __init__(self, reason: str, *, retryable: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+
+class EventChanged(Exception):
+    """An update's If-Match did not hold: the event changed in Outlook since the connector wrote it."""
+
+
+class EventMissing(Exception):
+    """The event (or occurrence) is not in the calendar any more."""
+
+
+class EventRejected(Exception):
+    """Graph refused the event itself (a 400 on its content): a person must look at the appointment."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
         self.reason = reason

@@ -16,7 +16,7 @@ import base64
 import secrets
 from typing import Final
 
-from shared.service.ports import SecretStore
+from shared.service.ports.secret_store import SecretStore
 
 NOTIFICATION_KEY: Final = "notification-signing-key"
 CONSOLE_KEY: Final = "console-link-key"

@@ -16,7 +16,8 @@ from typing import Final
 
 from shared.observability import get_logger
 from shared.service.context import Services
-from shared.service.ports import Job, LeaseOutcome
+from shared.service.ports import Job
+from shared.service.records import LeaseOutcome
 
 log = get_logger("leasing")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from shared.service.context import Services
-from shared.service.ports import Change
+from shared.service.records import Change
 
 
 async def publish(services: Services, tenant_id: str, changes: Sequence[Change]) -> list[Change]:

@@ -16,8 +16,10 @@ from shared.domain.users import MatchStatus, SyncState
 from shared.observability import bound, get_logger
 from shared.service import jobs
 from shared.service.context import Services
-from shared.service.ports import Change, Job, RateLimited, StaleWrite, TenantAccessError
+from shared.service.errors import RateLimited, StaleWrite, TenantAccessError
+from shared.service.ports import Job
 from shared.service.publishing import publish
+from shared.service.records import Change
 from shared.service.subscriptions import RENEW_BEFORE, SILENT_AFTER
 from shared.service.tenants import mark_consent_revoked
 

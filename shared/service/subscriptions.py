@@ -17,8 +17,9 @@ from shared.domain.tenants import Tenant
 from shared.domain.users import UserRecord
 from shared.observability import get_logger
 from shared.service.context import Services
+from shared.service.errors import SubscriptionGone
 from shared.service.keys import NOTIFICATION_KEY
-from shared.service.ports import SubscriptionGone, SubscriptionRecord
+from shared.service.records import SubscriptionRecord
 
 log = get_logger("subscriptions")
 

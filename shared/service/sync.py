@@ -25,19 +25,19 @@ from shared.domain.users import MatchStatus, SyncState, UserRecord
 from shared.observability import bound, get_logger
 from shared.service import jobs
 from shared.service.context import Services
-from shared.service.errors import Conflict, NotFound
-from shared.service.leasing import check_back, run_leased
-from shared.service.ports import (
-    Change,
-    DeltaRead,
+from shared.service.errors import (
+    Conflict,
     DeltaTokenRejected,
-    Job,
     MailboxUnavailable,
+    NotFound,
     RateLimited,
     StaleWrite,
     TenantAccessError,
 )
+from shared.service.leasing import check_back, run_leased
+from shared.service.ports import Job
 from shared.service.publishing import publish
+from shared.service.records import Change, DeltaRead
 from shared.service.subscriptions import NOTIFIED_GRANULARITY, ensure_subscription
 from shared.service.tenants import get_tenant, mark_consent_revoked
 

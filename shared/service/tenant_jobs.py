@@ -5,7 +5,8 @@ from __future__ import annotations
 from shared.domain.tenants import TenantState
 from shared.observability import get_logger
 from shared.service.context import Services
-from shared.service.ports import Job, StaleWrite, TenantAccessError
+from shared.service.errors import StaleWrite, TenantAccessError
+from shared.service.ports import Job
 from shared.service.schedules import nightly_tenant, renew_tenant_subscriptions
 from shared.service.sync import maybe_finish_migration
 from shared.service.tenants import finish_disconnect, mark_consent_revoked

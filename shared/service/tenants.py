@@ -16,16 +16,17 @@ from shared.observability import bound, get_logger
 from shared.service import jobs
 from shared.service.commands import CreateTenant, CustomerAppCredential, parse_settings
 from shared.service.context import Services
-from shared.service.errors import Conflict, InvalidInput, NotFound
-from shared.service.ports import (
+from shared.service.errors import (
     AlreadyExists,
-    Change,
-    ConsentState,
+    Conflict,
     DirectoryTaken,
+    InvalidInput,
+    NotFound,
     StaleWrite,
     TenantAccessError,
 )
 from shared.service.publishing import publish
+from shared.service.records import Change, ConsentState
 from shared.service.subscriptions import remove_tenant_subscriptions
 
 log = get_logger("tenants")

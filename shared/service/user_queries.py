@@ -10,7 +10,7 @@ from typing import Final
 
 from shared.domain.users import UserRecord
 from shared.service.errors import InvalidInput
-from shared.service.ports import UserPage, UserQuery
+from shared.service.records import UserPage, UserQuery
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 SORT_KEYS: Final[dict[str, Callable[[UserRecord], str]]] = {

@@ -23,8 +23,8 @@ from shared.domain.users import (
 from shared.observability import bound, get_logger
 from shared.service import jobs
 from shared.service.context import Services
-from shared.service.errors import Conflict, NotFound
-from shared.service.ports import AlreadyExists, StaleWrite, UserPage, UserQuery
+from shared.service.errors import AlreadyExists, Conflict, NotFound, StaleWrite
+from shared.service.records import UserPage, UserQuery
 from shared.service.tenants import get_tenant
 
 log = get_logger("users")

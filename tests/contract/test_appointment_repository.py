@@ -21,7 +21,8 @@ from shared.domain.appointments import (
     Recurrence,
     StaffCopy,
 )
-from shared.service.ports import AlreadyExists, AppointmentRepository, StaleWrite
+from shared.service.errors import AlreadyExists, StaleWrite
+from shared.service.ports.appointments import AppointmentRepository
 from tests.fakes.appointments import FakeAppointments
 from tests.fixtures.azurite import fresh_storage
 

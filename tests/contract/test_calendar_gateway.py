@@ -20,15 +20,9 @@ import pytest
 from shared.adapters.graph.calendar import GraphCalendar, GraphSubscriptions
 from shared.domain.calendar import APPOINTMENT_PROPERTY_ID, EventKind, OutlookEvent, RemovedEvent
 from shared.domain.tenants import Tenant
-from shared.service.ports import (
-    CalendarGateway,
-    DeltaRead,
-    DeltaTokenRejected,
-    MailboxUnavailable,
-    SubscriptionGateway,
-    SubscriptionGone,
-    TenantAccessError,
-)
+from shared.service.errors import DeltaTokenRejected, MailboxUnavailable, SubscriptionGone, TenantAccessError
+from shared.service.ports.graph import CalendarGateway, SubscriptionGateway
+from shared.service.records import DeltaRead
 from tests.fakes.calendar import FakeMailboxes
 from tests.integration.graph.harness import EmulatorGraph, open_emulator_graph, tenant_named
 

@@ -19,8 +19,10 @@ from shared.adapters.storage import StorageClients
 from shared.adapters.tables.change_feed import FEED_ROW_CHARS, TableChangeFeed
 from shared.domain.calendar import BODY_LIMIT, Attendee
 from shared.domain.planner import Observation, Visibility, plan
-from shared.service.change_json import change_json
-from shared.service.ports import MAX_CHANGE_CHARS, Change, ChangeFeed, ChangeTooLarge
+from shared.service.change_json import MAX_CHANGE_CHARS, change_json
+from shared.service.errors import ChangeTooLarge
+from shared.service.ports.feed import ChangeFeed
+from shared.service.records import Change
 from tests.fakes.events import event
 from tests.fakes.storage import FakeFeed
 from tests.fixtures.azurite import fresh_storage, storage_on

@@ -18,15 +18,9 @@ from shared.adapters.tables.item_statuses import TableItemStatuses
 from shared.adapters.tables.leases import TableLeases
 from shared.adapters.tables.rows import escape_key, unescape_key
 from shared.adapters.tables.subscription_index import TableSubscriptionIndex
-from shared.service.ports import (
-    DeadLetter,
-    DeadLetterRepository,
-    ItemStatusRepository,
-    LeaseOutcome,
-    LeaseStore,
-    SubscriptionIndex,
-    SubscriptionRecord,
-)
+from shared.service.ports.feed import DeadLetterRepository
+from shared.service.ports.sync_storage import ItemStatusRepository, LeaseStore, SubscriptionIndex
+from shared.service.records import DeadLetter, LeaseOutcome, SubscriptionRecord
 from tests.fakes.statuses import item_status as status
 from tests.fakes.storage import FakeDeadLetters, FakeItemStatuses, FakeLeases, FakeSubscriptionIndex
 from tests.fixtures.azurite import fresh_storage

@@ -13,7 +13,8 @@ import pytest
 
 from shared.adapters.tables.tenants import TableTenants
 from shared.domain.tenants import AuthMode, Tenant, TenantSettings, TenantState
-from shared.service.ports import AlreadyExists, DirectoryTaken, StaleWrite, TenantRepository
+from shared.service.errors import AlreadyExists, DirectoryTaken, StaleWrite
+from shared.service.ports.tenancy import TenantRepository
 from tests.fakes.storage import FakeTenants
 from tests.fixtures.azurite import fresh_storage
 

@@ -13,7 +13,8 @@ import pytest
 
 from shared.adapters.tables.users import TableUsers
 from shared.domain.users import LegacyLink, MatchStatus, StaffMember, SyncState, UserRecord
-from shared.service.ports import AlreadyExists, StaleWrite, UserRepository
+from shared.service.errors import AlreadyExists, StaleWrite
+from shared.service.ports.tenancy import UserRepository
 from tests.fakes.storage import FakeUsers
 from tests.fixtures.azurite import fresh_storage
 

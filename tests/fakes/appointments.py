@@ -6,7 +6,7 @@ import itertools
 from dataclasses import replace
 
 from shared.domain.appointments import AppointmentRecord
-from shared.service.ports import AlreadyExists, StaleWrite
+from shared.service.errors import AlreadyExists, StaleWrite
 
 _etags = itertools.count(1)
 

@@ -17,18 +17,16 @@ from shared.domain import recurrence as rules
 from shared.domain.appointments import EventDraft, Override, written_shape
 from shared.domain.calendar import Attendee, DeltaItem, EventKind, OutlookEvent, RemovedEvent
 from shared.domain.tenants import Tenant
-from shared.service.ports import (
-    DeltaRead,
+from shared.service.errors import (
     DeltaTokenRejected,
     EventChanged,
     EventMissing,
-    GraphSubscription,
     MailboxUnavailable,
     RateLimited,
     SubscriptionGone,
     TenantAccessError,
-    WrittenEvent,
 )
+from shared.service.records import DeltaRead, GraphSubscription, WrittenEvent
 
 _ids = itertools.count(1)
 

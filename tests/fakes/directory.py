@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from shared.domain.tenants import Tenant
 from shared.domain.users import DirectoryIndex, DirectoryUser, MailboxAccess, StaffMember
-from shared.service.ports import TenantAccessError
+from shared.service.errors import TenantAccessError
 
 
 @dataclass

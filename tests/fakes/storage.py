@@ -10,20 +10,17 @@ from datetime import UTC, datetime, timedelta
 from shared.domain.planner import ItemStatus
 from shared.domain.tenants import Tenant
 from shared.domain.users import MatchStatus, SyncState, UserRecord
-from shared.service.change_json import encoded_change, stored_change_json
-from shared.service.ports import (
-    AlreadyExists,
+from shared.service.change_json import check_change_sizes, encoded_change, stored_change_json
+from shared.service.errors import AlreadyExists, DirectoryTaken, StaleWrite
+from shared.service.ports import Job
+from shared.service.records import (
     Change,
     ConsentState,
     DeadLetter,
-    DirectoryTaken,
-    Job,
     LeaseOutcome,
-    StaleWrite,
     SubscriptionRecord,
     UserPage,
     UserQuery,
-    check_change_sizes,
 )
 from shared.service.user_queries import page_users
 

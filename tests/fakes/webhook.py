@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from shared.service.ports import DeliveryFailed
+from shared.service.errors import DeliveryFailed
 
 
 @dataclass

@@ -16,8 +16,9 @@ from shared.domain.signing import SIGNATURE_HEADER, delivery_signature_valid
 from shared.domain.tenants import AuthMode, Tenant, TenantSettings, TenantState
 from shared.service import jobs
 from shared.service.deliveries import DELIVERY_HEADER, deliver_changes
+from shared.service.errors import DeliveryFailed
 from shared.service.keys import HOST_WEBHOOK_SECRET
-from shared.service.ports import Change, DeliveryFailed
+from shared.service.records import Change
 from tests.fakes.services import fake_world
 
 pytestmark = pytest.mark.integration

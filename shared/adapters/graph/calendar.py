@@ -31,7 +31,7 @@ from shared.adapters.graph.errors import (
     AccessDenied,
     AuthFailed,
     GraphError,
-    NotFound,
+    GraphNotFound,
     SyncStateLost,
     Throttled,
     refusal_reason,
@@ -39,15 +39,14 @@ from shared.adapters.graph.errors import (
 from shared.adapters.graph.events import parse_delta_page, parse_graph_datetime
 from shared.domain.calendar import APPOINTMENT_PROPERTY_ID, DeltaItem
 from shared.domain.tenants import Tenant
-from shared.service.ports import (
-    DeltaRead,
+from shared.service.errors import (
     DeltaTokenRejected,
-    GraphSubscription,
     MailboxUnavailable,
     RateLimited,
     SubscriptionGone,
     TenantAccessError,
 )
+from shared.service.records import DeltaRead, GraphSubscription
 
 IMMUTABLE_IDS: Final = 'IdType="ImmutableId"'
 UTC_TIMES: Final = 'outlook.timezone="UTC"'
@@ -103,7 +102,7 @@ class GraphPort:
         if isinstance(error, AuthFailed):
             # A refused token request, or Graph refusing a new token too (client.py sent it once more).
             return TenantAccessError(refusal_reason(error))
-        if isinstance(error, NotFound) and graph_user_id is not None:
+        if isinstance(error, GraphNotFound) and graph_user_id is not None:
             return MailboxUnavailable(_not_found_reason(error, graph_user_id))
         if isinstance(error, AccessDenied):
             return await self._access_denied(graph, error, graph_user_id)
@@ -313,7 +312,7 @@ class GraphSubscriptions(GraphPort):
             answer = await graph.request_json(
                 "PATCH", f"/subscriptions/{quote(subscription_id, safe='')}", body
             )
-        except NotFound as error:
+        except GraphNotFound as error:
             raise SubscriptionGone(subscription_id) from error
         except GraphError as error:
             raise await self._translated(graph, error, None) from error
@@ -323,7 +322,7 @@ class GraphSubscriptions(GraphPort):
         graph = await self._graph(tenant)
         try:
             await graph.request_json("DELETE", f"/subscriptions/{quote(subscription_id, safe='')}")
-        except NotFound:
+        except GraphNotFound:
             return
         except GraphError as error:
             raise await self._translated(graph, error, None) from error

@@ -7,7 +7,8 @@ from azure.core.credentials_async import AsyncTokenCredential
 from shared.adapters.graph.client import TenantKey
 from shared.adapters.identity import client_secret_credential
 from shared.domain.tenants import AuthMode, Tenant, secret_name
-from shared.service.ports import SecretStore, TenantAccessError
+from shared.service.errors import TenantAccessError
+from shared.service.ports.secret_store import SecretStore
 from shared.settings import Settings
 
 

@@ -15,13 +15,13 @@ from shared.adapters.graph.errors import (
     AccessDenied,
     AuthFailed,
     GraphError,
-    NotFound,
+    GraphNotFound,
     Throttled,
     refusal_reason,
 )
 from shared.domain.tenants import Tenant
 from shared.domain.users import DirectoryUser, MailboxAccess, StaffMember
-from shared.service.ports import TenantAccessError
+from shared.service.errors import TenantAccessError
 
 USER_FIELDS: Final = "id,userPrincipalName,mail,proxyAddresses,accountEnabled,displayName"
 BATCH_LIMIT: Final = 20  # Graph's $batch maximum
@@ -105,7 +105,7 @@ class GraphDirectory:
                 try:
                     raw = await graph.request_json("GET", f"/users/{quote(staff.upn)}?$select={USER_FIELDS}")
                     found[raw["id"]] = _user(raw)
-                except NotFound:
+                except GraphNotFound:
                     pass
             for address in {a.lower() for a in (staff.email, staff.upn) if a}:
                 if found:

@@ -21,12 +21,12 @@ class Throttled(GraphError):
         self.retry_after = retry_after
 
 
-class NotFound(GraphError):
-    pass
+class GraphNotFound(GraphError):
+    """404: the user, event or subscription is not there."""
 
 
-class PreconditionFailed(GraphError):
-    pass
+class GraphPreconditionFailed(GraphError):
+    """412: an If-Match (a change key) did not hold."""
 
 
 class AccessDenied(GraphError):
@@ -75,9 +75,9 @@ def classify(status: int, code: str, message: str, headers: dict[str, Any] | Non
     if status == 403:
         return AccessDenied(status, code, message)
     if status == 404:
-        return NotFound(status, code, message)
+        return GraphNotFound(status, code, message)
     if status == 412:
-        return PreconditionFailed(status, code, message)
+        return GraphPreconditionFailed(status, code, message)
     return GraphError(status, code, message)
 
 

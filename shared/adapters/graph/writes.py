@@ -28,14 +28,15 @@ from shared.adapters.graph.calendar import (
     GraphPort,
     user_path,
 )
-from shared.adapters.graph.errors import GraphError, NotFound, PreconditionFailed
+from shared.adapters.graph.errors import GraphError, GraphNotFound, GraphPreconditionFailed
 from shared.adapters.graph.events import parse_event, parse_graph_datetime
 from shared.domain import recurrence as rules
 from shared.domain.appointments import EventDraft, Override, WrittenShape, written_shape
 from shared.domain.calendar import APPOINTMENT_PROPERTY_ID, OutlookEvent
 from shared.domain.tenants import Tenant
 from shared.domain.timezones import require_zone, single_zone, wall_clock
-from shared.service.ports import EventChanged, EventMissing, EventRejected, WrittenEvent
+from shared.service.errors import EventChanged, EventMissing, EventRejected
+from shared.service.records import WrittenEvent
 
 PREFER: Final = {"Prefer": f"{UTC_TIMES}, {IMMUTABLE_IDS}"}
 WRITTEN_FIELDS: Final = "id,changeKey,iCalUId,onlineMeeting"
@@ -169,9 +170,9 @@ class GraphCalendarWriter(GraphPort):
         graph = await self._graph(tenant)
         try:
             return await graph.request_json(method, url, body, headers=headers or PREFER)
-        except PreconditionFailed as error:
+        except GraphPreconditionFailed as error:
             raise EventChanged(f"{error.code}: {error.message}") from error
-        except NotFound as error:
+        except GraphNotFound as error:
             if "/events/" in url and error.code.lower() not in _MAILBOX_GONE:
                 raise EventMissing(url) from error
             raise await self._translated(graph, error, graph_user_id) from error

@@ -27,7 +27,7 @@ from shared.adapters.tables.rows import (
 )
 from shared.domain.appointments import AppointmentRecord, CopyRole, CopyState, StaffCopy
 from shared.service.appointment_commands import appointment_document, parse_appointment
-from shared.service.ports import StaleWrite
+from shared.service.errors import StaleWrite
 
 APPOINTMENTS: Final = "appointments"
 CHUNK: Final = 30_000  # characters per string property (UTF-16: 60 KiB of the 64 KiB a property holds)

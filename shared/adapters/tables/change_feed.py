@@ -23,8 +23,9 @@ from shared.adapters.tables.transactions import (
     in_transactions,
     submit,
 )
-from shared.service.change_json import encoded_change, stored_change_json
-from shared.service.ports import Change, StaleWrite, check_change_sizes
+from shared.service.change_json import check_change_sizes, encoded_change, stored_change_json
+from shared.service.errors import StaleWrite
+from shared.service.records import Change
 
 CHANGES: Final = "changes"
 FEED_HEAD: Final = "head"

@@ -10,7 +10,7 @@ from azure.data.tables.aio import TableClient
 
 from shared.adapters.storage import StorageClients
 from shared.adapters.tables.rows import etag_of, insert_entity, required_utc
-from shared.service.ports import ConsentState
+from shared.service.records import ConsentState
 
 CONSENT_STATES: Final = "consentstates"
 STATE_PARTITION: Final = "state"

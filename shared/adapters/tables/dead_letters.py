@@ -8,7 +8,7 @@ from azure.data.tables import UpdateMode
 
 from shared.adapters.storage import StorageClients
 from shared.adapters.tables.rows import TableAdapter, delete_partition, required_utc, sequence_key
-from shared.service.ports import DeadLetter
+from shared.service.records import DeadLetter
 
 DELIVERIES: Final = "deliveries"
 MAX_REASON: Final = 2000  # a dead letter's reason, in characters (a string property holds 64 KiB)

@@ -54,7 +54,7 @@ from shared.adapters.tables.transactions import (
     submit,
 )
 from shared.domain.planner import ItemStatus
-from shared.service.ports import StaleWrite
+from shared.service.errors import StaleWrite
 
 OUTLOOK_ITEMS: Final = "outlookitems"
 ITEMS_MARKER: Final = "~"  # a user's outlookitems partition holds statuses only if it holds this row

@@ -26,7 +26,8 @@ from shared.adapters.tables.rows import (
     required_utc,
 )
 from shared.adapters.tables.transactions import Delete
-from shared.service.ports import LeaseOutcome, StaleWrite
+from shared.service.errors import StaleWrite
+from shared.service.records import LeaseOutcome
 
 LEASES: Final = "leases"
 LEASE_PARTITION: Final = "lease"

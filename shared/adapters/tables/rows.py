@@ -30,7 +30,7 @@ from azure.data.tables.aio import TableClient
 
 from shared.adapters.storage import StorageClients
 from shared.adapters.tables.transactions import MAX_OPERATIONS, Delete, TransactionFailed, submit
-from shared.service.ports import AlreadyExists, StaleWrite
+from shared.service.errors import AlreadyExists, StaleWrite
 
 ESCAPE: Final = "!"
 RACE_ATTEMPTS: Final = 50  # re-read and decide again at most this often before giving up

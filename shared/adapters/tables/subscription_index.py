@@ -10,7 +10,7 @@ from azure.data.tables import UpdateMode
 
 from shared.adapters.storage import StorageClients
 from shared.adapters.tables.rows import TableAdapter, as_utc, escape_key, etag_of, required_utc, unescape_key
-from shared.service.ports import SubscriptionRecord
+from shared.service.records import SubscriptionRecord
 
 SUBSCRIPTIONS: Final = "subscriptions"
 

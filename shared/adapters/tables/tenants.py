@@ -26,7 +26,7 @@ from shared.domain.tenants import (
     TenantState,
     UserScope,
 )
-from shared.service.ports import AlreadyExists, DirectoryTaken, StaleWrite
+from shared.service.errors import AlreadyExists, DirectoryTaken, StaleWrite
 
 TENANTS: Final = "tenants"
 TENANT_PARTITION: Final = "tenant"

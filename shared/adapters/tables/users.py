@@ -29,7 +29,8 @@ from shared.adapters.tables.transactions import (
     submit,
 )
 from shared.domain.users import LegacyLink, MatchedBy, MatchStatus, StaffMember, SyncState, UserRecord
-from shared.service.ports import AlreadyExists, StaleWrite, UserPage, UserQuery
+from shared.service.errors import AlreadyExists, StaleWrite
+from shared.service.records import UserPage, UserQuery
 from shared.service.user_queries import page_users
 
 USERS: Final = "users"

@@ -12,12 +12,7 @@ import pytest
 
 from shared.adapters.graph.errors import GraphError
 from shared.domain.calendar import APPOINTMENT_PROPERTY_ID, OutlookEvent
-from shared.service.ports import (
-    DeltaTokenRejected,
-    MailboxUnavailable,
-    RateLimited,
-    TenantAccessError,
-)
+from shared.service.errors import DeltaTokenRejected, MailboxUnavailable, RateLimited, TenantAccessError
 from tests.fixtures.emulator import EmulatorInfo
 from tests.integration.graph.harness import EmulatorGraph, open_emulator_graph
 

@@ -16,7 +16,7 @@ import pytest
 from shared.domain.tenants import TenantState
 from shared.domain.users import MatchStatus, StaffMember, SyncState, UserRecord
 from shared.service import jobs
-from shared.service.ports import TenantAccessError
+from shared.service.errors import TenantAccessError
 from shared.service.sync import run_sync_job
 from tests.fakes.services import add_tenant, fake_world
 from tests.fixtures.emulator import EmulatorInfo

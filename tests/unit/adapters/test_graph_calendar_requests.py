@@ -19,7 +19,7 @@ from shared.adapters.graph.calendar import GraphCalendar, GraphSubscriptions
 from shared.adapters.graph.client import TenantGraph, TenantKey
 from shared.domain.calendar import APPOINTMENT_PROPERTY_ID, RemovedEvent
 from shared.domain.tenants import Tenant
-from shared.service.ports import DeltaTokenRejected, MailboxUnavailable, TenantAccessError
+from shared.service.errors import DeltaTokenRejected, MailboxUnavailable, TenantAccessError
 from tests.integration.graph.harness import tenant_named
 
 pytestmark = pytest.mark.unit

@@ -10,8 +10,14 @@ import azure.functions as func
 import pytest
 
 from functions.http import handles_errors
-from shared.service.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound, PreconditionFailed
-from shared.service.ports import StaleWrite
+from shared.service.errors import (
+    Conflict,
+    DependencyUnavailable,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    StaleWrite,
+)
 
 pytestmark = pytest.mark.unit
 

@@ -14,8 +14,7 @@ from shared.domain.tenants import AuthMode, secret_name
 from shared.service import console
 from shared.service import tenants as svc
 from shared.service.commands import parse_create_tenant, parse_flag
-from shared.service.console import ConsoleAccessDenied
-from shared.service.errors import InvalidInput, NotFound
+from shared.service.errors import ConsoleAccessDenied, InvalidInput, NotFound
 from shared.service.keys import CONSOLE_KEY
 from tests.fakes.directory import FakeOrganisation
 from tests.fakes.services import FakeWorld, fake_world

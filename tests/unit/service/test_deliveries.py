@@ -21,13 +21,15 @@ from shared.service.context import Services
 from shared.service.deliveries import (
     ATTEMPT_HEADER,
     DELIVERY_HEADER,
-    DeliveryPolicy,
     deliver_changes,
     list_dead_letters,
     redeliver_dead_letters,
 )
+from shared.service.delivery_policy import DeliveryPolicy
+from shared.service.errors import DeliveryFailed
 from shared.service.keys import HOST_WEBHOOK_SECRET
-from shared.service.ports import Change, DeadLetter, DeliveryFailed, Job
+from shared.service.ports import Job
+from shared.service.records import Change, DeadLetter
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
 from tests.fakes.webhook import Delivery, FakeHostWebhook
 

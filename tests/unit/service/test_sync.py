@@ -14,7 +14,8 @@ from shared.domain.users import DirectoryUser, LegacyLink, SyncState
 from shared.service import jobs
 from shared.service.keys import NOTIFICATION_KEY
 from shared.service.notifications import receive_changes, receive_lifecycle
-from shared.service.ports import Job, LeaseOutcome
+from shared.service.ports import Job
+from shared.service.records import LeaseOutcome
 from shared.service.schedules import fan_out
 from shared.service.sync import request_tenant_resync, run_sync_job
 from shared.service.tenant_jobs import run_tenant_job

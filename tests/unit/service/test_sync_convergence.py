@@ -15,7 +15,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from shared.domain.tenants import AuthMode, Tenant, TenantSettings, TenantState
 from shared.domain.users import MatchStatus, StaffMember, SyncState, UserRecord
 from shared.service import jobs
-from shared.service.ports import DeltaTokenRejected
+from shared.service.errors import DeltaTokenRejected
 from shared.service.sync import run_sync_job
 from tests.fakes.calendar import throttled
 from tests.fakes.events import event

@@ -14,7 +14,7 @@ from shared.domain.users import MatchStatus, StaffMember, UserRecord
 from shared.service import tenants as svc
 from shared.service.commands import parse_create_tenant
 from shared.service.errors import Conflict, InvalidInput
-from shared.service.ports import GraphSubscription, SubscriptionRecord
+from shared.service.records import GraphSubscription, SubscriptionRecord
 from shared.service.tenants import ConsentCallback, ConsentResult
 from tests.fakes.directory import FakeOrganisation
 from tests.fakes.services import FakeWorld, fake_world

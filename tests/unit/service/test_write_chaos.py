@@ -20,7 +20,8 @@ from shared.domain.calendar import OutlookEvent
 from shared.domain.tenants import TenantState
 from shared.service import jobs
 from shared.service.appointments import delete_appointment, get_appointment, put_appointment, run_write_job
-from shared.service.ports import EventChanged, Job
+from shared.service.errors import EventChanged
+from shared.service.ports import Job
 from shared.service.schedules import nightly_tenant
 from shared.service.sync import run_sync_job
 from tests.fakes.calendar import throttled

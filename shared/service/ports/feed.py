@@ -1,0 +1,38 @@
+"""The tenant's change feed, and its delivery to the host: the host's webhook and the dead letters of what
+it never took."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from shared.service.records import Change, DeadLetter
+
+
+class ChangeFeed(Protocol):
+    async def append(self, tenant_id: str, changes: Sequence[Change]) -> list[Change]:
+        """Append in order, all or none; returns them with their sequence numbers. `ChangeTooLarge`
+        when one is over `change_json.MAX_CHANGE_CHARS` encoded."""
+        ...
+
+    async def read(self, tenant_id: str, after: int, limit: int) -> list[Change]: ...
+
+    async def read_json(self, tenant_id: str, after: int, limit: int) -> list[tuple[int, str]]:
+        """What `read` answers, as each change's sequence number and its `change_json` shape as JSON
+        text (passed on as stored, not decoded)."""
+        ...
+
+    async def delete_tenant(self, tenant_id: str) -> None: ...
+
+
+class HostWebhook(Protocol):
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> None:
+        """Raises DeliveryFailed."""
+        ...
+
+
+class DeadLetterRepository(Protocol):
+    async def add(self, letter: DeadLetter) -> None: ...
+    async def list(self, tenant_id: str) -> list[DeadLetter]: ...
+    async def delete(self, tenant_id: str, first_sequence: int) -> None: ...
+    async def delete_tenant(self, tenant_id: str) -> None: ...
