@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final, Protocol
@@ -13,6 +13,7 @@ from shared.domain.calendar import DeltaItem, OutlookEvent
 from shared.domain.planner import ItemStatus
 from shared.domain.tenants import Tenant
 from shared.domain.users import DirectoryUser, MailboxAccess, StaffMember, UserRecord
+from shared.service.jobs import Job
 
 
 class Clock(Protocol):
@@ -166,17 +167,6 @@ class ChangeFeed(Protocol):
         ...
 
     async def delete_tenant(self, tenant_id: str) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """A unit of queued work."""
-
-    queue: str
-    kind: str
-    tenant_id: str
-    payload: dict[str, Any] = field(default_factory=dict)
-    delay_seconds: int = 0  # invisible on the queue this long (a backoff, a Retry-After)
 
 
 class JobQueue(Protocol):

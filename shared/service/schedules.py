@@ -16,7 +16,8 @@ from shared.domain.users import MatchStatus, SyncState
 from shared.observability import bound, get_logger
 from shared.service import jobs
 from shared.service.context import Services
-from shared.service.ports import Change, Job, RateLimited, StaleWrite, TenantAccessError
+from shared.service.jobs import Job
+from shared.service.ports import Change, RateLimited, StaleWrite, TenantAccessError
 from shared.service.publishing import publish
 from shared.service.subscriptions import RENEW_BEFORE, SILENT_AFTER
 from shared.service.tenants import mark_consent_revoked
@@ -99,7 +100,7 @@ async def nightly_tenant(services: Services, tenant_id: str) -> int:
         if tenant.settings.user_scope is UserScope.ALL_USERS:
             await services.jobs.enqueue([jobs.rematch(tenant_id)])  # new mailboxes, left ones
         users = [u for u in await services.users.list_all(tenant_id) if u.match is MatchStatus.MATCHED]
-        queued = [
+        queued: list[Job] = [
             jobs.migrate_user(tenant_id, u.staff_id)
             if u.sync_state is SyncState.PENDING
             else jobs.sync_user(tenant_id, u.staff_id, "nightly", kind="resync")

@@ -11,13 +11,13 @@ from shared.domain.planner import ItemStatus
 from shared.domain.tenants import Tenant
 from shared.domain.users import MatchStatus, SyncState, UserRecord
 from shared.service.change_json import encoded_change, stored_change_json
+from shared.service.jobs import Job
 from shared.service.ports import (
     AlreadyExists,
     Change,
     ConsentState,
     DeadLetter,
     DirectoryTaken,
-    Job,
     LeaseOutcome,
     StaleWrite,
     SubscriptionRecord,

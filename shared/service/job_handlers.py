@@ -1,0 +1,67 @@
+"""What runs each kind of job: one table from record to handler, the table of contents of queued work.
+
+A queue message that carries no job (malformed, or of a kind its queue does not carry) is logged and
+dropped: delivering it again can only fail again, and the poison queue would only keep it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from shared.observability import bound, get_logger
+from shared.service import tenant_jobs
+from shared.service.appointments import run_write_job
+from shared.service.context import Services
+from shared.service.deliveries import deliver_changes
+from shared.service.job_codec import MalformedJob, decode
+from shared.service.jobs import (
+    Deliver,
+    Disconnect,
+    Discover,
+    Job,
+    Nightly,
+    Notified,
+    Rematch,
+    RenewSubscriptions,
+    SyncUser,
+    WriteAppointment,
+)
+from shared.service.sync import run_notified, run_sync_job
+
+log = get_logger("jobs")
+
+
+async def _deliver(services: Services, job: Deliver) -> None:
+    await deliver_changes(services, job, services.config.delivery)
+
+
+# Each handler takes its own record; `run_job` only ever passes it one.
+HANDLERS: Final[dict[type[Job], Callable[[Services, Any], Awaitable[None]]]] = {
+    Discover: tenant_jobs.discover,
+    Rematch: tenant_jobs.discover,
+    Disconnect: tenant_jobs.disconnect,
+    RenewSubscriptions: tenant_jobs.renew_subscriptions,
+    Nightly: tenant_jobs.nightly,
+    SyncUser: run_sync_job,
+    Notified: run_notified,
+    WriteAppointment: run_write_job,
+    Deliver: _deliver,
+}
+
+
+async def run_job(services: Services, job: Job) -> None:
+    """Run one job. Never raises for a condition a retry cannot fix."""
+    await HANDLERS[type(job)](services, job)
+
+
+async def run_message(services: Services, queue: str, body: bytes | str, **log_fields: str | None) -> None:
+    """Run the job a queue message carries, its tenant and `log_fields` bound into the log."""
+    try:
+        job = decode(queue, body)
+    except MalformedJob as error:
+        with bound(**log_fields):
+            log.error("dropping a message on %s that carries no job: %s", queue, error)
+        return
+    tenant = job.directory_id if isinstance(job, Notified) else job.tenant_id
+    with bound(tenant=tenant, **log_fields):
+        await run_job(services, job)
