@@ -15,14 +15,23 @@ import dataclasses
 import json
 from typing import Any, Final, get_type_hints
 
-from shared.service.jobs import JOB_TYPES, Job, SyncMode, SyncUser
+from shared.service.jobs import JOB_TYPES, Job
 
-KINDS: Final[dict[tuple[str, str], type[Job]]] = {
-    **{(t.queue, str(t.kind)): t for t in JOB_TYPES if t is not SyncUser},
-    **{(SyncUser.queue, mode.value): SyncUser for mode in SyncMode},
-}
 # a member's name in messages queued before it had one of its own
 LEGACY_NAMES: Final = {"directory_id": "tenant_id"}
+
+
+_FIELDS: Final = {t: tuple(f for f in dataclasses.fields(t) if f.name != "delay_seconds") for t in JOB_TYPES}
+# each record's fields' types (a record's ClassVars are not fields)
+_TYPES: Final = {t: {f.name: get_type_hints(t)[f.name] for f in dataclasses.fields(t)} for t in JOB_TYPES}
+
+
+def _kinds(record: type[Job]) -> list[str]:
+    shared = _TYPES[record].get("kind")
+    return [str(k) for k in shared] if shared is not None else [vars(record)["kind"]]
+
+
+KINDS: Final[dict[tuple[str, str], type[Job]]] = {(t.queue, k): t for t in JOB_TYPES for k in _kinds(t)}
 
 
 class MalformedJob(ValueError):
@@ -34,8 +43,8 @@ class UnknownJobKind(MalformedJob):
 
 
 def encode(job: Job) -> str:
-    members = {f.name: getattr(job, f.name) for f in _fields(type(job)) if f.name != "mode"}
-    return json.dumps({"kind": job.kind, **members}, separators=(",", ":"))
+    members = {f.name: getattr(job, f.name) for f in _fields(type(job)) if f.name != "kind"}
+    return json.dumps({"kind": str(job.kind), **members}, separators=(",", ":"))
 
 
 def decode(queue: str, body: bytes | str) -> Job:
@@ -49,16 +58,12 @@ def decode(queue: str, body: bytes | str) -> Job:
     if record is None:
         raise UnknownJobKind(f"no job of kind {data['kind']!r} on {queue}")
     values = {f.name: _member(record, f, data) for f in _fields(record) if _present(f, data)}
-    if record is SyncUser:
-        values["mode"] = SyncMode(data["kind"])
+    if "kind" in _TYPES[record]:  # a record some kinds share: its kind is a field
+        values["kind"] = _TYPES[record]["kind"](data["kind"])
     try:
         return record(**values)
     except (TypeError, ValueError) as error:  # a member missing, or a record's own check
         raise MalformedJob(str(error)) from error
-
-
-_FIELDS: Final = {t: tuple(f for f in dataclasses.fields(t) if f.name != "delay_seconds") for t in JOB_TYPES}
-_TYPES: Final = {t: get_type_hints(t) for t in JOB_TYPES}
 
 
 def _fields(record: type[Job]) -> tuple[dataclasses.Field[Any], ...]:
@@ -70,7 +75,7 @@ def _name_in(f: dataclasses.Field[Any], data: dict[str, Any]) -> str:
 
 
 def _present(f: dataclasses.Field[Any], data: dict[str, Any]) -> bool:
-    return f.name != "mode" and _name_in(f, data) in data
+    return f.name != "kind" and _name_in(f, data) in data
 
 
 def _member(record: type[Job], f: dataclasses.Field[Any], data: dict[str, Any]) -> Any:

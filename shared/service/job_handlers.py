@@ -14,18 +14,7 @@ from shared.service.appointments import run_write_job
 from shared.service.context import Services
 from shared.service.deliveries import deliver_changes
 from shared.service.job_codec import MalformedJob, decode
-from shared.service.jobs import (
-    Deliver,
-    Disconnect,
-    Discover,
-    Job,
-    Nightly,
-    Notified,
-    Rematch,
-    RenewSubscriptions,
-    SyncUser,
-    WriteAppointment,
-)
+from shared.service.jobs import Deliver, Job, Notified, SyncMode, TenantWork, WriteAppointment
 from shared.service.sync import run_notified, run_sync_job
 
 log = get_logger("jobs")
@@ -35,23 +24,23 @@ async def _deliver(services: Services, job: Deliver) -> None:
     await deliver_changes(services, job, services.config.delivery)
 
 
-# Each handler takes its own record; `run_job` only ever passes it one.
-HANDLERS: Final[dict[type[Job], Callable[[Services, Any], Awaitable[None]]]] = {
-    Discover: tenant_jobs.discover,
-    Rematch: tenant_jobs.discover,
-    Disconnect: tenant_jobs.disconnect,
-    RenewSubscriptions: tenant_jobs.renew_subscriptions,
-    Nightly: tenant_jobs.nightly,
-    SyncUser: run_sync_job,
-    Notified: run_notified,
-    WriteAppointment: run_write_job,
-    Deliver: _deliver,
+# Each handler takes its kind's record; `run_job` only ever passes it one.
+HANDLERS: Final[dict[str, Callable[[Services, Any], Awaitable[None]]]] = {
+    TenantWork.DISCOVER: tenant_jobs.discover,
+    TenantWork.REMATCH: tenant_jobs.discover,
+    TenantWork.DISCONNECT: tenant_jobs.disconnect,
+    TenantWork.RENEW_SUBSCRIPTIONS: tenant_jobs.renew_subscriptions,
+    TenantWork.NIGHTLY: tenant_jobs.nightly,
+    **dict.fromkeys(SyncMode, run_sync_job),
+    Notified.kind: run_notified,
+    WriteAppointment.kind: run_write_job,
+    Deliver.kind: _deliver,
 }
 
 
 async def run_job(services: Services, job: Job) -> None:
     """Run one job. Never raises for a condition a retry cannot fix."""
-    await HANDLERS[type(job)](services, job)
+    await HANDLERS[job.kind](services, job)
 
 
 async def run_message(services: Services, queue: str, body: bytes | str, **log_fields: str | None) -> None:

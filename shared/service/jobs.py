@@ -1,7 +1,7 @@
-"""The queues and the jobs that travel on them: one frozen record per kind of job.
+"""The queues and the jobs that travel on them, as frozen records.
 
 Each record knows its queue and its kind (the `kind` member of its message, see `job_codec`); its other
-fields are the message's members. `delay_seconds` is how long it waits on the queue, not part of it.
+fields are the message's other members. `delay_seconds` is how long it waits on the queue, not a member.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from typing import ClassVar, Final, TypeAlias
 
 SYNC_QUEUE: Final = "sync-jobs"  # per-user work: migrate, sync, resync, renew
@@ -25,74 +26,27 @@ def retry_delay(attempt: int, retry_after: float) -> int:
     return min(MAX_RETRY_DELAY, math.ceil(retry_after) + int(2**attempt))
 
 
-# --- per-tenant work (`tenant-jobs`) ----------------------------------------------------------------
+# Kinds that carry the same fields share a record, its `kind` a member of an enum (`TenantWork`,
+# `SyncMode`, below); the other records' kind is a class constant.
 
 
 @dataclass(frozen=True, slots=True)
-class _TenantJob:
+class TenantJob:
+    """Per-tenant work (`tenant-jobs`)."""
+
     tenant_id: str
+    kind: TenantWork
     delay_seconds: int = 0
     queue: ClassVar[str] = TENANT_QUEUE
 
 
 @dataclass(frozen=True, slots=True)
-class Discover(_TenantJob):
-    """Match every staff member (or list every mailbox, for the all-users scope); the tenant then migrates."""
-
-    kind: ClassVar[str] = "discover"
-
-
-@dataclass(frozen=True, slots=True)
-class Rematch(_TenantJob):
-    """Match every staff member again (new mailboxes, left ones)."""
-
-    kind: ClassVar[str] = "rematch"
-
-
-@dataclass(frozen=True, slots=True)
-class Disconnect(_TenantJob):
-    """Finish a disconnect: subscriptions, copies and rows removed."""
-
-    kind: ClassVar[str] = "disconnect"
-
-
-@dataclass(frozen=True, slots=True)
-class RenewSubscriptions(_TenantJob):
-    """Renew the tenant's subscriptions that expire soon, recreate missing ones, check silent ones."""
-
-    kind: ClassVar[str] = "renew_subscriptions"
-
-
-@dataclass(frozen=True, slots=True)
-class Nightly(_TenantJob):
-    """The nightly pass over a tenant: credential expiry, directory changes, a resync of every user."""
-
-    kind: ClassVar[str] = "nightly"
-
-
-# --- per-user work (`sync-jobs`) --------------------------------------------------------------------
-
-
-class SyncMode(StrEnum):
-    """What a user's sync pass does (the message's `kind`): `sync` catches up through delta; `resync`
-    reads the whole window and renews the subscription (recreating it when Graph lost it); `renew` renews
-    (or recreates) it and catches up through delta; `resubscribe` recreates it and catches up; `migrate`
-    is the first pass after a user is matched."""
-
-    MIGRATE = "migrate"
-    SYNC = "sync"
-    RESYNC = "resync"
-    RENEW = "renew"
-    RESUBSCRIBE = "resubscribe"
-
-
-@dataclass(frozen=True, slots=True)
 class SyncUser:
-    """One user's calendar, in one of the `SyncMode`s (the five differ only in what the pass does)."""
+    """One user's calendar (`sync-jobs`)."""
 
     tenant_id: str
     staff_id: str
-    mode: SyncMode = SyncMode.SYNC
+    kind: SyncMode
     reason: str = "notified"  # what asked for it, for the log
     force: bool = False  # a requested resync reads the whole window even if it read it lately
     attempt: int = 0  # throttled runs so far
@@ -100,15 +54,12 @@ class SyncUser:
     delay_seconds: int = 0
     queue: ClassVar[str] = SYNC_QUEUE
 
-    @property
-    def kind(self) -> str:
-        return self.mode.value
-
 
 @dataclass(frozen=True, slots=True)
 class Notified:
-    """Graph notified a change in a mailbox; the worker finds the user through the subscription index.
-    Graph names the directory (Entra tenant), not the connector's tenant: no table is read to queue it."""
+    """Graph notified a change in a mailbox (`sync-jobs`); the worker finds the user through the
+    subscription index. Graph names the directory, not the connector's tenant: the webhook queues it
+    without a table read."""
 
     directory_id: str
     subscription_id: str
@@ -157,34 +108,50 @@ class Deliver:
             raise ValueError(f"bad range {self.first}-{self.last} (attempt {self.attempt})")
 
 
-TenantJob: TypeAlias = Discover | Rematch | Disconnect | RenewSubscriptions | Nightly
+class TenantWork(StrEnum):
+    """A tenant job's kind: `discover` matches every staff member (or lists every mailbox, for the
+    all-users scope) and the tenant then migrates; `rematch` matches again (new mailboxes, left ones);
+    `disconnect` finishes a disconnect; `renew_subscriptions` renews the subscriptions that expire soon,
+    recreates missing ones and checks silent ones; `nightly` is the nightly pass (credential expiry,
+    directory changes, a resync of every user)."""
+
+    DISCOVER = "discover"
+    REMATCH = "rematch"
+    DISCONNECT = "disconnect"
+    RENEW_SUBSCRIPTIONS = "renew_subscriptions"
+    NIGHTLY = "nightly"
+
+
+class SyncMode(StrEnum):
+    """A user's sync job's kind: `sync` catches up through delta; `resync` reads the whole window and
+    renews the subscription (recreating it when Graph lost it); `renew` renews (or recreates) it and
+    catches up through delta; `resubscribe` recreates it and catches up; `migrate` is the first pass
+    after a user is matched."""
+
+    MIGRATE = "migrate"
+    SYNC = "sync"
+    RESYNC = "resync"
+    RENEW = "renew"
+    RESUBSCRIBE = "resubscribe"
+
+
 Job: TypeAlias = TenantJob | SyncUser | Notified | WriteAppointment | Deliver
-JOB_TYPES: Final[tuple[type[Job], ...]] = (
-    Discover,
-    Rematch,
-    Disconnect,
-    RenewSubscriptions,
-    Nightly,
-    SyncUser,
-    Notified,
-    WriteAppointment,
-    Deliver,
-)
+JOB_TYPES: Final[tuple[type[Job], ...]] = (TenantJob, SyncUser, Notified, WriteAppointment, Deliver)
 
 
 # --- what the service queues ------------------------------------------------------------------------
 
 
-discover: Final = Discover
-rematch: Final = Rematch
-disconnect: Final = Disconnect
-renew_tenant: Final = RenewSubscriptions
-nightly: Final = Nightly
+discover: Final = partial(TenantJob, kind=TenantWork.DISCOVER)
+rematch: Final = partial(TenantJob, kind=TenantWork.REMATCH)
+disconnect: Final = partial(TenantJob, kind=TenantWork.DISCONNECT)
+renew_tenant: Final = partial(TenantJob, kind=TenantWork.RENEW_SUBSCRIPTIONS)
+nightly: Final = partial(TenantJob, kind=TenantWork.NIGHTLY)
 notified: Final = Notified
 
 
 def migrate_user(tenant_id: str, staff_id: str) -> SyncUser:
-    return SyncUser(tenant_id, staff_id, SyncMode.MIGRATE, reason="migrate")
+    return SyncUser(tenant_id, staff_id, SyncMode.MIGRATE, "migrate")
 
 
 def sync_user(

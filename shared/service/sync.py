@@ -301,7 +301,7 @@ async def _retry_later(
         )
         return
     delay = jobs.retry_delay(attempt, error.retry_after)
-    retry = replace(job, staff_id=staff_id, mode=SyncMode(kind), attempt=attempt, delay_seconds=delay)
+    retry = replace(job, staff_id=staff_id, kind=SyncMode(kind), attempt=attempt, delay_seconds=delay)
     await services.jobs.enqueue([retry])
     log.info("throttled; retrying in %d s (attempt %d)", delay, attempt)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shared.domain.tenants import TenantState
 from shared.service.context import Services
-from shared.service.jobs import Disconnect, Discover, Nightly, Rematch, RenewSubscriptions
+from shared.service.jobs import TenantJob
 from shared.service.ports import StaleWrite, TenantAccessError
 from shared.service.schedules import nightly_tenant, renew_tenant_subscriptions
 from shared.service.sync import maybe_finish_migration
@@ -12,11 +12,11 @@ from shared.service.tenants import finish_disconnect, mark_consent_revoked
 from shared.service.users import match_all
 
 
-async def disconnect(services: Services, job: Disconnect) -> None:
+async def disconnect(services: Services, job: TenantJob) -> None:
     await finish_disconnect(services, job.tenant_id)
 
 
-async def discover(services: Services, job: Discover | Rematch) -> None:
+async def discover(services: Services, job: TenantJob) -> None:
     try:
         await match_all(services, job.tenant_id)
     except TenantAccessError as error:
@@ -25,11 +25,11 @@ async def discover(services: Services, job: Discover | Rematch) -> None:
     await _advance_after_discovery(services, job.tenant_id)
 
 
-async def renew_subscriptions(services: Services, job: RenewSubscriptions) -> None:
+async def renew_subscriptions(services: Services, job: TenantJob) -> None:
     await renew_tenant_subscriptions(services, job.tenant_id)
 
 
-async def nightly(services: Services, job: Nightly) -> None:
+async def nightly(services: Services, job: TenantJob) -> None:
     await nightly_tenant(services, job.tenant_id)
 
 
