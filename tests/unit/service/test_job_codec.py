@@ -19,7 +19,7 @@ from tests.fakes.services import FakeWorld, fake_world
 pytestmark = pytest.mark.unit
 
 TID = "contoso.example"
-texts = st.text(max_size=40)  # any text JSON carries, lone surrogates included
+texts = st.text(max_size=40)
 counts = st.integers(min_value=0, max_value=2**53)
 ids = st.lists(texts, max_size=5).map(tuple)
 
