@@ -1,7 +1,7 @@
-"""What runs each kind of job: one table from record to handler, the table of contents of queued work.
+"""What runs each kind of job: one table from kind to handler, the table of contents of queued work.
 
 A queue message that carries no job (malformed, or of a kind its queue does not carry) is logged and
-dropped: delivering it again can only fail again, and the poison queue would only keep it."""
+dropped, as before the records: delivering it again can only fail again."""
 
 from __future__ import annotations
 
