@@ -7,10 +7,9 @@ from functions import (
     consent,
     console,
     graph_webhook,
-    jobs,
     meta,
+    queues,
     schedules,
-    sync_jobs,
     tenants_api,
     unmatched,
 )
@@ -24,8 +23,7 @@ for blueprint in (
     appointments.bp,
     console.bp,
     graph_webhook.bp,
-    jobs.bp,
-    sync_jobs.bp,
+    queues.bp,
     schedules.bp,
     unmatched.bp,
 ):

@@ -12,7 +12,8 @@ from functions.http import error_response
 from shared.bootstrap import container
 from shared.observability import bound, get_logger
 from shared.service.errors import InvalidInput
-from shared.service.jobs import SYNC_QUEUE, job_to_message
+from shared.service.job_codec import encode
+from shared.service.jobs import SYNC_QUEUE
 from shared.service.notifications import Received, receive_changes, receive_lifecycle, validation_token
 
 bp = func.Blueprint()
@@ -52,5 +53,5 @@ async def _handle(req: func.HttpRequest, out: func.Out[list[str]], *, lifecycle:
     except InvalidInput as error:
         return error_response(error.status, "invalid_input", error.reason, error.field)
     if received.jobs:
-        out.set([job_to_message(job) for job in received.jobs])
+        out.set([encode(job) for job in received.jobs])
     return func.HttpResponse(status_code=202)

@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Iterable
 
 from shared.adapters.storage import StorageClients
-from shared.service.jobs import job_to_message
-from shared.service.ports import Job
+from shared.service.job_codec import encode
+from shared.service.jobs import Job
 
 
 class StorageJobQueue:
@@ -23,7 +23,7 @@ class StorageJobQueue:
             for start in range(0, len(items), 32):
                 await asyncio.gather(
                     *(
-                        client.send_message(job_to_message(j), visibility_timeout=j.delay_seconds or None)
+                        client.send_message(encode(j), visibility_timeout=j.delay_seconds or None)
                         for j in items[start : start + 32]
                     )
                 )

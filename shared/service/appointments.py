@@ -60,8 +60,8 @@ from shared.service.errors import (
     StaleWrite,
     TenantAccessError,
 )
+from shared.service.jobs import WriteAppointment
 from shared.service.leasing import check_back, run_leased
-from shared.service.ports import Job
 from shared.service.publishing import publish
 from shared.service.records import Change, WrittenEvent
 from shared.service.tenants import get_tenant, mark_consent_revoked
@@ -188,19 +188,19 @@ async def _queue_write(services: Services, record: AppointmentRecord) -> None:
 # --- the write job ------------------------------------------------------------------------------------
 
 
-async def run_write_job(services: Services, job: Job) -> None:
+async def run_write_job(services: Services, job: WriteAppointment) -> None:
     """A job from the `outlook-writes` queue. Never raises for a condition a retry cannot fix."""
-    appointment_id = str(job.payload.get("appointment_id", ""))
-    if job.kind != "write" or not appointment_id:
-        log.error("unknown write job %s; dropped", job.kind)
+    appointment_id = job.appointment_id
+    if not appointment_id:
+        log.error("a write job names no appointment; dropped")
         return
-    recheck = [str(s) for s in job.payload.get("recheck") or ()]
+    recheck = list(job.recheck)
 
     async def write_pass(number: int) -> None:
         if number == 0:
             await _write_once(services, job, recheck)
         else:  # asked for while we ran: bring the copies to the newest revision
-            await _write_once(services, replace(job, payload={**job.payload, "events": []}), [])
+            await _write_once(services, replace(job, events=()), [])
 
     with bound(tenant=job.tenant_id, appointment=appointment_id):
         key = f"{job.tenant_id}/appointments/{appointment_id}"
@@ -224,18 +224,18 @@ class _Run:
     throttled: RateLimited | None = None
 
 
-async def _write_once(services: Services, job: Job, recheck: Sequence[str]) -> None:
+async def _write_once(services: Services, job: WriteAppointment, recheck: Sequence[str]) -> None:
     tenant = await services.tenants.get(job.tenant_id)
     if tenant is None or not tenant.state.connected:
         return
-    appointment_id = str(job.payload["appointment_id"])
+    appointment_id = job.appointment_id
     record = await services.appointments.get(tenant.tenant_id, appointment_id)
     if record is None:
         return
     wanted = set(record.copies) | set(record.appointment.staff_ids if record.appointment else ())
     targets = {t.staff_id: t for t in await asyncio.gather(*(_target(services, tenant, s) for s in wanted))}
     plan = plan_writes(record, targets, tenant.settings.multi_staff_mode, recheck=recheck)
-    flagged = frozenset(str(i) for i in job.payload.get("events") or ())
+    flagged = frozenset(job.events)
     run = _Run(services, tenant, record, frozenset(recheck), flagged, targets, {}, set(), [])
     try:
         await _in_parallel(run, plan.deletes)
@@ -751,13 +751,11 @@ def copies_json(record: AppointmentRecord) -> dict[str, Any]:
     }
 
 
-async def _retry_later(services: Services, job: Job, error: RateLimited) -> None:
-    attempt = int(job.payload.get("attempt", 0)) + 1
+async def _retry_later(services: Services, job: WriteAppointment, error: RateLimited) -> None:
+    attempt = job.attempt + 1
     if attempt > MAX_RETRIES:
         log.warning("gave up writing after %d attempts: %s", attempt - 1, error.reason)
         return
     delay = jobs.retry_delay(attempt, error.retry_after)
-    await services.jobs.enqueue(
-        [replace(job, payload={**job.payload, "attempt": attempt}, delay_seconds=delay)]
-    )
+    await services.jobs.enqueue([replace(job, attempt=attempt, delay_seconds=delay)])
     log.info("throttled; writing again in %d s (attempt %d)", delay, attempt)

@@ -23,8 +23,8 @@ from shared.service import jobs
 from shared.service.context import Services
 from shared.service.delivery_policy import DeliveryPolicy
 from shared.service.errors import DeliveryFailed
+from shared.service.jobs import Deliver
 from shared.service.keys import HOST_WEBHOOK_SECRET
-from shared.service.ports import Job
 from shared.service.records import DeadLetter
 
 DELIVERY_HEADER: Final = "X-Connector-Delivery"  # `{tenant}:{first}-{last}`, the same on every retry
@@ -48,16 +48,12 @@ class _Range:
     attempt: int  # failed tries so far (0 on the first)
 
 
-async def deliver_changes(services: Services, job: Job, policy: DeliveryPolicy = DEFAULT_POLICY) -> None:
+async def deliver_changes(services: Services, job: Deliver, policy: DeliveryPolicy = DEFAULT_POLICY) -> None:
     """Run a `deliver` job (see `jobs.deliver`)."""
     url = services.config.host_webhook_url
     if url is None:
         return  # the pull feed only
-    try:
-        span = _range_of(job)
-    except ValueError as error:
-        log.error("dropping a malformed delivery job for tenant %s: %s", job.tenant_id, error)
-        return
+    span = _Range(job.first, job.last, job.attempt)
     tenant_id = job.tenant_id
     tenant = await services.tenants.get(tenant_id)
     if tenant is None or tenant.state.gone:
@@ -117,20 +113,6 @@ async def redeliver_dead_letters(services: Services, tenant_id: str) -> int:
             await services.dead_letters.add(letter)
         raise
     return len(letters)
-
-
-def _range_of(job: Job) -> _Range:
-    span = _Range(_integer(job, "first"), _integer(job, "last"), _integer(job, "attempt", 0))
-    if span.first < 1 or span.last < span.first or span.attempt < 0:
-        raise ValueError(f"bad range {span.first}-{span.last} (attempt {span.attempt})")
-    return span
-
-
-def _integer(job: Job, name: str, default: int | None = None) -> int:
-    value = job.payload.get(name, default)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"{name}: not an integer")
-    return value
 
 
 def _signed_post(

@@ -1,12 +1,17 @@
-"""The queues and the jobs that travel on them."""
+"""The queues and the jobs that travel on them, as frozen records.
+
+Each record knows its queue and its kind (the `kind` member of its message, see `job_codec`); its other
+fields are the message's other members. `delay_seconds` is how long it waits on the queue, not a member.
+"""
 
 from __future__ import annotations
 
-import json
 import math
-from typing import Any, Final
-
-from shared.service.ports import Job
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import partial
+from typing import ClassVar, Final, TypeAlias
 
 SYNC_QUEUE: Final = "sync-jobs"  # per-user work: migrate, sync, resync, renew
 TENANT_QUEUE: Final = "tenant-jobs"  # per-tenant work: discover, rematch, disconnect, fan-out
@@ -21,21 +26,132 @@ def retry_delay(attempt: int, retry_after: float) -> int:
     return min(MAX_RETRY_DELAY, math.ceil(retry_after) + int(2**attempt))
 
 
-def discover(tenant_id: str) -> Job:
-    """Match every staff member (or list every mailbox, for the all-users scope)."""
-    return Job(TENANT_QUEUE, "discover", tenant_id)
+# Kinds that carry the same fields share a record, its `kind` a member of an enum (`TenantWork`,
+# `SyncMode`, below); the other records' kind is a class constant.
 
 
-def rematch(tenant_id: str) -> Job:
-    return Job(TENANT_QUEUE, "rematch", tenant_id)
+@dataclass(frozen=True, slots=True)
+class TenantJob:
+    """Per-tenant work (`tenant-jobs`)."""
+
+    tenant_id: str
+    kind: TenantWork
+    delay_seconds: int = 0
+    queue: ClassVar[str] = TENANT_QUEUE
 
 
-def disconnect(tenant_id: str) -> Job:
-    return Job(TENANT_QUEUE, "disconnect", tenant_id)
+@dataclass(frozen=True, slots=True)
+class SyncUser:
+    """One user's calendar (`sync-jobs`)."""
+
+    tenant_id: str
+    staff_id: str
+    kind: SyncMode
+    reason: str = "notified"  # what asked for it, for the log
+    force: bool = False  # a requested resync reads the whole window even if it read it lately
+    attempt: int = 0  # throttled runs so far
+    check_back: int = 0  # runs queued again because another worker held the user's lease
+    delay_seconds: int = 0
+    queue: ClassVar[str] = SYNC_QUEUE
 
 
-def migrate_user(tenant_id: str, staff_id: str) -> Job:
-    return Job(SYNC_QUEUE, "migrate", tenant_id, {"staff_id": staff_id})
+@dataclass(frozen=True, slots=True)
+class Notified:
+    """Graph notified a change in a mailbox (`sync-jobs`); the worker finds the user through the
+    subscription index. Graph names the directory, not the connector's tenant: the webhook queues it
+    without a table read."""
+
+    directory_id: str
+    subscription_id: str
+    graph_user_id: str
+    delay_seconds: int = 0
+    queue: ClassVar[str] = SYNC_QUEUE
+    kind: ClassVar[str] = "notified"
+
+
+# --- appointment writes (`outlook-writes`) and deliveries (`host-deliveries`) -----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WriteAppointment:
+    """Bring every staff calendar to the appointment's current revision. `recheck` (staff ids): copies a
+    delta read saw changed in Outlook, to be checked (and, by the tenant's policy, put back); `events`: the
+    items it saw changed (ids of a series' occurrences)."""
+
+    tenant_id: str
+    appointment_id: str
+    reason: str = "changed"
+    revision: int | None = None  # the revision that asked for it, for the log
+    recheck: tuple[str, ...] = ()
+    events: tuple[str, ...] = ()
+    attempt: int = 0
+    check_back: int = 0
+    delay_seconds: int = 0
+    queue: ClassVar[str] = WRITE_QUEUE
+    kind: ClassVar[str] = "write"
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Post the feed's changes first..last (inclusive) to the host's webhook, signed."""
+
+    tenant_id: str
+    first: int
+    last: int
+    attempt: int = 0  # failed tries so far
+    delay_seconds: int = 0
+    queue: ClassVar[str] = DELIVERY_QUEUE
+    kind: ClassVar[str] = "deliver"
+
+    def __post_init__(self) -> None:
+        if self.first < 1 or self.last < self.first or self.attempt < 0:
+            raise ValueError(f"bad range {self.first}-{self.last} (attempt {self.attempt})")
+
+
+class TenantWork(StrEnum):
+    """A tenant job's kind: `discover` matches every staff member (or lists every mailbox, for the
+    all-users scope) and the tenant then migrates; `rematch` matches again (new mailboxes, left ones);
+    `disconnect` finishes a disconnect; `renew_subscriptions` renews the subscriptions that expire soon,
+    recreates missing ones and checks silent ones; `nightly` is the nightly pass (credential expiry,
+    directory changes, a resync of every user)."""
+
+    DISCOVER = "discover"
+    REMATCH = "rematch"
+    DISCONNECT = "disconnect"
+    RENEW_SUBSCRIPTIONS = "renew_subscriptions"
+    NIGHTLY = "nightly"
+
+
+class SyncMode(StrEnum):
+    """A user's sync job's kind: `sync` catches up through delta; `resync` reads the whole window and
+    renews the subscription (recreating it when Graph lost it); `renew` renews (or recreates) it and
+    catches up through delta; `resubscribe` recreates it and catches up; `migrate` is the first pass
+    after a user is matched."""
+
+    MIGRATE = "migrate"
+    SYNC = "sync"
+    RESYNC = "resync"
+    RENEW = "renew"
+    RESUBSCRIBE = "resubscribe"
+
+
+Job: TypeAlias = TenantJob | SyncUser | Notified | WriteAppointment | Deliver
+JOB_TYPES: Final[tuple[type[Job], ...]] = (TenantJob, SyncUser, Notified, WriteAppointment, Deliver)
+
+
+# --- what the service queues ------------------------------------------------------------------------
+
+
+discover: Final = partial(TenantJob, kind=TenantWork.DISCOVER)
+rematch: Final = partial(TenantJob, kind=TenantWork.REMATCH)
+disconnect: Final = partial(TenantJob, kind=TenantWork.DISCONNECT)
+renew_tenant: Final = partial(TenantJob, kind=TenantWork.RENEW_SUBSCRIPTIONS)
+nightly: Final = partial(TenantJob, kind=TenantWork.NIGHTLY)
+notified: Final = Notified
+
+
+def migrate_user(tenant_id: str, staff_id: str) -> SyncUser:
+    return SyncUser(tenant_id, staff_id, SyncMode.MIGRATE, "migrate")
 
 
 def sync_user(
@@ -44,71 +160,44 @@ def sync_user(
     reason: str = "notified",
     *,
     kind: str = "sync",
+    force: bool = False,
+    check_back: int = 0,
     delay_seconds: int = 0,
-    **extra: Any,
-) -> Job:
-    """One user's calendar: `sync` catches up through delta; `resync` reads the whole window and renews the
-    subscription (recreating it when Graph lost it); `renew` renews (or recreates) it and catches up
-    through delta; `resubscribe` recreates it and catches up."""
-    payload = {"staff_id": staff_id, "reason": reason, **extra}
-    return Job(SYNC_QUEUE, kind, tenant_id, payload, delay_seconds=delay_seconds)
-
-
-def write_appointment(
-    tenant_id: str, appointment_id: str, reason: str = "changed", *, delay_seconds: int = 0, **extra: Any
-) -> Job:
-    """Bring every staff calendar to the appointment's current revision. `recheck` (staff ids): copies a
-    delta read saw changed in Outlook, to be checked (and, by the tenant's policy, put back)."""
-    payload = {"appointment_id": appointment_id, "reason": reason, **extra}
-    return Job(WRITE_QUEUE, "write", tenant_id, payload, delay_seconds=delay_seconds)
-
-
-def notified(directory_id: str, subscription_id: str, graph_user_id: str) -> Job:
-    """Graph notified a change in a mailbox; the worker finds the user through the subscription index."""
-    return Job(
-        SYNC_QUEUE,
-        "notified",
-        directory_id,
-        {"subscription_id": subscription_id, "graph_user_id": graph_user_id},
-    )
-
-
-def renew_tenant(tenant_id: str) -> Job:
-    """Renew the tenant's subscriptions that expire soon, recreate missing ones, check silent ones."""
-    return Job(TENANT_QUEUE, "renew_subscriptions", tenant_id)
-
-
-def nightly(tenant_id: str) -> Job:
-    """The nightly pass over a tenant: credential expiry, directory changes, a resync of every user."""
-    return Job(TENANT_QUEUE, "nightly", tenant_id)
-
-
-def deliver(
-    tenant_id: str, first_sequence: int, last_sequence: int, attempt: int = 0, delay_seconds: int = 0
-) -> Job:
-    """Post the feed's changes first..last (inclusive) to the host's webhook, signed."""
-    return Job(
-        DELIVERY_QUEUE,
-        "deliver",
+) -> SyncUser:
+    """One user's calendar, `kind` one of the `SyncMode`s."""
+    return SyncUser(
         tenant_id,
-        {"first": first_sequence, "last": last_sequence, "attempt": attempt},
+        staff_id,
+        SyncMode(kind),
+        reason,
+        force=force,
+        check_back=check_back,
         delay_seconds=delay_seconds,
     )
 
 
-def job_to_message(job: Job) -> str:
-    return json.dumps({"kind": job.kind, "tenant_id": job.tenant_id, **job.payload}, separators=(",", ":"))
+def write_appointment(
+    tenant_id: str,
+    appointment_id: str,
+    reason: str = "changed",
+    *,
+    revision: int | None = None,
+    recheck: Iterable[str] = (),
+    events: Iterable[str] = (),
+    delay_seconds: int = 0,
+) -> WriteAppointment:
+    return WriteAppointment(
+        tenant_id,
+        appointment_id,
+        reason,
+        revision,
+        tuple(recheck),
+        tuple(events),
+        delay_seconds=delay_seconds,
+    )
 
 
-def job_from_message(queue: str, body: bytes | str) -> Job:
-    """The inverse of `job_to_message`; ValueError for anything else (the trigger drops it)."""
-    try:
-        data: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ValueError("not JSON") from error
-    if not isinstance(data, dict):
-        raise ValueError("not a job message")
-    kind, tenant_id = data.pop("kind", None), data.pop("tenant_id", None)
-    if not isinstance(kind, str) or not isinstance(tenant_id, str):
-        raise ValueError("not a job message")
-    return Job(queue, kind, tenant_id, data)
+def deliver(
+    tenant_id: str, first_sequence: int, last_sequence: int, attempt: int = 0, delay_seconds: int = 0
+) -> Deliver:
+    return Deliver(tenant_id, first_sequence, last_sequence, attempt, delay_seconds)

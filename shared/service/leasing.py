@@ -16,7 +16,7 @@ from typing import Final
 
 from shared.observability import get_logger
 from shared.service.context import Services
-from shared.service.ports import Job
+from shared.service.jobs import SyncUser, WriteAppointment
 from shared.service.records import LeaseOutcome
 
 log = get_logger("leasing")
@@ -45,15 +45,13 @@ async def run_leased(
         raise
 
 
-async def check_back(services: Services, job: Job, ttl: timedelta) -> None:
+async def check_back(services: Services, job: SyncUser | WriteAppointment, ttl: timedelta) -> None:
     """Queue `job` again once the lease has surely lapsed (a dead holder's lease lapses unreleased): a
     cheap run if all is well. At most `MAX_CHECK_BACKS` times in a row."""
-    checks = int(job.payload.get("check_back", 0))
+    checks = job.check_back
     if checks >= MAX_CHECK_BACKS:
         log.warning("the lease stayed taken through %d checks; the next schedule catches up", checks)
         return
     delay = int(ttl.total_seconds()) + 5
-    await services.jobs.enqueue(
-        [replace(job, payload={**job.payload, "check_back": checks + 1}, delay_seconds=delay)]
-    )
+    await services.jobs.enqueue([replace(job, check_back=checks + 1, delay_seconds=delay)])
     log.info("another worker holds the lease; it runs once more, and this is checked in %d s", delay)

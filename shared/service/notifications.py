@@ -19,8 +19,8 @@ from shared.observability import get_logger
 from shared.service import jobs
 from shared.service.context import Services
 from shared.service.errors import InvalidInput
+from shared.service.jobs import Job
 from shared.service.keys import NOTIFICATION_KEY
-from shared.service.ports import Job
 
 log = get_logger("notifications")
 

@@ -17,7 +17,7 @@ from shared.observability import bound, get_logger
 from shared.service import jobs
 from shared.service.context import Services
 from shared.service.errors import RateLimited, StaleWrite, TenantAccessError
-from shared.service.ports import Job
+from shared.service.jobs import Job
 from shared.service.publishing import publish
 from shared.service.records import Change
 from shared.service.subscriptions import RENEW_BEFORE, SILENT_AFTER
@@ -101,7 +101,7 @@ async def nightly_tenant(services: Services, tenant_id: str) -> int:
         if tenant.settings.user_scope is UserScope.ALL_USERS:
             await services.jobs.enqueue([jobs.rematch(tenant_id)])  # new mailboxes, left ones
         users = [u for u in await services.users.list_all(tenant_id) if u.match is MatchStatus.MATCHED]
-        queued = [
+        queued: list[Job] = [
             jobs.migrate_user(tenant_id, u.staff_id)
             if u.sync_state is SyncState.PENDING
             else jobs.sync_user(tenant_id, u.staff_id, "nightly", kind="resync")

@@ -34,8 +34,8 @@ from shared.service.errors import (
     StaleWrite,
     TenantAccessError,
 )
+from shared.service.jobs import Notified, SyncMode, SyncUser
 from shared.service.leasing import check_back, run_leased
-from shared.service.ports import Job
 from shared.service.publishing import publish
 from shared.service.records import Change, DeltaRead
 from shared.service.subscriptions import NOTIFIED_GRANULARITY, ensure_subscription
@@ -51,28 +51,21 @@ MAILBOX_CONCURRENCY: Final = 4  # Graph allows four concurrent requests per app 
 # A resync confirms the subscription too (a renewal answers 404 for one Graph lost without a lifecycle
 # notification, and a new one is made): one request per user beside the whole window's read.
 SUBSCRIBING_KINDS: Final = frozenset({"migrate", "resubscribe", "renew", "resync"})
-SYNC_KINDS: Final = frozenset({"migrate", "sync", "resync", "renew", "resubscribe"})
 
 
-async def run_sync_job(services: Services, job: Job) -> None:
+async def run_sync_job(services: Services, job: SyncUser) -> None:
     """A per-user job from the `sync-jobs` queue. Never raises for a condition a retry cannot fix."""
-    if job.kind == "notified":
-        await _notified(services, job)
-        return
-    if job.kind not in SYNC_KINDS:
-        log.error("unknown sync job kind %s; dropped", job.kind)
-        return
-    staff_id = str(job.payload.get("staff_id", ""))
+    staff_id = job.staff_id
     with bound(tenant=job.tenant_id, user=staff_id):
         await _run_leased(services, job, staff_id)
 
 
-async def _notified(services: Services, job: Job) -> None:
+async def run_notified(services: Services, job: Notified) -> None:
     """Graph said the mailbox changed: find whose subscription it is, then catch up (the delta read is the
     truth, so duplicate, late or reordered notifications only cost a cheap read)."""
-    subscription_id = str(job.payload.get("subscription_id", ""))
+    subscription_id = job.subscription_id
     record = await services.subscription_index.get(subscription_id)
-    if record is None or record.graph_user_id.lower() != str(job.payload.get("graph_user_id", "")).lower():
+    if record is None or record.graph_user_id.lower() != job.graph_user_id.lower():
         log.info("notification for unknown subscription %s dropped", subscription_id)
         return
     now = services.clock.now()
@@ -84,19 +77,17 @@ async def _notified(services: Services, job: Job) -> None:
         await _run_leased(services, follow_up, record.staff_id)
 
 
-async def _run_leased(services: Services, job: Job, staff_id: str) -> None:
+async def _run_leased(services: Services, job: SyncUser, staff_id: str) -> None:
     async def sync_pass(number: int) -> None:
         # A later pass was asked for while an earlier one ran: it catches up once more.
         await _run_once(services, job, job.kind if number == 0 else "sync", staff_id)
 
     if not await run_leased(services, f"{job.tenant_id}/{staff_id}", LEASE_TTL, sync_pass):
-        check = jobs.sync_user(
-            job.tenant_id, staff_id, "check_back", check_back=int(job.payload.get("check_back", 0))
-        )
+        check = jobs.sync_user(job.tenant_id, staff_id, "check_back", check_back=job.check_back)
         await check_back(services, check, LEASE_TTL)
 
 
-async def _run_once(services: Services, job: Job, kind: str, staff_id: str) -> None:
+async def _run_once(services: Services, job: SyncUser, kind: str, staff_id: str) -> None:
     tenant = await services.tenants.get(job.tenant_id)
     if tenant is None or not tenant.state.connected:
         return  # disconnected, revoked, not consented: nothing to do, no retry
@@ -104,7 +95,7 @@ async def _run_once(services: Services, job: Job, kind: str, staff_id: str) -> N
     if user is None or user.match is not MatchStatus.MATCHED or user.graph_user_id is None:
         return
     try:
-        await _sync_user(services, tenant, user, kind, force=bool(job.payload.get("force")))
+        await _sync_user(services, tenant, user, kind, force=job.force)
     except TenantAccessError as error:
         # The tenant stops (its state and the feed say why); this user's run ended on the same refusal.
         await mark_consent_revoked(services, tenant.tenant_id, error.reason)
@@ -299,8 +290,10 @@ async def _record_error(services: Services, tenant_id: str, staff_id: str, reaso
     await maybe_finish_migration(services, tenant_id)
 
 
-async def _retry_later(services: Services, job: Job, kind: str, staff_id: str, error: RateLimited) -> None:
-    attempt = int(job.payload.get("attempt", 0)) + 1
+async def _retry_later(
+    services: Services, job: SyncUser, kind: str, staff_id: str, error: RateLimited
+) -> None:
+    attempt = job.attempt + 1
     if attempt > MAX_THROTTLE_RETRIES:
         await _record_error(
             services,
@@ -310,8 +303,8 @@ async def _retry_later(services: Services, job: Job, kind: str, staff_id: str, e
         )
         return
     delay = jobs.retry_delay(attempt, error.retry_after)
-    payload = {**job.payload, "staff_id": staff_id, "attempt": attempt}
-    await services.jobs.enqueue([replace(job, kind=kind, payload=payload, delay_seconds=delay)])
+    retry = replace(job, staff_id=staff_id, kind=SyncMode(kind), attempt=attempt, delay_seconds=delay)
+    await services.jobs.enqueue([retry])
     log.info("throttled; retrying in %d s (attempt %d)", delay, attempt)
 
 

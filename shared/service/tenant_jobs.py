@@ -3,37 +3,34 @@
 from __future__ import annotations
 
 from shared.domain.tenants import TenantState
-from shared.observability import get_logger
 from shared.service.context import Services
 from shared.service.errors import StaleWrite, TenantAccessError
-from shared.service.ports import Job
+from shared.service.jobs import TenantJob
 from shared.service.schedules import nightly_tenant, renew_tenant_subscriptions
 from shared.service.sync import maybe_finish_migration
 from shared.service.tenants import finish_disconnect, mark_consent_revoked
 from shared.service.users import match_all
 
-log = get_logger("tenant_jobs")
+
+async def disconnect(services: Services, job: TenantJob) -> None:
+    await finish_disconnect(services, job.tenant_id)
 
 
-async def run_tenant_job(services: Services, job: Job) -> None:
-    if job.kind == "disconnect":
-        await finish_disconnect(services, job.tenant_id)
+async def discover(services: Services, job: TenantJob) -> None:
+    try:
+        await match_all(services, job.tenant_id)
+    except TenantAccessError as error:
+        await mark_consent_revoked(services, job.tenant_id, error.reason)
         return
-    if job.kind in ("discover", "rematch"):
-        try:
-            await match_all(services, job.tenant_id)
-        except TenantAccessError as error:
-            await mark_consent_revoked(services, job.tenant_id, error.reason)
-            return
-        await _advance_after_discovery(services, job.tenant_id)
-        return
-    if job.kind == "renew_subscriptions":
-        await renew_tenant_subscriptions(services, job.tenant_id)
-        return
-    if job.kind == "nightly":
-        await nightly_tenant(services, job.tenant_id)
-        return
-    log.error("unknown tenant job kind %s; dropped", job.kind)
+    await _advance_after_discovery(services, job.tenant_id)
+
+
+async def renew_subscriptions(services: Services, job: TenantJob) -> None:
+    await renew_tenant_subscriptions(services, job.tenant_id)
+
+
+async def nightly(services: Services, job: TenantJob) -> None:
+    await nightly_tenant(services, job.tenant_id)
 
 
 async def _advance_after_discovery(services: Services, tenant_id: str) -> None:

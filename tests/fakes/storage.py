@@ -12,7 +12,7 @@ from shared.domain.tenants import Tenant
 from shared.domain.users import MatchStatus, SyncState, UserRecord
 from shared.service.change_json import check_change_sizes, encoded_change, stored_change_json
 from shared.service.errors import AlreadyExists, DirectoryTaken, StaleWrite
-from shared.service.ports import Job
+from shared.service.jobs import Job
 from shared.service.records import (
     Change,
     ConsentState,

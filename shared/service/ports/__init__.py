@@ -9,25 +9,15 @@ tests fake them. The records they speak are in `shared.service.records`, the err
 - `sync_storage`: what the Outlook-to-host sync keeps: item statuses, leases, the subscription index.
 - `feed`: the change feed and its delivery to the host (the webhook, dead letters).
 - `appointments`: host to Outlook: the host's appointments and the calendar writes.
-- here: the queued work (`Job`, `JobQueue`).
+- here: the queue the handlers put work on (`JobQueue`; the jobs themselves are `shared.service.jobs`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """A unit of queued work."""
-
-    queue: str
-    kind: str
-    tenant_id: str
-    payload: dict[str, Any] = field(default_factory=dict)
-    delay_seconds: int = 0  # invisible on the queue this long (a backoff, a Retry-After)
+from shared.service.jobs import Job
 
 
 class JobQueue(Protocol):

@@ -20,7 +20,7 @@ from shared.service import jobs
 from shared.service.appointment_commands import appointment_document, parse_appointment
 from shared.service.appointments import delete_appointment, get_appointment, put_appointment, run_write_job
 from shared.service.errors import Conflict, InvalidInput, PreconditionFailed
-from shared.service.ports import Job
+from shared.service.jobs import Job
 from shared.service.schedules import nightly_tenant
 from shared.service.sync import run_sync_job
 from tests.fakes.calendar import throttled

@@ -27,8 +27,9 @@ from shared.service.deliveries import (
 )
 from shared.service.delivery_policy import DeliveryPolicy
 from shared.service.errors import DeliveryFailed
+from shared.service.job_handlers import run_message
+from shared.service.jobs import Job
 from shared.service.keys import HOST_WEBHOOK_SECRET
-from shared.service.ports import Job
 from shared.service.records import Change, DeadLetter
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
 from tests.fakes.webhook import Delivery, FakeHostWebhook
@@ -154,7 +155,7 @@ async def test_after_the_last_attempt_the_range_is_dead_lettered(
     await world.jobs.enqueue([jobs.deliver(TENANT, 1, 3)])
     with caplog.at_level(logging.INFO, logger="connector"):
         ran = await run_queue(world, policy)
-    assert [j.payload["attempt"] for j in ran] == [0, 1, 2, 3, 4, 5]
+    assert [j.attempt for j in ran] == [0, 1, 2, 3, 4, 5]
     assert [j.delay_seconds for j in ran] == [0, 60, 120, 240, 480, 600]  # doubled, capped
     assert world.webhook.received == []
     assert await list_dead_letters(world.services, TENANT) == [
@@ -263,7 +264,8 @@ async def test_without_a_webhook_url_the_pull_feed_is_all(world: FakeWorld) -> N
 )
 async def test_a_malformed_job_is_dropped(world: FakeWorld, payload: dict[str, Any]) -> None:
     await append(world, 3)
-    await deliver_changes(world.services, Job(jobs.DELIVERY_QUEUE, "deliver", TENANT, payload))
+    message = json.dumps({"kind": "deliver", "tenant_id": TENANT, **payload})
+    await run_message(world.services, jobs.DELIVERY_QUEUE, message)
     assert (world.webhook.received, world.jobs.queued, world.dead_letters.rows) == ([], [], {})
 
 

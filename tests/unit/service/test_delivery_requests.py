@@ -9,7 +9,7 @@ import pytest
 
 from shared.service import jobs
 from shared.service.delivery_requests import MAX_MERGED, DeliveryRequests, merged
-from shared.service.ports import Job
+from shared.service.jobs import Job
 from tests.fakes.storage import FakeJobs
 
 TENANT = "contoso.example"
@@ -33,7 +33,7 @@ class GatedJobs(FakeJobs):
 
 
 def ranges(queued: list[Job]) -> list[tuple[str, int, int]]:
-    return [(j.tenant_id, j.payload["first"], j.payload["last"]) for j in queued]
+    return [(j.tenant_id, j.first, j.last) for j in queued]
 
 
 def test_adjacent_ranges_join_and_gaps_stay() -> None:
@@ -67,7 +67,7 @@ async def test_requests_arriving_while_one_is_queued_go_out_together() -> None:
         ("contoso.example", 12, 13),
         ("fabrikam.example", 1, 2),
     ]
-    assert all(j.queue == jobs.DELIVERY_QUEUE and j.payload["attempt"] == 0 for j in queue.queued)
+    assert all(j.queue == jobs.DELIVERY_QUEUE and j.attempt == 0 for j in queue.queued)
 
 
 async def test_a_failed_enqueue_fails_its_callers_and_the_next_round_still_goes() -> None:

@@ -12,13 +12,13 @@ from shared.domain.signing import client_state
 from shared.domain.tenants import CustomerApp, TenantState
 from shared.domain.users import DirectoryUser, LegacyLink, SyncState
 from shared.service import jobs
+from shared.service.job_handlers import run_job
+from shared.service.jobs import Job, SyncMode, SyncUser
 from shared.service.keys import NOTIFICATION_KEY
 from shared.service.notifications import receive_changes, receive_lifecycle
-from shared.service.ports import Job
 from shared.service.records import LeaseOutcome
 from shared.service.schedules import fan_out
 from shared.service.sync import request_tenant_resync, run_sync_job
-from shared.service.tenant_jobs import run_tenant_job
 from shared.service.tenants import begin_disconnect
 from tests.fakes.calendar import throttled
 from tests.fakes.directory import FakeOrganisation
@@ -47,10 +47,7 @@ async def run_all(world: FakeWorld) -> list[Job]:
             return ran
         for job in batch:
             ran.append(job)
-            if job.queue == jobs.SYNC_QUEUE:
-                await run_sync_job(world.services, job)
-            else:
-                await run_tenant_job(world.services, job)
+            await run_job(world.services, job)
     raise AssertionError("the queues never went quiet")
 
 
@@ -188,7 +185,7 @@ async def test_throttling_is_retried_later_with_the_retry_after(world: FakeWorld
     job = world.jobs.take()[0]
     await run_sync_job(world.services, job)
     retry = world.jobs.take()
-    assert [(j.kind, j.payload["attempt"]) for j in retry] == [("sync", 1)]
+    assert [(j.kind, j.attempt) for j in retry] == [("sync", 1)]
     assert retry[0].delay_seconds >= 30
     await run_sync_job(world.services, retry[0])
     assert feed(world, "s1")[-1] == "event.created"
@@ -341,12 +338,12 @@ async def test_the_mass_deletion_guard_records_an_error_and_force_applies(world:
     await migrate(world, "s1")
     for i in range(15):
         world.mailboxes.remove("g1", f"E{i}")
-    await world.jobs.enqueue([Job(jobs.SYNC_QUEUE, "resync", TID, {"staff_id": "s1"})])
+    await world.jobs.enqueue([SyncUser(TID, "s1", SyncMode.RESYNC)])
     await run_all(world)
     user = await world.users.get(TID, "s1")
     assert user is not None and user.sync_state is SyncState.ERROR and "15" in (user.last_error or "")
     assert feed(world, "s1").count("event.deleted") == 0
-    await world.jobs.enqueue([Job(jobs.SYNC_QUEUE, "resync", TID, {"staff_id": "s1", "force": True})])
+    await world.jobs.enqueue([SyncUser(TID, "s1", SyncMode.RESYNC, force=True)])
     await run_all(world)
     assert feed(world, "s1").count("event.deleted") == 15
 
@@ -357,7 +354,7 @@ async def test_a_deliverable_change_queues_its_delivery(world: FakeWorld) -> Non
     job = world.jobs.take()[0]
     await run_sync_job(world.services, job)
     deliveries = [j for j in world.jobs.take() if j.queue == jobs.DELIVERY_QUEUE]
-    assert deliveries and deliveries[0].payload["first"] == 1
+    assert deliveries and deliveries[0].first == 1
 
 
 async def test_users_migrated_before_discovery_finished_still_complete_the_tenant(world: FakeWorld) -> None:

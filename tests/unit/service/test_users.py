@@ -14,7 +14,7 @@ from shared.service import tenants as tenant_svc
 from shared.service import users as svc
 from shared.service.commands import parse_create_tenant, parse_staff
 from shared.service.errors import InvalidInput
-from shared.service.ports import Job
+from shared.service.jobs import Job
 from tests.fakes.directory import FakeOrganisation
 from tests.fakes.services import FakeWorld, fake_world
 from tests.unit.service.test_tenants import CONTOSO, consent_state_of, ok_callback
@@ -175,7 +175,7 @@ async def test_match_all_queues_migrations_chunk_by_chunk_while_discovery_goes_o
     queued = await svc.match_all(world.services, CONTOSO)
 
     rows = await world.users.list_all(CONTOSO)
-    migrate = [j.payload["staff_id"] for j in world.jobs.take() if j.kind == "migrate"]
+    migrate = [j.staff_id for j in world.jobs.take() if j.kind == "migrate"]
     matched = sorted(u.staff_id for u in rows if u.match is MatchStatus.MATCHED)
     assert queued == len(migrate) == len(matched) == 253  # the bulk users and u1, u2, u3
     assert sorted(migrate) == matched
@@ -213,5 +213,5 @@ async def test_regression_match_all_saves_a_user_changed_while_discovery_ran(wor
     assert (s7.match, s7.graph_user_id, s7.staff.display_name) == (MatchStatus.MATCHED, "b0007", "Renamed")
     matched = {u.staff_id for u in world.users.rows.values() if u.match is MatchStatus.MATCHED}
     assert {f"s{n}" for n in range(120)} <= matched
-    migrate = sorted(j.payload["staff_id"] for j in world.jobs.take() if j.kind == "migrate")
+    migrate = sorted(j.staff_id for j in world.jobs.take() if j.kind == "migrate")
     assert migrate == sorted(matched)

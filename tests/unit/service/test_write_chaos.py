@@ -21,7 +21,7 @@ from shared.domain.tenants import TenantState
 from shared.service import jobs
 from shared.service.appointments import delete_appointment, get_appointment, put_appointment, run_write_job
 from shared.service.errors import EventChanged
-from shared.service.ports import Job
+from shared.service.jobs import Job
 from shared.service.schedules import nightly_tenant
 from shared.service.sync import run_sync_job
 from tests.fakes.calendar import throttled
@@ -59,7 +59,7 @@ class Chaos:
             elif job.queue == jobs.SYNC_QUEUE:
                 await run_sync_job(self.world.services, job)
         except Exception as error:  # every unhandled error is a finding
-            self.crashes.append(f"{job.kind} {job.payload}: {error!r}")
+            self.crashes.append(f"{job}: {error!r}")
 
     def collect(self) -> None:
         self.pending += [j for j in self.world.jobs.take() if j.queue in (jobs.WRITE_QUEUE, jobs.SYNC_QUEUE)]

@@ -15,7 +15,7 @@ from shared.domain.tenants import ConflictPolicy, MultiStaffMode
 from shared.service import jobs
 from shared.service.appointments import get_appointment, put_appointment, run_write_job
 from shared.service.errors import EventChanged
-from shared.service.ports import Job
+from shared.service.jobs import Job
 from shared.service.sync import run_sync_job
 from tests.fakes.calendar import throttled
 from tests.fakes.services import FakeWorld

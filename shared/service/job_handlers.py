@@ -1,0 +1,56 @@
+"""What runs each kind of job: one table from kind to handler, the table of contents of queued work.
+
+A queue message that carries no job (malformed, or of a kind its queue does not carry) is logged and
+dropped, as before the records: delivering it again can only fail again."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from shared.observability import bound, get_logger
+from shared.service import tenant_jobs
+from shared.service.appointments import run_write_job
+from shared.service.context import Services
+from shared.service.deliveries import deliver_changes
+from shared.service.job_codec import MalformedJob, decode
+from shared.service.jobs import Deliver, Job, Notified, SyncMode, TenantWork, WriteAppointment
+from shared.service.sync import run_notified, run_sync_job
+
+log = get_logger("jobs")
+
+
+async def _deliver(services: Services, job: Deliver) -> None:
+    await deliver_changes(services, job, services.config.delivery)
+
+
+# Each handler takes its kind's record; `run_job` only ever passes it one.
+HANDLERS: Final[dict[str, Callable[[Services, Any], Awaitable[None]]]] = {
+    TenantWork.DISCOVER: tenant_jobs.discover,
+    TenantWork.REMATCH: tenant_jobs.discover,
+    TenantWork.DISCONNECT: tenant_jobs.disconnect,
+    TenantWork.RENEW_SUBSCRIPTIONS: tenant_jobs.renew_subscriptions,
+    TenantWork.NIGHTLY: tenant_jobs.nightly,
+    **dict.fromkeys(SyncMode, run_sync_job),
+    Notified.kind: run_notified,
+    WriteAppointment.kind: run_write_job,
+    Deliver.kind: _deliver,
+}
+
+
+async def run_job(services: Services, job: Job) -> None:
+    """Run one job. Never raises for a condition a retry cannot fix."""
+    await HANDLERS[job.kind](services, job)
+
+
+async def run_message(services: Services, queue: str, body: bytes | str, **log_fields: str | None) -> None:
+    """Run the job a queue message carries, its tenant and `log_fields` bound into the log."""
+    try:
+        job = decode(queue, body)
+    except MalformedJob as error:
+        with bound(**log_fields):
+            log.error("dropping a message on %s that carries no job: %s", queue, error)
+        return
+    tenant = job.directory_id if isinstance(job, Notified) else job.tenant_id
+    with bound(tenant=tenant, **log_fields):
+        await run_job(services, job)
