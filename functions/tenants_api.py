@@ -18,8 +18,8 @@ from shared.domain.users import MatchStatus, SyncState
 from shared.service import deliveries, sync, tenants, users
 from shared.service.commands import (
     parse_create_tenant,
-    parse_customer_app,
     parse_flag,
+    parse_reauthorize,
     parse_staff,
     parse_staff_id,
     parse_tenant_path,
@@ -76,8 +76,7 @@ async def tenant_settings(req: func.HttpRequest) -> func.HttpResponse:
 @handles_errors
 async def tenant_reauthorize(req: func.HttpRequest) -> func.HttpResponse:
     services = container().services
-    body = read_optional_json_object(req)
-    credential = parse_customer_app(body, prefix="") if body.get("client_secret") is not None else None
+    credential = parse_reauthorize(read_optional_json_object(req))
     try:
         connection = await tenants.reauthorize(services, _tenant_id(req), credential)
     except InvalidInput as error:  # the service names the secret as a create nests it (auth.…)
