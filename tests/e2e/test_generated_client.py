@@ -1,0 +1,128 @@
+"""A host developer's view: a typed Python client generated with openapi-python-client from the document
+the connector serves at /api/openapi.json drives a tenant (created with the customer's own app), a staff
+member and an appointment through the local host, on the emulator."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_tenants import new_organisation
+from tests.fixtures.connector import Connector
+
+pytestmark = pytest.mark.e2e
+
+PACKAGE = "connector_client"
+
+
+@pytest.fixture
+def generated_client(connector: Connector, tmp_path: Path) -> Iterator[ModuleType]:
+    """The client package generated into `tmp_path` from the served document, imported."""
+    with connector.api() as api:
+        served = api.get("/api/openapi.json")
+    assert served.status_code == 200, served.text
+    document = tmp_path / "openapi.json"
+    document.write_text(json.dumps(served.json()))
+    generator = Path(sys.executable).parent / "openapi-python-client"
+    output = str(tmp_path / PACKAGE)
+    done = subprocess.run(
+        [str(generator), "generate", "--path", str(document), "--meta", "none", "--output-path", output],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    sys.path.insert(0, str(tmp_path))
+    try:
+        yield importlib.import_module(PACKAGE)
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [name for name in sys.modules if name.split(".")[0] == PACKAGE]:
+            del sys.modules[name]
+
+
+def _module(package: ModuleType, name: str) -> Any:
+    return importlib.import_module(f"{package.__name__}.{name}")
+
+
+async def test_a_generated_client_drives_a_tenant_a_staff_member_and_an_appointment(
+    connector: Connector, generated_client: ModuleType
+) -> None:
+    org = await new_organisation(connector)
+    async with connector.control() as control:
+        app = await control.create_app(
+            "Customer's own app",
+            org["id"],
+            permissions=["Calendars.ReadWrite", "User.Read.All"],
+            secrets=[{"value": "customer-secret-for-the-client"}],
+            consent=True,
+        )
+    models = _module(generated_client, "models")
+    create_tenant = _module(generated_client, "api.tenants.create_tenant")
+    put_staff = _module(generated_client, "api.users.put_staff")
+    put_appointment = _module(generated_client, "api.appointments.put_appointment")
+    get_appointment = _module(generated_client, "api.appointments.get_appointment")
+    client = generated_client.AuthenticatedClient(
+        base_url=connector.url,
+        token=connector.host.function_key,
+        prefix="",
+        auth_header_name="x-functions-key",
+        raise_on_unexpected_status=True,
+    )
+    with client:
+        tenant = create_tenant.sync(
+            client=client,
+            body=models.TenantCreate(
+                tenant_id=org["id"],
+                display_name="Org through the client",
+                auth=models.CustomerAppAuth(
+                    client_id=uuid.UUID(app["client_id"]),
+                    client_secret="customer-secret-for-the-client",
+                    mode="customer_app",
+                ),
+                settings=models.Settings(window_days_forward=60),
+            ),
+        )
+        assert isinstance(tenant, models.Tenant), tenant
+        assert tenant.tenant_id == org["id"]
+        assert tenant.settings.window_days_forward == 60
+
+        user = put_staff.sync(
+            org["id"],
+            "s-adele",
+            client=client,
+            body=models.Staff(upn=f"adele@{org['domain']}", display_name="Adele"),
+        )
+        assert isinstance(user, models.User), user
+        assert (user.staff_id, user.match) == ("s-adele", models.UserMatch.MATCHED)
+
+        written = put_appointment.sync(
+            org["id"],
+            "client-1",
+            client=client,
+            body=models.AppointmentInput(
+                subject="Intake through the client",
+                start="2030-03-01T09:00:00",
+                end="2030-03-01T10:00:00",
+                time_zone="Europe/Amsterdam",
+                staff_ids=["s-adele"],
+            ),
+        )
+        assert isinstance(written, models.Appointment), written
+        assert written.revision == 1
+
+        read = get_appointment.sync(org["id"], "client-1", client=client)
+        assert isinstance(read, models.Appointment), read
+        assert read.appointment.subject == "Intake through the client"
+        assert read.appointment.staff_ids == ["s-adele"]
+        assert read.revision == written.revision
