@@ -805,17 +805,6 @@ SCHEMAS: Final[Json] = {
             "total": {"type": "integer"},
         },
     },
-    "Change": {
-        "type": "object",
-        "properties": {
-            "sequence": {"type": "integer"},
-            "type": {"type": "string"},
-            "tenant_id": {"type": "string"},
-            "staff_id": {"type": ["string", "null"]},
-            "occurred_at": {"type": "string", "format": "date-time"},
-            "data": {"type": "object"},
-        },
-    },
     "DeadLetter": {
         "type": "object",
         "properties": {
@@ -865,6 +854,48 @@ SCHEMAS: Final[Json] = {
 }
 
 
+# What the connector sends the host (HOST_WEBHOOK_URL): batches of changes, signed, retried until a 2xx.
+WEBHOOKS: Final[Json] = {
+    "changes": {
+        "post": {
+            "operationId": "hostWebhook",
+            "summary": "A batch of one tenant's changes, in feed order, POSTed to the host's webhook URL. "
+            "The same batch (same X-Connector-Delivery) is retried with backoff until a 2xx; after the last "
+            "attempt it is kept as a dead letter and the changes stay in the pull feed.",
+            "parameters": [
+                {
+                    "name": "X-Connector-Signature",
+                    "in": "header",
+                    "required": True,
+                    "description": '`t=<unix seconds>,v1=<hex HMAC-SHA256 over "<t>.<body>">` with the '
+                    "host-webhook-secret; refuse a timestamp more than 300 s away.",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "X-Connector-Delivery",
+                    "in": "header",
+                    "required": True,
+                    "description": "`{tenant}:{first}-{last}` sequence numbers: the same on every retry.",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "X-Connector-Delivery-Attempt",
+                    "in": "header",
+                    "required": True,
+                    "description": "1 on the first try.",
+                    "schema": {"type": "integer", "minimum": 1},
+                },
+            ],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": ref("Delivery")}}},
+            "responses": {
+                "2XX": {"description": "Taken; the next batch follows."},
+                "default": {"description": "Not taken: the batch is sent again later."},
+            },
+        }
+    }
+}
+
+
 def documented_path(route: str) -> str:
     """The route as the document names it: under the prefix, `{tid}` as `{tenant_id}`."""
     parts = route.split("/")
@@ -889,16 +920,26 @@ MODEL_NAMES: Final = {"ImportFilterBody": "ImportFilter", "LegacyIdBody": "Legac
 
 
 def model_schemas() -> Json:
-    """The components the request models generate (`shared/service/bodies.py`), with null allowed
-    wherever a member may be absent. pydantic is imported here, when the document is first asked for."""
+    """The components the models generate: the request bodies (`shared/service/bodies.py`), with null
+    allowed wherever a member may be absent, and the changes (`shared/service/change_types.py`). pydantic
+    is imported here, when the document is first asked for."""
+    from shared.service.bodies import REQUEST_MODELS
+    from shared.service.change_types import CHANGE_MODELS
+
+    requests = _generated(REQUEST_MODELS)
+    return {
+        **_generated(CHANGE_MODELS),
+        **{name: _nulls_as_absent(schema) for name, schema in requests.items()},
+    }
+
+
+def _generated(models: tuple[type[Any], ...]) -> Json:
     import json
 
     from pydantic.json_schema import models_json_schema
 
-    from shared.service.bodies import REQUEST_MODELS
-
     _, top = models_json_schema(
-        [(model, "validation") for model in REQUEST_MODELS], ref_template="#/components/schemas/{model}"
+        [(model, "validation") for model in models], ref_template="#/components/schemas/{model}"
     )
     text = json.dumps(top["$defs"])
     for name, documented in MODEL_NAMES.items():
@@ -906,7 +947,7 @@ def model_schemas() -> Json:
     schemas: Json = {MODEL_NAMES.get(name, name): schema for name, schema in json.loads(text).items()}
     for schema in schemas.values():
         _untitled(schema)
-    return {name: _nulls_as_absent(schema) for name, schema in schemas.items()}
+    return schemas
 
 
 def _untitled(schema: Any) -> None:
@@ -1024,6 +1065,7 @@ def openapi_document() -> Json:
             ),
         },
         "paths": paths,
+        "webhooks": WEBHOOKS,
         "components": {
             "schemas": {
                 **{

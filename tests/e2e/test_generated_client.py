@@ -10,18 +10,22 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
+from shared.service.change_types import Change, Delivery
+from tests.e2e.test_sync import wait_for
 from tests.e2e.test_tenants import new_organisation
 from tests.fixtures.connector import Connector
 
 pytestmark = pytest.mark.e2e
 
 PACKAGE = "connector_client"
+DAY = (datetime.now(UTC) + timedelta(days=7)).date().isoformat()
 
 
 @pytest.fixture
@@ -72,6 +76,7 @@ async def test_a_generated_client_drives_a_tenant_a_staff_member_and_an_appointm
     put_staff = _module(generated_client, "api.users.put_staff")
     put_appointment = _module(generated_client, "api.appointments.put_appointment")
     get_appointment = _module(generated_client, "api.appointments.get_appointment")
+    read_changes = _module(generated_client, "api.changes.read_changes")
     client = generated_client.AuthenticatedClient(
         base_url=connector.url,
         token=connector.host.function_key,
@@ -112,8 +117,8 @@ async def test_a_generated_client_drives_a_tenant_a_staff_member_and_an_appointm
             client=client,
             body=models.AppointmentInput(
                 subject="Intake through the client",
-                start="2030-03-01T09:00:00",
-                end="2030-03-01T10:00:00",
+                start=f"{DAY}T09:00:00",
+                end=f"{DAY}T10:00:00",
                 time_zone="Europe/Amsterdam",
                 staff_ids=["s-adele"],
             ),
@@ -126,3 +131,18 @@ async def test_a_generated_client_drives_a_tenant_a_staff_member_and_an_appointm
         assert read.appointment.subject == "Intake through the client"
         assert read.appointment.staff_ids == ["s-adele"]
         assert read.revision == written.revision
+
+        def synced() -> list[Any] | None:
+            page = read_changes.sync(org["id"], client=client, limit=1000)
+            assert isinstance(page, models.ChangePage), page
+            return page.value if "appointment.synced" in [c.to_dict()["type"] for c in page.value] else None
+
+        changes = wait_for(synced)
+    # Every change of the feed and of the webhook's deliveries is one the document describes, data and all.
+    for change in changes:
+        Change.model_validate(change.to_dict())
+    assert {"tenant.connected", "appointment.synced"} <= {change.to_dict()["type"] for change in changes}
+    delivered = [d.json() for d in connector.receiver.deliveries if d.json()["tenant_id"] == org["id"]]
+    assert delivered
+    for body in delivered:
+        Delivery.model_validate(body)
