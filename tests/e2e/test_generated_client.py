@@ -19,7 +19,7 @@ import pytest
 
 from shared.service.change_types import Change, Delivery
 from tests.e2e.test_sync import wait_for
-from tests.e2e.test_tenants import new_organisation
+from tests.e2e.test_tenants import new_organisation, own_app
 from tests.fixtures.connector import Connector
 
 pytestmark = pytest.mark.e2e
@@ -63,14 +63,7 @@ async def test_a_generated_client_drives_a_tenant_a_staff_member_and_an_appointm
     connector: Connector, generated_client: ModuleType
 ) -> None:
     org = await new_organisation(connector)
-    async with connector.control() as control:
-        app = await control.create_app(
-            "Customer's own app",
-            org["id"],
-            permissions=["Calendars.ReadWrite", "User.Read.All"],
-            secrets=[{"value": "customer-secret-for-the-client"}],
-            consent=True,
-        )
+    app = await own_app(connector, org, "customer-secret-for-the-client", "Customer's own app")
     models = _module(generated_client, "models")
     create_tenant = _module(generated_client, "api.tenants.create_tenant")
     put_staff = _module(generated_client, "api.users.put_staff")
