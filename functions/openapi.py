@@ -161,7 +161,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         {
             200: (
                 "The tenants.",
-                {"type": "object", "properties": {"value": {"type": "array", "items": ref("Tenant")}}},
+                ref("TenantList"),
             )
         },
         tags=("tenants",),
@@ -398,7 +398,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         {
             200: (
                 "Dead letters, oldest first.",
-                {"type": "object", "properties": {"value": {"type": "array", "items": ref("DeadLetter")}}},
+                ref("DeadLetterList"),
             ),
             404: ("Unknown tenant.", ERROR),
         },
@@ -697,124 +697,6 @@ SCHEMAS: Final[Json] = {
             "video": {"type": "boolean", "default": False},
         },
     },
-    "Appointment": {
-        "type": "object",
-        "properties": {
-            "appointment_id": {"type": "string"},
-            "revision": {"type": "integer"},
-            "updated_at": {"type": "string", "format": "date-time"},
-            "state": {"enum": ["pending", "synced", "partial", "failed", "deleting", "deleted"]},
-            "appointment": {"oneOf": [ref("AppointmentInput"), {"type": "null"}]},
-            "staff": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "staff_id": {"type": "string"},
-                        "role": {"enum": ["copy", "organizer", "attendee"]},
-                        "state": {"enum": ["pending", "synced", "error", "conflict"]},
-                        "event_id": {"type": ["string", "null"]},
-                        "ical_uid": {"type": ["string", "null"]},
-                        "join_url": {"type": ["string", "null"]},
-                        "error": {"type": ["string", "null"]},
-                    },
-                },
-            },
-        },
-    },
-    "Tenant": {
-        "type": "object",
-        "properties": {
-            "tenant_id": {"type": "string"},
-            "directory_id": {"type": "string"},
-            "display_name": {"type": "string"},
-            "state": {
-                "description": "Once the staff were first matched, the users decide: `migrating` while any "
-                "has work left (also staff added later), else `degraded` while any is in error, else "
-                "`active`.",
-                "enum": [
-                    "pending_consent",
-                    "connecting",
-                    "migrating",
-                    "active",
-                    "degraded",
-                    "consent_revoked",
-                    "disconnecting",
-                    "disconnected",
-                ],
-            },
-            "auth": {"type": "object"},
-            "settings": ref("Settings"),
-            "credential_expires_at": _NULLABLE_TIME,
-            "credential_expiring": {"type": "boolean"},
-            "last_error": {"type": ["string", "null"]},
-            "consent_url": {"type": "string", "description": "Only when a consent link was just issued."},
-            "progress": ref("Progress"),
-        },
-    },
-    "Progress": {
-        "type": "object",
-        "description": "Derived from the users on every read. Every staff member is work: one not matched "
-        "yet, or matched and not migrated yet, is to do; one synced, in error, or with nothing to migrate "
-        "(unmatched, no mailbox, forbidden, disabled) is done. `percent` is 0 until there is work, never "
-        "goes down while the staff stay the same, and is 100 once the phase is `done`, never before (a "
-        "stopped tenant shows what was done before it stopped).",
-        "properties": {
-            "phase": {"enum": ["waiting_for_consent", "matching", "migrating", "done", "stopped"]},
-            "percent": {"type": "integer", "minimum": 0, "maximum": 100},
-            "total": {"type": "integer", "minimum": 0, "description": "Every staff member of the tenant."},
-            "done": {"type": "integer", "minimum": 0, "description": "Those with nothing left to do."},
-            "by_match": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "by_state": {
-                "type": "object",
-                "additionalProperties": {"type": "integer"},
-                "description": "The matched users by sync state.",
-            },
-            "eta_seconds": {
-                "type": ["integer", "null"],
-                "minimum": 0,
-                "description": "Seconds left at the rate users were migrated since this migration began "
-                "(the connection, or when staff added later were stored); null until one user was "
-                "migrated, 0 when done.",
-            },
-        },
-    },
-    "User": {
-        "type": "object",
-        "properties": {
-            "staff_id": {"type": "string"},
-            "email": {"type": ["string", "null"]},
-            "upn": {"type": ["string", "null"]},
-            "display_name": {"type": "string"},
-            "enabled": {"type": "boolean"},
-            "match": {"enum": ["matched", "unmatched", "forbidden", "no_mailbox", "disabled", "pending"]},
-            "matched_by": {"type": ["string", "null"]},
-            "match_reason": {"type": ["string", "null"]},
-            "graph_user_id": {"type": ["string", "null"]},
-            "state": {"enum": ["pending", "migrating", "synced", "error", "disabled"]},
-            "last_sync_at": _NULLABLE_TIME,
-            "last_error": {"type": ["string", "null"]},
-            "subscription_expires_at": _NULLABLE_TIME,
-        },
-    },
-    "UserPage": {
-        "type": "object",
-        "properties": {
-            "value": {"type": "array", "items": ref("User")},
-            "next_cursor": {"type": ["string", "null"]},
-            "total": {"type": "integer"},
-        },
-    },
-    "DeadLetter": {
-        "type": "object",
-        "properties": {
-            "first_sequence": {"type": "integer"},
-            "last_sequence": {"type": "integer"},
-            "attempts": {"type": "integer"},
-            "reason": {"type": "string"},
-            "failed_at": {"type": "string", "format": "date-time"},
-        },
-    },
     "ChangePage": {
         "type": "object",
         "properties": {"value": {"type": "array", "items": ref("Change")}, "cursor": {"type": "string"}},
@@ -921,14 +803,16 @@ MODEL_NAMES: Final = {"ImportFilterBody": "ImportFilter", "LegacyIdBody": "Legac
 
 def model_schemas() -> Json:
     """The components the models generate: the request bodies (`shared/service/bodies.py`), with null
-    allowed wherever a member may be absent, and the changes (`shared/service/change_types.py`). pydantic
-    is imported here, when the document is first asked for."""
+    allowed wherever a member may be absent, the answers (`functions/responses.py`) and the changes
+    (`shared/service/change_types.py`). pydantic is imported here, when the document is first asked for."""
+    from functions.responses import RESPONSE_MODELS
     from shared.service.bodies import REQUEST_MODELS
     from shared.service.change_types import CHANGE_MODELS
 
     requests = _generated(REQUEST_MODELS)
     return {
         **_generated(CHANGE_MODELS),
+        **_generated(RESPONSE_MODELS),
         **{name: _nulls_as_absent(schema) for name, schema in requests.items()},
     }
 
@@ -951,12 +835,15 @@ def _generated(models: tuple[type[Any], ...]) -> Json:
 
 
 def _untitled(schema: Any) -> None:
-    """Without pydantic's titles (the member names again); a member named `title` stays."""
+    """Without pydantic's titles (the member names again; a member named `title` stays), and a component
+    a model names by hand (`{"x-component": name}`) as its $ref."""
     if isinstance(schema, list):
         for item in schema:
             _untitled(item)
     elif isinstance(schema, dict):
         schema.pop("title", None)
+        if "x-component" in schema:
+            schema["$ref"] = f"#/components/schemas/{schema.pop('x-component')}"
         for key, value in schema.items():
             if key == "properties":
                 for member in value.values():

@@ -12,7 +12,7 @@ from functions.http import (
     read_optional_json_object,
     read_settings_patch,
 )
-from functions.views import dead_letter_json, tenant_json, user_json
+from functions.views import dead_letter_json, tenant_json, user_json, user_page_json
 from shared.bootstrap import container
 from shared.domain.users import MatchStatus, SyncState
 from shared.service import deliveries, sync, tenants, users
@@ -105,9 +105,7 @@ async def staff_item(req: func.HttpRequest) -> func.HttpResponse:
 @handles_errors
 async def users_list(req: func.HttpRequest) -> func.HttpResponse:
     page = await users.list_users(container().services, _tenant_id(req), user_query(req))
-    return json_response(
-        {"value": [user_json(u) for u in page.users], "next_cursor": page.next_cursor, "total": page.total}
-    )
+    return json_response(user_page_json(page))
 
 
 @bp.function_name("tenant_rematch")
