@@ -102,7 +102,7 @@ async def test_a_generated_client_drives_a_tenant_a_staff_member_and_an_appointm
             body=models.Staff(upn=f"adele@{org['domain']}", display_name="Adele"),
         )
         assert isinstance(user, models.User), user
-        assert (user.staff_id, user.match) == ("s-adele", models.UserMatch.MATCHED)
+        assert (user.staff_id, user.match) == ("s-adele", models.MatchStatus.MATCHED)
 
         written = put_appointment.sync(
             org["id"],
