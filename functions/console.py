@@ -31,7 +31,7 @@ from functions.http import (
     read_settings_patch,
 )
 from functions.tenants_api import user_query
-from functions.views import iso, tenant_json, user_json
+from functions.views import iso, tenant_json, user_json, user_page_json
 from shared.bootstrap import container
 from shared.service import console, sync, tenants, users
 from shared.service.commands import parse_flag, parse_staff_id, parse_tenant_path
@@ -106,9 +106,7 @@ async def console_tenant(req: func.HttpRequest) -> func.HttpResponse:
 async def console_users(req: func.HttpRequest) -> func.HttpResponse:
     services, tid = await _authorized(req)
     page = await users.list_users(services, tid, user_query(req))
-    return json_response(
-        {"value": [user_json(u) for u in page.users], "next_cursor": page.next_cursor, "total": page.total}
-    )
+    return json_response(user_page_json(page))
 
 
 @bp.function_name("console_user_resync")

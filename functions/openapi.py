@@ -1,9 +1,11 @@
 """The OpenAPI 3.1 document of every HTTP route the function app serves.
 
 `OPERATIONS` is the single list; `tests/contract/test_function_index.py` checks it against the function
-index, so a route cannot be added or changed without its documentation. The limits are the validators'
-own constants (`shared/service/commands.py`, `appointment_commands.py`), so the two cannot drift, and
-`tests/unit/functions/test_limits.py` sends a value just past each one and expects a 400 naming it.
+index, so a route cannot be added or changed without its documentation. The tenant, settings, staff and
+reauthorize bodies are generated from the pydantic models that validate them (`shared/service/bodies.py`),
+so the two cannot drift; the appointment body is still written here, with the validator's own constants
+(`appointment_commands.py`). `tests/unit/functions/test_limits.py` sends a value just past each limit
+and expects a 400 naming it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, Final, Literal
 
 from shared.domain.users import MatchStatus, SyncState
 from shared.service import appointment_commands as appointment_limits
-from shared.service import commands as limits
+from shared.service import limits
 from shared.service.notifications import MAX_VALIDATION_TOKEN
 from shared.service.user_queries import MAX_PAGE_SIZE, SORT_KEYS
 
@@ -29,8 +31,7 @@ PATH_PARAMETERS: Final[dict[str, Json]] = {
     "tenant_id": {
         "type": "string",
         "maxLength": limits.MAX_TENANT_ID,
-        "pattern": r"^(?:[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}"
-        r"|(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})$",
+        "pattern": limits.TENANT_ID_PATTERN,
         "description": "The tenant: its directory GUID or a verified domain, as it was created.",
     },
     "staff_id": {"type": "string", "maxLength": 128, "pattern": limits.STAFF_ID_RE.pattern},
@@ -160,7 +161,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         {
             200: (
                 "The tenants.",
-                {"type": "object", "properties": {"value": {"type": "array", "items": ref("Tenant")}}},
+                ref("TenantList"),
             )
         },
         tags=("tenants",),
@@ -226,19 +227,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             409: ("The tenant is disconnecting or disconnected (POST /v1/tenants reconnects it).", ERROR),
             422: ("The new secret does not sign in.", ERROR),
         },
-        request={
-            "type": "object",
-            "properties": {
-                "client_id": {"type": "string", "format": "uuid", "maxLength": 36},
-                "client_secret": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": limits.MAX_CLIENT_SECRET,
-                    "writeOnly": True,
-                },
-                "client_secret_expires_at": {"type": "string", "format": "date-time"},
-            },
-        },
+        request=ref("Reauthorize"),
         body_required=False,
         tags=("tenants",),
     ),
@@ -409,7 +398,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         {
             200: (
                 "Dead letters, oldest first.",
-                {"type": "object", "properties": {"value": {"type": "array", "items": ref("DeadLetter")}}},
+                ref("DeadLetterList"),
             ),
             404: ("Unknown tenant.", ERROR),
         },
@@ -580,24 +569,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             409: ("Disconnected.", ERROR),
             422: ("The app could not sign in with the secret.", ERROR),
         },
-        request={
-            "type": "object",
-            "properties": {
-                "client_secret": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": limits.MAX_CLIENT_SECRET,
-                    "writeOnly": True,
-                },
-                "client_id": {
-                    "type": "string",
-                    "format": "uuid",
-                    "maxLength": 36,
-                    "description": "Defaults to the app on record.",
-                },
-                "client_secret_expires_at": {"type": "string", "format": "date-time"},
-            },
-        },
+        request=ref("Reauthorize"),
         body_required=False,
         tags=("console",),
     ),
@@ -624,58 +596,7 @@ def _names(most: int, longest: int, description: str) -> Json:
     }
 
 
-_SETTINGS: Final[Json] = {
-    "type": "object",
-    "properties": {
-        "window_days_back": {
-            "type": "integer",
-            "minimum": limits.WINDOW_DAYS_BACK[0],
-            "maximum": limits.WINDOW_DAYS_BACK[1],
-            "default": 30,
-        },
-        "window_days_forward": {
-            "type": "integer",
-            "minimum": limits.WINDOW_DAYS_FORWARD[0],
-            "maximum": limits.WINDOW_DAYS_FORWARD[1],
-            "default": 180,
-        },
-        "import_filter": {
-            "type": "object",
-            "properties": {
-                "mode": {"enum": ["all", "categories"]},
-                "categories": _names(
-                    limits.MAX_CATEGORIES,
-                    limits.MAX_CATEGORY_NAME,
-                    f"Outlook category names (at most {limits.MAX_CATEGORY_CHARS} characters together); "
-                    "with mode categories, at least one.",
-                ),
-            },
-            "additionalProperties": False,
-        },
-        "privacy_mode": {"type": "boolean", "description": "Pass only free/busy to the host."},
-        "show_free_events": {"type": "boolean"},
-        "todo_list_name": {
-            "type": "string",
-            "minLength": 1,
-            "pattern": r"\S",
-            "maxLength": limits.MAX_TODO_LIST_NAME,
-        },
-        "teams_method": {"enum": ["event", "online_meetings"]},
-        "multi_staff_mode": {"enum": ["copies", "meeting"]},
-        "user_scope": {"enum": ["staff", "all_users"]},
-        "conflict_policy": {"enum": ["host_wins", "outlook_wins"]},
-    },
-    "additionalProperties": False,
-}
 _NULLABLE_TIME: Final[Json] = {"type": ["string", "null"], "format": "date-time"}
-_legacy_id: Final[Json] = {"type": "string", "maxLength": limits.MAX_LEGACY_ID_LENGTH}
-_address: Final[Json] = {
-    "type": "string",
-    "pattern": r"^\s*$|@",
-    "maxLength": limits.MAX_ADDRESS,
-    "description": "An address like someone@contoso.com; blank is the same as absent.",
-}
-
 SCHEMAS: Final[Json] = {
     "AppointmentInput": {
         "type": "object",
@@ -776,205 +697,6 @@ SCHEMAS: Final[Json] = {
             "video": {"type": "boolean", "default": False},
         },
     },
-    "Appointment": {
-        "type": "object",
-        "properties": {
-            "appointment_id": {"type": "string"},
-            "revision": {"type": "integer"},
-            "updated_at": {"type": "string", "format": "date-time"},
-            "state": {"enum": ["pending", "synced", "partial", "failed", "deleting", "deleted"]},
-            "appointment": {"oneOf": [ref("AppointmentInput"), {"type": "null"}]},
-            "staff": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "staff_id": {"type": "string"},
-                        "role": {"enum": ["copy", "organizer", "attendee"]},
-                        "state": {"enum": ["pending", "synced", "error", "conflict"]},
-                        "event_id": {"type": ["string", "null"]},
-                        "ical_uid": {"type": ["string", "null"]},
-                        "join_url": {"type": ["string", "null"]},
-                        "error": {"type": ["string", "null"]},
-                    },
-                },
-            },
-        },
-    },
-    "Settings": _SETTINGS,
-    "TenantCreate": {
-        "type": "object",
-        "required": ["tenant_id", "display_name", "auth"],
-        "properties": {
-            "tenant_id": PATH_PARAMETERS["tenant_id"],
-            "display_name": {
-                "type": "string",
-                "minLength": 1,
-                "pattern": r"\S",
-                "maxLength": limits.MAX_DISPLAY_NAME,
-            },
-            "auth": {
-                "oneOf": [
-                    {
-                        "type": "object",
-                        "required": ["mode"],
-                        "properties": {"mode": {"const": "admin_consent"}},
-                    },
-                    {
-                        "type": "object",
-                        "required": ["mode", "client_id", "client_secret"],
-                        "properties": {
-                            "mode": {"const": "customer_app"},
-                            "client_id": {"type": "string", "format": "uuid", "maxLength": 36},
-                            "client_secret": {
-                                "type": "string",
-                                "minLength": 1,
-                                "maxLength": limits.MAX_CLIENT_SECRET,
-                                "writeOnly": True,
-                            },
-                            "client_secret_expires_at": {"type": "string", "format": "date-time"},
-                        },
-                    },
-                ]
-            },
-            "settings": _SETTINGS,
-        },
-    },
-    "Tenant": {
-        "type": "object",
-        "properties": {
-            "tenant_id": {"type": "string"},
-            "directory_id": {"type": "string"},
-            "display_name": {"type": "string"},
-            "state": {
-                "description": "Once the staff were first matched, the users decide: `migrating` while any "
-                "has work left (also staff added later), else `degraded` while any is in error, else "
-                "`active`.",
-                "enum": [
-                    "pending_consent",
-                    "connecting",
-                    "migrating",
-                    "active",
-                    "degraded",
-                    "consent_revoked",
-                    "disconnecting",
-                    "disconnected",
-                ],
-            },
-            "auth": {"type": "object"},
-            "settings": _SETTINGS,
-            "credential_expires_at": _NULLABLE_TIME,
-            "credential_expiring": {"type": "boolean"},
-            "last_error": {"type": ["string", "null"]},
-            "consent_url": {"type": "string", "description": "Only when a consent link was just issued."},
-            "progress": ref("Progress"),
-        },
-    },
-    "Progress": {
-        "type": "object",
-        "description": "Derived from the users on every read. Every staff member is work: one not matched "
-        "yet, or matched and not migrated yet, is to do; one synced, in error, or with nothing to migrate "
-        "(unmatched, no mailbox, forbidden, disabled) is done. `percent` is 0 until there is work, never "
-        "goes down while the staff stay the same, and is 100 once the phase is `done`, never before (a "
-        "stopped tenant shows what was done before it stopped).",
-        "properties": {
-            "phase": {"enum": ["waiting_for_consent", "matching", "migrating", "done", "stopped"]},
-            "percent": {"type": "integer", "minimum": 0, "maximum": 100},
-            "total": {"type": "integer", "minimum": 0, "description": "Every staff member of the tenant."},
-            "done": {"type": "integer", "minimum": 0, "description": "Those with nothing left to do."},
-            "by_match": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "by_state": {
-                "type": "object",
-                "additionalProperties": {"type": "integer"},
-                "description": "The matched users by sync state.",
-            },
-            "eta_seconds": {
-                "type": ["integer", "null"],
-                "minimum": 0,
-                "description": "Seconds left at the rate users were migrated since this migration began "
-                "(the connection, or when staff added later were stored); null until one user was "
-                "migrated, 0 when done.",
-            },
-        },
-    },
-    "Staff": {
-        "type": "object",
-        "description": "Give email or upn (or both).",
-        "properties": {
-            "email": _address,
-            "upn": _address,
-            "display_name": {"type": "string", "maxLength": limits.MAX_DISPLAY_NAME},
-            "enabled": {"type": "boolean", "default": True},
-            "legacy_ids": {
-                "type": "array",
-                "maxItems": limits.MAX_LEGACY_IDS,
-                "description": "Appointments the host wrote before (EWS era), linked during migration "
-                "instead of being announced as new. A bare string is an EWS item id that is also the "
-                f"appointment id. At most {limits.MAX_LEGACY_JSON} characters together as JSON.",
-                "items": {
-                    "oneOf": [
-                        {"type": "string", "minLength": 1, "maxLength": limits.MAX_LEGACY_ID_LENGTH},
-                        {
-                            "type": "object",
-                            "required": ["appointment_id"],
-                            "properties": {
-                                "appointment_id": {**_legacy_id, "minLength": 1, "pattern": r"\S"},
-                                "ews_id": _legacy_id,
-                                "ical_uid": _legacy_id,
-                            },
-                        },
-                    ]
-                },
-            },
-        },
-    },
-    "User": {
-        "type": "object",
-        "properties": {
-            "staff_id": {"type": "string"},
-            "email": {"type": ["string", "null"]},
-            "upn": {"type": ["string", "null"]},
-            "display_name": {"type": "string"},
-            "enabled": {"type": "boolean"},
-            "match": {"enum": ["matched", "unmatched", "forbidden", "no_mailbox", "disabled", "pending"]},
-            "matched_by": {"type": ["string", "null"]},
-            "match_reason": {"type": ["string", "null"]},
-            "graph_user_id": {"type": ["string", "null"]},
-            "state": {"enum": ["pending", "migrating", "synced", "error", "disabled"]},
-            "last_sync_at": _NULLABLE_TIME,
-            "last_error": {"type": ["string", "null"]},
-            "subscription_expires_at": _NULLABLE_TIME,
-        },
-    },
-    "UserPage": {
-        "type": "object",
-        "properties": {
-            "value": {"type": "array", "items": ref("User")},
-            "next_cursor": {"type": ["string", "null"]},
-            "total": {"type": "integer"},
-        },
-    },
-    "Change": {
-        "type": "object",
-        "properties": {
-            "sequence": {"type": "integer"},
-            "type": {"type": "string"},
-            "tenant_id": {"type": "string"},
-            "staff_id": {"type": ["string", "null"]},
-            "occurred_at": {"type": "string", "format": "date-time"},
-            "data": {"type": "object"},
-        },
-    },
-    "DeadLetter": {
-        "type": "object",
-        "properties": {
-            "first_sequence": {"type": "integer"},
-            "last_sequence": {"type": "integer"},
-            "attempts": {"type": "integer"},
-            "reason": {"type": "string"},
-            "failed_at": {"type": "string", "format": "date-time"},
-        },
-    },
     "ChangePage": {
         "type": "object",
         "properties": {"value": {"type": "array", "items": ref("Change")}, "cursor": {"type": "string"}},
@@ -1014,6 +736,48 @@ SCHEMAS: Final[Json] = {
 }
 
 
+# What the connector sends the host (HOST_WEBHOOK_URL): batches of changes, signed, retried until a 2xx.
+WEBHOOKS: Final[Json] = {
+    "changes": {
+        "post": {
+            "operationId": "hostWebhook",
+            "summary": "A batch of one tenant's changes, in feed order, POSTed to the host's webhook URL. "
+            "The same batch (same X-Connector-Delivery) is retried with backoff until a 2xx; after the last "
+            "attempt it is kept as a dead letter and the changes stay in the pull feed.",
+            "parameters": [
+                {
+                    "name": "X-Connector-Signature",
+                    "in": "header",
+                    "required": True,
+                    "description": '`t=<unix seconds>,v1=<hex HMAC-SHA256 over "<t>.<body>">` with the '
+                    "host-webhook-secret; refuse a timestamp more than 300 s away.",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "X-Connector-Delivery",
+                    "in": "header",
+                    "required": True,
+                    "description": "`{tenant}:{first}-{last}` sequence numbers: the same on every retry.",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "X-Connector-Delivery-Attempt",
+                    "in": "header",
+                    "required": True,
+                    "description": "1 on the first try.",
+                    "schema": {"type": "integer", "minimum": 1},
+                },
+            ],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": ref("Delivery")}}},
+            "responses": {
+                "2XX": {"description": "Taken; the next batch follows."},
+                "default": {"description": "Not taken: the batch is sent again later."},
+            },
+        }
+    }
+}
+
+
 def documented_path(route: str) -> str:
     """The route as the document names it: under the prefix, `{tid}` as `{tenant_id}`."""
     parts = route.split("/")
@@ -1032,7 +796,60 @@ def _path_parameters(route: str) -> list[Json]:
 
 
 # Request bodies: a null member is the same as an absent one, so every optional member also takes null.
-REQUEST_SCHEMAS: Final = frozenset({"AppointmentInput", "Settings", "TenantCreate", "Staff"})
+REQUEST_SCHEMAS: Final = frozenset({"AppointmentInput"})
+# The generated components named as the API names them (the models' class names say they are bodies).
+MODEL_NAMES: Final = {"ImportFilterBody": "ImportFilter", "LegacyIdBody": "LegacyId"}
+
+
+def model_schemas() -> Json:
+    """The components the models generate: the request bodies (`shared/service/bodies.py`), with null
+    allowed wherever a member may be absent, the answers (`functions/responses.py`) and the changes
+    (`shared/service/change_types.py`). pydantic is imported here, when the document is first asked for."""
+    from functions.responses import RESPONSE_MODELS
+    from shared.service.bodies import REQUEST_MODELS
+    from shared.service.change_types import CHANGE_MODELS
+
+    requests = _generated(REQUEST_MODELS)
+    return {
+        **_generated(CHANGE_MODELS),
+        **_generated(RESPONSE_MODELS),
+        **{name: _nulls_as_absent(schema) for name, schema in requests.items()},
+    }
+
+
+def _generated(models: tuple[type[Any], ...]) -> Json:
+    import json
+
+    from pydantic.json_schema import models_json_schema
+
+    _, top = models_json_schema(
+        [(model, "validation") for model in models], ref_template="#/components/schemas/{model}"
+    )
+    text = json.dumps(top["$defs"])
+    for name, documented in MODEL_NAMES.items():
+        text = text.replace(f'"#/components/schemas/{name}"', f'"#/components/schemas/{documented}"')
+    schemas: Json = {MODEL_NAMES.get(name, name): schema for name, schema in json.loads(text).items()}
+    for schema in schemas.values():
+        _untitled(schema)
+    return schemas
+
+
+def _untitled(schema: Any) -> None:
+    """Without pydantic's titles (the member names again; a member named `title` stays), and a component
+    a model names by hand (`{"x-component": name}`) as its $ref."""
+    if isinstance(schema, list):
+        for item in schema:
+            _untitled(item)
+    elif isinstance(schema, dict):
+        schema.pop("title", None)
+        if "x-component" in schema:
+            schema["$ref"] = f"#/components/schemas/{schema.pop('x-component')}"
+        for key, value in schema.items():
+            if key == "properties":
+                for member in value.values():
+                    _untitled(member)
+            else:
+                _untitled(value)
 
 
 def _nulls_as_absent(schema: Json) -> Json:
@@ -1043,7 +860,7 @@ def _nulls_as_absent(schema: Json) -> Json:
 
 
 def _allow_nulls(schema: Json) -> None:
-    for alternative in schema.get("oneOf", []):
+    for alternative in schema.get("oneOf", []) + schema.get("anyOf", []):
         _allow_nulls(alternative)
     if isinstance(schema.get("items"), dict):
         _allow_nulls(schema["items"])
@@ -1060,6 +877,8 @@ def _allow_nulls(schema: Json) -> None:
             member["type"] = kinds if "null" in kinds else [*kinds, "null"]
         elif "enum" in member:
             member["enum"] = member["enum"] if None in member["enum"] else [*member["enum"], None]
+        elif {"type": "null"} in member.get("anyOf", []):  # a model's optional member says it already
+            continue
         else:
             properties[name] = {"anyOf": [member, {"type": "null"}]}
 
@@ -1133,10 +952,14 @@ def openapi_document() -> Json:
             ),
         },
         "paths": paths,
+        "webhooks": WEBHOOKS,
         "components": {
             "schemas": {
-                name: _nulls_as_absent(schema) if name in REQUEST_SCHEMAS else schema
-                for name, schema in SCHEMAS.items()
+                **{
+                    name: _nulls_as_absent(schema) if name in REQUEST_SCHEMAS else schema
+                    for name, schema in SCHEMAS.items()
+                },
+                **model_schemas(),
             },
             "securitySchemes": {
                 "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},

@@ -12,14 +12,14 @@ from functions.http import (
     read_optional_json_object,
     read_settings_patch,
 )
-from functions.views import dead_letter_json, tenant_json, user_json
+from functions.views import dead_letter_json, tenant_json, user_json, user_page_json
 from shared.bootstrap import container
 from shared.domain.users import MatchStatus, SyncState
 from shared.service import deliveries, sync, tenants, users
 from shared.service.commands import (
     parse_create_tenant,
-    parse_customer_app,
     parse_flag,
+    parse_reauthorize,
     parse_staff,
     parse_staff_id,
     parse_tenant_path,
@@ -76,8 +76,7 @@ async def tenant_settings(req: func.HttpRequest) -> func.HttpResponse:
 @handles_errors
 async def tenant_reauthorize(req: func.HttpRequest) -> func.HttpResponse:
     services = container().services
-    body = read_optional_json_object(req)
-    credential = parse_customer_app(body, prefix="") if body.get("client_secret") is not None else None
+    credential = parse_reauthorize(read_optional_json_object(req))
     try:
         connection = await tenants.reauthorize(services, _tenant_id(req), credential)
     except InvalidInput as error:  # the service names the secret as a create nests it (auth.…)
@@ -106,9 +105,7 @@ async def staff_item(req: func.HttpRequest) -> func.HttpResponse:
 @handles_errors
 async def users_list(req: func.HttpRequest) -> func.HttpResponse:
     page = await users.list_users(container().services, _tenant_id(req), user_query(req))
-    return json_response(
-        {"value": [user_json(u) for u in page.users], "next_cursor": page.next_cursor, "total": page.total}
-    )
+    return json_response(user_page_json(page))
 
 
 @bp.function_name("tenant_rematch")

@@ -1,19 +1,24 @@
-"""JSON shapes of the host API (the OpenAPI schemas in functions/openapi.py describe the same)."""
+"""JSON shapes of the host API, each through its response model (`functions/responses.py`), which also
+generates its OpenAPI component. The models are imported when an answer is first shaped (pydantic is not
+imported at the cold start)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.domain.appointments import AppointmentRecord
+from shared.domain.appointments import AppointmentRecord, CopyRole, CopyState
 from shared.domain.progress import Progress, tenant_state
 from shared.domain.tenants import Tenant, TenantSettings
 from shared.domain.users import UserRecord
 from shared.service.appointment_commands import appointment_document
 from shared.service.appointments import copies_json
 from shared.service.change_json import change_json, iso  # one shape for the pull feed and the webhook
-from shared.service.records import DeadLetter
+from shared.service.records import DeadLetter, UserPage
+
+if TYPE_CHECKING:  # imported where an answer is shaped: pydantic is not imported at the cold start
+    from functions import responses
 
 __all__ = ["change_json", "iso", "settings_json", "tenant_json", "user_json"]
 
@@ -29,7 +34,9 @@ def tenant_json(
 ) -> dict[str, Any]:
     """The tenant as the API shows it. With its progress, the state is the one its users decide (a tenant
     migrating staff added later shows `migrating`, one with users in error `degraded`)."""
-    auth: dict[str, Any] = {"mode": tenant.auth_mode.value}
+    from functions import responses
+
+    auth: dict[str, Any] = {"mode": tenant.auth_mode}
     if tenant.customer_app:
         auth["client_id"] = tenant.customer_app.client_id
         auth["client_secret_expires_at"] = iso(tenant.customer_app.secret_expires_at)
@@ -37,8 +44,8 @@ def tenant_json(
         "tenant_id": tenant.tenant_id,
         "directory_id": tenant.directory_id,
         "display_name": tenant.display_name,
-        "state": (tenant_state(tenant.state, progress) if progress else tenant.state).value,
-        "auth": auth,
+        "state": tenant_state(tenant.state, progress) if progress else tenant.state,
+        "auth": responses.TenantAuth.of(**auth),
         "settings": settings_json(tenant.settings),
         "credential_expires_at": iso(tenant.credential_expires_at()),
         "credential_expiring": tenant.credential_expiring(now),
@@ -48,49 +55,75 @@ def tenant_json(
         "updated_at": iso(tenant.updated_at),
     }
     if progress is not None:
-        body["progress"] = progress.as_json()
+        body["progress"] = responses.Progress.of(**progress.as_json())
     if consent_url is not None:
         body["consent_url"] = consent_url
-    return body
+    return responses.Tenant.of(**body).as_json()
 
 
 def user_json(user: UserRecord) -> dict[str, Any]:
+    return _user(user).as_json()
+
+
+def _user(user: UserRecord) -> responses.User:
+    from functions import responses
+
     staff = user.staff
-    return {
-        "staff_id": staff.staff_id,
-        "email": staff.email,
-        "upn": staff.upn,
-        "display_name": staff.display_name,
-        "enabled": staff.enabled,
-        "match": user.match.value,
-        "matched_by": user.matched_by.value if user.matched_by else None,
-        "match_reason": user.match_reason,
-        "graph_user_id": user.graph_user_id,
-        "state": user.sync_state.value,
-        "last_sync_at": iso(user.last_sync_at),
-        "last_error": user.last_error,
-        "subscription_expires_at": iso(user.subscription_expires_at),
-        "updated_at": iso(user.updated_at),
-    }
+    return responses.User.of(
+        staff_id=staff.staff_id,
+        email=staff.email,
+        upn=staff.upn,
+        display_name=staff.display_name,
+        enabled=staff.enabled,
+        match=user.match,
+        matched_by=user.matched_by,
+        match_reason=user.match_reason,
+        graph_user_id=user.graph_user_id,
+        state=user.sync_state,
+        last_sync_at=iso(user.last_sync_at),
+        last_error=user.last_error,
+        subscription_expires_at=iso(user.subscription_expires_at),
+        updated_at=iso(user.updated_at),
+    )
+
+
+def user_page_json(page: UserPage) -> dict[str, Any]:
+    """A page of users (the host API's and the console's)."""
+    from functions import responses
+
+    users = [_user(u) for u in page.users]
+    return responses.UserPage.of(value=users, next_cursor=page.next_cursor, total=page.total).as_json()
 
 
 def dead_letter_json(letter: DeadLetter) -> dict[str, Any]:
-    return {
-        "first_sequence": letter.first_sequence,
-        "last_sequence": letter.last_sequence,
-        "attempts": letter.attempts,
-        "reason": letter.reason,
-        "failed_at": iso(letter.failed_at),
-    }
+    from functions import responses
+
+    return responses.DeadLetter.of(
+        first_sequence=letter.first_sequence,
+        last_sequence=letter.last_sequence,
+        attempts=letter.attempts,
+        reason=letter.reason,
+        failed_at=iso(letter.failed_at),
+    ).as_json()
 
 
 def appointment_json(record: AppointmentRecord) -> dict[str, Any]:
     """The API's appointment: the host's last version, and per staff member what Outlook holds."""
+    from functions import responses
+    from shared.service.change_types import CopyStatus
+
     document = appointment_document(record.appointment) if record.appointment else None
-    return {
-        "appointment_id": record.appointment_id,
-        "revision": record.revision,
-        "updated_at": record.updated_at.isoformat(),
-        "appointment": document,
-        **copies_json(record),
-    }
+    copies = copies_json(record)
+    return responses.Appointment.of(
+        appointment_id=record.appointment_id,
+        revision=record.revision,
+        updated_at=record.updated_at.isoformat(),
+        state=record.state,
+        appointment=document,
+        staff=[
+            CopyStatus.model_construct(
+                **{**copy, "role": CopyRole(copy["role"]), "state": CopyState(copy["state"])}
+            )
+            for copy in copies["staff"]
+        ],
+    ).as_json()

@@ -22,7 +22,7 @@ from typing import Any, Final
 from shared.domain.progress import Progress
 from shared.domain.tenants import AuthMode, Tenant
 from shared.service import tenants
-from shared.service.commands import parse_customer_app
+from shared.service.commands import parse_reauthorize
 from shared.service.context import Services
 from shared.service.errors import ConsoleAccessDenied, InvalidInput
 from shared.service.keys import CONSOLE_KEY
@@ -142,10 +142,10 @@ async def reauthorize(services: Services, tenant_id: str, body: dict[str, Any]) 
         raise InvalidInput("client_secret", "is required: a new secret of the organisation's own app")
     known = tenant.customer_app.client_id if tenant.customer_app else None
     try:
-        credential = parse_customer_app({"client_id": known, **body}, prefix="body")
+        credential = parse_reauthorize(body, known)
         return await tenants.reauthorize(services, tenant.tenant_id, credential)
     except InvalidInput as error:  # the fields as the console sent them, not as the host API nests them
-        field = error.field.removeprefix("body.").removeprefix("auth.")
+        field = error.field.removeprefix("auth.")
         raise InvalidInput(field, error.reason, status=error.status) from None
 
 

@@ -42,6 +42,18 @@ async def new_organisation(connector: Connector, policy: str = "auto-accept") ->
     return {"id": tid, "domain": domain, "users": users}
 
 
+async def own_app(connector: Connector, org: dict[str, Any], secret: str, name: str = "Own app") -> Any:
+    """The organisation's own app registration, consented, with `secret`."""
+    async with connector.control() as control:
+        return await control.create_app(
+            name,
+            org["id"],
+            permissions=["Calendars.ReadWrite", "User.Read.All"],
+            secrets=[{"value": secret}],
+            consent=True,
+        )
+
+
 def consent(connector: Connector, consent_url: str) -> httpx.Response:
     """Follow the consent URL as the admin's browser would: Entra, then the connector's callback."""
     trust = ssl.create_default_context(cafile=connector.emulator.ca_file)
@@ -171,14 +183,7 @@ async def test_consent_for_another_tenant_is_refused(connector: Connector) -> No
 
 async def test_customer_app_mode_and_a_wrong_secret(connector: Connector) -> None:
     org = await new_organisation(connector)
-    async with connector.control() as control:
-        app = await control.create_app(
-            "Customer's own app",
-            org["id"],
-            permissions=["Calendars.ReadWrite", "User.Read.All"],
-            secrets=[{"value": "customer-secret-value-1"}],
-            consent=True,
-        )
+    app = await own_app(connector, org, "customer-secret-value-1", "Customer's own app")
     base = {"tenant_id": org["id"], "display_name": "Org"}
     with connector.api() as api:
         wrong = api.post(
@@ -250,14 +255,7 @@ def test_function_key_is_required(connector: Connector) -> None:
 
 async def test_disconnect_purges_state_and_secrets(connector: Connector) -> None:
     org = await new_organisation(connector)
-    async with connector.control() as control:
-        app = await control.create_app(
-            "Own app",
-            org["id"],
-            permissions=["User.Read.All", "Calendars.ReadWrite"],
-            secrets=[{"value": "own-secret-to-purge"}],
-            consent=True,
-        )
+    app = await own_app(connector, org, "own-secret-to-purge")
     with connector.api() as api:
         api.post(
             "/api/v1/tenants",
@@ -319,14 +317,7 @@ async def test_disconnected_customer_app_tenant_reconnects_with_its_recovered_se
     connector: Connector,
 ) -> None:
     org = await new_organisation(connector)
-    async with connector.control() as control:
-        app = await control.create_app(
-            "Own app",
-            org["id"],
-            permissions=["User.Read.All", "Calendars.ReadWrite"],
-            secrets=[{"value": "own-secret-kept-by-the-vault"}],
-            consent=True,
-        )
+    app = await own_app(connector, org, "own-secret-kept-by-the-vault")
     body = {
         "tenant_id": org["id"],
         "display_name": "Org",

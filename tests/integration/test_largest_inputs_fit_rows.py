@@ -21,7 +21,7 @@ from shared.domain.appointments import AppointmentRecord, CopyRole, CopyState, S
 from shared.domain.tenants import AuthMode, Tenant, TenantState
 from shared.domain.users import MatchStatus, StaffMember, UserRecord
 from shared.service import appointment_commands as appointment_limits
-from shared.service import commands as limits
+from shared.service import limits
 from shared.service.appointment_commands import appointment_document, parse_appointment
 from shared.service.commands import parse_legacy_ids, parse_settings
 from shared.service.errors import InvalidInput

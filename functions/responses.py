@@ -1,0 +1,143 @@
+"""The host API's response bodies as pydantic models: `functions/views.py` shapes each answer through them,
+and they generate the OpenAPI components of the answers (`functions/openapi.py`).
+
+Times are given as the API writes them (`iso`: UTC with a `Z`), and the settings and the appointment as
+the request models describe them (their components are referenced, not repeated). pydantic is imported
+with this module, which the views import when they first shape an answer, never at the cold start.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from shared.domain.appointments import AppointmentState
+from shared.domain.tenants import AuthMode, TenantState
+from shared.domain.users import MatchedBy, MatchStatus, SyncState
+from shared.service.change_types import CopyStatus
+
+Time = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+# A component of the document by name (`functions/openapi.py` makes it a $ref; pydantic's own refs are
+# to its models only).
+SettingsJson = Annotated[dict[str, Any], WithJsonSchema({"x-component": "Settings"})]
+AppointmentJson = Annotated[
+    dict[str, Any] | None,
+    WithJsonSchema({"oneOf": [{"x-component": "AppointmentInput"}, {"type": "null"}]}),
+]
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    @classmethod
+    def of(cls, **members: Any) -> Self:
+        """An answer from the connector's own records: not validated again (a stored value a later, tighter
+        rule would refuse is still shown); the schemathesis test holds the answers to the document."""
+        return cls.model_construct(**members)
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON object: members not given (`consent_url`, `progress` …) are left out."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+class TenantAuth(Answer):
+    mode: AuthMode
+    client_id: str | None = Field(None, description="The customer's own app.")
+    client_secret_expires_at: Time | None = None
+
+
+class Progress(Answer):
+    """Derived from the users on every read. Every staff member is work: one not matched yet, or matched
+    and not migrated yet, is to do; one synced, in error, or with nothing to migrate (unmatched, no mailbox,
+    forbidden, disabled) is done. `percent` is 0 until there is work, never goes down while the staff stay
+    the same, and is 100 once the phase is `done`, never before (a stopped tenant shows what was done before
+    it stopped)."""
+
+    phase: Literal["waiting_for_consent", "matching", "migrating", "done", "stopped"]
+    percent: int = Field(ge=0, le=100)
+    total: int = Field(ge=0, description="Every staff member of the tenant.")
+    done: int = Field(ge=0, description="Those with nothing left to do.")
+    by_match: dict[str, int]
+    by_state: dict[str, int] = Field(description="The matched users by sync state.")
+    eta_seconds: int | None = Field(
+        ge=0,
+        description="Seconds left at the rate users were migrated since this migration began (the "
+        "connection, or when staff added later were stored); null until one user was migrated, 0 when done.",
+    )
+
+
+class Tenant(Answer):
+    tenant_id: str
+    directory_id: str
+    display_name: str
+    state: TenantState = Field(
+        description="Once the staff were first matched, the users decide: `migrating` while any has work "
+        "left (also staff added later), else `degraded` while any is in error, else `active`."
+    )
+    auth: TenantAuth
+    settings: SettingsJson
+    credential_expires_at: Time | None
+    credential_expiring: bool
+    last_error: str | None
+    connected_at: Time | None
+    created_at: Time | None
+    updated_at: Time | None
+    progress: Progress | None = None
+    consent_url: str | None = Field(None, description="Only when a consent link was just issued.")
+    dead_deliveries: int | None = Field(
+        None, description="The console's view only: batches of changes the host's webhook never took."
+    )
+
+
+class TenantList(Answer):
+    value: list[Tenant]
+
+
+class User(Answer):
+    staff_id: str
+    email: str | None
+    upn: str | None
+    display_name: str
+    enabled: bool
+    match: MatchStatus
+    matched_by: MatchedBy | None
+    match_reason: str | None
+    graph_user_id: str | None
+    state: SyncState
+    last_sync_at: Time | None
+    last_error: str | None
+    subscription_expires_at: Time | None
+    updated_at: Time | None
+
+
+class UserPage(Answer):
+    value: list[User]
+    next_cursor: str | None
+    total: int
+
+
+class DeadLetter(Answer):
+    first_sequence: int
+    last_sequence: int
+    attempts: int
+    reason: str
+    failed_at: Time | None
+
+
+class DeadLetterList(Answer):
+    value: list[DeadLetter]
+
+
+class Appointment(Answer):
+    """The host's last version of the appointment, and per staff member what Outlook holds."""
+
+    appointment_id: str
+    revision: int
+    updated_at: Time
+    state: AppointmentState
+    appointment: AppointmentJson
+    staff: list[CopyStatus]
+
+
+RESPONSE_MODELS: tuple[type[BaseModel], ...] = (TenantList, UserPage, DeadLetterList, Appointment)

@@ -1,0 +1,240 @@
+"""The change feed's change types as pydantic models: one per `type`, each with its `data` typed. They
+generate the OpenAPI `Change` component (a union on `type`) and the host webhook's delivery body
+(`Delivery`, the document's `webhooks` section); the services build the data as `change_json` shows it.
+
+Imported by the OpenAPI document only (pydantic is not imported at the function app's cold start).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+from shared.domain.appointments import AppointmentState, CopyRole, CopyState
+from shared.domain.calendar import EventKind
+from shared.domain.tenants import AuthMode
+
+Instant = Annotated[str, Field(description="ISO 8601: a UTC time with Z, or a date for an all-day event.")]
+
+
+class Data(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Person(Data):
+    name: str
+    address: str
+
+
+class Attendee(Person):
+    type: str = Field(description="required, optional or resource")
+    response: str = Field(
+        description="none, accepted, declined, tentativelyAccepted, organizer, notResponded"
+    )
+
+
+class EventBody(Data):
+    content_type: Literal["text", "html"]
+    content: str
+    truncated: bool
+
+
+class Event(Data):
+    """An Outlook event as the host sees it. In privacy mode only id, start, end, all_day and show_as."""
+
+    id: str
+    start: Instant
+    end: Instant
+    all_day: bool
+    show_as: str
+    ical_uid: str | None = None
+    type: EventKind | None = None
+    series_master_id: str | None = None
+    subject: str | None = None
+    body: EventBody | None = None
+    location: str | None = None
+    sensitivity: str | None = None
+    categories: list[str] | None = None
+    organizer: Person | None = None
+    attendees: list[Attendee] | None = None
+    join_url: str | None = None
+    time_zone: str | None = Field(None, description="As Outlook reports it (a Windows or IANA name).")
+
+
+class RemovedEvent(Data):
+    id: str
+
+
+class EventData(Data):
+    event: Event
+    appointment_id: str | None = Field(description="The host appointment it is linked to, if any.")
+
+
+class EventDeletedData(Data):
+    event: RemovedEvent
+    appointment_id: str | None
+    reason: str
+
+
+class UserMigratedData(Data):
+    events: int
+    linked: int = Field(description="Events linked to appointments the host wrote before.")
+
+
+class TenantMigratedData(Data):
+    users: int
+    failed: int
+
+
+class CopyStatus(Data):
+    staff_id: str
+    role: CopyRole
+    state: CopyState
+    event_id: str | None
+    ical_uid: str | None
+    join_url: str | None
+    error: str | None
+
+
+class AppointmentOutcomeData(Data):
+    appointment_id: str
+    revision: int
+    state: AppointmentState
+    staff: list[CopyStatus]
+
+
+class ChangedInOutlookData(Data):
+    appointment_id: str
+    change: str
+    resolution: str
+    event_id: str | None
+    event: Event | None = None
+
+
+class TenantConnectedData(Data):
+    auth_mode: AuthMode
+
+
+class ConsentFailedData(Data):
+    reason: str
+    message: str
+
+
+class TenantDisconnectedData(Data):
+    pass
+
+
+class ConsentRevokedData(Data):
+    reason: str
+
+
+class CredentialExpiringData(Data):
+    expires_at: str = Field(json_schema_extra={"format": "date-time"})
+    expired: bool
+
+
+class ChangeBase(BaseModel):
+    sequence: int
+    tenant_id: str
+    staff_id: str | None
+    occurred_at: str = Field(json_schema_extra={"format": "date-time"})
+
+
+class EventCreated(ChangeBase):
+    type: Literal["event.created"]
+    data: EventData
+
+
+class EventUpdated(ChangeBase):
+    type: Literal["event.updated"]
+    data: EventData
+
+
+class EventDeleted(ChangeBase):
+    type: Literal["event.deleted"]
+    data: EventDeletedData
+
+
+class UserMigrated(ChangeBase):
+    type: Literal["user.migrated"]
+    data: UserMigratedData
+
+
+class TenantMigrated(ChangeBase):
+    type: Literal["tenant.migrated"]
+    data: TenantMigratedData
+
+
+class AppointmentSynced(ChangeBase):
+    type: Literal["appointment.synced"]
+    data: AppointmentOutcomeData
+
+
+class AppointmentFailed(ChangeBase):
+    type: Literal["appointment.failed"]
+    data: AppointmentOutcomeData
+
+
+class AppointmentChangedInOutlook(ChangeBase):
+    type: Literal["appointment.changed_in_outlook"]
+    data: ChangedInOutlookData
+
+
+class TenantConnected(ChangeBase):
+    type: Literal["tenant.connected"]
+    data: TenantConnectedData
+
+
+class TenantConsentFailed(ChangeBase):
+    type: Literal["tenant.consent_failed"]
+    data: ConsentFailedData
+
+
+class TenantDisconnected(ChangeBase):
+    type: Literal["tenant.disconnected"]
+    data: TenantDisconnectedData
+
+
+class TenantConsentRevoked(ChangeBase):
+    type: Literal["tenant.consent_revoked"]
+    data: ConsentRevokedData
+
+
+class TenantCredentialExpiring(ChangeBase):
+    type: Literal["tenant.credential_expiring"]
+    data: CredentialExpiringData
+
+
+AnyChange = Annotated[
+    EventCreated
+    | EventUpdated
+    | EventDeleted
+    | UserMigrated
+    | TenantMigrated
+    | AppointmentSynced
+    | AppointmentFailed
+    | AppointmentChangedInOutlook
+    | TenantConnected
+    | TenantConsentFailed
+    | TenantDisconnected
+    | TenantConsentRevoked
+    | TenantCredentialExpiring,
+    Field(discriminator="type"),
+]
+
+
+class Change(RootModel[AnyChange]):
+    """One change, the same in the pull feed and the webhook; `data` as its `type` says."""
+
+
+class Delivery(BaseModel):
+    """The host webhook's body: a batch of one tenant's changes, in feed order. Signed in
+    `X-Connector-Signature` (`t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`); a 2xx takes it, anything
+    else is retried and finally kept as a dead letter (the changes stay in the pull feed)."""
+
+    tenant_id: str
+    changes: list[Change]
+
+
+CHANGE_MODELS: tuple[type[BaseModel], ...] = (Change, Delivery)

@@ -1,0 +1,34 @@
+"""The host API's limits on tenants, staff and settings: one place, read by the validating models
+(`bodies.py`), the parsers (`commands.py`) and the OpenAPI document."""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+GUID_ONLY: Final = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+STAFF_ID_RE: Final = re.compile(r"^[A-Za-z0-9._~@+=-]{1,128}$")  # safe as a Table Storage key
+STAFF_ID_CHARS: Final = "1-128 characters: letters, digits and . _ ~ @ + = -"
+MAX_TENANT_ID: Final = 253  # a DNS name; a GUID is 36
+TENANT_ID_PATTERN: Final = (
+    r"^(?:[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}"
+    r"|(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})$"
+)
+MAX_DISPLAY_NAME: Final = 256
+MAX_ADDRESS: Final = 320  # an email address or UPN (RFC 5321: 64 + 1 + 255)
+MAX_CLIENT_SECRET: Final = 1024
+MAX_LEGACY_IDS: Final = 2_000  # kept on the user's row (Table Storage entities hold 1 MB)
+MAX_LEGACY_ID_LENGTH: Final = 512
+# The links are kept on the user's row as ASCII JSON (Table Storage entities hold 1 MiB of UTF-16).
+MAX_LEGACY_JSON: Final = 400_000
+MAX_TODO_LIST_NAME: Final = 255
+WINDOW_DAYS_BACK: Final = (0, 365)
+WINDOW_DAYS_FORWARD: Final = (1, 730)
+# The settings are kept in the tenant's row as ASCII JSON in one string property (at most 32K UTF-16
+# units), where a character beyond ASCII takes up to 12 (an astral one: two \uXXXX escapes). So the
+# category names (each at most 255 characters, as Outlook's: "Maximum length is 255 characters",
+# https://learn.microsoft.com/en-us/javascript/api/outlook/office.categorydetails) are at most 2,000
+# together: 24,000 at worst, beside the To Do list name's 3,060 and the rest.
+MAX_CATEGORIES: Final = 50
+MAX_CATEGORY_NAME: Final = 255
+MAX_CATEGORY_CHARS: Final = 2_000
