@@ -6,7 +6,7 @@ import azure.functions as func
 
 from functions.jobs import run_job
 from shared.service import jobs
-from shared.service.appointments import run_write_job
+from shared.service.appointment_writes import run_write_job
 from shared.service.context import Services
 from shared.service.deliveries import deliver_changes
 from shared.service.ports import Job

@@ -11,7 +11,7 @@ from shared.domain.progress import Progress, tenant_state
 from shared.domain.tenants import Tenant, TenantSettings
 from shared.domain.users import UserRecord
 from shared.service.appointment_commands import appointment_document
-from shared.service.appointments import copies_json
+from shared.service.appointment_writes import copies_json
 from shared.service.change_json import change_json, iso  # one shape for the pull feed and the webhook
 from shared.service.ports import DeadLetter
 
