@@ -50,6 +50,7 @@ def registered_redirect_uris(value: Any) -> list[str]:
             raise RedirectUriError(f"{uri}: http is allowed for localhost and 127.0.0.1 only")
     return list(dict.fromkeys(value))
 
+
 _STYLE = (
     "body{font-family:Segoe UI,Arial,sans-serif;background:#f2f2f2;margin:0}"
     ".box{background:#fff;max-width:440px;margin:60px auto;padding:32px;box-shadow:0 2px 6px rgba(0,0,0,.2)}"

@@ -8,7 +8,8 @@ from shared.service.context import Services
 from shared.service.ports import Job, StaleWrite, TenantAccessError
 from shared.service.schedules import nightly_tenant, renew_tenant_subscriptions
 from shared.service.sync import maybe_finish_migration
-from shared.service.tenants import finish_disconnect, mark_consent_revoked
+from shared.service.tenant_disconnect import finish_disconnect
+from shared.service.tenants import mark_consent_revoked
 from shared.service.users import match_all
 
 log = get_logger("tenant_jobs")
