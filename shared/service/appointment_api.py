@@ -19,6 +19,7 @@ from shared.service import jobs
 from shared.service.context import Services
 from shared.service.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from shared.service.ports import AlreadyExists, StaleWrite
+from shared.service.retries import update_optimistically
 from shared.service.tenants import get_tenant
 
 SAVE_ATTEMPTS: Final = 5
@@ -35,24 +36,31 @@ async def put_appointment(
     """Store the host's version and queue its writes. A replay of the current version changes nothing."""
     tenant = await _connected(services, tenant_id)
     await _known_staff(services, tenant.tenant_id, appointment.staff_ids)
-    for _ in range(SAVE_ATTEMPTS):
-        record = await services.appointments.get(tenant.tenant_id, appointment.appointment_id)
+
+    def revised(record: AppointmentRecord | None) -> AppointmentRecord | None:
         _check_precondition(record, if_match)
         if record is not None and record.appointment == appointment:
-            if record.state is AppointmentState.PENDING:  # the first PUT may not have queued its job
-                await _queue_write(services, record)
-            return record
+            return None  # a replay of the current version
         now = services.clock.now()
         if record is None:
             record = AppointmentRecord(tenant.tenant_id, appointment.appointment_id, 0, None, {}, now)
-        updated = replace(record, appointment=appointment, revision=record.revision + 1, updated_at=now)
-        try:
-            saved = await services.appointments.save(updated)
-        except (StaleWrite, AlreadyExists):
-            continue
-        await _queue_write(services, saved)
-        return saved
-    raise Conflict("appointment_id", "the appointment is being changed concurrently; retry")
+        return replace(record, appointment=appointment, revision=record.revision + 1, updated_at=now)
+
+    done = await update_optimistically(
+        lambda: services.appointments.get(tenant.tenant_id, appointment.appointment_id),
+        revised,
+        services.appointments.save,
+        attempts=SAVE_ATTEMPTS,
+        races=(StaleWrite, AlreadyExists),
+        contended=Conflict("appointment_id", "the appointment is being changed concurrently; retry"),
+    )
+    if done.saved is None:
+        assert done.read is not None
+        if done.read.state is AppointmentState.PENDING:  # the first PUT may not have queued its job
+            await _queue_write(services, done.read)
+        return done.read
+    await _queue_write(services, done.saved)
+    return done.saved
 
 
 async def delete_appointment(
@@ -60,24 +68,28 @@ async def delete_appointment(
 ) -> AppointmentRecord:
     """Mark it deleted and queue the removal of every copy (idempotent)."""
     await get_tenant(services, tenant_id)
-    for _ in range(SAVE_ATTEMPTS):
-        record = await services.appointments.get(tenant_id, appointment_id)
+
+    def deleted(record: AppointmentRecord | None) -> AppointmentRecord | None:
         if record is None:
             raise NotFound("appointment", appointment_id, "appointment_id")
         _check_precondition(record, if_match)
         if record.appointment is None:
-            await _queue_write(services, record)
-            return record
-        updated = replace(
+            return None  # deleted already: its removal is queued again
+        return replace(
             record, appointment=None, revision=record.revision + 1, updated_at=services.clock.now()
         )
-        try:
-            saved = await services.appointments.save(updated)
-        except StaleWrite:
-            continue
-        await _queue_write(services, saved)
-        return saved
-    raise Conflict("appointment_id", "the appointment is being changed concurrently; retry")
+
+    done = await update_optimistically(
+        lambda: services.appointments.get(tenant_id, appointment_id),
+        deleted,
+        services.appointments.save,
+        attempts=SAVE_ATTEMPTS,
+        contended=Conflict("appointment_id", "the appointment is being changed concurrently; retry"),
+    )
+    record = done.latest
+    assert record is not None
+    await _queue_write(services, record)
+    return record
 
 
 async def get_appointment(services: Services, tenant_id: str, appointment_id: str) -> AppointmentRecord:

@@ -35,7 +35,6 @@ from shared.domain.appointments import (
 from shared.domain.tenants import Tenant
 from shared.domain.users import MatchStatus
 from shared.observability import bound, get_logger
-from shared.service import jobs
 from shared.service.appointment_copies import (
     WritePass,
     delete_copy,
@@ -53,18 +52,17 @@ from shared.service.ports import (
     Job,
     MailboxUnavailable,
     RateLimited,
-    StaleWrite,
     TenantAccessError,
     WrittenEvent,
 )
 from shared.service.publishing import publish
+from shared.service.retries import THROTTLED, starting_from, update_optimistically
 from shared.service.tenants import mark_consent_revoked
 
 log = get_logger("appointments")
 
 LEASE_TTL: Final = timedelta(minutes=2)
 CALENDAR_CONCURRENCY: Final = 8  # staff calendars written at once (each is its own mailbox)
-MAX_RETRIES: Final = 6
 SAVE_ATTEMPTS: Final = 5
 
 _PROBLEMS: Final = {
@@ -259,28 +257,32 @@ async def _save(run: WritePass) -> None:
     pass's outcome on the feed first: a crash in between reports it again on redelivery (at least once),
     never not at all."""
     services = run.services
-    record = run.record
-    for _ in range(SAVE_ATTEMPTS):
+
+    def merged(record: AppointmentRecord | None) -> AppointmentRecord | None:
+        if record is None:  # deleted meanwhile
+            return None
         copies = {k: v for k, v in record.copies.items() if k not in run.removed or k in run.copies}
         copies.update(run.copies)
-        updated = replace(record, copies=copies)
+        return replace(record, copies=copies)
+
+    async def reported(updated: AppointmentRecord) -> AppointmentRecord:
         outcome = _outcome(updated, services.clock.now())
-        await publish(services, record.tenant_id, [*run.changes, *([outcome] if outcome else [])])
+        await publish(services, updated.tenant_id, [*run.changes, *([outcome] if outcome else [])])
         run.changes = []
         if outcome is not None:
             updated = replace(updated, reported_revision=updated.revision)
-        try:
-            if updated.appointment is None and not updated.copies:
-                await services.appointments.delete(updated)
-            else:
-                await services.appointments.save(updated)
-            return
-        except StaleWrite:
-            fresh = await _reload(run)
-            if fresh is None:
-                return
-            record = fresh
-    raise Conflict("appointment_id", "the appointment kept changing while its copies were written")
+        if updated.appointment is None and not updated.copies:
+            await services.appointments.delete(updated)
+            return updated
+        return await services.appointments.save(updated)
+
+    await update_optimistically(
+        starting_from(run.record, lambda: _reload(run)),
+        merged,
+        reported,
+        attempts=SAVE_ATTEMPTS,
+        contended=Conflict("appointment_id", "the appointment kept changing while its copies were written"),
+    )
 
 
 async def _reload(run: WritePass) -> AppointmentRecord | None:
@@ -320,10 +322,10 @@ def copies_json(record: AppointmentRecord) -> dict[str, Any]:
 
 async def _retry_later(services: Services, job: Job, error: RateLimited) -> None:
     attempt = int(job.payload.get("attempt", 0)) + 1
-    if attempt > MAX_RETRIES:
+    if THROTTLED.exhausted(attempt):
         log.warning("gave up writing after %d attempts: %s", attempt - 1, error.reason)
         return
-    delay = jobs.retry_delay(attempt, error.retry_after)
+    delay = THROTTLED.delay_after(attempt, error.retry_after)
     await services.jobs.enqueue(
         [replace(job, payload={**job.payload, "attempt": attempt}, delay_seconds=delay)]
     )

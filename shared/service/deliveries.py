@@ -22,6 +22,7 @@ from shared.observability import get_logger
 from shared.service import jobs
 from shared.service.keys import HOST_WEBHOOK_SECRET
 from shared.service.ports import DeadLetter, DeliveryFailed, Job
+from shared.service.retries import Backoff
 
 if TYPE_CHECKING:  # context.py may import DeliveryPolicy from here for ConnectorConfig
     from shared.service.context import Services
@@ -38,9 +39,9 @@ log = get_logger("deliveries")
 
 
 @dataclass(frozen=True, slots=True)
-class DeliveryPolicy:
-    """How hard to try. With the defaults a refused range gets 8 posts over about an hour (30 s, 1, 2, 4, 8,
-    16 and 32 min apart) before it is dead-lettered."""
+class DeliveryPolicy(Backoff):
+    """How hard to try (the webhook names no Retry-After). With the defaults a refused range gets 8 posts
+    over about an hour (30 s, 1, 2, 4, 8, 16 and 32 min apart) before it is dead-lettered."""
 
     max_attempts: int = 8  # posts in all, the first included
     base_delay_seconds: int = 30  # the wait after the first failure; doubled after each further one
@@ -48,15 +49,9 @@ class DeliveryPolicy:
     max_batch: int = 100  # changes per post
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1 or self.max_batch < 1:
-            raise ValueError("max_attempts and max_batch must be at least 1")
-        if self.base_delay_seconds < 0 or self.max_delay_seconds < self.base_delay_seconds:
-            raise ValueError("need 0 <= base_delay_seconds <= max_delay_seconds")
-
-    def delay_after(self, failures: int) -> int:
-        """The wait before the next try, after `failures` failed tries (1, 2, ...)."""
-        exponent = min(max(failures - 1, 0), 30)
-        return min(self.base_delay_seconds * (1 << exponent), self.max_delay_seconds)
+        Backoff.__post_init__(self)
+        if self.max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
 
 
 DEFAULT_POLICY: Final = DeliveryPolicy()
@@ -174,7 +169,7 @@ async def _retry_or_dead_letter(
     services: Services, policy: DeliveryPolicy, tenant_id: str, rest: _Range, failure: DeliveryFailed
 ) -> None:
     failures = rest.attempt + 1
-    if not failure.retryable or failures >= policy.max_attempts:
+    if not failure.retryable or policy.exhausted(failures):
         await _dead_letter(
             services, tenant_id, rest.first, rest.last, attempts=failures, reason=failure.reason
         )

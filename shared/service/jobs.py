@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any, Final
 
 from shared.service.ports import Job
@@ -13,12 +12,6 @@ TENANT_QUEUE: Final = "tenant-jobs"  # per-tenant work: discover, rematch, disco
 DELIVERY_QUEUE: Final = "host-deliveries"  # signed webhooks to the host
 WRITE_QUEUE: Final = "outlook-writes"  # host appointments written to Outlook
 QUEUES: Final = (SYNC_QUEUE, TENANT_QUEUE, DELIVERY_QUEUE, WRITE_QUEUE)
-MAX_RETRY_DELAY: Final = 900  # seconds a throttled job waits at most before it runs again
-
-
-def retry_delay(attempt: int, retry_after: float) -> int:
-    """How long a throttled job stays invisible: Graph's Retry-After plus an exponential backoff."""
-    return min(MAX_RETRY_DELAY, math.ceil(retry_after) + int(2**attempt))
 
 
 def discover(tenant_id: str) -> Job:

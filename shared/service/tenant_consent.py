@@ -21,8 +21,9 @@ from shared.service.commands import CreateTenant, CustomerAppCredential
 from shared.service.context import Services
 from shared.service.customer_app import connect_customer_app
 from shared.service.errors import Conflict, InvalidInput
-from shared.service.ports import Change, ConsentState, StaleWrite, TenantAccessError
+from shared.service.ports import Change, ConsentState, TenantAccessError
 from shared.service.publishing import publish
+from shared.service.retries import StillContended, starting_from, update_optimistically
 from shared.service.tenant_disconnect import purge_rows
 from shared.service.tenants import Connection, directory_taken, get_tenant, mark_connected, store_new
 
@@ -177,15 +178,16 @@ async def _consent_failed(
 ) -> ConsentOutcome:
     log.info("consent did not complete: %s", result)
     now = services.clock.now()
-    for _ in range(3):
-        try:
-            tenant = await services.tenants.save(replace(tenant, last_error=message, updated_at=now))
-            break
-        except StaleWrite:
-            fresh = await services.tenants.get(tenant.tenant_id)
-            if fresh is None:
-                break
-            tenant = fresh
+    try:
+        done = await update_optimistically(
+            starting_from(tenant, lambda: services.tenants.get(tenant.tenant_id)),
+            lambda current: None if current is None else replace(current, last_error=message, updated_at=now),
+            services.tenants.save,
+            attempts=3,
+        )
+        tenant = done.latest or tenant  # as saved (None: deleted meanwhile)
+    except StillContended:
+        pass  # the feed still says it
     await publish(
         services,
         tenant.tenant_id,

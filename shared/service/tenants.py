@@ -20,6 +20,7 @@ from shared.service.context import Services
 from shared.service.errors import Conflict, NotFound
 from shared.service.ports import AlreadyExists, Change, DirectoryTaken, StaleWrite
 from shared.service.publishing import publish
+from shared.service.retries import update_optimistically
 
 log = get_logger("tenants")
 
@@ -81,16 +82,14 @@ async def save_tenant_change(
     """Apply `change` to a fresh read of the tenant and save it. When a worker saved the row in between (a
     migration finishing), read and apply it again rather than fail. `change` answers None when there is
     nothing to save, and may raise. Answers the tenant (as saved, or as read) and whether it was saved."""
-    for _ in range(SAVE_ATTEMPTS):
-        tenant = await get_tenant(services, tenant_id)
-        changed = change(tenant)
-        if changed is None:
-            return tenant, False
-        try:
-            return await services.tenants.save(changed), True
-        except StaleWrite:
-            continue
-    raise Conflict("tenant_id", "the tenant is being changed concurrently; retry")
+    done = await update_optimistically(
+        lambda: get_tenant(services, tenant_id),
+        change,
+        services.tenants.save,
+        attempts=SAVE_ATTEMPTS,
+        contended=Conflict("tenant_id", "the tenant is being changed concurrently; retry"),
+    )
+    return done.latest, done.saved is not None
 
 
 async def mark_consent_revoked(services: Services, tenant_id: str, reason: str) -> None:
