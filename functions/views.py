@@ -90,7 +90,7 @@ def appointment_json(record: AppointmentRecord) -> dict[str, Any]:
     return {
         "appointment_id": record.appointment_id,
         "revision": record.revision,
-        "updated_at": record.updated_at.isoformat(),
+        "updated_at": iso(record.updated_at),
         "appointment": document,
         **copies_json(record),
     }
