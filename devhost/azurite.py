@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
-from devhost.ports import free_port, port_is_free
+from devhost.ports import free_port
 
 ACCOUNT_NAME: Final = "devstoreaccount1"
 # Azurite's well-known development account key (public, documented by Microsoft).
@@ -225,10 +225,6 @@ class Azurite:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-
-def default_ports_free(host: str = "127.0.0.1") -> bool:
-    return all(port_is_free(p, host) for p in DEFAULT_PORTS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ import azure.functions as func
 from functions.http import handles_errors, json_response, read_json_object
 from functions.views import appointment_json
 from shared.bootstrap import container
-from shared.service import appointments
+from shared.service import appointment_api as appointments
 from shared.service.appointment_commands import parse_appointment, parse_appointment_id
 from shared.service.commands import parse_tenant_path
 

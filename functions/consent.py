@@ -8,7 +8,7 @@ import azure.functions as func
 
 from functions.http import handles_errors
 from shared.bootstrap import container
-from shared.service.tenants import ConsentCallback, ConsentResult, complete_consent
+from shared.service.tenant_consent import ConsentCallback, ConsentResult, complete_consent
 
 bp = func.Blueprint()
 

@@ -33,7 +33,7 @@ from functions.http import (
 from functions.tenants_api import user_query
 from functions.views import iso, tenant_json, user_json, user_page_json
 from shared.bootstrap import container
-from shared.service import console, sync, tenants, users
+from shared.service import console, sync, tenant_disconnect, tenant_settings, tenants, users
 from shared.service.commands import parse_flag, parse_staff_id, parse_tenant_path
 from shared.service.context import Services
 from shared.service.errors import ConsoleAccessDenied
@@ -94,7 +94,7 @@ async def console_tenant(req: func.HttpRequest) -> func.HttpResponse:
     services, tid = await _authorized(req)
     now = services.clock.now()
     if req.method == "DELETE":
-        return json_response(tenant_json(await tenants.begin_disconnect(services, tid), now), 202)
+        return json_response(tenant_json(await tenant_disconnect.begin_disconnect(services, tid), now), 202)
     view = await console.overview(services, tid)
     body = tenant_json(view.tenant, now, view.progress)
     return json_response({**body, "dead_deliveries": view.dead_deliveries})
@@ -153,7 +153,7 @@ async def console_reauthorize(req: func.HttpRequest) -> func.HttpResponse:
 @console_api
 async def console_settings(req: func.HttpRequest) -> func.HttpResponse:
     services, tid = await _authorized(req)
-    updated = await tenants.update_settings(services, tid, read_settings_patch(req))
+    updated = await tenant_settings.update_settings(services, tid, read_settings_patch(req))
     progress = await tenants.tenant_progress(services, updated)  # the state it shows
     return json_response(tenant_json(updated, services.clock.now(), progress))
 

@@ -15,7 +15,7 @@ from functions.http import (
 from functions.views import dead_letter_json, tenant_json, user_json, user_page_json
 from shared.bootstrap import container
 from shared.domain.users import MatchStatus, SyncState
-from shared.service import deliveries, sync, tenants, users
+from shared.service import deliveries, sync, tenant_consent, tenant_disconnect, tenants, users
 from shared.service.commands import (
     parse_create_tenant,
     parse_flag,
@@ -26,6 +26,7 @@ from shared.service.commands import (
 )
 from shared.service.errors import InvalidInput
 from shared.service.records import UserQuery
+from shared.service.tenant_settings import update_settings
 
 bp = func.Blueprint()
 KEY = func.AuthLevel.FUNCTION
@@ -38,7 +39,7 @@ async def tenants_collection(req: func.HttpRequest) -> func.HttpResponse:
     services = container().services
     now = services.clock.now()
     if req.method == "POST":
-        connection = await tenants.create_tenant(services, parse_create_tenant(read_json_object(req)))
+        connection = await tenant_consent.create_tenant(services, parse_create_tenant(read_json_object(req)))
         progress = await tenants.tenant_progress(services, connection.tenant)
         return json_response(tenant_json(connection.tenant, now, progress, connection.consent_url), 201)
     listed = [
@@ -54,7 +55,7 @@ async def tenant_item(req: func.HttpRequest) -> func.HttpResponse:
     services = container().services
     tid = _tenant_id(req)
     if req.method == "DELETE":
-        tenant = await tenants.begin_disconnect(services, tid)
+        tenant = await tenant_disconnect.begin_disconnect(services, tid)
         return json_response(tenant_json(tenant, services.clock.now()), 202)
     tenant = await tenants.get_tenant(services, tid)
     progress = await tenants.tenant_progress(services, tenant)
@@ -66,7 +67,7 @@ async def tenant_item(req: func.HttpRequest) -> func.HttpResponse:
 @handles_errors
 async def tenant_settings(req: func.HttpRequest) -> func.HttpResponse:
     services = container().services
-    updated = await tenants.update_settings(services, _tenant_id(req), read_settings_patch(req))
+    updated = await update_settings(services, _tenant_id(req), read_settings_patch(req))
     progress = await tenants.tenant_progress(services, updated)  # the state it shows
     return json_response(tenant_json(updated, services.clock.now(), progress))
 
@@ -78,7 +79,7 @@ async def tenant_reauthorize(req: func.HttpRequest) -> func.HttpResponse:
     services = container().services
     credential = parse_reauthorize(read_optional_json_object(req))
     try:
-        connection = await tenants.reauthorize(services, _tenant_id(req), credential)
+        connection = await tenant_consent.reauthorize(services, _tenant_id(req), credential)
     except InvalidInput as error:  # the service names the secret as a create nests it (auth.…)
         raise InvalidInput(error.field.removeprefix("auth."), error.reason, status=error.status) from None
     progress = await tenants.tenant_progress(services, connection.tenant)  # the state it shows

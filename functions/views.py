@@ -13,7 +13,7 @@ from shared.domain.progress import Progress, tenant_state
 from shared.domain.tenants import Tenant, TenantSettings
 from shared.domain.users import UserRecord
 from shared.service.appointment_commands import appointment_document
-from shared.service.appointments import copies_json
+from shared.service.appointment_writes import copies_json
 from shared.service.change_json import change_json, iso  # one shape for the pull feed and the webhook
 from shared.service.records import DeadLetter, UserPage
 
@@ -117,7 +117,7 @@ def appointment_json(record: AppointmentRecord) -> dict[str, Any]:
     return responses.Appointment.of(
         appointment_id=record.appointment_id,
         revision=record.revision,
-        updated_at=record.updated_at.isoformat(),
+        updated_at=iso(record.updated_at),
         state=record.state,
         appointment=document,
         staff=[

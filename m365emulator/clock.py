@@ -20,15 +20,6 @@ def write_offset(path: Path, offset: timedelta) -> None:
     os.replace(aside, path)
 
 
-def read_offset(path: Path) -> timedelta:
-    """The offset a clock file holds; zero while there is no file yet."""
-    try:
-        text = path.read_text(encoding="ascii")
-    except FileNotFoundError:
-        return timedelta(0)
-    return timedelta(seconds=float(text))
-
-
 class Clock:
     def __init__(self, path: Path | None = None) -> None:
         self._offset = timedelta(0)

@@ -94,10 +94,6 @@ def param(body: dict[str, Any], name: str, default: Any = None) -> Any:
     return default
 
 
-def graph_base(request: web.Request) -> str:
-    return f"{emulator_of(request).graph_url}"
-
-
 def respond(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
         body=json.dumps(data, separators=(",", ":")).encode(),

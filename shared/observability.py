@@ -16,7 +16,6 @@ from contextvars import ContextVar
 from typing import Final
 
 _CONTEXT: ContextVar[Mapping[str, str]] = ContextVar("log_context", default={})  # noqa: B039 (never mutated)
-CONTEXT_FIELDS: Final = ("invocation_id", "function", "tenant", "user")
 LOGGER_NAME: Final = "connector"
 
 
@@ -37,10 +36,6 @@ def bound(**fields: str | None) -> Iterator[None]:
         yield
     finally:
         _CONTEXT.reset(token)
-
-
-def current_context() -> Mapping[str, str]:
-    return _CONTEXT.get()
 
 
 class ContextFilter(logging.Filter):

@@ -232,10 +232,6 @@ class _ExtId(str):
     """An extended property's id: compares on the normalised form."""
 
 
-class _ExtValue(str):
-    pass
-
-
 def _resolve(steps: list[str], record: Any, env: dict[str, Any]) -> Any:
     head = steps[0].lower()
     if head in env:

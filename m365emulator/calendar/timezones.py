@@ -79,16 +79,6 @@ def resolve_zone(label: object) -> ZoneInfo:
 _FRACTION = re.compile(r"\.(\d+)")
 
 
-def parse_local(value: object, field: str) -> datetime:
-    """`dateTimeTimeZone.dateTime` (wall clock, up to 7 fractional digits) as a naive datetime.
-
-    An offset or `Z` in the value is dropped after converting nothing: Graph reads the wall clock
-    in the given `timeZone` (callers convert when an offset is present, see `parse_in_zone`).
-    """
-    aware = _parse_iso(value, field)
-    return aware.replace(tzinfo=None)
-
-
 def parse_in_zone(value: object, zone: ZoneInfo, field: str) -> datetime:
     """The wall-clock time of `value` in `zone` (naive). An explicit offset is honoured."""
     parsed = _parse_iso(value, field)
@@ -152,11 +142,6 @@ def format_utc(value: datetime) -> str:
 def format_offset_z(value: datetime) -> str:
     """`originalStart`-style: `2017-09-04T18:00:00Z`."""
     return value.astimezone(UTC).isoformat(timespec="seconds")[:19] + "Z"
-
-
-def day_start(day: date, zone: ZoneInfo) -> datetime:
-    """Midnight of `day` in `zone`, as aware UTC."""
-    return localize(datetime.combine(day, time()), zone)
 
 
 ONE_DAY = timedelta(days=1)

@@ -186,12 +186,6 @@ class AppointmentRecord:
         """The copies not in error (they hold, or are to hold, the current revision)."""
         return [c for c in self.copies.values() if c.state is not CopyState.ERROR]
 
-    def with_copy(self, copy: StaffCopy) -> AppointmentRecord:
-        return replace(self, copies={**self.copies, copy.staff_id: copy})
-
-    def without_copy(self, staff_id: str) -> AppointmentRecord:
-        return replace(self, copies={k: v for k, v in self.copies.items() if k != staff_id})
-
 
 # --- planning the writes ---------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from shared.domain.progress import Progress
 from shared.domain.tenants import AuthMode, Tenant
-from shared.service import tenants
+from shared.service import tenant_consent, tenants
 from shared.service.commands import parse_reauthorize
 from shared.service.context import Services
 from shared.service.errors import ConsoleAccessDenied, InvalidInput
@@ -137,13 +137,13 @@ async def reauthorize(services: Services, tenant_id: str, body: dict[str, Any]) 
     `client_id` and `client_secret_expires_at`); the client id defaults to the one on record."""
     tenant: Tenant = await tenants.get_tenant(services, tenant_id)
     if tenant.auth_mode is AuthMode.ADMIN_CONSENT and body.get("client_secret") is None:
-        return await tenants.reauthorize(services, tenant.tenant_id, None)
+        return await tenant_consent.reauthorize(services, tenant.tenant_id, None)
     if body.get("client_secret") is None:
         raise InvalidInput("client_secret", "is required: a new secret of the organisation's own app")
     known = tenant.customer_app.client_id if tenant.customer_app else None
     try:
         credential = parse_reauthorize(body, known)
-        return await tenants.reauthorize(services, tenant.tenant_id, credential)
+        return await tenant_consent.reauthorize(services, tenant.tenant_id, credential)
     except InvalidInput as error:  # the fields as the console sent them, not as the host API nests them
         field = error.field.removeprefix("auth.")
         raise InvalidInput(field, error.reason, status=error.status) from None

@@ -135,7 +135,7 @@ async def _retry_or_dead_letter(
     services: Services, policy: DeliveryPolicy, tenant_id: str, rest: _Range, failure: DeliveryFailed
 ) -> None:
     failures = rest.attempt + 1
-    if not failure.retryable or failures >= policy.max_attempts:
+    if not failure.retryable or policy.exhausted(failures):
         await _dead_letter(
             services, tenant_id, rest.first, rest.last, attempts=failures, reason=failure.reason
         )

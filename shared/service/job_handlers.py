@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from shared.observability import bound, get_logger
 from shared.service import tenant_jobs
-from shared.service.appointments import run_write_job
+from shared.service.appointment_writes import run_write_job
 from shared.service.context import Services
 from shared.service.deliveries import deliver_changes
 from shared.service.job_codec import MalformedJob, decode

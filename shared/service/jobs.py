@@ -6,7 +6,6 @@ fields are the message's other members. `delay_seconds` is how long it waits on 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -18,12 +17,6 @@ TENANT_QUEUE: Final = "tenant-jobs"  # per-tenant work: discover, rematch, disco
 DELIVERY_QUEUE: Final = "host-deliveries"  # signed webhooks to the host
 WRITE_QUEUE: Final = "outlook-writes"  # host appointments written to Outlook
 QUEUES: Final = (SYNC_QUEUE, TENANT_QUEUE, DELIVERY_QUEUE, WRITE_QUEUE)
-MAX_RETRY_DELAY: Final = 900  # seconds a throttled job waits at most before it runs again
-
-
-def retry_delay(attempt: int, retry_after: float) -> int:
-    """How long a throttled job stays invisible: Graph's Retry-After plus an exponential backoff."""
-    return min(MAX_RETRY_DELAY, math.ceil(retry_after) + int(2**attempt))
 
 
 # Kinds that carry the same fields share a record, its `kind` a member of an enum (`TenantWork`,

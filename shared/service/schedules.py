@@ -11,15 +11,16 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Final
 
-from shared.domain.tenants import UserScope
+from shared.domain.tenants import Tenant, UserScope
 from shared.domain.users import MatchStatus, SyncState
 from shared.observability import bound, get_logger
 from shared.service import jobs
 from shared.service.context import Services
-from shared.service.errors import RateLimited, StaleWrite, TenantAccessError
+from shared.service.errors import RateLimited, TenantAccessError
 from shared.service.jobs import Job
 from shared.service.publishing import publish
 from shared.service.records import Change
+from shared.service.retries import StillContended, update_optimistically
 from shared.service.subscriptions import RENEW_BEFORE, SILENT_AFTER
 from shared.service.tenants import mark_consent_revoked
 
@@ -116,23 +117,30 @@ async def nightly_tenant(services: Services, tenant_id: str) -> int:
 
 async def warn_credential_expiry(services: Services, tenant_id: str) -> bool:
     """A customer app's secret that lapses within 30 days: a change on the feed, then weekly."""
-    for _ in range(3):
-        tenant = await services.tenants.get(tenant_id)
+
+    def warned(tenant: Tenant | None) -> Tenant | None:
         if tenant is None:
-            return False
+            return None
         now = services.clock.now()
         expires = tenant.credential_expires_at()
         sent = tenant.credential_warning_sent_at
         if expires is None or not tenant.credential_expiring(now):
-            return False
+            return None
         if sent is not None and now - sent < CREDENTIAL_REMINDER:
-            return False
-        try:
-            await services.tenants.save(replace(tenant, credential_warning_sent_at=now, updated_at=now))
-        except StaleWrite:
-            continue
-        data = {"expires_at": expires.isoformat().replace("+00:00", "Z"), "expired": expires <= now}
-        await publish(services, tenant_id, [Change("tenant.credential_expiring", tenant_id, data, now)])
-        log.warning("customer app secret expires %s", data["expires_at"])
-        return True
-    return False
+            return None
+        return replace(tenant, credential_warning_sent_at=now, updated_at=now)
+
+    try:
+        done = await update_optimistically(
+            lambda: services.tenants.get(tenant_id), warned, services.tenants.save, attempts=3
+        )
+    except StillContended:
+        return False
+    if done.saved is None:
+        return False
+    now, expires = done.saved.updated_at, done.saved.credential_expires_at()
+    assert expires is not None
+    data = {"expires_at": expires.isoformat().replace("+00:00", "Z"), "expired": expires <= now}
+    await publish(services, tenant_id, [Change("tenant.credential_expiring", tenant_id, data, now)])
+    log.warning("customer app secret expires %s", data["expires_at"])
+    return True

@@ -31,20 +31,19 @@ from shared.service.errors import (
     MailboxUnavailable,
     NotFound,
     RateLimited,
-    StaleWrite,
     TenantAccessError,
 )
 from shared.service.jobs import Notified, SyncMode, SyncUser
 from shared.service.leasing import check_back, run_leased
 from shared.service.publishing import publish
 from shared.service.records import Change, DeltaRead
+from shared.service.retries import THROTTLED, StillContended, starting_from, update_optimistically
 from shared.service.subscriptions import NOTIFIED_GRANULARITY, ensure_subscription
 from shared.service.tenants import get_tenant, mark_consent_revoked
 
 log = get_logger("sync")
 
 LEASE_TTL: Final = timedelta(minutes=2)  # longer than any run; a killed worker's lease lapses after it
-MAX_THROTTLE_RETRIES: Final = 6  # queue-level retries after the adapter's own, per job
 MAX_RECHECKED_ITEMS: Final = 20  # the items named in a recheck job (a few tell the write side enough)
 MAILBOX_CONCURRENCY: Final = 4  # Graph allows four concurrent requests per app and mailbox
 
@@ -261,24 +260,30 @@ async def _read(
 
 async def _save_user(services: Services, user: UserRecord) -> UserRecord:
     """Save the sync fields over whatever else changed meanwhile (a rematch, a staff update)."""
-    for _ in range(5):
-        try:
-            return await services.users.save(replace(user, updated_at=services.clock.now()))
-        except StaleWrite:
-            current = await services.users.get(user.tenant_id, user.staff_id)
-            if current is None:
-                return user
-            user = replace(
-                current,
-                sync_state=user.sync_state,
-                last_sync_at=user.last_sync_at,
-                migrated_at=user.migrated_at,
-                last_error=user.last_error,
-                subscription_id=user.subscription_id,
-                subscription_expires_at=user.subscription_expires_at,
-                delta_link=user.delta_link,
-            )
-    raise Conflict("staff_id", "the user is being changed concurrently")
+
+    def merged(current: UserRecord | None) -> UserRecord | None:
+        if current is None:  # deleted meanwhile
+            return None
+        return replace(
+            current,
+            sync_state=user.sync_state,
+            last_sync_at=user.last_sync_at,
+            migrated_at=user.migrated_at,
+            last_error=user.last_error,
+            subscription_id=user.subscription_id,
+            subscription_expires_at=user.subscription_expires_at,
+            delta_link=user.delta_link,
+            updated_at=services.clock.now(),
+        )
+
+    done = await update_optimistically(
+        starting_from(user, lambda: services.users.get(user.tenant_id, user.staff_id)),
+        merged,
+        services.users.save,
+        attempts=5,
+        contended=Conflict("staff_id", "the user is being changed concurrently"),
+    )
+    return done.saved if done.saved is not None else user
 
 
 async def _record_error(services: Services, tenant_id: str, staff_id: str, reason: str) -> None:
@@ -294,7 +299,7 @@ async def _retry_later(
     services: Services, job: SyncUser, kind: str, staff_id: str, error: RateLimited
 ) -> None:
     attempt = job.attempt + 1
-    if attempt > MAX_THROTTLE_RETRIES:
+    if THROTTLED.exhausted(attempt):
         await _record_error(
             services,
             job.tenant_id,
@@ -302,7 +307,7 @@ async def _retry_later(
             f"Microsoft Graph kept throttling this mailbox ({error.reason}); the next scheduled sync retries",
         )
         return
-    delay = jobs.retry_delay(attempt, error.retry_after)
+    delay = THROTTLED.delay_after(attempt, error.retry_after)
     retry = replace(job, staff_id=staff_id, kind=SyncMode(kind), attempt=attempt, delay_seconds=delay)
     await services.jobs.enqueue([retry])
     log.info("throttled; retrying in %d s (attempt %d)", delay, attempt)
@@ -310,26 +315,36 @@ async def _retry_later(
 
 async def maybe_finish_migration(services: Services, tenant_id: str) -> None:
     """The tenant is active once every matched user finished (degraded when some failed)."""
-    for _ in range(3):
+
+    async def finished() -> tuple[Tenant, int, int] | None:
+        """The migrating tenant with its matched and failed users, once no user has work left."""
         if await services.users.migration_pending(tenant_id):
-            return  # one cheap query per finished user; the reads below happen once
+            return None  # one cheap query per finished user; the reads below happen once
         tenant = await services.tenants.get(tenant_id)
         if tenant is None or tenant.state is not TenantState.MIGRATING:
-            return
+            return None
         matched = [u for u in await services.users.list_all(tenant_id) if u.match is MatchStatus.MATCHED]
         failed = sum(1 for u in matched if u.sync_state is SyncState.ERROR)
+        return tenant, len(matched), failed
+
+    def migrated(found: tuple[Tenant, int, int] | None) -> Tenant | None:
+        if found is None:
+            return None
+        tenant, _, failed = found
         state = TenantState.DEGRADED if failed else TenantState.ACTIVE
-        now = services.clock.now()
-        try:
-            await services.tenants.save(tenant.with_state(state, now))
-        except StaleWrite:
-            continue
-        await publish(
-            services,
-            tenant_id,
-            [Change("tenant.migrated", tenant_id, {"users": len(matched), "failed": failed}, now)],
-        )
+        return tenant.with_state(state, services.clock.now())
+
+    try:
+        done = await update_optimistically(finished, migrated, services.tenants.save, attempts=3)
+    except StillContended:
         return
+    if done.saved is None or done.read is None:
+        return
+    _, users, failed = done.read
+    now = done.saved.updated_at  # when it was migrated
+    await publish(
+        services, tenant_id, [Change("tenant.migrated", tenant_id, {"users": users, "failed": failed}, now)]
+    )
 
 
 # --- requests from the API and the console -------------------------------------------------------------

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from shared.domain.tenants import TenantState
+from shared.domain.tenants import Tenant, TenantState
 from shared.service.context import Services
-from shared.service.errors import StaleWrite, TenantAccessError
+from shared.service.errors import TenantAccessError
 from shared.service.jobs import TenantJob
+from shared.service.retries import StillContended, update_optimistically
 from shared.service.schedules import nightly_tenant, renew_tenant_subscriptions
 from shared.service.sync import maybe_finish_migration
-from shared.service.tenants import finish_disconnect, mark_consent_revoked
+from shared.service.tenant_disconnect import finish_disconnect
+from shared.service.tenants import mark_consent_revoked
 from shared.service.users import match_all
 
 
@@ -34,14 +36,18 @@ async def nightly(services: Services, job: TenantJob) -> None:
 
 
 async def _advance_after_discovery(services: Services, tenant_id: str) -> None:
-    for _ in range(3):
-        tenant = await services.tenants.get(tenant_id)
+
+    def migrating(tenant: Tenant | None) -> Tenant | None:
         if tenant is None or tenant.state is not TenantState.CONNECTING:
-            return
-        try:
-            await services.tenants.save(tenant.with_state(TenantState.MIGRATING, services.clock.now()))
-        except StaleWrite:
-            continue
+            return None
+        return tenant.with_state(TenantState.MIGRATING, services.clock.now())
+
+    try:
+        done = await update_optimistically(
+            lambda: services.tenants.get(tenant_id), migrating, services.tenants.save, attempts=3
+        )
+    except StillContended:
+        return
+    if done.saved is not None:
         # Users matched at once (PUT staff) may have finished migrating before discovery did.
         await maybe_finish_migration(services, tenant_id)
-        return

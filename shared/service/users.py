@@ -25,6 +25,7 @@ from shared.service import jobs
 from shared.service.context import Services
 from shared.service.errors import AlreadyExists, Conflict, NotFound, StaleWrite
 from shared.service.records import UserPage, UserQuery
+from shared.service.retries import StillContended, starting_from, update_optimistically
 from shared.service.tenants import get_tenant
 
 log = get_logger("users")
@@ -40,26 +41,33 @@ async def put_staff(services: Services, tenant_id: str, staff: StaffMember) -> U
         match: Match | None = None
         if tenant.state.connected:
             match = await _match_one(services, tenant, staff)
-        for _ in range(5):
-            existing = await services.users.get(tenant_id, staff.staff_id)
+
+        def stored(existing: UserRecord | None) -> UserRecord:
             now = services.clock.now()
             record = (
                 replace(existing, staff=staff, updated_at=now)
                 if existing
                 else UserRecord(tenant_id, staff, MatchStatus.PENDING, now)
             )
-            before = (record.match, record.graph_user_id)
             if match is not None:
                 record = record.with_match(match, now)
-            try:
-                saved = await services.users.save(record)
-            except (StaleWrite, AlreadyExists):
-                continue
-            if _needs_migration(saved, before, existing is None):
-                await services.jobs.enqueue([jobs.migrate_user(tenant_id, staff.staff_id)])
-            log.info("staff member stored: %s", saved.match.value)
-            return saved
-        raise Conflict("staff_id", "the staff member is being changed concurrently; retry")
+            return record
+
+        done = await update_optimistically(
+            lambda: services.users.get(tenant_id, staff.staff_id),
+            stored,
+            services.users.save,
+            attempts=5,
+            races=(StaleWrite, AlreadyExists),
+            contended=Conflict("staff_id", "the staff member is being changed concurrently; retry"),
+        )
+        existing, saved = done.read, done.saved
+        assert saved is not None
+        before = (existing.match, existing.graph_user_id) if existing else (MatchStatus.PENDING, None)
+        if _needs_migration(saved, before, existing is None):
+            await services.jobs.enqueue([jobs.migrate_user(tenant_id, staff.staff_id)])
+        log.info("staff member stored: %s", saved.match.value)
+        return saved
 
 
 def _needs_migration(record: UserRecord, before: tuple[MatchStatus, str | None], created: bool) -> bool:
@@ -206,19 +214,27 @@ def _directory_only_records(
 
 
 async def _save_match(services: Services, record: UserRecord, match: Match) -> UserRecord | None:
-    for _ in range(5):
-        updated = record.with_match(match, services.clock.now())
-        if record.etag is not None and _match_fields(updated) == _match_fields(record):
-            return record
-        try:
-            return await services.users.save(updated)
-        except (StaleWrite, AlreadyExists):
-            fresh = await services.users.get(record.tenant_id, record.staff_id)
-            if fresh is None:
-                return None
-            record = fresh
-    log.warning("gave up saving the match of %s after repeated races", record.staff_id)
-    return None
+
+    def matched(current: UserRecord | None) -> UserRecord | None:
+        if current is None:  # deleted meanwhile
+            return None
+        updated = current.with_match(match, services.clock.now())
+        if current.etag is not None and _match_fields(updated) == _match_fields(current):
+            return None
+        return updated
+
+    try:
+        done = await update_optimistically(
+            starting_from(record, lambda: services.users.get(record.tenant_id, record.staff_id)),
+            matched,
+            services.users.save,
+            attempts=5,
+            races=(StaleWrite, AlreadyExists),
+        )
+    except StillContended:
+        log.warning("gave up saving the match of %s after repeated races", record.staff_id)
+        return None
+    return done.latest
 
 
 def _match_fields(record: UserRecord) -> tuple[object, ...]:

@@ -1,7 +1,7 @@
 """Table Storage for the host's appointments (table `appointments`).
 
 One row per appointment: partition = escaped tenant id, row = escaped appointment id. The appointment is
-kept in the API's own JSON shape (`appointment_document`, read back through the same parser the API uses),
+kept in its stored form (`stored_appointments.py`: the API's members, read back without the API's rules),
 the copies as JSON; long values are split over several string properties (a property holds 64 KiB, an
 entity 1 MiB). Replaces are guarded by the entity's etag.
 """
@@ -17,6 +17,7 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables.aio import TableClient
 
 from shared.adapters.storage import StorageClients
+from shared.adapters.stored_appointments import from_stored, to_stored
 from shared.adapters.tables.rows import (
     delete_partition,
     escape_key,
@@ -26,7 +27,6 @@ from shared.adapters.tables.rows import (
     required_utc,
 )
 from shared.domain.appointments import AppointmentRecord, CopyRole, CopyState, StaffCopy
-from shared.service.appointment_commands import appointment_document, parse_appointment
 from shared.service.errors import StaleWrite
 
 APPOINTMENTS: Final = "appointments"
@@ -58,7 +58,7 @@ def _copy_from(raw: dict[str, Any]) -> StaffCopy:
 
 
 def record_to_entity(record: AppointmentRecord) -> dict[str, Any]:
-    document = "" if record.appointment is None else json.dumps(appointment_document(record.appointment))
+    document = "" if record.appointment is None else json.dumps(to_stored(record.appointment))
     copies = json.dumps([asdict(c) for c in record.copies.values()], separators=(",", ":"))
     return {
         "PartitionKey": escape_key(record.tenant_id),
@@ -78,7 +78,7 @@ def record_to_entity(record: AppointmentRecord) -> dict[str, Any]:
 def record_from_entity(entity: Any) -> AppointmentRecord:
     appointment_id = entity["AppointmentId"]
     document = _joined(entity, "Document")
-    appointment = None if entity.get("Deleted") else parse_appointment(appointment_id, json.loads(document))
+    appointment = None if entity.get("Deleted") else from_stored(appointment_id, json.loads(document))
     copies = [_copy_from(raw) for raw in json.loads(_joined(entity, "Copies") or "[]")]
     return AppointmentRecord(
         tenant_id=entity["TenantId"],

@@ -17,8 +17,9 @@ from shared.domain.tenants import (
 )
 from shared.domain.users import MatchStatus, StaffMember, UserRecord
 from shared.service import jobs
+from shared.service.appointment_api import delete_appointment, get_appointment, put_appointment
 from shared.service.appointment_commands import appointment_document, parse_appointment
-from shared.service.appointments import delete_appointment, get_appointment, put_appointment, run_write_job
+from shared.service.appointment_writes import run_write_job
 from shared.service.errors import Conflict, InvalidInput, PreconditionFailed
 from shared.service.jobs import Job
 from shared.service.schedules import nightly_tenant

@@ -11,8 +11,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from shared.domain.tenants import AuthMode, secret_name
-from shared.service import console
-from shared.service import tenants as svc
+from shared.service import console, tenant_consent
 from shared.service.commands import parse_create_tenant, parse_flag
 from shared.service.errors import ConsoleAccessDenied, InvalidInput, NotFound
 from shared.service.keys import CONSOLE_KEY
@@ -34,7 +33,7 @@ async def world() -> FakeWorld:
     w.directory.add(FakeOrganisation(FABRIKAM, {"fabrikam.example"}))
     for tid in (CONTOSO, FABRIKAM):
         body = {"tenant_id": tid, "display_name": tid, "auth": {"mode": "admin_consent"}}
-        await svc.create_tenant(w.services, parse_create_tenant(body))
+        await tenant_consent.create_tenant(w.services, parse_create_tenant(body))
     return w
 
 
@@ -182,7 +181,7 @@ async def test_reauthorize_a_customer_app_with_only_a_new_secret(world: FakeWorl
         "display_name": "Northwind",
         "auth": {"mode": "customer_app", "client_id": APP_ID, "client_secret": "first"},
     }
-    await svc.create_tenant(world.services, parse_create_tenant(body))
+    await tenant_consent.create_tenant(world.services, parse_create_tenant(body))
     with pytest.raises(InvalidInput) as missing:
         await console.reauthorize(world.services, "northwind.example", {})
     assert missing.value.field == "client_secret"

@@ -19,7 +19,7 @@ from shared.service.notifications import receive_changes, receive_lifecycle
 from shared.service.records import LeaseOutcome
 from shared.service.schedules import fan_out
 from shared.service.sync import request_tenant_resync, run_sync_job
-from shared.service.tenants import begin_disconnect
+from shared.service.tenant_disconnect import begin_disconnect
 from tests.fakes.calendar import throttled
 from tests.fakes.directory import FakeOrganisation
 from tests.fakes.events import event

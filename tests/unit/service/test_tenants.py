@@ -11,11 +11,11 @@ import pytest
 
 from shared.domain.tenants import AuthMode, Tenant, TenantState, secret_name
 from shared.domain.users import MatchStatus, StaffMember, UserRecord
-from shared.service import tenants as svc
+from shared.service import tenant_consent, tenant_disconnect, tenant_settings, tenants
 from shared.service.commands import parse_create_tenant
 from shared.service.errors import Conflict, InvalidInput
 from shared.service.records import GraphSubscription, SubscriptionRecord
-from shared.service.tenants import ConsentCallback, ConsentResult
+from shared.service.tenant_consent import ConsentCallback, ConsentResult
 from tests.fakes.directory import FakeOrganisation
 from tests.fakes.services import FakeWorld, fake_world
 
@@ -42,7 +42,7 @@ def consent_state_of(url: str) -> str:
 
 async def start(world: FakeWorld, tenant_id: str = CONTOSO) -> str:
     body = {"tenant_id": tenant_id, "display_name": "Contoso", "auth": {"mode": "admin_consent"}}
-    connection = await svc.create_tenant(world.services, parse_create_tenant(body))
+    connection = await tenant_consent.create_tenant(world.services, parse_create_tenant(body))
     assert connection.consent_url is not None
     return consent_state_of(connection.consent_url)
 
@@ -56,7 +56,7 @@ def ok_callback(state: str, tenant: str = CONTOSO) -> ConsentCallback:
 async def test_admin_consent_connects_and_queues_discovery(world: FakeWorld) -> None:
     state = await start(world)
     world.directory.organisations[CONTOSO].consented = True
-    outcome = await svc.complete_consent(world.services, ok_callback(state))
+    outcome = await tenant_consent.complete_consent(world.services, ok_callback(state))
     assert outcome.result is ConsentResult.CONNECTED
     tenant = world.tenants.rows[CONTOSO]
     assert tenant.state is TenantState.CONNECTING
@@ -66,7 +66,7 @@ async def test_admin_consent_connects_and_queues_discovery(world: FakeWorld) -> 
 
 async def test_consent_url_names_the_tenant_app_redirect_and_state(world: FakeWorld) -> None:
     body = {"tenant_id": "Contoso.Example", "display_name": "Contoso", "auth": {"mode": "admin_consent"}}
-    connection = await svc.create_tenant(world.services, parse_create_tenant(body))
+    connection = await tenant_consent.create_tenant(world.services, parse_create_tenant(body))
     url = urlparse(connection.consent_url or "")
     assert url.path == f"/{CONTOSO}/v2.0/adminconsent"
     query = parse_qs(url.query)
@@ -80,8 +80,8 @@ async def test_consent_url_names_the_tenant_app_redirect_and_state(world: FakeWo
 async def test_state_is_one_time(world: FakeWorld) -> None:
     state = await start(world)
     world.directory.organisations[CONTOSO].consented = True
-    await svc.complete_consent(world.services, ok_callback(state))
-    replay = await svc.complete_consent(world.services, ok_callback(state))
+    await tenant_consent.complete_consent(world.services, ok_callback(state))
+    replay = await tenant_consent.complete_consent(world.services, ok_callback(state))
     assert replay.result is ConsentResult.INVALID_STATE
     assert world.feed.types(CONTOSO) == ["tenant.connected"]
 
@@ -89,7 +89,7 @@ async def test_state_is_one_time(world: FakeWorld) -> None:
 async def test_expired_state_records_a_reason_and_changes_nothing_else(world: FakeWorld) -> None:
     state = await start(world)
     world.clock.advance(hours=2)
-    outcome = await svc.complete_consent(world.services, ok_callback(state))
+    outcome = await tenant_consent.complete_consent(world.services, ok_callback(state))
     assert outcome.result is ConsentResult.EXPIRED_STATE
     tenant = world.tenants.rows[CONTOSO]
     assert tenant.state is TenantState.PENDING_CONSENT
@@ -110,7 +110,7 @@ async def test_declined_or_failed_consent(world: FakeWorld, error: str, result: 
     callback = ConsentCallback(
         state, None, "True", error, "AADSTS65004: User declined to consent to access the app.\r\nTrace ID: x"
     )
-    outcome = await svc.complete_consent(world.services, callback)
+    outcome = await tenant_consent.complete_consent(world.services, callback)
     assert outcome.result is result
     tenant = world.tenants.rows[CONTOSO]
     assert tenant.state is TenantState.PENDING_CONSENT
@@ -119,7 +119,7 @@ async def test_declined_or_failed_consent(world: FakeWorld, error: str, result: 
 
 async def test_consent_for_another_tenant_is_refused(world: FakeWorld) -> None:
     state = await start(world)
-    outcome = await svc.complete_consent(
+    outcome = await tenant_consent.complete_consent(
         world.services, ok_callback(state, tenant="00000000-0000-0000-0000-000000000001")
     )
     assert outcome.result is ConsentResult.WRONG_TENANT
@@ -129,7 +129,7 @@ async def test_consent_for_another_tenant_is_refused(world: FakeWorld) -> None:
 async def test_forged_state_changes_nothing(world: FakeWorld) -> None:
     await start(world)
     before = dict(world.tenants.rows)
-    outcome = await svc.complete_consent(world.services, ok_callback("forged-state-value"))
+    outcome = await tenant_consent.complete_consent(world.services, ok_callback("forged-state-value"))
     assert outcome.result is ConsentResult.INVALID_STATE
     assert world.tenants.rows == before
 
@@ -157,7 +157,7 @@ async def test_customer_app_secret_goes_to_the_vault_only(world: FakeWorld) -> N
             "client_secret": "s3cret",
         },
     }
-    connection = await svc.create_tenant(world.services, parse_create_tenant(body))
+    connection = await tenant_consent.create_tenant(world.services, parse_create_tenant(body))
     assert connection.consent_url is None
     assert connection.tenant.auth_mode is AuthMode.CUSTOMER_APP
     assert world.secrets.values[secret_name(CONTOSO)] == "s3cret"
@@ -176,7 +176,7 @@ async def test_wrong_customer_secret_stores_nothing(world: FakeWorld) -> None:
         },
     }
     with pytest.raises(InvalidInput) as raised:
-        await svc.create_tenant(world.services, parse_create_tenant(body))
+        await tenant_consent.create_tenant(world.services, parse_create_tenant(body))
     assert raised.value.field == "auth.client_secret"
     assert world.tenants.rows == {} and world.secrets.values == {}
 
@@ -184,13 +184,13 @@ async def test_wrong_customer_secret_stores_nothing(world: FakeWorld) -> None:
 async def test_disconnect_purges_and_is_idempotent(world: FakeWorld) -> None:
     state = await start(world)
     world.directory.organisations[CONTOSO].consented = True
-    await svc.complete_consent(world.services, ok_callback(state))
-    await svc.begin_disconnect(world.services, CONTOSO)
-    await svc.begin_disconnect(world.services, CONTOSO)
+    await tenant_consent.complete_consent(world.services, ok_callback(state))
+    await tenant_disconnect.begin_disconnect(world.services, CONTOSO)
+    await tenant_disconnect.begin_disconnect(world.services, CONTOSO)
     assert world.tenants.rows[CONTOSO].state is TenantState.DISCONNECTING
     for job in world.jobs.take():
         if job.kind == "disconnect":
-            await svc.finish_disconnect(world.services, job.tenant_id)
+            await tenant_disconnect.finish_disconnect(world.services, job.tenant_id)
     assert world.tenants.rows[CONTOSO].state is TenantState.DISCONNECTED
     assert world.consent_states.rows == {}
     assert "tenant.disconnected" in world.feed.types(CONTOSO)
@@ -219,7 +219,7 @@ class _WorkerMovesStateFirst:
 async def _migrating(world: FakeWorld) -> _WorkerMovesStateFirst:
     state = await start(world)
     world.directory.organisations[CONTOSO].consented = True
-    await svc.complete_consent(world.services, ok_callback(state))
+    await tenant_consent.complete_consent(world.services, ok_callback(state))
     racing = _WorkerMovesStateFirst(world)
     world.services = replace(world.services, tenants=racing)  # type: ignore[arg-type]
     return racing
@@ -228,7 +228,7 @@ async def _migrating(world: FakeWorld) -> _WorkerMovesStateFirst:
 async def test_a_disconnect_racing_a_finishing_migration_still_disconnects(world: FakeWorld) -> None:
     racing = await _migrating(world)
 
-    tenant = await svc.begin_disconnect(world.services, CONTOSO)
+    tenant = await tenant_disconnect.begin_disconnect(world.services, CONTOSO)
 
     assert racing.raced
     assert tenant.state is TenantState.DISCONNECTING
@@ -241,7 +241,7 @@ async def test_a_settings_patch_racing_a_finishing_migration_applies_to_the_fres
 ) -> None:
     racing = await _migrating(world)
 
-    tenant = await svc.update_settings(world.services, CONTOSO, {"privacy_mode": True})
+    tenant = await tenant_settings.update_settings(world.services, CONTOSO, {"privacy_mode": True})
 
     assert racing.raced
     stored = world.tenants.rows[CONTOSO]
@@ -252,9 +252,9 @@ async def test_a_settings_patch_racing_a_finishing_migration_applies_to_the_fres
 async def test_consent_revoked_is_recorded_once(world: FakeWorld) -> None:
     state = await start(world)
     world.directory.organisations[CONTOSO].consented = True
-    await svc.complete_consent(world.services, ok_callback(state))
-    await svc.mark_consent_revoked(world.services, CONTOSO, "403 Authorization_RequestDenied")
-    await svc.mark_consent_revoked(world.services, CONTOSO, "403 Authorization_RequestDenied")
+    await tenant_consent.complete_consent(world.services, ok_callback(state))
+    await tenants.mark_consent_revoked(world.services, CONTOSO, "403 Authorization_RequestDenied")
+    await tenants.mark_consent_revoked(world.services, CONTOSO, "403 Authorization_RequestDenied")
     assert world.tenants.rows[CONTOSO].state is TenantState.CONSENT_REVOKED
     assert world.feed.types(CONTOSO).count("tenant.consent_revoked") == 1
 
@@ -263,17 +263,17 @@ async def test_consent_revoked_is_recorded_once(world: FakeWorld) -> None:
 
 
 async def _disconnect(world: FakeWorld, tenant_id: str = CONTOSO) -> None:
-    await svc.begin_disconnect(world.services, tenant_id)
+    await tenant_disconnect.begin_disconnect(world.services, tenant_id)
     for job in world.jobs.take():
         if job.kind == "disconnect":
-            await svc.finish_disconnect(world.services, job.tenant_id)
+            await tenant_disconnect.finish_disconnect(world.services, job.tenant_id)
     assert world.tenants.rows[tenant_id].state is TenantState.DISCONNECTED
 
 
 async def _connected(world: FakeWorld, tenant_id: str = CONTOSO) -> None:
     state = await start(world, tenant_id)
     world.directory.organisations[CONTOSO].consented = True
-    outcome = await svc.complete_consent(world.services, ok_callback(state))
+    outcome = await tenant_consent.complete_consent(world.services, ok_callback(state))
     assert outcome.result is ConsentResult.CONNECTED
 
 
@@ -285,7 +285,7 @@ async def test_disconnected_tenant_reconnects(world: FakeWorld) -> None:
     state = await start(world)  # POST /tenants with the same body
 
     assert world.tenants.rows[CONTOSO].state is TenantState.PENDING_CONSENT
-    outcome = await svc.complete_consent(world.services, ok_callback(state))
+    outcome = await tenant_consent.complete_consent(world.services, ok_callback(state))
     assert outcome.result is ConsentResult.CONNECTED
     assert world.tenants.rows[CONTOSO].state is TenantState.CONNECTING
     assert world.users.rows == {}  # the old connection's rows went with the disconnect
@@ -300,7 +300,7 @@ async def test_disconnected_pending_tenant_reconnects(world: FakeWorld) -> None:
     state = await start(world)
     assert world.tenants.rows[CONTOSO].state is TenantState.PENDING_CONSENT
     world.directory.organisations[CONTOSO].consented = True
-    outcome = await svc.complete_consent(world.services, ok_callback(state))
+    outcome = await tenant_consent.complete_consent(world.services, ok_callback(state))
     assert outcome.result is ConsentResult.CONNECTED
 
 
@@ -318,12 +318,12 @@ CUSTOMER_APP = {
 async def test_disconnected_customer_app_tenant_reconnects_with_its_recovered_secret(
     world: FakeWorld,
 ) -> None:
-    await svc.create_tenant(world.services, parse_create_tenant(CUSTOMER_APP))
+    await tenant_consent.create_tenant(world.services, parse_create_tenant(CUSTOMER_APP))
     await _disconnect(world)
     name = secret_name(CONTOSO)
     assert name not in world.secrets.values and world.secrets.deleted[name] == ["s3cret"]  # soft-deleted
 
-    connection = await svc.create_tenant(world.services, parse_create_tenant(CUSTOMER_APP))
+    connection = await tenant_consent.create_tenant(world.services, parse_create_tenant(CUSTOMER_APP))
 
     assert connection.tenant.state is TenantState.CONNECTING
     assert world.tenants.rows[CONTOSO].customer_app is not None
@@ -334,12 +334,12 @@ async def test_disconnected_customer_app_tenant_reconnects_with_its_recovered_se
 
 async def test_a_tenant_still_disconnecting_answers_retry_shortly(world: FakeWorld) -> None:
     await _connected(world)
-    await svc.begin_disconnect(world.services, CONTOSO)  # the purge job has not run yet
+    await tenant_disconnect.begin_disconnect(world.services, CONTOSO)  # the purge job has not run yet
     with pytest.raises(Conflict) as raised:
         await start(world)
     assert "still disconnecting" in raised.value.reason
     with pytest.raises(Conflict) as reauthorizing:
-        await svc.reauthorize(world.services, CONTOSO, None)
+        await tenant_consent.reauthorize(world.services, CONTOSO, None)
     assert "still disconnecting" in reauthorizing.value.reason
     assert world.tenants.rows[CONTOSO].state is TenantState.DISCONNECTING
 
@@ -348,7 +348,7 @@ async def test_reauthorize_of_a_disconnected_tenant_points_at_create(world: Fake
     await _connected(world)
     await _disconnect(world)
     with pytest.raises(Conflict) as raised:
-        await svc.reauthorize(world.services, CONTOSO, None)
+        await tenant_consent.reauthorize(world.services, CONTOSO, None)
     assert "POST /tenants" in raised.value.reason
 
 
@@ -364,7 +364,7 @@ async def test_one_organisation_cannot_be_registered_twice(world: FakeWorld) -> 
 
     assert raised.value.field == "tenant_id" and f"'{CONTOSO}'" in raised.value.reason
     with pytest.raises(Conflict):
-        await svc.create_tenant(
+        await tenant_consent.create_tenant(
             world.services, parse_create_tenant({**CUSTOMER_APP, "tenant_id": "contoso.example"})
         )
     assert world.tenants.rows == before
@@ -414,12 +414,12 @@ async def test_two_concurrent_creates_for_one_organisation_connect_it_once(world
 
 async def test_a_completed_disconnect_frees_the_organisation(world: FakeWorld) -> None:
     await _connected(world)
-    await svc.begin_disconnect(world.services, CONTOSO)
+    await tenant_disconnect.begin_disconnect(world.services, CONTOSO)
     with pytest.raises(Conflict):  # still disconnecting: the directory is still held
         await start(world, "contoso.example")
     for job in world.jobs.take():
         if job.kind == "disconnect":
-            await svc.finish_disconnect(world.services, job.tenant_id)
+            await tenant_disconnect.finish_disconnect(world.services, job.tenant_id)
 
     await start(world, "contoso.example")
 
@@ -431,7 +431,7 @@ async def test_disconnecting_a_copy_leaves_the_other_tenants_subscriptions_and_s
     world: FakeWorld,
 ) -> None:
     """Two keys over one directory, as stored before directories were claimed."""
-    await svc.create_tenant(world.services, parse_create_tenant(CUSTOMER_APP))
+    await tenant_consent.create_tenant(world.services, parse_create_tenant(CUSTOMER_APP))
     original = world.tenants.rows[CONTOSO]
     subscription = GraphSubscription("sub-original", T_FAR, "users/u-adele/events")
     world.mailboxes.subscriptions[subscription.id] = ("u-adele", subscription, "client-state")

@@ -10,7 +10,7 @@ import pytest
 
 from shared.domain.tenants import UserScope
 from shared.domain.users import DirectoryUser, MailboxAccess, MatchedBy, MatchStatus, StaffMember, UserRecord
-from shared.service import tenants as tenant_svc
+from shared.service import tenant_consent, tenant_settings
 from shared.service import users as svc
 from shared.service.commands import parse_create_tenant, parse_staff
 from shared.service.errors import InvalidInput
@@ -49,8 +49,10 @@ async def world() -> FakeWorld:
     org.mailbox["u5"] = MailboxAccess.NO_MAILBOX
     org.mailbox["u6"] = MailboxAccess.FORBIDDEN
     body = {"tenant_id": CONTOSO, "display_name": "Contoso", "auth": {"mode": "admin_consent"}}
-    connection = await tenant_svc.create_tenant(w.services, parse_create_tenant(body))
-    await tenant_svc.complete_consent(w.services, ok_callback(consent_state_of(connection.consent_url or "")))
+    connection = await tenant_consent.create_tenant(w.services, parse_create_tenant(body))
+    await tenant_consent.complete_consent(
+        w.services, ok_callback(consent_state_of(connection.consent_url or ""))
+    )
     w.jobs.take()
     return w
 
@@ -120,7 +122,7 @@ async def test_match_all_lists_the_directory_once(world: FakeWorld) -> None:
 
 
 async def test_all_users_scope_adds_every_enabled_mailbox(world: FakeWorld) -> None:
-    await tenant_svc.update_settings(world.services, CONTOSO, {"user_scope": "all_users"})
+    await tenant_settings.update_settings(world.services, CONTOSO, {"user_scope": "all_users"})
     await svc.match_all(world.services, CONTOSO)
     rows = {u.graph_user_id: u.match for u in await world.users.list_all(CONTOSO)}
     assert rows == {
@@ -156,7 +158,7 @@ async def _all_users_scope(world: FakeWorld, count: int) -> None:
         org.users[f"b{n:04d}"] = user(
             f"b{n:04d}", f"bulk{n:04d}@contoso.example", f"bulk{n:04d}@contoso.example"
         )
-    await tenant_svc.update_settings(world.services, CONTOSO, {"user_scope": "all_users"})
+    await tenant_settings.update_settings(world.services, CONTOSO, {"user_scope": "all_users"})
 
 
 async def test_match_all_queues_migrations_chunk_by_chunk_while_discovery_goes_on(world: FakeWorld) -> None:

@@ -19,7 +19,8 @@ from shared.domain.appointments import Appointment, AppointmentState, Recurrence
 from shared.domain.calendar import OutlookEvent
 from shared.domain.tenants import TenantState
 from shared.service import jobs
-from shared.service.appointments import delete_appointment, get_appointment, put_appointment, run_write_job
+from shared.service.appointment_api import delete_appointment, get_appointment, put_appointment
+from shared.service.appointment_writes import run_write_job
 from shared.service.errors import EventChanged
 from shared.service.jobs import Job
 from shared.service.schedules import nightly_tenant

@@ -13,7 +13,8 @@ from shared.domain.appointments import CopyState, Recurrence, body_words
 from shared.domain.calendar import Attendee, EventKind
 from shared.domain.tenants import ConflictPolicy, MultiStaffMode
 from shared.service import jobs
-from shared.service.appointments import get_appointment, put_appointment, run_write_job
+from shared.service.appointment_api import get_appointment, put_appointment
+from shared.service.appointment_writes import run_write_job
 from shared.service.errors import EventChanged
 from shared.service.jobs import Job
 from shared.service.sync import run_sync_job

@@ -1,0 +1,139 @@
+"""Host API: the host's appointments (PUT, GET, DELETE).
+
+The API stores the host's version (a new revision) and queues a write job (`appointment_writes.py`); it
+answers at once. A replay of the current version changes nothing; the ETag is the revision, and `If-Match`
+makes a PUT or DELETE conditional. Kept apart from the write job because the two run on different
+triggers (HTTP and the `outlook-writes` queue) and share only the stored record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Final
+
+from shared.domain.appointments import Appointment, AppointmentRecord, AppointmentState
+from shared.domain.tenants import Tenant
+from shared.service import jobs
+from shared.service.context import Services
+from shared.service.errors import (
+    AlreadyExists,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    StaleWrite,
+)
+from shared.service.retries import update_optimistically
+from shared.service.tenants import get_tenant
+
+SAVE_ATTEMPTS: Final = 5
+
+
+def etag(record: AppointmentRecord) -> str:
+    """The API's ETag: the revision (the copies' progress does not change it)."""
+    return f'"{record.revision}"'
+
+
+async def put_appointment(
+    services: Services, tenant_id: str, appointment: Appointment, *, if_match: str | None = None
+) -> AppointmentRecord:
+    """Store the host's version and queue its writes. A replay of the current version changes nothing."""
+    tenant = await _connected(services, tenant_id)
+    await _known_staff(services, tenant.tenant_id, appointment.staff_ids)
+
+    def revised(record: AppointmentRecord | None) -> AppointmentRecord | None:
+        _check_precondition(record, if_match)
+        if record is not None and record.appointment == appointment:
+            return None  # a replay of the current version
+        now = services.clock.now()
+        if record is None:
+            record = AppointmentRecord(tenant.tenant_id, appointment.appointment_id, 0, None, {}, now)
+        return replace(record, appointment=appointment, revision=record.revision + 1, updated_at=now)
+
+    done = await update_optimistically(
+        lambda: services.appointments.get(tenant.tenant_id, appointment.appointment_id),
+        revised,
+        services.appointments.save,
+        attempts=SAVE_ATTEMPTS,
+        races=(StaleWrite, AlreadyExists),
+        contended=Conflict("appointment_id", "the appointment is being changed concurrently; retry"),
+    )
+    if done.saved is None:
+        assert done.read is not None
+        if done.read.state is AppointmentState.PENDING:  # the first PUT may not have queued its job
+            await _queue_write(services, done.read)
+        return done.read
+    await _queue_write(services, done.saved)
+    return done.saved
+
+
+async def delete_appointment(
+    services: Services, tenant_id: str, appointment_id: str, *, if_match: str | None = None
+) -> AppointmentRecord:
+    """Mark it deleted and queue the removal of every copy (idempotent)."""
+    await get_tenant(services, tenant_id)
+
+    def deleted(record: AppointmentRecord | None) -> AppointmentRecord | None:
+        if record is None:
+            raise NotFound("appointment", appointment_id, "appointment_id")
+        _check_precondition(record, if_match)
+        if record.appointment is None:
+            return None  # deleted already: its removal is queued again
+        return replace(
+            record, appointment=None, revision=record.revision + 1, updated_at=services.clock.now()
+        )
+
+    done = await update_optimistically(
+        lambda: services.appointments.get(tenant_id, appointment_id),
+        deleted,
+        services.appointments.save,
+        attempts=SAVE_ATTEMPTS,
+        contended=Conflict("appointment_id", "the appointment is being changed concurrently; retry"),
+    )
+    record = done.latest
+    assert record is not None
+    await _queue_write(services, record)
+    return record
+
+
+async def get_appointment(services: Services, tenant_id: str, appointment_id: str) -> AppointmentRecord:
+    await get_tenant(services, tenant_id)
+    record = await services.appointments.get(tenant_id, appointment_id)
+    if record is None:
+        raise NotFound("appointment", appointment_id, "appointment_id")
+    return record
+
+
+async def _connected(services: Services, tenant_id: str) -> Tenant:
+    tenant = await get_tenant(services, tenant_id)
+    if not tenant.state.connected:
+        raise Conflict(
+            "tenant_id", f"the tenant is {tenant.state.value}; appointments need a connected tenant"
+        )
+    return tenant
+
+
+async def _known_staff(services: Services, tenant_id: str, staff_ids: Sequence[str]) -> None:
+    users = await asyncio.gather(*(services.users.get(tenant_id, s) for s in staff_ids))
+    for index, user in enumerate(users):
+        if user is None:
+            raise InvalidInput(
+                f"staff_ids[{index}]", "no such staff member (PUT the staff member first)", status=422
+            )
+
+
+def _check_precondition(record: AppointmentRecord | None, if_match: str | None) -> None:
+    if if_match is None:
+        return
+    if record is None or record.appointment is None:
+        raise PreconditionFailed("If-Match", "the appointment does not exist")
+    if if_match.strip() != "*" and if_match.strip().removeprefix("W/") != etag(record):
+        raise PreconditionFailed("If-Match", f"the appointment is at revision {record.revision}")
+
+
+async def _queue_write(services: Services, record: AppointmentRecord) -> None:
+    await services.jobs.enqueue(
+        [jobs.write_appointment(record.tenant_id, record.appointment_id, revision=record.revision)]
+    )

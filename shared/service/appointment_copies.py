@@ -1,0 +1,155 @@
+"""One pass of the write job over an appointment's copies, and the steps every kind of write ends with.
+
+A pass (`WritePass`) collects what it found for the record and the feed. Both the write job
+(`appointment_writes.py`) and the handling of Outlook changes (`outlook_conflicts.py`) delete a copy,
+finish a write (a series' exceptions, then the item status that makes the write's echo plan to nothing)
+and record the connector's version; those steps live here so neither module imports the other's.
+
+Every event the connector writes is recorded in the mailbox's item status with its change key (and series
+masters with theirs, which their occurrences carry), so its echo in the next delta read is recognised and
+never reaches the host as an Outlook change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Final
+
+from shared.domain.appointments import AppointmentRecord, CopyState, EventDraft, StaffCopy, StaffTarget
+from shared.domain.planner import ItemStatus
+from shared.domain.tenants import Tenant
+from shared.service.context import Services
+from shared.service.errors import RateLimited
+from shared.service.records import Change, WrittenEvent
+
+FAR_FUTURE: Final = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+@dataclass(slots=True)
+class WritePass:
+    """One pass over an appointment's copies: what it found, for the record and the feed."""
+
+    services: Services
+    tenant: Tenant
+    record: AppointmentRecord
+    recheck: frozenset[str]
+    flagged: frozenset[str]  # the items a delta read saw changed (ids of a series' occurrences)
+    targets: dict[str, StaffTarget]
+    copies: dict[str, StaffCopy]
+    removed: set[str]
+    changes: list[Change]
+    throttled: RateLimited | None = None
+
+
+async def delete_copy(run: WritePass, copy: StaffCopy) -> None:
+    """The staff member left the appointment (or it was deleted, or the copy must be made anew)."""
+    if copy.event_id is None and copy.sent and copy.graph_user_id is not None:
+        await _delete_unanswered(run, copy)
+    if copy.event_id is not None and copy.graph_user_id is not None:
+        # Forget the status first: the event's removal then reads as nobody's, never as an Outlook delete.
+        ids = [copy.event_id, *copy.exceptions]
+        await run.services.item_statuses.note(run.tenant.tenant_id, copy.staff_id, [], ids)
+        try:
+            await run.services.calendar_writer.delete(run.tenant, copy.graph_user_id, copy.event_id)
+        except RateLimited:  # Graph may have deleted it: its absence is then the connector's own doing
+            run.copies[copy.staff_id] = replace(copy, deleting=True)
+            raise
+    run.removed.add(copy.staff_id)
+
+
+async def _delete_unanswered(run: WritePass, copy: StaffCopy) -> None:
+    """A create whose answer was lost may have made the event: find it by the connector's property (this
+    calendar holds no other event of the appointment) and delete it."""
+    assert copy.graph_user_id is not None
+    services, tenant = run.services, run.tenant
+    found = await services.calendar.connector_events(tenant, copy.graph_user_id)
+    made = [event_id for event_id, appointment in found.items() if appointment == run.record.appointment_id]
+    if made:
+        await services.item_statuses.note(tenant.tenant_id, copy.staff_id, [], made)
+    for event_id in made:
+        try:
+            await services.calendar_writer.delete(tenant, copy.graph_user_id, event_id)
+        except RateLimited:
+            run.copies[copy.staff_id] = copy  # still unanswered: looked for again next time
+            raise
+
+
+async def finish_write(
+    run: WritePass, copy: StaffCopy, target: StaffTarget, draft: EventDraft, written: WrittenEvent
+) -> StaffCopy:
+    """After the series or single event is written: its exceptions, then its status (for the echo)."""
+    assert target.graph_user_id is not None
+    exceptions: tuple[str, ...] = ()
+    exception_keys: tuple[str, ...] = ()
+    recurrence = draft.recurrence
+    if recurrence is not None and (recurrence.exdates or recurrence.overrides):
+        writer, uid = run.services.calendar_writer, target.graph_user_id
+        # before its occurrences show up in a delta read
+        await remember_written(run, copy, written, master=True)
+        days = [*recurrence.exdates, *(o.original_date for o in recurrence.overrides)]
+        found = await writer.occurrences(run.tenant, uid, written.id, days, draft.time_zone)
+        changed: list[WrittenEvent] = []
+        for day in recurrence.exdates:
+            if day in found:
+                await writer.delete(run.tenant, uid, found[day].id)
+        for override in recurrence.overrides:
+            if override.original_date in found:
+                occurrence = found[override.original_date]
+                changed.append(
+                    await writer.update_occurrence(run.tenant, uid, occurrence.id, draft, override)
+                )
+        exceptions = tuple(o.id for o in changed) + tuple(
+            found[d].id for d in recurrence.exdates if d in found
+        )
+        exception_keys = tuple(o.change_key for o in changed if o.change_key)
+        master = await writer.read(run.tenant, uid, written.id)  # cancelling and changing renew its key
+        written = replace(master, join_url=written.join_url or master.join_url)
+        for exception in changed:
+            await remember_written(run, copy, exception, master=False)
+    await remember_written(run, copy, written, master=recurrence is not None)
+    synced = synced_copy(run, copy, target, written, written.join_url)
+    return replace(synced, exceptions=exceptions, exception_keys=exception_keys)
+
+
+def synced_copy(
+    run: WritePass,
+    copy: StaffCopy,
+    target: StaffTarget,
+    event: WrittenEvent,
+    join_url: str | None,
+) -> StaffCopy:
+    """The copy as in the calendar now: `event` is this revision's version of it."""
+    return replace(
+        copy,
+        state=CopyState.SYNCED,
+        graph_user_id=target.graph_user_id,
+        event_id=event.id,
+        change_key=event.change_key,
+        ical_uid=event.ical_uid,
+        written_hash=event.written_hash,
+        revision=run.record.revision,
+        join_url=join_url,
+        error=None,
+        sent=None,
+        deleting=False,
+    )
+
+
+async def remember_written(run: WritePass, copy: StaffCopy, written: WrittenEvent, *, master: bool) -> None:
+    """Record the connector's own version in the mailbox's item status: its echo then plans to nothing."""
+    event = written.event
+    ends_at = FAR_FUTURE if master or event is None else event.ends_at()
+    status = ItemStatus(
+        graph_id=written.id,
+        change_key=written.change_key,
+        ical_uid=written.ical_uid,
+        content_hash=event.content_hash() if event is not None else "",
+        ends_at=ends_at,
+        admitted=False,
+        appointment_id=run.record.appointment_id,
+        series_master_id=event.series_master_id if event is not None else None,
+        written=True,
+        master=master,
+    )
+    await run.services.item_statuses.note(run.tenant.tenant_id, copy.staff_id, [status], [])
