@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Final
+from typing import Final, Protocol
 
 from shared.domain import recurrence as rules
 from shared.domain.tenants import MultiStaffMode
@@ -426,6 +426,58 @@ def written_shape(
     return WrittenShape(digest, frozenset(cancelled))
 
 
+class _Shaped(Protocol):
+    """What an event and a draft have in common: the members the connector writes."""
+
+    @property
+    def subject(self) -> str: ...
+    @property
+    def body(self) -> str: ...
+    @property
+    def body_type(self) -> str: ...
+    @property
+    def location(self) -> str: ...
+    @property
+    def start(self) -> datetime | date: ...
+    @property
+    def end(self) -> datetime | date: ...
+    @property
+    def all_day(self) -> bool: ...
+    @property
+    def show_as(self) -> str: ...
+    @property
+    def sensitivity(self) -> str: ...
+    @property
+    def categories(self) -> Sequence[str]: ...
+    @property
+    def attendees(self) -> Sequence[_Addressed]: ...
+
+
+class _Addressed(Protocol):
+    @property
+    def address(self) -> str: ...
+
+
+def shape_of(item: _Shaped, rrule: str | None, cancelled: Sequence[date] = ()) -> WrittenShape:
+    """The shape of an event Graph answered, or of a draft the connector sends (`rrule` as `from_graph`
+    reads the pattern back)."""
+    return written_shape(
+        subject=item.subject,
+        body=item.body,
+        body_type=item.body_type,
+        location=item.location,
+        start=item.start,
+        end=item.end,
+        all_day=item.all_day,
+        show_as=item.show_as,
+        sensitivity=item.sensitivity,
+        categories=item.categories,
+        attendees=[a.address for a in item.attendees],
+        rrule=rrule,
+        cancelled=cancelled,
+    )
+
+
 def draft_shape(draft: EventDraft) -> WrittenShape | None:
     """The shape an event holding `draft` has (None for a series whose pattern cannot be written)."""
     rrule = None
@@ -435,20 +487,7 @@ def draft_shape(draft: EventDraft) -> WrittenShape | None:
             rrule = rules.from_graph(recurrence)
         except ValueError:
             return None
-    return written_shape(
-        subject=draft.subject,
-        body=draft.body,
-        body_type=draft.body_type,
-        location=draft.location,
-        start=draft.start,
-        end=draft.end,
-        all_day=draft.all_day,
-        show_as=draft.show_as,
-        sensitivity=draft.sensitivity,
-        categories=draft.categories,
-        attendees=[a.address for a in draft.attendees],
-        rrule=rrule,
-    )
+    return shape_of(draft, rrule)
 
 
 _HIDDEN: Final = re.compile(r"<(script|style|head|title)\b[^>]*>.*?</\1\s*>|<!--.*?-->", re.S | re.I)

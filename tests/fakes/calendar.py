@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 
 from shared.domain import recurrence as rules
-from shared.domain.appointments import EventDraft, Override, written_shape
+from shared.domain.appointments import EventDraft, Override, shape_of
 from shared.domain.calendar import Attendee, DeltaItem, EventKind, OutlookEvent, RemovedEvent
 from shared.domain.tenants import Tenant
 from shared.service.errors import (
@@ -221,20 +221,7 @@ class FakeCalendarWriter:
         )
 
     def _answer(self, event: OutlookEvent) -> WrittenEvent:
-        shape = written_shape(
-            subject=event.subject,
-            body=event.body,
-            body_type=event.body_type,
-            location=event.location,
-            start=event.start,
-            end=event.end,
-            all_day=event.all_day,
-            show_as=event.show_as,
-            sensitivity=event.sensitivity,
-            categories=event.categories,
-            attendees=[a.address for a in event.attendees],
-            rrule=self.series.get(event.id),
-        )
+        shape = shape_of(event, self.series.get(event.id))
         return WrittenEvent(
             event.id, event.change_key, event.ical_uid, event.join_url, event, event.written_hash(), shape
         )

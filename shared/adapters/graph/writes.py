@@ -31,7 +31,7 @@ from shared.adapters.graph.calendar import (
 from shared.adapters.graph.errors import GraphError, GraphNotFound, GraphPreconditionFailed
 from shared.adapters.graph.events import parse_event, parse_graph_datetime
 from shared.domain import recurrence as rules
-from shared.domain.appointments import EventDraft, Override, WrittenShape, written_shape
+from shared.domain.appointments import EventDraft, Override, WrittenShape, shape_of
 from shared.domain.calendar import APPOINTMENT_PROPERTY_ID, OutlookEvent
 from shared.domain.tenants import Tenant
 from shared.domain.timezones import require_zone, single_zone, wall_clock
@@ -133,21 +133,7 @@ def _shape(event: OutlookEvent, raw: dict[str, Any]) -> WrittenShape | None:
             cancelled.append(date.fromisoformat(str(oid).rsplit(".", 1)[-1]))
         except ValueError:
             return None
-    return written_shape(
-        subject=event.subject,
-        body=event.body,
-        body_type=event.body_type,
-        location=event.location,
-        start=event.start,
-        end=event.end,
-        all_day=event.all_day,
-        show_as=event.show_as,
-        sensitivity=event.sensitivity,
-        categories=event.categories,
-        attendees=[a.address for a in event.attendees],
-        rrule=rrule,
-        cancelled=cancelled,
-    )
+    return shape_of(event, rrule, cancelled)
 
 
 def _if_match(change_key: str | None) -> dict[str, str]:
