@@ -196,6 +196,15 @@ class ControlClient:
     async def update_user(self, tenant_id: str, user: str, **changes: Any) -> dict[str, Any]:
         return await self.call("PATCH", f"/tenants/{tenant_id}/users/{quote(user)}", changes)
 
+    async def set_working_hours(
+        self, tenant_id: str, user: str, working_hours: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """A Graph `workingHours` (missing fields: the default week's), or None for the default."""
+        path = f"/tenants/{tenant_id}/users/{quote(user)}/working-hours"
+        if working_hours is None:
+            return await self.call("DELETE", path)
+        return await self.call("PUT", path, working_hours)
+
     async def disable_user(self, tenant_id: str, user: str) -> dict[str, Any]:
         return await self.call("POST", f"/tenants/{tenant_id}/users/{quote(user)}/disable")
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from m365emulator.calendar.timezones import find_zone
 from m365emulator.consent import RedirectUriError, registered_redirect_uris
 from m365emulator.core import Emulator
 from m365emulator.directory import CONSENT_POLICIES, DirectoryError, Tenant, User
@@ -19,6 +20,7 @@ from m365emulator.graph import emulator_of
 from m365emulator.keyvault import VaultError
 from m365emulator.odata import parse_datetime
 from m365emulator.subscriptions import LIFECYCLE_EVENTS
+from m365emulator.working_hours import default_working_hours, patched
 
 Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -353,6 +355,19 @@ async def patch_user(request: web.Request) -> web.Response:
     return ok(user.control_json())
 
 
+async def set_working_hours(request: web.Request) -> web.Response:
+    """PUT: a Graph `workingHours` over the default week (what it leaves out stays default);
+    DELETE: back to the default (Monday to Friday, 08:00-17:00 in the mailbox's zone)."""
+    emu = emulator_of(request)
+    user = user_of(emu, request)
+    if request.method == "DELETE":
+        user.working_hours_set = None
+    else:
+        base = default_working_hours(user.time_zone)
+        user.working_hours_set = patched(base, await body_of(request), lambda n: find_zone(n) is not None)
+    return ok(user.control_json())
+
+
 async def disable_user(request: web.Request) -> web.Response:
     emu = emulator_of(request)
     user = user_of(emu, request)
@@ -579,6 +594,8 @@ def add_routes(app: web.Application) -> None:
         ("GET", "/tenants/{tid}/users/{user}", get_user),
         ("PATCH", "/tenants/{tid}/users/{user}", patch_user),
         ("POST", "/tenants/{tid}/users/{user}/disable", disable_user),
+        ("PUT", "/tenants/{tid}/users/{user}/working-hours", set_working_hours),
+        ("DELETE", "/tenants/{tid}/users/{user}/working-hours", set_working_hours),
         ("POST", "/tenants/{tid}/users/{user}/events", seed_events),
         ("POST", "/tenants/{tid}/users/{user}/tasks", seed_tasks),
         ("POST", "/tenants/{tid}/access-policies", create_policy),

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from m365emulator.working_hours import WorkingHours, default_working_hours
+
 ConsentPolicy = Literal["page", "auto-accept", "auto-decline"]
 CONSENT_POLICIES: tuple[str, ...] = ("page", "auto-accept", "auto-decline")
 
@@ -145,6 +147,11 @@ class User:
     mobile_phone: str | None = None
     business_phones: list[str] = field(default_factory=list)
     department: str | None = None
+    working_hours_set: WorkingHours | None = None  # None: the default week in the mailbox's zone
+
+    @property
+    def working_hours(self) -> WorkingHours:
+        return self.working_hours_set or default_working_hours(self.time_zone)
 
     def graph_json(self) -> dict[str, Any]:
         """Every property the emulator serves; `$select` and the default set pick from this."""
@@ -177,6 +184,7 @@ class User:
             "mailbox_enabled": self.mailbox_enabled,
             "account_enabled": self.account_enabled,
             "time_zone": self.time_zone,
+            "working_hours": self.working_hours.graph_json(),
         }
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from m365emulator.core import Emulator
 from m365emulator.directory import GRAPH_PERMISSIONS, User, new_secret_value
+from m365emulator.working_hours import WorkingHours
 
 log = logging.getLogger("m365emulator.seed")
 
@@ -405,6 +406,11 @@ def seed_demo(emu: Emulator, identity: DemoIdentity | None = None) -> dict[str, 
     )
     d.update_user(users[19], {"proxy_addresses": [*users[19].proxy_addresses, "smtp:jordan@contoso.example"]})
     d.update_user(users[27], {"proxy_addresses": [*users[27].proxy_addresses, "smtp:ceo@contoso.example"]})
+    # One part-time week: Debra Berger works Monday to Thursday, 07:30-15:30 (everyone else the default
+    # Monday to Friday, 08:00-17:00 in their mailbox zone).
+    users[7].working_hours_set = WorkingHours(
+        ("monday", "tuesday", "wednesday", "thursday"), time(7, 30), time(15, 30), users[7].time_zone
+    )
     d.add_user(
         contoso.id,
         "former.employee@contoso.example",

@@ -11,11 +11,13 @@ from typing import Any
 from aiohttp import web
 
 from m365emulator import (
+    availability,
     batch,
     consent,
     control_api,
     entra,
     mail,
+    mailbox_settings,
     mailboxes,
     meetings,
     subscriptions,
@@ -37,6 +39,8 @@ def build_app(emu: Emulator) -> web.Application:
     batch.add_routes(app)
     subscriptions.add_routes(app)
     users.add_routes(app)
+    mailbox_settings.add_routes(app)
+    availability.add_routes(app)
     todo.add_routes(app)
     mail.add_routes(app)
     meetings.add_routes(app)

@@ -1,5 +1,5 @@
 """Graph users (contract §2): list with `$filter` / `$select` / `$top` / `$orderby` / paging, get by id
-or UPN, and the mailbox settings the connector reads for a user's time zone."""
+or UPN. Mailbox settings (time zone, working hours) are in `mailbox_settings.py`."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ from m365emulator.directory import User
 from m365emulator.errors import GraphError
 from m365emulator.graph import (
     DIRECTORY_DENIED,
-    OUTLOOK_DENIED,
     emulator_of,
-    mailbox_user,
     require_role,
     respond,
 )
@@ -145,29 +143,6 @@ async def get_user(request: web.Request) -> web.Response:
     return respond(body)
 
 
-async def get_mailbox_settings(request: web.Request) -> web.Response:
-    emu = emulator_of(request)
-    roles = ("MailboxSettings.Read", "MailboxSettings.ReadWrite", "Calendars.ReadWrite", "User.Read.All")
-    try:
-        user = mailbox_user(request, request.match_info["user"], roles)
-    except GraphError as err:
-        if err.status == 403:
-            raise GraphError(403, OUTLOOK_DENIED.code, OUTLOOK_DENIED.message) from err
-        raise
-    return respond(
-        {
-            "@odata.context": f"{emu.graph_url}/$metadata#users('{user.id}')/mailboxSettings",
-            "timeZone": user.time_zone,
-            "language": {
-                "locale": user.preferred_language or "en-US",
-                "displayName": "English (United States)",
-            },
-            "userPurpose": "user",
-        }
-    )
-
-
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1.0/users", list_users)
     app.router.add_get("/v1.0/users/{user}", get_user)
-    app.router.add_get("/v1.0/users/{user}/mailboxSettings", get_mailbox_settings)
