@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Final
+from typing import Final, Protocol
 
 from shared.domain.appointments import Appointment, AppointmentRecord, AppointmentState
 from shared.domain.tenants import Tenant
 from shared.service import jobs
-from shared.service.context import Services
 from shared.service.errors import (
     AlreadyExists,
     Conflict,
@@ -25,10 +24,37 @@ from shared.service.errors import (
     PreconditionFailed,
     StaleWrite,
 )
+from shared.service.ports import JobQueue
+from shared.service.ports.appointments import AppointmentRepository
+from shared.service.ports.clock import Clock
+from shared.service.ports.tenancy import UserRepository
 from shared.service.retries import update_optimistically
-from shared.service.tenants import get_tenant
+from shared.service.tenants import TenantPorts, get_tenant
 
 SAVE_ATTEMPTS: Final = 5
+
+
+class AppointmentReadPorts(TenantPorts, Protocol):
+    """GET: the tenant, then the appointment."""
+
+    @property
+    def appointments(self) -> AppointmentRepository: ...
+
+
+class AppointmentDeletePorts(AppointmentReadPorts, Protocol):
+    """DELETE: a new revision, and its write job."""
+
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def jobs(self) -> JobQueue: ...
+
+
+class AppointmentPutPorts(AppointmentDeletePorts, Protocol):
+    """PUT: as DELETE, and the staff it names are known."""
+
+    @property
+    def users(self) -> UserRepository: ...
 
 
 def etag(record: AppointmentRecord) -> str:
@@ -37,11 +63,11 @@ def etag(record: AppointmentRecord) -> str:
 
 
 async def put_appointment(
-    services: Services, tenant_id: str, appointment: Appointment, *, if_match: str | None = None
+    services: AppointmentPutPorts, tenant_id: str, appointment: Appointment, *, if_match: str | None = None
 ) -> AppointmentRecord:
     """Store the host's version and queue its writes. A replay of the current version changes nothing."""
     tenant = await _connected(services, tenant_id)
-    await _known_staff(services, tenant.tenant_id, appointment.staff_ids)
+    await _known_staff(services.users, tenant.tenant_id, appointment.staff_ids)
 
     def revised(record: AppointmentRecord | None) -> AppointmentRecord | None:
         _check_precondition(record, if_match)
@@ -63,14 +89,14 @@ async def put_appointment(
     if done.saved is None:
         assert done.read is not None
         if done.read.state is AppointmentState.PENDING:  # the first PUT may not have queued its job
-            await _queue_write(services, done.read)
+            await _queue_write(services.jobs, done.read)
         return done.read
-    await _queue_write(services, done.saved)
+    await _queue_write(services.jobs, done.saved)
     return done.saved
 
 
 async def delete_appointment(
-    services: Services, tenant_id: str, appointment_id: str, *, if_match: str | None = None
+    services: AppointmentDeletePorts, tenant_id: str, appointment_id: str, *, if_match: str | None = None
 ) -> AppointmentRecord:
     """Mark it deleted and queue the removal of every copy (idempotent)."""
     await get_tenant(services, tenant_id)
@@ -94,11 +120,13 @@ async def delete_appointment(
     )
     record = done.latest
     assert record is not None
-    await _queue_write(services, record)
+    await _queue_write(services.jobs, record)
     return record
 
 
-async def get_appointment(services: Services, tenant_id: str, appointment_id: str) -> AppointmentRecord:
+async def get_appointment(
+    services: AppointmentReadPorts, tenant_id: str, appointment_id: str
+) -> AppointmentRecord:
     await get_tenant(services, tenant_id)
     record = await services.appointments.get(tenant_id, appointment_id)
     if record is None:
@@ -106,7 +134,7 @@ async def get_appointment(services: Services, tenant_id: str, appointment_id: st
     return record
 
 
-async def _connected(services: Services, tenant_id: str) -> Tenant:
+async def _connected(services: TenantPorts, tenant_id: str) -> Tenant:
     tenant = await get_tenant(services, tenant_id)
     if not tenant.state.connected:
         raise Conflict(
@@ -115,9 +143,9 @@ async def _connected(services: Services, tenant_id: str) -> Tenant:
     return tenant
 
 
-async def _known_staff(services: Services, tenant_id: str, staff_ids: Sequence[str]) -> None:
-    users = await asyncio.gather(*(services.users.get(tenant_id, s) for s in staff_ids))
-    for index, user in enumerate(users):
+async def _known_staff(users: UserRepository, tenant_id: str, staff_ids: Sequence[str]) -> None:
+    found = await asyncio.gather(*(users.get(tenant_id, s) for s in staff_ids))
+    for index, user in enumerate(found):
         if user is None:
             raise InvalidInput(
                 f"staff_ids[{index}]", "no such staff member (PUT the staff member first)", status=422
@@ -133,7 +161,7 @@ def _check_precondition(record: AppointmentRecord | None, if_match: str | None) 
         raise PreconditionFailed("If-Match", f"the appointment is at revision {record.revision}")
 
 
-async def _queue_write(services: Services, record: AppointmentRecord) -> None:
-    await services.jobs.enqueue(
+async def _queue_write(queue: JobQueue, record: AppointmentRecord) -> None:
+    await queue.enqueue(
         [jobs.write_appointment(record.tenant_id, record.appointment_id, revision=record.revision)]
     )

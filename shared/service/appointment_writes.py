@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from shared.domain.appointments import (
     Appointment,
@@ -37,22 +37,37 @@ from shared.domain.users import MatchStatus
 from shared.observability import bound, get_logger
 from shared.service.appointment_copies import (
     WritePass,
+    WritePassPorts,
     delete_copy,
     finish_write,
     remember_written,
     synced_copy,
 )
-from shared.service.context import Services
 from shared.service.errors import Conflict, EventRejected, MailboxUnavailable, RateLimited, TenantAccessError
 from shared.service.jobs import WriteAppointment
 from shared.service.leasing import check_back, run_leased
 from shared.service.outlook_conflicts import update_copy
+from shared.service.ports import JobQueue
+from shared.service.ports.sync_storage import LeaseStore
+from shared.service.ports.tenancy import UserRepository
 from shared.service.publishing import publish
 from shared.service.records import Change, WrittenEvent
 from shared.service.retries import THROTTLED, starting_from, update_optimistically
-from shared.service.tenants import mark_consent_revoked
+from shared.service.tenants import TenantEventPorts, mark_consent_revoked
 
 log = get_logger("appointments")
+
+
+class WritePorts(WritePassPorts, TenantEventPorts, Protocol):
+    """The write job, under its lease: its passes, the staff it targets, a retry when throttled."""
+
+    @property
+    def jobs(self) -> JobQueue: ...
+    @property
+    def leases(self) -> LeaseStore: ...
+    @property
+    def users(self) -> UserRepository: ...
+
 
 LEASE_TTL: Final = timedelta(minutes=2)
 CALENDAR_CONCURRENCY: Final = 8  # staff calendars written at once (each is its own mailbox)
@@ -67,7 +82,7 @@ _PROBLEMS: Final = {
 }
 
 
-async def run_write_job(services: Services, job: WriteAppointment) -> None:
+async def run_write_job(services: WritePorts, job: WriteAppointment) -> None:
     """A job from the `outlook-writes` queue. Never raises for a condition a retry cannot fix."""
     appointment_id = job.appointment_id
     if not appointment_id:
@@ -83,11 +98,11 @@ async def run_write_job(services: Services, job: WriteAppointment) -> None:
 
     with bound(tenant=job.tenant_id, appointment=appointment_id):
         key = f"{job.tenant_id}/appointments/{appointment_id}"
-        if not await run_leased(services, key, LEASE_TTL, write_pass):
-            await check_back(services, job, LEASE_TTL)
+        if not await run_leased(services.leases, services.clock, key, LEASE_TTL, write_pass):
+            await check_back(services.jobs, job, LEASE_TTL)
 
 
-async def _write_once(services: Services, job: WriteAppointment, recheck: Sequence[str]) -> None:
+async def _write_once(services: WritePorts, job: WriteAppointment, recheck: Sequence[str]) -> None:
     tenant = await services.tenants.get(job.tenant_id)
     if tenant is None or not tenant.state.connected:
         return
@@ -96,7 +111,9 @@ async def _write_once(services: Services, job: WriteAppointment, recheck: Sequen
     if record is None:
         return
     wanted = set(record.copies) | set(record.appointment.staff_ids if record.appointment else ())
-    targets = {t.staff_id: t for t in await asyncio.gather(*(_target(services, tenant, s) for s in wanted))}
+    targets = {
+        t.staff_id: t for t in await asyncio.gather(*(_target(services.users, tenant, s) for s in wanted))
+    }
     plan = plan_writes(record, targets, tenant.settings.multi_staff_mode, recheck=recheck)
     flagged = frozenset(job.events)
     run = WritePass(services, tenant, record, frozenset(recheck), flagged, targets, {}, set(), [])
@@ -109,7 +126,7 @@ async def _write_once(services: Services, job: WriteAppointment, recheck: Sequen
         return
     await _save(run)
     if run.throttled is not None:
-        await _retry_later(services, job, run.throttled)
+        await _retry_later(services.jobs, job, run.throttled)
 
 
 async def _in_parallel(run: WritePass, steps: Sequence[WriteStep]) -> None:
@@ -125,8 +142,8 @@ async def _in_parallel(run: WritePass, steps: Sequence[WriteStep]) -> None:
     await asyncio.gather(*(one(step) for step in steps))
 
 
-async def _target(services: Services, tenant: Tenant, staff_id: str) -> StaffTarget:
-    user = await services.users.get(tenant.tenant_id, staff_id)
+async def _target(users: UserRepository, tenant: Tenant, staff_id: str) -> StaffTarget:
+    user = await users.get(tenant.tenant_id, staff_id)
     if user is None:
         return StaffTarget(staff_id, problem="no such staff member")
     if user.match is not MatchStatus.MATCHED or user.graph_user_id is None:
@@ -313,11 +330,11 @@ def copies_json(record: AppointmentRecord) -> dict[str, Any]:
     }
 
 
-async def _retry_later(services: Services, job: WriteAppointment, error: RateLimited) -> None:
+async def _retry_later(queue: JobQueue, job: WriteAppointment, error: RateLimited) -> None:
     attempt = job.attempt + 1
     if THROTTLED.exhausted(attempt):
         log.warning("gave up writing after %d attempts: %s", attempt - 1, error.reason)
         return
     delay = THROTTLED.delay_after(attempt, error.retry_after)
-    await services.jobs.enqueue([replace(job, attempt=attempt, delay_seconds=delay)])
+    await queue.enqueue([replace(job, attempt=attempt, delay_seconds=delay)])
     log.info("throttled; writing again in %d s (attempt %d)", delay, attempt)

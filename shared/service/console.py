@@ -17,20 +17,47 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from shared.domain.progress import Progress
 from shared.domain.tenants import AuthMode, Tenant
 from shared.service import tenant_consent, tenants
 from shared.service.commands import parse_reauthorize
-from shared.service.context import Services
+from shared.service.context import ConnectorConfig
 from shared.service.errors import ConsoleAccessDenied, InvalidInput
-from shared.service.keys import CONSOLE_KEY
+from shared.service.keys import CONSOLE_KEY, KeyRing
+from shared.service.ports.clock import Clock
+from shared.service.ports.feed import DeadLetterRepository
+from shared.service.tenant_consent import ReauthorizePorts
+from shared.service.tenants import ProgressPorts, TenantPorts
 
 DEFAULT_TTL_MINUTES: Final = 60
 MIN_TTL_MINUTES: Final = 5
 MAX_TTL_MINUTES: Final = 24 * 60
 MAX_TOKEN_LENGTH: Final = 1024
+
+
+class ConsoleAuthPorts(Protocol):
+    """Checking a console token: the signing key and the time."""
+
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def keys(self) -> KeyRing: ...
+
+
+class ConsoleLinkPorts(ConsoleAuthPorts, TenantPorts, Protocol):
+    """Issuing a link to an existing tenant's console."""
+
+    @property
+    def config(self) -> ConnectorConfig: ...
+
+
+class OverviewPorts(ProgressPorts, TenantPorts, Protocol):
+    """The console's first view: the tenant, its progress, its dead letters."""
+
+    @property
+    def dead_letters(self) -> DeadLetterRepository: ...
 
 
 def _refused(message: str) -> ConsoleAccessDenied:
@@ -116,7 +143,7 @@ def parse_ttl(body: dict[str, Any]) -> timedelta:
     return timedelta(minutes=value)
 
 
-async def issue_link(services: Services, tenant_id: str, ttl: timedelta) -> ConsoleLink:
+async def issue_link(services: ConsoleLinkPorts, tenant_id: str, ttl: timedelta) -> ConsoleLink:
     """A signed link to the console of this one (existing) tenant."""
     tenant = await tenants.get_tenant(services, tenant_id)
     expires_at = (services.clock.now() + ttl).replace(microsecond=0)
@@ -124,7 +151,9 @@ async def issue_link(services: Services, tenant_id: str, ttl: timedelta) -> Cons
     return ConsoleLink(f"{services.config.public_base_url}/api/console?token={token}", expires_at)
 
 
-async def authorize(services: Services, token: str | None, tenant_id: str | None = None) -> ConsoleGrant:
+async def authorize(
+    services: ConsoleAuthPorts, token: str | None, tenant_id: str | None = None
+) -> ConsoleGrant:
     """Check the token, and that it is for `tenant_id` when a path names one (403 if not)."""
     grant = verify_token(await services.keys.required(CONSOLE_KEY), token, services.clock.now())
     if tenant_id is not None and tenant_id != grant.tenant_id:
@@ -132,7 +161,7 @@ async def authorize(services: Services, token: str | None, tenant_id: str | None
     return grant
 
 
-async def reauthorize(services: Services, tenant_id: str, body: dict[str, Any]) -> tenants.Connection:
+async def reauthorize(services: ReauthorizePorts, tenant_id: str, body: dict[str, Any]) -> tenants.Connection:
     """Admin consent: a new consent link. The customer's own app: `{"client_secret"}` (and, optionally,
     `client_id` and `client_secret_expires_at`); the client id defaults to the one on record."""
     tenant: Tenant = await tenants.get_tenant(services, tenant_id)
@@ -156,7 +185,7 @@ class Overview:
     dead_deliveries: int  # batches of changes the host's webhook never took (they stay in the pull feed)
 
 
-async def overview(services: Services, tenant_id: str) -> Overview:
+async def overview(services: OverviewPorts, tenant_id: str) -> Overview:
     tenant = await tenants.get_tenant(services, tenant_id)
     progress = await tenants.tenant_progress(services, tenant)
     return Overview(tenant, progress, len(await services.dead_letters.list(tenant.tenant_id)))

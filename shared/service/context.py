@@ -60,6 +60,10 @@ class ConnectorConfig:
 
 @dataclass(frozen=True, slots=True)
 class Services:
+    """Every port, built once per worker by the composition root. A handler takes the part it uses, a
+    Protocol of read-only members beside it (`AppointmentReadPorts`, `SyncPorts`, ...), which this
+    satisfies structurally."""
+
     tenants: TenantRepository
     users: UserRepository
     consent_states: ConsentStateRepository

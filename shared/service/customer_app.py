@@ -7,16 +7,27 @@ and the secret only in Key Vault. Reauthorizing such a tenant is a secret rotati
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Protocol
 
 from shared.domain.tenants import AuthMode, CustomerApp, Tenant, secret_name
 from shared.service.commands import CustomerAppCredential
-from shared.service.context import Services
 from shared.service.errors import InvalidInput, TenantAccessError
-from shared.service.tenants import Connection, mark_connected, store_new
+from shared.service.ports.graph import CustomerAppValidator
+from shared.service.ports.secret_store import SecretStore
+from shared.service.tenants import Connection, ConnectPorts, mark_connected, store_new
+
+
+class CustomerAppPorts(ConnectPorts, Protocol):
+    """Connecting with the customer's app: its sign-in checked, its secret kept, the tenant connected."""
+
+    @property
+    def customer_apps(self) -> CustomerAppValidator: ...
+    @property
+    def secrets(self) -> SecretStore: ...
 
 
 async def connect_customer_app(
-    services: Services, tenant: Tenant, credential: CustomerAppCredential, *, create: bool
+    services: CustomerAppPorts, tenant: Tenant, credential: CustomerAppCredential, *, create: bool
 ) -> Connection:
     """Validate the customer's app by getting a token with it, then keep its secret in Key Vault only."""
     try:

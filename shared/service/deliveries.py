@@ -15,17 +15,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 from shared.domain.signing import SIGNATURE_HEADER, sign_delivery
 from shared.observability import get_logger
 from shared.service import jobs
-from shared.service.context import Services
+from shared.service.context import ConnectorConfig
 from shared.service.delivery_policy import DeliveryPolicy
 from shared.service.errors import DeliveryFailed
 from shared.service.jobs import Deliver
-from shared.service.keys import HOST_WEBHOOK_SECRET
+from shared.service.keys import HOST_WEBHOOK_SECRET, KeyRing
+from shared.service.ports import JobQueue
+from shared.service.ports.clock import Clock
+from shared.service.ports.feed import ChangeFeed, DeadLetterRepository, HostWebhook
 from shared.service.records import DeadLetter
+from shared.service.tenants import TenantPorts
 
 DELIVERY_HEADER: Final = "X-Connector-Delivery"  # `{tenant}:{first}-{last}`, the same on every retry
 ATTEMPT_HEADER: Final = "X-Connector-Delivery-Attempt"  # 1 on the first try
@@ -38,6 +42,33 @@ MISSING_SECRET_REASON: Final = (
 log = get_logger("deliveries")
 
 
+class DeadLetterPorts(Protocol):
+    @property
+    def dead_letters(self) -> DeadLetterRepository: ...
+
+
+class RedeliverPorts(DeadLetterPorts, Protocol):
+    """Redelivering dead letters: fresh delivery jobs, when there is a webhook to deliver to."""
+
+    @property
+    def config(self) -> ConnectorConfig: ...
+    @property
+    def jobs(self) -> JobQueue: ...
+
+
+class DeliveryPorts(RedeliverPorts, TenantPorts, Protocol):
+    """A delivery job: the feed's range, signed and posted, retried or dead-lettered."""
+
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def feed(self) -> ChangeFeed: ...
+    @property
+    def keys(self) -> KeyRing: ...
+    @property
+    def webhook(self) -> HostWebhook: ...
+
+
 DEFAULT_POLICY: Final = DeliveryPolicy()
 
 
@@ -48,7 +79,9 @@ class _Range:
     attempt: int  # failed tries so far (0 on the first)
 
 
-async def deliver_changes(services: Services, job: Deliver, policy: DeliveryPolicy = DEFAULT_POLICY) -> None:
+async def deliver_changes(
+    services: DeliveryPorts, job: Deliver, policy: DeliveryPolicy = DEFAULT_POLICY
+) -> None:
     """Run a `deliver` job (see `jobs.deliver`)."""
     url = services.config.host_webhook_url
     if url is None:
@@ -61,7 +94,8 @@ async def deliver_changes(services: Services, job: Deliver, policy: DeliveryPoli
     secret = await services.keys.key(HOST_WEBHOOK_SECRET, create=False)
     if secret is None:  # no retry: nothing changes until the operator acts
         await _dead_letter(
-            services,
+            services.dead_letters,
+            services.clock,
             tenant_id,
             span.first,
             span.last,
@@ -75,7 +109,7 @@ async def deliver_changes(services: Services, job: Deliver, policy: DeliveryPoli
         changes = await services.feed.read_json(tenant_id, start - 1, end - start + 1)
         if not changes:
             return  # beyond the feed's head, or the feed is gone
-        body, headers = _signed_post(services, secret, tenant_id, changes, span.attempt + 1)
+        body, headers = _signed_post(services.clock, secret, tenant_id, changes, span.attempt + 1)
         try:
             await services.webhook.post(url, body, headers)
         except DeliveryFailed as failure:
@@ -86,11 +120,11 @@ async def deliver_changes(services: Services, job: Deliver, policy: DeliveryPoli
         start = changes[-1][0] + 1
 
 
-async def list_dead_letters(services: Services, tenant_id: str) -> list[DeadLetter]:
+async def list_dead_letters(services: DeadLetterPorts, tenant_id: str) -> list[DeadLetter]:
     return await services.dead_letters.list(tenant_id)
 
 
-async def redeliver_dead_letters(services: Services, tenant_id: str) -> int:
+async def redeliver_dead_letters(services: RedeliverPorts, tenant_id: str) -> int:
     """Queue a fresh delivery (attempts from zero) for each dead letter and remove it; answers how many.
 
     Without a webhook URL there is nowhere to deliver: the letters stay and the answer is 0.
@@ -116,12 +150,12 @@ async def redeliver_dead_letters(services: Services, tenant_id: str) -> int:
 
 
 def _signed_post(
-    services: Services, secret: bytes, tenant_id: str, changes: list[tuple[int, str]], attempt: int
+    clock: Clock, secret: bytes, tenant_id: str, changes: list[tuple[int, str]], attempt: int
 ) -> tuple[bytes, dict[str, str]]:
     """`{"tenant_id": ..., "changes": [...]}`, each change's JSON text as the feed holds it."""
     texts = ",".join(text for _, text in changes)
     body = f'{{"tenant_id":{json.dumps(tenant_id)},"changes":[{texts}]}}'.encode()
-    timestamp = int(services.clock.now().timestamp())
+    timestamp = int(clock.now().timestamp())
     headers = {
         "Content-Type": CONTENT_TYPE,
         SIGNATURE_HEADER: sign_delivery(secret, timestamp, body),
@@ -132,12 +166,18 @@ def _signed_post(
 
 
 async def _retry_or_dead_letter(
-    services: Services, policy: DeliveryPolicy, tenant_id: str, rest: _Range, failure: DeliveryFailed
+    services: DeliveryPorts, policy: DeliveryPolicy, tenant_id: str, rest: _Range, failure: DeliveryFailed
 ) -> None:
     failures = rest.attempt + 1
     if not failure.retryable or policy.exhausted(failures):
         await _dead_letter(
-            services, tenant_id, rest.first, rest.last, attempts=failures, reason=failure.reason
+            services.dead_letters,
+            services.clock,
+            tenant_id,
+            rest.first,
+            rest.last,
+            attempts=failures,
+            reason=failure.reason,
         )
         return
     delay = policy.delay_after(failures)
@@ -155,10 +195,17 @@ async def _retry_or_dead_letter(
 
 
 async def _dead_letter(
-    services: Services, tenant_id: str, first: int, last: int, *, attempts: int, reason: str
+    dead_letters: DeadLetterRepository,
+    clock: Clock,
+    tenant_id: str,
+    first: int,
+    last: int,
+    *,
+    attempts: int,
+    reason: str,
 ) -> None:
-    await services.dead_letters.add(
-        DeadLetter(tenant_id, first, last, attempts=attempts, reason=reason, failed_at=services.clock.now())
+    await dead_letters.add(
+        DeadLetter(tenant_id, first, last, attempts=attempts, reason=reason, failed_at=clock.now())
     )
     log.warning(
         "host webhook delivery of changes %d-%d of tenant %s dead-lettered after %d attempt(s): %s",

@@ -12,7 +12,7 @@ from shared.observability import bound, get_logger
 from shared.service import tenant_jobs
 from shared.service.appointment_writes import run_write_job
 from shared.service.context import Services
-from shared.service.deliveries import deliver_changes
+from shared.service.deliveries import DeliveryPorts, deliver_changes
 from shared.service.job_codec import MalformedJob, decode
 from shared.service.jobs import Deliver, Job, Notified, SyncMode, TenantWork, WriteAppointment
 from shared.service.sync import run_notified, run_sync_job
@@ -20,7 +20,7 @@ from shared.service.sync import run_notified, run_sync_job
 log = get_logger("jobs")
 
 
-async def _deliver(services: Services, job: Deliver) -> None:
+async def _deliver(services: DeliveryPorts, job: Deliver) -> None:
     await deliver_changes(services, job, services.config.delivery)
 
 

@@ -15,8 +15,10 @@ from datetime import timedelta
 from typing import Final
 
 from shared.observability import get_logger
-from shared.service.context import Services
 from shared.service.jobs import SyncUser, WriteAppointment
+from shared.service.ports import JobQueue
+from shared.service.ports.clock import Clock
+from shared.service.ports.sync_storage import LeaseStore
 from shared.service.records import LeaseOutcome
 
 log = get_logger("leasing")
@@ -25,27 +27,27 @@ MAX_CHECK_BACKS: Final = 3
 
 
 async def run_leased(
-    services: Services, key: str, ttl: timedelta, run_pass: Callable[[int], Awaitable[None]]
+    leases: LeaseStore, clock: Clock, key: str, ttl: timedelta, run_pass: Callable[[int], Awaitable[None]]
 ) -> bool:
     """Run passes under the lease until nobody asked for another; False when the lease was taken."""
     owner = uuid.uuid4().hex
-    if await services.leases.acquire(key, owner, ttl, services.clock.now()) is LeaseOutcome.DEFERRED:
+    if await leases.acquire(key, owner, ttl, clock.now()) is LeaseOutcome.DEFERRED:
         return False
     number = 0
     try:
         while True:
             await run_pass(number)
-            if not await services.leases.release(key, owner):
+            if not await leases.release(key, owner):
                 return True
             number += 1
     except BaseException:
         # Let go even if someone asked for another pass: this run failed, and the queue retries it.
-        while await services.leases.release(key, owner):
+        while await leases.release(key, owner):
             continue
         raise
 
 
-async def check_back(services: Services, job: SyncUser | WriteAppointment, ttl: timedelta) -> None:
+async def check_back(queue: JobQueue, job: SyncUser | WriteAppointment, ttl: timedelta) -> None:
     """Queue `job` again once the lease has surely lapsed (a dead holder's lease lapses unreleased): a
     cheap run if all is well. At most `MAX_CHECK_BACKS` times in a row."""
     checks = job.check_back
@@ -53,5 +55,5 @@ async def check_back(services: Services, job: SyncUser | WriteAppointment, ttl: 
         log.warning("the lease stayed taken through %d checks; the next schedule catches up", checks)
         return
     delay = int(ttl.total_seconds()) + 5
-    await services.jobs.enqueue([replace(job, check_back=checks + 1, delay_seconds=delay)])
+    await queue.enqueue([replace(job, check_back=checks + 1, delay_seconds=delay)])
     log.info("another worker holds the lease; it runs once more, and this is checked in %d s", delay)

@@ -12,17 +12,33 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from shared.domain.signing import client_state_valid
 from shared.observability import get_logger
 from shared.service import jobs
-from shared.service.context import Services
 from shared.service.errors import InvalidInput
 from shared.service.jobs import Job
-from shared.service.keys import NOTIFICATION_KEY
+from shared.service.keys import NOTIFICATION_KEY, KeyRing
+from shared.service.ports.sync_storage import SubscriptionIndex
+from shared.service.tenants import TenantPorts
 
 log = get_logger("notifications")
+
+
+class NotificationPorts(Protocol):
+    """Change notifications: the key their clientState is checked with, and nothing else."""
+
+    @property
+    def keys(self) -> KeyRing: ...
+
+
+class LifecyclePorts(NotificationPorts, TenantPorts, Protocol):
+    """Lifecycle notifications: checked against the subscription index and its tenant."""
+
+    @property
+    def subscription_index(self) -> SubscriptionIndex: ...
+
 
 MAX_VALIDATION_TOKEN: Final = 1024
 MAX_BODY: Final = 1_000_000  # Graph batches at most 100 notifications per POST
@@ -61,7 +77,7 @@ def parse_notifications(body: bytes) -> list[dict[str, Any]]:
     return [item for item in data["value"] if isinstance(item, dict)]
 
 
-async def receive_changes(services: Services, body: bytes) -> Received:
+async def receive_changes(services: NotificationPorts, body: bytes) -> Received:
     items = parse_notifications(body)
     key = await services.keys.required(NOTIFICATION_KEY)
     received = Received()
@@ -98,7 +114,7 @@ async def receive_changes(services: Services, body: bytes) -> Received:
     return received
 
 
-async def receive_lifecycle(services: Services, body: bytes) -> Received:
+async def receive_lifecycle(services: LifecyclePorts, body: bytes) -> Received:
     items = parse_notifications(body)
     key = await services.keys.required(NOTIFICATION_KEY)
     received = Received()

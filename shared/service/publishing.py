@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
-from shared.service.context import Services
+from shared.service.context import ConnectorConfig
+from shared.service.delivery_requests import DeliveryRequests
+from shared.service.ports.feed import ChangeFeed
 from shared.service.records import Change
 
 
-async def publish(services: Services, tenant_id: str, changes: Sequence[Change]) -> list[Change]:
+class PublishPorts(Protocol):
+    @property
+    def feed(self) -> ChangeFeed: ...
+    @property
+    def config(self) -> ConnectorConfig: ...
+    @property
+    def delivery_requests(self) -> DeliveryRequests: ...
+
+
+async def publish(services: PublishPorts, tenant_id: str, changes: Sequence[Change]) -> list[Change]:
     """At least once: a crash after the append and before the delivery job leaves the changes in the
     pull feed (and the next delivery of the tenant does not cover them; the feed is the record)."""
     if not changes:

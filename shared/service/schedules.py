@@ -9,27 +9,56 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, Protocol
 
 from shared.domain.tenants import Tenant, UserScope
 from shared.domain.users import MatchStatus, SyncState
 from shared.observability import bound, get_logger
 from shared.service import jobs
-from shared.service.context import Services
 from shared.service.errors import RateLimited, TenantAccessError
 from shared.service.jobs import Job
+from shared.service.ports import JobQueue
+from shared.service.ports.appointments import AppointmentRepository
+from shared.service.ports.tenancy import UserRepository
 from shared.service.publishing import publish
 from shared.service.records import Change
 from shared.service.retries import StillContended, update_optimistically
-from shared.service.subscriptions import RENEW_BEFORE, SILENT_AFTER
-from shared.service.tenants import mark_consent_revoked
+from shared.service.subscriptions import RENEW_BEFORE, SILENT_AFTER, UnsubscribePorts
+from shared.service.tenants import TenantEventPorts, TenantPorts, mark_consent_revoked
 
 log = get_logger("schedules")
 
 CREDENTIAL_REMINDER: Final = timedelta(days=7)  # repeat the expiry warning weekly until rotated
 
 
-async def fan_out(services: Services, job_for: Callable[[str], Job]) -> int:
+class FanOutPorts(TenantPorts, Protocol):
+    """The timers: the tenants, and the queue their jobs go on."""
+
+    @property
+    def jobs(self) -> JobQueue: ...
+
+
+class RenewalPorts(TenantEventPorts, UnsubscribePorts, Protocol):
+    """A tenant's renewal: its users' subscriptions as Graph and the index see them, renewal jobs queued."""
+
+    @property
+    def jobs(self) -> JobQueue: ...
+    @property
+    def users(self) -> UserRepository: ...
+
+
+class NightlyPorts(TenantEventPorts, Protocol):
+    """A tenant's nightly run: the credential's expiry, a rematch, every user's resync, unsettled writes."""
+
+    @property
+    def appointments(self) -> AppointmentRepository: ...
+    @property
+    def jobs(self) -> JobQueue: ...
+    @property
+    def users(self) -> UserRepository: ...
+
+
+async def fan_out(services: FanOutPorts, job_for: Callable[[str], Job]) -> int:
     """The timers: one tenant job (`jobs.renew_tenant`, `jobs.nightly`) per connected tenant."""
     queued = [job_for(t.tenant_id) for t in await services.tenants.list() if t.state.connected]
     await services.jobs.enqueue(queued)
@@ -37,7 +66,7 @@ async def fan_out(services: Services, job_for: Callable[[str], Job]) -> int:
     return len(queued)
 
 
-async def renew_tenant_subscriptions(services: Services, tenant_id: str) -> int:
+async def renew_tenant_subscriptions(services: RenewalPorts, tenant_id: str) -> int:
     """Confirm every user's subscription with Graph (one listing of the tenant's subscriptions, paged,
     instead of a request per user): renew what expires within a day, recreate what Graph no longer holds
     (lost without a lifecycle notification, or expired) and catch up through delta, catch up on what went
@@ -92,7 +121,7 @@ async def renew_tenant_subscriptions(services: Services, tenant_id: str) -> int:
     return len(queued)
 
 
-async def nightly_tenant(services: Services, tenant_id: str) -> int:
+async def nightly_tenant(services: NightlyPorts, tenant_id: str) -> int:
     """Warn about an expiring credential, pick up directory changes, resync every user."""
     tenant = await services.tenants.get(tenant_id)
     if tenant is None or not tenant.state.connected:
@@ -115,7 +144,7 @@ async def nightly_tenant(services: Services, tenant_id: str) -> int:
         return len(queued)
 
 
-async def warn_credential_expiry(services: Services, tenant_id: str) -> bool:
+async def warn_credential_expiry(services: TenantEventPorts, tenant_id: str) -> bool:
     """A customer app's secret that lapses within 30 days: a change on the feed, then weekly."""
 
     def warned(tenant: Tenant | None) -> Tenant | None:

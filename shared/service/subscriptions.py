@@ -10,18 +10,39 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, Protocol
 
 from shared.domain.signing import client_state
 from shared.domain.tenants import Tenant
 from shared.domain.users import UserRecord
 from shared.observability import get_logger
-from shared.service.context import Services
 from shared.service.errors import SubscriptionGone
-from shared.service.keys import NOTIFICATION_KEY
+from shared.service.keys import NOTIFICATION_KEY, KeyRing
+from shared.service.ports.clock import Clock
+from shared.service.ports.graph import SubscriptionGateway
+from shared.service.ports.sync_storage import SubscriptionIndex
 from shared.service.records import SubscriptionRecord
 
 log = get_logger("subscriptions")
+
+
+class UnsubscribePorts(Protocol):
+    """Graph's subscriptions and the connector's index of them."""
+
+    @property
+    def subscriptions(self) -> SubscriptionGateway: ...
+    @property
+    def subscription_index(self) -> SubscriptionIndex: ...
+
+
+class SubscribePorts(UnsubscribePorts, Protocol):
+    """Creating and renewing: the clock, and the key that signs each subscription's clientState."""
+
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def keys(self) -> KeyRing: ...
+
 
 LIFETIME: Final = timedelta(hours=48)  # what the connector asks for (Graph allows up to 7 days for events)
 RENEW_BEFORE: Final = timedelta(hours=24)  # the renewal timer renews anything expiring sooner
@@ -30,7 +51,7 @@ NOTIFIED_GRANULARITY: Final = timedelta(hours=1)  # how fresh the index's "last 
 
 
 async def ensure_subscription(
-    services: Services, tenant: Tenant, user: UserRecord, *, force_new: bool
+    services: SubscribePorts, tenant: Tenant, user: UserRecord, *, force_new: bool
 ) -> UserRecord:
     """The user's subscription, alive for another `LIFETIME`: renewed when it exists, else created (and an
     older one removed). Answers the user with the subscription fields set (not saved)."""
@@ -43,20 +64,27 @@ async def ensure_subscription(
         except SubscriptionGone:
             log.info("subscription %s is gone; creating a new one", user.subscription_id)
         else:
-            await _index(services, user, user.subscription_id, renewed, now)
+            await _index(services.subscription_index, user, user.subscription_id, renewed, now)
             return replace(user, subscription_expires_at=renewed)
     key = await services.keys.required(NOTIFICATION_KEY)
     state = client_state(key, tenant.directory_id, user.graph_user_id)
     created = await services.subscriptions.create(tenant, user.graph_user_id, state, expires)
     if user.subscription_id and user.subscription_id != created.id:
         await _forget(services, tenant, user.subscription_id)
-    await _index(services, user, created.id, created.expires_at, now, new=created.id != user.subscription_id)
+    await _index(
+        services.subscription_index,
+        user,
+        created.id,
+        created.expires_at,
+        now,
+        new=created.id != user.subscription_id,
+    )
     log.info("subscription %s created, expires %s", created.id, created.expires_at.isoformat())
     return replace(user, subscription_id=created.id, subscription_expires_at=created.expires_at)
 
 
 async def _index(
-    services: Services,
+    index: SubscriptionIndex,
     user: UserRecord,
     subscription_id: str,
     expires: datetime,
@@ -67,8 +95,8 @@ async def _index(
     """Index the subscription for the webhook and the renewal timer. A new one's silence is counted from
     now (so a new one is written without reading first); a renewed one keeps its last notification."""
     assert user.graph_user_id is not None
-    existing = None if new else await services.subscription_index.get(subscription_id)
-    await services.subscription_index.put(
+    existing = None if new else await index.get(subscription_id)
+    await index.put(
         SubscriptionRecord(
             subscription_id,
             user.tenant_id,
@@ -80,18 +108,20 @@ async def _index(
     )
 
 
-async def _forget(services: Services, tenant: Tenant, subscription_id: str) -> None:
+async def _forget(services: UnsubscribePorts, tenant: Tenant, subscription_id: str) -> None:
     await services.subscriptions.delete(tenant, subscription_id)
     await services.subscription_index.delete(subscription_id)
 
 
-async def remove_user_subscription(services: Services, tenant: Tenant, user: UserRecord) -> UserRecord:
+async def remove_user_subscription(
+    services: UnsubscribePorts, tenant: Tenant, user: UserRecord
+) -> UserRecord:
     if user.subscription_id:
         await _forget(services, tenant, user.subscription_id)
     return replace(user, subscription_id=None, subscription_expires_at=None)
 
 
-async def remove_tenant_subscriptions(services: Services, tenant: Tenant) -> int:
+async def remove_tenant_subscriptions(services: UnsubscribePorts, tenant: Tenant) -> int:
     """Every subscription the connector holds in the tenant: the indexed ones, and any Graph still lists
     (a crash between Graph's create and the index write). Best effort against Graph when consent is gone:
     Graph drops a revoked app's subscriptions itself."""

@@ -17,14 +17,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, Protocol
 
 from shared.domain.planner import HostLinks, Observation, Visibility, plan
 from shared.domain.tenants import Tenant, TenantState
 from shared.domain.users import MatchStatus, SyncState, UserRecord
 from shared.observability import bound, get_logger
 from shared.service import jobs
-from shared.service.context import Services
 from shared.service.errors import (
     Conflict,
     DeltaTokenRejected,
@@ -35,13 +34,47 @@ from shared.service.errors import (
 )
 from shared.service.jobs import Notified, SyncMode, SyncUser
 from shared.service.leasing import check_back, run_leased
+from shared.service.ports import JobQueue
+from shared.service.ports.clock import Clock
+from shared.service.ports.graph import CalendarGateway
+from shared.service.ports.sync_storage import ItemStatusRepository, LeaseStore
+from shared.service.ports.tenancy import UserRepository
 from shared.service.publishing import publish
 from shared.service.records import Change, DeltaRead
 from shared.service.retries import THROTTLED, StillContended, starting_from, update_optimistically
-from shared.service.subscriptions import NOTIFIED_GRANULARITY, ensure_subscription
-from shared.service.tenants import get_tenant, mark_consent_revoked
+from shared.service.subscriptions import NOTIFIED_GRANULARITY, SubscribePorts, ensure_subscription
+from shared.service.tenants import TenantEventPorts, get_tenant, mark_consent_revoked
+from shared.service.users import StaffPorts
 
 log = get_logger("sync")
+
+
+class ResyncPorts(StaffPorts, Protocol):
+    """A resync asked for by the API or the console: the tenant, its users, the queue."""
+
+    @property
+    def jobs(self) -> JobQueue: ...
+
+
+class MigrationPorts(TenantEventPorts, Protocol):
+    """Finishing a tenant's migration once its users are done, and telling the host."""
+
+    @property
+    def users(self) -> UserRepository: ...
+
+
+class SyncPorts(MigrationPorts, SubscribePorts, Protocol):
+    """A user's sync run, under its lease."""
+
+    @property
+    def calendar(self) -> CalendarGateway: ...
+    @property
+    def item_statuses(self) -> ItemStatusRepository: ...
+    @property
+    def jobs(self) -> JobQueue: ...
+    @property
+    def leases(self) -> LeaseStore: ...
+
 
 LEASE_TTL: Final = timedelta(minutes=2)  # longer than any run; a killed worker's lease lapses after it
 MAX_RECHECKED_ITEMS: Final = 20  # the items named in a recheck job (a few tell the write side enough)
@@ -52,14 +85,14 @@ MAILBOX_CONCURRENCY: Final = 4  # Graph allows four concurrent requests per app 
 SUBSCRIBING_KINDS: Final = frozenset({"migrate", "resubscribe", "renew", "resync"})
 
 
-async def run_sync_job(services: Services, job: SyncUser) -> None:
+async def run_sync_job(services: SyncPorts, job: SyncUser) -> None:
     """A per-user job from the `sync-jobs` queue. Never raises for a condition a retry cannot fix."""
     staff_id = job.staff_id
     with bound(tenant=job.tenant_id, user=staff_id):
         await _run_leased(services, job, staff_id)
 
 
-async def run_notified(services: Services, job: Notified) -> None:
+async def run_notified(services: SyncPorts, job: Notified) -> None:
     """Graph said the mailbox changed: find whose subscription it is, then catch up (the delta read is the
     truth, so duplicate, late or reordered notifications only cost a cheap read)."""
     subscription_id = job.subscription_id
@@ -76,17 +109,19 @@ async def run_notified(services: Services, job: Notified) -> None:
         await _run_leased(services, follow_up, record.staff_id)
 
 
-async def _run_leased(services: Services, job: SyncUser, staff_id: str) -> None:
+async def _run_leased(services: SyncPorts, job: SyncUser, staff_id: str) -> None:
     async def sync_pass(number: int) -> None:
         # A later pass was asked for while an earlier one ran: it catches up once more.
         await _run_once(services, job, job.kind if number == 0 else "sync", staff_id)
 
-    if not await run_leased(services, f"{job.tenant_id}/{staff_id}", LEASE_TTL, sync_pass):
+    if not await run_leased(
+        services.leases, services.clock, f"{job.tenant_id}/{staff_id}", LEASE_TTL, sync_pass
+    ):
         check = jobs.sync_user(job.tenant_id, staff_id, "check_back", check_back=job.check_back)
-        await check_back(services, check, LEASE_TTL)
+        await check_back(services.jobs, check, LEASE_TTL)
 
 
-async def _run_once(services: Services, job: SyncUser, kind: str, staff_id: str) -> None:
+async def _run_once(services: SyncPorts, job: SyncUser, kind: str, staff_id: str) -> None:
     tenant = await services.tenants.get(job.tenant_id)
     if tenant is None or not tenant.state.connected:
         return  # disconnected, revoked, not consented: nothing to do, no retry
@@ -108,19 +143,21 @@ async def _run_once(services: Services, job: SyncUser, kind: str, staff_id: str)
         await _retry_later(services, job, kind, staff_id, RateLimited(5, "Graph asked for a resync mid-read"))
 
 
-async def _sync_user(services: Services, tenant: Tenant, user: UserRecord, kind: str, *, force: bool) -> None:
+async def _sync_user(
+    services: SyncPorts, tenant: Tenant, user: UserRecord, kind: str, *, force: bool
+) -> None:
     assert user.graph_user_id is not None
     # Never synced, or the migration did not finish (a moved mailbox starts over as pending): the host's own
     # appointments are linked, not announced. The user's state decides, not the job's kind: a second
     # `migrate` job (the staff PUT and discovery both queue one) finds the user synced and only catches up.
     migrating = user.last_sync_at is None or user.sync_state in (SyncState.PENDING, SyncState.MIGRATING)
     if migrating and user.sync_state is not SyncState.MIGRATING:
-        user = await _save_user(services, replace(user, sync_state=SyncState.MIGRATING))
+        user = await _save_user(services.users, services.clock, replace(user, sync_state=SyncState.MIGRATING))
     gate = asyncio.Semaphore(MAILBOX_CONCURRENCY)
     needs_subscription = kind in SUBSCRIBING_KINDS or migrating or user.subscription_id is None
     subscribed, links = await asyncio.gather(
         _subscribed(services, tenant, user, kind, gate) if needs_subscription else _same(user),
-        _host_links(services, tenant, user, gate) if migrating else _no_links(),
+        _host_links(services.calendar, tenant, user, gate) if migrating else _no_links(),
     )
     user = replace(
         user,
@@ -129,7 +166,9 @@ async def _sync_user(services: Services, tenant: Tenant, user: UserRecord, kind:
     )
     window = tenant.settings.window(services.clock.now())
     start_over = kind == "resync" or user.delta_link is None
-    read, complete = await _read(services, tenant, user, None if start_over else user.delta_link, window)
+    read, complete = await _read(
+        services.calendar, tenant, user, None if start_over else user.delta_link, window
+    )
     quiet = not read.items and not complete and not migrating  # a notification's echo: nothing to plan
     stored = (
         {}
@@ -174,12 +213,15 @@ async def _sync_user(services: Services, tenant: Tenant, user: UserRecord, kind:
             " If that is right, resync this user with force."
         )
         await _save_user(
-            services, replace(user, sync_state=SyncState.ERROR, last_error=reason, delta_link=None)
+            services.users,
+            services.clock,
+            replace(user, sync_state=SyncState.ERROR, last_error=reason, delta_link=None),
         )
         log.warning("mass-deletion guard held %d deletions", actions.held_deletes)
     else:
         await _save_user(
-            services,
+            services.users,
+            services.clock,
             replace(
                 user,
                 sync_state=SyncState.SYNCED,
@@ -210,14 +252,14 @@ async def _no_links() -> HostLinks:
 
 
 async def _subscribed(
-    services: Services, tenant: Tenant, user: UserRecord, kind: str, gate: asyncio.Semaphore
+    services: SubscribePorts, tenant: Tenant, user: UserRecord, kind: str, gate: asyncio.Semaphore
 ) -> UserRecord:
     async with gate:
         return await ensure_subscription(services, tenant, user, force_new=kind == "resubscribe")
 
 
 async def _host_links(
-    services: Services, tenant: Tenant, user: UserRecord, gate: asyncio.Semaphore
+    calendar: CalendarGateway, tenant: Tenant, user: UserRecord, gate: asyncio.Semaphore
 ) -> HostLinks:
     """The host's appointments in this mailbox: EWS ids, then the connector's property, then iCalUIds."""
     assert user.graph_user_id is not None
@@ -229,12 +271,12 @@ async def _host_links(
         if not by_ews:
             return {}
         async with gate:
-            found = await services.calendar.translate_ews_ids(tenant, graph_user_id, sorted(by_ews))
+            found = await calendar.translate_ews_ids(tenant, graph_user_id, sorted(by_ews))
         return {graph_id: by_ews[ews_id] for ews_id, graph_id in found.items()}
 
     async def stamped() -> dict[str, str]:
         async with gate:
-            return await services.calendar.connector_events(tenant, graph_user_id)
+            return await calendar.connector_events(tenant, graph_user_id)
 
     from_ews, from_property = await asyncio.gather(translated(), stamped())
     by_ical = {link.ical_uid: link.appointment_id for link in legacy if link.ical_uid}
@@ -242,7 +284,7 @@ async def _host_links(
 
 
 async def _read(
-    services: Services,
+    calendar: CalendarGateway,
     tenant: Tenant,
     user: UserRecord,
     delta_link: str | None,
@@ -252,13 +294,13 @@ async def _read(
     assert user.graph_user_id is not None
     if delta_link is not None:
         try:
-            return await services.calendar.read_delta(tenant, user.graph_user_id, delta_link, window), False
+            return await calendar.read_delta(tenant, user.graph_user_id, delta_link, window), False
         except DeltaTokenRejected:
             log.info("delta link rejected; reading the whole window")
-    return await services.calendar.read_delta(tenant, user.graph_user_id, None, window), True
+    return await calendar.read_delta(tenant, user.graph_user_id, None, window), True
 
 
-async def _save_user(services: Services, user: UserRecord) -> UserRecord:
+async def _save_user(users: UserRepository, clock: Clock, user: UserRecord) -> UserRecord:
     """Save the sync fields over whatever else changed meanwhile (a rematch, a staff update)."""
 
     def merged(current: UserRecord | None) -> UserRecord | None:
@@ -273,30 +315,32 @@ async def _save_user(services: Services, user: UserRecord) -> UserRecord:
             subscription_id=user.subscription_id,
             subscription_expires_at=user.subscription_expires_at,
             delta_link=user.delta_link,
-            updated_at=services.clock.now(),
+            updated_at=clock.now(),
         )
 
     done = await update_optimistically(
-        starting_from(user, lambda: services.users.get(user.tenant_id, user.staff_id)),
+        starting_from(user, lambda: users.get(user.tenant_id, user.staff_id)),
         merged,
-        services.users.save,
+        users.save,
         attempts=5,
         contended=Conflict("staff_id", "the user is being changed concurrently"),
     )
     return done.saved if done.saved is not None else user
 
 
-async def _record_error(services: Services, tenant_id: str, staff_id: str, reason: str) -> None:
+async def _record_error(services: MigrationPorts, tenant_id: str, staff_id: str, reason: str) -> None:
     user = await services.users.get(tenant_id, staff_id)
     if user is None:
         return
-    await _save_user(services, replace(user, sync_state=SyncState.ERROR, last_error=reason))
+    await _save_user(
+        services.users, services.clock, replace(user, sync_state=SyncState.ERROR, last_error=reason)
+    )
     log.warning("sync failed: %s", reason)
     await maybe_finish_migration(services, tenant_id)
 
 
 async def _retry_later(
-    services: Services, job: SyncUser, kind: str, staff_id: str, error: RateLimited
+    services: SyncPorts, job: SyncUser, kind: str, staff_id: str, error: RateLimited
 ) -> None:
     attempt = job.attempt + 1
     if THROTTLED.exhausted(attempt):
@@ -313,7 +357,7 @@ async def _retry_later(
     log.info("throttled; retrying in %d s (attempt %d)", delay, attempt)
 
 
-async def maybe_finish_migration(services: Services, tenant_id: str) -> None:
+async def maybe_finish_migration(services: MigrationPorts, tenant_id: str) -> None:
     """The tenant is active once every matched user finished (degraded when some failed)."""
 
     async def finished() -> tuple[Tenant, int, int] | None:
@@ -351,7 +395,7 @@ async def maybe_finish_migration(services: Services, tenant_id: str) -> None:
 
 
 async def request_user_resync(
-    services: Services, tenant_id: str, staff_id: str, *, force: bool = False
+    services: ResyncPorts, tenant_id: str, staff_id: str, *, force: bool = False
 ) -> UserRecord:
     """Read the user's whole window again and reconcile (with `force`, past the mass-deletion guard)."""
     tenant = await get_tenant(services, tenant_id)
@@ -368,7 +412,7 @@ async def request_user_resync(
     return user
 
 
-async def request_tenant_resync(services: Services, tenant_id: str, *, only_failed: bool = False) -> int:
+async def request_tenant_resync(services: ResyncPorts, tenant_id: str, *, only_failed: bool = False) -> int:
     """Queue a full resync of every matched user (or only those in error); answers how many."""
     tenant = await get_tenant(services, tenant_id)
     if not tenant.state.connected:

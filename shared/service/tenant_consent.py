@@ -13,29 +13,71 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from enum import StrEnum
-from typing import Final
+from typing import Final, Protocol
 
 from shared.domain.tenants import AuthMode, Tenant, TenantState
 from shared.observability import bound, get_logger
 from shared.service.commands import CreateTenant, CustomerAppCredential
-from shared.service.context import Services
-from shared.service.customer_app import connect_customer_app
+from shared.service.context import ConnectorConfig
+from shared.service.customer_app import CustomerAppPorts, connect_customer_app
 from shared.service.errors import Conflict, InvalidInput, TenantAccessError
+from shared.service.ports.clock import Clock
+from shared.service.ports.graph import DirectoryGateway
+from shared.service.ports.tenancy import ConsentStateRepository
 from shared.service.publishing import publish
 from shared.service.records import Change, ConsentState
 from shared.service.retries import StillContended, starting_from, update_optimistically
-from shared.service.tenant_disconnect import purge_rows
-from shared.service.tenants import Connection, directory_taken, get_tenant, mark_connected, store_new
+from shared.service.tenant_disconnect import PurgePorts, purge_rows
+from shared.service.tenants import (
+    Connection,
+    ConnectPorts,
+    TenantEventPorts,
+    directory_taken,
+    get_tenant,
+    mark_connected,
+    store_new,
+)
 
 log = get_logger("tenants")
 CONSENT_STATE_TTL: Final = timedelta(hours=1)
+
+
+class ConsentLinkPorts(Protocol):
+    """A new consent link: its one-time state stored, the URL built from the connector's configuration."""
+
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def config(self) -> ConnectorConfig: ...
+    @property
+    def consent_states(self) -> ConsentStateRepository: ...
+
+
+class ReauthorizePorts(CustomerAppPorts, ConsentLinkPorts, Protocol):
+    """Reauthorizing: a new secret for the customer's app, or a new consent link."""
+
+
+class CreateTenantPorts(ReauthorizePorts, PurgePorts, Protocol):
+    """`POST /tenants`: the directory resolved, a reconnect's old rows purged, then connected or a link."""
+
+    @property
+    def directory(self) -> DirectoryGateway: ...
+
+
+class ConsentCallbackPorts(ConnectPorts, Protocol):
+    """The consent callback: the state taken once, the directory read, the tenant connected."""
+
+    @property
+    def consent_states(self) -> ConsentStateRepository: ...
+    @property
+    def directory(self) -> DirectoryGateway: ...
 
 
 def _state_hash(state: str) -> str:
     return hashlib.sha256(state.encode()).hexdigest()
 
 
-async def create_tenant(services: Services, command: CreateTenant) -> Connection:
+async def create_tenant(services: CreateTenantPorts, command: CreateTenant) -> Connection:
     """Create the tenant, or reconnect a disconnected one under the same key (a new row over the old one:
     its feed numbering goes on, and a customer secret Key Vault kept soft-deleted is recovered)."""
     existing = await services.tenants.get(command.tenant_id)
@@ -72,7 +114,7 @@ async def create_tenant(services: Services, command: CreateTenant) -> Connection
         return Connection(tenant, await _new_consent_url(services, tenant))
 
 
-async def _new_consent_url(services: Services, tenant: Tenant) -> str:
+async def _new_consent_url(services: ConsentLinkPorts, tenant: Tenant) -> str:
     state = secrets.token_urlsafe(32)
     expires = services.clock.now() + CONSENT_STATE_TTL
     await services.consent_states.add(ConsentState(_state_hash(state), tenant.tenant_id, expires))
@@ -108,7 +150,7 @@ class ConsentOutcome:
 DECLINED_ERRORS: Final = {"access_denied", "consent_required", "permission_denied"}
 
 
-async def complete_consent(services: Services, callback: ConsentCallback) -> ConsentOutcome:
+async def complete_consent(services: ConsentCallbackPorts, callback: ConsentCallback) -> ConsentOutcome:
     """The admin came back from Entra. A valid state moves its tenant on; anything else changes nothing
     but the tenant's recorded reason (when the state names a tenant)."""
     if not callback.state or len(callback.state) > 512:
@@ -174,7 +216,7 @@ def _first_line(text: str | None) -> str:
 
 
 async def _consent_failed(
-    services: Services, tenant: Tenant, result: ConsentResult, message: str
+    services: TenantEventPorts, tenant: Tenant, result: ConsentResult, message: str
 ) -> ConsentOutcome:
     log.info("consent did not complete: %s", result)
     now = services.clock.now()
@@ -201,7 +243,7 @@ async def _consent_failed(
 
 
 async def reauthorize(
-    services: Services, tenant_id: str, credential: CustomerAppCredential | None
+    services: ReauthorizePorts, tenant_id: str, credential: CustomerAppCredential | None
 ) -> Connection:
     """A new consent link (admin consent), or a new secret for the customer's app (rotation)."""
     tenant = await get_tenant(services, tenant_id)

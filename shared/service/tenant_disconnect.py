@@ -8,20 +8,60 @@ cursor a host kept). A reconnect purges the rows under the key once more (`purge
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Protocol
 
 from shared.domain.tenants import Tenant, TenantState, secret_name
 from shared.observability import bound, get_logger
 from shared.service import jobs
-from shared.service.context import Services
+from shared.service.ports import JobQueue
+from shared.service.ports.appointments import AppointmentRepository
+from shared.service.ports.clock import Clock
+from shared.service.ports.feed import DeadLetterRepository
+from shared.service.ports.secret_store import SecretStore
+from shared.service.ports.sync_storage import ItemStatusRepository, LeaseStore
+from shared.service.ports.tenancy import ConsentStateRepository, UserRepository
 from shared.service.publishing import publish
 from shared.service.records import Change
-from shared.service.subscriptions import remove_tenant_subscriptions
-from shared.service.tenants import save_tenant_change
+from shared.service.subscriptions import UnsubscribePorts, remove_tenant_subscriptions
+from shared.service.tenants import TenantEventPorts, TenantPorts, save_tenant_change
 
 log = get_logger("tenants")
 
 
-async def begin_disconnect(services: Services, tenant_id: str) -> Tenant:
+class BeginDisconnectPorts(TenantPorts, Protocol):
+    """Marking the tenant disconnecting and queueing its purge."""
+
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def jobs(self) -> JobQueue: ...
+
+
+class PurgePorts(Protocol):
+    """Every table that keeps rows under the tenant's key, but the tenants' and the feed's."""
+
+    @property
+    def appointments(self) -> AppointmentRepository: ...
+    @property
+    def consent_states(self) -> ConsentStateRepository: ...
+    @property
+    def dead_letters(self) -> DeadLetterRepository: ...
+    @property
+    def item_statuses(self) -> ItemStatusRepository: ...
+    @property
+    def leases(self) -> LeaseStore: ...
+    @property
+    def users(self) -> UserRepository: ...
+
+
+class DisconnectPorts(PurgePorts, TenantEventPorts, UnsubscribePorts, Protocol):
+    """The purge job: the rows, Graph's subscriptions, the customer's secret, and the tenant's last change."""
+
+    @property
+    def secrets(self) -> SecretStore: ...
+
+
+async def begin_disconnect(services: BeginDisconnectPorts, tenant_id: str) -> Tenant:
     """Mark the tenant disconnecting and queue the clean-up. Idempotent: calling again re-queues it."""
 
     def disconnecting(tenant: Tenant) -> Tenant | None:
@@ -38,7 +78,7 @@ async def begin_disconnect(services: Services, tenant_id: str) -> Tenant:
         return tenant
 
 
-async def finish_disconnect(services: Services, tenant_id: str) -> None:
+async def finish_disconnect(services: DisconnectPorts, tenant_id: str) -> None:
     """Purge the tenant: every user row and consent state, its subscriptions and secret, then free its
     directory for a reconnect; safe to repeat after a crash. The feed stays, so that a reconnect numbers on
     after the cursor a host kept."""
@@ -75,7 +115,7 @@ async def finish_disconnect(services: Services, tenant_id: str) -> None:
         log.info("tenant disconnected and purged (%d subscriptions deleted)", removed)
 
 
-async def purge_rows(services: Services, tenant_id: str) -> None:
+async def purge_rows(services: PurgePorts, tenant_id: str) -> None:
     """Every row the tenant's connection made under its key, but the feed (idempotent)."""
     await services.item_statuses.delete_tenant(tenant_id)
     await services.leases.delete_prefix(f"{tenant_id}/")

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from shared.domain.tenants import Tenant, TenantState
-from shared.service.context import Services
 from shared.service.errors import TenantAccessError
 from shared.service.jobs import TenantJob
 from shared.service.retries import StillContended, update_optimistically
-from shared.service.schedules import nightly_tenant, renew_tenant_subscriptions
-from shared.service.sync import maybe_finish_migration
-from shared.service.tenant_disconnect import finish_disconnect
+from shared.service.schedules import NightlyPorts, RenewalPorts, nightly_tenant, renew_tenant_subscriptions
+from shared.service.sync import MigrationPorts, maybe_finish_migration
+from shared.service.tenant_disconnect import DisconnectPorts, finish_disconnect
 from shared.service.tenants import mark_consent_revoked
-from shared.service.users import match_all
+from shared.service.users import MatchPorts, match_all
 
 
-async def disconnect(services: Services, job: TenantJob) -> None:
+class DiscoveryPorts(MatchPorts, MigrationPorts, Protocol):
+    """Discovery and rematch: every staff member matched, then the tenant moved on to migrating."""
+
+
+async def disconnect(services: DisconnectPorts, job: TenantJob) -> None:
     await finish_disconnect(services, job.tenant_id)
 
 
-async def discover(services: Services, job: TenantJob) -> None:
+async def discover(services: DiscoveryPorts, job: TenantJob) -> None:
     try:
         await match_all(services, job.tenant_id)
     except TenantAccessError as error:
@@ -27,15 +32,15 @@ async def discover(services: Services, job: TenantJob) -> None:
     await _advance_after_discovery(services, job.tenant_id)
 
 
-async def renew_subscriptions(services: Services, job: TenantJob) -> None:
+async def renew_subscriptions(services: RenewalPorts, job: TenantJob) -> None:
     await renew_tenant_subscriptions(services, job.tenant_id)
 
 
-async def nightly(services: Services, job: TenantJob) -> None:
+async def nightly(services: NightlyPorts, job: TenantJob) -> None:
     await nightly_tenant(services, job.tenant_id)
 
 
-async def _advance_after_discovery(services: Services, tenant_id: str) -> None:
+async def _advance_after_discovery(services: MigrationPorts, tenant_id: str) -> None:
 
     def migrating(tenant: Tenant | None) -> Tenant | None:
         if tenant is None or tenant.state is not TenantState.CONNECTING:

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 from shared.domain.tenants import Tenant
 from shared.service.commands import parse_settings
-from shared.service.context import Services
 from shared.service.errors import Conflict
-from shared.service.tenants import save_tenant_change
+from shared.service.ports.clock import Clock
+from shared.service.tenants import TenantPorts, save_tenant_change
 
 
-async def update_settings(services: Services, tenant_id: str, patch: Mapping[str, Any]) -> Tenant:
+class SettingsPorts(TenantPorts, Protocol):
+    @property
+    def clock(self) -> Clock: ...
+
+
+async def update_settings(services: SettingsPorts, tenant_id: str, patch: Mapping[str, Any]) -> Tenant:
     """Apply a settings patch (absent fields keep their values), to the fresh row if a worker saved it
     meanwhile."""
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import Final, Protocol
 
 from shared.domain.progress import Progress, progress
 from shared.domain.tenants import Tenant, TenantState
 from shared.observability import get_logger
 from shared.service import jobs
-from shared.service.context import Services
 from shared.service.errors import (
     AlreadyExists,
     Conflict,
@@ -24,11 +23,42 @@ from shared.service.errors import (
     NotFound,
     StaleWrite,
 )
-from shared.service.publishing import publish
+from shared.service.ports import JobQueue
+from shared.service.ports.clock import Clock
+from shared.service.ports.tenancy import TenantRepository, UserRepository
+from shared.service.publishing import PublishPorts, publish
 from shared.service.records import Change
 from shared.service.retries import update_optimistically
 
 log = get_logger("tenants")
+
+
+class TenantPorts(Protocol):
+    """Reading and saving a tenant's row."""
+
+    @property
+    def tenants(self) -> TenantRepository: ...
+
+
+class TenantEventPorts(TenantPorts, PublishPorts, Protocol):
+    """Changing a tenant's state and telling the host."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+
+class ConnectPorts(TenantEventPorts, Protocol):
+    """Marking a tenant connected, which queues its discovery."""
+
+    @property
+    def jobs(self) -> JobQueue: ...
+
+
+class ProgressPorts(Protocol):
+    @property
+    def users(self) -> UserRepository: ...
+    @property
+    def clock(self) -> Clock: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +67,7 @@ class Connection:
     consent_url: str | None = None
 
 
-async def get_tenant(services: Services, tenant_id: str) -> Tenant:
+async def get_tenant(services: TenantPorts, tenant_id: str) -> Tenant:
     tenant = await services.tenants.get(tenant_id)
     if tenant is None:
         raise NotFound("tenant", tenant_id, "tenant_id")
@@ -53,7 +83,7 @@ def directory_taken(holder: str, state: TenantState | None) -> Conflict:
     )
 
 
-async def store_new(services: Services, tenant: Tenant) -> Tenant:
+async def store_new(services: TenantPorts, tenant: Tenant) -> Tenant:
     """Store a new tenant (or a disconnected one's new start), claiming its directory: a second tenant key
     for a connected directory, even one racing this request, gets a 409 naming the holder."""
     try:
@@ -67,7 +97,7 @@ async def store_new(services: Services, tenant: Tenant) -> Tenant:
         raise directory_taken(taken.holder, holder.state if holder else None) from None
 
 
-async def mark_connected(services: Services, tenant: Tenant, how: str) -> Tenant:
+async def mark_connected(services: ConnectPorts, tenant: Tenant, how: str) -> Tenant:
     now = services.clock.now()
     tenant = replace(tenant.with_state(TenantState.CONNECTING, now), connected_at=now)
     tenant = await services.tenants.save(tenant)
@@ -83,7 +113,7 @@ SAVE_ATTEMPTS: Final = 5  # a change re-applied on a fresh read this often (work
 
 
 async def save_tenant_change(
-    services: Services, tenant_id: str, change: Callable[[Tenant], Tenant | None]
+    services: TenantPorts, tenant_id: str, change: Callable[[Tenant], Tenant | None]
 ) -> tuple[Tenant, bool]:
     """Apply `change` to a fresh read of the tenant and save it. When a worker saved the row in between (a
     migration finishing), read and apply it again rather than fail. `change` answers None when there is
@@ -98,7 +128,7 @@ async def save_tenant_change(
     return done.latest, done.saved is not None
 
 
-async def mark_consent_revoked(services: Services, tenant_id: str, reason: str) -> None:
+async def mark_consent_revoked(services: TenantEventPorts, tenant_id: str, reason: str) -> None:
     """Graph refuses the tenant itself. Record it once (no retry storm: jobs check the state first)."""
 
     def revoked(tenant: Tenant) -> Tenant | None:
@@ -119,7 +149,7 @@ async def mark_consent_revoked(services: Services, tenant_id: str, reason: str) 
         log.warning("consent revoked: %s", reason)
 
 
-async def tenant_progress(services: Services, tenant: Tenant) -> Progress:
+async def tenant_progress(services: ProgressPorts, tenant: Tenant) -> Progress:
     users = await services.users.list_all(tenant.tenant_id)
     return progress(
         tenant.state, users, tenant.connected_at, services.clock.now(), scope=tenant.settings.user_scope

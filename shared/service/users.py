@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Final, TypeVar
+from typing import Final, Protocol, TypeVar
 
 from shared.domain.tenants import Tenant, UserScope
 from shared.domain.users import (
@@ -22,17 +22,43 @@ from shared.domain.users import (
 )
 from shared.observability import bound, get_logger
 from shared.service import jobs
-from shared.service.context import Services
 from shared.service.errors import AlreadyExists, Conflict, NotFound, StaleWrite
+from shared.service.ports import JobQueue
+from shared.service.ports.clock import Clock
+from shared.service.ports.graph import DirectoryGateway
+from shared.service.ports.tenancy import UserRepository
 from shared.service.records import UserPage, UserQuery
 from shared.service.retries import StillContended, starting_from, update_optimistically
-from shared.service.tenants import get_tenant
+from shared.service.tenants import TenantPorts, get_tenant
 
 log = get_logger("users")
+
+
+class StaffPorts(TenantPorts, Protocol):
+    """Listing and deleting staff members: the tenant's row and its users."""
+
+    @property
+    def users(self) -> UserRepository: ...
+
+
+class RematchPorts(TenantPorts, Protocol):
+    @property
+    def jobs(self) -> JobQueue: ...
+
+
+class MatchPorts(StaffPorts, RematchPorts, Protocol):
+    """Storing and matching staff members, and queueing the migrations that calls for."""
+
+    @property
+    def directory(self) -> DirectoryGateway: ...
+    @property
+    def clock(self) -> Clock: ...
+
+
 DISABLED_BY_HOST = Match(MatchStatus.DISABLED, reason="the host disabled this staff member")
 
 
-async def put_staff(services: Services, tenant_id: str, staff: StaffMember) -> UserRecord:
+async def put_staff(services: MatchPorts, tenant_id: str, staff: StaffMember) -> UserRecord:
     """Create or update a staff member and match them at once when the tenant is connected."""
     tenant = await get_tenant(services, tenant_id)
     if tenant.state.gone:
@@ -40,7 +66,7 @@ async def put_staff(services: Services, tenant_id: str, staff: StaffMember) -> U
     with bound(tenant=tenant_id, user=staff.staff_id):
         match: Match | None = None
         if tenant.state.connected:
-            match = await _match_one(services, tenant, staff)
+            match = await _match_one(services.directory, tenant, staff)
 
         def stored(existing: UserRecord | None) -> UserRecord:
             now = services.clock.now()
@@ -76,30 +102,30 @@ def _needs_migration(record: UserRecord, before: tuple[MatchStatus, str | None],
     return created or before != (record.match, record.graph_user_id) or record.sync_state is SyncState.PENDING
 
 
-async def _match_one(services: Services, tenant: Tenant, staff: StaffMember) -> Match:
+async def _match_one(directory: DirectoryGateway, tenant: Tenant, staff: StaffMember) -> Match:
     if not staff.enabled:
         return DISABLED_BY_HOST
-    candidates = await services.directory.find_candidates(tenant, staff)
+    candidates = await directory.find_candidates(tenant, staff)
     match = match_staff(staff, candidates)
     if match.status is MatchStatus.MATCHED and match.user is not None:
-        access = await services.directory.mailbox_access(tenant, [match.user.id])
+        access = await directory.mailbox_access(tenant, [match.user.id])
         match = apply_mailbox_access(match, access.get(match.user.id, MailboxAccess.OK))
     return match
 
 
-async def delete_staff(services: Services, tenant_id: str, staff_id: str) -> None:
+async def delete_staff(services: StaffPorts, tenant_id: str, staff_id: str) -> None:
     await get_tenant(services, tenant_id)
     if await services.users.get(tenant_id, staff_id) is None:
         raise NotFound("staff member", staff_id, "staff_id")
     await services.users.delete(tenant_id, staff_id)
 
 
-async def list_users(services: Services, tenant_id: str, query: UserQuery) -> UserPage:
+async def list_users(services: StaffPorts, tenant_id: str, query: UserQuery) -> UserPage:
     await get_tenant(services, tenant_id)
     return await services.users.query(tenant_id, query)
 
 
-async def request_rematch(services: Services, tenant_id: str) -> Tenant:
+async def request_rematch(services: RematchPorts, tenant_id: str) -> Tenant:
     tenant = await get_tenant(services, tenant_id)
     if not tenant.state.connected:
         raise Conflict(
@@ -109,7 +135,7 @@ async def request_rematch(services: Services, tenant_id: str) -> Tenant:
     return tenant
 
 
-async def match_all(services: Services, tenant_id: str) -> int:
+async def match_all(services: MatchPorts, tenant_id: str) -> int:
     """Match every staff member against one listing of the directory (the queued discovery/rematch job).
 
     The matched users go a chunk at a time (`CHUNK`): their mailboxes are probed, their rows saved in one
@@ -125,7 +151,7 @@ async def match_all(services: Services, tenant_id: str) -> int:
         by_id = {user.id: user for user in directory}
         records = await services.users.list_all(tenant_id)
         if tenant.settings.user_scope is UserScope.ALL_USERS:
-            records = records + _directory_only_records(services, tenant_id, records, directory)
+            records = records + _directory_only_records(services.clock, tenant_id, records, directory)
         matches = [(record, _bulk_match(record, index, by_id)) for record in records]
         to_probe = [(r, m) for r, m in matches if m.status is MatchStatus.MATCHED and m.user is not None]
         rest = [(r, m) for r, m in matches if not (m.status is MatchStatus.MATCHED and m.user is not None)]
@@ -156,7 +182,7 @@ def _chunks(items: Sequence[T]) -> list[Sequence[T]]:
 
 
 async def _save_and_queue(
-    services: Services, tenant_id: str, matches: Sequence[tuple[UserRecord, Match]]
+    services: MatchPorts, tenant_id: str, matches: Sequence[tuple[UserRecord, Match]]
 ) -> int:
     """Save the matches (one transaction where nobody raced us) and queue the migrations they call for."""
     now = services.clock.now()
@@ -172,7 +198,7 @@ async def _save_and_queue(
         results[updated.staff_id] = saved
     for record, match in matches:  # those that lost a race to another writer: re-read and decide again
         if results[record.staff_id] is None:
-            results[record.staff_id] = await _save_match(services, record, match)
+            results[record.staff_id] = await _save_match(services.users, services.clock, record, match)
     queued = [
         jobs.migrate_user(tenant_id, saved.staff_id)
         for saved in results.values()
@@ -194,11 +220,11 @@ def _bulk_match(record: UserRecord, index: DirectoryIndex, by_id: Mapping[str, D
 
 
 def _directory_only_records(
-    services: Services, tenant_id: str, known: Sequence[UserRecord], directory: Sequence[DirectoryUser]
+    clock: Clock, tenant_id: str, known: Sequence[UserRecord], directory: Sequence[DirectoryUser]
 ) -> list[UserRecord]:
     """The all-users scope: every enabled directory user nobody on the host's staff already matches."""
     taken = {r.graph_user_id for r in known if r.graph_user_id} | {r.staff_id for r in known}
-    now = services.clock.now()
+    now = clock.now()
     return [
         UserRecord(
             tenant_id,
@@ -213,21 +239,23 @@ def _directory_only_records(
     ]
 
 
-async def _save_match(services: Services, record: UserRecord, match: Match) -> UserRecord | None:
+async def _save_match(
+    users: UserRepository, clock: Clock, record: UserRecord, match: Match
+) -> UserRecord | None:
 
     def matched(current: UserRecord | None) -> UserRecord | None:
         if current is None:  # deleted meanwhile
             return None
-        updated = current.with_match(match, services.clock.now())
+        updated = current.with_match(match, clock.now())
         if current.etag is not None and _match_fields(updated) == _match_fields(current):
             return None
         return updated
 
     try:
         done = await update_optimistically(
-            starting_from(record, lambda: services.users.get(record.tenant_id, record.staff_id)),
+            starting_from(record, lambda: users.get(record.tenant_id, record.staff_id)),
             matched,
-            services.users.save,
+            users.save,
             attempts=5,
             races=(StaleWrite, AlreadyExists),
         )
