@@ -16,6 +16,7 @@ from typing import Final, Protocol
 from shared.domain.appointments import Appointment, AppointmentRecord, AppointmentState
 from shared.domain.tenants import Tenant
 from shared.service import jobs
+from shared.service.context import UsesAppointments, UsesClock, UsesJobs, UsesUsers
 from shared.service.errors import (
     AlreadyExists,
     Conflict,
@@ -25,8 +26,6 @@ from shared.service.errors import (
     StaleWrite,
 )
 from shared.service.ports import JobQueue
-from shared.service.ports.appointments import AppointmentRepository
-from shared.service.ports.clock import Clock
 from shared.service.ports.tenancy import UserRepository
 from shared.service.retries import update_optimistically
 from shared.service.tenants import TenantPorts, get_tenant
@@ -34,27 +33,16 @@ from shared.service.tenants import TenantPorts, get_tenant
 SAVE_ATTEMPTS: Final = 5
 
 
-class AppointmentReadPorts(TenantPorts, Protocol):
+class AppointmentReadPorts(TenantPorts, UsesAppointments, Protocol):
     """GET: the tenant, then the appointment."""
 
-    @property
-    def appointments(self) -> AppointmentRepository: ...
 
-
-class AppointmentDeletePorts(AppointmentReadPorts, Protocol):
+class AppointmentDeletePorts(AppointmentReadPorts, UsesJobs, UsesClock, Protocol):
     """DELETE: a new revision, and its write job."""
 
-    @property
-    def clock(self) -> Clock: ...
-    @property
-    def jobs(self) -> JobQueue: ...
 
-
-class AppointmentPutPorts(AppointmentDeletePorts, Protocol):
+class AppointmentPutPorts(AppointmentDeletePorts, UsesUsers, Protocol):
     """PUT: as DELETE, and the staff it names are known."""
-
-    @property
-    def users(self) -> UserRepository: ...
 
 
 def etag(record: AppointmentRecord) -> str:

@@ -19,31 +19,31 @@ from typing import Final, Protocol
 from shared.domain.appointments import AppointmentRecord, CopyState, EventDraft, StaffCopy, StaffTarget
 from shared.domain.planner import ItemStatus
 from shared.domain.tenants import Tenant
+from shared.service.context import (
+    UsesAppointments,
+    UsesCalendar,
+    UsesCalendarWriter,
+    UsesClock,
+    UsesItemStatuses,
+)
 from shared.service.errors import RateLimited
-from shared.service.ports.appointments import AppointmentRepository, CalendarWriter
-from shared.service.ports.clock import Clock
-from shared.service.ports.graph import CalendarGateway
-from shared.service.ports.sync_storage import ItemStatusRepository
 from shared.service.publishing import PublishPorts
 from shared.service.records import Change, WrittenEvent
 
 FAR_FUTURE: Final = datetime(9999, 12, 31, tzinfo=UTC)
 
 
-class WritePassPorts(PublishPorts, Protocol):
+class WritePassPorts(
+    PublishPorts,
+    UsesClock,
+    UsesCalendar,
+    UsesItemStatuses,
+    UsesAppointments,
+    UsesCalendarWriter,
+    Protocol,
+):
     """What a pass over an appointment's copies uses: the calendars, their item statuses, the stored
     record, and the feed its outcome goes on."""
-
-    @property
-    def appointments(self) -> AppointmentRepository: ...
-    @property
-    def calendar(self) -> CalendarGateway: ...
-    @property
-    def calendar_writer(self) -> CalendarWriter: ...
-    @property
-    def clock(self) -> Clock: ...
-    @property
-    def item_statuses(self) -> ItemStatusRepository: ...
 
 
 @dataclass(slots=True)

@@ -43,12 +43,12 @@ from shared.service.appointment_copies import (
     remember_written,
     synced_copy,
 )
+from shared.service.context import UsesJobs, UsesLeases, UsesUsers
 from shared.service.errors import Conflict, EventRejected, MailboxUnavailable, RateLimited, TenantAccessError
 from shared.service.jobs import WriteAppointment
 from shared.service.leasing import check_back, run_leased
 from shared.service.outlook_conflicts import update_copy
 from shared.service.ports import JobQueue
-from shared.service.ports.sync_storage import LeaseStore
 from shared.service.ports.tenancy import UserRepository
 from shared.service.publishing import publish
 from shared.service.records import Change, WrittenEvent
@@ -58,15 +58,8 @@ from shared.service.tenants import TenantEventPorts, mark_consent_revoked
 log = get_logger("appointments")
 
 
-class WritePorts(WritePassPorts, TenantEventPorts, Protocol):
+class WritePorts(WritePassPorts, TenantEventPorts, UsesUsers, UsesJobs, UsesLeases, Protocol):
     """The write job, under its lease: its passes, the staff it targets, a retry when throttled."""
-
-    @property
-    def jobs(self) -> JobQueue: ...
-    @property
-    def leases(self) -> LeaseStore: ...
-    @property
-    def users(self) -> UserRepository: ...
 
 
 LEASE_TTL: Final = timedelta(minutes=2)

@@ -23,11 +23,9 @@ from shared.domain.progress import Progress
 from shared.domain.tenants import AuthMode, Tenant
 from shared.service import tenant_consent, tenants
 from shared.service.commands import parse_reauthorize
-from shared.service.context import ConnectorConfig
+from shared.service.context import UsesClock, UsesConfig, UsesDeadLetters, UsesKeys
 from shared.service.errors import ConsoleAccessDenied, InvalidInput
-from shared.service.keys import CONSOLE_KEY, KeyRing
-from shared.service.ports.clock import Clock
-from shared.service.ports.feed import DeadLetterRepository
+from shared.service.keys import CONSOLE_KEY
 from shared.service.tenant_consent import ReauthorizePorts
 from shared.service.tenants import ProgressPorts, TenantPorts
 
@@ -37,27 +35,16 @@ MAX_TTL_MINUTES: Final = 24 * 60
 MAX_TOKEN_LENGTH: Final = 1024
 
 
-class ConsoleAuthPorts(Protocol):
+class ConsoleAuthPorts(UsesClock, UsesKeys, Protocol):
     """Checking a console token: the signing key and the time."""
 
-    @property
-    def clock(self) -> Clock: ...
-    @property
-    def keys(self) -> KeyRing: ...
 
-
-class ConsoleLinkPorts(ConsoleAuthPorts, TenantPorts, Protocol):
+class ConsoleLinkPorts(ConsoleAuthPorts, TenantPorts, UsesConfig, Protocol):
     """Issuing a link to an existing tenant's console."""
 
-    @property
-    def config(self) -> ConnectorConfig: ...
 
-
-class OverviewPorts(ProgressPorts, TenantPorts, Protocol):
+class OverviewPorts(ProgressPorts, TenantPorts, UsesDeadLetters, Protocol):
     """The console's first view: the tenant, its progress, its dead letters."""
-
-    @property
-    def dead_letters(self) -> DeadLetterRepository: ...
 
 
 def _refused(message: str) -> ConsoleAccessDenied:

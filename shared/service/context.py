@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 from urllib.parse import urlencode
 
 from shared.service.delivery_policy import DeliveryPolicy
@@ -56,6 +56,114 @@ class ConnectorConfig:
             }
         )
         return f"{self.authority_host}/{tenant_id}/v2.0/adminconsent?{query}"
+
+
+# One read-only member each: a handler's ports are a Protocol made of these (`class SyncPorts(UsesCalendar,
+# UsesJobs, ..., Protocol)`) and of the ports of the handlers it calls, so its signature names what it uses
+# and mypy holds it to that. `Services` has every member and satisfies them all.
+class UsesTenants(Protocol):
+    @property
+    def tenants(self) -> TenantRepository: ...
+
+
+class UsesUsers(Protocol):
+    @property
+    def users(self) -> UserRepository: ...
+
+
+class UsesConsentStates(Protocol):
+    @property
+    def consent_states(self) -> ConsentStateRepository: ...
+
+
+class UsesSecrets(Protocol):
+    @property
+    def secrets(self) -> SecretStore: ...
+
+
+class UsesFeed(Protocol):
+    @property
+    def feed(self) -> ChangeFeed: ...
+
+
+class UsesJobs(Protocol):
+    @property
+    def jobs(self) -> JobQueue: ...
+
+
+class UsesDirectory(Protocol):
+    @property
+    def directory(self) -> DirectoryGateway: ...
+
+
+class UsesCustomerApps(Protocol):
+    @property
+    def customer_apps(self) -> CustomerAppValidator: ...
+
+
+class UsesClock(Protocol):
+    @property
+    def clock(self) -> Clock: ...
+
+
+class UsesConfig(Protocol):
+    @property
+    def config(self) -> ConnectorConfig: ...
+
+
+class UsesCalendar(Protocol):
+    @property
+    def calendar(self) -> CalendarGateway: ...
+
+
+class UsesSubscriptions(Protocol):
+    @property
+    def subscriptions(self) -> SubscriptionGateway: ...
+
+
+class UsesItemStatuses(Protocol):
+    @property
+    def item_statuses(self) -> ItemStatusRepository: ...
+
+
+class UsesLeases(Protocol):
+    @property
+    def leases(self) -> LeaseStore: ...
+
+
+class UsesSubscriptionIndex(Protocol):
+    @property
+    def subscription_index(self) -> SubscriptionIndex: ...
+
+
+class UsesDeadLetters(Protocol):
+    @property
+    def dead_letters(self) -> DeadLetterRepository: ...
+
+
+class UsesWebhook(Protocol):
+    @property
+    def webhook(self) -> HostWebhook: ...
+
+
+class UsesKeys(Protocol):
+    @property
+    def keys(self) -> KeyRing: ...
+
+
+class UsesAppointments(Protocol):
+    @property
+    def appointments(self) -> AppointmentRepository: ...
+
+
+class UsesCalendarWriter(Protocol):
+    @property
+    def calendar_writer(self) -> CalendarWriter: ...
+
+
+class UsesDeliveryRequests(Protocol):
+    @property
+    def delivery_requests(self) -> DeliveryRequests: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,19 +11,13 @@ from typing import Protocol
 
 from shared.domain.tenants import AuthMode, CustomerApp, Tenant, secret_name
 from shared.service.commands import CustomerAppCredential
+from shared.service.context import UsesCustomerApps, UsesSecrets
 from shared.service.errors import InvalidInput, TenantAccessError
-from shared.service.ports.graph import CustomerAppValidator
-from shared.service.ports.secret_store import SecretStore
 from shared.service.tenants import Connection, ConnectPorts, mark_connected, store_new
 
 
-class CustomerAppPorts(ConnectPorts, Protocol):
+class CustomerAppPorts(ConnectPorts, UsesSecrets, UsesCustomerApps, Protocol):
     """Connecting with the customer's app: its sign-in checked, its secret kept, the tenant connected."""
-
-    @property
-    def customer_apps(self) -> CustomerAppValidator: ...
-    @property
-    def secrets(self) -> SecretStore: ...
 
 
 async def connect_customer_app(

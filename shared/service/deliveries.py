@@ -20,14 +20,21 @@ from typing import Final, Protocol
 from shared.domain.signing import SIGNATURE_HEADER, sign_delivery
 from shared.observability import get_logger
 from shared.service import jobs
-from shared.service.context import ConnectorConfig
+from shared.service.context import (
+    UsesClock,
+    UsesConfig,
+    UsesDeadLetters,
+    UsesFeed,
+    UsesJobs,
+    UsesKeys,
+    UsesWebhook,
+)
 from shared.service.delivery_policy import DeliveryPolicy
 from shared.service.errors import DeliveryFailed
 from shared.service.jobs import Deliver
-from shared.service.keys import HOST_WEBHOOK_SECRET, KeyRing
-from shared.service.ports import JobQueue
+from shared.service.keys import HOST_WEBHOOK_SECRET
 from shared.service.ports.clock import Clock
-from shared.service.ports.feed import ChangeFeed, DeadLetterRepository, HostWebhook
+from shared.service.ports.feed import DeadLetterRepository
 from shared.service.records import DeadLetter
 from shared.service.tenants import TenantPorts
 
@@ -42,31 +49,15 @@ MISSING_SECRET_REASON: Final = (
 log = get_logger("deliveries")
 
 
-class DeadLetterPorts(Protocol):
-    @property
-    def dead_letters(self) -> DeadLetterRepository: ...
+class DeadLetterPorts(UsesDeadLetters, Protocol): ...
 
 
-class RedeliverPorts(DeadLetterPorts, Protocol):
+class RedeliverPorts(DeadLetterPorts, UsesJobs, UsesConfig, Protocol):
     """Redelivering dead letters: fresh delivery jobs, when there is a webhook to deliver to."""
 
-    @property
-    def config(self) -> ConnectorConfig: ...
-    @property
-    def jobs(self) -> JobQueue: ...
 
-
-class DeliveryPorts(RedeliverPorts, TenantPorts, Protocol):
+class DeliveryPorts(RedeliverPorts, TenantPorts, UsesFeed, UsesClock, UsesWebhook, UsesKeys, Protocol):
     """A delivery job: the feed's range, signed and posted, retried or dead-lettered."""
-
-    @property
-    def clock(self) -> Clock: ...
-    @property
-    def feed(self) -> ChangeFeed: ...
-    @property
-    def keys(self) -> KeyRing: ...
-    @property
-    def webhook(self) -> HostWebhook: ...
 
 
 DEFAULT_POLICY: Final = DeliveryPolicy()

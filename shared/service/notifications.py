@@ -17,27 +17,21 @@ from typing import Any, Final, Protocol
 from shared.domain.signing import client_state_valid
 from shared.observability import get_logger
 from shared.service import jobs
+from shared.service.context import UsesKeys, UsesSubscriptionIndex
 from shared.service.errors import InvalidInput
 from shared.service.jobs import Job
-from shared.service.keys import NOTIFICATION_KEY, KeyRing
-from shared.service.ports.sync_storage import SubscriptionIndex
+from shared.service.keys import NOTIFICATION_KEY
 from shared.service.tenants import TenantPorts
 
 log = get_logger("notifications")
 
 
-class NotificationPorts(Protocol):
+class NotificationPorts(UsesKeys, Protocol):
     """Change notifications: the key their clientState is checked with, and nothing else."""
 
-    @property
-    def keys(self) -> KeyRing: ...
 
-
-class LifecyclePorts(NotificationPorts, TenantPorts, Protocol):
+class LifecyclePorts(NotificationPorts, TenantPorts, UsesSubscriptionIndex, Protocol):
     """Lifecycle notifications: checked against the subscription index and its tenant."""
-
-    @property
-    def subscription_index(self) -> SubscriptionIndex: ...
 
 
 MAX_VALIDATION_TOKEN: Final = 1024

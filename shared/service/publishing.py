@@ -5,19 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from shared.service.context import ConnectorConfig
-from shared.service.delivery_requests import DeliveryRequests
-from shared.service.ports.feed import ChangeFeed
+from shared.service.context import UsesConfig, UsesDeliveryRequests, UsesFeed
 from shared.service.records import Change
 
 
-class PublishPorts(Protocol):
-    @property
-    def feed(self) -> ChangeFeed: ...
-    @property
-    def config(self) -> ConnectorConfig: ...
-    @property
-    def delivery_requests(self) -> DeliveryRequests: ...
+class PublishPorts(UsesFeed, UsesConfig, UsesDeliveryRequests, Protocol): ...
 
 
 async def publish(services: PublishPorts, tenant_id: str, changes: Sequence[Change]) -> list[Change]:

@@ -15,11 +15,9 @@ from shared.domain.tenants import Tenant, UserScope
 from shared.domain.users import MatchStatus, SyncState
 from shared.observability import bound, get_logger
 from shared.service import jobs
+from shared.service.context import UsesAppointments, UsesJobs, UsesUsers
 from shared.service.errors import RateLimited, TenantAccessError
 from shared.service.jobs import Job
-from shared.service.ports import JobQueue
-from shared.service.ports.appointments import AppointmentRepository
-from shared.service.ports.tenancy import UserRepository
 from shared.service.publishing import publish
 from shared.service.records import Change
 from shared.service.retries import StillContended, update_optimistically
@@ -31,31 +29,16 @@ log = get_logger("schedules")
 CREDENTIAL_REMINDER: Final = timedelta(days=7)  # repeat the expiry warning weekly until rotated
 
 
-class FanOutPorts(TenantPorts, Protocol):
+class FanOutPorts(TenantPorts, UsesJobs, Protocol):
     """The timers: the tenants, and the queue their jobs go on."""
 
-    @property
-    def jobs(self) -> JobQueue: ...
 
-
-class RenewalPorts(TenantEventPorts, UnsubscribePorts, Protocol):
+class RenewalPorts(TenantEventPorts, UnsubscribePorts, UsesUsers, UsesJobs, Protocol):
     """A tenant's renewal: its users' subscriptions as Graph and the index see them, renewal jobs queued."""
 
-    @property
-    def jobs(self) -> JobQueue: ...
-    @property
-    def users(self) -> UserRepository: ...
 
-
-class NightlyPorts(TenantEventPorts, Protocol):
+class NightlyPorts(TenantEventPorts, UsesUsers, UsesJobs, UsesAppointments, Protocol):
     """A tenant's nightly run: the credential's expiry, a rematch, every user's resync, unsettled writes."""
-
-    @property
-    def appointments(self) -> AppointmentRepository: ...
-    @property
-    def jobs(self) -> JobQueue: ...
-    @property
-    def users(self) -> UserRepository: ...
 
 
 async def fan_out(services: FanOutPorts, job_for: Callable[[str], Job]) -> int:

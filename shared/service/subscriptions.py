@@ -16,32 +16,21 @@ from shared.domain.signing import client_state
 from shared.domain.tenants import Tenant
 from shared.domain.users import UserRecord
 from shared.observability import get_logger
+from shared.service.context import UsesClock, UsesKeys, UsesSubscriptionIndex, UsesSubscriptions
 from shared.service.errors import SubscriptionGone
-from shared.service.keys import NOTIFICATION_KEY, KeyRing
-from shared.service.ports.clock import Clock
-from shared.service.ports.graph import SubscriptionGateway
+from shared.service.keys import NOTIFICATION_KEY
 from shared.service.ports.sync_storage import SubscriptionIndex
 from shared.service.records import SubscriptionRecord
 
 log = get_logger("subscriptions")
 
 
-class UnsubscribePorts(Protocol):
+class UnsubscribePorts(UsesSubscriptions, UsesSubscriptionIndex, Protocol):
     """Graph's subscriptions and the connector's index of them."""
 
-    @property
-    def subscriptions(self) -> SubscriptionGateway: ...
-    @property
-    def subscription_index(self) -> SubscriptionIndex: ...
 
-
-class SubscribePorts(UnsubscribePorts, Protocol):
+class SubscribePorts(UnsubscribePorts, UsesClock, UsesKeys, Protocol):
     """Creating and renewing: the clock, and the key that signs each subscription's clientState."""
-
-    @property
-    def clock(self) -> Clock: ...
-    @property
-    def keys(self) -> KeyRing: ...
 
 
 LIFETIME: Final = timedelta(hours=48)  # what the connector asks for (Graph allows up to 7 days for events)

@@ -24,6 +24,7 @@ from shared.domain.tenants import Tenant, TenantState
 from shared.domain.users import MatchStatus, SyncState, UserRecord
 from shared.observability import bound, get_logger
 from shared.service import jobs
+from shared.service.context import UsesCalendar, UsesItemStatuses, UsesJobs, UsesLeases, UsesUsers
 from shared.service.errors import (
     Conflict,
     DeltaTokenRejected,
@@ -34,10 +35,8 @@ from shared.service.errors import (
 )
 from shared.service.jobs import Notified, SyncMode, SyncUser
 from shared.service.leasing import check_back, run_leased
-from shared.service.ports import JobQueue
 from shared.service.ports.clock import Clock
 from shared.service.ports.graph import CalendarGateway
-from shared.service.ports.sync_storage import ItemStatusRepository, LeaseStore
 from shared.service.ports.tenancy import UserRepository
 from shared.service.publishing import publish
 from shared.service.records import Change, DeltaRead
@@ -49,31 +48,24 @@ from shared.service.users import StaffPorts
 log = get_logger("sync")
 
 
-class ResyncPorts(StaffPorts, Protocol):
+class ResyncPorts(StaffPorts, UsesJobs, Protocol):
     """A resync asked for by the API or the console: the tenant, its users, the queue."""
 
-    @property
-    def jobs(self) -> JobQueue: ...
 
-
-class MigrationPorts(TenantEventPorts, Protocol):
+class MigrationPorts(TenantEventPorts, UsesUsers, Protocol):
     """Finishing a tenant's migration once its users are done, and telling the host."""
 
-    @property
-    def users(self) -> UserRepository: ...
 
-
-class SyncPorts(MigrationPorts, SubscribePorts, Protocol):
+class SyncPorts(
+    MigrationPorts,
+    SubscribePorts,
+    UsesJobs,
+    UsesCalendar,
+    UsesItemStatuses,
+    UsesLeases,
+    Protocol,
+):
     """A user's sync run, under its lease."""
-
-    @property
-    def calendar(self) -> CalendarGateway: ...
-    @property
-    def item_statuses(self) -> ItemStatusRepository: ...
-    @property
-    def jobs(self) -> JobQueue: ...
-    @property
-    def leases(self) -> LeaseStore: ...
 
 
 LEASE_TTL: Final = timedelta(minutes=2)  # longer than any run; a killed worker's lease lapses after it

@@ -18,12 +18,20 @@ from typing import Final, Protocol
 from shared.domain.tenants import AuthMode, Tenant, TenantState
 from shared.observability import bound, get_logger
 from shared.service.commands import CreateTenant, CustomerAppCredential
-from shared.service.context import ConnectorConfig
-from shared.service.customer_app import CustomerAppPorts, connect_customer_app
+from shared.service.context import (
+    UsesClock,
+    UsesConfig,
+    UsesConsentStates,
+    UsesCustomerApps,
+    UsesDeliveryRequests,
+    UsesDirectory,
+    UsesFeed,
+    UsesJobs,
+    UsesSecrets,
+    UsesTenants,
+)
+from shared.service.customer_app import connect_customer_app
 from shared.service.errors import Conflict, InvalidInput, TenantAccessError
-from shared.service.ports.clock import Clock
-from shared.service.ports.graph import DirectoryGateway
-from shared.service.ports.tenancy import ConsentStateRepository
 from shared.service.publishing import publish
 from shared.service.records import Change, ConsentState
 from shared.service.retries import StillContended, starting_from, update_optimistically
@@ -42,35 +50,31 @@ log = get_logger("tenants")
 CONSENT_STATE_TTL: Final = timedelta(hours=1)
 
 
-class ConsentLinkPorts(Protocol):
+class ConsentLinkPorts(UsesConsentStates, UsesClock, UsesConfig, Protocol):
     """A new consent link: its one-time state stored, the URL built from the connector's configuration."""
 
-    @property
-    def clock(self) -> Clock: ...
-    @property
-    def config(self) -> ConnectorConfig: ...
-    @property
-    def consent_states(self) -> ConsentStateRepository: ...
 
-
-class ReauthorizePorts(CustomerAppPorts, ConsentLinkPorts, Protocol):
+class ReauthorizePorts(
+    UsesTenants,
+    UsesConsentStates,
+    UsesSecrets,
+    UsesFeed,
+    UsesJobs,
+    UsesCustomerApps,
+    UsesClock,
+    UsesConfig,
+    UsesDeliveryRequests,
+    Protocol,
+):
     """Reauthorizing: a new secret for the customer's app, or a new consent link."""
 
 
-class CreateTenantPorts(ReauthorizePorts, PurgePorts, Protocol):
+class CreateTenantPorts(ReauthorizePorts, PurgePorts, UsesDirectory, Protocol):
     """`POST /tenants`: the directory resolved, a reconnect's old rows purged, then connected or a link."""
 
-    @property
-    def directory(self) -> DirectoryGateway: ...
 
-
-class ConsentCallbackPorts(ConnectPorts, Protocol):
+class ConsentCallbackPorts(ConnectPorts, UsesConsentStates, UsesDirectory, Protocol):
     """The consent callback: the state taken once, the directory read, the tenant connected."""
-
-    @property
-    def consent_states(self) -> ConsentStateRepository: ...
-    @property
-    def directory(self) -> DirectoryGateway: ...
 
 
 def _state_hash(state: str) -> str:

@@ -13,13 +13,17 @@ from typing import Protocol
 from shared.domain.tenants import Tenant, TenantState, secret_name
 from shared.observability import bound, get_logger
 from shared.service import jobs
-from shared.service.ports import JobQueue
-from shared.service.ports.appointments import AppointmentRepository
-from shared.service.ports.clock import Clock
-from shared.service.ports.feed import DeadLetterRepository
-from shared.service.ports.secret_store import SecretStore
-from shared.service.ports.sync_storage import ItemStatusRepository, LeaseStore
-from shared.service.ports.tenancy import ConsentStateRepository, UserRepository
+from shared.service.context import (
+    UsesAppointments,
+    UsesClock,
+    UsesConsentStates,
+    UsesDeadLetters,
+    UsesItemStatuses,
+    UsesJobs,
+    UsesLeases,
+    UsesSecrets,
+    UsesUsers,
+)
 from shared.service.publishing import publish
 from shared.service.records import Change
 from shared.service.subscriptions import UnsubscribePorts, remove_tenant_subscriptions
@@ -28,37 +32,24 @@ from shared.service.tenants import TenantEventPorts, TenantPorts, save_tenant_ch
 log = get_logger("tenants")
 
 
-class BeginDisconnectPorts(TenantPorts, Protocol):
+class BeginDisconnectPorts(TenantPorts, UsesJobs, UsesClock, Protocol):
     """Marking the tenant disconnecting and queueing its purge."""
 
-    @property
-    def clock(self) -> Clock: ...
-    @property
-    def jobs(self) -> JobQueue: ...
 
-
-class PurgePorts(Protocol):
+class PurgePorts(
+    UsesUsers,
+    UsesConsentStates,
+    UsesItemStatuses,
+    UsesLeases,
+    UsesDeadLetters,
+    UsesAppointments,
+    Protocol,
+):
     """Every table that keeps rows under the tenant's key, but the tenants' and the feed's."""
 
-    @property
-    def appointments(self) -> AppointmentRepository: ...
-    @property
-    def consent_states(self) -> ConsentStateRepository: ...
-    @property
-    def dead_letters(self) -> DeadLetterRepository: ...
-    @property
-    def item_statuses(self) -> ItemStatusRepository: ...
-    @property
-    def leases(self) -> LeaseStore: ...
-    @property
-    def users(self) -> UserRepository: ...
 
-
-class DisconnectPorts(PurgePorts, TenantEventPorts, UnsubscribePorts, Protocol):
+class DisconnectPorts(PurgePorts, TenantEventPorts, UnsubscribePorts, UsesSecrets, Protocol):
     """The purge job: the rows, Graph's subscriptions, the customer's secret, and the tenant's last change."""
-
-    @property
-    def secrets(self) -> SecretStore: ...
 
 
 async def begin_disconnect(services: BeginDisconnectPorts, tenant_id: str) -> Tenant:

@@ -5,6 +5,16 @@ from __future__ import annotations
 from typing import Protocol
 
 from shared.domain.tenants import Tenant, TenantState
+from shared.service.context import (
+    UsesClock,
+    UsesConfig,
+    UsesDeliveryRequests,
+    UsesDirectory,
+    UsesFeed,
+    UsesJobs,
+    UsesTenants,
+    UsesUsers,
+)
 from shared.service.errors import TenantAccessError
 from shared.service.jobs import TenantJob
 from shared.service.retries import StillContended, update_optimistically
@@ -12,10 +22,20 @@ from shared.service.schedules import NightlyPorts, RenewalPorts, nightly_tenant,
 from shared.service.sync import MigrationPorts, maybe_finish_migration
 from shared.service.tenant_disconnect import DisconnectPorts, finish_disconnect
 from shared.service.tenants import mark_consent_revoked
-from shared.service.users import MatchPorts, match_all
+from shared.service.users import match_all
 
 
-class DiscoveryPorts(MatchPorts, MigrationPorts, Protocol):
+class DiscoveryPorts(
+    UsesTenants,
+    UsesUsers,
+    UsesFeed,
+    UsesJobs,
+    UsesDirectory,
+    UsesClock,
+    UsesConfig,
+    UsesDeliveryRequests,
+    Protocol,
+):
     """Discovery and rematch: every staff member matched, then the tenant moved on to migrating."""
 
 

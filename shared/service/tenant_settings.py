@@ -8,14 +8,12 @@ from typing import Any, Protocol
 
 from shared.domain.tenants import Tenant
 from shared.service.commands import parse_settings
+from shared.service.context import UsesClock
 from shared.service.errors import Conflict
-from shared.service.ports.clock import Clock
 from shared.service.tenants import TenantPorts, save_tenant_change
 
 
-class SettingsPorts(TenantPorts, Protocol):
-    @property
-    def clock(self) -> Clock: ...
+class SettingsPorts(TenantPorts, UsesClock, Protocol): ...
 
 
 async def update_settings(services: SettingsPorts, tenant_id: str, patch: Mapping[str, Any]) -> Tenant:

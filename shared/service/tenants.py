@@ -16,6 +16,7 @@ from shared.domain.progress import Progress, progress
 from shared.domain.tenants import Tenant, TenantState
 from shared.observability import get_logger
 from shared.service import jobs
+from shared.service.context import UsesClock, UsesJobs, UsesTenants, UsesUsers
 from shared.service.errors import (
     AlreadyExists,
     Conflict,
@@ -23,9 +24,6 @@ from shared.service.errors import (
     NotFound,
     StaleWrite,
 )
-from shared.service.ports import JobQueue
-from shared.service.ports.clock import Clock
-from shared.service.ports.tenancy import TenantRepository, UserRepository
 from shared.service.publishing import PublishPorts, publish
 from shared.service.records import Change
 from shared.service.retries import update_optimistically
@@ -33,32 +31,19 @@ from shared.service.retries import update_optimistically
 log = get_logger("tenants")
 
 
-class TenantPorts(Protocol):
+class TenantPorts(UsesTenants, Protocol):
     """Reading and saving a tenant's row."""
 
-    @property
-    def tenants(self) -> TenantRepository: ...
 
-
-class TenantEventPorts(TenantPorts, PublishPorts, Protocol):
+class TenantEventPorts(TenantPorts, PublishPorts, UsesClock, Protocol):
     """Changing a tenant's state and telling the host."""
 
-    @property
-    def clock(self) -> Clock: ...
 
-
-class ConnectPorts(TenantEventPorts, Protocol):
+class ConnectPorts(TenantEventPorts, UsesJobs, Protocol):
     """Marking a tenant connected, which queues its discovery."""
 
-    @property
-    def jobs(self) -> JobQueue: ...
 
-
-class ProgressPorts(Protocol):
-    @property
-    def users(self) -> UserRepository: ...
-    @property
-    def clock(self) -> Clock: ...
+class ProgressPorts(UsesUsers, UsesClock, Protocol): ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,8 @@ from shared.domain.users import (
 )
 from shared.observability import bound, get_logger
 from shared.service import jobs
+from shared.service.context import UsesClock, UsesDirectory, UsesJobs, UsesUsers
 from shared.service.errors import AlreadyExists, Conflict, NotFound, StaleWrite
-from shared.service.ports import JobQueue
 from shared.service.ports.clock import Clock
 from shared.service.ports.graph import DirectoryGateway
 from shared.service.ports.tenancy import UserRepository
@@ -34,25 +34,15 @@ from shared.service.tenants import TenantPorts, get_tenant
 log = get_logger("users")
 
 
-class StaffPorts(TenantPorts, Protocol):
+class StaffPorts(TenantPorts, UsesUsers, Protocol):
     """Listing and deleting staff members: the tenant's row and its users."""
 
-    @property
-    def users(self) -> UserRepository: ...
+
+class RematchPorts(TenantPorts, UsesJobs, Protocol): ...
 
 
-class RematchPorts(TenantPorts, Protocol):
-    @property
-    def jobs(self) -> JobQueue: ...
-
-
-class MatchPorts(StaffPorts, RematchPorts, Protocol):
+class MatchPorts(StaffPorts, RematchPorts, UsesDirectory, UsesClock, Protocol):
     """Storing and matching staff members, and queueing the migrations that calls for."""
-
-    @property
-    def directory(self) -> DirectoryGateway: ...
-    @property
-    def clock(self) -> Clock: ...
 
 
 DISABLED_BY_HOST = Match(MatchStatus.DISABLED, reason="the host disabled this staff member")
