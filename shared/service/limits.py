@@ -1,5 +1,5 @@
-"""The host API's limits on tenants, staff and settings: one place, read by the validating models
-(`bodies.py`), the parsers (`commands.py`) and the OpenAPI document."""
+"""The host API's limits on tenants, staff, settings and console links: one place, read by the validating
+models (`bodies.py`), the parsers (`commands.py`) and the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -32,3 +32,7 @@ WINDOW_DAYS_FORWARD: Final = (1, 730)
 MAX_CATEGORIES: Final = 50
 MAX_CATEGORY_NAME: Final = 255
 MAX_CATEGORY_CHARS: Final = 2_000
+# A console link's lifetime, in minutes.
+DEFAULT_TTL_MINUTES: Final = 60
+MIN_TTL_MINUTES: Final = 5
+MAX_TTL_MINUTES: Final = 24 * 60
