@@ -19,7 +19,6 @@ from functools import cache
 from typing import Any, Final, Literal
 
 from shared.domain.users import MatchStatus, SyncState
-from shared.service import appointment_commands as appointment_limits
 from shared.service import limits
 from shared.service.notifications import MAX_VALIDATION_TOKEN
 from shared.service.user_queries import MAX_PAGE_SIZE, SORT_KEYS
@@ -40,7 +39,7 @@ PATH_PARAMETERS: Final[dict[str, Json]] = {
     "appointment_id": {
         "type": "string",
         "maxLength": 128,
-        "pattern": appointment_limits.APPOINTMENT_ID_RE.pattern,
+        "pattern": limits.APPOINTMENT_ID_RE.pattern,
     },
 }
 _USER_QUERY: Final[tuple[tuple[str, str, Json], ...]] = (

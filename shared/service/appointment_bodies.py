@@ -7,7 +7,7 @@ What needs the appointment as a whole (the times in its zone, `end` after `start
 conversion into the domain's `Appointment`, in `appointment_commands.parse_appointment`. A member's own
 check runs first here, so its wording is the one the hand-written parser gave (`refuse`), and the
 document states the same limit (the models' `Field` constraints, which the checks meet first). The limits
-are the constants of `appointment_commands.py`. pydantic is imported with this module, which the parser
+are the constants of `shared/service/limits.py`. pydantic is imported with this module, which the parser
 imports when it is first called, never at the cold start.
 """
 
@@ -28,13 +28,14 @@ from pydantic import (
 )
 
 from shared.domain.timezones import UnknownZone, require_zone
-from shared.service.appointment_commands import (
+from shared.service.bodies import Body, refuse
+from shared.service.limits import (
     APPOINTMENT_ID_RE,
     EARLIEST,
     LATEST,
     MAX_ADDRESS,
+    MAX_APPOINTMENT_CATEGORIES,
     MAX_BODY,
-    MAX_CATEGORIES,
     MAX_CATEGORY_NAME,
     MAX_CUSTOMER_NAME,
     MAX_CUSTOMERS,
@@ -48,7 +49,6 @@ from shared.service.appointment_commands import (
     Sensitivity,
     ShowAs,
 )
-from shared.service.bodies import Body, refuse
 
 EMAIL: re.Pattern[str] = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 OCCURRENCE = "must be an ISO 8601 date or date-time of an occurrence"
@@ -246,11 +246,11 @@ class AppointmentInput(AppointmentPart):
     sensitivity: Sensitivity = "normal"
     categories: Annotated[
         list[Category],
-        Field(max_length=MAX_CATEGORIES, description="Outlook categories."),
+        Field(max_length=MAX_APPOINTMENT_CATEGORIES, description="Outlook categories."),
         _listed(
-            MAX_CATEGORIES,
+            MAX_APPOINTMENT_CATEGORIES,
             "must be a list of category names",
-            f"must have at most {MAX_CATEGORIES} categories",
+            f"must have at most {MAX_APPOINTMENT_CATEGORIES} categories",
         ),
     ] = []
     video: StrictBool = False

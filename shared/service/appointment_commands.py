@@ -11,51 +11,31 @@ The body is first validated by its pydantic model (`shared/service/appointment_b
 type and limits, which also generate the OpenAPI component `AppointmentInput`), then converted here. As
 for every request body (`shared/service/bodies.py`), a JSON `null` is the same as leaving the field out,
 and a rejection names the field by its path (`customers[2].email`, `recurrence.overrides[0].start`). The
-limits are the constants below, read by the models.
+limits are the constants of `shared/service/limits.py`.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any, Final, Literal, get_args
+from typing import TYPE_CHECKING, Any
 
 from shared.domain import recurrence as rules
 from shared.domain.appointments import Appointment, Customer, Override, Recurrence
 from shared.domain.timezones import NoWindowsZone, require_zone
 from shared.service.errors import InvalidInput
+from shared.service.limits import (
+    APPOINTMENT_ID_CHARS,
+    APPOINTMENT_ID_RE,
+    EARLIEST,
+    LATEST,
+    MAX_EXCEPTIONS,
+    MAX_STORED,
+)
 
 if TYPE_CHECKING:
     from shared.service.appointment_bodies import OverrideInput, RecurrenceInput
-
-APPOINTMENT_ID_RE: Final = re.compile(r"^[A-Za-z0-9._~@+=-]{1,128}$")  # safe as a key and in a transactionId
-APPOINTMENT_ID_CHARS: Final = "must be 1-128 characters of letters, digits and . _ ~ @ + = -"
-MAX_SUBJECT: Final = 255
-MAX_BODY: Final = 64_000
-MAX_LOCATION: Final = 255
-MAX_STAFF: Final = 20
-MAX_CUSTOMERS: Final = 100
-MAX_CUSTOMER_NAME: Final = 256
-MAX_ADDRESS: Final = 320
-MAX_CATEGORIES: Final = 25
-MAX_CATEGORY_NAME: Final = 255
-MAX_RRULE: Final = 1_000
-MAX_EXCEPTIONS: Final = 200
-# Dates an appointment may fall on: Outlook's calendars (FILETIME, from 1601) hold these, and every zone's
-# offset applied to them stays a valid Python date.
-EARLIEST: Final = date(1900, 1, 1)
-LATEST: Final = date(2999, 12, 31)
-# The appointment is kept as ASCII JSON in its row (Table Storage: 1 MiB of UTF-16 per entity, with the
-# per-staff copies beside it); text beyond ASCII takes up to 12 characters there (two \uXXXX escapes).
-MAX_STORED: Final = 400_000
-ShowAs = Literal["free", "tentative", "busy", "oof", "workingElsewhere"]
-Sensitivity = Literal["normal", "personal", "private", "confidential"]
-BodyType = Literal["text", "html"]
-SHOW_AS: Final[tuple[str, ...]] = get_args(ShowAs)
-SENSITIVITY: Final[tuple[str, ...]] = get_args(Sensitivity)
-BODY_TYPES: Final[tuple[str, ...]] = get_args(BodyType)
 
 
 def parse_appointment_id(value: str) -> str:
