@@ -5,7 +5,7 @@ OpenAPI component `AppointmentInput` (`functions/openapi.py`).
 What needs the appointment as a whole (the times in its zone, `end` after `start`, the rule against
 `shared/domain/recurrence.py`, exdates and overrides naming occurrences, the stored size) is the
 conversion into the domain's `Appointment`, in `appointment_commands.parse_appointment`. A member's own
-check runs first here, so its wording is the one the hand-written parser gave (`refuse`), and the
+check runs first here, so its wording stays the API's own (`refuse`, not pydantic's), and the
 document states the same limit (the models' `Field` constraints, which the checks meet first). The limits
 are the constants of `shared/service/limits.py`. pydantic is imported with this module, which the parser
 imports when it is first called, never at the cold start.
