@@ -1,11 +1,13 @@
 """The OpenAPI 3.1 document of every HTTP route the function app serves.
 
 `OPERATIONS` is the single list; `tests/contract/test_function_index.py` checks it against the function
-index, so a route cannot be added or changed without its documentation. The tenant, settings, staff and
-reauthorize bodies are generated from the pydantic models that validate them (`shared/service/bodies.py`),
-so the two cannot drift; the appointment body is still written here, with the validator's own constants
-(`appointment_commands.py`). `tests/unit/functions/test_limits.py` sends a value just past each limit
-and expects a 400 naming it.
+index, so a route cannot be added or changed without its documentation. Every component is generated
+from a pydantic model: the request bodies from the models that validate them (`shared/service/bodies.py`:
+tenant, settings, staff, reauthorize, resyncs, console link; `appointment_bodies.py`: the appointment), so
+the document and the validation cannot drift, and the answers from the models that shape or describe them
+(`functions/responses.py`, the changes of `shared/service/change_types.py`). Only the path and query
+parameters are written here, with the validators' constants. `tests/unit/functions/test_limits.py` sends
+a value just past each limit and expects a 400 naming it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from functools import cache
 from typing import Any, Final, Literal
 
 from shared.domain.users import MatchStatus, SyncState
-from shared.service import appointment_commands as appointment_limits
 from shared.service import limits
 from shared.service.notifications import MAX_VALIDATION_TOKEN
 from shared.service.user_queries import MAX_PAGE_SIZE, SORT_KEYS
@@ -38,7 +39,7 @@ PATH_PARAMETERS: Final[dict[str, Json]] = {
     "appointment_id": {
         "type": "string",
         "maxLength": 128,
-        "pattern": appointment_limits.APPOINTMENT_ID_RE.pattern,
+        "pattern": limits.APPOINTMENT_ID_RE.pattern,
     },
 }
 _USER_QUERY: Final[tuple[tuple[str, str, Json], ...]] = (
@@ -271,7 +272,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "Match every staff member again (queued work).",
         "function",
         {
-            202: ("Queued.", {"type": "object"}),
+            202: ("Queued.", ref("Queued")),
             404: ("Unknown tenant.", ERROR),
             409: ("Not connected.", ERROR),
         },
@@ -310,12 +311,12 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "deletions the mass-deletion guard held back.",
         "function",
         {
-            202: ("Queued; the user as it is now.", {"type": "object"}),
+            202: ("Queued; the user as it is now.", ref("QueuedUser")),
             400: ("Bad input.", ERROR),
             404: ("Unknown tenant or staff member.", ERROR),
             409: ("Not connected, or the staff member is not matched.", ERROR),
         },
-        request={"type": "object", "properties": {"force": {"type": "boolean", "default": False}}},
+        request=ref("UserResync"),
         body_required=False,
         tags=("users",),
     ),
@@ -374,18 +375,12 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "Queue a full resync of every matched user, or only of those in error.",
         "function",
         {
-            202: (
-                "Queued; how many users.",
-                {
-                    "type": "object",
-                    "properties": {"status": {"const": "queued"}, "users": {"type": "integer"}},
-                },
-            ),
+            202: ("Queued; how many users.", ref("QueuedUsers")),
             400: ("Bad input.", ERROR),
             404: ("Unknown tenant.", ERROR),
             409: ("Not connected.", ERROR),
         },
-        request={"type": "object", "properties": {"only_failed": {"type": "boolean", "default": False}}},
+        request=ref("TenantResync"),
         body_required=False,
         tags=("users",),
     ),
@@ -411,13 +406,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "Queue every dead letter for delivery again.",
         "function",
         {
-            202: (
-                "Queued; how many deliveries.",
-                {
-                    "type": "object",
-                    "properties": {"status": {"const": "queued"}, "deliveries": {"type": "integer"}},
-                },
-            ),
+            202: ("Queued; how many deliveries.", ref("QueuedDeliveries")),
             404: ("Unknown tenant.", ERROR),
         },
         tags=("changes",),
@@ -450,23 +439,11 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "A signed link to the admin console of this one tenant, valid for `ttl_minutes` (default 60).",
         "function",
         {
-            201: (
-                "The link.",
-                {
-                    "type": "object",
-                    "properties": {
-                        "url": {"type": "string", "format": "uri"},
-                        "expires_at": {"type": "string", "format": "date-time"},
-                    },
-                },
-            ),
+            201: ("The link.", ref("ConsoleLink")),
             400: ("Bad input; the body names the field.", ERROR),
             404: ("Unknown tenant.", ERROR),
         },
-        request={
-            "type": "object",
-            "properties": {"ttl_minutes": {"type": "integer", "minimum": 5, "maximum": 1440, "default": 60}},
-        },
+        request=ref("ConsoleLinkRequest"),
         body_required=False,
         tags=("console",),
     ),
@@ -532,17 +509,11 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "console_api",
         _CONSOLE_ERRORS
         | {
-            202: (
-                "Queued; how many users.",
-                {
-                    "type": "object",
-                    "properties": {"status": {"const": "queued"}, "users": {"type": "integer"}},
-                },
-            ),
+            202: ("Queued; how many users.", ref("QueuedUsers")),
             400: ("Bad input.", ERROR),
             409: ("Not connected.", ERROR),
         },
-        request={"type": "object", "properties": {"only_failed": {"type": "boolean", "default": False}}},
+        request=ref("TenantResync"),
         body_required=False,
         tags=("console",),
     ),
@@ -552,7 +523,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "consoleRematch",
         "Match every staff member again (queued work).",
         "console_api",
-        _CONSOLE_ERRORS | {202: ("Queued.", {"type": "object"}), 409: ("Not connected.", ERROR)},
+        _CONSOLE_ERRORS | {202: ("Queued.", ref("Queued")), 409: ("Not connected.", ERROR)},
         tags=("console",),
     ),
     Operation(
@@ -584,156 +555,6 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         tags=("console",),
     ),
 )
-
-
-def _names(most: int, longest: int, description: str) -> Json:
-    """A list of names (categories): each non-empty and at most `longest` characters."""
-    return {
-        "type": "array",
-        "maxItems": most,
-        "items": {"type": "string", "minLength": 1, "pattern": r"\S", "maxLength": longest},
-        "description": description,
-    }
-
-
-_NULLABLE_TIME: Final[Json] = {"type": ["string", "null"], "format": "date-time"}
-SCHEMAS: Final[Json] = {
-    "AppointmentInput": {
-        "type": "object",
-        "required": ["subject", "start", "end", "staff_ids"],
-        "additionalProperties": False,
-        "description": "The appointment's texts together, as stored (JSON, characters beyond ASCII as "
-        f"escapes), are at most {appointment_limits.MAX_STORED} characters; past that the largest text is "
-        "named.",
-        "properties": {
-            "subject": {
-                "type": "string",
-                "minLength": 1,
-                "pattern": r"\S",
-                "maxLength": appointment_limits.MAX_SUBJECT,
-            },
-            "body": {"type": "string", "maxLength": appointment_limits.MAX_BODY},
-            "body_type": {"enum": list(appointment_limits.BODY_TYPES), "default": "text"},
-            "location": {"type": "string", "maxLength": appointment_limits.MAX_LOCATION},
-            "start": {
-                "type": "string",
-                "description": "ISO 8601: a wall-clock time in time_zone, a time with an offset, or a date "
-                f"when all_day; on a date from {appointment_limits.EARLIEST} to {appointment_limits.LATEST}.",
-            },
-            "end": {"type": "string", "description": "As start; after it (all-day: exclusive end date)."},
-            "time_zone": {"type": "string", "description": "IANA name, e.g. Europe/Amsterdam."},
-            "all_day": {"type": "boolean", "default": False},
-            "staff_ids": {
-                "type": "array",
-                "items": PATH_PARAMETERS["staff_id"],
-                "minItems": 1,
-                "maxItems": appointment_limits.MAX_STAFF,
-                "uniqueItems": True,
-            },
-            "customers": {
-                "type": "array",
-                "maxItems": appointment_limits.MAX_CUSTOMERS,
-                "items": {
-                    "type": "object",
-                    "required": ["name"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "name": {
-                            "type": "string",
-                            "minLength": 1,
-                            "pattern": r"\S",
-                            "maxLength": appointment_limits.MAX_CUSTOMER_NAME,
-                        },
-                        "email": {
-                            "type": "string",
-                            "format": "email",
-                            "maxLength": appointment_limits.MAX_ADDRESS,
-                        },
-                    },
-                },
-            },
-            "recurrence": {
-                "type": "object",
-                "required": ["rrule"],
-                "additionalProperties": False,
-                "description": f"At most {appointment_limits.MAX_EXCEPTIONS} exdates and overrides together.",
-                "properties": {
-                    "rrule": {
-                        "type": "string",
-                        "minLength": 1,
-                        "pattern": r"\S",
-                        "maxLength": appointment_limits.MAX_RRULE,
-                        "description": "RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=MO,WE",
-                    },
-                    "exdates": {
-                        "type": "array",
-                        "maxItems": appointment_limits.MAX_EXCEPTIONS,
-                        "items": {"type": "string"},
-                    },
-                    "overrides": {
-                        "type": "array",
-                        "maxItems": appointment_limits.MAX_EXCEPTIONS,
-                        "items": {
-                            "type": "object",
-                            "required": ["recurrence_id", "start", "end"],
-                            "additionalProperties": False,
-                            "properties": {
-                                "recurrence_id": {"type": "string"},
-                                "start": {"type": "string"},
-                                "end": {"type": "string"},
-                                "subject": {"type": "string", "maxLength": appointment_limits.MAX_SUBJECT},
-                                "location": {"type": "string", "maxLength": appointment_limits.MAX_LOCATION},
-                                "body": {"type": "string", "maxLength": appointment_limits.MAX_BODY},
-                            },
-                        },
-                    },
-                },
-            },
-            "show_as": {"enum": list(appointment_limits.SHOW_AS), "default": "busy"},
-            "sensitivity": {"enum": list(appointment_limits.SENSITIVITY), "default": "normal"},
-            "categories": _names(
-                appointment_limits.MAX_CATEGORIES, appointment_limits.MAX_CATEGORY_NAME, "Outlook categories."
-            ),
-            "video": {"type": "boolean", "default": False},
-        },
-    },
-    "ChangePage": {
-        "type": "object",
-        "properties": {"value": {"type": "array", "items": ref("Change")}, "cursor": {"type": "string"}},
-    },
-    "Error": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {
-                    "code": {"type": "string", "examples": ["invalid_input"]},
-                    "message": {"type": "string"},
-                    "field": {
-                        "type": "string",
-                        "description": "The request field at fault, if any: a body member by its path "
-                        "(`staff_ids[1]`, `settings.import_filter.categories`), a parameter by its name, "
-                        "`body` for the body as a whole.",
-                    },
-                },
-            }
-        },
-    },
-    "Health": {
-        "type": "object",
-        "required": ["status", "version", "checks"],
-        "properties": {
-            "status": {"enum": ["ok", "degraded"]},
-            "version": {"type": "string"},
-            "checks": {
-                "type": "object",
-                "properties": {"storage": {"type": "string"}, "key_vault": {"type": "string"}},
-            },
-        },
-    },
-}
 
 
 # What the connector sends the host (HOST_WEBHOOK_URL): batches of changes, signed, retried until a 2xx.
@@ -795,21 +616,21 @@ def _path_parameters(route: str) -> list[Json]:
     ]
 
 
-# Request bodies: a null member is the same as an absent one, so every optional member also takes null.
-REQUEST_SCHEMAS: Final = frozenset({"AppointmentInput"})
 # The generated components named as the API names them (the models' class names say they are bodies).
 MODEL_NAMES: Final = {"ImportFilterBody": "ImportFilter", "LegacyIdBody": "LegacyId"}
 
 
 def model_schemas() -> Json:
-    """The components the models generate: the request bodies (`shared/service/bodies.py`), with null
-    allowed wherever a member may be absent, the answers (`functions/responses.py`) and the changes
-    (`shared/service/change_types.py`). pydantic is imported here, when the document is first asked for."""
+    """Every component: the request bodies (`shared/service/bodies.py`, the appointment's in
+    `appointment_bodies.py`), with null allowed wherever a member may be absent, the answers
+    (`functions/responses.py`) and the changes (`shared/service/change_types.py`). pydantic is imported
+    here, when the document is first asked for."""
     from functions.responses import RESPONSE_MODELS
+    from shared.service.appointment_bodies import AppointmentInput
     from shared.service.bodies import REQUEST_MODELS
     from shared.service.change_types import CHANGE_MODELS
 
-    requests = _generated(REQUEST_MODELS)
+    requests = _generated((*REQUEST_MODELS, AppointmentInput))
     return {
         **_generated(CHANGE_MODELS),
         **_generated(RESPONSE_MODELS),
@@ -955,10 +776,6 @@ def openapi_document() -> Json:
         "webhooks": WEBHOOKS,
         "components": {
             "schemas": {
-                **{
-                    name: _nulls_as_absent(schema) if name in REQUEST_SCHEMAS else schema
-                    for name, schema in SCHEMAS.items()
-                },
                 **model_schemas(),
             },
             "securitySchemes": {

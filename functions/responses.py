@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic.json_schema import SkipJsonSchema
 
 from shared.domain.appointments import AppointmentState
 from shared.domain.tenants import AuthMode, TenantState
 from shared.domain.users import MatchedBy, MatchStatus, SyncState
-from shared.service.change_types import CopyStatus
+from shared.service.change_types import Change, CopyStatus
 
 Time = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 # A component of the document by name (`functions/openapi.py` makes it a $ref; pydantic's own refs are
@@ -140,4 +141,76 @@ class Appointment(Answer):
     staff: list[CopyStatus]
 
 
-RESPONSE_MODELS: tuple[type[BaseModel], ...] = (TenantList, UserPage, DeadLetterList, Appointment)
+class ErrorDetail(Answer):
+    code: str = Field(examples=["invalid_input"])
+    message: str
+    field: str | SkipJsonSchema[None] = Field(
+        None,
+        description="The request field at fault, if any: a body member by its path (`staff_ids[1]`, "
+        "`settings.import_filter.categories`), a parameter by its name, `body` for the body as a whole.",
+    )
+
+
+class Error(Answer):
+    """Every 4xx and 5xx JSON answer (`functions/http.py` writes it)."""
+
+    error: ErrorDetail
+
+
+class HealthChecks(Answer):
+    storage: str = Field(description="ok, timeout, or error: and the exception's name.")
+    key_vault: str = Field(description="As storage.")
+
+
+class Health(Answer):
+    status: Literal["ok", "degraded"]
+    version: str
+    checks: HealthChecks
+
+
+class ChangePage(Answer):
+    """The pull feed's page (written from the stored changes as they are)."""
+
+    value: list[Change]
+    cursor: str = Field(description="The sequence number to pass as `cursor` next time.")
+
+
+class Queued(Answer):
+    """Queued work (a rematch)."""
+
+    status: Literal["queued"]
+
+
+class QueuedUser(Queued):
+    """A user's resync, queued; the user as it is now."""
+
+    user: User
+
+
+class QueuedUsers(Queued):
+    users: int = Field(ge=0, description="How many users' resyncs were queued.")
+
+
+class QueuedDeliveries(Queued):
+    deliveries: int = Field(ge=0, description="How many batches were queued for delivery again.")
+
+
+class ConsoleLink(Answer):
+    url: Annotated[str, Field(json_schema_extra={"format": "uri"})]
+    expires_at: Time
+
+
+RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
+    TenantList,
+    UserPage,
+    DeadLetterList,
+    Appointment,
+    Error,
+    Health,
+    ChangePage,
+    Queued,
+    QueuedUser,
+    QueuedUsers,
+    QueuedDeliveries,
+    ConsoleLink,
+)

@@ -1,5 +1,6 @@
-"""The host API's tenant, settings and staff bodies as pydantic models: they validate a request body, name
-the member at fault by its path, and generate the OpenAPI components (`functions/openapi.py`).
+"""The host API's tenant, settings, staff, resync and console link bodies as pydantic models: they
+validate a request body, name the member at fault by its path, and generate the OpenAPI components
+(`functions/openapi.py`). The appointment body's models are beside them (`appointment_bodies.py`).
 
 Every body follows two rules: a JSON `null` is the same as leaving the member out (`Body` drops nulls
 before validating), and a rejection is one `InvalidInput` naming the member by its path in the request
@@ -64,11 +65,13 @@ def refuse(reason: str, member: str | None = None) -> PydanticCustomError:
 
 class Body(BaseModel):
     """A request body (or an object in one): nulls are absent members; unknown members are refused with
-    `unknown_reason`, or ignored when it is None (as the staff and tenant bodies always have)."""
+    `unknown_reason`, or ignored when it is None (as the staff and tenant bodies always have). A required
+    member named in `missing_reasons` is refused with its own wording when it is absent."""
 
     model_config = ConfigDict(str_strip_whitespace=True, extra="forbid", frozen=True)
     unknown_reason: ClassVar[str | None] = None
     unknown_nulls_refused: ClassVar[bool] = True
+    missing_reasons: ClassVar[dict[str, str]] = {}
 
     @model_validator(mode="before")
     @classmethod
@@ -83,6 +86,9 @@ class Body(BaseModel):
                 raise refuse(cls.unknown_reason, unknown[0])
         else:
             present = {name: value for name, value in present.items() if name in cls.model_fields}
+        for name, reason in cls.missing_reasons.items():
+            if name not in present:
+                raise refuse(reason, name)
         return present
 
 
@@ -340,6 +346,36 @@ class Staff(Lenient):
         return self
 
 
+# Resyncs and console links
+
+
+class UserResync(Lenient):
+    force: Annotated[
+        StrictBool, Field(description="Apply the deletions the mass-deletion guard held back.")
+    ] = False
+
+
+class TenantResync(Lenient):
+    only_failed: Annotated[StrictBool, Field(description="Only the users in error.")] = False
+
+
+def _ttl(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise refuse("must be an integer")
+    if not limits.MIN_TTL_MINUTES <= value <= limits.MAX_TTL_MINUTES:
+        raise refuse(f"must be between {limits.MIN_TTL_MINUTES} and {limits.MAX_TTL_MINUTES}")
+    return value
+
+
+class ConsoleLinkRequest(Body):
+    unknown_reason = "is not a field of a console link request"
+    ttl_minutes: Annotated[
+        int,
+        Field(ge=limits.MIN_TTL_MINUTES, le=limits.MAX_TTL_MINUTES, description="The link's lifetime."),
+        BeforeValidator(_ttl),
+    ] = limits.DEFAULT_TTL_MINUTES
+
+
 # Validation errors, translated in one place
 
 
@@ -417,4 +453,12 @@ def parse_legacy_ids(value: Any) -> list[LegacyIdBody]:
 
 
 _LEGACY_IDS: TypeAdapter[list[LegacyIdBody]] = TypeAdapter(LegacyIds)
-REQUEST_MODELS: tuple[type[BaseModel], ...] = (Settings, TenantCreate, Staff, Reauthorize)
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (
+    Settings,
+    TenantCreate,
+    Staff,
+    Reauthorize,
+    UserResync,
+    TenantResync,
+    ConsoleLinkRequest,
+)

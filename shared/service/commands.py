@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from shared.domain.tenants import (
     AuthMode,
@@ -31,18 +31,14 @@ if TYPE_CHECKING:
     from shared.service import bodies
 
 
-def _bool(body: dict[str, Any], name: str, default: bool) -> bool:
-    value = body.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise InvalidInput(name, "must be true or false")
-    return value
+def parse_flag(body: dict[str, Any], name: Literal["force", "only_failed"]) -> bool:
+    """The optional boolean of a resync body, through its model: `force` (a user's resync,
+    `bodies.UserResync`) or `only_failed` (a tenant's, `bodies.TenantResync`)."""
+    from shared.service.bodies import TenantResync, UserResync, parse
 
-
-def parse_flag(body: dict[str, Any], name: str, default: bool = False) -> bool:
-    """An optional boolean of a request body (`force`, `only_failed`)."""
-    return _bool(body, name, default)
+    if name == "force":
+        return parse(UserResync, body).force
+    return parse(TenantResync, body).only_failed
 
 
 def parse_settings(

@@ -1,10 +1,12 @@
-"""The host API's limits on tenants, staff and settings: one place, read by the validating models
-(`bodies.py`), the parsers (`commands.py`) and the OpenAPI document."""
+"""The host API's limits on tenants, staff, settings, console links and appointments: one place, read by the
+validating models (`bodies.py`, `appointment_bodies.py`), the parsers (`commands.py`,
+`appointment_commands.py`) and the OpenAPI document."""
 
 from __future__ import annotations
 
 import re
-from typing import Final
+from datetime import date
+from typing import Final, Literal
 
 GUID_ONLY: Final = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 STAFF_ID_RE: Final = re.compile(r"^[A-Za-z0-9._~@+=-]{1,128}$")  # safe as a Table Storage key
@@ -32,3 +34,30 @@ WINDOW_DAYS_FORWARD: Final = (1, 730)
 MAX_CATEGORIES: Final = 50
 MAX_CATEGORY_NAME: Final = 255
 MAX_CATEGORY_CHARS: Final = 2_000
+# A console link's lifetime, in minutes.
+DEFAULT_TTL_MINUTES: Final = 60
+MIN_TTL_MINUTES: Final = 5
+MAX_TTL_MINUTES: Final = 24 * 60
+
+# Appointments
+APPOINTMENT_ID_RE: Final = re.compile(r"^[A-Za-z0-9._~@+=-]{1,128}$")  # safe as a key and in a transactionId
+APPOINTMENT_ID_CHARS: Final = "must be 1-128 characters of letters, digits and . _ ~ @ + = -"
+MAX_SUBJECT: Final = 255
+MAX_BODY: Final = 64_000
+MAX_LOCATION: Final = 255
+MAX_STAFF: Final = 20
+MAX_CUSTOMERS: Final = 100
+MAX_CUSTOMER_NAME: Final = 256  # a customer's address is at most MAX_ADDRESS
+MAX_APPOINTMENT_CATEGORIES: Final = 25  # each at most MAX_CATEGORY_NAME, as a tenant's
+MAX_RRULE: Final = 1_000
+MAX_EXCEPTIONS: Final = 200
+# Dates an appointment may fall on: Outlook's calendars (FILETIME, from 1601) hold these, and every zone's
+# offset applied to them stays a valid Python date.
+EARLIEST: Final = date(1900, 1, 1)
+LATEST: Final = date(2999, 12, 31)
+# The appointment is kept as ASCII JSON in its row (Table Storage: 1 MiB of UTF-16 per entity, with the
+# per-staff copies beside it); text beyond ASCII takes up to 12 characters there (two \uXXXX escapes).
+MAX_STORED: Final = 400_000
+ShowAs = Literal["free", "tentative", "busy", "oof", "workingElsewhere"]
+Sensitivity = Literal["normal", "personal", "private", "confidential"]
+BodyType = Literal["text", "html"]

@@ -20,8 +20,8 @@ from shared.adapters.tables.users import TableUsers
 from shared.domain.appointments import AppointmentRecord, CopyRole, CopyState, StaffCopy
 from shared.domain.tenants import AuthMode, Tenant, TenantState
 from shared.domain.users import MatchStatus, StaffMember, UserRecord
-from shared.service import appointment_commands as appointment_limits
 from shared.service import limits
+from shared.service import limits as appointment_limits
 from shared.service.appointment_commands import appointment_document, parse_appointment
 from shared.service.commands import parse_legacy_ids, parse_settings
 from shared.service.errors import InvalidInput

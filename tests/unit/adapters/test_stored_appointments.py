@@ -11,7 +11,8 @@ import pytest
 from shared.adapters.stored_appointments import from_stored, to_stored
 from shared.adapters.tables.appointments import record_from_entity, record_to_entity
 from shared.domain.appointments import Appointment, AppointmentRecord, Customer, Override, Recurrence
-from shared.service.appointment_commands import MAX_SUBJECT, appointment_document, parse_appointment
+from shared.service.appointment_commands import appointment_document, parse_appointment
+from shared.service.limits import MAX_SUBJECT
 
 pytestmark = pytest.mark.unit
 

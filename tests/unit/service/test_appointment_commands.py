@@ -129,3 +129,63 @@ def test_appointment_ids_are_key_safe() -> None:
     assert parse_appointment_id("booking-42.1") == "booking-42.1"
     with pytest.raises(InvalidInput):
         parse_appointment_id("a/b")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "reason"),
+    [
+        ({"staff_ids": None}, "staff_ids", "must be a non-empty list of staff ids"),
+        ({"staff_ids": "s1"}, "staff_ids", "must be a non-empty list of staff ids"),
+        ({"staff_ids": [f"s{n}" for n in range(21)]}, "staff_ids", "must have at most 20 staff members"),
+        ({"staff_ids": ["s1", "s1"]}, "staff_ids", "lists a staff member twice"),
+        ({"staff_ids": ["s1", 7]}, "staff_ids[1]", "is not a valid staff id"),
+        ({"subject": "   "}, "subject", "must not be empty"),
+        ({"subject": 7}, "subject", "must be a string"),
+        ({"subject": "x" * 256}, "subject", "must be at most 255 characters"),
+        ({"start": 9}, "start", "must be an ISO 8601 string"),
+        ({"time_zone": 1}, "time_zone", "must be an IANA time zone name such as Europe/Amsterdam"),
+        ({"all_day": "yes"}, "all_day", "must be true or false"),
+        ({"show_as": "sleeping"}, "show_as", "must be one of: free, tentative, busy, oof, workingElsewhere"),
+        ({"customers": {}}, "customers", "must be a list"),
+        ({"customers": [{"name": "C"}] * 101}, "customers", "must have at most 100 entries"),
+        ({"customers": ["C"]}, "customers[0]", "must be an object with name and email"),
+        ({"customers": [{"name": "C", "phone": "1"}]}, "customers[0].phone", "is not a field of a customer"),
+        ({"customers": [{"name": "C", "email": "c"}]}, "customers[0].email", "is not an email address"),
+        ({"categories": "Host"}, "categories", "must be a list of category names"),
+        ({"categories": [" "]}, "categories[0]", "must be a non-empty name of at most 255 characters"),
+        ({"recurrence": "weekly"}, "recurrence", "must be an object with rrule, exdates and overrides"),
+        (
+            {"recurrence": {"exdates": []}},
+            "recurrence.rrule",
+            "is required (an RFC 5545 RRULE such as FREQ=WEEKLY;BYDAY=MO)",
+        ),
+        ({"recurrence": {"rrule": "FREQ=DAILY", "x": 1}}, "recurrence.x", "is not a field of a recurrence"),
+        (
+            {"recurrence": {"rrule": "FREQ=DAILY", "exdates": ["2027-03-02"] * 201}},
+            "recurrence.exdates",
+            "must have at most 200 dates",
+        ),
+        (
+            {"recurrence": {"rrule": "FREQ=DAILY", "overrides": [{"start": "x", "end": "y"}]}},
+            "recurrence.overrides[0].recurrence_id",
+            "must be an ISO 8601 date or date-time of an occurrence",
+        ),
+        (
+            {"recurrence": {"rrule": "FREQ=DAILY", "overrides": [7]}},
+            "recurrence.overrides[0]",
+            "must be an object",
+        ),
+        ({"colour": None}, "colour", "is not a field of an appointment"),
+    ],
+)
+def test_a_rejection_keeps_the_parsers_wording(changes: dict[str, Any], field: str, reason: str) -> None:
+    error = refused({**body(), **changes})  # a null member is an absent one
+    assert (error.field, error.reason) == (field, reason)
+
+
+def test_texts_are_kept_as_sent() -> None:
+    appointment = parse_appointment(
+        "a-1", body(subject="  Intake  ", customers=[{"name": " Chris ", "email": ""}], location=" R1 ")
+    )
+    assert (appointment.subject, appointment.location) == ("  Intake  ", " R1 ")
+    assert [(c.name, c.email) for c in appointment.customers] == [(" Chris ", None)]
