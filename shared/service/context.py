@@ -11,6 +11,7 @@ from shared.service.delivery_requests import DeliveryRequests
 from shared.service.keys import KeyRing
 from shared.service.ports import JobQueue
 from shared.service.ports.appointments import AppointmentRepository, CalendarWriter
+from shared.service.ports.availability import BusyStore
 from shared.service.ports.clock import Clock
 from shared.service.ports.feed import ChangeFeed, DeadLetterRepository, HostWebhook
 from shared.service.ports.graph import (
@@ -81,3 +82,4 @@ class Services:
     appointments: AppointmentRepository
     calendar_writer: CalendarWriter
     delivery_requests: DeliveryRequests  # this worker's delivery jobs, merged (see the module)
+    busy: BusyStore  # the availability state: busy index, working hours, host holds
