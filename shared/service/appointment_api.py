@@ -25,6 +25,7 @@ from shared.service.errors import (
     PreconditionFailed,
     StaleWrite,
 )
+from shared.service.host_holds import write_holds
 from shared.service.retries import update_optimistically
 from shared.service.tenants import get_tenant
 
@@ -60,11 +61,14 @@ async def put_appointment(
         races=(StaleWrite, AlreadyExists),
         contended=Conflict("appointment_id", "the appointment is being changed concurrently; retry"),
     )
+    earlier = done.read.appointment.staff_ids if done.read and done.read.appointment else ()
     if done.saved is None:
         assert done.read is not None
+        await write_holds(services.busy, done.read, earlier)  # a retried PUT: the same holds again
         if done.read.state is AppointmentState.PENDING:  # the first PUT may not have queued its job
             await _queue_write(services, done.read)
         return done.read
+    await write_holds(services.busy, done.saved, earlier)  # before answering: the slot is taken now
     await _queue_write(services, done.saved)
     return done.saved
 
@@ -94,6 +98,8 @@ async def delete_appointment(
     )
     record = done.latest
     assert record is not None
+    earlier = done.read.appointment.staff_ids if done.read and done.read.appointment else ()
+    await write_holds(services.busy, record, earlier)  # every staff member's time is free again
     await _queue_write(services, record)
     return record
 

@@ -78,6 +78,7 @@ async def finish_disconnect(services: Services, tenant_id: str) -> None:
 async def purge_rows(services: Services, tenant_id: str) -> None:
     """Every row the tenant's connection made under its key, but the feed (idempotent)."""
     await services.item_statuses.delete_tenant(tenant_id)
+    await services.busy.delete_tenant(tenant_id)
     await services.leases.delete_prefix(f"{tenant_id}/")
     await services.dead_letters.delete_tenant(tenant_id)
     await services.appointments.delete_tenant(tenant_id)  # what was written to calendars stays

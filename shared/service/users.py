@@ -92,6 +92,7 @@ async def delete_staff(services: Services, tenant_id: str, staff_id: str) -> Non
     if await services.users.get(tenant_id, staff_id) is None:
         raise NotFound("staff member", staff_id, "staff_id")
     await services.users.delete(tenant_id, staff_id)
+    await services.busy.delete_user(tenant_id, staff_id)  # its time is no one's to offer any more
 
 
 async def list_users(services: Services, tenant_id: str, query: UserQuery) -> UserPage:
