@@ -135,14 +135,13 @@ async def _sync_user(services: Services, tenant: Tenant, user: UserRecord, kind:
     start_over = kind == "resync" or user.delta_link is None
     read, complete = await _read(services, tenant, user, None if start_over else user.delta_link, window)
     quiet = not read.items and not complete and not migrating  # a notification's echo: nothing to plan
+    first = migrating and user.last_sync_at is None  # nothing stored yet, most likely
     stored, busy = (
         ({}, None)
         if quiet
         else await asyncio.gather(
-            services.item_statuses.load(
-                tenant.tenant_id, user.staff_id, probably_empty=migrating and user.last_sync_at is None
-            ),
-            services.busy.read(tenant.tenant_id, user.staff_id),
+            services.item_statuses.load(tenant.tenant_id, user.staff_id, probably_empty=first),
+            _no_busy() if first else services.busy.read(tenant.tenant_id, user.staff_id),
         )
     )
     settings = tenant.settings
@@ -222,6 +221,10 @@ async def _same(user: UserRecord) -> UserRecord:
 
 async def _no_links() -> HostLinks:
     return HostLinks()
+
+
+async def _no_busy() -> None:
+    return None  # a first migration reads the whole window: its index is built, not updated
 
 
 async def _subscribed(
