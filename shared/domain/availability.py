@@ -89,10 +89,10 @@ class ShowAs(StrEnum):
     @classmethod
     def from_graph(cls, text: str | None) -> ShowAs:
         """Graph's word, any case; anything else (or nothing) is `UNKNOWN`, which blocks."""
-        for member in cls:
-            if text is not None and member.value.lower() == text.lower():
-                return member
-        return cls.UNKNOWN
+        return _SHOW_AS.get(text.lower(), cls.UNKNOWN) if text is not None else cls.UNKNOWN
+
+
+_SHOW_AS: Final = {member.value.lower(): member for member in ShowAs}
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,12 +147,14 @@ class BusyPeriod:
     # [start, end) widened to whole epoch seconds, worked out once when the period is made
     seconds: Interval = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        _aware(self.start, "start")
-        _aware(self.end, "end")
-        if self.end < self.start:
+    def __post_init__(self) -> None:  # kept lean: a question reads thousands of these
+        if self.start.utcoffset() is None or self.end.utcoffset() is None:
+            _aware(self.start, "start")
+            _aware(self.end, "end")
+        first, last = self.start.timestamp(), self.end.timestamp()
+        if last < first:
             raise InvalidQuestion("end", "must not be before start")
-        object.__setattr__(self, "seconds", (_floor(self.start), _ceil(self.end)))
+        object.__setattr__(self, "seconds", (math.floor(first), math.ceil(last)))
 
     @classmethod
     def all_day(cls, first: date, end: date, zone: ZoneInfo, show_as: ShowAs = ShowAs.BUSY) -> BusyPeriod:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import accumulate, pairwise
@@ -164,6 +165,12 @@ def test_a_multi_day_all_day_event_spans_local_midnights_across_a_dst_change() -
     assert holiday.start == utc("2026-10-23T22:00")
     assert holiday.end == utc("2026-10-25T23:00")
     assert holiday.end - holiday.start == timedelta(hours=49)
+
+
+def test_an_all_day_event_starts_when_the_day_does_where_midnight_is_skipped() -> None:
+    # Santiago, 6 September 2026: clocks jump from 00:00 (-04) to 01:00 (-03), so the day begins at 04:00Z.
+    day = BusyPeriod.all_day(date(2026, 9, 6), date(2026, 9, 7), ZoneInfo("America/Santiago"))
+    assert (day.start, day.end) == (utc("2026-09-06T04:00"), utc("2026-09-07T03:00"))
 
 
 # --- buffers -------------------------------------------------------------------------------------------
@@ -433,8 +440,33 @@ def test_booked_time_counts_overlaps_once_and_only_within_the_span() -> None:
 
 
 def test_max_results_keeps_the_earliest() -> None:
+    calendars = {"ann": StaffCalendar([busy("2026-11-16T10:00", "2026-11-16T11:00")])}
     question = ask("2026-11-16T09:00", "2026-11-16T17:00", max_results=3)
-    assert starts(find_slots(question, {"ann": StaffCalendar([])})) == ["09:00", "09:30", "10:00"]
+    assert starts(find_slots(question, calendars)) == ["09:00", "09:30", "11:00"]
+    one = ask("2026-11-16T09:00", "2026-11-16T17:00", max_results=1)
+    assert spans(free_periods(one, calendars)) == [("2026-11-16T09:00", "2026-11-16T10:00")]
+
+
+def test_an_n_of_groups_free_period_may_be_covered_by_different_staff_in_turn() -> None:
+    # Ann is free 9-10 and Bob 10-11 only: one of them is free all morning, but no hour-long slot
+    # has the same one free throughout except 9:00 (Ann) and 10:00 (Bob).
+    calendars = {
+        "ann": StaffCalendar([busy("2026-11-16T10:00", "2026-11-16T12:00")]),
+        "bob": StaffCalendar(
+            [busy("2026-11-16T09:00", "2026-11-16T10:00"), busy("2026-11-16T11:00", "2026-11-16T12:00")]
+        ),
+    }
+    question = Question(
+        groups=(Group(("ann", "bob"), required=1),),
+        periods=(Period(utc("2026-11-16T09:00"), utc("2026-11-16T12:00")),),
+        duration=timedelta(hours=1),
+        interval=timedelta(minutes=30),
+    )
+    assert spans(free_periods(question, calendars)) == [("2026-11-16T09:00", "2026-11-16T11:00")]
+    assert [(s.start.strftime("%H:%M"), s.free) for s in find_slots(question, calendars)] == [
+        ("09:00", (("ann",),)),
+        ("10:00", (("bob",),)),
+    ]
 
 
 def test_free_periods_shorter_than_the_duration_are_left_out() -> None:
@@ -473,7 +505,9 @@ def test_free_periods_shorter_than_the_duration_are_left_out() -> None:
         (lambda: Question((Group(("ann",)),), (), timedelta(minutes=30)), "periods"),
     ],
 )
-def test_what_the_engine_cannot_answer_is_refused_naming_the_field(build, field: str) -> None:  # type: ignore[no-untyped-def]
+def test_what_the_engine_cannot_answer_is_refused_naming_the_field(
+    build: Callable[[], object], field: str
+) -> None:
     with pytest.raises(InvalidQuestion) as refused:
         build()
     assert refused.value.field == field
