@@ -196,11 +196,7 @@ class WorkingHours:
         """The working time within [start, end), as UTC periods in order."""
         _aware(start, "start")
         _aware(end, "end")
-        lo, hi = _floor(start), _ceil(end)
-        return [Period(_instant(a), _instant(b)) for a, b in self._open(lo, hi)]
-
-    def _open(self, lo: int, hi: int) -> list[Interval]:
-        return list(_working_time(self, lo, hi))
+        return [Period(_instant(a), _instant(b)) for a, b in _working_time(self, _ceil(start), _floor(end))]
 
 
 @lru_cache(maxsize=1024)  # staff share hours and zones, and a booking page asks the same span again
@@ -404,7 +400,7 @@ class _Plan:
             free = _complement(blocked, self.lo, self.hi)
             hours = calendar.working_hours
             if question.working_hours and hours is not None:
-                free = _intersect(free, hours._open(self.lo, self.hi))
+                free = _intersect(free, _working_time(hours, self.lo, self.hi))
             self.free[staff] = free
             ranges = [(a, b - self.duration + 1) for a, b in free if b - a >= self.duration]
             self.ranges[staff] = ranges
@@ -461,7 +457,7 @@ def _complement(merged: list[Interval], lo: int, hi: int) -> list[Interval]:
     return gaps
 
 
-def _intersect(left: list[Interval], right: list[Interval]) -> list[Interval]:
+def _intersect(left: Sequence[Interval], right: Sequence[Interval]) -> list[Interval]:
     """Both sorted and disjoint; the result is too."""
     out: list[Interval] = []
     i = j = 0
