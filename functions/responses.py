@@ -95,12 +95,19 @@ class TenantList(Answer):
     value: list[Tenant]
 
 
+class Switches(Answer):
+    """What the connector does for the staff member (set on the staff PUT)."""
+
+    mail: bool
+
+
 class User(Answer):
     staff_id: str
     email: str | None
     upn: str | None
     display_name: str
     enabled: bool
+    switches: Switches
     match: MatchStatus
     matched_by: MatchedBy | None
     match_reason: str | None

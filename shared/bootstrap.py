@@ -104,8 +104,10 @@ class Container:
 
     @cached_property
     def services(self) -> Services:
+        from shared.adapters.blobs.mail_content import BlobMailContent
         from shared.adapters.graph.calendar import GraphCalendar, GraphSubscriptions
         from shared.adapters.graph.directory import GraphCustomerApps, GraphDirectory
+        from shared.adapters.graph.mail import GraphMail
         from shared.adapters.graph.writes import GraphCalendarWriter
         from shared.adapters.queues import StorageJobQueue
         from shared.adapters.tables.appointments import TableAppointments
@@ -115,6 +117,7 @@ class Container:
         from shared.adapters.tables.dead_letters import TableDeadLetters
         from shared.adapters.tables.item_statuses import TableItemStatuses
         from shared.adapters.tables.leases import TableLeases
+        from shared.adapters.tables.mail import TableMail
         from shared.adapters.tables.subscription_index import TableSubscriptionIndex
         from shared.adapters.tables.tenants import TableTenants
         from shared.adapters.tables.users import TableUsers
@@ -166,6 +169,9 @@ class Container:
             calendar_writer=GraphCalendarWriter(self.graph, key_for),
             delivery_requests=DeliveryRequests(queue),
             busy=TableBusy(self.storage),
+            mail=TableMail(self.storage),
+            mail_content=BlobMailContent(self.storage),
+            mail_gateway=GraphMail(self.graph, key_for),
         )
 
     async def close(self) -> None:

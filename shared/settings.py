@@ -77,6 +77,7 @@ class StorageSettings:
     connection_string: str | None
     table_endpoint: str | None
     queue_endpoint: str | None
+    blob_endpoint: str | None = None  # the outgoing mail's content (`__blobServiceUri`, or the account's)
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> StorageSettings:
@@ -96,7 +97,10 @@ class StorageSettings:
                 f"{STORAGE_CONNECTION}: set a connection string, or {prefix}accountName "
                 f"(or {prefix}tableServiceUri and {prefix}queueServiceUri) for an identity-based connection"
             )
-        return cls(None, table.rstrip("/"), queue.rstrip("/"))
+        blob = env.get(f"{prefix}blobServiceUri", "").strip() or (
+            f"https://{account}.blob.core.windows.net" if account else ""
+        )
+        return cls(None, table.rstrip("/"), queue.rstrip("/"), blob.rstrip("/") or None)
 
 
 @dataclass(frozen=True, slots=True)

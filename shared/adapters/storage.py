@@ -1,4 +1,5 @@
-"""Azure Storage clients (tables and queues) from the storage settings, once per worker.
+"""Azure Storage clients (tables, queues; blobs for outgoing mail) from the storage settings, once per
+worker.
 
 Locally a connection string (Azurite); in Azure the identity-based endpoints with the managed identity.
 Queue messages are base64 on the wire, as the Functions host expects by default (a plain-text message
@@ -11,7 +12,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ResourceExistsError
@@ -20,6 +21,9 @@ from azure.storage.queue import BinaryBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from shared.settings import StorageSettings
+
+if TYPE_CHECKING:  # azure-storage-blob is imported when mail is first sent
+    from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
 # Azurite 3.35 (the newest that runs on Node 20) supports storage API versions up to this one.
 QUEUE_API_VERSION: Final = "2025-11-05"
@@ -51,6 +55,10 @@ class StorageClients:
             assert settings.table_endpoint and settings.queue_endpoint
             self.tables = TableServiceClient(settings.table_endpoint, credential=credential, **options)
             self.queues = QueueServiceClient(settings.queue_endpoint, credential=credential, **options)
+        self._settings = settings
+        self._credential = credential
+        self._blobs: BlobServiceClient | None = None
+        self._ready_containers: dict[str, asyncio.Future[None]] = {}
         self._table_clients: dict[str, TableClient] = {}
         self._queue_clients: dict[str, QueueClient] = {}
         self._ready_tables: dict[str, asyncio.Future[None]] = {}
@@ -81,6 +89,35 @@ class StorageClients:
             )
         return client
 
+    async def container(self, name: str) -> ContainerClient:
+        """A blob container's client, the container created on first use (once per worker)."""
+        await self._once(self._ready_containers, name, self._create_container)
+        return self.blobs.get_container_client(name)
+
+    @property
+    def blobs(self) -> BlobServiceClient:
+        if self._blobs is None:
+            from azure.storage.blob.aio import BlobServiceClient
+
+            options = transport_options()
+            if self._settings.connection_string:
+                self._blobs = BlobServiceClient.from_connection_string(
+                    self._settings.connection_string, api_version=QUEUE_API_VERSION, **options
+                )
+            else:
+                if not self._settings.blob_endpoint:
+                    raise RuntimeError(
+                        "no blob endpoint: set AzureWebJobsStorage__blobServiceUri or __accountName"
+                    )
+                self._blobs = BlobServiceClient(
+                    self._settings.blob_endpoint, credential=self._credential, **options
+                )
+        return self._blobs
+
+    async def _create_container(self, name: str) -> None:
+        with contextlib.suppress(ResourceExistsError):
+            await self.blobs.create_container(name)
+
     async def ping(self) -> None:
         async for _ in self.tables.list_tables(results_per_page=1):
             break
@@ -92,6 +129,8 @@ class StorageClients:
     async def close(self) -> None:
         await self.tables.close()
         await self.queues.close()
+        if self._blobs is not None:
+            await self._blobs.close()
 
     async def _create_table(self, name: str) -> None:
         with contextlib.suppress(ResourceExistsError):

@@ -98,6 +98,7 @@ class TenantSettings:
     multi_staff_mode: MultiStaffMode = MultiStaffMode.COPIES
     user_scope: UserScope = UserScope.STAFF
     conflict_policy: ConflictPolicy = ConflictPolicy.HOST_WINS
+    mail_deadline_hours: int = 24  # a message not sent within this fails with the reason
 
     def window(self, now: datetime) -> tuple[datetime, datetime]:
         """The sync window around `now`, on whole UTC days so that it moves only once a day."""

@@ -48,6 +48,14 @@ class LegacyLink:
 
 
 @dataclass(frozen=True, slots=True)
+class StaffSwitches:
+    """What the connector does for one staff member, as COINS shows it per user ("Emails" ...). Mail is
+    opted into: off unless the host turns it on. Other directions join here as they get a switch."""
+
+    mail: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class StaffMember:
     """What the host says about one of its staff."""
 
@@ -57,6 +65,7 @@ class StaffMember:
     display_name: str
     enabled: bool = True
     legacy_ids: tuple[LegacyLink, ...] = ()  # appointments the host already wrote, for migration
+    switches: StaffSwitches = StaffSwitches()
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,7 +48,7 @@ from shared.domain.tenants import (
     UserScope,
     normalise_tenant_id,
 )
-from shared.domain.users import LegacyLink
+from shared.domain.users import LegacyLink, StaffSwitches
 from shared.service import limits
 from shared.service.errors import InvalidInput
 
@@ -204,6 +204,14 @@ class Settings(Body):
     multi_staff_mode: MultiStaffMode = DEFAULTS.multi_staff_mode
     user_scope: UserScope = DEFAULTS.user_scope
     conflict_policy: ConflictPolicy = DEFAULTS.conflict_policy
+    mail_deadline_hours: Annotated[
+        StrictInt,
+        Field(
+            ge=limits.MAIL_DEADLINE_HOURS[0],
+            le=limits.MAIL_DEADLINE_HOURS[1],
+            description="A message not sent within this many hours of its PUT fails with the reason.",
+        ),
+    ] = DEFAULTS.mail_deadline_hours
 
     def applied_to(self, base: TenantSettings) -> TenantSettings:
         """`base` with the members this body gave."""
@@ -323,6 +331,18 @@ LegacyIds = Annotated[
 ]
 
 
+class StaffSwitchesBody(Lenient):
+    """What the connector does for this staff member. Absent: off (each is opted into)."""
+
+    mail: Annotated[
+        StrictBool,
+        Field(description="Send mail from this staff member's mailbox (PUT /mail/{message_id})."),
+    ] = False
+
+    def record(self) -> StaffSwitches:
+        return StaffSwitches(mail=self.mail)
+
+
 class Staff(Lenient):
     """Give email or upn (or both)."""
 
@@ -331,6 +351,7 @@ class Staff(Lenient):
     display_name: Annotated[StrictStr, Field(max_length=limits.MAX_DISPLAY_NAME)] = ""
     enabled: StrictBool = True
     legacy_ids: LegacyIds = []
+    switches: StaffSwitchesBody = StaffSwitchesBody()
 
     @field_validator("email", "upn")
     @classmethod

@@ -134,6 +134,21 @@ class CredentialExpiringData(Data):
     expired: bool
 
 
+class MailSentData(Data):
+    message_id: str = Field(description="The host's message id (the PUT's).")
+    staff_id: str
+    internet_message_id: str | None = Field(description="The sent message's Internet Message-ID.")
+    sent_at: str = Field(json_schema_extra={"format": "date-time"})
+    attempts: int
+
+
+class MailFailedData(Data):
+    message_id: str
+    staff_id: str
+    reason: str = Field(description="Why, in words that say what to do.")
+    attempts: int
+
+
 class ChangeBase(BaseModel):
     sequence: int
     tenant_id: str
@@ -206,6 +221,16 @@ class TenantCredentialExpiring(ChangeBase):
     data: CredentialExpiringData
 
 
+class MailSent(ChangeBase):
+    type: Literal["mail.sent"]
+    data: MailSentData
+
+
+class MailFailed(ChangeBase):
+    type: Literal["mail.failed"]
+    data: MailFailedData
+
+
 AnyChange = Annotated[
     EventCreated
     | EventUpdated
@@ -219,7 +244,9 @@ AnyChange = Annotated[
     | TenantConsentFailed
     | TenantDisconnected
     | TenantConsentRevoked
-    | TenantCredentialExpiring,
+    | TenantCredentialExpiring
+    | MailSent
+    | MailFailed,
     Field(discriminator="type"),
 ]
 

@@ -135,7 +135,9 @@ def parse_staff(staff_id: str, body: dict[str, Any]) -> StaffMember:
     parse_staff_id(staff_id)
     given = parse(Staff, body)
     links = tuple(link.record() for link in given.legacy_ids)
-    return StaffMember(staff_id, given.email, given.upn, given.display_name, given.enabled, links)
+    return StaffMember(
+        staff_id, given.email, given.upn, given.display_name, given.enabled, links, given.switches.record()
+    )
 
 
 def parse_legacy_ids(value: Any) -> tuple[LegacyLink, ...]:

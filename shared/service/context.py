@@ -20,6 +20,7 @@ from shared.service.ports.graph import (
     DirectoryGateway,
     SubscriptionGateway,
 )
+from shared.service.ports.mail import MailContentStore, MailGateway, MailRepository
 from shared.service.ports.secret_store import SecretStore
 from shared.service.ports.sync_storage import ItemStatusRepository, LeaseStore, SubscriptionIndex
 from shared.service.ports.tenancy import ConsentStateRepository, TenantRepository, UserRepository
@@ -172,6 +173,21 @@ class UsesBusy(Protocol):
     def busy(self) -> BusyStore: ...
 
 
+class UsesMail(Protocol):
+    @property
+    def mail(self) -> MailRepository: ...
+
+
+class UsesMailContent(Protocol):
+    @property
+    def mail_content(self) -> MailContentStore: ...
+
+
+class UsesMailGateway(Protocol):
+    @property
+    def mail_gateway(self) -> MailGateway: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     """Every port, built once per worker by the composition root. A handler takes the part it uses, a
@@ -200,3 +216,6 @@ class Services:
     calendar_writer: CalendarWriter
     delivery_requests: DeliveryRequests  # this worker's delivery jobs, merged (see the module)
     busy: BusyStore  # the availability state: busy index, working hours, host holds
+    mail: MailRepository  # the messages sent from staff mailboxes (table `mail`)
+    mail_content: MailContentStore  # their content until sent or failed (blob container `outgoing-mail`)
+    mail_gateway: MailGateway  # the sender's mailbox in Graph: drafts, upload sessions, send

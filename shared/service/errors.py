@@ -145,3 +145,25 @@ class EventRejected(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class SendUncertain(Exception):
+    """A send call failed in a way that does not say whether the message left (a 5xx, a timeout, a broken
+    connection after the request went out): never send that draft again before a look-up settles it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class MailAccessDenied(Exception):
+    """Graph refused the mailbox's messages (403): the consent lacks Mail.Send or Mail.ReadWrite, or an
+    access policy leaves the mailbox out. A person must act (reauthorize)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class DraftMissing(Exception):
+    """The draft is not in the mailbox any more (sent meanwhile, or deleted by someone)."""

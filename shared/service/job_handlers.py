@@ -14,7 +14,8 @@ from shared.service.appointment_writes import run_write_job
 from shared.service.context import Services
 from shared.service.deliveries import DeliveryPorts, deliver_changes
 from shared.service.job_codec import MalformedJob, decode
-from shared.service.jobs import Deliver, Job, Notified, SyncMode, TenantWork, WriteAppointment
+from shared.service.jobs import Deliver, Job, Notified, SendMail, SyncMode, TenantWork, WriteAppointment
+from shared.service.mail_send import run_send_job
 from shared.service.sync import run_notified, run_sync_job
 
 log = get_logger("jobs")
@@ -35,6 +36,7 @@ HANDLERS: Final[dict[str, Callable[[Services, Any], Awaitable[None]]]] = {
     Notified.kind: run_notified,
     WriteAppointment.kind: run_write_job,
     Deliver.kind: _deliver,
+    SendMail.kind: run_send_job,
 }
 
 

@@ -101,6 +101,20 @@ class Deliver:
             raise ValueError(f"bad range {self.first}-{self.last} (attempt {self.attempt})")
 
 
+@dataclass(frozen=True, slots=True)
+class SendMail:
+    """Send the host's message from the staff member's mailbox, exactly once (`mail_send.py`). Rides the
+    `outlook-writes` queue with the other writes into mailboxes."""
+
+    tenant_id: str
+    message_id: str
+    attempt: int = 0  # throttled or uncertain tries so far
+    check_back: int = 0
+    delay_seconds: int = 0
+    queue: ClassVar[str] = WRITE_QUEUE
+    kind: ClassVar[str] = "send_mail"
+
+
 class TenantWork(StrEnum):
     """A tenant job's kind: `discover` matches every staff member (or lists every mailbox, for the
     all-users scope) and the tenant then migrates; `rematch` matches again (new mailboxes, left ones);
@@ -128,8 +142,8 @@ class SyncMode(StrEnum):
     RESUBSCRIBE = "resubscribe"
 
 
-Job: TypeAlias = TenantJob | SyncUser | Notified | WriteAppointment | Deliver
-JOB_TYPES: Final[tuple[type[Job], ...]] = (TenantJob, SyncUser, Notified, WriteAppointment, Deliver)
+Job: TypeAlias = TenantJob | SyncUser | Notified | WriteAppointment | Deliver | SendMail
+JOB_TYPES: Final[tuple[type[Job], ...]] = (TenantJob, SyncUser, Notified, WriteAppointment, Deliver, SendMail)
 
 
 # --- what the service queues ------------------------------------------------------------------------
@@ -194,3 +208,7 @@ def deliver(
     tenant_id: str, first_sequence: int, last_sequence: int, attempt: int = 0, delay_seconds: int = 0
 ) -> Deliver:
     return Deliver(tenant_id, first_sequence, last_sequence, attempt, delay_seconds)
+
+
+def send_mail(tenant_id: str, message_id: str, *, attempt: int = 0, delay_seconds: int = 0) -> SendMail:
+    return SendMail(tenant_id, message_id, attempt, delay_seconds=delay_seconds)

@@ -61,3 +61,31 @@ MAX_STORED: Final = 400_000
 ShowAs = Literal["free", "tentative", "busy", "oof", "workingElsewhere"]
 Sensitivity = Literal["normal", "personal", "private", "confidential"]
 BodyType = Literal["text", "html"]
+
+# Mail (PUT /tenants/{tid}/mail/{message_id}); each limit is the service's own, sourced:
+# - Exchange Online's recipient rate limit: at most 500 recipients (To, Cc and Bcc together) per message
+#   (https://learn.microsoft.com/en-us/office365/servicedescriptions/exchange-online-service-description/exchange-online-limits#sending-limits-1).
+# - Exchange Online's default maximum send size is 35 MB (a mailbox's MaxSendSize; an administrator may raise
+#   it to 150 MB, Graph's upload-session ceiling): the attachments together stay under it.
+# - Graph takes a request of at most 4 MB and attachments under 3 MB in the message's own POST; larger ones
+#   (up to 150 MB) through an upload session on the draft
+#   (https://learn.microsoft.com/en-us/graph/outlook-large-attachments).
+# - Custom headers must begin with `X-` (Graph's internetMessageHeaders rule,
+#   https://learn.microsoft.com/en-us/graph/api/resources/internetmessageheader).
+MESSAGE_ID_RE: Final = re.compile(r"^[A-Za-z0-9._~@+=-]{1,128}$")  # a Table key and a blob name part
+MESSAGE_ID_CHARS: Final = "must be 1-128 characters of letters, digits and . _ ~ @ + = -"
+MAX_RECIPIENTS: Final = 500
+MAX_ATTACHMENTS_BYTES: Final = 35 * 1024 * 1024
+MAX_UPLOAD_SESSION_BYTES: Final = 150 * 1024 * 1024
+INLINE_ATTACHMENT_BYTES: Final = 3 * 1024 * 1024  # smaller ones may go in the draft's POST
+# Inline attachments and the body share the draft's POST (4 MB with base64's third more): at most this
+# much attachment content in it, and a body of at most MAX_MAIL_BODY characters.
+INLINE_BUDGET_BYTES: Final = 2 * 1024 * 1024
+MAX_MAIL_BODY: Final = 1_000_000
+MAX_MAIL_SUBJECT: Final = 255
+MAX_ATTACHMENTS: Final = 250
+MAX_ATTACHMENT_NAME: Final = 255
+MAX_HEADERS: Final = 20
+MAX_HEADER_NAME: Final = 128
+MAX_HEADER_VALUE: Final = 1_000
+MAIL_DEADLINE_HOURS: Final = (1, 168)  # a tenant's `mail_deadline_hours`, at most a week

@@ -22,6 +22,8 @@ from shared.service.context import (
     UsesItemStatuses,
     UsesJobs,
     UsesLeases,
+    UsesMail,
+    UsesMailContent,
     UsesSecrets,
     UsesUsers,
 )
@@ -45,6 +47,8 @@ class PurgePorts(
     UsesDeadLetters,
     UsesAppointments,
     UsesBusy,
+    UsesMail,
+    UsesMailContent,
     Protocol,
 ):
     """Every table that keeps rows under the tenant's key, but the tenants' and the feed's."""
@@ -117,3 +121,5 @@ async def purge_rows(services: PurgePorts, tenant_id: str) -> None:
     await services.appointments.delete_tenant(tenant_id)  # what was written to calendars stays
     await services.users.delete_tenant(tenant_id)
     await services.consent_states.delete_tenant(tenant_id)
+    await services.mail_content.delete_tenant(tenant_id)  # queued mail's content; sent mail has none
+    await services.mail.delete_tenant(tenant_id)

@@ -13,6 +13,7 @@ from tests.fakes.appointments import FakeAppointments
 from tests.fakes.busy import FakeBusy
 from tests.fakes.calendar import FakeCalendarWriter, FakeMailboxes
 from tests.fakes.directory import FakeCustomerApps, FakeDirectory
+from tests.fakes.mail import FakeMailContent, FakeMailRows, FakeOutlookMail
 from tests.fakes.storage import (
     FakeClock,
     FakeConsentStates,
@@ -51,6 +52,9 @@ class FakeWorld:
     appointments: FakeAppointments
     writer: FakeCalendarWriter
     busy: FakeBusy
+    mail: FakeMailRows
+    mail_content: FakeMailContent
+    outlook_mail: FakeOutlookMail
 
 
 def fake_world() -> FakeWorld:
@@ -61,6 +65,7 @@ def fake_world() -> FakeWorld:
     index, dead_letters, webhook = FakeSubscriptionIndex(), FakeDeadLetters(), FakeHostWebhook()
     appointments, writer = FakeAppointments(), FakeCalendarWriter(mailboxes)
     busy = FakeBusy()
+    mail, mail_content, outlook_mail = FakeMailRows(), FakeMailContent(), FakeOutlookMail()
     services = Services(
         tenants=tenants,
         users=users,
@@ -89,6 +94,9 @@ def fake_world() -> FakeWorld:
         calendar_writer=writer,
         delivery_requests=DeliveryRequests(jobs),
         busy=busy,
+        mail=mail,
+        mail_content=mail_content,
+        mail_gateway=outlook_mail,
     )
     return FakeWorld(
         tenants,
@@ -109,6 +117,9 @@ def fake_world() -> FakeWorld:
         appointments,
         writer,
         busy,
+        mail,
+        mail_content,
+        outlook_mail,
     )
 
 

@@ -36,6 +36,7 @@ from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
 from shared.adapters.graph.errors import from_sdk
+from shared.adapters.graph.mailbox_gate import MailboxGate
 from shared.adapters.identity import RenewableCredential
 
 
@@ -107,10 +108,18 @@ class TenantKey:
 class TenantGraph:
     """Graph for one tenant: the SDK client for the control plane, raw JSON for the data plane."""
 
-    def __init__(self, adapter: GraphRequestAdapter, base_url: str) -> None:
+    def __init__(
+        self,
+        adapter: GraphRequestAdapter,
+        base_url: str,
+        gate: MailboxGate | None = None,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
         self.adapter = adapter
         self.sdk = GraphServiceClient(request_adapter=adapter)
         self.base_url = base_url
+        self.gate = gate or MailboxGate()  # the worker's, shared by every tenant's client
+        self.http = http  # the shared pool, for pre-authenticated URLs (upload sessions)
 
     def url(self, path: str) -> str:
         return path if path.startswith("https://") or path.startswith("http://") else f"{self.base_url}{path}"
@@ -121,8 +130,12 @@ class TenantGraph:
         path: str,
         body: Any = None,
         headers: dict[str, str] | None = None,
+        *,
+        retries: int = MAX_SDK_RETRIES,
     ) -> bytes:
         """Send a request through the SDK's adapter and middleware; answer the raw body (b"" when empty).
+        `retries`: the SDK's retry handler's tries after 429/503/504 (0 for a request that must go once).
+        At most `MAILBOX_CONCURRENCY` requests on one mailbox run at once in the worker (`MailboxGate`).
 
         Several values of one header (`Prefer`) go comma-folded in one string, as kiota sends them."""
         info = RequestInformation()
@@ -134,9 +147,10 @@ class TenantGraph:
         if body is not None:
             info.headers.try_add("Content-Type", "application/json")
             info.content = json.dumps(body, separators=(",", ":")).encode()
-        info.add_request_options([RetryHandlerOption(max_retries=MAX_SDK_RETRIES)])
+        info.add_request_options([RetryHandlerOption(max_retries=retries)])
         try:
-            raw = await self.adapter.send_primitive_async(info, "bytes", ERROR_MAP)
+            async with self.gate.hold(path):
+                raw = await self.adapter.send_primitive_async(info, "bytes", ERROR_MAP)
         except Exception as error:
             raise from_sdk(error) from error
         return bytes(raw) if raw else b""
@@ -147,9 +161,11 @@ class TenantGraph:
         path: str,
         body: Any = None,
         headers: dict[str, str] | None = None,
+        *,
+        retries: int = MAX_SDK_RETRIES,
     ) -> Any:
         """Send a request through the SDK's adapter and middleware; answer the parsed JSON body (or None)."""
-        raw = await self.request_bytes(method, path, body, headers)
+        raw = await self.request_bytes(method, path, body, headers, retries=retries)
         if not raw:
             return None
         return json.loads(raw)
@@ -176,6 +192,11 @@ class GraphClients:
                 limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
                 http2=False,
             )
+        )
+        self.gate = MailboxGate()
+        # Upload sessions' URLs are pre-authenticated and outside Graph's middleware: a plain client.
+        self._uploads = httpx.AsyncClient(
+            verify=tls_verify(ca_bundle), timeout=httpx.Timeout(120.0, connect=10.0)
         )
         self._tenants: dict[TenantKey, TenantGraph] = {}
         self._credentials: dict[TenantKey, AsyncTokenCredential] = {}
@@ -205,7 +226,7 @@ class GraphClients:
             else GraphRequestAdapter(auth, client=self._http)
         )
         adapter.base_url = self.base_url
-        return TenantGraph(adapter, self.base_url)
+        return TenantGraph(adapter, self.base_url, self.gate, self._uploads)
 
     async def forget(self, key: TenantKey) -> None:
         """Drop a tenant's cached client and credential (after a secret rotation or disconnect)."""
@@ -218,3 +239,4 @@ class GraphClients:
         for credential in self._credentials.values():
             await credential.close()
         await self._http.aclose()
+        await self._uploads.aclose()

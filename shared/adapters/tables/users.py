@@ -28,7 +28,15 @@ from shared.adapters.tables.transactions import (
     TransactionFailed,
     submit,
 )
-from shared.domain.users import LegacyLink, MatchedBy, MatchStatus, StaffMember, SyncState, UserRecord
+from shared.domain.users import (
+    LegacyLink,
+    MatchedBy,
+    MatchStatus,
+    StaffMember,
+    StaffSwitches,
+    SyncState,
+    UserRecord,
+)
 from shared.service.errors import AlreadyExists, StaleWrite
 from shared.service.records import UserPage, UserQuery
 from shared.service.user_queries import page_users
@@ -46,6 +54,7 @@ def user_to_entity(user: UserRecord) -> dict[str, Any]:
             "Upn": staff.upn,
             "DisplayName": staff.display_name,
             "Enabled": staff.enabled,
+            "MailSwitch": staff.switches.mail,
             **_legacy_properties(staff.legacy_ids),
             "Match": user.match.value,
             "MatchedBy": user.matched_by.value if user.matched_by else None,
@@ -98,6 +107,7 @@ def user_from_entity(entity: Any) -> UserRecord:
             display_name=entity.get("DisplayName") or "",
             enabled=bool(entity.get("Enabled", True)),
             legacy_ids=_legacy_links(entity),
+            switches=StaffSwitches(mail=bool(entity.get("MailSwitch", False))),
         ),
         match=MatchStatus(entity["Match"]),
         updated_at=required_utc(entity["UpdatedAt"]),

@@ -56,6 +56,9 @@ STRATEGIES: dict[type[Job], st.SearchStrategy[Job]] = {
         check_back=counts,
     ),
     jobs.Deliver: _deliveries(),
+    jobs.SendMail: st.builds(
+        jobs.SendMail, tenant_id=texts, message_id=texts, attempt=counts, check_back=counts
+    ),
 }
 
 

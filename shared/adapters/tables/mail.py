@@ -1,0 +1,107 @@
+"""Table Storage for the messages sent from staff mailboxes (table `mail`).
+
+One row per message: partition = escaped tenant id, row = escaped message id. Only ids, the content's
+fingerprint, the recipient count, the state, attempts, times, the draft's Graph id and the sent message's
+internetMessageId: never the subject, the body or an address (the content is in Blob Storage until the
+message is sent or failed, `blobs/mail_content.py`). Replaces are guarded by the entity's etag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Final
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables.aio import TableClient
+
+from shared.adapters.storage import StorageClients
+from shared.adapters.tables.rows import (
+    as_utc,
+    delete_partition,
+    escape_key,
+    etag_of,
+    insert_entity,
+    replace_entity,
+    required_utc,
+    without_none,
+)
+from shared.domain.mail import MailRecord, MailState
+
+MAIL: Final = "mail"
+
+
+def mail_to_entity(record: MailRecord) -> dict[str, Any]:
+    return without_none(
+        {
+            "PartitionKey": escape_key(record.tenant_id),
+            "RowKey": escape_key(record.message_id),
+            "TenantId": record.tenant_id,
+            "MessageId": record.message_id,
+            "Fingerprint": record.fingerprint,
+            "StaffId": record.staff_id,
+            "Recipients": record.recipients,
+            "SaveToSentItems": record.save_to_sent_items,
+            "State": record.state.value,
+            "Attempts": record.attempts,
+            "CreatedAt": record.created_at,
+            "UpdatedAt": record.updated_at,
+            "GraphUserId": record.graph_user_id,
+            "DraftId": record.draft_id,
+            "SendRequestedAt": record.send_requested_at,
+            "SentAt": record.sent_at,
+            "InternetMessageId": record.internet_message_id,
+            "Error": record.error,
+            "SentCopyRemoved": record.sent_copy_removed,
+        }
+    )
+
+
+def mail_from_entity(entity: Any) -> MailRecord:
+    return MailRecord(
+        tenant_id=entity["TenantId"],
+        message_id=entity["MessageId"],
+        fingerprint=entity["Fingerprint"],
+        staff_id=entity["StaffId"],
+        recipients=int(entity["Recipients"]),
+        save_to_sent_items=bool(entity.get("SaveToSentItems", True)),
+        state=MailState(entity["State"]),
+        created_at=required_utc(entity["CreatedAt"]),
+        updated_at=required_utc(entity["UpdatedAt"]),
+        attempts=int(entity.get("Attempts") or 0),
+        graph_user_id=entity.get("GraphUserId"),
+        draft_id=entity.get("DraftId"),
+        send_requested_at=as_utc(entity.get("SendRequestedAt")),
+        sent_at=as_utc(entity.get("SentAt")),
+        internet_message_id=entity.get("InternetMessageId"),
+        error=entity.get("Error"),
+        sent_copy_removed=bool(entity.get("SentCopyRemoved", False)),
+        etag=etag_of(entity),
+    )
+
+
+class TableMail:
+    """`MailRepository` on Table Storage."""
+
+    def __init__(self, storage: StorageClients) -> None:
+        self._storage = storage
+
+    async def _table(self) -> TableClient:
+        return await self._storage.table(MAIL)
+
+    async def get(self, tenant_id: str, message_id: str) -> MailRecord | None:
+        table = await self._table()
+        try:
+            entity = await table.get_entity(escape_key(tenant_id), escape_key(message_id))
+        except ResourceNotFoundError:
+            return None
+        return mail_from_entity(entity)
+
+    async def save(self, record: MailRecord) -> MailRecord:
+        table = await self._table()
+        entity = mail_to_entity(record)
+        if record.etag is None:
+            return replace(record, etag=await insert_entity(table, entity))
+        return replace(record, etag=await replace_entity(table, entity, record.etag))
+
+    async def delete_tenant(self, tenant_id: str) -> None:
+        await delete_partition(await self._table(), escape_key(tenant_id))
