@@ -45,12 +45,14 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return json_response({"error": error}, status)
 
 
-def read_json_object(req: func.HttpRequest, root: str = "") -> dict[str, Any]:
+def read_json_object(
+    req: func.HttpRequest, root: str = "", *, max_bytes: int = MAX_BODY_BYTES
+) -> dict[str, Any]:
     """The request body as a JSON object, or InvalidInput naming `body` (or the member, by its path under
     `root`, whose text is no Unicode)."""
     raw = req.get_body() or b""
-    if len(raw) > MAX_BODY_BYTES:
-        raise InvalidInput("body", f"larger than {MAX_BODY_BYTES} bytes", status=413)
+    if len(raw) > max_bytes:
+        raise InvalidInput("body", f"larger than {max_bytes} bytes", status=413)
     if not raw.strip():
         raise InvalidInput("body", "a JSON object is required")
     try:

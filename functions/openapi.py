@@ -41,6 +41,7 @@ PATH_PARAMETERS: Final[dict[str, Json]] = {
         "maxLength": 128,
         "pattern": limits.APPOINTMENT_ID_RE.pattern,
     },
+    "message_id": {"type": "string", "maxLength": 128, "pattern": limits.MESSAGE_ID_RE.pattern},
 }
 _USER_QUERY: Final[tuple[tuple[str, str, Json], ...]] = (
     ("state", "The users' sync state.", {"enum": [s.value for s in SyncState]}),
@@ -369,6 +370,41 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         tags=("appointments",),
     ),
     Operation(
+        "PUT",
+        "v1/tenants/{tid}/mail/{message_id}",
+        "putMail",
+        "Send a message from the staff member's own mailbox (Mail.Send): it shows in their Sent Items and "
+        "is sent exactly once, whatever fails. The send runs on a queue; the answer comes at once. The "
+        "message id is the idempotency key: the same PUT again answers the message as it stands, other "
+        "content under the same id is a 409. `mail.sent` or `mail.failed` follows on the feed.",
+        "function",
+        {
+            200: ("The same PUT again; the message is sent or failed already.", ref("Mail")),
+            202: ("Accepted (or the same PUT again); the message's state.", ref("Mail")),
+            400: ("Bad input (the field and the reason).", ERROR),
+            404: ("Unknown tenant.", ERROR),
+            409: ("The tenant is not connected, or the id was used for other content.", ERROR),
+            413: ("Body too large.", ERROR),
+            422: ("Unknown or disabled staff member.", ERROR),
+        },
+        request=ref("MailInput"),
+        tags=("mail",),
+    ),
+    Operation(
+        "GET",
+        "v1/tenants/{tid}/mail/{message_id}",
+        "getMail",
+        "Where the message stands: queued, sending, sent or failed; attempts, the sent time, the "
+        "internetMessageId, and the reason when it failed.",
+        "function",
+        {
+            200: ("The message's state.", ref("Mail")),
+            400: ("Bad message id.", ERROR),
+            404: ("Unknown tenant or message.", ERROR),
+        },
+        tags=("mail",),
+    ),
+    Operation(
         "POST",
         "v1/tenants/{tid}/resync",
         "resyncTenant",
@@ -617,7 +653,11 @@ def _path_parameters(route: str) -> list[Json]:
 
 
 # The generated components named as the API names them (the models' class names say they are bodies).
-MODEL_NAMES: Final = {"ImportFilterBody": "ImportFilter", "LegacyIdBody": "LegacyId"}
+MODEL_NAMES: Final = {
+    "ImportFilterBody": "ImportFilter",
+    "LegacyIdBody": "LegacyId",
+    "StaffSwitchesBody": "StaffSwitches",
+}
 
 
 def model_schemas() -> Json:
@@ -629,8 +669,9 @@ def model_schemas() -> Json:
     from shared.service.appointment_bodies import AppointmentInput
     from shared.service.bodies import REQUEST_MODELS
     from shared.service.change_types import CHANGE_MODELS
+    from shared.service.mail_bodies import MailInput
 
-    requests = _generated((*REQUEST_MODELS, AppointmentInput))
+    requests = _generated((*REQUEST_MODELS, AppointmentInput, MailInput))
     return {
         **_generated(CHANGE_MODELS),
         **_generated(RESPONSE_MODELS),

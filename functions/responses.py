@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
 
 from shared.domain.appointments import AppointmentState
+from shared.domain.mail import MailState
 from shared.domain.tenants import AuthMode, TenantState
 from shared.domain.users import MatchedBy, MatchStatus, SyncState
 from shared.service.change_types import Change, CopyStatus
@@ -148,6 +149,26 @@ class Appointment(Answer):
     staff: list[CopyStatus]
 
 
+class Mail(Answer):
+    """A message sent from a staff member's mailbox: where it stands. Nothing of its content is kept."""
+
+    message_id: str
+    from_staff_id: str
+    state: MailState = Field(
+        description="queued (accepted), sending (a draft exists and a send was requested), sent, failed."
+    )
+    recipients: int = Field(description="To, Cc and Bcc together.")
+    save_to_sent_items: bool
+    attempts: int = Field(description="Attempts that reached Microsoft Graph (throttled ones too).")
+    created_at: Time
+    updated_at: Time
+    sent_at: Time | None
+    internet_message_id: str | None
+    error: str | None = Field(
+        description="When failed, why and what to do; while on its way, the last transient problem."
+    )
+
+
 class ErrorDetail(Answer):
     code: str = Field(examples=["invalid_input"])
     message: str
@@ -212,6 +233,7 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     UserPage,
     DeadLetterList,
     Appointment,
+    Mail,
     Error,
     Health,
     ChangePage,

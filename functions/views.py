@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.domain.appointments import AppointmentRecord, CopyRole, CopyState
+from shared.domain.mail import MailRecord
 from shared.domain.progress import Progress, tenant_state
 from shared.domain.tenants import Tenant, TenantSettings
 from shared.domain.users import UserRecord
@@ -20,7 +21,7 @@ from shared.service.records import DeadLetter, UserPage
 if TYPE_CHECKING:  # imported where an answer is shaped: pydantic is not imported at the cold start
     from functions import responses
 
-__all__ = ["change_json", "iso", "settings_json", "tenant_json", "user_json"]
+__all__ = ["change_json", "iso", "mail_json", "settings_json", "tenant_json", "user_json"]
 
 
 def settings_json(settings: TenantSettings) -> dict[str, Any]:
@@ -127,4 +128,23 @@ def appointment_json(record: AppointmentRecord) -> dict[str, Any]:
             )
             for copy in copies["staff"]
         ],
+    ).as_json()
+
+
+def mail_json(record: MailRecord) -> dict[str, Any]:
+    """A message's state (the host API's mail GET and PUT)."""
+    from functions import responses
+
+    return responses.Mail.of(
+        message_id=record.message_id,
+        from_staff_id=record.staff_id,
+        state=record.state,
+        recipients=record.recipients,
+        save_to_sent_items=record.save_to_sent_items,
+        attempts=record.attempts,
+        created_at=iso(record.created_at),
+        updated_at=iso(record.updated_at),
+        sent_at=iso(record.sent_at),
+        internet_message_id=record.internet_message_id,
+        error=record.error,
     ).as_json()

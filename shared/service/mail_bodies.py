@@ -40,7 +40,7 @@ def _address(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
 
 
-class Person(MailPart):
+class MailRecipient(MailPart):
     name: Annotated[StrictStr, Field(max_length=limits.MAX_DISPLAY_NAME)] = ""
     address: Annotated[
         StrictStr,
@@ -66,7 +66,7 @@ def _base64(value: Any) -> Any:
         raise refuse("is not valid base64") from None
 
 
-class Attachment(MailPart):
+class MailAttachmentInput(MailPart):
     name: Annotated[StrictStr, Field(min_length=1, max_length=limits.MAX_ATTACHMENT_NAME, pattern=r"\S")]
     content_type: Annotated[StrictStr, Field(max_length=255)] = "application/octet-stream"
     content_base64: Annotated[
@@ -86,7 +86,7 @@ class Attachment(MailPart):
         )
 
 
-People = Annotated[list[Person], Field(max_length=limits.MAX_RECIPIENTS)]
+People = Annotated[list[MailRecipient], Field(max_length=limits.MAX_RECIPIENTS)]
 
 
 def _headers(value: Any) -> Any:
@@ -116,10 +116,10 @@ class MailInput(MailPart):
     to: People = []
     cc: People = []
     bcc: People = []
-    reply_to: Annotated[list[Person], Field(max_length=limits.MAX_RECIPIENTS)] = []
+    reply_to: Annotated[list[MailRecipient], Field(max_length=limits.MAX_RECIPIENTS)] = []
     subject: Annotated[StrictStr, Field(max_length=limits.MAX_MAIL_SUBJECT)] = ""
     body: MailBody = MailBody()
-    attachments: Annotated[list[Attachment], Field(max_length=limits.MAX_ATTACHMENTS)] = []
+    attachments: Annotated[list[MailAttachmentInput], Field(max_length=limits.MAX_ATTACHMENTS)] = []
     importance: Literal["low", "normal", "high"] = "normal"
     save_to_sent_items: StrictBool = True
     headers: Annotated[

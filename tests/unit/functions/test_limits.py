@@ -76,8 +76,29 @@ BODIES: dict[str, Any] = {
         },
     },
     "createConsoleLink": {"ttl_minutes": 60},
+    "putMail": {
+        "from_staff_id": "s1",
+        "to": [{"name": "Chris Customer", "address": "chris@example.org"}],
+        "cc": [{"name": "Office", "address": "office@example.org"}],
+        "bcc": [{"name": "Archive", "address": "archive@contoso.example"}],
+        "reply_to": [{"name": "Desk", "address": "desk@contoso.example"}],
+        "subject": "Your quote",
+        "body": {"content_type": "html", "content": "<p>Attached.</p>"},
+        "attachments": [
+            {
+                "name": "quote.pdf",
+                "content_type": "application/pdf",
+                "content_base64": "JVBERi0=",
+                "content_id": "q1",
+                "is_inline": False,
+            }
+        ],
+        "importance": "high",
+        "save_to_sent_items": True,
+        "headers": {"X-Quote": "4471"},
+    },
 }
-PATH_VALUES = {"tid": TENANT, "staff_id": "s1", "appointment_id": "a-1"}
+PATH_VALUES = {"tid": TENANT, "staff_id": "s1", "appointment_id": "a-1", "message_id": "m-1"}
 ROUTE_NAMES = {documented: name for name, documented in DOCUMENTED_NAMES.items()}  # tenant_id -> tid
 
 

@@ -31,7 +31,7 @@ OPERATIONS = [
     if operation.definition.raw.get("operationId") != "getHealth"
 ]
 MODES = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
-KNOWN = {"tenant_id": TENANT, "staff_id": "s1", "appointment_id": "a-1"}
+KNOWN = {"tenant_id": TENANT, "staff_id": "s1", "appointment_id": "a-1", "message_id": "m-1"}
 CHECKS = [not_a_server_error, content_type_conformance, response_schema_conformance]
 
 
