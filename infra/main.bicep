@@ -93,6 +93,11 @@ var connectorTables = [
   'deliveries'
   'subscriptions'
   'busy'
+  'mail'
+]
+// Blob containers the app keeps data in: the content of mail not sent yet (deleted once sent or failed).
+var connectorContainers = [
+  'outgoing-mail'
 ]
 
 var abbrs = loadJsonContent('./abbreviations.json')
@@ -131,6 +136,7 @@ module storage './core/storage/storage.bicep' = {
     deploymentContainerName: deploymentContainerName
     queueNames: connectorQueues
     tableNames: connectorTables
+    containerNames: connectorContainers
   }
 }
 

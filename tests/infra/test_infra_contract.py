@@ -195,6 +195,7 @@ def test_infra_creates_every_table_the_adapters_use() -> None:
         dead_letters,
         item_statuses,
         leases,
+        mail,
         subscription_index,
         tenants,
         users,
@@ -210,9 +211,30 @@ def test_infra_creates_every_table_the_adapters_use() -> None:
         subscription_index.SUBSCRIPTIONS,
         dead_letters.DELIVERIES,
         busy.BUSY,
+        mail.MAIL,
     }
     created = set(parse(MAIN)["variables"]["connectorTables"]["value"])
     assert used <= created, f"tables the app uses but infra does not create: {sorted(used - created)}"
+
+
+def test_infra_creates_the_blob_containers_the_adapters_use_privately() -> None:
+    from shared.adapters.blobs import mail_content
+
+    variables = parse(MAIN)["variables"]
+    containers = variables["connectorContainers"]["value"]
+    assert mail_content.CONTAINER in containers
+    for container in containers:  # Azure: 3-63 lowercase letters, digits and single hyphens
+        assert re.fullmatch(r"[a-z0-9](?:-?[a-z0-9]){2,62}", container), container
+    created = [
+        resource
+        for resource in parse(STORAGE)["resources"].values()
+        if resource["type"] == "Microsoft.Storage/storageAccounts/blobServices/containers"
+        and "containerNames" in json.dumps(resource)
+    ]
+    assert len(created) == 1, "no loop over containerNames in storage.bicep"
+    loop = created[0]["config"]
+    assert loop["loop_type"]["detail"]["array_name"] == "containerNames"
+    assert loop["config"]["properties"]["publicAccess"] == "None"
 
 
 def test_checkov_skips_sit_inside_a_resource_with_a_reason() -> None:

@@ -19,6 +19,8 @@ param deploymentContainerName string
 @description('Queues to create; each also gets <name>-poison, where the Functions host moves failed messages.')
 param queueNames array
 param tableNames array
+@description('Blob containers the app keeps data in (private).')
+param containerNames array = []
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
@@ -70,6 +72,16 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
     publicAccess: 'None'
   }
 }
+
+resource connectorContainers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [
+  for containerName in containerNames: {
+    parent: blobService
+    name: containerName
+    properties: {
+      publicAccess: 'None'
+    }
+  }
+]
 
 resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
   parent: storage
