@@ -24,6 +24,7 @@ GRAPH_PERMISSIONS: tuple[str, ...] = (
     "Calendars.ReadWrite",
     "User.Read.All",
     "Tasks.ReadWrite.All",
+    "Mail.ReadWrite",
     "Mail.Send",
     "OnlineMeetings.ReadWrite.All",
 )
