@@ -225,7 +225,7 @@ class MailStore:
         self.settings = settings
         self.clock = clock
         self.limits = SendingLimits(settings, clock)
-        self.messages: dict[str, Message] = {}  # immutable id -> message
+        self.messages: dict[str, dict[str, Message]] = {}  # mailbox -> immutable id -> message
         self._by_rest: dict[str, str] = {}  # rest id -> immutable id
         self.sessions: dict[str, UploadSession] = {}
         self.deliveries: list[dict[str, Any]] = []
@@ -239,12 +239,13 @@ class MailStore:
             self.deliveries.clear()
 
     # messages ------------------------------------------------------------------------------------
-    def create(
+    def new(
         self, mailbox: str, folder: str, fields: dict[str, Any], ext: dict[str, tuple[str, str]], domain: str
     ) -> Message:
+        """A message not yet in any mailbox (`keep` puts it in)."""
         now = self.clock.now()
         raw = _token()
-        message = Message(
+        return Message(
             mailbox=mailbox,
             rest_id=_REST_PREFIX + raw,
             immutable_id=_IMMUTABLE_PREFIX + raw,
@@ -257,16 +258,46 @@ class MailStore:
             conversation_id="AAQkAD" + _token(16),
             change_key=new_change_key(),
         )
-        self.messages[message.immutable_id] = message
+
+    def keep(self, message: Message) -> Message:
+        self.messages.setdefault(message.mailbox, {})[message.immutable_id] = message
         self._by_rest[message.rest_id] = message.immutable_id
         return message
 
+    def copy_to(self, message: Message, sender: dict[str, Any], mailbox: str, folder: str) -> Message:
+        """The recipient's own item of a delivered message: same internetMessageId and conversation,
+        its own ids, from the sender, no Bcc line, no extended properties (they are the sender's)."""
+        raw = _token()
+        now = self.clock.now()
+        fields = {k: v for k, v in message.fields.items() if k != "bccRecipients"}
+        fields["from"] = sender
+        return self.keep(
+            Message(
+                mailbox=mailbox,
+                rest_id=_REST_PREFIX + raw,
+                immutable_id=_IMMUTABLE_PREFIX + raw,
+                folder=folder,
+                fields=fields,
+                ext={},
+                created=now,
+                modified=now,
+                internet_message_id=message.internet_message_id,
+                conversation_id=message.conversation_id,
+                change_key=new_change_key(),
+                sent=message.sent,
+                attachments=list(message.attachments),
+            )
+        )
+
     def get(self, mailbox: str, message_id: str) -> Message:
         key = message_id if message_id.startswith(_IMMUTABLE_PREFIX) else self._by_rest.get(message_id)
-        message = self.messages.get(key or "")
-        if message is None or message.mailbox != mailbox:
+        message = self.messages.get(mailbox, {}).get(key or "")
+        if message is None:
             raise item_not_found()
         return message
+
+    def by_immutable_id(self, mailbox: str, immutable_id: str) -> Message | None:
+        return self.messages.get(mailbox, {}).get(immutable_id)
 
     def move(self, message: Message, folder: str) -> None:
         """Into another folder: Exchange gives the item a new REST id (the immutable one stays)."""
@@ -277,15 +308,12 @@ class MailStore:
         message.touch(self.clock.now())
 
     def delete(self, message: Message) -> None:
-        self.messages.pop(message.immutable_id, None)
+        self.messages.get(message.mailbox, {}).pop(message.immutable_id, None)
         self._by_rest.pop(message.rest_id, None)
 
     def in_mailbox(self, mailbox: str, folder: str | None = None) -> list[Message]:
-        return [
-            m
-            for m in self.messages.values()
-            if m.mailbox == mailbox and (folder is None or m.folder == folder)
-        ]
+        mine = self.messages.get(mailbox, {}).values()
+        return [m for m in mine if folder is None or m.folder == folder]
 
     # upload sessions -----------------------------------------------------------------------------
     def open_session(self, session: UploadSession) -> None:

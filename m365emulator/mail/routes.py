@@ -222,7 +222,7 @@ async def create_draft(request: web.Request) -> web.Response:
         _attachment(a, store.settings.mail_attachment_post_max_bytes, store.clock.now())
         for a in body.get("attachments") or []
     ]
-    message = store.create(user.id, "drafts", _fields(body), _ext(body), domain)
+    message = store.keep(store.new(user.id, "drafts", _fields(body), _ext(body), domain))
     for attachment in attachments:
         add_attachment(store, message, attachment)
     return respond(render(message, user, View.of(request)), 201)
@@ -282,13 +282,21 @@ async def list_messages(request: web.Request) -> web.Response:
 
 
 def deliver(request: web.Request, user: User, message: Message, via: str) -> list[tuple[str, str]]:
-    """Check the sending limits, then record a delivered copy per recipient. Returns the recipients."""
+    """Check the sending limits, then deliver: a copy recorded per recipient, and an item in the Inbox
+    of each recipient who is a mailbox of the sender's tenant. Returns the recipients."""
     store = store_of(request)
     recipients = message.recipients()
     if not recipients:
         raise invalid_recipients()
     store.limits.check(user.id, len(recipients))
     now = store.clock.now()
+    message.sent = now
+    directory = emulator_of(request).directory
+    from_line = message.fields.get("from") or _address(user)
+    for address in dict.fromkeys(a for _, a in recipients):
+        recipient = directory.user_by_address(user.tenant_id, address)
+        if recipient is not None and recipient.mailbox_enabled:
+            store.copy_to(message, from_line, recipient.id, "inbox")
     sender = user.mail or user.upn
     for kind, address in recipients:
         store.deliveries.append(
@@ -326,7 +334,6 @@ async def send_draft(request: web.Request) -> web.Response:
         # Sending an item that is not a draft: Exchange answers it as not found [I:rlrghb/olkcli#118].
         raise item_not_found()
     deliver(request, user, message, "send")
-    message.sent = store.clock.now()
     store.move(message, "sentitems")
     return web.Response(status=202)
 
@@ -384,16 +391,11 @@ async def send_mail(request: web.Request) -> web.Response:
             for a in given.get("attachments") or []
         ]
         domain = (user.mail or user.upn).rpartition("@")[2] or "emulator.example"
-        message = store.create(user.id, "drafts", fields, _ext(given), domain)
+        message = store.new(user.id, "sentitems", fields, _ext(given), domain)
         message.attachments.extend(attachments)
-        try:
-            recipients = deliver(request, user, message, "sendMail")
-        finally:
-            store.delete(message)
+        recipients = deliver(request, user, message, "sendMail")
         if save:
-            message.sent = store.clock.now()
-            store.messages[message.immutable_id] = message
-            store.move(message, "sentitems")
+            store.keep(message)
         record = {"mime": None, "message": given, "recipients": [a for _, a in recipients]}
     record.update(
         {

@@ -132,7 +132,7 @@ async def upload_range(request: web.Request) -> web.Response:
     if len(session.received) < session.size:
         return respond(_state(session))
     store = store_of(request)
-    message = next((m for m in store.messages.values() if m.immutable_id == session.message_id), None)
+    message = store.by_immutable_id(session.mailbox, session.message_id)
     if message is None:
         raise GraphError(404, "ErrorItemNotFound", "The message of this upload session no longer exists.")
     attachment = Attachment(

@@ -16,6 +16,7 @@ import uuid
 
 import httpx
 import pytest
+from kiota_abstractions.api_error import APIError
 from kiota_abstractions.authentication import AnonymousAuthenticationProvider
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph import GraphRequestAdapter
@@ -254,9 +255,9 @@ async def test_upload_url_refuses_the_graph_token(connector):
     content = os.urandom(3_500_000)
     session = await upload_session(connector, created.id, "a.pdf", len(content))
     task = LargeFileUploadTask(session, connector.graph.request_adapter, io.BytesIO(content))
-    with pytest.raises(Exception) as err:
+    with pytest.raises(APIError) as err:
         await task.upload()
-    assert "401" in str(err.value) or getattr(err.value, "response_status_code", None) == 401
+    assert err.value.response_status_code == 401
     response = await connector.http.get(f"users/{SENDER}/messages/{created.id}/attachments")
     assert response.json()["value"] == []
 
@@ -429,3 +430,30 @@ async def test_unknown_message_is_404_and_delete_removes_a_draft(connector):
     assert patched.status_code == 200 and patched.json()["subject"] == "Changed"
     assert (await connector.http.delete(f"users/{SENDER}/messages/{created.id}")).status_code == 204
     assert await find(connector, "drafts", host_id) == []
+
+
+async def test_last_range_that_took_effect_then_503_attaches_once(connector, control):
+    created = await create(connector, uuid.uuid4().hex)
+    content = os.urandom(3_200_000)
+    session = await upload_session(connector, created.id, "c.pdf", len(content))
+    await control.add_fault(status=503, method="PUT", path=r"/api/gv1\.0/", when="after", count=1)
+    headers = {"Content-Range": f"bytes 0-{len(content) - 1}/{len(content)}"}
+    async with httpx.AsyncClient(verify=connector.emulator.ssl_context()) as plain:
+        first = await plain.put(session.upload_url, content=content, headers=headers)
+        assert first.status_code == 503
+        again = await plain.put(session.upload_url, content=content, headers=headers)
+        assert again.status_code == 201
+    response = await connector.http.get(f"users/{SENDER}/messages/{created.id}/attachments")
+    assert [a["name"] for a in response.json()["value"]] == ["c.pdf"]
+
+
+async def test_a_recipient_in_the_tenant_finds_the_message_in_their_inbox(connector):
+    created = await create(connector, uuid.uuid4().hex, to=["alex.wilber@contoso.example"])
+    await send(connector, created.id)
+    inbox = await connector.http.get(
+        "users/alex.wilber@contoso.example/mailFolders/inbox/messages",
+        params={"$filter": f"internetMessageId eq '{created.internet_message_id}'"},
+    )
+    [received] = inbox.json()["value"]
+    assert received["isDraft"] is False and received["subject"] == created.subject
+    assert received["from"]["emailAddress"]["address"] == SENDER
