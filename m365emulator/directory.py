@@ -26,6 +26,8 @@ GRAPH_PERMISSIONS: tuple[str, ...] = (
     "Tasks.ReadWrite.All",
     "Mail.ReadWrite",
     "Mail.Send",
+    "Mail.ReadWrite",
+    "Mail.Read",
     "OnlineMeetings.ReadWrite.All",
 )
 
