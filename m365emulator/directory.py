@@ -24,7 +24,6 @@ GRAPH_PERMISSIONS: tuple[str, ...] = (
     "Calendars.ReadWrite",
     "User.Read.All",
     "Tasks.ReadWrite.All",
-    "Mail.ReadWrite",
     "Mail.Send",
     "Mail.ReadWrite",
     "Mail.Read",

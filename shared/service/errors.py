@@ -167,3 +167,12 @@ class MailAccessDenied(Exception):
 
 class DraftMissing(Exception):
     """The draft is not in the mailbox any more (sent meanwhile, or deleted by someone)."""
+
+
+class MailRejected(Exception):
+    """Graph refused the message as it is (a 400 or 413 on its content or recipients): retrying cannot
+    help."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -33,6 +33,7 @@ from shared.service.errors import (
     DraftMissing,
     MailAccessDenied,
     MailboxUnavailable,
+    MailRejected,
     RateLimited,
     SendUncertain,
     TenantAccessError,
@@ -125,7 +126,7 @@ async def _attempt(services: SendMailPorts, job: SendMail) -> None:
         await _fail(services, attempt.record, failed.reason)
     except MailAccessDenied as error:
         await _fail(services, attempt.record, REAUTHORIZE.format(detail=error.reason))
-    except MailboxUnavailable as error:
+    except (MailboxUnavailable, MailRejected) as error:
         await _fail(services, attempt.record, error.reason)
     except TenantAccessError as error:
         await mark_consent_revoked(services, tenant.tenant_id, error.reason)

@@ -63,6 +63,13 @@ async def test_no_secret_leaves_key_vault(connector: Connector) -> None:
         for value in (second_secret, third_secret):
             await control.add_secret(app_id, value=value)
     wrong_secret = secrets.token_urlsafe(30)
+    # What a message says: kept only until it is sent, never in a table, a queue message, an answer or a log.
+    mail_secrets = {
+        "subject": f"Quote {secrets.token_hex(12)}",
+        "body": f"body-{secrets.token_hex(12)}",
+        "attachment": f"attachment-{secrets.token_hex(12)}",
+        "recipient": f"r{secrets.token_hex(8)}@customer.example",
+    }
     expires = (datetime.now(UTC) + timedelta(days=50)).replace(microsecond=0).isoformat()
     answers: list[str] = []
 
@@ -84,8 +91,26 @@ async def test_no_secret_leaves_key_vault(connector: Connector) -> None:
         call("POST", "", create, 422)
         call("POST", "", {**create, "auth": {**auth, "client_secret": first_secret}}, 201)
         for user in STAFF:
-            call("PUT", f"/{fabrikam}/staff/s-{user}", {"upn": f"{user}@fabrikam.example"}, 200)
+            staff = {"upn": f"{user}@fabrikam.example", "switches": {"mail": True}}
+            call("PUT", f"/{fabrikam}/staff/s-{user}", staff, 200)
         wait_for(lambda: call("GET", f"/{fabrikam}").json()["state"] in ("migrating", "active"), timeout=60)
+        mail = {
+            "from_staff_id": "s-kim",
+            "to": [{"name": "Customer", "address": mail_secrets["recipient"]}],
+            "subject": mail_secrets["subject"],
+            "body": {"content_type": "html", "content": f"<p>{mail_secrets['body']}</p>"},
+            "attachments": [
+                {
+                    "name": "a.txt",
+                    "content_base64": base64.b64encode(mail_secrets["attachment"].encode()).decode(),
+                }
+            ],
+        }
+        call("PUT", f"/{fabrikam}/mail/hygiene-1", mail, 202)
+        wait_for(
+            lambda: call("GET", f"/{fabrikam}/mail/hygiene-1").json()["state"] in ("sent", "failed"),
+            timeout=60,
+        )
         call("PATCH", f"/{fabrikam}/settings", {"privacy_mode": True}, 200)
         call("POST", f"/{fabrikam}/reauthorize", {"client_id": app_id, "client_secret": wrong_secret}, 422)
         call("POST", f"/{fabrikam}/reauthorize", {"client_id": app_id, "client_secret": second_secret}, 200)
@@ -120,6 +145,7 @@ async def test_no_secret_leaves_key_vault(connector: Connector) -> None:
         "platform identity secret": connector.emulator.platform_client_secret,
         "function key": connector.host.function_key,
         "master key": connector.host.master_key,
+        **{f"a mail's {part}": value for part, value in mail_secrets.items()},
     }
     assert kept["connector app secret"] and kept["console key"]
     names, tables = table_text(connector)

@@ -6,7 +6,7 @@
   PUT to the session's pre-authenticated `uploadUrl` in ranges (multiples of 320 KiB, under 4 MB each);
   https://learn.microsoft.com/en-us/graph/outlook-large-attachments;
 - look-ups: `GET /users/{id}/mailFolders/{drafts|outbox|sentitems}/messages` with
-  `$filter=singleValueExtendedProperties/Any(ep: ep/id eq '…' and ep/value eq '…')`;
+  `$filter=singleValueExtendedProperties/any(ep: ep/id eq '…' and ep/value eq '…')`;
 - the send: `POST /users/{id}/messages/{draft}/send`, once, without the SDK's retries (a retried send
   after a 503 is the duplicate this design exists to avoid).
 """
@@ -34,6 +34,7 @@ from shared.service import limits
 from shared.service.errors import (
     DraftMissing,
     MailAccessDenied,
+    MailRejected,
     RateLimited,
     SendUncertain,
     TenantAccessError,
@@ -83,7 +84,7 @@ def draft_payload(message_id: str, content: MailContent, inline: Sequence[MailAt
 def stamped(message_id: str) -> str:
     """The $filter finding the message the connector stamped with `message_id`."""
     value = message_id.replace("'", "''")
-    return f"singleValueExtendedProperties/Any(ep: ep/id eq '{MAIL_PROPERTY_ID}' and ep/value eq '{value}')"
+    return f"singleValueExtendedProperties/any(ep: ep/id eq '{MAIL_PROPERTY_ID}' and ep/value eq '{value}')"
 
 
 class GraphMail(GraphPort):
@@ -115,6 +116,10 @@ class GraphMail(GraphPort):
         except AccessDenied as error:
             raise await self._mail_refused(graph, error) from error
         except GraphError as error:
+            if 400 <= error.status < 500 and error.status not in (401, 429):
+                raise MailRejected(
+                    f"Graph refused the message ({error.status} {error.code}: {error.message})"
+                ) from error
             raise await self._translated(graph, error, graph_user_id) from error
 
     async def _mail_refused(self, graph: TenantGraph, error: AccessDenied) -> Exception:
@@ -224,6 +229,10 @@ class GraphMail(GraphPort):
         except GraphError as error:
             if error.status == 0 or error.status >= 500:  # a timeout, a broken connection, a 5xx
                 raise SendUncertain(f"{error.status} {error.code}: {error.message}") from error
+            if 400 <= error.status < 500:  # refused as it is (too many recipients): nothing was sent
+                raise MailRejected(
+                    f"Graph refused the send ({error.status} {error.code}: {error.message})"
+                ) from error
             raise await self._translated(graph, error, graph_user_id) from error
 
     async def delete(self, tenant: Tenant, graph_user_id: str, item_id: str) -> None:

@@ -54,7 +54,8 @@ class MailItem:
 
 class MailGateway(Protocol):
     """The sender's mailbox through Graph. Every method raises RateLimited (429), MailAccessDenied (403),
-    MailboxUnavailable (404 on the user) and TenantAccessError like the calendar's gateways."""
+    MailRejected (another 4xx on the message), MailboxUnavailable (404 on the user) and TenantAccessError
+    like the calendar's gateways."""
 
     async def find(
         self, tenant: Tenant, graph_user_id: str, message_id: str, folder: MailFolder
