@@ -77,6 +77,7 @@ PERMISSIONS: Final = [
     "Calendars.ReadWrite",
     "User.Read.All",
     "Tasks.ReadWrite.All",
+    "Mail.ReadWrite",
     "Mail.Send",
     "OnlineMeetings.ReadWrite.All",
 ]

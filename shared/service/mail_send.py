@@ -53,6 +53,8 @@ LEASE_TTL: Final = timedelta(minutes=5)  # large attachments' uploads take a whi
 # Exchange moves a sent draft to Outbox, then Sent Items, asynchronously: seconds, rarely a minute.
 SEND_SETTLE: Final = timedelta(minutes=2)
 OUTBOX_RECHECK: Final = timedelta(seconds=30)  # a message in Outbox is on its way: look again
+# After an uncertain send, the first look: a send that took effect is usually in Sent Items by then.
+UNCERTAIN_RECHECK: Final = timedelta(seconds=5)
 REAUTHORIZE: Final = (
     "Microsoft Graph refused the sender's mailbox ({detail}): the tenant's consent lacks Mail.Send or "
     "Mail.ReadWrite (or an access policy leaves the mailbox out); an administrator must reauthorize the "
@@ -237,7 +239,7 @@ class _Attempt:
             raise
         except (SendUncertain, DraftMissing) as error:
             reason = getattr(error, "reason", "the draft was gone")
-            raise _Retry(SEND_SETTLE, f"the send's outcome is unknown ({reason}); checking") from error
+            raise _Retry(UNCERTAIN_RECHECK, f"the send's outcome is unknown ({reason}); checking") from error
         await self._record_sent(draft.internet_message_id)
 
     async def _record_sent(self, internet_message_id: str | None) -> None:
