@@ -336,3 +336,14 @@ def test_the_fingerprint_covers_the_content_and_not_its_encoding() -> None:
     assert a.fingerprint() == mail().fingerprint()
     assert a.fingerprint() != mail(cc=[{"address": "boss@contoso.example"}]).fingerprint()
     assert a.fingerprint() != mail(save_to_sent_items=False).fingerprint()
+
+
+def test_the_staff_body_carries_the_mail_switch_off_unless_turned_on() -> None:
+    from shared.service.commands import parse_staff
+
+    assert parse_staff("s9", {"upn": "s9@contoso.example"}).switches == StaffSwitches(mail=False)
+    on = parse_staff("s9", {"upn": "s9@contoso.example", "switches": {"mail": True}})
+    assert on.switches == StaffSwitches(mail=True)
+    with pytest.raises(InvalidInput) as refused:
+        parse_staff("s9", {"upn": "s9@contoso.example", "switches": {"mail": "yes"}})
+    assert refused.value.field == "switches.mail"
