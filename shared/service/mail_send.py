@@ -125,6 +125,7 @@ async def _attempt(services: SendMailPorts, job: SendMail) -> None:
             await attempt.note(retry.reason)
         await _again(services, job, retry.after)
     except _Failed as failed:
+        await attempt.discard_draft()
         await _fail(services, attempt.record, failed.reason)
     except MailAccessDenied as error:
         await _fail(services, attempt.record, REAUTHORIZE.format(detail=error.reason))
@@ -175,6 +176,15 @@ class _Attempt:
     async def note(self, error: str) -> None:
         """Why the message is still on its way (shown by GET until it is sent)."""
         await self.save(replace(self.record, error=error))
+
+    async def discard_draft(self) -> None:
+        """A message that fails leaves no draft behind that someone could send later (best effort)."""
+        try:
+            draft = await self.find(MailFolder.DRAFTS)
+            if draft is not None:
+                await self.services.mail_gateway.delete(self.tenant, self.user, draft.id)
+        except (RateLimited, SendUncertain, MailAccessDenied, MailboxUnavailable, MailRejected) as error:
+            log.warning("the failed message's draft was left in Drafts: %s", error)
 
     async def find(self, folder: MailFolder) -> MailItem | None:
         return await self.services.mail_gateway.find(self.tenant, self.user, self.record.message_id, folder)

@@ -281,6 +281,20 @@ async def test_a_message_not_sent_within_the_deadline_fails_with_the_reason(worl
     assert world.outlook_mail.copies("m-1") == 0
 
 
+async def test_a_message_failing_after_its_draft_was_made_leaves_no_draft(world: FakeWorld) -> None:
+    world.outlook_mail.fail("send", *["refused"] * 50)  # every send fails before its effect
+    await put_mail(world.services, TID, mail())
+    world.jobs.take()
+    await run_job(world.services, SendMail(TID, "m-1"))  # the draft is made, its send refused
+    assert world.outlook_mail.folder("g1", MailFolder.DRAFTS)
+    world.clock.advance(hours=25)
+    await run_jobs(world)
+    failed = await row(world)
+    assert failed.state is MailState.FAILED and "within 24 hours" in (failed.error or "")
+    assert not world.outlook_mail.folder("g1", MailFolder.DRAFTS)
+    assert world.outlook_mail.copies("m-1") == 0
+
+
 async def test_not_saved_to_sent_items_removes_the_sent_copy(world: FakeWorld) -> None:
     await put_mail(world.services, TID, mail(save_to_sent_items=False))
     await run_jobs(world)
