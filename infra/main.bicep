@@ -92,6 +92,7 @@ var connectorTables = [
   'leases'
   'deliveries'
   'subscriptions'
+  'busy'
 ]
 
 var abbrs = loadJsonContent('./abbreviations.json')

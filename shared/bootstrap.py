@@ -109,6 +109,7 @@ class Container:
         from shared.adapters.graph.writes import GraphCalendarWriter
         from shared.adapters.queues import StorageJobQueue
         from shared.adapters.tables.appointments import TableAppointments
+        from shared.adapters.tables.busy import TableBusy
         from shared.adapters.tables.change_feed import TableChangeFeed
         from shared.adapters.tables.consent_states import TableConsentStates
         from shared.adapters.tables.dead_letters import TableDeadLetters
@@ -164,6 +165,7 @@ class Container:
             appointments=TableAppointments(self.storage),
             calendar_writer=GraphCalendarWriter(self.graph, key_for),
             delivery_requests=DeliveryRequests(queue),
+            busy=TableBusy(self.storage),
         )
 
     async def close(self) -> None:

@@ -16,7 +16,7 @@ from typing import Final, Protocol
 from shared.domain.appointments import Appointment, AppointmentRecord, AppointmentState
 from shared.domain.tenants import Tenant
 from shared.service import jobs
-from shared.service.context import UsesAppointments, UsesClock, UsesJobs, UsesUsers
+from shared.service.context import UsesAppointments, UsesBusy, UsesClock, UsesJobs, UsesUsers
 from shared.service.errors import (
     AlreadyExists,
     Conflict,
@@ -25,6 +25,7 @@ from shared.service.errors import (
     PreconditionFailed,
     StaleWrite,
 )
+from shared.service.host_holds import write_holds
 from shared.service.ports import JobQueue
 from shared.service.ports.tenancy import UserRepository
 from shared.service.retries import update_optimistically
@@ -37,8 +38,8 @@ class AppointmentReadPorts(TenantPorts, UsesAppointments, Protocol):
     """GET: the tenant, then the appointment."""
 
 
-class AppointmentDeletePorts(AppointmentReadPorts, UsesJobs, UsesClock, Protocol):
-    """DELETE: a new revision, and its write job."""
+class AppointmentDeletePorts(AppointmentReadPorts, UsesJobs, UsesClock, UsesBusy, Protocol):
+    """DELETE: a new revision, its write job, and the staff's holds."""
 
 
 class AppointmentPutPorts(AppointmentDeletePorts, UsesUsers, Protocol):
@@ -74,11 +75,14 @@ async def put_appointment(
         races=(StaleWrite, AlreadyExists),
         contended=Conflict("appointment_id", "the appointment is being changed concurrently; retry"),
     )
+    earlier = done.read.appointment.staff_ids if done.read and done.read.appointment else ()
     if done.saved is None:
         assert done.read is not None
+        await write_holds(services.busy, done.read, earlier)  # a retried PUT: the same holds again
         if done.read.state is AppointmentState.PENDING:  # the first PUT may not have queued its job
             await _queue_write(services.jobs, done.read)
         return done.read
+    await write_holds(services.busy, done.saved, earlier)  # before answering: the slot is taken now
     await _queue_write(services.jobs, done.saved)
     return done.saved
 
@@ -108,6 +112,8 @@ async def delete_appointment(
     )
     record = done.latest
     assert record is not None
+    earlier = done.read.appointment.staff_ids if done.read and done.read.appointment else ()
+    await write_holds(services.busy, record, earlier)  # every staff member's time is free again
     await _queue_write(services.jobs, record)
     return record
 

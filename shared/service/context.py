@@ -11,6 +11,7 @@ from shared.service.delivery_requests import DeliveryRequests
 from shared.service.keys import KeyRing
 from shared.service.ports import JobQueue
 from shared.service.ports.appointments import AppointmentRepository, CalendarWriter
+from shared.service.ports.availability import BusyStore
 from shared.service.ports.clock import Clock
 from shared.service.ports.feed import ChangeFeed, DeadLetterRepository, HostWebhook
 from shared.service.ports.graph import (
@@ -166,6 +167,11 @@ class UsesDeliveryRequests(Protocol):
     def delivery_requests(self) -> DeliveryRequests: ...
 
 
+class UsesBusy(Protocol):
+    @property
+    def busy(self) -> BusyStore: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     """Every port, built once per worker by the composition root. A handler takes the part it uses, a
@@ -193,3 +199,4 @@ class Services:
     appointments: AppointmentRepository
     calendar_writer: CalendarWriter
     delivery_requests: DeliveryRequests  # this worker's delivery jobs, merged (see the module)
+    busy: BusyStore  # the availability state: busy index, working hours, host holds

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from typing import Any
 
-from shared.domain.appointments import WrittenShape
+from shared.domain.appointments import Recurrence, WrittenShape
 from shared.domain.calendar import DeltaItem, OutlookEvent
 from shared.domain.users import UserRecord
 
@@ -111,3 +111,99 @@ class WrittenEvent:
     written_hash: str | None = None  # what the connector writes into it (a series: with its pattern and
     # cancelled occurrences), to tell an Outlook edit from a touch
     shape: WrittenShape | None = None  # the same, comparable with a draft (Graph's answer to a write lost)
+
+
+# --- availability state (table `busy`) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BusyInstance:
+    """One Outlook instance that may block time (cancelled ones are never kept): when, and how busy.
+    `key` is a short hash of its Graph id (`busy_key`); never a subject or any other detail."""
+
+    key: str
+    start: datetime | date  # aware UTC datetime, or a date when all_day (end exclusive)
+    end: datetime | date
+    show_as: str  # free | tentative | busy | oof | workingElsewhere | unknown
+    all_day: bool = False
+    appointment_id: str | None = None  # the host appointment it is a copy of, if any
+
+    def ends_at(self) -> datetime:
+        """The end as an instant (an all-day end date counts from its UTC midnight)."""
+        if isinstance(self.end, datetime):
+            return self.end
+        return datetime.combine(self.end, time(), tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncedBusy:
+    """A user's busy index: the instances of the synced window, as the user's last sync run left them.
+
+    `complete` is False until a complete read of the window built it (a user synced before the index
+    existed, until its next resync or the nightly run; or a window with more instances than a row
+    holds): the availability API must not answer from an incomplete index."""
+
+    instances: tuple[BusyInstance, ...]
+    window_start: datetime
+    window_end: datetime
+    synced_at: datetime  # when a sync run last changed it
+    complete: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingHours:
+    """A mailbox's working hours as Outlook keeps them (`mailboxSettings.workingHours`)."""
+
+    days: tuple[str, ...]  # monday .. sunday, as Graph names them
+    start: time  # local wall-clock time in `zone`
+    end: time
+    zone: str  # as Graph gives it (a Windows or IANA name)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingHoursRecord:
+    hours: WorkingHours
+    iana_zone: str | None  # `zone` mapped to IANA (None: a name the connector cannot map)
+    read_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HoldTimes:
+    """When a host appointment holds a staff member, as the host sent it (no subject, no customers): the
+    recurrence's overrides keep only their original dates and new times."""
+
+    start: datetime | date  # aware, in `time_zone`; dates when all_day (end exclusive)
+    end: datetime | date
+    all_day: bool
+    time_zone: str  # IANA
+    show_as: str
+    recurrence: Recurrence | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HostHold:
+    """A host appointment's hold on one staff member's time, from the moment its PUT is accepted;
+    `times` None is a tombstone (deleted, or the staff member was removed from it). Only a newer
+    `revision` replaces a hold."""
+
+    appointment_id: str
+    revision: int
+    times: HoldTimes | None
+    etag: str | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.times is None
+
+
+@dataclass(frozen=True, slots=True)
+class UserBusy:
+    """Everything the availability API needs of one user, read in one partition query."""
+
+    index: SyncedBusy | None  # None: never built
+    hours: WorkingHoursRecord | None
+    holds: tuple[HostHold, ...]  # tombstones included
+
+    @property
+    def live_holds(self) -> tuple[HostHold, ...]:
+        return tuple(h for h in self.holds if not h.deleted)

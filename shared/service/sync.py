@@ -7,7 +7,10 @@ arrives while a run is under way is never lost). A run:
    translateExchangeIds, the connector's extended property, iCalUIds), at most four requests at a time;
 3. reads the window through `calendarView/delta` from the stored delta link, or whole when there is none
    or Graph rejected it (410), and lets the planner reconcile that against the stored status;
-4. publishes the changes (feed, then the host's webhook), stores the status, then the delta link.
+4. brings the user's busy index up to date (`busy_index.py`), so the availability answer has a change
+   no later than the feed;
+5. publishes the changes (feed, then the host's webhook), stores the status, then the delta link
+   (and, at migration and on a resync, reads the working hours again).
 The order makes a crash anywhere safe: a redelivered job reads again from the old delta link, the
 planner finds the status already stored, and nothing is announced twice or lost.
 """
@@ -24,7 +27,8 @@ from shared.domain.tenants import Tenant, TenantState
 from shared.domain.users import MatchStatus, SyncState, UserRecord
 from shared.observability import bound, get_logger
 from shared.service import jobs
-from shared.service.context import UsesCalendar, UsesItemStatuses, UsesJobs, UsesLeases, UsesUsers
+from shared.service.busy_index import refresh_hours, refresh_index
+from shared.service.context import UsesBusy, UsesCalendar, UsesItemStatuses, UsesJobs, UsesLeases, UsesUsers
 from shared.service.errors import (
     Conflict,
     DeltaTokenRejected,
@@ -63,6 +67,7 @@ class SyncPorts(
     UsesCalendar,
     UsesItemStatuses,
     UsesLeases,
+    UsesBusy,
     Protocol,
 ):
     """A user's sync run, under its lease."""
@@ -162,11 +167,13 @@ async def _sync_user(
         services.calendar, tenant, user, None if start_over else user.delta_link, window
     )
     quiet = not read.items and not complete and not migrating  # a notification's echo: nothing to plan
-    stored = (
-        {}
+    first = migrating and user.last_sync_at is None  # nothing stored yet, most likely
+    stored, busy = (
+        ({}, None)
         if quiet
-        else await services.item_statuses.load(
-            tenant.tenant_id, user.staff_id, probably_empty=migrating and user.last_sync_at is None
+        else await asyncio.gather(
+            services.item_statuses.load(tenant.tenant_id, user.staff_id, probably_empty=first),
+            _no_busy() if first else services.busy.read(tenant.tenant_id, user.staff_id),
         )
     )
     settings = tenant.settings
@@ -181,6 +188,12 @@ async def _sync_user(
         linked = sum(1 for s in actions.upserts if s.appointment_id)
         data = {"events": len(stored) + len(actions.upserts) - len(actions.deletes), "linked": linked}
         changes.append(Change("user.migrated", tenant.tenant_id, data, now, staff_id=user.staff_id))
+    if not quiet:  # before the feed: a change is in the availability answer no later than in the feed
+        statuses = {**stored, **{s.graph_id: s for s in actions.upserts}}
+        index = busy.index if busy is not None else None
+        await refresh_index(
+            services.busy, tenant.tenant_id, user.staff_id, index, read.items, complete, window, statuses, now
+        )
     await publish(services, tenant.tenant_id, changes)
     # Rechecks are queued before the statuses are stored: a crash between the two reads the delta again and
     # plans them again, where the other order would find the Outlook edit already stored and never report it.
@@ -223,6 +236,8 @@ async def _sync_user(
                 delta_link=read.delta_link,
             ),
         )
+    if kind == "resync" or migrating:  # the working hours: at migration and by the nightly run
+        await refresh_hours(services.calendar, services.busy, tenant, user, now)
     if migrating:
         await maybe_finish_migration(services, tenant.tenant_id)
     log.info(
@@ -241,6 +256,10 @@ async def _same(user: UserRecord) -> UserRecord:
 
 async def _no_links() -> HostLinks:
     return HostLinks()
+
+
+async def _no_busy() -> None:
+    return None  # a first migration reads the whole window: its index is built, not updated
 
 
 async def _subscribed(

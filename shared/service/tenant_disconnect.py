@@ -15,6 +15,7 @@ from shared.observability import bound, get_logger
 from shared.service import jobs
 from shared.service.context import (
     UsesAppointments,
+    UsesBusy,
     UsesClock,
     UsesConsentStates,
     UsesDeadLetters,
@@ -43,6 +44,7 @@ class PurgePorts(
     UsesLeases,
     UsesDeadLetters,
     UsesAppointments,
+    UsesBusy,
     Protocol,
 ):
     """Every table that keeps rows under the tenant's key, but the tenants' and the feed's."""
@@ -109,6 +111,7 @@ async def finish_disconnect(services: DisconnectPorts, tenant_id: str) -> None:
 async def purge_rows(services: PurgePorts, tenant_id: str) -> None:
     """Every row the tenant's connection made under its key, but the feed (idempotent)."""
     await services.item_statuses.delete_tenant(tenant_id)
+    await services.busy.delete_tenant(tenant_id)
     await services.leases.delete_prefix(f"{tenant_id}/")
     await services.dead_letters.delete_tenant(tenant_id)
     await services.appointments.delete_tenant(tenant_id)  # what was written to calendars stays

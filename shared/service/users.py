@@ -22,7 +22,7 @@ from shared.domain.users import (
 )
 from shared.observability import bound, get_logger
 from shared.service import jobs
-from shared.service.context import UsesClock, UsesDirectory, UsesJobs, UsesUsers
+from shared.service.context import UsesBusy, UsesClock, UsesDirectory, UsesJobs, UsesUsers
 from shared.service.errors import AlreadyExists, Conflict, NotFound, StaleWrite
 from shared.service.ports.clock import Clock
 from shared.service.ports.graph import DirectoryGateway
@@ -35,7 +35,11 @@ log = get_logger("users")
 
 
 class StaffPorts(TenantPorts, UsesUsers, Protocol):
-    """Listing and deleting staff members: the tenant's row and its users."""
+    """Listing staff members: the tenant's row and its users."""
+
+
+class StaffDeletePorts(StaffPorts, UsesBusy, Protocol):
+    """Deleting a staff member: its user row and its busy state."""
 
 
 class RematchPorts(TenantPorts, UsesJobs, Protocol): ...
@@ -103,11 +107,12 @@ async def _match_one(directory: DirectoryGateway, tenant: Tenant, staff: StaffMe
     return match
 
 
-async def delete_staff(services: StaffPorts, tenant_id: str, staff_id: str) -> None:
+async def delete_staff(services: StaffDeletePorts, tenant_id: str, staff_id: str) -> None:
     await get_tenant(services, tenant_id)
     if await services.users.get(tenant_id, staff_id) is None:
         raise NotFound("staff member", staff_id, "staff_id")
     await services.users.delete(tenant_id, staff_id)
+    await services.busy.delete_user(tenant_id, staff_id)  # its time is no one's to offer any more
 
 
 async def list_users(services: StaffPorts, tenant_id: str, query: UserQuery) -> UserPage:

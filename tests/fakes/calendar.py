@@ -26,7 +26,7 @@ from shared.service.errors import (
     SubscriptionGone,
     TenantAccessError,
 )
-from shared.service.records import DeltaRead, GraphSubscription, WrittenEvent
+from shared.service.records import DeltaRead, GraphSubscription, WorkingHours, WrittenEvent
 
 _ids = itertools.count(1)
 
@@ -40,6 +40,8 @@ class FakeMailbox:
     appointment_ids: dict[str, str] = field(default_factory=dict)  # Graph id -> extended property value
     faults: list[Exception] = field(default_factory=list)
     unavailable: str | None = None
+    working_hours: WorkingHours | None = None  # mailboxSettings.workingHours (None: Graph reports none)
+    hours_refused: str | None = None  # mailboxSettings answers 403 (a policy closes it to the app)
 
 
 def _overlaps(event: OutlookEvent, window: tuple[datetime, datetime]) -> bool:
@@ -57,6 +59,7 @@ class FakeMailboxes:
         self.subscription_tenants: dict[str, str] = {}  # id -> directory id (Graph shows each tenant its own)
         self.revoked_tenants: set[str] = set()
         self.requests = 0
+        self.hours_reads = 0
 
     def mailbox(self, graph_user_id: str) -> FakeMailbox:
         return self.mailboxes.setdefault(graph_user_id, FakeMailbox())
@@ -130,6 +133,15 @@ class FakeMailboxes:
         box = self.mailbox(graph_user_id)
         self._check(tenant, box)
         return {g: a for g, a in box.appointment_ids.items() if g in box.events}
+
+    async def working_hours(self, tenant: Tenant, graph_user_id: str) -> WorkingHours | None:
+        box = self.mailbox(graph_user_id)
+        self.hours_reads += 1  # apart from `requests`: the delta side's budget stays as it was
+        if tenant.directory_id in self.revoked_tenants:
+            raise TenantAccessError("Authorization_RequestDenied: consent was revoked")
+        if box.unavailable or box.hours_refused:
+            raise MailboxUnavailable(box.unavailable or box.hours_refused or "")
+        return box.working_hours
 
     # --- SubscriptionGateway -----------------------------------------------------------------------
 

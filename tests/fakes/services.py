@@ -10,6 +10,7 @@ from shared.service.context import ConnectorConfig, Services
 from shared.service.delivery_requests import DeliveryRequests
 from shared.service.keys import KeyRing
 from tests.fakes.appointments import FakeAppointments
+from tests.fakes.busy import FakeBusy
 from tests.fakes.calendar import FakeCalendarWriter, FakeMailboxes
 from tests.fakes.directory import FakeCustomerApps, FakeDirectory
 from tests.fakes.storage import (
@@ -49,6 +50,7 @@ class FakeWorld:
     webhook: FakeHostWebhook
     appointments: FakeAppointments
     writer: FakeCalendarWriter
+    busy: FakeBusy
 
 
 def fake_world() -> FakeWorld:
@@ -58,6 +60,7 @@ def fake_world() -> FakeWorld:
     mailboxes, statuses, leases = FakeMailboxes(), FakeItemStatuses(), FakeLeases()
     index, dead_letters, webhook = FakeSubscriptionIndex(), FakeDeadLetters(), FakeHostWebhook()
     appointments, writer = FakeAppointments(), FakeCalendarWriter(mailboxes)
+    busy = FakeBusy()
     services = Services(
         tenants=tenants,
         users=users,
@@ -85,6 +88,7 @@ def fake_world() -> FakeWorld:
         appointments=appointments,
         calendar_writer=writer,
         delivery_requests=DeliveryRequests(jobs),
+        busy=busy,
     )
     return FakeWorld(
         tenants,
@@ -104,6 +108,7 @@ def fake_world() -> FakeWorld:
         webhook,
         appointments,
         writer,
+        busy,
     )
 
 

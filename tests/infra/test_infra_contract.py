@@ -189,6 +189,7 @@ def test_queue_and_table_names_are_valid_and_queues_get_poison_twins() -> None:
 
 def test_infra_creates_every_table_the_adapters_use() -> None:
     from shared.adapters.tables import (
+        busy,
         change_feed,
         consent_states,
         dead_letters,
@@ -208,6 +209,7 @@ def test_infra_creates_every_table_the_adapters_use() -> None:
         leases.LEASES,
         subscription_index.SUBSCRIPTIONS,
         dead_letters.DELIVERIES,
+        busy.BUSY,
     }
     created = set(parse(MAIN)["variables"]["connectorTables"]["value"])
     assert used <= created, f"tables the app uses but infra does not create: {sorted(used - created)}"

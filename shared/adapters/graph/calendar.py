@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -46,7 +46,7 @@ from shared.service.errors import (
     SubscriptionGone,
     TenantAccessError,
 )
-from shared.service.records import DeltaRead, GraphSubscription
+from shared.service.records import DeltaRead, GraphSubscription, WorkingHours
 
 IMMUTABLE_IDS: Final = 'IdType="ImmutableId"'
 UTC_TIMES: Final = 'outlook.timezone="UTC"'
@@ -246,6 +246,42 @@ class GraphCalendar(GraphPort):
                     found[event["id"]] = value
             url = page.get("@odata.nextLink")
         return found
+
+    async def working_hours(self, tenant: Tenant, graph_user_id: str) -> WorkingHours | None:
+        """`mailboxSettings`' working hours. A 403 or 404 only concerns this mailbox here (the delta read
+        beside it proved the tenant readable), so it is `MailboxUnavailable` without a directory probe."""
+        graph = await self._graph(tenant)
+        url = f"{user_path(graph_user_id)}/mailboxSettings?$select=workingHours,timeZone"
+        try:
+            answer = await graph.request_json("GET", url)
+        except (AccessDenied, GraphNotFound) as error:
+            reason = f"mailboxSettings: {error.status} {error.code}: {error.message}"
+            raise MailboxUnavailable(reason) from error
+        except GraphError as error:
+            raise await self._translated(graph, error, graph_user_id) from error
+        return working_hours_of(answer or {})
+
+
+def working_hours_of(settings: dict[str, Any]) -> WorkingHours | None:
+    """Graph's `workingHours` (its zone, else the mailbox's); None when absent or unreadable."""
+    raw = settings.get("workingHours")
+    if not isinstance(raw, dict):
+        return None
+    zone = (raw.get("timeZone") or {}).get("name") if isinstance(raw.get("timeZone"), dict) else None
+    zone = zone or settings.get("timeZone")
+    try:
+        start, end = _wall_clock(raw["startTime"]), _wall_clock(raw["endTime"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    days = tuple(str(d).lower() for d in raw.get("daysOfWeek") or ())
+    return WorkingHours(days=days, start=start, end=end, zone=str(zone or "UTC"))
+
+
+def _wall_clock(value: Any) -> time:
+    """Graph's `08:00:00.0000000` (seven fractional digits, more than `time.fromisoformat` takes)."""
+    text = str(value)
+    whole, _, fraction = text.partition(".")
+    return time.fromisoformat(whole).replace(microsecond=int((fraction + "000000")[:6]))
 
 
 def _property_value(event: dict[str, Any]) -> str | None:

@@ -15,6 +15,7 @@ table and the port it implements:
 | `subscription_index` | `subscriptions` | `SubscriptionIndex` |
 | `dead_letters` | `deliveries` | `DeadLetterRepository` |
 | `appointments` | `appointments` | `AppointmentRepository` |
+| `busy` | `busy` | `BusyStore` |
 
 Nothing is imported here: the composition root imports each adapter from its module when it builds it.
 """

@@ -10,7 +10,7 @@ from typing import Protocol
 
 from shared.domain.tenants import Tenant
 from shared.domain.users import DirectoryUser, MailboxAccess, StaffMember
-from shared.service.records import DeltaRead, GraphSubscription
+from shared.service.records import DeltaRead, GraphSubscription, WorkingHours
 
 
 class DirectoryGateway(Protocol):
@@ -56,6 +56,11 @@ class CalendarGateway(Protocol):
 
     async def connector_events(self, tenant: Tenant, graph_user_id: str) -> dict[str, str]:
         """Events carrying the connector's extended property: Graph id -> host appointment id."""
+        ...
+
+    async def working_hours(self, tenant: Tenant, graph_user_id: str) -> WorkingHours | None:
+        """The mailbox's working hours (`mailboxSettings`); None when it reports none. A 403 or 404 is
+        `MailboxUnavailable` (never the tenant's refusal: the sync must go on without them)."""
         ...
 
 

@@ -225,3 +225,28 @@ async def test_a_subscription_is_asked_for_the_users_events_with_both_urls_and_i
     assert 'IdType="ImmutableId"' in prefer(request)
     assert (created.id, created.expires_at) == ("sub-1", datetime(2030, 3, 3, 10, tzinfo=UTC))
     assert urlsplit(str(request.url)).path == "/v1.0/subscriptions"
+
+
+async def test_working_hours_are_read_from_mailbox_settings_with_their_select() -> None:
+    settings = {
+        "timeZone": "UTC",
+        "workingHours": {
+            "daysOfWeek": ["monday"],
+            "startTime": "08:00:00.0000000",
+            "endTime": "17:00:00.0000000",
+            "timeZone": {"name": "Pacific Standard Time"},
+        },
+    }
+    recorder = Recorder({("GET", "/v1.0/users/u1/mailboxSettings"): settings})
+    hours = await calendar(recorder).working_hours(TENANT, "u1")
+    assert hours is not None and hours.zone == "Pacific Standard Time"
+    query = parse_qs(urlsplit(str(recorder.requests[0].url)).query)
+    assert query["$select"] == ["workingHours,timeZone"]
+
+
+@pytest.mark.parametrize("status", [403, 404])
+async def test_a_mailbox_refusing_its_settings_is_unavailable_without_a_directory_probe(status: int) -> None:
+    recorder = Recorder({("GET", "/v1.0/users/u1/mailboxSettings"): error(status, "ErrorAccessDenied")})
+    with pytest.raises(MailboxUnavailable):
+        await calendar(recorder).working_hours(TENANT, "u1")
+    assert len(recorder.requests) == 1  # never taken for the tenant's refusal
