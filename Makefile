@@ -66,6 +66,7 @@ test-browser: $(VENV)/.installed node_modules/.installed $(CHROMIUM)
 
 bench: $(VENV)/.installed node_modules/.installed
 	$(PY) -m benchmarks
+	$(PY) -m benchmarks.availability_engine
 
 .PHONY: bench-sync
 bench-sync: $(VENV)/.installed node_modules/.installed  # e.g. make bench-sync BENCH_ARGS="--users 200"
