@@ -98,6 +98,8 @@ class TenantSettings:
     multi_staff_mode: MultiStaffMode = MultiStaffMode.COPIES
     user_scope: UserScope = UserScope.STAFF
     conflict_policy: ConflictPolicy = ConflictPolicy.HOST_WINS
+    tentative_blocks: bool = True  # availability: a tentative event makes its staff member unavailable
+    working_elsewhere_blocks: bool = False  # availability: so does "working elsewhere"
 
     def window(self, now: datetime) -> tuple[datetime, datetime]:
         """The sync window around `now`, on whole UTC days so that it moves only once a day."""

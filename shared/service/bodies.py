@@ -204,6 +204,14 @@ class Settings(Body):
     multi_staff_mode: MultiStaffMode = DEFAULTS.multi_staff_mode
     user_scope: UserScope = DEFAULTS.user_scope
     conflict_policy: ConflictPolicy = DEFAULTS.conflict_policy
+    tentative_blocks: Annotated[
+        StrictBool,
+        Field(description="Availability: a tentative event makes its staff member unavailable."),
+    ] = DEFAULTS.tentative_blocks
+    working_elsewhere_blocks: Annotated[
+        StrictBool,
+        Field(description='Availability: a "working elsewhere" event makes its staff member unavailable.'),
+    ] = DEFAULTS.working_elsewhere_blocks
 
     def applied_to(self, base: TenantSettings) -> TenantSettings:
         """`base` with the members this body gave."""

@@ -18,6 +18,7 @@ from shared.service.ports.graph import (
     CalendarGateway,
     CustomerAppValidator,
     DirectoryGateway,
+    ScheduleGateway,
     SubscriptionGateway,
 )
 from shared.service.ports.secret_store import SecretStore
@@ -172,6 +173,11 @@ class UsesBusy(Protocol):
     def busy(self) -> BusyStore: ...
 
 
+class UsesSchedules(Protocol):
+    @property
+    def schedules(self) -> ScheduleGateway: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     """Every port, built once per worker by the composition root. A handler takes the part it uses, a
@@ -200,3 +206,4 @@ class Services:
     calendar_writer: CalendarWriter
     delivery_requests: DeliveryRequests  # this worker's delivery jobs, merged (see the module)
     busy: BusyStore  # the availability state: busy index, working hours, host holds
+    schedules: ScheduleGateway  # Graph's getSchedule, for staff the synced state cannot answer for

@@ -197,6 +197,26 @@ class HostHold:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduleItem:
+    """One busy item of Graph's `getSchedule`: UTC instants (an all-day event as its own zone's midnights)
+    and its status (Graph's `showAs` words)."""
+
+    start: datetime
+    end: datetime
+    show_as: str
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """`getSchedule`'s answer for one address: its items and working hours, or the error Graph gave it."""
+
+    address: str
+    items: tuple[ScheduleItem, ...] = ()
+    working_hours: WorkingHours | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class UserBusy:
     """Everything the availability API needs of one user, read in one partition query."""
 

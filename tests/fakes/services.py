@@ -11,7 +11,7 @@ from shared.service.delivery_requests import DeliveryRequests
 from shared.service.keys import KeyRing
 from tests.fakes.appointments import FakeAppointments
 from tests.fakes.busy import FakeBusy
-from tests.fakes.calendar import FakeCalendarWriter, FakeMailboxes
+from tests.fakes.calendar import FakeCalendarWriter, FakeMailboxes, FakeSchedules
 from tests.fakes.directory import FakeCustomerApps, FakeDirectory
 from tests.fakes.storage import (
     FakeClock,
@@ -51,6 +51,7 @@ class FakeWorld:
     appointments: FakeAppointments
     writer: FakeCalendarWriter
     busy: FakeBusy
+    schedules: FakeSchedules
 
 
 def fake_world() -> FakeWorld:
@@ -61,6 +62,7 @@ def fake_world() -> FakeWorld:
     index, dead_letters, webhook = FakeSubscriptionIndex(), FakeDeadLetters(), FakeHostWebhook()
     appointments, writer = FakeAppointments(), FakeCalendarWriter(mailboxes)
     busy = FakeBusy()
+    schedules = FakeSchedules(mailboxes)
     services = Services(
         tenants=tenants,
         users=users,
@@ -89,6 +91,7 @@ def fake_world() -> FakeWorld:
         calendar_writer=writer,
         delivery_requests=DeliveryRequests(jobs),
         busy=busy,
+        schedules=schedules,
     )
     return FakeWorld(
         tenants,
@@ -109,6 +112,7 @@ def fake_world() -> FakeWorld:
         appointments,
         writer,
         busy,
+        schedules,
     )
 
 
