@@ -12,8 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
+from shared.adapters.tables.busy import TableBusy
+from shared.service.busy_index import busy_key
 from tests.e2e.test_tenants import consent, create
 from tests.e2e.test_tenants import wait_for as wait_briefly
+from tests.fixtures.azurite import storage_on
 from tests.fixtures.connector import Connector
 
 pytestmark = pytest.mark.e2e
@@ -124,16 +127,38 @@ async def test_a_tenant_migrates_to_100_percent_and_every_user_is_subscribed(con
     assert all(u["state"] == "synced" and u["subscription_expires_at"] and u["last_sync_at"] for u in users)
 
 
-async def test_outlook_changes_reach_the_feed_and_the_host_webhook_signed(connector: Connector) -> None:
+async def busy_span(connector: Connector, azurite: Any, domain: str, graph_id: str) -> tuple[str, str] | None:
+    """The instance of an Outlook item in the user's busy index, as the connector stored it in Azurite."""
+    storage = storage_on(azurite, connector.settings["TABLE_PREFIX"])
+    try:
+        index = (await TableBusy(storage).read(domain, "s-adele")).index
+    finally:
+        await storage.close()
+    assert index is not None and index.complete
+    found = [i for i in index.instances if i.key == busy_key(graph_id)]
+    return (found[0].start.isoformat(), found[0].end.isoformat()) if found else None
+
+
+def utc(moment: dict[str, str]) -> str:
+    return f"{moment['dateTime']}+00:00"
+
+
+async def test_outlook_changes_reach_the_feed_and_the_host_webhook_signed(
+    connector: Connector, azurite: Any
+) -> None:
     org = await migrated_organisation(connector, events_per_user=1)
     domain, adele = org["domain"], f"adele@{org['domain']}"
     outlook = Outlook(connector, org["id"])
     made = outlook.create(adele, graph_event("Dentist", days=2, hour=14))
     wait_for(lambda: "Dentist" in events_of(feed(connector, domain), "event.created"))
+    # The busy index is written before the feed: once the feed has a change, the index has it too.
+    assert await busy_span(connector, azurite, domain, made["id"]) == (utc(at(2, 14)), utc(at(2, 15)))
     outlook.update(adele, made["id"], {"subject": "Dentist (moved)", "start": at(3, 15), "end": at(3, 16)})
     wait_for(lambda: "Dentist (moved)" in events_of(feed(connector, domain), "event.updated"))
+    assert await busy_span(connector, azurite, domain, made["id"]) == (utc(at(3, 15)), utc(at(3, 16)))
     outlook.delete(adele, made["id"])
     wait_for(lambda: made["id"] in events_of(feed(connector, domain), "event.deleted"))
+    assert await busy_span(connector, azurite, domain, made["id"]) is None
     changes = feed(connector, domain)
     created = next(
         c for c in changes if c["type"] == "event.created" and c["data"]["event"]["subject"] == "Dentist"
