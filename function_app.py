@@ -4,6 +4,7 @@ import azure.functions as func
 
 from functions import (
     appointments,
+    availability,
     consent,
     console,
     graph_webhook,
@@ -21,6 +22,7 @@ for blueprint in (
     consent.bp,
     tenants_api.bp,
     appointments.bp,
+    availability.bp,
     console.bp,
     graph_webhook.bp,
     queues.bp,

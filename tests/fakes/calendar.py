@@ -410,7 +410,7 @@ class FakeSchedules:
 
     def _one(self, address: str, start: datetime, end: datetime) -> Schedule:
         user = self.addresses.get(address.lower())
-        box = self.mailboxes.mailboxes.get(user) if user is not None else None
+        box = self.mailboxes.mailbox(user) if user is not None else None
         if box is None or box.unavailable:
             return Schedule(
                 address, error=f"Unable to resolve e-mail address {address} to an Active Directory object."
