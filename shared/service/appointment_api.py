@@ -39,10 +39,10 @@ class AppointmentReadPorts(TenantPorts, UsesAppointments, Protocol):
 
 
 class AppointmentDeletePorts(AppointmentReadPorts, UsesJobs, UsesClock, UsesBusy, Protocol):
-    """DELETE: a new revision, its write job, and the staff's holds."""
+    """DELETE: a new revision, and its write job."""
 
 
-class AppointmentPutPorts(AppointmentDeletePorts, UsesUsers, Protocol):
+class AppointmentPutPorts(AppointmentDeletePorts, UsesUsers, UsesBusy, Protocol):
     """PUT: as DELETE, and the staff it names are known."""
 
 

@@ -38,11 +38,11 @@ class StaffPorts(TenantPorts, UsesUsers, Protocol):
     """Listing staff members: the tenant's row and its users."""
 
 
-class StaffDeletePorts(StaffPorts, UsesBusy, Protocol):
-    """Deleting a staff member: its user row and its busy state."""
-
-
 class RematchPorts(TenantPorts, UsesJobs, Protocol): ...
+
+
+class StaffRemovalPorts(StaffPorts, UsesBusy, Protocol):
+    """Removing a staff member: its row and its availability state."""
 
 
 class MatchPorts(StaffPorts, RematchPorts, UsesDirectory, UsesClock, Protocol):
@@ -107,7 +107,7 @@ async def _match_one(directory: DirectoryGateway, tenant: Tenant, staff: StaffMe
     return match
 
 
-async def delete_staff(services: StaffDeletePorts, tenant_id: str, staff_id: str) -> None:
+async def delete_staff(services: StaffRemovalPorts, tenant_id: str, staff_id: str) -> None:
     await get_tenant(services, tenant_id)
     if await services.users.get(tenant_id, staff_id) is None:
         raise NotFound("staff member", staff_id, "staff_id")

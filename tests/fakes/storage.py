@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -10,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 from shared.domain.planner import ItemStatus
 from shared.domain.tenants import Tenant
 from shared.domain.users import MatchStatus, SyncState, UserRecord
-from shared.service.change_json import check_change_sizes, encoded_change, stored_change_json
+from shared.service.change_json import change_json, check_change_sizes, encoded_change, stored_change_json
+from shared.service.change_types import Change as PublishedChange
 from shared.service.errors import AlreadyExists, DirectoryTaken, StaleWrite
 from shared.service.jobs import Job
 from shared.service.records import (
@@ -191,6 +193,8 @@ class FakeFeed:
         check_change_sizes([encoded_change(c) for c in changes], changes)
         log = self.entries.setdefault(tenant_id, [])
         numbered = [replace(c, sequence=len(log) + i + 1) for i, c in enumerate(changes)]
+        for change in numbered:  # the published contract: every change as the OpenAPI document types it
+            PublishedChange.model_validate(json.loads(json.dumps(change_json(change), default=str)))
         log.extend(numbered)
         return numbered
 

@@ -55,7 +55,15 @@ async def append(world: FakeWorld, count: int) -> list[Change]:
         TENANT,
         [
             Change(
-                "event.updated", TENANT, {"graph_id": f"AAMk{i}", "subject": "Zahnarzt-ü"}, now, staff_id="s1"
+                "event.deleted",
+                TENANT,
+                {
+                    "event": {"id": f"AAMk{i}"},
+                    "appointment_id": None,
+                    "reason": "Zahnarzt-ü",  # any text of the body: never logged
+                },
+                now,
+                staff_id="s1",
             )
             for i in range(count)
         ],
@@ -240,7 +248,9 @@ async def test_nothing_is_delivered_for_an_unknown_tenant(world: FakeWorld) -> N
 async def test_a_consent_revoked_tenant_still_hears_about_it(world: FakeWorld) -> None:
     tenant = world.tenants.rows[TENANT]
     await world.tenants.save(tenant.with_state(TenantState.CONSENT_REVOKED, world.clock.now()))
-    await world.feed.append(TENANT, [Change("tenant.consent_revoked", TENANT, {}, world.clock.now())])
+    await world.feed.append(
+        TENANT, [Change("tenant.consent_revoked", TENANT, {"reason": "consent withdrawn"}, world.clock.now())]
+    )
     await deliver_changes(world.services, jobs.deliver(TENANT, 1, 1))
     assert [c["type"] for c in body_of(world.webhook.received[0])["changes"]] == ["tenant.consent_revoked"]
 
