@@ -180,3 +180,24 @@ async def test_a_question_past_a_stated_maximum_is_a_400_naming_the_member_and_w
 async def test_a_question_of_62_days_is_answered(api: HostApi) -> None:
     answer = await api.call("POST", ROUTE, question(periods=days_of_periods(62)))
     assert answer.status == 200, answer.body
+
+
+async def test_the_blocking_settings_are_patched_and_read_back(api: HostApi) -> None:
+    tentative = BusyInstance(
+        "k3", datetime(2026, 12, 1, 10, tzinfo=UTC), datetime(2026, 12, 1, 11, tzinfo=UTC), "tentative"
+    )
+    stored = await api.world.busy.read(TENANT, "s1")
+    assert stored.index is not None
+    await api.world.busy.write_index(
+        TENANT, "s1", replace(stored.index, instances=(*stored.index.instances, tentative))
+    )
+    body = question(format="periods", duration_minutes=30)
+    assert (await api.call("POST", ROUTE, body)).json()["periods"] == []  # tentative blocks by default
+    patched = await api.call("PATCH", f"v1/tenants/{TENANT}/settings", {"tentative_blocks": False})
+    assert patched.status == 200, patched.body
+    assert patched.json()["settings"]["tentative_blocks"] is False
+    assert patched.json()["settings"]["working_elsewhere_blocks"] is False
+    answer = await api.call("POST", ROUTE, body)
+    assert answer.json()["periods"] == [{"start": "2026-12-01T10:00:00Z", "end": "2026-12-01T11:00:00Z"}]
+    refused = await api.call("PATCH", f"v1/tenants/{TENANT}/settings", {"working_elsewhere_blocks": "yes"})
+    assert (refused.status, refused.error_field) == (400, "settings.working_elsewhere_blocks")
