@@ -296,9 +296,14 @@ def _hours(stored: StoredHours, iana: str | None) -> WorkingHours | None:
 
 
 def _within(entries: Iterable[BusyEntry], span: engine.Period) -> tuple[BusyEntry, ...]:
-    kept = [e for e in entries if e.period.start < span.end and e.period.end > span.start]
-    kept.sort(key=lambda e: (e.period.start, e.period.end))
-    return tuple(kept)
+    """The entries overlapping `span`, by start, each once (a hold and an Outlook copy getSchedule reports
+    at the same time and status are one busy time)."""
+    kept = {
+        (e.start, e.end, e.show_as, e.all_day): e
+        for e in entries
+        if e.period.start < span.end and e.period.end > span.start
+    }
+    return tuple(sorted(kept.values(), key=lambda e: (e.period.start, e.period.end)))
 
 
 def _entry(

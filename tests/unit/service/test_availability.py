@@ -264,3 +264,11 @@ async def test_a_tenant_not_connected_is_refused(world: FakeWorld) -> None:
         await busy_times(world.services, "other.example", "s1", at(0), at(1))
     with pytest.raises(NotFound):
         await busy_times(world.services, "nobody.example", "s1", at(0), at(1))
+
+
+async def test_a_hold_and_its_copy_reported_by_getschedule_are_one_busy_time(world: FakeWorld) -> None:
+    await put_appointment(world.services, TID, appointment(10, "s2"))  # s2 is pending: getSchedule answers
+    world.mailboxes.put("g2", event("copy", start=at(10)))  # its copy, written to Outlook
+    found = await busy_times(world.services, TID, "s2", at(0), at(24))
+    assert found.source is Source.GRAPH
+    assert [(e.start, e.end) for e in found.busy] == [(at(10), at(11))]
