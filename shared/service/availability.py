@@ -24,7 +24,7 @@ graph-sourced staff. Which `show_as` values block is the tenant's setting (`tent
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -47,7 +47,7 @@ from shared.service.errors import (
     RateLimited,
     TenantAccessError,
 )
-from shared.service.records import HoldTimes, HostHold, Schedule, SyncedBusy, UserBusy
+from shared.service.records import BusyInstance, HoldTimes, HostHold, Schedule, SyncedBusy, UserBusy
 from shared.service.records import WorkingHours as StoredHours
 from shared.service.tenants import TenantPorts, get_tenant
 
@@ -256,13 +256,29 @@ def _from_index(user: UserRecord, stored: UserBusy, span: engine.Period) -> Staf
     hours = _hours(stored.hours.hours, stored.hours.iana_zone) if stored.hours is not None else None
     zone = hours.zone if hours is not None else ZoneInfo("UTC")
     replaced = {hold.appointment_id for hold in stored.holds}
+    near = _near(span)
     entries = [
         _entry(i.start, i.end, i.show_as, i.all_day, zone)
         for i in index.instances
-        if i.appointment_id not in replaced
+        if near(i) and i.appointment_id not in replaced
     ]
     entries += _held(stored.live_holds, span)
     return StaffBusy(user.staff_id, Source.SYNCED, _as_of(user, index), None, _within(entries, span), hours)
+
+
+def _near(span: engine.Period) -> Callable[[BusyInstance], bool]:
+    """A cheap test of an index instance against `span`, so only the few near it are made into periods
+    (an index holds the whole window); all-day dates get a day's slack either side for their zone."""
+    lo, hi = span.start, span.end
+    first, last = lo.date() - ENDLESS, hi.date() + ENDLESS
+
+    def near(instance: BusyInstance) -> bool:
+        start, end = instance.start, instance.end
+        if isinstance(start, datetime) and isinstance(end, datetime):
+            return start < hi and end > lo
+        return _day(start) <= last and _day(end) >= first
+
+    return near
 
 
 def _as_of(user: UserRecord, index: SyncedBusy) -> datetime:
