@@ -124,8 +124,7 @@ async def busy_times(
     services: AvailabilityPorts, tenant_id: str, staff_id: str, start: datetime, end: datetime
 ) -> StaffBusy:
     """One staff member's busy times over [start, end); an unknown, unmatched or unreadable one fails."""
-    tenant = await _connected(services, tenant_id)
-    (found,) = await read_staff(services, tenant, [staff_id], engine.Period(start, end))
+    _, (found,) = await read_staff(services, tenant_id, [staff_id], engine.Period(start, end))
     if found.error is not None:
         if found.status == 404:
             raise NotFound("staff member", staff_id, "staff_id")
@@ -138,10 +137,9 @@ async def busy_times(
 async def answer(services: AvailabilityPorts, tenant_id: str, question: Question, *, periods: bool) -> Answer:
     """The slots (or, with `periods`, the free periods) of a question. A one-person question about a
     staff member the tenant does not know is a 404; other staff problems are per-staff errors."""
-    tenant = await _connected(services, tenant_id)
-    question = _with_policy(question, policy(tenant.settings))
     span = _span(question)
-    staff = await read_staff(services, tenant, question.staff_ids, span)
+    tenant, staff = await read_staff(services, tenant_id, question.staff_ids, span)
+    question = _with_policy(question, policy(tenant.settings))
     if len(staff) == 1 and staff[0].status == 404:
         raise NotFound("staff member", staff[0].staff_id, "staff_id")
     calendars = {member.staff_id: member.calendar(span) for member in staff}
@@ -174,13 +172,17 @@ async def _connected(services: AvailabilityPorts, tenant_id: str) -> Tenant:
 
 
 async def read_staff(
-    services: AvailabilityPorts, tenant: Tenant, staff_ids: Sequence[str], span: engine.Period
-) -> list[StaffBusy]:
-    """Each staff member's busy times over `span`, in the order given, from its source."""
-    users = await asyncio.gather(*(services.users.get(tenant.tenant_id, s) for s in staff_ids))
+    services: AvailabilityPorts, tenant_id: str, staff_ids: Sequence[str], span: engine.Period
+) -> tuple[Tenant, list[StaffBusy]]:
+    """The tenant, and each staff member's busy times over `span` in the order given, from its source."""
+    tenant, users, stored = await asyncio.gather(  # all at once: one storage round trip's latency
+        _connected(services, tenant_id),
+        asyncio.gather(*(services.users.get(tenant_id, s) for s in staff_ids)),
+        asyncio.gather(*(services.busy.read(tenant_id, s) for s in staff_ids)),
+    )
     matched = [u for u in users if u is not None and _readable(u)]
-    stored = await asyncio.gather(*(services.busy.read(tenant.tenant_id, u.staff_id) for u in matched))
-    by_staff = dict(zip((u.staff_id for u in matched), stored, strict=True))
+    readable = {u.staff_id for u in matched}
+    by_staff = {s: busy for s, busy in zip(staff_ids, stored, strict=True) if s in readable}
     reads = [_Read(s, u, by_staff.get(s)) for s, u in zip(staff_ids, users, strict=True)]
     synced = {r.staff_id for r in reads if r.user is not None and r.stored is not None and _synced(r, span)}
     wanted = [r for r in reads if r.staff_id in by_staff and r.staff_id not in synced]
@@ -198,7 +200,7 @@ async def read_staff(
             answers.append(StaffBusy(read.staff_id, Source.GRAPH, now, failure, status=503))
         else:
             answers.append(_from_schedule(read.user, read.stored, schedules[_address(read.user)], span, now))
-    return answers
+    return tenant, answers
 
 
 def _readable(user: UserRecord) -> bool:
