@@ -12,7 +12,8 @@ then, side by side in one run:
 1. Latency: `--questions` times `POST /availability` for `--staff` staff ("all" of them), 30-minute slots
    every 30 minutes, 08:00-18:00 UTC on each of the next 28 days: answered from the synced state; and the
    same question 200 days ahead, beyond the synced window (180 days forward), so every staff member is
-   answered through getSchedule. p50/p95 of each and the ratio.
+   answered through getSchedule. p50/p95 of each and the ratio; and, as the floor of any answer on this
+   host, `GET /tenants/{tid}` (one storage read).
 2. Freshness: `--changes` events created through Graph in random staff calendars, one at a time; the time
    from Graph's 201 to the event in the staff member's busy times (polled every 20 ms), and, as the
    reference, to the event on the feed; p50/p95.
@@ -105,7 +106,12 @@ async def latency(stack: Stack, api: httpx.AsyncClient, staff: list[str], args: 
     print(f"\n1. A slot question for {len(staff)} staff over 4 weeks ({args.questions} each, one at a time)")
     synced = await timed_questions(api, tid, synced_body, args.questions)
     graph = await timed_questions(api, tid, graph_body, args.questions)
-    for name, values in (("synced state", synced), ("getSchedule", graph)):
+    baseline: list[float] = []  # the host and one storage read: what any answer costs here
+    for _ in range(args.questions):
+        started = time.perf_counter()
+        (await api.get(f"/api/v1/tenants/{tid}")).raise_for_status()
+        baseline.append(time.perf_counter() - started)
+    for name, values in (("synced state", synced), ("getSchedule", graph), ("GET tenant", baseline)):
         print(f"  {name:<13} p50 {ms(values, 0.5):7.1f} ms   p95 {ms(values, 0.95):7.1f} ms")
     p95 = percentile(synced, 0.95) * 1000
     print(
