@@ -25,6 +25,7 @@ from tests.fakes.storage import (
     FakeSubscriptionIndex,
     FakeTenants,
     FakeUsers,
+    PublishedFeed,
 )
 from tests.fakes.webhook import FakeHostWebhook
 
@@ -56,7 +57,7 @@ class FakeWorld:
 
 def fake_world() -> FakeWorld:
     tenants, users, states = FakeTenants(), FakeUsers(), FakeConsentStates()
-    secrets, feed, jobs = FakeSecrets(), FakeFeed(), FakeJobs()
+    secrets, feed, jobs = FakeSecrets(), PublishedFeed(), FakeJobs()
     directory, clock = FakeDirectory(), FakeClock()
     mailboxes, statuses, leases = FakeMailboxes(), FakeItemStatuses(), FakeLeases()
     index, dead_letters, webhook = FakeSubscriptionIndex(), FakeDeadLetters(), FakeHostWebhook()
