@@ -106,6 +106,7 @@ class Container:
     def services(self) -> Services:
         from shared.adapters.graph.calendar import GraphCalendar, GraphSubscriptions
         from shared.adapters.graph.directory import GraphCustomerApps, GraphDirectory
+        from shared.adapters.graph.meetings import GraphMeetings
         from shared.adapters.graph.writes import GraphCalendarWriter
         from shared.adapters.queues import StorageJobQueue
         from shared.adapters.tables.appointments import TableAppointments
@@ -166,6 +167,7 @@ class Container:
             calendar_writer=GraphCalendarWriter(self.graph, key_for),
             delivery_requests=DeliveryRequests(queue),
             busy=TableBusy(self.storage),
+            meetings=GraphMeetings(self.graph, key_for),
         )
 
     async def close(self) -> None:

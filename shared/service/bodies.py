@@ -204,6 +204,20 @@ class Settings(Body):
     multi_staff_mode: MultiStaffMode = DEFAULTS.multi_staff_mode
     user_scope: UserScope = DEFAULTS.user_scope
     conflict_policy: ConflictPolicy = DEFAULTS.conflict_policy
+    teams_organizer: Annotated[
+        Address | None,
+        Field(
+            description="service_account: the UPN or mailbox of the organisation that organises every Teams "
+            "meeting (it is a participant of each); checked against the directory."
+        ),
+    ] = DEFAULTS.teams_organizer
+
+    @field_validator("teams_organizer")
+    @classmethod
+    def _organiser(cls, value: str | None) -> str | None:
+        if value and "@" not in value:
+            raise refuse("must be a UPN or mailbox address like teams@contoso.com")
+        return value or None
 
     def applied_to(self, base: TenantSettings) -> TenantSettings:
         """`base` with the members this body gave."""

@@ -20,6 +20,7 @@ from shared.service.ports.graph import (
     DirectoryGateway,
     SubscriptionGateway,
 )
+from shared.service.ports.meetings import MeetingGateway
 from shared.service.ports.secret_store import SecretStore
 from shared.service.ports.sync_storage import ItemStatusRepository, LeaseStore, SubscriptionIndex
 from shared.service.ports.tenancy import ConsentStateRepository, TenantRepository, UserRepository
@@ -172,6 +173,11 @@ class UsesBusy(Protocol):
     def busy(self) -> BusyStore: ...
 
 
+class UsesMeetings(Protocol):
+    @property
+    def meetings(self) -> MeetingGateway: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     """Every port, built once per worker by the composition root. A handler takes the part it uses, a
@@ -200,3 +206,4 @@ class Services:
     calendar_writer: CalendarWriter
     delivery_requests: DeliveryRequests  # this worker's delivery jobs, merged (see the module)
     busy: BusyStore  # the availability state: busy index, working hours, host holds
+    meetings: MeetingGateway  # standalone Teams meetings

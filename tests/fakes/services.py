@@ -13,6 +13,7 @@ from tests.fakes.appointments import FakeAppointments
 from tests.fakes.busy import FakeBusy
 from tests.fakes.calendar import FakeCalendarWriter, FakeMailboxes
 from tests.fakes.directory import FakeCustomerApps, FakeDirectory
+from tests.fakes.meetings import FakeMeetings
 from tests.fakes.storage import (
     FakeClock,
     FakeConsentStates,
@@ -51,6 +52,7 @@ class FakeWorld:
     appointments: FakeAppointments
     writer: FakeCalendarWriter
     busy: FakeBusy
+    meetings: FakeMeetings
 
 
 def fake_world() -> FakeWorld:
@@ -60,7 +62,7 @@ def fake_world() -> FakeWorld:
     mailboxes, statuses, leases = FakeMailboxes(), FakeItemStatuses(), FakeLeases()
     index, dead_letters, webhook = FakeSubscriptionIndex(), FakeDeadLetters(), FakeHostWebhook()
     appointments, writer = FakeAppointments(), FakeCalendarWriter(mailboxes)
-    busy = FakeBusy()
+    busy, meetings = FakeBusy(), FakeMeetings()
     services = Services(
         tenants=tenants,
         users=users,
@@ -89,6 +91,7 @@ def fake_world() -> FakeWorld:
         calendar_writer=writer,
         delivery_requests=DeliveryRequests(jobs),
         busy=busy,
+        meetings=meetings,
     )
     return FakeWorld(
         tenants,
@@ -109,6 +112,7 @@ def fake_world() -> FakeWorld:
         appointments,
         writer,
         busy,
+        meetings,
     )
 
 

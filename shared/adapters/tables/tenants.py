@@ -57,6 +57,7 @@ def settings_from_json(raw: str | None) -> TenantSettings:
         multi_staff_mode=MultiStaffMode(data.get("multi_staff_mode", MultiStaffMode.COPIES)),
         user_scope=UserScope(data.get("user_scope", UserScope.STAFF)),
         conflict_policy=ConflictPolicy(data.get("conflict_policy", ConflictPolicy.HOST_WINS)),
+        teams_organizer=data.get("teams_organizer") or None,
     )
 
 
