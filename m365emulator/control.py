@@ -214,6 +214,10 @@ class ControlClient:
         body = {"client_id": client_id, "user_ids": user_ids or [], "global": global_}
         return await self.call("POST", f"/tenants/{tenant_id}/access-policies", body)
 
+    async def access_policies(self, tenant_id: str) -> list[dict[str, Any]]:
+        answer = await self.call("GET", f"/tenants/{tenant_id}/access-policies")
+        return list(answer["value"])
+
     async def meetings(self, tenant_id: str) -> list[dict[str, Any]]:
         """The tenant's standalone Teams meetings (organiser object id, externalId, join URL, times)."""
         answer = await self.call("GET", f"/tenants/{tenant_id}/meetings")
