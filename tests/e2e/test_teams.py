@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.test_appointments import (
@@ -23,6 +24,7 @@ from tests.e2e.test_appointments import (
     put,
     settled,
 )
+from tests.e2e.test_console import console_link
 from tests.e2e.test_sync import wait_for
 from tests.e2e.test_tenants import consent
 from tests.fixtures.connector import Connector
@@ -169,3 +171,13 @@ async def test_a_staff_member_without_an_access_policy_is_forbidden_and_keeps_a_
         assert consent(connector, again.json()["consent_url"]).status_code == 200
     wait_for(lambda: {u["teams"] for u in users_by(org).values() if u["match"] == "matched"} == {"forbidden"})
     assert get(org, "teams-2").json()["meeting"]["join_url"] == meeting["join_url"]  # issued links stay
+
+
+async def test_the_console_names_the_policy_grant_with_the_app_id(connector: Connector) -> None:
+    org = await teams_organisation(connector, "access_policy")
+    link = console_link(connector, org.domain)
+    with httpx.Client(timeout=30) as browser:
+        page = browser.get(link["url"])
+    assert page.status_code == 200
+    assert f'data-app-id="{connector.client_id}"' in page.text
+    assert "New-CsApplicationAccessPolicy" in page.text and "Grant-CsApplicationAccessPolicy" in page.text
