@@ -72,6 +72,10 @@ bench: $(VENV)/.installed node_modules/.installed
 bench-sync: $(VENV)/.installed node_modules/.installed  # e.g. make bench-sync BENCH_ARGS="--users 200"
 	$(PY) -m benchmarks.sync_bench $(BENCH_ARGS)
 
+.PHONY: bench-teams
+bench-teams: $(VENV)/.installed node_modules/.installed  # e.g. make bench-teams BENCH_ARGS="--samples 20"
+	$(PY) -m benchmarks.teams_bench $(BENCH_ARGS)
+
 .PHONY: bench-appointments
 bench-appointments: $(VENV)/.installed node_modules/.installed  # e.g. make bench-appointments BENCH_ARGS="--burst 1000"
 	$(PY) -m benchmarks.appointment_bench $(BENCH_ARGS)
