@@ -95,6 +95,23 @@ class ControlClient:
     ) -> list[dict[str, Any]]:
         return (await self.call("GET", "/mail", tenant_id=tenant_id, user=user))["value"]
 
+    async def mail_deliveries(
+        self,
+        *,
+        mailbox: str | None = None,
+        internet_message_id: str | None = None,
+        recipient: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The copies delivered (one per recipient of each sent message), oldest first."""
+        found = await self.call(
+            "GET",
+            "/mail/deliveries",
+            mailbox=mailbox,
+            internet_message_id=internet_message_id,
+            recipient=recipient,
+        )
+        return found["value"]
+
     # directory -----------------------------------------------------------------------------------
     async def tenants(self) -> list[dict[str, Any]]:
         return (await self.call("GET", "/tenants"))["value"]

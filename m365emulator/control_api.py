@@ -145,6 +145,7 @@ async def stats(request: web.Request) -> web.Response:
     emu = emulator_of(request)
     out = emu.stats.to_json()
     out["sent_mail"] = len(emu.outbox)
+    out["delivered_mail"] = len(emu.mail.deliveries)
     out["subscriptions"] = len(emu.subscriptions.by_id)
     out["users"] = emu.directory.user_count()
     out["events"] = emu.mailboxes.event_count() if emu.mailboxes.available else 0
@@ -164,6 +165,20 @@ async def mail(request: web.Request) -> web.Response:
             for m in items
             if m["user_id"] == ref or (isinstance(m.get("from"), str) and m["from"].lower() == ref)
         ]
+    return ok({"value": items})
+
+
+async def mail_deliveries(request: web.Request) -> web.Response:
+    """Every copy Exchange "delivered": one per recipient of each sent message."""
+    emu = emulator_of(request)
+    items = emu.mail.deliveries
+    if request.query.get("mailbox"):
+        ref = request.query["mailbox"].lower()
+        items = [d for d in items if ref in (d["mailbox"].lower(), d["sender"].lower())]
+    if request.query.get("internet_message_id"):
+        items = [d for d in items if d["internet_message_id"] == request.query["internet_message_id"]]
+    if request.query.get("recipient"):
+        items = [d for d in items if d["recipient"].lower() == request.query["recipient"].lower()]
     return ok({"value": items})
 
 
@@ -607,6 +622,7 @@ def add_routes(app: web.Application) -> None:
         ("POST", "/clock/advance", advance_clock),
         ("GET", "/stats", stats),
         ("GET", "/mail", mail),
+        ("GET", "/mail/deliveries", mail_deliveries),
         ("GET", "/tenants", list_tenants),
         ("POST", "/tenants", create_tenant),
         ("GET", "/tenants/{tid}", get_tenant),

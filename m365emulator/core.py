@@ -21,6 +21,7 @@ from m365emulator.errors import GraphError
 from m365emulator.faults import DEFAULT_CODES, FaultRule, Faults
 from m365emulator.graph import error_response, respond, throttle_body
 from m365emulator.keyvault import Vault
+from m365emulator.mail.model import MailStore
 from m365emulator.mailboxes import Mailboxes, load_calendar
 from m365emulator.notifications import Dispatcher
 from m365emulator.settings import Settings
@@ -51,6 +52,7 @@ class Emulator:
         self.mailboxes = Mailboxes(self, load_calendar())
         self.vault = Vault()
         self.outbox: list[dict[str, Any]] = []
+        self.mail = MailStore(self.settings, self.clock)
         self.meetings: dict[tuple[str, str], dict[str, Any]] = {}
         self.meetings_by_external: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.authority = ""
@@ -147,6 +149,7 @@ class Emulator:
         self.clock.reset()
         self.stats.reset()
         self.throttle.reset()
+        self.mail.reset(data=data)
         self.issuer.forget_revocations()
         for f in fields(Settings):
             setattr(self.settings, f.name, getattr(self._startup_settings, f.name))

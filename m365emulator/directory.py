@@ -25,6 +25,8 @@ GRAPH_PERMISSIONS: tuple[str, ...] = (
     "User.Read.All",
     "Tasks.ReadWrite.All",
     "Mail.Send",
+    "Mail.ReadWrite",
+    "Mail.Read",
     "OnlineMeetings.ReadWrite.All",
 )
 

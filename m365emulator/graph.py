@@ -156,11 +156,14 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
         return await handler(request)
     if path.startswith("/v1.0"):
         return await _graph(request, handler, emu)
+    if path.startswith("/api/gv1.0/"):
+        # Outlook's upload-session URLs: pre-authenticated, so no bearer; errors in Graph's envelope.
+        return await _plain(request, handler, emu, "graph")
     return await _plain(request, handler, emu, "entra")
 
 
 async def _plain(request: web.Request, handler: Handler, emu: Emulator, surface: str) -> web.StreamResponse:
-    """Entra endpoints: latency, faults and stats, but no bearer auth or throttling."""
+    """Entra endpoints and upload sessions: latency, faults and stats, but no bearer auth or throttling."""
     emu.stats.requests[endpoint_name(request)] += 1
     if emu.settings.latency_ms:
         await asyncio.sleep(emu.settings.latency_ms / 1000)
@@ -171,7 +174,14 @@ async def _plain(request: web.Request, handler: Handler, emu: Emulator, surface:
         if rule.status is not None and rule.when == "before":
             emu.stats.faults_injected += 1
             return emu.render_fault(rule, surface, str(uuid.uuid4()))
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except GraphError as err:
+        if surface != "graph":
+            raise
+        request_id = str(uuid.uuid4())
+        date = emu.clock.now().strftime("%Y-%m-%dT%H:%M:%S")
+        return _finish(error_response(err, request_id, date), {"request-id": request_id}, emu)
     if rule is not None and rule.status is not None and rule.when == "after":
         emu.stats.faults_injected += 1
         return emu.render_fault(rule, surface, str(uuid.uuid4()))

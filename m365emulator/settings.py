@@ -31,6 +31,16 @@ class Settings:
     max_lifetime_todo_minutes: int = 4_230
     min_lifetime_minutes: int = 45
     max_subscriptions_per_mailbox: int = 1_000
+    #: Exchange Online sending limits per mailbox (README "Mail"): messages per minute, recipients per
+    #: message, recipients per rolling 24 hours
+    mail_message_rate_per_minute: int = 30
+    mail_recipients_per_message: int = 500
+    mail_recipients_per_day: int = 10_000
+    #: attachments: one POST carries an attachment "under 3 MB"; an upload session takes 3 MB to 150 MB
+    mail_attachment_post_max_bytes: int = 3 * 1024 * 1024
+    mail_message_max_bytes: int = 150 * 1024 * 1024
+    #: how long an upload session's URL stays valid [UNDOC]
+    mail_upload_session_minutes: float = 60
 
     def update(self, changes: dict[str, Any]) -> None:
         known = {f.name: f for f in fields(self)}
