@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Final, Literal
 
+from shared.domain.teams import TeamsStatus
 from shared.domain.users import MatchStatus, SyncState
 from shared.service import limits
 from shared.service.notifications import MAX_VALIDATION_TOKEN
@@ -45,6 +46,7 @@ PATH_PARAMETERS: Final[dict[str, Json]] = {
 _USER_QUERY: Final[tuple[tuple[str, str, Json], ...]] = (
     ("state", "The users' sync state.", {"enum": [s.value for s in SyncState]}),
     ("match", "The users' match status.", {"enum": [m.value for m in MatchStatus]}),
+    ("teams", "The users' Teams status.", {"enum": [t.value for t in TeamsStatus]}),
     ("q", "Search in staff id, name, email and UPN.", {"type": "string"}),
     (
         "sort",

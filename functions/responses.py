@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
 
 from shared.domain.appointments import AppointmentState
+from shared.domain.teams import TeamsStatus
 from shared.domain.tenants import AuthMode, TenantState
 from shared.domain.users import MatchedBy, MatchStatus, SyncState
-from shared.service.change_types import Change, CopyStatus
+from shared.service.change_types import Change, CopyStatus, TeamsMeetingJson
 
 Time = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 # A component of the document by name (`functions/openapi.py` makes it a $ref; pydantic's own refs are
@@ -109,6 +110,11 @@ class User(Answer):
     last_sync_at: Time | None
     last_error: str | None
     subscription_expires_at: Time | None
+    teams: TeamsStatus | None = Field(
+        description="Whether the connector can give this user's video appointments a Teams meeting "
+        "(null: not looked up yet)."
+    )
+    teams_reason: str | None = Field(description="unmatched or forbidden: why, in words an admin can act on.")
     updated_at: Time | None
 
 
@@ -138,6 +144,9 @@ class Appointment(Answer):
     updated_at: Time
     state: AppointmentState
     appointment: AppointmentJson
+    meeting: TeamsMeetingJson | None = Field(
+        description="A video appointment's one Teams meeting: every copy carries its join details."
+    )
     staff: list[CopyStatus]
 
 

@@ -85,6 +85,8 @@ def _user(user: UserRecord) -> responses.User:
         last_sync_at=iso(user.last_sync_at),
         last_error=user.last_error,
         subscription_expires_at=iso(user.subscription_expires_at),
+        teams=user.teams,
+        teams_reason=user.teams_reason,
         updated_at=iso(user.updated_at),
     )
 
@@ -112,7 +114,7 @@ def dead_letter_json(letter: DeadLetter) -> dict[str, Any]:
 def appointment_json(record: AppointmentRecord) -> dict[str, Any]:
     """The API's appointment: the host's last version, and per staff member what Outlook holds."""
     from functions import responses
-    from shared.service.change_types import CopyStatus
+    from shared.service.change_types import CopyStatus, TeamsMeetingJson
 
     document = appointment_document(record.appointment) if record.appointment else None
     copies = copies_json(record)
@@ -122,6 +124,7 @@ def appointment_json(record: AppointmentRecord) -> dict[str, Any]:
         updated_at=iso(record.updated_at),
         state=record.state,
         appointment=document,
+        meeting=TeamsMeetingJson.model_construct(**copies["meeting"]) if copies["meeting"] else None,
         staff=[
             CopyStatus.model_construct(
                 **{**copy, "role": CopyRole(copy["role"]), "state": CopyState(copy["state"])}

@@ -106,6 +106,7 @@ class Container:
     def services(self) -> Services:
         from shared.adapters.graph.calendar import GraphCalendar, GraphSubscriptions
         from shared.adapters.graph.directory import GraphCustomerApps, GraphDirectory
+        from shared.adapters.graph.meetings import GraphMeetings
         from shared.adapters.graph.schedules import GraphSchedules
         from shared.adapters.graph.writes import GraphCalendarWriter
         from shared.adapters.queues import StorageJobQueue
@@ -168,6 +169,7 @@ class Container:
             delivery_requests=DeliveryRequests(queue),
             busy=TableBusy(self.storage),
             schedules=GraphSchedules(self.graph, key_for),
+            meetings=GraphMeetings(self.graph, key_for),
         )
 
     async def close(self) -> None:

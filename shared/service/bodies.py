@@ -212,6 +212,20 @@ class Settings(Body):
         StrictBool,
         Field(description='Availability: a "working elsewhere" event makes its staff member unavailable.'),
     ] = DEFAULTS.working_elsewhere_blocks
+    teams_organizer: Annotated[
+        Address | None,
+        Field(
+            description="service_account: the UPN or mailbox of the organisation that organises every Teams "
+            "meeting (it is a participant of each); checked against the directory."
+        ),
+    ] = DEFAULTS.teams_organizer
+
+    @field_validator("teams_organizer")
+    @classmethod
+    def _organiser(cls, value: str | None) -> str | None:
+        if value and "@" not in value:
+            raise refuse("must be a UPN or mailbox address like teams@contoso.com")
+        return value or None
 
     def applied_to(self, base: TenantSettings) -> TenantSettings:
         """`base` with the members this body gave."""

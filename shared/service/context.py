@@ -21,6 +21,7 @@ from shared.service.ports.graph import (
     ScheduleGateway,
     SubscriptionGateway,
 )
+from shared.service.ports.meetings import MeetingGateway
 from shared.service.ports.secret_store import SecretStore
 from shared.service.ports.sync_storage import ItemStatusRepository, LeaseStore, SubscriptionIndex
 from shared.service.ports.tenancy import ConsentStateRepository, TenantRepository, UserRepository
@@ -178,6 +179,11 @@ class UsesSchedules(Protocol):
     def schedules(self) -> ScheduleGateway: ...
 
 
+class UsesMeetings(Protocol):
+    @property
+    def meetings(self) -> MeetingGateway: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     """Every port, built once per worker by the composition root. A handler takes the part it uses, a
@@ -207,3 +213,4 @@ class Services:
     delivery_requests: DeliveryRequests  # this worker's delivery jobs, merged (see the module)
     busy: BusyStore  # the availability state: busy index, working hours, host holds
     schedules: ScheduleGateway  # Graph's getSchedule, for staff the synced state cannot answer for
+    meetings: MeetingGateway  # standalone Teams meetings

@@ -16,6 +16,7 @@ from shared.domain.users import UserRecord
 class UserQuery:
     match: str | None = None
     state: str | None = None
+    teams: str | None = None  # the Teams status
     search: str | None = None
     sort: str = "display_name"
     descending: bool = False
@@ -111,6 +112,8 @@ class WrittenEvent:
     written_hash: str | None = None  # what the connector writes into it (a series: with its pattern and
     # cancelled occurrences), to tell an Outlook edit from a touch
     shape: WrittenShape | None = None  # the same, comparable with a draft (Graph's answer to a write lost)
+    conference_id: str | None = None  # a Teams meeting's, with its join URL
+    toll_number: str | None = None
 
 
 # --- availability state (table `busy`) ----------------------------------------------------------------

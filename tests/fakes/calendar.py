@@ -243,8 +243,19 @@ class FakeCalendarWriter:
 
     def _answer(self, event: OutlookEvent) -> WrittenEvent:
         shape = shape_of(event, self.series.get(event.id))
+        conference = (
+            (event.join_url.rsplit("/", 1)[-1], "+1 425 555 0123") if event.join_url else (None, None)
+        )
         return WrittenEvent(
-            event.id, event.change_key, event.ical_uid, event.join_url, event, event.written_hash(), shape
+            event.id,
+            event.change_key,
+            event.ical_uid,
+            event.join_url,
+            event,
+            event.written_hash(),
+            shape,
+            conference_id=conference[0],
+            toll_number=conference[1],
         )
 
     def _pattern(self, event_id: str, draft: EventDraft) -> None:
@@ -285,6 +296,8 @@ class FakeCalendarWriter:
         if if_match is not None and if_match != current.change_key:
             raise EventChanged(event_id)
         written = replace(self._event(event_id, draft), transaction_id=current.transaction_id)
+        # An event's Teams meeting stays once made (contract §3.8), whatever the PATCH says.
+        written = replace(written, join_url=current.join_url or written.join_url)
         stored = self.mailboxes.put(graph_user_id, replace(written, ical_uid=current.ical_uid))
         self._pattern(event_id, draft)
         self._answered(graph_user_id, update=True)

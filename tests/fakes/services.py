@@ -13,6 +13,7 @@ from tests.fakes.appointments import FakeAppointments
 from tests.fakes.busy import FakeBusy
 from tests.fakes.calendar import FakeCalendarWriter, FakeMailboxes, FakeSchedules
 from tests.fakes.directory import FakeCustomerApps, FakeDirectory
+from tests.fakes.meetings import FakeMeetings
 from tests.fakes.storage import (
     FakeClock,
     FakeConsentStates,
@@ -53,6 +54,7 @@ class FakeWorld:
     writer: FakeCalendarWriter
     busy: FakeBusy
     schedules: FakeSchedules
+    meetings: FakeMeetings
 
 
 def fake_world() -> FakeWorld:
@@ -62,7 +64,7 @@ def fake_world() -> FakeWorld:
     mailboxes, statuses, leases = FakeMailboxes(), FakeItemStatuses(), FakeLeases()
     index, dead_letters, webhook = FakeSubscriptionIndex(), FakeDeadLetters(), FakeHostWebhook()
     appointments, writer = FakeAppointments(), FakeCalendarWriter(mailboxes)
-    busy = FakeBusy()
+    busy, meetings = FakeBusy(), FakeMeetings()
     schedules = FakeSchedules(mailboxes)
     services = Services(
         tenants=tenants,
@@ -93,6 +95,7 @@ def fake_world() -> FakeWorld:
         delivery_requests=DeliveryRequests(jobs),
         busy=busy,
         schedules=schedules,
+        meetings=meetings,
     )
     return FakeWorld(
         tenants,
@@ -114,6 +117,7 @@ def fake_world() -> FakeWorld:
         writer,
         busy,
         schedules,
+        meetings,
     )
 
 

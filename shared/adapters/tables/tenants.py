@@ -59,6 +59,7 @@ def settings_from_json(raw: str | None) -> TenantSettings:
         conflict_policy=ConflictPolicy(data.get("conflict_policy", ConflictPolicy.HOST_WINS)),
         tentative_blocks=bool(data.get("tentative_blocks", True)),
         working_elsewhere_blocks=bool(data.get("working_elsewhere_blocks", False)),
+        teams_organizer=data.get("teams_organizer") or None,
     )
 
 
