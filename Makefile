@@ -76,6 +76,14 @@ bench-sync: $(VENV)/.installed node_modules/.installed  # e.g. make bench-sync B
 bench-mail: $(VENV)/.installed node_modules/.installed  # e.g. make bench-mail BENCH_ARGS="--burst 1000"
 	$(PY) -m benchmarks.mail_bench $(BENCH_ARGS)
 
+.PHONY: bench-availability
+bench-availability: $(VENV)/.installed node_modules/.installed  # e.g. make bench-availability BENCH_ARGS="--staff 20"
+	$(PY) -m benchmarks.availability_bench $(BENCH_ARGS)
+
+.PHONY: bench-teams
+bench-teams: $(VENV)/.installed node_modules/.installed  # e.g. make bench-teams BENCH_ARGS="--samples 20"
+	$(PY) -m benchmarks.teams_bench $(BENCH_ARGS)
+
 .PHONY: bench-appointments
 bench-appointments: $(VENV)/.installed node_modules/.installed  # e.g. make bench-appointments BENCH_ARGS="--burst 1000"
 	$(PY) -m benchmarks.appointment_bench $(BENCH_ARGS)

@@ -4,6 +4,7 @@ import azure.functions as func
 
 from functions import (
     appointments,
+    availability,
     consent,
     console,
     graph_webhook,
@@ -23,6 +24,7 @@ for blueprint in (
     tenants_api.bp,
     appointments.bp,
     mail.bp,
+    availability.bp,
     console.bp,
     graph_webhook.bp,
     queues.bp,

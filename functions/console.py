@@ -62,7 +62,7 @@ async def console_page(req: func.HttpRequest) -> func.HttpResponse:
     except ConsoleAccessDenied as denied:
         return _html(refusal_page(denied), denied.status, "default-src 'none'; style-src 'unsafe-inline'")
     page = console_template()
-    return _html(page.render(grant.tenant_id), 200, page.policy)
+    return _html(page.render(grant.tenant_id, container().services.config.client_id), 200, page.policy)
 
 
 def console_api(handler: Handler) -> Endpoint:
@@ -200,8 +200,11 @@ class ConsoleTemplate:
     html: str
     policy: str  # the Content-Security-Policy: only this page's own inline script and style run
 
-    def render(self, tenant_id: str) -> str:
-        return self.html.replace("__TENANT_ID__", html.escape(tenant_id, quote=True))
+    def render(self, tenant_id: str, app_id: str) -> str:
+        """The page for one tenant; `app_id` is the connector's app, which the Teams policy grant names."""
+        return self.html.replace("__TENANT_ID__", html.escape(tenant_id, quote=True)).replace(
+            "__APP_ID__", html.escape(app_id, quote=True)
+        )
 
 
 def _csp_hash(text: str) -> str:

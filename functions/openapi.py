@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Final, Literal
 
+from shared.domain.teams import TeamsStatus
 from shared.domain.users import MatchStatus, SyncState
 from shared.service import limits
 from shared.service.notifications import MAX_VALIDATION_TOKEN
@@ -46,6 +47,7 @@ PATH_PARAMETERS: Final[dict[str, Json]] = {
 _USER_QUERY: Final[tuple[tuple[str, str, Json], ...]] = (
     ("state", "The users' sync state.", {"enum": [s.value for s in SyncState]}),
     ("match", "The users' match status.", {"enum": [m.value for m in MatchStatus]}),
+    ("teams", "The users' Teams status.", {"enum": [t.value for t in TeamsStatus]}),
     ("q", "Search in staff id, name, email and UPN.", {"type": "string"}),
     (
         "sort",
@@ -405,6 +407,61 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         tags=("mail",),
     ),
     Operation(
+        "GET",
+        "v1/tenants/{tid}/staff/{staff_id}/busy",
+        "getStaffBusy",
+        "A staff member's busy times over [start, end): start, end (UTC; all-day events as dates) and "
+        "show_as, never a subject or any other detail. Answered from the synced state when the staff "
+        "member is synced and the span lies in the synced window, else through Graph's getSchedule "
+        "(`source`, `as_of`); the host's own appointments count from the moment their PUT was accepted.",
+        "function",
+        {
+            200: ("The busy times.", ref("StaffBusy")),
+            400: ("Bad start or end (more than 62 days apart: getSchedule's longest window).", ERROR),
+            404: ("Unknown tenant or staff member.", ERROR),
+            409: ("The tenant is not connected, or the staff member is disabled or not matched.", ERROR),
+            503: ("Graph's getSchedule did not answer for a staff member who is not synced; retry.", ERROR),
+        },
+        query=(
+            (
+                "start",
+                "ISO 8601 date-time (without an offset: UTC). Required.",
+                {"type": "string", "format": "date-time"},
+            ),
+            (
+                "end",
+                "ISO 8601 date-time after start, at most 62 days later. Required.",
+                {"type": "string", "format": "date-time"},
+            ),
+        ),
+        tags=("availability",),
+    ),
+    Operation(
+        "POST",
+        "v1/tenants/{tid}/availability",
+        "findAvailability",
+        "Bookable slots (or, with format periods, the merged free periods) at which every participant "
+        "group has enough staff free, buffers included, within the periods (and working hours when "
+        "asked). Each staff member is answered from the synced state or through Graph's getSchedule "
+        "(`staff[].source`, `as_of`); the host's own appointments count from the moment their PUT was "
+        "accepted. An unknown, disabled or unmatched staff member, or one Graph could not answer for, is "
+        "an `error` in `staff` and is never counted free; in a one-person question an unknown staff "
+        "member is a 404 naming staff_id.",
+        "function",
+        {
+            200: (
+                "The slots or periods, earliest first, and each staff member's source.",
+                ref("Availability"),
+            ),
+            400: ("Bad question; the body names the member and the reason.", ERROR),
+            404: ("Unknown tenant, or the one staff member of a one-person question.", ERROR),
+            409: ("The tenant is not connected.", ERROR),
+            413: ("Body too large.", ERROR),
+        },
+        request=ref("AvailabilityQuestion"),
+        tags=("availability",),
+    ),
+    Operation(
         "POST",
         "v1/tenants/{tid}/resync",
         "resyncTenant",
@@ -667,11 +724,12 @@ def model_schemas() -> Json:
     here, when the document is first asked for."""
     from functions.responses import RESPONSE_MODELS
     from shared.service.appointment_bodies import AppointmentInput
+    from shared.service.availability_bodies import AvailabilityQuestion
     from shared.service.bodies import REQUEST_MODELS
     from shared.service.change_types import CHANGE_MODELS
     from shared.service.mail_bodies import MailInput
 
-    requests = _generated((*REQUEST_MODELS, AppointmentInput, MailInput))
+    requests = _generated((*REQUEST_MODELS, AppointmentInput, AvailabilityQuestion, MailInput))
     return {
         **_generated(CHANGE_MODELS),
         **_generated(RESPONSE_MODELS),

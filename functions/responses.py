@@ -15,9 +15,10 @@ from pydantic.json_schema import SkipJsonSchema
 
 from shared.domain.appointments import AppointmentState
 from shared.domain.mail import MailState
+from shared.domain.teams import TeamsStatus
 from shared.domain.tenants import AuthMode, TenantState
 from shared.domain.users import MatchedBy, MatchStatus, SyncState
-from shared.service.change_types import Change, CopyStatus
+from shared.service.change_types import Change, CopyStatus, TeamsMeetingJson
 
 Time = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 # A component of the document by name (`functions/openapi.py` makes it a $ref; pydantic's own refs are
@@ -117,6 +118,11 @@ class User(Answer):
     last_sync_at: Time | None
     last_error: str | None
     subscription_expires_at: Time | None
+    teams: TeamsStatus | None = Field(
+        description="Whether the connector can give this user's video appointments a Teams meeting "
+        "(null: not looked up yet)."
+    )
+    teams_reason: str | None = Field(description="unmatched or forbidden: why, in words an admin can act on.")
     updated_at: Time | None
 
 
@@ -146,6 +152,9 @@ class Appointment(Answer):
     updated_at: Time
     state: AppointmentState
     appointment: AppointmentJson
+    meeting: TeamsMeetingJson | None = Field(
+        description="A video appointment's one Teams meeting: every copy carries its join details."
+    )
     staff: list[CopyStatus]
 
 
@@ -228,6 +237,76 @@ class ConsoleLink(Answer):
     expires_at: Time
 
 
+DateOrTime = Annotated[
+    str,
+    Field(
+        description="A UTC date-time (with Z), or a date (YYYY-MM-DD) for an all-day event.",
+        json_schema_extra={"anyOf": [{"format": "date-time"}, {"format": "date"}]},
+    ),
+]
+ShowAs = Literal["free", "tentative", "busy", "oof", "workingElsewhere", "unknown"]
+Source = Literal["synced", "graph"]
+
+
+class BusyTime(Answer):
+    """A time the staff member's calendar (or one of the host's appointments) holds; never its details."""
+
+    start: DateOrTime
+    end: DateOrTime = Field(description="Exclusive; for an all-day event the day after its last.")
+    show_as: ShowAs
+    all_day: bool
+
+
+class StaffSource(Answer):
+    """Where a staff member's busy times came from, and how fresh they are."""
+
+    staff_id: str
+    source: Source | None = Field(
+        description="synced: the connector's synced state; graph: Graph's getSchedule (the staff member "
+        "is not synced yet, or the span is outside the synced window); null: not read (see error)."
+    )
+    as_of: Time | None = Field(
+        description="synced: when a sync run last brought the state up to date; graph: when Graph answered."
+    )
+    error: str | None = Field(
+        description="Why the staff member could not be read (unknown, not matched, disabled, Graph's "
+        "error); such a staff member is never counted as free."
+    )
+
+
+class StaffBusy(Answer):
+    staff_id: str
+    source: Source
+    as_of: Time
+    busy: list[BusyTime] = Field(description="Overlapping [start, end), by start; free events included.")
+
+
+class SlotGroup(Answer):
+    staff_ids: list[str] = Field(
+        description="The group's staff free for the slot, as listed or least booked first (ranking)."
+    )
+
+
+class Slot(Answer):
+    start: Time
+    end: Time
+    participants: list[SlotGroup] = Field(description="Per participant group, in the question's order.")
+
+
+class FreePeriod(Answer):
+    start: Time
+    end: Time
+
+
+class Availability(Answer):
+    """The slots (format slots) or the free periods (format periods), earliest first, and per staff member
+    its source."""
+
+    slots: list[Slot] | None = None
+    periods: list[FreePeriod] | None = None
+    staff: list[StaffSource]
+
+
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     TenantList,
     UserPage,
@@ -242,4 +321,6 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     QueuedUsers,
     QueuedDeliveries,
     ConsoleLink,
+    StaffBusy,
+    Availability,
 )

@@ -14,6 +14,7 @@ from functions.http import (
 )
 from functions.views import dead_letter_json, tenant_json, user_json, user_page_json
 from shared.bootstrap import container
+from shared.domain.teams import TeamsStatus
 from shared.domain.users import MatchStatus, SyncState
 from shared.service import deliveries, sync, tenant_consent, tenant_disconnect, tenants, users
 from shared.service.commands import (
@@ -200,6 +201,7 @@ def user_query(req: func.HttpRequest) -> UserQuery:
     return UserQuery(
         match=_choice(req, "match", {m.value for m in MatchStatus}),
         state=_choice(req, "state", {s.value for s in SyncState}),
+        teams=_choice(req, "teams", {t.value for t in TeamsStatus}),
         search=req.params.get("q") or None,
         sort=sort.lstrip("-"),
         descending=descending,

@@ -5,7 +5,7 @@ imported at the cold start)."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.domain.appointments import AppointmentRecord, CopyRole, CopyState
@@ -15,6 +15,8 @@ from shared.domain.tenants import Tenant, TenantSettings
 from shared.domain.users import UserRecord
 from shared.service.appointment_commands import appointment_document
 from shared.service.appointment_writes import copies_json
+from shared.service.availability import Answer as AvailabilityAnswer
+from shared.service.availability import BusyEntry, StaffBusy
 from shared.service.change_json import change_json, iso  # one shape for the pull feed and the webhook
 from shared.service.records import DeadLetter, UserPage
 
@@ -85,6 +87,8 @@ def _user(user: UserRecord) -> responses.User:
         last_sync_at=iso(user.last_sync_at),
         last_error=user.last_error,
         subscription_expires_at=iso(user.subscription_expires_at),
+        teams=user.teams,
+        teams_reason=user.teams_reason,
         updated_at=iso(user.updated_at),
     )
 
@@ -112,7 +116,7 @@ def dead_letter_json(letter: DeadLetter) -> dict[str, Any]:
 def appointment_json(record: AppointmentRecord) -> dict[str, Any]:
     """The API's appointment: the host's last version, and per staff member what Outlook holds."""
     from functions import responses
-    from shared.service.change_types import CopyStatus
+    from shared.service.change_types import CopyStatus, TeamsMeetingJson
 
     document = appointment_document(record.appointment) if record.appointment else None
     copies = copies_json(record)
@@ -122,6 +126,7 @@ def appointment_json(record: AppointmentRecord) -> dict[str, Any]:
         updated_at=iso(record.updated_at),
         state=record.state,
         appointment=document,
+        meeting=TeamsMeetingJson.model_construct(**copies["meeting"]) if copies["meeting"] else None,
         staff=[
             CopyStatus.model_construct(
                 **{**copy, "role": CopyRole(copy["role"]), "state": CopyState(copy["state"])}
@@ -148,3 +153,55 @@ def mail_json(record: MailRecord) -> dict[str, Any]:
         internet_message_id=record.internet_message_id,
         error=record.error,
     ).as_json()
+
+
+def _when(value: datetime | date) -> str:
+    return iso(value) or "" if isinstance(value, datetime) else value.isoformat()
+
+
+def _busy_time(entry: BusyEntry) -> responses.BusyTime:
+    from functions import responses
+
+    return responses.BusyTime.of(
+        start=_when(entry.start), end=_when(entry.end), show_as=entry.show_as.value, all_day=entry.all_day
+    )
+
+
+def staff_busy_json(found: StaffBusy) -> dict[str, Any]:
+    """A staff member's busy times: when and how busy, never what."""
+    from functions import responses
+
+    assert found.source is not None and found.as_of is not None
+    return responses.StaffBusy.of(
+        staff_id=found.staff_id,
+        source=found.source.value,
+        as_of=iso(found.as_of),
+        busy=[_busy_time(entry) for entry in found.busy],
+    ).as_json()
+
+
+def availability_json(answer: AvailabilityAnswer) -> dict[str, Any]:
+    """Slots (or free periods) and each staff member's source."""
+    from functions import responses
+
+    staff = [
+        responses.StaffSource.of(
+            staff_id=member.staff_id,
+            source=member.source.value if member.source is not None else None,
+            as_of=iso(member.as_of),
+            error=member.error,
+        )
+        for member in answer.staff
+    ]
+    if answer.periods is not None:
+        periods = [responses.FreePeriod.of(start=iso(p.start), end=iso(p.end)) for p in answer.periods]
+        return responses.Availability.of(periods=periods, staff=staff).as_json()
+    slots = [
+        responses.Slot.of(
+            start=iso(slot.start),
+            end=iso(slot.end),
+            participants=[responses.SlotGroup.of(staff_ids=list(free)) for free in slot.free],
+        )
+        for slot in answer.slots or ()
+    ]
+    return responses.Availability.of(slots=slots, staff=staff).as_json()

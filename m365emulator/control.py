@@ -231,6 +231,15 @@ class ControlClient:
         body = {"client_id": client_id, "user_ids": user_ids or [], "global": global_}
         return await self.call("POST", f"/tenants/{tenant_id}/access-policies", body)
 
+    async def access_policies(self, tenant_id: str) -> list[dict[str, Any]]:
+        answer = await self.call("GET", f"/tenants/{tenant_id}/access-policies")
+        return list(answer["value"])
+
+    async def meetings(self, tenant_id: str) -> list[dict[str, Any]]:
+        """The tenant's standalone Teams meetings (organiser object id, externalId, join URL, times)."""
+        answer = await self.call("GET", f"/tenants/{tenant_id}/meetings")
+        return list(answer["value"])
+
     async def delete_access_policy(self, tenant_id: str, policy_id: str) -> dict[str, Any]:
         return await self.call("DELETE", f"/tenants/{tenant_id}/access-policies/{policy_id}")
 

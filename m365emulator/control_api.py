@@ -406,6 +406,32 @@ async def create_policy(request: web.Request) -> web.Response:
     return ok(policy.to_json(), 201)
 
 
+async def list_policies(request: web.Request) -> web.Response:
+    emu = emulator_of(request)
+    tenant = tenant_of(emu, request)
+    return ok({"value": [p.to_json() for p in emu.directory.policies.values() if p.tenant_id == tenant.id]})
+
+
+async def list_meetings(request: web.Request) -> web.Response:
+    """The tenant's standalone Teams meetings, as a test sees them: organiser, externalId, times."""
+    emu = emulator_of(request)
+    tenant = tenant_of(emu, request)
+    value = [
+        {
+            "id": meeting["id"],
+            "organizer": owner,
+            "externalId": meeting.get("externalId"),
+            "joinWebUrl": meeting["joinWebUrl"],
+            "subject": meeting.get("subject"),
+            "startDateTime": meeting["startDateTime"],
+            "endDateTime": meeting["endDateTime"],
+        }
+        for (owner, _), meeting in emu.meetings.items()
+        if meeting["participants"]["organizer"]["identity"]["user"]["tenantId"] == tenant.id
+    ]
+    return ok({"value": value})
+
+
 async def delete_policy(request: web.Request) -> web.Response:
     emu = emulator_of(request)
     if emu.directory.policies.pop(request.match_info["pid"], None) is None:
@@ -614,8 +640,10 @@ def add_routes(app: web.Application) -> None:
         ("DELETE", "/tenants/{tid}/users/{user}/working-hours", set_working_hours),
         ("POST", "/tenants/{tid}/users/{user}/events", seed_events),
         ("POST", "/tenants/{tid}/users/{user}/tasks", seed_tasks),
+        ("GET", "/tenants/{tid}/access-policies", list_policies),
         ("POST", "/tenants/{tid}/access-policies", create_policy),
         ("DELETE", "/tenants/{tid}/access-policies/{pid}", delete_policy),
+        ("GET", "/tenants/{tid}/meetings", list_meetings),
         ("POST", "/apps", create_app),
         ("GET", "/apps/{cid}", get_app),
         ("PATCH", "/apps/{cid}", patch_app),

@@ -1,14 +1,18 @@
-"""Standalone Teams meetings (contract §7): `POST /users/{id}/onlineMeetings` and `createOrGet`,
-403 unless the tenant has an application access policy covering the app and the user."""
+"""Standalone Teams meetings (contract §7): `POST /users/{id}/onlineMeetings` and `createOrGet`
+(idempotent on externalId per app and organiser), `GET` one or the list filtered by `JoinWebUrl`, `PATCH`
+(times, subject) and `DELETE`; every call 403 "No application access policy found for this app." unless
+the tenant has an application access policy covering the app and the user (per user, or global; the
+control API grants and revokes them)."""
 
 from __future__ import annotations
 
 import base64
 import random
+import re
 import uuid
 from datetime import timedelta
-from typing import Any
-from urllib.parse import quote
+from typing import Any, Final
+from urllib.parse import quote, unquote
 
 from aiohttp import web
 
@@ -71,6 +75,7 @@ def _meeting(request: web.Request, user: User, body: dict[str, Any]) -> dict[str
     context = quote(f'{{"Tid":"{user.tenant_id}","Oid":"{user.id}"}}', safe="")
     join = f"https://teams.microsoft.com/l/meetup-join/{quote(thread, safe='')}/0?context={context}"
     meeting_id = base64.urlsafe_b64encode(f"1*{user.id}*0**{thread}".encode()).decode().rstrip("=")
+    join_id = str(random.randint(10**11, 10**12 - 1))  # noqa: S311 - not security
     return {
         "@odata.context": f"{emu.graph_url}/$metadata#users('{user.id}')/onlineMeetings/$entity",
         "@odata.type": "#microsoft.graph.onlineMeeting",
@@ -97,8 +102,15 @@ def _meeting(request: web.Request, user: User, body: dict[str, Any]) -> dict[str
         },
         "joinMeetingIdSettings": {
             "isPasscodeRequired": False,
-            "joinMeetingId": str(random.randint(10**11, 10**12 - 1)),  # noqa: S311 - not security
+            "joinMeetingId": join_id,
             "passcode": None,
+        },
+        # The organiser's dial-in (an Audio Conferencing licence: every emulated user has one).
+        "audioConferencing": {
+            "conferenceId": str(random.randint(10**8, 10**9 - 1)),  # noqa: S311 - not security
+            "tollNumber": "+1 425 555 0123",
+            "tollFreeNumber": None,
+            "dialinUrl": "https://dialin.teams.microsoft.com/local",
         },
     }
 
@@ -138,12 +150,59 @@ async def get_meeting(request: web.Request) -> web.Response:
     return respond(meeting)
 
 
+async def list_meetings(request: web.Request) -> web.Response:
+    """Only `$filter=JoinWebUrl eq '…'` (the documented way to find a meeting by its join URL): the
+    matching meeting, or an empty collection."""
+    emu = emulator_of(request)
+    user = _user(request)
+    condition = request.query.get("$filter", "")
+    match = _JOIN_FILTER.fullmatch(condition.strip())
+    if match is None:
+        raise GraphError(400, "BadRequest", "Filter by JoinWebUrl is required to list online meetings.")
+    wanted = match.group(1).replace("''", "'")
+    found = [
+        m
+        for (owner, _), m in emu.meetings.items()
+        if owner == user.id and unquote(m["joinWebUrl"]) == unquote(wanted)
+    ]
+    return respond(
+        {"@odata.context": f"{emu.graph_url}/$metadata#users('{user.id}')/onlineMeetings", "value": found}
+    )
+
+
+async def update_meeting(request: web.Request) -> web.Response:
+    """PATCH: the times and subject change; the join URL, chat and dial-in stay."""
+    emu = emulator_of(request)
+    user = _user(request)
+    meeting = emu.meetings.get((user.id, request.match_info["meeting_id"]))
+    if meeting is None:
+        raise GraphError(404, "NotFound", "The online meeting was not found.")
+    body = await json_body(request)
+    merged = {
+        "startDateTime": param(body, "startDateTime") or meeting["startDateTime"],
+        "endDateTime": param(body, "endDateTime") or meeting["endDateTime"],
+    }
+    _check_times(merged)
+    meeting["startDateTime"] = graph_datetime(parse_datetime(merged["startDateTime"]))
+    meeting["endDateTime"] = graph_datetime(parse_datetime(merged["endDateTime"]))
+    if param(body, "subject") is not None:
+        meeting["subject"] = param(body, "subject")
+    return respond(meeting)
+
+
 async def delete_meeting(request: web.Request) -> web.Response:
     emu = emulator_of(request)
     user = _user(request)
-    if emu.meetings.pop((user.id, request.match_info["meeting_id"]), None) is None:
+    meeting = emu.meetings.pop((user.id, request.match_info["meeting_id"]), None)
+    if meeting is None:
         raise GraphError(404, "NotFound", "The online meeting was not found.")
+    for key, held in list(emu.meetings_by_external.items()):
+        if held is meeting:  # a createOrGet with its externalId makes a new meeting now
+            del emu.meetings_by_external[key]
     return web.Response(status=204)
+
+
+_JOIN_FILTER: Final = re.compile(r"(?i)JoinWebUrl\s+eq\s+'((?:[^']|'')*)'")
 
 
 def add_routes(app: web.Application) -> None:
@@ -151,5 +210,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(base, create_meeting)
     app.router.add_post(base + "/createOrGet", create_or_get)
     app.router.add_post(base + "/microsoft.graph.createOrGet", create_or_get)
+    app.router.add_get(base, list_meetings)
     app.router.add_get(base + "/{meeting_id}", get_meeting)
+    app.router.add_patch(base + "/{meeting_id}", update_meeting)
     app.router.add_delete(base + "/{meeting_id}", delete_meeting)

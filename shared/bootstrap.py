@@ -108,6 +108,8 @@ class Container:
         from shared.adapters.graph.calendar import GraphCalendar, GraphSubscriptions
         from shared.adapters.graph.directory import GraphCustomerApps, GraphDirectory
         from shared.adapters.graph.mail import GraphMail
+        from shared.adapters.graph.meetings import GraphMeetings
+        from shared.adapters.graph.schedules import GraphSchedules
         from shared.adapters.graph.writes import GraphCalendarWriter
         from shared.adapters.queues import StorageJobQueue
         from shared.adapters.tables.appointments import TableAppointments
@@ -172,6 +174,8 @@ class Container:
             mail=TableMail(self.storage),
             mail_content=BlobMailContent(self.storage),
             mail_gateway=GraphMail(self.graph, key_for),
+            schedules=GraphSchedules(self.graph, key_for),
+            meetings=GraphMeetings(self.graph, key_for),
         )
 
     async def close(self) -> None:

@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import Final, Protocol
 
 from shared.domain import recurrence as rules
+from shared.domain.teams import TEAMS_LOCATION, TeamsMeeting, join_text
 from shared.domain.tenants import MultiStaffMode
 
 MAX_SENT: Final = 8  # unanswered drafts a copy remembers
@@ -167,6 +168,7 @@ class AppointmentRecord:
     copies: Mapping[str, StaffCopy]
     updated_at: datetime
     reported_revision: int = 0  # the last revision whose outcome went on the feed
+    meeting: TeamsMeeting | None = None  # a video appointment's one Teams meeting, once made
     etag: str | None = None
 
     @property
@@ -199,6 +201,7 @@ class StaffTarget:
     address: str | None = None  # the mailbox's address (meeting invitations)
     display_name: str = ""
     problem: str | None = None  # unmatched, forbidden, no mailbox, unknown: a reason a person can act on
+    teams_problem: str | None = None  # why Teams refuses the app for them (a video copy carries it)
 
 
 class StepKind(StrEnum):
@@ -246,15 +249,17 @@ def plan_writes(
     mode: MultiStaffMode,
     *,
     recheck: Sequence[str] = (),
+    refresh: Sequence[str] = (),
 ) -> WritePlan:
     """The steps that bring every staff calendar to `record.revision`. `recheck`: staff whose copy Outlook
-    may have changed (a delta read saw it): they are looked at even if they hold the revision."""
+    may have changed (a delta read saw it): they are looked at even if they hold the revision. `refresh`:
+    staff whose copy holds the revision but must be written again (the meeting's join details changed)."""
     result = WritePlan()
     roles = desired_roles(record.appointment, mode)
     result.deletes = _removals(record, roles, targets)
     for staff_id, role in roles.items():
         target = targets.get(staff_id) or StaffTarget(staff_id, problem="no such staff member")
-        step = _step(record, staff_id, role, target, staff_id in recheck)
+        step = _step(record, staff_id, role, target, staff_id in recheck, refresh=staff_id in refresh)
         if step is not None:
             (result.links if step.kind is StepKind.LINK else result.writes).append(step)
     organiser_failed = any(
@@ -286,7 +291,13 @@ def _removals(
 
 
 def _step(
-    record: AppointmentRecord, staff_id: str, role: CopyRole, target: StaffTarget, recheck: bool
+    record: AppointmentRecord,
+    staff_id: str,
+    role: CopyRole,
+    target: StaffTarget,
+    recheck: bool,
+    *,
+    refresh: bool = False,
 ) -> WriteStep | None:
     current = record.copies.get(staff_id)
     if current is None or current.role is not role or _moved(current, target) or current.deleting:
@@ -295,6 +306,7 @@ def _step(
     if target.problem is not None:
         return WriteStep(StepKind.FAIL, current, target, target.problem)
     stale = current.revision < record.revision or current.state in (CopyState.PENDING, CopyState.ERROR)
+    stale = stale or refresh
     if role is CopyRole.ATTENDEE:
         if current.event_id is None or stale or recheck:
             return WriteStep(StepKind.LINK, current, target)
@@ -340,21 +352,35 @@ class EventDraft:
     attendees: tuple[Invitee, ...] = ()
 
 
-def draft_for(appointment: Appointment, role: CopyRole, invitees: Sequence[Invitee] = ()) -> EventDraft:
-    """The event for one calendar: a copy carries the customers in its body; a meeting invites them."""
+def draft_for(
+    appointment: Appointment,
+    role: CopyRole,
+    invitees: Sequence[Invitee] = (),
+    *,
+    online_meeting: bool | None = None,
+    meeting: TeamsMeeting | None = None,
+) -> EventDraft:
+    """The event for one calendar: a copy carries the customers in its body; a meeting invites them.
+
+    `online_meeting`: this event is to be the Teams meeting (default: whether the appointment is a video
+    one); `meeting`: the appointment's Teams meeting made elsewhere, whose join details the body carries."""
     body, body_type = appointment.body, appointment.body_type
+    location = appointment.location
     attendees: tuple[Invitee, ...] = ()
     if role is CopyRole.ORGANIZER:
         customers = [Invitee(c.name, c.email) for c in appointment.customers if c.email]
         attendees = tuple({i.address.lower(): i for i in [*invitees, *customers]}.values())
     elif appointment.customers:
         body = _with_customers(body, body_type, appointment.customers)
+    if meeting is not None:
+        body = body + join_text(meeting, body_type)
+        location = location or TEAMS_LOCATION
     return EventDraft(
         appointment_id=appointment.appointment_id,
         subject=appointment.subject,
         body=body,
         body_type=body_type,
-        location=appointment.location,
+        location=location,
         start=appointment.start,
         end=appointment.end,
         time_zone=appointment.time_zone,
@@ -362,7 +388,7 @@ def draft_for(appointment: Appointment, role: CopyRole, invitees: Sequence[Invit
         show_as=appointment.show_as,
         sensitivity=appointment.sensitivity,
         categories=appointment.categories,
-        online_meeting=appointment.video,
+        online_meeting=appointment.video if online_meeting is None else online_meeting,
         recurrence=appointment.recurrence,
         attendees=attendees,
     )

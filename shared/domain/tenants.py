@@ -52,8 +52,14 @@ class ImportFilterMode(StrEnum):
 
 
 class TeamsMethod(StrEnum):
-    EVENT = "event"  # isOnlineMeeting on the calendar event (Calendars.ReadWrite suffices)
-    ONLINE_MEETINGS = "online_meetings"  # the standalone API (needs an application access policy)
+    EVENT = "event"  # isOnlineMeeting on the first staff member's event (Calendars.ReadWrite suffices)
+    ACCESS_POLICY = "access_policy"  # onlineMeetings/createOrGet as the first staff member (needs a policy)
+    SERVICE_ACCOUNT = "service_account"  # onlineMeetings/createOrGet as the tenant's `teams_organizer`
+
+    @classmethod
+    def _missing_(cls, value: object) -> TeamsMethod | None:
+        """The earlier name of the standalone method, as stored rows may still hold it."""
+        return cls.ACCESS_POLICY if value == "online_meetings" else None
 
 
 class MultiStaffMode(StrEnum):
@@ -99,6 +105,9 @@ class TenantSettings:
     user_scope: UserScope = UserScope.STAFF
     conflict_policy: ConflictPolicy = ConflictPolicy.HOST_WINS
     mail_deadline_hours: int = 24  # a message not sent within this fails with the reason
+    tentative_blocks: bool = True  # availability: a tentative event makes its staff member unavailable
+    working_elsewhere_blocks: bool = False  # availability: so does "working elsewhere"
+    teams_organizer: str | None = None  # service_account: the UPN or mailbox that organises every meeting
 
     def window(self, now: datetime) -> tuple[datetime, datetime]:
         """The sync window around `now`, on whole UTC days so that it moves only once a day."""

@@ -7,6 +7,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
+from shared.domain.teams import TeamsAccess, TeamsStatus
+
 
 class MatchStatus(StrEnum):
     MATCHED = "matched"
@@ -92,6 +94,7 @@ class Match:
     user: DirectoryUser | None = None
     matched_by: MatchedBy | None = None
     reason: str | None = None
+    teams: TeamsAccess | None = None  # the Teams status found with it (None: not looked up)
 
 
 def match_staff(staff: StaffMember, directory: Iterable[DirectoryUser]) -> Match:
@@ -156,6 +159,8 @@ class UserRecord:
     subscription_id: str | None = None
     subscription_expires_at: datetime | None = None
     delta_link: str | None = None  # where the next delta read of the calendar window starts
+    teams: TeamsStatus | None = None  # None: not looked up yet
+    teams_reason: str | None = None  # unmatched or forbidden: why
     etag: str | None = None
 
     @property
@@ -177,6 +182,8 @@ class UserRecord:
             matched_by=match.matched_by,
             match_reason=match.reason,
             sync_state=sync_state,
+            teams=match.teams.status if match.teams is not None else self.teams,
+            teams_reason=match.teams.reason if match.teams is not None else self.teams_reason,
             updated_at=now,
         )
 

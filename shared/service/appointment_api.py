@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Final, Protocol
 
 from shared.domain.appointments import Appointment, AppointmentRecord, AppointmentState
-from shared.domain.tenants import Tenant
+from shared.domain.tenants import TeamsMethod, Tenant
 from shared.service import jobs
 from shared.service.context import UsesAppointments, UsesBusy, UsesClock, UsesJobs, UsesUsers
 from shared.service.errors import (
@@ -56,6 +56,7 @@ async def put_appointment(
 ) -> AppointmentRecord:
     """Store the host's version and queue its writes. A replay of the current version changes nothing."""
     tenant = await _connected(services, tenant_id)
+    _check_video(tenant, appointment)
     await _known_staff(services.users, tenant.tenant_id, appointment.staff_ids)
 
     def revised(record: AppointmentRecord | None) -> AppointmentRecord | None:
@@ -126,6 +127,21 @@ async def get_appointment(
     if record is None:
         raise NotFound("appointment", appointment_id, "appointment_id")
     return record
+
+
+def _check_video(tenant: Tenant, appointment: Appointment) -> None:
+    """A video appointment needs a way to make its meeting: service_account needs its organiser."""
+    settings = tenant.settings
+    if (
+        appointment.video
+        and settings.teams_method is TeamsMethod.SERVICE_ACCOUNT
+        and not settings.teams_organizer
+    ):
+        raise Conflict(
+            "video",
+            "the tenant's Teams method is service_account and no teams_organizer is set; set one in the "
+            "settings or choose another teams_method",
+        )
 
 
 async def _connected(services: TenantPorts, tenant_id: str) -> Tenant:

@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     StrictBool,
     StrictStr,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -120,6 +121,42 @@ Address = Annotated[StrictStr, Field(max_length=MAX_ADDRESS, json_schema_extra={
 Location = Annotated[StrictStr, Field(max_length=MAX_LOCATION)]
 Text = Annotated[StrictStr, Field(max_length=MAX_BODY)]
 OverrideSubject = Annotated[StrictStr, Field(max_length=MAX_SUBJECT)]
+VIDEO_PROVIDERS = ("teams",)
+
+
+def _video(value: Any) -> Any:
+    """`true`, `false` or `{"provider": "teams"}` (the one provider): a video appointment gets one Teams
+    meeting."""
+    if isinstance(value, bool):
+        return value
+    if not isinstance(value, dict):
+        raise refuse('must be true, false or an object like {"provider": "teams"}')
+    unknown = sorted(set(value) - {"provider"})
+    if unknown:
+        raise refuse("is not a member of video", unknown[0])
+    provider = value.get("provider", "teams")
+    if provider not in VIDEO_PROVIDERS:
+        raise refuse(f"must be one of {', '.join(VIDEO_PROVIDERS)}", "provider")
+    return True
+
+
+Video = Annotated[
+    StrictBool,
+    BeforeValidator(_video),
+    WithJsonSchema(
+        {
+            "description": "A video appointment: one Teams meeting, its join details in every copy.",
+            "oneOf": [
+                {"type": "boolean"},
+                {
+                    "type": "object",
+                    "properties": {"provider": {"type": "string", "enum": list(VIDEO_PROVIDERS)}},
+                    "additionalProperties": False,
+                },
+            ],
+        }
+    ),
+]
 When = Annotated[str, _checked(_is_text, "must be an ISO 8601 string")]
 Occurrence = Annotated[str, _checked(_is_text, OCCURRENCE)]
 StaffId = Annotated[
@@ -253,7 +290,7 @@ class AppointmentInput(AppointmentPart):
             f"must have at most {MAX_APPOINTMENT_CATEGORIES} categories",
         ),
     ] = []
-    video: StrictBool = False
+    video: Video = False
 
     @field_validator("time_zone")
     @classmethod

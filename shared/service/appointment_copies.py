@@ -12,12 +12,13 @@ never reaches the host as an Outlook change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Final, Protocol
 
 from shared.domain.appointments import AppointmentRecord, CopyState, EventDraft, StaffCopy, StaffTarget
 from shared.domain.planner import ItemStatus
+from shared.domain.teams import TeamsMeeting
 from shared.domain.tenants import Tenant
 from shared.service.context import (
     UsesAppointments,
@@ -60,6 +61,11 @@ class WritePass:
     removed: set[str]
     changes: list[Change]
     throttled: RateLimited | None = None
+    meeting: TeamsMeeting | None = None  # the appointment's Teams meeting as this pass leaves it
+    teams_errors: dict[str, str] = field(default_factory=dict)  # staff -> why Teams refused them
+    meeting_problem: str | None = None  # why a video appointment has no meeting (every copy says so)
+    answers: dict[str, WrittenEvent] = field(default_factory=dict)  # staff -> Graph's answer to the write
+    holder: str | None = None  # the `event` method: whose event is the meeting
 
 
 async def delete_copy(run: WritePass, copy: StaffCopy) -> None:
@@ -128,6 +134,7 @@ async def finish_write(
         for exception in changed:
             await remember_written(run, copy, exception, master=False)
     await remember_written(run, copy, written, master=recurrence is not None)
+    run.answers[copy.staff_id] = written
     synced = synced_copy(run, copy, target, written, written.join_url)
     return replace(synced, exceptions=exceptions, exception_keys=exception_keys)
 

@@ -32,9 +32,11 @@ from shared.domain.appointments import (
     draft_for,
     plan_writes,
 )
+from shared.domain.teams import TeamsMeeting, TeamsStatus
 from shared.domain.tenants import Tenant
 from shared.domain.users import MatchStatus
 from shared.observability import bound, get_logger
+from shared.service import teams_meetings as teams
 from shared.service.appointment_copies import (
     WritePass,
     WritePassPorts,
@@ -58,8 +60,11 @@ from shared.service.tenants import TenantEventPorts, mark_consent_revoked
 log = get_logger("appointments")
 
 
-class WritePorts(WritePassPorts, TenantEventPorts, UsesUsers, UsesJobs, UsesLeases, Protocol):
-    """The write job, under its lease: its passes, the staff it targets, a retry when throttled."""
+class WritePorts(
+    WritePassPorts, TenantEventPorts, teams.TeamsWritePorts, UsesUsers, UsesJobs, UsesLeases, Protocol
+):
+    """The write job, under its lease: its passes, the staff it targets, the Teams meeting, a retry when
+    throttled."""
 
 
 LEASE_TTL: Final = timedelta(minutes=2)
@@ -107,13 +112,25 @@ async def _write_once(services: WritePorts, job: WriteAppointment, recheck: Sequ
     targets = {
         t.staff_id: t for t in await asyncio.gather(*(_target(services.users, tenant, s) for s in wanted))
     }
-    plan = plan_writes(record, targets, tenant.settings.multi_staff_mode, recheck=recheck)
+    mode = tenant.settings.multi_staff_mode
+    planned = teams.prepared(record)
+    plan = plan_writes(planned, targets, mode, recheck=recheck)
     flagged = frozenset(job.events)
     run = WritePass(services, tenant, record, frozenset(recheck), flagged, targets, {}, set(), [])
+    run.meeting = record.meeting
     try:
         await _in_parallel(run, plan.deletes)
-        await _in_parallel(run, plan.writes)
+        await teams.settle_standalone(services, run)
+        holder = teams.holder_of(run, mode)
+        run.holder = holder
+        await _in_parallel(run, [s for s in plan.writes if s.copy.staff_id == holder])
+        teams.after_holder(run, holder)
+        refresh = teams.stale_joins(run, mode, holder)
+        if refresh:
+            plan = plan_writes(planned, targets, mode, recheck=recheck, refresh=refresh)
+        await _in_parallel(run, [s for s in plan.writes if s.copy.staff_id != holder])
         await _in_parallel(run, plan.links)
+        teams.mark_errors(run, targets)
     except TenantAccessError as error:
         await mark_consent_revoked(services, tenant.tenant_id, error.reason)
         return
@@ -145,7 +162,12 @@ async def _target(users: UserRepository, tenant: Tenant, staff_id: str) -> Staff
             staff_id, problem=f"{reason}{': ' + user.match_reason if user.match_reason else ''}"
         )
     address = user.staff.email or user.staff.upn
-    return StaffTarget(staff_id, user.graph_user_id, address, user.staff.display_name)
+    teams_problem = (
+        user.teams_reason or "Teams refuses the app" if user.teams is TeamsStatus.FORBIDDEN else None
+    )
+    return StaffTarget(
+        staff_id, user.graph_user_id, address, user.staff.display_name, teams_problem=teams_problem
+    )
 
 
 async def _apply(run: WritePass, step: WriteStep) -> None:
@@ -174,7 +196,21 @@ async def _apply(run: WritePass, step: WriteStep) -> None:
 async def _write(run: WritePass, kind: StepKind, copy: StaffCopy, target: StaffTarget) -> None:
     appointment = run.record.appointment
     assert appointment is not None and target.graph_user_id is not None
-    draft = draft_for(appointment, copy.role, _invitees(run, appointment))
+    online, meeting = teams.draft_terms(run, copy.staff_id, run.holder)
+    draft = draft_for(
+        appointment, copy.role, _invitees(run, appointment), online_meeting=online, meeting=meeting
+    )
+    try:
+        await _written(run, kind, copy, target, draft)
+    finally:
+        done = run.copies.get(copy.staff_id)
+        if done is not None and done.state is CopyState.SYNCED and not online:  # its body holds the join URL
+            run.copies[copy.staff_id] = replace(done, join_url=meeting.join_url if meeting else None)
+
+
+async def _written(
+    run: WritePass, kind: StepKind, copy: StaffCopy, target: StaffTarget, draft: EventDraft
+) -> None:
     if kind is StepKind.UPDATE:
         assert copy.event_id is not None
         updated = await update_copy(run, copy, target, draft)
@@ -266,7 +302,7 @@ async def _save(run: WritePass) -> None:
             return None
         copies = {k: v for k, v in record.copies.items() if k not in run.removed or k in run.copies}
         copies.update(run.copies)
-        return replace(record, copies=copies)
+        return replace(record, copies=copies, meeting=run.meeting)
 
     async def reported(updated: AppointmentRecord) -> AppointmentRecord:
         outcome = _outcome(updated, services.clock.now())
@@ -308,6 +344,7 @@ def _outcome(record: AppointmentRecord, now: datetime) -> Change | None:
 def copies_json(record: AppointmentRecord) -> dict[str, Any]:
     return {
         "state": record.state.value,
+        "meeting": meeting_json(record.meeting),
         "staff": [
             {
                 "staff_id": c.staff_id,
@@ -331,3 +368,16 @@ async def _retry_later(queue: JobQueue, job: WriteAppointment, error: RateLimite
     delay = THROTTLED.delay_after(attempt, error.retry_after)
     await queue.enqueue([replace(job, attempt=attempt, delay_seconds=delay)])
     log.info("throttled; writing again in %d s (attempt %d)", delay, attempt)
+
+
+def meeting_json(meeting: TeamsMeeting | None) -> dict[str, Any] | None:
+    """The appointment's Teams meeting as the host sees it (GET and the outcome on the feed)."""
+    if meeting is None:
+        return None
+    return {
+        "method": meeting.method.value,
+        "join_url": meeting.join_url,
+        "conference_id": meeting.conference_id,
+        "toll_number": meeting.toll_number,
+        "meeting_id": meeting.meeting_id,
+    }

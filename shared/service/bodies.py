@@ -212,6 +212,28 @@ class Settings(Body):
             description="A message not sent within this many hours of its PUT fails with the reason.",
         ),
     ] = DEFAULTS.mail_deadline_hours
+    tentative_blocks: Annotated[
+        StrictBool,
+        Field(description="Availability: a tentative event makes its staff member unavailable."),
+    ] = DEFAULTS.tentative_blocks
+    working_elsewhere_blocks: Annotated[
+        StrictBool,
+        Field(description='Availability: a "working elsewhere" event makes its staff member unavailable.'),
+    ] = DEFAULTS.working_elsewhere_blocks
+    teams_organizer: Annotated[
+        Address | None,
+        Field(
+            description="service_account: the UPN or mailbox of the organisation that organises every Teams "
+            "meeting (it is a participant of each); checked against the directory."
+        ),
+    ] = DEFAULTS.teams_organizer
+
+    @field_validator("teams_organizer")
+    @classmethod
+    def _organiser(cls, value: str | None) -> str | None:
+        if value and "@" not in value:
+            raise refuse("must be a UPN or mailbox address like teams@contoso.com")
+        return value or None
 
     def applied_to(self, base: TenantSettings) -> TenantSettings:
         """`base` with the members this body gave."""

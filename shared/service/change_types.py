@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from shared.domain.appointments import AppointmentState, CopyRole, CopyState
 from shared.domain.calendar import EventKind
-from shared.domain.tenants import AuthMode
+from shared.domain.tenants import AuthMode, TeamsMethod
 
 Instant = Annotated[str, Field(description="ISO 8601: a UTC time with Z, or a date for an all-day event.")]
 
@@ -97,10 +97,27 @@ class CopyStatus(Data):
     error: str | None
 
 
+class TeamsMeetingJson(Data):
+    """A video appointment's one Teams meeting."""
+
+    method: TeamsMethod = Field(
+        description="How it was made (it keeps that method when the tenant's changes)."
+    )
+    join_url: str
+    conference_id: str | None
+    toll_number: str | None = Field(
+        description="The dial-in number, where the organiser has audio conferencing."
+    )
+    meeting_id: str | None = Field(
+        description="The standalone meeting's id (access_policy, service_account)."
+    )
+
+
 class AppointmentOutcomeData(Data):
     appointment_id: str
     revision: int
     state: AppointmentState
+    meeting: TeamsMeetingJson | None = None
     staff: list[CopyStatus]
 
 

@@ -18,9 +18,11 @@ from shared.service.ports.graph import (
     CalendarGateway,
     CustomerAppValidator,
     DirectoryGateway,
+    ScheduleGateway,
     SubscriptionGateway,
 )
 from shared.service.ports.mail import MailContentStore, MailGateway, MailRepository
+from shared.service.ports.meetings import MeetingGateway
 from shared.service.ports.secret_store import SecretStore
 from shared.service.ports.sync_storage import ItemStatusRepository, LeaseStore, SubscriptionIndex
 from shared.service.ports.tenancy import ConsentStateRepository, TenantRepository, UserRepository
@@ -188,6 +190,16 @@ class UsesMailGateway(Protocol):
     def mail_gateway(self) -> MailGateway: ...
 
 
+class UsesSchedules(Protocol):
+    @property
+    def schedules(self) -> ScheduleGateway: ...
+
+
+class UsesMeetings(Protocol):
+    @property
+    def meetings(self) -> MeetingGateway: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     """Every port, built once per worker by the composition root. A handler takes the part it uses, a
@@ -219,3 +231,5 @@ class Services:
     mail: MailRepository  # the messages sent from staff mailboxes (table `mail`)
     mail_content: MailContentStore  # their content until sent or failed (blob container `outgoing-mail`)
     mail_gateway: MailGateway  # the sender's mailbox in Graph: drafts, upload sessions, send
+    schedules: ScheduleGateway  # Graph's getSchedule, for staff the synced state cannot answer for
+    meetings: MeetingGateway  # standalone Teams meetings

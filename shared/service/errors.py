@@ -176,3 +176,12 @@ class MailRejected(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class TeamsRefused(Exception):
+    """Teams refuses the app for this organiser (no application access policy, no licence): a person must
+    act. The calendars are not affected."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -89,3 +89,14 @@ MAX_HEADERS: Final = 20
 MAX_HEADER_NAME: Final = 128
 MAX_HEADER_VALUE: Final = 1_000
 MAIL_DEADLINE_HOURS: Final = (1, 168)  # a tenant's `mail_deadline_hours`, at most a week
+# Availability questions: one getSchedule batch (100 addresses) answers every staff member a question names
+# even when none is synced, and a question stays cheap to answer from the synced state; the span is
+# getSchedule's longest window, so the fallback can always answer it in one request per batch.
+MAX_PARTICIPANT_GROUPS: Final = 20
+MAX_QUESTION_STAFF: Final = 50
+MAX_QUESTION_DAYS: Final = 62
+MAX_PERIODS: Final = 100
+MAX_RESULTS: Final = 512
+DEFAULT_RESULTS: Final = 100
+MAX_BUFFER_MINUTES: Final = 24 * 60
+MAX_INTERVAL_MINUTES: Final = 24 * 60

@@ -16,6 +16,7 @@ from shared.domain.users import UserRecord
 class UserQuery:
     match: str | None = None
     state: str | None = None
+    teams: str | None = None  # the Teams status
     search: str | None = None
     sort: str = "display_name"
     descending: bool = False
@@ -111,6 +112,8 @@ class WrittenEvent:
     written_hash: str | None = None  # what the connector writes into it (a series: with its pattern and
     # cancelled occurrences), to tell an Outlook edit from a touch
     shape: WrittenShape | None = None  # the same, comparable with a draft (Graph's answer to a write lost)
+    conference_id: str | None = None  # a Teams meeting's, with its join URL
+    toll_number: str | None = None
 
 
 # --- availability state (table `busy`) ----------------------------------------------------------------
@@ -194,6 +197,26 @@ class HostHold:
     @property
     def deleted(self) -> bool:
         return self.times is None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleItem:
+    """One busy item of Graph's `getSchedule`: UTC instants (an all-day event as its own zone's midnights)
+    and its status (Graph's `showAs` words)."""
+
+    start: datetime
+    end: datetime
+    show_as: str
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """`getSchedule`'s answer for one address: its items and working hours, or the error Graph gave it."""
+
+    address: str
+    items: tuple[ScheduleItem, ...] = ()
+    working_hours: WorkingHours | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

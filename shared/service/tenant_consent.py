@@ -17,6 +17,7 @@ from typing import Final, Protocol
 
 from shared.domain.tenants import AuthMode, Tenant, TenantState
 from shared.observability import bound, get_logger
+from shared.service import jobs
 from shared.service.commands import CreateTenant, CustomerAppCredential
 from shared.service.context import (
     UsesClock,
@@ -204,7 +205,8 @@ async def complete_consent(services: ConsentCallbackPorts, callback: ConsentCall
                 ConsentResult.ACCESS_FAILED,
                 f"Consent was recorded, but the connector still cannot read the directory: {error.reason}",
             )
-        if tenant.state.connected:
+        if tenant.state.connected:  # reauthorized: the staff's matches and Teams statuses are looked up again
+            await services.jobs.enqueue([jobs.rematch(tenant.tenant_id)])
             return ConsentOutcome(ConsentResult.CONNECTED, "This organisation is already connected.", tenant)
         tenant = await mark_connected(services, tenant, "admin_consent")
         return ConsentOutcome(ConsentResult.CONNECTED, "Your organisation is connected.", tenant)

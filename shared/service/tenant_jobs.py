@@ -12,6 +12,7 @@ from shared.service.context import (
     UsesDirectory,
     UsesFeed,
     UsesJobs,
+    UsesMeetings,
     UsesTenants,
     UsesUsers,
 )
@@ -31,12 +32,14 @@ class DiscoveryPorts(
     UsesFeed,
     UsesJobs,
     UsesDirectory,
+    UsesMeetings,
     UsesClock,
     UsesConfig,
     UsesDeliveryRequests,
     Protocol,
 ):
-    """Discovery and rematch: every staff member matched, then the tenant moved on to migrating."""
+    """Discovery and rematch: every staff member matched (mailbox and Teams status), then the tenant
+    moved on to migrating."""
 
 
 async def disconnect(services: DisconnectPorts, job: TenantJob) -> None:

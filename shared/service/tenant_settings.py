@@ -6,19 +6,25 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
-from shared.domain.tenants import Tenant
+from shared.domain.tenants import Tenant, TenantSettings
+from shared.service import jobs
 from shared.service.commands import parse_settings
-from shared.service.context import UsesClock
-from shared.service.errors import Conflict
-from shared.service.tenants import TenantPorts, save_tenant_change
+from shared.service.context import UsesClock, UsesDirectory, UsesJobs
+from shared.service.errors import Conflict, InvalidInput
+from shared.service.teams_meetings import organiser_id
+from shared.service.tenants import TenantPorts, get_tenant, save_tenant_change
 
 
-class SettingsPorts(TenantPorts, UsesClock, Protocol): ...
+class SettingsPorts(TenantPorts, UsesClock, UsesDirectory, UsesJobs, Protocol):
+    """The tenant's row; the directory that checks a Teams organiser; the rematch that refreshes every
+    staff member's Teams status when the Teams method or organiser changed."""
 
 
 async def update_settings(services: SettingsPorts, tenant_id: str, patch: Mapping[str, Any]) -> Tenant:
     """Apply a settings patch (absent fields keep their values), to the fresh row if a worker saved it
     meanwhile."""
+    before = await get_tenant(services, tenant_id)
+    await _check_organiser(services, before, parse_settings(patch, before.settings, prefix="settings"))
 
     def patched(tenant: Tenant) -> Tenant:
         if tenant.state.gone:
@@ -27,4 +33,26 @@ async def update_settings(services: SettingsPorts, tenant_id: str, patch: Mappin
         return replace(tenant, settings=settings, updated_at=services.clock.now())
 
     tenant, _ = await save_tenant_change(services, tenant_id, patched)
+    if tenant.state.connected and _teams(tenant.settings) != _teams(before.settings):
+        await services.jobs.enqueue([jobs.rematch(tenant_id)])  # every staff member's Teams status again
     return tenant
+
+
+def _teams(settings: TenantSettings) -> tuple[object, ...]:
+    return settings.teams_method, (settings.teams_organizer or "").casefold()
+
+
+async def _check_organiser(services: SettingsPorts, tenant: Tenant, settings: TenantSettings) -> None:
+    """A Teams organiser named by the patch must be a user of the tenant's directory."""
+    name = settings.teams_organizer
+    if not name or (name.casefold() == (tenant.settings.teams_organizer or "").casefold()):
+        return
+    if not tenant.state.connected:
+        raise Conflict(
+            "settings.teams_organizer",
+            f"the tenant is {tenant.state.value}; it must be connected to check the organiser",
+        )
+    if await organiser_id(services.directory, replace(tenant, settings=settings)) is None:
+        raise InvalidInput(
+            "settings.teams_organizer", f"{name} is not a user with a mailbox in the organisation's directory"
+        )

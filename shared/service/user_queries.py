@@ -66,6 +66,8 @@ def _admits(user: UserRecord, query: UserQuery) -> bool:
         return False
     if query.state and user.sync_state.value != query.state:
         return False
+    if query.teams and (user.teams.value if user.teams else None) != query.teams:
+        return False
     if query.search:
         needle = query.search.casefold()
         haystack = (user.staff_id, user.staff.display_name, user.staff.email or "", user.staff.upn or "")

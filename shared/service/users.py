@@ -22,13 +22,14 @@ from shared.domain.users import (
 )
 from shared.observability import bound, get_logger
 from shared.service import jobs
-from shared.service.context import UsesBusy, UsesClock, UsesDirectory, UsesJobs, UsesUsers
+from shared.service.context import UsesBusy, UsesClock, UsesJobs, UsesUsers
 from shared.service.errors import AlreadyExists, Conflict, NotFound, StaleWrite
 from shared.service.ports.clock import Clock
 from shared.service.ports.graph import DirectoryGateway
 from shared.service.ports.tenancy import UserRepository
 from shared.service.records import UserPage, UserQuery
 from shared.service.retries import StillContended, starting_from, update_optimistically
+from shared.service.teams_status import TeamsStatusPorts, with_teams
 from shared.service.tenants import TenantPorts, get_tenant
 
 log = get_logger("users")
@@ -45,8 +46,9 @@ class StaffRemovalPorts(StaffPorts, UsesBusy, Protocol):
     """Removing a staff member: its row and its availability state."""
 
 
-class MatchPorts(StaffPorts, RematchPorts, UsesDirectory, UsesClock, Protocol):
-    """Storing and matching staff members, and queueing the migrations that calls for."""
+class MatchPorts(StaffPorts, RematchPorts, TeamsStatusPorts, UsesClock, Protocol):
+    """Storing and matching staff members (their mailbox and Teams status), and queueing the migrations
+    that calls for."""
 
 
 DISABLED_BY_HOST = Match(MatchStatus.DISABLED, reason="the host disabled this staff member")
@@ -60,7 +62,9 @@ async def put_staff(services: MatchPorts, tenant_id: str, staff: StaffMember) ->
     with bound(tenant=tenant_id, user=staff.staff_id):
         match: Match | None = None
         if tenant.state.connected:
-            match = await _match_one(services.directory, tenant, staff)
+            match = (
+                await with_teams(services, tenant, [await _match_one(services.directory, tenant, staff)])
+            )[0]
 
         def stored(existing: UserRecord | None) -> UserRecord:
             now = services.clock.now()
@@ -154,12 +158,19 @@ async def match_all(services: MatchPorts, tenant_id: str) -> int:
         for chunk in _chunks(to_probe):
             access = await services.directory.mailbox_access(tenant, [m.user.id for _, m in chunk if m.user])
             probed = [
-                (r, apply_mailbox_access(m, access.get(m.user.id, MailboxAccess.OK)) if m.user else m)
-                for r, m in chunk
+                apply_mailbox_access(m, access.get(m.user.id, MailboxAccess.OK)) if m.user else m
+                for _, m in chunk
             ]
-            queued += await _save_and_queue(services, tenant_id, probed)
+            teams = await with_teams(services, tenant, probed)
+            queued += await _save_and_queue(
+                services, tenant_id, [(r, m) for (r, _), m in zip(chunk, teams, strict=True)]
+            )
         for start in range(0, len(rest), CHUNK):
-            queued += await _save_and_queue(services, tenant_id, rest[start : start + CHUNK])
+            part = rest[start : start + CHUNK]
+            teams = await with_teams(services, tenant, [m for _, m in part])
+            queued += await _save_and_queue(
+                services, tenant_id, [(r, m) for (r, _), m in zip(part, teams, strict=True)]
+            )
         log.info("matched %d users, %d queued for migration", len(records), queued)
         return queued
 
@@ -261,4 +272,12 @@ async def _save_match(
 
 
 def _match_fields(record: UserRecord) -> tuple[object, ...]:
-    return (record.match, record.graph_user_id, record.matched_by, record.match_reason, record.sync_state)
+    return (
+        record.match,
+        record.graph_user_id,
+        record.matched_by,
+        record.match_reason,
+        record.sync_state,
+        record.teams,
+        record.teams_reason,
+    )

@@ -181,6 +181,10 @@ async def test_settings_and_a_confirmed_disconnect(connector: Connector, page: P
     await expect(page.locator("#window_days_back")).to_have_value("30")
     await page.fill("#window_days_back", "14")
     await page.check("#privacy_mode")
+    await expect(page.locator("#tentative_blocks")).to_be_checked()
+    await expect(page.locator("#working_elsewhere_blocks")).not_to_be_checked()
+    await page.uncheck("#tentative_blocks")
+    await page.check("#working_elsewhere_blocks")
     await page.select_option("#import_mode", "categories")
     await page.fill("#import_categories", "Booking, Client")
     await page.click("#save-settings")
@@ -188,6 +192,7 @@ async def test_settings_and_a_confirmed_disconnect(connector: Connector, page: P
     with connector.api() as api:
         settings = api.get(f"/api/v1/tenants/{org['domain']}").json()["settings"]
     assert settings["window_days_back"] == 14 and settings["privacy_mode"] is True
+    assert (settings["tentative_blocks"], settings["working_elsewhere_blocks"]) == (False, True)
     assert settings["import_filter"] == {"mode": "categories", "categories": ["Booking", "Client"]}
 
     await page.click("#disconnect")

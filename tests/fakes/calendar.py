@@ -11,12 +11,14 @@ import html
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from shared.domain import recurrence as rules
 from shared.domain.appointments import EventDraft, Override, shape_of
 from shared.domain.calendar import Attendee, DeltaItem, EventKind, OutlookEvent, RemovedEvent
 from shared.domain.tenants import Tenant
+from shared.domain.timezones import iana_zone
 from shared.service.errors import (
     DeltaTokenRejected,
     EventChanged,
@@ -26,7 +28,14 @@ from shared.service.errors import (
     SubscriptionGone,
     TenantAccessError,
 )
-from shared.service.records import DeltaRead, GraphSubscription, WorkingHours, WrittenEvent
+from shared.service.records import (
+    DeltaRead,
+    GraphSubscription,
+    Schedule,
+    ScheduleItem,
+    WorkingHours,
+    WrittenEvent,
+)
 
 _ids = itertools.count(1)
 
@@ -234,8 +243,19 @@ class FakeCalendarWriter:
 
     def _answer(self, event: OutlookEvent) -> WrittenEvent:
         shape = shape_of(event, self.series.get(event.id))
+        conference = (
+            (event.join_url.rsplit("/", 1)[-1], "+1 425 555 0123") if event.join_url else (None, None)
+        )
         return WrittenEvent(
-            event.id, event.change_key, event.ical_uid, event.join_url, event, event.written_hash(), shape
+            event.id,
+            event.change_key,
+            event.ical_uid,
+            event.join_url,
+            event,
+            event.written_hash(),
+            shape,
+            conference_id=conference[0],
+            toll_number=conference[1],
         )
 
     def _pattern(self, event_id: str, draft: EventDraft) -> None:
@@ -276,6 +296,8 @@ class FakeCalendarWriter:
         if if_match is not None and if_match != current.change_key:
             raise EventChanged(event_id)
         written = replace(self._event(event_id, draft), transaction_id=current.transaction_id)
+        # An event's Teams meeting stays once made (contract §3.8), whatever the PATCH says.
+        written = replace(written, join_url=current.join_url or written.join_url)
         stored = self.mailboxes.put(graph_user_id, replace(written, ical_uid=current.ical_uid))
         self._pattern(event_id, draft)
         self._answered(graph_user_id, update=True)
@@ -340,3 +362,93 @@ def exchange_body(content: str, content_type: str) -> str:
         return f"<html><head>\r\n{meta}\r\n</head><body>{content}</body></html>"
     lines = html.escape(content, quote=False).split("\n")
     return f'<html><head></head><body><div class="PlainText">{"<br>".join(lines)}</div></body></html>'
+
+
+class FakeSchedules:
+    """`ScheduleGateway` over the fake mailboxes, with Graph's limits: more than 100 addresses or more than
+    62 days in one request is refused as Graph refuses it, so the gateway's batching is what the caller
+    relies on. `addresses` maps an address (any case) to the Graph user id of its mailbox; an address not
+    in it fails alone, as Graph's 5009. All-day events are the instants of the mailbox's working-hours zone
+    (UTC without one)."""
+
+    MAX_ADDRESSES = 100
+    MAX_DAYS = 62
+
+    def __init__(self, mailboxes: FakeMailboxes) -> None:
+        self.mailboxes = mailboxes
+        self.addresses: dict[str, str] = {}
+        self.requests = 0
+        self.faults: list[Exception] = []
+
+    def know(self, address: str, graph_user_id: str) -> None:
+        self.addresses[address.lower()] = graph_user_id
+
+    async def schedules(
+        self, tenant: Tenant, via_user_id: str, addresses: Sequence[str], start: datetime, end: datetime
+    ) -> dict[str, Schedule]:
+        found: dict[str, Schedule] = {}
+        unique = list(dict.fromkeys(addresses))
+        cursor = start
+        while True:  # as many requests as the limits need, each checked as Graph checks it
+            stop = min(end, cursor + timedelta(days=self.MAX_DAYS))
+            for first in range(0, len(unique), self.MAX_ADDRESSES):
+                batch = unique[first : first + self.MAX_ADDRESSES]
+                for reply in self._request(tenant, via_user_id, batch, cursor, stop):
+                    had = found.get(reply.address)
+                    merged = reply
+                    if had is not None and had.error is None and reply.error is None:
+                        items = tuple(sorted(set(had.items) | set(reply.items), key=_item_order))
+                        merged = replace(had, items=items)
+                    found[reply.address] = merged
+            if stop >= end:
+                return found
+            cursor = stop
+
+    def _request(
+        self, tenant: Tenant, via_user_id: str, batch: Sequence[str], start: datetime, end: datetime
+    ) -> list[Schedule]:
+        self.requests += 1
+        if len(batch) > self.MAX_ADDRESSES:
+            raise AssertionError(f"ErrorMailboxDataArrayTooBig: {len(batch)} addresses")
+        if end - start > timedelta(days=self.MAX_DAYS):
+            raise AssertionError(f"ErrorTimeIntervalTooBig: {end - start}")
+        if self.faults:
+            raise self.faults.pop(0)
+        if tenant.directory_id in self.mailboxes.revoked_tenants:
+            raise TenantAccessError("Authorization_RequestDenied: consent was revoked")
+        via = self.mailboxes.mailbox(via_user_id)
+        if via.unavailable:
+            raise MailboxUnavailable(via.unavailable)
+        return [self._one(address, start, end) for address in batch]
+
+    def _one(self, address: str, start: datetime, end: datetime) -> Schedule:
+        user = self.addresses.get(address.lower())
+        box = self.mailboxes.mailbox(user) if user is not None else None
+        if box is None or box.unavailable:
+            return Schedule(
+                address, error=f"Unable to resolve e-mail address {address} to an Active Directory object."
+            )
+        zone = _hours_zone(box.working_hours)
+        items = []
+        for event in box.events.values():
+            if event.cancelled or event.kind is EventKind.SERIES_MASTER:
+                continue
+            first, last = _instant_in(event.start, zone), _instant_in(event.end, zone)
+            if first < end and last > start:
+                items.append(ScheduleItem(first, last, event.show_as))
+        return Schedule(address, tuple(sorted(items, key=_item_order)), box.working_hours)
+
+
+def _item_order(item: ScheduleItem) -> tuple[datetime, datetime, str]:
+    return item.start, item.end, item.show_as
+
+
+def _hours_zone(hours: WorkingHours | None) -> ZoneInfo:
+    name = iana_zone(hours.zone) if hours is not None else None
+    return ZoneInfo(name or "UTC")
+
+
+def _instant_in(value: datetime | date, zone: ZoneInfo) -> datetime:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return datetime.combine(value, time(), tzinfo=zone).astimezone(UTC)

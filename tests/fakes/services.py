@@ -11,9 +11,10 @@ from shared.service.delivery_requests import DeliveryRequests
 from shared.service.keys import KeyRing
 from tests.fakes.appointments import FakeAppointments
 from tests.fakes.busy import FakeBusy
-from tests.fakes.calendar import FakeCalendarWriter, FakeMailboxes
+from tests.fakes.calendar import FakeCalendarWriter, FakeMailboxes, FakeSchedules
 from tests.fakes.directory import FakeCustomerApps, FakeDirectory
 from tests.fakes.mail import FakeMailContent, FakeMailRows, FakeOutlookMail
+from tests.fakes.meetings import FakeMeetings
 from tests.fakes.storage import (
     FakeClock,
     FakeConsentStates,
@@ -26,6 +27,7 @@ from tests.fakes.storage import (
     FakeSubscriptionIndex,
     FakeTenants,
     FakeUsers,
+    PublishedFeed,
 )
 from tests.fakes.webhook import FakeHostWebhook
 
@@ -55,17 +57,20 @@ class FakeWorld:
     mail: FakeMailRows
     mail_content: FakeMailContent
     outlook_mail: FakeOutlookMail
+    schedules: FakeSchedules
+    meetings: FakeMeetings
 
 
 def fake_world() -> FakeWorld:
     tenants, users, states = FakeTenants(), FakeUsers(), FakeConsentStates()
-    secrets, feed, jobs = FakeSecrets(), FakeFeed(), FakeJobs()
+    secrets, feed, jobs = FakeSecrets(), PublishedFeed(), FakeJobs()
     directory, clock = FakeDirectory(), FakeClock()
     mailboxes, statuses, leases = FakeMailboxes(), FakeItemStatuses(), FakeLeases()
     index, dead_letters, webhook = FakeSubscriptionIndex(), FakeDeadLetters(), FakeHostWebhook()
     appointments, writer = FakeAppointments(), FakeCalendarWriter(mailboxes)
-    busy = FakeBusy()
     mail, mail_content, outlook_mail = FakeMailRows(), FakeMailContent(), FakeOutlookMail()
+    busy, meetings = FakeBusy(), FakeMeetings()
+    schedules = FakeSchedules(mailboxes)
     services = Services(
         tenants=tenants,
         users=users,
@@ -97,6 +102,8 @@ def fake_world() -> FakeWorld:
         mail=mail,
         mail_content=mail_content,
         mail_gateway=outlook_mail,
+        schedules=schedules,
+        meetings=meetings,
     )
     return FakeWorld(
         tenants,
@@ -120,6 +127,8 @@ def fake_world() -> FakeWorld:
         mail,
         mail_content,
         outlook_mail,
+        schedules,
+        meetings,
     )
 
 

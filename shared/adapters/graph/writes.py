@@ -115,6 +115,8 @@ def _written(raw: dict[str, Any]) -> WrittenEvent:
         event=event,
         written_hash=written_hash,
         shape=_shape(event, raw) if event is not None else None,
+        conference_id=online.get("conferenceId") or None,
+        toll_number=online.get("tollNumber") or None,
     )
 
 

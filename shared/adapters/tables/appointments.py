@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, replace
+from datetime import date, datetime
 from typing import Any, Final
 
 from azure.core import MatchConditions
@@ -27,6 +28,8 @@ from shared.adapters.tables.rows import (
     required_utc,
 )
 from shared.domain.appointments import AppointmentRecord, CopyRole, CopyState, StaffCopy
+from shared.domain.teams import TeamsMeeting
+from shared.domain.tenants import TeamsMethod
 from shared.service.errors import StaleWrite
 
 APPOINTMENTS: Final = "appointments"
@@ -57,6 +60,38 @@ def _copy_from(raw: dict[str, Any]) -> StaffCopy:
     )
 
 
+def _meeting_to(meeting: TeamsMeeting) -> dict[str, Any]:
+    raw = asdict(meeting)
+    raw["start"] = _when_to(meeting.start)
+    raw["end"] = _when_to(meeting.end)
+    return raw
+
+
+def _when_to(value: datetime | date | None) -> dict[str, str] | None:
+    if value is None:
+        return None
+    return {"datetime" if isinstance(value, datetime) else "date": value.isoformat()}
+
+
+def _when_from(raw: dict[str, str] | None) -> datetime | date | None:
+    if not raw:
+        return None
+    if "datetime" in raw:
+        return datetime.fromisoformat(raw["datetime"])
+    return date.fromisoformat(raw["date"])
+
+
+def _meeting_from(raw: dict[str, Any]) -> TeamsMeeting:
+    return TeamsMeeting(
+        **{
+            **raw,
+            "method": TeamsMethod(raw["method"]),
+            "start": _when_from(raw.get("start")),
+            "end": _when_from(raw.get("end")),
+        }
+    )
+
+
 def record_to_entity(record: AppointmentRecord) -> dict[str, Any]:
     document = "" if record.appointment is None else json.dumps(to_stored(record.appointment))
     copies = json.dumps([asdict(c) for c in record.copies.values()], separators=(",", ":"))
@@ -72,6 +107,7 @@ def record_to_entity(record: AppointmentRecord) -> dict[str, Any]:
         "Unsettled": record.reported_revision < record.revision,
         **_split("Document", document),
         **_split("Copies", copies),
+        **({"Meeting": json.dumps(_meeting_to(record.meeting))} if record.meeting else {}),
     }
 
 
@@ -88,6 +124,7 @@ def record_from_entity(entity: Any) -> AppointmentRecord:
         copies={c.staff_id: c for c in copies},
         updated_at=required_utc(entity["UpdatedAt"]),
         reported_revision=int(entity.get("ReportedRevision") or 0),
+        meeting=_meeting_from(json.loads(entity["Meeting"])) if entity.get("Meeting") else None,
         etag=etag_of(entity),
     )
 

@@ -58,6 +58,9 @@ def settings_from_json(raw: str | None) -> TenantSettings:
         user_scope=UserScope(data.get("user_scope", UserScope.STAFF)),
         conflict_policy=ConflictPolicy(data.get("conflict_policy", ConflictPolicy.HOST_WINS)),
         mail_deadline_hours=int(data.get("mail_deadline_hours", TenantSettings().mail_deadline_hours)),
+        tentative_blocks=bool(data.get("tentative_blocks", True)),
+        working_elsewhere_blocks=bool(data.get("working_elsewhere_blocks", False)),
+        teams_organizer=data.get("teams_organizer") or None,
     )
 
 

@@ -28,6 +28,7 @@ from shared.adapters.tables.transactions import (
     TransactionFailed,
     submit,
 )
+from shared.domain.teams import TeamsStatus
 from shared.domain.users import (
     LegacyLink,
     MatchedBy,
@@ -67,6 +68,8 @@ def user_to_entity(user: UserRecord) -> dict[str, Any]:
             "SubscriptionId": user.subscription_id,
             "SubscriptionExpiresAt": user.subscription_expires_at,
             "DeltaLink": user.delta_link,
+            "Teams": user.teams.value if user.teams else None,
+            "TeamsReason": user.teams_reason,
             "UpdatedAt": user.updated_at,
         }
     )
@@ -121,6 +124,8 @@ def user_from_entity(entity: Any) -> UserRecord:
         subscription_id=entity.get("SubscriptionId"),
         subscription_expires_at=as_utc(entity.get("SubscriptionExpiresAt")),
         delta_link=entity.get("DeltaLink"),
+        teams=TeamsStatus(entity["Teams"]) if entity.get("Teams") else None,
+        teams_reason=entity.get("TeamsReason"),
         etag=etag_of(entity),
     )
 

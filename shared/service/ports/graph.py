@@ -10,7 +10,7 @@ from typing import Protocol
 
 from shared.domain.tenants import Tenant
 from shared.domain.users import DirectoryUser, MailboxAccess, StaffMember
-from shared.service.records import DeltaRead, GraphSubscription, WorkingHours
+from shared.service.records import DeltaRead, GraphSubscription, Schedule, WorkingHours
 
 
 class DirectoryGateway(Protocol):
@@ -61,6 +61,19 @@ class CalendarGateway(Protocol):
     async def working_hours(self, tenant: Tenant, graph_user_id: str) -> WorkingHours | None:
         """The mailbox's working hours (`mailboxSettings`); None when it reports none. A 403 or 404 is
         `MailboxUnavailable` (never the tenant's refusal: the sync must go on without them)."""
+        ...
+
+
+class ScheduleGateway(Protocol):
+    """Free/busy through Graph's `getSchedule`, for staff the synced state cannot answer for."""
+
+    async def schedules(
+        self, tenant: Tenant, via_user_id: str, addresses: Sequence[str], start: datetime, end: datetime
+    ) -> dict[str, Schedule]:
+        """Each address's busy items overlapping [start, end) and working hours, or its own error, asked
+        through the mailbox `via_user_id` (any of the tenant's users); as many requests as Graph's limits
+        need (100 addresses, 62 days each). Keyed by the address as given. Raises RateLimited,
+        TenantAccessError, MailboxUnavailable (the mailbox asked through)."""
         ...
 
 

@@ -97,6 +97,18 @@ BODIES: dict[str, Any] = {
         "save_to_sent_items": True,
         "headers": {"X-Quote": "4471"},
     },
+    "findAvailability": {
+        "participants": [{"staff_ids": ["s1", "s2"], "required": 1}],
+        "periods": [{"start": "2027-03-01T09:00:00", "end": "2027-03-01T17:00:00"}],
+        "duration_minutes": 30,
+        "interval_minutes": 30,
+        "buffer": {"before_minutes": 5, "after_minutes": 5},
+        "time_zone": "Europe/Amsterdam",
+        "working_hours": True,
+        "max_results": 10,
+        "format": "slots",
+        "ranking": "least_booked",
+    },
 }
 PATH_VALUES = {"tid": TENANT, "staff_id": "s1", "appointment_id": "a-1", "message_id": "m-1"}
 ROUTE_NAMES = {documented: name for name, documented in DOCUMENTED_NAMES.items()}  # tenant_id -> tid

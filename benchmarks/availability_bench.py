@@ -1,0 +1,324 @@
+"""Availability end to end: a slot question answered from the synced state against the same question
+answered through Graph's getSchedule, the freshness of an Outlook change in the answer, and the answer's
+agreement with a brute-force expansion of the emulator's calendars.
+
+    .venv/bin/python -m benchmarks.availability_bench [--users 20] [--events 50] [--latency-ms 50]
+                                                      [--staff 10] [--questions 40] [--changes 20]
+
+Starts the stack of `benchmarks.sync_bench` (Azurite, the emulator with a bulk tenant at `--latency-ms`
+per Graph request, the local host running the real app) and migrates the bulk tenant (all-users scope),
+then, side by side in one run:
+
+1. Latency: `--questions` times `POST /availability` for `--staff` staff ("all" of them), 30-minute slots
+   every 30 minutes, 08:00-18:00 UTC on each of the next 28 days: answered from the synced state; and the
+   same question 200 days ahead, beyond the synced window (180 days forward), so every staff member is
+   answered through getSchedule. p50/p95 of each and the ratio; and, as the floor of any answer on this
+   host, `GET /tenants/{tid}` (one storage read).
+2. Freshness: `--changes` events created through Graph in random staff calendars, one at a time; the time
+   from Graph's 201 to the event in the staff member's busy times (polled every 20 ms), and, as the
+   reference, to the event on the feed; p50/p95.
+3. Agreement: for the staff of part 1, each busy answer against calendarView (expanded occurrences,
+   cancelled ones left out; all-day events as dates), and the question's slots against a brute-force
+   minute grid over those calendars (busy, tentative, oof and unknown block; all-day events from
+   midnight in the mailbox's working-hours zone); the share that agree.
+
+Prints the figures with the aims in brackets; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import signal
+import sys
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import httpx
+
+from benchmarks.sync_bench import (
+    Feed,
+    Stack,
+    add_stack_arguments,
+    interrupt,
+    mark,
+    migrate,
+    percentile,
+    running_stack,
+)
+from shared.domain.timezones import iana_zone
+
+BLOCKING = {"busy", "tentative", "oof", "unknown"}  # the tenant's default policy
+POLL = 0.02
+
+
+def z(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ms(values: list[float], share: float) -> float:
+    return percentile(values, share) * 1000
+
+
+def question(staff: list[str], first_day: datetime) -> dict[str, Any]:
+    periods = [
+        {
+            "start": z(first_day + timedelta(days=d, hours=8)),
+            "end": z(first_day + timedelta(days=d, hours=18)),
+        }
+        for d in range(28)
+    ]
+    return {
+        "participants": [{"staff_ids": staff}],
+        "periods": periods,
+        "duration_minutes": 30,
+        "interval_minutes": 30,
+        "max_results": 512,
+    }
+
+
+async def timed_questions(api: httpx.AsyncClient, tid: str, body: dict[str, Any], count: int) -> list[float]:
+    seconds: list[float] = []
+    for _ in range(count):
+        started = time.perf_counter()
+        answer = await api.post(f"/api/v1/tenants/{tid}/availability", json=body)
+        seconds.append(time.perf_counter() - started)
+        answer.raise_for_status()
+    return seconds
+
+
+async def latency(stack: Stack, api: httpx.AsyncClient, staff: list[str], args: argparse.Namespace) -> None:
+    tid = stack.bulk_tenant_id
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    synced_body = question(staff, today + timedelta(days=1))
+    graph_body = question(staff, today + timedelta(days=200))
+    for body, source in ((synced_body, "synced"), (graph_body, "graph")):
+        answer = (await api.post(f"/api/v1/tenants/{tid}/availability", json=body)).json()
+        sources = {s["source"] for s in answer["staff"]}
+        errors = [s["error"] for s in answer["staff"] if s["error"]]
+        if sources != {source} or errors:
+            print(f"  warning: the {source} question was answered from {sources}, errors {errors[:2]}")
+    print(f"\n1. A slot question for {len(staff)} staff over 4 weeks ({args.questions} each, one at a time)")
+    synced = await timed_questions(api, tid, synced_body, args.questions)
+    graph = await timed_questions(api, tid, graph_body, args.questions)
+    baseline: list[float] = []  # the host and one storage read: what any answer costs here
+    for _ in range(args.questions):
+        started = time.perf_counter()
+        (await api.get(f"/api/v1/tenants/{tid}")).raise_for_status()
+        baseline.append(time.perf_counter() - started)
+    for name, values in (("synced state", synced), ("getSchedule", graph), ("GET tenant", baseline)):
+        print(f"  {name:<13} p50 {ms(values, 0.5):7.1f} ms   p95 {ms(values, 0.95):7.1f} ms")
+    p95 = percentile(synced, 0.95) * 1000
+    print(
+        f"  ratio getSchedule/synced: p50 {percentile(graph, 0.5) / percentile(synced, 0.5):.1f}x, "
+        f"p95 {percentile(graph, 0.95) / percentile(synced, 0.95):.1f}x   "
+        f"[aim: synced p95 < 30 ms: {mark(p95 < 30)}]"
+    )
+
+
+async def freshness(stack: Stack, api: httpx.AsyncClient, staff: list[str], args: argparse.Namespace) -> None:
+    tid = stack.bulk_tenant_id
+    print(f"\n2. Freshness of an Outlook change ({args.changes} events, one at a time)")
+    graph = httpx.AsyncClient(
+        base_url=stack.ready["graph"], verify=stack.tls(), timeout=60, headers=await _graph_headers(stack)
+    )
+    rng = random.Random(11)
+    in_answer: list[float] = []
+    on_feed: list[float] = []
+    async with graph, aiohttp.ClientSession() as session:
+        feed = Feed(session, stack, tid)
+        await feed.next()
+        for n in range(args.changes):
+            user = rng.choice(staff)
+            start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(
+                days=3 + n % 20, hours=2
+            )
+            subject = f"fresh {uuid.uuid4().hex[:8]}"
+            body = {
+                "subject": subject,
+                "start": {"dateTime": start.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+                "end": {
+                    "dateTime": (start + timedelta(minutes=20)).strftime("%Y-%m-%dT%H:%M:%S"),
+                    "timeZone": "UTC",
+                },
+            }
+            created_at = time.perf_counter()
+            made = await graph.post(f"/users/{user}/events", json=body)
+            made.raise_for_status()
+            created_at = time.perf_counter()
+            wanted = (z(start), z(start + timedelta(minutes=20)))
+            seen_answer: float | None = None
+            seen_feed: float | None = None
+            while seen_answer is None or seen_feed is None:
+                if time.perf_counter() - created_at > 60:
+                    break
+                if seen_answer is None:
+                    found = await api.get(
+                        f"/api/v1/tenants/{tid}/staff/{user}/busy",
+                        params={"start": z(start - timedelta(hours=1)), "end": z(start + timedelta(hours=1))},
+                    )
+                    if any((b["start"], b["end"]) == wanted for b in found.json().get("busy", [])):
+                        seen_answer = time.perf_counter() - created_at
+                if seen_feed is None:
+                    changes = await feed.next()
+                    if any(c["data"].get("event", {}).get("subject") == subject for c in changes):
+                        seen_feed = time.perf_counter() - created_at
+                await asyncio.sleep(POLL)
+            if seen_answer is not None:
+                in_answer.append(seen_answer)
+            if seen_feed is not None:
+                on_feed.append(seen_feed)
+    for name, values in (("in the answer", in_answer), ("on the feed", on_feed)):
+        print(
+            f"  {name:<14} p50 {ms(values, 0.5):7.0f} ms   p95 {ms(values, 0.95):7.0f} ms"
+            f"   ({len(values)}/{args.changes} seen)"
+        )
+    ok = percentile(in_answer, 0.95) <= percentile(on_feed, 0.95) + POLL * 3
+    print(f"  [aim: p95 in the answer no later than on the feed: {mark(ok and bool(in_answer))}]")
+
+
+async def _graph_headers(stack: Stack) -> dict[str, str]:
+    async with httpx.AsyncClient(verify=stack.tls(), timeout=60) as client:
+        token = (
+            await client.post(
+                f"{stack.ready['authority']}/{stack.bulk_tenant_id}/oauth2/v2.0/token",
+                data={
+                    "client_id": stack.client_id,
+                    "client_secret": stack.client_secret,
+                    "scope": "https://graph.microsoft.com/.default",
+                    "grant_type": "client_credentials",
+                },
+            )
+        ).json()["access_token"]
+    return {"Authorization": f"Bearer {token}", "Prefer": 'outlook.timezone="UTC"'}
+
+
+def _when(value: dict[str, str], all_day: bool) -> datetime | date:
+    text = value["dateTime"][:19]
+    moment = datetime.fromisoformat(text).replace(tzinfo=UTC)
+    return moment.date() if all_day else moment
+
+
+async def agreement(stack: Stack, api: httpx.AsyncClient, staff: list[str]) -> None:
+    tid = stack.bulk_tenant_id
+    first_day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    span = (first_day - timedelta(days=1), first_day + timedelta(days=29))
+    print(
+        f"\n3. Agreement with a brute-force expansion of the emulator's calendars ({len(staff)} staff, "
+        "4 weeks)"
+    )
+    graph = httpx.AsyncClient(
+        base_url=stack.ready["graph"], verify=stack.tls(), timeout=60, headers=await _graph_headers(stack)
+    )
+    blocked: set[int] = set()  # epoch minutes when someone is busy
+    busy_agree = busy_total = 0
+    async with graph:
+        for user in staff:
+            settings = (await graph.get(f"/users/{user}/mailboxSettings")).json()
+            zone = ZoneInfo(iana_zone(settings["workingHours"]["timeZone"]["name"]) or "UTC")
+            params: dict[str, str] | None = {
+                "startDateTime": z(span[0]),
+                "endDateTime": z(span[1]),
+                "$top": "1000",
+            }
+            items: list[dict[str, Any]] = []
+            url = f"/users/{user}/calendarView"
+            while url:
+                page = (await graph.get(url, params=params)).json()
+                items += page["value"]
+                url, params = page.get("@odata.nextLink", ""), None
+            expected: set[tuple[str, str, str]] = set()
+            for item in items:
+                if item.get("isCancelled"):
+                    continue
+                all_day = bool(item.get("isAllDay"))
+                start, end = _when(item["start"], all_day), _when(item["end"], all_day)
+                show_as = item.get("showAs", "busy")
+                if isinstance(start, datetime) and isinstance(end, datetime):
+                    expected.add((z(start), z(end), show_as))
+                    first, last = start, end
+                else:
+                    expected.add((start.isoformat(), end.isoformat(), show_as))
+                    first = datetime.combine(start, datetime.min.time(), tzinfo=zone)
+                    last = datetime.combine(end, datetime.min.time(), tzinfo=zone)
+                if show_as in BLOCKING:
+                    minute = int(first.timestamp()) // 60
+                    while minute < -(-int(last.timestamp()) // 60):
+                        blocked.add(minute)
+                        minute += 1
+            answer = (
+                await api.get(
+                    f"/api/v1/tenants/{tid}/staff/{user}/busy",
+                    params={"start": z(span[0]), "end": z(span[1])},
+                )
+            ).json()
+            found = {(b["start"], b["end"], b["show_as"]) for b in answer["busy"]}
+            busy_total += len(found | expected)
+            busy_agree += len(found & expected)
+    oracle: list[str] = []
+    for d in range(28):
+        start = first_day + timedelta(days=d, hours=8)
+        for half in range(20):
+            slot = start + timedelta(minutes=30 * half)
+            minute = int(slot.timestamp()) // 60
+            if not any(m in blocked for m in range(minute, minute + 30)):
+                oracle.append(z(slot))
+    answer = (await api.post(f"/api/v1/tenants/{tid}/availability", json=question(staff, first_day))).json()
+    slots = [s["start"] for s in answer["slots"]]
+    oracle = oracle[:512]
+    same = len(set(slots) & set(oracle))
+    total = len(set(slots) | set(oracle))
+    busy_share = busy_agree / busy_total if busy_total else 1.0
+    slot_share = same / total if total else 1.0
+    print(
+        f"  busy times: {busy_agree}/{busy_total} agree ({busy_share:.1%})   "
+        f"[aim 100 %: {mark(busy_share == 1)}]"
+    )
+    print(f"  slots: {same}/{total} agree ({slot_share:.1%})   [aim 100 %: {mark(slot_share == 1)}]")
+
+
+async def run(stack: Stack, args: argparse.Namespace) -> None:
+    migrated = await migrate(stack, args)
+    staff = sorted(migrated.users)[: args.staff]
+    api = httpx.AsyncClient(base_url=stack.url, headers={"x-functions-key": stack.key}, timeout=120)
+    async with api:
+        await agreement(stack, api, staff)  # before part 2 adds events
+        await latency(stack, api, staff, args)
+        if args.changes:
+            await freshness(stack, api, staff, args)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    summary = (__doc__ or "").split("\n")[0]
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.availability_bench", description=summary)
+    add_stack_arguments(parser, users=20, events=50)
+    parser.add_argument("--staff", type=int, default=10, help="staff in the question (10)")
+    parser.add_argument("--questions", type=int, default=40, help="questions timed per source (40)")
+    parser.add_argument("--changes", type=int, default=20, help="Outlook changes timed (20; 0 skips)")
+    parser.add_argument("--timeout", type=float, default=900, help="give up on the migration after (900 s)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    print(
+        f"availability bench: {args.users} users x {args.events} events, emulator latency "
+        f"{args.latency_ms:g} ms, {args.staff} staff per question"
+    )
+    try:
+        with running_stack(args) as stack:
+            asyncio.run(run(stack, args))
+    except KeyboardInterrupt:
+        print("\ninterrupted; every process is stopped", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    main()
