@@ -34,6 +34,7 @@ HTTP: dict[str, tuple[str, set[str], func.AuthLevel]] = {
     "tenant_rematch": ("v1/tenants/{tid}/rematch", {"POST"}, KEY),
     "changes": ("v1/tenants/{tid}/changes", {"GET"}, KEY),
     "appointment": ("v1/tenants/{tid}/appointments/{appointment_id}", {"PUT", "GET", "DELETE"}, KEY),
+    "mail": ("v1/tenants/{tid}/mail/{message_id}", {"PUT", "GET"}, KEY),
     "staff_busy": ("v1/tenants/{tid}/staff/{staff_id}/busy", {"GET"}, KEY),
     "availability": ("v1/tenants/{tid}/availability", {"POST"}, KEY),
     "user_resync": ("v1/tenants/{tid}/users/{staff_id}/resync", {"POST"}, KEY),
