@@ -168,7 +168,8 @@ async def test_the_delivery_service_posts_a_verifiable_delivery_over_http(
                TenantState.ACTIVE, TenantSettings(), now, now)
     )  # fmt: skip
     world.secrets.values[HOST_WEBHOOK_SECRET] = SECRET
-    await world.feed.append(tenant_id, [Change("event.created", tenant_id, {"graph_id": "AAMk1"}, now, "s1")])
+    deleted = {"event": {"id": "AAMk1"}, "appointment_id": None, "reason": "deleted"}
+    await world.feed.append(tenant_id, [Change("event.deleted", tenant_id, deleted, now, "s1")])
     services = replace(
         world.services,
         webhook=webhook,

@@ -1,19 +1,16 @@
 """Availability through the real msgraph-sdk: working hours (mailboxSettings) and getSchedule.
 
-Each test works in mailboxes it creates (the session's data stays between tests) and in 2027; the
-module rebuilds the seeded data when it is done, so the people it added don't show up in other
-modules' directory listings. Raw HTTP only where the SDK cannot go (a path it has no builder for,
-a body it would not serialise).
+Each test works in mailboxes it creates (the session's data stays between tests, and is never rebuilt
+here: the session's connector app lives in it) and in 2027. Raw HTTP only where the SDK cannot go
+(a path it has no builder for, a body it would not serialise).
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import math
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -59,20 +56,6 @@ DIGIT = {
     FreeBusyStatus.Oof: "3",
     FreeBusyStatus.WorkingElsewhere: "4",
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def seeded_data_rebuilt_afterwards(emulator: EmulatorInfo) -> Iterator[None]:
-    yield
-
-    async def rebuild() -> None:
-        async with emulator.control as control:
-            await control.reset(data=True)
-
-    # Off the test loop's thread: asyncio.run must not touch the loop pytest-asyncio keeps.
-    worker = threading.Thread(target=lambda: asyncio.run(rebuild()))
-    worker.start()
-    worker.join(60)
 
 
 async def app_with(emulator: EmulatorInfo, permissions: list[str]) -> AsyncIterator[Connector]:
