@@ -102,10 +102,13 @@ async def put_staff(
         existing, saved = done.read, done.saved
         assert saved is not None
         before = (existing.match, existing.graph_user_id) if existing else (MatchStatus.PENDING, None)
-        if _needs_migration(saved, before, existing is None):
-            await services.jobs.enqueue([jobs.migrate_user(tenant_id, staff.staff_id)])
-        elif existing is not None:
-            await services.jobs.enqueue(switch_follow_ups(existing, saved))
+        queued: list[jobs.Job] = []
+        migrating = _needs_migration(saved, before, existing is None)
+        if migrating:
+            queued.append(jobs.migrate_user(tenant_id, staff.staff_id))
+        if existing is not None:
+            queued += switch_follow_ups(existing, saved, migrating=migrating)
+        await services.jobs.enqueue(queued)
         log.info("staff member stored: %s", saved.match.value)
         return saved
 
@@ -160,18 +163,19 @@ async def _switched(
     return done.read, done.latest
 
 
-def switch_follow_ups(before: UserRecord, after: UserRecord) -> list[jobs.Job]:
+def switch_follow_ups(before: UserRecord, after: UserRecord, *, migrating: bool = False) -> list[jobs.Job]:
     """What a switch change sets going for a matched staff member: `calendar_to_outlook` or `video`
     changed, a write of every appointment naming them (their copies written, marked disabled, given or
     relieved of the join details); `calendar_from_outlook` turned on, a full read of their calendar, which
-    announces once what changed while it was off (the item statuses still hold what the host was told)."""
+    announces once what changed while it was off (the item statuses still hold what the host was told),
+    unless a migration, which reads it all anyway, is queued."""
     if after.match is not MatchStatus.MATCHED:
         return []
     old, new = before.staff.switches, after.staff.switches
     queued: list[jobs.Job] = []
     if (old.calendar_to_outlook, old.video) != (new.calendar_to_outlook, new.video):
         queued.append(jobs.CatchUpWrites(after.tenant_id, after.staff_id))
-    if new.calendar_from_outlook and not old.calendar_from_outlook:
+    if new.calendar_from_outlook and not old.calendar_from_outlook and not migrating:
         queued.append(jobs.sync_user(after.tenant_id, after.staff_id, "switched_on", kind="resync"))
     return queued
 

@@ -238,7 +238,12 @@ async def test_the_staff_put_keeps_the_switches_it_does_not_name(world: FakeWorl
         "video": False,
         "mail": False,
     }
-    assert [j.kind for j in world.jobs.take()] == ["migrate"]  # the migration reads everything anyway
+    assert [j.kind for j in world.jobs.take()] == ["migrate"]
+    pending = await svc.put_staff(world.services, CONTOSO, *put({"switches": {"video": True}}))
+    assert [j.kind for j in world.jobs.take()] == ["migrate", "catch_up_writes"]  # not migrated yet
+    created = await svc.put_staff(world.services, CONTOSO, *put({"switches": {"video": False}}))
+    assert pending.staff.switches.video and not created.staff.switches.video
+    world.jobs.take()
     await world.users.save(replace(created, sync_state=SyncState.SYNCED))  # migrated
     again = await svc.put_staff(world.services, CONTOSO, *put({"switches": {"mail": True}}))
     assert (again.staff.switches.video, again.staff.switches.mail) == (False, True)
