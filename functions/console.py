@@ -27,6 +27,7 @@ from functions.http import (
     error_response,
     handles_errors,
     json_response,
+    read_json_object,
     read_optional_json_object,
     read_settings_patch,
 )
@@ -34,7 +35,7 @@ from functions.tenants_api import user_query
 from functions.views import iso, tenant_json, user_json, user_page_json
 from shared.bootstrap import container
 from shared.service import console, sync, tenant_disconnect, tenant_settings, tenants, users
-from shared.service.commands import parse_flag, parse_staff_id, parse_tenant_path
+from shared.service.commands import parse_flag, parse_staff_id, parse_switches_update, parse_tenant_path
 from shared.service.context import Services
 from shared.service.errors import ConsoleAccessDenied
 
@@ -107,6 +108,16 @@ async def console_users(req: func.HttpRequest) -> func.HttpResponse:
     services, tid = await _authorized(req)
     page = await users.list_users(services, tid, user_query(req))
     return json_response(user_page_json(page))
+
+
+@bp.function_name("console_switches")
+@bp.route(route="console/tenants/{tid}/users/switches", methods=["PATCH"], auth_level=ANON)
+@console_api
+async def console_switches(req: func.HttpRequest) -> func.HttpResponse:
+    services, tid = await _authorized(req)
+    staff_ids, switches = parse_switches_update(read_json_object(req))
+    changed = await users.set_switches(services, tid, staff_ids, switches)
+    return json_response({"value": [user_json(u) for u in changed]})
 
 
 @bp.function_name("console_user_resync")

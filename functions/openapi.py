@@ -19,7 +19,7 @@ from functools import cache
 from typing import Any, Final, Literal
 
 from shared.domain.teams import TeamsStatus
-from shared.domain.users import MatchStatus, SyncState
+from shared.domain.users import SWITCH_NAMES, MatchStatus, SyncState
 from shared.service import limits
 from shared.service.notifications import MAX_VALIDATION_TOKEN
 from shared.service.user_queries import MAX_PAGE_SIZE, SORT_KEYS
@@ -48,6 +48,15 @@ _USER_QUERY: Final[tuple[tuple[str, str, Json], ...]] = (
     ("state", "The users' sync state.", {"enum": [s.value for s in SyncState]}),
     ("match", "The users' match status.", {"enum": [m.value for m in MatchStatus]}),
     ("teams", "The users' Teams status.", {"enum": [t.value for t in TeamsStatus]}),
+    (
+        "switch",
+        "The users whose switches are so: `<switch>:on` or `<switch>:off`, several comma-separated (every "
+        f"one must hold), for example `calendar_to_outlook:off`. Switches: {', '.join(SWITCH_NAMES)}.",
+        {
+            "type": "string",
+            "pattern": rf"^({'|'.join(SWITCH_NAMES)}):(on|off)(,({'|'.join(SWITCH_NAMES)}):(on|off))*$",
+        },
+    ),
     ("q", "Search in staff id, name, email and UPN.", {"type": "string"}),
     (
         "sort",
@@ -635,6 +644,22 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         },
         request=ref("Reauthorize"),
         body_required=False,
+        tags=("console",),
+    ),
+    Operation(
+        "PATCH",
+        "console/tenants/{tid}/users/switches",
+        "consoleSetSwitches",
+        "Set some switches of many staff members at once (the console's select-all). The switches not "
+        "named keep their value; each change takes effect at once, as on the staff PUT.",
+        "console_api",
+        _CONSOLE_ERRORS
+        | {
+            200: ("The staff members as they are now.", ref("SwitchesUpdated")),
+            400: ("Bad input (the field is named).", ERROR),
+            409: ("The tenant is disconnected.", ERROR),
+        },
+        request=ref("SwitchesUpdate"),
         tags=("console",),
     ),
     Operation(

@@ -98,9 +98,13 @@ class TenantList(Answer):
 
 
 class Switches(Answer):
-    """What the connector does for the staff member (set on the staff PUT)."""
+    """What the connector does for the staff member (set on the staff PUT or the console's mass update;
+    later capabilities add members)."""
 
-    mail: bool
+    calendar_to_outlook: bool = Field(description="The host's appointments are written to their calendar.")
+    calendar_from_outlook: bool = Field(description="Their Outlook events reach the host (the feed).")
+    video: bool = Field(description="Their copies carry the Teams meeting; they may organise it.")
+    mail: bool = Field(description="The host may send mail from their mailbox.")
 
 
 class User(Answer):
@@ -130,6 +134,12 @@ class UserPage(Answer):
     value: list[User]
     next_cursor: str | None
     total: int
+
+
+class SwitchesUpdated(Answer):
+    """The staff members a switches update changed, as they are now."""
+
+    value: list[User]
 
 
 class DeadLetter(Answer):
@@ -310,6 +320,7 @@ class Availability(Answer):
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     TenantList,
     UserPage,
+    SwitchesUpdated,
     DeadLetterList,
     Appointment,
     Mail,

@@ -21,13 +21,14 @@ from shared.service.commands import (
     parse_create_tenant,
     parse_flag,
     parse_reauthorize,
-    parse_staff,
     parse_staff_id,
+    parse_staff_put,
     parse_tenant_path,
 )
 from shared.service.errors import InvalidInput
 from shared.service.records import UserQuery
 from shared.service.tenant_settings import update_settings
+from shared.service.user_queries import parse_switch_filter
 
 bp = func.Blueprint()
 KEY = func.AuthLevel.FUNCTION
@@ -98,7 +99,8 @@ async def staff_item(req: func.HttpRequest) -> func.HttpResponse:
     if req.method == "DELETE":
         await users.delete_staff(services, tid, staff_id)
         return func.HttpResponse(status_code=204)
-    record = await users.put_staff(services, tid, parse_staff(staff_id, read_json_object(req)))
+    staff, switches = parse_staff_put(staff_id, read_json_object(req))
+    record = await users.put_staff(services, tid, staff, switches)
     return json_response(user_json(record))
 
 
@@ -202,6 +204,7 @@ def user_query(req: func.HttpRequest) -> UserQuery:
         match=_choice(req, "match", {m.value for m in MatchStatus}),
         state=_choice(req, "state", {s.value for s in SyncState}),
         teams=_choice(req, "teams", {t.value for t in TeamsStatus}),
+        switches=parse_switch_filter(req.params.get("switch")),
         search=req.params.get("q") or None,
         sort=sort.lstrip("-"),
         descending=descending,

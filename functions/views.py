@@ -78,7 +78,7 @@ def _user(user: UserRecord) -> responses.User:
         upn=staff.upn,
         display_name=staff.display_name,
         enabled=staff.enabled,
-        switches=responses.Switches.of(mail=staff.switches.mail),
+        switches=responses.Switches.of(**staff.switches.as_dict()),
         match=user.match,
         matched_by=user.matched_by,
         match_reason=user.match_reason,

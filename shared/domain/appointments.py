@@ -89,6 +89,7 @@ class CopyState(StrEnum):
     SYNCED = "synced"  # Outlook holds this revision
     ERROR = "error"  # this staff member's calendar could not be written; the reason says why
     CONFLICT = "conflict"  # changed in Outlook; the tenant's policy kept Outlook's version
+    DISABLED = "disabled"  # the staff member's calendar_to_outlook switch is off: left as it was
 
 
 class CopyRole(StrEnum):
@@ -185,8 +186,8 @@ class AppointmentRecord:
 
     @property
     def live(self) -> list[StaffCopy]:
-        """The copies not in error (they hold, or are to hold, the current revision)."""
-        return [c for c in self.copies.values() if c.state is not CopyState.ERROR]
+        """The copies not in error nor switched off (they hold, or are to hold, the current revision)."""
+        return [c for c in self.copies.values() if c.state not in (CopyState.ERROR, CopyState.DISABLED)]
 
 
 # --- planning the writes ---------------------------------------------------------------------------
@@ -202,6 +203,13 @@ class StaffTarget:
     display_name: str = ""
     problem: str | None = None  # unmatched, forbidden, no mailbox, unknown: a reason a person can act on
     teams_problem: str | None = None  # why Teams refuses the app for them (a video copy carries it)
+    switched_off: str | None = None  # calendar_to_outlook is off: nothing is written there, and why
+    video: bool = True  # the video switch: their copy carries the Teams meeting, they may organise it
+
+    @property
+    def usable(self) -> bool:
+        """Their calendar can be written now."""
+        return self.problem is None and self.switched_off is None and self.graph_user_id is not None
 
 
 class StepKind(StrEnum):
@@ -210,6 +218,7 @@ class StepKind(StrEnum):
     DELETE = "delete"
     LINK = "link"  # find the attendee copy of the meeting (by iCalUId) and link it
     FAIL = "fail"  # the staff member's calendar cannot be written
+    SKIP = "skip"  # the staff member's calendar_to_outlook switch is off: the copy stays as it is
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +226,7 @@ class WriteStep:
     kind: StepKind
     copy: StaffCopy
     target: StaffTarget | None = None
-    reason: str | None = None  # FAIL: why
+    reason: str | None = None  # FAIL, SKIP: why
 
 
 @dataclass(slots=True)
@@ -283,6 +292,10 @@ def _removals(
         kept = role is not None and role is copy.role and (target is None or not _moved(copy, target))
         if kept and not copy.deleting:
             continue
+        if target is not None and target.switched_off is not None:
+            if role is None:  # left as it is until the switch is on again (the catch-up removes it then)
+                steps.append(WriteStep(StepKind.SKIP, copy, target, target.switched_off))
+            continue
         if copy.event_id is not None and copy.writable:
             steps.append(WriteStep(StepKind.DELETE, copy))
         elif role is None:  # nothing of ours in that calendar (an attendee copy goes with the meeting)
@@ -300,12 +313,18 @@ def _step(
     refresh: bool = False,
 ) -> WriteStep | None:
     current = record.copies.get(staff_id)
+    if target.switched_off is not None:  # nothing written, nothing deleted: the copy is kept as it is
+        return WriteStep(StepKind.SKIP, current or StaffCopy(staff_id, role), target, target.switched_off)
     if current is None or current.role is not role or _moved(current, target) or current.deleting:
         generation = current.generation + 1 if current is not None else 0
         current = StaffCopy(staff_id, role, generation=generation)
     if target.problem is not None:
         return WriteStep(StepKind.FAIL, current, target, target.problem)
-    stale = current.revision < record.revision or current.state in (CopyState.PENDING, CopyState.ERROR)
+    stale = current.revision < record.revision or current.state in (
+        CopyState.PENDING,
+        CopyState.ERROR,
+        CopyState.DISABLED,
+    )
     stale = stale or refresh
     if role is CopyRole.ATTENDEE:
         if current.event_id is None or stale or recheck:

@@ -161,6 +161,22 @@ def plan(
     return result
 
 
+def held_back(result: Plan) -> Plan:
+    """The plan for a user whose `calendar_from_outlook` switch is off: nothing is announced, and the
+    statuses of the items a change was about stay as they were, so they keep saying what the host was told.
+    The connector's own items, new change keys and items that aged out are still recorded, and the rechecks
+    (the write direction's) stay. A full read once the switch is on again finds the held items differing
+    from their statuses (or missing) and announces each once; an item made and removed while off never is."""
+    about = {change.event_id for change in result.changes}
+    return Plan(
+        upserts=[s for s in result.upserts if s.graph_id not in about],
+        deletes=[d for d in result.deletes if d not in about],
+        changes=[],
+        held_deletes=result.held_deletes,
+        rechecks=result.rechecks,
+    )
+
+
 def _last_word(items: Iterable[DeltaItem]) -> list[DeltaItem]:
     """Graph may report an item twice in one read (pages, replays): its last report wins."""
     latest: dict[str, DeltaItem] = {}

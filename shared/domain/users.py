@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Final
 
 from shared.domain.teams import TeamsAccess, TeamsStatus
 
@@ -51,10 +52,30 @@ class LegacyLink:
 
 @dataclass(frozen=True, slots=True)
 class StaffSwitches:
-    """What the connector does for one staff member, as COINS shows it per user ("Emails" ...). Mail is
-    opted into: off unless the host turns it on. Other directions join here as they get a switch."""
+    """What the connector does for one staff member, as COINS shows it per user ("Synchronise
+    Appointments", "New Outlook to Coins", "Emails"). The calendar directions and video are on unless the
+    host turns them off; mail is opted into. Other capabilities (tasks) join here as they get a switch.
 
+    - `calendar_to_outlook`: the host's appointments are written into this user's calendar;
+    - `calendar_from_outlook`: this user's Outlook events reach the host (the feed);
+    - `video`: this user's copies carry a Teams meeting, and the user may organise one;
+    - `mail`: the host may send mail from this user's mailbox.
+    """
+
+    calendar_to_outlook: bool = True
+    calendar_from_outlook: bool = True
+    video: bool = True
     mail: bool = False
+
+    def changed(self, changes: Mapping[str, bool]) -> StaffSwitches:
+        """These switches with some of them set (`changes` names only switches of this record)."""
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict[str, bool]:
+        return {name: getattr(self, name) for name in SWITCH_NAMES}
+
+
+SWITCH_NAMES: Final = ("calendar_to_outlook", "calendar_from_outlook", "video", "mail")
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from shared.domain.teams import TeamsMeeting, TeamsStatus
 from shared.domain.tenants import Tenant
 from shared.domain.users import MatchStatus
 from shared.observability import bound, get_logger
+from shared.service import jobs
 from shared.service import teams_meetings as teams
 from shared.service.appointment_copies import (
     WritePass,
@@ -45,9 +46,9 @@ from shared.service.appointment_copies import (
     remember_written,
     synced_copy,
 )
-from shared.service.context import UsesJobs, UsesLeases, UsesUsers
+from shared.service.context import UsesAppointments, UsesJobs, UsesLeases, UsesTenants, UsesUsers
 from shared.service.errors import Conflict, EventRejected, MailboxUnavailable, RateLimited, TenantAccessError
-from shared.service.jobs import WriteAppointment
+from shared.service.jobs import CatchUpWrites, WriteAppointment
 from shared.service.leasing import check_back, run_leased
 from shared.service.outlook_conflicts import update_copy
 from shared.service.ports import JobQueue
@@ -58,6 +59,10 @@ from shared.service.retries import THROTTLED, starting_from, update_optimistical
 from shared.service.tenants import TenantEventPorts, mark_consent_revoked
 
 log = get_logger("appointments")
+
+
+class CatchUpPorts(UsesTenants, UsesAppointments, UsesJobs, Protocol):
+    """The catch-up after a switch: the tenant, its appointments, the write queue."""
 
 
 class WritePorts(
@@ -71,6 +76,7 @@ LEASE_TTL: Final = timedelta(minutes=2)
 CALENDAR_CONCURRENCY: Final = 8  # staff calendars written at once (each is its own mailbox)
 SAVE_ATTEMPTS: Final = 5
 
+SWITCHED_OFF: Final = "calendar_to_outlook is switched off for this staff member; the copy is left as it was"
 _PROBLEMS: Final = {
     MatchStatus.UNMATCHED: "the staff member matches no user of the organisation",
     MatchStatus.FORBIDDEN: "an access policy keeps the app out of the staff member's mailbox",
@@ -98,6 +104,19 @@ async def run_write_job(services: WritePorts, job: WriteAppointment) -> None:
         key = f"{job.tenant_id}/appointments/{appointment_id}"
         if not await run_leased(services.leases, services.clock, key, LEASE_TTL, write_pass):
             await check_back(services.jobs, job, LEASE_TTL)
+
+
+async def run_catch_up(services: CatchUpPorts, job: CatchUpWrites) -> None:
+    """A staff member's `calendar_to_outlook` or `video` switch changed: a write of every appointment naming
+    them. Each write job brings every copy to the current revision by the switches as they are then, and
+    finds or updates the events it made before (transactionId, the stored copy), so none is made twice."""
+    tenant = await services.tenants.get(job.tenant_id)
+    if tenant is None or not tenant.state.connected:
+        return
+    with bound(tenant=job.tenant_id, user=job.staff_id):
+        named = await services.appointments.naming(job.tenant_id, job.staff_id)
+        await services.jobs.enqueue([jobs.write_appointment(job.tenant_id, a, "switched") for a in named])
+        log.info("switch changed: %d appointments queued for writing", len(named))
 
 
 async def _write_once(services: WritePorts, job: WriteAppointment, recheck: Sequence[str]) -> None:
@@ -156,6 +175,8 @@ async def _target(users: UserRepository, tenant: Tenant, staff_id: str) -> Staff
     user = await users.get(tenant.tenant_id, staff_id)
     if user is None:
         return StaffTarget(staff_id, problem="no such staff member")
+    if not user.staff.switches.calendar_to_outlook:
+        return StaffTarget(staff_id, user.graph_user_id, switched_off=SWITCHED_OFF)
     if user.match is not MatchStatus.MATCHED or user.graph_user_id is None:
         reason = _PROBLEMS.get(user.match, f"the staff member is {user.match.value}")
         return StaffTarget(
@@ -166,7 +187,12 @@ async def _target(users: UserRepository, tenant: Tenant, staff_id: str) -> Staff
         user.teams_reason or "Teams refuses the app" if user.teams is TeamsStatus.FORBIDDEN else None
     )
     return StaffTarget(
-        staff_id, user.graph_user_id, address, user.staff.display_name, teams_problem=teams_problem
+        staff_id,
+        user.graph_user_id,
+        address,
+        user.staff.display_name,
+        teams_problem=teams_problem,
+        video=user.staff.switches.video,
     )
 
 
@@ -181,6 +207,8 @@ async def _apply(run: WritePass, step: WriteStep) -> None:
                 await delete_copy(run, copy)
             elif step.kind is StepKind.FAIL:
                 run.copies[copy.staff_id] = replace(copy, state=CopyState.ERROR, error=step.reason)
+            elif step.kind is StepKind.SKIP:
+                run.copies[copy.staff_id] = replace(copy, state=CopyState.DISABLED, error=step.reason)
             elif step.kind is StepKind.LINK:
                 assert step.target is not None
                 await _link(run, copy, step.target)

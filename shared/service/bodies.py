@@ -354,15 +354,44 @@ LegacyIds = Annotated[
 
 
 class StaffSwitchesBody(Lenient):
-    """What the connector does for this staff member. Absent: off (each is opted into)."""
+    """What the connector does for this staff member. An absent switch keeps its current value (a new
+    staff member's: `calendar_to_outlook`, `calendar_from_outlook` and `video` on, `mail` off). Members this
+    version does not know (switches of later capabilities) are ignored."""
 
+    calendar_to_outlook: Annotated[
+        StrictBool | None,
+        Field(
+            description="Write the host's appointments into this staff member's calendar. Off: their copies "
+            "are left as they are (state `disabled`); on again, every appointment naming them is written."
+        ),
+    ] = None
+    calendar_from_outlook: Annotated[
+        StrictBool | None,
+        Field(
+            description="Tell the host about this staff member's Outlook events (`event.*` on the feed). "
+            "Off: the calendar is still read (availability stays current) but nothing is announced; on "
+            "again, what changed meanwhile is announced once."
+        ),
+    ] = None
+    video: Annotated[
+        StrictBool | None,
+        Field(
+            description="This staff member's copies carry the appointment's Teams meeting, and they may "
+            "organise it. Off: their copies carry no join details and someone else organises."
+        ),
+    ] = None
     mail: Annotated[
-        StrictBool,
+        StrictBool | None,
         Field(description="Send mail from this staff member's mailbox (PUT /mail/{message_id})."),
-    ] = False
+    ] = None
+
+    def changes(self) -> dict[str, bool]:
+        """The switches given, by name."""
+        return {name: value for name, value in self.model_dump().items() if value is not None}
 
     def record(self) -> StaffSwitches:
-        return StaffSwitches(mail=self.mail)
+        """The switches of a new staff member: the defaults, with those given."""
+        return StaffSwitches().changed(self.changes())
 
 
 class Staff(Lenient):
@@ -390,6 +419,30 @@ class Staff(Lenient):
 
 
 # Resyncs and console links
+
+
+class SwitchesUpdate(Body):
+    """Set some switches for many staff members at once (the console's mass update)."""
+
+    unknown_reason = "is not a field of a switches update"
+    missing_reasons: ClassVar[dict[str, str]] = {
+        "staff_ids": "name the staff members to change",
+        "switches": "name the switches to set",
+    }
+    staff_ids: Annotated[
+        list[Annotated[StrictStr, Field(pattern=limits.STAFF_ID_RE.pattern)]],
+        Field(min_length=1, max_length=limits.MAX_SWITCH_STAFF, description="The staff members to change."),
+    ]
+    switches: StaffSwitchesBody
+
+    @field_validator("switches")
+    @classmethod
+    def _some(cls, value: StaffSwitchesBody) -> StaffSwitchesBody:
+        if not value.changes():
+            raise refuse(
+                "name at least one switch to set (calendar_to_outlook, calendar_from_outlook, video, mail)"
+            )
+        return value
 
 
 class UserResync(Lenient):
@@ -504,4 +557,5 @@ REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     UserResync,
     TenantResync,
     ConsoleLinkRequest,
+    SwitchesUpdate,
 )

@@ -90,7 +90,10 @@ class TenantMigratedData(Data):
 class CopyStatus(Data):
     staff_id: str
     role: CopyRole
-    state: CopyState
+    state: CopyState = Field(
+        description="`disabled`: the staff member's calendar_to_outlook switch is off; the copy was left as "
+        "it was (the error says so) and is brought up to date when the switch is on again."
+    )
     event_id: str | None
     ical_uid: str | None
     join_url: str | None

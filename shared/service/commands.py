@@ -130,14 +130,29 @@ def parse_staff_id(staff_id: str) -> str:
 
 
 def parse_staff(staff_id: str, body: dict[str, Any]) -> StaffMember:
+    """The staff member a PUT describes, a new member's switches (the defaults, with those given)."""
+    return parse_staff_put(staff_id, body)[0]
+
+
+def parse_staff_put(staff_id: str, body: dict[str, Any]) -> tuple[StaffMember, dict[str, bool]]:
+    """The staff member a PUT describes, and the switches it sets (the others keep their value)."""
     from shared.service.bodies import Staff, parse
 
     parse_staff_id(staff_id)
     given = parse(Staff, body)
     links = tuple(link.record() for link in given.legacy_ids)
-    return StaffMember(
+    staff = StaffMember(
         staff_id, given.email, given.upn, given.display_name, given.enabled, links, given.switches.record()
     )
+    return staff, given.switches.changes()
+
+
+def parse_switches_update(body: dict[str, Any]) -> tuple[list[str], dict[str, bool]]:
+    """The staff members and the switches of a mass update."""
+    from shared.service.bodies import SwitchesUpdate, parse
+
+    given = parse(SwitchesUpdate, body)
+    return list(dict.fromkeys(given.staff_ids)), given.switches.changes()
 
 
 def parse_legacy_ids(value: Any) -> tuple[LegacyLink, ...]:

@@ -10,11 +10,20 @@ from typing import Any, Final
 
 from shared.observability import bound, get_logger
 from shared.service import tenant_jobs
-from shared.service.appointment_writes import run_write_job
+from shared.service.appointment_writes import run_catch_up, run_write_job
 from shared.service.context import Services
 from shared.service.deliveries import DeliveryPorts, deliver_changes
 from shared.service.job_codec import MalformedJob, decode
-from shared.service.jobs import Deliver, Job, Notified, SendMail, SyncMode, TenantWork, WriteAppointment
+from shared.service.jobs import (
+    CatchUpWrites,
+    Deliver,
+    Job,
+    Notified,
+    SendMail,
+    SyncMode,
+    TenantWork,
+    WriteAppointment,
+)
 from shared.service.mail_send import run_send_job
 from shared.service.sync import run_notified, run_sync_job
 
@@ -35,6 +44,7 @@ HANDLERS: Final[dict[str, Callable[[Services, Any], Awaitable[None]]]] = {
     **dict.fromkeys(SyncMode, run_sync_job),
     Notified.kind: run_notified,
     WriteAppointment.kind: run_write_job,
+    CatchUpWrites.kind: run_catch_up,
     Deliver.kind: _deliver,
     SendMail.kind: run_send_job,
 }

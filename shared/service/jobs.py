@@ -85,6 +85,19 @@ class WriteAppointment:
 
 
 @dataclass(frozen=True, slots=True)
+class CatchUpWrites:
+    """A staff member's `calendar_to_outlook` or `video` switch changed: queue a write of every appointment
+    that names them, so their copies follow (written, marked disabled, join details added or taken off).
+    The writes are idempotent, so a copy already right costs nothing and none is made twice."""
+
+    tenant_id: str
+    staff_id: str
+    delay_seconds: int = 0
+    queue: ClassVar[str] = WRITE_QUEUE
+    kind: ClassVar[str] = "catch_up_writes"
+
+
+@dataclass(frozen=True, slots=True)
 class Deliver:
     """Post the feed's changes first..last (inclusive) to the host's webhook, signed."""
 
@@ -142,8 +155,16 @@ class SyncMode(StrEnum):
     RESUBSCRIBE = "resubscribe"
 
 
-Job: TypeAlias = TenantJob | SyncUser | Notified | WriteAppointment | Deliver | SendMail
-JOB_TYPES: Final[tuple[type[Job], ...]] = (TenantJob, SyncUser, Notified, WriteAppointment, Deliver, SendMail)
+Job: TypeAlias = TenantJob | SyncUser | Notified | WriteAppointment | CatchUpWrites | Deliver | SendMail
+JOB_TYPES: Final[tuple[type[Job], ...]] = (
+    TenantJob,
+    SyncUser,
+    Notified,
+    WriteAppointment,
+    CatchUpWrites,
+    Deliver,
+    SendMail,
+)
 
 
 # --- what the service queues ------------------------------------------------------------------------

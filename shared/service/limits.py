@@ -11,6 +11,7 @@ from typing import Final, Literal
 GUID_ONLY: Final = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 STAFF_ID_RE: Final = re.compile(r"^[A-Za-z0-9._~@+=-]{1,128}$")  # safe as a Table Storage key
 STAFF_ID_CHARS: Final = "1-128 characters: letters, digits and . _ ~ @ + = -"
+MAX_SWITCH_STAFF: Final = 500  # staff members in one switches update (a page of the console)
 MAX_TENANT_ID: Final = 253  # a DNS name; a GUID is 36
 TENANT_ID_PATTERN: Final = (
     r"^(?:[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}"

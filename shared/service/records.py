@@ -17,6 +17,7 @@ class UserQuery:
     match: str | None = None
     state: str | None = None
     teams: str | None = None  # the Teams status
+    switches: tuple[tuple[str, bool], ...] = ()  # (switch, on): every one must hold
     search: str | None = None
     sort: str = "display_name"
     descending: bool = False

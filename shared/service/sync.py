@@ -10,7 +10,10 @@ arrives while a run is under way is never lost). A run:
 4. brings the user's busy index up to date (`busy_index.py`), so the availability answer has a change
    no later than the feed;
 5. publishes the changes (feed, then the host's webhook), stores the status, then the delta link
-   (and, at migration and on a resync, reads the working hours again).
+   (and, at migration and on a resync, reads the working hours again). A user whose
+   `calendar_from_outlook` switch is off is read and indexed the same, but nothing is announced and the
+   statuses of the items concerned keep what the host was last told (`planner.held_back`); turning the
+   switch on queues a full read, which announces each held change once.
 The order makes a crash anywhere safe: a redelivered job reads again from the old delta link, the
 planner finds the status already stored, and nothing is announced twice or lost.
 """
@@ -22,7 +25,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Final, Protocol
 
-from shared.domain.planner import HostLinks, Observation, Visibility, plan
+from shared.domain.planner import HostLinks, Observation, Visibility, held_back, plan
 from shared.domain.tenants import Tenant, TenantState
 from shared.domain.users import MatchStatus, SyncState, UserRecord
 from shared.observability import bound, get_logger
@@ -180,6 +183,9 @@ async def _sync_user(
     visibility = Visibility(settings.import_filter, settings.show_free_events, settings.privacy_mode)
     observation = Observation(read.items, complete, window[0], migrating=migrating)
     actions = plan(observation, stored, visibility, links, allow_mass_delete=force)
+    seen = actions  # what Outlook holds now: the busy index follows it whatever the switch says
+    if not user.staff.switches.calendar_from_outlook:
+        actions = held_back(actions)
     now = services.clock.now()
     changes = [
         Change(c.type.value, tenant.tenant_id, c.data, now, staff_id=user.staff_id) for c in actions.changes
@@ -189,7 +195,7 @@ async def _sync_user(
         data = {"events": len(stored) + len(actions.upserts) - len(actions.deletes), "linked": linked}
         changes.append(Change("user.migrated", tenant.tenant_id, data, now, staff_id=user.staff_id))
     if not quiet:  # before the feed: a change is in the availability answer no later than in the feed
-        statuses = {**stored, **{s.graph_id: s for s in actions.upserts}}
+        statuses = {**stored, **{s.graph_id: s for s in seen.upserts}}
         index = busy.index if busy is not None else None
         await refresh_index(
             services.busy, tenant.tenant_id, user.staff_id, index, read.items, complete, window, statuses, now

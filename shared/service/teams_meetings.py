@@ -83,7 +83,13 @@ def holder_of(run: WritePass, mode: MultiStaffMode) -> str | None:
 
 
 def _usable(target: StaffTarget | None) -> bool:
-    return target is not None and target.problem is None and target.graph_user_id is not None
+    """May hold or organise the meeting: writable, and their video switch on."""
+    return target is not None and target.usable and target.video
+
+
+def _video_off(run: WritePass, staff_id: str) -> bool:
+    target = run.targets.get(staff_id)
+    return target is not None and not target.video
 
 
 async def settle_standalone(services: TeamsWritePorts, run: WritePass) -> None:
@@ -220,7 +226,7 @@ def after_holder(run: WritePass, holder: str | None) -> None:
 def draft_terms(run: WritePass, staff_id: str, holder: str | None) -> tuple[bool, TeamsMeeting | None]:
     """What one copy's draft says of Teams: whether its event is the meeting, and whose join details its
     body carries."""
-    if method_of(run) is None:
+    if method_of(run) is None or _video_off(run, staff_id):
         return False, None
     if staff_id == holder:
         return True, None
@@ -236,7 +242,8 @@ def stale_joins(run: WritePass, mode: MultiStaffMode, holder: str | None) -> lis
         copy = run.record.copies.get(staff_id)
         if staff_id == holder or role is CopyRole.ATTENDEE or copy is None or copy.event_id is None:
             continue
-        if copy.join_url != join and staff_id not in run.copies:
+        wanted = None if _video_off(run, staff_id) else join
+        if copy.join_url != wanted and staff_id not in run.copies:
             stale.append(staff_id)
     return stale
 
@@ -250,10 +257,10 @@ def mark_errors(run: WritePass, targets: Mapping[str, StaffTarget]) -> None:
     method = method_of(run)
     for staff_id in dict.fromkeys(appointment.staff_ids):
         copy = run.copies.get(staff_id) or run.record.copies.get(staff_id)
-        if copy is None or copy.state is CopyState.ERROR:
+        if copy is None or copy.state in (CopyState.ERROR, CopyState.DISABLED):
             continue
         wanted = None
-        if method is not None:
+        if method is not None and not _video_off(run, staff_id):
             target = targets.get(staff_id)
             reason = run.teams_errors.get(staff_id)
             if reason is None and method is TeamsMethod.ACCESS_POLICY and target is not None:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Final
 
-from shared.domain.users import UserRecord
+from shared.domain.users import SWITCH_NAMES, UserRecord
 from shared.service.errors import InvalidInput
 from shared.service.records import UserPage, UserQuery
 
@@ -40,6 +40,25 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
     raise InvalidInput("cursor", "is not a cursor this API returned")
 
 
+SWITCH_STATES: Final = {"on": True, "off": False}
+
+
+def parse_switch_filter(value: str | None) -> tuple[tuple[str, bool], ...]:
+    """`switch=calendar_to_outlook:off` (several: comma-separated, every one must hold)."""
+    if not value:
+        return ()
+    found: list[tuple[str, bool]] = []
+    for part in value.split(","):
+        name, _, state = part.strip().partition(":")
+        if name not in SWITCH_NAMES or state not in SWITCH_STATES:
+            raise InvalidInput(
+                "switch",
+                f"must be <switch>:on or <switch>:off, comma-separated; switches: {', '.join(SWITCH_NAMES)}",
+            )
+        found.append((name, SWITCH_STATES[state]))
+    return tuple(found)
+
+
 def page_users(rows: Sequence[UserRecord], query: UserQuery) -> UserPage:
     key = SORT_KEYS.get(query.sort)
     if key is None:
@@ -67,6 +86,8 @@ def _admits(user: UserRecord, query: UserQuery) -> bool:
     if query.state and user.sync_state.value != query.state:
         return False
     if query.teams and (user.teams.value if user.teams else None) != query.teams:
+        return False
+    if any(getattr(user.staff.switches, name) is not on for name, on in query.switches):
         return False
     if query.search:
         needle = query.search.casefold()

@@ -15,6 +15,7 @@ from shared.domain.users import (
     MatchedBy,
     MatchStatus,
     StaffMember,
+    StaffSwitches,
     SyncState,
     UserRecord,
     apply_mailbox_access,
@@ -46,6 +47,10 @@ class StaffRemovalPorts(StaffPorts, UsesBusy, Protocol):
     """Removing a staff member: its row and its availability state."""
 
 
+class SwitchPorts(StaffPorts, UsesJobs, UsesClock, Protocol):
+    """Setting staff members' switches, and queueing what follows."""
+
+
 class MatchPorts(StaffPorts, RematchPorts, TeamsStatusPorts, UsesClock, Protocol):
     """Storing and matching staff members (their mailbox and Teams status), and queueing the migrations
     that calls for."""
@@ -54,8 +59,13 @@ class MatchPorts(StaffPorts, RematchPorts, TeamsStatusPorts, UsesClock, Protocol
 DISABLED_BY_HOST = Match(MatchStatus.DISABLED, reason="the host disabled this staff member")
 
 
-async def put_staff(services: MatchPorts, tenant_id: str, staff: StaffMember) -> UserRecord:
-    """Create or update a staff member and match them at once when the tenant is connected."""
+async def put_staff(
+    services: MatchPorts, tenant_id: str, staff: StaffMember, switches: Mapping[str, bool] | None = None
+) -> UserRecord:
+    """Create or update a staff member and match them at once when the tenant is connected.
+
+    `switches`: the switches the PUT sets; the others keep their value (a new member's: the defaults).
+    None: `staff.switches` as given, all of them."""
     tenant = await get_tenant(services, tenant_id)
     if tenant.state.gone:
         raise Conflict("tenant_id", f"the tenant is {tenant.state.value}")
@@ -68,10 +78,14 @@ async def put_staff(services: MatchPorts, tenant_id: str, staff: StaffMember) ->
 
         def stored(existing: UserRecord | None) -> UserRecord:
             now = services.clock.now()
+            given = staff
+            if switches is not None:
+                current = existing.staff.switches if existing else StaffSwitches()
+                given = replace(staff, switches=current.changed(switches))
             record = (
-                replace(existing, staff=staff, updated_at=now)
+                replace(existing, staff=given, updated_at=now)
                 if existing
-                else UserRecord(tenant_id, staff, MatchStatus.PENDING, now)
+                else UserRecord(tenant_id, given, MatchStatus.PENDING, now)
             )
             if match is not None:
                 record = record.with_match(match, now)
@@ -88,10 +102,82 @@ async def put_staff(services: MatchPorts, tenant_id: str, staff: StaffMember) ->
         existing, saved = done.read, done.saved
         assert saved is not None
         before = (existing.match, existing.graph_user_id) if existing else (MatchStatus.PENDING, None)
-        if _needs_migration(saved, before, existing is None):
-            await services.jobs.enqueue([jobs.migrate_user(tenant_id, staff.staff_id)])
+        queued: list[jobs.Job] = []
+        migrating = _needs_migration(saved, before, existing is None)
+        if migrating:
+            queued.append(jobs.migrate_user(tenant_id, staff.staff_id))
+        if existing is not None:
+            queued += switch_follow_ups(existing, saved, migrating=migrating)
+        await services.jobs.enqueue(queued)
         log.info("staff member stored: %s", saved.match.value)
         return saved
+
+
+async def set_switches(
+    services: SwitchPorts, tenant_id: str, staff_ids: Sequence[str], switches: Mapping[str, bool]
+) -> list[UserRecord]:
+    """Set some switches of many staff members (the console's mass update); each changed one's directions
+    follow at once (`switch_follow_ups`). Every staff member must exist: nothing changes otherwise."""
+    tenant = await get_tenant(services, tenant_id)
+    if tenant.state.gone:
+        raise Conflict("tenant_id", f"the tenant is {tenant.state.value}")
+    current = {u.staff_id: u for u in await services.users.list_all(tenant_id)}
+    for index, staff_id in enumerate(staff_ids):
+        if staff_id not in current:
+            raise NotFound("staff member", staff_id, f"staff_ids[{index}]")
+    updated: list[UserRecord] = []
+    follow_ups: list[jobs.Job] = []
+    for staff_id in staff_ids:
+        before, saved = await _switched(services, current[staff_id], switches)
+        if saved is None:  # deleted meanwhile
+            continue
+        updated.append(saved)
+        if before is not None:
+            follow_ups += switch_follow_ups(before, saved)
+    await services.jobs.enqueue(follow_ups)
+    log.info("switches %s set for %d staff members", switches, len(updated))
+    return updated
+
+
+async def _switched(
+    services: SwitchPorts, record: UserRecord, switches: Mapping[str, bool]
+) -> tuple[UserRecord | None, UserRecord | None]:
+    """The row before and after setting the switches (after: None when it was deleted meanwhile)."""
+
+    def changed(current: UserRecord | None) -> UserRecord | None:
+        if current is None:
+            return None
+        staff = replace(current.staff, switches=current.staff.switches.changed(switches))
+        if staff == current.staff:
+            return None
+        return replace(current, staff=staff, updated_at=services.clock.now())
+
+    done = await update_optimistically(
+        starting_from(record, lambda: services.users.get(record.tenant_id, record.staff_id)),
+        changed,
+        services.users.save,
+        attempts=5,
+        races=(StaleWrite,),
+        contended=Conflict("staff_ids", f"{record.staff_id} is being changed concurrently; retry"),
+    )
+    return done.read, done.latest
+
+
+def switch_follow_ups(before: UserRecord, after: UserRecord, *, migrating: bool = False) -> list[jobs.Job]:
+    """What a switch change sets going for a matched staff member: `calendar_to_outlook` or `video`
+    changed, a write of every appointment naming them (their copies written, marked disabled, given or
+    relieved of the join details); `calendar_from_outlook` turned on, a full read of their calendar, which
+    announces once what changed while it was off (the item statuses still hold what the host was told),
+    unless a migration, which reads it all anyway, is queued."""
+    if after.match is not MatchStatus.MATCHED:
+        return []
+    old, new = before.staff.switches, after.staff.switches
+    queued: list[jobs.Job] = []
+    if (old.calendar_to_outlook, old.video) != (new.calendar_to_outlook, new.video):
+        queued.append(jobs.CatchUpWrites(after.tenant_id, after.staff_id))
+    if new.calendar_from_outlook and not old.calendar_from_outlook and not migrating:
+        queued.append(jobs.sync_user(after.tenant_id, after.staff_id, "switched_on", kind="resync"))
+    return queued
 
 
 def _needs_migration(record: UserRecord, before: tuple[MatchStatus, str | None], created: bool) -> bool:

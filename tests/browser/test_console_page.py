@@ -67,8 +67,9 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
     page.on("pageerror", on_error)
     yield page
     await context.close()
-    # a refused link's 401 is expected; any other error (script, CSP) is not
-    assert [p for p in problems if "401" not in p] == []
+    # a refused link's 401 and a refused setting's 400 (shown on the page) are expected; any other error
+    # (script, CSP) is not
+    assert [p for p in problems if "status of 401" not in p and "status of 400" not in p] == []
 
 
 async def test_the_console_shows_progress_and_users_and_resyncs(connector: Connector, page: Page) -> None:
@@ -219,3 +220,68 @@ async def test_a_forged_link_shows_the_refusal_page(connector: Connector, page: 
     await expect(page.locator("h1")).to_have_text("This console link is not valid")
     await expect(page.locator("body")).to_contain_text("for a new console link")
     await expect(page.locator("#users")).to_have_count(0)
+
+
+async def test_switches_for_a_selection_and_the_filter_that_finds_them(
+    connector: Connector, page: Page
+) -> None:
+    org = await demo_organisation(connector)
+    await page.goto(console_link(connector, org["domain"])["url"])
+    rows = page.locator("#users tbody tr")
+    await expect(rows).to_have_count(12)
+    await expect(rows.first.locator("[data-col=to-outlook]")).to_have_text("on")
+    await expect(rows.first.locator("[data-col=mail]")).to_have_text("off")
+    await expect(page.locator("#switch-off")).to_be_disabled()
+
+    await page.select_option("#filter-match", "matched")
+    await expect(rows).to_have_count(10)
+    await page.check("#select-all")
+    await page.select_option("#switch-name", "calendar_to_outlook")
+    async with page.expect_response(
+        lambda r: r.url.endswith("/users/switches") and r.request.method == "PATCH"
+    ) as switched:
+        await page.click("#switch-off")
+    assert (await switched.value).status == 200
+    await expect(page.locator("#message")).to_have_text("Appointments to Outlook turned off for 10 users.")
+    await expect(page.locator("#switch-off")).to_be_disabled()  # the selection is cleared
+    await expect(page.locator("#users tbody [data-col=to-outlook]", has_text="off")).to_have_count(10)
+
+    await page.select_option("#filter-match", "")
+    await page.select_option("#filter-switch", "calendar_to_outlook:off")
+    await expect(rows).to_have_count(10)
+    await rows.first.locator("input[type=checkbox]").check()
+    await page.click("#switch-on")
+    await expect(page.locator("#message")).to_have_text("Appointments to Outlook turned on for 1 user.")
+    await expect(rows).to_have_count(9)
+    with connector.api() as api:
+        listed = api.get(
+            f"/api/v1/tenants/{org['domain']}/users", params={"switch": "calendar_to_outlook:on"}
+        )
+    assert listed.status_code == 200, listed.text
+    on = {u["staff_id"] for u in listed.json()["value"]}
+    assert on == {"s-adele", "s-former", "s-zed"}  # the one turned on again, and the two never changed
+
+
+async def test_the_settings_the_console_could_not_change_before(connector: Connector, page: Page) -> None:
+    org = await demo_organisation(connector)
+    await page.goto(console_link(connector, org["domain"])["url"])
+    await expect(page.locator("#todo_list_name")).to_have_value("Tasks from the host")  # the form is filled
+    await expect(page.locator("#multi_staff_mode")).to_have_value("copies")
+    await expect(page.locator("#teams_method")).to_have_value("event")
+    await page.select_option("#multi_staff_mode", "meeting")
+    await page.select_option("#conflict_policy", "outlook_wins")
+    await page.select_option("#teams_method", "service_account")
+    await page.fill("#teams_organizer", "not-an-address")
+    await page.fill("#todo_list_name", "Bookings")
+    await page.click("#save-settings")
+    await expect(page.locator("#error")).to_contain_text("UPN or mailbox")  # refused as through the API
+    await expect(page.locator("#teams_organizer")).to_have_class(re.compile("field-error"))
+    await page.fill("#teams_organizer", f"adele@{org['domain']}")
+    await page.click("#save-settings")
+    await expect(page.locator("#message")).to_have_text("Settings saved.")
+    with connector.api() as api:
+        settings = api.get(f"/api/v1/tenants/{org['domain']}").json()["settings"]
+    assert settings["multi_staff_mode"] == "meeting" and settings["conflict_policy"] == "outlook_wins"
+    assert settings["teams_method"] == "service_account"
+    assert settings["teams_organizer"] == f"adele@{org['domain']}"
+    assert settings["todo_list_name"] == "Bookings" and settings["user_scope"] == "staff"

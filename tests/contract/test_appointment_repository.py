@@ -120,3 +120,18 @@ async def test_unsettled_lists_the_revisions_without_an_outcome(repo: Appointmen
     await repo.save(replace(saved, reported_revision=saved.revision))
     assert await repo.unsettled("contoso.example") == []
     assert await repo.unsettled("fabrikam.example") == []
+
+
+async def test_naming_lists_the_appointments_of_a_staff_member_and_those_holding_their_copy(
+    repo: AppointmentRepository,
+) -> None:
+    await repo.save(record())  # names s1 and s2, s1's copy written
+    other = replace(weekly(), appointment_id="b-2", staff_ids=("s3",))
+    await repo.save(replace(record(other), appointment_id="b-2", copies={}))
+    gone = replace(record(), appointment_id="c-3", appointment=None)  # deleted; s1's copy still to remove
+    await repo.save(gone)
+    await repo.save(replace(record(), tenant_id="fabrikam.example"))
+    assert sorted(await repo.naming("contoso.example", "s1")) == ["a.1~x@y", "c-3"]
+    assert await repo.naming("contoso.example", "s2") == ["a.1~x@y"]
+    assert await repo.naming("contoso.example", "s3") == ["b-2"]
+    assert await repo.naming("contoso.example", "s9") == []

@@ -52,6 +52,7 @@ HTTP: dict[str, tuple[str, set[str], func.AuthLevel]] = {
     "console_rematch": ("console/tenants/{tid}/rematch", {"POST"}, ANON),
     "console_reauthorize": ("console/tenants/{tid}/reauthorize", {"POST"}, ANON),
     "console_settings": ("console/tenants/{tid}/settings", {"PATCH"}, ANON),
+    "console_switches": ("console/tenants/{tid}/users/switches", {"PATCH"}, ANON),
     # every other path under /api: a JSON 404 (functions/unmatched.py), not part of the documented API
     "zz_unmatched": ("{*path}", {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}, ANON),
 }

@@ -46,6 +46,14 @@ class FakeAppointments:
             if t == tenant_id and r.reported_revision < r.revision
         ]
 
+    async def naming(self, tenant_id: str, staff_id: str) -> list[str]:
+        return [
+            r.appointment_id
+            for (t, _), r in self.rows.items()
+            if t == tenant_id
+            and (staff_id in r.copies or (r.appointment is not None and staff_id in r.appointment.staff_ids))
+        ]
+
     async def delete_tenant(self, tenant_id: str) -> None:
         for key in [k for k in self.rows if k[0] == tenant_id]:
             del self.rows[key]

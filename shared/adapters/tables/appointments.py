@@ -177,5 +177,19 @@ class TableAppointments:
         )
         return [entity["AppointmentId"] async for entity in query]
 
+    async def naming(self, tenant_id: str, staff_id: str) -> list[str]:
+        """A scan of the tenant's partition (a switch turned on is rare; the rows are read, not written)."""
+        table = await self._table()
+        query = table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": escape_key(tenant_id)}, results_per_page=1000
+        )
+        found: list[str] = []
+        async for entity in query:
+            record = record_from_entity(entity)
+            staff = record.appointment.staff_ids if record.appointment is not None else ()
+            if staff_id in record.copies or staff_id in staff:
+                found.append(record.appointment_id)
+        return found
+
     async def delete_tenant(self, tenant_id: str) -> None:
         await delete_partition(await self._table(), escape_key(tenant_id))

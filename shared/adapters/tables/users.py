@@ -55,7 +55,10 @@ def user_to_entity(user: UserRecord) -> dict[str, Any]:
             "Upn": staff.upn,
             "DisplayName": staff.display_name,
             "Enabled": staff.enabled,
-            "MailSwitch": staff.switches.mail,
+            **{
+                property_name: getattr(staff.switches, name)
+                for name, property_name in SWITCH_PROPERTIES.items()
+            },
             **_legacy_properties(staff.legacy_ids),
             "Match": user.match.value,
             "MatchedBy": user.matched_by.value if user.matched_by else None,
@@ -99,6 +102,25 @@ def _legacy_links(entity: Any) -> tuple[LegacyLink, ...]:
     return tuple(LegacyLink(a, e, i) for a, e, i in json.loads("".join(chunks)))
 
 
+SWITCH_PROPERTIES: Final = {
+    "calendar_to_outlook": "CalendarToOutlookSwitch",
+    "calendar_from_outlook": "CalendarFromOutlookSwitch",
+    "video": "VideoSwitch",
+    "mail": "MailSwitch",
+}
+_DEFAULT_SWITCHES: Final = StaffSwitches()
+
+
+def _switches(entity: Any) -> StaffSwitches:
+    """A row written before a switch existed reads as that switch's default."""
+    return StaffSwitches(
+        **{
+            name: bool(entity.get(property_name, getattr(_DEFAULT_SWITCHES, name)))
+            for name, property_name in SWITCH_PROPERTIES.items()
+        }
+    )
+
+
 def user_from_entity(entity: Any) -> UserRecord:
     matched_by = entity.get("MatchedBy")
     return UserRecord(
@@ -110,7 +132,7 @@ def user_from_entity(entity: Any) -> UserRecord:
             display_name=entity.get("DisplayName") or "",
             enabled=bool(entity.get("Enabled", True)),
             legacy_ids=_legacy_links(entity),
-            switches=StaffSwitches(mail=bool(entity.get("MailSwitch", False))),
+            switches=_switches(entity),
         ),
         match=MatchStatus(entity["Match"]),
         updated_at=required_utc(entity["UpdatedAt"]),

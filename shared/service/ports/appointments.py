@@ -28,6 +28,10 @@ class AppointmentRepository(Protocol):
         """Ids of the appointments whose latest revision has no reported outcome yet."""
         ...
 
+    async def naming(self, tenant_id: str, staff_id: str) -> list[str]:
+        """Ids of the appointments that name the staff member, or still hold a copy of theirs."""
+        ...
+
     async def delete_tenant(self, tenant_id: str) -> None: ...
 
 

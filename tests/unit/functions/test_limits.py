@@ -44,6 +44,7 @@ BODIES: dict[str, Any] = {
     "consoleUpdateSettings": SETTINGS,
     "reauthorizeTenant": CUSTOMER_APP,
     "consoleReauthorize": CUSTOMER_APP,
+    "consoleSetSwitches": {"staff_ids": ["s1"], "switches": {"video": False}},
     "putStaff": {
         "email": "s9@contoso.example",
         "upn": "s9@contoso.example",

@@ -55,6 +55,7 @@ STRATEGIES: dict[type[Job], st.SearchStrategy[Job]] = {
         attempt=counts,
         check_back=counts,
     ),
+    jobs.CatchUpWrites: st.builds(jobs.CatchUpWrites, tenant_id=texts, staff_id=texts),
     jobs.Deliver: _deliveries(),
     jobs.SendMail: st.builds(
         jobs.SendMail, tenant_id=texts, message_id=texts, attempt=counts, check_back=counts

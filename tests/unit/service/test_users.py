@@ -9,10 +9,18 @@ from dataclasses import replace
 import pytest
 
 from shared.domain.tenants import UserScope
-from shared.domain.users import DirectoryUser, MailboxAccess, MatchedBy, MatchStatus, StaffMember, UserRecord
+from shared.domain.users import (
+    DirectoryUser,
+    MailboxAccess,
+    MatchedBy,
+    MatchStatus,
+    StaffMember,
+    SyncState,
+    UserRecord,
+)
 from shared.service import tenant_consent, tenant_settings
 from shared.service import users as svc
-from shared.service.commands import parse_create_tenant, parse_staff
+from shared.service.commands import parse_create_tenant, parse_staff, parse_staff_put
 from shared.service.errors import InvalidInput
 from shared.service.jobs import Job
 from tests.fakes.directory import FakeOrganisation
@@ -217,3 +225,36 @@ async def test_regression_match_all_saves_a_user_changed_while_discovery_ran(wor
     assert {f"s{n}" for n in range(120)} <= matched
     migrate = sorted(j.staff_id for j in world.jobs.take() if j.kind == "migrate")
     assert migrate == sorted(matched)
+
+
+async def test_the_staff_put_keeps_the_switches_it_does_not_name(world: FakeWorld) -> None:
+    def put(body: dict[str, object]) -> tuple[StaffMember, dict[str, bool]]:
+        return parse_staff_put("s1", {"upn": "adele@contoso.example", **body})
+
+    created = await svc.put_staff(world.services, CONTOSO, *put({"switches": {"video": False}}))
+    assert created.staff.switches.as_dict() == {
+        "calendar_to_outlook": True,
+        "calendar_from_outlook": True,
+        "video": False,
+        "mail": False,
+    }
+    assert [j.kind for j in world.jobs.take()] == ["migrate"]
+    pending = await svc.put_staff(world.services, CONTOSO, *put({"switches": {"video": True}}))
+    assert [j.kind for j in world.jobs.take()] == ["migrate", "catch_up_writes"]  # not migrated yet
+    created = await svc.put_staff(world.services, CONTOSO, *put({"switches": {"video": False}}))
+    assert pending.staff.switches.video and not created.staff.switches.video
+    world.jobs.take()
+    await world.users.save(replace(created, sync_state=SyncState.SYNCED))  # migrated
+    again = await svc.put_staff(world.services, CONTOSO, *put({"switches": {"mail": True}}))
+    assert (again.staff.switches.video, again.staff.switches.mail) == (False, True)
+    assert [j.kind for j in world.jobs.take()] == []  # neither calendar direction changed
+    renamed = await svc.put_staff(world.services, CONTOSO, *put({"display_name": "Adele V."}))
+    assert (renamed.staff.switches.video, renamed.staff.switches.mail) == (False, True)
+    on = await svc.put_staff(
+        world.services, CONTOSO, *put({"switches": {"video": True, "calendar_from_outlook": False}})
+    )
+    assert on.staff.switches.video and not on.staff.switches.calendar_from_outlook
+    assert [j.kind for j in world.jobs.take()] == ["catch_up_writes"]
+    back = await svc.put_staff(world.services, CONTOSO, *put({"switches": {"calendar_from_outlook": True}}))
+    assert back.staff.switches.calendar_from_outlook
+    assert [j.kind for j in world.jobs.take()] == ["resync"]  # what changed meanwhile is read in full
