@@ -428,7 +428,11 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             200: ("The busy times.", ref("StaffBusy")),
             400: ("Bad start or end (more than 62 days apart: getSchedule's longest window).", ERROR),
             404: ("Unknown tenant or staff member.", ERROR),
-            409: ("The tenant is not connected, or the staff member is disabled or not matched.", ERROR),
+            409: (
+                "The tenant is not connected, the staff member is disabled or not matched, or Graph answers "
+                "an error for their mailbox (an address it cannot resolve).",
+                ERROR,
+            ),
             503: ("Graph's getSchedule did not answer for a staff member who is not synced; retry.", ERROR),
         },
         query=(

@@ -10,7 +10,7 @@ Per staff member the source is decided once per question:
 - a staff member the tenant does not know, one disabled or not matched, or one Graph could not answer for,
   is a per-staff `error`: it counts as never free (a group of "all" has no slot; an N-of group may still
   be covered by the others). In a one-person busy request these are 404 (unknown), 409 (not matched or
-  disabled) and 503 (Graph failed).
+  disabled, or Graph answers an error for this mailbox) and 503 (Graph did not answer).
 
 The host's holds count on top of either source, from the moment its PUT is accepted: each live hold is
 expanded within the span (its recurrence with dateutil, cancelled dates left out, overrides at their new
@@ -293,8 +293,8 @@ def _as_of(user: UserRecord, index: SyncedBusy) -> datetime:
 def _from_schedule(
     user: UserRecord, stored: UserBusy, schedule: Schedule, span: engine.Period, now: datetime
 ) -> StaffBusy:
-    if schedule.error is not None:
-        return StaffBusy(user.staff_id, Source.GRAPH, now, schedule.error, status=503)
+    if schedule.error is not None:  # Graph answered, but not for this mailbox (its address unresolved, ...)
+        return StaffBusy(user.staff_id, Source.GRAPH, now, schedule.error, status=409)
     hours = _hours(schedule.working_hours, None) if schedule.working_hours is not None else None
     zone = hours.zone if hours is not None else ZoneInfo("UTC")
     entries = [_graph_entry(item.start, item.end, item.show_as, zone) for item in schedule.items]

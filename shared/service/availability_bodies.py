@@ -12,7 +12,7 @@ this module, which `parse_question` imports when first called.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BeforeValidator, Field, StrictBool, StrictInt, StrictStr, model_validator
 
@@ -23,6 +23,8 @@ from shared.service.bodies import Body, parse, refuse
 from shared.service.errors import InvalidInput
 from shared.service.limits import (
     DEFAULT_RESULTS,
+    EARLIEST,
+    LATEST,
     MAX_BUFFER_MINUTES,
     MAX_INTERVAL_MINUTES,
     MAX_PARTICIPANT_GROUPS,
@@ -42,6 +44,8 @@ SPAN_REASON = (
     f"must not span more than {MAX_QUESTION_DAYS} days from the first start to the last end "
     "(Graph's getSchedule answers at most that for staff not yet synced)"
 )
+
+OUT_OF_RANGE: Final = f"must fall on a date from {EARLIEST} to {LATEST} (UTC)"
 
 
 def _required(value: Any) -> Any:
@@ -190,9 +194,12 @@ def _local(text: str, zone: Any, member: str) -> datetime:
         raise refuse(LOCAL_TIME, member) from None
     value = value if value.tzinfo is not None else value.replace(tzinfo=zone)
     try:
-        return value.astimezone(UTC)
+        instant = value.astimezone(UTC)
     except OverflowError:
         raise refuse("is out of range", member) from None
+    if not EARLIEST <= instant.date() <= LATEST:
+        raise refuse(OUT_OF_RANGE, member)
+    return instant
 
 
 def parse_question(body: Any) -> tuple[engine.Question, bool]:
@@ -227,6 +234,9 @@ def _instant(text: str | None, name: str) -> datetime:
     except ValueError:
         raise InvalidInput(name, "must be an ISO 8601 date-time") from None
     try:
-        return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).astimezone(UTC)
+        instant = (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).astimezone(UTC)
     except OverflowError:
         raise InvalidInput(name, "is out of range") from None
+    if not EARLIEST <= instant.date() <= LATEST:
+        raise InvalidInput(name, OUT_OF_RANGE)
+    return instant

@@ -80,6 +80,8 @@ async def test_busy_times_are_when_and_how_busy_never_what(api: HostApi) -> None
         ({"start": "2026-12-02T00:00:00Z", "end": "2026-12-01T00:00:00Z"}, "end"),
         ({"start": "2026-12-01T00:00:00Z", "end": "2027-02-02T00:00:00Z"}, "end"),
         ({"start": "tomorrow", "end": "2026-12-02T00:00:00Z"}, "start"),
+        ({"start": "1451-04-04T19:36:31+01:04", "end": "1451-04-05T00:00:00Z"}, "start"),
+        ({"start": "2999-12-31T00:00:00Z", "end": "3000-01-01T01:00:00Z"}, "end"),
     ],
 )
 async def test_a_bad_busy_span_is_a_400_naming_it(api: HostApi, query: dict[str, str], field: str) -> None:
@@ -152,6 +154,11 @@ def days_of_periods(days: int) -> list[dict[str, str]]:
         ({"periods": days_of_periods(63)}, "periods", "getSchedule"),
         ({"periods": [{"start": "2026-12-01T10:00:00", "end": "2026-12-01T09:00:00"}]}, "periods[0].end", ""),
         ({"periods": [{"start": "soon", "end": "2026-12-01T09:00:00"}]}, "periods[0].start", "ISO 8601"),
+        (
+            {"periods": [{"start": "1899-12-01T09:00:00", "end": "1899-12-01T10:00:00"}]},
+            "periods[0].start",
+            "1900",
+        ),
         (
             {"participants": [{"staff_ids": [f"s{n}"]} for n in range(21)]},
             "participants",

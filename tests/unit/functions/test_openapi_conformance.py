@@ -6,6 +6,7 @@ that status's schema. The examples are bounded so that the run stays well under 
 from __future__ import annotations
 
 import json
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -32,6 +33,8 @@ OPERATIONS = [
 ]
 MODES = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
 KNOWN = {"tenant_id": TENANT, "staff_id": "s1", "appointment_id": "a-1", "message_id": "m-1"}
+# Examples per operation and mode draw; CONFORMANCE_EXAMPLES=400 for a deeper run by hand.
+EXAMPLES = int(os.environ.get("CONFORMANCE_EXAMPLES", "25"))
 CHECKS = [not_a_server_error, content_type_conformance, response_schema_conformance]
 
 
@@ -46,7 +49,7 @@ def _body(case: Any) -> bytes:
 
 
 @pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: op.definition.raw["operationId"])
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(data=st.data())
 async def test_the_app_answers_as_its_document_says(operation: Any, data: st.DataObject) -> None:
     case = data.draw(operation.as_strategy(generation_mode=data.draw(st.sampled_from(MODES))))

@@ -272,3 +272,13 @@ async def test_a_hold_and_its_copy_reported_by_getschedule_are_one_busy_time(wor
     found = await busy_times(world.services, TID, "s2", at(0), at(24))
     assert found.source is Source.GRAPH
     assert [(e.start, e.end) for e in found.busy] == [(at(10), at(11))]
+
+
+async def test_a_mailbox_graph_cannot_resolve_is_a_conflict_not_an_outage(world: FakeWorld) -> None:
+    user = await world.users.get(TID, "s2")
+    assert user is not None
+    await world.users.save(replace(user, sync_state=SyncState.MIGRATING))  # answered through getSchedule
+    del world.schedules.addresses["user2@contoso.example"]  # Graph's 5009 for this address alone
+    with pytest.raises(Conflict) as refused:
+        await busy_times(world.services, TID, "s2", at(0), at(24))
+    assert "resolve" in refused.value.reason
