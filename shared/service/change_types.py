@@ -136,6 +136,15 @@ class TenantConnectedData(Data):
     auth_mode: AuthMode
 
 
+class TeamsMethodChangedData(Data):
+    previous_method: TeamsMethod
+    method: TeamsMethod
+    existing_meetings: Literal["kept"] = Field(
+        description="Meetings made before keep the method they were made with and their join URLs; only new "
+        "video appointments use the new method."
+    )
+
+
 class ConsentFailedData(Data):
     reason: str
     message: str
@@ -216,6 +225,11 @@ class AppointmentChangedInOutlook(ChangeBase):
     data: ChangedInOutlookData
 
 
+class TenantTeamsMethodChanged(ChangeBase):
+    type: Literal["tenant.teams_method_changed"]
+    data: TeamsMethodChangedData
+
+
 class TenantConnected(ChangeBase):
     type: Literal["tenant.connected"]
     data: TenantConnectedData
@@ -261,6 +275,7 @@ AnyChange = Annotated[
     | AppointmentFailed
     | AppointmentChangedInOutlook
     | TenantConnected
+    | TenantTeamsMethodChanged
     | TenantConsentFailed
     | TenantDisconnected
     | TenantConsentRevoked

@@ -11,13 +11,16 @@ from shared.service import jobs
 from shared.service.commands import parse_settings
 from shared.service.context import UsesClock, UsesDirectory, UsesJobs
 from shared.service.errors import Conflict, InvalidInput
+from shared.service.publishing import PublishPorts, publish
+from shared.service.records import Change
 from shared.service.teams_meetings import organiser_id
 from shared.service.tenants import TenantPorts, get_tenant, save_tenant_change
 
 
-class SettingsPorts(TenantPorts, UsesClock, UsesDirectory, UsesJobs, Protocol):
+class SettingsPorts(TenantPorts, PublishPorts, UsesClock, UsesDirectory, UsesJobs, Protocol):
     """The tenant's row; the directory that checks a Teams organiser; the rematch that refreshes every
-    staff member's Teams status when the Teams method or organiser changed."""
+    staff member's Teams status when the Teams method or organiser changed; the feed that tells the host
+    a method change leaves the meetings already made as they were."""
 
 
 async def update_settings(services: SettingsPorts, tenant_id: str, patch: Mapping[str, Any]) -> Tenant:
@@ -35,6 +38,12 @@ async def update_settings(services: SettingsPorts, tenant_id: str, patch: Mappin
     tenant, _ = await save_tenant_change(services, tenant_id, patched)
     if tenant.state.connected and _teams(tenant.settings) != _teams(before.settings):
         await services.jobs.enqueue([jobs.rematch(tenant_id)])  # every staff member's Teams status again
+    previous, method = before.settings.teams_method, tenant.settings.teams_method
+    if method is not previous:  # a meeting keeps the method it was made with (its join URL keeps working)
+        data = {"previous_method": previous.value, "method": method.value, "existing_meetings": "kept"}
+        await publish(
+            services, tenant_id, [Change("tenant.teams_method_changed", tenant_id, data, tenant.updated_at)]
+        )
     return tenant
 
 

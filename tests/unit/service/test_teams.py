@@ -192,6 +192,12 @@ async def test_a_meeting_keeps_its_method_when_the_tenant_changes_it() -> None:
     first = (await record_of(world)).meeting
     assert first is not None
     await update_settings(world.services, TID, {"teams_method": "event"})
+    told = [c for c in world.feed.entries[TID] if c.type == "tenant.teams_method_changed"]
+    assert [c.data for c in told] == [
+        {"previous_method": "access_policy", "method": "event", "existing_meetings": "kept"}
+    ]
+    await update_settings(world.services, TID, {"teams_method": "event"})  # the same method: nothing to tell
+    assert len([c for c in world.feed.entries[TID] if c.type == "tenant.teams_method_changed"]) == 1
     await put_appointment(world.services, TID, video(*STAFF, subject="Consult (renamed)"))
     await run_writes(world)
     kept = (await record_of(world)).meeting
