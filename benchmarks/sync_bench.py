@@ -14,9 +14,9 @@ machine's cores), registers a connector app, then:
    time from the consent to 100 %, users per second, Graph requests (the emulator's `/stats` before and
    after, per endpoint; each `$batch` item counted, as Graph's throttling counts it) against the minimum
    (per user: the subscription create, the delta pages at the app's page size, the extended-property
-   query; per tenant: the directory listing and the mailbox probes in `$batch`es of 20), and the peak RSS
-   of each process (psutil, sampled every 0.2 s) with its CPU use over the phase, and CPU per migrated user
-   (the host's HTTP process and its worker processes apart).
+   query, the working hours (mailboxSettings); per tenant: the directory listing and the mailbox probes
+   in `$batch`es of 20), and the peak RSS of each process (psutil, sampled every 0.2 s) with its CPU use
+   over the phase, and CPU per migrated user (the host's HTTP process and its worker processes apart).
 2. Webhook: `--rate` Graph notification POSTs per second for `--duration` s (open loop), each for a migrated
    user with a valid clientState (the bench sets `notification-signing-key` in Key Vault before the host
    starts); acknowledgement latency p50/p99, timed from each POST's scheduled moment; then how long the
@@ -485,6 +485,8 @@ def classify(endpoint: str) -> str:
         return "$batch (mailbox probes)"
     if path == "/v1.0/users" and method == "GET":
         return "directory listing"
+    if path.startswith("/v1.0/users/") and path.endswith("/mailboxSettings") and method == "GET":
+        return "mailbox settings (working hours)"
     if path.startswith("/v1.0"):
         return f"other Graph: {endpoint}"
     if "/oauth2/" in path:
@@ -590,6 +592,7 @@ async def migrate(stack: Stack, args: argparse.Namespace) -> Migrated:
         "events (ext-property query + $batch probe items)": 2 * users,
         "$batch (mailbox probes)": math.ceil(users / BATCH_LIMIT),
         "directory listing": math.ceil(directory_users / DIRECTORY_PAGE),
+        "mailbox settings (working hours)": users,  # availability's working hours, read at migration
     }
     # Not migration: the consent callback's one directory read (it confirms the consent).
     consent_reads = 1

@@ -218,6 +218,8 @@ async def _sync_user(
         )
     if not quiet:  # with nothing planned too: what the write side noted is folded in
         await services.item_statuses.apply(tenant.tenant_id, user.staff_id, actions.upserts, actions.deletes)
+    if kind == "resync" or migrating:  # the working hours: at migration and by the nightly run, stored
+        await refresh_hours(services.calendar, services.busy, tenant, user, now)  # before the user is synced
     if actions.held_deletes:
         reason = (
             f"Outlook no longer shows {actions.held_deletes} of the events synced before; nothing deleted."
@@ -242,8 +244,6 @@ async def _sync_user(
                 delta_link=read.delta_link,
             ),
         )
-    if kind == "resync" or migrating:  # the working hours: at migration and by the nightly run
-        await refresh_hours(services.calendar, services.busy, tenant, user, now)
     if migrating:
         await maybe_finish_migration(services, tenant.tenant_id)
     log.info(
