@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from shared.domain.appointments import appointment_of_transaction
 from shared.domain.calendar import DeltaItem, OutlookEvent, RemovedEvent
-from shared.domain.tenants import ImportFilter
+from shared.domain.tenants import ImportFilter, TenantSettings
 
 MASS_DELETE_MIN: Final = 10  # a complete read may delete this many items without question
 MASS_DELETE_SHARE: Final = 0.5  # ... and beyond that, at most this share of what was stored
@@ -74,6 +74,10 @@ class Visibility:
     show_free_events: bool = True
     privacy_mode: bool = False
 
+    @classmethod
+    def of(cls, settings: TenantSettings) -> Visibility:
+        return cls(settings.import_filter, settings.show_free_events, settings.privacy_mode)
+
     def admits(self, event: OutlookEvent) -> bool:
         if event.cancelled:
             return False
@@ -82,6 +86,7 @@ class Visibility:
         return self.import_filter.admits(event.categories)
 
     def payload(self, event: OutlookEvent) -> dict[str, Any]:
+        """What the host is told of an event, on `event.*` and `appointment.changed_in_outlook` alike."""
         return event.free_busy() if self.privacy_mode else event.details()
 
 

@@ -129,7 +129,9 @@ class ChangedInOutlookData(Data):
     change: str
     resolution: str
     event_id: str | None
-    event: Event | None = None
+    event: Event | None = Field(
+        None, description="Outlook's version as `event.*` changes show it (only free/busy in privacy mode)."
+    )
 
 
 class TenantConnectedData(Data):

@@ -4,7 +4,8 @@
   the event meanwhile, and the tenant's conflict policy decides (host wins: written again; Outlook wins:
   kept, until the host's next revision);
 - a delta read that sees a connector event changed or deleted in Outlook queues a recheck of that copy;
-  the outcome goes on the feed as `appointment.changed_in_outlook`.
+  the outcome goes on the feed as `appointment.changed_in_outlook`, whose event shows what an `event.*`
+  change would (only free/busy in privacy mode).
 Touches that leave the written content as it was, and the connector's own writes whose answer was lost,
 are not conflicts. Kept apart from the write job (`appointment_writes.py`): this is the part that decides
 between the host's and Outlook's versions, the rest only applies the plan.
@@ -17,6 +18,7 @@ from typing import Any, Final
 
 from shared.domain.appointments import CopyState, EventDraft, StaffCopy, StaffTarget
 from shared.domain.calendar import EventKind
+from shared.domain.planner import Visibility
 from shared.domain.tenants import ConflictPolicy
 from shared.service.appointment_copies import WritePass, delete_copy, finish_write, remember_written
 from shared.service.errors import EventChanged, EventMissing, RateLimited
@@ -219,7 +221,7 @@ def _note_outlook_change(
         "event_id": copy.event_id,
     }
     if current is not None and current.event is not None:
-        data["event"] = current.event.details()
+        data["event"] = Visibility.of(run.tenant.settings).payload(current.event)  # as `event.*` shows it
     now = run.services.clock.now()
     run.changes.append(
         Change("appointment.changed_in_outlook", run.tenant.tenant_id, data, now, staff_id=copy.staff_id)

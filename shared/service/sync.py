@@ -179,8 +179,7 @@ async def _sync_user(
             _no_busy() if first else services.busy.read(tenant.tenant_id, user.staff_id),
         )
     )
-    settings = tenant.settings
-    visibility = Visibility(settings.import_filter, settings.show_free_events, settings.privacy_mode)
+    visibility = Visibility.of(tenant.settings)
     observation = Observation(read.items, complete, window[0], migrating=migrating)
     actions = plan(observation, stored, visibility, links, allow_mass_delete=force)
     seen = actions  # what Outlook holds now: the busy index follows it whatever the switch says

@@ -970,6 +970,35 @@ def test_outlook_wins_keeps_an_outlook_edit_until_the_host_writes_again(outlook_
     assert len(outlook_changes(org, since, appointment_id)) == 1
 
 
+@pytest.fixture(scope="module")
+async def private_org(connector: Connector) -> Org:
+    return await organisation(connector, settings={"privacy_mode": True})
+
+
+def test_privacy_mode_reports_an_outlook_edit_as_free_busy_only(private_org: Org) -> None:
+    org = private_org
+    since = cursor(org)
+    appointment_id, subject = unique("private")
+    adele, secret = org.user("adele"), f"{subject} (edited in Outlook)"
+    assert put(org, appointment_id, appointment(subject, ["s-adele"], days=10)).status_code == 202
+    first = copies(settled(org, appointment_id, 1))["s-adele"]["event_id"]
+
+    edit = {
+        "subject": secret,
+        "location": {"displayName": "Room 4"},
+        "body": {"contentType": "text", "content": "a secret note"},
+        "showAs": "tentative",
+    }
+    org.outlook.update(adele, first, edit)
+    [reverted] = wait_for(lambda: outlook_changes(org, since, appointment_id))
+    assert (reverted["data"]["change"], reverted["data"]["resolution"]) == ("updated", "reverted")
+    shown = reverted["data"]["event"]
+    assert set(shown) == {"id", "start", "end", "all_day", "show_as"}, shown
+    assert (shown["id"], shown["show_as"], shown["all_day"]) == (first, "tentative", False)
+    assert not any(word in str(reverted) for word in (secret, "Room 4", "a secret note"))
+    wait_for(lambda: (event(org, adele, first) or {}).get("subject") == subject)  # the host's version again
+
+
 # --- 10. If-Match ---------------------------------------------------------------------------------------
 
 

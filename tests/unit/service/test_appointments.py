@@ -216,6 +216,33 @@ async def test_host_wins_puts_an_outlook_edit_back_and_reports_it(world: FakeWor
     assert next(iter(box.events)) == event_id
 
 
+@pytest.mark.parametrize("policy", [ConflictPolicy.HOST_WINS, ConflictPolicy.OUTLOOK_WINS])
+@pytest.mark.parametrize("privacy", [True, False])
+async def test_an_outlook_edit_is_reported_as_privacy_mode_shows_events(
+    world: FakeWorld, policy: ConflictPolicy, privacy: bool
+) -> None:
+    tenant = await world.tenants.get(TID)
+    assert tenant is not None
+    settings = replace(tenant.settings, conflict_policy=policy, privacy_mode=privacy)
+    await world.tenants.save(replace(tenant, settings=settings))
+    await sync(world, "s1")
+    await put_appointment(world.services, TID, intake("s1"))
+    await run_all(world)
+    written = next(iter(world.mailboxes.mailbox("g1").events.values()))
+    world.mailboxes.put("g1", replace(written, subject="Secret edit", location="Room 4"))
+    await sync(world, "s1")
+    reported = [c.data for c in world.feed.entries[TID] if c.type == "appointment.changed_in_outlook"]
+    assert len(reported) == 1
+    shown = reported[0]["event"]
+    assert shown["id"] == reported[0]["event_id"] and shown["show_as"] == written.show_as
+    if privacy:
+        assert set(shown) == {"id", "start", "end", "all_day", "show_as"}
+        assert "Secret edit" not in str(reported[0]) and "Room 4" not in str(reported[0])
+    else:
+        assert (shown["subject"], shown["location"]) == ("Secret edit", "Room 4")
+        assert {"body", "attendees", "organizer", "categories"} <= set(shown)
+
+
 async def test_host_wins_recreates_an_event_deleted_in_outlook(world: FakeWorld) -> None:
     await sync(world, "s1")
     await put_appointment(world.services, TID, intake("s1"))
