@@ -19,12 +19,14 @@ from shared.service.jobs import (
     Deliver,
     Job,
     Notified,
+    RemoveStaff,
     SendMail,
     SyncMode,
     TenantWork,
     WriteAppointment,
 )
 from shared.service.mail_send import run_send_job
+from shared.service.staff_removal import run_remove_staff
 from shared.service.sync import run_notified, run_sync_job
 
 log = get_logger("jobs")
@@ -43,6 +45,7 @@ HANDLERS: Final[dict[str, Callable[[Services, Any], Awaitable[None]]]] = {
     TenantWork.NIGHTLY: tenant_jobs.nightly,
     **dict.fromkeys(SyncMode, run_sync_job),
     Notified.kind: run_notified,
+    RemoveStaff.kind: run_remove_staff,
     WriteAppointment.kind: run_write_job,
     CatchUpWrites.kind: run_catch_up,
     Deliver.kind: _deliver,

@@ -12,7 +12,7 @@ from enum import StrEnum
 from functools import partial
 from typing import ClassVar, Final, TypeAlias
 
-SYNC_QUEUE: Final = "sync-jobs"  # per-user work: migrate, sync, resync, renew
+SYNC_QUEUE: Final = "sync-jobs"  # per-user work: migrate, sync, resync, renew, a deletion's clean-up
 TENANT_QUEUE: Final = "tenant-jobs"  # per-tenant work: discover, rematch, disconnect, fan-out
 DELIVERY_QUEUE: Final = "host-deliveries"  # signed webhooks to the host
 WRITE_QUEUE: Final = "outlook-writes"  # host appointments written to Outlook
@@ -60,6 +60,21 @@ class Notified:
     delay_seconds: int = 0
     queue: ClassVar[str] = SYNC_QUEUE
     kind: ClassVar[str] = "notified"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveStaff:
+    """Finish a staff member's deletion (`sync-jobs`): their row is gone; their Graph subscription (the one
+    named, and any the index still lists for them), its index row, their item statuses, availability state
+    and sync lease go now. Idempotent: a redelivered or retried job finds less to delete."""
+
+    tenant_id: str
+    staff_id: str
+    subscription_id: str = ""  # the subscription the row named when it was deleted ("" for none)
+    check_back: int = 0  # runs queued again because a sync run of the user held the lease
+    delay_seconds: int = 0
+    queue: ClassVar[str] = SYNC_QUEUE
+    kind: ClassVar[str] = "remove_staff"
 
 
 # --- appointment writes (`outlook-writes`) and deliveries (`host-deliveries`) -----------------------
@@ -155,11 +170,14 @@ class SyncMode(StrEnum):
     RESUBSCRIBE = "resubscribe"
 
 
-Job: TypeAlias = TenantJob | SyncUser | Notified | WriteAppointment | CatchUpWrites | Deliver | SendMail
+Job: TypeAlias = (
+    TenantJob | SyncUser | Notified | RemoveStaff | WriteAppointment | CatchUpWrites | Deliver | SendMail
+)
 JOB_TYPES: Final[tuple[type[Job], ...]] = (
     TenantJob,
     SyncUser,
     Notified,
+    RemoveStaff,
     WriteAppointment,
     CatchUpWrites,
     Deliver,
@@ -176,6 +194,7 @@ disconnect: Final = partial(TenantJob, kind=TenantWork.DISCONNECT)
 renew_tenant: Final = partial(TenantJob, kind=TenantWork.RENEW_SUBSCRIPTIONS)
 nightly: Final = partial(TenantJob, kind=TenantWork.NIGHTLY)
 notified: Final = Notified
+remove_staff: Final = RemoveStaff
 
 
 def migrate_user(tenant_id: str, staff_id: str) -> SyncUser:

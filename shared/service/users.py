@@ -43,8 +43,8 @@ class StaffPorts(TenantPorts, UsesUsers, Protocol):
 class RematchPorts(TenantPorts, UsesJobs, Protocol): ...
 
 
-class StaffRemovalPorts(StaffPorts, UsesBusy, Protocol):
-    """Removing a staff member: its row and its availability state."""
+class StaffRemovalPorts(StaffPorts, UsesBusy, UsesJobs, Protocol):
+    """Removing a staff member: its row and its availability state now, the rest by a queued job."""
 
 
 class SwitchPorts(StaffPorts, UsesJobs, UsesClock, Protocol):
@@ -199,8 +199,12 @@ async def _match_one(directory: DirectoryGateway, tenant: Tenant, staff: StaffMe
 
 async def delete_staff(services: StaffRemovalPorts, tenant_id: str, staff_id: str) -> None:
     await get_tenant(services, tenant_id)
-    if await services.users.get(tenant_id, staff_id) is None:
+    user = await services.users.get(tenant_id, staff_id)
+    if user is None:
         raise NotFound("staff member", staff_id, "staff_id")
+    # The clean-up is queued before the row goes, so a request that dies in between leaves the job (or,
+    # before it, the row for the host's retry); once the row is gone nothing syncs the user any more.
+    await services.jobs.enqueue([jobs.remove_staff(tenant_id, staff_id, user.subscription_id or "")])
     await services.users.delete(tenant_id, staff_id)
     await services.busy.delete_user(tenant_id, staff_id)  # its time is no one's to offer any more
 

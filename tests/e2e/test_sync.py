@@ -4,6 +4,7 @@ the emulator (which delivers real change notifications to the webhook) and Azuri
 
 from __future__ import annotations
 
+import json
 import ssl
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -11,8 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+from azure.data.tables import TableServiceClient
 
 from shared.adapters.tables.busy import TableBusy
+from shared.adapters.tables.change_feed import CHANGES
 from shared.service.busy_index import busy_key
 from tests.e2e.test_tenants import consent, create
 from tests.e2e.test_tenants import wait_for as wait_briefly
@@ -278,3 +281,53 @@ async def test_the_apps_log_lines_carry_tenant_user_and_invocation(connector: Co
 
     mine = wait_for(sync_lines, timeout=10)
     assert all(" user=s-" in line and " invocation_id=" in line for line in mine)
+
+
+def rows_of(connector: Connector, domain: str, *mentions: str) -> dict[str, int]:
+    """Per table of this connector (the feed aside: it is the host's record of what happened), how many
+    rows of the tenant mention any of `mentions` (a staff id, a Graph user id), in a key or a value."""
+    service = TableServiceClient.from_connection_string(connector.settings["AzureWebJobsStorage"])
+    prefix = connector.settings["TABLE_PREFIX"].lower()
+    counts: dict[str, int] = {}
+    for table in service.list_tables():
+        name = table.name.lower()
+        if not name.startswith(prefix) or name == f"{prefix}{CHANGES}":
+            continue
+        texts = [json.dumps(e, default=str) for e in service.get_table_client(table.name).list_entities()]
+        counts[name[len(prefix) :]] = sum(
+            1 for t in texts if domain in t and any(m.lower() in t.lower() for m in mentions)
+        )
+    return counts
+
+
+async def test_a_staff_deletion_leaves_nothing_of_the_user_table_by_table(connector: Connector) -> None:
+    org = await migrated_organisation(connector, events_per_user=2)
+    domain, adele, ben = org["domain"], org["people"]["adele"]["id"], org["people"]["ben"]["id"]
+
+    async def subscribed(graph_user_id: str) -> list[str]:
+        async with connector.control() as control:
+            return [
+                s["id"]
+                for s in await control.subscriptions()
+                if s["tenantId"] == org["id"] and s["resource"].split("/")[1] == graph_user_id
+            ]
+
+    before = rows_of(connector, domain, "s-adele", adele)
+    assert {t for t, n in before.items() if n} >= {"users", "subscriptions", "outlookitems", "busy"}
+    assert await subscribed(adele) != []
+    ben_before = rows_of(connector, domain, "s-ben", ben)
+    with connector.api() as api:
+        assert api.delete(f"/api/v1/tenants/{domain}/staff/s-adele").status_code == 204
+        listed = api.get(f"/api/v1/tenants/{domain}/users").json()["value"]
+        assert [u["staff_id"] for u in listed] == ["s-ben"]
+    wait_for(lambda: not any(rows_of(connector, domain, "s-adele", adele).values()), timeout=60)
+    assert await subscribed(adele) == []
+    outlook = Outlook(connector, org["id"])
+    outlook.create(adele, graph_event("After the deletion"))  # Graph has no subscription to notify
+    outlook.create(ben, graph_event("Ben goes on"))
+    wait_for(lambda: "Ben goes on" in events_of(feed(connector, domain), "event.created"))
+    assert "After the deletion" not in events_of(feed(connector, domain), "event.created")
+    assert not any(rows_of(connector, domain, "s-adele", adele).values())
+    assert await subscribed(ben) != []
+    ben_after = rows_of(connector, domain, "s-ben", ben)
+    assert {t for t, n in ben_after.items() if n} == {t for t, n in ben_before.items() if n}

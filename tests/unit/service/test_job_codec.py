@@ -44,6 +44,9 @@ STRATEGIES: dict[type[Job], st.SearchStrategy[Job]] = {
         check_back=counts,
     ),
     jobs.Notified: st.builds(jobs.Notified, directory_id=texts, subscription_id=texts, graph_user_id=texts),
+    jobs.RemoveStaff: st.builds(
+        jobs.RemoveStaff, tenant_id=texts, staff_id=texts, subscription_id=texts, check_back=counts
+    ),
     jobs.WriteAppointment: st.builds(
         jobs.WriteAppointment,
         tenant_id=texts,
