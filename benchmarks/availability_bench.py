@@ -30,8 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import signal
-import sys
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -45,11 +43,10 @@ from benchmarks.sync_bench import (
     Feed,
     Stack,
     add_stack_arguments,
-    interrupt,
     mark,
     migrate,
     percentile,
-    running_stack,
+    run_on_stack,
 )
 from shared.domain.timezones import iana_zone
 
@@ -306,18 +303,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    print(
+    run_on_stack(
         f"availability bench: {args.users} users x {args.events} events, emulator latency "
-        f"{args.latency_ms:g} ms, {args.staff} staff per question"
+        f"{args.latency_ms:g} ms, {args.staff} staff per question",
+        args,
+        run,
     )
-    try:
-        with running_stack(args) as stack:
-            asyncio.run(run(stack, args))
-    except KeyboardInterrupt:
-        print("\ninterrupted; every process is stopped", file=sys.stderr)
-        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
-import sys
 import time
 import uuid
 from collections import Counter
@@ -39,10 +37,9 @@ from benchmarks.sync_bench import (
     Stack,
     add_stack_arguments,
     graph_requests,
-    interrupt,
     migrate,
     percentile,
-    running_stack,
+    run_on_stack,
 )
 from shared.domain.mail import MAIL_PROPERTY_ID
 
@@ -203,15 +200,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    print(f"mail bench: {args.users} users, emulator latency {args.latency_ms:g} ms")
-    try:
-        with running_stack(args) as stack:
-            asyncio.run(run(stack, args))
-    except KeyboardInterrupt:
-        print("\ninterrupted; every process is stopped", file=sys.stderr)
-        raise SystemExit(130) from None
+    run_on_stack(
+        f"mail bench: {args.users} users, emulator latency {args.latency_ms:g} ms",
+        args,
+        run,
+    )
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -915,6 +915,24 @@ def machine_speed(rounds: int = 6) -> tuple[float, float]:
         times.append((time.process_time() - started) * 1000)
         time.sleep(0.2)
     return min(times), max(times)
+
+
+def run_on_stack(
+    title: str,
+    args: argparse.Namespace,
+    run: Callable[[Stack, argparse.Namespace], Coroutine[Any, Any, None]],
+) -> None:
+    """A benchmark's entry point: the stack of `running_stack(args)` up, `run` on it, every process
+    stopped on Ctrl-C or SIGTERM (exit 130)."""
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (`&`)
+    print(title)
+    try:
+        with running_stack(args) as stack:
+            asyncio.run(run(stack, args))
+    except KeyboardInterrupt:
+        print("\ninterrupted; every process is stopped", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 def main(argv: list[str] | None = None) -> None:
