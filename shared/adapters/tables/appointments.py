@@ -15,17 +15,17 @@ from typing import Any, Final
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables.aio import TableClient
 
 from shared.adapters.storage import StorageClients
 from shared.adapters.stored_appointments import from_stored, to_stored
 from shared.adapters.tables.rows import (
+    TableAdapter,
     delete_partition,
     escape_key,
     etag_of,
-    insert_entity,
-    replace_entity,
+    read_entity,
     required_utc,
+    write_entity,
 )
 from shared.domain.appointments import AppointmentRecord, CopyRole, CopyState, StaffCopy
 from shared.domain.teams import TeamsMeeting
@@ -129,29 +129,19 @@ def record_from_entity(entity: Any) -> AppointmentRecord:
     )
 
 
-class TableAppointments:
+class TableAppointments(TableAdapter):
     """`AppointmentRepository` on Table Storage."""
 
     def __init__(self, storage: StorageClients) -> None:
-        self._storage = storage
-
-    async def _table(self) -> TableClient:
-        return await self._storage.table(APPOINTMENTS)
+        super().__init__(storage, APPOINTMENTS)
 
     async def get(self, tenant_id: str, appointment_id: str) -> AppointmentRecord | None:
-        table = await self._table()
-        try:
-            entity = await table.get_entity(escape_key(tenant_id), escape_key(appointment_id))
-        except ResourceNotFoundError:
-            return None
-        return record_from_entity(entity)
+        entity = await read_entity(await self._table(), escape_key(tenant_id), escape_key(appointment_id))
+        return None if entity is None else record_from_entity(entity)
 
     async def save(self, record: AppointmentRecord) -> AppointmentRecord:
-        table = await self._table()
-        entity = record_to_entity(record)
-        if record.etag is None:
-            return replace(record, etag=await insert_entity(table, entity))
-        return replace(record, etag=await replace_entity(table, entity, record.etag))
+        etag = await write_entity(await self._table(), record_to_entity(record), record.etag)
+        return replace(record, etag=etag)
 
     async def delete(self, record: AppointmentRecord) -> None:
         table = await self._table()

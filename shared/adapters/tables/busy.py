@@ -23,7 +23,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from shared.adapters.storage import StorageClients
@@ -34,10 +33,10 @@ from shared.adapters.tables.rows import (
     delete_rows,
     escape_key,
     etag_of,
-    insert_entity,
-    replace_entity,
+    read_entity,
     required_utc,
     unescape_key,
+    write_entity,
 )
 from shared.adapters.tables.transactions import Delete
 from shared.domain.appointments import Override, Recurrence
@@ -291,20 +290,14 @@ class TableBusy(TableAdapter):
         await (await self._table()).upsert_entity(entity, mode=UpdateMode.REPLACE)
 
     async def get_hold(self, tenant_id: str, staff_id: str, appointment_id: str) -> HostHold | None:
-        table = await self._table()
-        try:
-            entity = await table.get_entity(user_partition(tenant_id, staff_id), hold_key(appointment_id))
-        except ResourceNotFoundError:
-            return None
-        return hold_from_entity(entity)
+        entity = await read_entity(
+            await self._table(), user_partition(tenant_id, staff_id), hold_key(appointment_id)
+        )
+        return None if entity is None else hold_from_entity(entity)
 
     async def save_hold(self, tenant_id: str, staff_id: str, hold: HostHold) -> HostHold:
-        table = await self._table()
         entity = hold_entity(user_partition(tenant_id, staff_id), hold)
-        if hold.etag is None:
-            etag = await insert_entity(table, entity)
-        else:
-            etag = await replace_entity(table, entity, hold.etag)
+        etag = await write_entity(await self._table(), entity, hold.etag)
         return HostHold(hold.appointment_id, hold.revision, hold.times, etag)
 
     async def delete_user(self, tenant_id: str, staff_id: str) -> None:

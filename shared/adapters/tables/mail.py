@@ -11,19 +11,17 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Final
 
-from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables.aio import TableClient
-
 from shared.adapters.storage import StorageClients
 from shared.adapters.tables.rows import (
+    TableAdapter,
     as_utc,
     delete_partition,
     escape_key,
     etag_of,
-    insert_entity,
-    replace_entity,
+    read_entity,
     required_utc,
     without_none,
+    write_entity,
 )
 from shared.domain.mail import MailRecord, MailState
 
@@ -79,29 +77,19 @@ def mail_from_entity(entity: Any) -> MailRecord:
     )
 
 
-class TableMail:
+class TableMail(TableAdapter):
     """`MailRepository` on Table Storage."""
 
     def __init__(self, storage: StorageClients) -> None:
-        self._storage = storage
-
-    async def _table(self) -> TableClient:
-        return await self._storage.table(MAIL)
+        super().__init__(storage, MAIL)
 
     async def get(self, tenant_id: str, message_id: str) -> MailRecord | None:
-        table = await self._table()
-        try:
-            entity = await table.get_entity(escape_key(tenant_id), escape_key(message_id))
-        except ResourceNotFoundError:
-            return None
-        return mail_from_entity(entity)
+        entity = await read_entity(await self._table(), escape_key(tenant_id), escape_key(message_id))
+        return None if entity is None else mail_from_entity(entity)
 
     async def save(self, record: MailRecord) -> MailRecord:
-        table = await self._table()
-        entity = mail_to_entity(record)
-        if record.etag is None:
-            return replace(record, etag=await insert_entity(table, entity))
-        return replace(record, etag=await replace_entity(table, entity, record.etag))
+        etag = await write_entity(await self._table(), mail_to_entity(record), record.etag)
+        return replace(record, etag=etag)
 
     async def delete_tenant(self, tenant_id: str) -> None:
         await delete_partition(await self._table(), escape_key(tenant_id))

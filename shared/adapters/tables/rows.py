@@ -137,6 +137,23 @@ async def delete_rows(table: TableClient, deletes: Iterable[Delete]) -> None:
                             raise
 
 
+async def read_entity(table: TableClient, partition: str, row: str) -> dict[str, Any] | None:
+    """One row by its keys (already escaped), or None."""
+    try:
+        entity: dict[str, Any] = await table.get_entity(partition, row)
+    except ResourceNotFoundError:
+        return None
+    return entity
+
+
+async def write_entity(table: TableClient, entity: dict[str, Any], etag: str | None) -> str | None:
+    """A record's row: inserted when it has no etag yet (`AlreadyExists` if one is there), else replaced
+    If-Match (`StaleWrite` when it changed since it was read); its new etag."""
+    if etag is None:
+        return await insert_entity(table, entity)
+    return await replace_entity(table, entity, etag)
+
+
 async def delete_partition(table: TableClient, partition: str) -> None:
     """Delete every row of a partition, 100 per transaction; idempotent."""
     query = table.query_entities("PartitionKey eq @pk", parameters={"pk": partition}, select="RowKey")

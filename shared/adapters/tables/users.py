@@ -15,10 +15,9 @@ from shared.adapters.tables.rows import (
     as_utc,
     delete_partition,
     etag_of,
-    insert_entity,
-    replace_entity,
     required_utc,
     without_none,
+    write_entity,
 )
 from shared.adapters.tables.transactions import (
     MAX_OPERATIONS,
@@ -196,11 +195,7 @@ class TableUsers:
         return page_users(await self.list_all(tenant_id), query)
 
     async def save(self, user: UserRecord) -> UserRecord:
-        table = await self._table()
-        entity = user_to_entity(user)
-        etag = await (
-            insert_entity(table, entity) if user.etag is None else replace_entity(table, entity, user.etag)
-        )
+        etag = await write_entity(await self._table(), user_to_entity(user), user.etag)
         return replace(user, etag=etag)
 
     async def delete(self, tenant_id: str, staff_id: str) -> None:
