@@ -8,6 +8,7 @@ Graph's JSON into these models; nothing above it touches Graph's dictionaries.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
@@ -68,6 +69,16 @@ class OutlookEvent:
     original_time_zone: str | None  # as Outlook reports it (a Windows or IANA name)
     last_modified: datetime | None
     transaction_id: str | None = None  # set by the app that created it (the connector names its own)
+    original_start: datetime | date | None = None  # an occurrence's or exception's place in its series
+    is_organizer: bool | None = None  # None: Graph left it out
+    response: str | None = None  # the mailbox owner's own response (responseStatus.response)
+    recurrence: Mapping[str, Any] | None = None  # a series master's patternedRecurrence, as Graph gives it
+    cancelled_dates: tuple[date, ...] = ()  # a series master's cancelledOccurrences (original local dates)
+
+    @property
+    def meeting(self) -> bool:
+        """A meeting (it has attendees besides the organiser), not a plain appointment."""
+        return bool(self.attendees)
 
     def ends_at(self) -> datetime:
         """The end as an instant (an all-day end date counts from its UTC midnight)."""
@@ -95,7 +106,15 @@ class OutlookEvent:
             self.kind.value,
             self.series_master_id or "",
         )
-        return _digest(parts)
+        # Added later: left out while empty, so an event without them keeps the hash it was stored with.
+        extra = (
+            _instant(self.original_start) if self.original_start is not None else "",
+            self.is_organizer is False,  # an attendee's copy
+            self.response if self.response not in (None, "organizer") else "",
+            repr(sorted(self.recurrence.items())) if self.recurrence else "",
+            ",".join(map(str, self.cancelled_dates)),
+        )
+        return _digest((*parts, *extra) if any(extra) else parts)
 
     def written_hash(self) -> str:
         """What the connector writes into an event (not what attendees or Outlook add: responses,
@@ -149,6 +168,9 @@ class OutlookEvent:
             ],
             "join_url": self.join_url,
             "time_zone": self.original_time_zone,
+            "meeting_id": self.ical_uid,
+            "is_organizer": self.is_organizer,
+            "response": self.response,
         }
 
 

@@ -22,14 +22,15 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, time
 from enum import StrEnum
 from typing import Any, Final
 
+from shared.domain import series
 from shared.domain.appointments import appointment_of_transaction
-from shared.domain.calendar import DeltaItem, OutlookEvent, RemovedEvent
-from shared.domain.tenants import ImportFilter, TenantSettings
+from shared.domain.calendar import DeltaItem, EventKind, OutlookEvent, RemovedEvent
+from shared.domain.tenants import ImportFilter, RecurringEvents, TenantSettings
 
 MASS_DELETE_MIN: Final = 10  # a complete read may delete this many items without question
 MASS_DELETE_SHARE: Final = 0.5  # ... and beyond that, at most this share of what was stored
@@ -59,7 +60,11 @@ class ItemStatus:
     appointment_id: str | None = None  # the host appointment it is linked to
     series_master_id: str | None = None
     written: bool = False  # the connector wrote this version: its change key is the connector's own
-    master: bool = False  # a series master the connector wrote (calendar views show only its instances)
+    master: bool = False  # a series master (calendar views show only its instances): the connector's, or
+    # with `recurring_events: series`, an Outlook series the host is told of as one (`series.py`)
+    original_start: datetime | None = None  # an occurrence's or exception's place in its series
+    cancelled: bool = False  # cancelled by its organiser (an attendee's copy; a series' exdate)
+    organised_meeting: bool = False  # a meeting this staff member organises: removing it cancels it
 
     @property
     def origin(self) -> Origin:
@@ -73,13 +78,19 @@ class Visibility:
     import_filter: ImportFilter = field(default_factory=ImportFilter)
     show_free_events: bool = True
     privacy_mode: bool = False
+    series: bool = True  # `recurring_events: series`: a series as its master and exceptions (`series.py`)
 
     @classmethod
     def of(cls, settings: TenantSettings) -> Visibility:
-        return cls(settings.import_filter, settings.show_free_events, settings.privacy_mode)
+        return cls(
+            settings.import_filter,
+            settings.show_free_events,
+            settings.privacy_mode,
+            settings.recurring_events is RecurringEvents.SERIES,
+        )
 
     def admits(self, event: OutlookEvent) -> bool:
-        if event.cancelled:
+        if event.cancelled or event.response == "declined":
             return False
         if not self.show_free_events and event.show_as == "free":
             return False
@@ -136,6 +147,8 @@ class Observation:
     complete: bool  # a full read of the window (no delta link was used)
     window_start: datetime  # items ending before it aged out (not deleted)
     migrating: bool = False  # linked items are the host's own: no `created` for them
+    # The series masters read for this plan (`series.masters_to_read`); None: Graph no longer has it.
+    masters: Mapping[str, OutlookEvent | None] = field(default_factory=dict)
 
 
 def plan(
@@ -160,9 +173,17 @@ def plan(
         if _connector_made(item, before, master):
             _observe_own(result, item, before, master)
             continue
+        if visibility.series and item.series_master_id:
+            identity = series.series_identity(item.series_master_id, observation.masters, stored)
+            _observe_instance(result, item, before, visibility, links, observation.migrating, identity)
+            continue
         _observe(result, item, before, visibility, links, observation.migrating)
     if observation.complete:
         _reconcile(result, observation, stored, seen, allow_mass_delete)
+    if visibility.series:
+        _settle_series(result, observation, stored, visibility, links)
+    elif observation.complete:
+        _forget_series(result, stored)
     return result
 
 
@@ -217,9 +238,57 @@ def _observe(  # noqa: PLR0917 (the planner's inputs, in order)
     if admitted and not before.admitted:
         result.changes.append(_change(ChangeType.CREATED, event, visibility, appointment_id))
     elif before.admitted and not admitted:
-        result.changes.append(_deleted(event.id, appointment_id, reason="filtered"))
+        result.changes.append(_deleted(event.id, appointment_id, reason=series.hidden_reason(event)))
     elif admitted:
         result.changes.append(_change(ChangeType.UPDATED, event, visibility, appointment_id))
+
+
+def _observe_instance(  # noqa: PLR0917 (the planner's inputs, in order)
+    result: Plan,
+    event: OutlookEvent,
+    before: ItemStatus | None,
+    visibility: Visibility,
+    links: HostLinks,
+    migrating: bool,
+    identity: str | None,
+) -> None:
+    """An occurrence or exception of an Outlook series, with `recurring_events: series`. An occurrence is
+    recorded, never announced (its series is); an exception is announced as an override of its series. An
+    occurrence the host knew as an event of its own (`occurrences` before) is deleted for it."""
+    exception = event.kind is EventKind.EXCEPTION
+    admitted = exception and visibility.admits(event)
+    appointment_id = (before.appointment_id if before else None) or links.appointment_for(event)
+    original = event.original_start
+    if original is not None and not isinstance(original, datetime):
+        original = datetime.combine(original, time(), tzinfo=UTC)
+    status = replace(
+        _status_of(event, event.content_hash(), appointment_id, admitted=admitted),
+        original_start=original,
+        cancelled=event.cancelled,
+    )
+    if before == status:
+        return
+    result.upserts.append(status)
+    known = before is not None and before.admitted
+    data = {"event": series.instance_payload(visibility, event, identity), "appointment_id": appointment_id}
+    if admitted and not known:
+        if not (before is None and appointment_id is not None and migrating):
+            result.changes.append(HostChange(ChangeType.CREATED, event.id, data))
+    elif known and not admitted:
+        reason = series.hidden_reason(event) if exception else "filtered"
+        result.changes.append(_deleted(event.id, appointment_id, reason))
+    elif admitted and before is not None and before.content_hash != status.content_hash:
+        result.changes.append(HostChange(ChangeType.UPDATED, event.id, data))
+
+
+def _forget_series(result: Plan, stored: Mapping[str, ItemStatus]) -> None:
+    """`recurring_events: occurrences` after `series`: the series the host was told of are deleted for it
+    (each occurrence is announced on its own instead)."""
+    for status in stored.values():
+        if status.master and not status.written:
+            result.deletes.append(status.graph_id)
+            if status.admitted:
+                result.changes.append(_deleted(status.graph_id, status.appointment_id, "filtered"))
 
 
 def _status_of(
@@ -241,6 +310,7 @@ def _status_of(
         appointment_id=appointment_id,
         series_master_id=event.series_master_id,
         written=written,
+        organised_meeting=event.is_organizer is True and event.meeting,
     )
 
 
@@ -285,7 +355,6 @@ def _remove(
     before: ItemStatus,
     stored: Mapping[str, ItemStatus],
     window_start: datetime,
-    reason: str = "deleted",
 ) -> None:
     result.deletes.append(before.graph_id)
     master = stored.get(before.series_master_id) if before.series_master_id else None
@@ -294,6 +363,7 @@ def _remove(
             result.rechecks.setdefault(before.appointment_id, set()).add(before.graph_id)
         return
     if before.admitted:
+        reason = series.removal_reason(before, window_start)
         result.changes.append(_deleted(before.graph_id, before.appointment_id, reason))
 
 
@@ -329,3 +399,74 @@ def _deleted(event_id: str, appointment_id: str | None, reason: str) -> HostChan
         event_id,
         {"event": {"id": event_id}, "appointment_id": appointment_id, "reason": reason},
     )
+
+
+def _settle_series(
+    result: Plan,
+    observation: Observation,
+    stored: Mapping[str, ItemStatus],
+    visibility: Visibility,
+    links: HostLinks,
+) -> None:
+    """Each series whose master was read: announced, updated, or no longer followed (`series.py`)."""
+    current = {**stored}
+    for status in result.upserts:
+        current[status.graph_id] = status
+    for graph_id in result.deletes:
+        current.pop(graph_id, None)
+    for master_id, master in sorted(observation.masters.items()):
+        before = stored.get(master_id)
+        if before is not None and before.written:
+            continue
+        instances = [s for s in current.values() if s.series_master_id == master_id]
+        view = (
+            series.view_of(master, instances)
+            if master is not None and master.kind is EventKind.SERIES_MASTER
+            else None
+        )
+        if view is None or not series.still_followed(view, instances, observation.window_start):
+            if before is not None:
+                result.deletes.append(master_id)
+                if before.admitted:
+                    gone = "cancelled" if before.organised_meeting else "deleted"
+                    reason = gone if view is None else "out_of_window"
+                    result.changes.append(_deleted(master_id, before.appointment_id, reason))
+            continue
+        _observe_series(result, view, before, visibility, links, observation.migrating)
+
+
+def _observe_series(  # noqa: PLR0917 (the planner's inputs, in order)
+    result: Plan,
+    view: series.SeriesView,
+    before: ItemStatus | None,
+    visibility: Visibility,
+    links: HostLinks,
+    migrating: bool,
+) -> None:
+    master = view.master
+    admitted = visibility.admits(master)
+    appointment_id = (before.appointment_id if before else None) or links.appointment_for(master)
+    status = ItemStatus(
+        graph_id=master.id,
+        change_key=master.change_key,
+        ical_uid=master.ical_uid,
+        content_hash=view.digest(),
+        ends_at=series.SERIES_END,
+        admitted=admitted,
+        appointment_id=appointment_id,
+        master=True,
+        cancelled=master.cancelled,
+        organised_meeting=master.is_organizer is True and master.meeting,
+    )
+    if before == status:
+        return
+    result.upserts.append(status)
+    data = {"event": series.series_payload(visibility, view), "appointment_id": appointment_id}
+    if before is None or not before.admitted:
+        known_to_host = before is None and appointment_id is not None and migrating
+        if admitted and not known_to_host:
+            result.changes.append(HostChange(ChangeType.CREATED, master.id, data))
+    elif not admitted:
+        result.changes.append(_deleted(master.id, appointment_id, series.hidden_reason(master)))
+    elif before.content_hash != status.content_hash:
+        result.changes.append(HostChange(ChangeType.UPDATED, master.id, data))

@@ -17,7 +17,7 @@ UNTIL is read as the end of that local day; for an all-day series a UTC UNTIL as
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -311,6 +311,58 @@ def from_graph(recurrence: dict[str, Any], *, all_day: bool = False) -> str:
         parts.append(_relative_rrule(_graph_days(pattern), _graph_index(pattern)))
     parts.extend(_range_rrule(recurrence_range, all_day))
     return ";".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class OutlookSeries:
+    """An Outlook series as RFC 5545: its RRULE, its IANA zone and first start (local, or a date when
+    all-day). `exact` only when dateutil expands the rule, from that start in that zone, to the days Outlook
+    does (`to_graph` takes it back); otherwise `reason` says why and the host gets the occurrences too."""
+
+    rrule: str | None
+    time_zone: str | None
+    start: datetime | date
+    exact: bool
+    reason: str | None = None
+
+
+def outlook_series(
+    recurrence: Mapping[str, Any], start: datetime | date, zone_name: str | None, *, all_day: bool
+) -> OutlookSeries:
+    """A series master's `patternedRecurrence`, start (its first occurrence's, as Graph gives the master)
+    and `originalStartTimeZone`, checked with dateutil."""
+    zone = iana_zone(zone_name or "") if zone_name else ("UTC" if isinstance(start, datetime) else None)
+    if all_day and zone is None:
+        zone = "UTC"  # an all-day series keeps its dates in any zone
+    try:
+        rrule = from_graph(dict(recurrence), all_day=all_day)
+    except RecurrenceError as error:
+        return OutlookSeries(None, zone, start, exact=False, reason=f"{error.part}: {error.reason}")
+    if zone is None:
+        reason = f"Outlook's zone {zone_name!r} has no IANA name"
+        return OutlookSeries(rrule, None, start, exact=False, reason=reason)
+    local = start.astimezone(require_zone(zone)) if isinstance(start, datetime) else start
+    try:
+        _accepted(rrule, local, zone)
+    except RecurrenceError as error:
+        return OutlookSeries(rrule, zone, local, exact=False, reason=f"{error.part}: {error.reason}")
+    return OutlookSeries(rrule, zone, local, exact=True)
+
+
+def next_occurrence(series: OutlookSeries, after: datetime) -> datetime | date | None:
+    """The first occurrence of an exact series starting at or after `after` (None: the series has ended)."""
+    if series.rrule is None or series.time_zone is None:
+        return None
+    rule, anchor, _ = _accepted(series.rrule, series.start, series.time_zone)
+    expansion = anchor.expansion(rule)
+    if anchor.wall is not None:
+        probe = after.astimezone(anchor.zone)
+    else:
+        probe = datetime.combine(after.astimezone(UTC).date(), time())  # all-day: naive local midnights
+    value = expansion.after(probe, inc=True)
+    if value is None:
+        return None
+    return value if anchor.wall is not None else value.date()
 
 
 def expand(

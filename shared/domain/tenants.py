@@ -72,6 +72,11 @@ class UserScope(StrEnum):
     ALL_USERS = "all_users"  # every enabled mailbox of the tenant
 
 
+class RecurringEvents(StrEnum):
+    SERIES = "series"  # a series as its master with an RFC 5545 rule, exceptions as overrides
+    OCCURRENCES = "occurrences"  # every occurrence in the window as an event of its own
+
+
 class ConflictPolicy(StrEnum):
     HOST_WINS = "host_wins"
     OUTLOOK_WINS = "outlook_wins"
@@ -108,6 +113,7 @@ class TenantSettings:
     tentative_blocks: bool = True  # availability: a tentative event makes its staff member unavailable
     working_elsewhere_blocks: bool = False  # availability: so does "working elsewhere"
     teams_organizer: str | None = None  # service_account: the UPN or mailbox that organises every meeting
+    recurring_events: RecurringEvents = RecurringEvents.SERIES  # how Outlook series reach the host
 
     def window(self, now: datetime) -> tuple[datetime, datetime]:
         """The sync window around `now`, on whole UTC days so that it moves only once a day."""

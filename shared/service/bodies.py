@@ -43,6 +43,7 @@ from shared.domain.tenants import (
     ImportFilter,
     ImportFilterMode,
     MultiStaffMode,
+    RecurringEvents,
     TeamsMethod,
     TenantSettings,
     UserScope,
@@ -227,6 +228,17 @@ class Settings(Body):
             "meeting (it is a participant of each); checked against the directory."
         ),
     ] = DEFAULTS.teams_organizer
+
+    recurring_events: Annotated[
+        RecurringEvents,
+        Field(
+            description="How an Outlook series reaches the host: `series` (the series master with its RFC "
+            "5545 rule, exdates and zone; exceptions as overrides naming the series and their original "
+            "start) or `occurrences` (every occurrence in the window as an event of its own). A change is "
+            "applied by a full read of every user: the host is told each series or occurrence anew once, "
+            "and what it knew in the other form is deleted (reason `filtered`)."
+        ),
+    ] = DEFAULTS.recurring_events
 
     @field_validator("teams_organizer")
     @classmethod

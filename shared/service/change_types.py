@@ -40,8 +40,37 @@ class EventBody(Data):
     truncated: bool
 
 
+class SeriesRecurrence(Data):
+    """An Outlook series in RFC 5545 terms (`recurring_events: series`), the shape an appointment's
+    recurrence is written in. Its occurrences: the RRULE expanded from `start` in `time_zone` (the start's
+    wall-clock time on each day), less `exdates`, each exception (an event naming this series) in place of
+    the occurrence at its `original_start`."""
+
+    rrule: str | None = Field(
+        description="The RFC 5545 RRULE value (checked with dateutil); null when Outlook's pattern has none."
+    )
+    exdates: list[str] = Field(
+        description="Cancelled occurrences: their original local dates (YYYY-MM-DD) in time_zone."
+    )
+    time_zone: str | None = Field(description="The series' IANA zone (from Outlook's Windows name).")
+    start: str = Field(
+        description="The first occurrence's start: a local ISO 8601 time with its offset, or a date "
+        "(all-day)."
+    )
+    exact: bool = Field(
+        description="False when RFC 5545 cannot express Outlook's pattern exactly: then `reason` says why "
+        "and `occurrences` lists what Outlook shows in the window, which is the truth."
+    )
+    reason: str | None = None
+    occurrences: list[Instant] | None = None
+
+
+Reason = Literal["cancelled", "deleted", "declined", "filtered", "out_of_window"]
+
+
 class Event(Data):
-    """An Outlook event as the host sees it. In privacy mode only id, start, end, all_day and show_as."""
+    """An Outlook event as the host sees it. In privacy mode only id, start, end, all_day and show_as, and
+    for a series (`recurring_events: series`) its type, recurrence, series_master_id and original_start."""
 
     id: str
     start: Instant
@@ -60,6 +89,27 @@ class Event(Data):
     attendees: list[Attendee] | None = None
     join_url: str | None = None
     time_zone: str | None = Field(None, description="As Outlook reports it (a Windows or IANA name).")
+    meeting_id: str | None = Field(
+        None,
+        description="The meeting's identity, the same in every staff member's copy (Outlook's iCalUId; for "
+        "an exception with `recurring_events: series`, its series' iCalUId): group copies by it.",
+    )
+    is_organizer: bool | None = Field(
+        None, description="True on the organiser's copy of a meeting; null where Outlook did not say."
+    )
+    response: str | None = Field(
+        None,
+        description="This staff member's own response: organizer, accepted, tentativelyAccepted, declined, "
+        "notResponded or none.",
+    )
+    recurrence: SeriesRecurrence | None = Field(
+        None, description="A series master's rule (`type: seriesMaster`, `recurring_events: series`)."
+    )
+    original_start: Instant | None = Field(
+        None,
+        description="An exception's (`recurring_events: series`) start as the rule places it: the occurrence "
+        "it replaces.",
+    )
 
 
 class RemovedEvent(Data):
@@ -74,7 +124,13 @@ class EventData(Data):
 class EventDeletedData(Data):
     event: RemovedEvent
     appointment_id: str | None
-    reason: str
+    reason: Reason = Field(
+        description="`cancelled`: the organiser cancelled the meeting (told to its attendees and its "
+        "organiser alike); `deleted`: removed from the calendar; `declined`: this staff member declined it; "
+        "`filtered`: the tenant's settings no longer pass it (import filter, show_free_events, "
+        "recurring_events); `out_of_window`: it left the sync window for good (it ended before the window, "
+        "or a series has no occurrence left in or after it), so the connector stops following it."
+    )
 
 
 class UserMigratedData(Data):

@@ -6,7 +6,9 @@ arrives while a run is under way is never lost). A run:
 2. on migration, finds the host's own appointments in the mailbox (its EWS-era ids through
    translateExchangeIds, the connector's extended property, iCalUIds), at most four requests at a time;
 3. reads the window through `calendarView/delta` from the stored delta link, or whole when there is none
-   or Graph rejected it (410), and lets the planner reconcile that against the stored status;
+   or Graph rejected it (410), reads the series masters the plan needs (`series.masters_to_read`: new or
+   changed Outlook series, none on a quiet run), and lets the planner reconcile that against the stored
+   status;
 4. brings the user's busy index up to date (`busy_index.py`), so the availability answer has a change
    no later than the feed;
 5. publishes the changes (feed, then the host's webhook), stores the status, then the delta link
@@ -25,7 +27,9 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Final, Protocol
 
+from shared.domain.calendar import OutlookEvent
 from shared.domain.planner import HostLinks, Observation, Visibility, held_back, plan
+from shared.domain.series import masters_to_read
 from shared.domain.tenants import Tenant, TenantState
 from shared.domain.users import MatchStatus, SyncState, UserRecord
 from shared.observability import bound, get_logger
@@ -180,7 +184,10 @@ async def _sync_user(
         )
     )
     visibility = Visibility.of(tenant.settings)
-    observation = Observation(read.items, complete, window[0], migrating=migrating)
+    series_wanted = visibility.series and not quiet
+    wanted = masters_to_read(read.items, stored, complete=complete) if series_wanted else set()
+    masters = await _read_masters(services.calendar, tenant, user, wanted, gate)
+    observation = Observation(read.items, complete, window[0], migrating=migrating, masters=masters)
     actions = plan(observation, stored, visibility, links, allow_mass_delete=force)
     seen = actions  # what Outlook holds now: the busy index follows it whatever the switch says
     if not user.staff.switches.calendar_from_outlook:
@@ -246,13 +253,30 @@ async def _sync_user(
     if migrating:
         await maybe_finish_migration(services, tenant.tenant_id)
     log.info(
-        "synced (%s): %d items read, %d changes, %s read, %d requests",
+        "synced (%s): %d items read, %d changes, %s read, %d requests, %d series masters read",
         kind,
         len(read.items),
         len(changes),
         "full" if complete else "delta",
         read.requests,
+        len(masters),
     )
+
+
+async def _read_masters(
+    calendar: CalendarGateway, tenant: Tenant, user: UserRecord, wanted: set[str], gate: asyncio.Semaphore
+) -> dict[str, OutlookEvent | None]:
+    """The series masters the plan needs (`series.masters_to_read`), four at a time."""
+    assert user.graph_user_id is not None
+    graph_user_id = user.graph_user_id
+
+    async def one(master_id: str) -> OutlookEvent | None:
+        async with gate:
+            return await calendar.read_event(tenant, graph_user_id, master_id)
+
+    ordered = sorted(wanted)
+    found = await asyncio.gather(*(one(master_id) for master_id in ordered))
+    return dict(zip(ordered, found, strict=True))
 
 
 async def _same(user: UserRecord) -> UserRecord:

@@ -20,7 +20,8 @@ from shared.service.tenants import TenantPorts, get_tenant, save_tenant_change
 class SettingsPorts(TenantPorts, PublishPorts, UsesClock, UsesDirectory, UsesJobs, Protocol):
     """The tenant's row; the directory that checks a Teams organiser; the rematch that refreshes every
     staff member's Teams status when the Teams method or organiser changed; the feed that tells the host
-    a method change leaves the meetings already made as they were."""
+    a method change leaves the meetings already made as they were; the resync a change of
+    `recurring_events` needs."""
 
 
 async def update_settings(services: SettingsPorts, tenant_id: str, patch: Mapping[str, Any]) -> Tenant:
@@ -38,6 +39,9 @@ async def update_settings(services: SettingsPorts, tenant_id: str, patch: Mappin
     tenant, _ = await save_tenant_change(services, tenant_id, patched)
     if tenant.state.connected and _teams(tenant.settings) != _teams(before.settings):
         await services.jobs.enqueue([jobs.rematch(tenant_id)])  # every staff member's Teams status again
+    if tenant.state.connected and tenant.settings.recurring_events is not before.settings.recurring_events:
+        # Series arrive in the other form on each user's next full read: the tenant's resync, queued now.
+        await services.jobs.enqueue([jobs.nightly(tenant_id)])
     previous, method = before.settings.teams_method, tenant.settings.teams_method
     if method is not previous:  # a meeting keeps the method it was made with (its join URL keeps working)
         data = {"previous_method": previous.value, "method": method.value, "existing_meetings": "kept"}

@@ -51,6 +51,8 @@ class FakeMailbox:
     unavailable: str | None = None
     working_hours: WorkingHours | None = None  # mailboxSettings.workingHours (None: Graph reports none)
     hours_refused: str | None = None  # mailboxSettings answers 403 (a policy closes it to the app)
+    masters: dict[str, OutlookEvent] = field(default_factory=dict)  # Outlook series masters (never in delta)
+    event_reads: int = 0  # GET /events/{id}
 
 
 def _overlaps(event: OutlookEvent, window: tuple[datetime, datetime]) -> bool:
@@ -86,6 +88,16 @@ class FakeMailboxes:
         box = self.mailbox(graph_user_id)
         box.events.pop(event_id, None)
         box.log.append(event_id)
+
+    def put_master(self, graph_user_id: str, master: OutlookEvent) -> OutlookEvent:
+        """A series made in Outlook: its master, which calendarView delta never reports (its occurrences
+        are `put` one by one, with the master's change key, as Exchange gives them)."""
+        stored = replace(master, change_key=f"ck{next(_ids)}")
+        self.mailbox(graph_user_id).masters[master.id] = stored
+        return stored
+
+    def remove_master(self, graph_user_id: str, master_id: str) -> None:
+        self.mailbox(graph_user_id).masters.pop(master_id, None)
 
     def expire_tokens(self, graph_user_id: str) -> None:
         self.mailbox(graph_user_id).generation += 1
@@ -130,6 +142,12 @@ class FakeMailboxes:
             )
         )
         return DeltaRead(items, link, requests=1)
+
+    async def read_event(self, tenant: Tenant, graph_user_id: str, event_id: str) -> OutlookEvent | None:
+        box = self.mailbox(graph_user_id)
+        self._check(tenant, box)
+        box.event_reads += 1
+        return box.masters.get(event_id) or box.events.get(event_id)
 
     async def translate_ews_ids(
         self, tenant: Tenant, graph_user_id: str, ews_ids: Sequence[str]

@@ -21,6 +21,7 @@ Graph's failures become the ports' errors here, once:
 from __future__ import annotations
 
 import builtins
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, time
 from typing import Any, Final
@@ -36,8 +37,8 @@ from shared.adapters.graph.errors import (
     Throttled,
     refusal_reason,
 )
-from shared.adapters.graph.events import parse_delta_page, parse_graph_datetime
-from shared.domain.calendar import APPOINTMENT_PROPERTY_ID, DeltaItem
+from shared.adapters.graph.events import parse_delta_page, parse_event, parse_graph_datetime
+from shared.domain.calendar import APPOINTMENT_PROPERTY_ID, DeltaItem, OutlookEvent
 from shared.domain.tenants import Tenant
 from shared.service.errors import (
     DeltaTokenRejected,
@@ -220,6 +221,20 @@ class GraphCalendar(GraphPort):
                 if source and target:
                     found[source] = target
         return found
+
+    async def read_event(self, tenant: Tenant, graph_user_id: str, event_id: str) -> OutlookEvent | None:
+        """`GET /users/{id}/events/{id}`: a series master with its `recurrence` and `cancelledOccurrences`
+        (what calendarView delta never reports); None for Graph's `ErrorItemNotFound`."""
+        graph = await self._graph(tenant)
+        headers = {"Prefer": f"{UTC_TIMES}, {IMMUTABLE_IDS}"}
+        url = f"{user_path(graph_user_id)}/events/{quote(event_id, safe='')}"
+        try:
+            body = await graph.request_bytes("GET", url, headers=headers)
+        except GraphError as error:
+            if isinstance(error, GraphNotFound) and error.code.lower() == "erroritemnotfound":
+                return None
+            raise await self._translated(graph, error, graph_user_id) from error
+        return parse_event(json.loads(body))
 
     async def connector_events(self, tenant: Tenant, graph_user_id: str) -> dict[str, str]:
         """Events carrying the connector's extended property: Graph id → host appointment id."""

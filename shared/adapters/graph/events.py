@@ -56,6 +56,9 @@ def parse_event(raw: dict[str, Any]) -> OutlookEvent:
     organizer = get("organizer")
     online = get("onlineMeeting")
     modified = get("lastModifiedDateTime")
+    original = get("originalStart")
+    response = get("responseStatus") or _EMPTY
+    recurrence = get("recurrence")
     return OutlookEvent(
         id=event_id,
         change_key=get("changeKey"),
@@ -79,7 +82,24 @@ def parse_event(raw: dict[str, Any]) -> OutlookEvent:
         original_time_zone=get("originalStartTimeZone") or None,
         last_modified=parse_graph_datetime(modified) if modified else None,
         transaction_id=get("transactionId"),
+        original_start=parse_graph_datetime(original) if original else None,
+        is_organizer=get("isOrganizer") if isinstance(get("isOrganizer"), bool) else None,
+        response=response.get("response") or None,
+        recurrence=recurrence if isinstance(recurrence, dict) else None,
+        cancelled_dates=_cancelled_dates(get("cancelledOccurrences")),
     )
+
+
+def _cancelled_dates(values: Any) -> tuple[date, ...]:
+    """A series master's `cancelledOccurrences`, `OID.{masterId}.{yyyy-MM-dd}` (the occurrence's original
+    local date, as the beta `occurrenceId` format shows): the dates, in order."""
+    found: set[date] = set()
+    for value in values or ():
+        try:
+            found.add(date.fromisoformat(str(value)[-10:]))
+        except ValueError:
+            continue  # an id in a form not known here names no date the connector can use
+    return tuple(sorted(found))
 
 
 def parse_graph_datetime(text: str) -> datetime:

@@ -99,6 +99,9 @@ def encode_status(status: ItemStatus) -> str:
         status.series_master_id,
         int(status.written),
         int(status.master),
+        status.original_start.astimezone(UTC).isoformat() if status.original_start else None,
+        int(status.cancelled),
+        int(status.organised_meeting),
     ]
     while fields[-1] in (None, 0):
         fields.pop()
@@ -107,7 +110,7 @@ def encode_status(status: ItemStatus) -> str:
 
 def decode_status(line: str) -> ItemStatus:
     fields: list[Any] = json.loads(line)
-    fields += [None] * (10 - len(fields))
+    fields += [None] * (13 - len(fields))
     graph_id, change_key, ical_uid, content_hash, ends_at, admitted, appointment_id, master_id = fields[:8]
     return ItemStatus(
         graph_id=graph_id,
@@ -120,6 +123,9 @@ def decode_status(line: str) -> ItemStatus:
         series_master_id=master_id,
         written=bool(fields[8]),
         master=bool(fields[9]),
+        original_start=datetime.fromisoformat(fields[10]) if fields[10] else None,
+        cancelled=bool(fields[11]),
+        organised_meeting=bool(fields[12]),
     )
 
 

@@ -20,6 +20,7 @@ from shared.domain.tenants import (
     ImportFilter,
     ImportFilterMode,
     MultiStaffMode,
+    RecurringEvents,
     TeamsMethod,
     Tenant,
     TenantSettings,
@@ -61,6 +62,7 @@ def settings_from_json(raw: str | None) -> TenantSettings:
         tentative_blocks=bool(data.get("tentative_blocks", True)),
         working_elsewhere_blocks=bool(data.get("working_elsewhere_blocks", False)),
         teams_organizer=data.get("teams_organizer") or None,
+        recurring_events=RecurringEvents(data.get("recurring_events", RecurringEvents.SERIES)),
     )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from shared.domain.calendar import OutlookEvent
 from shared.domain.tenants import Tenant
 from shared.domain.users import DirectoryUser, MailboxAccess, StaffMember
 from shared.service.records import DeltaRead, GraphSubscription, Schedule, WorkingHours
@@ -52,6 +53,11 @@ class CalendarGateway(Protocol):
         self, tenant: Tenant, graph_user_id: str, ews_ids: Sequence[str]
     ) -> dict[str, str]:
         """EWS item ids to Graph (REST) ids; ids the mailbox does not know are left out."""
+        ...
+
+    async def read_event(self, tenant: Tenant, graph_user_id: str, event_id: str) -> OutlookEvent | None:
+        """One event by its id (a series master, with its recurrence and cancelled occurrences); None when
+        the mailbox no longer has it. Raises MailboxUnavailable, RateLimited, TenantAccessError."""
         ...
 
     async def connector_events(self, tenant: Tenant, graph_user_id: str) -> dict[str, str]:

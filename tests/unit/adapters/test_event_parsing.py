@@ -129,8 +129,36 @@ def test_a_teams_meeting_parses_every_field_the_host_sees():
         join_url="https://teams.microsoft.com/l/meetup-join/19%3ameeting_M2Iz%40thread.v2/0?context=%7b%7d",
         original_time_zone="Pacific Standard Time",
         last_modified=datetime(2026, 11, 2, 3, 0, 51, 245372, tzinfo=UTC),
+        is_organizer=True,
+        response="organizer",
     )
     assert event.start.tzinfo is UTC
+
+
+def test_an_occurrence_knows_its_place_and_a_master_its_pattern_and_cancelled_dates():
+    occurrence = parse_event(ALL_DAY_OCCURRENCE)
+    assert occurrence.original_start == datetime(2026, 12, 23, 23, 0, tzinfo=UTC)
+    recurrence = {
+        "pattern": {"type": "yearly", "interval": 1},
+        "range": {"type": "noEnd", "startDate": "2026-12-24"},
+    }
+    master = parse_event(
+        {
+            **ALL_DAY_OCCURRENCE,
+            "id": "AAMkAGI1AAAt9AHjAAA=",
+            "type": "seriesMaster",
+            "seriesMasterId": None,
+            "originalStart": None,
+            "recurrence": recurrence,
+            "cancelledOccurrences": ["OID.AAMkAGI1AAAt9AHjAAA=.2027-12-24", "OID.AAMkAGI1AAAt9AHjAAA=.bad"],
+            "isOrganizer": False,
+            "responseStatus": {"response": "accepted", "time": "2026-11-02T04:00:00Z"},
+        }
+    )
+    assert master.kind is EventKind.SERIES_MASTER
+    assert master.recurrence == recurrence
+    assert master.cancelled_dates == (date(2027, 12, 24),)
+    assert (master.is_organizer, master.response) == (False, "accepted")
 
 
 def test_an_all_day_occurrence_keeps_its_dates_and_its_series():

@@ -59,8 +59,8 @@ async def append(world: FakeWorld, count: int) -> list[Change]:
                 TENANT,
                 {
                     "event": {"id": f"AAMk{i}"},
-                    "appointment_id": None,
-                    "reason": "Zahnarzt-ü",  # any text of the body: never logged
+                    "appointment_id": "Zahnarzt-ü",  # any text of the body: never logged
+                    "reason": "deleted",
                 },
                 now,
                 staff_id="s1",
