@@ -14,9 +14,10 @@ machine's cores), registers a connector app, then:
    time from the consent to 100 %, users per second, Graph requests (the emulator's `/stats` before and
    after, per endpoint; each `$batch` item counted, as Graph's throttling counts it) against the minimum
    (per user: the subscription create, the delta pages at the app's page size, the extended-property
-   query, the working hours (mailboxSettings); per tenant: the directory listing and the mailbox probes
-   in `$batch`es of 20), and the peak RSS of each process (psutil, sampled every 0.2 s) with its CPU use
-   over the phase, and CPU per migrated user (the host's HTTP process and its worker processes apart).
+   query, the working hours (mailboxSettings), one GET of each Outlook series' master; per tenant: the
+   directory listing and the mailbox probes in `$batch`es of 20), and the peak RSS of each process
+   (psutil, sampled every 0.2 s) with its CPU use over the phase, and CPU per migrated user (the host's
+   HTTP process and its worker processes apart).
 2. Webhook: `--rate` Graph notification POSTs per second for `--duration` s (open loop), each for a migrated
    user with a valid clientState (the bench sets `notification-signing-key` in Key Vault before the host
    starts); acknowledgement latency p50/p99, timed from each POST's scheduled moment; then how long the
@@ -487,6 +488,8 @@ def classify(endpoint: str) -> str:
         return "directory listing"
     if path.startswith("/v1.0/users/") and path.endswith("/mailboxSettings") and method == "GET":
         return "mailbox settings (working hours)"
+    if method == "GET" and re.fullmatch(r"/v1\.0/users/\{[^}/]+\}/events/\{[^}/]+\}", path):
+        return "series masters (GET /events/{id})"
     if path.startswith("/v1.0"):
         return f"other Graph: {endpoint}"
     if "/oauth2/" in path:
@@ -568,6 +571,8 @@ async def migrate(stack: Stack, args: argparse.Namespace) -> Migrated:
     staff_to_graph: dict[str, str] = {}
     event_ids: dict[str, list[str]] = defaultdict(list)
     kinds = Counter(c["type"] for c in changes)
+    created = [c["data"]["event"] for c in changes if c["type"] == "event.created"]
+    series_masters = sum(1 for event in created if event.get("type") == "seriesMaster")
     for change in changes:
         if change["type"] == "user.migrated":
             items[change["staff_id"]] = int(change["data"]["events"])
@@ -593,6 +598,8 @@ async def migrate(stack: Stack, args: argparse.Namespace) -> Migrated:
         "$batch (mailbox probes)": math.ceil(users / BATCH_LIMIT),
         "directory listing": math.ceil(directory_users / DIRECTORY_PAGE),
         "mailbox settings (working hours)": users,  # availability's working hours, read at migration
+        # recurring_events: series (the default): one read of each Outlook series' master
+        "series masters (GET /events/{id})": series_masters,
     }
     # Not migration: the consent callback's one directory read (it confirms the consent).
     consent_reads = 1

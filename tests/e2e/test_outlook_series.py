@@ -7,21 +7,17 @@ identity, three responses), and its cancellation reaches every copy as `cancelle
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from dateutil.rrule import rrulestr
 
-from devhost.azurite import Azurite
-from m365emulator.process import EmulatorProcess
+from tests.e2e import test_shared_clock
 from tests.e2e.test_sync import Outlook, feed, wait_for
 from tests.e2e.test_tenants import consent, create
-from tests.fixtures.connector import Connector, running_connector
-from tests.fixtures.emulator import info_from
+from tests.fixtures.connector import Connector
 
 pytestmark = pytest.mark.e2e
 
@@ -302,23 +298,9 @@ async def test_a_meeting_of_three_staff_members_is_one_meeting_and_its_cancellat
     assert wait_for(reasons) == {"s-adele": "cancelled", "s-ben": "cancelled", "s-cara": "cancelled"}
 
 
-@pytest.fixture(scope="module")
-def clocked(tmp_path_factory: pytest.TempPathFactory, local_host_factory: Any) -> Iterator[Connector]:
-    """An emulator and a connector of their own sharing a clock the test moves (as in test_shared_clock)."""
-    workdir = tmp_path_factory.mktemp("series-clock")
-    process = EmulatorProcess(workdir, extra_args=["--clock-file", str(workdir / "clock")])
-    ready = process.start()
-    try:
-        emulator = info_from(ready, process.log_file)
-        with (
-            Azurite() as storage,
-            running_connector(
-                emulator, storage, local_host_factory, LOCAL_CLOCK_FILE=str(Path(ready["clock_file"]))
-            ) as connector,
-        ):
-            yield connector
-    finally:
-        process.stop()
+clocked = (
+    test_shared_clock.clocked
+)  # an emulator and a connector of their own, sharing a clock the test moves
 
 
 async def test_an_open_ended_daily_series_across_a_window_move_is_announced_once(clocked: Connector) -> None:
@@ -333,17 +315,20 @@ async def test_an_open_ended_daily_series_across_a_window_move_is_announced_once
     master = outlook.create(adele, series_body("Stand-up", first, 9, daily))
     wait_for(lambda: master_of(feed(clocked, org["domain"]), "s-adele", "Stand-up"))
     with clocked.api() as api:
-        before = api.get(f"/api/v1/tenants/{org['domain']}/users/s-adele").json()["last_sync_at"]
+
+        def adele_user() -> dict[str, Any]:
+            listed = api.get(f"/api/v1/tenants/{org['domain']}/users").json()["value"]
+            return next(u for u in listed if u["staff_id"] == "s-adele")
+
+        before = adele_user()["last_sync_at"]
         async with clocked.control() as control:
             await control.advance_clock(hours=24 * 5)  # the window's edge moves five days on
         resync = api.post(f"/api/v1/tenants/{org['domain']}/users/s-adele/resync")
         assert resync.status_code == 202, resync.text
 
         def resynced() -> bool:
-            user = api.get(f"/api/v1/tenants/{org['domain']}/users/s-adele").json()
-            return bool(
-                user["last_sync_at"] and user["last_sync_at"] > before and user["sync_state"] == "synced"
-            )
+            user = adele_user()
+            return bool(user["last_sync_at"] and user["last_sync_at"] > before and user["state"] == "synced")
 
         wait_for(resynced)
     changes = [c for c in feed(clocked, org["domain"]) if c["type"].startswith("event.")]
