@@ -143,11 +143,13 @@ class FakeMailboxes:
         )
         return DeltaRead(items, link, requests=1)
 
-    async def read_event(self, tenant: Tenant, graph_user_id: str, event_id: str) -> OutlookEvent | None:
+    async def read_events(
+        self, tenant: Tenant, graph_user_id: str, event_ids: Sequence[str]
+    ) -> dict[str, OutlookEvent | None]:
         box = self.mailbox(graph_user_id)
         self._check(tenant, box)
-        box.event_reads += 1
-        return box.masters.get(event_id) or box.events.get(event_id)
+        box.event_reads += len(event_ids)  # each item of a `$batch` counts as a request
+        return {i: box.masters.get(i) or box.events.get(i) for i in event_ids}
 
     async def translate_ews_ids(
         self, tenant: Tenant, graph_user_id: str, ews_ids: Sequence[str]

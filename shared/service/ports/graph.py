@@ -55,9 +55,11 @@ class CalendarGateway(Protocol):
         """EWS item ids to Graph (REST) ids; ids the mailbox does not know are left out."""
         ...
 
-    async def read_event(self, tenant: Tenant, graph_user_id: str, event_id: str) -> OutlookEvent | None:
-        """One event by its id (a series master, with its recurrence and cancelled occurrences); None when
-        the mailbox no longer has it. Raises MailboxUnavailable, RateLimited, TenantAccessError."""
+    async def read_events(
+        self, tenant: Tenant, graph_user_id: str, event_ids: Sequence[str]
+    ) -> dict[str, OutlookEvent | None]:
+        """Events by id (series masters, with their recurrence and cancelled occurrences); None for one the
+        mailbox no longer has. Raises MailboxUnavailable, RateLimited, TenantAccessError."""
         ...
 
     async def connector_events(self, tenant: Tenant, graph_user_id: str) -> dict[str, str]:

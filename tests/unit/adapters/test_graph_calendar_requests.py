@@ -250,3 +250,46 @@ async def test_a_mailbox_refusing_its_settings_is_unavailable_without_a_director
     with pytest.raises(MailboxUnavailable):
         await calendar(recorder).working_hours(TENANT, "u1")
     assert len(recorder.requests) == 1  # never taken for the tenant's refusal
+
+
+async def test_series_masters_are_read_in_batches_with_their_cancelled_occurrences_selected():
+    master = {
+        **EVENT,
+        "type": "seriesMaster",
+        "recurrence": {"pattern": {"type": "daily", "interval": 1}, "range": {"type": "noEnd"}},
+        "cancelledOccurrences": ["OID.AAMkE1=.2030-03-12"],
+    }
+    missing = {"error": {"code": "ErrorItemNotFound", "message": "The specified object was not found."}}
+    throttled = {"error": {"code": "ApplicationThrottled", "message": "MailboxConcurrency"}}
+
+    def batch(request: httpx.Request) -> dict[str, Any]:
+        items = json.loads(request.content)["requests"]
+        by_path = {"AAMkE1=": (200, master), "gone": (404, missing), "busy": (429, throttled)}
+        answers = []
+        for item in items:
+            status, body = by_path[unquote(urlsplit(item["url"]).path.rsplit("/", 1)[1])]
+            answers.append({"id": item["id"], "status": status, "body": body})
+        return {"responses": answers}
+
+    recorder = Recorder(
+        {
+            ("POST", "/v1.0/$batch"): batch,
+            ("GET", "/v1.0/users/u1/events/busy"): {**master, "id": "busy"},
+        }
+    )
+    read = await calendar(recorder).read_events(TENANT, "u1", ["AAMkE1=", "gone", "busy"])
+    assert read["AAMkE1="] is not None and read["AAMkE1="].cancelled_dates == (datetime(2030, 3, 12).date(),)
+    assert read["gone"] is None
+    assert read["busy"] is not None  # throttled in the batch: asked again alone
+    [sent, again] = recorder.requests
+    items = json.loads(sent.content)["requests"]
+    selected = parse_qs(urlsplit(items[0]["url"]).query)["$select"][0].split(",")
+    assert {"recurrence", "cancelledOccurrences", "originalStart", "responseStatus"} <= set(selected)
+    assert items[0]["headers"] == {"Prefer": 'outlook.timezone="UTC", IdType="ImmutableId"'}
+    assert again.url.path == "/v1.0/users/u1/events/busy"
+
+
+async def test_one_series_master_is_read_alone_and_a_missing_one_is_none():
+    recorder = Recorder({("GET", "/v1.0/users/u1/events/gone"): error(404, "ErrorItemNotFound")})
+    assert await calendar(recorder).read_events(TENANT, "u1", ["gone"]) == {"gone": None}
+    assert prefer(recorder.requests[0]) == {'outlook.timezone="UTC"', 'IdType="ImmutableId"'}

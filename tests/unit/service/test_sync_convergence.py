@@ -1,17 +1,24 @@
-"""A stateful property test: random Outlook changes, notifications and faults, in any order, always end
-with the host's view (the feed replayed) equal to the mailbox, nothing announced twice and nothing lost."""
+"""A stateful property test: random Outlook changes (single events, and a weekly series whose occurrences
+are cancelled, moved, retitled, or which is deleted and made again), notifications and faults, in any
+order, always end with the host's view (the feed replayed) equal to the mailbox, nothing announced twice
+and nothing lost: with `recurring_events: series`, the series' occurrences the host computes from the
+carried RRULE (dateutil), less its exdates, with its exceptions in place, are the mailbox's."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from dateutil.rrule import rrulestr
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from shared.domain.calendar import EventKind
 from shared.domain.tenants import AuthMode, Tenant, TenantSettings, TenantState
 from shared.domain.users import MatchStatus, StaffMember, SyncState, UserRecord
 from shared.service import jobs
@@ -19,6 +26,7 @@ from shared.service.errors import DeltaTokenRejected
 from shared.service.sync import run_sync_job
 from tests.fakes.calendar import throttled
 from tests.fakes.events import event
+from tests.fakes.series import OutlookSeries
 from tests.fakes.services import fake_world
 
 pytestmark = pytest.mark.unit
@@ -32,9 +40,11 @@ class Convergence(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.world = fake_world()
-        self.host: dict[str, str] = {}  # the host's view: event id -> subject, from the feed
+        self.host: dict[str, dict[str, Any]] = {}  # the host's view: event id -> event, from the feed
         self.read = 0  # feed entries replayed so far
         self.version = 0
+        self.series: OutlookSeries | None = None
+        self.made = 0  # series made so far (each with a master id of its own)
 
     def run(self, coroutine: Any) -> Any:
         return self.loop.run_until_complete(coroutine)
@@ -69,6 +79,27 @@ class Convergence(RuleBasedStateMachine):
     def delete_event(self, event_id: str) -> None:
         self.world.mailboxes.remove(USER, event_id)
 
+    @rule(action=st.sampled_from(["cancel", "move", "retitle", "delete", "make"]), week=st.integers(0, 5))
+    def change_series(self, action: str, week: int) -> None:
+        series = self.series
+        if series is None or action == "make":
+            if series is not None:
+                series.delete()
+            self.made += 1
+            self.series = OutlookSeries(self.world.mailboxes, weeks=6, user=USER, master_id=f"S{self.made}")
+            return
+        day = (series.master.start + timedelta(weeks=week)).date()  # type: ignore[operator]
+        if action == "delete":
+            series.delete()
+            self.series = None
+        elif action == "cancel":
+            series.cancel(day)
+        elif action == "move" and day not in series.cancelled:
+            series.move(day, hours=week + 1)
+        elif action == "retitle":
+            self.version += 1
+            series.change_master(subject=f"Weekly review v{self.version}")
+
     @rule()
     def expire_delta_tokens(self) -> None:
         self.world.mailboxes.expire_tokens(USER)
@@ -99,12 +130,13 @@ class Convergence(RuleBasedStateMachine):
             if not change.type.startswith("event."):
                 continue
             event_id = change.data["event"]["id"]
+            assert change.data["event"].get("type") != "occurrence", "an occurrence of a series announced"
             if change.type == "event.created":
                 assert event_id not in self.host, f"{event_id} announced twice"
-                self.host[event_id] = change.data["event"]["subject"]
+                self.host[event_id] = change.data["event"]
             elif change.type == "event.updated":
                 assert event_id in self.host, f"{event_id} updated before it was created"
-                self.host[event_id] = change.data["event"]["subject"]
+                self.host[event_id] = change.data["event"]
             else:
                 assert event_id in self.host, f"{event_id} deleted but never created"
                 del self.host[event_id]
@@ -129,10 +161,37 @@ class Convergence(RuleBasedStateMachine):
         self.world.mailboxes.mailbox(USER).faults.clear()
         self.run(self.world.jobs.enqueue([jobs.sync_user(TID, STAFF)]))
         self.drain()
-        outlook = {e.id: e.subject for e in self.world.mailboxes.mailbox(USER).events.values()}
-        assert self.host == outlook
+        box = self.world.mailboxes.mailbox(USER)
+        outlook = {e.id: e.subject for e in box.events.values() if e.kind is not EventKind.OCCURRENCE}
+        outlook |= {m.id: m.subject for m in box.masters.values()}
+        assert {i: e["subject"] for i, e in self.host.items()} == outlook
+        if self.series is not None:
+            assert self.reconstructed(self.series.master_id) == sorted(
+                e.start for e in box.events.values() if e.series_master_id == self.series.master_id
+            )
         user = self.run(self.world.users.get(TID, STAFF))
         assert user.sync_state is SyncState.SYNCED
+
+    def reconstructed(self, master_id: str) -> list[datetime]:
+        """The series' instances as the host computes them from the feed (all in the fake's window)."""
+        recurrence = self.host[master_id]["recurrence"]
+        zone = ZoneInfo(recurrence["time_zone"])
+        first = datetime.fromisoformat(recurrence["start"]).astimezone(zone).replace(tzinfo=None)
+        exdates = set(recurrence["exdates"])
+        moved = {
+            e["original_start"]: e["start"]
+            for e in self.host.values()
+            if e.get("series_master_id") == master_id
+        }
+        assert self.series is not None
+        found = []
+        for wall in rrulestr(recurrence["rrule"], dtstart=first)[: self.series.weeks]:
+            if wall.date().isoformat() in exdates:
+                continue
+            text = wall.replace(tzinfo=zone).astimezone(UTC).isoformat().replace("+00:00", "Z")
+            found.append(datetime.fromisoformat(moved.pop(text, text).replace("Z", "+00:00")))
+        assert not moved, f"exceptions of no occurrence: {moved}"
+        return sorted(found)
 
     def teardown(self) -> None:
         try:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import pytest
 from dateutil.rrule import rrulestr
 
-from shared.domain.calendar import Attendee, EventKind, OutlookEvent
+from shared.domain.calendar import Attendee
 from shared.domain.tenants import RecurringEvents, TenantState
 from shared.service import jobs
 from shared.service.errors import InvalidInput
@@ -18,16 +17,12 @@ from shared.service.job_handlers import run_job
 from shared.service.records import Change
 from shared.service.tenant_settings import update_settings
 from tests.fakes.events import event
+from tests.fakes.series import FIRST, WEEKLY, OutlookSeries
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
 
 pytestmark = pytest.mark.unit
 
 TID = "contoso.example"
-WEEKLY = {
-    "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["wednesday"], "firstDayOfWeek": "sunday"},
-    "range": {"type": "noEnd", "startDate": "2026-11-25", "recurrenceTimeZone": "W. Europe Standard Time"},
-}
-FIRST = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)  # 09:00 in Berlin
 
 
 @pytest.fixture
@@ -35,84 +30,6 @@ async def world() -> FakeWorld:
     w = fake_world()
     await add_tenant(w, TID, TenantState.ACTIVE, directory_id="dir-1", matched=2)
     return w
-
-
-class OutlookSeries:
-    """A weekly series in g1's mailbox as Exchange keeps it: a master, and occurrences in the window."""
-
-    def __init__(self, world: FakeWorld, weeks: int = 8) -> None:
-        self.world = world
-        self.master = world.mailboxes.put_master(
-            "g1",
-            event(
-                "M",
-                start=FIRST,
-                kind=EventKind.SERIES_MASTER,
-                recurrence=WEEKLY,
-                subject="Weekly review",
-                is_organizer=True,
-                response="organizer",
-                attendees=(),
-            ),
-        )
-        self.weeks = weeks
-        self.cancelled: set[date] = set()
-        self.exceptions: dict[date, OutlookEvent] = {}
-        self.publish()
-
-    def occurrence_id(self, day: date) -> str:
-        return f"M.{day.isoformat()}"
-
-    def publish(self) -> None:
-        """Every occurrence again with the master's current change key (a series change reports them all)."""
-        box = self.world.mailboxes.mailbox("g1")
-        for week in range(self.weeks):
-            start = FIRST + timedelta(weeks=week)
-            day = start.date()
-            occurrence_id = self.occurrence_id(day)
-            if day in self.cancelled:
-                if occurrence_id in box.events:
-                    self.world.mailboxes.remove("g1", occurrence_id)
-                continue
-            instance = self.exceptions.get(day) or replace(
-                self.master,
-                id=occurrence_id,
-                kind=EventKind.OCCURRENCE,
-                series_master_id="M",
-                original_start=start,
-                start=start,
-                end=start + timedelta(hours=1),
-                recurrence=None,
-                ical_uid=f"uid-M-{day}",
-            )
-            if day not in self.exceptions:
-                instance = replace(instance, change_key=self.master.change_key)
-            box.events[occurrence_id] = instance
-            box.log.append(occurrence_id)
-
-    def change_master(self, **changes: Any) -> None:
-        self.master = self.world.mailboxes.put_master("g1", replace(self.master, **changes))
-        self.publish()
-
-    def cancel(self, day: date) -> None:
-        self.cancelled.add(day)
-        self.change_master(cancelled_dates=tuple(sorted(self.cancelled)))
-
-    def move(self, day: date, hours: int) -> None:
-        start = datetime.combine(day, FIRST.timetz()) + timedelta(hours=hours)
-        self.exceptions[day] = replace(
-            self.master,
-            id=self.occurrence_id(day),
-            change_key=f"ex-{day}",
-            kind=EventKind.EXCEPTION,
-            series_master_id="M",
-            original_start=datetime.combine(day, FIRST.timetz()),
-            start=start,
-            end=start + timedelta(hours=1),
-            recurrence=None,
-            subject="Weekly review (moved)",
-        )
-        self.change_master()
 
 
 async def sync(world: FakeWorld, staff_id: str = "s1", kind: str = "sync") -> list[Change]:
@@ -134,7 +51,7 @@ def summary(changes: list[Change]) -> list[tuple[str, str]]:
 async def test_a_series_reaches_the_host_once_as_its_master_with_an_rrule_dateutil_expands(
     world: FakeWorld,
 ) -> None:
-    OutlookSeries(world)
+    OutlookSeries(world.mailboxes)
     changes = await sync(world)
     assert summary(changes) == [("event.created", "M")]
     master = changes[0].data["event"]
@@ -156,7 +73,7 @@ async def test_a_series_reaches_the_host_once_as_its_master_with_an_rrule_dateut
 async def test_the_window_moving_over_a_known_series_announces_nothing_and_reads_no_master(
     world: FakeWorld,
 ) -> None:
-    series = OutlookSeries(world, weeks=4)
+    series = OutlookSeries(world.mailboxes, weeks=4)
     await sync(world)
     world.clock.advance(days=7)
     series.weeks = 6  # the window's edge brings later occurrences (same master, same change key)
@@ -167,7 +84,7 @@ async def test_the_window_moving_over_a_known_series_announces_nothing_and_reads
 
 
 async def test_a_cancelled_occurrence_is_an_update_of_the_series_with_its_exdate(world: FakeWorld) -> None:
-    series = OutlookSeries(world)
+    series = OutlookSeries(world.mailboxes)
     await sync(world)
     series.cancel(date(2026, 12, 9))
     changes = await sync(world)
@@ -177,7 +94,7 @@ async def test_a_cancelled_occurrence_is_an_update_of_the_series_with_its_exdate
 
 
 async def test_an_exception_is_an_override_naming_its_series_and_original_start(world: FakeWorld) -> None:
-    series = OutlookSeries(world)
+    series = OutlookSeries(world.mailboxes)
     await sync(world)
     series.move(date(2026, 12, 2), hours=2)
     changes = await sync(world)
@@ -191,7 +108,7 @@ async def test_an_exception_is_an_override_naming_its_series_and_original_start(
 
 
 async def test_a_deleted_series_is_deleted_once_with_its_exceptions(world: FakeWorld) -> None:
-    series = OutlookSeries(world, weeks=3)
+    series = OutlookSeries(world.mailboxes, weeks=3)
     series.move(date(2026, 12, 2), hours=1)
     await sync(world)
     for week in range(3):
@@ -207,14 +124,14 @@ async def test_a_deleted_series_is_deleted_once_with_its_exceptions(world: FakeW
 async def test_occurrences_setting_keeps_every_occurrence_as_its_own_event(world: FakeWorld) -> None:
     settings = replace(world.tenants.rows[TID].settings, recurring_events=RecurringEvents.OCCURRENCES)
     world.tenants.rows[TID] = replace(world.tenants.rows[TID], settings=settings)
-    OutlookSeries(world, weeks=3)
+    OutlookSeries(world.mailboxes, weeks=3)
     changes = await sync(world)
     assert [c.data["event"]["type"] for c in changes] == ["occurrence"] * 3
     assert world.mailboxes.mailbox("g1").event_reads == 0
 
 
 async def test_switching_to_occurrences_resyncs_and_replaces_the_series(world: FakeWorld) -> None:
-    OutlookSeries(world, weeks=2)
+    OutlookSeries(world.mailboxes, weeks=2)
     await sync(world)
     await update_settings(world.services, TID, {"recurring_events": "occurrences"})
     assert [j.kind for j in world.jobs.take()] == ["nightly"]
@@ -258,7 +175,7 @@ async def test_removal_reasons_say_what_happened(world: FakeWorld) -> None:
 
 async def test_a_series_ended_before_the_window_is_no_longer_followed(world: FakeWorld) -> None:
     ending = {**WEEKLY, "range": {**WEEKLY["range"], "type": "numbered", "numberOfOccurrences": 2}}
-    series = OutlookSeries(world, weeks=2)
+    series = OutlookSeries(world.mailboxes, weeks=2)
     series.change_master(recurrence=ending)
     await sync(world)
     world.clock.advance(days=60)  # both occurrences now end before the window's start
