@@ -30,7 +30,7 @@ from shared.observability import get_logger
 from shared.service.errors import MailboxUnavailable, RateLimited
 from shared.service.ports.availability import BusyStore
 from shared.service.ports.graph import CalendarGateway
-from shared.service.records import BusyInstance, SyncedBusy, WorkingHoursRecord
+from shared.service.records import BusyInstance, SyncedBusy, WorkingHours, WorkingHoursRecord
 
 log = get_logger("sync")
 
@@ -157,6 +157,11 @@ async def refresh_hours(
 ) -> WorkingHoursRecord | None:
     """Read the mailbox's working hours and store them. A mailbox that refuses or lacks them, or Graph
     throttling, never fails the sync: the hours stored before stay (None answered)."""
+    return await store_hours(busy, tenant, user, await read_hours(calendar, tenant, user), now)
+
+
+async def read_hours(calendar: CalendarGateway, tenant: Tenant, user: UserRecord) -> WorkingHours | None:
+    """The mailbox's working hours; None when it refuses or lacks them or Graph throttles (logged)."""
     if user.graph_user_id is None:
         return None
     try:
@@ -166,6 +171,14 @@ async def refresh_hours(
         return None
     if hours is None:
         log.info("the mailbox reports no working hours (the stored ones stay)")
+    return hours
+
+
+async def store_hours(
+    busy: BusyStore, tenant: Tenant, user: UserRecord, hours: WorkingHours | None, now: datetime
+) -> WorkingHoursRecord | None:
+    """Store hours `read_hours` found (None: the stored ones stay)."""
+    if hours is None:
         return None
     record = WorkingHoursRecord(hours, iana_zone(hours.zone), now)
     await busy.write_hours(tenant.tenant_id, user.staff_id, record)

@@ -12,7 +12,7 @@ arrives while a run is under way is never lost). A run:
 4. brings the user's busy index up to date (`busy_index.py`), so the availability answer has a change
    no later than the feed;
 5. publishes the changes (feed, then the host's webhook), stores the status, then the delta link
-   (and, at migration and on a resync, reads the working hours again). A user whose
+   (and, at migration and on a resync, the working hours, read beside the statuses and masters). A user whose
    `calendar_from_outlook` switch is off is read and indexed the same, but nothing is announced and the
    statuses of the items concerned keep what the host was last told (`planner.held_back`); turning the
    switch on queues a full read, which announces each held change once.
@@ -28,13 +28,13 @@ from datetime import datetime, timedelta
 from typing import Final, Protocol
 
 from shared.domain.calendar import OutlookEvent
-from shared.domain.planner import HostLinks, Observation, Visibility, held_back, plan
+from shared.domain.planner import HostLinks, ItemStatus, Observation, Visibility, held_back, plan
 from shared.domain.series import masters_to_read
 from shared.domain.tenants import Tenant, TenantState
 from shared.domain.users import MatchStatus, SyncState, UserRecord
 from shared.observability import bound, get_logger
 from shared.service import jobs
-from shared.service.busy_index import refresh_hours, refresh_index
+from shared.service.busy_index import read_hours, refresh_index, store_hours
 from shared.service.context import UsesBusy, UsesCalendar, UsesItemStatuses, UsesJobs, UsesLeases, UsesUsers
 from shared.service.errors import (
     Conflict,
@@ -50,7 +50,7 @@ from shared.service.ports.clock import Clock
 from shared.service.ports.graph import CalendarGateway
 from shared.service.ports.tenancy import UserRepository
 from shared.service.publishing import publish
-from shared.service.records import Change, DeltaRead
+from shared.service.records import Change, DeltaRead, UserBusy, WorkingHours
 from shared.service.retries import THROTTLED, StillContended, starting_from, update_optimistically
 from shared.service.subscriptions import NOTIFIED_GRANULARITY, SubscribePorts, ensure_subscription
 from shared.service.tenants import TenantEventPorts, get_tenant, mark_consent_revoked
@@ -175,18 +175,20 @@ async def _sync_user(
     )
     quiet = not read.items and not complete and not migrating  # a notification's echo: nothing to plan
     first = migrating and user.last_sync_at is None  # nothing stored yet, most likely
-    stored, busy = (
-        ({}, None)
-        if quiet
-        else await asyncio.gather(
-            services.item_statuses.load(tenant.tenant_id, user.staff_id, probably_empty=first),
-            _no_busy() if first else services.busy.read(tenant.tenant_id, user.staff_id),
-        )
-    )
     visibility = Visibility.of(tenant.settings)
-    series_wanted = visibility.series and not quiet
-    wanted = masters_to_read(read.items, stored, complete=complete) if series_wanted else set()
-    masters = await _read_masters(services.calendar, tenant, user, wanted, gate)
+    hours_wanted = kind == "resync" or migrating  # read at migration and by the nightly run
+    stored, busy, masters, hours = await _gather_state(
+        services,
+        tenant,
+        user,
+        read,
+        gate,
+        first=first,
+        complete=complete,
+        quiet=quiet,
+        series=visibility.series,
+        hours=hours_wanted,
+    )
     observation = Observation(read.items, complete, window[0], migrating=migrating, masters=masters)
     actions = plan(observation, stored, visibility, links, allow_mass_delete=force)
     seen = actions  # what Outlook holds now: the busy index follows it whatever the switch says
@@ -224,8 +226,8 @@ async def _sync_user(
         )
     if not quiet:  # with nothing planned too: what the write side noted is folded in
         await services.item_statuses.apply(tenant.tenant_id, user.staff_id, actions.upserts, actions.deletes)
-    if kind == "resync" or migrating:  # the working hours: at migration and by the nightly run, stored
-        await refresh_hours(services.calendar, services.busy, tenant, user, now)  # before the user is synced
+    if hours_wanted:  # the working hours, stored before the user is synced
+        await store_hours(services.busy, tenant, user, hours, now)
     if actions.held_deletes:
         reason = (
             f"Outlook no longer shows {actions.held_deletes} of the events synced before; nothing deleted."
@@ -261,6 +263,58 @@ async def _sync_user(
         read.requests,
         len(masters),
     )
+
+
+async def _gather_state(
+    services: SyncPorts,
+    tenant: Tenant,
+    user: UserRecord,
+    read: DeltaRead,
+    gate: asyncio.Semaphore,
+    *,
+    first: bool,
+    complete: bool,
+    quiet: bool,
+    series: bool,
+    hours: bool,
+) -> tuple[dict[str, ItemStatus], UserBusy | None, dict[str, OutlookEvent | None], WorkingHours | None]:
+    """The statuses and busy index, the series masters the plan needs and (at migration and on a resync)
+    the working hours, at once: a first read knows no series yet, so their masters are read while the
+    (empty) statuses load; a later read asks only for the masters its statuses lack or have stale."""
+    series = series and not quiet
+    early = masters_to_read(read.items, {}, complete=complete) if series and first else set()
+    (stored, busy), masters, working_hours = await asyncio.gather(
+        _stored(services, tenant, user, quiet=quiet, first=first),
+        _read_masters(services.calendar, tenant, user, early, gate),
+        _read_hours(services.calendar, tenant, user, gate) if hours else _no_hours(),
+    )
+    wanted = masters_to_read(read.items, stored, complete=complete) if series else set()
+    masters |= await _read_masters(services.calendar, tenant, user, wanted - masters.keys(), gate)
+    return stored, busy, masters, working_hours
+
+
+async def _read_hours(
+    calendar: CalendarGateway, tenant: Tenant, user: UserRecord, gate: asyncio.Semaphore
+) -> WorkingHours | None:
+    async with gate:
+        return await read_hours(calendar, tenant, user)
+
+
+async def _no_hours() -> None:
+    return None
+
+
+async def _stored(
+    services: SyncPorts, tenant: Tenant, user: UserRecord, *, quiet: bool, first: bool
+) -> tuple[dict[str, ItemStatus], UserBusy | None]:
+    """The user's item statuses and busy index (none needed on a quiet run; no index yet on a first)."""
+    if quiet:
+        return {}, None
+    statuses, busy = await asyncio.gather(
+        services.item_statuses.load(tenant.tenant_id, user.staff_id, probably_empty=first),
+        _no_busy() if first else services.busy.read(tenant.tenant_id, user.staff_id),
+    )
+    return statuses, busy
 
 
 async def _read_masters(
