@@ -9,8 +9,8 @@ Rules:
 - An item is changed for the host only when its content hash changed; a new changeKey with the same
   content (Outlook touched it, or the connector's own write came back) only refreshes the status.
 - Items the host already knows (linked to one of its appointments) are never announced as new: that
-  is how migration avoids duplicates while the host's old sync still runs, and how the connector's own
-  writes are never echoed back.
+  is how migration, and every later read, avoids duplicates while the host's old sync still runs, and
+  how the connector's own writes are never echoed back.
 - The import filter, the "show free events" setting and cancellation decide whether the host sees an
   item (`admitted`); an item that stops being admitted is deleted for the host, and one that starts
   being admitted is created.
@@ -135,7 +135,7 @@ class Observation:
     items: Sequence[DeltaItem]
     complete: bool  # a full read of the window (no delta link was used)
     window_start: datetime  # items ending before it aged out (not deleted)
-    migrating: bool = False  # linked items are the host's own: no `created` for them
+    migrating: bool = False  # a migration's read (every read links the host's items: no `created` for them)
 
 
 def plan(
@@ -160,7 +160,7 @@ def plan(
         if _connector_made(item, before, master):
             _observe_own(result, item, before, master)
             continue
-        _observe(result, item, before, visibility, links, observation.migrating)
+        _observe(result, item, before, visibility, links)
     if observation.complete:
         _reconcile(result, observation, stored, seen, allow_mass_delete)
     return result
@@ -191,13 +191,12 @@ def _last_word(items: Iterable[DeltaItem]) -> list[DeltaItem]:
     return list(latest.values())
 
 
-def _observe(  # noqa: PLR0917 (the planner's inputs, in order)
+def _observe(
     result: Plan,
     event: OutlookEvent,
     before: ItemStatus | None,
     visibility: Visibility,
     links: HostLinks,
-    migrating: bool,
 ) -> None:
     digest = event.content_hash()
     admitted = visibility.admits(event)
@@ -205,7 +204,7 @@ def _observe(  # noqa: PLR0917 (the planner's inputs, in order)
     status = _status_of(event, digest, appointment_id, admitted=admitted)
     if before is None:
         result.upserts.append(status)
-        known_to_host = appointment_id is not None and migrating
+        known_to_host = appointment_id is not None  # linked at migration, or by a later sync's links
         if admitted and not known_to_host:
             result.changes.append(_change(ChangeType.CREATED, event, visibility, appointment_id))
         return

@@ -1,5 +1,8 @@
 """Outlook changed a connector event: rechecks, updates that meet someone else's change, and the report.
 
+- a series is updated in place: its master PATCHed, its exceptions re-applied or put back
+  (`finish_write`); only a cancelled occurrence the host takes back, which Graph cannot restore, has it
+  written anew;
 - updates carry `If-Match` with the change key of the connector's last write: a 412 means Outlook changed
   the event meanwhile, and the tenant's conflict policy decides (host wins: written again; Outlook wins:
   kept, until the host's next revision);
@@ -52,8 +55,8 @@ async def update_copy(
             return settled if isinstance(settled, StaffCopy) else None
         if_match = current.change_key
         copy = _seen(copy, current)
-    if draft.recurrence is not None and copy.exceptions:
-        await _anew(run, copy)  # the host's exceptions may have changed: write the series anew
+    if draft.recurrence is not None and copy.exception_keys and not copy.override_days:
+        await _anew(run, copy)  # written before copies kept their exceptions' days: anew, this once
         return None
     for _ in range(UPDATE_ATTEMPTS):
         try:
@@ -77,7 +80,7 @@ async def update_copy(
             if_match = current.change_key
             copy = _seen(copy, current)  # reported once: a later refusal compares with this version
             continue
-        return await finish_write(run, copy, target, draft, written)
+        return await _finished(run, copy, target, draft, written)
     raise RateLimited(5, "the event kept changing while it was written")
 
 
@@ -126,6 +129,25 @@ async def _rechecked(  # noqa: PLR0917 (one copy's recheck: its inputs, in order
         await _anew(run, copy)  # an Outlook exception cannot be undone one by one
         return None
     return _WRITE
+
+
+async def _finished(
+    run: WritePass, copy: StaffCopy, target: StaffTarget, draft: EventDraft, written: WrittenEvent
+) -> StaffCopy | None:
+    """The update went through: its exceptions in place, unless a cancelled occurrence must come back,
+    which Graph cannot do (None: the caller writes the series anew)."""
+    if _restores(written, draft):
+        await _anew(run, copy)
+        return None
+    return await finish_write(run, copy, target, draft, written)
+
+
+def _restores(written: WrittenEvent, draft: EventDraft) -> bool:
+    """Whether the series, as patched, has a cancelled occurrence the host's version no longer cancels (an
+    exdate the host took back, or an occurrence deleted in Outlook under host wins)."""
+    if draft.recurrence is None or written.shape is None:
+        return False
+    return bool(written.shape.cancelled - set(draft.recurrence.exdates))
 
 
 def _holds(current: WrittenEvent, draft: EventDraft) -> bool:
