@@ -32,7 +32,15 @@ from shared.domain.planner import ItemStatus
 from shared.domain.tenants import Tenant
 from shared.domain.users import MatchStatus
 from shared.service.context import UsesCalendarWriter, UsesItemStatuses, UsesUsers
-from shared.service.errors import Conflict, EventMissing, EventRejected, InvalidInput
+from shared.service.errors import (
+    Conflict,
+    DependencyUnavailable,
+    EventMissing,
+    EventRejected,
+    InvalidInput,
+    MailboxUnavailable,
+    RateLimited,
+)
 from shared.service.ports.sync_storage import ItemStatusRepository
 
 
@@ -131,6 +139,12 @@ async def adopted_copy(  # noqa: PLR0917 (an adoption's inputs, in order)
             f"no event with this id in the calendar of staff member {adoption.staff_id}",
             status=422,
         ) from None
+    except MailboxUnavailable as error:
+        raise Conflict(
+            "outlook.staff_id", f"the staff member's calendar cannot be read: {error.reason}"
+        ) from None
+    except RateLimited as error:
+        raise DependencyUnavailable("Microsoft Graph", error.reason) from None
     if event.event is not None and event.event.series_master_id:
         raise InvalidInput(
             "outlook.event_id",

@@ -82,6 +82,7 @@ class SyncPorts(
 LEASE_TTL: Final = timedelta(minutes=2)  # longer than any run; a killed worker's lease lapses after it
 MAX_RECHECKED_ITEMS: Final = 20  # the items named in a recheck job (a few tell the write side enough)
 MAILBOX_CONCURRENCY: Final = 4  # Graph allows four concurrent requests per app and mailbox
+STAMP_READS: Final = 8  # new items whose property is read one by one; more: the listing of stamped events
 
 # A resync confirms the subscription too (a renewal answers 404 for one Graph lost without a lifecycle
 # notification, and a new one is made): one request per user beside the whole window's read.
@@ -316,7 +317,9 @@ async def _later_links(  # noqa: PLR0917 (a run's inputs, in order)
     the host's old EWS sync wrote since), so they are linked, not announced. Occurrences of a series already
     stored keep its link. The connector's extended property, then the iCalUIds the host gave, then the EWS
     ids it gave through `translateExchangeIds` (only those not linked yet); a read with no unknown item
-    costs no request, and each step runs only for what the ones before left unlinked."""
+    costs no request, and each step runs only for what the ones before left unlinked. The property is read
+    event by event for a few (`STAMP_READS`: the masters of new occurrences), else through the one query
+    listing the mailbox's stamped events (pages of them once the connector wrote many)."""
     assert user.graph_user_id is not None
     graph_user_id = user.graph_user_id
     series = {s.series_master_id: s.appointment_id for s in stored.values() if s.series_master_id}
@@ -339,9 +342,13 @@ async def _later_links(  # noqa: PLR0917 (a run's inputs, in order)
             if e.id not in found and (e.series_master_id or "") not in found and e.ical_uid not in by_ical
         ]
 
-    if unlinked(by_graph_id):
+    unread = {e.series_master_id or e.id for e in unlinked(by_graph_id)}  # the property is on a master
+    if unread:
         async with gate:
-            by_graph_id.update(await calendar.connector_events(tenant, graph_user_id))
+            if len(unread) <= STAMP_READS:
+                by_graph_id.update(await calendar.stamped(tenant, graph_user_id, sorted(unread)))
+            else:
+                by_graph_id.update(await calendar.connector_events(tenant, graph_user_id))
     linked = {s.appointment_id for s in stored.values() if s.appointment_id}
     by_ews = {
         link.ews_id: link.appointment_id

@@ -143,6 +143,15 @@ class FakeMailboxes:
         self._check(tenant, box)
         return {g: a for g, a in box.appointment_ids.items() if g in box.events}
 
+    async def stamped(self, tenant: Tenant, graph_user_id: str, event_ids: Sequence[str]) -> dict[str, str]:
+        box = self.mailbox(graph_user_id)
+        found: dict[str, str] = {}
+        for event_id in dict.fromkeys(event_ids):
+            self._check(tenant, box)  # one read each
+            if event_id in box.events and event_id in box.appointment_ids:
+                found[event_id] = box.appointment_ids[event_id]
+        return found
+
     async def working_hours(self, tenant: Tenant, graph_user_id: str) -> WorkingHours | None:
         box = self.mailbox(graph_user_id)
         self.hours_reads += 1  # apart from `requests`: the delta side's budget stays as it was

@@ -133,3 +133,14 @@ async def test_bad_adoptions_are_refused_naming_the_field_and_change_nothing(wor
     with pytest.raises(NotFound):
         await get_appointment(world.services, TID, "a-1")
     assert outlook_events(world, "g1")["TAKEN"] != "Intake"
+
+
+async def test_an_adoption_in_a_mailbox_graph_closes_is_a_conflict_naming_the_staff_member(
+    world: FakeWorld,
+) -> None:
+    world.mailboxes.mailbox("g1").unavailable = "an access policy leaves the user out"
+    with pytest.raises(Conflict) as refused:
+        await put_appointment(world.services, TID, intake("s1"), adopt=Adoption("s1", "ANY"))
+    assert refused.value.field == "outlook.staff_id"
+    with pytest.raises(NotFound):
+        await get_appointment(world.services, TID, "a-1")
