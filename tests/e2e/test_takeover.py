@@ -297,17 +297,20 @@ def test_a_meeting_series_with_an_exception_is_updated_in_place(meeting_org: Org
         datetime.combine(first, time(), UTC) + timedelta(days=7),
     )
     zone = ZoneInfo(AMSTERDAM)
-    for user, series_id in ((adele, master_id), (ben, bens_id)):
+
+    def occurrences(user: str, series_id: str) -> list[tuple[str, str]]:
         found = [  # an attendee sees the cancelled occurrence as cancelled (Exchange's meeting update)
             e
             for e in view(org, user, *window)
             if e.get("seriesMasterId") == series_id and not e.get("isCancelled")
         ]
-        got = sorted(
+        return sorted(
             (instant(e["start"]).astimezone(zone).replace(tzinfo=None).isoformat(), e["subject"])
             for e in found
         )
-        assert got == [
+
+    for user, series_id in ((adele, master_id), (ben, bens_id)):
+        assert occurrences(user, series_id) == [
             (at(0, 9), f"{subject} v2"),
             (at(2, 13), "moved v2"),
             (at(3, 9), "fourth"),
@@ -315,3 +318,15 @@ def test_a_meeting_series_with_an_exception_is_updated_in_place(meeting_org: Org
         ], user
     invitations = [c for c in changes(org, since) if c["type"] == "event.created"]
     assert not invitations, invitations
+
+    # The host drops both overrides: the occurrences are put back in place, the series stays the same one.
+    assert put(org, appointment_id, series(f"{subject} v3", "Room 2", [])).status_code == 202
+    last = settled(org, appointment_id, 3, timeout=120)
+    assert last["state"] == "synced", last
+    assert [c["event_id"] for c in last["staff"]] == [master_id, bens_id]
+    for user, series_id in ((adele, master_id), (ben, bens_id)):
+        assert occurrences(user, series_id) == [(at(day, 9), f"{subject} v3") for day in (0, 2, 3, 4)], user
+    master = event(org, adele, master_id)
+    assert master is not None and master["onlineMeeting"]["joinUrl"] == join_url
+    responses = {a["emailAddress"]["address"].lower(): a["status"]["response"] for a in master["attendees"]}
+    assert responses[ben] == "accepted"
