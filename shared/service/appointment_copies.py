@@ -73,6 +73,7 @@ class WritePass:
     teams_errors: dict[str, str] = field(default_factory=dict)  # staff -> why Teams refused them
     meeting_problem: str | None = None  # why a video appointment has no meeting (every copy says so)
     answers: dict[str, WrittenEvent] = field(default_factory=dict)  # staff -> Graph's answer to the write
+    outlook_days: dict[str, set[date]] = field(default_factory=dict)  # staff -> occurrences Outlook changed
     holder: str | None = None  # the `event` method: whose event is the meeting
 
 

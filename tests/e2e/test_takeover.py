@@ -21,14 +21,18 @@ from tests.e2e.test_appointments import (
     appointment,
     changes,
     cursor,
+    daily_series,
     event,
     events,
     get,
     graph_get,
     instant,
+    occurrence_days,
     only,
     organisation,
+    outlook_changes,
     put,
+    series_occurrence,
     settled,
     unique,
     view,
@@ -330,3 +334,19 @@ def test_a_meeting_series_with_an_exception_is_updated_in_place(meeting_org: Org
     assert master is not None and master["onlineMeeting"]["joinUrl"] == join_url
     responses = {a["emailAddress"]["address"].lower(): a["status"]["response"] for a in master["attendees"]}
     assert responses[ben] == "accepted"
+
+
+def test_host_wins_puts_an_occurrence_edited_in_outlook_back_in_place(org: Org) -> None:
+    since = cursor(org)
+    first = TODAY + timedelta(days=26)
+    appointment_id, subject = daily_series(org, "occ-in-place", first)
+    adele = org.user("adele")
+    master_id = only(events(org, adele, subject), "series masters")["id"]
+    occurrence = series_occurrence(org, adele, subject, first + timedelta(days=2))
+    org.outlook.update(adele, occurrence["id"], {"subject": f"{subject} (edited in Outlook)"})
+    [reported] = wait_for(lambda: outlook_changes(org, since, appointment_id), timeout=20)
+    assert reported["data"]["resolution"] == "reverted", reported
+    expected = [(first + timedelta(days=k), subject) for k in range(5)]
+    wait_for(lambda: occurrence_days(org, adele, subject, first) == expected, timeout=30)
+    assert [e["id"] for e in events(org, adele, subject)] == [master_id]  # the same series, not made anew
+    assert settled(org, appointment_id, 1)["staff"][0]["event_id"] == master_id

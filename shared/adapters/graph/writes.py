@@ -117,6 +117,7 @@ def _written(raw: dict[str, Any]) -> WrittenEvent:
         shape=_shape(event, raw) if event is not None else None,
         conference_id=online.get("conferenceId") or None,
         toll_number=online.get("tollNumber") or None,
+        original_start=parse_graph_datetime(str(raw["originalStart"])) if raw.get("originalStart") else None,
     )
 
 
