@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from shared.domain.appointments import CopyState
+from shared.domain.calendar import EventKind
 from shared.domain.tenants import TenantState
 from shared.domain.users import LegacyLink
 from shared.service.appointment_api import get_appointment, put_appointment
@@ -144,3 +145,19 @@ async def test_an_adoption_in_a_mailbox_graph_closes_is_a_conflict_naming_the_st
     assert refused.value.field == "outlook.staff_id"
     with pytest.raises(NotFound):
         await get_appointment(world.services, TID, "a-1")
+
+
+async def test_a_linked_series_keeps_its_link_for_occurrences_read_after_migration(world: FakeWorld) -> None:
+    box = world.mailboxes.mailbox("g1")
+    box.appointment_ids["SERIES"] = "a-weekly"  # the host's old sync stamped the series master
+    for n in (1, 2):
+        world.mailboxes.put("g1", event(f"OCC-{n}", kind=EventKind.OCCURRENCE, series_master_id="SERIES"))
+    await sync(world, "s1")
+    before = world.mailboxes.requests
+    world.mailboxes.put(
+        "g1", event("OCC-3", kind=EventKind.OCCURRENCE, series_master_id="SERIES")
+    )  # the window moved on
+    await sync(world, "s1")
+    assert [t for t in feed_types(world) if t.startswith("event.")] == []
+    assert world.item_statuses.rows[(TID, "s1")]["OCC-3"].appointment_id == "a-weekly"
+    assert world.mailboxes.requests - before == 1  # the delta read: the stored series links it
