@@ -8,7 +8,7 @@ from functions.http import handles_errors, json_response, read_json_object
 from functions.views import appointment_json
 from shared.bootstrap import container
 from shared.service import appointment_api as appointments
-from shared.service.appointment_commands import parse_appointment, parse_appointment_id
+from shared.service.appointment_commands import parse_appointment_id, parse_appointment_put
 from shared.service.commands import parse_tenant_path
 
 bp = func.Blueprint()
@@ -27,8 +27,10 @@ async def appointment_item(req: func.HttpRequest) -> func.HttpResponse:
     appointment_id = parse_appointment_id(str(req.route_params["appointment_id"]))
     if_match = req.headers.get("If-Match")
     if req.method == "PUT":
-        appointment = parse_appointment(appointment_id, read_json_object(req))
-        record = await appointments.put_appointment(services, tenant_id, appointment, if_match=if_match)
+        appointment, adopt = parse_appointment_put(appointment_id, read_json_object(req))
+        record = await appointments.put_appointment(
+            services, tenant_id, appointment, if_match=if_match, adopt=adopt
+        )
         status = 202
     elif req.method == "DELETE":
         record = await appointments.delete_appointment(services, tenant_id, appointment_id, if_match=if_match)

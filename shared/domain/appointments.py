@@ -116,6 +116,9 @@ class StaffCopy:
     error: str | None = None
     exceptions: tuple[str, ...] = ()  # ids of the occurrences the connector changed or cancelled
     exception_keys: tuple[str, ...] = ()  # the change keys of the exceptions as the connector left them
+    # The original dates of the occurrences the connector changed (the host's overrides, and those it put
+    # back to the series' own values): a later revision of the series re-applies or reverts each in place.
+    override_days: tuple[date, ...] = ()
     # Writes whose answer was lost (Graph may have applied them): the `WrittenShape.digest`s of the drafts
     # sent since the last answered write (space-separated, the last few), so that Outlook holding one of them
     # reads as the connector's own write; a delete, so that the event missing later is the connector's doing
@@ -411,6 +414,29 @@ def draft_for(
         recurrence=appointment.recurrence,
         attendees=attendees,
     )
+
+
+def complete_override(draft: EventDraft, override: Override) -> Override:
+    """An override with every text the occurrence shows: what the host left out is the series' own (an
+    exception keeps what it held when its master is changed later, so each write states it all)."""
+    return replace(
+        override,
+        subject=draft.subject if override.subject is None else override.subject,
+        location=draft.location if override.location is None else override.location,
+        body=draft.body if override.body is None else override.body,
+    )
+
+
+def ruled_occurrence(draft: EventDraft, day: date) -> Override:
+    """The occurrence of `day` as the series' rule makes it: the series' time and texts (to put back an
+    occurrence the host no longer overrides; Graph cannot turn an exception into an occurrence again)."""
+    if isinstance(draft.start, datetime) and isinstance(draft.end, datetime):
+        begins = datetime.combine(day, draft.start.timetz())
+        return Override(
+            day, begins, begins + (draft.end - draft.start), draft.subject, draft.location, draft.body
+        )
+    span = draft.end - draft.start  # type: ignore[operator]  # all-day: both dates
+    return Override(day, day, day + span, draft.subject, draft.location, draft.body)
 
 
 # --- telling Outlook's version from the draft -----------------------------------------------------------

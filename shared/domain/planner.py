@@ -9,8 +9,8 @@ Rules:
 - An item is changed for the host only when its content hash changed; a new changeKey with the same
   content (Outlook touched it, or the connector's own write came back) only refreshes the status.
 - Items the host already knows (linked to one of its appointments) are never announced as new: that
-  is how migration avoids duplicates while the host's old sync still runs, and how the connector's own
-  writes are never echoed back.
+  is how migration, and every later read, avoids duplicates while the host's old sync still runs, and
+  how the connector's own writes are never echoed back.
 - The import filter, the "show free events" setting and cancellation decide whether the host sees an
   item (`admitted`); an item that stops being admitted is deleted for the host, and one that starts
   being admitted is created.
@@ -146,7 +146,7 @@ class Observation:
     items: Sequence[DeltaItem]
     complete: bool  # a full read of the window (no delta link was used)
     window_start: datetime  # items ending before it aged out (not deleted)
-    migrating: bool = False  # linked items are the host's own: no `created` for them
+    migrating: bool = False  # a migration's read (every read links the host's items: no `created` for them)
     # The series masters read for this plan (`series.masters_to_read`); None: Graph no longer has it.
     masters: Mapping[str, OutlookEvent | None] = field(default_factory=dict)
 
@@ -175,9 +175,9 @@ def plan(
             continue
         if visibility.series and item.series_master_id:
             identity = series.series_identity(item.series_master_id, observation.masters, stored)
-            _observe_instance(result, item, before, visibility, links, observation.migrating, identity)
+            _observe_instance(result, item, before, visibility, links, identity)
             continue
-        _observe(result, item, before, visibility, links, observation.migrating)
+        _observe(result, item, before, visibility, links)
     if observation.complete:
         _reconcile(result, observation, stored, seen, allow_mass_delete)
     if visibility.series:
@@ -212,13 +212,12 @@ def _last_word(items: Iterable[DeltaItem]) -> list[DeltaItem]:
     return list(latest.values())
 
 
-def _observe(  # noqa: PLR0917 (the planner's inputs, in order)
+def _observe(
     result: Plan,
     event: OutlookEvent,
     before: ItemStatus | None,
     visibility: Visibility,
     links: HostLinks,
-    migrating: bool,
 ) -> None:
     digest = event.content_hash()
     admitted = visibility.admits(event)
@@ -226,7 +225,7 @@ def _observe(  # noqa: PLR0917 (the planner's inputs, in order)
     status = _status_of(event, digest, appointment_id, admitted=admitted)
     if before is None:
         result.upserts.append(status)
-        known_to_host = appointment_id is not None and migrating
+        known_to_host = appointment_id is not None  # linked at migration, or by a later sync's links
         if admitted and not known_to_host:
             result.changes.append(_change(ChangeType.CREATED, event, visibility, appointment_id))
         return
@@ -249,7 +248,6 @@ def _observe_instance(  # noqa: PLR0917 (the planner's inputs, in order)
     before: ItemStatus | None,
     visibility: Visibility,
     links: HostLinks,
-    migrating: bool,
     identity: str | None,
 ) -> None:
     """An occurrence or exception of an Outlook series, with `recurring_events: series`. An occurrence is
@@ -272,7 +270,7 @@ def _observe_instance(  # noqa: PLR0917 (the planner's inputs, in order)
     known = before is not None and before.admitted
     data = {"event": series.instance_payload(visibility, event, identity), "appointment_id": appointment_id}
     if admitted and not known:
-        if not (before is None and appointment_id is not None and migrating):
+        if not (before is None and appointment_id is not None):  # linked: the host's own
             result.changes.append(HostChange(ChangeType.CREATED, event.id, data))
     elif known and not admitted:
         reason = series.hidden_reason(event) if exception else "filtered"
@@ -432,16 +430,15 @@ def _settle_series(
                     reason = gone if view is None else "out_of_window"
                     result.changes.append(_deleted(master_id, before.appointment_id, reason))
             continue
-        _observe_series(result, view, before, visibility, links, observation.migrating)
+        _observe_series(result, view, before, visibility, links)
 
 
-def _observe_series(  # noqa: PLR0917 (the planner's inputs, in order)
+def _observe_series(
     result: Plan,
     view: series.SeriesView,
     before: ItemStatus | None,
     visibility: Visibility,
     links: HostLinks,
-    migrating: bool,
 ) -> None:
     master = view.master
     admitted = visibility.admits(master)
@@ -463,7 +460,7 @@ def _observe_series(  # noqa: PLR0917 (the planner's inputs, in order)
     result.upserts.append(status)
     data = {"event": series.series_payload(visibility, view), "appointment_id": appointment_id}
     if before is None or not before.admitted:
-        known_to_host = before is None and appointment_id is not None and migrating
+        known_to_host = before is None and appointment_id is not None  # linked: the host's own
         if admitted and not known_to_host:
             result.changes.append(HostChange(ChangeType.CREATED, master.id, data))
     elif not admitted:

@@ -13,10 +13,17 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Final, Protocol
 
-from shared.domain.appointments import Appointment, AppointmentRecord, AppointmentState
+from shared.domain.appointments import (
+    Appointment,
+    AppointmentRecord,
+    AppointmentState,
+    StaffCopy,
+    desired_roles,
+)
 from shared.domain.tenants import TeamsMethod, Tenant
 from shared.service import jobs
-from shared.service.context import UsesAppointments, UsesBusy, UsesClock, UsesJobs, UsesUsers
+from shared.service.appointment_takeover import Adoption, AdoptionPorts, adopted_copy
+from shared.service.context import UsesAppointments, UsesBusy, UsesClock, UsesJobs
 from shared.service.errors import (
     AlreadyExists,
     Conflict,
@@ -42,8 +49,8 @@ class AppointmentDeletePorts(AppointmentReadPorts, UsesJobs, UsesClock, UsesBusy
     """DELETE: a new revision, and its write job."""
 
 
-class AppointmentPutPorts(AppointmentDeletePorts, UsesUsers, UsesBusy, Protocol):
-    """PUT: as DELETE, and the staff it names are known."""
+class AppointmentPutPorts(AppointmentDeletePorts, AdoptionPorts, Protocol):
+    """PUT: as DELETE, the staff it names are known, and an event it adopts is checked."""
 
 
 def etag(record: AppointmentRecord) -> str:
@@ -52,20 +59,32 @@ def etag(record: AppointmentRecord) -> str:
 
 
 async def put_appointment(
-    services: AppointmentPutPorts, tenant_id: str, appointment: Appointment, *, if_match: str | None = None
+    services: AppointmentPutPorts,
+    tenant_id: str,
+    appointment: Appointment,
+    *,
+    if_match: str | None = None,
+    adopt: Adoption | None = None,
 ) -> AppointmentRecord:
-    """Store the host's version and queue its writes. A replay of the current version changes nothing."""
+    """Store the host's version and queue its writes. A replay of the current version changes nothing.
+    `adopt`: an event made in Outlook becomes this appointment's copy in that staff member's calendar (the
+    write job updates it; from then on it is the host's)."""
     tenant = await _connected(services, tenant_id)
     _check_video(tenant, appointment)
     await _known_staff(services.users, tenant.tenant_id, appointment.staff_ids)
+    adopted = await _adopted(services, tenant, appointment, adopt)
 
     def revised(record: AppointmentRecord | None) -> AppointmentRecord | None:
         _check_precondition(record, if_match)
-        if record is not None and record.appointment == appointment:
+        taken = adopted is not None and _takes(record, adopted)
+        if record is not None and record.appointment == appointment and not taken:
             return None  # a replay of the current version
         now = services.clock.now()
         if record is None:
             record = AppointmentRecord(tenant.tenant_id, appointment.appointment_id, 0, None, {}, now)
+        if taken:
+            assert adopted is not None
+            record = replace(record, copies={**record.copies, adopted.staff_id: adopted})
         return replace(record, appointment=appointment, revision=record.revision + 1, updated_at=now)
 
     done = await update_optimistically(
@@ -127,6 +146,28 @@ async def get_appointment(
     if record is None:
         raise NotFound("appointment", appointment_id, "appointment_id")
     return record
+
+
+async def _adopted(
+    services: AppointmentPutPorts, tenant: Tenant, appointment: Appointment, adopt: Adoption | None
+) -> StaffCopy | None:
+    """The copy an adoption makes (checked against the calendar; each refusal names its member)."""
+    if adopt is None:
+        return None
+    roles = desired_roles(appointment, tenant.settings.multi_staff_mode)
+    role = roles.get(adopt.staff_id)
+    if role is None:
+        raise InvalidInput("outlook.staff_id", "must be one of the appointment's staff_ids", status=422)
+    record = await services.appointments.get(tenant.tenant_id, appointment.appointment_id)
+    return await adopted_copy(services, tenant, appointment.appointment_id, record, adopt, role)
+
+
+def _takes(record: AppointmentRecord | None, adopted: StaffCopy) -> bool:
+    """Whether the adopted event is new to the record (False: it is that staff member's copy already)."""
+    held = record.copies.get(adopted.staff_id) if record is not None else None
+    if held is not None and held.event_id not in (None, adopted.event_id):  # another, written meanwhile
+        raise Conflict("outlook.event_id", f"the appointment already has the event {held.event_id} there")
+    return held is None or held.event_id is None
 
 
 def _check_video(tenant: Tenant, appointment: Appointment) -> None:

@@ -51,6 +51,7 @@ from shared.service.limits import (
     ShowAs,
 )
 
+MAX_EVENT_ID = 512  # Graph's ids are about 150 characters; immutable ones a little longer
 EMAIL: re.Pattern[str] = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 OCCURRENCE = "must be an ISO 8601 date or date-time of an occurrence"
 RRULE_REQUIRED = "is required (an RFC 5545 RRULE such as FREQ=WEEKLY;BYDAY=MO)"
@@ -239,6 +240,31 @@ class RecurrenceInput(AppointmentPart):
     ] = []
 
 
+class OutlookEventInput(AppointmentPart):
+    """An event made in Outlook that the appointment adopts: afterwards it is the host's (its Outlook
+    changes report as this appointment's, the host's PUTs update it)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "description": "Adopt an event made in Outlook as this appointment's event in the staff member's "
+            "calendar (a single event or a series master, not yet another appointment's). Refused with a "
+            "4xx naming outlook.event_id when the calendar holds no such event or it is another "
+            "appointment's."
+        }
+    )
+    unknown_reason = "is not a field of outlook"
+    missing_reasons = {"staff_id": "is required (the staff member whose calendar holds the event)"}
+    staff_id: StaffId
+    event_id: Annotated[
+        str,
+        Field(min_length=1, max_length=MAX_EVENT_ID, description="The event's Graph id (immutable id)."),
+        _checked(
+            lambda v: isinstance(v, str) and 0 < len(v) <= MAX_EVENT_ID and v.strip() == v,
+            f"must be a Graph event id (at most {MAX_EVENT_ID} characters)",
+        ),
+    ]
+
+
 class AppointmentInput(AppointmentPart):
     model_config = ConfigDict(
         json_schema_extra={
@@ -291,6 +317,10 @@ class AppointmentInput(AppointmentPart):
         ),
     ] = []
     video: Video = False
+    outlook: (
+        Annotated[OutlookEventInput, _checked(_is_object, "must be an object with staff_id and event_id")]
+        | None
+    ) = None
 
     @field_validator("time_zone")
     @classmethod

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from shared.domain import recurrence as rules
 from shared.domain.appointments import Appointment, Customer, Override, Recurrence
 from shared.domain.timezones import NoWindowsZone, require_zone
+from shared.service.appointment_takeover import Adoption
 from shared.service.errors import InvalidInput
 from shared.service.limits import (
     APPOINTMENT_ID_CHARS,
@@ -35,7 +36,7 @@ from shared.service.limits import (
 )
 
 if TYPE_CHECKING:
-    from shared.service.appointment_bodies import OverrideInput, RecurrenceInput
+    from shared.service.appointment_bodies import AppointmentInput, OverrideInput, RecurrenceInput
 
 
 def parse_appointment_id(value: str) -> str:
@@ -48,10 +49,20 @@ def parse_appointment(appointment_id: str, body: Any) -> Appointment:
     """The body validated by its model (`appointment_bodies.AppointmentInput`: each member's type and
     limits), then converted: the times in the appointment's zone, `end` after `start`, the recurrence
     against the rule, and the stored size."""
+    return parse_appointment_put(appointment_id, body)[0]
+
+
+def parse_appointment_put(appointment_id: str, body: Any) -> tuple[Appointment, Adoption | None]:
+    """A PUT's body: the appointment, and the Outlook event it adopts when `outlook` names one."""
     from shared.service.appointment_bodies import AppointmentInput  # pydantic: not at the cold start
     from shared.service.bodies import parse
 
     given = parse(AppointmentInput, body)
+    adoption = Adoption(given.outlook.staff_id, given.outlook.event_id) if given.outlook else None
+    return _converted(appointment_id, given), adoption
+
+
+def _converted(appointment_id: str, given: AppointmentInput) -> Appointment:
     zone = given.time_zone
     start = parse_when(given.start, "start", given.all_day, zone)
     end = parse_when(given.end, "end", given.all_day, zone)

@@ -13,10 +13,18 @@ never reaches the host as an Outlook change.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Final, Protocol
 
-from shared.domain.appointments import AppointmentRecord, CopyState, EventDraft, StaffCopy, StaffTarget
+from shared.domain.appointments import (
+    AppointmentRecord,
+    CopyState,
+    EventDraft,
+    StaffCopy,
+    StaffTarget,
+    complete_override,
+    ruled_occurrence,
+)
 from shared.domain.planner import ItemStatus
 from shared.domain.teams import TeamsMeeting
 from shared.domain.tenants import Tenant
@@ -65,6 +73,7 @@ class WritePass:
     teams_errors: dict[str, str] = field(default_factory=dict)  # staff -> why Teams refused them
     meeting_problem: str | None = None  # why a video appointment has no meeting (every copy says so)
     answers: dict[str, WrittenEvent] = field(default_factory=dict)  # staff -> Graph's answer to the write
+    outlook_days: dict[str, set[date]] = field(default_factory=dict)  # staff -> occurrences Outlook changed
     holder: str | None = None  # the `event` method: whose event is the meeting
 
 
@@ -104,31 +113,39 @@ async def _delete_unanswered(run: WritePass, copy: StaffCopy) -> None:
 async def finish_write(
     run: WritePass, copy: StaffCopy, target: StaffTarget, draft: EventDraft, written: WrittenEvent
 ) -> StaffCopy:
-    """After the series or single event is written: its exceptions, then its status (for the echo)."""
+    """After the series or single event is written: its exceptions, then its status (for the echo).
+
+    A series' exceptions are written in place: each exdate's occurrence is cancelled, each override is
+    (re-)applied with every text it shows (an exception keeps what it held when the master changes), and
+    an occurrence the connector changed before that the host no longer overrides is put back to the
+    series' own time and texts. The master is never written anew for them."""
     assert target.graph_user_id is not None
     exceptions: tuple[str, ...] = ()
     exception_keys: tuple[str, ...] = ()
+    override_days: tuple[date, ...] = ()
     recurrence = draft.recurrence
-    if recurrence is not None and (recurrence.exdates or recurrence.overrides):
+    if recurrence is not None and (recurrence.exdates or recurrence.overrides or copy.override_days):
         writer, uid = run.services.calendar_writer, target.graph_user_id
         # before its occurrences show up in a delta read
         await remember_written(run, copy, written, master=True)
-        days = [*recurrence.exdates, *(o.original_date for o in recurrence.overrides)]
+        overridden = {o.original_date for o in recurrence.overrides}
+        reverted = [d for d in copy.override_days if d not in overridden and d not in recurrence.exdates]
+        days = [*recurrence.exdates, *overridden, *reverted]
         found = await writer.occurrences(run.tenant, uid, written.id, days, draft.time_zone)
         changed: list[WrittenEvent] = []
         for day in recurrence.exdates:
             if day in found:
                 await writer.delete(run.tenant, uid, found[day].id)
-        for override in recurrence.overrides:
+        for override in [*recurrence.overrides, *(ruled_occurrence(draft, d) for d in reverted)]:
             if override.original_date in found:
                 occurrence = found[override.original_date]
-                changed.append(
-                    await writer.update_occurrence(run.tenant, uid, occurrence.id, draft, override)
-                )
+                whole = complete_override(draft, override)
+                changed.append(await writer.update_occurrence(run.tenant, uid, occurrence.id, draft, whole))
         exceptions = tuple(o.id for o in changed) + tuple(
             found[d].id for d in recurrence.exdates if d in found
         )
         exception_keys = tuple(o.change_key for o in changed if o.change_key)
+        override_days = tuple(sorted(d for d in (*overridden, *reverted) if d in found))
         master = await writer.read(run.tenant, uid, written.id)  # cancelling and changing renew its key
         written = replace(master, join_url=written.join_url or master.join_url)
         for exception in changed:
@@ -136,7 +153,7 @@ async def finish_write(
     await remember_written(run, copy, written, master=recurrence is not None)
     run.answers[copy.staff_id] = written
     synced = synced_copy(run, copy, target, written, written.join_url)
-    return replace(synced, exceptions=exceptions, exception_keys=exception_keys)
+    return replace(synced, exceptions=exceptions, exception_keys=exception_keys, override_days=override_days)
 
 
 def synced_copy(

@@ -46,6 +46,7 @@ from shared.service.appointment_copies import (
     remember_written,
     synced_copy,
 )
+from shared.service.appointment_takeover import linked_copies
 from shared.service.context import UsesAppointments, UsesJobs, UsesLeases, UsesTenants, UsesUsers
 from shared.service.errors import Conflict, EventRejected, MailboxUnavailable, RateLimited, TenantAccessError
 from shared.service.jobs import CatchUpWrites, WriteAppointment
@@ -133,6 +134,9 @@ async def _write_once(services: WritePorts, job: WriteAppointment, recheck: Sequ
     }
     mode = tenant.settings.multi_staff_mode
     planned = teams.prepared(record)
+    linked = await linked_copies(services.item_statuses, tenant, planned, targets)
+    if linked:  # events the host made before (EWS-era, linked at a sync): updated, never made twice
+        planned = replace(planned, copies={**planned.copies, **linked})
     plan = plan_writes(planned, targets, mode, recheck=recheck)
     flagged = frozenset(job.events)
     run = WritePass(services, tenant, record, frozenset(recheck), flagged, targets, {}, set(), [])
@@ -245,7 +249,7 @@ async def _written(
         if updated is not None:
             run.copies[copy.staff_id] = updated
             return
-        copy = replace(copy, event_id=None, exceptions=(), generation=copy.generation + 1)
+        copy = replace(copy, event_id=None, exceptions=(), override_days=(), generation=copy.generation + 1)
     written = await _create(run, copy, target, draft)
     if written.shape is not None and not written.shape.holds(draft):
         # A retried create answers the event made the first time, as it is now (an earlier revision, whose

@@ -1,5 +1,8 @@
 """Outlook changed a connector event: rechecks, updates that meet someone else's change, and the report.
 
+- a series is updated in place: its master PATCHed, its exceptions re-applied or put back
+  (`finish_write`); only a cancelled occurrence the host takes back, which Graph cannot restore, has it
+  written anew;
 - updates carry `If-Match` with the change key of the connector's last write: a 412 means Outlook changed
   the event meanwhile, and the tenant's conflict policy decides (host wins: written again; Outlook wins:
   kept, until the host's next revision);
@@ -14,12 +17,14 @@ between the host's and Outlook's versions, the rest only applies the plan.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, date
 from typing import Any, Final
 
 from shared.domain.appointments import CopyState, EventDraft, StaffCopy, StaffTarget
 from shared.domain.calendar import EventKind
 from shared.domain.planner import Visibility
 from shared.domain.tenants import ConflictPolicy
+from shared.domain.timezones import require_zone
 from shared.service.appointment_copies import WritePass, delete_copy, finish_write, remember_written
 from shared.service.errors import EventChanged, EventMissing, RateLimited
 from shared.service.records import Change, WrittenEvent
@@ -51,9 +56,9 @@ async def update_copy(
         if settled is not _WRITE:
             return settled if isinstance(settled, StaffCopy) else None
         if_match = current.change_key
-        copy = _seen(copy, current)
-    if draft.recurrence is not None and copy.exceptions:
-        await _anew(run, copy)  # the host's exceptions may have changed: write the series anew
+        copy = _with_outlook_days(_seen(copy, current), run.outlook_days.get(copy.staff_id))
+    if draft.recurrence is not None and copy.exception_keys and not copy.override_days:
+        await _anew(run, copy)  # written before copies kept their exceptions' days: anew, this once
         return None
     for _ in range(UPDATE_ATTEMPTS):
         try:
@@ -77,7 +82,7 @@ async def update_copy(
             if_match = current.change_key
             copy = _seen(copy, current)  # reported once: a later refusal compares with this version
             continue
-        return await finish_write(run, copy, target, draft, written)
+        return await _finished(run, copy, target, draft, written)
     raise RateLimited(5, "the event kept changing while it was written")
 
 
@@ -122,10 +127,29 @@ async def _rechecked(  # noqa: PLR0917 (one copy's recheck: its inputs, in order
     kept = await _changed_in_outlook(run, copy, current, policy)
     if kept is not None:
         return kept
-    if draft.recurrence is not None:
-        await _anew(run, copy)  # an Outlook exception cannot be undone one by one
+    if draft.recurrence is not None and series_changed and not run.outlook_days.get(copy.staff_id):
+        await _anew(run, copy)  # an Outlook exception of an unknown date cannot be put back in place
         return None
-    return _WRITE
+    return _WRITE  # the master PATCHed back; the occurrences Outlook changed are put back (`finish_write`)
+
+
+async def _finished(
+    run: WritePass, copy: StaffCopy, target: StaffTarget, draft: EventDraft, written: WrittenEvent
+) -> StaffCopy | None:
+    """The update went through: its exceptions in place, unless a cancelled occurrence must come back,
+    which Graph cannot do (None: the caller writes the series anew)."""
+    if _restores(written, draft):
+        await _anew(run, copy)
+        return None
+    return await finish_write(run, copy, target, draft, written)
+
+
+def _restores(written: WrittenEvent, draft: EventDraft) -> bool:
+    """Whether the series, as patched, has a cancelled occurrence the host's version no longer cancels (an
+    exdate the host took back, or an occurrence deleted in Outlook under host wins)."""
+    if draft.recurrence is None or written.shape is None:
+        return False
+    return bool(written.shape.cancelled - set(draft.recurrence.exdates))
 
 
 def _holds(current: WrittenEvent, draft: EventDraft) -> bool:
@@ -150,11 +174,15 @@ def _unchanged(copy: StaffCopy, current: WrittenEvent) -> bool:
 
 async def _occurrences_changed(run: WritePass, copy: StaffCopy) -> bool:
     """Whether an occurrence the delta read flagged was changed in Outlook (an exception the connector did
-    not make, or one it made that carries another change key now). A few are enough to tell."""
+    not make, or one it made that carries another change key now). A few are enough to tell. The original
+    dates of those read go to `run.outlook_days`, for `finish_write` to put them back in place."""
     flagged = sorted(run.flagged - {copy.event_id})[:MAX_FLAGGED_READS]
     if not flagged or copy.graph_user_id is None:
         return False
     writer = run.services.calendar_writer
+    appointment = run.record.appointment
+    zone = require_zone(appointment.time_zone) if appointment is not None else UTC
+    changed = False
     for item_id in flagged:
         try:
             found = await writer.read(run.tenant, copy.graph_user_id, item_id)
@@ -164,8 +192,19 @@ async def _occurrences_changed(run: WritePass, copy: StaffCopy) -> bool:
         if kind is EventKind.EXCEPTION and (
             item_id not in copy.exceptions or found.change_key not in copy.exception_keys
         ):
-            return True
-    return False
+            changed = True
+            if found.original_start is not None:
+                run.outlook_days.setdefault(copy.staff_id, set()).add(
+                    found.original_start.astimezone(zone).date()
+                )
+    return changed
+
+
+def _with_outlook_days(copy: StaffCopy, days: set[date] | None) -> StaffCopy:
+    """The copy with the occurrences Outlook changed among those the next write puts back in place."""
+    if not days:
+        return copy
+    return replace(copy, override_days=tuple(sorted({*copy.override_days, *days})))
 
 
 async def _anew(run: WritePass, copy: StaffCopy) -> None:

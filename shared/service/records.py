@@ -115,6 +115,7 @@ class WrittenEvent:
     shape: WrittenShape | None = None  # the same, comparable with a draft (Graph's answer to a write lost)
     conference_id: str | None = None  # a Teams meeting's, with its join URL
     toll_number: str | None = None
+    original_start: datetime | None = None  # an occurrence's or exception's start as the rule made it
 
 
 # --- availability state (table `busy`) ----------------------------------------------------------------

@@ -23,11 +23,13 @@ planner finds the status already stored, and nothing is announced twice or lost.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Final, Protocol
 
-from shared.domain.calendar import OutlookEvent
+from shared.domain.appointments import appointment_of_transaction
+from shared.domain.calendar import DeltaItem, OutlookEvent
 from shared.domain.planner import HostLinks, ItemStatus, Observation, Visibility, held_back, plan
 from shared.domain.series import masters_to_read
 from shared.domain.tenants import Tenant, TenantState
@@ -83,6 +85,7 @@ class SyncPorts(
 LEASE_TTL: Final = timedelta(minutes=2)  # longer than any run; a killed worker's lease lapses after it
 MAX_RECHECKED_ITEMS: Final = 20  # the items named in a recheck job (a few tell the write side enough)
 MAILBOX_CONCURRENCY: Final = 4  # Graph allows four concurrent requests per app and mailbox
+STAMP_READS: Final = 8  # new items whose property is read one by one; more: the listing of stamped events
 
 # A resync confirms the subscription too (a renewal answers 404 for one Graph lost without a lifecycle
 # notification, and a new one is made): one request per user beside the whole window's read.
@@ -189,6 +192,8 @@ async def _sync_user(
         series=visibility.series,
         hours=hours_wanted,
     )
+    if not migrating and not quiet:  # the host's old EWS sync may still write: its events are linked too
+        links = await _later_links(services.calendar, tenant, user, read.items, stored, gate)
     observation = Observation(read.items, complete, window[0], migrating=migrating, masters=masters)
     actions = plan(observation, stored, visibility, links, allow_mass_delete=force)
     seen = actions  # what Outlook holds now: the busy index follows it whatever the switch says
@@ -370,6 +375,63 @@ async def _host_links(
     from_ews, from_property = await asyncio.gather(translated(), stamped())
     by_ical = {link.ical_uid: link.appointment_id for link in legacy if link.ical_uid}
     return HostLinks(by_graph_id={**from_property, **from_ews}, by_ical_uid=by_ical)
+
+
+async def _later_links(  # noqa: PLR0917 (a run's inputs, in order)
+    calendar: CalendarGateway,
+    tenant: Tenant,
+    user: UserRecord,
+    items: Sequence[DeltaItem],
+    stored: Mapping[str, ItemStatus],
+    gate: asyncio.Semaphore,
+) -> HostLinks:
+    """After migration: the host's links for the items this read brought that nothing stored knows (events
+    the host's old EWS sync wrote since), so they are linked, not announced. Occurrences of a series already
+    stored keep its link. The connector's extended property, then the iCalUIds the host gave, then the EWS
+    ids it gave through `translateExchangeIds` (only those not linked yet); a read with no unknown item
+    costs no request, and each step runs only for what the ones before left unlinked. The property is read
+    event by event for a few (`STAMP_READS`: the masters of new occurrences), else through the one query
+    listing the mailbox's stamped events (pages of them once the connector wrote many)."""
+    assert user.graph_user_id is not None
+    graph_user_id = user.graph_user_id
+    series = {s.series_master_id: s.appointment_id for s in stored.values() if s.series_master_id}
+    by_graph_id = {master: appointment for master, appointment in series.items() if appointment}
+    legacy = user.staff.legacy_ids
+    by_ical = {link.ical_uid: link.appointment_id for link in legacy if link.ical_uid}
+    unknown = [
+        item
+        for item in items
+        if isinstance(item, OutlookEvent)
+        and item.id not in stored
+        and (item.series_master_id is None or item.series_master_id not in series)
+        and appointment_of_transaction(item.transaction_id) is None
+    ]
+
+    def unlinked(found: Mapping[str, str]) -> list[OutlookEvent]:
+        return [
+            e
+            for e in unknown
+            if e.id not in found and (e.series_master_id or "") not in found and e.ical_uid not in by_ical
+        ]
+
+    unread = {e.series_master_id or e.id for e in unlinked(by_graph_id)}  # the property is on a master
+    if unread:
+        async with gate:
+            if len(unread) <= STAMP_READS:
+                by_graph_id.update(await calendar.stamped(tenant, graph_user_id, sorted(unread)))
+            else:
+                by_graph_id.update(await calendar.connector_events(tenant, graph_user_id))
+    linked = {s.appointment_id for s in stored.values() if s.appointment_id}
+    by_ews = {
+        link.ews_id: link.appointment_id
+        for link in legacy
+        if link.ews_id and link.appointment_id not in linked
+    }
+    if by_ews and unlinked(by_graph_id):
+        async with gate:
+            found = await calendar.translate_ews_ids(tenant, graph_user_id, sorted(by_ews))
+        by_graph_id.update({graph_id: by_ews[ews_id] for ews_id, graph_id in found.items()})
+    return HostLinks(by_graph_id=by_graph_id, by_ical_uid=by_ical)
 
 
 async def _read(

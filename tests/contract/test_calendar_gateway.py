@@ -382,6 +382,19 @@ async def test_connector_events_are_the_events_carrying_the_appointment_property
     assert await driver.calendar.connector_events(driver.tenant, user) == {ours: "appt-42", late: "appt-43"}
 
 
+async def test_stamped_reads_the_property_of_the_named_events_only(driver: Driver):
+    user = await driver.new_mailbox()
+    ours = await driver.put(user, Spec("Booked via host", at(8, 9), at(8, 10)), appointment_id="appt-44")
+    theirs = await driver.put(user, Spec("Made in Outlook", at(8, 11), at(8, 12)))
+    gone = await driver.put(user, Spec("Deleted", at(8, 13), at(8, 14)), appointment_id="appt-45")
+    other = await driver.put(user, Spec("Not asked", at(8, 15), at(8, 16)), appointment_id="appt-46")
+    await driver.delete(user, gone)
+
+    found = await driver.calendar.stamped(driver.tenant, user, [ours, theirs, gone])
+    assert found == {ours: "appt-44"}
+    assert other not in found
+
+
 # --- subscriptions ---------------------------------------------------------------------------------
 
 

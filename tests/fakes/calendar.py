@@ -55,6 +55,12 @@ class FakeMailbox:
     event_reads: int = 0  # GET /events/{id}
 
 
+def _items(box: FakeMailbox) -> set[str]:
+    """What `/events` lists: the single events, and the series masters of the occurrences held (the fake
+    keeps a series as its occurrences, as calendarView shows it)."""
+    return {*box.events, *(e.series_master_id for e in box.events.values() if e.series_master_id)}
+
+
 def _overlaps(event: OutlookEvent, window: tuple[datetime, datetime]) -> bool:
     return _as_instant(event.start) < window[1] and _as_instant(event.end) > window[0]
 
@@ -161,7 +167,16 @@ class FakeMailboxes:
     async def connector_events(self, tenant: Tenant, graph_user_id: str) -> dict[str, str]:
         box = self.mailbox(graph_user_id)
         self._check(tenant, box)
-        return {g: a for g, a in box.appointment_ids.items() if g in box.events}
+        return {g: a for g, a in box.appointment_ids.items() if g in _items(box)}
+
+    async def stamped(self, tenant: Tenant, graph_user_id: str, event_ids: Sequence[str]) -> dict[str, str]:
+        box = self.mailbox(graph_user_id)
+        found: dict[str, str] = {}
+        for event_id in dict.fromkeys(event_ids):
+            self._check(tenant, box)  # one read each
+            if event_id in _items(box) and event_id in box.appointment_ids:
+                found[event_id] = box.appointment_ids[event_id]
+        return found
 
     async def working_hours(self, tenant: Tenant, graph_user_id: str) -> WorkingHours | None:
         box = self.mailbox(graph_user_id)

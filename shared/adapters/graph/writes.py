@@ -117,6 +117,7 @@ def _written(raw: dict[str, Any]) -> WrittenEvent:
         shape=_shape(event, raw) if event is not None else None,
         conference_id=online.get("conferenceId") or None,
         toll_number=online.get("tollNumber") or None,
+        original_start=parse_graph_datetime(str(raw["originalStart"])) if raw.get("originalStart") else None,
     )
 
 
@@ -186,10 +187,22 @@ class GraphCalendarWriter(GraphPort):
         self, tenant: Tenant, graph_user_id: str, event_id: str, draft: EventDraft, if_match: str | None
     ) -> WrittenEvent:
         url = self._events(graph_user_id, event_id)
-        raw = await self._send(
-            tenant, "PATCH", url, graph_user_id, body=event_payload(draft), headers=_if_match(if_match)
-        )
+        body = event_payload(draft)
+        if draft.attendees and await self._same_attendees(tenant, graph_user_id, url, draft):
+            # The attendee list is sent whole, each with the status it carries: sent again unchanged it would
+            # answer every attendee's response with `none`. Left out, the meeting keeps its responses.
+            body.pop("attendees")
+        raw = await self._send(tenant, "PATCH", url, graph_user_id, body=body, headers=_if_match(if_match))
         return _written(raw)
+
+    async def _same_attendees(self, tenant: Tenant, graph_user_id: str, url: str, draft: EventDraft) -> bool:
+        """Whether the meeting already invites exactly the draft's attendees (by address)."""
+        current = await self._send(tenant, "GET", f"{url}?$select=attendees", graph_user_id)
+        held = {
+            str((a.get("emailAddress") or {}).get("address") or "").lower()
+            for a in (current or {}).get("attendees") or ()
+        }
+        return held == {a.address.lower() for a in draft.attendees}
 
     async def update_occurrence(
         self, tenant: Tenant, graph_user_id: str, occurrence_id: str, draft: EventDraft, override: Override

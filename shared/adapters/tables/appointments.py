@@ -56,8 +56,15 @@ def _copy_from(raw: dict[str, Any]) -> StaffCopy:
             "state": CopyState(raw["state"]),
             "exceptions": tuple(raw.get("exceptions") or ()),
             "exception_keys": tuple(raw.get("exception_keys") or ()),
+            "override_days": tuple(date.fromisoformat(d) for d in raw.get("override_days") or ()),
         }
     )
+
+
+def _copy_to(copy: StaffCopy) -> dict[str, Any]:
+    raw = asdict(copy)
+    raw["override_days"] = [d.isoformat() for d in copy.override_days]
+    return raw
 
 
 def _meeting_to(meeting: TeamsMeeting) -> dict[str, Any]:
@@ -94,7 +101,7 @@ def _meeting_from(raw: dict[str, Any]) -> TeamsMeeting:
 
 def record_to_entity(record: AppointmentRecord) -> dict[str, Any]:
     document = "" if record.appointment is None else json.dumps(to_stored(record.appointment))
-    copies = json.dumps([asdict(c) for c in record.copies.values()], separators=(",", ":"))
+    copies = json.dumps([_copy_to(c) for c in record.copies.values()], separators=(",", ":"))
     return {
         "PartitionKey": escape_key(record.tenant_id),
         "RowKey": escape_key(record.appointment_id),

@@ -66,6 +66,11 @@ class CalendarGateway(Protocol):
         """Events carrying the connector's extended property: Graph id -> host appointment id."""
         ...
 
+    async def stamped(self, tenant: Tenant, graph_user_id: str, event_ids: Sequence[str]) -> dict[str, str]:
+        """The connector's extended property of these events (single events, series masters), one read
+        each: Graph id -> host appointment id; events without it, or gone, are left out."""
+        ...
+
     async def working_hours(self, tenant: Tenant, graph_user_id: str) -> WorkingHours | None:
         """The mailbox's working hours (`mailboxSettings`); None when it reports none. A 403 or 404 is
         `MailboxUnavailable` (never the tenant's refusal: the sync must go on without them)."""

@@ -10,7 +10,16 @@ import pytest
 
 from shared.adapters.stored_appointments import from_stored, to_stored
 from shared.adapters.tables.appointments import record_from_entity, record_to_entity
-from shared.domain.appointments import Appointment, AppointmentRecord, Customer, Override, Recurrence
+from shared.domain.appointments import (
+    Appointment,
+    AppointmentRecord,
+    CopyRole,
+    CopyState,
+    Customer,
+    Override,
+    Recurrence,
+    StaffCopy,
+)
 from shared.service.appointment_commands import appointment_document, parse_appointment
 from shared.service.limits import MAX_SUBJECT
 
@@ -104,3 +113,18 @@ def test_a_stored_appointment_the_api_would_now_refuse_still_loads() -> None:
 
     assert loaded.appointment == appointment
     assert loaded.revision == 3
+
+
+def test_a_copys_overridden_days_survive_the_row() -> None:
+    copy = StaffCopy(
+        "s1",
+        CopyRole.COPY,
+        CopyState.SYNCED,
+        event_id="evt-1",
+        exceptions=("occ-1",),
+        exception_keys=("ck-1",),
+        override_days=(date(2026, 12, 21), date(2026, 12, 28)),
+    )
+    record = AppointmentRecord("contoso.example", "a-1", 2, None, {"s1": copy}, T0)
+    loaded = record_from_entity({**record_to_entity(record), "Timestamp": T0})
+    assert loaded.copies == {"s1": copy}

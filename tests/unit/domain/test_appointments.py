@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -13,12 +15,16 @@ from shared.domain.appointments import (
     CopyState,
     Customer,
     Invitee,
+    Override,
+    Recurrence,
     StaffCopy,
     StaffTarget,
     StepKind,
     appointment_of_transaction,
+    complete_override,
     draft_for,
     plan_writes,
+    ruled_occurrence,
 )
 from shared.domain.tenants import MultiStaffMode
 
@@ -127,3 +133,34 @@ def test_the_connectors_transaction_ids_name_their_appointment() -> None:
     assert appointment_of_transaction(copy.transaction_id("a-1")) == "a-1"
     assert appointment_of_transaction("someone-elses-id") is None
     assert appointment_of_transaction(None) is None
+
+
+def test_an_occurrence_put_back_is_the_rules_time_and_the_series_texts() -> None:
+    zone = ZoneInfo("Europe/Amsterdam")
+    start = datetime(2026, 10, 20, 9, tzinfo=zone)  # summer time; the day put back is in winter time
+    series = replace(appt("s1"), start=start, end=start + timedelta(minutes=90), time_zone="Europe/Amsterdam")
+    draft = draft_for(replace(series, recurrence=Recurrence("FREQ=DAILY")), CopyRole.COPY)
+    ruled = ruled_occurrence(draft, date(2026, 11, 2))
+    assert (ruled.start, ruled.end) == (
+        datetime(2026, 11, 2, 9, tzinfo=zone),
+        datetime(2026, 11, 2, 10, 30, tzinfo=zone),
+    )
+    assert (ruled.subject, ruled.location, ruled.body) == (draft.subject, draft.location, draft.body)
+    all_day = draft_for(
+        replace(series, start=date(2026, 10, 20), end=date(2026, 10, 21), all_day=True), CopyRole.COPY
+    )
+    assert (
+        ruled_occurrence(all_day, date(2026, 11, 2)).start,
+        ruled_occurrence(all_day, date(2026, 11, 2)).end,
+    ) == (
+        date(2026, 11, 2),
+        date(2026, 11, 3),
+    )
+
+
+def test_an_override_rewritten_states_every_text_the_host_left_to_the_series() -> None:
+    draft = draft_for(replace(appt("s1"), location="Room 2"), CopyRole.COPY)
+    moved = Override(date(2026, 11, 24), T0, T0.replace(hour=2), subject="moved")
+    whole = complete_override(draft, moved)
+    assert (whole.subject, whole.location, whole.body) == ("moved", "Room 2", draft.body)
+    assert complete_override(draft, replace(moved, location="")).location == ""  # blank is the host's own

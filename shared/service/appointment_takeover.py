@@ -1,0 +1,175 @@
+"""Taking over: a host appointment that already has an event in a staff calendar is written by updating
+that event, never by creating a second one beside it.
+
+An appointment's event is found in two ways:
+- **linked**: the mailbox's item statuses link an Outlook item to the appointment (its EWS-era id through
+  `translateExchangeIds`, the connector's extended property, or its iCalUId; found at migration and at
+  every sync, `sync.py`). The write job's first write to that calendar makes the linked event the copy
+  (`linked_copies`): its plan is then an update, not a create.
+- **adopted**: the host's `PUT` names an event made in Outlook (`outlook: {staff_id, event_id}`):
+  `adopted_copy` checks it (it exists in that staff member's calendar, is not an occurrence, and is not
+  the host's under another appointment id) and the PUT stores it as the staff member's copy.
+Either way the first write records the event as the connector's (`remember_written`), so from then on an
+Outlook change of it reaches the host as `appointment.changed_in_outlook` and the host's PUTs update it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from shared.domain.appointments import (
+    AppointmentRecord,
+    CopyRole,
+    StaffCopy,
+    StaffTarget,
+    appointment_of_transaction,
+    desired_roles,
+)
+from shared.domain.planner import ItemStatus
+from shared.domain.tenants import Tenant
+from shared.domain.users import MatchStatus
+from shared.service.context import UsesCalendarWriter, UsesItemStatuses, UsesUsers
+from shared.service.errors import (
+    Conflict,
+    DependencyUnavailable,
+    EventMissing,
+    EventRejected,
+    InvalidInput,
+    MailboxUnavailable,
+    RateLimited,
+)
+from shared.service.ports.sync_storage import ItemStatusRepository
+
+
+@dataclass(frozen=True, slots=True)
+class Adoption:
+    """The host's `outlook` member of a PUT: the staff member's event the appointment takes over."""
+
+    staff_id: str
+    event_id: str
+
+
+class AdoptionPorts(UsesUsers, UsesCalendarWriter, UsesItemStatuses, Protocol):
+    """An adoption's checks: the staff member, their calendar, the links in its item statuses."""
+
+
+def linked_event(statuses: Mapping[str, ItemStatus], appointment_id: str) -> ItemStatus | None:
+    """The item a mailbox's statuses link to the appointment (a series by its master), if any. Of several
+    (the host's old sync wrote it twice), the single event or series master first, then the lowest id."""
+    linked = [s for s in statuses.values() if s.appointment_id == appointment_id]
+    if not linked:
+        return None
+    return min(linked, key=lambda s: (s.series_master_id is not None, s.series_master_id or s.graph_id))
+
+
+async def linked_copies(
+    statuses: ItemStatusRepository,
+    tenant: Tenant,
+    record: AppointmentRecord,
+    targets: Mapping[str, StaffTarget],
+) -> dict[str, StaffCopy]:
+    """The copies to take over: for each staff member the connector has not written to yet (no copy, or
+    one whose create was never sent), the event their mailbox links to the appointment, as a copy holding
+    no revision (so the plan updates it). A meeting's attendees are left out: Exchange delivers theirs."""
+    roles = desired_roles(record.appointment, tenant.settings.multi_staff_mode)
+    wanted = [
+        staff_id
+        for staff_id, role in roles.items()
+        if role is not CopyRole.ATTENDEE
+        and _unwritten(record.copies.get(staff_id), role)
+        and (target := targets.get(staff_id)) is not None
+        and target.usable
+    ]
+    loaded = await asyncio.gather(*(statuses.load(tenant.tenant_id, s) for s in wanted))
+    found: dict[str, StaffCopy] = {}
+    for staff_id, mailbox in zip(wanted, loaded, strict=True):
+        linked = linked_event(mailbox, record.appointment_id)
+        if linked is None:
+            continue
+        current = record.copies.get(staff_id)
+        found[staff_id] = StaffCopy(
+            staff_id,
+            roles[staff_id],
+            graph_user_id=targets[staff_id].graph_user_id,
+            event_id=linked.series_master_id or linked.graph_id,
+            ical_uid=None if linked.series_master_id else linked.ical_uid,
+            generation=current.generation if current is not None else 0,
+        )
+    return found
+
+
+def _unwritten(copy: StaffCopy | None, role: CopyRole) -> bool:
+    return copy is None or (copy.event_id is None and not copy.sent and copy.role is role)
+
+
+async def adopted_copy(  # noqa: PLR0917 (an adoption's inputs, in order)
+    services: AdoptionPorts,
+    tenant: Tenant,
+    appointment_id: str,
+    record: AppointmentRecord | None,
+    adoption: Adoption,
+    role: CopyRole,
+) -> StaffCopy:
+    """The copy an adoption makes, once its event is checked: it is in the staff member's calendar, it is a
+    single event or a series master, and no other appointment holds it. Each refusal names the member."""
+    if role is CopyRole.ATTENDEE:
+        raise InvalidInput(
+            "outlook.staff_id",
+            "in meeting mode the adopted event must be the organiser's: name the first of staff_ids",
+            status=422,
+        )
+    user = await services.users.get(tenant.tenant_id, adoption.staff_id)
+    if user is None or user.match is not MatchStatus.MATCHED or user.graph_user_id is None:
+        state = "unknown" if user is None else user.match.value
+        raise Conflict("outlook.staff_id", f"the staff member is {state}: their calendar cannot be read")
+    held = record.copies.get(adoption.staff_id) if record is not None else None
+    if held is not None and held.event_id not in (None, adoption.event_id):
+        raise Conflict(
+            "outlook.event_id",
+            f"the appointment already has the event {held.event_id} in this staff member's calendar",
+        )
+    try:
+        event = await services.calendar_writer.read(tenant, user.graph_user_id, adoption.event_id)
+    except (EventMissing, EventRejected):
+        raise InvalidInput(
+            "outlook.event_id",
+            f"no event with this id in the calendar of staff member {adoption.staff_id}",
+            status=422,
+        ) from None
+    except MailboxUnavailable as error:
+        raise Conflict(
+            "outlook.staff_id", f"the staff member's calendar cannot be read: {error.reason}"
+        ) from None
+    except RateLimited as error:
+        raise DependencyUnavailable("Microsoft Graph", error.reason) from None
+    if event.event is not None and event.event.series_master_id:
+        raise InvalidInput(
+            "outlook.event_id",
+            f"is an occurrence of a series: adopt the series by its id {event.event.series_master_id}",
+            status=422,
+        )
+    owner = appointment_of_transaction(event.event.transaction_id if event.event else None)
+    if owner is None:
+        statuses = await services.item_statuses.load(tenant.tenant_id, adoption.staff_id)
+        owner = _owner(statuses, event.id)
+    if owner is not None and owner != appointment_id:
+        raise Conflict("outlook.event_id", f"the event is already the host's appointment {owner}")
+    return StaffCopy(
+        adoption.staff_id,
+        role,
+        graph_user_id=user.graph_user_id,
+        event_id=event.id,
+        ical_uid=event.ical_uid,
+        generation=held.generation if held is not None else 0,
+    )
+
+
+def _owner(statuses: Mapping[str, ItemStatus], event_id: str) -> str | None:
+    """The appointment the statuses link the event to (or one of its occurrences)."""
+    for status in statuses.values():
+        if status.appointment_id and event_id in (status.graph_id, status.series_master_id):
+            return status.appointment_id
+    return None
