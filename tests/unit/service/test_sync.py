@@ -348,6 +348,26 @@ async def test_the_mass_deletion_guard_records_an_error_and_force_applies(world:
     assert feed(world, "s1").count("event.deleted") == 15
 
 
+async def test_a_delta_page_full_of_removals_is_held_until_a_forced_resync(world: FakeWorld) -> None:
+    for i in range(15):
+        world.mailboxes.put("g1", event(f"E{i}"))
+    await migrate(world, "s1")
+    for i in range(15):
+        world.mailboxes.remove("g1", f"E{i}")
+    await world.jobs.enqueue([jobs.sync_user(TID, "s1", "notified")])  # a delta read, not a resync
+    await run_all(world)
+    user = await world.users.get(TID, "s1")
+    assert user is not None and user.sync_state is SyncState.ERROR and "15" in (user.last_error or "")
+    assert feed(world, "s1").count("event.deleted") == 0
+    assert len(world.item_statuses.rows[(TID, "s1")]) == 15  # nothing forgotten either
+    await world.jobs.enqueue([jobs.sync_user(TID, "s1", "notified")])  # still held: a full read now
+    await run_all(world)
+    assert feed(world, "s1").count("event.deleted") == 0
+    await world.jobs.enqueue([SyncUser(TID, "s1", SyncMode.RESYNC, force=True)])
+    await run_all(world)
+    assert feed(world, "s1").count("event.deleted") == 15
+
+
 async def test_a_deliverable_change_queues_its_delivery(world: FakeWorld) -> None:
     world.mailboxes.put("g1", event("A"))
     await world.jobs.enqueue([jobs.migrate_user(TID, "s1")])
