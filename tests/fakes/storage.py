@@ -20,6 +20,7 @@ from shared.service.records import (
     ConsentState,
     DeadLetter,
     LeaseOutcome,
+    StoredSecret,
     SubscriptionRecord,
     UserPage,
     UserQuery,
@@ -169,16 +170,35 @@ class FakeSecrets:
         self.expiry: dict[str, datetime | None] = {}
         self.versions: dict[str, list[str]] = {}
         self.deleted: dict[str, list[str]] = {}
+        self.disabled: set[str] = set()  # version ids an operator disabled
+
+    @staticmethod
+    def version_id(index: int) -> str:
+        """A version's id, from its place in the secret's history (Key Vault's are 32 hex digits too)."""
+        return f"{index + 1:032x}"
 
     async def get(self, name: str) -> str | None:
         return self.values.get(name)
 
-    async def set(self, name: str, value: str, *, expires_on: datetime | None = None) -> None:
+    async def current(self, name: str) -> StoredSecret | None:
+        if name not in self.values:
+            return None
+        return StoredSecret(self.values[name], self.version_id(len(self.versions.get(name, [""])) - 1))
+
+    async def at_version(self, name: str, version: str) -> str | None:
+        history = self.versions.get(name, []) if name in self.values else []
+        for index, value in enumerate(history):
+            if self.version_id(index) == version and version not in self.disabled:
+                return value
+        return None
+
+    async def set(self, name: str, value: str, *, expires_on: datetime | None = None) -> str:
         if name in self.deleted:
             self.versions[name] = self.deleted.pop(name)
         self.versions.setdefault(name, []).append(value)
         self.values[name] = value
         self.expiry[name] = expires_on
+        return self.version_id(len(self.versions[name]) - 1)
 
     async def delete(self, name: str) -> None:
         if self.values.pop(name, None) is not None:

@@ -127,9 +127,9 @@ async def test_a_notification_catches_up_through_delta(world: FakeWorld) -> None
 
 
 async def notify(world: FakeWorld, graph_user_id: str, *event_ids: str, forged: bool = False) -> None:
-    key = await world.services.keys.required(NOTIFICATION_KEY)
+    key = await world.services.keys.signing(NOTIFICATION_KEY)
     user = next(u for u in await world.users.list_all(TID) if u.graph_user_id == graph_user_id)
-    state = "v1.forged" if forged else client_state(key, DIRECTORY, graph_user_id)
+    state = "v1.forged" if forged else client_state(key.secret, key.version, DIRECTORY, graph_user_id)
     body = {
         "value": [
             {
@@ -266,8 +266,8 @@ async def test_lifecycle_events_renew_recreate_and_catch_up(world: FakeWorld) ->
     await migrate(world, "s1")
     user = await world.users.get(TID, "s1")
     assert user is not None and user.subscription_id
-    key = await world.services.keys.required(NOTIFICATION_KEY)
-    state = client_state(key, DIRECTORY, "g1")
+    key = await world.services.keys.signing(NOTIFICATION_KEY)
+    state = client_state(key.secret, key.version, DIRECTORY, "g1")
     world.mailboxes.subscriptions.pop(user.subscription_id)  # Graph removed it
     body = {
         "value": [
