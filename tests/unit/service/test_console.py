@@ -194,6 +194,10 @@ async def test_reauthorize_a_customer_app_with_only_a_new_secret(world: FakeWorl
     assert connection.tenant.auth_mode is AuthMode.CUSTOMER_APP
     assert connection.tenant.customer_app is not None and connection.tenant.customer_app.client_id == APP_ID
     assert world.secrets.values[secret_name(NORTHWIND)] == "second"
+    stored = await world.secrets.current(secret_name(NORTHWIND))
+    assert stored is not None  # the row names the new version: every worker's credential cache key
+    assert connection.tenant.customer_app.secret_version == stored.version
+    assert world.tenants.rows["northwind.example"].customer_app == connection.tenant.customer_app
 
 
 async def test_reauthorize_names_a_bad_expiry(world: FakeWorld) -> None:
