@@ -13,7 +13,7 @@ from shared.domain.tenants import Tenant
 from shared.domain.users import MatchStatus, SyncState, UserRecord
 from shared.service.change_json import change_json, check_change_sizes, encoded_change, stored_change_json
 from shared.service.change_types import Change as PublishedChange
-from shared.service.errors import AlreadyExists, DirectoryTaken, StaleWrite
+from shared.service.errors import AlreadyExists, ChangesPruned, DirectoryTaken, StaleWrite
 from shared.service.jobs import Job
 from shared.service.records import (
     Change,
@@ -206,18 +206,44 @@ class FakeSecrets:
 
 
 class FakeFeed:
+    """The feed's contract: gapless numbers, pruning that keeps the newest change (the table keeps its
+    newest row), a clear that keeps the numbering, and `ChangesPruned` for a cursor before what is kept."""
+
     def __init__(self) -> None:
         self.entries: dict[str, list[Change]] = {}
+        self.heads: dict[str, int] = {}  # the last number given
+        self.floors: dict[str, int] = {}  # the last number no longer kept
 
     async def append(self, tenant_id: str, changes: Sequence[Change]) -> list[Change]:
         check_change_sizes([encoded_change(c) for c in changes], changes)
         log = self.entries.setdefault(tenant_id, [])
-        numbered = [replace(c, sequence=len(log) + i + 1) for i, c in enumerate(changes)]
+        head = self.heads.get(tenant_id, 0)
+        numbered = [replace(c, sequence=head + i + 1) for i, c in enumerate(changes)]
         log.extend(numbered)
+        self.heads[tenant_id] = head + len(numbered)
         return numbered
 
     async def read(self, tenant_id: str, after: int, limit: int) -> list[Change]:
+        floor = self.floors.get(tenant_id, 0)
+        if after < floor:
+            raise ChangesPruned(tenant_id, after, floor)
         return [c for c in self.entries.get(tenant_id, []) if (c.sequence or 0) > after][:limit]
+
+    async def prune(self, tenant_id: str, before: datetime) -> int:
+        log = self.entries.get(tenant_id, [])
+        count = 0
+        for change in log[:-1]:  # oldest first; the newest is kept
+            if change.occurred_at >= before:
+                break
+            count += 1
+        if count:
+            self.entries[tenant_id] = log[count:]
+            self.floors[tenant_id] = log[count - 1].sequence or 0
+        return count
+
+    async def clear(self, tenant_id: str) -> None:
+        self.entries[tenant_id] = []
+        self.floors[tenant_id] = self.heads.get(tenant_id, 0)
 
     async def read_json(self, tenant_id: str, after: int, limit: int) -> list[tuple[int, str]]:
         changes = await self.read(tenant_id, after, limit)
@@ -228,6 +254,8 @@ class FakeFeed:
 
     async def delete_tenant(self, tenant_id: str) -> None:
         self.entries.pop(tenant_id, None)
+        self.heads.pop(tenant_id, None)
+        self.floors.pop(tenant_id, None)
 
     def types(self, tenant_id: str) -> list[str]:
         return [c.type for c in self.entries.get(tenant_id, [])]
