@@ -17,8 +17,11 @@ that Key Vault does not hold is remembered as such for `UNKNOWN_FOR`, and a work
 at most `LOOKUPS_PER_MINUTE` unknown versions a minute, so forged notifications naming random versions
 cost the vault almost nothing.
 
-A subscription keeps the clientState it was created with through its renewals; one that Graph lost is
-recreated by the renewal timer (which lists the tenant's subscriptions in Graph) or a resync.
+A subscription keeps the clientState it was created with through its renewals. One that Graph lost is
+recreated by the renewal timer (which lists the tenant's subscriptions in Graph) or a resync; one that
+Graph holds but whose notifications do not pass (its key version disabled, say) goes silent, and the
+renewal timer's catch-up of a subscription silent for a day recreates it, signed with the current
+version, as soon as that catch-up finds changes no notification announced.
 """
 
 from __future__ import annotations

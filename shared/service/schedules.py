@@ -55,7 +55,8 @@ async def renew_tenant_subscriptions(services: RenewalPorts, tenant_id: str) -> 
     """Confirm every user's subscription with Graph (one listing of the tenant's subscriptions, paged,
     instead of a request per user): renew what expires within a day, recreate what Graph no longer holds
     (lost without a lifecycle notification, or expired) and catch up through delta, catch up on what went
-    silent. Without the listing (throttled), the stored expiries decide this round."""
+    silent (a `silent` job, which recreates the subscription when the catch-up finds changes no
+    notification announced). Without the listing (throttled), the stored expiries decide this round."""
     tenant = await services.tenants.get(tenant_id)
     if tenant is None or not tenant.state.connected:
         return 0
@@ -100,7 +101,7 @@ async def renew_tenant_subscriptions(services: RenewalPorts, tenant_id: str) -> 
                     record.subscription_id,
                     record.last_notified_at,
                 )
-                queued.append(jobs.sync_user(tenant_id, user.staff_id, "silent"))
+                queued.append(jobs.sync_user(tenant_id, user.staff_id, "silent", kind="silent"))
                 await services.subscription_index.put(replace(record, last_notified_at=now))
         await services.jobs.enqueue(queued)
     return len(queued)

@@ -217,6 +217,11 @@ async def _sync_user(
         )
     if not quiet:  # with nothing planned too: what the write side noted is folded in
         await services.item_statuses.apply(tenant.tenant_id, user.staff_id, actions.upserts, actions.deletes)
+    if kind == SyncMode.SILENT and read.items and not complete:
+        # Graph holds the subscription, yet these changes were never notified (or their notifications were
+        # refused): it does not deliver. A new one, signed with the current key, to the current URL.
+        log.warning("subscription %s silent though Outlook changed; recreating it", user.subscription_id)
+        user = await ensure_subscription(services, tenant, user, force_new=True)
     if kind == "resync" or migrating:  # the working hours: at migration and by the nightly run, stored
         await refresh_hours(services.calendar, services.busy, tenant, user, now)  # before the user is synced
     if actions.held_deletes:
