@@ -53,19 +53,30 @@ class Received:
     malformed: int = 0
 
 
-async def genuine(keys: KeyRing, directory_id: str, graph_user_id: str, presented: str) -> bool:
-    """The clientState was signed for this user with the version of the notification key it names (any
-    version Key Vault holds enabled), or, made before versions, with one this worker knows."""
-    try:
-        version = client_state_key_version(presented)
-    except ValueError:
-        return False
-    if version is None:
-        candidates = await keys.known_versions(NOTIFICATION_KEY)
-    else:
-        key = await keys.verifying(NOTIFICATION_KEY, version)
-        candidates = [key] if key is not None else []
-    return any(client_state_valid(k, directory_id, graph_user_id, presented) for k in candidates)
+class ClientStates:
+    """Checks clientStates against the notification key's versions, each version's key asked of the
+    KeyRing once per POST (Graph batches up to 100 notifications, nearly always under one version)."""
+
+    def __init__(self, keys: KeyRing) -> None:
+        self._keys = keys
+        self._candidates: dict[str | None, list[bytes]] = {}
+
+    async def genuine(self, directory_id: str, graph_user_id: str, presented: str) -> bool:
+        """Signed for this user with the version of the notification key it names (any version Key Vault
+        holds enabled), or, made before versions, with one this worker knows."""
+        try:
+            version = client_state_key_version(presented)
+        except ValueError:
+            return False
+        candidates = self._candidates.get(version)
+        if candidates is None:
+            if version is None:
+                candidates = await self._keys.known_versions(NOTIFICATION_KEY)
+            else:
+                key = await self._keys.verifying(NOTIFICATION_KEY, version)
+                candidates = [key] if key is not None else []
+            self._candidates[version] = candidates
+        return any(client_state_valid(k, directory_id, graph_user_id, presented) for k in candidates)
 
 
 def validation_token(token: str) -> str:
@@ -89,6 +100,7 @@ def parse_notifications(body: bytes) -> list[dict[str, Any]]:
 
 async def receive_changes(services: NotificationPorts, body: bytes) -> Received:
     items = parse_notifications(body)
+    states = ClientStates(services.keys)
     received = Received()
     wanted: dict[tuple[str, str], Job] = {}
     for item in items:
@@ -103,7 +115,7 @@ async def receive_changes(services: NotificationPorts, body: bytes) -> Received:
             isinstance(subscription_id, str) and isinstance(directory_id, str) and isinstance(presented, str)
         )
         graph_user_id = match.group(1)
-        if not await genuine(services.keys, directory_id, graph_user_id, presented):
+        if not await states.genuine(directory_id, graph_user_id, presented):
             received.forged += 1
             continue
         received.accepted += 1
@@ -125,6 +137,7 @@ async def receive_changes(services: NotificationPorts, body: bytes) -> Received:
 
 async def receive_lifecycle(services: LifecyclePorts, body: bytes) -> Received:
     items = parse_notifications(body)
+    states = ClientStates(services.keys)
     received = Received()
     for item in items:
         subscription_id, presented = item.get("subscriptionId"), item.get("clientState")
@@ -137,7 +150,7 @@ async def receive_lifecycle(services: LifecyclePorts, body: bytes) -> Received:
         if record is None or tenant is None:
             received.forged += 1  # unknown to us: nothing to renew
             continue
-        if not await genuine(services.keys, tenant.directory_id, record.graph_user_id, presented):
+        if not await states.genuine(tenant.directory_id, record.graph_user_id, presented):
             received.forged += 1
             continue
         received.accepted += 1
