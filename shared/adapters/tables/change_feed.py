@@ -16,8 +16,16 @@ from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
 from shared.adapters.storage import StorageClients
-from shared.adapters.tables.rows import as_utc, delete_partition, etag_of, required_utc, sequence_key
+from shared.adapters.tables.rows import (
+    as_utc,
+    delete_partition,
+    delete_rows,
+    etag_of,
+    required_utc,
+    sequence_key,
+)
 from shared.adapters.tables.transactions import (
+    Delete,
     Insert,
     Operation,
     Replace,
@@ -271,28 +279,30 @@ class TableChangeFeed:
         """Delete the rows whose changes were all published before `before`, oldest first, never the
         newest row (it tells a reader with an older cursor that the feed moved on); answers how many
         changes went. Rows are in sequence order and published in that order, so the scan stops at the
-        first row to keep: a day's pruning reads what it deletes and one row more."""
+        first row to keep: a day's pruning reads what it deletes and one row more, and deletes 100 rows a
+        transaction."""
         table = await self._table()
-        pruned = 0
-        pending: Any = None  # an old enough row, deleted once a later row shows it is not the newest
+        old: list[Any] = []  # rows old enough (keys and times only), oldest first
         pages = table.query_entities(
             "PartitionKey eq @pk and RowKey lt @head",
             parameters={"pk": tenant_id, "head": FEED_HEAD},
             select=["RowKey", "First", "At", "Timestamp"],
             results_per_page=FEED_PRUNE_PAGE,
         ).by_page()
+        young = False
         async for page in pages:
             async for entity in page:
-                if pending is not None:
-                    await self._delete_row(table, tenant_id, pending["RowKey"])
-                    pruned += int(pending["RowKey"]) - int(pending["First"]) + 1
-                    pending = None
                 # Rows written before `At` existed (and a clear's floor row) go by their write time.
                 at = as_utc(entity.get("At")) or as_utc(entity.metadata.get("timestamp"))
                 if at is None or at >= before:
-                    return pruned
-                pending = entity
-        return pruned  # the pending row is the newest: kept
+                    young = True
+                    break
+                old.append(entity)
+            if young:
+                break
+        gone = old if young else old[:-1]  # the newest row stays
+        await delete_rows(table, [Delete(tenant_id, e["RowKey"]) for e in gone])  # 100 a transaction
+        return sum(int(e["RowKey"]) - int(e["First"]) + 1 for e in gone)
 
     async def clear(self, tenant_id: str) -> None:
         """Delete every change, keeping the head (numbering goes on) and a floor row under the last
@@ -313,15 +323,7 @@ class TableChangeFeed:
             parameters={"pk": tenant_id, "floor": sequence_key(last)},
             select=["RowKey"],
         )
-        async for entity in rows:
-            await self._delete_row(table, tenant_id, entity["RowKey"])
-
-    @staticmethod
-    async def _delete_row(table: TableClient, tenant_id: str, row_key: str) -> None:
-        try:
-            await table.delete_entity(tenant_id, row_key)
-        except ResourceNotFoundError:
-            return  # another worker's pruning took it
+        await delete_rows(table, [Delete(tenant_id, e["RowKey"]) async for e in rows])
 
     async def delete_tenant(self, tenant_id: str) -> None:
         writer = self._writers.get(tenant_id)
