@@ -93,7 +93,18 @@ class KeyRing:
             cached = self._current.get(name)
             if cached is not None and self._now() - cached[1] < CURRENT_FOR:
                 return cached[0]
-            stored = await self._store.current(name)
+            try:
+                stored = await self._store.current(name)
+            except DependencyUnavailable:
+                if cached is None:
+                    raise
+                log.warning(
+                    "%s: Key Vault did not answer; signing with version %s a while longer",
+                    name,
+                    cached[0].version,
+                )
+                self._current[name] = (cached[0], self._now())
+                return cached[0]
             if stored is None:
                 # Another worker may be writing one too: both versions stay valid, each names itself.
                 version = await self._store.set(name, new_key_value())

@@ -208,6 +208,7 @@ class GraphClients:
         )
         self._tenants: dict[TenantKey, TenantGraph] = {}
         self._credentials: dict[TenantKey, AsyncTokenCredential] = {}
+        self._retired: list[AsyncTokenCredential] = []  # credentials of rotated secrets, closed at the end
 
     async def for_tenant(self, key: TenantKey) -> TenantGraph:
         graph = self._tenants.get(key)
@@ -222,7 +223,12 @@ class GraphClients:
             self._credentials[key] = credential
             self._tenants[key] = graph
             for older in [k for k in self._tenants if k != key and k.same_app(key)]:
-                await self._drop(older)  # another secret version of the same app: rotated
+                # Another secret version of the same app: rotated. Its credential may be serving a request
+                # right now, so it is closed with the others, not at once.
+                self._tenants.pop(older, None)
+                retired = self._credentials.pop(older, None)
+                if retired is not None:
+                    self._retired.append(retired)
         return graph
 
     def graph_with(self, credential: AsyncTokenCredential) -> TenantGraph:
@@ -251,7 +257,7 @@ class GraphClients:
             await credential.close()
 
     async def close(self) -> None:
-        for credential in self._credentials.values():
+        for credential in [*self._credentials.values(), *self._retired]:
             await credential.close()
         await self._http.aclose()
         await self._uploads.aclose()

@@ -14,7 +14,7 @@ from shared.domain.signing import client_state
 from shared.domain.tenants import TenantState
 from shared.service import console
 from shared.service.context import Services
-from shared.service.errors import ConsoleAccessDenied
+from shared.service.errors import ConsoleAccessDenied, DependencyUnavailable
 from shared.service.keys import (
     CONSOLE_KEY,
     CURRENT_FOR,
@@ -155,3 +155,16 @@ async def test_a_console_token_naming_an_unknown_version_is_refused(world: FakeW
 
 def token_of(url: str) -> str:
     return parse_qs(urlsplit(url).query)["token"][0]
+
+
+async def test_key_vault_down_at_a_refresh_keeps_the_current_version(world: FakeWorld) -> None:
+    a = Worker(world, world.secrets)
+    signed = await subscribe(a, "s1")
+    a.time += CURRENT_FOR
+
+    async def unavailable(name: str) -> None:
+        raise DependencyUnavailable("key_vault", "503")
+
+    a.vault.current = unavailable  # type: ignore[assignment,method-assign]
+    assert await accepted(a, "g1", signed)  # verified, and signing goes on, with the cached version
+    assert (await a.keys.signing(NOTIFICATION_KEY)).version == signed.split(".")[1]
