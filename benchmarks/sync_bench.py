@@ -71,7 +71,7 @@ from m365emulator.process import EmulatorProcess
 from shared.adapters.graph.calendar import GraphCalendar
 from shared.adapters.graph.directory import BATCH_LIMIT
 from shared.domain.signing import client_state
-from shared.service.keys import HOST_WEBHOOK_SECRET, NOTIFICATION_KEY
+from shared.service.keys import HOST_WEBHOOK_SECRET, NOTIFICATION_KEY, SigningKey
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 PERMISSIONS: Final = [
@@ -231,7 +231,7 @@ class Stack:
     host: HostProcess
     client_id: str
     client_secret: str
-    signing_key: bytes
+    signing_key: SigningKey
     bulk_tenant_id: str
     receiver: Receiver
     sampler: Sampler
@@ -301,7 +301,7 @@ class HostLog:
         return counts
 
 
-async def prepare_emulator(ready: dict[str, Any], port: int, secret_name: str) -> tuple[str, str, bytes]:
+async def prepare_emulator(ready: dict[str, Any], port: int, secret_name: str) -> tuple[str, str, SigningKey]:
     """Register the connector app, put its secret and the connector's keys in Key Vault."""
     secret = secrets.token_urlsafe(30)
     signing_text = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
@@ -315,10 +315,10 @@ async def prepare_emulator(ready: dict[str, Any], port: int, secret_name: str) -
             secrets=[{"value": secret}],
         )
         await control.set_vault_secret(secret_name, secret)
-        await control.set_vault_secret(NOTIFICATION_KEY, signing_text)
+        signing = await control.set_vault_secret(NOTIFICATION_KEY, signing_text)
         await control.set_vault_secret(HOST_WEBHOOK_SECRET, secrets.token_urlsafe(32))
         await control.set_consent_policy(ready["bulk_tenant_id"], "auto-accept")
-    return str(app["client_id"]), secret, signing_text.encode()
+    return str(app["client_id"]), secret, SigningKey(signing_text.encode(), str(signing["version"]))
 
 
 @contextlib.contextmanager
@@ -665,7 +665,9 @@ def notification_body(stack: Stack, graph_user_id: str, subscription_id: str, ev
             "@odata.etag": f'W/"{secrets.token_urlsafe(12)}"',
             "id": event_id,
         },
-        "clientState": client_state(stack.signing_key, stack.bulk_tenant_id, graph_user_id),
+        "clientState": client_state(
+            stack.signing_key.secret, stack.signing_key.version, stack.bulk_tenant_id, graph_user_id
+        ),
         "tenantId": stack.bulk_tenant_id,
     }
     return json.dumps({"value": [item]}).encode()

@@ -13,6 +13,7 @@ from shared.observability import bound, get_logger
 from shared.service.errors import (
     Conflict,
     DependencyUnavailable,
+    Gone,
     InvalidInput,
     NotFound,
     PreconditionFailed,
@@ -123,6 +124,8 @@ def handles_errors(handler: Handler) -> Endpoint:
                 return error_response(409, "conflict", error.reason, error.field)
             except PreconditionFailed as error:
                 return error_response(412, "precondition_failed", error.reason, error.field)
+            except Gone as error:
+                return error_response(410, "gone", error.reason, error.field)
             except TenantAccessError as error:  # consent revoked or app removed, before a job noticed it
                 log.warning("Microsoft 365 refused the tenant: %s", error.reason)
                 return error_response(

@@ -294,12 +294,19 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "GET",
         "v1/tenants/{tid}/changes",
         "readChanges",
-        "The pull feed of changes from Outlook and of sync outcomes, after a cursor.",
+        "The pull feed of changes from Outlook and of sync outcomes, after a cursor. The feed keeps a "
+        "change `retention_days` (FEED_RETENTION_DAYS, 30 by default); a disconnect deletes it but its "
+        "numbering.",
         "function",
         {
             200: ("Changes and the cursor to pass next time.", ref("ChangePage")),
             400: ("Bad query.", ERROR),
             404: ("Unknown tenant.", ERROR),
+            410: (
+                "The changes right after `cursor` are no longer kept (older than the retention, or deleted "
+                "by a disconnect): resync, then go on from the cursor the message names.",
+                ERROR,
+            ),
         },
         query=(
             (

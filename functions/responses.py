@@ -220,6 +220,10 @@ class ChangePage(Answer):
 
     value: list[Change]
     cursor: str = Field(description="The sequence number to pass as `cursor` next time.")
+    retention_days: int = Field(
+        description="How long the feed keeps a change (FEED_RETENTION_DAYS). A cursor older than that is "
+        "answered 410: read at least this often."
+    )
 
 
 class Queued(Answer):

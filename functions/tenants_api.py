@@ -16,7 +16,15 @@ from functions.views import dead_letter_json, tenant_json, user_json, user_page_
 from shared.bootstrap import container
 from shared.domain.teams import TeamsStatus
 from shared.domain.users import MatchStatus, SyncState
-from shared.service import deliveries, sync, tenant_consent, tenant_disconnect, tenants, users
+from shared.service import (
+    deliveries,
+    feed_retention,
+    sync,
+    tenant_consent,
+    tenant_disconnect,
+    tenants,
+    users,
+)
 from shared.service.commands import (
     parse_create_tenant,
     parse_flag,
@@ -164,12 +172,11 @@ async def dead_letters_redeliver(req: func.HttpRequest) -> func.HttpResponse:
 @handles_errors
 async def changes_feed(req: func.HttpRequest) -> func.HttpResponse:
     services = container().services
-    tenant = await tenants.get_tenant(services, _tenant_id(req))
     after = _int_param(req, "cursor", 0, 0, 10**15)
     limit = _int_param(req, "limit", 100, 1, 1000)
-    changes = await services.feed.read_json(tenant.tenant_id, after, limit)  # passed on as stored
-    cursor = changes[-1][0] if changes else after
-    body = f'{{"value":[{",".join(text for _, text in changes)}],"cursor":"{cursor}"}}'
+    page = await feed_retention.read_changes(services, _tenant_id(req), after, limit)
+    value = ",".join(text for _, text in page.changes)  # passed on as stored
+    body = f'{{"value":[{value}],"cursor":"{page.cursor}","retention_days":{page.retention_days}}}'
     return func.HttpResponse(body, status_code=200, mimetype=JSON_TYPE, charset="utf-8")
 
 

@@ -179,6 +179,10 @@ class ControlClient:
             "POST", f"/apps/{client_id}/secrets", _drop_none({"value": value, "end_date_time": end_date_time})
         )
 
+    async def remove_secret(self, client_id: str, key_id: str) -> dict[str, Any]:
+        """The app's secret `key_id` deleted (Graph's removePassword): no new token with it."""
+        return await self.call("DELETE", f"/apps/{client_id}/secrets/{key_id}")
+
     async def consent(
         self, tenant_id: str, client_id: str, permissions: list[str] | None = None
     ) -> dict[str, Any]:

@@ -287,6 +287,11 @@ async def add_secret(request: web.Request) -> web.Response:
     return ok(secret.to_json(), 201)
 
 
+async def remove_secret(request: web.Request) -> web.Response:
+    emulator_of(request).directory.remove_secret(request.match_info["cid"], request.match_info["kid"])
+    return ok({"removed": request.match_info["kid"]})
+
+
 async def consent(request: web.Request) -> web.Response:
     emu = emulator_of(request)
     tenant = tenant_of(emu, request)
@@ -648,6 +653,7 @@ def add_routes(app: web.Application) -> None:
         ("GET", "/apps/{cid}", get_app),
         ("PATCH", "/apps/{cid}", patch_app),
         ("POST", "/apps/{cid}/secrets", add_secret),
+        ("DELETE", "/apps/{cid}/secrets/{kid}", remove_secret),
         ("POST", "/keyvault/grants", vault_grant),
         ("POST", "/keyvault/secrets", vault_set),
         ("GET", "/faults", list_faults),

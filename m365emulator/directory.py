@@ -301,6 +301,16 @@ class Directory:
         app.secrets.append(secret)
         return secret
 
+    def remove_secret(self, client_id: str, key_id: str) -> None:
+        """As Graph's `POST /applications/{id}/removePassword` (keyId): the secret signs nobody in from
+        then on; tokens already issued with it stay valid until they expire (Entra does not revoke them)."""
+        app = self.apps.get(client_id.lower())
+        if app is None:
+            raise DirectoryError(f"unknown app {client_id}")
+        if not any(s.key_id == key_id for s in app.secrets):
+            raise DirectoryError(f"app {client_id} has no secret {key_id}")
+        app.secrets = [s for s in app.secrets if s.key_id != key_id]
+
     def service_principal(self, client_id: str, tenant_id: str) -> ServicePrincipal | None:
         return self._sps.get((client_id.lower(), tenant_id))
 

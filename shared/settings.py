@@ -36,6 +36,7 @@ OPTIONAL: Final[tuple[str, ...]] = (
     "HOST_WEBHOOK_URL",
     "HOST_WEBHOOK_MAX_ATTEMPTS",
     "HOST_WEBHOOK_RETRY_SECONDS",
+    "FEED_RETENTION_DAYS",
     "TLS_CA_BUNDLE",
     "TABLE_PREFIX",
     "CONNECTOR_VERSION",
@@ -59,6 +60,7 @@ DEFAULT_GRAPH_SCOPE: Final = "https://graph.microsoft.com/.default"
 DEFAULT_GRAPH_SECRET_NAME: Final = "graph-client-secret"  # noqa: S105 (a name, not a secret)
 DEFAULT_HOST_WEBHOOK_MAX_ATTEMPTS: Final = 8  # as shared/service/delivery_policy.DeliveryPolicy
 DEFAULT_HOST_WEBHOOK_RETRY_SECONDS: Final = 30
+DEFAULT_FEED_RETENTION_DAYS: Final = 30  # as shared/service/context.ConnectorConfig
 
 
 class SettingsError(Exception):
@@ -155,6 +157,7 @@ class Settings:
     host_webhook_max_attempts: int = DEFAULT_HOST_WEBHOOK_MAX_ATTEMPTS  # posts per range, the first included
     host_webhook_retry_seconds: int = DEFAULT_HOST_WEBHOOK_RETRY_SECONDS  # the first backoff; doubled, capped
     local_clock_file: str | None = None  # the local stack's shared clock (LOCAL_ONLY); None: the system clock
+    feed_retention_days: int = DEFAULT_FEED_RETENTION_DAYS  # how long the change feed keeps a change
 
     def __repr__(self) -> str:  # the secret setting never reaches a log
         return f"Settings(graph_client_id={self.graph_client_id!r}, public_base_url={self.public_base_url!r})"
@@ -229,4 +232,5 @@ class Settings:
                 "HOST_WEBHOOK_RETRY_SECONDS", DEFAULT_HOST_WEBHOOK_RETRY_SECONDS, 0, 3600
             ),
             local_clock_file=local_clock_file,
+            feed_retention_days=optional_int("FEED_RETENTION_DAYS", DEFAULT_FEED_RETENTION_DAYS, 1, 3650),
         )

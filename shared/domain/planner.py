@@ -15,8 +15,10 @@ Rules:
   item (`admitted`); an item that stops being admitted is deleted for the host, and one that starts
   being admitted is created.
 - A complete read of the window (first sync, or after the delta link was lost) also deletes stored
-  items it did not see, except those that simply aged out of the window, and unless that would delete
-  too much at once (the mass-deletion guard).
+  items it did not see, except those that simply aged out of the window.
+- Neither a complete read nor a delta page deletes too much at once (the mass-deletion guard): more than
+  `MASS_DELETE_MIN` removals of items in the window that are also more than `MASS_DELETE_SHARE` of them
+  are held, all of them, unless the run was forced.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from shared.domain.appointments import appointment_of_transaction
 from shared.domain.calendar import DeltaItem, EventKind, OutlookEvent, RemovedEvent
 from shared.domain.tenants import ImportFilter, RecurringEvents, TenantSettings
 
-MASS_DELETE_MIN: Final = 10  # a complete read may delete this many items without question
+MASS_DELETE_MIN: Final = 10  # a read (complete or delta) may delete this many items without question
 MASS_DELETE_SHARE: Final = 0.5  # ... and beyond that, at most this share of what was stored
 
 
@@ -162,12 +164,13 @@ def plan(
     links = links or HostLinks()
     result = Plan()
     seen: set[str] = set()
+    removed: list[ItemStatus] = []  # what Outlook reported removed (`@removed`), or no longer holds
     for item in _last_word(observation.items):
         seen.add(item.id)
         before = stored.get(item.id)
         if isinstance(item, RemovedEvent):
             if before is not None:
-                _remove(result, before, stored, observation.window_start)
+                removed.append(before)
             continue
         master = stored.get(item.series_master_id) if item.series_master_id else None
         if _connector_made(item, before, master):
@@ -179,7 +182,10 @@ def plan(
             continue
         _observe(result, item, before, visibility, links)
     if observation.complete:
-        _reconcile(result, observation, stored, seen, allow_mass_delete)
+        removed += _unseen(result, observation, stored, seen)
+    _guarded_removals(result, observation, stored, removed, allow_mass_delete)
+    if result.held_deletes:
+        return result  # held: the series stay as they are too (their masters would go with the occurrences)
     if visibility.series:
         _settle_series(result, observation, stored, visibility, links)
     elif observation.complete:
@@ -365,24 +371,37 @@ def _remove(
         result.changes.append(_deleted(before.graph_id, before.appointment_id, reason))
 
 
-def _reconcile(
+def _unseen(
+    result: Plan, observation: Observation, stored: Mapping[str, ItemStatus], seen: set[str]
+) -> list[ItemStatus]:
+    """A complete read: the stored items it did not see. Those that aged out of the window are forgotten
+    at once (not deleted for the host); the others are answered as removed."""
+    missing = [s for s in stored.values() if s.graph_id not in seen and not s.master]
+    aged = [s for s in missing if s.ends_at < observation.window_start]
+    result.deletes.extend(s.graph_id for s in aged)  # out of the window: forgotten, not deleted
+    return [s for s in missing if s.ends_at >= observation.window_start]
+
+
+def _guarded_removals(
     result: Plan,
     observation: Observation,
     stored: Mapping[str, ItemStatus],
-    seen: set[str],
+    removed: Sequence[ItemStatus],
     allow_mass_delete: bool,
 ) -> None:
-    missing = [s for s in stored.values() if s.graph_id not in seen and not s.master]
-    aged = [s for s in missing if s.ends_at < observation.window_start]
-    gone = [s for s in missing if s.ends_at >= observation.window_start]
-    result.deletes.extend(s.graph_id for s in aged)  # out of the window: forgotten, not deleted
-    in_window = len(stored) - len(aged)
-    too_many = len(gone) > MASS_DELETE_MIN and len(gone) > in_window * MASS_DELETE_SHARE
+    """Apply the removals, unless they are too many of the items in the window (the mass-deletion guard,
+    for a delta page full of `@removed` as for a complete read that finds the calendar emptied): then none
+    is applied and `held_deletes` counts them. The executor then drops the delta link, so the next run
+    reads the whole window and is held again, until a forced resync applies it."""
+    start = observation.window_start
+    in_window = sum(1 for s in stored.values() if s.master or s.ends_at >= start)
+    gone = sum(1 for s in removed if s.ends_at >= start)
+    too_many = gone > MASS_DELETE_MIN and gone > in_window * MASS_DELETE_SHARE
     if too_many and not allow_mass_delete:
-        result.held_deletes = len(gone)
+        result.held_deletes = len(removed)
         return
-    for status in gone:
-        _remove(result, status, stored, observation.window_start)
+    for status in removed:
+        _remove(result, status, stored, start)
 
 
 def _change(

@@ -127,6 +127,7 @@ class CustomerApp:
 
     client_id: str
     secret_expires_at: datetime | None = None
+    secret_version: str | None = None  # Key Vault's version of the secret: workers' credential cache key
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,13 @@
 """The admin console: signed, expiring, tenant-scoped links, and the console's small use cases.
 
-A console token is `base64url(JSON {tid, exp, nonce}) + "." + base64url(HMAC-SHA256(key, first part))`,
-signed with the connector's `console-link-key` from Key Vault (created on first use). It grants its one
-tenant until `exp` (Unix seconds); nothing is stored, so a link cannot be revoked one by one: rotating the
-key in Key Vault (and restarting the workers) voids every link at once. The console's page and its JSON
-API are anonymous at the Functions level and check the token themselves, before anything is read.
+A console token is `base64url(JSON {tid, exp, nonce, kid}) + "." + base64url(HMAC-SHA256(key, first
+part))`, signed with the current version of the connector's `console-link-key` in Key Vault (created at
+deployment, else on first use); `kid` names that version, and a check uses the version named (any that
+Key Vault holds enabled; a token without `kid`, issued before versions, the current one). It grants its
+one tenant until `exp` (Unix seconds); nothing is stored, so a link cannot be revoked one by one: adding
+a version (a rotation) and disabling the old one in Key Vault voids every link signed with it. The
+console's page and its JSON API are anonymous at the Functions level and check the token themselves,
+before anything is read.
 """
 
 from __future__ import annotations
@@ -77,24 +80,47 @@ def _mac(key: bytes, payload: str) -> str:
     return _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
 
 
-def sign_token(key: bytes, tenant_id: str, expires_at: datetime, nonce: str | None = None) -> str:
-    claims = {
+def sign_token(
+    key: bytes,
+    tenant_id: str,
+    expires_at: datetime,
+    nonce: str | None = None,
+    *,
+    key_version: str | None = None,
+) -> str:
+    claims: dict[str, Any] = {
         "tid": tenant_id,
         "exp": int(expires_at.timestamp()),
         "nonce": nonce or secrets.token_urlsafe(12),
     }
+    if key_version is not None:
+        claims["kid"] = key_version
     payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
     return f"{payload}.{_mac(key, payload)}"
 
 
-def verify_token(key: bytes, token: str | None, now: datetime) -> ConsoleGrant:
+def token_key_version(token: str | None) -> str | None:
+    """The key version a token names (`kid`), read before its signature is checked and trusted for
+    nothing else; None when it names none or is malformed (the check then refuses it or uses the
+    current version)."""
+    if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:
+        return None
+    try:
+        claims: Any = json.loads(_unb64(token.split(".")[0]))
+    except (ValueError, binascii.Error):
+        return None
+    kid = claims.get("kid") if isinstance(claims, dict) else None
+    return kid if isinstance(kid, str) else None
+
+
+def verify_token(key: bytes | None, token: str | None, now: datetime) -> ConsoleGrant:
     """The grant of a genuine, unexpired token; ConsoleAccessDenied (401) otherwise."""
     if not token:
         raise _refused("a console token is required")
     if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:
         raise _refused("the console token is malformed")
     payload, signature = token.split(".")
-    if not hmac.compare_digest(_mac(key, payload).encode(), signature.encode()):
+    if key is None or not hmac.compare_digest(_mac(key, payload).encode(), signature.encode()):
         raise _refused("the console token is not genuine")
     try:
         claims: Any = json.loads(_unb64(payload))
@@ -123,7 +149,8 @@ async def issue_link(services: ConsoleLinkPorts, tenant_id: str, ttl: timedelta)
     """A signed link to the console of this one (existing) tenant."""
     tenant = await tenants.get_tenant(services, tenant_id)
     expires_at = (services.clock.now() + ttl).replace(microsecond=0)
-    token = sign_token(await services.keys.required(CONSOLE_KEY), tenant.tenant_id, expires_at)
+    key = await services.keys.signing(CONSOLE_KEY)
+    token = sign_token(key.secret, tenant.tenant_id, expires_at, key_version=key.version)
     return ConsoleLink(f"{services.config.public_base_url}/api/console?token={token}", expires_at)
 
 
@@ -131,7 +158,13 @@ async def authorize(
     services: ConsoleAuthPorts, token: str | None, tenant_id: str | None = None
 ) -> ConsoleGrant:
     """Check the token, and that it is for `tenant_id` when a path names one (403 if not)."""
-    grant = verify_token(await services.keys.required(CONSOLE_KEY), token, services.clock.now())
+    version = token_key_version(token)
+    key = (
+        (await services.keys.signing(CONSOLE_KEY)).secret
+        if version is None
+        else await services.keys.verifying(CONSOLE_KEY, version)
+    )
+    grant = verify_token(key, token, services.clock.now())
     if tenant_id is not None and tenant_id != grant.tenant_id:
         raise ConsoleAccessDenied(403, "forbidden", "this console link is for another organisation")
     return grant

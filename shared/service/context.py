@@ -37,6 +37,7 @@ class ConnectorConfig:
     public_base_url: str  # where Entra and Graph reach this function app
     host_webhook_url: str | None = None  # where changes are delivered (signed); None: the pull feed only
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    feed_retention_days: int = 30  # the change feed keeps a change this long (FEED_RETENTION_DAYS)
 
     @property
     def consent_redirect_uri(self) -> str:

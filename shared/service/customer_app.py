@@ -1,7 +1,10 @@
 """Connecting a tenant with the customer's own app registration (client id and secret).
 
 The credential is validated by signing in and reading the directory once; only then is anything stored,
-and the secret only in Key Vault. Reauthorizing such a tenant is a secret rotation through the same path.
+and the secret only in Key Vault. Reauthorizing such a tenant is a secret rotation through the same path:
+the new secret is a new Key Vault version, and the tenant row records it (`CustomerApp.secret_version`),
+so every worker's next job for the tenant builds its Graph credential with the new secret
+(`shared/adapters/graph/credentials.py`).
 """
 
 from __future__ import annotations
@@ -43,8 +46,12 @@ async def connect_customer_app(
     )
     if create:
         tenant = await store_new(services, tenant)
-    await services.secrets.set(
+    version = await services.secrets.set(
         secret_name(tenant.directory_id), credential.client_secret, expires_on=credential.secret_expires_at
     )
+    # The version on the row is every worker's credential cache key: a worker's next job for the tenant
+    # reads it and builds its credential with this secret, whatever it cached before.
+    assert tenant.customer_app is not None
+    tenant = replace(tenant, customer_app=replace(tenant.customer_app, secret_version=version))
     tenant = await mark_connected(services, tenant, "customer_app")
     return Connection(tenant)

@@ -30,7 +30,7 @@ from shared.service.context import (
     UsesWebhook,
 )
 from shared.service.delivery_policy import DeliveryPolicy
-from shared.service.errors import DeliveryFailed
+from shared.service.errors import ChangesPruned, DeliveryFailed
 from shared.service.jobs import Deliver
 from shared.service.keys import HOST_WEBHOOK_SECRET
 from shared.service.ports.clock import Clock
@@ -97,7 +97,12 @@ async def deliver_changes(
     start = span.first
     while start <= span.last:
         end = min(start + policy.max_batch - 1, span.last)
-        changes = await services.feed.read_json(tenant_id, start - 1, end - start + 1)
+        try:
+            changes = await services.feed.read_json(tenant_id, start - 1, end - start + 1)
+        except ChangesPruned as pruned:  # older than the retention, or deleted by a disconnect
+            log.warning("changes %d..%d no longer kept; not delivered", start, pruned.oldest)
+            start = pruned.oldest + 1
+            continue
         if not changes:
             return  # beyond the feed's head, or the feed is gone
         body, headers = _signed_post(services.clock, secret, tenant_id, changes, span.attempt + 1)

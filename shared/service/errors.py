@@ -56,6 +56,15 @@ class PreconditionFailed(ServiceError):
         self.reason = reason
 
 
+class Gone(ServiceError):
+    """What the request names existed once and was deleted for good (answered as 410, naming the field)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
 class ConsoleAccessDenied(ServiceError):
     """The console token is missing, forged, expired (401) or for another tenant (403)."""
 
@@ -83,6 +92,16 @@ class DirectoryTaken(Exception):
     def __init__(self, holder: str) -> None:
         super().__init__(holder)
         self.holder = holder
+
+
+class ChangesPruned(Exception):
+    """A feed read after a cursor whose next changes were pruned: the feed now starts after `oldest`
+    (the first change it keeps is `oldest + 1`)."""
+
+    def __init__(self, tenant_id: str, after: int, oldest: int) -> None:
+        super().__init__(f"feed of {tenant_id}: changes {after + 1}..{oldest} were pruned")
+        self.after = after
+        self.oldest = oldest
 
 
 class ChangeTooLarge(ValueError):

@@ -2,9 +2,10 @@
 
 The webhook must answer within Graph's three-second budget, so nothing here reads a table or calls Graph
 for change notifications: the clientState is recomputed from the notification's own tenant and resource
-(`shared/domain/signing.py`) and compared in constant time; notifications for one user collapse into one
-job. Forged ones are dropped and counted. Lifecycle notifications carry no resource, so their clientState
-is checked against the subscription index (they are rare).
+(`shared/domain/signing.py`) with the key version it names (cached per worker; Key Vault is read once
+for a version the worker has not met) and compared in constant time; notifications for one user collapse
+into one job. Forged ones are dropped and counted. Lifecycle notifications carry no resource, so their
+clientState is checked against the subscription index (they are rare).
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from shared.domain.signing import client_state_valid
+from shared.domain.signing import client_state_key_version, client_state_valid
 from shared.observability import get_logger
 from shared.service import jobs
 from shared.service.context import UsesKeys, UsesSubscriptionIndex
 from shared.service.errors import InvalidInput
 from shared.service.jobs import Job
-from shared.service.keys import NOTIFICATION_KEY
+from shared.service.keys import NOTIFICATION_KEY, KeyRing
 from shared.service.tenants import TenantPorts
 
 log = get_logger("notifications")
@@ -52,6 +53,32 @@ class Received:
     malformed: int = 0
 
 
+class ClientStates:
+    """Checks clientStates against the notification key's versions, each version's key asked of the
+    KeyRing once per POST (Graph batches up to 100 notifications, nearly always under one version)."""
+
+    def __init__(self, keys: KeyRing) -> None:
+        self._keys = keys
+        self._candidates: dict[str | None, list[bytes]] = {}
+
+    async def genuine(self, directory_id: str, graph_user_id: str, presented: str) -> bool:
+        """Signed for this user with the version of the notification key it names (any version Key Vault
+        holds enabled), or, made before versions, with one this worker knows."""
+        try:
+            version = client_state_key_version(presented)
+        except ValueError:
+            return False
+        candidates = self._candidates.get(version)
+        if candidates is None:
+            if version is None:
+                candidates = await self._keys.known_versions(NOTIFICATION_KEY)
+            else:
+                key = await self._keys.verifying(NOTIFICATION_KEY, version)
+                candidates = [key] if key is not None else []
+            self._candidates[version] = candidates
+        return any(client_state_valid(k, directory_id, graph_user_id, presented) for k in candidates)
+
+
 def validation_token(token: str) -> str:
     """The handshake: echo the token, bounded, as text (the edge answers it as text/plain)."""
     if not token or len(token) > MAX_VALIDATION_TOKEN:
@@ -73,7 +100,7 @@ def parse_notifications(body: bytes) -> list[dict[str, Any]]:
 
 async def receive_changes(services: NotificationPorts, body: bytes) -> Received:
     items = parse_notifications(body)
-    key = await services.keys.required(NOTIFICATION_KEY)
+    states = ClientStates(services.keys)
     received = Received()
     wanted: dict[tuple[str, str], Job] = {}
     for item in items:
@@ -88,7 +115,7 @@ async def receive_changes(services: NotificationPorts, body: bytes) -> Received:
             isinstance(subscription_id, str) and isinstance(directory_id, str) and isinstance(presented, str)
         )
         graph_user_id = match.group(1)
-        if not client_state_valid(key, directory_id, graph_user_id, presented):
+        if not await states.genuine(directory_id, graph_user_id, presented):
             received.forged += 1
             continue
         received.accepted += 1
@@ -110,7 +137,7 @@ async def receive_changes(services: NotificationPorts, body: bytes) -> Received:
 
 async def receive_lifecycle(services: LifecyclePorts, body: bytes) -> Received:
     items = parse_notifications(body)
-    key = await services.keys.required(NOTIFICATION_KEY)
+    states = ClientStates(services.keys)
     received = Received()
     for item in items:
         subscription_id, presented = item.get("subscriptionId"), item.get("clientState")
@@ -123,7 +150,7 @@ async def receive_lifecycle(services: LifecyclePorts, body: bytes) -> Received:
         if record is None or tenant is None:
             received.forged += 1  # unknown to us: nothing to renew
             continue
-        if not client_state_valid(key, tenant.directory_id, record.graph_user_id, presented):
+        if not await states.genuine(tenant.directory_id, record.graph_user_id, presented):
             received.forged += 1
             continue
         received.accepted += 1

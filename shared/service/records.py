@@ -13,6 +13,17 @@ from shared.domain.users import UserRecord
 
 
 @dataclass(frozen=True, slots=True)
+class StoredSecret:
+    """One version of a Key Vault secret. Its `repr` leaves the value out (never logged)."""
+
+    value: str
+    version: str
+
+    def __repr__(self) -> str:
+        return f"StoredSecret(version={self.version!r})"
+
+
+@dataclass(frozen=True, slots=True)
 class UserQuery:
     match: str | None = None
     state: str | None = None

@@ -17,6 +17,7 @@ from shared.observability import bound, get_logger
 from shared.service import jobs
 from shared.service.context import UsesAppointments, UsesJobs, UsesUsers
 from shared.service.errors import RateLimited, TenantAccessError
+from shared.service.feed_retention import PrunePorts, prune_feed
 from shared.service.jobs import Job
 from shared.service.publishing import publish
 from shared.service.records import Change
@@ -37,8 +38,9 @@ class RenewalPorts(TenantEventPorts, UnsubscribePorts, UsesUsers, UsesJobs, Prot
     """A tenant's renewal: its users' subscriptions as Graph and the index see them, renewal jobs queued."""
 
 
-class NightlyPorts(TenantEventPorts, UsesUsers, UsesJobs, UsesAppointments, Protocol):
-    """A tenant's nightly run: the credential's expiry, a rematch, every user's resync, unsettled writes."""
+class NightlyPorts(TenantEventPorts, PrunePorts, UsesUsers, UsesJobs, UsesAppointments, Protocol):
+    """A tenant's nightly run: the credential's expiry, a rematch, every user's resync, unsettled writes,
+    the feed's retention."""
 
 
 async def fan_out(services: FanOutPorts, job_for: Callable[[str], Job]) -> int:
@@ -53,7 +55,8 @@ async def renew_tenant_subscriptions(services: RenewalPorts, tenant_id: str) -> 
     """Confirm every user's subscription with Graph (one listing of the tenant's subscriptions, paged,
     instead of a request per user): renew what expires within a day, recreate what Graph no longer holds
     (lost without a lifecycle notification, or expired) and catch up through delta, catch up on what went
-    silent. Without the listing (throttled), the stored expiries decide this round."""
+    silent (a `silent` job, which recreates the subscription when the catch-up finds changes no
+    notification announced). Without the listing (throttled), the stored expiries decide this round."""
     tenant = await services.tenants.get(tenant_id)
     if tenant is None or not tenant.state.connected:
         return 0
@@ -98,19 +101,20 @@ async def renew_tenant_subscriptions(services: RenewalPorts, tenant_id: str) -> 
                     record.subscription_id,
                     record.last_notified_at,
                 )
-                queued.append(jobs.sync_user(tenant_id, user.staff_id, "silent"))
+                queued.append(jobs.sync_user(tenant_id, user.staff_id, "silent", kind="silent"))
                 await services.subscription_index.put(replace(record, last_notified_at=now))
         await services.jobs.enqueue(queued)
     return len(queued)
 
 
 async def nightly_tenant(services: NightlyPorts, tenant_id: str) -> int:
-    """Warn about an expiring credential, pick up directory changes, resync every user."""
+    """Warn about an expiring credential, prune the feed, pick up directory changes, resync every user."""
     tenant = await services.tenants.get(tenant_id)
     if tenant is None or not tenant.state.connected:
         return 0
     with bound(tenant=tenant_id):
         await warn_credential_expiry(services, tenant_id)
+        await prune_feed(services, tenant_id)
         if tenant.settings.user_scope is UserScope.ALL_USERS:
             await services.jobs.enqueue([jobs.rematch(tenant_id)])  # new mailboxes, left ones
         users = [u for u in await services.users.list_all(tenant_id) if u.match is MatchStatus.MATCHED]

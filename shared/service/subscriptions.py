@@ -1,7 +1,8 @@
 """Graph subscriptions on users' events: create, renew, recreate, remove; and their index.
 
-Each subscription's clientState is an HMAC of the directory id and the Graph user id
-(`shared/domain/signing.py`), so the webhook checks a notification without reading a table. The index
+Each subscription's clientState is an HMAC of the directory id and the Graph user id under the current
+version of the notification key, naming that version (`shared/domain/signing.py`), so the webhook checks
+a notification without reading a table, whichever worker made the subscription. The index
 (`SubscriptionIndex`) maps a subscription id to the user it serves, for the sync job and the timers.
 """
 
@@ -55,8 +56,8 @@ async def ensure_subscription(
         else:
             await _index(services.subscription_index, user, user.subscription_id, renewed, now)
             return replace(user, subscription_expires_at=renewed)
-    key = await services.keys.required(NOTIFICATION_KEY)
-    state = client_state(key, tenant.directory_id, user.graph_user_id)
+    key = await services.keys.signing(NOTIFICATION_KEY)
+    state = client_state(key.secret, key.version, tenant.directory_id, user.graph_user_id)
     created = await services.subscriptions.create(tenant, user.graph_user_id, state, expires)
     if user.subscription_id and user.subscription_id != created.id:
         await _forget(services, tenant, user.subscription_id)

@@ -231,6 +231,11 @@ async def _sync_user(
         )
     if not quiet:  # with nothing planned too: what the write side noted is folded in
         await services.item_statuses.apply(tenant.tenant_id, user.staff_id, actions.upserts, actions.deletes)
+    user = (
+        await _recreate_silent(services, tenant, user)
+        if kind == SyncMode.SILENT and read.items and not complete
+        else user
+    )
     if hours_wanted:  # the working hours, stored before the user is synced
         await store_hours(services.busy, tenant, user, hours, now)
     if actions.held_deletes:
@@ -375,6 +380,13 @@ async def _host_links(
     from_ews, from_property = await asyncio.gather(translated(), stamped())
     by_ical = {link.ical_uid: link.appointment_id for link in legacy if link.ical_uid}
     return HostLinks(by_graph_id={**from_property, **from_ews}, by_ical_uid=by_ical)
+
+
+async def _recreate_silent(services: SyncPorts, tenant: Tenant, user: UserRecord) -> UserRecord:
+    """Graph holds the subscription, yet these changes were never notified (or their notifications were
+    refused): it does not deliver. A new one, signed with the current key, to the current URL."""
+    log.warning("subscription %s silent though Outlook changed; recreating it", user.subscription_id)
+    return await ensure_subscription(services, tenant, user, force_new=True)
 
 
 async def _later_links(  # noqa: PLR0917 (a run's inputs, in order)

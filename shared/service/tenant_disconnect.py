@@ -1,8 +1,10 @@
 """Disconnecting a tenant: marked `disconnecting`, then purged by a queued job.
 
 Every step is idempotent and a repeated `DELETE` re-queues the purge. The purge frees the directory's
-claim before the row says `disconnected`, and it keeps the change feed (a reconnect numbers on after the
-cursor a host kept). A reconnect purges the rows under the key once more (`purge_rows`).
+claim before the row says `disconnected`, and it deletes the change feed's changes (subjects, bodies,
+attendees) but its numbering, so a reconnect numbers on after the cursor a host kept; the feed then holds
+`tenant.disconnected` alone, and a cursor from before is answered 410. A reconnect purges the rows under
+the key once more (`purge_rows`).
 """
 
 from __future__ import annotations
@@ -76,9 +78,9 @@ async def begin_disconnect(services: BeginDisconnectPorts, tenant_id: str) -> Te
 
 
 async def finish_disconnect(services: DisconnectPorts, tenant_id: str) -> None:
-    """Purge the tenant: every user row and consent state, its subscriptions and secret, then free its
-    directory for a reconnect; safe to repeat after a crash. The feed stays, so that a reconnect numbers on
-    after the cursor a host kept."""
+    """Purge the tenant: every user row and consent state, its subscriptions and secret, the feed's
+    changes (not its numbering, so that a reconnect numbers on after the cursor a host kept), then free
+    its directory for a reconnect; safe to repeat after a crash."""
     tenant = await services.tenants.get(tenant_id)
     if tenant is None or tenant.state is not TenantState.DISCONNECTING:
         return
@@ -100,6 +102,7 @@ async def finish_disconnect(services: DisconnectPorts, tenant_id: str) -> None:
         await purge_rows(services, tenant_id)
         if not sharing:
             await services.secrets.delete(secret_name(tenant.directory_id))  # soft: Key Vault keeps it
+        await services.feed.clear(tenant_id)  # before the last change, which the host still receives
         await publish(
             services, tenant_id, [Change("tenant.disconnected", tenant_id, {}, services.clock.now())]
         )

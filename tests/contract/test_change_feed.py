@@ -1,7 +1,8 @@
 """The change feed's contract, written once and run against the in-memory fake and the Table Storage feed on
 Azurite: gapless sequences from 1, `read(after, limit)` returning at most `limit` changes after the cursor in
 order from any cursor (the Table feed packs many changes into a row: cursors in the middle of a row, reads
-across rows and transactions), writers in two workers, and `delete_tenant`."""
+across rows and transactions), writers in two workers, pruning by age (the newest row kept), a clear that
+keeps the numbering, `ChangesPruned` for a cursor before what is kept, and `delete_tenant`."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from shared.adapters.tables.change_feed import FEED_ROW_CHARS, TableChangeFeed
 from shared.domain.calendar import BODY_LIMIT, Attendee
 from shared.domain.planner import Observation, Visibility, plan
 from shared.service.change_json import MAX_CHANGE_CHARS, change_json
-from shared.service.errors import ChangeTooLarge
+from shared.service.errors import ChangesPruned, ChangeTooLarge
 from shared.service.ports.feed import ChangeFeed
 from shared.service.records import Change
 from tests.fakes.events import event
@@ -293,10 +294,10 @@ class _RefusingFeed(TableChangeFeed):
     """The Table feed on Azurite, where the service refuses any transaction holding a marked change (as Azure
     refuses an entity over 1 MiB; Azurite does not enforce that limit)."""
 
-    async def _append_rows(self, tenant_id: str, rows: list[list[str]]) -> int:
+    async def _append_rows(self, tenant_id: str, rows: list[list[str]], at: datetime) -> int:
         if any("REFUSED" in text for row in rows for text in row):
             raise ValueError("the service refused the transaction")
-        return await super()._append_rows(tenant_id, rows)
+        return await super()._append_rows(tenant_id, rows, at)
 
 
 async def test_regression_an_append_the_service_refuses_fails_alone_not_the_appends_sharing_its_round(
@@ -316,3 +317,57 @@ async def test_regression_an_append_the_service_refuses_fails_alone_not_the_appe
         assert [c.data["event"]["id"] for c in await feed.read(CONTOSO, 0, 10)] == [
             f"AAMk-{n}" for n in range(1, 6)
         ]
+
+
+def published(n: int, at: datetime) -> Change:
+    return replace(change(n), occurred_at=at)
+
+
+async def test_pruning_deletes_what_is_older_than_the_retention_and_an_older_cursor_is_refused(
+    feeds: Feeds,
+) -> None:
+    early, late = T0, T0 + timedelta(days=40)
+    await feeds.feed.append(CONTOSO, [published(n, early) for n in range(1, 51)])
+    await feeds.worker().append(CONTOSO, [published(n, late) for n in range(51, 61)])
+    await feeds.feed.append(CONTOSO_NET, [published(1, early)])
+
+    assert await feeds.feed.prune(CONTOSO, T0 + timedelta(days=30)) == 50
+    assert await feeds.feed.prune(CONTOSO, T0 + timedelta(days=30)) == 0  # idempotent
+
+    for cursor in (0, 17, 49):
+        with pytest.raises(ChangesPruned) as pruned:
+            await feeds.feed.read(CONTOSO, cursor, 10)
+        assert pruned.value.oldest == 50
+    with pytest.raises(ChangesPruned):
+        await feeds.feed.read_json(CONTOSO, 0, 10)
+    assert numbers(await feeds.feed.read(CONTOSO, 50, 100)) == list(range(51, 61))
+    assert numbers(await feeds.feed.read(CONTOSO, 55, 2)) == [56, 57]
+    assert numbers(await feeds.feed.read(CONTOSO_NET, 0, 10)) == [1]  # another tenant's feed untouched
+    # Everything is old now: the newest row stays, so an older cursor still learns it was pruned.
+    assert await feeds.feed.prune(CONTOSO, late + timedelta(days=31)) >= 0
+    with pytest.raises(ChangesPruned):
+        await feeds.feed.read(CONTOSO, 0, 10)
+    assert numbers(await feeds.feed.read(CONTOSO, 59, 10)) == [60]
+    assert await feeds.feed.read(CONTOSO, 60, 10) == []
+    assert numbers(await feeds.feed.append(CONTOSO, [change(61)])) == [61]
+
+
+async def test_clear_deletes_every_change_and_the_numbering_goes_on(feeds: Feeds) -> None:
+    other_worker = feeds.worker()
+    await feeds.feed.append(CONTOSO, [change(n) for n in range(1, 120)])
+    await other_worker.append(CONTOSO, [change(120)])
+    await feeds.feed.append(CONTOSO_NET, [change(1)])
+
+    await feeds.feed.clear(CONTOSO)
+    await feeds.feed.clear(CONTOSO)  # idempotent
+
+    for cursor in (0, 60, 119):
+        with pytest.raises(ChangesPruned) as pruned:
+            await feeds.feed.read(CONTOSO, cursor, 1000)
+        assert pruned.value.oldest == 120
+    assert await feeds.feed.read(CONTOSO, 120, 1000) == []
+    assert numbers(await other_worker.append(CONTOSO, [change(121)])) == [121]
+    assert numbers(await feeds.feed.read(CONTOSO, 120, 10)) == [121]
+    assert numbers(await feeds.feed.read(CONTOSO_NET, 0, 10)) == [1]
+    await feeds.feed.clear("never.example")  # a tenant without a feed: nothing to do
+    assert await feeds.feed.read("never.example", 0, 10) == []

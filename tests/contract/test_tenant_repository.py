@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.adapters.tables.tenants import TableTenants
-from shared.domain.tenants import AuthMode, Tenant, TenantSettings, TenantState
+from shared.domain.tenants import AuthMode, CustomerApp, Tenant, TenantSettings, TenantState
 from shared.service.errors import AlreadyExists, DirectoryTaken, StaleWrite
 from shared.service.ports.tenancy import TenantRepository
 from tests.fakes.storage import FakeTenants
@@ -93,3 +93,10 @@ async def test_reconnect_keeps_its_own_claim_and_refuses_a_taken_directory(tenan
     assert taken.value.holder == CONTOSO
     stored = await tenants.get("fabrikam.example")
     assert stored is not None and stored.directory_id == FABRIKAM
+
+
+async def test_a_customer_apps_secret_version_is_kept_on_the_row(tenants: TenantRepository) -> None:
+    app = CustomerApp("0d963731-9d64-41df-995e-b375e168367b", T0, "a" * 32)
+    await tenants.add(replace(tenant(CONTOSO), auth_mode=AuthMode.CUSTOMER_APP, customer_app=app))
+    stored = await tenants.get(CONTOSO)
+    assert stored is not None and stored.customer_app == app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import ssl
 import time
 import uuid
@@ -293,9 +294,18 @@ async def test_disconnected_tenant_reconnects(connector: Connector) -> None:
         assert api.put(staff, json={"upn": f"adele@{org['domain']}"}).json()["match"] == "matched"
         assert api.delete(f"/api/v1/tenants/{tid}").status_code == 202
         wait_for(lambda: api.get(f"/api/v1/tenants/{tid}").json()["state"] == "disconnected", 60)
-        before = _feed(api, tid)
+        # The disconnect deleted the feed's changes but not their numbers: a host that had not read them
+        # hears so (410, naming the cursor to go on from) rather than missing them silently.
+        gone = api.get(f"/api/v1/tenants/{tid}/changes", params={"cursor": 0})
+        assert gone.status_code == 410, gone.text
+        assert gone.json()["error"]["field"] == "cursor" and "Resync" in gone.json()["error"]["message"]
+        go_on = int(re.findall(r"cursor (\d+)", gone.json()["error"]["message"])[-1])
+        assert go_on > 0
+        page = api.get(f"/api/v1/tenants/{tid}/changes", params={"cursor": go_on}).json()
+        assert page["retention_days"] == 30
+        before = page["value"]
         cursor = int(before[-1]["sequence"])  # a host that kept its cursor
-        assert before[-1]["type"] == "tenant.disconnected"
+        assert [c["type"] for c in before] == ["tenant.disconnected"]
         refused = api.post(f"/api/v1/tenants/{tid}/reauthorize")
         assert refused.status_code == 409 and "POST /tenants" in refused.json()["error"]["message"]
 

@@ -13,13 +13,14 @@ from shared.domain.tenants import Tenant
 from shared.domain.users import MatchStatus, SyncState, UserRecord
 from shared.service.change_json import change_json, check_change_sizes, encoded_change, stored_change_json
 from shared.service.change_types import Change as PublishedChange
-from shared.service.errors import AlreadyExists, DirectoryTaken, StaleWrite
+from shared.service.errors import AlreadyExists, ChangesPruned, DirectoryTaken, StaleWrite
 from shared.service.jobs import Job
 from shared.service.records import (
     Change,
     ConsentState,
     DeadLetter,
     LeaseOutcome,
+    StoredSecret,
     SubscriptionRecord,
     UserPage,
     UserQuery,
@@ -169,16 +170,35 @@ class FakeSecrets:
         self.expiry: dict[str, datetime | None] = {}
         self.versions: dict[str, list[str]] = {}
         self.deleted: dict[str, list[str]] = {}
+        self.disabled: set[str] = set()  # version ids an operator disabled
+
+    @staticmethod
+    def version_id(index: int) -> str:
+        """A version's id, from its place in the secret's history (Key Vault's are 32 hex digits too)."""
+        return f"{index + 1:032x}"
 
     async def get(self, name: str) -> str | None:
         return self.values.get(name)
 
-    async def set(self, name: str, value: str, *, expires_on: datetime | None = None) -> None:
+    async def current(self, name: str) -> StoredSecret | None:
+        if name not in self.values:
+            return None
+        return StoredSecret(self.values[name], self.version_id(len(self.versions.get(name, [""])) - 1))
+
+    async def at_version(self, name: str, version: str) -> str | None:
+        history = self.versions.get(name, []) if name in self.values else []
+        for index, value in enumerate(history):
+            if self.version_id(index) == version and version not in self.disabled:
+                return value
+        return None
+
+    async def set(self, name: str, value: str, *, expires_on: datetime | None = None) -> str:
         if name in self.deleted:
             self.versions[name] = self.deleted.pop(name)
         self.versions.setdefault(name, []).append(value)
         self.values[name] = value
         self.expiry[name] = expires_on
+        return self.version_id(len(self.versions[name]) - 1)
 
     async def delete(self, name: str) -> None:
         if self.values.pop(name, None) is not None:
@@ -186,18 +206,44 @@ class FakeSecrets:
 
 
 class FakeFeed:
+    """The feed's contract: gapless numbers, pruning that keeps the newest change (the table keeps its
+    newest row), a clear that keeps the numbering, and `ChangesPruned` for a cursor before what is kept."""
+
     def __init__(self) -> None:
         self.entries: dict[str, list[Change]] = {}
+        self.heads: dict[str, int] = {}  # the last number given
+        self.floors: dict[str, int] = {}  # the last number no longer kept
 
     async def append(self, tenant_id: str, changes: Sequence[Change]) -> list[Change]:
         check_change_sizes([encoded_change(c) for c in changes], changes)
         log = self.entries.setdefault(tenant_id, [])
-        numbered = [replace(c, sequence=len(log) + i + 1) for i, c in enumerate(changes)]
+        head = self.heads.get(tenant_id, 0)
+        numbered = [replace(c, sequence=head + i + 1) for i, c in enumerate(changes)]
         log.extend(numbered)
+        self.heads[tenant_id] = head + len(numbered)
         return numbered
 
     async def read(self, tenant_id: str, after: int, limit: int) -> list[Change]:
+        floor = self.floors.get(tenant_id, 0)
+        if after < floor:
+            raise ChangesPruned(tenant_id, after, floor)
         return [c for c in self.entries.get(tenant_id, []) if (c.sequence or 0) > after][:limit]
+
+    async def prune(self, tenant_id: str, before: datetime) -> int:
+        log = self.entries.get(tenant_id, [])
+        count = 0
+        for change in log[:-1]:  # oldest first; the newest is kept
+            if change.occurred_at >= before:
+                break
+            count += 1
+        if count:
+            self.entries[tenant_id] = log[count:]
+            self.floors[tenant_id] = log[count - 1].sequence or 0
+        return count
+
+    async def clear(self, tenant_id: str) -> None:
+        self.entries[tenant_id] = []
+        self.floors[tenant_id] = self.heads.get(tenant_id, 0)
 
     async def read_json(self, tenant_id: str, after: int, limit: int) -> list[tuple[int, str]]:
         changes = await self.read(tenant_id, after, limit)
@@ -208,6 +254,8 @@ class FakeFeed:
 
     async def delete_tenant(self, tenant_id: str) -> None:
         self.entries.pop(tenant_id, None)
+        self.heads.pop(tenant_id, None)
+        self.floors.pop(tenant_id, None)
 
     def types(self, tenant_id: str) -> list[str]:
         return [c.type for c in self.entries.get(tenant_id, [])]

@@ -247,3 +247,14 @@ def test_checkov_skips_sit_inside_a_resource_with_a_reason() -> None:
                 reason = match.group(2).lstrip(":").strip()
                 assert len(reason) >= 40, f"{where}: {match.group(1)} needs a real reason"
             depth += line.count("{") - line.count("}")
+
+
+def test_the_postprovision_hooks_create_exactly_the_connectors_signing_keys() -> None:
+    from shared.service.keys import SIGNING_KEYS
+
+    for hook in ("postprovision.sh", "postprovision.ps1"):
+        text = (INFRA / "hooks" / hook).read_text()
+        listed = re.search(r"(?:for name in |foreach \(\$name in @\()([^\n]*)", text)
+        assert listed is not None, hook
+        assert set(re.findall(r"[a-z]+(?:-[a-z]+)+", listed.group(1))) == set(SIGNING_KEYS), hook
+        assert "--file" in text and "--value" not in text, hook  # the value is on no command line

@@ -101,8 +101,16 @@ class RenewingRequestAdapter(GraphRequestAdapter):
 
 @dataclass(frozen=True, slots=True)
 class TenantKey:
+    """Which app signs in to which directory, and with which Key Vault version of a customer app's
+    secret (None: the connector app's, or a row from before versions): the cache key of the tenant's
+    client, so a rotation recorded on the tenant row brings a new credential on every worker."""
+
     directory_id: str
     client_id: str
+    secret_version: str | None = None
+
+    def same_app(self, other: TenantKey) -> bool:
+        return (self.directory_id, self.client_id) == (other.directory_id, other.client_id)
 
 
 class TenantGraph:
@@ -200,6 +208,7 @@ class GraphClients:
         )
         self._tenants: dict[TenantKey, TenantGraph] = {}
         self._credentials: dict[TenantKey, AsyncTokenCredential] = {}
+        self._retired: list[AsyncTokenCredential] = []  # credentials of rotated secrets, closed at the end
 
     async def for_tenant(self, key: TenantKey) -> TenantGraph:
         graph = self._tenants.get(key)
@@ -213,6 +222,13 @@ class GraphClients:
                 return self._tenants[key]
             self._credentials[key] = credential
             self._tenants[key] = graph
+            for older in [k for k in self._tenants if k != key and k.same_app(key)]:
+                # Another secret version of the same app: rotated. Its credential may be serving a request
+                # right now, so it is closed with the others, not at once.
+                self._tenants.pop(older, None)
+                retired = self._credentials.pop(older, None)
+                if retired is not None:
+                    self._retired.append(retired)
         return graph
 
     def graph_with(self, credential: AsyncTokenCredential) -> TenantGraph:
@@ -229,14 +245,19 @@ class GraphClients:
         return TenantGraph(adapter, self.base_url, self.gate, self._uploads)
 
     async def forget(self, key: TenantKey) -> None:
-        """Drop a tenant's cached client and credential (after a secret rotation or disconnect)."""
+        """Drop a tenant's cached clients and credentials for the app, whatever the secret's version (after
+        a secret rotation or disconnect)."""
+        for cached in [k for k in self._tenants if k.same_app(key)]:
+            await self._drop(cached)
+
+    async def _drop(self, key: TenantKey) -> None:
         self._tenants.pop(key, None)
         credential = self._credentials.pop(key, None)
         if credential is not None:
             await credential.close()
 
     async def close(self) -> None:
-        for credential in self._credentials.values():
+        for credential in [*self._credentials.values(), *self._retired]:
             await credential.close()
         await self._http.aclose()
         await self._uploads.aclose()

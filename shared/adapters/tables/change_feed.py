@@ -8,14 +8,24 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Final
 
 from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
 from shared.adapters.storage import StorageClients
-from shared.adapters.tables.rows import delete_partition, etag_of, required_utc, sequence_key
+from shared.adapters.tables.rows import (
+    as_utc,
+    delete_partition,
+    delete_rows,
+    etag_of,
+    required_utc,
+    sequence_key,
+)
 from shared.adapters.tables.transactions import (
+    Delete,
     Insert,
     Operation,
     Replace,
@@ -24,13 +34,14 @@ from shared.adapters.tables.transactions import (
     submit,
 )
 from shared.service.change_json import check_change_sizes, encoded_change, stored_change_json
-from shared.service.errors import StaleWrite
+from shared.service.errors import ChangesPruned, StaleWrite
 from shared.service.records import Change
 
 CHANGES: Final = "changes"
 FEED_HEAD: Final = "head"
 FEED_ROW_CHARS: Final = 30_000  # a row's changes, as ASCII JSON (one string property holds 32K UTF-16 units)
 FEED_FIRST_PAGE_ROWS: Final = 4  # the first page of a read; later pages are sized from the rows seen
+FEED_PRUNE_PAGE: Final = 200  # rows a pruning reads at a time (keys and times only)
 
 
 def _pack(encoded: Sequence[str]) -> list[list[str]]:
@@ -57,6 +68,7 @@ class _Append:
 
     encoded: list[str]
     done: asyncio.Future[list[int]]
+    at: datetime  # the latest `occurred_at` of its changes (when they were published)
 
 
 def _settle(entries: Sequence[_Append], error: BaseException) -> None:
@@ -95,7 +107,8 @@ class TableChangeFeed:
             return []
         encoded = [encoded_change(c) for c in changes]
         check_change_sizes(encoded, changes)
-        entry = _Append(encoded, asyncio.get_running_loop().create_future())
+        at = max(c.occurred_at for c in changes)
+        entry = _Append(encoded, asyncio.get_running_loop().create_future(), at)
         self._waiting.setdefault(tenant_id, []).append(entry)
         if tenant_id not in self._writers:
             self._writers[tenant_id] = asyncio.create_task(self._write(tenant_id), name=f"feed:{tenant_id}")
@@ -118,11 +131,12 @@ class TableChangeFeed:
     async def _commit(self, tenant_id: str, entries: list[_Append]) -> None:
         """Write the entries' changes in order; each caller gets its sequence numbers, or the error."""
         encoded = [text for entry in entries for text in entry.encoded]
+        at = max(entry.at for entry in entries)
         sequences: list[int] = []
         try:
             for rows in in_transactions(_pack(encoded), _row_chars, reserved=1):  # and the head
                 count = sum(len(row) for row in rows)
-                last = await self._append_rows(tenant_id, rows)
+                last = await self._append_rows(tenant_id, rows, at)
                 sequences += range(last - count + 1, last + 1)
         except Exception as error:
             if len(entries) > 1 and not sequences:
@@ -151,7 +165,7 @@ class TableChangeFeed:
             return 0, None
         return int(head["Last"]), etag_of(head)
 
-    async def _append_rows(self, tenant_id: str, rows: list[list[str]]) -> int:
+    async def _append_rows(self, tenant_id: str, rows: list[list[str]], at: datetime) -> int:
         """Write the rows after the head in one transaction; the last sequence written."""
         table = await self._table()
         for attempt in range(100):
@@ -160,7 +174,7 @@ class TableChangeFeed:
             sequence = last
             for row in rows:
                 first, sequence = sequence + 1, sequence + len(row)
-                operations.append(Insert(self._row(tenant_id, first, sequence, row)))
+                operations.append(Insert(self._row(tenant_id, first, sequence, row, at)))
             head_entity = {"PartitionKey": tenant_id, "RowKey": FEED_HEAD, "Last": sequence}
             operations.insert(0, Insert(head_entity) if etag is None else Replace(head_entity, etag))
             try:
@@ -184,9 +198,14 @@ class TableChangeFeed:
         raise StaleWrite(f"change feed of {tenant_id}: too much contention")
 
     @staticmethod
-    def _row(tenant_id: str, first: int, last: int, encoded: Sequence[str]) -> dict[str, Any]:
+    def _row(tenant_id: str, first: int, last: int, encoded: Sequence[str], at: datetime) -> dict[str, Any]:
         text = "\n".join(encoded)  # a line per change: a reader decodes only the changes it wants
-        entity: dict[str, Any] = {"PartitionKey": tenant_id, "RowKey": sequence_key(last), "First": first}
+        entity: dict[str, Any] = {
+            "PartitionKey": tenant_id,
+            "RowKey": sequence_key(last),
+            "First": first,
+            "At": at,  # when its changes were published: the retention prunes by it
+        }
         for i in range(0, len(text), FEED_ROW_CHARS):  # only a single oversized change spills over
             entity[f"Changes{i // FEED_ROW_CHARS}"] = text[i : i + FEED_ROW_CHARS]
         return entity
@@ -197,6 +216,8 @@ class TableChangeFeed:
         parts: list[str] = []
         while (part := entity.get(f"Changes{len(parts)}")) is not None:
             parts.append(part)
+        if not parts:
+            return []  # the floor row a clear leaves: no changes, only where the feed now starts
         lines = "".join(parts).split("\n")
         first = int(entity["First"])
         numbers = range(max(first, after + 1), min(first + len(lines) - 1, until) + 1)
@@ -222,6 +243,9 @@ class TableChangeFeed:
             except StopAsyncIteration:
                 break
             for entity in page:
+                if not found and int(entity["First"]) > after + 1:
+                    # The feed is gapless: what came between the cursor and this row was pruned.
+                    raise ChangesPruned(tenant_id, after, int(entity["First"]) - 1)
                 found += self._lines_of(entity, after, until)
             rows_read += len(page)
             if not page or getattr(pages, "continuation_token", None) is None:
@@ -250,6 +274,56 @@ class TableChangeFeed:
     async def read_json(self, tenant_id: str, after: int, limit: int) -> list[tuple[int, str]]:
         stored = await self._stored(tenant_id, after, limit)
         return [(sequence, stored_change_json(tenant_id, sequence, line)) for sequence, line in stored]
+
+    async def prune(self, tenant_id: str, before: datetime) -> int:
+        """Delete the rows whose changes were all published before `before`, oldest first, never the
+        newest row (it tells a reader with an older cursor that the feed moved on); answers how many
+        changes went. Rows are in sequence order and published in that order, so the scan stops at the
+        first row to keep: a day's pruning reads what it deletes and one row more, and deletes 100 rows a
+        transaction."""
+        table = await self._table()
+        old: list[Any] = []  # rows old enough (keys and times only), oldest first
+        pages = table.query_entities(
+            "PartitionKey eq @pk and RowKey lt @head",
+            parameters={"pk": tenant_id, "head": FEED_HEAD},
+            select=["RowKey", "First", "At", "Timestamp"],
+            results_per_page=FEED_PRUNE_PAGE,
+        ).by_page()
+        young = False
+        async for page in pages:
+            async for entity in page:
+                # Rows written before `At` existed (and a clear's floor row) go by their write time.
+                at = as_utc(entity.get("At")) or as_utc(entity.metadata.get("timestamp"))
+                if at is None or at >= before:
+                    young = True
+                    break
+                old.append(entity)
+            if young:
+                break
+        gone = old if young else old[:-1]  # the newest row stays
+        await delete_rows(table, [Delete(tenant_id, e["RowKey"]) for e in gone])  # 100 a transaction
+        return sum(int(e["RowKey"]) - int(e["First"]) + 1 for e in gone)
+
+    async def clear(self, tenant_id: str) -> None:
+        """Delete every change, keeping the head (numbering goes on) and a floor row under the last
+        sequence (no changes; a reader with an older cursor learns the feed moved on). Idempotent."""
+        writer = self._writers.get(tenant_id)
+        if writer is not None:  # this worker's appends land first
+            await asyncio.wait({writer})
+        table = await self._table()
+        try:
+            head = await table.get_entity(tenant_id, FEED_HEAD)
+        except ResourceNotFoundError:
+            return
+        last = int(head["Last"])
+        floor = {"PartitionKey": tenant_id, "RowKey": sequence_key(last), "First": last + 1}
+        await table.upsert_entity(floor, mode=UpdateMode.REPLACE)
+        rows = table.query_entities(
+            "PartitionKey eq @pk and RowKey lt @floor",
+            parameters={"pk": tenant_id, "floor": sequence_key(last)},
+            select=["RowKey"],
+        )
+        await delete_rows(table, [Delete(tenant_id, e["RowKey"]) async for e in rows])
 
     async def delete_tenant(self, tenant_id: str) -> None:
         writer = self._writers.get(tenant_id)

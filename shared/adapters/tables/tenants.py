@@ -81,6 +81,7 @@ def tenant_to_entity(tenant: Tenant) -> dict[str, Any]:
             "UpdatedAt": tenant.updated_at,
             "CustomerClientId": app.client_id if app else None,
             "SecretExpiresAt": app.secret_expires_at if app else None,
+            "SecretVersion": app.secret_version if app else None,
             "LastError": tenant.last_error,
             "ConnectedAt": tenant.connected_at,
             "CredentialWarningSentAt": tenant.credential_warning_sent_at,
@@ -99,7 +100,11 @@ def tenant_from_entity(entity: Any) -> Tenant:
         settings=settings_from_json(entity.get("Settings")),
         created_at=required_utc(entity["CreatedAt"]),
         updated_at=required_utc(entity["UpdatedAt"]),
-        customer_app=CustomerApp(client_id, as_utc(entity.get("SecretExpiresAt"))) if client_id else None,
+        customer_app=(
+            CustomerApp(client_id, as_utc(entity.get("SecretExpiresAt")), entity.get("SecretVersion"))
+            if client_id
+            else None
+        ),
         last_error=entity.get("LastError"),
         connected_at=as_utc(entity.get("ConnectedAt")),
         credential_warning_sent_at=as_utc(entity.get("CredentialWarningSentAt")),

@@ -4,6 +4,7 @@ it never took."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
 
 from shared.service.records import Change, DeadLetter
@@ -15,14 +16,28 @@ class ChangeFeed(Protocol):
         when one is over `change_json.MAX_CHANGE_CHARS` encoded."""
         ...
 
-    async def read(self, tenant_id: str, after: int, limit: int) -> list[Change]: ...
+    async def read(self, tenant_id: str, after: int, limit: int) -> list[Change]:
+        """Up to `limit` changes after the cursor `after`, in order. `ChangesPruned` when the changes
+        right after it are no longer kept (pruned or cleared)."""
+        ...
 
     async def read_json(self, tenant_id: str, after: int, limit: int) -> list[tuple[int, str]]:
         """What `read` answers, as each change's sequence number and its `change_json` shape as JSON
         text (passed on as stored, not decoded)."""
         ...
 
-    async def delete_tenant(self, tenant_id: str) -> None: ...
+    async def prune(self, tenant_id: str, before: datetime) -> int:
+        """Delete the changes published before `before`, oldest first, keeping at least the newest
+        stored row (packed changes go together); answers how many went."""
+        ...
+
+    async def clear(self, tenant_id: str) -> None:
+        """Delete every change; the numbering goes on after the last one (a disconnect)."""
+        ...
+
+    async def delete_tenant(self, tenant_id: str) -> None:
+        """Everything, the numbering too (tests and tooling; the services clear instead)."""
+        ...
 
 
 class HostWebhook(Protocol):

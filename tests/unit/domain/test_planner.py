@@ -208,3 +208,21 @@ def test_a_few_deletions_in_a_complete_read_pass_the_guard() -> None:
     stored = stored_after(plan(delta(*events), {}, ALL))
     result = plan(delta(*events[1:], complete=True), stored, ALL)
     assert kinds(result) == ["event.deleted"] and result.held_deletes == 0
+
+
+def test_the_mass_deletion_guard_holds_a_delta_page_full_of_removals() -> None:
+    events = [event(f"E{i}") for i in range(MASS_DELETE_MIN + 5)]
+    stored = stored_after(plan(delta(*events), {}, ALL))
+    removals = [RemovedEvent(e.id) for e in events]
+    held = plan(delta(*removals, event("new")), stored, ALL)
+    assert held.held_deletes == len(events)
+    assert held.deletes == [] and kinds(held) == ["event.created"]  # the rest of the page still counts
+    forced = plan(delta(*removals), stored, ALL, allow_mass_delete=True)
+    assert kinds(forced) == ["event.deleted"] * len(events)
+
+
+def test_a_few_removals_in_a_delta_page_pass_the_guard() -> None:
+    events = [event(f"E{i}") for i in range(MASS_DELETE_MIN + 5)]
+    stored = stored_after(plan(delta(*events), {}, ALL))
+    result = plan(delta(*(RemovedEvent(e.id) for e in events[:3])), stored, ALL)
+    assert kinds(result) == ["event.deleted"] * 3 and result.held_deletes == 0

@@ -71,7 +71,7 @@ async def test_a_link_round_trips_to_its_tenant(world: FakeWorld) -> None:
     grant = await console.authorize(world.services, token_of(link.url), CONTOSO)
     assert grant.tenant_id == CONTOSO
     assert grant.expires_at == link.expires_at
-    assert set(claims_of(token_of(link.url))) == {"tid", "exp", "nonce"}
+    assert set(claims_of(token_of(link.url))) == {"tid", "exp", "nonce", "kid"}
 
 
 async def test_the_key_is_created_in_the_vault_on_first_use_and_never_travels(world: FakeWorld) -> None:
@@ -125,7 +125,7 @@ async def test_missing_and_malformed_tokens_are_refused(world: FakeWorld, token:
 
 
 async def test_a_genuine_token_with_malformed_claims_is_refused(world: FakeWorld) -> None:
-    key = await world.services.keys.required(CONSOLE_KEY)
+    key = (await world.services.keys.signing(CONSOLE_KEY)).secret
     for claims in ([1, 2], {"tid": CONTOSO}, {"tid": CONTOSO, "exp": "tomorrow"}, {"tid": 7, "exp": 1}):
         payload = b64(json.dumps(claims).encode())
         token = f"{payload}.{console._mac(key, payload)}"
@@ -194,6 +194,10 @@ async def test_reauthorize_a_customer_app_with_only_a_new_secret(world: FakeWorl
     assert connection.tenant.auth_mode is AuthMode.CUSTOMER_APP
     assert connection.tenant.customer_app is not None and connection.tenant.customer_app.client_id == APP_ID
     assert world.secrets.values[secret_name(NORTHWIND)] == "second"
+    stored = await world.secrets.current(secret_name(NORTHWIND))
+    assert stored is not None  # the row names the new version: every worker's credential cache key
+    assert connection.tenant.customer_app.secret_version == stored.version
+    assert world.tenants.rows["northwind.example"].customer_app == connection.tenant.customer_app
 
 
 async def test_reauthorize_names_a_bad_expiry(world: FakeWorld) -> None:

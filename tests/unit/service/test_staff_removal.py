@@ -66,11 +66,11 @@ async def test_a_deleted_staff_member_leaves_nothing_and_the_others_keep_everyth
 
 
 async def notify_subscription(world: FakeWorld, subscription_id: str, graph_user_id: str) -> None:
-    key = await world.services.keys.required(NOTIFICATION_KEY)
+    key = await world.services.keys.signing(NOTIFICATION_KEY)
     item = {
         "subscriptionId": subscription_id,
         "tenantId": DIRECTORY,
-        "clientState": client_state(key, DIRECTORY, graph_user_id),
+        "clientState": client_state(key.secret, key.version, DIRECTORY, graph_user_id),
         "changeType": "created",
         "resource": f"Users/{graph_user_id}/Events/C",
     }

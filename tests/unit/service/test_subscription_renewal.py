@@ -64,6 +64,24 @@ async def test_a_lost_subscription_is_recreated_by_the_renewal_timer(world: Fake
     assert (await world.users.get(TID, "s2")).subscription_expires_at == untouched  # type: ignore[union-attr]
 
 
+async def test_a_silent_subscription_graph_still_holds_is_recreated_when_changes_went_unnotified(
+    world: FakeWorld,
+) -> None:
+    await migrate(world, "s1", "s2")
+    before = {s: (await world.users.get(TID, s)).subscription_id for s in ("s1", "s2")}  # type: ignore[union-attr]
+    world.clock.advance(hours=25)  # the renewal round renews both (a day left before expiry)
+    await fan_out(world.services, jobs.renew_tenant)
+    await run_all(world)
+    world.clock.advance(hours=6)  # the next round: a day without a notification from either
+    world.mailboxes.put("g1", event(subject="Never notified"))  # Graph holds s1's, but it delivers nothing
+    await fan_out(world.services, jobs.renew_tenant)
+    await run_all(world)
+    await assert_recreated_and_caught_up(world, "s1", before["s1"] or "", "Never notified")
+    assert before["s1"] not in world.mailboxes.subscriptions  # the silent one is gone from Graph
+    # s2 had nothing to tell: quiet, not broken; its subscription stays.
+    assert (await world.users.get(TID, "s2")).subscription_id == before["s2"]  # type: ignore[union-attr]
+
+
 async def test_a_lost_subscription_is_recreated_by_a_user_resync(world: FakeWorld) -> None:
     await migrate(world, "s1", "s2")
     lost = await lose_subscription(world, "s1")

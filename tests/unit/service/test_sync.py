@@ -127,9 +127,9 @@ async def test_a_notification_catches_up_through_delta(world: FakeWorld) -> None
 
 
 async def notify(world: FakeWorld, graph_user_id: str, *event_ids: str, forged: bool = False) -> None:
-    key = await world.services.keys.required(NOTIFICATION_KEY)
+    key = await world.services.keys.signing(NOTIFICATION_KEY)
     user = next(u for u in await world.users.list_all(TID) if u.graph_user_id == graph_user_id)
-    state = "v1.forged" if forged else client_state(key, DIRECTORY, graph_user_id)
+    state = "v1.forged" if forged else client_state(key.secret, key.version, DIRECTORY, graph_user_id)
     body = {
         "value": [
             {
@@ -266,8 +266,8 @@ async def test_lifecycle_events_renew_recreate_and_catch_up(world: FakeWorld) ->
     await migrate(world, "s1")
     user = await world.users.get(TID, "s1")
     assert user is not None and user.subscription_id
-    key = await world.services.keys.required(NOTIFICATION_KEY)
-    state = client_state(key, DIRECTORY, "g1")
+    key = await world.services.keys.signing(NOTIFICATION_KEY)
+    state = client_state(key.secret, key.version, DIRECTORY, "g1")
     world.mailboxes.subscriptions.pop(user.subscription_id)  # Graph removed it
     body = {
         "value": [
@@ -342,6 +342,26 @@ async def test_the_mass_deletion_guard_records_an_error_and_force_applies(world:
     await run_all(world)
     user = await world.users.get(TID, "s1")
     assert user is not None and user.sync_state is SyncState.ERROR and "15" in (user.last_error or "")
+    assert feed(world, "s1").count("event.deleted") == 0
+    await world.jobs.enqueue([SyncUser(TID, "s1", SyncMode.RESYNC, force=True)])
+    await run_all(world)
+    assert feed(world, "s1").count("event.deleted") == 15
+
+
+async def test_a_delta_page_full_of_removals_is_held_until_a_forced_resync(world: FakeWorld) -> None:
+    for i in range(15):
+        world.mailboxes.put("g1", event(f"E{i}"))
+    await migrate(world, "s1")
+    for i in range(15):
+        world.mailboxes.remove("g1", f"E{i}")
+    await world.jobs.enqueue([jobs.sync_user(TID, "s1", "notified")])  # a delta read, not a resync
+    await run_all(world)
+    user = await world.users.get(TID, "s1")
+    assert user is not None and user.sync_state is SyncState.ERROR and "15" in (user.last_error or "")
+    assert feed(world, "s1").count("event.deleted") == 0
+    assert len(world.item_statuses.rows[(TID, "s1")]) == 15  # nothing forgotten either
+    await world.jobs.enqueue([jobs.sync_user(TID, "s1", "notified")])  # still held: a full read now
+    await run_all(world)
     assert feed(world, "s1").count("event.deleted") == 0
     await world.jobs.enqueue([SyncUser(TID, "s1", SyncMode.RESYNC, force=True)])
     await run_all(world)

@@ -13,7 +13,7 @@ from shared.domain.tenants import AuthMode, Tenant, TenantState, secret_name
 from shared.domain.users import MatchStatus, StaffMember, UserRecord
 from shared.service import tenant_consent, tenant_disconnect, tenant_settings, tenants
 from shared.service.commands import parse_create_tenant
-from shared.service.errors import Conflict, InvalidInput
+from shared.service.errors import ChangesPruned, Conflict, InvalidInput
 from shared.service.records import GraphSubscription, SubscriptionRecord
 from shared.service.tenant_consent import ConsentCallback, ConsentResult
 from tests.fakes.directory import FakeOrganisation
@@ -291,7 +291,11 @@ async def test_disconnected_tenant_reconnects(world: FakeWorld) -> None:
     assert world.users.rows == {}  # the old connection's rows went with the disconnect
     after = await world.feed.read(CONTOSO, cursor, 100)
     assert [(c.type, c.sequence) for c in after] == [("tenant.connected", cursor + 1)]
-    assert [c.sequence for c in world.feed.entries[CONTOSO]] == list(range(1, cursor + 2))
+    # The disconnect deleted what came before (numbers kept): the feed holds its last change and on.
+    assert [c.type for c in world.feed.entries[CONTOSO]] == ["tenant.disconnected", "tenant.connected"]
+    assert [c.sequence for c in world.feed.entries[CONTOSO]] == [cursor, cursor + 1]
+    with pytest.raises(ChangesPruned):
+        await world.feed.read(CONTOSO, 0, 100)  # a cursor from before the disconnect: 410 at the edge
 
 
 async def test_disconnected_pending_tenant_reconnects(world: FakeWorld) -> None:
