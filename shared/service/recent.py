@@ -28,7 +28,7 @@ from shared.domain.users import UserRecord
 from shared.service.ports.tenancy import TenantRepository, UserRepository
 
 RECENT_SECONDS: Final = 5.0
-MAX_ROWS: Final = 20_000  # a few KB a row: tens of MB at the most; the oldest go first
+MAX_ROWS: Final = 5_000  # of each kind; a few KB a row: some 15 MB at the most; the oldest go first
 
 K = TypeVar("K")
 V = TypeVar("V")
