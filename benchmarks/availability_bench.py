@@ -4,6 +4,7 @@ agreement with a brute-force expansion of the emulator's calendars.
 
     .venv/bin/python -m benchmarks.availability_bench [--users 20] [--events 50] [--latency-ms 50]
                                                       [--staff 10] [--questions 40] [--changes 20]
+                                                      [--baseline DIR]
 
 Starts the stack of `benchmarks.sync_bench` (Azurite, the emulator with a bulk tenant at `--latency-ms`
 per Graph request, the local host running the real app) and migrates the bulk tenant (all-users scope),
@@ -13,7 +14,8 @@ then, side by side in one run:
    every 30 minutes, 08:00-18:00 UTC on each of the next 28 days: answered from the synced state; and the
    same question 200 days ahead, beyond the synced window (180 days forward), so every staff member is
    answered through getSchedule. p50/p95 of each and the ratio; and, as the floor of any answer on this
-   host, `GET /tenants/{tid}` (one storage read).
+   host, `GET /tenants/{tid}` (one storage read). With each, the CPU the host's HTTP process and Azurite
+   spent per request (psutil), which a busy machine inflates less than the wall time.
 2. Freshness: `--changes` events created through Graph in random staff calendars, one at a time; the time
    from Graph's 201 to the event in the staff member's busy times (polled every 20 ms), and, as the
    reference, to the event on the feed; p50/p95.
@@ -22,6 +24,11 @@ then, side by side in one run:
    minute grid over those calendars (busy, tentative, oof and unknown block; all-day events from
    midnight in the mailbox's working-hours zone); the share that agree.
 
+With `--baseline DIR` (a checkout of another revision, e.g. `git worktree add --detach DIR main`), part 1
+only, against two stacks: this checkout's and one running the app at DIR, their questions asked in turn
+(one of this checkout's, then the same of the baseline's), so that a shared, noisy machine loads both alike
+and the two columns compare.
+
 Prints the figures with the aims in brackets; asserts nothing.
 """
 
@@ -29,15 +36,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import random
 import time
 import uuid
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
 import httpx
+import psutil
 
 from benchmarks.sync_bench import (
     Feed,
@@ -47,6 +60,7 @@ from benchmarks.sync_bench import (
     migrate,
     percentile,
     run_on_stack,
+    running_stack,
 )
 from shared.domain.timezones import iana_zone
 
@@ -79,43 +93,92 @@ def question(staff: list[str], first_day: datetime) -> dict[str, Any]:
     }
 
 
-async def timed_questions(api: httpx.AsyncClient, tid: str, body: dict[str, Any], count: int) -> list[float]:
-    seconds: list[float] = []
-    for _ in range(count):
-        started = time.perf_counter()
-        answer = await api.post(f"/api/v1/tenants/{tid}/availability", json=body)
-        seconds.append(time.perf_counter() - started)
-        answer.raise_for_status()
-    return seconds
+@dataclass
+class App:
+    """One stack under test: its API client, tenant and staff, and the processes whose CPU is counted."""
+
+    name: str
+    stack: Stack
+    api: httpx.AsyncClient
+    staff: list[str]
+    processes: dict[str, list[psutil.Process]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.processes = {
+            "host-http": [psutil.Process(self.stack.host.pid or 0)],
+            "azurite": [psutil.Process(pid) for pid in self.stack.azurite.pids.values()],
+        }
+
+    def cpu(self) -> dict[str, float]:
+        return {name: sum(sum(p.cpu_times()[:2]) for p in group) for name, group in self.processes.items()}
 
 
-async def latency(stack: Stack, api: httpx.AsyncClient, staff: list[str], args: argparse.Namespace) -> None:
-    tid = stack.bulk_tenant_id
+@dataclass
+class Timings:
+    """Seconds per request, and the CPU seconds each process spent on them."""
+
+    seconds: list[float] = field(default_factory=list)
+    cpu: Counter[str] = field(default_factory=Counter)
+
+
+async def timed(app: App, method: str, path: str, body: dict[str, Any] | None, into: Timings) -> None:
+    before = app.cpu()
+    started = time.perf_counter()
+    answer = await app.api.request(method, path, json=body)
+    into.seconds.append(time.perf_counter() - started)
+    answer.raise_for_status()
+    into.cpu.update({name: spent - before[name] for name, spent in app.cpu().items()})
+
+
+async def latency(apps: list[App], args: argparse.Namespace) -> None:
+    """Part 1, for each app; with a baseline, question by question in turn, so both see the same load."""
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    synced_body = question(staff, today + timedelta(days=1))
-    graph_body = question(staff, today + timedelta(days=200))
-    for body, source in ((synced_body, "synced"), (graph_body, "graph")):
-        answer = (await api.post(f"/api/v1/tenants/{tid}/availability", json=body)).json()
-        sources = {s["source"] for s in answer["staff"]}
-        errors = [s["error"] for s in answer["staff"] if s["error"]]
-        if sources != {source} or errors:
-            print(f"  warning: the {source} question was answered from {sources}, errors {errors[:2]}")
-    print(f"\n1. A slot question for {len(staff)} staff over 4 weeks ({args.questions} each, one at a time)")
-    synced = await timed_questions(api, tid, synced_body, args.questions)
-    graph = await timed_questions(api, tid, graph_body, args.questions)
-    baseline: list[float] = []  # the host and one storage read: what any answer costs here
-    for _ in range(args.questions):
-        started = time.perf_counter()
-        (await api.get(f"/api/v1/tenants/{tid}")).raise_for_status()
-        baseline.append(time.perf_counter() - started)
-    for name, values in (("synced state", synced), ("getSchedule", graph), ("GET tenant", baseline)):
-        print(f"  {name:<13} p50 {ms(values, 0.5):7.1f} ms   p95 {ms(values, 0.95):7.1f} ms")
-    p95 = percentile(synced, 0.95) * 1000
+    asked: dict[str, list[tuple[str, str, dict[str, Any] | None]]] = {}
+    for app in apps:
+        tid = app.stack.bulk_tenant_id
+        synced_body = question(app.staff, today + timedelta(days=1))
+        graph_body = question(app.staff, today + timedelta(days=200))
+        for body, source in ((synced_body, "synced"), (graph_body, "graph")):
+            answer = (await app.api.post(f"/api/v1/tenants/{tid}/availability", json=body)).json()
+            sources = {s["source"] for s in answer["staff"]}
+            errors = [s["error"] for s in answer["staff"] if s["error"]]
+            if sources != {source} or errors:
+                print(f"  warning: the {source} question was answered from {sources}, errors {errors[:2]}")
+        asked[app.name] = [
+            ("POST", f"/api/v1/tenants/{tid}/availability", synced_body),
+            ("POST", f"/api/v1/tenants/{tid}/availability", graph_body),
+            ("GET", f"/api/v1/tenants/{tid}", None),  # the host and one storage read: any answer's floor
+        ]
+    together = " (interleaved with the baseline, question by question)" if len(apps) > 1 else ""
     print(
-        f"  ratio getSchedule/synced: p50 {percentile(graph, 0.5) / percentile(synced, 0.5):.1f}x, "
-        f"p95 {percentile(graph, 0.95) / percentile(synced, 0.95):.1f}x   "
-        f"[aim: synced p95 < 30 ms: {mark(p95 < 30)}]"
+        f"\n1. A slot question for {len(apps[0].staff)} staff over 4 weeks ({args.questions} each, one at a"
+        f" time){together}"
     )
+    names = ("synced state", "getSchedule", "GET tenant")
+    results = {app.name: [Timings() for _ in names] for app in apps}
+    for kind in range(len(names)):
+        for _ in range(args.questions):
+            for app in apps:
+                method, path, sent = asked[app.name][kind]
+                await timed(app, method, path, sent, results[app.name][kind])
+    for app in apps:
+        if len(apps) > 1:
+            print(f"  {app.name}:")
+        for name, found in zip(names, results[app.name], strict=True):
+            cpu = "   ".join(
+                f"{p} {spent * 1000 / len(found.seconds):5.1f}" for p, spent in found.cpu.items()
+            )
+            print(
+                f"  {name:<13} p50 {ms(found.seconds, 0.5):7.1f} ms   p95 {ms(found.seconds, 0.95):7.1f} ms"
+                f"   CPU ms per request: {cpu}"
+            )
+        synced, graph = results[app.name][0].seconds, results[app.name][1].seconds
+        p95 = percentile(synced, 0.95) * 1000
+        print(
+            f"  ratio getSchedule/synced: p50 {percentile(graph, 0.5) / percentile(synced, 0.5):.1f}x, "
+            f"p95 {percentile(graph, 0.95) / percentile(synced, 0.95):.1f}x   "
+            f"[aim: synced p95 < 30 ms: {mark(p95 < 30)}]"
+        )
 
 
 async def freshness(stack: Stack, api: httpx.AsyncClient, staff: list[str], args: argparse.Namespace) -> None:
@@ -285,9 +348,26 @@ async def run(stack: Stack, args: argparse.Namespace) -> None:
     api = httpx.AsyncClient(base_url=stack.url, headers={"x-functions-key": stack.key}, timeout=120)
     async with api:
         await agreement(stack, api, staff)  # before part 2 adds events
-        await latency(stack, api, staff, args)
+        await latency([App("this checkout", stack, api, staff)], args)
         if args.changes:
             await freshness(stack, api, staff, args)
+
+
+async def run_with_baseline(baseline: Path, stack: Stack, args: argparse.Namespace) -> None:
+    """Part 1 only, against this checkout's stack and a second one running the app at `baseline`."""
+    with contextlib.ExitStack() as stacks:
+        # running_stack runs its own event loop while it starts: on a thread of its own
+        base = await asyncio.to_thread(stacks.enter_context, running_stack(args, baseline))
+        apps: list[App] = []
+        for name, each in (("this checkout", stack), (f"baseline {baseline}", base)):
+            migrated = await migrate(each, args)
+            api = httpx.AsyncClient(base_url=each.url, headers={"x-functions-key": each.key}, timeout=120)
+            apps.append(App(name, each, api, sorted(migrated.users)[: args.staff]))
+        try:
+            await latency(apps, args)
+        finally:
+            for app in apps:
+                await app.api.aclose()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -298,17 +378,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--questions", type=int, default=40, help="questions timed per source (40)")
     parser.add_argument("--changes", type=int, default=20, help="Outlook changes timed (20; 0 skips)")
     parser.add_argument("--timeout", type=float, default=900, help="give up on the migration after (900 s)")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout (e.g. a git worktree of main) whose app runs on a second stack: part 1 only, the"
+        " two answered question by question in turn, so both see the machine's load alike",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    run_on_stack(
+    title = (
         f"availability bench: {args.users} users x {args.events} events, emulator latency "
-        f"{args.latency_ms:g} ms, {args.staff} staff per question",
-        args,
-        run,
+        f"{args.latency_ms:g} ms, {args.staff} staff per question"
     )
+    if args.baseline is None:
+        run_on_stack(title, args, run)
+    else:
+        run_on_stack(
+            f"{title}; baseline {args.baseline}", args, functools.partial(run_with_baseline, args.baseline)
+        )
 
 
 if __name__ == "__main__":

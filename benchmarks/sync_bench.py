@@ -322,8 +322,9 @@ async def prepare_emulator(ready: dict[str, Any], port: int, secret_name: str) -
 
 
 @contextlib.contextmanager
-def running_stack(args: argparse.Namespace) -> Iterator[Stack]:
-    """Azurite, the emulator and the local host, all stopped on the way out (errors and Ctrl-C too)."""
+def running_stack(args: argparse.Namespace, app_root: Path = ROOT) -> Iterator[Stack]:
+    """Azurite, the emulator and the local host running the app at `app_root` (this checkout's by
+    default), all stopped on the way out (errors and Ctrl-C too)."""
     workdir = Path(tempfile.mkdtemp(prefix="sync-bench-"))
     log_path = workdir / "host.log"
     print(f"host log: {log_path}", flush=True)
@@ -380,7 +381,11 @@ def running_stack(args: argparse.Namespace) -> Iterator[Stack]:
         settings_path = workdir / "local.settings.json"
         settings_path.write_text(json.dumps(settings), encoding="utf-8")
         host = HostProcess(
-            ROOT, settings_path, port=port, log_path=log_path, extra_args=["--instances", str(args.instances)]
+            app_root,
+            settings_path,
+            port=port,
+            log_path=log_path,
+            extra_args=["--instances", str(args.instances)],
         )
         stack.callback(host.stop)
         host.start()

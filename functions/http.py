@@ -9,6 +9,7 @@ from typing import Any, Final
 
 import azure.functions as func
 
+from functions.heap import settle
 from shared.observability import bound, get_logger
 from shared.service.errors import (
     Conflict,
@@ -142,6 +143,8 @@ def handles_errors(handler: Handler) -> Endpoint:
                 return error_response(
                     503, "dependency_unavailable", f"{error.dependency} did not answer; retry later"
                 )
+            finally:
+                settle(handler.__name__)  # once per function and worker: see functions/heap.py
 
     # Not functools.wraps: the worker reads the wrapper's own signature (req, context), not the handler's.
     functools.update_wrapper(

@@ -280,7 +280,9 @@ class StaffSource(Answer):
         "is not synced yet, or the span is outside the synced window); null: not read (see error)."
     )
     as_of: Time | None = Field(
-        description="synced: when a sync run last brought the state up to date; graph: when Graph answered."
+        description="synced: when a sync run last brought the state up to date (as the answering worker "
+        "read the staff member's row, at most 5 seconds before: possibly a run earlier, never later); "
+        "graph: when Graph answered."
     )
     error: str | None = Field(
         description="Why the staff member could not be read (unknown, not matched, disabled, Graph's "

@@ -196,12 +196,12 @@ def availability_json(answer: AvailabilityAnswer) -> dict[str, Any]:
     if answer.periods is not None:
         periods = [responses.FreePeriod.of(start=iso(p.start), end=iso(p.end)) for p in answer.periods]
         return responses.Availability.of(periods=periods, staff=staff).as_json()
+    participants: dict[tuple[tuple[str, ...], ...], list[responses.SlotGroup]] = {}  # one per set of free
+    for slot in answer.slots or ():  # staff: consecutive slots mostly share theirs, and models cost
+        if slot.free not in participants:
+            participants[slot.free] = [responses.SlotGroup.of(staff_ids=list(free)) for free in slot.free]
     slots = [
-        responses.Slot.of(
-            start=iso(slot.start),
-            end=iso(slot.end),
-            participants=[responses.SlotGroup.of(staff_ids=list(free)) for free in slot.free],
-        )
+        responses.Slot.of(start=iso(slot.start), end=iso(slot.end), participants=participants[slot.free])
         for slot in answer.slots or ()
     ]
     return responses.Availability.of(slots=slots, staff=staff).as_json()

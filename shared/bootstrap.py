@@ -125,6 +125,7 @@ class Container:
         from shared.adapters.tables.users import TableUsers
         from shared.service.delivery_policy import DeliveryPolicy
         from shared.service.keys import KeyRing
+        from shared.service.recent import RecentRows
 
         config = ConnectorConfig(
             client_id=self.settings.graph_client_id,
@@ -177,6 +178,7 @@ class Container:
             mail_gateway=GraphMail(self.graph, key_for),
             schedules=GraphSchedules(self.graph, key_for),
             meetings=GraphMeetings(self.graph, key_for),
+            recent=RecentRows(),
         )
 
     async def close(self) -> None:

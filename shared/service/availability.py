@@ -38,7 +38,7 @@ from shared.domain.tenants import Tenant, TenantSettings
 from shared.domain.timezones import iana_zone
 from shared.domain.users import MatchStatus, SyncState, UserRecord
 from shared.observability import get_logger
-from shared.service.context import UsesBusy, UsesClock, UsesSchedules, UsesUsers
+from shared.service.context import UsesBusy, UsesClock, UsesRecentRows, UsesSchedules, UsesUsers
 from shared.service.errors import (
     Conflict,
     DependencyUnavailable,
@@ -49,15 +49,16 @@ from shared.service.errors import (
 )
 from shared.service.records import BusyInstance, HoldTimes, HostHold, Schedule, SyncedBusy, UserBusy
 from shared.service.records import WorkingHours as StoredHours
-from shared.service.tenants import TenantPorts, get_tenant
+from shared.service.tenants import TenantPorts
 
 log = get_logger("availability")
 
 ENDLESS: Final = timedelta(days=1)  # how far past the span an unavailable staff member's busy time reaches
 
 
-class AvailabilityPorts(TenantPorts, UsesUsers, UsesBusy, UsesSchedules, UsesClock, Protocol):
-    """The tenant, its users, their busy state, Graph's getSchedule for the rest, and the clock."""
+class AvailabilityPorts(TenantPorts, UsesUsers, UsesRecentRows, UsesBusy, UsesSchedules, UsesClock, Protocol):
+    """The tenant and its users (as read in the last seconds: `recent`), their busy state (read fresh),
+    Graph's getSchedule for the rest, and the clock."""
 
 
 class Source(StrEnum):
@@ -160,7 +161,9 @@ def _span(question: Question) -> engine.Period:
 
 
 async def _connected(services: AvailabilityPorts, tenant_id: str) -> Tenant:
-    tenant = await get_tenant(services, tenant_id)
+    tenant = await services.recent.tenant(services.tenants, tenant_id)
+    if tenant is None:
+        raise NotFound("tenant", tenant_id, "tenant_id")
     if not tenant.state.connected:
         raise Conflict(
             "tenant_id", f"the tenant is {tenant.state.value}; availability needs a connected tenant"
@@ -175,10 +178,11 @@ async def read_staff(
     services: AvailabilityPorts, tenant_id: str, staff_ids: Sequence[str], span: engine.Period
 ) -> tuple[Tenant, list[StaffBusy]]:
     """The tenant, and each staff member's busy times over `span` in the order given, from its source."""
+    near = (span.start, span.end)  # the index's instances far from the span are not even decoded
     tenant, users, stored = await asyncio.gather(  # all at once: one storage round trip's latency
         _connected(services, tenant_id),
-        asyncio.gather(*(services.users.get(tenant_id, s) for s in staff_ids)),
-        asyncio.gather(*(services.busy.read(tenant_id, s) for s in staff_ids)),
+        services.recent.users(services.users, tenant_id, staff_ids),  # rows of the last seconds
+        asyncio.gather(*(services.busy.read(tenant_id, s, near) for s in staff_ids)),  # always fresh
     )
     matched = [u for u in users if u is not None and _readable(u)]
     readable = {u.staff_id for u in matched}

@@ -26,6 +26,7 @@ from shared.service.ports.meetings import MeetingGateway
 from shared.service.ports.secret_store import SecretStore
 from shared.service.ports.sync_storage import ItemStatusRepository, LeaseStore, SubscriptionIndex
 from shared.service.ports.tenancy import ConsentStateRepository, TenantRepository, UserRepository
+from shared.service.recent import RecentRows
 
 GRAPH_DEFAULT_SCOPE: Final = "https://graph.microsoft.com/.default"
 
@@ -176,6 +177,11 @@ class UsesBusy(Protocol):
     def busy(self) -> BusyStore: ...
 
 
+class UsesRecentRows(Protocol):
+    @property
+    def recent(self) -> RecentRows: ...
+
+
 class UsesMail(Protocol):
     @property
     def mail(self) -> MailRepository: ...
@@ -234,3 +240,4 @@ class Services:
     mail_gateway: MailGateway  # the sender's mailbox in Graph: drafts, upload sessions, send
     schedules: ScheduleGateway  # Graph's getSchedule, for staff the synced state cannot answer for
     meetings: MeetingGateway  # standalone Teams meetings
+    recent: RecentRows  # tenant and user rows read in the last seconds, for the availability API only

@@ -77,6 +77,33 @@ async def test_a_2000_instance_index_round_trips(store: BusyStore) -> None:
     assert read == index
 
 
+def _overlaps(instance: BusyInstance, low: datetime, high: datetime) -> bool:
+    start = instance.start
+    if not isinstance(start, datetime):  # an all-day one, taken at UTC midnights
+        start = datetime.combine(start, time(), tzinfo=UTC)
+    return start < high and instance.ends_at() > low
+
+
+async def test_a_read_near_a_span_keeps_every_instance_that_may_overlap_it(store: BusyStore) -> None:
+    index = index_of(instances(2000))
+    await store.write_index(CONTOSO, "s1", index)
+    low, high = WINDOW[0] + timedelta(days=20, hours=7, seconds=30), WINDOW[0] + timedelta(days=34, hours=3)
+    read = (await store.read(CONTOSO, "s1", (low, high))).index
+    assert read is not None
+    assert (read.window_start, read.window_end, read.synced_at, read.complete) == (*WINDOW, T0, True)
+    wanted = {i for i in index.instances if _overlaps(i, low, high)}
+    assert wanted <= set(read.instances) <= set(index.instances)
+    if isinstance(store, TableBusy):  # the adapter decodes no more than those (the fake keeps all)
+        day = timedelta(days=1)  # all-day ones whose dates reach a day either side: their dates are local
+        assert all(
+            i.start <= high.date() + day and i.end >= low.date() - day
+            if i.all_day
+            else _overlaps(i, low, high)
+            for i in read.instances
+        )
+        assert len(read.instances) < len(index.instances) / 4
+
+
 def test_an_instance_packs_into_a_few_dozen_characters() -> None:
     packed = [encode_instance(i) for i in instances(2000)]
     unlinked = [len(p) for p, i in zip(packed, instances(2000), strict=True) if i.appointment_id is None]

@@ -25,8 +25,10 @@ class FakeBusy:
         self.holds: dict[tuple[str, str], dict[str, HostHold]] = {}
         self.index_writes = 0
 
-    async def read(self, tenant_id: str, staff_id: str) -> UserBusy:
-        key = (tenant_id, staff_id)
+    async def read(
+        self, tenant_id: str, staff_id: str, near: tuple[datetime, datetime] | None = None
+    ) -> UserBusy:
+        key = (tenant_id, staff_id)  # every instance, `near` or not (the port allows it)
         holds = self.holds.get(key, {})
         return UserBusy(self.indexes.get(key), self.hours.get(key), tuple(holds[a] for a in sorted(holds)))
 

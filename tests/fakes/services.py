@@ -9,6 +9,7 @@ from shared.domain.users import MatchStatus, StaffMember, UserRecord
 from shared.service.context import ConnectorConfig, Services
 from shared.service.delivery_requests import DeliveryRequests
 from shared.service.keys import KeyRing
+from shared.service.recent import RecentRows
 from tests.fakes.appointments import FakeAppointments
 from tests.fakes.busy import FakeBusy
 from tests.fakes.calendar import FakeCalendarWriter, FakeMailboxes, FakeSchedules
@@ -104,6 +105,7 @@ def fake_world() -> FakeWorld:
         mail_gateway=outlook_mail,
         schedules=schedules,
         meetings=meetings,
+        recent=RecentRows(seconds=0),  # nothing kept: a test's change is read at once
     )
     return FakeWorld(
         tenants,

@@ -3,6 +3,7 @@ the synced window, the Outlook working hours and the host's holds (table `busy`,
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from shared.service.records import HostHold, SyncedBusy, UserBusy, WorkingHoursRecord
@@ -11,8 +12,13 @@ from shared.service.records import HostHold, SyncedBusy, UserBusy, WorkingHoursR
 class BusyStore(Protocol):
     """One partition per user, so reading a user is one partition query and no tenant shares a hot one."""
 
-    async def read(self, tenant_id: str, staff_id: str) -> UserBusy:
-        """The user's index, working hours and holds (tombstones included), in one query."""
+    async def read(
+        self, tenant_id: str, staff_id: str, near: tuple[datetime, datetime] | None = None
+    ) -> UserBusy:
+        """The user's index, working hours and holds (tombstones included), in one query. With `near`
+        (start, end), the index may leave out instances that cannot overlap [start, end): every timed one
+        that does is there, and every all-day one whose dates reach a day either side of it (dates are
+        local); the rest of the index (window, completeness) is as stored. Without it, every instance."""
         ...
 
     async def write_index(self, tenant_id: str, staff_id: str, index: SyncedBusy) -> None:

@@ -15,7 +15,9 @@ from shared.domain.tenants import TenantState
 from shared.domain.users import MatchStatus, SyncState
 from shared.service.appointment_api import delete_appointment, put_appointment
 from shared.service.availability import Answer, Source, answer, busy_times
+from shared.service.context import Services
 from shared.service.errors import Conflict, DependencyUnavailable, NotFound, RateLimited
+from shared.service.recent import RecentRows
 from shared.service.records import BusyInstance, SyncedBusy, WorkingHours, WorkingHoursRecord
 from tests.fakes.events import event
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
@@ -282,3 +284,82 @@ async def test_a_mailbox_graph_cannot_resolve_is_a_conflict_not_an_outage(world:
     with pytest.raises(Conflict) as refused:
         await busy_times(world.services, TID, "s2", at(0), at(24))
     assert "resolve" in refused.value.reason
+
+
+class Ticks:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def remembering(world: FakeWorld, ticks: Ticks, seconds: float = 5) -> Services:
+    return replace(world.services, recent=RecentRows(seconds, now=ticks))
+
+
+async def test_rows_kept_for_seconds_never_offer_a_slot_booked_or_taken_in_outlook(world: FakeWorld) -> None:
+    ticks = Ticks()
+    services = remembering(world, ticks)
+    await synced(world, "s1")
+    assert starts(await answer(services, TID, question(Group(("s1",))), periods=False)) == [9, 10, 11]
+    await put_appointment(world.services, TID, appointment(10))  # the hold: read fresh by the next question
+    await synced(world, "s1", instance("k1", 11, 12))  # and an Outlook change the sync wrote to the index
+    assert starts(await answer(services, TID, question(Group(("s1",))), periods=False)) == [9]
+
+
+async def test_a_user_row_is_kept_for_seconds_then_read_again(world: FakeWorld) -> None:
+    ticks = Ticks()
+    services = remembering(world, ticks)
+    await synced(world, "s1", instance("k1", 10, 11))
+    assert (await busy_times(services, TID, "s1", at(0), at(24))).source is Source.SYNCED
+    user = await world.users.get(TID, "s1")
+    assert user is not None
+    await world.users.save(replace(user, staff=replace(user.staff, enabled=False)))
+    ticks.now += 4.9
+    assert (await busy_times(services, TID, "s1", at(0), at(24))).source is Source.SYNCED  # the kept row
+    ticks.now += 0.1
+    with pytest.raises(Conflict):  # read again: disabled
+        await busy_times(services, TID, "s1", at(0), at(24))
+
+
+async def test_the_tenant_row_is_kept_for_seconds_then_read_again(world: FakeWorld) -> None:
+    ticks = Ticks()
+    services = remembering(world, ticks)
+    await synced(world, "s1", instance("k1", 10, 11, "tentative"))
+    assert starts(await answer(services, TID, question(Group(("s1",))), periods=False)) == [9, 11]
+    tenant = await world.tenants.get(TID)
+    assert tenant is not None
+    world.tenants.rows[TID] = replace(tenant, settings=replace(tenant.settings, tentative_blocks=False))
+    assert starts(await answer(services, TID, question(Group(("s1",))), periods=False)) == [9, 11]
+    ticks.now += 5
+    assert starts(await answer(services, TID, question(Group(("s1",))), periods=False)) == [9, 10, 11]
+
+
+async def test_a_staff_member_not_found_is_not_kept(world: FakeWorld) -> None:
+    services = remembering(world, Ticks())
+    with pytest.raises(NotFound):
+        await busy_times(services, TID, "s-new", at(0), at(24))
+    user = await world.users.get(TID, "s1")
+    assert user is not None
+    await world.users.save(replace(user, staff=replace(user.staff, staff_id="s-new"), etag=None))
+    await synced(world, "s-new", instance("k1", 10, 11))
+    assert (await busy_times(services, TID, "s-new", at(0), at(24))).source is Source.SYNCED
+
+
+async def test_kept_rows_are_bounded_the_oldest_dropped_first(world: FakeWorld) -> None:
+    recent = RecentRows(5, limit=2, now=Ticks())
+    assert [u.staff_id for u in await recent.users(world.users, TID, ["s1", "s2", "s3"]) if u] == [
+        "s1",
+        "s2",
+        "s3",
+    ]
+    for staff_id in ("s1", "s2", "s3"):
+        world.users.rows.pop((TID, staff_id))
+    assert [u.staff_id if u else None for u in await recent.users(world.users, TID, ["s1", "s2", "s3"])] == [
+        None,
+        "s2",
+        "s3",
+    ]
