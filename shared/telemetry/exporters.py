@@ -3,9 +3,10 @@
 - `APPLICATIONINSIGHTS_CONNECTION_STRING`: Microsoft's distro (`configure_azure_monitor`), with the
   app's managed identity as its credential (the Application Insights resource refuses local auth,
   `infra/core/monitor/monitoring.bicep`), the connector's logger (`connector`) exported with its records'
-  attributes as custom dimensions, the Azure SDKs' own spans (Table, Queue and Key Vault calls as
-  dependencies), and no HTTP client instrumentation (kiota traces every Graph request already; the host's
-  webhook is traced by `ports.MeasuredWebhook`).
+  attributes as custom dimensions, and no other instrumentation: kiota traces every Graph request
+  already, `ports.MeasuredWebhook` the host's webhook; the Azure SDKs' spans (a dozen Table and Queue
+  calls per sync job) are left off, and of kiota's dozen spans per Graph request only the outermost is
+  kept (`sampling.py`).
 - `TELEMETRY_EXPORTER=console`: spans, metrics and log records printed on stdout (the local host's log).
 - `TELEMETRY_EXPORTER=http://127.0.0.1:4318`: OTLP over HTTP to a local collector (Jaeger, Aspire's
   dashboard, an OpenTelemetry Collector); `opentelemetry-exporter-otlp-proto-http` is a development
@@ -17,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
+from shared.telemetry.sampling import quieten_graph_spans
+
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.sdk._logs import LoggerProvider
@@ -24,7 +27,6 @@ if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
     from shared.settings import Settings
-
 SERVICE_NAME: Final = "m365-calendar-connector"
 METRIC_INTERVAL_MS: Final = 60_000  # as the distro's default
 Providers = tuple["TracerProvider", "MeterProvider", "LoggerProvider | None", Callable[[], None]]
@@ -60,12 +62,12 @@ def _azure_monitor(settings: Settings, connection_string: str) -> Providers:
         logger_name="connector",
         resource=_resource(settings),
         instrumentation_options={
-            "azure_sdk": {"enabled": True},
-            **{name: off for name in ("httpx", "requests", "urllib", "urllib3")},
+            **{name: off for name in ("azure_sdk", "httpx", "requests", "urllib", "urllib3")},
             **{name: off for name in ("django", "fastapi", "flask", "psycopg2")},
         },
     )
     tracer_provider, meter_provider = trace.get_tracer_provider(), metrics.get_meter_provider()
+    quieten_graph_spans(tracer_provider)
 
     def flush() -> None:
         for provider in (tracer_provider, meter_provider):
@@ -107,6 +109,7 @@ def _local(settings: Settings, exporter: str) -> Providers:
         logs = OTLPLogExporter(endpoint=f"{base}/v1/logs")
     resource = _resource(settings)
     tracer_provider = TracerProvider(resource=resource)
+    quieten_graph_spans(tracer_provider)
     tracer_provider.add_span_processor(BatchSpanProcessor(spans))
     meter_provider = MeterProvider(
         resource=resource,
@@ -114,12 +117,9 @@ def _local(settings: Settings, exporter: str) -> Providers:
     )
     logger_provider = LoggerProvider(resource=resource)
     logger_provider.add_log_record_processor(BatchLogRecordProcessor(logs))
-    # Global, so that kiota's Graph spans (and the Azure SDKs') land with the connector's own.
+    # Global, so that kiota's Graph spans land with the connector's own.
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
-    from azure.core.settings import settings as azure_settings
-
-    azure_settings.tracing_implementation = "opentelemetry"
 
     def shutdown() -> None:
         tracer_provider.shutdown()

@@ -321,3 +321,29 @@ def test_the_poison_count_follows_the_hosts_max_dequeue_count() -> None:
 
     host = json.loads((Path(__file__).parents[3] / "host.json").read_text(encoding="utf-8"))
     assert host["extensions"]["queues"]["maxDequeueCount"] == MAX_DEQUEUE_COUNT
+
+
+def test_of_kiotas_spans_for_a_graph_request_only_the_outermost_is_kept() -> None:
+    from shared.telemetry.sampling import quieten_graph_spans
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    quieten_graph_spans(provider)
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("process sync-jobs notified"):
+        with (
+            tracer.start_as_current_span("send_primitive_async - UNKNOWN"),  # as kiota nests them
+            tracer.start_as_current_span("get_http_response_message"),
+            tracer.start_as_current_span("RetryHandler_send"),
+        ):
+            pass
+        with tracer.start_as_current_span("retry_cae_response_if_required - UNKNOWN"):
+            pass
+        with tracer.start_as_current_span("feed append"):
+            pass
+    assert sorted(s.name for s in spans.get_finished_spans()) == [
+        "feed append",
+        "process sync-jobs notified",
+        "send_primitive_async - UNKNOWN",
+    ]
