@@ -347,3 +347,22 @@ def test_of_kiotas_spans_for_a_graph_request_only_the_outermost_is_kept() -> Non
         "process sync-jobs notified",
         "send_primitive_async - UNKNOWN",
     ]
+
+
+@pytest.mark.parametrize("value", ["console", "http://127.0.0.1:4318", "https://collector.example"])
+def test_the_local_exporter_setting_takes_console_or_an_otlp_url(value: str) -> None:
+    from shared.settings import Settings
+    from tests.unit.service.test_deliveries import minimal_environ
+
+    parsed = Settings.from_environ(minimal_environ(TELEMETRY_EXPORTER=value))
+    assert parsed.telemetry_exporter == value
+    assert parsed.applicationinsights_connection_string is None
+
+
+@pytest.mark.parametrize("value", ["jaeger", "127.0.0.1:4318", "otlp"])
+def test_an_unusable_exporter_setting_stops_the_app_naming_it(value: str) -> None:
+    from shared.settings import Settings, SettingsError
+    from tests.unit.service.test_deliveries import minimal_environ
+
+    with pytest.raises(SettingsError, match="TELEMETRY_EXPORTER"):
+        Settings.from_environ(minimal_environ(TELEMETRY_EXPORTER=value))
