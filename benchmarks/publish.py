@@ -2,10 +2,12 @@
 
     .venv/bin/python -m benchmarks.publish [--figures docs/figures] [--out docs/benchmarks.md]
 
-Reads `sync.json` (`benchmarks.sync_bench --telemetry both --json ...`) and `appointments.json`
-(`benchmarks.appointment_bench --json ...`) from the figures directory; a file that is missing leaves its
-sections out, and says so. Each figure is shown with the command that measured it, the machine, the date
-and the machine's calibration before and after the run.
+Reads `sync.json` (`benchmarks.sync_bench --telemetry both --json ...`), `appointments.json`
+(`benchmarks.appointment_bench --json ...`) and, when present, `telemetry.json` (`benchmarks.sync_bench
+--telemetry both --rounds N --json ...`: the telemetry comparison, instead of sync.json's one pair) from
+the figures directory; a file that is missing leaves its sections out, and says so. Each figure is
+shown with the command that measured it, the machine, the date and the machine's calibration before and
+after the run.
 """
 
 from __future__ import annotations
@@ -155,7 +157,11 @@ def _telemetry(runs: dict[str, dict[str, Any]], settings: dict[str, Any]) -> lis
     return [*out, ""]
 
 
-def render(sync: dict[str, Any] | None, appointments: dict[str, Any] | None) -> str:
+def render(
+    sync: dict[str, Any] | None,
+    appointments: dict[str, Any] | None,
+    telemetry: dict[str, Any] | None = None,
+) -> str:
     out = [
         "# Benchmarks",
         "",
@@ -186,8 +192,11 @@ def render(sync: dict[str, Any] | None, appointments: dict[str, Any] | None) -> 
             "",
         ]
         out += [*_memory(base), ""]
-        if "on" in runs and "off" in runs:
+        if telemetry is None and "on" in runs and "off" in runs:
             out += _telemetry(runs, sync["settings"])
+    if telemetry is not None:
+        out += [f"Telemetry figures: {_source(telemetry)}.", ""]
+        out += _telemetry(telemetry["runs"], telemetry["settings"])
     if appointments is None:
         out += ["No appointment figures (`docs/figures/appointments.json`) yet.", ""]
     else:
@@ -218,7 +227,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, default=OUT, help="the page to write (docs/benchmarks.md)")
     args = parser.parse_args(argv)
-    page = render(_read(args.figures / "sync.json"), _read(args.figures / "appointments.json"))
+    page = render(
+        _read(args.figures / "sync.json"),
+        _read(args.figures / "appointments.json"),
+        _read(args.figures / "telemetry.json"),
+    )
     args.out.write_text(page, encoding="utf-8")
     print(f"wrote {args.out}")
 
