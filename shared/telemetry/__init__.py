@@ -126,16 +126,15 @@ def invocation_parent(context: object) -> str | None:
 
 @contextlib.contextmanager
 def http_function(function: str, trace_parent: str | None) -> Iterator[None]:
-    """A span for one HTTP invocation, a child of the host's context for it."""
+    """A span for one HTTP invocation, a child of the host's context for it (internal: the host reports
+    the request itself)."""
     instruments = _instruments
     if instruments is None:
         yield
         return
-    from opentelemetry.trace import SpanKind
-
     parent = _context_of({"traceparent": trace_parent}) if trace_parent else None
     with instruments.tracer.start_as_current_span(
-        function, context=parent, kind=SpanKind.SERVER, attributes={"faas.trigger": "http"}
+        function, context=parent, attributes={"faas.trigger": "http"}
     ):
         yield
 
