@@ -153,7 +153,8 @@ def _telemetry(runs: dict[str, dict[str, Any]], settings: dict[str, Any]) -> lis
     ]
     for name in [*offs, *ons]:
         values = " | ".join(f"{_get(runs[name], key):,.1f}" for key, _, _ in COMPARED)
-        load = f"{runs[name].get('load_average_at_start', '')} / {runs[name].get('load_average_at_end', '')}"
+        start, end = runs[name].get("load_average_at_start"), runs[name].get("load_average_at_end")
+        load = f"{start} / {end}" if start and end else "not recorded"
         out.append(f"| telemetry {name} | {load} | {values} |")
     out += ["", "| figure (median of the runs) | off | on | slower by |", "|---|---:|---:|---:|"]
     for key, label, higher_is_better in COMPARED:
