@@ -98,12 +98,17 @@ def _value(value: Any, unit: str) -> str:
     return f"{text} {unit}".strip() if unit and unit != "/s" else f"{text}{unit}"
 
 
+def _load_at_end(machine: dict[str, Any]) -> Any:
+    # Files written before the key was named for when it is read called it `load_average_at_start`.
+    return machine.get("load_average_at_end", machine.get("load_average_at_start"))
+
+
 def _source(document: dict[str, Any]) -> str:
     m = document["machine"]
     calibration = document.get("calibration", {})
     return (
         f"`{document['command'].strip()}` on {m['cpu']} ({m['cores']} cores, {m['memory_gib']} GiB, "
-        f"{m['os']}, Python {m['python']}; load average at start {m['load_average_at_start']}), "
+        f"{m['os']}, Python {m['python']}; load average at the end {_load_at_end(m)}), "
         f"{document['date']}; calibration (the fixed workload, fastest-slowest ms) "
         f"{calibration.get('before_ms')} before, {calibration.get('after_ms')} after"
     )
@@ -185,8 +190,8 @@ def render(
         "The stack is the local one: Azurite, the Microsoft 365 emulator (every Graph, Entra and Key Vault",
         "request waits the stated latency) and the local function host running the real app, each queue",
         "function on two processes. The machine these runs were made on is a shared 2-core VM on which",
-        "other people's test suites ran at the same time (load averages of 15 to 25 were usual): each",
-        "source gives the load average at its start. The calibration is the CPU time of a fixed workload",
+        "other people's test suites ran at the same time (load averages of 15 to 30 were usual): each",
+        "source gives the load average as it ended. The calibration is the CPU time of a fixed workload",
         "just before and after the run (lower is faster): it tells a slower CPU from a faster one, not how",
         "busy the VM was. The latencies are inflated by that load (compare a run's webhook control, forged",
         "notifications that queue nothing); they are what these runs measured, not guarantees.",

@@ -1049,7 +1049,7 @@ def machine() -> dict[str, Any]:
         "memory_gib": round(memory, 1),
         "os": platform.platform(terse=True),
         "python": platform.python_version(),
-        "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
+        "load_average_at_end": [round(v, 2) for v in os.getloadavg()],  # when the figures are written
     }
 
 
