@@ -16,7 +16,7 @@ from shared.service.job_handlers import run_message
 bp = func.Blueprint()
 
 # host.json `extensions.queues.maxDequeueCount`: a message that fails this many times goes to the poison
-# queue (tests/contract checks the two agree).
+# queue (tests/unit/telemetry checks the two agree).
 MAX_DEQUEUE_COUNT: Final = 5
 
 # function name -> the queue it serves
