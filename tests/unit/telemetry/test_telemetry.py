@@ -366,3 +366,45 @@ def test_an_unusable_exporter_setting_stops_the_app_naming_it(value: str) -> Non
 
     with pytest.raises(SettingsError, match="TELEMETRY_EXPORTER"):
         Settings.from_environ(minimal_environ(TELEMETRY_EXPORTER=value))
+
+
+async def test_renewals_are_counted_by_outcome_and_expiring_subscriptions_per_tenant(
+    telemetry_off_afterwards: None,
+) -> None:
+    from datetime import timedelta
+
+    from shared.service.errors import SubscriptionGone
+
+    world = fake_world()
+    tenant = await add_tenant(world, TID, TenantState.ACTIVE, directory_id=DIRECTORY, matched=2)
+    now = world.clock.now()
+    soon = await world.mailboxes.create(tenant, "g1", "state", now + timedelta(hours=5))
+    await world.mailboxes.create(tenant, "g2", "state", now + timedelta(hours=40))
+    exported = _install()
+    subscriptions = telemetry.instrument(world.services).subscriptions
+
+    assert len(await subscriptions.list(tenant)) == 2
+    assert exported.points(names.SUBSCRIPTIONS_EXPIRING) == [({"tenant": TID}, 1)]  # within a day
+    await subscriptions.renew(tenant, soon.id, now + timedelta(hours=48))
+    with pytest.raises(SubscriptionGone):
+        await subscriptions.renew(tenant, "gone-sub", now + timedelta(hours=48))
+    assert exported.total(names.SUBSCRIPTION_RENEWALS, outcome="renewed") == 1
+    assert exported.total(names.SUBSCRIPTION_RENEWALS, outcome="gone") == 1
+    await subscriptions.list(tenant)
+    assert exported.points(names.SUBSCRIPTIONS_EXPIRING) == [({"tenant": TID}, 0)]  # renewed: none soon
+
+
+async def test_a_throttled_run_and_a_failed_one_count_as_such(telemetry_off_afterwards: None) -> None:
+    from shared.service.errors import MailboxUnavailable
+    from tests.fakes.calendar import throttled
+
+    world = fake_world()
+    await add_tenant(world, TID, TenantState.MIGRATING, directory_id=DIRECTORY, matched=2)
+    world.mailboxes.mailbox("g1").faults.append(throttled(30))
+    world.mailboxes.mailbox("g2").faults.append(MailboxUnavailable("the mailbox is not enabled for REST"))
+    exported = _install()
+    for staff in ("s1", "s2"):
+        await run_message(world.services, jobs.SYNC_QUEUE, encode(jobs.migrate_user(TID, staff)))
+    assert exported.total(names.SYNC_RUNS, mode="migrate", outcome="throttled") == 1
+    assert exported.total(names.SYNC_RUNS, mode="migrate", outcome="error") == 1
+    assert exported.total(names.SYNC_RUNS, outcome="synced") == 0
