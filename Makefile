@@ -18,6 +18,7 @@ help:
 	@echo "make check     ruff + mypy"
 	@echo "make emulator  start the Microsoft 365 emulator alone with the demo organisation"
 	@echo "make bench     run the benchmarks and print their figures"
+	@echo "make bench-figures  run the sync (telemetry off and on) and appointment benchmarks, publish docs/benchmarks.md"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required"; exit 1; }
@@ -83,6 +84,12 @@ bench-availability: $(VENV)/.installed node_modules/.installed  # e.g. make benc
 .PHONY: bench-teams
 bench-teams: $(VENV)/.installed node_modules/.installed  # e.g. make bench-teams BENCH_ARGS="--samples 20"
 	$(PY) -m benchmarks.teams_bench $(BENCH_ARGS)
+
+.PHONY: bench-figures
+bench-figures: $(VENV)/.installed node_modules/.installed  # the published figures: docs/benchmarks.md
+	$(PY) -m benchmarks.sync_bench --telemetry both --json docs/figures/sync.json $(BENCH_ARGS)
+	$(PY) -m benchmarks.appointment_bench --json docs/figures/appointments.json
+	$(PY) -m benchmarks.publish
 
 .PHONY: bench-appointments
 bench-appointments: $(VENV)/.installed node_modules/.installed  # e.g. make bench-appointments BENCH_ARGS="--burst 1000"

@@ -34,10 +34,14 @@ import aiohttp
 import httpx
 
 from benchmarks.sync_bench import (
+    FIGURES,
     Feed,
     Stack,
     add_stack_arguments,
+    emit_figures,
+    figure,
     graph_requests,
+    machine_speed,
     migrate,
     percentile,
     run_on_stack,
@@ -101,6 +105,10 @@ async def latency(stack: Stack, users: list[str], args: argparse.Namespace) -> N
                 f"    Graph requests per appointment: {per:.2f} (minimum {size}: one create per staff "
                 f"calendar; {per / size:.2f}x) {dict(events)}"
             )
+            figure(f"appointment_{size}_staff_p50_ms", percentile(seconds, 0.5) * 1000)
+            figure(f"appointment_{size}_staff_p95_ms", percentile(seconds, 0.95) * 1000)
+            figure(f"appointment_{size}_staff_graph_requests", per)
+            figure(f"appointment_{size}_staff_graph_minimum", size)
 
 
 async def burst(stack: Stack, users: list[str], args: argparse.Namespace) -> None:
@@ -144,6 +152,13 @@ async def burst(stack: Stack, users: list[str], args: argparse.Namespace) -> Non
         f"  all in Outlook after {done:.1f} s: {len(synced)} synced, {failed} failed; "
         f"{len(synced) / done:.1f} appointments per second"
     )
+    figure("burst_appointments", args.burst)
+    figure("burst_answer_p50_ms", p50)
+    figure("burst_answer_p99_ms", p99)
+    figure("burst_seconds", done)
+    figure("burst_synced", len(synced))
+    figure("burst_failed", failed)
+    figure("burst_per_second", len(synced) / done)
 
 
 async def run(stack: Stack, args: argparse.Namespace) -> None:
@@ -166,16 +181,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--burst", type=int, default=1000, help="appointments in the burst (1000; 0 skips)")
     parser.add_argument("--concurrency", type=int, default=50, help="PUTs in flight during the burst (50)")
     parser.add_argument("--timeout", type=float, default=1800, help="give up after (1800 s)")
+    parser.add_argument("--json", default="", help="also write the figures to this file")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    started_at = datetime.now(UTC)
+    fastest, slowest = machine_speed()
+    calibration = {"before_ms": [round(fastest), round(slowest)]}
     run_on_stack(
         f"appointment bench: {args.users} users, emulator latency {args.latency_ms:g} ms",
         args,
         run,
     )
+    fastest, slowest = machine_speed()
+    calibration["after_ms"] = [round(fastest), round(slowest)]
+    before, after = calibration["before_ms"], calibration["after_ms"]
+    print(f"machine: {before} ms before, {after} ms after, for the fixed workload")
+    settings = ("users", "events", "latency_ms", "instances", "samples", "burst", "concurrency")
+    emit_figures("appointments", argv, args, settings, {"off": dict(FIGURES)}, calibration, started_at)
 
 
 if __name__ == "__main__":

@@ -41,12 +41,14 @@ import hashlib
 import inspect
 import json
 import math
+import os
 import random
 import re
 import secrets
 import signal
 import socket
 import ssl
+import statistics
 import sys
 import tempfile
 import threading
@@ -87,6 +89,15 @@ PAGE_SIZE: Final = int(inspect.signature(GraphCalendar.__init__).parameters["pag
 SAMPLE_EVERY: Final = 0.2  # seconds between RSS samples
 FEED_POLL: Final = 0.05  # seconds between feed polls in part 3
 STUCK_AFTER: Final = 60.0  # seconds at 100 % without `active` before the bench stops waiting
+
+
+# What the run measured, by name (printed as a `figures:` JSON line at the end, and written by `--json`);
+# `benchmarks.publish` renders docs/benchmarks.md from such files.
+FIGURES: dict[str, Any] = {}
+
+
+def figure(name: str, value: Any) -> None:
+    FIGURES[name] = round(value, 3) if isinstance(value, float) else value
 
 
 def free_port() -> int:
@@ -169,6 +180,11 @@ class Sampler(threading.Thread):
             return {}
         return {name: window[-1].cpu.get(name, 0.0) - window[0].cpu.get(name, 0.0) for name in self.processes}
 
+    def peaks(self, start: float, end: float) -> dict[str, float]:
+        """Peak RSS (MiB) of each group between two moments."""
+        window = self.between(start, end)
+        return {name: max((s.rss.get(name, 0) for s in window), default=0) / 2**20 for name in self.processes}
+
     def report(self, start: float, end: float) -> list[str]:
         """Peak RSS and mean CPU (cores busy) of each group between two moments."""
         window = self.between(start, end)
@@ -218,6 +234,55 @@ def start_receiver() -> tuple[Receiver, ThreadingHTTPServer]:
     receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/connector"
     threading.Thread(target=server.serve_forever, name="host-webhook", daemon=True).start()
     return receiver, server
+
+
+# --- a local OTLP/HTTP sink: where the connector's telemetry goes when the bench turns it on ---------------
+
+
+@dataclass
+class TelemetrySink:
+    """Answers 200 to every OTLP/HTTP export (traces, metrics, logs) and counts them, as a collector
+    would take them: the connector pays for building, batching, serialising and posting its telemetry."""
+
+    posts: Counter[str] = field(default_factory=Counter)
+    bytes: Counter[str] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    url: str = ""
+    server: ThreadingHTTPServer | None = None
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+
+    def totals(self) -> dict[str, dict[str, int]]:
+        with self.lock:
+            return {name: {"posts": self.posts[name], "bytes": self.bytes[name]} for name in self.posts}
+
+
+def start_sink() -> TelemetrySink:
+    sink = TelemetrySink()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            with sink.lock:
+                sink.posts[self.path.rsplit("/", 1)[-1]] += 1
+                sink.bytes[self.path.rsplit("/", 1)[-1]] += len(body)
+            self.send_response(200)
+            self.send_header("content-type", "application/x-protobuf")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    sink.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    sink.server.daemon_threads = True
+    sink.url = f"http://127.0.0.1:{sink.server.server_address[1]}"
+    threading.Thread(target=sink.server.serve_forever, name="otlp-sink", daemon=True).start()
+    return sink
 
 
 # --- the stack ----------------------------------------------------------------------------------------------
@@ -372,6 +437,8 @@ def running_stack(args: argparse.Namespace, app_root: Path = ROOT) -> Iterator[S
             "HOST_WEBHOOK_RETRY_SECONDS": "1",
             "HOST_WEBHOOK_MAX_ATTEMPTS": "3",
         }
+        if getattr(args, "telemetry_exporter", None):
+            values["TELEMETRY_EXPORTER"] = args.telemetry_exporter
         settings = {
             "IsEncrypted": False,
             "Values": values,
@@ -565,6 +632,9 @@ async def migrate(stack: Stack, args: argparse.Namespace) -> Migrated:
         f"{consented - started:.2f} s)"
     )
     print(f"  users per second: {users / wall:.1f}   [aim >= 20: {mark(users / wall >= 20)}]")
+    figure("migration_users", users)
+    figure("migration_seconds", wall)
+    figure("migration_users_per_second", users / wall)
 
     # The feed: every user's migration summary (its item count) and its events' ids.
     async with aiohttp.ClientSession() as session:
@@ -642,6 +712,11 @@ async def migrate(stack: Stack, args: argparse.Namespace) -> Migrated:
     used = stack.sampler.cpu_seconds(started, finished)
     per_user = "   ".join(f"{name} {seconds / users * 1000:.0f} ms" for name, seconds in used.items())
     print(f"  CPU per migrated user: {per_user}")
+    figure("graph_requests_per_user", graph_actual / users)
+    figure("graph_minimum_per_user", graph_min / users)
+    figure("graph_throttled", throttled)
+    figure("migration_peak_rss_mib", {k: round(v) for k, v in stack.sampler.peaks(started, finished).items()})
+    figure("migration_cpu_ms_per_user", {k: round(v / users * 1000, 1) for k, v in used.items()})
     print(f"  host webhook: {stack.receiver.posts} deliveries, {stack.receiver.changes} changes so far")
     return Migrated(staff_to_graph, subscriptions, dict(event_ids), feed.cursor)
 
@@ -740,6 +815,11 @@ async def webhook(stack: Stack, migrated: Migrated, args: argparse.Namespace) ->
     p99 = percentile(load.latencies, 0.99) * 1000
     print(f"  acknowledgement latency {load.line()}")
     print(f"  [aim p99 < 50 ms: {mark(p99 < 50)}]")
+    figure("webhook_rate_per_second", load.achieved)
+    figure("webhook_ack_p50_ms", percentile(load.latencies, 0.5) * 1000)
+    figure("webhook_ack_p99_ms", p99)
+    figure("webhook_ack_max_ms", max(load.latencies) * 1000)
+    figure("webhook_sender_lag_p99_ms", percentile(load.lag, 0.99) * 1000)
     print("\n".join(stack.sampler.report(load.started, load.ended)))
     drained = await wait_idle(stack)
     runs = stack.log.take("synced (sync)", "another worker is syncing", "dropped")
@@ -753,6 +833,7 @@ async def webhook(stack: Stack, migrated: Migrated, args: argparse.Namespace) ->
     forged = [body.replace(b'"clientState": "v1.', b'"clientState": "v1.x') for body in bodies]
     control = await post_at_rate(url, forged, args.rate)
     print(f"  control, forged clientState (nothing queued, no sync work): {control.line()}")
+    figure("webhook_forged_ack_p99_ms", percentile(control.latencies, 0.99) * 1000)
     print("\n".join(stack.sampler.report(control.started, control.ended)))
     stack.log.take()
 
@@ -845,6 +926,11 @@ async def outlook_to_feed(stack: Stack, migrated: Migrated, args: argparse.Names
         f"   [aim p95 < 2 s: {mark(p95 < 2000 and not missing)}]"
     )
     print("\n".join(stack.sampler.report(started, ended)))
+    figure("change_to_feed_p50_ms", p50)
+    figure("change_to_feed_p95_ms", p95)
+    figure("change_to_feed_max_ms", worst)
+    figure("change_to_feed_missing", missing)
+    figure("peak_rss_mib", {k: round(v) for k, v in stack.sampler.peaks(0, ended).items()})
 
 
 # --- main ---------------------------------------------------------------------------------------------------
@@ -898,6 +984,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--interval", type=float, default=0.2, help="seconds between Outlook changes (0.2)")
     parser.add_argument("--timeout", type=float, default=1800, help="give up on the migration after (1800 s)")
     parser.add_argument("--skip-webhook", action="store_true", help="skip part 2")
+    parser.add_argument(
+        "--telemetry",
+        choices=("off", "on", "both"),
+        default="off",
+        help="the connector's telemetry (OTLP to a local sink): off, on, or both (two runs, compared)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="with --telemetry both: off/on pairs, alternating (1)"
+    )
+    parser.add_argument("--json", default="", help="also write the figures to this file")
     return parser.parse_args(argv)
 
 
@@ -955,30 +1051,148 @@ def run_on_stack(
         raise SystemExit(130) from None
 
 
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    import os
+    import platform
+
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory = psutil.virtual_memory().total / 2**30
+    return {
+        "cpu": model or platform.processor(),
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory, 1),
+        "os": platform.platform(terse=True),
+        "python": platform.python_version(),
+        "load_average_at_end": [round(v, 2) for v in os.getloadavg()],  # when the figures are written
+    }
+
+
+# The figures the telemetry comparison reads: (name, True when higher is better); a dotted name is a
+# member of a figure. CPU per migrated user is CPU time, so the load of other work moves it least.
+COMPARED: Final = (
+    ("migration_users_per_second", True),
+    ("webhook_ack_p99_ms", False),
+    ("change_to_feed_p95_ms", False),
+    ("migration_cpu_ms_per_user.host-jobs", False),
+    ("migration_cpu_ms_per_user.host-http", False),
+)
+
+
+def figure_of(figures: dict[str, Any], name: str) -> float:
+    value: Any = figures
+    for part in name.split("."):
+        value = value.get(part, 0.0) if isinstance(value, dict) else 0.0
+    return float(value)
+
+
+def slower(off: float, on: float, higher_is_better: bool) -> float:
+    """How much slower `on` is than `off`, in percent (negative: faster)."""
+    if not off:
+        return 0.0
+    return ((off - on) / off if higher_is_better else (on - off) / off) * 100
+
+
+def run_once(args: argparse.Namespace, telemetry: bool) -> dict[str, Any]:
+    """One whole run on a fresh stack; telemetry on: the connector's OTLP exporter posts to a local sink."""
+    FIGURES.clear()
+    fastest, slowest = machine_speed(3)
+    figure("calibration_ms", [round(fastest), round(slowest)])
+    # The calibration is CPU time, blind to other processes; the load average shows how busy the VM was.
+    figure("load_average_at_start", [round(v, 1) for v in os.getloadavg()])
+    sink = start_sink() if telemetry else None
+    args.telemetry_exporter = sink.url if sink else None
+    print(f"\n=== telemetry {'on (OTLP/HTTP to a local sink)' if telemetry else 'off'} ===", flush=True)
+    log_path: Path | None = None
+    try:
+        with running_stack(args) as stack:
+            log_path = stack.host.log_path
+            asyncio.run(run(stack, args))
+    finally:
+        if log_path is not None:
+            print(f"\nhost log: {log_path}")
+            print("\n".join(log_summary(log_path)))
+        figure("load_average_at_end", [round(v, 1) for v in os.getloadavg()])
+        if sink is not None:
+            figure("telemetry_exported", sink.totals())
+            print(f"telemetry the sink took: {sink.totals()}")
+            sink.stop()
+    return dict(FIGURES)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (`&`)
     print(
         f"sync bench: {args.users} users x {args.events} events, emulator latency {args.latency_ms:g} ms,"
-        f" {args.instances} host process(es) per queue function"
+        f" {args.instances} host process(es) per queue function, telemetry {args.telemetry}"
     )
+    started_at = datetime.now(UTC)
     fastest, slowest = machine_speed()
     print(f"machine: {fastest:.0f}-{slowest:.0f} ms for a fixed workload (lower: faster; see machine_speed)")
-    log_path: Path | None = None
+    calibration = {"before_ms": [round(fastest), round(slowest)]}
+    runs: dict[str, dict[str, Any]] = {}
+    modes = {"off": (False,), "on": (True,), "both": (False, True)}[args.telemetry]
     try:
-        with running_stack(args) as stack:
-            log_path = stack.host.log_path
-            asyncio.run(run(stack, args))
+        for round_number in range(1, args.rounds + 1):
+            for telemetry in modes:
+                name = ("on" if telemetry else "off") + ("" if round_number == 1 else f"-{round_number}")
+                runs[name] = run_once(args, telemetry)
         fastest, slowest = machine_speed()
         print(f"\nmachine after the run: {fastest:.0f}-{slowest:.0f} ms for the fixed workload")
+        calibration["after_ms"] = [round(fastest), round(slowest)]
     except KeyboardInterrupt:
         print("\ninterrupted; every process is stopped", file=sys.stderr)
         raise SystemExit(130) from None
-    finally:
-        if log_path is not None:
-            print(f"\nhost log: {log_path}")
-            print("\n".join(log_summary(log_path)))
+    if "on" in runs and "off" in runs:
+        print(
+            "\ntelemetry on against off (same machine, same session, the median of "
+            f"{args.rounds} round(s) each, off and on alternating; + is slower):"
+        )
+        for name, higher_is_better in COMPARED:
+            off = statistics.median(figure_of(r, name) for k, r in runs.items() if k.startswith("off"))
+            on = statistics.median(figure_of(r, name) for k, r in runs.items() if k.startswith("on"))
+            change = slower(off, on, higher_is_better)
+            print(
+                f"  {name:<36} off {off:9.1f}   on {on:9.1f}   {change:+6.1f} %"
+                f"   [aim < 10 %: {mark(change < 10)}]"
+            )
+    settings = ("users", "events", "latency_ms", "instances", "rate", "duration", "changes", "interval")
+    settings += ("rounds",)
+    emit_figures("sync", argv, args, settings, runs, calibration, started_at)
+
+
+def emit_figures(
+    bench: str,
+    argv: list[str] | None,
+    args: argparse.Namespace,
+    settings: tuple[str, ...],
+    runs: dict[str, dict[str, Any]],
+    calibration: dict[str, list[int]],
+    started_at: datetime,
+) -> None:
+    """Print the run's figures as one `figures:` JSON line (and write them to `--json`), the form
+    `python -m benchmarks.publish` renders docs/benchmarks.md from."""
+    module = {"sync": "sync_bench", "appointments": "appointment_bench"}[bench]
+    document = {
+        "bench": bench,
+        "command": f"python -m benchmarks.{module} " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": started_at.isoformat(timespec="seconds"),
+        "machine": machine(),
+        "calibration": calibration,
+        "settings": {k: getattr(args, k) for k in settings},
+        "runs": runs,
+    }
+    print("figures: " + json.dumps(document, separators=(",", ":")))
+    if args.json:
+        Path(args.json).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        print(f"figures written to {args.json}")
 
 
 if __name__ == "__main__":

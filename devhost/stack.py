@@ -241,6 +241,9 @@ def _write_settings(
     sample = json.loads((app_root / "local.settings.sample.json").read_text(encoding="utf-8"))
     path = state / "local.settings.json"
     content = app_settings(sample, azurite.connection_string, ready, url)
+    exporter = os.environ.get("TELEMETRY_EXPORTER", "").strip()
+    if exporter:  # `TELEMETRY_EXPORTER=console make run`: the app's traces, metrics and logs (README)
+        content["Values"]["TELEMETRY_EXPORTER"] = exporter
     path.write_text(json.dumps(content, indent=2), encoding="utf-8")
     return path
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from functions.http import error_response
+from shared import telemetry
 from shared.bootstrap import container
 from shared.observability import bound, get_logger
 from shared.service.errors import InvalidInput
@@ -26,8 +27,11 @@ log = get_logger("graph_webhook")
 async def graph_notifications(
     req: func.HttpRequest, jobs: func.Out[list[str]], context: func.Context
 ) -> func.HttpResponse:
-    with bound(function="graph_notifications", invocation_id=context.invocation_id):
-        return await _handle(req, jobs, lifecycle=False)
+    with (
+        bound(function="graph_notifications", invocation_id=context.invocation_id),
+        telemetry.webhook_call("change", telemetry.invocation_parent(context)) as call,
+    ):
+        return await _handle(req, jobs, call, lifecycle=False)
 
 
 @bp.function_name("graph_lifecycle")
@@ -36,11 +40,16 @@ async def graph_notifications(
 async def graph_lifecycle(
     req: func.HttpRequest, jobs: func.Out[list[str]], context: func.Context
 ) -> func.HttpResponse:
-    with bound(function="graph_lifecycle", invocation_id=context.invocation_id):
-        return await _handle(req, jobs, lifecycle=True)
+    with (
+        bound(function="graph_lifecycle", invocation_id=context.invocation_id),
+        telemetry.webhook_call("lifecycle", telemetry.invocation_parent(context)) as call,
+    ):
+        return await _handle(req, jobs, call, lifecycle=True)
 
 
-async def _handle(req: func.HttpRequest, out: func.Out[list[str]], *, lifecycle: bool) -> func.HttpResponse:
+async def _handle(
+    req: func.HttpRequest, out: func.Out[list[str]], call: telemetry.WebhookCall, *, lifecycle: bool
+) -> func.HttpResponse:
     try:
         token = req.params.get("validationToken")
         if token is not None:
@@ -52,6 +61,8 @@ async def _handle(req: func.HttpRequest, out: func.Out[list[str]], *, lifecycle:
         received: Received = await (receive_lifecycle if lifecycle else receive_changes)(services, body)
     except InvalidInput as error:
         return error_response(error.status, "invalid_input", error.reason, error.field)
+    call.received(received.accepted, received.forged, received.malformed)
     if received.jobs:
-        out.set([encode(job) for job in received.jobs])
+        trace = telemetry.carrier()  # the jobs continue this request's trace
+        out.set([encode(job, trace) for job in received.jobs])
     return func.HttpResponse(status_code=202)

@@ -10,6 +10,7 @@ from typing import Any, Final
 import azure.functions as func
 
 from functions.heap import settle
+from shared import telemetry
 from shared.observability import bound, get_logger
 from shared.service.errors import (
     Conflict,
@@ -114,7 +115,10 @@ def handles_errors(handler: Handler) -> Endpoint:
     `context`, whose invocation id is bound into every log line of the call."""
 
     async def wrapper(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-        with bound(function=handler.__name__, invocation_id=context.invocation_id):
+        with (
+            bound(function=handler.__name__, invocation_id=context.invocation_id),
+            telemetry.http_function(handler.__name__, telemetry.invocation_parent(context)),
+        ):
             try:
                 return await handler(req)
             except InvalidInput as error:

@@ -8,11 +8,16 @@ from typing import Final
 
 import azure.functions as func
 
+from shared import telemetry
 from shared.bootstrap import container
 from shared.service import jobs
 from shared.service.job_handlers import run_message
 
 bp = func.Blueprint()
+
+# host.json `extensions.queues.maxDequeueCount`: a message that fails this many times goes to the poison
+# queue (tests/unit/telemetry checks the two agree).
+MAX_DEQUEUE_COUNT: Final = 5
 
 # function name -> the queue it serves
 TRIGGERS: Final = {
@@ -26,7 +31,14 @@ TRIGGERS: Final = {
 def _register(function: str, queue: str) -> None:
     async def trigger(msg: func.QueueMessage, context: func.Context) -> None:
         fields = {"function": function, "invocation_id": context.invocation_id, "message_id": msg.id}
-        await run_message(container().services, queue, msg.get_body(), **fields)
+        await run_message(
+            container().services,
+            queue,
+            msg.get_body(),
+            trace_parent=telemetry.invocation_parent(context),
+            last_try=(msg.dequeue_count or 1) >= MAX_DEQUEUE_COUNT,
+            **fields,
+        )
 
     trigger.__name__ = trigger.__qualname__ = function
     bp.function_name(function)(

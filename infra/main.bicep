@@ -73,6 +73,9 @@ param principalId string = ''
 ])
 param principalType string = 'User'
 
+@description('Resource id of an action group the connector\'s alerts notify (dead letters, poison messages, failing subscription renewals, revoked consent, a slow Graph webhook). Empty: the alerts fire in the portal only.')
+param alertActionGroupId string = ''
+
 // The connector's queues and tables: the one list. The storage module creates each queue with its
 // `-poison` twin, so the app's least-privilege data roles never need to create anything (it still
 // creates what is missing, e.g. a table added by a later version).
@@ -159,6 +162,17 @@ module monitoring './core/monitor/monitoring.bicep' = {
     applicationInsightsName: '${abbrs.insightsComponents}${resourceToken}'
     location: location
     tags: tags
+  }
+}
+
+module alerts './core/monitor/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    location: location
+    tags: tags
+    actionGroupId: alertActionGroupId
   }
 }
 

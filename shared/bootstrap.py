@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from shared import telemetry
 from shared.observability import configure_logging
 from shared.service.context import ConnectorConfig, Services
 from shared.service.delivery_requests import DeliveryRequests
@@ -140,7 +141,7 @@ class Container:
         )
         key_for = self.tenant_credentials.key_for
         queue = StorageJobQueue(self.storage)
-        return Services(
+        services = Services(
             tenants=TableTenants(self.storage),
             users=TableUsers(self.storage),
             consent_states=TableConsentStates(self.storage),
@@ -180,6 +181,7 @@ class Container:
             meetings=GraphMeetings(self.graph, key_for),
             recent=RecentRows(),
         )
+        return telemetry.instrument(services)  # the same services, measured when telemetry is on
 
     async def close(self) -> None:
         """Close the clients built so far, the users of a connection first (nothing is built to close it)."""
@@ -204,7 +206,9 @@ def container() -> Container:
     global _container  # noqa: PLW0603 (the worker-wide singleton is the point)
     if _container is None:
         configure_logging()
-        _container = Container(Settings.from_environ(os.environ))
+        settings = Settings.from_environ(os.environ)
+        telemetry.configure(settings)  # once per worker; nothing when no exporter is set
+        _container = Container(settings)
     return _container
 
 
@@ -216,6 +220,7 @@ async def close_container() -> None:
     built, _container = _container, None
     if built is not None:
         await built.close()
+    telemetry.uninstall()  # flushes what the exporters still hold
 
 
 def use_container(replacement: Container | None) -> None:

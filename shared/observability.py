@@ -1,9 +1,10 @@
 """Structured logging with bound context: tenant, user and invocation id on every line.
 
 `bound(...)` binds fields for the duration of a block (a contextvar, so concurrent invocations on one
-event loop keep their own context); `ContextFilter` copies them onto every log record, where the
-Functions host's Application Insights handler picks them up as custom dimensions, and `KeyValueFormatter`
-renders them for local runs. Secret values are never passed to a logger: log names and ids only.
+event loop keep their own context); `ContextFilter` copies them onto every log record as attributes,
+which OpenTelemetry's log handler (`shared/telemetry`) exports and Application Insights shows as custom
+dimensions, and `KeyValueFormatter` renders them for local runs. Secret values are never passed to a
+logger: log names and ids only.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ class ContextFilter(logging.Filter):
             setattr(record, key, value)
         existing = getattr(record, "custom_dimensions", None)
         dims = dict(existing) if isinstance(existing, Mapping) else {}
+        for key, value in dims.items():  # a record's own dimensions are attributes too (OpenTelemetry's)
+            if not hasattr(record, key):
+                setattr(record, key, value)
         record.custom_dimensions = {**context, **dims}
         return True
 

@@ -40,6 +40,8 @@ OPTIONAL: Final[tuple[str, ...]] = (
     "TLS_CA_BUNDLE",
     "TABLE_PREFIX",
     "CONNECTOR_VERSION",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "TELEMETRY_EXPORTER",
 )
 # Honoured by the local host only, never set in Azure (tests/infra checks that infra does not): the shared
 # clock file the Microsoft 365 emulator writes (its offset from real time), so one clock moves the emulator
@@ -158,6 +160,10 @@ class Settings:
     host_webhook_retry_seconds: int = DEFAULT_HOST_WEBHOOK_RETRY_SECONDS  # the first backoff; doubled, capped
     local_clock_file: str | None = None  # the local stack's shared clock (LOCAL_ONLY); None: the system clock
     feed_retention_days: int = DEFAULT_FEED_RETENTION_DAYS  # how long the change feed keeps a change
+    # Telemetry (shared/telemetry): Application Insights when its connection string is set; otherwise the
+    # local exporter when `TELEMETRY_EXPORTER` names one (`console`, or an OTLP/HTTP endpoint); else none.
+    applicationinsights_connection_string: str | None = None
+    telemetry_exporter: str | None = None
 
     def __repr__(self) -> str:  # the secret setting never reaches a log
         return f"Settings(graph_client_id={self.graph_client_id!r}, public_base_url={self.public_base_url!r})"
@@ -203,6 +209,15 @@ class Settings:
                 "remove it from the app settings"
             )
 
+        telemetry_exporter = optional("TELEMETRY_EXPORTER")
+        if telemetry_exporter is not None and not (
+            telemetry_exporter == "console" or telemetry_exporter.startswith(("http://", "https://"))
+        ):
+            raise SettingsError(
+                "TELEMETRY_EXPORTER: `console`, or the http(s) URL of an OTLP/HTTP endpoint "
+                "(such as http://127.0.0.1:4318)"
+            )
+
         return cls(
             key_vault_url=env["KEY_VAULT_URL"].strip().rstrip("/"),
             graph_client_id=env["GRAPH_CLIENT_ID"].strip(),
@@ -233,4 +248,6 @@ class Settings:
             ),
             local_clock_file=local_clock_file,
             feed_retention_days=optional_int("FEED_RETENTION_DAYS", DEFAULT_FEED_RETENTION_DAYS, 1, 3650),
+            applicationinsights_connection_string=optional("APPLICATIONINSIGHTS_CONNECTION_STRING"),
+            telemetry_exporter=telemetry_exporter,
         )

@@ -7,18 +7,27 @@ does not know are ignored, and a member the record has a default for may be miss
 
 Messages queued before the records existed decode unchanged (`{"kind": ..., "tenant_id": ..., ...}`),
 a `notified` one's directory id under `tenant_id` too.
+
+The envelope may carry the W3C trace context of the work that queued the job (`"trace": {"traceparent":
+..., "tracestate": ...}`, what `shared.telemetry.carrier()` gives), so that the job's span continues the
+same trace across the queue. It is optional: a message without it (or with one that is not a map of
+strings) decodes to the same job with no trace, and a version that does not know it ignores it as any
+unknown member.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final, get_type_hints
 
 from shared.service.jobs import JOB_TYPES, Job
 
 # a member's name in messages queued before it had one of its own
 LEGACY_NAMES: Final = {"directory_id": "tenant_id"}
+TRACE: Final = "trace"  # the envelope's trace context member (never a record's field: see _FIELDS)
 
 
 _FIELDS: Final = {t: tuple(f for f in dataclasses.fields(t) if f.name != "delay_seconds") for t in JOB_TYPES}
@@ -34,6 +43,14 @@ def _kinds(record: type[Job]) -> list[str]:
 KINDS: Final[dict[tuple[str, str], type[Job]]] = {(t.queue, k): t for t in JOB_TYPES for k in _kinds(t)}
 
 
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A decoded message: the job, and the trace context it was queued under (empty when none)."""
+
+    job: Job
+    trace: Mapping[str, str]
+
+
 class MalformedJob(ValueError):
     """A queue message that carries no job."""
 
@@ -42,18 +59,36 @@ class UnknownJobKind(MalformedJob):
     """A message of a kind its queue does not carry (a newer version's, or another queue's)."""
 
 
-def encode(job: Job) -> str:
-    members = {f.name: getattr(job, f.name) for f in _fields(type(job)) if f.name != "kind"}
+def encode(job: Job, trace: Mapping[str, str] | None = None) -> str:
+    """The message of `job`; `trace` (W3C `traceparent`/`tracestate`) rides along when given."""
+    members: dict[str, Any] = {f.name: getattr(job, f.name) for f in _fields(type(job)) if f.name != "kind"}
+    if trace:
+        members[TRACE] = dict(trace)
     return json.dumps({"kind": str(job.kind), **members}, separators=(",", ":"))
 
 
 def decode(queue: str, body: bytes | str) -> Job:
+    return decode_envelope(queue, body).job
+
+
+def decode_envelope(queue: str, body: bytes | str) -> Envelope:
+    """The job and its trace context; raises `MalformedJob` as `decode` does."""
     try:
         data: Any = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
         raise MalformedJob("not JSON") from error
     if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
         raise MalformedJob("not a job message")
+    return Envelope(_job(queue, data), _trace(data.get(TRACE)))
+
+
+def _trace(value: Any) -> Mapping[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _job(queue: str, data: dict[str, Any]) -> Job:
     record = KINDS.get((queue, data["kind"]))
     if record is None:
         raise UnknownJobKind(f"no job of kind {data['kind']!r} on {queue}")

@@ -8,12 +8,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
+from shared import telemetry
 from shared.observability import bound, get_logger
 from shared.service import tenant_jobs
 from shared.service.appointment_writes import run_catch_up, run_write_job
 from shared.service.context import Services
 from shared.service.deliveries import DeliveryPorts, deliver_changes
-from shared.service.job_codec import MalformedJob, decode
+from shared.service.job_codec import MalformedJob, decode_envelope
 from shared.service.jobs import (
     CatchUpWrites,
     Deliver,
@@ -58,14 +59,37 @@ async def run_job(services: Services, job: Job) -> None:
     await HANDLERS[job.kind](services, job)
 
 
-async def run_message(services: Services, queue: str, body: bytes | str, **log_fields: str | None) -> None:
-    """Run the job a queue message carries, its tenant and `log_fields` bound into the log."""
+async def run_message(
+    services: Services,
+    queue: str,
+    body: bytes | str,
+    *,
+    trace_parent: str | None = None,
+    last_try: bool = False,
+    **log_fields: str | None,
+) -> None:
+    """Run the job a queue message carries, its tenant, kind and `log_fields` bound into the log; traced
+    as a continuation of the trace the message carries (`trace_parent`: the invocation's own context;
+    `last_try`: the queue will not deliver the message again)."""
     try:
-        job = decode(queue, body)
+        envelope = decode_envelope(queue, body)
     except MalformedJob as error:
+        telemetry.job_dropped(queue)
         with bound(**log_fields):
             log.error("dropping a message on %s that carries no job: %s", queue, error)
         return
+    job = envelope.job
     tenant = job.directory_id if isinstance(job, Notified) else job.tenant_id
-    with bound(tenant=tenant, **log_fields):
+    with (
+        bound(tenant=tenant, job=str(job.kind), **log_fields),
+        telemetry.job_run(
+            queue,
+            str(job.kind),
+            envelope.trace,
+            trace_parent,
+            tenant=tenant,
+            message_id=log_fields.get("message_id"),
+            last_try=last_try,
+        ),
+    ):
         await run_job(services, job)

@@ -434,3 +434,23 @@ class FakeDeadLetters:
     async def delete_tenant(self, tenant_id: str) -> None:
         for key in [k for k in self.rows if k[0] == tenant_id]:
             del self.rows[key]
+
+
+class MessageJobs:
+    """`JobQueue` keeping each job as the message the Storage adapter sends (`StorageJobQueue`): encoded,
+    with the trace context of the work that queued it."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, str]] = []  # (queue, message)
+
+    async def enqueue(self, jobs: Iterable[Job]) -> None:
+        from shared import telemetry
+        from shared.service.job_codec import encode
+
+        trace = telemetry.carrier()
+        self.messages.extend((job.queue, encode(job, trace)) for job in jobs)
+
+    def take(self, queue: str) -> list[str]:
+        taken = [message for name, message in self.messages if name == queue]
+        self.messages = [(name, message) for name, message in self.messages if name != queue]
+        return taken

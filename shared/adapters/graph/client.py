@@ -38,6 +38,7 @@ from msgraph_core import GraphClientFactory
 from shared.adapters.graph.errors import from_sdk
 from shared.adapters.graph.mailbox_gate import MailboxGate
 from shared.adapters.identity import RenewableCredential
+from shared.telemetry.graph import CountedTransport
 
 
 def tls_verify(ca_bundle: str | None) -> ssl.SSLContext | bool:
@@ -193,12 +194,17 @@ class GraphClients:
         self.base_url = base_url.rstrip("/")
         self._scope = scope
         self._credential_for = credential_for
+        # The SDK's middleware runs over this transport, so each of its tries is counted (telemetry).
+        transport = httpx.AsyncHTTPTransport(
+            verify=tls_verify(ca_bundle),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+            http2=False,
+        )
         self._http = GraphClientFactory.create_with_default_middleware(
             client=httpx.AsyncClient(
+                transport=CountedTransport(transport),
                 verify=tls_verify(ca_bundle),
                 timeout=httpx.Timeout(30.0, connect=10.0),
-                limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
-                http2=False,
             )
         )
         self.gate = MailboxGate()

@@ -1,0 +1,58 @@
+"""docs/benchmarks.md is rendered from the benchmarks' figures files: every figure with its command, the
+machine and the date, and the telemetry comparison from the runs it holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import publish
+
+pytestmark = pytest.mark.unit
+
+MACHINE = {"cpu": "AMD EPYC", "cores": 2, "memory_gib": 23.5, "os": "Linux", "python": "3.11.7",
+           "load_average_at_start": [17.9, 16.2, 10.7]}  # fmt: skip
+
+
+def _document(bench: str, runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "bench": bench,
+        "command": f"python -m benchmarks.{bench}_bench --json x.json",
+        "date": "2026-12-05T12:31:50+00:00",
+        "machine": MACHINE,
+        "calibration": {"before_ms": [41, 43], "after_ms": [44, 60]},
+        "settings": {"users": 1000},
+        "runs": runs,
+    }
+
+
+def _figures(users_per_second: float, ack_p99: float, feed_p95: float) -> dict[str, float]:
+    return {
+        "migration_users_per_second": users_per_second,
+        "webhook_ack_p99_ms": ack_p99,
+        "change_to_feed_p95_ms": feed_p95,
+    }
+
+
+def test_the_page_shows_each_figure_with_its_command_machine_and_date(tmp_path: Path) -> None:
+    sync = _document(
+        "sync",
+        {
+            "off": _figures(2.8, 650.0, 900.0),
+            "on": _figures(2.6, 700.0, 990.0),
+        },
+    )
+    appointments = _document("appointment", {"off": {"appointment_1_staff_p95_ms": 1234.0}})
+    (tmp_path / "sync.json").write_text(publish.json.dumps(sync), encoding="utf-8")
+    (tmp_path / "appointments.json").write_text(publish.json.dumps(appointments), encoding="utf-8")
+    out = tmp_path / "benchmarks.md"
+    publish.main(["--figures", str(tmp_path), "--out", str(out)])
+    page = out.read_text(encoding="utf-8")
+    assert "`python -m benchmarks.sync_bench --json x.json` on AMD EPYC (2 cores" in page
+    assert "2026-12-05T12:31:50+00:00" in page
+    assert "| users per second | 2.80/s | >= 20 |" in page
+    assert "| 1 staff: p95 | 1,234 ms |  |" in page
+    assert "| users per second | 2.8 | 2.6 | +7.1 % |" in page  # fewer users a second is slower
+    assert "| webhook answer p99 (ms) | 650.0 | 700.0 | +7.7 % |" in page
