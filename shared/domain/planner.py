@@ -433,8 +433,10 @@ def _settle_series(
         current.pop(graph_id, None)
     for master_id, master in sorted(observation.masters.items()):
         before = stored.get(master_id)
-        if before is not None and before.written:
-            continue
+        if (before is not None and before.written) or (
+            master is not None and appointment_of_transaction(master.transaction_id) is not None
+        ):
+            continue  # the connector's own series: the write side follows it
         instances = [s for s in current.values() if s.series_master_id == master_id]
         view = (
             series.view_of(master, instances)

@@ -29,6 +29,7 @@ calendarView delta reports a series' occurrences and exceptions, never its maste
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
@@ -36,7 +37,7 @@ from typing import Any, Final, Protocol
 from zoneinfo import ZoneInfo
 
 from shared.domain.appointments import appointment_of_transaction
-from shared.domain.calendar import DeltaItem, EventKind, OutlookEvent, RemovedEvent, _digest, _instant
+from shared.domain.calendar import DeltaItem, EventKind, OutlookEvent, RemovedEvent
 from shared.domain.recurrence import OutlookSeries, next_occurrence, outlook_series
 
 
@@ -149,7 +150,7 @@ class SeriesView:
             "rrule": self.series.rrule,
             "exdates": [d.isoformat() for d in self.exdates],
             "time_zone": self.series.time_zone,
-            "start": _local_text(self.series.start),
+            "start": self.series.start.isoformat(),
             "exact": self.series.exact,
         }
         if not self.series.exact:
@@ -158,7 +159,9 @@ class SeriesView:
         return found
 
     def digest(self) -> str:
-        return _digest((self.master.content_hash(), repr(sorted(self.recurrence().items()))))
+        """What the host was told of the series: equal digests, nothing to announce."""
+        told = repr((self.master.content_hash(), sorted(self.recurrence().items()))).encode()
+        return hashlib.blake2b(told, digest_size=16).hexdigest()
 
 
 def view_of(master: OutlookEvent, instances: Iterable[ItemStatus]) -> SeriesView:
@@ -186,12 +189,15 @@ def still_followed(view: SeriesView, instances: Iterable[ItemStatus], window_sta
     return following is not None
 
 
+def _instant(value: datetime | date) -> str:
+    """A UTC instant with a Z (or a date), as the feed writes them."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return value.isoformat()
+
+
 def _local_date(instant: datetime, zone: tzinfo) -> date:
     return instant.astimezone(zone).date()
-
-
-def _local_text(value: datetime | date) -> str:
-    return value.isoformat()
 
 
 def series_payload(visibility: Visibility, view: SeriesView) -> dict[str, Any]:

@@ -59,7 +59,8 @@ class SeriesRecurrence(Data):
     )
     exact: bool = Field(
         description="False when RFC 5545 cannot express Outlook's pattern exactly: then `reason` says why "
-        "and `occurrences` lists what Outlook shows in the window, which is the truth."
+        "and `occurrences` lists the window's occurrences as Outlook places them (their original starts; "
+        "cancelled ones left out, each exception in place of its original start as with the rule)."
     )
     reason: str | None = None
     occurrences: list[Instant] | None = None
