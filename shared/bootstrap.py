@@ -110,6 +110,7 @@ class Container:
         from shared.adapters.graph.mail import GraphMail
         from shared.adapters.graph.meetings import GraphMeetings
         from shared.adapters.graph.schedules import GraphSchedules
+        from shared.adapters.graph.todo import GraphTodo
         from shared.adapters.graph.writes import GraphCalendarWriter
         from shared.adapters.queues import StorageJobQueue
         from shared.adapters.tables.appointments import TableAppointments
@@ -121,6 +122,7 @@ class Container:
         from shared.adapters.tables.leases import TableLeases
         from shared.adapters.tables.mail import TableMail
         from shared.adapters.tables.subscription_index import TableSubscriptionIndex
+        from shared.adapters.tables.tasks import TableTasks
         from shared.adapters.tables.tenants import TableTenants
         from shared.adapters.tables.users import TableUsers
         from shared.service.delivery_policy import DeliveryPolicy
@@ -176,6 +178,8 @@ class Container:
             mail_gateway=GraphMail(self.graph, key_for),
             schedules=GraphSchedules(self.graph, key_for),
             meetings=GraphMeetings(self.graph, key_for),
+            todo=GraphTodo(self.graph, key_for),
+            tasks=TableTasks(self.storage),
         )
 
     async def close(self) -> None:

@@ -177,6 +177,8 @@ def switch_follow_ups(before: UserRecord, after: UserRecord, *, migrating: bool 
         queued.append(jobs.CatchUpWrites(after.tenant_id, after.staff_id))
     if new.calendar_from_outlook and not old.calendar_from_outlook and not migrating:
         queued.append(jobs.sync_user(after.tenant_id, after.staff_id, "switched_on", kind="resync"))
+    if new.tasks_to_outlook and not old.tasks_to_outlook:
+        queued.append(jobs.CatchUpTasks(after.tenant_id, after.staff_id))
     return queued
 
 

@@ -29,6 +29,7 @@ from tests.fakes.storage import (
     FakeUsers,
     PublishedFeed,
 )
+from tests.fakes.todo import FakeTasks, FakeTodo
 from tests.fakes.webhook import FakeHostWebhook
 
 CONNECTOR_CLIENT_ID = "11111111-2222-3333-4444-555555555555"
@@ -59,6 +60,8 @@ class FakeWorld:
     outlook_mail: FakeOutlookMail
     schedules: FakeSchedules
     meetings: FakeMeetings
+    todo: FakeTodo
+    tasks: FakeTasks
 
 
 def fake_world() -> FakeWorld:
@@ -71,6 +74,7 @@ def fake_world() -> FakeWorld:
     mail, mail_content, outlook_mail = FakeMailRows(), FakeMailContent(), FakeOutlookMail()
     busy, meetings = FakeBusy(), FakeMeetings()
     schedules = FakeSchedules(mailboxes)
+    todo, tasks = FakeTodo(), FakeTasks()
     services = Services(
         tenants=tenants,
         users=users,
@@ -104,6 +108,8 @@ def fake_world() -> FakeWorld:
         mail_gateway=outlook_mail,
         schedules=schedules,
         meetings=meetings,
+        todo=todo,
+        tasks=tasks,
     )
     return FakeWorld(
         tenants,
@@ -129,6 +135,8 @@ def fake_world() -> FakeWorld:
         outlook_mail,
         schedules,
         meetings,
+        todo,
+        tasks,
     )
 
 
