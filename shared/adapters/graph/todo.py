@@ -6,6 +6,8 @@
 - a task is made with its `linkedResources` and `checklistItems` inline (todotasklist-post-tasks.md),
   one request, and found again by its link: `GET …/tasks?$filter=linkedResources/any(r: r/externalId eq
   '…' and r/applicationName eq '…')&$expand=linkedResources` (To Do has no transactionId);
+- the POSTs that make something go once, without the SDK's retries (a 5xx may follow the effect: the
+  job retries, looking the task up first);
 - `PATCH …/tasks/{id}` writes the task's own members; checklist items are their own resources
   (`POST|PATCH|DELETE …/tasks/{id}/checklistItems[/{item}]`);
 - To Do answers every dateTimeTimeZone in UTC; one in another zone is read through `iana_zone`.
@@ -148,10 +150,21 @@ class GraphTodo(GraphPort):
         return f"{base}/{_q(task_id)}" if task_id else base
 
     async def _request(
-        self, tenant: Tenant, method: str, url: str, graph_user_id: str, body: Any = None
+        self,
+        tenant: Tenant,
+        method: str,
+        url: str,
+        graph_user_id: str,
+        body: Any = None,
+        *,
+        once: bool = False,
     ) -> Any:
+        """`once`: without the SDK's retries (a POST that makes something: a 5xx may come after it took
+        effect, and only a look-up may decide what to do next)."""
         graph = await self._graph(tenant)
         try:
+            if once:
+                return await graph.request_json(method, url, body, retries=0)
             return await graph.request_json(method, url, body)
         except GraphNotFound as error:
             if error.code.lower() in _MAILBOX_GONE or "/todo/lists/" not in url:
@@ -194,7 +207,7 @@ class GraphTodo(GraphPort):
 
     async def create_list(self, tenant: Tenant, graph_user_id: str, name: str) -> TodoListRef:
         raw = await self._request(
-            tenant, "POST", self._lists(graph_user_id), graph_user_id, {"displayName": name}
+            tenant, "POST", self._lists(graph_user_id), graph_user_id, {"displayName": name}, once=True
         )
         return TodoListRef(str(raw["id"]), str(raw.get("displayName") or name))
 
@@ -250,7 +263,7 @@ class GraphTodo(GraphPort):
         body["linkedResources"] = [link_payload(link)]
         if checklist:
             body["checklistItems"] = [{"displayName": c.title, "isChecked": c.checked} for c in checklist]
-        raw = await self._request(tenant, "POST", self._tasks(where), where.graph_user_id, body)
+        raw = await self._request(tenant, "POST", self._tasks(where), where.graph_user_id, body, once=True)
         return parse_item(raw)
 
     async def update_task(
@@ -272,7 +285,12 @@ class GraphTodo(GraphPort):
     ) -> str:
         url = f"{self._tasks(where, task_id)}/checklistItems"
         raw = await self._request(
-            tenant, "POST", url, where.graph_user_id, {"displayName": item.title, "isChecked": item.checked}
+            tenant,
+            "POST",
+            url,
+            where.graph_user_id,
+            {"displayName": item.title, "isChecked": item.checked},
+            once=True,
         )
         return str(raw["id"])
 
