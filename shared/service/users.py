@@ -168,7 +168,8 @@ def switch_follow_ups(before: UserRecord, after: UserRecord, *, migrating: bool 
     changed, a write of every appointment naming them (their copies written, marked disabled, given or
     relieved of the join details); `calendar_from_outlook` turned on, a full read of their calendar, which
     announces once what changed while it was off (the item statuses still hold what the host was told),
-    unless a migration, which reads it all anyway, is queued."""
+    unless a migration, which reads it all anyway, is queued; `tasks_to_outlook` turned on, a write of
+    every task naming them (`CatchUpTasks`; the writes find what they made before, so none twice)."""
     if after.match is not MatchStatus.MATCHED:
         return []
     old, new = before.staff.switches, after.staff.switches

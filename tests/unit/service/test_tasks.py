@@ -20,7 +20,8 @@ from shared.service.job_handlers import run_job
 from shared.service.records import WorkingHours, WorkingHoursRecord
 from shared.service.task_api import delete_task, get_task, put_task
 from shared.service.task_bodies import parse_task
-from shared.service.users import set_switches
+from shared.service.tenant_disconnect import purge_rows
+from shared.service.users import delete_staff, set_switches
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
 from tests.fakes.todo import FakeTask
 
@@ -236,3 +237,17 @@ async def test_an_unknown_staff_member_is_refused_and_nothing_is_stored(world: F
         await put_task(world.services, TID, parse_task("t1", {"staff_id": "nobody", "title": "x"}))
     assert (refused.value.field, refused.value.status) == ("staff_id", 422)
     assert world.tasks.rows == {} and world.jobs.take() == []
+
+
+async def test_deleting_a_staff_member_and_disconnecting_remove_the_tasks_state_not_to_do(
+    world: FakeWorld,
+) -> None:
+    await put(world, "t1")
+    await put(world, "t2", staff_id="s2")
+    await delete_staff(world.services, TID, "s1")
+    await run_all(world)
+    assert sorted(key[1] for key in world.tasks.rows) == ["t2"]
+    assert len(in_list(world, "g1")) == 1  # what was written to To Do stays
+    await purge_rows(world.services, TID)
+    assert world.tasks.rows == {}
+    assert len(in_list(world, "g2")) == 1
