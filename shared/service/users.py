@@ -108,6 +108,12 @@ async def put_staff(
             queued.append(jobs.migrate_user(tenant_id, staff.staff_id))
         if existing is not None:
             queued += switch_follow_ups(existing, saved, migrating=migrating)
+            if (
+                existing.staff.todo_list_name != saved.staff.todo_list_name
+                and saved.match is MatchStatus.MATCHED
+                and saved.staff.switches.tasks_to_outlook
+            ):  # their tasks move to the list now named
+                queued.append(jobs.CatchUpTasks(tenant_id, staff.staff_id))
         await services.jobs.enqueue(queued)
         log.info("staff member stored: %s", saved.match.value)
         return saved
