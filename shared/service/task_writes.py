@@ -115,9 +115,12 @@ async def run_task_catch_up(services: CatchUpTaskPorts, job: CatchUpTasks) -> No
     tenant = await services.tenants.get(job.tenant_id)
     if tenant is None or not tenant.state.connected:
         return
-    named = await services.tasks.naming(job.tenant_id, job.staff_id)
+    if job.staff_id is None:
+        named = await services.tasks.in_tenant(job.tenant_id)
+    else:
+        named = await services.tasks.naming(job.tenant_id, job.staff_id)
     await services.jobs.enqueue([jobs.WriteTask(job.tenant_id, r.task_id) for r in named])
-    log.info("tasks switched on for %s: %d tasks queued for writing", job.staff_id, len(named))
+    log.info("catching up tasks of %s: %d queued for writing", job.staff_id or "the tenant", len(named))
 
 
 class _Throttled(Exception):

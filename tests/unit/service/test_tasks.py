@@ -22,6 +22,7 @@ from shared.service.records import WorkingHours, WorkingHoursRecord
 from shared.service.task_api import delete_task, get_task, put_task
 from shared.service.task_bodies import parse_task
 from shared.service.tenant_disconnect import purge_rows
+from shared.service.tenant_settings import update_settings
 from shared.service.users import delete_staff, put_staff, set_switches
 from tests.fakes.directory import FakeOrganisation
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
@@ -278,3 +279,17 @@ async def test_a_redelivered_write_job_costs_no_graph_request_and_tells_nothing_
     await run_job(world.services, jobs.WriteTask(TID, "t1", revision=1))
     assert world.todo.requests == before and len(feed(world, "task.synced")) == told
     assert len(in_list(world, "g1")) == 1
+
+
+async def test_a_new_tenant_list_name_moves_the_tasks_not_in_a_staff_members_own_list(
+    world: FakeWorld,
+) -> None:
+    await put(world, "t1")
+    await put(world, "t2", staff_id="s2")
+    await update_settings(world.services, TID, {"todo_list_name": "Host work"})
+    await run_all(world)
+    assert in_list(world, "g1") == [] and in_list(world, "g2") == []
+    assert (
+        len(world.todo.tasks_in("g1", "Host work")) == 1 and len(world.todo.tasks_in("g2", "Host work")) == 1
+    )
+    assert {(await get_task(world.services, TID, t)).state for t in ("t1", "t2")} == {TaskState.SYNCED}
