@@ -367,7 +367,8 @@ LegacyIds = Annotated[
 
 class StaffSwitchesBody(Lenient):
     """What the connector does for this staff member. An absent switch keeps its current value (a new
-    staff member's: `calendar_to_outlook`, `calendar_from_outlook` and `video` on, `mail` off). Members this
+    staff member's: `calendar_to_outlook`, `calendar_from_outlook`, `video`, `tasks_to_outlook` and
+    `tasks_from_outlook` on, `mail` off). Members this
     version does not know (switches of later capabilities) are ignored."""
 
     calendar_to_outlook: Annotated[
@@ -396,6 +397,19 @@ class StaffSwitchesBody(Lenient):
         StrictBool | None,
         Field(description="Send mail from this staff member's mailbox (PUT /mail/{message_id})."),
     ] = None
+    tasks_to_outlook: Annotated[
+        StrictBool | None,
+        Field(
+            description="Write the host's tasks (PUT /tasks/{task_id}) into this staff member's To Do list. "
+            "Off: their tasks are accepted and reported `failed` with the reason, and what is in To Do stays."
+        ),
+    ] = None
+    tasks_from_outlook: Annotated[
+        StrictBool | None,
+        Field(
+            description="Tell the host what this staff member adds, changes or completes in their To Do list."
+        ),
+    ] = None
 
     def changes(self) -> dict[str, bool]:
         """The switches given, by name."""
@@ -415,6 +429,13 @@ class Staff(Lenient):
     enabled: StrictBool = True
     legacy_ids: LegacyIds = []
     switches: StaffSwitchesBody = StaffSwitchesBody()
+    todo_list_name: Annotated[
+        TodoListName | None,
+        Field(
+            description="The To Do list this staff member's tasks go to, instead of the tenant's "
+            "`todo_list_name` (found by name in their mailbox, made when missing). Absent: the tenant's."
+        ),
+    ] = None
 
     @field_validator("email", "upn")
     @classmethod
@@ -452,7 +473,8 @@ class SwitchesUpdate(Body):
     def _some(cls, value: StaffSwitchesBody) -> StaffSwitchesBody:
         if not value.changes():
             raise refuse(
-                "name at least one switch to set (calendar_to_outlook, calendar_from_outlook, video, mail)"
+                "name at least one switch to set (calendar_to_outlook, calendar_from_outlook, video, mail, "
+                "tasks_to_outlook, tasks_from_outlook)"
             )
         return value
 

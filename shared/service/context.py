@@ -26,6 +26,7 @@ from shared.service.ports.meetings import MeetingGateway
 from shared.service.ports.secret_store import SecretStore
 from shared.service.ports.sync_storage import ItemStatusRepository, LeaseStore, SubscriptionIndex
 from shared.service.ports.tenancy import ConsentStateRepository, TenantRepository, UserRepository
+from shared.service.ports.todo import TaskRepository, TodoGateway
 from shared.service.recent import RecentRows
 
 GRAPH_DEFAULT_SCOPE: Final = "https://graph.microsoft.com/.default"
@@ -207,6 +208,16 @@ class UsesMeetings(Protocol):
     def meetings(self) -> MeetingGateway: ...
 
 
+class UsesTasks(Protocol):
+    @property
+    def tasks(self) -> TaskRepository: ...
+
+
+class UsesTodo(Protocol):
+    @property
+    def todo(self) -> TodoGateway: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     """Every port, built once per worker by the composition root. A handler takes the part it uses, a
@@ -241,3 +252,5 @@ class Services:
     schedules: ScheduleGateway  # Graph's getSchedule, for staff the synced state cannot answer for
     meetings: MeetingGateway  # standalone Teams meetings
     recent: RecentRows  # tenant and user rows read in the last seconds, for the availability API only
+    todo: TodoGateway  # the staff's To Do lists and the host's tasks in them
+    tasks: TaskRepository  # the host's tasks (table `tasks`)

@@ -16,6 +16,7 @@ from shared.service.context import Services
 from shared.service.deliveries import DeliveryPorts, deliver_changes
 from shared.service.job_codec import MalformedJob, decode_envelope
 from shared.service.jobs import (
+    CatchUpTasks,
     CatchUpWrites,
     Deliver,
     Job,
@@ -25,10 +26,12 @@ from shared.service.jobs import (
     SyncMode,
     TenantWork,
     WriteAppointment,
+    WriteTask,
 )
 from shared.service.mail_send import run_send_job
 from shared.service.staff_removal import run_remove_staff
 from shared.service.sync import run_notified, run_sync_job
+from shared.service.task_writes import run_task_catch_up, run_task_write
 
 log = get_logger("jobs")
 
@@ -51,6 +54,8 @@ HANDLERS: Final[dict[str, Callable[[Services, Any], Awaitable[None]]]] = {
     CatchUpWrites.kind: run_catch_up,
     Deliver.kind: _deliver,
     SendMail.kind: run_send_job,
+    WriteTask.kind: run_task_write,
+    CatchUpTasks.kind: run_task_catch_up,
 }
 
 

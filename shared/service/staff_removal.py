@@ -22,6 +22,7 @@ from shared.service.context import (
     UsesItemStatuses,
     UsesJobs,
     UsesLeases,
+    UsesTasks,
     UsesTenants,
     UsesUsers,
 )
@@ -45,9 +46,11 @@ class StaffCleanupPorts(
     UsesLeases,
     UsesJobs,
     UsesClock,
+    UsesTasks,
     Protocol,
 ):
-    """What a deleted staff member leaves: Graph's subscription, its index row, statuses, busy, lease."""
+    """What a deleted staff member leaves: Graph's subscription, its index row, statuses, busy, the stored
+    state of the tasks given to them, lease."""
 
 
 async def run_remove_staff(services: StaffCleanupPorts, job: RemoveStaff) -> None:
@@ -93,4 +96,6 @@ async def remove_leftovers(services: StaffCleanupPorts, job: RemoveStaff) -> Non
         await services.subscription_index.delete(subscription_id)
     await services.item_statuses.delete_user(job.tenant_id, job.staff_id)
     await services.busy.delete_user(job.tenant_id, job.staff_id)
+    for task in await services.tasks.naming(job.tenant_id, job.staff_id):  # what is in To Do stays
+        await services.tasks.delete(job.tenant_id, task.task_id)
     log.info("staff member's leftovers removed (%d subscriptions)", len(subscriptions))

@@ -42,6 +42,8 @@ async def update_settings(services: SettingsPorts, tenant_id: str, patch: Mappin
     if tenant.state.connected and tenant.settings.recurring_events is not before.settings.recurring_events:
         # Series arrive in the other form on each user's next full read: the tenant's resync, queued now.
         await services.jobs.enqueue([jobs.nightly(tenant_id)])
+    if tenant.state.connected and tenant.settings.todo_list_name != before.settings.todo_list_name:
+        await services.jobs.enqueue([jobs.CatchUpTasks(tenant_id, None)])  # tasks move to the list now named
     previous, method = before.settings.teams_method, tenant.settings.teams_method
     if method is not previous:  # a meeting keeps the method it was made with (its join URL keeps working)
         data = {"previous_method": previous.value, "method": method.value, "existing_meetings": "kept"}

@@ -108,6 +108,12 @@ async def put_staff(
             queued.append(jobs.migrate_user(tenant_id, staff.staff_id))
         if existing is not None:
             queued += switch_follow_ups(existing, saved, migrating=migrating)
+            if (
+                existing.staff.todo_list_name != saved.staff.todo_list_name
+                and saved.match is MatchStatus.MATCHED
+                and saved.staff.switches.tasks_to_outlook
+            ):  # their tasks move to the list now named
+                queued.append(jobs.CatchUpTasks(tenant_id, staff.staff_id))
         await services.jobs.enqueue(queued)
         log.info("staff member stored: %s", saved.match.value)
         return saved
@@ -168,7 +174,8 @@ def switch_follow_ups(before: UserRecord, after: UserRecord, *, migrating: bool 
     changed, a write of every appointment naming them (their copies written, marked disabled, given or
     relieved of the join details); `calendar_from_outlook` turned on, a full read of their calendar, which
     announces once what changed while it was off (the item statuses still hold what the host was told),
-    unless a migration, which reads it all anyway, is queued."""
+    unless a migration, which reads it all anyway, is queued; `tasks_to_outlook` turned on, a write of
+    every task naming them (`CatchUpTasks`; the writes find what they made before, so none twice)."""
     if after.match is not MatchStatus.MATCHED:
         return []
     old, new = before.staff.switches, after.staff.switches
@@ -177,6 +184,8 @@ def switch_follow_ups(before: UserRecord, after: UserRecord, *, migrating: bool 
         queued.append(jobs.CatchUpWrites(after.tenant_id, after.staff_id))
     if new.calendar_from_outlook and not old.calendar_from_outlook and not migrating:
         queued.append(jobs.sync_user(after.tenant_id, after.staff_id, "switched_on", kind="resync"))
+    if new.tasks_to_outlook and not old.tasks_to_outlook:
+        queued.append(jobs.CatchUpTasks(after.tenant_id, after.staff_id))
     return queued
 
 

@@ -30,6 +30,7 @@ from tests.fakes.storage import (
     FakeUsers,
     PublishedFeed,
 )
+from tests.fakes.todo import FakeTasks, FakeTodo
 from tests.fakes.webhook import FakeHostWebhook
 
 CONNECTOR_CLIENT_ID = "11111111-2222-3333-4444-555555555555"
@@ -60,6 +61,8 @@ class FakeWorld:
     outlook_mail: FakeOutlookMail
     schedules: FakeSchedules
     meetings: FakeMeetings
+    todo: FakeTodo
+    tasks: FakeTasks
 
 
 def fake_world() -> FakeWorld:
@@ -72,6 +75,7 @@ def fake_world() -> FakeWorld:
     mail, mail_content, outlook_mail = FakeMailRows(), FakeMailContent(), FakeOutlookMail()
     busy, meetings = FakeBusy(), FakeMeetings()
     schedules = FakeSchedules(mailboxes)
+    todo, tasks = FakeTodo(), FakeTasks()
     services = Services(
         tenants=tenants,
         users=users,
@@ -106,6 +110,8 @@ def fake_world() -> FakeWorld:
         schedules=schedules,
         meetings=meetings,
         recent=RecentRows(seconds=0),  # nothing kept: a test's change is read at once
+        todo=todo,
+        tasks=tasks,
     )
     return FakeWorld(
         tenants,
@@ -131,6 +137,8 @@ def fake_world() -> FakeWorld:
         outlook_mail,
         schedules,
         meetings,
+        todo,
+        tasks,
     )
 
 

@@ -237,6 +237,8 @@ async def test_the_staff_put_keeps_the_switches_it_does_not_name(world: FakeWorl
         "calendar_from_outlook": True,
         "video": False,
         "mail": False,
+        "tasks_to_outlook": True,
+        "tasks_from_outlook": True,
     }
     assert [j.kind for j in world.jobs.take()] == ["migrate"]
     pending = await svc.put_staff(world.services, CONTOSO, *put({"switches": {"video": True}}))
