@@ -1,6 +1,6 @@
 """`make bench`: run every benchmark and print its figures."""
 
-from benchmarks import appointment_bench, emulator_bench, sync_bench
+from benchmarks import appointment_bench, emulator_bench, monitor_bench, sync_bench
 
 if __name__ == "__main__":
     emulator_bench.main([])
@@ -8,3 +8,5 @@ if __name__ == "__main__":
     sync_bench.main([])
     print()
     appointment_bench.main([])
+    print()
+    monitor_bench.main([])

@@ -26,7 +26,8 @@ TRIGGERS: Final = {
 def _register(function: str, queue: str) -> None:
     async def trigger(msg: func.QueueMessage, context: func.Context) -> None:
         fields = {"function": function, "invocation_id": context.invocation_id, "message_id": msg.id}
-        await run_message(container().services, queue, msg.get_body(), **fields)
+        tries = msg.dequeue_count or 1
+        await run_message(container().services, queue, msg.get_body(), tries=tries, **fields)
 
     trigger.__name__ = trigger.__qualname__ = function
     bp.function_name(function)(

@@ -111,6 +111,7 @@ class Container:
         from shared.adapters.graph.meetings import GraphMeetings
         from shared.adapters.graph.schedules import GraphSchedules
         from shared.adapters.graph.writes import GraphCalendarWriter
+        from shared.adapters.poison_queues import StoragePoisonQueues
         from shared.adapters.queues import StorageJobQueue
         from shared.adapters.tables.appointments import TableAppointments
         from shared.adapters.tables.busy import TableBusy
@@ -120,6 +121,7 @@ class Container:
         from shared.adapters.tables.item_statuses import TableItemStatuses
         from shared.adapters.tables.leases import TableLeases
         from shared.adapters.tables.mail import TableMail
+        from shared.adapters.tables.messages import TableMessages
         from shared.adapters.tables.subscription_index import TableSubscriptionIndex
         from shared.adapters.tables.tenants import TableTenants
         from shared.adapters.tables.users import TableUsers
@@ -176,6 +178,8 @@ class Container:
             mail_gateway=GraphMail(self.graph, key_for),
             schedules=GraphSchedules(self.graph, key_for),
             meetings=GraphMeetings(self.graph, key_for),
+            messages=TableMessages(self.storage),
+            poison=StoragePoisonQueues(self.storage),
         )
 
     async def close(self) -> None:

@@ -23,6 +23,8 @@ from shared.service.ports.graph import (
 )
 from shared.service.ports.mail import MailContentStore, MailGateway, MailRepository
 from shared.service.ports.meetings import MeetingGateway
+from shared.service.ports.monitor import MessageLog
+from shared.service.ports.poison import PoisonQueues
 from shared.service.ports.secret_store import SecretStore
 from shared.service.ports.sync_storage import ItemStatusRepository, LeaseStore, SubscriptionIndex
 from shared.service.ports.tenancy import ConsentStateRepository, TenantRepository, UserRepository
@@ -200,6 +202,16 @@ class UsesMeetings(Protocol):
     def meetings(self) -> MeetingGateway: ...
 
 
+class UsesMessages(Protocol):
+    @property
+    def messages(self) -> MessageLog: ...
+
+
+class UsesPoison(Protocol):
+    @property
+    def poison(self) -> PoisonQueues: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     """Every port, built once per worker by the composition root. A handler takes the part it uses, a
@@ -233,3 +245,5 @@ class Services:
     mail_gateway: MailGateway  # the sender's mailbox in Graph: drafts, upload sessions, send
     schedules: ScheduleGateway  # Graph's getSchedule, for staff the synced state cannot answer for
     meetings: MeetingGateway  # standalone Teams meetings
+    messages: MessageLog  # the message monitor: pushes, pulls and deliveries, kept a few days
+    poison: PoisonQueues  # `<queue>-poison`: jobs that failed every try

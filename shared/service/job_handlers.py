@@ -9,12 +9,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from shared.observability import bound, get_logger
-from shared.service import tenant_jobs
+from shared.service import messages, poison, tenant_jobs
 from shared.service.appointment_writes import run_catch_up, run_write_job
 from shared.service.context import Services
 from shared.service.deliveries import DeliveryPorts, deliver_changes
 from shared.service.job_codec import MalformedJob, decode
 from shared.service.jobs import (
+    MAX_DEQUEUE,
     CatchUpWrites,
     Deliver,
     Job,
@@ -43,6 +44,7 @@ HANDLERS: Final[dict[str, Callable[[Services, Any], Awaitable[None]]]] = {
     TenantWork.DISCONNECT: tenant_jobs.disconnect,
     TenantWork.RENEW_SUBSCRIPTIONS: tenant_jobs.renew_subscriptions,
     TenantWork.NIGHTLY: tenant_jobs.nightly,
+    TenantWork.PRUNE_MESSAGES: messages.prune_messages,
     **dict.fromkeys(SyncMode, run_sync_job),
     Notified.kind: run_notified,
     RemoveStaff.kind: run_remove_staff,
@@ -58,8 +60,12 @@ async def run_job(services: Services, job: Job) -> None:
     await HANDLERS[job.kind](services, job)
 
 
-async def run_message(services: Services, queue: str, body: bytes | str, **log_fields: str | None) -> None:
-    """Run the job a queue message carries, its tenant and `log_fields` bound into the log."""
+async def run_message(
+    services: Services, queue: str, body: bytes | str, *, tries: int = 1, **log_fields: str | None
+) -> None:
+    """Run the job a queue message carries, its tenant and `log_fields` bound into the log. On its last try
+    (`tries`, the message's dequeue count, reaching `MAX_DEQUEUE`) a job that fails is parked on the poison
+    queue with the reason (`poison.park`) instead of raising."""
     try:
         job = decode(queue, body)
     except MalformedJob as error:
@@ -68,4 +74,9 @@ async def run_message(services: Services, queue: str, body: bytes | str, **log_f
         return
     tenant = job.directory_id if isinstance(job, Notified) else job.tenant_id
     with bound(tenant=tenant, **log_fields):
-        await run_job(services, job)
+        try:
+            await run_job(services, job)
+        except Exception as error:
+            if tries < MAX_DEQUEUE:
+                raise  # the host delivers the message again
+            await poison.park(services, queue, body, error, tries)

@@ -15,6 +15,8 @@ from tests.fakes.calendar import FakeCalendarWriter, FakeMailboxes, FakeSchedule
 from tests.fakes.directory import FakeCustomerApps, FakeDirectory
 from tests.fakes.mail import FakeMailContent, FakeMailRows, FakeOutlookMail
 from tests.fakes.meetings import FakeMeetings
+from tests.fakes.monitor import FakeMessages
+from tests.fakes.poison import FakePoisonQueues
 from tests.fakes.storage import (
     FakeClock,
     FakeConsentStates,
@@ -59,6 +61,8 @@ class FakeWorld:
     outlook_mail: FakeOutlookMail
     schedules: FakeSchedules
     meetings: FakeMeetings
+    messages: FakeMessages
+    poison: FakePoisonQueues
 
 
 def fake_world() -> FakeWorld:
@@ -69,7 +73,7 @@ def fake_world() -> FakeWorld:
     index, dead_letters, webhook = FakeSubscriptionIndex(), FakeDeadLetters(), FakeHostWebhook()
     appointments, writer = FakeAppointments(), FakeCalendarWriter(mailboxes)
     mail, mail_content, outlook_mail = FakeMailRows(), FakeMailContent(), FakeOutlookMail()
-    busy, meetings = FakeBusy(), FakeMeetings()
+    busy, meetings, messages, poison = FakeBusy(), FakeMeetings(), FakeMessages(), FakePoisonQueues()
     schedules = FakeSchedules(mailboxes)
     services = Services(
         tenants=tenants,
@@ -104,6 +108,8 @@ def fake_world() -> FakeWorld:
         mail_gateway=outlook_mail,
         schedules=schedules,
         meetings=meetings,
+        messages=messages,
+        poison=poison,
     )
     return FakeWorld(
         tenants,
@@ -129,6 +135,8 @@ def fake_world() -> FakeWorld:
         outlook_mail,
         schedules,
         meetings,
+        messages,
+        poison,
     )
 
 

@@ -22,12 +22,16 @@ class ChangeFeed(Protocol):
         text (passed on as stored, not decoded)."""
         ...
 
+    async def head(self, tenant_id: str) -> int:
+        """The last sequence number the feed holds (0 when empty)."""
+        ...
+
     async def delete_tenant(self, tenant_id: str) -> None: ...
 
 
 class HostWebhook(Protocol):
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> None:
-        """Raises DeliveryFailed."""
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """The webhook's 2xx status; raises DeliveryFailed."""
         ...
 
 

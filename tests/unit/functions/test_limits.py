@@ -111,7 +111,16 @@ BODIES: dict[str, Any] = {
         "ranking": "least_booked",
     },
 }
-PATH_VALUES = {"tid": TENANT, "staff_id": "s1", "appointment_id": "a-1", "message_id": "m-1"}
+PATH_VALUES = {
+    "tid": TENANT,
+    "staff_id": "s1",
+    "appointment_id": "a-1",
+    "message_id": "m-1",
+    "monitor_id": "8235000000000a1b2c3",
+    "first_sequence": "1",
+    "queue": "sync-jobs",
+    "poison_id": "p1",
+}
 ROUTE_NAMES = {documented: name for name, documented in DOCUMENTED_NAMES.items()}  # tenant_id -> tid
 
 
