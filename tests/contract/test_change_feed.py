@@ -316,3 +316,9 @@ async def test_regression_an_append_the_service_refuses_fails_alone_not_the_appe
         assert [c.data["event"]["id"] for c in await feed.read(CONTOSO, 0, 10)] == [
             f"AAMk-{n}" for n in range(1, 6)
         ]
+
+
+async def test_the_head_is_the_last_sequence_appended(feeds: Feeds) -> None:
+    assert await feeds.feed.head(CONTOSO) == 0
+    await feeds.feed.append(CONTOSO, [change(n) for n in range(1, 4)])
+    assert await feeds.worker().head(CONTOSO) == 3  # another worker reads it from the table

@@ -119,3 +119,15 @@ async def test_when_a_users_migration_ended_is_stored_apart_from_its_last_sync(u
     [stored] = await users.list_all(CONTOSO)
     assert (stored.migrated_at, stored.last_sync_at) == (migrated, caught_up)
     assert (await users.get(CONTOSO, "s0001")) == stored
+
+
+async def test_since_when_a_delta_link_is_held_is_stored_beside_it(users: UserRepository) -> None:
+    since = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    await users.save(
+        record(1, sync_state=SyncState.SYNCED, delta_link="https://graph/delta?token=x", delta_since=since)
+    )
+    stored = await users.get(CONTOSO, "s0001")
+    assert stored is not None and (stored.delta_link, stored.delta_since) == (
+        "https://graph/delta?token=x",
+        since,
+    )

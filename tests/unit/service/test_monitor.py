@@ -9,19 +9,21 @@ from typing import Any
 import pytest
 
 from shared.domain.tenants import TenantSettings, TenantState
+from shared.domain.users import DirectoryUser
 from shared.service import jobs
 from shared.service.appointment_api import put_appointment
 from shared.service.commands import parse_settings
 from shared.service.deliveries import deliver_changes, hold_delivery, hold_state, release_delivery
 from shared.service.delivery_policy import DeliveryPolicy
-from shared.service.errors import Conflict, DeliveryFailed, InvalidInput
+from shared.service.errors import Conflict, DeliveryFailed, InvalidInput, NotFound
 from shared.service.job_handlers import run_job
 from shared.service.jobs import Deliver, Job
 from shared.service.keys import HOST_WEBHOOK_SECRET
 from shared.service.messages import fan_out_pruning, list_messages, parse_message_query, retry_message
 from shared.service.monitor import Direction, MessageQuery, MessageStatus, MonitoredMessage
 from shared.service.records import Change
-from shared.service.user_detail import user_detail
+from shared.service.user_detail import delete_user_subscription, rematch_user, user_detail
+from tests.fakes.directory import FakeOrganisation
 from tests.fakes.events import event
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
 from tests.unit.service.test_appointments import intake
@@ -284,3 +286,34 @@ async def test_a_users_page_shows_subscription_delta_link_and_each_direction(
     assert detail.pull.last is not None and detail.pull.last.status is MessageStatus.OK
     assert detail.push.last is not None and detail.push.last.key == "a-1"
     assert detail.push.last_failed is None
+
+
+async def test_deleting_a_users_subscription_removes_it_in_graph_the_index_and_the_row(
+    world: FakeWorld,
+) -> None:
+    await world.jobs.enqueue([jobs.migrate_user(TID, "s1")])
+    await run_all(world)
+    user = await world.users.get(TID, "s1")
+    assert user is not None and user.subscription_id in world.mailboxes.subscriptions
+    world.leases.rows[f"{TID}/s1"] = ("a sync run", world.clock.now() + timedelta(minutes=1), False)
+    with pytest.raises(Conflict) as busy:  # a run under way would save the old id back
+        await delete_user_subscription(world.services, TID, "s1")
+    assert busy.value.field == "staff_id"
+    world.clock.advance(minutes=5)  # that run's lease lapsed
+    cleared = await delete_user_subscription(world.services, TID, "s1")
+    assert cleared.subscription_id is None and cleared.subscription_expires_at is None
+    assert user.subscription_id not in world.mailboxes.subscriptions
+    assert await world.subscription_index.get(user.subscription_id) is None
+    stored = await world.users.get(TID, "s1")
+    assert stored is not None and stored.subscription_id is None
+
+
+async def test_rematching_one_user_matches_them_as_stored(world: FakeWorld) -> None:
+    org = world.directory.add(FakeOrganisation("dir-1", {"contoso.example"}, consented=True))
+    moved = DirectoryUser("g2-moved", "user2@contoso.example", "user2@contoso.example", (), True)
+    org.users[moved.id] = moved  # the mailbox moved to another directory user
+    rematched = await rematch_user(world.services, TID, "s2")
+    assert (rematched.staff_id, rematched.graph_user_id) == ("s2", "g2-moved")
+    assert jobs.migrate_user(TID, "s2") in world.jobs.take()  # the new mailbox migrates
+    with pytest.raises(NotFound):
+        await rematch_user(world.services, TID, "nobody")
