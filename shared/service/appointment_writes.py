@@ -190,7 +190,8 @@ def _pushes(run: WritePass, job: WriteAppointment, started: datetime) -> list[mo
             if copy.state is CopyState.ERROR:
                 status = MessageStatus.FAILED
             elif run.throttled is not None and copy.state is CopyState.PENDING:
-                status = MessageStatus.RETRYING
+                gave_up = THROTTLED.exhausted(job.attempt + 1)  # `_retry_later` queued no retry
+                status = MessageStatus.FAILED if gave_up else MessageStatus.RETRYING
             else:
                 status = MessageStatus.OK
         pushes.append(

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
 
 from shared.observability import get_logger
-from shared.service import jobs
+from shared.service import jobs, limits
 from shared.service.context import UsesClock, UsesDeadLetters, UsesJobs, UsesMessages
 from shared.service.errors import Conflict, InvalidInput, NotFound
 from shared.service.jobs import TenantJob
@@ -61,8 +61,8 @@ def parse_message_query(params: Mapping[str, str], now: datetime) -> MessageQuer
     if staff_id is not None and len(staff_id) > 256:
         raise InvalidInput("staff_id", "must be at most 256 characters")
     since = now - DEFAULT_SINCE
-    if raw := params.get("since"):
-        since = _instant("since", raw)
+    if raw := params.get("since"):  # nothing older than the longest retention is kept: read no further
+        since = max(_instant("since", raw), now - timedelta(days=limits.MONITOR_RETENTION_DAYS[1] + 1))
     cursor = params.get("cursor") or None
     if cursor is not None and not MESSAGE_ID.fullmatch(cursor):
         raise InvalidInput("cursor", "is not a cursor this listing gave")

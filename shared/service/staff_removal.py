@@ -22,6 +22,7 @@ from shared.service.context import (
     UsesItemStatuses,
     UsesJobs,
     UsesLeases,
+    UsesMessages,
     UsesTenants,
     UsesUsers,
 )
@@ -45,9 +46,11 @@ class StaffCleanupPorts(
     UsesLeases,
     UsesJobs,
     UsesClock,
+    UsesMessages,
     Protocol,
 ):
-    """What a deleted staff member leaves: Graph's subscription, its index row, statuses, busy, lease."""
+    """What a deleted staff member leaves: Graph's subscription, its index row, statuses, busy, lease, and
+    their messages in the monitor."""
 
 
 async def run_remove_staff(services: StaffCleanupPorts, job: RemoveStaff) -> None:
@@ -93,4 +96,5 @@ async def remove_leftovers(services: StaffCleanupPorts, job: RemoveStaff) -> Non
         await services.subscription_index.delete(subscription_id)
     await services.item_statuses.delete_user(job.tenant_id, job.staff_id)
     await services.busy.delete_user(job.tenant_id, job.staff_id)
+    await services.messages.delete_staff(job.tenant_id, job.staff_id)
     log.info("staff member's leftovers removed (%d subscriptions)", len(subscriptions))

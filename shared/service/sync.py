@@ -154,7 +154,8 @@ async def _run_once(services: SyncPorts, job: SyncUser, kind: str, staff_id: str
         error_text = error.reason
     except RateLimited as error:
         await _retry_later(services, job, kind, staff_id, error)
-        status, error_text = MessageStatus.RETRYING, error.reason
+        gave_up = THROTTLED.exhausted(job.attempt + 1)
+        status, error_text = (MessageStatus.FAILED if gave_up else MessageStatus.RETRYING), error.reason
     except DeltaTokenRejected:
         # Even a fresh read was refused (Graph's resyncRequired mid-round): start over a little later.
         await _retry_later(services, job, kind, staff_id, RateLimited(5, "Graph asked for a resync mid-read"))

@@ -115,6 +115,11 @@ async def test_pruning_deletes_what_is_older_than_the_cutoff_and_a_purge_the_ten
     await log.record([*old, push(T0, tid=OTHER)])
     assert await log.prune(TID, T0 - timedelta(days=14)) == 2
     assert [m.at for m in (await log.list(TID, query(since=T0 - timedelta(days=30)))).messages] == [old[2].at]
+    await log.record([pull(T0, staff="s9")])
+    await log.delete_staff(TID, "s9")
+    assert {m.staff_id for m in (await log.list(TID, query(since=T0 - timedelta(days=30)))).messages} == {
+        "s1"
+    }
     await log.delete_tenant(TID)
     assert (await log.list(TID, query(since=T0 - timedelta(days=30)))).messages == []
     assert len((await log.list(OTHER, query())).messages) == 1

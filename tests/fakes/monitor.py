@@ -45,6 +45,10 @@ class FakeMessages:
             del self.rows[key]
         return len(old)
 
+    async def delete_staff(self, tenant_id: str, staff_id: str) -> None:
+        for key in [k for k, m in self.rows.items() if k[0] == tenant_id and m.staff_id == staff_id]:
+            del self.rows[key]
+
     async def delete_tenant(self, tenant_id: str) -> None:
         for key in [k for k in self.rows if k[0] == tenant_id]:
             del self.rows[key]

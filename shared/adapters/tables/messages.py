@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -33,6 +34,7 @@ from shared.service.monitor import (
 
 MESSAGES: Final = "messages"
 _LAST_ROW: Final = "~"  # sorts after every message id (digits and hex)
+MAX_DAYS_READ: Final = 92  # a listing reads at most this many days' partitions (the longest retention is 90)
 
 
 def day_partition(tenant_id: str, at: datetime) -> str:
@@ -99,7 +101,10 @@ class TableMessages(TableAdapter):
 
     async def list(self, tenant_id: str, query: MessageQuery) -> MessagePage:
         table = await self._table()
-        newest = message_time(query.cursor) if query.cursor else (query.until or datetime.now(UTC))
+        until = query.until or datetime.now(UTC)
+        newest = min(message_time(query.cursor), until) if query.cursor else until
+        if query.since < until - timedelta(days=MAX_DAYS_READ):
+            query = replace(query, since=until - timedelta(days=MAX_DAYS_READ))
         oldest_key = time_key(query.since) + "ffffff"
         conditions = ["PartitionKey eq @pk", "RowKey gt @after", "RowKey le @oldest"]
         parameters: dict[str, Any] = {"oldest": oldest_key}
@@ -147,12 +152,19 @@ class TableMessages(TableAdapter):
         await delete_rows(table, deletes)
         return len(deletes)
 
+    async def delete_staff(self, tenant_id: str, staff_id: str) -> None:
+        """A property filter over the tenant's days (rare: a staff member's deletion)."""
+        await self._delete_where(tenant_id, " and Staff eq @staff", {"staff": staff_id})
+
     async def delete_tenant(self, tenant_id: str) -> None:
+        await self._delete_where(tenant_id, "", {})
+
+    async def _delete_where(self, tenant_id: str, condition: str, parameters: dict[str, Any]) -> None:
         table = await self._table()
         prefix = f"{escape_key(tenant_id)}{USER_SEPARATOR}"
         query = table.query_entities(
-            "PartitionKey ge @low and PartitionKey lt @high",
-            parameters={"low": prefix, "high": prefix + _LAST_ROW},
+            "PartitionKey ge @low and PartitionKey lt @high" + condition,
+            parameters={"low": prefix, "high": prefix + _LAST_ROW, **parameters},
             select=["PartitionKey", "RowKey"],
         )
         await delete_rows(table, [Delete(e["PartitionKey"], e["RowKey"]) async for e in query])

@@ -23,6 +23,8 @@ from shared.service.messages import fan_out_pruning, list_messages, parse_messag
 from shared.service.monitor import Direction, MessageQuery, MessageStatus, MonitoredMessage
 from shared.service.records import Change
 from shared.service.user_detail import delete_user_subscription, rematch_user, user_detail
+from shared.service.users import delete_staff
+from tests.fakes.calendar import throttled
 from tests.fakes.directory import FakeOrganisation
 from tests.fakes.events import event
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
@@ -317,3 +319,22 @@ async def test_rematching_one_user_matches_them_as_stored(world: FakeWorld) -> N
     assert jobs.migrate_user(TID, "s2") in world.jobs.take()  # the new mailbox migrates
     with pytest.raises(NotFound):
         await rematch_user(world.services, TID, "nobody")
+
+
+async def test_a_throttled_write_is_retrying_then_ok_with_its_attempts(world: FakeWorld) -> None:
+    world.mailboxes.mailbox("g1").faults.append(throttled(3))
+    await put_appointment(world.services, TID, intake("s1"))
+    await run_all(world, deliver=False)
+    pushes = monitored(world, Direction.PUSH)
+    assert [(m.status, m.attempts) for m in pushes] == [(MessageStatus.RETRYING, 1), (MessageStatus.OK, 2)]
+    assert pushes[0].detail["state"] == "pending" and "event_id" not in pushes[0].detail
+    assert pushes[1].detail["event_id"] in world.mailboxes.mailbox("g1").events
+
+
+async def test_a_staff_deletion_removes_their_messages_and_keeps_the_others(world: FakeWorld) -> None:
+    await world.jobs.enqueue([jobs.migrate_user(TID, "s1"), jobs.migrate_user(TID, "s2")])
+    await run_all(world, deliver=False)
+    assert {m.staff_id for m in monitored(world, Direction.PULL)} == {"s1", "s2"}
+    await delete_staff(world.services, TID, "s1")
+    await run_all(world, deliver=False)  # the queued clean-up
+    assert {m.staff_id for m in monitored(world)} == {"s2"}
