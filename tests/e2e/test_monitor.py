@@ -190,3 +190,31 @@ def test_bad_filters_and_a_bad_cursor_are_4xx_naming_the_parameter(org: Org) -> 
         retention = api.patch(f"/api/v1/tenants/{org.domain}/settings", json={"monitor_retention_days": 91})
         assert retention.status_code == 400
         assert retention.json()["error"]["field"] == "settings.monitor_retention_days"
+
+
+async def test_a_users_subscription_deleted_from_their_page_comes_back_with_a_refresh(org: Org) -> None:
+    page = f"/api/v1/tenants/{org.domain}/users/s-carla"
+
+    async def held_in_graph() -> list[str]:
+        async with org.connector.control() as control:
+            return [s["id"] for s in await control.subscriptions() if s["tenantId"] == org.id]
+
+    with org.api() as api:
+        before = api.get(page).json()
+        old = before["subscription"]["subscription_id"]
+        assert old in await held_in_graph()
+        deleted = api.delete(f"{page}/subscription")
+        assert deleted.status_code == 200, deleted.text
+        assert api.get(page).json()["subscription"] is None
+        assert old not in await held_in_graph()
+        assert api.post(f"{page}/resync").status_code == 202
+
+        def subscribed_again() -> str | None:
+            subscription = api.get(page).json()["subscription"]
+            return subscription["subscription_id"] if subscription else None
+
+        new = wait_for(subscribed_again)
+    assert new != old and new in await held_in_graph()
+    with org.api() as api:
+        unknown = api.get(f"/api/v1/tenants/{org.domain}/users/s-nobody")
+    assert unknown.status_code == 404 and unknown.json()["error"]["field"] == "staff_id"
