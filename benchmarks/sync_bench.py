@@ -369,6 +369,7 @@ def running_stack(args: argparse.Namespace) -> Iterator[Stack]:
             "HOST_WEBHOOK_URL": receiver.url,
             "HOST_WEBHOOK_RETRY_SECONDS": "1",
             "HOST_WEBHOOK_MAX_ATTEMPTS": "3",
+            "MESSAGE_MONITOR": getattr(args, "monitor", "on"),
         }
         settings = {
             "IsEncrypted": False,
@@ -878,6 +879,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--interval", type=float, default=0.2, help="seconds between Outlook changes (0.2)")
     parser.add_argument("--timeout", type=float, default=1800, help="give up on the migration after (1800 s)")
     parser.add_argument("--skip-webhook", action="store_true", help="skip part 2")
+    parser.add_argument(
+        "--monitor", choices=("on", "off"), default="on", help="the message monitor (MESSAGE_MONITOR; on)"
+    )
     return parser.parse_args(argv)
 
 

@@ -121,7 +121,7 @@ class Container:
         from shared.adapters.tables.item_statuses import TableItemStatuses
         from shared.adapters.tables.leases import TableLeases
         from shared.adapters.tables.mail import TableMail
-        from shared.adapters.tables.messages import TableMessages
+        from shared.adapters.tables.messages import TableMessages, UnrecordedMessages
         from shared.adapters.tables.subscription_index import TableSubscriptionIndex
         from shared.adapters.tables.tenants import TableTenants
         from shared.adapters.tables.users import TableUsers
@@ -178,7 +178,7 @@ class Container:
             mail_gateway=GraphMail(self.graph, key_for),
             schedules=GraphSchedules(self.graph, key_for),
             meetings=GraphMeetings(self.graph, key_for),
-            messages=TableMessages(self.storage),
+            messages=TableMessages(self.storage) if self.settings.message_monitor else UnrecordedMessages(),
             poison=StoragePoisonQueues(self.storage),
         )
 

@@ -39,6 +39,7 @@ OPTIONAL: Final[tuple[str, ...]] = (
     "TLS_CA_BUNDLE",
     "TABLE_PREFIX",
     "CONNECTOR_VERSION",
+    "MESSAGE_MONITOR",
 )
 # Honoured by the local host only, never set in Azure (tests/infra checks that infra does not): the shared
 # clock file the Microsoft 365 emulator writes (its offset from real time), so one clock moves the emulator
@@ -155,6 +156,7 @@ class Settings:
     host_webhook_max_attempts: int = DEFAULT_HOST_WEBHOOK_MAX_ATTEMPTS  # posts per range, the first included
     host_webhook_retry_seconds: int = DEFAULT_HOST_WEBHOOK_RETRY_SECONDS  # the first backoff; doubled, capped
     local_clock_file: str | None = None  # the local stack's shared clock (LOCAL_ONLY); None: the system clock
+    message_monitor: bool = True  # MESSAGE_MONITOR=off records no message (to measure what the monitor costs)
 
     def __repr__(self) -> str:  # the secret setting never reaches a log
         return f"Settings(graph_client_id={self.graph_client_id!r}, public_base_url={self.public_base_url!r})"
@@ -200,6 +202,10 @@ class Settings:
                 "remove it from the app settings"
             )
 
+        monitor = (optional("MESSAGE_MONITOR") or "on").lower()
+        if monitor not in ("on", "off"):
+            raise SettingsError("MESSAGE_MONITOR: on or off")
+
         return cls(
             key_vault_url=env["KEY_VAULT_URL"].strip().rstrip("/"),
             graph_client_id=env["GRAPH_CLIENT_ID"].strip(),
@@ -229,4 +235,5 @@ class Settings:
                 "HOST_WEBHOOK_RETRY_SECONDS", DEFAULT_HOST_WEBHOOK_RETRY_SECONDS, 0, 3600
             ),
             local_clock_file=local_clock_file,
+            message_monitor=monitor == "on",
         )

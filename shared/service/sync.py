@@ -399,6 +399,7 @@ async def _save_user(users: UserRepository, clock: Clock, user: UserRecord) -> U
             subscription_id=user.subscription_id,
             subscription_expires_at=user.subscription_expires_at,
             delta_link=user.delta_link,
+            delta_since=user.delta_since,
             updated_at=clock.now(),
         )
 

@@ -168,3 +168,25 @@ class TableMessages(TableAdapter):
             select=["PartitionKey", "RowKey"],
         )
         await delete_rows(table, [Delete(e["PartitionKey"], e["RowKey"]) async for e in query])
+
+
+class UnrecordedMessages:
+    """`MessageLog` with the monitor switched off (`MESSAGE_MONITOR=off`): nothing is recorded or listed."""
+
+    async def record(self, messages: Sequence[MonitoredMessage]) -> None:
+        return None
+
+    async def list(self, tenant_id: str, query: MessageQuery) -> MessagePage:
+        return MessagePage([], None)
+
+    async def get(self, tenant_id: str, message_id: str) -> MonitoredMessage | None:
+        return None
+
+    async def prune(self, tenant_id: str, before: datetime) -> int:
+        return 0
+
+    async def delete_staff(self, tenant_id: str, staff_id: str) -> None:
+        return None
+
+    async def delete_tenant(self, tenant_id: str) -> None:
+        return None

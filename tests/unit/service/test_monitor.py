@@ -338,3 +338,26 @@ async def test_a_staff_deletion_removes_their_messages_and_keeps_the_others(worl
     await delete_staff(world.services, TID, "s1")
     await run_all(world, deliver=False)  # the queued clean-up
     assert {m.staff_id for m in monitored(world)} == {"s2"}
+
+
+def test_the_monitor_setting_is_on_by_default_off_when_asked_and_refuses_anything_else() -> None:
+    from shared import settings
+    from tests.unit.service.test_deliveries import minimal_environ
+
+    assert settings.Settings.from_environ(minimal_environ()).message_monitor is True
+    assert settings.Settings.from_environ(minimal_environ(MESSAGE_MONITOR="Off")).message_monitor is False
+    with pytest.raises(settings.SettingsError, match="MESSAGE_MONITOR"):
+        settings.Settings.from_environ(minimal_environ(MESSAGE_MONITOR="sometimes"))
+
+
+async def test_switched_off_nothing_is_recorded_or_listed() -> None:
+    from shared.adapters.tables.messages import UnrecordedMessages
+
+    off = UnrecordedMessages()
+    now = fake_world().clock.now()
+    entry = MonitoredMessage(
+        TID, Direction.PULL, "sync", MessageStatus.OK, "sub", now, now, message_id="1" * 19
+    )
+    await off.record([entry])
+    assert (await off.list(TID, MessageQuery(now - timedelta(days=1), until=now))).messages == []
+    assert await off.get(TID, entry.message_id) is None
