@@ -107,6 +107,21 @@ async def deliver_changes(
             attempts=span.attempt + 1,
             reason=MISSING_SECRET_REASON,
         )
+        now = services.clock.now()
+        entry = monitor.message(
+            tenant_id,
+            Direction.DELIVERY,
+            "deliver",
+            MessageStatus.FAILED,
+            delivery_id(tenant_id, span.first, span.last),
+            started_at=now,
+            at=now,
+            attempts=span.attempt + 1,
+            first_sequence=span.first,
+            last_sequence=span.last,
+            error=MISSING_SECRET_REASON,
+        )
+        await monitor.record(services.messages, [entry])
         return
     start = span.first
     while start <= span.last:

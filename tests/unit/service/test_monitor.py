@@ -361,3 +361,12 @@ async def test_switched_off_nothing_is_recorded_or_listed() -> None:
     await off.record([entry])
     assert (await off.list(TID, MessageQuery(now - timedelta(days=1), until=now))).messages == []
     assert await off.get(TID, entry.message_id) is None
+
+
+async def test_a_delivery_without_the_signing_secret_is_a_failed_message_naming_why(world: FakeWorld) -> None:
+    del world.secrets.values[HOST_WEBHOOK_SECRET]
+    await append(world, 2)
+    await run_all(world)
+    [failed] = monitored(world, Direction.DELIVERY)
+    assert (failed.status, failed.key) == (MessageStatus.FAILED, f"{TID}:1-2")
+    assert "host-webhook-secret" in failed.detail["error"]
