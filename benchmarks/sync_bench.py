@@ -436,6 +436,7 @@ def running_stack(args: argparse.Namespace, app_root: Path = ROOT) -> Iterator[S
             "HOST_WEBHOOK_URL": receiver.url,
             "HOST_WEBHOOK_RETRY_SECONDS": "1",
             "HOST_WEBHOOK_MAX_ATTEMPTS": "3",
+            "MESSAGE_MONITOR": getattr(args, "monitor", "on"),
         }
         if getattr(args, "telemetry_exporter", None):
             values["TELEMETRY_EXPORTER"] = args.telemetry_exporter
@@ -994,6 +995,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--rounds", type=int, default=1, help="with --telemetry both: off/on pairs, alternating (1)"
     )
     parser.add_argument("--json", default="", help="also write the figures to this file")
+    parser.add_argument(
+        "--monitor", choices=("on", "off"), default="on", help="the message monitor (MESSAGE_MONITOR; on)"
+    )
     return parser.parse_args(argv)
 
 

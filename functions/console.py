@@ -32,12 +32,34 @@ from functions.http import (
     read_settings_patch,
 )
 from functions.tenants_api import user_query
-from functions.views import iso, tenant_json, user_json, user_page_json
+from functions.views import (
+    dead_letter_json,
+    hold_json,
+    iso,
+    message_json,
+    message_page_json,
+    poison_json,
+    tenant_json,
+    user_detail_json,
+    user_json,
+    user_page_json,
+)
 from shared.bootstrap import container
-from shared.service import console, sync, tenant_disconnect, tenant_settings, tenants, users
+from shared.service import (
+    console,
+    deliveries,
+    messages,
+    poison,
+    sync,
+    tenant_disconnect,
+    tenant_settings,
+    tenants,
+    user_detail,
+    users,
+)
 from shared.service.commands import parse_flag, parse_staff_id, parse_switches_update, parse_tenant_path
 from shared.service.context import Services
-from shared.service.errors import ConsoleAccessDenied
+from shared.service.errors import ConsoleAccessDenied, InvalidInput
 
 bp = func.Blueprint()
 ANON = func.AuthLevel.ANONYMOUS
@@ -167,6 +189,151 @@ async def console_settings(req: func.HttpRequest) -> func.HttpResponse:
     updated = await tenant_settings.update_settings(services, tid, read_settings_patch(req))
     progress = await tenants.tenant_progress(services, updated)  # the state it shows
     return json_response(tenant_json(updated, services.clock.now(), progress))
+
+
+@bp.function_name("console_user")
+@bp.route(route="console/tenants/{tid}/users/{staff_id}", methods=["GET"], auth_level=ANON)
+@console_api
+async def console_user(req: func.HttpRequest) -> func.HttpResponse:
+    services, tid = await _authorized(req)
+    staff_id = parse_staff_id(str(req.route_params["staff_id"]))
+    return json_response(user_detail_json(await user_detail.user_detail(services, tid, staff_id)))
+
+
+@bp.function_name("console_user_subscription")
+@bp.route(route="console/tenants/{tid}/users/{staff_id}/subscription", methods=["DELETE"], auth_level=ANON)
+@console_api
+async def console_user_subscription(req: func.HttpRequest) -> func.HttpResponse:
+    services, tid = await _authorized(req)
+    staff_id = parse_staff_id(str(req.route_params["staff_id"]))
+    return json_response(user_json(await user_detail.delete_user_subscription(services, tid, staff_id)))
+
+
+@bp.function_name("console_user_rematch")
+@bp.route(route="console/tenants/{tid}/users/{staff_id}/rematch", methods=["POST"], auth_level=ANON)
+@console_api
+async def console_user_rematch(req: func.HttpRequest) -> func.HttpResponse:
+    services, tid = await _authorized(req)
+    staff_id = parse_staff_id(str(req.route_params["staff_id"]))
+    return json_response(user_json(await user_detail.rematch_user(services, tid, staff_id)))
+
+
+@bp.function_name("console_messages")
+@bp.route(route="console/tenants/{tid}/messages", methods=["GET"], auth_level=ANON)
+@console_api
+async def console_messages(req: func.HttpRequest) -> func.HttpResponse:
+    services, tid = await _authorized(req)
+    query = messages.parse_message_query(req.params, services.clock.now())
+    return json_response(message_page_json(await messages.list_messages(services, tid, query)))
+
+
+@bp.function_name("console_message")
+@bp.route(route="console/tenants/{tid}/messages/{monitor_id}", methods=["GET"], auth_level=ANON)
+@console_api
+async def console_message(req: func.HttpRequest) -> func.HttpResponse:
+    services, tid = await _authorized(req)
+    found = await messages.get_message(services, tid, str(req.route_params["monitor_id"]))
+    return json_response(message_json(found))
+
+
+@bp.function_name("console_message_retry")
+@bp.route(route="console/tenants/{tid}/messages/{monitor_id}/retry", methods=["POST"], auth_level=ANON)
+@console_api
+async def console_message_retry(req: func.HttpRequest) -> func.HttpResponse:
+    services, tid = await _authorized(req)
+    queued = await messages.retry_message(services, tid, str(req.route_params["monitor_id"]))
+    return json_response({"status": "queued", "queued": queued}, 202)
+
+
+@bp.function_name("console_delivery")
+@bp.route(route="console/tenants/{tid}/delivery", methods=["GET"], auth_level=ANON)
+@console_api
+async def console_delivery(req: func.HttpRequest) -> func.HttpResponse:
+    services, tid = await _authorized(req)
+    tenant = await tenants.get_tenant(services, tid)
+    return json_response(hold_json(await deliveries.hold_state(services, tenant)))
+
+
+@bp.function_name("console_delivery_hold")
+@bp.route(route="console/tenants/{tid}/delivery/hold", methods=["POST"], auth_level=ANON)
+@console_api
+async def console_delivery_hold(req: func.HttpRequest) -> func.HttpResponse:
+    services, tid = await _authorized(req)
+    tenant = await deliveries.hold_delivery(services, tid)
+    return json_response(hold_json(await deliveries.hold_state(services, tenant)))
+
+
+@bp.function_name("console_delivery_release")
+@bp.route(route="console/tenants/{tid}/delivery/release", methods=["POST"], auth_level=ANON)
+@console_api
+async def console_delivery_release(req: func.HttpRequest) -> func.HttpResponse:
+    services, tid = await _authorized(req)
+    _, queued = await deliveries.release_delivery(services, tid)
+    return json_response({"status": "released", "queued_changes": queued}, 202)
+
+
+@bp.function_name("console_dead_letters")
+@bp.route(route="console/tenants/{tid}/dead-letters", methods=["GET"], auth_level=ANON)
+@console_api
+async def console_dead_letters(req: func.HttpRequest) -> func.HttpResponse:
+    services, tid = await _authorized(req)
+    await tenants.get_tenant(services, tid)
+    letters = await deliveries.list_dead_letters(services, tid)
+    return json_response({"value": [dead_letter_json(d) for d in letters]})
+
+
+@bp.function_name("console_dead_letters_redeliver")
+@bp.route(route="console/tenants/{tid}/dead-letters/redeliver", methods=["POST"], auth_level=ANON)
+@console_api
+async def console_dead_letters_redeliver(req: func.HttpRequest) -> func.HttpResponse:
+    services, tid = await _authorized(req)
+    await tenants.get_tenant(services, tid)
+    queued = await deliveries.redeliver_dead_letters(services, tid)
+    return json_response({"status": "queued", "deliveries": queued}, 202)
+
+
+@bp.function_name("console_dead_letter")
+@bp.route(route="console/tenants/{tid}/dead-letters/{first_sequence}", methods=["DELETE"], auth_level=ANON)
+@console_api
+async def console_dead_letter(req: func.HttpRequest) -> func.HttpResponse:
+    services, tid = await _authorized(req)
+    await tenants.get_tenant(services, tid)
+    first = parse_sequence(str(req.route_params["first_sequence"]))
+    return json_response(dead_letter_json(await deliveries.drop_dead_letter(services, tid, first)))
+
+
+@bp.function_name("console_poison")
+@bp.route(route="console/tenants/{tid}/poison", methods=["GET"], auth_level=ANON)
+@console_api
+async def console_poison(req: func.HttpRequest) -> func.HttpResponse:
+    services, tid = await _authorized(req)
+    return json_response({"value": [poison_json(p) for p in await poison.list_poison(services, tid)]})
+
+
+@bp.function_name("console_poison_message")
+@bp.route(route="console/tenants/{tid}/poison/{queue}/{poison_id}", methods=["DELETE"], auth_level=ANON)
+@console_api
+async def console_poison_message(req: func.HttpRequest) -> func.HttpResponse:
+    services, tid = await _authorized(req)
+    queue, poison_id = str(req.route_params["queue"]), str(req.route_params["poison_id"])
+    return json_response(poison_json(await poison.drop_poison(services, tid, queue, poison_id)))
+
+
+@bp.function_name("console_poison_redeliver")
+@bp.route(
+    route="console/tenants/{tid}/poison/{queue}/{poison_id}/redeliver", methods=["POST"], auth_level=ANON
+)
+@console_api
+async def console_poison_redeliver(req: func.HttpRequest) -> func.HttpResponse:
+    services, tid = await _authorized(req)
+    queue, poison_id = str(req.route_params["queue"]), str(req.route_params["poison_id"])
+    return json_response(poison_json(await poison.redeliver_poison(services, tid, queue, poison_id)), 202)
+
+
+def parse_sequence(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) < 10**15:
+        raise InvalidInput("first_sequence", "must be a sequence number of the feed (a positive integer)")
+    return int(raw)
 
 
 # --- helpers -----------------------------------------------------------------------------------------

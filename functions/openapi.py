@@ -37,6 +37,14 @@ PATH_PARAMETERS: Final[dict[str, Json]] = {
         "description": "The tenant: its directory GUID or a verified domain, as it was created.",
     },
     "staff_id": {"type": "string", "maxLength": 128, "pattern": limits.STAFF_ID_RE.pattern},
+    "first_sequence": {"type": "integer", "minimum": 1, "description": "The dead letter's first change."},
+    "queue": {"enum": ["sync-jobs", "tenant-jobs", "host-deliveries", "outlook-writes"]},
+    "poison_id": {"type": "string", "description": "The poison message's id in its queue."},
+    "monitor_id": {
+        "type": "string",
+        "pattern": "^[0-9]{13}[0-9a-f]{6}$",
+        "description": "A message of the monitor (its `monitor_id`).",
+    },
     "appointment_id": {
         "type": "string",
         "maxLength": 128,
@@ -78,6 +86,22 @@ def ref(name: str) -> Json:
 
 
 ERROR: Final = ref("Error")
+_MESSAGE_QUERY: Final[tuple[tuple[str, str, Json], ...]] = (
+    ("staff_id", "Only this staff member's messages.", {"type": "string", "maxLength": 256}),
+    ("direction", "Only this direction.", {"enum": ["push", "pull", "delivery"]}),
+    ("status", "Only this status.", {"enum": ["ok", "failed", "retrying", "held"]}),
+    (
+        "since",
+        "The oldest time read (ISO 8601; without an offset, UTC). Default: a day ago.",
+        {"type": "string", "format": "date-time"},
+    ),
+    (
+        "cursor",
+        "The `next_cursor` of the previous page.",
+        {"type": "string", "pattern": "^[0-9]{13}[0-9a-f]{6}$"},
+    ),
+    ("limit", "Messages per page (default 100).", {"type": "integer", "minimum": 1, "maximum": 500}),
+)
 
 
 @dataclass(frozen=True)
@@ -127,7 +151,7 @@ _GRAPH_WEBHOOK: Final[dict[str, Any]] = {
     "response_media": {200: "text/plain"},
 }
 
-OPERATIONS: Final[tuple[Operation, ...]] = (
+_BASE_OPERATIONS: Final[tuple[Operation, ...]] = (
     Operation(
         "GET",
         "health",
@@ -733,6 +757,213 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "console_api",
         _CONSOLE_ERRORS | {200: ("The tenant.", ref("Tenant")), 400: ("Bad input.", ERROR)},
         request=ref("Settings"),
+        tags=("console",),
+    ),
+)
+
+
+def _monitor_operations(
+    prefix: str, auth: Literal["function", "console_api"], tag: str
+) -> tuple[Operation, ...]:
+    """The monitor, a user's page and its actions, and hold/release: the host API's and the console's."""
+    errors: dict[int, tuple[str, Json | None]] = (
+        dict(_CONSOLE_ERRORS) if auth == "console_api" else {404: ("Unknown tenant.", ERROR)}
+    )
+    name = "console" if auth == "console_api" else ""
+
+    def op_id(text: str) -> str:
+        return f"{name}{text[0].upper()}{text[1:]}" if name else text
+
+    return (
+        Operation(
+            "GET",
+            f"{prefix}/messages",
+            op_id("listMessages"),
+            "The message monitor, newest first: every push (appointment, task or mail write to Outlook), "
+            "pull (a notification's or a resync's sync run) and delivery (a post to the host's webhook) "
+            "since `since`, kept the tenant's `monitor_retention_days`.",
+            auth,
+            errors
+            | {
+                200: ("A page of messages.", ref("MessagePage")),
+                400: (
+                    "An unknown filter value, a bad since or an invalid cursor (the parameter is named).",
+                    ERROR,
+                ),
+            },
+            query=_MESSAGE_QUERY,
+            tags=(tag,),
+        ),
+        Operation(
+            "GET",
+            f"{prefix}/messages/{{monitor_id}}",
+            op_id("getMessage"),
+            "One message of the monitor, with its detail.",
+            auth,
+            errors | {200: ("The message.", ref("Message")), 404: ("Unknown tenant or message.", ERROR)},
+            tags=(tag,),
+        ),
+        Operation(
+            "POST",
+            f"{prefix}/messages/{{monitor_id}}/retry",
+            op_id("retryMessage"),
+            "Do a failed message's work again: an appointment's write, the user's full resync, or the "
+            "delivery of the changes (the whole range of its dead letter, which is removed).",
+            auth,
+            errors
+            | {
+                202: ("Queued.", ref("MessageRetried")),
+                404: ("Unknown tenant or message.", ERROR),
+                409: ("Not failed, or a mail (final: the host sends it again under a new id).", ERROR),
+            },
+            tags=(tag,),
+        ),
+        Operation(
+            "GET",
+            f"{prefix}/users/{{staff_id}}",
+            op_id("getUser"),
+            "A user's own page: the user, the Graph subscription and its expiry, whether a delta link is "
+            "held and since when (never the link), and per direction the last message and the last error.",
+            auth,
+            errors | {200: ("The user's page.", ref("UserDetail")), 404: ("Unknown tenant or user.", ERROR)},
+            tags=(tag,),
+        ),
+        Operation(
+            "DELETE",
+            f"{prefix}/users/{{staff_id}}/subscription",
+            op_id("deleteUserSubscription"),
+            "Delete the user's Graph subscription: Outlook's changes stop arriving until the next renewal "
+            "round or a refresh (a full resync) makes a new one.",
+            auth,
+            errors
+            | {
+                200: ("The user as it is now.", ref("User")),
+                404: ("Unknown tenant or user.", ERROR),
+                409: ("A sync run of the user is under way; retry shortly.", ERROR),
+            },
+            tags=(tag,),
+        ),
+        Operation(
+            "POST",
+            f"{prefix}/users/{{staff_id}}/rematch",
+            op_id("rematchUser"),
+            "Match this staff member again as stored (as the staff PUT does); a new mailbox migrates.",
+            auth,
+            errors
+            | {
+                200: ("The user as it is now.", ref("User")),
+                404: ("Unknown tenant or user.", ERROR),
+                409: ("The tenant is not connected.", ERROR),
+            },
+            tags=(tag,),
+        ),
+        Operation(
+            "GET",
+            f"{prefix}/delivery",
+            op_id("getDelivery"),
+            "Whether delivery to the host's webhook is held, and the backlog the hold kept back.",
+            auth,
+            errors | {200: ("The delivery's state.", ref("DeliveryHoldState"))},
+            tags=(tag,),
+        ),
+        Operation(
+            "POST",
+            f"{prefix}/delivery/hold",
+            op_id("holdDelivery"),
+            "Hold delivery to the host's webhook: changes keep going on the feed and the monitor, none is "
+            "lost, and the release delivers them in order.",
+            auth,
+            errors
+            | {
+                200: ("Held.", ref("DeliveryHoldState")),
+                409: ("The tenant is not connected, or there is no webhook.", ERROR),
+            },
+            tags=(tag,),
+        ),
+        Operation(
+            "POST",
+            f"{prefix}/delivery/release",
+            op_id("releaseDelivery"),
+            "Release the hold: what it kept back is delivered, in order, from the first change it held.",
+            auth,
+            errors | {202: ("Released; how many changes were queued.", ref("Released"))},
+            tags=(tag,),
+        ),
+    )
+
+
+OPERATIONS: Final[tuple[Operation, ...]] = (
+    *_BASE_OPERATIONS,
+    *_monitor_operations("v1/tenants/{tid}", "function", "monitor"),
+    *_monitor_operations("console/tenants/{tid}", "console_api", "console"),
+    Operation(
+        "GET",
+        "console/tenants/{tid}/dead-letters",
+        "consoleListDeadLetters",
+        "Ranges of the change feed the host's webhook never took after every retry, with the reason.",
+        "console_api",
+        _CONSOLE_ERRORS | {200: ("Dead letters, oldest first.", ref("DeadLetterList"))},
+        tags=("console",),
+    ),
+    Operation(
+        "POST",
+        "console/tenants/{tid}/dead-letters/redeliver",
+        "consoleRedeliverDeadLetters",
+        "Queue every dead letter for delivery again.",
+        "console_api",
+        _CONSOLE_ERRORS | {202: ("Queued; how many deliveries.", ref("QueuedDeliveries"))},
+        tags=("console",),
+    ),
+    Operation(
+        "DELETE",
+        "console/tenants/{tid}/dead-letters/{first_sequence}",
+        "consoleDropDeadLetter",
+        "Forget a dead letter; its changes stay in the pull feed.",
+        "console_api",
+        _CONSOLE_ERRORS
+        | {
+            200: ("The dead letter dropped.", ref("DeadLetter")),
+            400: ("Not a sequence number.", ERROR),
+            404: ("Unknown tenant or dead letter.", ERROR),
+        },
+        tags=("console",),
+    ),
+    Operation(
+        "GET",
+        "console/tenants/{tid}/poison",
+        "consoleListPoison",
+        "The tenant's jobs on the poison queues (`<queue>-poison`, the first 32 of each): the kind, the "
+        "reason, when and after how many tries, and the job's ids.",
+        "console_api",
+        _CONSOLE_ERRORS | {200: ("The poison messages.", ref("PoisonList"))},
+        tags=("console",),
+    ),
+    Operation(
+        "POST",
+        "console/tenants/{tid}/poison/{queue}/{poison_id}/redeliver",
+        "consoleRedeliverPoison",
+        "Put the job back on its queue (it runs again) and off the poison queue.",
+        "console_api",
+        _CONSOLE_ERRORS
+        | {
+            202: ("Redelivered.", ref("PoisonMessage")),
+            400: ("Unknown queue.", ERROR),
+            404: ("Unknown tenant, or no such poison message of the tenant.", ERROR),
+        },
+        tags=("console",),
+    ),
+    Operation(
+        "DELETE",
+        "console/tenants/{tid}/poison/{queue}/{poison_id}",
+        "consoleDropPoison",
+        "Drop the job from the poison queue.",
+        "console_api",
+        _CONSOLE_ERRORS
+        | {
+            200: ("Dropped.", ref("PoisonMessage")),
+            400: ("Unknown queue.", ERROR),
+            404: ("Unknown tenant, or no such poison message of the tenant.", ERROR),
+        },
         tags=("console",),
     ),
 )

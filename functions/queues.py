@@ -15,10 +15,6 @@ from shared.service.job_handlers import run_message
 
 bp = func.Blueprint()
 
-# host.json `extensions.queues.maxDequeueCount`: a message that fails this many times goes to the poison
-# queue (tests/unit/telemetry checks the two agree).
-MAX_DEQUEUE_COUNT: Final = 5
-
 # function name -> the queue it serves
 TRIGGERS: Final = {
     "tenant_job": jobs.TENANT_QUEUE,
@@ -36,7 +32,7 @@ def _register(function: str, queue: str) -> None:
             queue,
             msg.get_body(),
             trace_parent=telemetry.invocation_parent(context),
-            last_try=(msg.dequeue_count or 1) >= MAX_DEQUEUE_COUNT,
+            tries=msg.dequeue_count or 1,
             **fields,
         )
 

@@ -20,6 +20,8 @@ from shared.domain.teams import TeamsStatus
 from shared.domain.tenants import AuthMode, TenantState
 from shared.domain.users import MatchedBy, MatchStatus, SyncState
 from shared.service.change_types import Change, CopyStatus, TeamsMeetingJson
+from shared.service.monitor import Direction as MessageDirection
+from shared.service.monitor import MessageStatus as MessageStatusName
 
 Time = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 # A component of the document by name (`functions/openapi.py` makes it a $ref; pydantic's own refs are
@@ -164,6 +166,91 @@ class DeadLetter(Answer):
 
 class DeadLetterList(Answer):
     value: list[DeadLetter]
+
+
+class Message(Answer):
+    """One message of the monitor. `push`: an appointment, task or mail write (key: the host's id; detail:
+    the Graph ids, the copy's state, the error); `pull`: a sync run (key: the subscription id; detail: what
+    the read found, the changes it published and their sequence numbers); `delivery`: a post to the host's
+    webhook (key: the delivery id; detail: the range, the status code, the latency)."""
+
+    monitor_id: str = Field(description="Orders the tenant's messages, newest first; the cursor of a page.")
+    direction: MessageDirection
+    kind: str = Field(description="push: appointment, mail or task; pull: the run's kind; delivery: deliver.")
+    status: MessageStatusName
+    staff_id: str | None
+    key: str
+    attempts: int
+    started_at: Time
+    at: Time = Field(description="When it ended.")
+    detail: dict[str, Any]
+
+
+class MessagePage(Answer):
+    value: list[Message]
+    next_cursor: str | None = Field(description="Pass as `cursor` for older messages; null at the end.")
+
+
+class MessageRetried(Answer):
+    status: Literal["queued"]
+    queued: Literal["write", "resync", "delivery"]
+
+
+class SubscriptionState(Answer):
+    subscription_id: str
+    expires_at: Time | None
+
+
+class DirectionState(Answer):
+    """One direction's last message and last failure in the monitor (within the tenant's retention)."""
+
+    last_at: Time | None
+    last_status: MessageStatusName | None
+    last_error_at: Time | None
+    last_error: str | None
+
+
+class UserDetail(Answer):
+    """A user's own page: the user, the subscription and its expiry, whether a delta link is held and since
+    when (never the link), and per direction the last message and the last error."""
+
+    user: User
+    subscription: SubscriptionState | None
+    delta_link_held: bool
+    delta_link_since: Time | None = Field(description="When the complete read that began the held link ran.")
+    push: DirectionState
+    pull: DirectionState
+
+
+class DeliveryHoldState(Answer):
+    """Delivery to the host's webhook: held or not; held, the changes it kept back (the backlog) and the
+    first of them, delivered in order at the release."""
+
+    held: bool
+    held_at: Time | None
+    backlog: int
+    from_sequence: int | None
+
+
+class Released(Answer):
+    status: Literal["released"]
+    queued_changes: int
+
+
+class PoisonMessage(Answer):
+    """A job that failed every try, on `<queue>-poison`: its kind, why, when, and its ids."""
+
+    queue: str
+    poison_id: str
+    kind: str
+    reason: str
+    failed_at: Time | None
+    attempts: int | None
+    job: dict[str, Any]
+
+
+class PoisonList(Answer):
+    value: list[PoisonMessage]
 
 
 class Appointment(Answer):
@@ -383,6 +470,14 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     UserPage,
     SwitchesUpdated,
     DeadLetterList,
+    MessagePage,
+    Message,
+    MessageRetried,
+    UserDetail,
+    DeliveryHoldState,
+    Released,
+    PoisonList,
+    DeadLetter,
     Appointment,
     Mail,
     Task,

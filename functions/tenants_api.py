@@ -12,17 +12,28 @@ from functions.http import (
     read_optional_json_object,
     read_settings_patch,
 )
-from functions.views import dead_letter_json, tenant_json, user_json, user_page_json
+from functions.views import (
+    dead_letter_json,
+    hold_json,
+    message_json,
+    message_page_json,
+    tenant_json,
+    user_detail_json,
+    user_json,
+    user_page_json,
+)
 from shared.bootstrap import container
 from shared.domain.teams import TeamsStatus
 from shared.domain.users import MatchStatus, SyncState
 from shared.service import (
     deliveries,
     feed_retention,
+    messages,
     sync,
     tenant_consent,
     tenant_disconnect,
     tenants,
+    user_detail,
     users,
 )
 from shared.service.commands import (
@@ -165,6 +176,87 @@ async def dead_letters_redeliver(req: func.HttpRequest) -> func.HttpResponse:
     tenant = await tenants.get_tenant(services, _tenant_id(req))
     queued = await deliveries.redeliver_dead_letters(services, tenant.tenant_id)
     return json_response({"status": "queued", "deliveries": queued}, 202)
+
+
+@bp.function_name("user_item")
+@bp.route(route="v1/tenants/{tid}/users/{staff_id}", methods=["GET"], auth_level=KEY)
+@handles_errors
+async def user_item(req: func.HttpRequest) -> func.HttpResponse:
+    staff_id = parse_staff_id(str(req.route_params["staff_id"]))
+    detail = await user_detail.user_detail(container().services, _tenant_id(req), staff_id)
+    return json_response(user_detail_json(detail))
+
+
+@bp.function_name("user_subscription")
+@bp.route(route="v1/tenants/{tid}/users/{staff_id}/subscription", methods=["DELETE"], auth_level=KEY)
+@handles_errors
+async def user_subscription(req: func.HttpRequest) -> func.HttpResponse:
+    staff_id = parse_staff_id(str(req.route_params["staff_id"]))
+    record = await user_detail.delete_user_subscription(container().services, _tenant_id(req), staff_id)
+    return json_response(user_json(record))
+
+
+@bp.function_name("user_rematch")
+@bp.route(route="v1/tenants/{tid}/users/{staff_id}/rematch", methods=["POST"], auth_level=KEY)
+@handles_errors
+async def user_rematch(req: func.HttpRequest) -> func.HttpResponse:
+    staff_id = parse_staff_id(str(req.route_params["staff_id"]))
+    record = await user_detail.rematch_user(container().services, _tenant_id(req), staff_id)
+    return json_response(user_json(record))
+
+
+@bp.function_name("messages")
+@bp.route(route="v1/tenants/{tid}/messages", methods=["GET"], auth_level=KEY)
+@handles_errors
+async def messages_list(req: func.HttpRequest) -> func.HttpResponse:
+    services = container().services
+    tid = _tenant_id(req)
+    query = messages.parse_message_query(req.params, services.clock.now())
+    return json_response(message_page_json(await messages.list_messages(services, tid, query)))
+
+
+@bp.function_name("message_item")
+@bp.route(route="v1/tenants/{tid}/messages/{monitor_id}", methods=["GET"], auth_level=KEY)
+@handles_errors
+async def message_item(req: func.HttpRequest) -> func.HttpResponse:
+    message_id = str(req.route_params["monitor_id"])
+    found = await messages.get_message(container().services, _tenant_id(req), message_id)
+    return json_response(message_json(found))
+
+
+@bp.function_name("message_retry")
+@bp.route(route="v1/tenants/{tid}/messages/{monitor_id}/retry", methods=["POST"], auth_level=KEY)
+@handles_errors
+async def message_retry(req: func.HttpRequest) -> func.HttpResponse:
+    message_id = str(req.route_params["monitor_id"])
+    queued = await messages.retry_message(container().services, _tenant_id(req), message_id)
+    return json_response({"status": "queued", "queued": queued}, 202)
+
+
+@bp.function_name("delivery_state")
+@bp.route(route="v1/tenants/{tid}/delivery", methods=["GET"], auth_level=KEY)
+@handles_errors
+async def delivery_state(req: func.HttpRequest) -> func.HttpResponse:
+    services = container().services
+    tenant = await tenants.get_tenant(services, _tenant_id(req))
+    return json_response(hold_json(await deliveries.hold_state(services, tenant)))
+
+
+@bp.function_name("delivery_hold")
+@bp.route(route="v1/tenants/{tid}/delivery/hold", methods=["POST"], auth_level=KEY)
+@handles_errors
+async def delivery_hold(req: func.HttpRequest) -> func.HttpResponse:
+    services = container().services
+    tenant = await deliveries.hold_delivery(services, _tenant_id(req))
+    return json_response(hold_json(await deliveries.hold_state(services, tenant)))
+
+
+@bp.function_name("delivery_release")
+@bp.route(route="v1/tenants/{tid}/delivery/release", methods=["POST"], auth_level=KEY)
+@handles_errors
+async def delivery_release(req: func.HttpRequest) -> func.HttpResponse:
+    _, queued = await deliveries.release_delivery(container().services, _tenant_id(req))
+    return json_response({"status": "released", "queued_changes": queued}, 202)
 
 
 @bp.function_name("changes")

@@ -19,7 +19,11 @@ from shared.service.appointment_writes import copies_json
 from shared.service.availability import Answer as AvailabilityAnswer
 from shared.service.availability import BusyEntry, StaffBusy
 from shared.service.change_json import change_json, iso  # one shape for the pull feed and the webhook
+from shared.service.deliveries import HoldState
+from shared.service.monitor import MessagePage, MonitoredMessage
+from shared.service.poison import PoisonEntry
 from shared.service.records import DeadLetter, UserPage
+from shared.service.user_detail import DirectionSummary, UserDetail
 
 if TYPE_CHECKING:  # imported where an answer is shaped: pydantic is not imported at the cold start
     from functions import responses
@@ -254,3 +258,84 @@ def availability_json(answer: AvailabilityAnswer) -> dict[str, Any]:
         for slot in answer.slots or ()
     ]
     return responses.Availability.of(slots=slots, staff=staff).as_json()
+
+
+def message_json(message: MonitoredMessage) -> dict[str, Any]:
+    return _message(message).as_json()
+
+
+def _message(message: MonitoredMessage) -> responses.Message:
+    from functions import responses
+
+    return responses.Message.of(
+        monitor_id=message.message_id,
+        direction=message.direction,
+        kind=message.kind,
+        status=message.status,
+        staff_id=message.staff_id,
+        key=message.key,
+        attempts=message.attempts,
+        started_at=iso(message.started_at),
+        at=iso(message.at),
+        detail=dict(message.detail),
+    )
+
+
+def message_page_json(page: MessagePage) -> dict[str, Any]:
+    from functions import responses
+
+    value = [_message(m) for m in page.messages]
+    return responses.MessagePage.of(value=value, next_cursor=page.next_cursor).as_json()
+
+
+def user_detail_json(detail: UserDetail) -> dict[str, Any]:
+    from functions import responses
+
+    user = detail.user
+
+    def direction(summary: DirectionSummary, error: str | None = None) -> responses.DirectionState:
+        last, failed = summary.last, summary.last_failed
+        return responses.DirectionState.of(
+            last_at=iso(last.at) if last else None,
+            last_status=last.status if last else None,
+            last_error_at=iso(failed.at) if failed else None,
+            last_error=error or (str(failed.detail.get("error") or "") or None if failed else None),
+        )
+
+    subscription = (
+        responses.SubscriptionState.of(
+            subscription_id=user.subscription_id, expires_at=iso(user.subscription_expires_at)
+        )
+        if user.subscription_id
+        else None
+    )
+    return responses.UserDetail.of(
+        user=_user(user),
+        subscription=subscription,
+        delta_link_held=user.delta_link is not None,
+        delta_link_since=iso(user.delta_since) if user.delta_link is not None else None,
+        push=direction(detail.push),
+        pull=direction(detail.pull, user.last_error),
+    ).as_json()
+
+
+def hold_json(state: HoldState) -> dict[str, Any]:
+    from functions import responses
+
+    return responses.DeliveryHoldState.of(
+        held=state.held, held_at=iso(state.held_at), backlog=state.backlog, from_sequence=state.from_sequence
+    ).as_json()
+
+
+def poison_json(entry: PoisonEntry) -> dict[str, Any]:
+    from functions import responses
+
+    return responses.PoisonMessage.of(
+        queue=entry.queue,
+        poison_id=entry.message_id,
+        kind=entry.kind,
+        reason=entry.reason,
+        failed_at=iso(entry.failed_at),
+        attempts=entry.attempts,
+        job=entry.job,
+    ).as_json()

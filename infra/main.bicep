@@ -98,6 +98,7 @@ var connectorTables = [
   'busy'
   'mail'
   'tasks'
+  'messages'
 ]
 // Blob containers the app keeps data in: the content of mail not sent yet (deleted once sent or failed).
 var connectorContainers = [

@@ -113,6 +113,7 @@ class Container:
         from shared.adapters.graph.schedules import GraphSchedules
         from shared.adapters.graph.todo import GraphTodo
         from shared.adapters.graph.writes import GraphCalendarWriter
+        from shared.adapters.poison_queues import StoragePoisonQueues
         from shared.adapters.queues import StorageJobQueue
         from shared.adapters.tables.appointments import TableAppointments
         from shared.adapters.tables.busy import TableBusy
@@ -122,6 +123,7 @@ class Container:
         from shared.adapters.tables.item_statuses import TableItemStatuses
         from shared.adapters.tables.leases import TableLeases
         from shared.adapters.tables.mail import TableMail
+        from shared.adapters.tables.messages import TableMessages, UnrecordedMessages
         from shared.adapters.tables.subscription_index import TableSubscriptionIndex
         from shared.adapters.tables.tasks import TableTasks
         from shared.adapters.tables.tenants import TableTenants
@@ -184,6 +186,8 @@ class Container:
             recent=RecentRows(),
             todo=GraphTodo(self.graph, key_for),
             tasks=TableTasks(self.storage),
+            messages=TableMessages(self.storage) if self.settings.message_monitor else UnrecordedMessages(),
+            poison=StoragePoisonQueues(self.storage),
         )
         return telemetry.instrument(services)  # the same services, measured when telemetry is on
 

@@ -42,6 +42,7 @@ OPTIONAL: Final[tuple[str, ...]] = (
     "CONNECTOR_VERSION",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "TELEMETRY_EXPORTER",
+    "MESSAGE_MONITOR",
 )
 # Honoured by the local host only, never set in Azure (tests/infra checks that infra does not): the shared
 # clock file the Microsoft 365 emulator writes (its offset from real time), so one clock moves the emulator
@@ -164,6 +165,7 @@ class Settings:
     # local exporter when `TELEMETRY_EXPORTER` names one (`console`, or an OTLP/HTTP endpoint); else none.
     applicationinsights_connection_string: str | None = None
     telemetry_exporter: str | None = None
+    message_monitor: bool = True  # MESSAGE_MONITOR=off records no message (to measure what the monitor costs)
 
     def __repr__(self) -> str:  # the secret setting never reaches a log
         return f"Settings(graph_client_id={self.graph_client_id!r}, public_base_url={self.public_base_url!r})"
@@ -217,6 +219,9 @@ class Settings:
                 "TELEMETRY_EXPORTER: `console`, or the http(s) URL of an OTLP/HTTP endpoint "
                 "(such as http://127.0.0.1:4318)"
             )
+        monitor = (optional("MESSAGE_MONITOR") or "on").lower()
+        if monitor not in ("on", "off"):
+            raise SettingsError("MESSAGE_MONITOR: on or off")
 
         return cls(
             key_vault_url=env["KEY_VAULT_URL"].strip().rstrip("/"),
@@ -250,4 +255,5 @@ class Settings:
             feed_retention_days=optional_int("FEED_RETENTION_DAYS", DEFAULT_FEED_RETENTION_DAYS, 1, 3650),
             applicationinsights_connection_string=optional("APPLICATIONINSIGHTS_CONNECTION_STRING"),
             telemetry_exporter=telemetry_exporter,
+            message_monitor=monitor == "on",
         )

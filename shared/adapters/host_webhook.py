@@ -46,7 +46,7 @@ class HttpHostWebhook:
             )
         return self._client
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> None:
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         client = self._http()
         try:
             async with (
@@ -62,7 +62,8 @@ class HttpHostWebhook:
         except httpx.HTTPError as error:
             raise DeliveryFailed(f"no answer ({type(error).__name__})") from error
         if not 200 <= status < 300:
-            raise DeliveryFailed(f"HTTP {status}")
+            raise DeliveryFailed(f"HTTP {status}", status=status)
+        return status
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -114,6 +114,7 @@ class TenantSettings:
     working_elsewhere_blocks: bool = False  # availability: so does "working elsewhere"
     teams_organizer: str | None = None  # service_account: the UPN or mailbox that organises every meeting
     recurring_events: RecurringEvents = RecurringEvents.SERIES  # how Outlook series reach the host
+    monitor_retention_days: int = 14  # the message monitor keeps this many days (pruned daily)
 
     def window(self, now: datetime) -> tuple[datetime, datetime]:
         """The sync window around `now`, on whole UTC days so that it moves only once a day."""
@@ -131,6 +132,21 @@ class CustomerApp:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveryHold:
+    """An admin holds delivery to the host's webhook: changes keep going on the feed (and the monitor), and
+    the first one a delivery left is remembered, so the release delivers from there, in order."""
+
+    held_at: datetime
+    from_sequence: int | None = None  # the first change not delivered because of the hold
+
+    def holding(self, first: int) -> DeliveryHold:
+        """The hold, having left changes from `first` on for the release."""
+        if self.from_sequence is not None and self.from_sequence <= first:
+            return self
+        return replace(self, from_sequence=first)
+
+
+@dataclass(frozen=True, slots=True)
 class Tenant:
     tenant_id: str  # as the host names it: a GUID or a verified domain, lower-case
     directory_id: str  # the Entra tenant GUID
@@ -144,6 +160,7 @@ class Tenant:
     last_error: str | None = None
     connected_at: datetime | None = None
     credential_warning_sent_at: datetime | None = None
+    delivery_hold: DeliveryHold | None = None  # delivery to the host held by an admin
     etag: str | None = None
 
     def with_state(self, state: TenantState, now: datetime, *, error: str | None = None) -> Tenant:

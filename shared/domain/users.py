@@ -193,6 +193,7 @@ class UserRecord:
     subscription_id: str | None = None
     subscription_expires_at: datetime | None = None
     delta_link: str | None = None  # where the next delta read of the calendar window starts
+    delta_since: datetime | None = None  # when the complete read that began the held delta link ran
     teams: TeamsStatus | None = None  # None: not looked up yet
     teams_reason: str | None = None  # unmatched or forbidden: why
     todo_list_id: str | None = None  # the To Do list the host's tasks go to, once found or made

@@ -36,7 +36,7 @@ from shared.domain.teams import TeamsMeeting, TeamsStatus
 from shared.domain.tenants import Tenant
 from shared.domain.users import MatchStatus
 from shared.observability import bound, get_logger
-from shared.service import jobs
+from shared.service import jobs, monitor
 from shared.service import teams_meetings as teams
 from shared.service.appointment_copies import (
     WritePass,
@@ -47,10 +47,18 @@ from shared.service.appointment_copies import (
     synced_copy,
 )
 from shared.service.appointment_takeover import linked_copies
-from shared.service.context import UsesAppointments, UsesJobs, UsesLeases, UsesTenants, UsesUsers
+from shared.service.context import (
+    UsesAppointments,
+    UsesJobs,
+    UsesLeases,
+    UsesMessages,
+    UsesTenants,
+    UsesUsers,
+)
 from shared.service.errors import Conflict, EventRejected, MailboxUnavailable, RateLimited, TenantAccessError
 from shared.service.jobs import CatchUpWrites, WriteAppointment
 from shared.service.leasing import check_back, run_leased
+from shared.service.monitor import Direction, MessageStatus, PushKind
 from shared.service.outlook_conflicts import update_copy
 from shared.service.ports import JobQueue
 from shared.service.ports.tenancy import UserRepository
@@ -67,7 +75,14 @@ class CatchUpPorts(UsesTenants, UsesAppointments, UsesJobs, Protocol):
 
 
 class WritePorts(
-    WritePassPorts, TenantEventPorts, teams.TeamsWritePorts, UsesUsers, UsesJobs, UsesLeases, Protocol
+    WritePassPorts,
+    TenantEventPorts,
+    teams.TeamsWritePorts,
+    UsesUsers,
+    UsesJobs,
+    UsesLeases,
+    UsesMessages,
+    Protocol,
 ):
     """The write job, under its lease: its passes, the staff it targets, the Teams meeting, a retry when
     throttled."""
@@ -139,6 +154,7 @@ async def _write_once(services: WritePorts, job: WriteAppointment, recheck: Sequ
         planned = replace(planned, copies={**planned.copies, **linked})
     plan = plan_writes(planned, targets, mode, recheck=recheck)
     flagged = frozenset(job.events)
+    started = services.clock.now()
     run = WritePass(services, tenant, record, frozenset(recheck), flagged, targets, {}, set(), [])
     run.meeting = record.meeting
     try:
@@ -160,6 +176,48 @@ async def _write_once(services: WritePorts, job: WriteAppointment, recheck: Sequ
     await _save(run)
     if run.throttled is not None:
         await _retry_later(services.jobs, job, run.throttled)
+    await monitor.record(services.messages, _pushes(run, job, started))
+
+
+def _pushes(run: WritePass, job: WriteAppointment, started: datetime) -> list[monitor.MonitoredMessage]:
+    """The pass in the message monitor: a `push` per staff member whose copy it wrote, removed or
+    failed, keyed by the host's appointment id, with the Graph ids."""
+    now = run.services.clock.now()
+    revision = run.record.revision
+    pushes = []
+    for staff_id in sorted(set(run.copies) | run.removed):
+        copy = run.copies.get(staff_id)
+        if copy is None:
+            status, state, event_id, error = MessageStatus.OK, "removed", None, None
+        else:
+            state, event_id, error = copy.state.value, copy.event_id, copy.error
+            if copy.state is CopyState.ERROR:
+                status = MessageStatus.FAILED
+            elif run.throttled is not None and copy.state is CopyState.PENDING:
+                gave_up = THROTTLED.exhausted(job.attempt + 1)  # `_retry_later` queued no retry
+                status = MessageStatus.FAILED if gave_up else MessageStatus.RETRYING
+            else:
+                status = MessageStatus.OK
+        pushes.append(
+            monitor.message(
+                run.tenant.tenant_id,
+                Direction.PUSH,
+                PushKind.APPOINTMENT,
+                status,
+                run.record.appointment_id,
+                started_at=started,
+                at=now,
+                staff_id=staff_id,
+                attempts=job.attempt + 1,
+                revision=revision,
+                reason=job.reason,
+                state=state,
+                graph_user_id=copy.graph_user_id if copy else None,
+                event_id=event_id,
+                error=error,
+            )
+        )
+    return pushes
 
 
 async def _in_parallel(run: WritePass, steps: Sequence[WriteStep]) -> None:

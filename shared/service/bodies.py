@@ -228,6 +228,14 @@ class Settings(Body):
             "meeting (it is a participant of each); checked against the directory."
         ),
     ] = DEFAULTS.teams_organizer
+    monitor_retention_days: Annotated[
+        StrictInt,
+        Field(
+            ge=limits.MONITOR_RETENTION_DAYS[0],
+            le=limits.MONITOR_RETENTION_DAYS[1],
+            description="The message monitor keeps each message this many days; older ones are pruned daily.",
+        ),
+    ] = DEFAULTS.monitor_retention_days
 
     recurring_events: Annotated[
         RecurringEvents,

@@ -23,6 +23,8 @@ from shared.service.ports.graph import (
 )
 from shared.service.ports.mail import MailContentStore, MailGateway, MailRepository
 from shared.service.ports.meetings import MeetingGateway
+from shared.service.ports.monitor import MessageLog
+from shared.service.ports.poison import PoisonQueues
 from shared.service.ports.secret_store import SecretStore
 from shared.service.ports.sync_storage import ItemStatusRepository, LeaseStore, SubscriptionIndex
 from shared.service.ports.tenancy import ConsentStateRepository, TenantRepository, UserRepository
@@ -218,6 +220,16 @@ class UsesTodo(Protocol):
     def todo(self) -> TodoGateway: ...
 
 
+class UsesMessages(Protocol):
+    @property
+    def messages(self) -> MessageLog: ...
+
+
+class UsesPoison(Protocol):
+    @property
+    def poison(self) -> PoisonQueues: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     """Every port, built once per worker by the composition root. A handler takes the part it uses, a
@@ -254,3 +266,5 @@ class Services:
     recent: RecentRows  # tenant and user rows read in the last seconds, for the availability API only
     todo: TodoGateway  # the staff's To Do lists and the host's tasks in them
     tasks: TaskRepository  # the host's tasks (table `tasks`)
+    messages: MessageLog  # the message monitor: pushes, pulls and deliveries, kept a few days
+    poison: PoisonQueues  # `<queue>-poison`: jobs that failed every try

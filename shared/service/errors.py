@@ -144,10 +144,11 @@ class SubscriptionGone(Exception):
 class DeliveryFailed(Exception):
     """The host's webhook did not take a delivery (a non-2xx answer, a timeout, a refused connection)."""
 
-    def __init__(self, reason: str, *, retryable: bool = True) -> None:
+    def __init__(self, reason: str, *, retryable: bool = True, status: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
+        self.status = status  # the webhook's answer, when it answered
 
 
 class EventChanged(Exception):

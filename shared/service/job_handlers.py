@@ -10,12 +10,13 @@ from typing import Any, Final
 
 from shared import telemetry
 from shared.observability import bound, get_logger
-from shared.service import tenant_jobs
+from shared.service import messages, poison, tenant_jobs
 from shared.service.appointment_writes import run_catch_up, run_write_job
 from shared.service.context import Services
 from shared.service.deliveries import DeliveryPorts, deliver_changes
 from shared.service.job_codec import MalformedJob, decode_envelope
 from shared.service.jobs import (
+    MAX_DEQUEUE,
     CatchUpTasks,
     CatchUpWrites,
     Deliver,
@@ -47,6 +48,7 @@ HANDLERS: Final[dict[str, Callable[[Services, Any], Awaitable[None]]]] = {
     TenantWork.DISCONNECT: tenant_jobs.disconnect,
     TenantWork.RENEW_SUBSCRIPTIONS: tenant_jobs.renew_subscriptions,
     TenantWork.NIGHTLY: tenant_jobs.nightly,
+    TenantWork.PRUNE_MESSAGES: messages.prune_messages,
     **dict.fromkeys(SyncMode, run_sync_job),
     Notified.kind: run_notified,
     RemoveStaff.kind: run_remove_staff,
@@ -70,12 +72,13 @@ async def run_message(
     body: bytes | str,
     *,
     trace_parent: str | None = None,
-    last_try: bool = False,
+    tries: int = 1,
     **log_fields: str | None,
 ) -> None:
     """Run the job a queue message carries, its tenant, kind and `log_fields` bound into the log; traced
-    as a continuation of the trace the message carries (`trace_parent`: the invocation's own context;
-    `last_try`: the queue will not deliver the message again)."""
+    as a continuation of the trace the message carries (`trace_parent`: the invocation's own context).
+    On its last try (`tries`, the message's dequeue count, reaching `MAX_DEQUEUE`) a job that fails is
+    parked on the poison queue with the reason (`poison.park`) instead of raising."""
     try:
         envelope = decode_envelope(queue, body)
     except MalformedJob as error:
@@ -85,16 +88,20 @@ async def run_message(
         return
     job = envelope.job
     tenant = job.directory_id if isinstance(job, Notified) else job.tenant_id
-    with (
-        bound(tenant=tenant, job=str(job.kind), **log_fields),
-        telemetry.job_run(
-            queue,
-            str(job.kind),
-            envelope.trace,
-            trace_parent,
-            tenant=tenant,
-            message_id=log_fields.get("message_id"),
-            last_try=last_try,
-        ),
-    ):
-        await run_job(services, job)
+    last_try = tries >= MAX_DEQUEUE
+    with bound(tenant=tenant, job=str(job.kind), **log_fields):
+        try:
+            with telemetry.job_run(
+                queue,
+                str(job.kind),
+                envelope.trace,
+                trace_parent,
+                tenant=tenant,
+                message_id=log_fields.get("message_id"),
+                last_try=last_try,
+            ):
+                await run_job(services, job)
+        except Exception as error:
+            if not last_try:
+                raise  # the host delivers the message again
+            await poison.park(services, queue, body, error, tries)

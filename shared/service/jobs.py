@@ -17,6 +17,7 @@ TENANT_QUEUE: Final = "tenant-jobs"  # per-tenant work: discover, rematch, disco
 DELIVERY_QUEUE: Final = "host-deliveries"  # signed webhooks to the host
 WRITE_QUEUE: Final = "outlook-writes"  # host appointments written to Outlook
 QUEUES: Final = (SYNC_QUEUE, TENANT_QUEUE, DELIVERY_QUEUE, WRITE_QUEUE)
+MAX_DEQUEUE: Final = 5  # host.json's queues.maxDequeueCount: the last try of a message
 
 
 # Kinds that carry the same fields share a record, its `kind` a member of an enum (`TenantWork`,
@@ -181,6 +182,7 @@ class TenantWork(StrEnum):
     DISCONNECT = "disconnect"
     RENEW_SUBSCRIPTIONS = "renew_subscriptions"
     NIGHTLY = "nightly"
+    PRUNE_MESSAGES = "prune_messages"  # the message monitor's rows older than the tenant's retention
 
 
 class SyncMode(StrEnum):
@@ -232,6 +234,7 @@ rematch: Final = partial(TenantJob, kind=TenantWork.REMATCH)
 disconnect: Final = partial(TenantJob, kind=TenantWork.DISCONNECT)
 renew_tenant: Final = partial(TenantJob, kind=TenantWork.RENEW_SUBSCRIPTIONS)
 nightly: Final = partial(TenantJob, kind=TenantWork.NIGHTLY)
+prune_messages: Final = partial(TenantJob, kind=TenantWork.PRUNE_MESSAGES)
 notified: Final = Notified
 remove_staff: Final = RemoveStaff
 

@@ -27,8 +27,16 @@ from shared.domain.mail import MailAttachment, MailRecord, MailState
 from shared.domain.tenants import Tenant, TenantState
 from shared.domain.users import MatchStatus, UserRecord
 from shared.observability import bound, get_logger
-from shared.service import limits
-from shared.service.context import UsesJobs, UsesLeases, UsesMail, UsesMailContent, UsesMailGateway, UsesUsers
+from shared.service import limits, monitor
+from shared.service.context import (
+    UsesJobs,
+    UsesLeases,
+    UsesMail,
+    UsesMailContent,
+    UsesMailGateway,
+    UsesMessages,
+    UsesUsers,
+)
 from shared.service.errors import (
     DraftMissing,
     MailAccessDenied,
@@ -40,6 +48,7 @@ from shared.service.errors import (
 )
 from shared.service.jobs import SendMail
 from shared.service.leasing import check_back, run_leased
+from shared.service.monitor import Direction, MessageStatus, PushKind
 from shared.service.ports.mail import MailFolder, MailItem
 from shared.service.publishing import publish
 from shared.service.records import Change
@@ -63,7 +72,15 @@ REAUTHORIZE: Final = (
 
 
 class SendMailPorts(
-    TenantEventPorts, UsesUsers, UsesMail, UsesMailContent, UsesMailGateway, UsesJobs, UsesLeases, Protocol
+    TenantEventPorts,
+    UsesUsers,
+    UsesMail,
+    UsesMailContent,
+    UsesMailGateway,
+    UsesJobs,
+    UsesLeases,
+    UsesMessages,
+    Protocol,
 ):
     """The send job: the message's row and content, the sender, Graph's mailbox, the feed."""
 
@@ -120,10 +137,12 @@ async def _attempt(services: SendMailPorts, job: SendMail) -> None:
         delay = THROTTLED.delay_after(job.attempt + 1, error.retry_after)
         await attempt.note(f"throttled ({error.reason}); trying again in {delay} s")
         await _again(services, job, timedelta(seconds=delay))
+        await _monitor(services, attempt.record, MessageStatus.RETRYING)
     except _Retry as retry:
         if retry.reason:
             await attempt.note(retry.reason)
         await _again(services, job, retry.after)
+        await _monitor(services, attempt.record, MessageStatus.RETRYING)
     except _Failed as failed:
         await attempt.discard_draft()
         await _fail(services, attempt.record, failed.reason)
@@ -269,6 +288,7 @@ class _Attempt:
         await publish(self.services, record.tenant_id, [sent_change(record, now)])  # before the save
         await self.save(record)
         await self.services.mail_content.delete(record.tenant_id, record.message_id)
+        await _monitor(self.services, record, MessageStatus.OK)
         log.info("sent after %d attempt(s)", record.attempts)
         if not record.save_to_sent_items:
             await _remove_sent_copy(self.services, self.tenant, self.record, sent_copy)
@@ -335,7 +355,29 @@ async def _fail(services: SendMailPorts, record: MailRecord, reason: str) -> Non
     await publish(services, record.tenant_id, [failed_change(failed, now)])
     await services.mail.save(failed)
     await services.mail_content.delete(record.tenant_id, record.message_id)
+    await _monitor(services, failed, MessageStatus.FAILED)
     log.warning("failed after %d attempt(s): %s", record.attempts, reason)
+
+
+async def _monitor(services: SendMailPorts, mail: MailRecord, status: MessageStatus) -> None:
+    """The attempt in the message monitor: a `push` of kind `mail`, keyed by the host's message id."""
+    entry = monitor.message(
+        mail.tenant_id,
+        Direction.PUSH,
+        PushKind.MAIL,
+        status,
+        mail.message_id,
+        started_at=mail.created_at,
+        at=services.clock.now(),
+        staff_id=mail.staff_id,
+        attempts=max(mail.attempts, 1),
+        graph_user_id=mail.graph_user_id,
+        draft_id=mail.draft_id,
+        internet_message_id=mail.internet_message_id,
+        state=mail.state.value,
+        error=mail.error,
+    )
+    await monitor.record(services.messages, [entry])
 
 
 def _tenant_problem(tenant: Tenant | None) -> str:

@@ -22,6 +22,7 @@ from shared.service.context import (
     UsesItemStatuses,
     UsesJobs,
     UsesLeases,
+    UsesMessages,
     UsesTasks,
     UsesTenants,
     UsesUsers,
@@ -47,10 +48,11 @@ class StaffCleanupPorts(
     UsesJobs,
     UsesClock,
     UsesTasks,
+    UsesMessages,
     Protocol,
 ):
     """What a deleted staff member leaves: Graph's subscription, its index row, statuses, busy, the stored
-    state of the tasks given to them, lease."""
+    state of the tasks given to them, lease, and their messages in the monitor."""
 
 
 async def run_remove_staff(services: StaffCleanupPorts, job: RemoveStaff) -> None:
@@ -98,4 +100,5 @@ async def remove_leftovers(services: StaffCleanupPorts, job: RemoveStaff) -> Non
     await services.busy.delete_user(job.tenant_id, job.staff_id)
     for task in await services.tasks.naming(job.tenant_id, job.staff_id):  # what is in To Do stays
         await services.tasks.delete(job.tenant_id, task.task_id)
+    await services.messages.delete_staff(job.tenant_id, job.staff_id)
     log.info("staff member's leftovers removed (%d subscriptions)", len(subscriptions))

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from shared.domain.appointments import appointment_of_transaction
 from shared.domain.calendar import DeltaItem, OutlookEvent
@@ -35,9 +35,17 @@ from shared.domain.series import masters_to_read
 from shared.domain.tenants import Tenant, TenantState
 from shared.domain.users import MatchStatus, SyncState, UserRecord
 from shared.observability import bound, get_logger
-from shared.service import jobs
+from shared.service import jobs, monitor
 from shared.service.busy_index import read_hours, refresh_index, store_hours
-from shared.service.context import UsesBusy, UsesCalendar, UsesItemStatuses, UsesJobs, UsesLeases, UsesUsers
+from shared.service.context import (
+    UsesBusy,
+    UsesCalendar,
+    UsesItemStatuses,
+    UsesJobs,
+    UsesLeases,
+    UsesMessages,
+    UsesUsers,
+)
 from shared.service.errors import (
     Conflict,
     DeltaTokenRejected,
@@ -48,6 +56,7 @@ from shared.service.errors import (
 )
 from shared.service.jobs import Notified, SyncMode, SyncUser
 from shared.service.leasing import check_back, run_leased
+from shared.service.monitor import Direction, MessageStatus
 from shared.service.ports.clock import Clock
 from shared.service.ports.graph import CalendarGateway
 from shared.service.ports.tenancy import UserRepository
@@ -77,6 +86,7 @@ class SyncPorts(
     UsesItemStatuses,
     UsesLeases,
     UsesBusy,
+    UsesMessages,
     Protocol,
 ):
     """A user's sync run, under its lease."""
@@ -135,24 +145,73 @@ async def _run_once(services: SyncPorts, job: SyncUser, kind: str, staff_id: str
     user = await services.users.get(job.tenant_id, staff_id)
     if user is None or user.match is not MatchStatus.MATCHED or user.graph_user_id is None:
         return
+    started = services.clock.now()
+    pulled: Pulled | None = None
+    status, error_text = MessageStatus.FAILED, None
     try:
-        await _sync_user(services, tenant, user, kind, force=job.force)
+        pulled = await _sync_user(services, tenant, user, kind, force=job.force)
+        status, error_text = (MessageStatus.FAILED, pulled.held) if pulled.held else (MessageStatus.OK, None)
     except TenantAccessError as error:
         # The tenant stops (its state and the feed say why); this user's run ended on the same refusal.
         await mark_consent_revoked(services, tenant.tenant_id, error.reason)
         await _record_error(services, tenant.tenant_id, staff_id, error.reason)
+        error_text = error.reason
     except MailboxUnavailable as error:
         await _record_error(services, tenant.tenant_id, staff_id, error.reason)
+        error_text = error.reason
     except RateLimited as error:
         await _retry_later(services, job, kind, staff_id, error)
+        gave_up = THROTTLED.exhausted(job.attempt + 1)
+        status, error_text = (MessageStatus.FAILED if gave_up else MessageStatus.RETRYING), error.reason
     except DeltaTokenRejected:
         # Even a fresh read was refused (Graph's resyncRequired mid-round): start over a little later.
         await _retry_later(services, job, kind, staff_id, RateLimited(5, "Graph asked for a resync mid-read"))
+        status, error_text = MessageStatus.RETRYING, "Graph asked for a resync mid-read"
+    pull_kind = "notification" if kind == "sync" and job.reason == "notified" else kind
+    subscription = pulled.subscription_id if pulled else user.subscription_id
+    entry = monitor.message(
+        tenant.tenant_id,
+        Direction.PULL,
+        pull_kind,
+        status,
+        subscription or "",
+        started_at=started,
+        at=services.clock.now(),
+        staff_id=staff_id,
+        attempts=job.attempt + 1,
+        error=error_text,
+        **(pulled.detail() if pulled else {}),
+    )
+    await monitor.record(services.messages, [entry])
+
+
+@dataclass(frozen=True, slots=True)
+class Pulled:
+    """What a sync run read and published, for the monitor."""
+
+    subscription_id: str | None
+    read: str  # "full" or "delta"
+    items: int  # what the read found
+    requests: int
+    published: list[Change]
+    held: str | None = None  # the mass-deletion guard's reason
+
+    def detail(self) -> dict[str, Any]:
+        sequences = [c.sequence for c in self.published if c.sequence is not None]
+        types = sorted({c.type for c in self.published})
+        return {
+            "read": self.read,
+            "found": self.items,
+            "requests": self.requests,
+            "changes": len(self.published),
+            "types": types or None,
+            **monitor.sequences_detail(sequences),
+        }
 
 
 async def _sync_user(
     services: SyncPorts, tenant: Tenant, user: UserRecord, kind: str, *, force: bool
-) -> None:
+) -> Pulled:
     assert user.graph_user_id is not None
     # Never synced, or the migration did not finish (a moved mailbox starts over as pending): the host's own
     # appointments are linked, not announced. The user's state decides, not the job's kind: a second
@@ -213,7 +272,7 @@ async def _sync_user(
         await refresh_index(
             services.busy, tenant.tenant_id, user.staff_id, index, read.items, complete, window, statuses, now
         )
-    await publish(services, tenant.tenant_id, changes)
+    published = await publish(services, tenant.tenant_id, changes)
     # Rechecks are queued before the statuses are stored: a crash between the two reads the delta again and
     # plans them again, where the other order would find the Outlook edit already stored and never report it.
     if actions.rechecks:  # connector appointments changed in Outlook: the write side decides by policy
@@ -246,7 +305,7 @@ async def _sync_user(
         await _save_user(
             services.users,
             services.clock,
-            replace(user, sync_state=SyncState.ERROR, last_error=reason, delta_link=None),
+            replace(user, sync_state=SyncState.ERROR, last_error=reason, delta_link=None, delta_since=None),
         )
         log.warning("mass-deletion guard held %d deletions", actions.held_deletes)
     else:
@@ -260,6 +319,7 @@ async def _sync_user(
                 migrated_at=now if migrating else user.migrated_at,  # the progress's ETA counts these
                 last_error=None,
                 delta_link=read.delta_link,
+                delta_since=now if complete or user.delta_since is None else user.delta_since,
             ),
         )
     if migrating:
@@ -272,6 +332,14 @@ async def _sync_user(
         "full" if complete else "delta",
         read.requests,
         len(masters),
+    )
+    return Pulled(
+        user.subscription_id,
+        "full" if complete else "delta",
+        len(read.items),
+        read.requests,
+        published,
+        reason if actions.held_deletes else None,
     )
 
 
@@ -478,6 +546,7 @@ async def _save_user(users: UserRepository, clock: Clock, user: UserRecord) -> U
             subscription_id=user.subscription_id,
             subscription_expires_at=user.subscription_expires_at,
             delta_link=user.delta_link,
+            delta_since=user.delta_since,
             updated_at=clock.now(),
         )
 

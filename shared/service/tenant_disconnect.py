@@ -26,6 +26,7 @@ from shared.service.context import (
     UsesLeases,
     UsesMail,
     UsesMailContent,
+    UsesMessages,
     UsesSecrets,
     UsesTasks,
     UsesUsers,
@@ -53,6 +54,7 @@ class PurgePorts(
     UsesMail,
     UsesMailContent,
     UsesTasks,
+    UsesMessages,
     Protocol,
 ):
     """Every table that keeps rows under the tenant's key, but the tenants' and the feed's."""
@@ -129,3 +131,4 @@ async def purge_rows(services: PurgePorts, tenant_id: str) -> None:
     await services.mail_content.delete_tenant(tenant_id)  # queued mail's content; sent mail has none
     await services.mail.delete_tenant(tenant_id)
     await services.tasks.delete_tenant(tenant_id)  # what was written to To Do stays
+    await services.messages.delete_tenant(tenant_id)

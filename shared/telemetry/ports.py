@@ -71,6 +71,9 @@ class MeasuredFeed:
     async def read_json(self, tenant_id: str, after: int, limit: int) -> list[tuple[int, str]]:
         return await self._inner.read_json(tenant_id, after, limit)
 
+    async def head(self, tenant_id: str) -> int:
+        return await self._inner.head(tenant_id)
+
     async def prune(self, tenant_id: str, before: datetime) -> int:
         return await self._inner.prune(tenant_id, before)
 
@@ -95,7 +98,7 @@ class MeasuredWebhook:
         self._inner = inner
         self._instruments = instruments
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> None:
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         delivered = _delivered_range(headers)
         attributes: dict[str, str | int] = {"http.request.method": "POST", "connector.bytes": len(body)}
         if delivered is not None:
@@ -106,7 +109,7 @@ class MeasuredWebhook:
             "POST host webhook", kind=SpanKind.CLIENT, attributes=attributes
         ) as span:
             try:
-                await self._inner.post(url, body, headers)
+                status = await self._inner.post(url, body, headers)
                 outcome = "delivered"
             except Exception as error:
                 span.set_status(Status(StatusCode.ERROR, str(error)))
@@ -116,6 +119,7 @@ class MeasuredWebhook:
                 self._instruments.delivery_duration.record((time.perf_counter() - started) * 1000)
         if delivered is not None:
             self._instruments.feed_backlog.add(-delivered[1], {"tenant": delivered[0]})
+        return status
 
 
 class MeasuredDeadLetters:

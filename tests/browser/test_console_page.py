@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -11,7 +12,7 @@ import pytest
 from playwright.async_api import Browser, ConsoleMessage, Error, Page, expect
 
 from tests.e2e.test_console import console_link, token_of
-from tests.e2e.test_tenants import consent, create, new_organisation
+from tests.e2e.test_tenants import consent, create, new_organisation, wait_for
 from tests.fixtures.connector import Connector
 
 pytestmark = pytest.mark.browser
@@ -285,3 +286,65 @@ async def test_the_settings_the_console_could_not_change_before(connector: Conne
     assert settings["teams_method"] == "service_account"
     assert settings["teams_organizer"] == f"adele@{org['domain']}"
     assert settings["todo_list_name"] == "Bookings" and settings["user_scope"] == "staff"
+
+
+async def test_messages_a_failed_delivery_retried_hold_release_and_a_users_page(
+    connector: Connector, page: Page
+) -> None:
+    receiver = connector.receiver
+    receiver.fail_with = 503  # the organisation's first changes are refused until the retry
+    try:
+        org = await demo_organisation(connector)
+        with connector.api() as api:
+
+            def failed() -> bool:
+                listed = api.get(
+                    f"/api/v1/tenants/{org['domain']}/messages", params={"status": "failed"}
+                ).json()
+                return bool(listed["value"])
+
+            wait_for(failed, timeout=90)
+    finally:
+        receiver.fail_with = None
+    await page.goto(console_link(connector, org["domain"])["url"])
+
+    rows = page.locator("#messages tbody tr[data-monitor-id]")
+    await expect(rows.first).to_be_visible()
+    await page.select_option("#msg-direction", "pull")
+    await expect(page.locator("#messages tbody tr[data-direction=push]")).to_have_count(0)
+    await expect(rows.first).to_have_attribute("data-direction", "pull")
+    await rows.first.click()
+    await expect(page.locator("#message-dialog")).to_be_visible()
+    await expect(page.locator("#message-detail")).to_contain_text('"read"')
+    await expect(page.locator("#message-retry")).to_be_disabled()  # an ok message
+    await page.click("#message-close")
+
+    await page.select_option("#msg-direction", "delivery")
+    await page.select_option("#msg-status", "failed")
+    await expect(rows.first).to_have_attribute("data-status", "failed")
+    await expect(page.locator("#dead-letters tbody tr[data-first]").first).to_be_visible()
+    await rows.first.click()
+    await expect(page.locator("#message-detail")).to_contain_text('"status_code": 503')
+    first = int(json.loads(await page.locator("#message-detail").inner_text())["first_sequence"])
+    await page.click("#message-retry")
+    await expect(page.locator("#message")).to_have_text("The changes are being delivered again.")
+    wait_for(lambda: first in {c["sequence"] for c in receiver.changes(org["domain"])}, timeout=60)
+    await page.select_option("#msg-status", "ok")
+    await expect(page.locator("#messages tbody tr[data-status=ok]").first).to_be_visible()
+
+    await expect(page.locator("#hold-badge")).to_have_text("Delivering")
+    await page.click("#hold")
+    await expect(page.locator("#hold-badge")).to_have_text("Held")
+    await expect(page.locator("#hold-text")).to_contain_text("wait for the release")
+    await page.click("#release")
+    await expect(page.locator("#hold-badge")).to_have_text("Delivering")
+    await expect(page.locator("#poison tbody")).to_contain_text("None.")
+
+    await page.locator("#users tbody tr[data-staff-id=s-adele] button.open-user").click()
+    await expect(page.locator("#user-dialog")).to_be_visible()
+    await expect(page.locator("#user-subscription")).not_to_have_text("none", timeout=30_000)
+    await expect(page.locator("#user-delta")).to_contain_text("held since")
+    await page.click("#user-rematch")
+    await expect(page.locator("#message")).to_have_text("The user was matched again.")
+    await page.click("#user-messages")
+    await expect(page.locator("#msg-staff")).to_have_value("s-adele")

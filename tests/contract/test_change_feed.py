@@ -371,3 +371,9 @@ async def test_clear_deletes_every_change_and_the_numbering_goes_on(feeds: Feeds
     assert numbers(await feeds.feed.read(CONTOSO_NET, 0, 10)) == [1]
     await feeds.feed.clear("never.example")  # a tenant without a feed: nothing to do
     assert await feeds.feed.read("never.example", 0, 10) == []
+
+
+async def test_the_head_is_the_last_sequence_appended(feeds: Feeds) -> None:
+    assert await feeds.feed.head(CONTOSO) == 0
+    await feeds.feed.append(CONTOSO, [change(n) for n in range(1, 4)])
+    assert await feeds.worker().head(CONTOSO) == 3  # another worker reads it from the table

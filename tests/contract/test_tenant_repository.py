@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.adapters.tables.tenants import TableTenants
-from shared.domain.tenants import AuthMode, CustomerApp, Tenant, TenantSettings, TenantState
+from shared.domain.tenants import AuthMode, CustomerApp, DeliveryHold, Tenant, TenantSettings, TenantState
 from shared.service.errors import AlreadyExists, DirectoryTaken, StaleWrite
 from shared.service.ports.tenancy import TenantRepository
 from tests.fakes.storage import FakeTenants
@@ -100,3 +100,21 @@ async def test_a_customer_apps_secret_version_is_kept_on_the_row(tenants: Tenant
     await tenants.add(replace(tenant(CONTOSO), auth_mode=AuthMode.CUSTOMER_APP, customer_app=app))
     stored = await tenants.get(CONTOSO)
     assert stored is not None and stored.customer_app == app
+
+
+async def test_a_delivery_hold_and_the_retention_are_stored_with_the_tenant(
+    tenants: TenantRepository,
+) -> None:
+    stored = await tenants.add(tenant(CONTOSO, state=TenantState.ACTIVE))
+    held = replace(
+        stored,
+        delivery_hold=DeliveryHold(T0, from_sequence=42),
+        settings=replace(stored.settings, monitor_retention_days=30),
+    )
+    await tenants.save(held)
+    again = await tenants.get(CONTOSO)
+    assert again is not None
+    assert (again.delivery_hold, again.settings.monitor_retention_days) == (DeliveryHold(T0, 42), 30)
+    released = await tenants.save(replace(again, delivery_hold=None))
+    after = await tenants.get(CONTOSO)
+    assert after is not None and after.delivery_hold is None and released.delivery_hold is None

@@ -140,3 +140,15 @@ async def test_the_to_do_list_and_the_task_switches_are_kept(users: UserReposito
     refused = await users.save(replace(stored, todo_list_id=None, todo_list_reason="To Do refused the list"))
     again = await users.get(CONTOSO, "s0001")
     assert again == refused and again is not None and again.todo_list_reason == "To Do refused the list"
+
+
+async def test_since_when_a_delta_link_is_held_is_stored_beside_it(users: UserRepository) -> None:
+    since = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    await users.save(
+        record(1, sync_state=SyncState.SYNCED, delta_link="https://graph/delta?token=x", delta_since=since)
+    )
+    stored = await users.get(CONTOSO, "s0001")
+    assert stored is not None and (stored.delta_link, stored.delta_since) == (
+        "https://graph/delta?token=x",
+        since,
+    )

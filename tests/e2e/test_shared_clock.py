@@ -199,3 +199,24 @@ async def test_the_nightly_run_warns_of_a_customer_secret_that_lapses_within_30_
     assert clocked.host.run_function("nightly_resync").status_code == 202
     warned = wait_for(warnings)
     assert len(warned) == 1 and warned[0]["data"]["expired"] is False
+
+
+async def test_the_message_monitor_is_pruned_by_age(clocked: Connector) -> None:
+    org = await migrated_organisation(clocked, events_per_user=1)
+    path = f"/api/v1/tenants/{org['domain']}/messages"
+    since = (await emulator_now(clocked) - timedelta(days=60)).isoformat()
+
+    def listed() -> list[dict[str, Any]]:
+        with clocked.api() as api:
+            answer = api.get(path, params={"since": since, "limit": 500})
+        assert answer.status_code == 200, answer.text
+        found: list[dict[str, Any]] = answer.json()["value"]
+        return found
+
+    migrations = wait_for(lambda: [m for m in listed() if m["kind"] == "migrate"])
+    assert {m["staff_id"] for m in migrations} == {"s-adele", "s-ben"}
+    async with clocked.control() as control:
+        await control.advance_clock(days=15)  # past the default 14 days' retention
+    assert clocked.host.run_function("prune_messages").status_code == 202
+    old = {m["monitor_id"] for m in migrations}
+    wait_for(lambda: not old & {m["monitor_id"] for m in listed()})

@@ -16,6 +16,8 @@ from tests.fakes.calendar import FakeCalendarWriter, FakeMailboxes, FakeSchedule
 from tests.fakes.directory import FakeCustomerApps, FakeDirectory
 from tests.fakes.mail import FakeMailContent, FakeMailRows, FakeOutlookMail
 from tests.fakes.meetings import FakeMeetings
+from tests.fakes.monitor import FakeMessages
+from tests.fakes.poison import FakePoisonQueues
 from tests.fakes.storage import (
     FakeClock,
     FakeConsentStates,
@@ -63,6 +65,8 @@ class FakeWorld:
     meetings: FakeMeetings
     todo: FakeTodo
     tasks: FakeTasks
+    messages: FakeMessages
+    poison: FakePoisonQueues
 
 
 def fake_world() -> FakeWorld:
@@ -73,7 +77,7 @@ def fake_world() -> FakeWorld:
     index, dead_letters, webhook = FakeSubscriptionIndex(), FakeDeadLetters(), FakeHostWebhook()
     appointments, writer = FakeAppointments(), FakeCalendarWriter(mailboxes)
     mail, mail_content, outlook_mail = FakeMailRows(), FakeMailContent(), FakeOutlookMail()
-    busy, meetings = FakeBusy(), FakeMeetings()
+    busy, meetings, messages, poison = FakeBusy(), FakeMeetings(), FakeMessages(), FakePoisonQueues()
     schedules = FakeSchedules(mailboxes)
     todo, tasks = FakeTodo(), FakeTasks()
     services = Services(
@@ -112,6 +116,8 @@ def fake_world() -> FakeWorld:
         recent=RecentRows(seconds=0),  # nothing kept: a test's change is read at once
         todo=todo,
         tasks=tasks,
+        messages=messages,
+        poison=poison,
     )
     return FakeWorld(
         tenants,
@@ -139,6 +145,8 @@ def fake_world() -> FakeWorld:
         meetings,
         todo,
         tasks,
+        messages,
+        poison,
     )
 
 

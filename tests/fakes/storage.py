@@ -252,6 +252,9 @@ class FakeFeed:
             for c in changes
         ]
 
+    async def head(self, tenant_id: str) -> int:
+        return len(self.entries.get(tenant_id, []))
+
     async def delete_tenant(self, tenant_id: str) -> None:
         self.entries.pop(tenant_id, None)
         self.heads.pop(tenant_id, None)

@@ -196,6 +196,7 @@ def test_infra_creates_every_table_the_adapters_use() -> None:
         item_statuses,
         leases,
         mail,
+        messages,
         subscription_index,
         tenants,
         users,
@@ -212,6 +213,7 @@ def test_infra_creates_every_table_the_adapters_use() -> None:
         dead_letters.DELIVERIES,
         busy.BUSY,
         mail.MAIL,
+        messages.MESSAGES,
     }
     created = set(parse(MAIN)["variables"]["connectorTables"]["value"])
     assert used <= created, f"tables the app uses but infra does not create: {sorted(used - created)}"

@@ -155,6 +155,14 @@ class TableChangeFeed:
                 entry.done.set_result(sequences[offset : offset + len(entry.encoded)])
             offset += len(entry.encoded)
 
+    async def head(self, tenant_id: str) -> int:
+        """The last sequence number appended (read from the head row, never the cache); 0 for none."""
+        try:
+            head = await (await self._table()).get_entity(tenant_id, FEED_HEAD)
+        except ResourceNotFoundError:
+            return 0
+        return int(head["Last"])
+
     async def _head(self, table: TableClient, tenant_id: str) -> tuple[int, str | None]:
         cached = self._heads.get(tenant_id)
         if cached is not None:

@@ -17,6 +17,7 @@ from shared.domain.tenants import (
     AuthMode,
     ConflictPolicy,
     CustomerApp,
+    DeliveryHold,
     ImportFilter,
     ImportFilterMode,
     MultiStaffMode,
@@ -63,6 +64,9 @@ def settings_from_json(raw: str | None) -> TenantSettings:
         working_elsewhere_blocks=bool(data.get("working_elsewhere_blocks", False)),
         teams_organizer=data.get("teams_organizer") or None,
         recurring_events=RecurringEvents(data.get("recurring_events", RecurringEvents.SERIES)),
+        monitor_retention_days=int(
+            data.get("monitor_retention_days", TenantSettings().monitor_retention_days)
+        ),
     )
 
 
@@ -85,6 +89,8 @@ def tenant_to_entity(tenant: Tenant) -> dict[str, Any]:
             "LastError": tenant.last_error,
             "ConnectedAt": tenant.connected_at,
             "CredentialWarningSentAt": tenant.credential_warning_sent_at,
+            "HeldAt": tenant.delivery_hold.held_at if tenant.delivery_hold else None,
+            "HeldFrom": tenant.delivery_hold.from_sequence if tenant.delivery_hold else None,
         }
     )
 
@@ -108,8 +114,17 @@ def tenant_from_entity(entity: Any) -> Tenant:
         last_error=entity.get("LastError"),
         connected_at=as_utc(entity.get("ConnectedAt")),
         credential_warning_sent_at=as_utc(entity.get("CredentialWarningSentAt")),
+        delivery_hold=_hold(entity),
         etag=etag_of(entity),
     )
+
+
+def _hold(entity: Any) -> DeliveryHold | None:
+    held_at = as_utc(entity.get("HeldAt"))
+    if held_at is None:
+        return None
+    held_from = entity.get("HeldFrom")
+    return DeliveryHold(held_at, int(held_from) if held_from is not None else None)
 
 
 def _claim_entity(tenant: Tenant) -> dict[str, Any]:

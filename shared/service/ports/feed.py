@@ -35,14 +35,18 @@ class ChangeFeed(Protocol):
         """Delete every change; the numbering goes on after the last one (a disconnect)."""
         ...
 
+    async def head(self, tenant_id: str) -> int:
+        """The last sequence number the feed holds (0 when empty)."""
+        ...
+
     async def delete_tenant(self, tenant_id: str) -> None:
         """Everything, the numbering too (tests and tooling; the services clear instead)."""
         ...
 
 
 class HostWebhook(Protocol):
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> None:
-        """Raises DeliveryFailed."""
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """The webhook's 2xx status; raises DeliveryFailed."""
         ...
 
 

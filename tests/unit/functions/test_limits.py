@@ -126,6 +126,10 @@ PATH_VALUES = {
     "appointment_id": "a-1",
     "message_id": "m-1",
     "task_id": "t-1",
+    "monitor_id": "8235000000000a1b2c3",
+    "first_sequence": "1",
+    "queue": "sync-jobs",
+    "poison_id": "p1",
 }
 ROUTE_NAMES = {documented: name for name, documented in DOCUMENTED_NAMES.items()}  # tenant_id -> tid
 

@@ -38,6 +38,10 @@ KNOWN = {
     "appointment_id": "a-1",
     "message_id": "m-1",
     "task_id": "t-1",
+    "monitor_id": "8235000000000a1b2c3",
+    "first_sequence": "1",
+    "queue": "sync-jobs",
+    "poison_id": "p1",
 }
 # Examples per operation and mode draw; CONFORMANCE_EXAMPLES=400 for a deeper run by hand.
 EXAMPLES = int(os.environ.get("CONFORMANCE_EXAMPLES", "25"))

@@ -193,11 +193,11 @@ class RefusesNthPost:
     refused: set[int]
     posts: int = 0
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> None:
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         self.posts += 1
         if self.posts in self.refused:
             raise DeliveryFailed("timeout")
-        await self.endpoint.post(url, body, headers)
+        return await self.endpoint.post(url, body, headers)
 
 
 async def test_a_failure_mid_range_retries_only_what_was_not_taken(world: FakeWorld) -> None:

@@ -264,10 +264,9 @@ async def test_a_failed_delivery_stays_in_the_backlog_and_a_last_try_failure_is_
     message = encode(jobs.migrate_user(TID, "s1"))
     with pytest.raises(Broken):
         await run_message(dataclasses.replace(services, tenants=_Raising(broken)), "sync-jobs", message)
-    with pytest.raises(Broken):
-        await run_message(
-            dataclasses.replace(services, tenants=_Raising(broken)), "sync-jobs", message, last_try=True
-        )
+    await run_message(  # the last try: parked on the poison queue, not raised
+        dataclasses.replace(services, tenants=_Raising(broken)), "sync-jobs", message, tries=jobs.MAX_DEQUEUE
+    )
     assert exported.total(names.JOBS, queue="sync-jobs", job="migrate", outcome="failed") == 2
     assert exported.total(names.JOBS_POISONED, queue="sync-jobs") == 1
 
@@ -317,7 +316,7 @@ def test_with_telemetry_off_nothing_is_carried_or_wrapped() -> None:
 def test_the_poison_count_follows_the_hosts_max_dequeue_count() -> None:
     from pathlib import Path
 
-    from functions.queues import MAX_DEQUEUE_COUNT
+    from shared.service.jobs import MAX_DEQUEUE as MAX_DEQUEUE_COUNT
 
     host = json.loads((Path(__file__).parents[3] / "host.json").read_text(encoding="utf-8"))
     assert host["extensions"]["queues"]["maxDequeueCount"] == MAX_DEQUEUE_COUNT
