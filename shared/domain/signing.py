@@ -18,15 +18,20 @@ SIGNATURE_HEADER: Final = "X-Connector-Signature"
 MAX_CLOCK_SKEW_SECONDS: Final = 300
 
 
-def client_state(key: bytes, directory_id: str, graph_user_id: str) -> str:
-    """At most 128 characters, as Graph requires (here 46)."""
+def client_state(key: bytes, directory_id: str, graph_user_id: str, watched: str = "") -> str:
+    """At most 128 characters, as Graph requires (here 46). `watched` is "" for the user's events and names
+    anything else a subscription watches ("tasks"): each subscription of a user has its own clientState."""
     message = f"{directory_id.lower()}|{graph_user_id.lower()}".encode()
+    if watched:
+        message += f"|{watched}".encode()
     digest = hmac.new(key, message, hashlib.sha256).digest()
     return f"{CLIENT_STATE_VERSION}.{base64.urlsafe_b64encode(digest).decode().rstrip('=')}"
 
 
-def client_state_valid(key: bytes, directory_id: str, graph_user_id: str, presented: str) -> bool:
-    expected = client_state(key, directory_id, graph_user_id)
+def client_state_valid(
+    key: bytes, directory_id: str, graph_user_id: str, presented: str, watched: str = ""
+) -> bool:
+    expected = client_state(key, directory_id, graph_user_id, watched)
     return hmac.compare_digest(expected.encode(), presented.encode())
 
 
