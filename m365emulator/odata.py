@@ -285,12 +285,32 @@ class _FilterParser:
             self.take("rp")
             self.take("rp")
             return lambda item: any(str(v).lower().startswith(prefix) for v in item.get(name) or [])
+        terms = [self.member_term(var)]
+        while self.at_word("and"):
+            self.take()
+            terms.append(self.member_term(var))
+        self.take("rp")
+
+        def matches(member: Any) -> bool:
+            for sub, value in terms:
+                got = member if sub is None else (member.get(sub) if isinstance(member, dict) else None)
+                if _norm(got) != value:
+                    return False
+            return True
+
+        return lambda item: any(matches(v) for v in item.get(name) or [])
+
+    def member_term(self, var: str) -> tuple[str | None, Any]:
+        """`x eq '…'` (a value of the collection) or `x/prop eq '…'` (a member of an object in it)."""
         if self.take("word") != var:
             raise _unsupported(self.text)
+        sub: str | None = None
+        nxt = self.peek()
+        if nxt is not None and nxt[0] == "slash":
+            self.take()
+            sub = self.take("word")
         self.take("word", "eq")
-        value = _norm(self.literal())
-        self.take("rp")
-        return lambda item: any(_norm(v) == value for v in item.get(name) or [])
+        return sub, _norm(self.literal())
 
 
 def parse_filter(text: str, properties: set[str]) -> Predicate:

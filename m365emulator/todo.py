@@ -1,4 +1,21 @@
-"""Microsoft To Do (contract §8): task lists and tasks per mailbox, tasks delta, change fan-out."""
+"""Microsoft To Do (contract §8): task lists and tasks per mailbox, tasks delta, change fan-out.
+
+As Microsoft documents it (api-reference/v1.0, microsoftgraph/microsoft-graph-docs-contrib):
+- `linkedResources` (resources/linkedresource.md: `applicationName`, `displayName`, `externalId`, `webUrl`,
+  a server-made `id`) are made inline on the task's POST (todotasklist-post-tasks.md: "creates a todoTask
+  in the specified task list, and includes a linkedResource"; the 201 answer carries them) or one by one
+  (todotask-post-linkedresources.md, where `applicationName` and `displayName` are required); read with
+  `$expand=linkedResources` or `GET .../linkedResources` (todotask-list-linkedresources.md). A task's list
+  can be filtered on them (`$filter=linkedResources/any(r: r/externalId eq '…')`); they are not writable
+  through the task's PATCH (a navigation property).
+- `checklistItems` (resources/checklistitem.md: `displayName`, `isChecked`, `checkedDateTime`,
+  `createdDateTime`, `id`): inline on the task's POST, `GET|POST .../checklistItems`,
+  `PATCH|DELETE .../checklistItems/{id}`, `$expand=checklistItems`.
+- `dueDateTime`, `startDateTime`, `reminderDateTime`, `completedDateTime` (dateTimeTimeZone) are kept as
+  the instant they name and answered in UTC (todotask-update.md: a PATCH in "Eastern Standard Time" is
+  answered `{"dateTime": "…T04:00:00.0000000", "timeZone": "UTC"}`); a zone Exchange does not know is a
+  400 like an event's.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from m365emulator.calendar.timezones import localize, parse_in_zone, resolve_zone
 from m365emulator.directory import User
 from m365emulator.errors import GraphError
 from m365emulator.graph import emulator_of, json_body, mailbox_user, respond
@@ -32,8 +50,13 @@ WRITABLE = {
     "completedDateTime",
     "categories",
     "recurrence",
-    "linkedResources",
 }
+CREATE_ONLY = {"linkedResources", "checklistItems"}  # navigation properties: inline on the POST only
+EXPANDABLE = ("linkedResources", "checklistItems")
+DATE_TIMES = ("dueDateTime", "startDateTime", "reminderDateTime", "completedDateTime")
+MAX_TITLE = 255  # To Do's title field; Exchange refuses a longer subject on a task item
+LINK_FIELDS = ("applicationName", "displayName", "externalId", "webUrl")
+CHECKLIST_FIELDS = ("displayName", "isChecked", "checkedDateTime")
 
 
 def outlook_id() -> str:
@@ -128,8 +151,9 @@ class TodoService:
         self.mailbox(user).lists[lst.id] = lst
         return lst
 
-    def _validate(self, body: dict[str, Any]) -> None:
-        unknown = {k for k in body if not k.startswith("@")} - WRITABLE
+    def _validate(self, body: dict[str, Any], *, create: bool) -> None:
+        allowed = WRITABLE | CREATE_ONLY if create else WRITABLE
+        unknown = {k for k in body if not k.startswith("@")} - allowed
         if unknown:
             raise GraphError(
                 400, "invalidRequest", f"Invalid request: unknown or read-only properties {sorted(unknown)}."
@@ -138,9 +162,33 @@ class TodoService:
             raise GraphError(400, "invalidRequest", f"Invalid value for status: '{body['status']}'.")
         if "importance" in body and body["importance"] not in IMPORTANCES:
             raise GraphError(400, "invalidRequest", f"Invalid value for importance: '{body['importance']}'.")
+        title = body.get("title")
+        if title is not None and (not isinstance(title, str) or len(title) > MAX_TITLE):
+            raise GraphError(400, "invalidRequest", f"The title must be a string of at most {MAX_TITLE}.")
+        for name in ("linkedResources", "checklistItems"):
+            if name in body and not (
+                isinstance(body[name], list) and all(isinstance(x, dict) for x in body[name])
+            ):
+                raise GraphError(400, "invalidRequest", f"Invalid value for {name}: a collection of objects.")
+
+    def _normalised(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The body's own members, its dateTimeTimeZone values as the UTC instants Exchange keeps."""
+        out = {k: v for k, v in body.items() if not k.startswith("@") and k not in CREATE_ONLY}
+        for name in DATE_TIMES:
+            if out.get(name) is not None:
+                out[name] = _utc_value(out[name], name)
+        return out
+
+    def _children(self, body: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+        now = graph_datetime(self.emu.clock.now())
+        return {
+            "linkedResources": [_link(raw) for raw in body.get("linkedResources") or ()],
+            "checklistItems": [_checklist_item(raw, now) for raw in body.get("checklistItems") or ()],
+        }
 
     def create_task(self, user: User, lst: TodoList, body: dict[str, Any]) -> dict[str, Any]:
-        self._validate(body)
+        self._validate(body, create=True)
+        children = self._children(body)
         now = graph_datetime(self.emu.clock.now())
         task: dict[str, Any] = {
             "@odata.etag": "",
@@ -155,7 +203,8 @@ class TodoService:
             "id": outlook_id(),
             "body": {"content": "", "contentType": "text"},
         }
-        task.update({k: v for k, v in body.items() if not k.startswith("@")})
+        task.update(self._normalised(body))
+        task.update(children)
         if task.get("status") == "completed" and "completedDateTime" not in body:
             task["completedDateTime"] = {"dateTime": now[:-1], "timeZone": "UTC"}
         task["bodyLastModifiedDateTime"] = now
@@ -166,17 +215,70 @@ class TodoService:
 
     def update_task(self, user: User, lst: TodoList, task_id: str, body: dict[str, Any]) -> dict[str, Any]:
         task = self.get_task(lst, task_id)
-        self._validate(body)
-        task.update({k: v for k, v in body.items() if not k.startswith("@")})
+        self._validate(body, create=False)
+        task.update(self._normalised(body))
         now = graph_datetime(self.emu.clock.now())
         task["lastModifiedDateTime"] = now
         if "body" in body:
             task["bodyLastModifiedDateTime"] = now
         if body.get("status") == "completed" and "completedDateTime" not in body:
             task["completedDateTime"] = {"dateTime": now[:-1], "timeZone": "UTC"}
-        task["@odata.etag"] = f'W/"{change_key()}"'
-        self._changed(user, lst, task_id, "updated", task["@odata.etag"])
+        elif "status" in body and body["status"] != "completed" and "completedDateTime" not in body:
+            task.pop("completedDateTime", None)  # reopened
+        self.touch(user, lst, task)
         return task
+
+    def touch(self, user: User, lst: TodoList, task: dict[str, Any]) -> None:
+        """A new version of the task (a new etag, a delta entry, a notification)."""
+        task["lastModifiedDateTime"] = graph_datetime(self.emu.clock.now())
+        task["@odata.etag"] = f'W/"{change_key()}"'
+        self._changed(user, lst, task["id"], "updated", task["@odata.etag"])
+
+    def add_child(
+        self, user: User, lst: TodoList, task_id: str, kind: str, raw: dict[str, Any]
+    ) -> dict[str, Any]:
+        task = self.get_task(lst, task_id)
+        if kind == "linkedResources":
+            for name in ("applicationName", "displayName"):
+                if not isinstance(raw.get(name), str) or not raw[name]:
+                    raise GraphError(400, "invalidRequest", f"The {name} property is required.")
+            child = _link(raw)
+        else:
+            if not isinstance(raw.get("displayName"), str) or not raw["displayName"]:
+                raise GraphError(400, "invalidRequest", "The displayName property is required.")
+            child = _checklist_item(raw, graph_datetime(self.emu.clock.now()))
+        task.setdefault(kind, []).append(child)
+        self.touch(user, lst, task)
+        return child
+
+    def child(self, lst: TodoList, task_id: str, kind: str, child_id: str) -> dict[str, Any]:
+        for child in self.get_task(lst, task_id).get(kind) or ():
+            if child["id"] == child_id:
+                return dict(child)
+        raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+
+    def update_child(
+        self, user: User, lst: TodoList, task_id: str, kind: str, *, child_id: str, raw: dict[str, Any]
+    ) -> dict[str, Any]:
+        task = self.get_task(lst, task_id)
+        fields = LINK_FIELDS if kind == "linkedResources" else CHECKLIST_FIELDS
+        for child in task.get(kind) or ():
+            if child["id"] == child_id:
+                child.update({k: v for k, v in raw.items() if k in fields})
+                if kind == "checklistItems" and "isChecked" in raw and "checkedDateTime" not in raw:
+                    now = graph_datetime(self.emu.clock.now())
+                    child["checkedDateTime"] = now if raw["isChecked"] else None
+                self.touch(user, lst, task)
+                return dict(child)
+        raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+
+    def delete_child(self, user: User, lst: TodoList, task_id: str, kind: str, child_id: str) -> None:
+        task = self.get_task(lst, task_id)
+        kept = [c for c in task.get(kind) or () if c["id"] != child_id]
+        if len(kept) == len(task.get(kind) or ()):
+            raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+        task[kind] = kept
+        self.touch(user, lst, task)
 
     def delete_task(self, user: User, lst: TodoList, task_id: str) -> None:
         self.get_task(lst, task_id)
@@ -201,6 +303,7 @@ class TodoService:
     ) -> dict[str, Any]:
         box = self.mailbox(user)
         size = page_size(query, prefer, default=100, maximum=1000)
+        expand = expanded(query)
         delta = query.get("$deltatoken")
         state = _delta_state(box, lst, query.get("$skiptoken") or delta)
         if state is None:
@@ -222,7 +325,7 @@ class TodoService:
         value: list[dict[str, Any]] = []
         for task_id in page:
             task = lst.tasks.get(task_id)
-            value.append(dict(task) if task else {"id": task_id, "@removed": {"reason": "deleted"}})
+            value.append(render(task, expand) if task else {"id": task_id, "@removed": {"reason": "deleted"}})
         out: dict[str, Any] = {"@odata.context": f"{self.emu.graph_url}/$metadata#Collection(todoTask)"}
         if offset + size < len(ids):
             token = encode_token(
@@ -234,6 +337,55 @@ class TodoService:
             out["@odata.deltaLink"] = f"{link_base}?$deltatoken={token}"
         out["value"] = value
         return out
+
+
+def _utc_value(raw: object, name: str) -> dict[str, str]:
+    """A dateTimeTimeZone as Exchange keeps it: the instant it names, in UTC."""
+    if not isinstance(raw, dict):
+        raise GraphError(400, "invalidRequest", f"Invalid value for {name}: a dateTimeTimeZone object.")
+    zone = resolve_zone(raw.get("timeZone"))
+    instant = localize(parse_in_zone(raw.get("dateTime"), zone, name), zone)
+    return {"dateTime": instant.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0", "timeZone": "UTC"}
+
+
+def _link(raw: dict[str, Any]) -> dict[str, Any]:
+    link: dict[str, Any] = {"id": str(uuid.uuid4())}
+    link.update({k: raw[k] for k in LINK_FIELDS if raw.get(k) is not None})
+    return link
+
+
+def _checklist_item(raw: dict[str, Any], now: str) -> dict[str, Any]:
+    checked = bool(raw.get("isChecked"))
+    return {
+        "displayName": str(raw.get("displayName") or ""),
+        "createdDateTime": now,
+        "checkedDateTime": raw.get("checkedDateTime") or (now if checked else None),
+        "isChecked": checked,
+        "id": str(uuid.uuid4()),
+    }
+
+
+def render(task: dict[str, Any], expand: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The task as Graph answers it: its navigation properties only when expanded."""
+    out = {k: v for k, v in task.items() if k not in EXPANDABLE}
+    for name in EXPANDABLE:
+        if name in expand:
+            out[name] = [dict(c) for c in task.get(name) or ()]
+    return out
+
+
+def expanded(query: Any) -> frozenset[str]:
+    """`$expand=linkedResources,checklistItems` (case-insensitive); anything else is a 400."""
+    raw = query.get("$expand") or ""
+    names = {n.lower(): n for n in EXPANDABLE}
+    out: set[str] = set()
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        if part.lower() not in names:
+            raise GraphError(
+                400, "BadRequest", f"Could not find a property named '{part}' on type 'todoTask'."
+            )
+        out.add(names[part.lower()])
+    return frozenset(out)
 
 
 def _delta_state(box: TodoMailbox, lst: TodoList, raw: str | None) -> dict[str, Any] | None:
@@ -324,9 +476,13 @@ async def get_tasks(request: web.Request) -> web.Response:
     emu = emulator_of(request)
     user = _user(request)
     lst = _list(request, user)
+    expand = expanded(request.query)
     tasks = list(lst.tasks.values())
     if request.query.get("$filter"):
-        pred = parse_filter(request.query["$filter"], {"status", "title", "importance", "id", "isReminderOn"})
+        pred = parse_filter(
+            request.query["$filter"],
+            {"status", "title", "importance", "id", "isReminderOn", "linkedResources"},
+        )
         tasks = [t for t in tasks if pred(t)]
     size = page_size(dict(request.query), request["prefer"], default=100, maximum=1000)
     skip = decode_token(request.query["$skiptoken"]) if request.query.get("$skiptoken") else None
@@ -336,7 +492,7 @@ async def get_tasks(request: web.Request) -> web.Response:
     out: dict[str, Any] = {"@odata.context": f"{emu.graph_url}/$metadata#users('{user.id}')/todo/lists/tasks"}
     if offset + size < len(tasks):
         out["@odata.nextLink"] = f"{base}?$top={size}&$skiptoken={encode_token({'o': offset + size})}"
-    out["value"] = page
+    out["value"] = [render(t, expand) for t in page]
     return respond(out)
 
 
@@ -351,20 +507,68 @@ async def tasks_delta(request: web.Request) -> web.Response:
 async def post_task(request: web.Request) -> web.Response:
     emu = emulator_of(request)
     user = _user(request)
-    return respond(emu.todo.create_task(user, _list(request, user), await json_body(request)), 201)
+    body = await json_body(request)
+    task = emu.todo.create_task(user, _list(request, user), body)
+    # The 201 answers what was made inline (todotasklist-post-tasks.md's sample).
+    return respond(render(task, frozenset(n for n in EXPANDABLE if n in body)), 201)
 
 
 async def get_task(request: web.Request) -> web.Response:
     emu = emulator_of(request)
     user = _user(request)
-    return respond(emu.todo.get_task(_list(request, user), request.match_info["task_id"]))
+    task = emu.todo.get_task(_list(request, user), request.match_info["task_id"])
+    return respond(render(task, expanded(request.query)))
 
 
 async def patch_task(request: web.Request) -> web.Response:
     emu = emulator_of(request)
     user = _user(request)
     lst = _list(request, user)
-    return respond(emu.todo.update_task(user, lst, request.match_info["task_id"], await json_body(request)))
+    task = emu.todo.update_task(user, lst, request.match_info["task_id"], await json_body(request))
+    return respond(render(task))
+
+
+async def get_children(request: web.Request) -> web.Response:
+    emu = emulator_of(request)
+    user = _user(request)
+    kind = request.match_info["kind"]
+    task = emu.todo.get_task(_list(request, user), request.match_info["task_id"])
+    return respond({"value": [dict(c) for c in task.get(kind) or ()]})
+
+
+async def post_child(request: web.Request) -> web.Response:
+    emu = emulator_of(request)
+    user = _user(request)
+    lst = _list(request, user)
+    kind = request.match_info["kind"]
+    child = emu.todo.add_child(user, lst, request.match_info["task_id"], kind, await json_body(request))
+    return respond(child, 201)
+
+
+async def get_child(request: web.Request) -> web.Response:
+    emu = emulator_of(request)
+    user = _user(request)
+    info = request.match_info
+    return respond(emu.todo.child(_list(request, user), info["task_id"], info["kind"], info["child_id"]))
+
+
+async def patch_child(request: web.Request) -> web.Response:
+    emu = emulator_of(request)
+    user = _user(request)
+    info = request.match_info
+    body = await json_body(request)
+    lst = _list(request, user)
+    return respond(
+        emu.todo.update_child(user, lst, info["task_id"], info["kind"], child_id=info["child_id"], raw=body)
+    )
+
+
+async def delete_child(request: web.Request) -> web.Response:
+    emu = emulator_of(request)
+    user = _user(request)
+    info = request.match_info
+    emu.todo.delete_child(user, _list(request, user), info["task_id"], info["kind"], info["child_id"])
+    return web.Response(status=204)
 
 
 async def delete_task(request: web.Request) -> web.Response:
@@ -390,3 +594,9 @@ def add_routes(app: web.Application) -> None:
     r.add_get(base + "/{list_id}/tasks/{task_id}", get_task)
     r.add_patch(base + "/{list_id}/tasks/{task_id}", patch_task)
     r.add_delete(base + "/{list_id}/tasks/{task_id}", delete_task)
+    children = base + "/{list_id}/tasks/{task_id}/{kind:linkedResources|checklistItems}"
+    r.add_get(children, get_children)
+    r.add_post(children, post_child)
+    r.add_get(children + "/{child_id}", get_child)
+    r.add_patch(children + "/{child_id}", patch_child)
+    r.add_delete(children + "/{child_id}", delete_child)

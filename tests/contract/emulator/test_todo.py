@@ -1,13 +1,19 @@
-"""Microsoft To Do through msgraph-sdk: lists and tasks CRUD, tasks delta, expired delta tokens."""
+"""Microsoft To Do through msgraph-sdk: lists and tasks CRUD, tasks delta, expired delta tokens, linked
+resources and checklist items, dates answered in UTC, and the faults the connector's tests need."""
 
 from __future__ import annotations
 
 import pytest
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from msgraph.generated.models.checklist_item import ChecklistItem
+from msgraph.generated.models.date_time_time_zone import DateTimeTimeZone
 from msgraph.generated.models.importance import Importance
+from msgraph.generated.models.linked_resource import LinkedResource
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.task_status import TaskStatus
 from msgraph.generated.models.todo_task import TodoTask
 from msgraph.generated.models.todo_task_list import TodoTaskList
+from msgraph.generated.users.item.todo.lists.item.tasks.tasks_request_builder import TasksRequestBuilder
 
 pytestmark = pytest.mark.contract
 
@@ -101,3 +107,110 @@ async def test_expired_delta_tokens_are_410_sync_state_not_found(connector, cont
     expired = await connector.http.get(page["@odata.deltaLink"])
     assert expired.status_code == 410
     assert expired.json()["error"]["code"] == "SyncStateNotFound"
+
+
+async def test_linked_resources_made_inline_read_by_expand_and_filtered_on(connector):
+    list_id = await new_list(connector, "Linked")
+    tasks = lists(connector).by_todo_task_list_id(list_id).tasks
+    link = LinkedResource(
+        application_name="Bookings",
+        display_name="Task 17",
+        external_id="task-17",
+        web_url="https://h.example/17",
+    )
+    created = await tasks.post(TodoTask(title="linked", linked_resources=[link]))
+    assert [r.external_id for r in created.linked_resources] == ["task-17"]
+    assert created.linked_resources[0].id
+    await tasks.post(TodoTask(title="other"))
+    plain = await tasks.by_todo_task_id(created.id).get()
+    assert not plain.linked_resources  # a navigation property: only with $expand
+    config = RequestConfiguration(
+        query_parameters=TasksRequestBuilder.TasksRequestBuilderGetQueryParameters(
+            filter="linkedResources/any(r: r/externalId eq 'task-17' and r/applicationName eq 'Bookings')",
+            expand=["linkedResources"],
+        )
+    )
+    found = await tasks.get(request_configuration=config)
+    assert [(t.id, t.linked_resources[0].web_url) for t in found.value] == [
+        (created.id, "https://h.example/17")
+    ]
+    listed = await tasks.by_todo_task_id(created.id).linked_resources.get()
+    assert [r.application_name for r in listed.value] == ["Bookings"]
+
+
+async def test_linked_resources_are_not_written_through_the_task_patch(connector):
+    list_id = await new_list(connector, "No patch")
+    created = await lists(connector).by_todo_task_list_id(list_id).tasks.post(TodoTask(title="t"))
+    response = await connector.http.patch(
+        f"users/{USER}/todo/lists/{list_id}/tasks/{created.id}",
+        json={"linkedResources": [{"applicationName": "x", "displayName": "y"}]},
+    )
+    assert response.status_code == 400
+
+
+async def test_checklist_items_inline_and_one_by_one(connector):
+    list_id = await new_list(connector, "Checklist")
+    tasks = lists(connector).by_todo_task_list_id(list_id).tasks
+    created = await tasks.post(
+        TodoTask(title="pack", checklist_items=[ChecklistItem(display_name="tent", is_checked=True)])
+    )
+    items = tasks.by_todo_task_id(created.id).checklist_items
+    added = await items.post(ChecklistItem(display_name="stove"))
+    await items.by_checklist_item_id(added.id).patch(ChecklistItem(is_checked=True))
+    listed = await items.get()
+    assert [(i.display_name, i.is_checked) for i in listed.value] == [("tent", True), ("stove", True)]
+    assert all(i.checked_date_time is not None for i in listed.value)
+    await items.by_checklist_item_id(added.id).delete()
+    assert [i.display_name for i in (await items.get()).value] == ["tent"]
+
+
+@pytest.mark.parametrize(
+    ("zone", "utc"),
+    [("Line Islands Standard Time", "2026-03-09T10:00:00"), ("UTC-11", "2026-03-10T11:00:00")],
+)
+async def test_dates_are_answered_as_the_utc_instant_they_name(connector, zone, utc):
+    list_id = await new_list(connector, f"Zones {zone}")
+    tasks = lists(connector).by_todo_task_list_id(list_id).tasks
+    due = DateTimeTimeZone(date_time="2026-03-10T00:00:00", time_zone=zone)
+    created = await tasks.post(TodoTask(title="due", due_date_time=due))
+    fetched = await tasks.by_todo_task_id(created.id).get()
+    assert fetched.due_date_time.time_zone == "UTC"
+    assert fetched.due_date_time.date_time.startswith(utc)
+
+
+async def test_unknown_time_zone_is_400(connector):
+    list_id = await new_list(connector, "Bad zone")
+    response = await connector.http.post(
+        f"users/{USER}/todo/lists/{list_id}/tasks",
+        json={"title": "t", "dueDateTime": {"dateTime": "2026-03-10T00:00:00", "timeZone": "Mars/Olympus"}},
+    )
+    assert response.status_code == 400
+
+
+async def test_a_503_after_the_create_took_effect_leaves_the_task_findable(connector, control):
+    list_id = await new_list(connector, "Lost answers")
+    await control.add_fault(
+        status=503, method="POST", path=r"/todo/lists/[^/]+/tasks$", when="after", count=1
+    )
+    response = await connector.http.post(
+        f"users/{USER}/todo/lists/{list_id}/tasks",
+        json={
+            "title": "made",
+            "linkedResources": [{"applicationName": "A", "displayName": "d", "externalId": "e1"}],
+        },
+    )
+    assert response.status_code == 503
+    found = await connector.http.get(
+        f"users/{USER}/todo/lists/{list_id}/tasks",
+        params={"$filter": "linkedResources/any(r: r/externalId eq 'e1')"},
+    )
+    assert [t["title"] for t in found.json()["value"]] == ["made"]
+
+
+async def test_a_list_that_cannot_be_created(connector, control):
+    await control.add_fault(status=403, method="POST", path=r"/todo/lists$", mailbox=USER, count=1)
+    with pytest.raises(ODataError) as err:
+        await lists(connector).post(TodoTaskList(display_name="Refused"))
+    assert err.value.response_status_code == 403
+    names = [lst.display_name for lst in (await lists(connector).get()).value]
+    assert "Refused" not in names
