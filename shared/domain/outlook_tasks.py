@@ -1,10 +1,11 @@
 """Microsoft To Do tasks as the connector reads them from a staff member's list: typed, with a content hash.
 
 The Graph edge (`shared/adapters/graph/task_changes.py`) parses a tasks delta page into these models;
-nothing above it touches Graph's dictionaries. Dates keep the day Outlook shows: a due or start date is
-the date part of To Do's `dateTimeTimeZone` in the zone it names (To Do keeps a due date as midnight of
-that day), never converted, so it never shifts a day in any zone (Pacific/Kiritimati, UTC+14, and
-Pacific/Pago_Pago, UTC-11, alike). Reminders and completion times are instants (aware UTC).
+nothing above it touches Graph's dictionaries. Dates keep the day Outlook shows: To Do keeps a due or
+start date as midnight of that day in the zone it was set in and answers the instant in UTC, so the
+edge reads it as that instant's date in the user's own zone, and it never shifts a day
+(Pacific/Kiritimati, UTC+14, and Pacific/Pago_Pago, UTC-11, alike). Reminders and completion times are
+instants (aware UTC).
 
 A task is the host's when it carries a `linkedResource` whose `applicationName` is the connector's
 (`TASK_LINK_APPLICATION`): its `externalId` is the host's task id (contract §8).

@@ -70,8 +70,14 @@ class FakeTaskLists:
             raise found.faults.pop(0)
 
     async def read_tasks_delta(
-        self, tenant: Tenant, graph_user_id: str, list_id: str, delta_link: str | None
+        self,
+        tenant: Tenant,
+        graph_user_id: str,
+        list_id: str,
+        delta_link: str | None,
+        zone: str | None = None,
     ) -> TaskDeltaRead:
+        """Tasks are kept as the domain's (their dates already days): `zone` changes nothing here."""
         found = self.task_list(graph_user_id, list_id)
         self._check(tenant, graph_user_id, found)
         if delta_link is None:
@@ -96,6 +102,12 @@ class FakeTaskLists:
     ) -> GraphSubscription:
         self._check(tenant, graph_user_id, self.task_list(graph_user_id, list_id))
         resource = f"users/{graph_user_id}/todo/lists/{list_id}/tasks"
+        for sid, (user, existing, state) in self.mailboxes.subscriptions.items():
+            if existing.resource == resource and self.mailboxes._held(tenant, sid) is not None:
+                # Graph refuses the duplicate (409); the adapter adopts and renews the existing one
+                adopted = replace(existing, expires_at=expires_at)
+                self.mailboxes.subscriptions[sid] = (user, adopted, state)
+                return adopted
         subscription = GraphSubscription(f"sub-{next(_ids)}-tasks", expires_at, resource)
         self.mailboxes.subscriptions[subscription.id] = (graph_user_id, subscription, client_state)
         self.mailboxes.subscription_tenants[subscription.id] = tenant.directory_id

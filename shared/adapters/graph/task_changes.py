@@ -15,9 +15,10 @@ Failures are translated as for the calendar (`calendar.GraphPort`): 410 `syncSta
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
-from typing import Any, Final
+from datetime import UTC, date, datetime, tzinfo
+from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from shared.adapters.graph.calendar import (
     CHANGE_TYPES,
@@ -44,8 +45,6 @@ from shared.domain.tenants import Tenant
 from shared.service.errors import DeltaTokenRejected, MailboxUnavailable
 from shared.service.records import GraphSubscription, TaskDeltaRead
 
-_EMPTY: Final[dict[str, Any]] = {}
-
 
 class TaskPayloadError(ValueError):
     """Graph sent a task the connector cannot read (no id)."""
@@ -55,27 +54,30 @@ def tasks_resource(graph_user_id: str, list_id: str) -> str:
     return f"users/{graph_user_id}/todo/lists/{list_id}/tasks"
 
 
-def parse_task_delta_page(body: bytes) -> tuple[list[TaskItem], str | None, str | None]:
-    """One page of a tasks delta: (items in page order, `@odata.nextLink`, `@odata.deltaLink`)."""
+def parse_task_delta_page(
+    body: bytes, zone: tzinfo | None = None
+) -> tuple[list[TaskItem], str | None, str | None]:
+    """One page of a tasks delta: (items in page order, `@odata.nextLink`, `@odata.deltaLink`); due and
+    start dates as days in `zone` (the user's)."""
     page = json.loads(body)
-    items: list[TaskItem] = [_item(raw) for raw in page.get("value") or ()]
+    items: list[TaskItem] = [_item(raw, zone) for raw in page.get("value") or ()]
     return items, page.get("@odata.nextLink"), page.get("@odata.deltaLink")
 
 
-def _item(raw: dict[str, Any]) -> TaskItem:
+def _item(raw: dict[str, Any], zone: tzinfo | None) -> TaskItem:
     removed = raw.get("@removed")
     if removed is not None:
-        reason = (removed or _EMPTY).get("reason") if isinstance(removed, dict) else None
+        reason = removed.get("reason") if isinstance(removed, dict) else None
         return RemovedTask(raw["id"], RemovalReason.MOVED if reason == "changed" else RemovalReason.DELETED)
-    return parse_task(raw)
+    return parse_task(raw, zone)
 
 
-def parse_task(raw: dict[str, Any]) -> OutlookTask:
+def parse_task(raw: dict[str, Any], zone: tzinfo | None = None) -> OutlookTask:
     get = raw.get
     task_id = get("id")
     if not task_id:
         raise TaskPayloadError("a task without an id")
-    body = get("body") or _EMPTY
+    body = get("body") or {}
     created, modified = get("createdDateTime"), get("lastModifiedDateTime")
     return OutlookTask(
         id=task_id,
@@ -85,8 +87,8 @@ def parse_task(raw: dict[str, Any]) -> OutlookTask:
         body_type=(body.get("contentType") or "text").lower(),
         status=GRAPH_STATUSES.get(get("status") or "", TaskStatus.NOT_STARTED),
         importance=get("importance") or "normal",
-        due=_day(get("dueDateTime")),
-        start=_day(get("startDateTime")),
+        due=_day(get("dueDateTime"), zone),
+        start=_day(get("startDateTime"), zone),
         reminder_at=_instant(get("reminderDateTime")) if get("isReminderOn") is not False else None,
         completed_at=_instant(get("completedDateTime")),
         categories=tuple(get("categories") or ()),
@@ -97,12 +99,17 @@ def parse_task(raw: dict[str, Any]) -> OutlookTask:
     )
 
 
-def _day(value: Any) -> date | None:
-    """To Do's due and start dates: the date part in the zone given, never converted (no day shift)."""
-    if not isinstance(value, dict):
+def _day(value: Any, zone: tzinfo | None) -> date | None:
+    """To Do's due and start dates. To Do keeps a due date as midnight of that day in the zone it was set
+    in and answers the instant in UTC (todotask-update.md), so the day is the instant's date in the
+    user's zone; without one, the date part as answered (a day set in UTC, or in the zone named)."""
+    if not isinstance(value, dict) or not isinstance(value.get("dateTime"), str):
         return None
-    text = value.get("dateTime")
-    return date.fromisoformat(text[:10]) if isinstance(text, str) and len(text) >= 10 else None
+    text: str = value["dateTime"]
+    if zone is None:
+        return date.fromisoformat(text[:10])
+    instant = _instant(value)
+    return instant.astimezone(zone).date() if instant is not None else None
 
 
 def _instant(value: Any) -> datetime | None:
@@ -146,9 +153,15 @@ class GraphTaskChanges(GraphPort):
         self._page_size = page_size
 
     async def read_tasks_delta(
-        self, tenant: Tenant, graph_user_id: str, list_id: str, delta_link: str | None
+        self,
+        tenant: Tenant,
+        graph_user_id: str,
+        list_id: str,
+        delta_link: str | None,
+        zone: str | None = None,
     ) -> TaskDeltaRead:
         graph = await self._graph(tenant)
+        days_in = ZoneInfo(zone) if zone else None
         headers = {"Prefer": f"odata.maxpagesize={self._page_size}"}
         url = delta_link or (
             f"{user_path(graph_user_id)}/todo/lists/{quote(list_id, safe='')}/tasks/delta"
@@ -168,7 +181,7 @@ class GraphTaskChanges(GraphPort):
                         f"the To Do list {list_id} or its mailbox is gone ({error.code}: {error.message})"
                     ) from error
                 raise await self._translated(graph, error, graph_user_id) from error
-            page, next_link, new_delta_link = parse_task_delta_page(body)
+            page, next_link, new_delta_link = parse_task_delta_page(body, days_in)
             items += page
             if new_delta_link:
                 return TaskDeltaRead(items, new_delta_link, requests)

@@ -15,11 +15,17 @@ class TaskChangesGateway(Protocol):
     """One To Do list through Graph: its tasks delta and its `todoTask` subscription."""
 
     async def read_tasks_delta(
-        self, tenant: Tenant, graph_user_id: str, list_id: str, delta_link: str | None
+        self,
+        tenant: Tenant,
+        graph_user_id: str,
+        list_id: str,
+        delta_link: str | None,
+        zone: str | None = None,
     ) -> TaskDeltaRead:
-        """Follow `delta_link` (or read the whole list) to its next delta link, every task with its linked
-        resources. Raises DeltaTokenRejected (an expired or unreadable link), MailboxUnavailable (the list
-        or mailbox is gone), RateLimited, TenantAccessError."""
+        """Follow `delta_link` (or read the whole list) to its next delta link, every task with its
+        linked resources, due and start dates as days in `zone` (the user's IANA zone). Raises
+        DeltaTokenRejected (an expired or unreadable link), MailboxUnavailable (the list or mailbox is
+        gone), RateLimited, TenantAccessError."""
         ...
 
     async def subscribe_tasks(
