@@ -105,6 +105,18 @@ class Switches(Answer):
     calendar_from_outlook: bool = Field(description="Their Outlook events reach the host (the feed).")
     video: bool = Field(description="Their copies carry the Teams meeting; they may organise it.")
     mail: bool = Field(description="The host may send mail from their mailbox.")
+    tasks_from_outlook: bool = Field(description="Their To Do tasks (the connector's list) reach the host.")
+
+
+class TaskSync(Answer):
+    """Outlook to host for the user's To Do list (apart from the calendar's state)."""
+
+    state: SyncState = Field(description="pending until the list was first read and linked.")
+    list_id: str | None = Field(description="The To Do list read (the connector's list in the mailbox).")
+    tasks: int = Field(description="Tasks of the list the connector follows.")
+    last_sync_at: Time | None
+    last_error: str | None = Field(description="Why the list could not be read, in words one can act on.")
+    subscription_expires_at: Time | None
 
 
 class User(Answer):
@@ -127,6 +139,7 @@ class User(Answer):
         "(null: not looked up yet)."
     )
     teams_reason: str | None = Field(description="unmatched or forbidden: why, in words an admin can act on.")
+    task_sync: TaskSync
     updated_at: Time | None
 
 

@@ -89,6 +89,14 @@ def _user(user: UserRecord) -> responses.User:
         subscription_expires_at=iso(user.subscription_expires_at),
         teams=user.teams,
         teams_reason=user.teams_reason,
+        task_sync=responses.TaskSync.of(
+            state=user.task_sync.state,
+            list_id=user.task_sync.list_id,
+            tasks=user.task_sync.tasks,
+            last_sync_at=iso(user.task_sync.last_sync_at),
+            last_error=user.task_sync.last_error,
+            subscription_expires_at=iso(user.task_sync.subscription_expires_at),
+        ),
         updated_at=iso(user.updated_at),
     )
 

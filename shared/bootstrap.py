@@ -110,6 +110,7 @@ class Container:
         from shared.adapters.graph.mail import GraphMail
         from shared.adapters.graph.meetings import GraphMeetings
         from shared.adapters.graph.schedules import GraphSchedules
+        from shared.adapters.graph.task_changes import GraphTaskChanges
         from shared.adapters.graph.writes import GraphCalendarWriter
         from shared.adapters.queues import StorageJobQueue
         from shared.adapters.tables.appointments import TableAppointments
@@ -176,6 +177,12 @@ class Container:
             mail_gateway=GraphMail(self.graph, key_for),
             schedules=GraphSchedules(self.graph, key_for),
             meetings=GraphMeetings(self.graph, key_for),
+            task_changes=GraphTaskChanges(
+                self.graph,
+                key_for,
+                notification_url=config.notification_url,
+                lifecycle_url=config.lifecycle_url,
+            ),
         )
 
     async def close(self) -> None:

@@ -59,13 +59,15 @@ class StaffSwitches:
     - `calendar_to_outlook`: the host's appointments are written into this user's calendar;
     - `calendar_from_outlook`: this user's Outlook events reach the host (the feed);
     - `video`: this user's copies carry a Teams meeting, and the user may organise one;
-    - `mail`: the host may send mail from this user's mailbox.
+    - `mail`: the host may send mail from this user's mailbox;
+    - `tasks_from_outlook`: this user's To Do tasks (the connector's list) reach the host (opted into).
     """
 
     calendar_to_outlook: bool = True
     calendar_from_outlook: bool = True
     video: bool = True
     mail: bool = False
+    tasks_from_outlook: bool = False
 
     def changed(self, changes: Mapping[str, bool]) -> StaffSwitches:
         """These switches with some of them set (`changes` names only switches of this record)."""
@@ -75,7 +77,7 @@ class StaffSwitches:
         return {name: getattr(self, name) for name in SWITCH_NAMES}
 
 
-SWITCH_NAMES: Final = ("calendar_to_outlook", "calendar_from_outlook", "video", "mail")
+SWITCH_NAMES: Final = ("calendar_to_outlook", "calendar_from_outlook", "video", "mail", "tasks_from_outlook")
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +179,7 @@ class TaskSync:
     migrated_at: datetime | None = None  # when the list was first read and linked
     last_error: str | None = None
     tasks: int = 0  # the tasks of the list the connector keeps a status of
+    zone: str | None = None  # the mailbox's IANA zone, in which a due date is a day
 
     @property
     def migrating(self) -> bool:

@@ -355,7 +355,8 @@ LegacyIds = Annotated[
 
 class StaffSwitchesBody(Lenient):
     """What the connector does for this staff member. An absent switch keeps its current value (a new
-    staff member's: `calendar_to_outlook`, `calendar_from_outlook` and `video` on, `mail` off). Members this
+    staff member's: `calendar_to_outlook`, `calendar_from_outlook` and `video` on, `mail` and
+    `tasks_from_outlook` off). Members this
     version does not know (switches of later capabilities) are ignored."""
 
     calendar_to_outlook: Annotated[
@@ -383,6 +384,14 @@ class StaffSwitchesBody(Lenient):
     mail: Annotated[
         StrictBool | None,
         Field(description="Send mail from this staff member's mailbox (PUT /mail/{message_id})."),
+    ] = None
+    tasks_from_outlook: Annotated[
+        StrictBool | None,
+        Field(
+            description="Tell the host about the tasks in this staff member's To Do list (`task.*` on the "
+            "feed; off for a new staff member). Off: the list is not read and its state is kept; on again, "
+            "what changed meanwhile is announced once."
+        ),
     ] = None
 
     def changes(self) -> dict[str, bool]:
@@ -440,7 +449,8 @@ class SwitchesUpdate(Body):
     def _some(cls, value: StaffSwitchesBody) -> StaffSwitchesBody:
         if not value.changes():
             raise refuse(
-                "name at least one switch to set (calendar_to_outlook, calendar_from_outlook, video, mail)"
+                "name at least one switch to set (calendar_to_outlook, calendar_from_outlook, video, mail,"
+                " tasks_from_outlook)"
             )
         return value
 

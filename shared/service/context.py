@@ -25,6 +25,7 @@ from shared.service.ports.mail import MailContentStore, MailGateway, MailReposit
 from shared.service.ports.meetings import MeetingGateway
 from shared.service.ports.secret_store import SecretStore
 from shared.service.ports.sync_storage import ItemStatusRepository, LeaseStore, SubscriptionIndex
+from shared.service.ports.task_changes import TaskChangesGateway
 from shared.service.ports.tenancy import ConsentStateRepository, TenantRepository, UserRepository
 
 GRAPH_DEFAULT_SCOPE: Final = "https://graph.microsoft.com/.default"
@@ -200,6 +201,11 @@ class UsesMeetings(Protocol):
     def meetings(self) -> MeetingGateway: ...
 
 
+class UsesTaskChanges(Protocol):
+    @property
+    def task_changes(self) -> TaskChangesGateway: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     """Every port, built once per worker by the composition root. A handler takes the part it uses, a
@@ -233,3 +239,4 @@ class Services:
     mail_gateway: MailGateway  # the sender's mailbox in Graph: drafts, upload sessions, send
     schedules: ScheduleGateway  # Graph's getSchedule, for staff the synced state cannot answer for
     meetings: MeetingGateway  # standalone Teams meetings
+    task_changes: TaskChangesGateway  # To Do lists' tasks delta and todoTask subscriptions

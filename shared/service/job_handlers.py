@@ -22,12 +22,14 @@ from shared.service.jobs import (
     RemoveStaff,
     SendMail,
     SyncMode,
+    TaskMode,
     TenantWork,
     WriteAppointment,
 )
 from shared.service.mail_send import run_send_job
 from shared.service.staff_removal import run_remove_staff
 from shared.service.sync import run_notified, run_sync_job
+from shared.service.task_sync import run_task_job
 
 log = get_logger("jobs")
 
@@ -44,6 +46,7 @@ HANDLERS: Final[dict[str, Callable[[Services, Any], Awaitable[None]]]] = {
     TenantWork.RENEW_SUBSCRIPTIONS: tenant_jobs.renew_subscriptions,
     TenantWork.NIGHTLY: tenant_jobs.nightly,
     **dict.fromkeys(SyncMode, run_sync_job),
+    **dict.fromkeys(TaskMode, run_task_job),
     Notified.kind: run_notified,
     RemoveStaff.kind: run_remove_staff,
     WriteAppointment.kind: run_write_job,

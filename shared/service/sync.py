@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from shared.domain.planner import HostLinks, Observation, Visibility, held_back, plan
 from shared.domain.tenants import Tenant, TenantState
@@ -31,7 +31,7 @@ from shared.domain.users import MatchStatus, SyncState, UserRecord
 from shared.observability import bound, get_logger
 from shared.service import jobs
 from shared.service.busy_index import refresh_hours, refresh_index
-from shared.service.context import UsesBusy, UsesCalendar, UsesItemStatuses, UsesJobs, UsesLeases, UsesUsers
+from shared.service.context import UsesBusy, UsesJobs, UsesUsers
 from shared.service.errors import (
     Conflict,
     DeltaTokenRejected,
@@ -40,15 +40,16 @@ from shared.service.errors import (
     RateLimited,
     TenantAccessError,
 )
-from shared.service.jobs import Notified, SyncMode, SyncUser
+from shared.service.jobs import Notified, SyncMode, SyncUser, TaskMode
 from shared.service.leasing import check_back, run_leased
 from shared.service.ports.clock import Clock
 from shared.service.ports.graph import CalendarGateway
 from shared.service.ports.tenancy import UserRepository
 from shared.service.publishing import publish
-from shared.service.records import Change, DeltaRead
+from shared.service.records import Change, DeltaRead, Watched
 from shared.service.retries import THROTTLED, StillContended, starting_from, update_optimistically
 from shared.service.subscriptions import NOTIFIED_GRANULARITY, SubscribePorts, ensure_subscription
+from shared.service.task_sync import TaskSyncPorts, migrate_tasks, run_task_job
 from shared.service.tenants import TenantEventPorts, get_tenant, mark_consent_revoked
 from shared.service.users import StaffPorts
 
@@ -63,17 +64,9 @@ class MigrationPorts(TenantEventPorts, UsesUsers, Protocol):
     """Finishing a tenant's migration once its users are done, and telling the host."""
 
 
-class SyncPorts(
-    MigrationPorts,
-    SubscribePorts,
-    UsesJobs,
-    UsesCalendar,
-    UsesItemStatuses,
-    UsesLeases,
-    UsesBusy,
-    Protocol,
-):
-    """A user's sync run, under its lease."""
+class SyncPorts(TaskSyncPorts, MigrationPorts, UsesBusy, Protocol):
+    """A user's sync run, under its lease: the calendar's ports are the To Do list's (subscriptions, the
+    queue, the calendar, item statuses, leases) and the migration's, with the busy store."""
 
 
 LEASE_TTL: Final = timedelta(minutes=2)  # longer than any run; a killed worker's lease lapses after it
@@ -104,6 +97,9 @@ async def run_notified(services: SyncPorts, job: Notified) -> None:
     if record.last_notified_at is None or now - record.last_notified_at > NOTIFIED_GRANULARITY:
         # Only the renewal timer reads it (silent for a day?): an hourly mark spares a write per notification.
         await services.subscription_index.put(replace(record, last_notified_at=now))
+    if record.watches is Watched.TASKS:  # the user's To Do list changed: its own run, on its own lease
+        await run_task_job(services, jobs.sync_tasks(record.tenant_id, record.staff_id, "notified"))
+        return
     follow_up = jobs.sync_user(record.tenant_id, record.staff_id, "notified")
     with bound(tenant=record.tenant_id, user=record.staff_id):
         await _run_leased(services, follow_up, record.staff_id)
@@ -189,9 +185,19 @@ async def _sync_user(
     changes = [
         Change(c.type.value, tenant.tenant_id, c.data, now, staff_id=user.staff_id) for c in actions.changes
     ]
+    hours = None
+    if kind == "resync" or migrating:  # the working hours: at migration and by the nightly run, stored
+        hours = await refresh_hours(services.calendar, services.busy, tenant, user, now)  # before `synced`
     if migrating:
         linked = sum(1 for s in actions.upserts if s.appointment_id)
-        data = {"events": len(stored) + len(actions.upserts) - len(actions.deletes), "linked": linked}
+        data: dict[str, Any] = {
+            "events": len(stored) + len(actions.upserts) - len(actions.deletes),
+            "linked": linked,
+        }
+        # The user's To Do list is read and linked with the calendar, so the migration counts its tasks.
+        tasks = await migrate_tasks(services, tenant, user, hours.iana_zone if hours else None)
+        if tasks is not None:
+            data |= {"tasks": tasks.tasks, "tasks_linked": tasks.linked}
         changes.append(Change("user.migrated", tenant.tenant_id, data, now, staff_id=user.staff_id))
     if not quiet:  # before the feed: a change is in the availability answer no later than in the feed
         statuses = {**stored, **{s.graph_id: s for s in seen.upserts}}
@@ -217,8 +223,6 @@ async def _sync_user(
         )
     if not quiet:  # with nothing planned too: what the write side noted is folded in
         await services.item_statuses.apply(tenant.tenant_id, user.staff_id, actions.upserts, actions.deletes)
-    if kind == "resync" or migrating:  # the working hours: at migration and by the nightly run, stored
-        await refresh_hours(services.calendar, services.busy, tenant, user, now)  # before the user is synced
     if actions.held_deletes:
         reason = (
             f"Outlook no longer shows {actions.held_deletes} of the events synced before; nothing deleted."
@@ -413,7 +417,8 @@ async def maybe_finish_migration(services: MigrationPorts, tenant_id: str) -> No
 async def request_user_resync(
     services: ResyncPorts, tenant_id: str, staff_id: str, *, force: bool = False
 ) -> UserRecord:
-    """Read the user's whole window again and reconcile (with `force`, past the mass-deletion guard)."""
+    """Read the user's whole window again and reconcile (with `force`, past the mass-deletion guard); the
+    user's To Do list too, read whole."""
     tenant = await get_tenant(services, tenant_id)
     if not tenant.state.connected:
         raise Conflict("tenant_id", f"the tenant is {tenant.state.value}")
@@ -422,14 +427,16 @@ async def request_user_resync(
         raise NotFound("staff member", staff_id, "staff_id")
     if user.match is not MatchStatus.MATCHED:
         raise Conflict("staff_id", f"the staff member is {user.match.value}: rematch first")
-    await services.jobs.enqueue(
-        [jobs.sync_user(tenant_id, staff_id, "requested", kind="resync", force=force)]
-    )
+    queued: list[jobs.Job] = [jobs.sync_user(tenant_id, staff_id, "requested", kind="resync", force=force)]
+    if user.staff.switches.tasks_from_outlook:
+        queued.append(jobs.sync_tasks(tenant_id, staff_id, "requested", kind=TaskMode.RESYNC))
+    await services.jobs.enqueue(queued)
     return user
 
 
 async def request_tenant_resync(services: ResyncPorts, tenant_id: str, *, only_failed: bool = False) -> int:
-    """Queue a full resync of every matched user (or only those in error); answers how many."""
+    """Queue a full resync of every matched user (or only those in error), calendar and To Do list;
+    answers how many users."""
     tenant = await get_tenant(services, tenant_id)
     if not tenant.state.connected:
         raise Conflict("tenant_id", f"the tenant is {tenant.state.value}")
@@ -439,7 +446,15 @@ async def request_tenant_resync(services: ResyncPorts, tenant_id: str, *, only_f
         for u in users
         if u.match is MatchStatus.MATCHED and (not only_failed or u.sync_state is SyncState.ERROR)
     ]
-    await services.jobs.enqueue(
-        [jobs.sync_user(tenant_id, u.staff_id, "requested", kind="resync") for u in chosen]
-    )
+    queued: list[jobs.Job] = [
+        jobs.sync_user(tenant_id, u.staff_id, "requested", kind="resync") for u in chosen
+    ]
+    queued += [  # each To Do list (only those in error, with `only_failed`)
+        jobs.sync_tasks(tenant_id, u.staff_id, "requested", kind=TaskMode.RESYNC)
+        for u in users
+        if u.match is MatchStatus.MATCHED
+        and u.staff.switches.tasks_from_outlook
+        and (not only_failed or u.task_sync.state is SyncState.ERROR)
+    ]
+    await services.jobs.enqueue(queued)
     return len(chosen)

@@ -29,6 +29,7 @@ from tests.fakes.storage import (
     FakeUsers,
     PublishedFeed,
 )
+from tests.fakes.task_lists import FakeTaskLists
 from tests.fakes.webhook import FakeHostWebhook
 
 CONNECTOR_CLIENT_ID = "11111111-2222-3333-4444-555555555555"
@@ -59,6 +60,7 @@ class FakeWorld:
     outlook_mail: FakeOutlookMail
     schedules: FakeSchedules
     meetings: FakeMeetings
+    task_lists: FakeTaskLists
 
 
 def fake_world() -> FakeWorld:
@@ -71,6 +73,7 @@ def fake_world() -> FakeWorld:
     mail, mail_content, outlook_mail = FakeMailRows(), FakeMailContent(), FakeOutlookMail()
     busy, meetings = FakeBusy(), FakeMeetings()
     schedules = FakeSchedules(mailboxes)
+    task_lists = FakeTaskLists(mailboxes)
     services = Services(
         tenants=tenants,
         users=users,
@@ -104,6 +107,7 @@ def fake_world() -> FakeWorld:
         mail_gateway=outlook_mail,
         schedules=schedules,
         meetings=meetings,
+        task_changes=task_lists,
     )
     return FakeWorld(
         tenants,
@@ -129,6 +133,7 @@ def fake_world() -> FakeWorld:
         outlook_mail,
         schedules,
         meetings,
+        task_lists,
     )
 
 

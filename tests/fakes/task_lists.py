@@ -33,6 +33,8 @@ class FakeTaskLists:
     def __init__(self, mailboxes: FakeMailboxes) -> None:
         self.mailboxes = mailboxes
         self.lists: dict[tuple[str, str], FakeTaskList] = {}
+        self.names: dict[str, dict[str, str]] = {}  # user -> list name -> list id
+        self.refused_lists: dict[str, str] = {}  # user -> why their list can be neither read nor made
         self.requests = 0
 
     def task_list(self, graph_user_id: str, list_id: str) -> FakeTaskList:
@@ -57,7 +59,21 @@ class FakeTaskLists:
     def expire_tokens(self, graph_user_id: str, list_id: str) -> None:
         self.task_list(graph_user_id, list_id).generation += 1
 
+    async def connector_list(self, graph_user_id: str, name: str) -> str:
+        """The list a run finds or makes (as the user might have made it before)."""
+        names = self.names.setdefault(graph_user_id, {})
+        if name not in names:
+            names[name] = f"list-{next(_ids)}"
+            self.task_list(graph_user_id, names[name])
+        return names[name]
+
     # --- TaskChangesGateway ------------------------------------------------------------------------
+
+    async def list_named(self, tenant: Tenant, graph_user_id: str, name: str) -> str:
+        self._check(tenant, graph_user_id, FakeTaskList())
+        if graph_user_id in self.refused_lists:
+            raise MailboxUnavailable(self.refused_lists[graph_user_id])
+        return await self.connector_list(graph_user_id, name)
 
     def _check(self, tenant: Tenant, graph_user_id: str, found: FakeTaskList) -> None:
         self.requests += 1
@@ -118,5 +134,5 @@ class FakeTaskLists:
         out = set()
         for user, subscription, _ in self.mailboxes.subscriptions.values():
             if "/todo/lists/" in subscription.resource:
-                out.add((user, subscription.resource.split("/")[3]))
+                out.add((user, subscription.resource.split("/")[4]))
         return out

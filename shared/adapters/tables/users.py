@@ -97,6 +97,7 @@ def task_sync_json(sync: TaskSync) -> str | None:
         "migrated_at": _iso(sync.migrated_at),
         "last_error": sync.last_error,
         "tasks": sync.tasks,
+        "zone": sync.zone,
     }
     return json.dumps({k: v for k, v in data.items() if v is not None}, separators=(",", ":"))
 
@@ -115,6 +116,7 @@ def task_sync_of(text: str | None) -> TaskSync:
         migrated_at=_instant(data.get("migrated_at")),
         last_error=data.get("last_error"),
         tasks=int(data.get("tasks", 0)),
+        zone=data.get("zone"),
     )
 
 
@@ -155,6 +157,7 @@ SWITCH_PROPERTIES: Final = {
     "calendar_from_outlook": "CalendarFromOutlookSwitch",
     "video": "VideoSwitch",
     "mail": "MailSwitch",
+    "tasks_from_outlook": "TasksFromOutlookSwitch",
 }
 _DEFAULT_SWITCHES: Final = StaffSwitches()
 
