@@ -76,6 +76,10 @@ bench-sync: $(VENV)/.installed node_modules/.installed  # e.g. make bench-sync B
 bench-mail: $(VENV)/.installed node_modules/.installed  # e.g. make bench-mail BENCH_ARGS="--burst 1000"
 	$(PY) -m benchmarks.mail_bench $(BENCH_ARGS)
 
+.PHONY: bench-tasks
+bench-tasks: $(VENV)/.installed node_modules/.installed  # e.g. make bench-tasks BENCH_ARGS="--samples 100"
+	$(PY) -m benchmarks.task_bench $(BENCH_ARGS)
+
 .PHONY: bench-availability
 bench-availability: $(VENV)/.installed node_modules/.installed  # e.g. make bench-availability BENCH_ARGS="--staff 20"
 	$(PY) -m benchmarks.availability_bench $(BENCH_ARGS)

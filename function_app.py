@@ -12,6 +12,7 @@ from functions import (
     meta,
     queues,
     schedules,
+    tasks,
     tenants_api,
     unmatched,
 )
@@ -24,6 +25,7 @@ for blueprint in (
     tenants_api.bp,
     appointments.bp,
     mail.bp,
+    tasks.bp,
     availability.bp,
     console.bp,
     graph_webhook.bp,

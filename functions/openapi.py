@@ -43,6 +43,7 @@ PATH_PARAMETERS: Final[dict[str, Json]] = {
         "pattern": limits.APPOINTMENT_ID_RE.pattern,
     },
     "message_id": {"type": "string", "maxLength": 128, "pattern": limits.MESSAGE_ID_RE.pattern},
+    "task_id": {"type": "string", "maxLength": 128, "pattern": limits.APPOINTMENT_ID_RE.pattern},
 }
 _USER_QUERY: Final[tuple[tuple[str, str, Json], ...]] = (
     ("state", "The users' sync state.", {"enum": [s.value for s in SyncState]}),
@@ -379,6 +380,57 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             412: ("If-Match did not hold.", ERROR),
         },
         tags=("appointments",),
+    ),
+    Operation(
+        "PUT",
+        "v1/tenants/{tid}/tasks/{task_id}",
+        "putTask",
+        "Create or update a task in the staff member's To Do list (their `todo_list_name`, else the "
+        "tenant's; found by name, made when missing). A task given to another staff member moves. The write "
+        "runs on a queue; the answer comes at once with the new revision (ETag). `If-Match` makes it "
+        "conditional; a replay of the current version changes nothing. A staff member who is unmatched or "
+        "has `tasks_to_outlook` off: accepted, then `failed` with the reason (GET, and `task.failed` on "
+        "the feed); `task.synced` when To Do holds the revision.",
+        "function",
+        {
+            202: ("Stored and queued; the task and where To Do holds it.", ref("Task")),
+            400: ("Bad input (the field and the reason).", ERROR),
+            404: ("Unknown tenant.", ERROR),
+            409: ("The tenant is not connected.", ERROR),
+            412: ("If-Match did not hold.", ERROR),
+            413: ("Body too large.", ERROR),
+            422: ("Unknown staff member, or a recurrence To Do cannot hold.", ERROR),
+        },
+        request=ref("TaskInput"),
+        tags=("tasks",),
+    ),
+    Operation(
+        "GET",
+        "v1/tenants/{tid}/tasks/{task_id}",
+        "getTask",
+        "The task as the host last sent it; its state (pending, synced, partial, failed), the To Do task "
+        "and list ids, the error; the revision as ETag.",
+        "function",
+        {
+            200: ("The task.", ref("Task")),
+            400: ("Bad task id.", ERROR),
+            404: ("Unknown tenant or task.", ERROR),
+        },
+        tags=("tasks",),
+    ),
+    Operation(
+        "DELETE",
+        "v1/tenants/{tid}/tasks/{task_id}",
+        "deleteTask",
+        "Delete the task from the staff member's To Do list (queued; idempotent).",
+        "function",
+        {
+            202: ("Queued; the task while it is removed.", ref("Task")),
+            400: ("Bad task id.", ERROR),
+            404: ("Unknown tenant or task.", ERROR),
+            412: ("If-Match did not hold.", ERROR),
+        },
+        tags=("tasks",),
     ),
     Operation(
         "PUT",
@@ -757,8 +809,9 @@ def model_schemas() -> Json:
     from shared.service.bodies import REQUEST_MODELS
     from shared.service.change_types import CHANGE_MODELS
     from shared.service.mail_bodies import MailInput
+    from shared.service.task_bodies import TaskInput
 
-    requests = _generated((*REQUEST_MODELS, AppointmentInput, AvailabilityQuestion, MailInput))
+    requests = _generated((*REQUEST_MODELS, AppointmentInput, AvailabilityQuestion, MailInput, TaskInput))
     return {
         **_generated(CHANGE_MODELS),
         **_generated(RESPONSE_MODELS),

@@ -15,6 +15,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from shared.domain.appointments import AppointmentState
 from shared.domain.mail import MailState
+from shared.domain.tasks import TaskState
 from shared.domain.teams import TeamsStatus
 from shared.domain.tenants import AuthMode, TenantState
 from shared.domain.users import MatchedBy, MatchStatus, SyncState
@@ -105,7 +106,8 @@ class Switches(Answer):
     calendar_from_outlook: bool = Field(description="Their Outlook events reach the host (the feed).")
     video: bool = Field(description="Their copies carry the Teams meeting; they may organise it.")
     mail: bool = Field(description="The host may send mail from their mailbox.")
-    tasks_from_outlook: bool = Field(description="Their To Do tasks (the connector's list) reach the host.")
+    tasks_to_outlook: bool = Field(description="The host's tasks are written to their To Do list.")
+    tasks_from_outlook: bool = Field(description="What they change in that To Do list reaches the host.")
 
 
 class TaskSync(Answer):
@@ -140,6 +142,15 @@ class User(Answer):
     )
     teams_reason: str | None = Field(description="unmatched or forbidden: why, in words an admin can act on.")
     task_sync: TaskSync
+    todo_list_name: str | None = Field(
+        description="The To Do list the host's tasks go to: the staff member's own name (staff PUT), else "
+        "the name the list was found or made under (the tenant's `todo_list_name`); null until then."
+    )
+    todo_list_id: str | None = Field(description="That list's Graph id, once it was found or made.")
+    todo_list_reason: str | None = Field(
+        description="Why the list cannot be found or made (the calendar is not affected), for an admin "
+        "to act on."
+    )
     updated_at: Time | None
 
 
@@ -199,6 +210,49 @@ class Mail(Answer):
     error: str | None = Field(
         description="When failed, why and what to do; while on its way, the last transient problem."
     )
+
+
+class ChecklistStep(Answer):
+    id: str
+    title: str
+    checked: bool
+
+
+class TaskJson(Answer):
+    """The task as the host last sent it (dates and times as ISO 8601)."""
+
+    staff_id: str
+    title: str
+    body: str
+    body_type: str
+    due: str | None = Field(description="A date, or a date-time with its offset.")
+    start: str | None
+    reminder_at: str | None
+    completed_at: str | None
+    time_zone: str | None
+    importance: str
+    status: str
+    categories: list[str]
+    recurrence: str | None
+    checklist: list[ChecklistStep]
+
+
+class Task(Answer):
+    """The host's last version of the task, and where To Do holds it."""
+
+    task_id: str
+    revision: int = Field(description="The ETag.")
+    updated_at: Time
+    state: TaskState = Field(
+        description="pending (a revision not written yet), synced, partial (written, some checklist steps "
+        "not), failed (not written: `error` says why)."
+    )
+    error: str | None
+    task: TaskJson | None = Field(description="null once the host deleted it.")
+    staff_id: str | None = Field(description="Whose To Do list holds the written task.")
+    graph_task_id: str | None = Field(description="The To Do task's id.")
+    list_id: str | None = Field(description="The To Do list's id.")
+    written_revision: int = Field(description="The revision To Do holds (0: none).")
 
 
 class ErrorDetail(Answer):
@@ -337,6 +391,7 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     DeadLetterList,
     Appointment,
     Mail,
+    Task,
     Error,
     Health,
     ChangePage,

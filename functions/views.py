@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from shared.domain.appointments import AppointmentRecord, CopyRole, CopyState
 from shared.domain.mail import MailRecord
 from shared.domain.progress import Progress, tenant_state
+from shared.domain.tasks import TaskDay, TaskRecord
 from shared.domain.tenants import Tenant, TenantSettings
 from shared.domain.users import UserRecord
 from shared.service.appointment_commands import appointment_document
@@ -97,6 +98,9 @@ def _user(user: UserRecord) -> responses.User:
             last_error=user.task_sync.last_error,
             subscription_expires_at=iso(user.task_sync.subscription_expires_at),
         ),
+        todo_list_name=staff.todo_list_name or user.todo_list_name,
+        todo_list_id=user.todo_list_id,
+        todo_list_reason=user.todo_list_reason,
         updated_at=iso(user.updated_at),
     )
 
@@ -141,6 +145,51 @@ def appointment_json(record: AppointmentRecord) -> dict[str, Any]:
             )
             for copy in copies["staff"]
         ],
+    ).as_json()
+
+
+def _day_text(value: TaskDay | None) -> str | None:
+    if value is None:
+        return None
+    return value.at.isoformat() if value.at is not None else value.day.isoformat()
+
+
+def task_json(record: TaskRecord) -> dict[str, Any]:
+    """A host task: its last version and where To Do holds it (the host API's task GET, PUT, DELETE)."""
+    from functions import responses
+
+    task = record.task
+    body = None
+    if task is not None:
+        body = responses.TaskJson.of(
+            staff_id=task.staff_id,
+            title=task.title,
+            body=task.body,
+            body_type=task.body_type,
+            due=_day_text(task.due),
+            start=_day_text(task.start),
+            reminder_at=iso(task.reminder_at),
+            completed_at=iso(task.completed_at),
+            time_zone=task.time_zone,
+            importance=task.importance.value,
+            status=task.status.value,
+            categories=list(task.categories),
+            recurrence=task.recurrence,
+            checklist=[
+                responses.ChecklistStep.of(id=c.id, title=c.title, checked=c.checked) for c in task.checklist
+            ],
+        )
+    return responses.Task.of(
+        task_id=record.task_id,
+        revision=record.revision,
+        updated_at=iso(record.updated_at),
+        state=record.state,
+        error=record.error,
+        task=body,
+        staff_id=record.staff_id,
+        graph_task_id=record.graph_task_id,
+        list_id=record.list_id,
+        written_revision=record.written_revision,
     ).as_json()
 
 

@@ -94,6 +94,7 @@ var connectorTables = [
   'subscriptions'
   'busy'
   'mail'
+  'tasks'
 ]
 // Blob containers the app keeps data in: the content of mail not sent yet (deleted once sent or failed).
 var connectorContainers = [

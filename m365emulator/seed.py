@@ -539,7 +539,7 @@ def bulk_tasks(rng: random.Random, today: date, count: int, *, linked_every: int
     return out
 
 
-BULK_TASK_APPLICATION = "Calendar connector"  # the connector's linkedResource applicationName
+BULK_TASK_APPLICATION = "Host tasks (M365 connector)"  # the connector's linkedResource applicationName
 BULK_TASK_LIST = "Tasks from the host"  # the connector's default To Do list name
 
 

@@ -111,6 +111,7 @@ class Container:
         from shared.adapters.graph.meetings import GraphMeetings
         from shared.adapters.graph.schedules import GraphSchedules
         from shared.adapters.graph.task_changes import GraphTaskChanges
+        from shared.adapters.graph.todo import GraphTodo
         from shared.adapters.graph.writes import GraphCalendarWriter
         from shared.adapters.queues import StorageJobQueue
         from shared.adapters.tables.appointments import TableAppointments
@@ -122,6 +123,7 @@ class Container:
         from shared.adapters.tables.leases import TableLeases
         from shared.adapters.tables.mail import TableMail
         from shared.adapters.tables.subscription_index import TableSubscriptionIndex
+        from shared.adapters.tables.tasks import TableTasks
         from shared.adapters.tables.tenants import TableTenants
         from shared.adapters.tables.users import TableUsers
         from shared.service.delivery_policy import DeliveryPolicy
@@ -183,6 +185,8 @@ class Container:
                 notification_url=config.notification_url,
                 lifecycle_url=config.lifecycle_url,
             ),
+            todo=GraphTodo(self.graph, key_for),
+            tasks=TableTasks(self.storage),
         )
 
     async def close(self) -> None:

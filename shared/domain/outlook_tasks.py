@@ -19,9 +19,13 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, Final, TypeAlias
 
-# The `applicationName` of the linkedResource the connector puts on each task it writes; the
-# resource's `externalId` is the host's task id.
-TASK_LINK_APPLICATION: Final = "Calendar connector"
+from shared.domain.tasks import TASK_LINK_APPLICATION as HOST_TASK_APPLICATION
+
+# The `applicationName` of the linkedResource the connector puts on each task it writes (the write side's,
+# `shared/domain/tasks.py`); the resource's `externalId` is the host's task id.
+TASK_LINK_APPLICATION: Final = HOST_TASK_APPLICATION
+# A status the write side noted before the task was read: its content is taken from the first read.
+UNOBSERVED: Final = ""
 BODY_LIMIT: Final = 32_000  # characters of a task's body the host receives (as for an event's)
 # Tasks never age out of a window: their stored status carries this as its end (`ItemStatus.ends_at`).
 NEVER_ENDS: Final = datetime(9999, 12, 31, tzinfo=UTC)

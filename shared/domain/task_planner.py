@@ -8,8 +8,9 @@ Rules:
 - A task is changed for the host only when its content hash changed; a new change key with the same
   content only refreshes the status.
 - The connector's own writes never come back: the write side notes the change key Graph answered
-  (`written`), and a delta item carrying that change key is its echo. A task carrying the connector's
-  link that has no status yet is a write whose note is on its way: recorded, not announced.
+  (`written`, its content `UNOBSERVED`), and the first read of it afterwards is its echo (the change key
+  may have moved on with the write's checklist steps). A task carrying the connector's link that has no
+  status yet is a write whose note is on its way: recorded, not announced.
 - Migration (the first read of the list) links the tasks that carry the connector's link and announces
   only the others.
 - A complete read (the first, or after the delta link expired) also removes the stored tasks it did not
@@ -19,11 +20,18 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from shared.domain.outlook_tasks import NEVER_ENDS, OutlookTask, RemovalReason, RemovedTask, TaskItem
+from shared.domain.outlook_tasks import (
+    NEVER_ENDS,
+    UNOBSERVED,
+    OutlookTask,
+    RemovalReason,
+    RemovedTask,
+    TaskItem,
+)
 from shared.domain.planner import ItemStatus
 
 
@@ -111,8 +119,12 @@ def _observe(result: TaskPlan, task: OutlookTask, before: ItemStatus | None, mig
             return
         result.changes.append(_change(TaskChangeType.CREATED, task, None))
         return
-    if before.written and task.change_key == before.change_key:
-        return  # the echo of the connector's own write: its status already says so
+    if before.written and (task.change_key == before.change_key or before.content_hash == UNOBSERVED):
+        # The echo of the connector's own write (its change key; or the first read after a write whose
+        # further steps, checklist items, moved the change key on): recorded, never announced.
+        if (before.change_key, before.content_hash) != (status.change_key, status.content_hash):
+            result.upserts.append(replace(status, written=True))
+        return
     if before.change_key == status.change_key and before.content_hash == status.content_hash:
         return  # a duplicate or replayed report
     result.upserts.append(status)

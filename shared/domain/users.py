@@ -54,20 +54,23 @@ class LegacyLink:
 class StaffSwitches:
     """What the connector does for one staff member, as COINS shows it per user ("Synchronise
     Appointments", "New Outlook to Coins", "Emails"). The calendar directions and video are on unless the
-    host turns them off; mail is opted into. Other capabilities (tasks) join here as they get a switch.
+    host turns them off; mail is opted into; the To Do directions ("Synchronise Tasks", "New Outlook to
+    ERP+") are on unless the host turns them off.
 
     - `calendar_to_outlook`: the host's appointments are written into this user's calendar;
     - `calendar_from_outlook`: this user's Outlook events reach the host (the feed);
     - `video`: this user's copies carry a Teams meeting, and the user may organise one;
     - `mail`: the host may send mail from this user's mailbox;
-    - `tasks_from_outlook`: this user's To Do tasks (the connector's list) reach the host (opted into).
+    - `tasks_to_outlook`: the host's tasks are written into this user's To Do list;
+    - `tasks_from_outlook`: what this user adds, changes or completes in that list reaches the host.
     """
 
     calendar_to_outlook: bool = True
     calendar_from_outlook: bool = True
     video: bool = True
     mail: bool = False
-    tasks_from_outlook: bool = False
+    tasks_to_outlook: bool = True
+    tasks_from_outlook: bool = True
 
     def changed(self, changes: Mapping[str, bool]) -> StaffSwitches:
         """These switches with some of them set (`changes` names only switches of this record)."""
@@ -77,7 +80,14 @@ class StaffSwitches:
         return {name: getattr(self, name) for name in SWITCH_NAMES}
 
 
-SWITCH_NAMES: Final = ("calendar_to_outlook", "calendar_from_outlook", "video", "mail", "tasks_from_outlook")
+SWITCH_NAMES: Final = (
+    "calendar_to_outlook",
+    "calendar_from_outlook",
+    "video",
+    "mail",
+    "tasks_to_outlook",
+    "tasks_from_outlook",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +101,7 @@ class StaffMember:
     enabled: bool = True
     legacy_ids: tuple[LegacyLink, ...] = ()  # appointments the host already wrote, for migration
     switches: StaffSwitches = StaffSwitches()
+    todo_list_name: str | None = None  # this member's To Do list, instead of the tenant's `todo_list_name`
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +219,9 @@ class UserRecord:
     teams: TeamsStatus | None = None  # None: not looked up yet
     teams_reason: str | None = None  # unmatched or forbidden: why
     task_sync: TaskSync = TaskSync()  # the To Do list's Outlook-to-host state
+    todo_list_id: str | None = None  # the To Do list the host's tasks go to, once found or made
+    todo_list_name: str | None = None  # the name that list was found or made under
+    todo_list_reason: str | None = None  # why the list cannot be found or made, for a person to act on
     etag: str | None = None
 
     @property

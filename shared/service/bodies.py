@@ -355,8 +355,8 @@ LegacyIds = Annotated[
 
 class StaffSwitchesBody(Lenient):
     """What the connector does for this staff member. An absent switch keeps its current value (a new
-    staff member's: `calendar_to_outlook`, `calendar_from_outlook` and `video` on, `mail` and
-    `tasks_from_outlook` off). Members this
+    staff member's: `calendar_to_outlook`, `calendar_from_outlook`, `video`, `tasks_to_outlook` and
+    `tasks_from_outlook` on, `mail` off). Members this
     version does not know (switches of later capabilities) are ignored."""
 
     calendar_to_outlook: Annotated[
@@ -385,12 +385,17 @@ class StaffSwitchesBody(Lenient):
         StrictBool | None,
         Field(description="Send mail from this staff member's mailbox (PUT /mail/{message_id})."),
     ] = None
+    tasks_to_outlook: Annotated[
+        StrictBool | None,
+        Field(
+            description="Write the host's tasks (PUT /tasks/{task_id}) into this staff member's To Do list. "
+            "Off: their tasks are accepted and reported `failed` with the reason, and what is in To Do stays."
+        ),
+    ] = None
     tasks_from_outlook: Annotated[
         StrictBool | None,
         Field(
-            description="Tell the host about the tasks in this staff member's To Do list (`task.*` on the "
-            "feed; off for a new staff member). Off: the list is not read and its state is kept; on again, "
-            "what changed meanwhile is announced once."
+            description="Tell the host what this staff member adds, changes or completes in their To Do list."
         ),
     ] = None
 
@@ -412,6 +417,13 @@ class Staff(Lenient):
     enabled: StrictBool = True
     legacy_ids: LegacyIds = []
     switches: StaffSwitchesBody = StaffSwitchesBody()
+    todo_list_name: Annotated[
+        TodoListName | None,
+        Field(
+            description="The To Do list this staff member's tasks go to, instead of the tenant's "
+            "`todo_list_name` (found by name in their mailbox, made when missing). Absent: the tenant's."
+        ),
+    ] = None
 
     @field_validator("email", "upn")
     @classmethod
@@ -449,8 +461,8 @@ class SwitchesUpdate(Body):
     def _some(cls, value: StaffSwitchesBody) -> StaffSwitchesBody:
         if not value.changes():
             raise refuse(
-                "name at least one switch to set (calendar_to_outlook, calendar_from_outlook, video, mail,"
-                " tasks_from_outlook)"
+                "name at least one switch to set (calendar_to_outlook, calendar_from_outlook, video, mail, "
+                "tasks_to_outlook, tasks_from_outlook)"
             )
         return value
 

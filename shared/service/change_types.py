@@ -224,6 +224,17 @@ class MailFailedData(Data):
     attempts: int
 
 
+class TaskOutcomeData(Data):
+    task_id: str = Field(description="The host's task id (the PUT's).")
+    staff_id: str | None = Field(description="Whose To Do list the task is for.")
+    revision: int = Field(description="The revision this outcome is about (the GET's ETag).")
+    state: Literal["synced", "partial", "failed"]
+    deleted: bool = Field(description="The host deleted the task: it was removed from To Do.")
+    graph_task_id: str | None = Field(description="The To Do task's id (null when not written).")
+    list_id: str | None = Field(description="The To Do list's id (null when not written).")
+    error: str | None = Field(description="failed or partial: why, in words that say what to do.")
+
+
 class ChangeBase(BaseModel):
     sequence: int
     tenant_id: str
@@ -328,6 +339,16 @@ class MailFailed(ChangeBase):
     data: MailFailedData
 
 
+class TaskSynced(ChangeBase):
+    type: Literal["task.synced"]
+    data: TaskOutcomeData
+
+
+class TaskFailed(ChangeBase):
+    type: Literal["task.failed"]
+    data: TaskOutcomeData
+
+
 AnyChange = Annotated[
     EventCreated
     | EventUpdated
@@ -347,7 +368,9 @@ AnyChange = Annotated[
     | TenantConsentRevoked
     | TenantCredentialExpiring
     | MailSent
-    | MailFailed,
+    | MailFailed
+    | TaskSynced
+    | TaskFailed,
     Field(discriminator="type"),
 ]
 

@@ -142,7 +142,14 @@ def parse_staff_put(staff_id: str, body: dict[str, Any]) -> tuple[StaffMember, d
     given = parse(Staff, body)
     links = tuple(link.record() for link in given.legacy_ids)
     staff = StaffMember(
-        staff_id, given.email, given.upn, given.display_name, given.enabled, links, given.switches.record()
+        staff_id,
+        given.email,
+        given.upn,
+        given.display_name,
+        given.enabled,
+        links,
+        given.switches.record(),
+        given.todo_list_name,
     )
     return staff, given.switches.changes()
 

@@ -27,6 +27,7 @@ from shared.service.ports.secret_store import SecretStore
 from shared.service.ports.sync_storage import ItemStatusRepository, LeaseStore, SubscriptionIndex
 from shared.service.ports.task_changes import TaskChangesGateway
 from shared.service.ports.tenancy import ConsentStateRepository, TenantRepository, UserRepository
+from shared.service.ports.todo import TaskRepository, TodoGateway
 
 GRAPH_DEFAULT_SCOPE: Final = "https://graph.microsoft.com/.default"
 
@@ -206,6 +207,16 @@ class UsesTaskChanges(Protocol):
     def task_changes(self) -> TaskChangesGateway: ...
 
 
+class UsesTasks(Protocol):
+    @property
+    def tasks(self) -> TaskRepository: ...
+
+
+class UsesTodo(Protocol):
+    @property
+    def todo(self) -> TodoGateway: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     """Every port, built once per worker by the composition root. A handler takes the part it uses, a
@@ -240,3 +251,5 @@ class Services:
     schedules: ScheduleGateway  # Graph's getSchedule, for staff the synced state cannot answer for
     meetings: MeetingGateway  # standalone Teams meetings
     task_changes: TaskChangesGateway  # To Do lists' tasks delta and todoTask subscriptions
+    todo: TodoGateway  # the staff's To Do lists and the host's tasks in them
+    tasks: TaskRepository  # the host's tasks (table `tasks`)

@@ -185,3 +185,20 @@ class TeamsRefused(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class TodoListMissing(Exception):
+    """The To Do list is not in the mailbox any more (deleted or never made): find or make it again."""
+
+
+class TodoTaskMissing(Exception):
+    """The To Do task is not in the list any more (deleted in Outlook, or moved to another list)."""
+
+
+class TodoRefused(Exception):
+    """Graph refused the task or the list as it is, or To Do refused the app for this mailbox (a 400 or
+    a 403): retrying cannot help; a person must act. The calendar is not affected."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

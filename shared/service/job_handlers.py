@@ -15,6 +15,7 @@ from shared.service.context import Services
 from shared.service.deliveries import DeliveryPorts, deliver_changes
 from shared.service.job_codec import MalformedJob, decode
 from shared.service.jobs import (
+    CatchUpTasks,
     CatchUpWrites,
     Deliver,
     Job,
@@ -25,11 +26,13 @@ from shared.service.jobs import (
     TaskMode,
     TenantWork,
     WriteAppointment,
+    WriteTask,
 )
 from shared.service.mail_send import run_send_job
 from shared.service.staff_removal import run_remove_staff
 from shared.service.sync import run_notified, run_sync_job
 from shared.service.task_sync import run_task_job
+from shared.service.task_writes import run_task_catch_up, run_task_write
 
 log = get_logger("jobs")
 
@@ -53,6 +56,8 @@ HANDLERS: Final[dict[str, Callable[[Services, Any], Awaitable[None]]]] = {
     CatchUpWrites.kind: run_catch_up,
     Deliver.kind: _deliver,
     SendMail.kind: run_send_job,
+    WriteTask.kind: run_task_write,
+    CatchUpTasks.kind: run_task_catch_up,
 }
 
 

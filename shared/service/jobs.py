@@ -158,6 +158,31 @@ class SendMail:
     kind: ClassVar[str] = "send_mail"
 
 
+@dataclass(frozen=True, slots=True)
+class WriteTask:
+    """Bring the staff member's To Do list to the host task's current revision (`task_writes.py`)."""
+
+    tenant_id: str
+    task_id: str
+    revision: int | None = None  # the revision that asked for it, for the log
+    attempt: int = 0
+    check_back: int = 0
+    delay_seconds: int = 0
+    queue: ClassVar[str] = WRITE_QUEUE
+    kind: ClassVar[str] = "write_task"
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUpTasks:
+    """A staff member's `tasks_to_outlook` switch turned on: queue a write of every task naming them."""
+
+    tenant_id: str
+    staff_id: str
+    delay_seconds: int = 0
+    queue: ClassVar[str] = WRITE_QUEUE
+    kind: ClassVar[str] = "catch_up_tasks"
+
+
 class TenantWork(StrEnum):
     """A tenant job's kind: `discover` matches every staff member (or lists every mailbox, for the
     all-users scope) and the tenant then migrates; `rematch` matches again (new mailboxes, left ones);
@@ -206,6 +231,8 @@ Job: TypeAlias = (
     | CatchUpWrites
     | Deliver
     | SendMail
+    | WriteTask
+    | CatchUpTasks
 )
 JOB_TYPES: Final[tuple[type[Job], ...]] = (
     TenantJob,
@@ -217,6 +244,8 @@ JOB_TYPES: Final[tuple[type[Job], ...]] = (
     CatchUpWrites,
     Deliver,
     SendMail,
+    WriteTask,
+    CatchUpTasks,
 )
 
 

@@ -101,3 +101,10 @@ MAX_RESULTS: Final = 512
 DEFAULT_RESULTS: Final = 100
 MAX_BUFFER_MINUTES: Final = 24 * 60
 MAX_INTERVAL_MINUTES: Final = 24 * 60
+
+# Tasks (To Do)
+MAX_TASK_TITLE: Final = 255  # To Do's title (the emulator refuses longer, as Exchange does a task subject)
+MAX_TASK_BODY: Final = 64_000  # the note: as an appointment's body, within the stored row's 64 KiB property
+MAX_TASK_CATEGORIES: Final = 25
+MAX_CHECKLIST: Final = 100  # To Do's steps per task
+MAX_CHECKLIST_TITLE: Final = 255

@@ -22,6 +22,7 @@ from shared.service.context import (
     UsesItemStatuses,
     UsesJobs,
     UsesLeases,
+    UsesTasks,
     UsesTenants,
     UsesUsers,
 )
@@ -30,7 +31,7 @@ from shared.service.jobs import RemoveStaff
 from shared.service.leasing import run_leased
 from shared.service.subscriptions import UnsubscribePorts
 from shared.service.sync import LEASE_TTL
-from shared.service.task_sync import tasks_scope
+from shared.service.task_statuses import tasks_scope
 
 log = get_logger("users")
 
@@ -46,9 +47,11 @@ class StaffCleanupPorts(
     UsesLeases,
     UsesJobs,
     UsesClock,
+    UsesTasks,
     Protocol,
 ):
-    """What a deleted staff member leaves: Graph's subscription, its index row, statuses, busy, lease."""
+    """What a deleted staff member leaves: Graph's subscription, its index row, statuses, busy, the stored
+    state of the tasks given to them, lease."""
 
 
 async def run_remove_staff(services: StaffCleanupPorts, job: RemoveStaff) -> None:
@@ -95,4 +98,6 @@ async def remove_leftovers(services: StaffCleanupPorts, job: RemoveStaff) -> Non
     await services.item_statuses.delete_user(job.tenant_id, job.staff_id)
     await services.item_statuses.delete_user(job.tenant_id, tasks_scope(job.staff_id))  # their To Do list's
     await services.busy.delete_user(job.tenant_id, job.staff_id)
+    for task in await services.tasks.naming(job.tenant_id, job.staff_id):  # what is in To Do stays
+        await services.tasks.delete(job.tenant_id, task.task_id)
     log.info("staff member's leftovers removed (%d subscriptions)", len(subscriptions))

@@ -3,8 +3,8 @@
 The calendar's executor (`sync.py`) in small, on its own lease (`{tenant}/{staff}/tasks`), state
 (`UserRecord.task_sync`) and subscription, so a list that cannot be read or made never touches calendar
 sync. A run:
-1. finds the user's list (the tenant's `todo_list_name`, made when missing; its id kept on `task_sync`)
-   at migration and on a resync, and reads the one it keeps otherwise;
+1. takes the user's list from `todo_lists` (the one the host's tasks go to: the staff member's
+   `todo_list_name` or the tenant's, found by name or made, its id on the user row);
 2. ensures the `todoTask` subscription on it (4,230 minutes at most, Graph's limit for tasks), with a
    clientState of its own (`signing.client_state(..., "tasks")`);
 3. reads the list through tasks delta from the stored delta link, or whole (the first read, a resync, a
@@ -24,10 +24,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final, Protocol
 
-from shared.domain.outlook_tasks import OutlookTask
 from shared.domain.planner import ItemStatus
 from shared.domain.signing import client_state
-from shared.domain.task_planner import TaskPlan, plan_tasks, task_status
+from shared.domain.task_planner import TaskPlan, plan_tasks
 from shared.domain.tenants import Tenant
 from shared.domain.timezones import iana_zone
 from shared.domain.users import MatchStatus, SyncState, TaskSync, UserRecord
@@ -38,6 +37,7 @@ from shared.service.context import (
     UsesJobs,
     UsesLeases,
     UsesTaskChanges,
+    UsesTodo,
     UsesUsers,
 )
 from shared.service.errors import (
@@ -51,12 +51,13 @@ from shared.service.errors import (
 from shared.service.jobs import SyncTasks, TaskMode
 from shared.service.keys import NOTIFICATION_KEY
 from shared.service.leasing import check_back, run_leased
-from shared.service.ports.sync_storage import ItemStatusRepository
 from shared.service.publishing import publish
 from shared.service.records import Change, SubscriptionRecord, TaskDeltaRead, Watched
 from shared.service.retries import THROTTLED, starting_from, update_optimistically
 from shared.service.subscriptions import SubscribePorts
+from shared.service.task_statuses import tasks_scope
 from shared.service.tenants import TenantEventPorts, mark_consent_revoked
+from shared.service.todo_lists import TodoListUnavailable, ensure_list
 
 log = get_logger("task_sync")
 
@@ -70,6 +71,7 @@ SUBSCRIBING: Final = frozenset({TaskMode.RESYNC, TaskMode.RENEW, TaskMode.RESUBS
 class TaskSyncPorts(
     TenantEventPorts,
     SubscribePorts,
+    UsesTodo,
     UsesUsers,
     UsesJobs,
     UsesCalendar,
@@ -88,11 +90,6 @@ class TaskRun:
     tasks: int
     linked: int
     changes: int
-
-
-def tasks_scope(staff_id: str) -> str:
-    """The user's task statuses' key in the item statuses: no staff id holds a `/`."""
-    return f"{staff_id}/tasks"
 
 
 def lease_key(tenant_id: str, staff_id: str) -> str:
@@ -188,12 +185,11 @@ async def sync_tasks(
     """One run over the user's list (the caller holds its lease). Raises what the list meets
     (MailboxUnavailable when it can be neither read nor made, RateLimited, TenantAccessError)."""
     assert user.graph_user_id is not None
+    try:  # the list the host's tasks go to (`todo_lists`): the row's, found or made when it has none
+        user, list_id = await ensure_list(services, tenant, user)
+    except TodoListUnavailable as error:
+        raise MailboxUnavailable(error.reason) from error
     state = user.task_sync
-    list_id = state.list_id
-    if list_id is None or state.migrating or kind == TaskMode.RESYNC:  # found again at migration, nightly
-        list_id = await services.task_changes.list_named(
-            tenant, user.graph_user_id, tenant.settings.todo_list_name
-        )
     new_list = state.list_id != list_id
     migrating = state.migrating or new_list
     if new_list or kind in SUBSCRIBING or state.subscription_id is None:
@@ -377,22 +373,3 @@ async def _retry_later(services: TaskSyncPorts, job: SyncTasks, error: RateLimit
     delay = THROTTLED.delay_after(attempt, error.retry_after)
     await services.jobs.enqueue([replace(job, attempt=attempt, delay_seconds=delay)])
     log.info("tasks throttled; retrying in %d s (attempt %d)", delay, attempt)
-
-
-# --- for the write side (host to Outlook): what it wrote is never announced back ----------------------
-
-
-async def note_written_task(
-    statuses: ItemStatusRepository, tenant_id: str, staff_id: str, task: OutlookTask, host_task_id: str
-) -> None:
-    """After the connector wrote a task (created or updated it), as Graph answered it: its change key is
-    the connector's own, so the delta item that carries it is an echo, never a `task.updated`."""
-    status = task_status(task, written=True, host_task_id=host_task_id)
-    await statuses.note(tenant_id, tasks_scope(staff_id), [status], [])
-
-
-async def note_deleted_task(
-    statuses: ItemStatusRepository, tenant_id: str, staff_id: str, graph_id: str
-) -> None:
-    """After the connector deleted a task: forgotten, so its removal in the delta is no change."""
-    await statuses.note(tenant_id, tasks_scope(staff_id), [], [graph_id])

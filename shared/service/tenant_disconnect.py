@@ -25,6 +25,7 @@ from shared.service.context import (
     UsesMail,
     UsesMailContent,
     UsesSecrets,
+    UsesTasks,
     UsesUsers,
 )
 from shared.service.publishing import publish
@@ -49,6 +50,7 @@ class PurgePorts(
     UsesBusy,
     UsesMail,
     UsesMailContent,
+    UsesTasks,
     Protocol,
 ):
     """Every table that keeps rows under the tenant's key, but the tenants' and the feed's."""
@@ -123,3 +125,4 @@ async def purge_rows(services: PurgePorts, tenant_id: str) -> None:
     await services.consent_states.delete_tenant(tenant_id)
     await services.mail_content.delete_tenant(tenant_id)  # queued mail's content; sent mail has none
     await services.mail.delete_tenant(tenant_id)
+    await services.tasks.delete_tenant(tenant_id)  # what was written to To Do stays

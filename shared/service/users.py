@@ -183,6 +183,8 @@ def switch_follow_ups(before: UserRecord, after: UserRecord, *, migrating: bool 
         queued.append(
             jobs.sync_tasks(after.tenant_id, after.staff_id, "switched_on", kind=jobs.TaskMode.RESYNC)
         )
+    if new.tasks_to_outlook and not old.tasks_to_outlook:
+        queued.append(jobs.CatchUpTasks(after.tenant_id, after.staff_id))
     return queued
 
 

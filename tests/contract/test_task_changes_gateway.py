@@ -35,6 +35,7 @@ from shared.service.records import TaskDeltaRead
 from tests.fakes.calendar import FakeMailboxes
 from tests.fakes.outlook_tasks import task
 from tests.fakes.task_lists import FakeTaskLists
+from tests.fakes.todo import FakeTodo
 from tests.integration.graph.harness import EmulatorGraph, open_emulator_graph, tenant_named
 
 pytestmark = pytest.mark.contract
@@ -59,7 +60,7 @@ class FakeDriver:
     _ids = itertools.count(1)
 
     def __init__(self) -> None:
-        self.fake = FakeTaskLists(FakeMailboxes())
+        self.fake = FakeTaskLists(FakeMailboxes(), FakeTodo())
         self.gateway: TaskChangesGateway = self.fake
         self.subscriptions: SubscriptionGateway = self.fake.mailboxes
         self.tenant = tenant_named("3f1d6a52-0000-4000-8000-000000000001", "contoso.example")

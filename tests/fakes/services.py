@@ -30,6 +30,7 @@ from tests.fakes.storage import (
     PublishedFeed,
 )
 from tests.fakes.task_lists import FakeTaskLists
+from tests.fakes.todo import FakeTasks, FakeTodo
 from tests.fakes.webhook import FakeHostWebhook
 
 CONNECTOR_CLIENT_ID = "11111111-2222-3333-4444-555555555555"
@@ -61,6 +62,8 @@ class FakeWorld:
     schedules: FakeSchedules
     meetings: FakeMeetings
     task_lists: FakeTaskLists
+    todo: FakeTodo
+    tasks: FakeTasks
 
 
 def fake_world() -> FakeWorld:
@@ -73,7 +76,8 @@ def fake_world() -> FakeWorld:
     mail, mail_content, outlook_mail = FakeMailRows(), FakeMailContent(), FakeOutlookMail()
     busy, meetings = FakeBusy(), FakeMeetings()
     schedules = FakeSchedules(mailboxes)
-    task_lists = FakeTaskLists(mailboxes)
+    todo, tasks = FakeTodo(), FakeTasks()
+    task_lists = FakeTaskLists(mailboxes, todo)
     services = Services(
         tenants=tenants,
         users=users,
@@ -108,6 +112,8 @@ def fake_world() -> FakeWorld:
         schedules=schedules,
         meetings=meetings,
         task_changes=task_lists,
+        todo=todo,
+        tasks=tasks,
     )
     return FakeWorld(
         tenants,
@@ -134,6 +140,8 @@ def fake_world() -> FakeWorld:
         schedules,
         meetings,
         task_lists,
+        todo,
+        tasks,
     )
 
 

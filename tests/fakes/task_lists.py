@@ -16,6 +16,7 @@ from shared.domain.tenants import Tenant
 from shared.service.errors import DeltaTokenRejected, MailboxUnavailable, TenantAccessError
 from shared.service.records import GraphSubscription, TaskDeltaRead
 from tests.fakes.calendar import FakeMailboxes
+from tests.fakes.todo import FakeList, FakeTodo
 
 _ids = itertools.count(1)
 
@@ -30,11 +31,10 @@ class FakeTaskList:
 
 
 class FakeTaskLists:
-    def __init__(self, mailboxes: FakeMailboxes) -> None:
+    def __init__(self, mailboxes: FakeMailboxes, todo: FakeTodo) -> None:
         self.mailboxes = mailboxes
+        self.todo = todo
         self.lists: dict[tuple[str, str], FakeTaskList] = {}
-        self.names: dict[str, dict[str, str]] = {}  # user -> list name -> list id
-        self.refused_lists: dict[str, str] = {}  # user -> why their list can be neither read nor made
         self.requests = 0
 
     def task_list(self, graph_user_id: str, list_id: str) -> FakeTaskList:
@@ -60,20 +60,16 @@ class FakeTaskLists:
         self.task_list(graph_user_id, list_id).generation += 1
 
     async def connector_list(self, graph_user_id: str, name: str) -> str:
-        """The list a run finds or makes (as the user might have made it before)."""
-        names = self.names.setdefault(graph_user_id, {})
-        if name not in names:
-            names[name] = f"list-{next(_ids)}"
-            self.task_list(graph_user_id, names[name])
-        return names[name]
+        """The list of that name in the To Do fake (`FakeTodo`, whose lists the runs find or make), made
+        there as the user might have made it before."""
+        for found in self.todo.mailbox(graph_user_id).values():
+            if found.name == name:
+                return found.id
+        made = FakeList(f"list-{next(_ids)}", name)
+        self.todo.mailbox(graph_user_id)[made.id] = made
+        return made.id
 
     # --- TaskChangesGateway ------------------------------------------------------------------------
-
-    async def list_named(self, tenant: Tenant, graph_user_id: str, name: str) -> str:
-        self._check(tenant, graph_user_id, FakeTaskList())
-        if graph_user_id in self.refused_lists:
-            raise MailboxUnavailable(self.refused_lists[graph_user_id])
-        return await self.connector_list(graph_user_id, name)
 
     def _check(self, tenant: Tenant, graph_user_id: str, found: FakeTaskList) -> None:
         self.requests += 1

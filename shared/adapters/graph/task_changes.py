@@ -190,35 +190,6 @@ class GraphTaskChanges(GraphPort):
             url = next_link
         raise GraphError(200, "EndlessDelta", f"no delta link after {MAX_PAGES} pages")
 
-    async def list_named(self, tenant: Tenant, graph_user_id: str, name: str) -> str:
-        """Graph has no `$filter` on a list's displayName that the docs promise, so the lists are read (a
-        mailbox has a handful, one page) and matched exactly; a missing one is made (POST → 201)."""
-        graph = await self._graph(tenant)
-        lists_path = f"{user_path(graph_user_id)}/todo/lists"
-        url: str | None = lists_path
-        pages = 0
-        while url and pages < MAX_PAGES:
-            pages += 1
-            try:
-                page = await graph.request_json("GET", url)
-            except GraphError as error:
-                raise await self._translated(graph, error, graph_user_id) from error
-            for found in page.get("value") or ():
-                if found.get("displayName") == name:
-                    return str(found["id"])
-            url = page.get("@odata.nextLink")
-        try:
-            made = await graph.request_json("POST", lists_path, {"displayName": name})
-        except GraphError as error:
-            if error.status in (400, 403):
-                raise MailboxUnavailable(
-                    f"the To Do list {name!r} could not be made in this mailbox ({error.status} "
-                    f"{error.code}: {error.message}); make it in To Do, or check the app's "
-                    "Tasks.ReadWrite.All permission"
-                ) from error
-            raise await self._translated(graph, error, graph_user_id) from error
-        return str(made["id"])
-
     async def subscribe_tasks(
         self, tenant: Tenant, graph_user_id: str, list_id: str, client_state: str, expires_at: datetime
     ) -> GraphSubscription:

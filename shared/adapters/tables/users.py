@@ -75,6 +75,10 @@ def user_to_entity(user: UserRecord) -> dict[str, Any]:
             "Teams": user.teams.value if user.teams else None,
             "TeamsReason": user.teams_reason,
             "TaskSync": task_sync_json(user.task_sync),
+            "TodoListNameOverride": staff.todo_list_name,
+            "TodoListId": user.todo_list_id,
+            "TodoListName": user.todo_list_name,
+            "TodoListReason": user.todo_list_reason,
             "UpdatedAt": user.updated_at,
         }
     )
@@ -157,6 +161,7 @@ SWITCH_PROPERTIES: Final = {
     "calendar_from_outlook": "CalendarFromOutlookSwitch",
     "video": "VideoSwitch",
     "mail": "MailSwitch",
+    "tasks_to_outlook": "TasksToOutlookSwitch",
     "tasks_from_outlook": "TasksFromOutlookSwitch",
 }
 _DEFAULT_SWITCHES: Final = StaffSwitches()
@@ -184,6 +189,7 @@ def user_from_entity(entity: Any) -> UserRecord:
             enabled=bool(entity.get("Enabled", True)),
             legacy_ids=_legacy_links(entity),
             switches=_switches(entity),
+            todo_list_name=entity.get("TodoListNameOverride"),
         ),
         match=MatchStatus(entity["Match"]),
         updated_at=required_utc(entity["UpdatedAt"]),
@@ -200,6 +206,9 @@ def user_from_entity(entity: Any) -> UserRecord:
         teams=TeamsStatus(entity["Teams"]) if entity.get("Teams") else None,
         teams_reason=entity.get("TeamsReason"),
         task_sync=task_sync_of(entity.get("TaskSync")),
+        todo_list_id=entity.get("TodoListId"),
+        todo_list_name=entity.get("TodoListName"),
+        todo_list_reason=entity.get("TodoListReason"),
         etag=etag_of(entity),
     )
 

@@ -9,6 +9,7 @@ tests fake them. The records they speak are in `shared.service.records`, the err
 - `sync_storage`: what the Outlook-to-host sync keeps: item statuses, leases, the subscription index.
 - `feed`: the change feed and its delivery to the host (the webhook, dead letters).
 - `appointments`: host to Outlook: the host's appointments and the calendar writes.
+- `todo`: Microsoft To Do: the host's tasks (`TaskRepository`) and the staff's lists (`TodoGateway`).
 - here: the queue the handlers put work on (`JobQueue`; the jobs themselves are `shared.service.jobs`).
 """
 

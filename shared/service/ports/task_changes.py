@@ -28,12 +28,6 @@ class TaskChangesGateway(Protocol):
         gone), RateLimited, TenantAccessError."""
         ...
 
-    async def list_named(self, tenant: Tenant, graph_user_id: str, name: str) -> str:
-        """The id of the user's To Do list of that display name, made when there is none. Raises
-        MailboxUnavailable (with a reason a person can act on) when it can be neither read nor made,
-        RateLimited, TenantAccessError."""
-        ...
-
     async def subscribe_tasks(
         self, tenant: Tenant, graph_user_id: str, list_id: str, client_state: str, expires_at: datetime
     ) -> GraphSubscription:

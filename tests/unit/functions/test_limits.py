@@ -77,6 +77,15 @@ BODIES: dict[str, Any] = {
         },
     },
     "createConsoleLink": {"ttl_minutes": 60},
+    "putTask": {
+        "staff_id": "s1",
+        "title": "Call back",
+        "body": "About the quote",
+        "due": "2026-03-10",
+        "time_zone": "Europe/Amsterdam",
+        "categories": ["Sales"],
+        "checklist": [{"id": "a", "title": "Price"}],
+    },
     "putMail": {
         "from_staff_id": "s1",
         "to": [{"name": "Chris Customer", "address": "chris@example.org"}],
@@ -111,7 +120,13 @@ BODIES: dict[str, Any] = {
         "ranking": "least_booked",
     },
 }
-PATH_VALUES = {"tid": TENANT, "staff_id": "s1", "appointment_id": "a-1", "message_id": "m-1"}
+PATH_VALUES = {
+    "tid": TENANT,
+    "staff_id": "s1",
+    "appointment_id": "a-1",
+    "message_id": "m-1",
+    "task_id": "t-1",
+}
 ROUTE_NAMES = {documented: name for name, documented in DOCUMENTED_NAMES.items()}  # tenant_id -> tid
 
 

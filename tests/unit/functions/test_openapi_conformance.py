@@ -32,7 +32,13 @@ OPERATIONS = [
     if operation.definition.raw.get("operationId") != "getHealth"
 ]
 MODES = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
-KNOWN = {"tenant_id": TENANT, "staff_id": "s1", "appointment_id": "a-1", "message_id": "m-1"}
+KNOWN = {
+    "tenant_id": TENANT,
+    "staff_id": "s1",
+    "appointment_id": "a-1",
+    "message_id": "m-1",
+    "task_id": "t-1",
+}
 # Examples per operation and mode draw; CONFORMANCE_EXAMPLES=400 for a deeper run by hand.
 EXAMPLES = int(os.environ.get("CONFORMANCE_EXAMPLES", "25"))
 CHECKS = [not_a_server_error, content_type_conformance, response_schema_conformance]

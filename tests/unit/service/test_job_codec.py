@@ -52,6 +52,15 @@ STRATEGIES: dict[type[Job], st.SearchStrategy[Job]] = {
         attempt=counts,
         check_back=counts,
     ),
+    jobs.WriteTask: st.builds(
+        jobs.WriteTask,
+        tenant_id=texts,
+        task_id=texts,
+        revision=st.none() | counts,
+        attempt=counts,
+        check_back=counts,
+    ),
+    jobs.CatchUpTasks: st.builds(jobs.CatchUpTasks, tenant_id=texts, staff_id=texts),
     jobs.Notified: st.builds(jobs.Notified, directory_id=texts, subscription_id=texts, graph_user_id=texts),
     jobs.RemoveStaff: st.builds(
         jobs.RemoveStaff, tenant_id=texts, staff_id=texts, subscription_id=texts, check_back=counts

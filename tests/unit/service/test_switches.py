@@ -83,14 +83,15 @@ async def switch(world: FakeWorld, staff_id: str, **switches: bool) -> None:
 # --- the bodies and the listing -------------------------------------------------------------------------
 
 
-def test_a_new_staff_member_has_the_calendar_and_video_switches_on_and_mail_and_tasks_off() -> None:
+def test_a_new_staff_member_has_the_calendar_video_and_task_switches_on_and_mail_off() -> None:
     staff, given = parse_staff_put("s1", {"email": "a@contoso.example"})
     assert staff.switches.as_dict() == {
         "calendar_to_outlook": True,
         "calendar_from_outlook": True,
         "video": True,
         "mail": False,
-        "tasks_from_outlook": False,
+        "tasks_to_outlook": True,
+        "tasks_from_outlook": True,
     }
     assert given == {}
     _, given = parse_staff_put("s1", {"email": "a@contoso.example", "switches": {"video": False, "tasks": 1}})
