@@ -39,7 +39,9 @@ class Org:
 
     def list_id(self, name: str) -> str:
         if name not in self.lists:
-            found = self.outlook.http.get(f"/users/{self.user(name)}/todo/lists").json()["value"]
+            answer = self.outlook.http.get(f"/users/{self.user(name)}/todo/lists")
+            assert answer.status_code == 200, answer.text
+            found = answer.json()["value"]
             self.lists[name] = next(lst["id"] for lst in found if lst["displayName"] == LIST)
         return self.lists[name]
 
@@ -111,12 +113,12 @@ async def tasks_organisation(connector: Connector) -> tuple[Org, dict[str, str]]
         )
     response = create(connector, {"domain": domain})
     assert response.status_code == 201, response.text
-    org = Org(connector, tid, domain, people)
-    with org.api() as api:
+    with connector.api() as api:
         for name in people:
-            body = {"upn": org.user(name), "switches": {"tasks_from_outlook": True}}
+            body = {"upn": f"{name}@{domain}", "switches": {"tasks_from_outlook": True}}
             assert api.put(f"/api/v1/tenants/{domain}/staff/s-{name}", json=body).status_code == 200
     assert consent(connector, response.json()["consent_url"]).status_code == 200
+    org = Org(connector, tid, domain, people)  # Graph as the staff's To Do: a token with the consent's roles
     with org.api() as api:
 
         def active() -> bool:
@@ -187,8 +189,8 @@ async def test_a_task_moved_to_another_list_is_deleted_with_its_reason(
 ) -> None:
     org, _ = tasks_org
     made = org.add("ben", {"title": "Moving on"})
-    since = org.cursor()
     wait_for(lambda: org.task_changes(0, made["id"]) or None)
+    since = org.cursor()
     async with org.connector.control() as control:
         await control.move_task(org.id, org.user("ben"), made["id"], to="Personal", list_name=LIST)
     [(kind, data)] = wait_for(lambda: org.task_changes(since, made["id"]) or None)
