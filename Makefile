@@ -72,6 +72,10 @@ bench: $(VENV)/.installed node_modules/.installed
 bench-sync: $(VENV)/.installed node_modules/.installed  # e.g. make bench-sync BENCH_ARGS="--users 200"
 	$(PY) -m benchmarks.sync_bench $(BENCH_ARGS)
 
+.PHONY: bench-tasks-sync
+bench-tasks-sync: $(VENV)/.installed node_modules/.installed  # e.g. make bench-tasks-sync BENCH_ARGS="--users 1000"
+	$(PY) -m benchmarks.task_sync_bench $(BENCH_ARGS)
+
 .PHONY: bench-mail
 bench-mail: $(VENV)/.installed node_modules/.installed  # e.g. make bench-mail BENCH_ARGS="--burst 1000"
 	$(PY) -m benchmarks.mail_bench $(BENCH_ARGS)

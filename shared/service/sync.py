@@ -4,13 +4,15 @@ One run per user at a time across workers (a lease with a 'run again' flag, so a
 arrives while a run is under way is never lost). A run:
 1. ensures the Graph subscription (migration, lifecycle events, renewal);
 2. on migration, finds the host's own appointments in the mailbox (its EWS-era ids through
-   translateExchangeIds, the connector's extended property, iCalUIds), at most four requests at a time;
+   translateExchangeIds, the connector's extended property, iCalUIds), at most four requests at a time,
+   and (at migration and on a resync) reads the working hours; a migration also reads and links the
+   user's To Do list beside the window (`task_sync.migrate_tasks`), so `user.migrated` counts its tasks;
 3. reads the window through `calendarView/delta` from the stored delta link, or whole when there is none
    or Graph rejected it (410), and lets the planner reconcile that against the stored status;
 4. brings the user's busy index up to date (`busy_index.py`), so the availability answer has a change
    no later than the feed;
-5. publishes the changes (feed, then the host's webhook), stores the status, then the delta link
-   (and, at migration and on a resync, reads the working hours again). A user whose
+5. publishes the changes (feed, then the host's webhook), stores the status, then the delta link. A
+   user whose
    `calendar_from_outlook` switch is off is read and indexed the same, but nothing is announced and the
    statuses of the items concerned keep what the host was last told (`planner.held_back`); turning the
    switch on queues a full read, which announces each held change once.
@@ -46,10 +48,10 @@ from shared.service.ports.clock import Clock
 from shared.service.ports.graph import CalendarGateway
 from shared.service.ports.tenancy import UserRepository
 from shared.service.publishing import publish
-from shared.service.records import Change, DeltaRead, Watched
+from shared.service.records import Change, DeltaRead, Watched, WorkingHoursRecord
 from shared.service.retries import THROTTLED, StillContended, starting_from, update_optimistically
 from shared.service.subscriptions import NOTIFIED_GRANULARITY, SubscribePorts, ensure_subscription
-from shared.service.task_sync import TaskSyncPorts, migrate_tasks, run_task_job
+from shared.service.task_sync import TaskRun, TaskSyncPorts, migrate_tasks, run_task_job
 from shared.service.tenants import TenantEventPorts, get_tenant, mark_consent_revoked
 from shared.service.users import StaffPorts
 
@@ -151,10 +153,13 @@ async def _sync_user(
         user = await _save_user(services.users, services.clock, replace(user, sync_state=SyncState.MIGRATING))
     gate = asyncio.Semaphore(MAILBOX_CONCURRENCY)
     needs_subscription = kind in SUBSCRIBING_KINDS or migrating or user.subscription_id is None
-    subscribed, links = await asyncio.gather(
+    rereads_hours = kind == "resync" or migrating  # the working hours: at migration and by the nightly run
+    subscribed, links, hours = await asyncio.gather(
         _subscribed(services, tenant, user, kind, gate) if needs_subscription else _same(user),
         _host_links(services.calendar, tenant, user, gate) if migrating else _no_links(),
+        _hours(services, tenant, user, gate) if rereads_hours else _no_hours(),
     )
+    tasks_run = _migrating_tasks(services, tenant, user, hours) if migrating else None
     user = replace(
         user,
         subscription_id=subscribed.subscription_id,
@@ -185,17 +190,13 @@ async def _sync_user(
     changes = [
         Change(c.type.value, tenant.tenant_id, c.data, now, staff_id=user.staff_id) for c in actions.changes
     ]
-    hours = None
-    if kind == "resync" or migrating:  # the working hours: at migration and by the nightly run, stored
-        hours = await refresh_hours(services.calendar, services.busy, tenant, user, now)  # before `synced`
-    if migrating:
+    if tasks_run is not None:
         linked = sum(1 for s in actions.upserts if s.appointment_id)
         data: dict[str, Any] = {
             "events": len(stored) + len(actions.upserts) - len(actions.deletes),
             "linked": linked,
         }
-        # The user's To Do list is read and linked with the calendar, so the migration counts its tasks.
-        tasks = await migrate_tasks(services, tenant, user, hours.iana_zone if hours else None)
+        tasks = await tasks_run
         if tasks is not None:
             data |= {"tasks": tasks.tasks, "tasks_linked": tasks.linked}
         changes.append(Change("user.migrated", tenant.tenant_id, data, now, staff_id=user.staff_id))
@@ -265,6 +266,36 @@ async def _same(user: UserRecord) -> UserRecord:
 
 async def _no_links() -> HostLinks:
     return HostLinks()
+
+
+async def _hours(
+    services: SyncPorts, tenant: Tenant, user: UserRecord, gate: asyncio.Semaphore
+) -> WorkingHoursRecord | None:
+    """Read and stored before the user is marked synced."""
+    async with gate:
+        return await refresh_hours(services.calendar, services.busy, tenant, user, services.clock.now())
+
+
+async def _no_hours() -> None:
+    return None
+
+
+def _migrating_tasks(
+    services: SyncPorts, tenant: Tenant, user: UserRecord, hours: WorkingHoursRecord | None
+) -> asyncio.Future[TaskRun | None]:
+    """The user's To Do list read and linked beside the calendar's window (its own lease, state and errors),
+    so the migration counts its tasks; its due dates are days in the working hours' zone. Awaited before
+    `user.migrated`; should the calendar's read fail first, its outcome is only the list's."""
+    run = asyncio.ensure_future(migrate_tasks(services, tenant, user, hours.iana_zone if hours else None))
+    run.add_done_callback(_settled)
+    return run
+
+
+def _settled(run: asyncio.Future[TaskRun | None]) -> None:
+    """The list's migration ended: what it raised is awaited by the calendar's run, or (that run having
+    failed first) only logged; the queue's retry migrates again."""
+    if not run.cancelled() and run.exception() is not None:
+        log.info("the To Do list's migration ended with %s", type(run.exception()).__name__)
 
 
 async def _no_busy() -> None:
