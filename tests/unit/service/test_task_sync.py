@@ -23,6 +23,7 @@ from shared.service.schedules import nightly_tenant, renew_tenant_subscriptions
 from shared.service.staff_removal import remove_leftovers
 from shared.service.sync import request_tenant_resync, request_user_resync
 from shared.service.task_statuses import note_deleted_task, note_written_task, tasks_scope
+from shared.service.tenant_disconnect import begin_disconnect
 from shared.service.users import set_switches
 from tests.fakes.calendar import throttled
 from tests.fakes.outlook_tasks import task
@@ -345,3 +346,36 @@ async def test_a_deleted_staff_members_task_subscription_and_statuses_go(world: 
     assert subscription not in world.mailboxes.subscriptions
     assert await world.subscription_index.get(subscription or "") is None
     assert (TID, tasks_scope("s1")) not in world.item_statuses.rows
+
+
+async def test_a_disconnect_removes_the_task_subscriptions_and_the_lists_state(world: FakeWorld) -> None:
+    lst = await list_id(world)
+    world.task_lists.put("g1", lst, task("A"))
+    await migrate(world, "s1", "s2")
+    assert len(world.task_lists.subscribed()) == 2
+    await begin_disconnect(world.services, TID)
+    await run_all(world)
+    assert world.task_lists.subscribed() == set()
+    assert (TID, tasks_scope("s1")) not in world.item_statuses.rows
+    assert world.subscription_index.rows == {}
+    world.task_lists.put("g1", lst, task("B"))  # what was in To Do stays; nothing more is read
+    await world.jobs.enqueue([jobs.sync_tasks(TID, "s1")])
+    await run_all(world)
+    assert [c.data["task"]["id"] for c in changes(world) if c.type == "task.created"] == ["A"]
+
+
+async def test_a_list_that_cannot_be_made_is_a_reason_on_the_user_and_the_calendar_migrates(
+    world: FakeWorld,
+) -> None:
+    world.todo.fail("create_list", "refused")
+    await migrate(world, "s1")
+    found = await user(world)
+    assert found.sync_state is SyncState.SYNCED and found.last_error is None
+    assert found.task_sync.state is SyncState.ERROR
+    assert found.task_sync.last_error and "cannot be found or made" in found.task_sync.last_error
+    assert found.todo_list_reason == found.task_sync.last_error
+    migrated = next(c for c in world.feed.entries[TID] if c.type == "user.migrated" and c.staff_id == "s1")
+    assert "tasks" not in migrated.data  # the list was not read
+    await world.jobs.enqueue([jobs.sync_tasks(TID, "s1", kind=TaskMode.RESYNC)])  # made this time
+    await run_all(world)
+    assert (await user(world)).task_sync.state is SyncState.SYNCED
