@@ -9,8 +9,10 @@ As Microsoft documents it (api-reference/v1.0, microsoftgraph/microsoft-graph-do
   can be filtered on them (`$filter=linkedResources/any(r: r/externalId eq '…')`); they are not writable
   through the task's PATCH (a navigation property).
 - `checklistItems` (resources/checklistitem.md: `displayName`, `isChecked`, `checkedDateTime`,
-  `createdDateTime`, `id`): inline on the task's POST, `GET|POST .../checklistItems`,
-  `PATCH|DELETE .../checklistItems/{id}`, `$expand=checklistItems`.
+  `createdDateTime`, `id`): `GET|POST .../checklistItems`, `PATCH|DELETE .../checklistItems/{id}`,
+  `$expand=checklistItems`; and inline on the task's POST, as linkedResources are. Microsoft's samples
+  show only linkedResources made inline: that checklistItems are too is this emulator's reading of the
+  same contained navigation property, to be checked against a real tenant.
 - `dueDateTime`, `startDateTime`, `reminderDateTime`, `completedDateTime` (dateTimeTimeZone) are kept as
   the instant they name and answered in UTC (todotask-update.md: a PATCH in "Eastern Standard Time" is
   answered `{"dateTime": "…T04:00:00.0000000", "timeZone": "UTC"}`); a zone Exchange does not know is a

@@ -87,6 +87,8 @@ def _member(record: type[Job], f: dataclasses.Field[Any], data: dict[str, Any]) 
         return value
     if expected == int | None and (value is None or (isinstance(value, int) and not isinstance(value, bool))):
         return value
+    if expected == str | None and (value is None or isinstance(value, str)):
+        return value
     if expected == tuple[str, ...] and isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(value)
     raise MalformedJob(f"{f.name}: not a {expected}")

@@ -174,10 +174,11 @@ class WriteTask:
 
 @dataclass(frozen=True, slots=True)
 class CatchUpTasks:
-    """A staff member's `tasks_to_outlook` switch turned on: queue a write of every task naming them."""
+    """Queue a write of every task naming the staff member (their `tasks_to_outlook` switch turned on, their
+    `todo_list_name` changed), or of every task of the tenant (`staff_id` None: its `todo_list_name`)."""
 
     tenant_id: str
-    staff_id: str
+    staff_id: str | None
     delay_seconds: int = 0
     queue: ClassVar[str] = WRITE_QUEUE
     kind: ClassVar[str] = "catch_up_tasks"

@@ -124,9 +124,12 @@ async def run_task_catch_up(services: CatchUpTaskPorts, job: CatchUpTasks) -> No
     tenant = await services.tenants.get(job.tenant_id)
     if tenant is None or not tenant.state.connected:
         return
-    named = await services.tasks.naming(job.tenant_id, job.staff_id)
+    if job.staff_id is None:
+        named = await services.tasks.in_tenant(job.tenant_id)
+    else:
+        named = await services.tasks.naming(job.tenant_id, job.staff_id)
     await services.jobs.enqueue([jobs.WriteTask(job.tenant_id, r.task_id) for r in named])
-    log.info("tasks switched on for %s: %d tasks queued for writing", job.staff_id, len(named))
+    log.info("catching up tasks of %s: %d queued for writing", job.staff_id or "the tenant", len(named))
 
 
 class _Throttled(Exception):
@@ -145,8 +148,6 @@ async def _write_once(services: TaskWritePorts, job: WriteTask) -> None:
     record = await services.tasks.get(tenant.tenant_id, job.task_id)
     if record is None:
         return
-    if record.written_revision == record.revision and record.reported_revision == record.revision:
-        return  # written and told already (a redelivered job)
     try:
         outcome = await _bring(services, tenant, record)
     except _Throttled as throttled:
@@ -268,6 +269,9 @@ async def _write(
     draft = draft_of(task, zone, services.clock.now())
     link = task_link(task.task_id)
     placed_here = record.list_id == where.list_id and record.graph_user_id == where.graph_user_id
+    done = record.state is TaskState.SYNCED and record.written_revision == record.revision
+    if placed_here and record.graph_task_id is not None and done:
+        return record  # To Do holds this revision in this list already (a redelivered job, a catch-up)
     if placed_here and record.graph_task_id is None:  # a create whose answer may have been lost
         found = await services.todo.find_task(tenant, where, link)
         if found is not None:

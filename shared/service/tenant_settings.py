@@ -38,6 +38,8 @@ async def update_settings(services: SettingsPorts, tenant_id: str, patch: Mappin
     tenant, _ = await save_tenant_change(services, tenant_id, patched)
     if tenant.state.connected and _teams(tenant.settings) != _teams(before.settings):
         await services.jobs.enqueue([jobs.rematch(tenant_id)])  # every staff member's Teams status again
+    if tenant.state.connected and tenant.settings.todo_list_name != before.settings.todo_list_name:
+        await services.jobs.enqueue([jobs.CatchUpTasks(tenant_id, None)])  # tasks move to the list now named
     previous, method = before.settings.teams_method, tenant.settings.teams_method
     if method is not previous:  # a meeting keeps the method it was made with (its join URL keeps working)
         data = {"previous_method": previous.value, "method": method.value, "existing_meetings": "kept"}

@@ -108,6 +108,12 @@ async def put_staff(
             queued.append(jobs.migrate_user(tenant_id, staff.staff_id))
         if existing is not None:
             queued += switch_follow_ups(existing, saved, migrating=migrating)
+            if (
+                existing.staff.todo_list_name != saved.staff.todo_list_name
+                and saved.match is MatchStatus.MATCHED
+                and saved.staff.switches.tasks_to_outlook
+            ):  # their tasks move to the list now named
+                queued.append(jobs.CatchUpTasks(tenant_id, staff.staff_id))
         await services.jobs.enqueue(queued)
         log.info("staff member stored: %s", saved.match.value)
         return saved
@@ -169,7 +175,8 @@ def switch_follow_ups(before: UserRecord, after: UserRecord, *, migrating: bool 
     relieved of the join details); `calendar_from_outlook` turned on, a full read of their calendar, which
     announces once what changed while it was off (the item statuses still hold what the host was told),
     unless a migration, which reads it all anyway, is queued; `tasks_from_outlook` turned on, a full read of
-    their To Do list, likewise."""
+    their To Do list, likewise; `tasks_to_outlook` turned on, a write of every task naming them
+    (`CatchUpTasks`; the writes find what they made before, so none twice)."""
     if after.match is not MatchStatus.MATCHED:
         return []
     old, new = before.staff.switches, after.staff.switches

@@ -35,6 +35,7 @@ HTTP: dict[str, tuple[str, set[str], func.AuthLevel]] = {
     "changes": ("v1/tenants/{tid}/changes", {"GET"}, KEY),
     "appointment": ("v1/tenants/{tid}/appointments/{appointment_id}", {"PUT", "GET", "DELETE"}, KEY),
     "mail": ("v1/tenants/{tid}/mail/{message_id}", {"PUT", "GET"}, KEY),
+    "task": ("v1/tenants/{tid}/tasks/{task_id}", {"PUT", "GET", "DELETE"}, KEY),
     "staff_busy": ("v1/tenants/{tid}/staff/{staff_id}/busy", {"GET"}, KEY),
     "availability": ("v1/tenants/{tid}/availability", {"POST"}, KEY),
     "user_resync": ("v1/tenants/{tid}/users/{staff_id}/resync", {"POST"}, KEY),

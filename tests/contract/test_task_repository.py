@@ -107,5 +107,6 @@ async def test_the_tasks_naming_a_staff_member_and_deletes(rows: TaskRepository)
     await rows.delete(TID, moved.task_id)
     await rows.delete(TID, moved.task_id)  # gone already is fine
     assert [r.task_id for r in await rows.naming(TID, "s1")] == ["named"]
+    assert sorted(r.task_id for r in await rows.in_tenant(TID)) == ["named", "other"]
     await rows.delete_tenant(TID)
     assert await rows.naming(TID, "s2") == [] and await rows.get("fabrikam.example", "elsewhere") is not None

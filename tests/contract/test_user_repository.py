@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from shared.adapters.tables.users import TableUsers
-from shared.domain.users import LegacyLink, MatchStatus, StaffMember, SyncState, UserRecord
+from shared.domain.users import LegacyLink, MatchStatus, StaffMember, StaffSwitches, SyncState, UserRecord
 from shared.service.errors import AlreadyExists, StaleWrite
 from shared.service.ports.tenancy import UserRepository
 from tests.fakes.storage import FakeUsers
@@ -119,3 +119,24 @@ async def test_when_a_users_migration_ended_is_stored_apart_from_its_last_sync(u
     [stored] = await users.list_all(CONTOSO)
     assert (stored.migrated_at, stored.last_sync_at) == (migrated, caught_up)
     assert (await users.get(CONTOSO, "s0001")) == stored
+
+
+async def test_the_to_do_list_and_the_task_switches_are_kept(users: UserRepository) -> None:
+    staff = replace(
+        record(1).staff,
+        todo_list_name="ERP+",
+        switches=StaffSwitches(tasks_to_outlook=False, tasks_from_outlook=False),
+    )
+    listed = replace(record(1), staff=staff, todo_list_id="AAMkList", todo_list_name="ERP+")
+    await users.save(listed)
+    stored = await users.get(CONTOSO, "s0001")
+    assert stored is not None
+    assert (stored.staff.todo_list_name, stored.todo_list_id, stored.todo_list_name) == (
+        "ERP+",
+        "AAMkList",
+        "ERP+",
+    )
+    assert stored.staff.switches == StaffSwitches(tasks_to_outlook=False, tasks_from_outlook=False)
+    refused = await users.save(replace(stored, todo_list_id=None, todo_list_reason="To Do refused the list"))
+    again = await users.get(CONTOSO, "s0001")
+    assert again == refused and again is not None and again.todo_list_reason == "To Do refused the list"

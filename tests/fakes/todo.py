@@ -285,6 +285,9 @@ class FakeTasks:
             and (r.staff_id == staff_id or (r.task is not None and r.task.staff_id == staff_id))
         ]
 
+    async def in_tenant(self, tenant_id: str) -> list[TaskRecord]:
+        return [r for (tid, _), r in self.rows.items() if tid == tenant_id]
+
     async def delete(self, tenant_id: str, task_id: str) -> None:
         self.rows.pop((tenant_id, task_id), None)
 

@@ -177,6 +177,11 @@ class TableTasks(TableAdapter):
         )
         return [task_from_entity(e) async for e in query]
 
+    async def in_tenant(self, tenant_id: str) -> list[TaskRecord]:
+        table = await self._table()
+        query = table.query_entities("PartitionKey eq @pk", parameters={"pk": escape_key(tenant_id)})
+        return [task_from_entity(e) async for e in query]
+
     async def delete(self, tenant_id: str, task_id: str) -> None:
         try:
             await (await self._table()).delete_entity(escape_key(tenant_id), escape_key(task_id))

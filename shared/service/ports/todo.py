@@ -110,6 +110,10 @@ class TaskRepository(Protocol):
         """The tasks that name the staff member or were written to their list (a scan of the tenant)."""
         ...
 
+    async def in_tenant(self, tenant_id: str) -> list[TaskRecord]:
+        """Every task of the tenant (a scan of its partition: rare)."""
+        ...
+
     async def delete(self, tenant_id: str, task_id: str) -> None:
         """Idempotent."""
         ...

@@ -60,7 +60,7 @@ STRATEGIES: dict[type[Job], st.SearchStrategy[Job]] = {
         attempt=counts,
         check_back=counts,
     ),
-    jobs.CatchUpTasks: st.builds(jobs.CatchUpTasks, tenant_id=texts, staff_id=texts),
+    jobs.CatchUpTasks: st.builds(jobs.CatchUpTasks, tenant_id=texts, staff_id=st.none() | texts),
     jobs.Notified: st.builds(jobs.Notified, directory_id=texts, subscription_id=texts, graph_user_id=texts),
     jobs.RemoveStaff: st.builds(
         jobs.RemoveStaff, tenant_id=texts, staff_id=texts, subscription_id=texts, check_back=counts

@@ -13,14 +13,18 @@ import pytest
 
 from shared.domain.tasks import TASK_LINK_APPLICATION, TaskState
 from shared.domain.tenants import TenantState
-from shared.domain.users import MatchStatus
+from shared.domain.users import DirectoryUser, MatchStatus
 from shared.service import jobs
+from shared.service.commands import parse_staff_put
 from shared.service.errors import InvalidInput
 from shared.service.job_handlers import run_job
 from shared.service.records import WorkingHours, WorkingHoursRecord
 from shared.service.task_api import delete_task, get_task, put_task
 from shared.service.task_bodies import parse_task
-from shared.service.users import set_switches
+from shared.service.tenant_disconnect import purge_rows
+from shared.service.tenant_settings import update_settings
+from shared.service.users import delete_staff, put_staff, set_switches
+from tests.fakes.directory import FakeOrganisation
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
 from tests.fakes.todo import FakeTask
 
@@ -236,3 +240,56 @@ async def test_an_unknown_staff_member_is_refused_and_nothing_is_stored(world: F
         await put_task(world.services, TID, parse_task("t1", {"staff_id": "nobody", "title": "x"}))
     assert (refused.value.field, refused.value.status) == ("staff_id", 422)
     assert world.tasks.rows == {} and world.jobs.take() == []
+
+
+async def test_deleting_a_staff_member_and_disconnecting_remove_the_tasks_state_not_to_do(
+    world: FakeWorld,
+) -> None:
+    await put(world, "t1")
+    await put(world, "t2", staff_id="s2")
+    await delete_staff(world.services, TID, "s1")
+    await run_all(world)
+    assert sorted(key[1] for key in world.tasks.rows) == ["t2"]
+    assert len(in_list(world, "g1")) == 1  # what was written to To Do stays
+    await purge_rows(world.services, TID)
+    assert world.tasks.rows == {}
+    assert len(in_list(world, "g2")) == 1
+
+
+async def test_a_staff_member_given_their_own_list_name_has_their_tasks_moved_there(world: FakeWorld) -> None:
+    people = {"g1": DirectoryUser("g1", "user1@contoso.example", "user1@contoso.example", (), True)}
+    world.directory.add(FakeOrganisation("dir-1", {TID}, people, consented=True))
+    await put(world, "t1")
+    user = await world.users.get(TID, "s1")
+    assert user is not None
+    staff, switches = parse_staff_put("s1", {"email": user.staff.email, "todo_list_name": "ERP+"})
+    await put_staff(world.services, TID, staff, switches)
+    await run_all(world)
+    assert in_list(world, "g1") == []
+    [moved] = world.todo.tasks_in("g1", "ERP+")
+    record = await get_task(world.services, TID, "t1")
+    assert (record.graph_task_id, record.state) == (moved.id, TaskState.SYNCED)
+
+
+async def test_a_redelivered_write_job_costs_no_graph_request_and_tells_nothing_again(
+    world: FakeWorld,
+) -> None:
+    await put(world, "t1")
+    before, told = world.todo.requests, len(feed(world, "task.synced"))
+    await run_job(world.services, jobs.WriteTask(TID, "t1", revision=1))
+    assert world.todo.requests == before and len(feed(world, "task.synced")) == told
+    assert len(in_list(world, "g1")) == 1
+
+
+async def test_a_new_tenant_list_name_moves_the_tasks_not_in_a_staff_members_own_list(
+    world: FakeWorld,
+) -> None:
+    await put(world, "t1")
+    await put(world, "t2", staff_id="s2")
+    await update_settings(world.services, TID, {"todo_list_name": "Host work"})
+    await run_all(world)
+    assert in_list(world, "g1") == [] and in_list(world, "g2") == []
+    assert (
+        len(world.todo.tasks_in("g1", "Host work")) == 1 and len(world.todo.tasks_in("g2", "Host work")) == 1
+    )
+    assert {(await get_task(world.services, TID, t)).state for t in ("t1", "t2")} == {TaskState.SYNCED}
