@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from shared.domain.outlook_tasks import TASK_LINK_APPLICATION
-from tests.e2e.test_sync import Outlook, wait_for
+from tests.e2e.test_sync import Outlook
+from tests.e2e.test_sync import wait_for as wait_briefly
 from tests.e2e.test_tenants import consent, create
 from tests.fixtures.connector import Connector
 
@@ -21,6 +22,12 @@ pytestmark = pytest.mark.e2e
 
 LIST = "Tasks from the host"  # the tenant's default todo_list_name
 FROM_OUTLOOK = ("task.created", "task.updated", "task.deleted")  # (task.synced/failed: the host's writes)
+
+
+def wait_for(check: Any, timeout: float = 120.0) -> Any:
+    """A To Do change travels Graph -> webhook -> queue -> task run -> feed; a shared 2-core machine under
+    other suites' load needs the margin."""
+    return wait_briefly(check, timeout=timeout)
 
 
 class Org:
@@ -125,7 +132,7 @@ async def tasks_organisation(connector: Connector) -> tuple[Org, dict[str, str]]
         def active() -> bool:
             return bool(api.get(f"/api/v1/tenants/{domain}").json()["state"] == "active")
 
-        wait_for(active, timeout=120)
+        wait_for(active)
     hosts, own = seeded["value"]
     return org, {"host": hosts["id"], "own": own["id"]}
 
@@ -221,7 +228,7 @@ def test_tasks_from_outlook_off_then_on_again(tasks_org: tuple[Org, dict[str, st
     before = org.staff("ben")["task_sync"]
     wait_for(lambda: org.staff("ben")["task_sync"] == before)  # not read: the state stays
     org.switch("ben", True)
-    [(kind, _)] = wait_for(lambda: org.task_changes(since, made["id"]) or None, timeout=60)
+    [(kind, _)] = wait_for(lambda: org.task_changes(since, made["id"]) or None)
     assert kind == "task.created"
     org.switch("ben", True)  # on while on: nothing more
     later = org.add("ben", {"title": "Switched on"})
@@ -248,7 +255,7 @@ def test_the_hosts_own_task_writes_never_come_back_and_an_outlook_edit_of_one_do
                 got = api.get(f"/api/v1/tenants/{org.domain}/tasks/{task_id}").json()
                 return got if got["revision"] >= revision and got["state"] != "pending" else None
 
-            return dict(wait_for(settled, timeout=90))
+            return dict(wait_for(settled))
 
     made = put(1)
     assert made["state"] == "synced", made
