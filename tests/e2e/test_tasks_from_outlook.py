@@ -6,6 +6,7 @@ tasks delta token."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -260,7 +261,12 @@ def test_the_hosts_own_task_writes_never_come_back_and_an_outlook_edit_of_one_do
     made = put(1)
     assert made["state"] == "synced", made
     graph_id = made["graph_task_id"]
+    before = org.staff("ben")["task_sync"]["last_sync_at"]
     put(2, title="Host task, renamed", checklist=[{"id": "c1", "title": "Step one", "checked": False}])
+    # The list's run reads the connector's write (its echo) before Ben edits: an edit landing before that
+    # read would be taken for the echo (the window DESIGN.md names).
+    wait_for(lambda: org.staff("ben")["task_sync"]["last_sync_at"] != before)
+    time.sleep(2)
     org.edit("ben", graph_id, {"title": "Renamed by Ben"})  # Ben's own edit of the host's task
     [(kind, data)] = wait_for(lambda: org.task_changes(since, graph_id) or None)
     assert (kind, data["task_id"], data["task"]["title"]) == ("task.updated", task_id, "Renamed by Ben")
