@@ -76,6 +76,9 @@ bench-sync: $(VENV)/.installed node_modules/.installed  # e.g. make bench-sync B
 .PHONY: bench-monitor
 bench-monitor: $(VENV)/.installed  # e.g. make bench-monitor BENCH_ARGS="--users 1000"
 	$(PY) -m benchmarks.monitor_bench $(BENCH_ARGS)
+.PHONY: bench-tasks-sync
+bench-tasks-sync: $(VENV)/.installed node_modules/.installed  # e.g. make bench-tasks-sync BENCH_ARGS="--users 1000"
+	$(PY) -m benchmarks.task_sync_bench $(BENCH_ARGS)
 
 .PHONY: bench-mail
 bench-mail: $(VENV)/.installed node_modules/.installed  # e.g. make bench-mail BENCH_ARGS="--burst 1000"

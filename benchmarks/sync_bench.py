@@ -386,6 +386,12 @@ async def prepare_emulator(ready: dict[str, Any], port: int, secret_name: str) -
     return str(app["client_id"]), secret, SigningKey(signing_text.encode(), str(signing["version"]))
 
 
+def bulk_spec(args: argparse.Namespace) -> str:
+    """The emulator's `--bulk`: USERSxEVENTS, and xTASKS (To Do tasks in the connector's list) if asked."""
+    tasks = int(getattr(args, "tasks", 0) or 0)
+    return f"{args.users}x{args.events}" + (f"x{tasks}" if tasks else "")
+
+
 @contextlib.contextmanager
 def running_stack(args: argparse.Namespace, app_root: Path = ROOT) -> Iterator[Stack]:
     """Azurite, the emulator and the local host running the app at `app_root` (this checkout's by
@@ -400,7 +406,7 @@ def running_stack(args: argparse.Namespace, app_root: Path = ROOT) -> Iterator[S
         emulator = EmulatorProcess(
             workdir / "emulator",
             seed="demo",
-            extra_args=["--latency-ms", str(args.latency_ms), "--bulk", f"{args.users}x{args.events}"],
+            extra_args=["--latency-ms", str(args.latency_ms), "--bulk", bulk_spec(args)],
             ready_timeout_s=300,
         )
         stack.callback(emulator.stop)

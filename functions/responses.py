@@ -112,6 +112,17 @@ class Switches(Answer):
     tasks_from_outlook: bool = Field(description="What they change in that To Do list reaches the host.")
 
 
+class TaskSync(Answer):
+    """Outlook to host for the user's To Do list (apart from the calendar's state)."""
+
+    state: SyncState = Field(description="pending until the list was first read and linked.")
+    list_id: str | None = Field(description="The To Do list read (the connector's list in the mailbox).")
+    tasks: int = Field(description="Tasks of the list the connector follows.")
+    last_sync_at: Time | None
+    last_error: str | None = Field(description="Why the list could not be read, in words one can act on.")
+    subscription_expires_at: Time | None
+
+
 class User(Answer):
     staff_id: str
     email: str | None
@@ -132,6 +143,7 @@ class User(Answer):
         "(null: not looked up yet)."
     )
     teams_reason: str | None = Field(description="unmatched or forbidden: why, in words an admin can act on.")
+    task_sync: TaskSync
     todo_list_name: str | None = Field(
         description="The To Do list the host's tasks go to: the staff member's own name (staff PUT), else "
         "the name the list was found or made under (the tenant's `todo_list_name`); null until then."

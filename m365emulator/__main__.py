@@ -33,8 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--bulk",
         default=None,
-        metavar="USERSxEVENTS",
-        help="also seed a bulk tenant (e.g. 1000x50) for benchmarks; its id is `bulk_tenant_id` when ready",
+        metavar="USERSxEVENTS[xTASKS]",
+        help="also seed a bulk tenant (e.g. 1000x50, or 1000x50x20 with To Do tasks in the connector's list)"
+        " for benchmarks; its id is `bulk_tenant_id` when ready",
     )
     parser.add_argument(
         "--clock-file",
@@ -51,8 +52,9 @@ async def run(args: argparse.Namespace) -> None:
     if args.seed == "demo":
         emu.seed_info = seed_demo(emu)
     if args.bulk:
-        users, _, events = str(args.bulk).lower().partition("x")
-        bulk = seed_bulk(emu, int(users), int(events or 0))
+        users, _, rest = str(args.bulk).lower().partition("x")
+        events, _, tasks = rest.partition("x")
+        bulk = seed_bulk(emu, int(users), int(events or 0), tasks_per_user=int(tasks or 0))
         emu.seed_info = {**emu.seed_info, "bulk_tenant_id": bulk["tenant_id"]}
     running = await serve(emu, host=args.host, port=args.port, ca_file=args.ca_file)
     sys.stdout.write(json.dumps(running.ready_line()) + "\n")

@@ -265,6 +265,13 @@ class ControlClient:
             "POST", f"/tenants/{tenant_id}/users/{quote(user)}/tasks", {"list": list_name, "tasks": tasks}
         )
 
+    async def move_task(
+        self, tenant_id: str, user: str, task_id: str, *, to: str, list_name: str = "Tasks"
+    ) -> dict[str, Any]:
+        """The user moves a task to another list in the To Do app (its id changes there)."""
+        body = {"list": list_name, "task_id": task_id, "to": to}
+        return await self.call("POST", f"/tenants/{tenant_id}/users/{quote(user)}/tasks/move", body)
+
     async def expire_delta_tokens(
         self, *, tenant_id: str | None = None, user: str | None = None
     ) -> dict[str, Any]:

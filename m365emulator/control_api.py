@@ -472,6 +472,18 @@ async def seed_tasks(request: web.Request) -> web.Response:
     return ok({"list_id": lst.id, "value": created}, 201)
 
 
+async def move_task(request: web.Request) -> web.Response:
+    """The user moves a task to another of their lists (by list name; made when missing), as the To Do app
+    does: `{"list": <from>, "task_id": ..., "to": <list name>}`."""
+    emu = emulator_of(request)
+    user = user_of(emu, request)
+    body = await body_of(request)
+    source = emu.todo.list_by_name(user, body.get("list") or "Tasks", create=False)
+    target = emu.todo.list_by_name(user, str(body.get("to") or "Tasks"))
+    moved = emu.todo.move_task(user, source, str(body.get("task_id") or ""), target)
+    return ok({"list_id": target.id, "task": moved}, 201)
+
+
 async def expire_delta(request: web.Request) -> web.Response:
     emu = emulator_of(request)
     body = await body_of(request)
@@ -588,7 +600,8 @@ async def remove_subscription(request: web.Request) -> web.Response:
     sub = emu.subscriptions.remove(request.match_info["sid"], notify=silent == "true")
     if sub is None:
         raise ControlError(404, "unknown subscription")
-    return ok({"removed": sub.id, "lifecycle_notified": silent == "true" and sub.lifecycle_url is not None})
+    told = silent == "true" and sub.lifecycle_url is not None and sub.kind == "events"  # none for To Do
+    return ok({"removed": sub.id, "lifecycle_notified": told})
 
 
 async def revoke_tokens(request: web.Request) -> web.Response:
@@ -645,6 +658,7 @@ def add_routes(app: web.Application) -> None:
         ("DELETE", "/tenants/{tid}/users/{user}/working-hours", set_working_hours),
         ("POST", "/tenants/{tid}/users/{user}/events", seed_events),
         ("POST", "/tenants/{tid}/users/{user}/tasks", seed_tasks),
+        ("POST", "/tenants/{tid}/users/{user}/tasks/move", move_task),
         ("GET", "/tenants/{tid}/access-policies", list_policies),
         ("POST", "/tenants/{tid}/access-policies", create_policy),
         ("DELETE", "/tenants/{tid}/access-policies/{pid}", delete_policy),

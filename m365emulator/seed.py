@@ -520,10 +520,39 @@ def bulk_events(rng: random.Random, zone: str, today: date, count: int) -> list[
     return out
 
 
+def bulk_tasks(rng: random.Random, today: date, count: int, *, linked_every: int = 4) -> list[dict[str, Any]]:
+    """To Do tasks as staff keep them: due dates, a few completed, every `linked_every`th one linked to a
+    host task (the connector's linkedResource, as its write side leaves it)."""
+    out: list[dict[str, Any]] = []
+    for i in range(count):
+        task: dict[str, Any] = {"title": f"Task {i}", "importance": rng.choice(("low", "normal", "high"))}
+        if i % 3 == 0:
+            due = today + timedelta(days=rng.randint(-10, 60))
+            task["dueDateTime"] = {"dateTime": f"{due.isoformat()}T00:00:00", "timeZone": "UTC"}
+        if i % 5 == 4:
+            task["status"] = "completed"
+        if linked_every and i % linked_every == 0:
+            task["linkedResources"] = [
+                {"applicationName": BULK_TASK_APPLICATION, "displayName": f"Job {i}", "externalId": f"T-{i}"}
+            ]
+        out.append(task)
+    return out
+
+
+BULK_TASK_APPLICATION = "Host tasks (M365 connector)"  # the connector's linkedResource applicationName
+BULK_TASK_LIST = "Tasks from the host"  # the connector's default To Do list name
+
+
 def seed_bulk(
-    emu: Emulator, users: int, events_per_user: int, *, tenant_id: str | None = None
+    emu: Emulator,
+    users: int,
+    events_per_user: int,
+    *,
+    tasks_per_user: int = 0,
+    tenant_id: str | None = None,
 ) -> dict[str, Any]:
-    """N users (all with mailboxes) x M events each, in one tenant; for benchmarks."""
+    """N users (all with mailboxes) x M events each (and T tasks in the connector's To Do list), in one
+    tenant; for benchmarks."""
     rng = random.Random(7)  # noqa: S311 - synthetic data
     d = emu.directory
     tenant = d.tenant(tenant_id) if tenant_id else None
@@ -532,7 +561,7 @@ def seed_bulk(
     zones = list(ZONES)
     domain = tenant.domains[0]
     today = emu.clock.now().date()
-    seeded = 0
+    seeded = tasks = 0
     for i in range(users):
         user = d.add_user(
             tenant.id, f"user{i:05d}@{domain}", f"User {i:05d}", time_zone=zones[i % len(zones)]
@@ -542,4 +571,9 @@ def seed_bulk(
             for payload in bulk_events(rng, user.time_zone, today, events_per_user):
                 store.seed_event(payload)
                 seeded += 1
-    return {"tenant_id": tenant.id, "users": users, "events": seeded}
+        if tasks_per_user:
+            task_list = emu.todo.list_by_name(user, BULK_TASK_LIST)
+            for spec in bulk_tasks(rng, today, tasks_per_user):
+                emu.todo.create_task(user, task_list, spec)
+                tasks += 1
+    return {"tenant_id": tenant.id, "users": users, "events": seeded, "tasks": tasks}

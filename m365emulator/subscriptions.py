@@ -381,8 +381,13 @@ class SubscriptionService:
         return sent
 
     def lifecycle(self, sub: Subscription, event: str) -> bool:
-        """Send a lifecycle notification (when the subscription has a lifecycle URL)."""
+        """Send a lifecycle notification (when the subscription has a lifecycle URL and its resource has
+        the event: `reauthorizationRequired` every resource; `subscriptionRemoved` and `missed` only Outlook
+        message, event and contact (contract §5.7, change-notifications-lifecycle-events): a todoTask
+        subscription Graph removes is simply gone, as the renewal's 404 or the listing then shows)."""
         if sub.lifecycle_url is None:
+            return False
+        if sub.kind == "todo" and event != "reauthorizationRequired":
             return False
         item = {
             "subscriptionId": sub.id,

@@ -79,6 +79,8 @@ class TodoList:
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: (sequence, task id) of every change, for delta
     log: list[tuple[int, str]] = field(default_factory=list)
+    #: ids of tasks moved to another list: their delta entry is `@removed` with reason `changed`
+    moved_out: set[str] = field(default_factory=set)
 
     def to_graph(self) -> dict[str, Any]:
         return {
@@ -287,6 +289,25 @@ class TodoService:
         del lst.tasks[task_id]
         self._changed(user, lst, task_id, "deleted", None)
 
+    def move_task(self, user: User, lst: TodoList, task_id: str, target: TodoList) -> dict[str, Any]:
+        """The user moves a task to another of their lists in the To Do app (Graph has no move API). The
+        task gets a new id there (resources/todotask.md: `id` "changes when the item is moved from one list
+        to another"); the old list's delta reports the old id `@removed` with OData's reason `changed`
+        (removed from the collection by a data change, not destroyed: OData v4.01 JSON format §15.3,
+        [UNDOC] for To Do itself), the new list's reports a new task."""
+        task = self.get_task(lst, task_id)
+        if target.id == lst.id:
+            raise GraphError(400, "invalidRequest", "The task is already in that list.")
+        del lst.tasks[task_id]
+        lst.moved_out.add(task_id)
+        self._changed(user, lst, task_id, "deleted", None)
+        moved = dict(task, id=outlook_id())
+        moved["lastModifiedDateTime"] = graph_datetime(self.emu.clock.now())
+        moved["@odata.etag"] = f'W/"{change_key()}"'
+        target.tasks[moved["id"]] = moved
+        self._changed(user, target, moved["id"], "created", moved["@odata.etag"])
+        return moved
+
     def get_task(self, lst: TodoList, task_id: str) -> dict[str, Any]:
         task = lst.tasks.get(task_id)
         if task is None:
@@ -305,9 +326,17 @@ class TodoService:
     ) -> dict[str, Any]:
         box = self.mailbox(user)
         size = page_size(query, prefer, default=100, maximum=1000)
-        expand = expanded(query)
         delta = query.get("$deltatoken")
         state = _delta_state(box, lst, query.get("$skiptoken") or delta)
+        # Query options are given on the first request only and travel in the tokens (todotask-delta.md:
+        # "Microsoft Graph automatically encodes any specified parameters into the token portion").
+        expand = expanded(query) if state is None else frozenset(state.get("x") or ())
+        if (
+            state is not None
+            and state.get("p")
+            and not (query.get("$top") or prefer.get("odata.maxpagesize"))
+        ):
+            size = int(state["p"])  # a round's page size holds for its next links
         if state is None:
             since, offset, upto = 0, 0, box.seq
         elif delta is not None:
@@ -327,18 +356,31 @@ class TodoService:
         value: list[dict[str, Any]] = []
         for task_id in page:
             task = lst.tasks.get(task_id)
-            value.append(render(task, expand) if task else {"id": task_id, "@removed": {"reason": "deleted"}})
+            value.append(render(task, expand) if task else _removed(lst, task_id))
         out: dict[str, Any] = {"@odata.context": f"{self.emu.graph_url}/$metadata#Collection(todoTask)"}
         if offset + size < len(ids):
             token = encode_token(
-                {"l": lst.id, "g": box.generation, "s": since, "o": offset + size, "u": upto}
+                {
+                    "l": lst.id,
+                    "g": box.generation,
+                    "s": since,
+                    "o": offset + size,
+                    "u": upto,
+                    "x": sorted(expand),
+                    "p": size,
+                }
             )
             out["@odata.nextLink"] = f"{link_base}?$skiptoken={token}"
         else:
-            token = encode_token({"l": lst.id, "g": box.generation, "s": upto})
+            token = encode_token({"l": lst.id, "g": box.generation, "s": upto, "x": sorted(expand)})
             out["@odata.deltaLink"] = f"{link_base}?$deltatoken={token}"
         out["value"] = value
         return out
+
+
+def _removed(lst: TodoList, task_id: str) -> dict[str, Any]:
+    reason = "changed" if task_id in lst.moved_out else "deleted"
+    return {"id": task_id, "@removed": {"reason": reason}}
 
 
 def _utc_value(raw: object, name: str) -> dict[str, str]:

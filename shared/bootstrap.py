@@ -111,6 +111,7 @@ class Container:
         from shared.adapters.graph.mail import GraphMail
         from shared.adapters.graph.meetings import GraphMeetings
         from shared.adapters.graph.schedules import GraphSchedules
+        from shared.adapters.graph.task_changes import GraphTaskChanges
         from shared.adapters.graph.todo import GraphTodo
         from shared.adapters.graph.writes import GraphCalendarWriter
         from shared.adapters.poison_queues import StoragePoisonQueues
@@ -184,6 +185,12 @@ class Container:
             schedules=GraphSchedules(self.graph, key_for),
             meetings=GraphMeetings(self.graph, key_for),
             recent=RecentRows(),
+            task_changes=GraphTaskChanges(
+                self.graph,
+                key_for,
+                notification_url=config.notification_url,
+                lifecycle_url=config.lifecycle_url,
+            ),
             todo=GraphTodo(self.graph, key_for),
             tasks=TableTasks(self.storage),
             messages=TableMessages(self.storage) if self.settings.message_monitor else UnrecordedMessages(),

@@ -24,17 +24,24 @@ SIGNATURE_HEADER: Final = "X-Connector-Signature"
 MAX_CLOCK_SKEW_SECONDS: Final = 300
 
 
-def _client_state_mac(key: bytes, directory_id: str, graph_user_id: str) -> str:
+def _client_state_mac(key: bytes, directory_id: str, graph_user_id: str, watched: str = "") -> str:
     message = f"{directory_id.lower()}|{graph_user_id.lower()}".encode()
+    if watched:
+        message += f"|{watched}".encode()
     digest = hmac.new(key, message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-def client_state(key: bytes, key_version: str, directory_id: str, graph_user_id: str) -> str:
-    """At most 128 characters, as Graph requires (here 79 with a 32-digit version)."""
+def client_state(
+    key: bytes, key_version: str, directory_id: str, graph_user_id: str, watched: str = ""
+) -> str:
+    """At most 128 characters, as Graph requires (here 79 with a 32-digit version). `watched` is "" for
+    the user's events and names anything else a subscription watches ("tasks"): each subscription of a
+    user has its own clientState."""
     if not KEY_VERSION_RE.match(key_version):
         raise ValueError("a key version is 1-64 letters and digits")
-    return f"{CLIENT_STATE_VERSION}.{key_version}.{_client_state_mac(key, directory_id, graph_user_id)}"
+    mac = _client_state_mac(key, directory_id, graph_user_id, watched)
+    return f"{CLIENT_STATE_VERSION}.{key_version}.{mac}"
 
 
 def client_state_key_version(presented: str) -> str | None:
@@ -48,10 +55,13 @@ def client_state_key_version(presented: str) -> str | None:
     raise ValueError("not a clientState of the connector")
 
 
-def client_state_valid(key: bytes, directory_id: str, graph_user_id: str, presented: str) -> bool:
-    """`presented` was signed with `key` (the version it names, or a legacy one) for this user."""
+def client_state_valid(
+    key: bytes, directory_id: str, graph_user_id: str, presented: str, watched: str = ""
+) -> bool:
+    """`presented` was signed with `key` (the version it names, or a legacy one) for this user's
+    subscription watching `watched`."""
     presented_mac = presented.rpartition(".")[2]
-    expected = _client_state_mac(key, directory_id, graph_user_id)
+    expected = _client_state_mac(key, directory_id, graph_user_id, watched)
     return hmac.compare_digest(expected.encode(), presented_mac.encode())
 
 

@@ -176,6 +176,29 @@ def apply_mailbox_access(match: Match, access: MailboxAccess) -> Match:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskSync:
+    """Outlook to host for the user's To Do list: where its delta read stands, its `todoTask` subscription,
+    and how its last run went (kept apart from the calendar's, so a list that cannot be read never touches
+    calendar sync)."""
+
+    state: SyncState = SyncState.PENDING
+    list_id: str | None = None  # the list the delta link and the subscription are on
+    delta_link: str | None = None
+    subscription_id: str | None = None
+    subscription_expires_at: datetime | None = None
+    last_sync_at: datetime | None = None
+    migrated_at: datetime | None = None  # when the list was first read and linked
+    last_error: str | None = None
+    tasks: int = 0  # the tasks of the list the connector keeps a status of
+    zone: str | None = None  # the mailbox's IANA zone, in which a due date is a day
+
+    @property
+    def migrating(self) -> bool:
+        """Never read, or the list changed since: its tasks are linked, not announced."""
+        return self.last_sync_at is None or self.state in (SyncState.PENDING, SyncState.MIGRATING)
+
+
+@dataclass(frozen=True, slots=True)
 class UserRecord:
     """One staff member of one tenant: the host's data, the match, and the sync status."""
 
@@ -196,6 +219,7 @@ class UserRecord:
     delta_since: datetime | None = None  # when the complete read that began the held delta link ran
     teams: TeamsStatus | None = None  # None: not looked up yet
     teams_reason: str | None = None  # unmatched or forbidden: why
+    task_sync: TaskSync = TaskSync()  # the To Do list's Outlook-to-host state
     todo_list_id: str | None = None  # the To Do list the host's tasks go to, once found or made
     todo_list_name: str | None = None  # the name that list was found or made under
     todo_list_reason: str | None = None  # why the list cannot be found or made, for a person to act on

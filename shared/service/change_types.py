@@ -7,12 +7,13 @@ Imported by the OpenAPI document only (pydantic is not imported at the function 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from shared.domain.appointments import AppointmentState, CopyRole, CopyState
 from shared.domain.calendar import EventKind
+from shared.domain.outlook_tasks import RemovalReason, TaskStatus
 from shared.domain.tenants import AuthMode, TeamsMethod
 
 Instant = Annotated[str, Field(description="ISO 8601: a UTC time with Z, or a date for an all-day event.")]
@@ -137,6 +138,49 @@ class EventDeletedData(Data):
 class UserMigratedData(Data):
     events: int
     linked: int = Field(description="Events linked to appointments the host wrote before.")
+    tasks: int | None = Field(
+        None, description="Tasks in the user's To Do list, when it was read with the calendar."
+    )
+    tasks_linked: int | None = Field(None, description="Of those, tasks linked to the host's own tasks.")
+
+
+class TaskBody(Data):
+    content_type: Literal["text", "html"]
+    content: str
+    truncated: bool
+
+
+class OutlookTaskJson(Data):
+    """A task in the staff member's To Do list as the host sees it."""
+
+    id: str = Field(description="The task's Graph id (a task moved to another list gets a new one).")
+    title: str
+    body: TaskBody
+    status: TaskStatus
+    importance: Literal["low", "normal", "high"]
+    due: str | None = Field(description="A date (YYYY-MM-DD), the day in the staff member's zone.")
+    start: str | None = Field(description="A date (YYYY-MM-DD).")
+    reminder_at: Instant | None
+    completed_at: Instant | None
+    categories: list[str]
+    recurrence: dict[str, Any] | None = Field(description="To Do's patternedRecurrence, as Graph gives it.")
+    created_at: Instant | None
+    last_modified: Instant | None
+
+
+class RemovedTaskJson(Data):
+    id: str
+
+
+class TaskData(Data):
+    task: OutlookTaskJson
+    task_id: str | None = Field(description="The host's task id, when the task is one of the host's.")
+
+
+class TaskDeletedData(Data):
+    task: RemovedTaskJson
+    task_id: str | None = Field(description="The host's task id, when the task is one of the host's.")
+    reason: RemovalReason = Field(description="deleted, or moved out of the list (to another list).")
 
 
 class TenantMigratedData(Data):
@@ -270,6 +314,23 @@ class EventDeleted(ChangeBase):
     data: EventDeletedData
 
 
+class TaskCreated(ChangeBase):
+    type: Literal["task.created"]
+    data: TaskData
+
+
+class TaskUpdated(ChangeBase):
+    """A task changed in To Do: edited, completed (`status` completed, `completed_at` set) or reopened."""
+
+    type: Literal["task.updated"]
+    data: TaskData
+
+
+class TaskDeleted(ChangeBase):
+    type: Literal["task.deleted"]
+    data: TaskDeletedData
+
+
 class UserMigrated(ChangeBase):
     type: Literal["user.migrated"]
     data: UserMigratedData
@@ -349,6 +410,9 @@ AnyChange = Annotated[
     EventCreated
     | EventUpdated
     | EventDeleted
+    | TaskCreated
+    | TaskUpdated
+    | TaskDeleted
     | UserMigrated
     | TenantMigrated
     | AppointmentSynced

@@ -27,6 +27,7 @@ from shared.service.ports.monitor import MessageLog
 from shared.service.ports.poison import PoisonQueues
 from shared.service.ports.secret_store import SecretStore
 from shared.service.ports.sync_storage import ItemStatusRepository, LeaseStore, SubscriptionIndex
+from shared.service.ports.task_changes import TaskChangesGateway
 from shared.service.ports.tenancy import ConsentStateRepository, TenantRepository, UserRepository
 from shared.service.ports.todo import TaskRepository, TodoGateway
 from shared.service.recent import RecentRows
@@ -210,6 +211,11 @@ class UsesMeetings(Protocol):
     def meetings(self) -> MeetingGateway: ...
 
 
+class UsesTaskChanges(Protocol):
+    @property
+    def task_changes(self) -> TaskChangesGateway: ...
+
+
 class UsesTasks(Protocol):
     @property
     def tasks(self) -> TaskRepository: ...
@@ -264,6 +270,7 @@ class Services:
     schedules: ScheduleGateway  # Graph's getSchedule, for staff the synced state cannot answer for
     meetings: MeetingGateway  # standalone Teams meetings
     recent: RecentRows  # tenant and user rows read in the last seconds, for the availability API only
+    task_changes: TaskChangesGateway  # To Do lists' tasks delta and todoTask subscriptions
     todo: TodoGateway  # the staff's To Do lists and the host's tasks in them
     tasks: TaskRepository  # the host's tasks (table `tasks`)
     messages: MessageLog  # the message monitor: pushes, pulls and deliveries, kept a few days

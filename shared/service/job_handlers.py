@@ -25,6 +25,7 @@ from shared.service.jobs import (
     RemoveStaff,
     SendMail,
     SyncMode,
+    TaskMode,
     TenantWork,
     WriteAppointment,
     WriteTask,
@@ -32,6 +33,7 @@ from shared.service.jobs import (
 from shared.service.mail_send import run_send_job
 from shared.service.staff_removal import run_remove_staff
 from shared.service.sync import run_notified, run_sync_job
+from shared.service.task_sync import run_task_job
 from shared.service.task_writes import run_task_catch_up, run_task_write
 
 log = get_logger("jobs")
@@ -50,6 +52,7 @@ HANDLERS: Final[dict[str, Callable[[Services, Any], Awaitable[None]]]] = {
     TenantWork.NIGHTLY: tenant_jobs.nightly,
     TenantWork.PRUNE_MESSAGES: messages.prune_messages,
     **dict.fromkeys(SyncMode, run_sync_job),
+    **dict.fromkeys(TaskMode, run_task_job),
     Notified.kind: run_notified,
     RemoveStaff.kind: run_remove_staff,
     WriteAppointment.kind: run_write_job,

@@ -50,6 +50,21 @@ class SyncUser:
 
 
 @dataclass(frozen=True, slots=True)
+class SyncTasks:
+    """One user's To Do list, Outlook to host (`sync-jobs`): its own lease, state and subscription, so the
+    list never holds up the calendar."""
+
+    tenant_id: str
+    staff_id: str
+    kind: TaskMode
+    reason: str = "notified"
+    attempt: int = 0  # throttled runs so far
+    check_back: int = 0  # runs queued again because another worker held the list's lease
+    delay_seconds: int = 0
+    queue: ClassVar[str] = SYNC_QUEUE
+
+
+@dataclass(frozen=True, slots=True)
 class Notified:
     """Graph notified a change in a mailbox (`sync-jobs`); the worker finds the user through the
     subscription index. Graph names the directory, not the connector's tenant: the webhook queues it
@@ -200,9 +215,21 @@ class SyncMode(StrEnum):
     SILENT = "silent"
 
 
+class TaskMode(StrEnum):
+    """A task sync job's kind, as `SyncMode` for the calendar: `tasks_sync` catches up through delta;
+    `tasks_resync` reads the whole list (and renews the subscription); `tasks_renew` renews (or recreates)
+    the subscription and catches up; `tasks_resubscribe` recreates it and catches up."""
+
+    SYNC = "tasks_sync"
+    RESYNC = "tasks_resync"
+    RENEW = "tasks_renew"
+    RESUBSCRIBE = "tasks_resubscribe"
+
+
 Job: TypeAlias = (
     TenantJob
     | SyncUser
+    | SyncTasks
     | Notified
     | RemoveStaff
     | WriteAppointment
@@ -215,6 +242,7 @@ Job: TypeAlias = (
 JOB_TYPES: Final[tuple[type[Job], ...]] = (
     TenantJob,
     SyncUser,
+    SyncTasks,
     Notified,
     RemoveStaff,
     WriteAppointment,
@@ -263,6 +291,19 @@ def sync_user(
         check_back=check_back,
         delay_seconds=delay_seconds,
     )
+
+
+def sync_tasks(
+    tenant_id: str,
+    staff_id: str,
+    reason: str = "notified",
+    *,
+    kind: TaskMode = TaskMode.SYNC,
+    check_back: int = 0,
+    delay_seconds: int = 0,
+) -> SyncTasks:
+    """One user's To Do list."""
+    return SyncTasks(tenant_id, staff_id, kind, reason, check_back=check_back, delay_seconds=delay_seconds)
 
 
 def write_appointment(

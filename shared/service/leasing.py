@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Final
 
 from shared.observability import get_logger
-from shared.service.jobs import SendMail, SyncUser, WriteAppointment, WriteTask
+from shared.service.jobs import SendMail, SyncTasks, SyncUser, WriteAppointment, WriteTask
 from shared.service.ports import JobQueue
 from shared.service.ports.clock import Clock
 from shared.service.ports.sync_storage import LeaseStore
@@ -48,7 +48,7 @@ async def run_leased(
 
 
 async def check_back(
-    queue: JobQueue, job: SyncUser | WriteAppointment | SendMail | WriteTask, ttl: timedelta
+    queue: JobQueue, job: SyncUser | SyncTasks | WriteAppointment | SendMail | WriteTask, ttl: timedelta
 ) -> None:
     """Queue `job` again once the lease has surely lapsed (a dead holder's lease lapses unreleased): a
     cheap run if all is well. At most `MAX_CHECK_BACKS` times in a row."""

@@ -4,8 +4,11 @@ The webhook must answer within Graph's three-second budget, so nothing here read
 for change notifications: the clientState is recomputed from the notification's own tenant and resource
 (`shared/domain/signing.py`) with the key version it names (cached per worker; Key Vault is read once
 for a version the worker has not met) and compared in constant time; notifications for one user collapse
-into one job. Forged ones are dropped and counted. Lifecycle notifications carry no resource, so their
-clientState is checked against the subscription index (they are rare).
+into one job. A `todoTask` subscription's notifications (resource `users/{id}/todo/lists/{id}/tasks/{id}`)
+carry a clientState signed for the user's tasks, so an events clientState never passes for one and the
+other way round; the job finds through the subscription index which of the two changed. Forged ones are
+dropped and counted. Lifecycle notifications carry no resource, so their clientState is checked against
+the subscription index (they are rare).
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from shared.observability import get_logger
 from shared.service import jobs
 from shared.service.context import UsesKeys, UsesSubscriptionIndex
 from shared.service.errors import InvalidInput
-from shared.service.jobs import Job
+from shared.service.jobs import Job, TaskMode
 from shared.service.keys import NOTIFICATION_KEY, KeyRing
+from shared.service.records import Watched
 from shared.service.tenants import TenantPorts
 
 log = get_logger("notifications")
@@ -38,10 +42,18 @@ class LifecyclePorts(NotificationPorts, TenantPorts, UsesSubscriptionIndex, Prot
 MAX_VALIDATION_TOKEN: Final = 1024
 MAX_BODY: Final = 1_000_000  # Graph batches at most 100 notifications per POST
 RESOURCE_RE: Final = re.compile(r"^/?users/([^/]+)/(?:calendar/)?events(?:/[^/]+)?$", re.IGNORECASE)
+TASKS_RESOURCE_RE: Final = re.compile(
+    r"^/?users/([^/]+)/todo/lists/[^/]+/tasks(?:/[^/]+)?$", re.IGNORECASE
+)  # a todoTask subscription's: its clientState is signed for the user's tasks
 LIFECYCLE_KINDS: Final = {
     "reauthorizationrequired": "renew",
     "subscriptionremoved": "resubscribe",
     "missed": "sync",
+}
+TASK_LIFECYCLE_KINDS: Final = {
+    "renew": TaskMode.RENEW,
+    "resubscribe": TaskMode.RESUBSCRIBE,
+    "sync": TaskMode.SYNC,
 }
 
 
@@ -61,9 +73,10 @@ class ClientStates:
         self._keys = keys
         self._candidates: dict[str | None, list[bytes]] = {}
 
-    async def genuine(self, directory_id: str, graph_user_id: str, presented: str) -> bool:
-        """Signed for this user with the version of the notification key it names (any version Key Vault
-        holds enabled), or, made before versions, with one this worker knows."""
+    async def genuine(self, directory_id: str, graph_user_id: str, presented: str, watched: str = "") -> bool:
+        """Signed for this user's subscription watching `watched` with the version of the notification key
+        it names (any version Key Vault holds enabled), or, made before versions, with one this worker
+        knows."""
         try:
             version = client_state_key_version(presented)
         except ValueError:
@@ -76,7 +89,7 @@ class ClientStates:
                 key = await self._keys.verifying(NOTIFICATION_KEY, version)
                 candidates = [key] if key is not None else []
             self._candidates[version] = candidates
-        return any(client_state_valid(k, directory_id, graph_user_id, presented) for k in candidates)
+        return any(client_state_valid(k, directory_id, graph_user_id, presented, watched) for k in candidates)
 
 
 def validation_token(token: str) -> str:
@@ -107,6 +120,8 @@ async def receive_changes(services: NotificationPorts, body: bytes) -> Received:
         subscription_id, directory_id = item.get("subscriptionId"), item.get("tenantId")
         presented, resource = item.get("clientState"), item.get("resource")
         match = RESOURCE_RE.match(resource) if isinstance(resource, str) else None
+        tasks = TASKS_RESOURCE_RE.match(resource) if isinstance(resource, str) and match is None else None
+        match = match or tasks
         fields = (subscription_id, directory_id, presented)
         if match is None or not all(isinstance(f, str) and f for f in fields):
             received.malformed += 1
@@ -115,7 +130,8 @@ async def receive_changes(services: NotificationPorts, body: bytes) -> Received:
             isinstance(subscription_id, str) and isinstance(directory_id, str) and isinstance(presented, str)
         )
         graph_user_id = match.group(1)
-        if not await states.genuine(directory_id, graph_user_id, presented):
+        watched = Watched.TASKS if tasks else ""
+        if not await states.genuine(directory_id, graph_user_id, presented, watched):
             received.forged += 1
             continue
         received.accepted += 1
@@ -150,12 +166,18 @@ async def receive_lifecycle(services: LifecyclePorts, body: bytes) -> Received:
         if record is None or tenant is None:
             received.forged += 1  # unknown to us: nothing to renew
             continue
-        if not await states.genuine(tenant.directory_id, record.graph_user_id, presented):
+        watched = Watched.TASKS if record.watches is Watched.TASKS else ""
+        if not await states.genuine(tenant.directory_id, record.graph_user_id, presented, watched):
             received.forged += 1
             continue
         received.accepted += 1
         reason = f"lifecycle:{item.get('lifecycleEvent')}"
-        received.jobs.append(jobs.sync_user(record.tenant_id, record.staff_id, reason, kind=kind))
+        if record.watches is Watched.TASKS:
+            received.jobs.append(
+                jobs.sync_tasks(record.tenant_id, record.staff_id, reason, kind=TASK_LIFECYCLE_KINDS[kind])
+            )
+        else:
+            received.jobs.append(jobs.sync_user(record.tenant_id, record.staff_id, reason, kind=kind))
         log.info("lifecycle %s for subscription %s", item.get("lifecycleEvent"), subscription_id)
     if received.forged or received.malformed:
         log.warning(

@@ -9,6 +9,7 @@ from typing import Any
 
 from shared.domain.appointments import Recurrence, WrittenShape
 from shared.domain.calendar import DeltaItem, OutlookEvent
+from shared.domain.outlook_tasks import TaskItem
 from shared.domain.users import UserRecord
 
 
@@ -75,6 +76,15 @@ class DeltaRead:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskDeltaRead:
+    """One complete delta round of a To Do list (every page, in order)."""
+
+    items: list[TaskItem]
+    delta_link: str
+    requests: int = 1  # Graph requests it took
+
+
+@dataclass(frozen=True, slots=True)
 class GraphSubscription:
     id: str
     expires_at: datetime
@@ -86,9 +96,17 @@ class LeaseOutcome(StrEnum):
     DEFERRED = "deferred"  # another worker holds it; it was asked to run once more before letting go
 
 
+class Watched(StrEnum):
+    """What a Graph subscription of the connector watches."""
+
+    EVENTS = "events"
+    TASKS = "tasks"
+
+
 @dataclass(frozen=True, slots=True)
 class SubscriptionRecord:
-    """The index from a Graph subscription to the user it serves (table `subscriptions`)."""
+    """The index from a Graph subscription to the user it serves (table `subscriptions`): on the user's
+    events, or on the tasks of the user's To Do list (`watches`)."""
 
     subscription_id: str
     tenant_id: str
@@ -97,6 +115,7 @@ class SubscriptionRecord:
     expires_at: datetime
     last_notified_at: datetime | None = None
     etag: str | None = None
+    watches: Watched = Watched.EVENTS
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,15 +12,15 @@ from datetime import datetime, timedelta
 from typing import Final, Protocol
 
 from shared.domain.tenants import Tenant, UserScope
-from shared.domain.users import MatchStatus, SyncState
+from shared.domain.users import MatchStatus, SyncState, UserRecord
 from shared.observability import bound, get_logger
 from shared.service import jobs
 from shared.service.context import UsesAppointments, UsesJobs, UsesUsers
 from shared.service.errors import RateLimited, TenantAccessError
 from shared.service.feed_retention import PrunePorts, prune_feed
-from shared.service.jobs import Job
+from shared.service.jobs import Job, TaskMode
 from shared.service.publishing import publish
-from shared.service.records import Change
+from shared.service.records import Change, SubscriptionRecord, Watched
 from shared.service.retries import StillContended, update_optimistically
 from shared.service.subscriptions import RENEW_BEFORE, SILENT_AFTER, UnsubscribePorts
 from shared.service.tenants import TenantEventPorts, TenantPorts, mark_consent_revoked
@@ -52,15 +52,18 @@ async def fan_out(services: FanOutPorts, job_for: Callable[[str], Job]) -> int:
 
 
 async def renew_tenant_subscriptions(services: RenewalPorts, tenant_id: str) -> int:
-    """Confirm every user's subscription with Graph (one listing of the tenant's subscriptions, paged,
-    instead of a request per user): renew what expires within a day, recreate what Graph no longer holds
-    (lost without a lifecycle notification, or expired) and catch up through delta, catch up on what went
-    silent (a `silent` job, which recreates the subscription when the catch-up finds changes no
-    notification announced). Without the listing (throttled), the stored expiries decide this round."""
+    """Confirm every user's subscriptions (calendar and To Do list) with Graph (one listing of the
+    tenant's subscriptions, paged, instead of a request per user): renew what expires within a day,
+    recreate what Graph no longer holds (lost without a lifecycle notification, or expired) and catch up
+    through delta, catch up on what went silent (a `silent` job, which recreates the subscription when the
+    catch-up finds changes no notification announced). Without the listing (throttled), the stored
+    expiries decide this round."""
     tenant = await services.tenants.get(tenant_id)
     if tenant is None or not tenant.state.connected:
         return 0
-    index = {r.staff_id: r for r in await services.subscription_index.for_tenant(tenant_id)}
+    records = await services.subscription_index.for_tenant(tenant_id)
+    index = {r.staff_id: r for r in records if r.watches is Watched.EVENTS}
+    task_index = {r.staff_id: r for r in records if r.watches is Watched.TASKS}
     users = await services.users.list_all(tenant_id)
     try:
         held: dict[str, datetime] | None = {
@@ -103,12 +106,40 @@ async def renew_tenant_subscriptions(services: RenewalPorts, tenant_id: str) -> 
                 )
                 queued.append(jobs.sync_user(tenant_id, user.staff_id, "silent", kind="silent"))
                 await services.subscription_index.put(replace(record, last_notified_at=now))
+            queued += await _task_renewal(services, user, task_index.get(user.staff_id), held, now)
         await services.jobs.enqueue(queued)
     return len(queued)
 
 
+async def _task_renewal(
+    services: RenewalPorts,
+    user: UserRecord,
+    record: SubscriptionRecord | None,
+    held: dict[str, datetime] | None,
+    now: datetime,
+) -> list[Job]:
+    """The To Do list's subscription, as the calendar's: renewed within a day of expiry or when Graph no
+    longer holds it (Graph sends a todoTask subscription no `subscriptionRemoved`, so the listing is how a
+    lost one is found), caught up when silent for a day. Only for a list that was read once."""
+    state = user.task_sync
+    if not user.staff.switches.tasks_from_outlook or state.migrating:
+        return []
+    expires = state.subscription_expires_at
+    if held is not None and state.subscription_id is not None:
+        expires = held.get(state.subscription_id)
+        if expires is None:
+            log.warning("task subscription %s is gone from Graph; recreating it", state.subscription_id)
+    if state.subscription_id is None or record is None or expires is None or expires - now < RENEW_BEFORE:
+        return [jobs.sync_tasks(user.tenant_id, user.staff_id, "renewal", kind=TaskMode.RENEW)]
+    if record.last_notified_at is None or now - record.last_notified_at > SILENT_AFTER:
+        await services.subscription_index.put(replace(record, last_notified_at=now))
+        return [jobs.sync_tasks(user.tenant_id, user.staff_id, "silent")]
+    return []
+
+
 async def nightly_tenant(services: NightlyPorts, tenant_id: str) -> int:
-    """Warn about an expiring credential, prune the feed, pick up directory changes, resync every user."""
+    """Warn about an expiring credential, prune the feed, pick up directory changes, resync every user
+    (calendar and To Do list)."""
     tenant = await services.tenants.get(tenant_id)
     if tenant is None or not tenant.state.connected:
         return 0
@@ -123,6 +154,12 @@ async def nightly_tenant(services: NightlyPorts, tenant_id: str) -> int:
             if u.sync_state is SyncState.PENDING
             else jobs.sync_user(tenant_id, u.staff_id, "nightly", kind="resync")
             for u in users
+        ]
+        # Each To Do list read whole (a first read for one never read): what a notification missed, once.
+        queued += [
+            jobs.sync_tasks(tenant_id, u.staff_id, "nightly", kind=TaskMode.RESYNC)
+            for u in users
+            if u.staff.switches.tasks_from_outlook
         ]
         unsettled = await services.appointments.unsettled(tenant_id)  # a write job lost to the poison queue
         queued += [jobs.write_appointment(tenant_id, a, "nightly") for a in unsettled]

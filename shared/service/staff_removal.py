@@ -32,6 +32,7 @@ from shared.service.jobs import RemoveStaff
 from shared.service.leasing import run_leased
 from shared.service.subscriptions import UnsubscribePorts
 from shared.service.sync import LEASE_TTL
+from shared.service.task_statuses import tasks_scope
 
 log = get_logger("users")
 
@@ -97,6 +98,7 @@ async def remove_leftovers(services: StaffCleanupPorts, job: RemoveStaff) -> Non
                 log.warning("consent is gone; Graph drops the app's subscriptions itself")
         await services.subscription_index.delete(subscription_id)
     await services.item_statuses.delete_user(job.tenant_id, job.staff_id)
+    await services.item_statuses.delete_user(job.tenant_id, tasks_scope(job.staff_id))  # their To Do list's
     await services.busy.delete_user(job.tenant_id, job.staff_id)
     for task in await services.tasks.naming(job.tenant_id, job.staff_id):  # what is in To Do stays
         await services.tasks.delete(job.tenant_id, task.task_id)

@@ -5,6 +5,8 @@ arrives while a run is under way is never lost). A run:
 1. ensures the Graph subscription (migration, lifecycle events, renewal);
 2. on migration, finds the host's own appointments in the mailbox (its EWS-era ids through
    translateExchangeIds, the connector's extended property, iCalUIds), at most four requests at a time;
+   a migration also reads and links the user's To Do list (`task_sync.migrate_tasks`) while the window
+   is planned and applied, so `user.migrated` counts its tasks;
 3. reads the window through `calendarView/delta` from the stored delta link, or whole when there is none
    or Graph rejected it (410), reads the series masters the plan needs (`series.masters_to_read`: new or
    changed Outlook series, none on a quiet run), and lets the planner reconcile that against the stored
@@ -30,19 +32,17 @@ from typing import Any, Final, Protocol
 
 from shared.domain.appointments import appointment_of_transaction
 from shared.domain.calendar import DeltaItem, OutlookEvent
-from shared.domain.planner import HostLinks, ItemStatus, Observation, Visibility, held_back, plan
+from shared.domain.planner import HostLinks, ItemStatus, Observation, Plan, Visibility, held_back, plan
 from shared.domain.series import masters_to_read
 from shared.domain.tenants import Tenant, TenantState
+from shared.domain.timezones import iana_zone
 from shared.domain.users import MatchStatus, SyncState, UserRecord
 from shared.observability import bound, get_logger
 from shared.service import jobs, monitor
 from shared.service.busy_index import read_hours, refresh_index, store_hours
 from shared.service.context import (
     UsesBusy,
-    UsesCalendar,
-    UsesItemStatuses,
     UsesJobs,
-    UsesLeases,
     UsesMessages,
     UsesUsers,
 )
@@ -54,16 +54,17 @@ from shared.service.errors import (
     RateLimited,
     TenantAccessError,
 )
-from shared.service.jobs import Notified, SyncMode, SyncUser
+from shared.service.jobs import Notified, SyncMode, SyncUser, TaskMode
 from shared.service.leasing import check_back, run_leased
 from shared.service.monitor import Direction, MessageStatus
 from shared.service.ports.clock import Clock
 from shared.service.ports.graph import CalendarGateway
 from shared.service.ports.tenancy import UserRepository
 from shared.service.publishing import publish
-from shared.service.records import Change, DeltaRead, UserBusy, WorkingHours
+from shared.service.records import Change, DeltaRead, UserBusy, Watched, WorkingHours
 from shared.service.retries import THROTTLED, StillContended, starting_from, update_optimistically
 from shared.service.subscriptions import NOTIFIED_GRANULARITY, SubscribePorts, ensure_subscription
+from shared.service.task_sync import TaskRun, TaskSyncPorts, migrate_tasks, run_task_job
 from shared.service.tenants import TenantEventPorts, get_tenant, mark_consent_revoked
 from shared.service.users import StaffPorts
 
@@ -78,18 +79,9 @@ class MigrationPorts(TenantEventPorts, UsesUsers, Protocol):
     """Finishing a tenant's migration once its users are done, and telling the host."""
 
 
-class SyncPorts(
-    MigrationPorts,
-    SubscribePorts,
-    UsesJobs,
-    UsesCalendar,
-    UsesItemStatuses,
-    UsesLeases,
-    UsesBusy,
-    UsesMessages,
-    Protocol,
-):
-    """A user's sync run, under its lease."""
+class SyncPorts(TaskSyncPorts, MigrationPorts, UsesBusy, UsesMessages, Protocol):
+    """A user's sync run, under its lease: the calendar's ports are the To Do list's (subscriptions, the
+    queue, the calendar, item statuses, leases) and the migration's, with the busy store and the monitor."""
 
 
 LEASE_TTL: Final = timedelta(minutes=2)  # longer than any run; a killed worker's lease lapses after it
@@ -121,6 +113,9 @@ async def run_notified(services: SyncPorts, job: Notified) -> None:
     if record.last_notified_at is None or now - record.last_notified_at > NOTIFIED_GRANULARITY:
         # Only the renewal timer reads it (silent for a day?): an hourly mark spares a write per notification.
         await services.subscription_index.put(replace(record, last_notified_at=now))
+    if record.watches is Watched.TASKS:  # the user's To Do list changed: its own run, on its own lease
+        await run_task_job(services, jobs.sync_tasks(record.tenant_id, record.staff_id, "notified"))
+        return
     follow_up = jobs.sync_user(record.tenant_id, record.staff_id, "notified")
     with bound(tenant=record.tenant_id, user=record.staff_id):
         await _run_leased(services, follow_up, record.staff_id)
@@ -251,6 +246,7 @@ async def _sync_user(
         series=visibility.series,
         hours=hours_wanted,
     )
+    tasks_run = _migrating_tasks(services, tenant, user, hours) if migrating else None
     if not migrating and not quiet:  # the host's old EWS sync may still write: its events are linked too
         links = await _later_links(services.calendar, tenant, user, read.items, stored, gate)
     observation = Observation(read.items, complete, window[0], migrating=migrating, masters=masters)
@@ -262,10 +258,8 @@ async def _sync_user(
     changes = [
         Change(c.type.value, tenant.tenant_id, c.data, now, staff_id=user.staff_id) for c in actions.changes
     ]
-    if migrating:
-        linked = sum(1 for s in actions.upserts if s.appointment_id)
-        data = {"events": len(stored) + len(actions.upserts) - len(actions.deletes), "linked": linked}
-        changes.append(Change("user.migrated", tenant.tenant_id, data, now, staff_id=user.staff_id))
+    if tasks_run is not None:
+        changes.append(await _migrated(tenant, user, stored, actions, tasks_run, now))
     if not quiet:  # before the feed: a change is in the availability answer no later than in the feed
         statuses = {**stored, **{s.graph_id: s for s in seen.upserts}}
         index = busy.index if busy is not None else None
@@ -412,6 +406,45 @@ async def _same(user: UserRecord) -> UserRecord:
 
 async def _no_links() -> HostLinks:
     return HostLinks()
+
+
+async def _migrated(  # noqa: PLR0917 (a migration's outcome, in order)
+    tenant: Tenant,
+    user: UserRecord,
+    stored: Mapping[str, ItemStatus],
+    actions: Plan,
+    tasks_run: asyncio.Future[TaskRun | None],
+    now: datetime,
+) -> Change:
+    """`user.migrated`: the events the calendar holds now and how many are the host's, with the list's."""
+    data: dict[str, Any] = {
+        "events": len(stored) + len(actions.upserts) - len(actions.deletes),
+        "linked": sum(1 for s in actions.upserts if s.appointment_id),
+    }
+    tasks = await tasks_run
+    if tasks is not None:
+        data |= {"tasks": tasks.tasks, "tasks_linked": tasks.linked}
+    return Change("user.migrated", tenant.tenant_id, data, now, staff_id=user.staff_id)
+
+
+def _migrating_tasks(
+    services: SyncPorts, tenant: Tenant, user: UserRecord, hours: WorkingHours | None
+) -> asyncio.Future[TaskRun | None]:
+    """The user's To Do list read and linked beside the calendar's window (its own lease, state and errors),
+    so the migration counts its tasks; its due dates are days in the working hours' zone. Awaited before
+    `user.migrated`; should the calendar's read fail first, its outcome is only the list's."""
+    run = asyncio.ensure_future(
+        migrate_tasks(services, tenant, user, iana_zone(hours.zone) if hours else None)
+    )
+    run.add_done_callback(_settled)
+    return run
+
+
+def _settled(run: asyncio.Future[TaskRun | None]) -> None:
+    """The list's migration ended: what it raised is awaited by the calendar's run, or (that run having
+    failed first) only logged; the queue's retry migrates again."""
+    if not run.cancelled() and run.exception() is not None:
+        log.info("the To Do list's migration ended with %s", type(run.exception()).__name__)
 
 
 async def _no_busy() -> None:
@@ -629,7 +662,8 @@ async def maybe_finish_migration(services: MigrationPorts, tenant_id: str) -> No
 async def request_user_resync(
     services: ResyncPorts, tenant_id: str, staff_id: str, *, force: bool = False
 ) -> UserRecord:
-    """Read the user's whole window again and reconcile (with `force`, past the mass-deletion guard)."""
+    """Read the user's whole window again and reconcile (with `force`, past the mass-deletion guard); the
+    user's To Do list too, read whole."""
     tenant = await get_tenant(services, tenant_id)
     if not tenant.state.connected:
         raise Conflict("tenant_id", f"the tenant is {tenant.state.value}")
@@ -638,14 +672,16 @@ async def request_user_resync(
         raise NotFound("staff member", staff_id, "staff_id")
     if user.match is not MatchStatus.MATCHED:
         raise Conflict("staff_id", f"the staff member is {user.match.value}: rematch first")
-    await services.jobs.enqueue(
-        [jobs.sync_user(tenant_id, staff_id, "requested", kind="resync", force=force)]
-    )
+    queued: list[jobs.Job] = [jobs.sync_user(tenant_id, staff_id, "requested", kind="resync", force=force)]
+    if user.staff.switches.tasks_from_outlook:
+        queued.append(jobs.sync_tasks(tenant_id, staff_id, "requested", kind=TaskMode.RESYNC))
+    await services.jobs.enqueue(queued)
     return user
 
 
 async def request_tenant_resync(services: ResyncPorts, tenant_id: str, *, only_failed: bool = False) -> int:
-    """Queue a full resync of every matched user (or only those in error); answers how many."""
+    """Queue a full resync of every matched user (or only those in error), calendar and To Do list;
+    answers how many users."""
     tenant = await get_tenant(services, tenant_id)
     if not tenant.state.connected:
         raise Conflict("tenant_id", f"the tenant is {tenant.state.value}")
@@ -655,7 +691,15 @@ async def request_tenant_resync(services: ResyncPorts, tenant_id: str, *, only_f
         for u in users
         if u.match is MatchStatus.MATCHED and (not only_failed or u.sync_state is SyncState.ERROR)
     ]
-    await services.jobs.enqueue(
-        [jobs.sync_user(tenant_id, u.staff_id, "requested", kind="resync") for u in chosen]
-    )
+    queued: list[jobs.Job] = [
+        jobs.sync_user(tenant_id, u.staff_id, "requested", kind="resync") for u in chosen
+    ]
+    queued += [  # each To Do list (only those in error, with `only_failed`)
+        jobs.sync_tasks(tenant_id, u.staff_id, "requested", kind=TaskMode.RESYNC)
+        for u in users
+        if u.match is MatchStatus.MATCHED
+        and u.staff.switches.tasks_from_outlook
+        and (not only_failed or u.task_sync.state is SyncState.ERROR)
+    ]
+    await services.jobs.enqueue(queued)
     return len(chosen)

@@ -42,7 +42,7 @@ from shared.domain.timezones import graph_zone
 from shared.domain.users import MatchStatus, UserRecord
 from shared.observability import bound, get_logger
 from shared.service import jobs
-from shared.service.context import UsesBusy, UsesJobs, UsesLeases, UsesTasks, UsesTenants
+from shared.service.context import UsesBusy, UsesItemStatuses, UsesJobs, UsesLeases, UsesTasks, UsesTenants
 from shared.service.errors import (
     MailboxUnavailable,
     RateLimited,
@@ -66,6 +66,7 @@ from shared.service.ports.todo import (
 from shared.service.publishing import PublishPorts, publish
 from shared.service.records import Change
 from shared.service.retries import THROTTLED, update_optimistically
+from shared.service.task_statuses import note_deleted_task, note_written_task
 from shared.service.tenants import TenantEventPorts, mark_consent_revoked
 from shared.service.todo_lists import TodoListPorts, TodoListUnavailable, ensure_list
 
@@ -86,7 +87,15 @@ _PROBLEMS: Final = {
 
 
 class TaskWritePorts(
-    TodoListPorts, TenantEventPorts, PublishPorts, UsesTasks, UsesJobs, UsesLeases, UsesBusy, Protocol
+    TodoListPorts,
+    TenantEventPorts,
+    PublishPorts,
+    UsesTasks,
+    UsesJobs,
+    UsesLeases,
+    UsesBusy,
+    UsesItemStatuses,
+    Protocol,
 ):
     """The task write job: the task, the staff member and their list, To Do, the feed, a retry."""
 
@@ -268,11 +277,18 @@ async def _write(
         if found is not None:
             record = _adopted(record, task, found)
     if placed_here and record.graph_task_id is not None:
+        # Noted before and after (task_statuses): the list's sync never reports the connector's own change.
+        await note_written_task(
+            services.item_statuses, tenant.tenant_id, task.staff_id, record.graph_task_id, None, task.task_id
+        )
         try:
             item = await services.todo.update_task(tenant, where, record.graph_task_id, draft)
         except TodoTaskMissing:  # deleted in To Do: the host's newer revision makes it again
             record = replace(record, graph_task_id=None, checklist=())
         else:
+            await note_written_task(
+                services.item_statuses, tenant.tenant_id, task.staff_id, item.id, item.etag, task.task_id
+            )
             record = replace(record, written_etag=item.etag)
             return await _sync_checklist(services, tenant, where, record, task)
     # Record where the task goes before making it, so a retry looks it up by its link first.
@@ -282,6 +298,9 @@ async def _write(
     )
     steps = [ChecklistDraft(c.title, c.checked) for c in task.checklist]
     item = await services.todo.create_task(tenant, where, draft, link, steps)
+    await note_written_task(
+        services.item_statuses, tenant.tenant_id, task.staff_id, item.id, item.etag, task.task_id
+    )
     written = tuple(
         WrittenChecklistItem(c.id, made.id, c.title, c.checked)
         for c, made in zip(task.checklist, item.checklist, strict=False)
@@ -361,6 +380,10 @@ async def _remove(services: TaskWritePorts, tenant: Tenant, record: TaskRecord) 
             found = await services.todo.find_task(tenant, where, task_link(record.task_id))
             graph_task_id = found.id if found else None
         if graph_task_id is not None:
+            if record.staff_id is not None:  # forgotten first: the list's sync reports no removal
+                await note_deleted_task(
+                    services.item_statuses, tenant.tenant_id, record.staff_id, graph_task_id
+                )
             await services.todo.delete_task(tenant, where, graph_task_id)
     except (TodoListMissing, MailboxUnavailable):
         pass  # the list or the mailbox is gone, and the task with it

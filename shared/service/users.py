@@ -174,8 +174,9 @@ def switch_follow_ups(before: UserRecord, after: UserRecord, *, migrating: bool 
     changed, a write of every appointment naming them (their copies written, marked disabled, given or
     relieved of the join details); `calendar_from_outlook` turned on, a full read of their calendar, which
     announces once what changed while it was off (the item statuses still hold what the host was told),
-    unless a migration, which reads it all anyway, is queued; `tasks_to_outlook` turned on, a write of
-    every task naming them (`CatchUpTasks`; the writes find what they made before, so none twice)."""
+    unless a migration, which reads it all anyway, is queued; `tasks_from_outlook` turned on, a full read of
+    their To Do list, likewise; `tasks_to_outlook` turned on, a write of every task naming them
+    (`CatchUpTasks`; the writes find what they made before, so none twice)."""
     if after.match is not MatchStatus.MATCHED:
         return []
     old, new = before.staff.switches, after.staff.switches
@@ -184,6 +185,11 @@ def switch_follow_ups(before: UserRecord, after: UserRecord, *, migrating: bool 
         queued.append(jobs.CatchUpWrites(after.tenant_id, after.staff_id))
     if new.calendar_from_outlook and not old.calendar_from_outlook and not migrating:
         queued.append(jobs.sync_user(after.tenant_id, after.staff_id, "switched_on", kind="resync"))
+    if new.tasks_from_outlook and not old.tasks_from_outlook and not migrating:
+        # The whole list against the statuses kept while off (the first read links and announces, too).
+        queued.append(
+            jobs.sync_tasks(after.tenant_id, after.staff_id, "switched_on", kind=jobs.TaskMode.RESYNC)
+        )
     if new.tasks_to_outlook and not old.tasks_to_outlook:
         queued.append(jobs.CatchUpTasks(after.tenant_id, after.staff_id))
     return queued

@@ -55,9 +55,13 @@ async def emulator_now(connector: Connector) -> datetime:
 
 
 async def subscriptions_of(connector: Connector, tenant_id: str) -> dict[str, dict[str, Any]]:
-    """The tenant's subscriptions Graph holds, by user id."""
+    """The tenant's subscriptions on users' events Graph holds, by user id."""
     async with connector.control() as control:
-        held = [s for s in await control.subscriptions() if s["tenantId"] == tenant_id]
+        held = [
+            s
+            for s in await control.subscriptions()
+            if s["tenantId"] == tenant_id and s["resource"].endswith("/events")
+        ]
     return {s["userId"]: s for s in held}
 
 

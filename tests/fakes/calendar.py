@@ -224,7 +224,7 @@ class FakeMailboxes:
         return [s for sid, (_, s, _) in self.subscriptions.items() if self._held(tenant, sid) is not None]
 
     def subscribed_users(self) -> set[str]:
-        return {user for user, _, _ in self.subscriptions.values()}
+        return {user for user, s, _ in self.subscriptions.values() if "/todo/lists/" not in s.resource}
 
 
 class FakeCalendarWriter:

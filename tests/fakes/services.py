@@ -32,6 +32,7 @@ from tests.fakes.storage import (
     FakeUsers,
     PublishedFeed,
 )
+from tests.fakes.task_lists import FakeTaskLists
 from tests.fakes.todo import FakeTasks, FakeTodo
 from tests.fakes.webhook import FakeHostWebhook
 
@@ -63,6 +64,7 @@ class FakeWorld:
     outlook_mail: FakeOutlookMail
     schedules: FakeSchedules
     meetings: FakeMeetings
+    task_lists: FakeTaskLists
     todo: FakeTodo
     tasks: FakeTasks
     messages: FakeMessages
@@ -80,6 +82,7 @@ def fake_world() -> FakeWorld:
     busy, meetings, messages, poison = FakeBusy(), FakeMeetings(), FakeMessages(), FakePoisonQueues()
     schedules = FakeSchedules(mailboxes)
     todo, tasks = FakeTodo(), FakeTasks()
+    task_lists = FakeTaskLists(mailboxes, todo)
     services = Services(
         tenants=tenants,
         users=users,
@@ -114,6 +117,7 @@ def fake_world() -> FakeWorld:
         schedules=schedules,
         meetings=meetings,
         recent=RecentRows(seconds=0),  # nothing kept: a test's change is read at once
+        task_changes=task_lists,
         todo=todo,
         tasks=tasks,
         messages=messages,
@@ -143,6 +147,7 @@ def fake_world() -> FakeWorld:
         outlook_mail,
         schedules,
         meetings,
+        task_lists,
         todo,
         tasks,
         messages,

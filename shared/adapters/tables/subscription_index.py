@@ -10,7 +10,7 @@ from azure.data.tables import UpdateMode
 
 from shared.adapters.storage import StorageClients
 from shared.adapters.tables.rows import TableAdapter, as_utc, escape_key, etag_of, required_utc, unescape_key
-from shared.service.records import SubscriptionRecord
+from shared.service.records import SubscriptionRecord, Watched
 
 SUBSCRIPTIONS: Final = "subscriptions"
 
@@ -25,6 +25,7 @@ def subscription_to_entity(record: SubscriptionRecord) -> dict[str, Any]:
         "GraphUserId": record.graph_user_id,
         "ExpiresAt": record.expires_at,
         "LastNotifiedAt": record.last_notified_at,
+        "Watches": None if record.watches is Watched.EVENTS else record.watches.value,  # rows before: events
     }
     return {name: value for name, value in entity.items() if value is not None}
 
@@ -38,6 +39,7 @@ def subscription_from_entity(entity: Any) -> SubscriptionRecord:
         expires_at=required_utc(entity["ExpiresAt"]),
         last_notified_at=as_utc(entity.get("LastNotifiedAt")),
         etag=etag_of(entity),
+        watches=Watched(entity.get("Watches") or Watched.EVENTS),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -35,6 +36,7 @@ from shared.domain.users import (
     StaffMember,
     StaffSwitches,
     SyncState,
+    TaskSync,
     UserRecord,
 )
 from shared.service.errors import AlreadyExists, StaleWrite
@@ -73,6 +75,7 @@ def user_to_entity(user: UserRecord) -> dict[str, Any]:
             "DeltaSince": user.delta_since,
             "Teams": user.teams.value if user.teams else None,
             "TeamsReason": user.teams_reason,
+            "TaskSync": task_sync_json(user.task_sync),
             "TodoListNameOverride": staff.todo_list_name,
             "TodoListId": user.todo_list_id,
             "TodoListName": user.todo_list_name,
@@ -80,6 +83,54 @@ def user_to_entity(user: UserRecord) -> dict[str, Any]:
             "UpdatedAt": user.updated_at,
         }
     )
+
+
+_NO_TASK_SYNC: Final = TaskSync()
+
+
+def task_sync_json(sync: TaskSync) -> str | None:
+    """The To Do list's sync state as one compact JSON property (none until the list was first read)."""
+    if sync == _NO_TASK_SYNC:
+        return None
+    data = {
+        "state": sync.state.value,
+        "list_id": sync.list_id,
+        "delta_link": sync.delta_link,
+        "subscription_id": sync.subscription_id,
+        "subscription_expires_at": _iso(sync.subscription_expires_at),
+        "last_sync_at": _iso(sync.last_sync_at),
+        "migrated_at": _iso(sync.migrated_at),
+        "last_error": sync.last_error,
+        "tasks": sync.tasks,
+        "zone": sync.zone,
+    }
+    return json.dumps({k: v for k, v in data.items() if v is not None}, separators=(",", ":"))
+
+
+def task_sync_of(text: str | None) -> TaskSync:
+    if not text:
+        return _NO_TASK_SYNC
+    data = json.loads(text)
+    return TaskSync(
+        state=SyncState(data.get("state", SyncState.PENDING)),
+        list_id=data.get("list_id"),
+        delta_link=data.get("delta_link"),
+        subscription_id=data.get("subscription_id"),
+        subscription_expires_at=_instant(data.get("subscription_expires_at")),
+        last_sync_at=_instant(data.get("last_sync_at")),
+        migrated_at=_instant(data.get("migrated_at")),
+        last_error=data.get("last_error"),
+        tasks=int(data.get("tasks", 0)),
+        zone=data.get("zone"),
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value is not None else None
+
+
+def _instant(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
 
 
 LEGACY_CHUNK: Final = 30_000  # characters per string property (Table Storage allows 32K UTF-16 units)
@@ -156,6 +207,7 @@ def user_from_entity(entity: Any) -> UserRecord:
         delta_since=as_utc(entity.get("DeltaSince")),
         teams=TeamsStatus(entity["Teams"]) if entity.get("Teams") else None,
         teams_reason=entity.get("TeamsReason"),
+        task_sync=task_sync_of(entity.get("TaskSync")),
         todo_list_id=entity.get("TodoListId"),
         todo_list_name=entity.get("TodoListName"),
         todo_list_reason=entity.get("TodoListReason"),

@@ -21,9 +21,9 @@ from shared.service.appointment_api import delete_appointment, get_appointment, 
 from shared.service.appointment_commands import appointment_document, parse_appointment
 from shared.service.appointment_writes import run_write_job
 from shared.service.errors import Conflict, InvalidInput, PreconditionFailed
+from shared.service.job_handlers import run_job
 from shared.service.jobs import Job
 from shared.service.schedules import nightly_tenant
-from shared.service.sync import run_sync_job
 from tests.fakes.calendar import throttled
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
 
@@ -68,8 +68,8 @@ async def run_all(world: FakeWorld) -> list[Job]:
             ran.append(job)
             if job.queue == jobs.WRITE_QUEUE:
                 await run_write_job(world.services, job)
-            else:
-                await run_sync_job(world.services, job)
+            else:  # a user's calendar, or their To Do list
+                await run_job(world.services, job)
     raise AssertionError("the queues never went quiet")
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from shared.service import jobs
 from shared.service.job_codec import KINDS, MalformedJob, UnknownJobKind, decode, encode
 from shared.service.job_handlers import HANDLERS, run_message
-from shared.service.jobs import JOB_TYPES, Job, SyncMode, TenantWork
+from shared.service.jobs import JOB_TYPES, Job, SyncMode, TaskMode, TenantWork
 from tests.fakes.services import FakeWorld, fake_world
 
 pytestmark = pytest.mark.unit
@@ -40,6 +40,15 @@ STRATEGIES: dict[type[Job], st.SearchStrategy[Job]] = {
         kind=st.sampled_from(SyncMode),
         reason=texts,
         force=st.booleans(),
+        attempt=counts,
+        check_back=counts,
+    ),
+    jobs.SyncTasks: st.builds(
+        jobs.SyncTasks,
+        tenant_id=texts,
+        staff_id=texts,
+        kind=st.sampled_from(TaskMode),
+        reason=texts,
         attempt=counts,
         check_back=counts,
     ),

@@ -108,7 +108,7 @@ async def test_migration_links_the_hosts_appointments_instead_of_announcing_them
         "D": None,
     }
     migrated = next(c for c in world.feed.entries[TID] if c.type == "user.migrated")
-    assert migrated.data == {"events": 4, "linked": 3}
+    assert migrated.data == {"events": 4, "linked": 3, "tasks": 0, "tasks_linked": 0}  # an empty list
 
 
 async def test_a_notification_catches_up_through_delta(world: FakeWorld) -> None:
@@ -299,7 +299,8 @@ async def test_the_renewal_timer_renews_what_expires_soon(world: FakeWorld) -> N
     world.clock.advance(hours=30)
     await fan_out(world.services, jobs.renew_tenant)
     ran = await run_all(world)
-    assert sorted(j.kind for j in ran if j.queue == jobs.SYNC_QUEUE) == ["renew", "renew"]
+    kinds = sorted(j.kind for j in ran if j.queue == jobs.SYNC_QUEUE)
+    assert kinds == ["renew", "renew", "tasks_renew", "tasks_renew"]  # each calendar and To Do list
     after = {u.staff_id: u.subscription_expires_at for u in await world.users.list_all(TID)}
     assert all(after[s] > before[s] for s in before)  # type: ignore[operator]
 
@@ -311,7 +312,8 @@ async def test_the_nightly_run_resyncs_every_user_and_warns_of_an_expiring_secre
     world.tenants.rows[TID] = replace(tenant, customer_app=expiring)
     await fan_out(world.services, jobs.nightly)
     ran = await run_all(world)
-    assert sorted(j.kind for j in ran if j.queue == jobs.SYNC_QUEUE) == ["resync", "resync"]
+    kinds = sorted(j.kind for j in ran if j.queue == jobs.SYNC_QUEUE)
+    assert kinds == ["resync", "resync", "tasks_resync", "tasks_resync"]  # each calendar and To Do list
     assert feed(world).count("tenant.credential_expiring") == 1
     await fan_out(world.services, jobs.nightly)
     await run_all(world)

@@ -1,8 +1,9 @@
-"""A stateful property test: random Outlook changes (single events, and a weekly series whose occurrences
-are cancelled, moved, retitled, or which is deleted and made again), notifications and faults, in any
-order, always end with the host's view (the feed replayed) equal to the mailbox, nothing announced twice
-and nothing lost: with `recurring_events: series`, the series' occurrences the host computes from the
-carried RRULE (dateutil), less its exdates, with its exceptions in place, are the mailbox's."""
+"""A stateful property test: random Outlook changes (single events, a weekly series whose occurrences are
+cancelled, moved, retitled, or which is deleted and made again, and To Do tasks), notifications and
+faults, in any order, always end with the host's view (the feed replayed) equal to the mailbox and the
+list, nothing announced twice and nothing lost: with `recurring_events: series`, the series' occurrences
+the host computes from the carried RRULE (dateutil), less its exdates, with its exceptions in place, are
+the mailbox's."""
 
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ from shared.domain.tenants import AuthMode, Tenant, TenantSettings, TenantState
 from shared.domain.users import MatchStatus, StaffMember, SyncState, UserRecord
 from shared.service import jobs
 from shared.service.errors import DeltaTokenRejected
-from shared.service.sync import run_sync_job
+from shared.service.job_handlers import run_job
 from tests.fakes.calendar import throttled
 from tests.fakes.events import event
+from tests.fakes.outlook_tasks import task
 from tests.fakes.series import OutlookSeries
 from tests.fakes.services import fake_world
 
@@ -33,6 +35,7 @@ pytestmark = pytest.mark.unit
 
 TID, DIRECTORY, USER, STAFF = "contoso.example", "9188040d-6c67-4c5b-b112-36a304b66dad", "g1", "s1"
 IDS = st.sampled_from([f"E{i}" for i in range(8)])
+TASK_IDS = st.sampled_from([f"T{i}" for i in range(6)])
 
 
 class Convergence(RuleBasedStateMachine):
@@ -41,6 +44,8 @@ class Convergence(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.world = fake_world()
         self.host: dict[str, dict[str, Any]] = {}  # the host's view: event id -> event, from the feed
+        self.host_tasks: dict[str, str] = {}  # and task id -> title
+        self.list_id = ""
         self.read = 0  # feed entries replayed so far
         self.version = 0
         self.series: OutlookSeries | None = None
@@ -64,9 +69,13 @@ class Convergence(RuleBasedStateMachine):
         )
         self.run(self.world.tenants.add(tenant))
         staff = StaffMember(STAFF, "adele@contoso.example", None, "Adele")
+        staff = replace(staff, switches=staff.switches.changed({"tasks_from_outlook": True}))
         self.run(self.world.users.save(UserRecord(TID, staff, MatchStatus.MATCHED, now, graph_user_id=USER)))
         self.run(self.world.jobs.enqueue([jobs.migrate_user(TID, STAFF)]))
         self.drain()
+        user = self.run(self.world.users.get(TID, STAFF))
+        assert user.task_sync.list_id, user.task_sync
+        self.list_id = user.task_sync.list_id
 
     # --- Outlook -------------------------------------------------------------------------------------
 
@@ -104,6 +113,31 @@ class Convergence(RuleBasedStateMachine):
     def expire_delta_tokens(self) -> None:
         self.world.mailboxes.expire_tokens(USER)
 
+    # --- To Do ---------------------------------------------------------------------------------------
+
+    @rule(task_id=TASK_IDS)
+    def put_task(self, task_id: str) -> None:
+        self.version += 1
+        self.world.task_lists.put(USER, self.list_id, task(task_id, title=f"{task_id} v{self.version}"))
+
+    @rule(task_id=TASK_IDS, moved=st.booleans())
+    def remove_task(self, task_id: str, moved: bool) -> None:
+        if task_id in self.world.task_lists.task_list(USER, self.list_id).tasks:
+            self.world.task_lists.remove(USER, self.list_id, task_id, moved=moved)
+
+    @rule()
+    def expire_task_tokens(self) -> None:
+        self.world.task_lists.expire_tokens(USER, self.list_id)
+
+    @rule(kind=st.sampled_from(["throttled", "token_rejected"]))
+    def task_fault(self, kind: str) -> None:
+        error = throttled(1) if kind == "throttled" else DeltaTokenRejected("stale")
+        self.world.task_lists.task_list(USER, self.list_id).faults.append(error)
+
+    @rule(copies=st.integers(1, 3))
+    def notify_tasks(self, copies: int) -> None:
+        self.run(self.world.jobs.enqueue([jobs.sync_tasks(TID, STAFF)] * copies))
+
     # --- faults and notifications -------------------------------------------------------------------
 
     @rule(kind=st.sampled_from(["throttled", "token_rejected"]))
@@ -119,7 +153,7 @@ class Convergence(RuleBasedStateMachine):
     def deliver_some(self) -> None:
         """Run the queued jobs once (retries land back on the queue)."""
         for job in [j for j in self.world.jobs.take() if j.queue == jobs.SYNC_QUEUE]:
-            self.run(run_sync_job(self.world.services, job))
+            self.run(run_job(self.world.services, job))
         self.replay()
 
     # --- the host's view ----------------------------------------------------------------------------
@@ -127,6 +161,9 @@ class Convergence(RuleBasedStateMachine):
     def replay(self) -> None:
         entries = self.world.feed.entries.get(TID, [])
         for change in entries[self.read :]:
+            if change.type.startswith("task."):
+                self.replay_task(change.type, change.data)
+                continue
             if not change.type.startswith("event."):
                 continue
             event_id = change.data["event"]["id"]
@@ -142,6 +179,18 @@ class Convergence(RuleBasedStateMachine):
                 del self.host[event_id]
         self.read = len(entries)
 
+    def replay_task(self, kind: str, data: dict[str, Any]) -> None:
+        task_id = data["task"]["id"]
+        if kind == "task.created":
+            assert task_id not in self.host_tasks, f"{task_id} announced twice"
+            self.host_tasks[task_id] = data["task"]["title"]
+        elif kind == "task.updated":
+            assert task_id in self.host_tasks, f"{task_id} updated before it was created"
+            self.host_tasks[task_id] = data["task"]["title"]
+        else:
+            assert task_id in self.host_tasks, f"{task_id} deleted but never created"
+            del self.host_tasks[task_id]
+
     def drain(self) -> None:
         for _ in range(100):
             pending = [j for j in self.world.jobs.take() if j.queue == jobs.SYNC_QUEUE]
@@ -149,7 +198,7 @@ class Convergence(RuleBasedStateMachine):
                 self.replay()
                 return
             for job in pending:
-                self.run(run_sync_job(self.world.services, job))
+                self.run(run_job(self.world.services, job))
         raise AssertionError("jobs never settled")
 
     @invariant()
@@ -159,7 +208,8 @@ class Convergence(RuleBasedStateMachine):
     def settle(self) -> None:
         """Whatever happened, one more notification and a quiet queue bring the host level with Outlook."""
         self.world.mailboxes.mailbox(USER).faults.clear()
-        self.run(self.world.jobs.enqueue([jobs.sync_user(TID, STAFF)]))
+        self.world.task_lists.task_list(USER, self.list_id).faults.clear()
+        self.run(self.world.jobs.enqueue([jobs.sync_user(TID, STAFF), jobs.sync_tasks(TID, STAFF)]))
         self.drain()
         box = self.world.mailboxes.mailbox(USER)
         outlook = {e.id: e.subject for e in box.events.values() if e.kind is not EventKind.OCCURRENCE}
@@ -169,8 +219,11 @@ class Convergence(RuleBasedStateMachine):
             assert self.reconstructed(self.series.master_id) == sorted(
                 e.start for e in box.events.values() if e.series_master_id == self.series.master_id
             )
+        todo = {t.id: t.title for t in self.world.task_lists.task_list(USER, self.list_id).tasks.values()}
+        assert self.host_tasks == todo
         user = self.run(self.world.users.get(TID, STAFF))
         assert user.sync_state is SyncState.SYNCED
+        assert user.task_sync.state is SyncState.SYNCED
 
     def reconstructed(self, master_id: str) -> list[datetime]:
         """The series' instances as the host computes them from the feed (all in the fake's window)."""

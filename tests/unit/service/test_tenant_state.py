@@ -8,7 +8,8 @@ from functions.views import tenant_json
 from shared.domain.tenants import TenantState
 from shared.domain.users import MatchStatus, StaffMember, UserRecord
 from shared.service import jobs
-from shared.service.sync import request_tenant_resync, run_sync_job
+from shared.service.job_handlers import run_job
+from shared.service.sync import request_tenant_resync
 from shared.service.tenants import get_tenant, tenant_progress
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
 
@@ -35,8 +36,8 @@ async def run_queued(world: FakeWorld) -> None:
         batch = [j for j in world.jobs.take() if j.queue == jobs.SYNC_QUEUE]
         if not batch:
             return
-        for job in batch:
-            await run_sync_job(world.services, job)
+        for job in batch:  # a calendar or a To Do list
+            await run_job(world.services, job)
 
 
 async def shown(world: FakeWorld) -> dict[str, object]:

@@ -260,3 +260,9 @@ async def test_the_staff_put_keeps_the_switches_it_does_not_name(world: FakeWorl
     back = await svc.put_staff(world.services, CONTOSO, *put({"switches": {"calendar_from_outlook": True}}))
     assert back.staff.switches.calendar_from_outlook
     assert [j.kind for j in world.jobs.take()] == ["resync"]  # what changed meanwhile is read in full
+    off = await svc.put_staff(world.services, CONTOSO, *put({"switches": {"tasks_from_outlook": False}}))
+    assert not off.staff.switches.tasks_from_outlook and off.staff.switches.video
+    assert [j.kind for j in world.jobs.take()] == []
+    tasks = await svc.put_staff(world.services, CONTOSO, *put({"switches": {"tasks_from_outlook": True}}))
+    assert tasks.staff.switches.tasks_from_outlook
+    assert [j.kind for j in world.jobs.take()] == ["tasks_resync"]  # the list, read whole

@@ -22,9 +22,9 @@ from shared.service import jobs
 from shared.service.appointment_api import delete_appointment, get_appointment, put_appointment
 from shared.service.appointment_writes import run_write_job
 from shared.service.errors import EventChanged
+from shared.service.job_handlers import run_job
 from shared.service.jobs import Job
 from shared.service.schedules import nightly_tenant
-from shared.service.sync import run_sync_job
 from tests.fakes.calendar import throttled
 from tests.fakes.events import event as outlook_event
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
@@ -57,8 +57,8 @@ class Chaos:
         try:
             if job.queue == jobs.WRITE_QUEUE:
                 await run_write_job(self.world.services, job)
-            elif job.queue == jobs.SYNC_QUEUE:
-                await run_sync_job(self.world.services, job)
+            elif job.queue == jobs.SYNC_QUEUE:  # a calendar or a To Do list
+                await run_job(self.world.services, job)
         except Exception as error:  # every unhandled error is a finding
             self.crashes.append(f"{job}: {error!r}")
 

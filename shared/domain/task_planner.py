@@ -1,0 +1,149 @@
+"""The tasks planner: what a tasks delta read of a staff member's To Do list reported, against what was
+stored, becomes actions. Pure, like the calendar's `planner.py`, and storing the same `ItemStatus` (in the
+user's own task scope of the item statuses): the Graph id, the change key (the task's etag), the content
+hash, the host task it is linked to (`appointment_id` holds the host's task id) and whether the
+connector wrote that version (`written`).
+
+Rules:
+- A task is changed for the host only when its content hash changed; a new change key with the same
+  content only refreshes the status.
+- The connector's own writes never come back: the write side notes the change key Graph answered
+  (`written`, its content `UNOBSERVED`), and the first read of it afterwards is its echo (the change key
+  may have moved on with the write's checklist steps). A task carrying the connector's link that has no
+  status yet is a write whose note is on its way: recorded, not announced.
+- Migration (the first read of the list) links the tasks that carry the connector's link and announces
+  only the others.
+- A complete read (the first, or after the delta link expired) also removes the stored tasks it did not
+  see: the host hears of each once, so a fallback read never duplicates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from shared.domain.outlook_tasks import (
+    NEVER_ENDS,
+    UNOBSERVED,
+    OutlookTask,
+    RemovalReason,
+    RemovedTask,
+    TaskItem,
+)
+from shared.domain.planner import ItemStatus
+
+
+class TaskChangeType(StrEnum):
+    CREATED = "task.created"
+    UPDATED = "task.updated"
+    DELETED = "task.deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskChange:
+    """A change the host must hear about (the executor stamps tenant, staff and time on it)."""
+
+    type: TaskChangeType
+    graph_id: str
+    data: dict[str, Any]
+
+
+@dataclass(slots=True)
+class TaskPlan:
+    upserts: list[ItemStatus] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    changes: list[TaskChange] = field(default_factory=list)
+
+    @property
+    def linked(self) -> int:
+        """The host's tasks among the statuses planned (a migration's count)."""
+        return sum(1 for s in self.upserts if s.appointment_id)
+
+
+def plan_tasks(
+    items: Sequence[TaskItem],
+    stored: Mapping[str, ItemStatus],
+    *,
+    complete: bool,
+    migrating: bool,
+) -> TaskPlan:
+    result = TaskPlan()
+    seen: set[str] = set()
+    for item in _last_word(items):
+        seen.add(item.id)
+        before = stored.get(item.id)
+        if isinstance(item, RemovedTask):
+            if before is not None:
+                _remove(result, before, item.reason)
+            continue
+        _observe(result, item, before, migrating)
+    if complete:
+        for status in stored.values():
+            if status.graph_id not in seen:
+                _remove(result, status, RemovalReason.DELETED)
+    return result
+
+
+def task_status(task: OutlookTask, *, written: bool = False, host_task_id: str | None = None) -> ItemStatus:
+    """The stored status of a task as observed now (or as the connector just wrote it: `written`)."""
+    return ItemStatus(
+        graph_id=task.id,
+        change_key=task.change_key,
+        ical_uid=None,
+        content_hash=task.content_hash(),
+        ends_at=NEVER_ENDS,
+        admitted=True,
+        appointment_id=host_task_id or task.host_task_id,
+        written=written,
+    )
+
+
+def _last_word(items: Iterable[TaskItem]) -> list[TaskItem]:
+    """Graph may report a task twice in one read (pages, replays): its last report wins."""
+    latest: dict[str, TaskItem] = {}
+    for item in items:
+        latest.pop(item.id, None)
+        latest[item.id] = item
+    return list(latest.values())
+
+
+def _observe(result: TaskPlan, task: OutlookTask, before: ItemStatus | None, migrating: bool) -> None:
+    host_task_id = (before.appointment_id if before else None) or task.host_task_id
+    status = task_status(task, host_task_id=host_task_id)
+    if before is None:
+        result.upserts.append(status)
+        if host_task_id is not None:
+            # Migration links the host's tasks; otherwise the connector's own create, its note on the way.
+            return
+        result.changes.append(_change(TaskChangeType.CREATED, task, None))
+        return
+    if before.written and (task.change_key == before.change_key or before.content_hash == UNOBSERVED):
+        # The echo of the connector's own write (its change key; or the first read after a write whose
+        # further steps, checklist items, moved the change key on): recorded, never announced.
+        if (before.change_key, before.content_hash) != (status.change_key, status.content_hash):
+            result.upserts.append(replace(status, written=True))
+        return
+    if before.change_key == status.change_key and before.content_hash == status.content_hash:
+        return  # a duplicate or replayed report
+    result.upserts.append(status)
+    if before.content_hash == status.content_hash:
+        return  # a new change key, nothing the host can see
+    if not migrating or host_task_id is None:
+        result.changes.append(_change(TaskChangeType.UPDATED, task, host_task_id))
+
+
+def _remove(result: TaskPlan, before: ItemStatus, reason: RemovalReason) -> None:
+    result.deletes.append(before.graph_id)
+    result.changes.append(
+        TaskChange(
+            TaskChangeType.DELETED,
+            before.graph_id,
+            {"task": {"id": before.graph_id}, "task_id": before.appointment_id, "reason": reason.value},
+        )
+    )
+
+
+def _change(kind: TaskChangeType, task: OutlookTask, host_task_id: str | None) -> TaskChange:
+    return TaskChange(kind, task.id, {"task": task.details(), "task_id": host_task_id})

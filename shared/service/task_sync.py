@@ -1,0 +1,375 @@
+"""Outlook to host for To Do: one user's task list, read through tasks delta, planned, applied.
+
+The calendar's executor (`sync.py`) in small, on its own lease (`{tenant}/{staff}/tasks`), state
+(`UserRecord.task_sync`) and subscription, so a list that cannot be read or made never touches calendar
+sync. A run:
+1. takes the user's list from `todo_lists` (the one the host's tasks go to: the staff member's
+   `todo_list_name` or the tenant's, found by name or made, its id on the user row);
+2. ensures the `todoTask` subscription on it (4,230 minutes at most, Graph's limit for tasks), with a
+   clientState of its own (`signing.client_state(..., "tasks")`);
+3. reads the list through tasks delta from the stored delta link, or whole (the first read, a resync, a
+   new list, a link Graph no longer takes), and lets the planner (`task_planner.py`) reconcile that
+   against the stored statuses (the item statuses, in the user's task scope `tasks_scope(staff_id)`);
+4. publishes the changes (`task.created`, `task.updated`, `task.deleted`), stores the statuses, then the
+   delta link. The same order as the calendar's, with the same guarantee: a crash anywhere reads again
+   from the old link and the statuses already stored make the replay silent.
+A user whose `tasks_from_outlook` switch is off is not read at all: the delta link and statuses stay as
+they were; turning it on queues a complete read, which announces exactly what differs from them once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Final, Protocol
+
+from shared.domain.planner import ItemStatus
+from shared.domain.signing import client_state
+from shared.domain.task_planner import TaskPlan, plan_tasks
+from shared.domain.tenants import Tenant
+from shared.domain.timezones import iana_zone
+from shared.domain.users import MatchStatus, SyncState, TaskSync, UserRecord
+from shared.observability import bound, get_logger
+from shared.service.context import (
+    UsesCalendar,
+    UsesItemStatuses,
+    UsesJobs,
+    UsesLeases,
+    UsesTaskChanges,
+    UsesTodo,
+    UsesUsers,
+)
+from shared.service.errors import (
+    Conflict,
+    DeltaTokenRejected,
+    MailboxUnavailable,
+    RateLimited,
+    SubscriptionGone,
+    TenantAccessError,
+)
+from shared.service.jobs import SyncTasks, TaskMode
+from shared.service.keys import NOTIFICATION_KEY
+from shared.service.leasing import check_back, run_leased
+from shared.service.publishing import publish
+from shared.service.records import Change, SubscriptionRecord, TaskDeltaRead, Watched
+from shared.service.retries import THROTTLED, starting_from, update_optimistically
+from shared.service.subscriptions import SubscribePorts
+from shared.service.task_statuses import tasks_scope
+from shared.service.tenants import TenantEventPorts, mark_consent_revoked
+from shared.service.todo_lists import TodoListUnavailable, ensure_list
+
+log = get_logger("task_sync")
+
+LEASE_TTL: Final = timedelta(minutes=2)
+# Graph keeps a todoTask subscription at most 4,230 minutes (contract §5.2); the renewal timer renews what
+# expires within a day, so 48 hours leaves it a day's margin as for events.
+TASK_LIFETIME: Final = timedelta(hours=48)
+SUBSCRIBING: Final = frozenset({TaskMode.RESYNC, TaskMode.RENEW, TaskMode.RESUBSCRIBE})
+
+
+class TaskSyncPorts(
+    TenantEventPorts,
+    SubscribePorts,
+    UsesTodo,
+    UsesUsers,
+    UsesJobs,
+    UsesCalendar,
+    UsesItemStatuses,
+    UsesLeases,
+    UsesTaskChanges,
+    Protocol,
+):
+    """A user's task sync run, under the list's lease."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRun:
+    """What a run did, for the migration's `user.migrated` and the log."""
+
+    tasks: int
+    linked: int
+    changes: int
+
+
+def lease_key(tenant_id: str, staff_id: str) -> str:
+    return f"{tenant_id}/{staff_id}/tasks"
+
+
+async def run_task_job(services: TaskSyncPorts, job: SyncTasks) -> None:
+    """A `tasks_*` job from `sync-jobs`. Never raises for a condition a retry cannot fix."""
+    with bound(tenant=job.tenant_id, user=job.staff_id):
+
+        async def sync_pass(number: int) -> None:
+            await _run_once(services, job if number == 0 else replace(job, kind=TaskMode.SYNC))
+
+        key = lease_key(job.tenant_id, job.staff_id)
+        if not await run_leased(services.leases, services.clock, key, LEASE_TTL, sync_pass):
+            await check_back(services.jobs, job, LEASE_TTL)
+
+
+async def migrate_tasks(
+    services: TaskSyncPorts, tenant: Tenant, user: UserRecord, zone: str | None
+) -> TaskRun | None:
+    """A user's first read of their list, inside the calendar's migration run (so `user.migrated` counts
+    the tasks too), under the list's own lease. Whatever the list meets stays with the list: a list that
+    cannot be read or made is the user's task error, throttling queues a task job of its own, and calendar
+    sync goes on. None when nothing was read now (switched off, no list, another run holds the list)."""
+    if not _reads_tasks(user):
+        return None
+    done: list[TaskRun | None] = []
+
+    async def first_pass(number: int) -> None:
+        if number == 0:
+            done.append(await _guarded(services, tenant, user, TaskMode.SYNC, zone))
+        else:  # a notification arrived meanwhile
+            await _run_once(services, sync_tasks_job(user, TaskMode.SYNC))
+
+    key = lease_key(tenant.tenant_id, user.staff_id)
+    if not await run_leased(services.leases, services.clock, key, LEASE_TTL, first_pass):
+        return None  # a task run holds the list: it migrates it
+    return done[0] if done else None
+
+
+def sync_tasks_job(user: UserRecord, kind: TaskMode, reason: str = "migration") -> SyncTasks:
+    return SyncTasks(user.tenant_id, user.staff_id, kind, reason)
+
+
+async def _run_once(services: TaskSyncPorts, job: SyncTasks) -> None:
+    tenant = await services.tenants.get(job.tenant_id)
+    if tenant is None or not tenant.state.connected:
+        return
+    user = await services.users.get(job.tenant_id, job.staff_id)
+    if user is None or not _reads_tasks(user):
+        return
+    try:
+        await sync_tasks(services, tenant, user, job.kind)
+    except TenantAccessError as error:
+        await mark_consent_revoked(services, tenant.tenant_id, error.reason)
+        await _record_error(services, user, error.reason)
+    except MailboxUnavailable as error:
+        await _record_error(services, user, error.reason)
+    except RateLimited as error:
+        await _retry_later(services, job, error)
+    except DeltaTokenRejected:
+        await _retry_later(services, job, RateLimited(5, "Graph asked for a resync mid-read"))
+
+
+async def _guarded(
+    services: TaskSyncPorts, tenant: Tenant, user: UserRecord, kind: TaskMode, zone: str | None
+) -> TaskRun | None:
+    """The migration's run: the tenant's refusal is the calendar's to handle (it raises on); anything
+    else stays with the list."""
+    try:
+        return await sync_tasks(services, tenant, user, kind, zone=zone)
+    except MailboxUnavailable as error:
+        await _record_error(services, user, error.reason)
+    except RateLimited as error:
+        await _retry_later(services, sync_tasks_job(user, kind), error)
+    except DeltaTokenRejected:
+        await _retry_later(services, sync_tasks_job(user, kind), RateLimited(5, "Graph asked for a resync"))
+    return None
+
+
+def _reads_tasks(user: UserRecord) -> bool:
+    return (
+        user.match is MatchStatus.MATCHED
+        and user.graph_user_id is not None
+        and user.staff.switches.tasks_from_outlook
+    )
+
+
+async def sync_tasks(
+    services: TaskSyncPorts, tenant: Tenant, user: UserRecord, kind: TaskMode, *, zone: str | None = None
+) -> TaskRun:
+    """One run over the user's list (the caller holds its lease). Raises what the list meets
+    (MailboxUnavailable when it can be neither read nor made, RateLimited, TenantAccessError)."""
+    assert user.graph_user_id is not None
+    try:  # the list the host's tasks go to (`todo_lists`): the row's, found or made when it has none
+        user, list_id = await ensure_list(services, tenant, user)
+    except TodoListUnavailable as error:
+        raise MailboxUnavailable(error.reason) from error
+    state = user.task_sync
+    new_list = state.list_id != list_id
+    migrating = state.migrating or new_list
+    if new_list or kind in SUBSCRIBING or state.subscription_id is None:
+        state = await _subscribed(
+            services, tenant, user, state, list_id, force_new=kind == TaskMode.RESUBSCRIBE
+        )
+    if zone is None and (migrating or kind == TaskMode.RESYNC):  # read again at migration and nightly
+        zone = await _mailbox_zone(services, tenant, user)
+    zone = zone or state.zone
+    start_over = migrating or kind == TaskMode.RESYNC or state.delta_link is None
+    delta_link = None if start_over else state.delta_link
+    read, complete = await _read(services, tenant, user, list_id, delta_link, zone)
+    scope = tasks_scope(user.staff_id)
+    quiet = not read.items and not complete
+    stored = (
+        {} if quiet else await services.item_statuses.load(tenant.tenant_id, scope, probably_empty=migrating)
+    )
+    actions = plan_tasks(read.items, stored, complete=complete, migrating=migrating)
+    now = services.clock.now()
+    changes = [
+        Change(c.type.value, tenant.tenant_id, c.data, now, staff_id=user.staff_id) for c in actions.changes
+    ]
+    await publish(services, tenant.tenant_id, changes)
+    if not quiet:
+        await services.item_statuses.apply(tenant.tenant_id, scope, actions.upserts, actions.deletes)
+    count = _count(stored, actions) if not quiet else state.tasks
+    await _save_state(
+        services,
+        user,
+        replace(
+            state,
+            state=SyncState.SYNCED,
+            list_id=list_id,
+            delta_link=read.delta_link,
+            last_sync_at=now,
+            migrated_at=now if migrating else state.migrated_at,
+            last_error=None,
+            tasks=count,
+            zone=zone,
+        ),
+    )
+    log.info(
+        "tasks synced (%s): %d items read, %d changes, %s read, %d requests",
+        kind.value,
+        len(read.items),
+        len(changes),
+        "full" if complete else "delta",
+        read.requests,
+    )
+    return TaskRun(count, actions.linked if migrating else 0, len(changes))
+
+
+async def _mailbox_zone(services: TaskSyncPorts, tenant: Tenant, user: UserRecord) -> str | None:
+    """The mailbox's zone (its working hours'), for due dates; None when the mailbox does not say."""
+    assert user.graph_user_id is not None
+    try:
+        hours = await services.calendar.working_hours(tenant, user.graph_user_id)
+    except (MailboxUnavailable, RateLimited) as error:
+        log.info("the mailbox's zone was not read: %s", error)
+        return None
+    return iana_zone(hours.zone) if hours is not None else None
+
+
+def _count(stored: Mapping[str, ItemStatus], actions: TaskPlan) -> int:
+    keys = set(stored) - set(actions.deletes)
+    keys |= {s.graph_id for s in actions.upserts}
+    return len(keys)
+
+
+async def _subscribed(
+    services: TaskSyncPorts,
+    tenant: Tenant,
+    user: UserRecord,
+    state: TaskSync,
+    list_id: str,
+    *,
+    force_new: bool,
+) -> TaskSync:
+    """The list's subscription alive for another `TASK_LIFETIME`: renewed when it exists on this list,
+    else created (and an older one removed)."""
+    assert user.graph_user_id is not None
+    now = services.clock.now()
+    expires = now + TASK_LIFETIME
+    if state.subscription_id and state.list_id == list_id and not force_new:
+        try:
+            renewed = await services.subscriptions.renew(tenant, state.subscription_id, expires)
+        except SubscriptionGone:
+            log.info("task subscription %s is gone; creating a new one", state.subscription_id)
+        else:
+            await _index(services, user, state.subscription_id, renewed, new=False)
+            return replace(state, subscription_expires_at=renewed)
+    key = await services.keys.signing(NOTIFICATION_KEY)
+    signed = client_state(key.secret, key.version, tenant.directory_id, user.graph_user_id, Watched.TASKS)
+    created = await services.task_changes.subscribe_tasks(
+        tenant, user.graph_user_id, list_id, signed, expires
+    )
+    if state.subscription_id and state.subscription_id != created.id:
+        await services.subscriptions.delete(tenant, state.subscription_id)
+        await services.subscription_index.delete(state.subscription_id)
+    await _index(services, user, created.id, created.expires_at, new=created.id != state.subscription_id)
+    log.info("task subscription %s created, expires %s", created.id, created.expires_at.isoformat())
+    return replace(state, subscription_id=created.id, subscription_expires_at=created.expires_at)
+
+
+async def _index(
+    services: TaskSyncPorts, user: UserRecord, subscription_id: str, expires: datetime, *, new: bool
+) -> None:
+    assert user.graph_user_id is not None
+    existing = None if new else await services.subscription_index.get(subscription_id)
+    await services.subscription_index.put(
+        SubscriptionRecord(
+            subscription_id,
+            user.tenant_id,
+            user.staff_id,
+            user.graph_user_id,
+            expires,
+            last_notified_at=existing.last_notified_at if existing else services.clock.now(),
+            watches=Watched.TASKS,
+        )
+    )
+
+
+async def _read(  # noqa: PLR0917 (the read's inputs, in order)
+    services: TaskSyncPorts,
+    tenant: Tenant,
+    user: UserRecord,
+    list_id: str,
+    delta_link: str | None,
+    zone: str | None,
+) -> tuple[TaskDeltaRead, bool]:
+    """The delta loop: from the stored link, or the whole list when there is none or Graph lost it."""
+    assert user.graph_user_id is not None
+    gateway = services.task_changes
+    if delta_link is not None:
+        try:
+            read = await gateway.read_tasks_delta(tenant, user.graph_user_id, list_id, delta_link, zone)
+        except DeltaTokenRejected:
+            log.info("tasks delta link rejected; reading the whole list")
+        else:
+            return read, False
+    return await gateway.read_tasks_delta(tenant, user.graph_user_id, list_id, None, zone), True
+
+
+async def _save_state(services: TaskSyncPorts, user: UserRecord, state: TaskSync) -> UserRecord:
+    """Save the task sync state over whatever else changed meanwhile."""
+
+    def merged(current: UserRecord | None) -> UserRecord | None:
+        if current is None:
+            return None
+        return replace(current, task_sync=state, updated_at=services.clock.now())
+
+    done = await update_optimistically(
+        starting_from(user, lambda: services.users.get(user.tenant_id, user.staff_id)),
+        merged,
+        services.users.save,
+        attempts=5,
+        contended=Conflict("staff_id", "the user is being changed concurrently"),
+    )
+    return done.saved if done.saved is not None else user
+
+
+async def _record_error(services: TaskSyncPorts, user: UserRecord, reason: str) -> None:
+    current = await services.users.get(user.tenant_id, user.staff_id)
+    if current is None:
+        return
+    await _save_state(services, current, replace(current.task_sync, state=SyncState.ERROR, last_error=reason))
+    log.warning("task sync failed: %s", reason)
+
+
+async def _retry_later(services: TaskSyncPorts, job: SyncTasks, error: RateLimited) -> None:
+    attempt = job.attempt + 1
+    if THROTTLED.exhausted(attempt):
+        user = await services.users.get(job.tenant_id, job.staff_id)
+        if user is not None:
+            await _record_error(
+                services,
+                user,
+                f"Microsoft Graph kept throttling this list ({error.reason}); the next sync retries",
+            )
+        return
+    delay = THROTTLED.delay_after(attempt, error.retry_after)
+    await services.jobs.enqueue([replace(job, attempt=attempt, delay_seconds=delay)])
+    log.info("tasks throttled; retrying in %d s (attempt %d)", delay, attempt)

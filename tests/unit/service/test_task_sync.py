@@ -1,0 +1,383 @@
+"""To Do tasks, Outlook to host, on fakes: migration linking, notifications, echoes, expired links, switches,
+faults, renewal, lifecycle, resyncs and removal."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import date, timedelta
+
+import pytest
+
+from shared.domain.outlook_tasks import TaskStatus
+from shared.domain.signing import client_state
+from shared.domain.tenants import TenantState
+from shared.domain.users import SyncState, UserRecord
+from shared.service import jobs
+from shared.service.job_handlers import run_job
+from shared.service.jobs import Job, TaskMode
+from shared.service.keys import NOTIFICATION_KEY
+from shared.service.notifications import receive_changes, receive_lifecycle
+from shared.service.records import Change, Watched
+from shared.service.schedules import nightly_tenant, renew_tenant_subscriptions
+from shared.service.staff_removal import remove_leftovers
+from shared.service.sync import request_tenant_resync, request_user_resync
+from shared.service.task_statuses import note_deleted_task, note_written_task, tasks_scope
+from shared.service.tenant_disconnect import begin_disconnect
+from shared.service.users import set_switches
+from tests.fakes.calendar import throttled
+from tests.fakes.outlook_tasks import task
+from tests.fakes.services import FakeWorld, add_tenant, fake_world
+
+pytestmark = pytest.mark.unit
+
+TID = "contoso.example"
+DIRECTORY = "9188040d-6c67-4c5b-b112-36a304b66dad"
+
+
+@pytest.fixture
+async def world() -> FakeWorld:
+    w = fake_world()
+    await add_tenant(w, TID, TenantState.MIGRATING, directory_id=DIRECTORY, matched=2)
+    for staff_id in ("s1", "s2"):
+        await switch(w, staff_id, True)
+    return w
+
+
+async def switch(world: FakeWorld, staff_id: str, on: bool) -> None:
+    user = await world.users.get(TID, staff_id)
+    assert user is not None
+    switches = user.staff.switches.changed({"tasks_from_outlook": on})
+    await world.users.save(replace(user, staff=replace(user.staff, switches=switches)))
+
+
+async def run_all(world: FakeWorld) -> list[Job]:
+    ran: list[Job] = []
+    for _ in range(50):
+        batch = [j for j in world.jobs.take() if j.queue != jobs.DELIVERY_QUEUE]
+        if not batch:
+            return ran
+        for job in batch:
+            ran.append(job)
+            await run_job(world.services, job)
+    raise AssertionError("the queues never went quiet")
+
+
+def changes(world: FakeWorld, prefix: str = "task.") -> list[Change]:
+    return [c for c in world.feed.entries.get(TID, []) if c.type.startswith(prefix)]
+
+
+def about(world: FakeWorld) -> list[tuple[str, str, str | None]]:
+    return [(c.type, c.data["task"]["id"], c.data["task_id"]) for c in changes(world)]
+
+
+async def user(world: FakeWorld, staff_id: str = "s1") -> UserRecord:
+    found = await world.users.get(TID, staff_id)
+    assert found is not None
+    return found
+
+
+async def list_id(world: FakeWorld, graph_user_id: str = "g1") -> str:
+    """The user's connector list (found or made as a run would), as the fake To Do holds it."""
+    return await world.task_lists.connector_list(graph_user_id, "Tasks from the host")
+
+
+async def migrate(world: FakeWorld, *staff: str) -> None:
+    await world.jobs.enqueue([jobs.migrate_user(TID, s) for s in staff])
+    await run_all(world)
+
+
+async def notify_tasks(world: FakeWorld, staff_id: str = "s1", *, forged: bool = False) -> None:
+    key = await world.services.keys.signing(NOTIFICATION_KEY)
+    found = await user(world, staff_id)
+    assert found.graph_user_id is not None
+    graph_user_id = found.graph_user_id
+    watched = "" if forged else Watched.TASKS  # an events clientState never passes for a task subscription
+    body = {
+        "value": [
+            {
+                "subscriptionId": found.task_sync.subscription_id,
+                "tenantId": DIRECTORY,
+                "clientState": client_state(key.secret, key.version, DIRECTORY, graph_user_id, watched),
+                "changeType": "updated",
+                "resource": f"Users/{graph_user_id}/todo/lists/{found.task_sync.list_id}/tasks/T",
+            }
+        ]
+    }
+    received = await receive_changes(world.services, json.dumps(body).encode())
+    await world.jobs.enqueue(received.jobs)
+
+
+async def test_migration_links_the_hosts_tasks_announces_the_rest_and_counts_them(world: FakeWorld) -> None:
+    lst = await list_id(world)
+    hosts = world.task_lists.put("g1", lst, task("H", host_task_id="T-1"))
+    staffs = world.task_lists.put("g1", lst, task("S", due=date(2026, 12, 5)))
+    await migrate(world, "s1")
+    assert about(world) == [("task.created", staffs.id, None)]
+    assert changes(world)[0].data["task"]["due"] == "2026-12-05"
+    migrated = next(c for c in world.feed.entries[TID] if c.type == "user.migrated" and c.staff_id == "s1")
+    assert (migrated.data["tasks"], migrated.data["tasks_linked"]) == (2, 1)
+    state = (await user(world)).task_sync
+    assert (state.state, state.list_id, state.tasks) == (SyncState.SYNCED, lst, 2)
+    assert state.delta_link and state.subscription_id
+    assert world.task_lists.subscribed() == {("g1", lst)}
+    statuses = world.item_statuses.rows[(TID, tasks_scope("s1"))]
+    assert {g: s.appointment_id for g, s in statuses.items()} == {hosts.id: "T-1", staffs.id: None}
+    # the calendar's own statuses are untouched by the list's
+    assert (TID, "s1") not in world.item_statuses.rows or hosts.id not in world.item_statuses.rows[
+        (TID, "s1")
+    ]
+
+
+async def test_a_staff_member_adds_edits_completes_reopens_moves_and_deletes_tasks(world: FakeWorld) -> None:
+    await migrate(world, "s1")
+    lst = (await user(world)).task_sync.list_id
+    assert lst is not None
+    added = world.task_lists.put("g1", lst, task("A", title="Call the supplier"))
+    await notify_tasks(world)
+    await run_all(world)
+    edited = world.task_lists.put("g1", lst, replace(added, title="Call the supplier back"))
+    await notify_tasks(world)
+    await run_all(world)
+    done = world.task_lists.put("g1", lst, replace(edited, status=TaskStatus.COMPLETED))
+    await notify_tasks(world)
+    await run_all(world)
+    world.task_lists.put("g1", lst, replace(done, status=TaskStatus.IN_PROGRESS))
+    moving = world.task_lists.put("g1", lst, task("M"))
+    await notify_tasks(world)
+    await run_all(world)
+    world.task_lists.remove("g1", lst, added.id)
+    world.task_lists.remove("g1", lst, moving.id, moved=True)
+    await notify_tasks(world)
+    await run_all(world)
+    seen = [
+        (c.type, c.data["task"]["id"], c.data["task"].get("status"), c.data.get("reason"))
+        for c in changes(world)
+    ]
+    assert seen == [
+        ("task.created", "A", "not_started", None),
+        ("task.updated", "A", "not_started", None),
+        ("task.updated", "A", "completed", None),
+        ("task.updated", "A", "in_progress", None),
+        ("task.created", "M", "not_started", None),
+        ("task.deleted", "A", None, "deleted"),
+        ("task.deleted", "M", None, "moved"),
+    ]
+    assert (await user(world)).task_sync.tasks == 0
+
+
+async def test_duplicate_late_and_forged_notifications_announce_nothing_twice(world: FakeWorld) -> None:
+    await migrate(world, "s1")
+    lst = (await user(world)).task_sync.list_id
+    assert lst is not None
+    world.task_lists.put("g1", lst, task("A"))
+    for _ in range(3):
+        await notify_tasks(world)
+    await run_all(world)
+    await notify_tasks(world)  # late: nothing new
+    await run_all(world)
+    assert about(world) == [("task.created", "A", None)]
+    await notify_tasks(world, forged=True)
+    assert world.jobs.take() == []
+
+
+async def test_the_connectors_own_writes_never_come_back(world: FakeWorld) -> None:
+    await migrate(world, "s1")
+    lst = (await user(world)).task_sync.list_id
+    assert lst is not None
+    written = world.task_lists.put("g1", lst, task("W", host_task_id="T-7", title="Quote"))
+    await note_written_task(world.item_statuses, TID, "s1", written.id, written.change_key or "", "T-7")
+    await notify_tasks(world)
+    await run_all(world)
+    rewritten = world.task_lists.put("g1", lst, replace(written, title="Quote v2"))
+    # the write's further steps (checklist items) move the change key on before the delta reads it
+    await note_written_task(world.item_statuses, TID, "s1", rewritten.id, rewritten.change_key or "", "T-7")
+    rewritten = world.task_lists.put("g1", lst, rewritten)
+    await notify_tasks(world)
+    await run_all(world)
+    assert changes(world) == []
+    # the staff member completes the host's task in To Do: the host hears it, with its task id
+    world.task_lists.put("g1", lst, replace(rewritten, status=TaskStatus.COMPLETED))
+    await notify_tasks(world)
+    await run_all(world)
+    assert about(world) == [("task.updated", "W", "T-7")]
+    # the connector deletes it (the host deleted its task): no change either
+    world.task_lists.remove("g1", lst, "W")
+    await note_deleted_task(world.item_statuses, TID, "s1", "W")
+    await notify_tasks(world)
+    await run_all(world)
+    assert about(world) == [("task.updated", "W", "T-7")]
+
+
+async def test_an_expired_delta_link_reads_the_list_again_without_duplicates(world: FakeWorld) -> None:
+    lst = await list_id(world)
+    kept = world.task_lists.put("g1", lst, task("K"))
+    gone = world.task_lists.put("g1", lst, task("G"))
+    await migrate(world, "s1")
+    world.task_lists.expire_tokens("g1", lst)
+    world.task_lists.put("g1", lst, replace(kept, title="Kept, renamed"))
+    world.task_lists.remove("g1", lst, gone.id)
+    world.task_lists.put("g1", lst, task("N"))
+    await notify_tasks(world)
+    await run_all(world)
+    assert sorted(about(world)) == sorted(
+        [
+            ("task.created", "K", None),
+            ("task.created", "G", None),
+            ("task.updated", "K", None),
+            ("task.deleted", "G", None),
+            ("task.created", "N", None),
+        ]
+    )
+    await notify_tasks(world)
+    await run_all(world)
+    assert len(changes(world)) == 5
+
+
+async def test_switched_off_the_list_is_not_read_and_on_again_it_catches_up_once(world: FakeWorld) -> None:
+    await migrate(world, "s1")
+    lst = (await user(world)).task_sync.list_id
+    assert lst is not None
+    before = (await user(world)).task_sync
+    await set_switches(world.services, TID, ["s1"], {"tasks_from_outlook": False})
+    await run_all(world)
+    made = world.task_lists.put("g1", lst, task("OFF"))
+    requests = world.task_lists.requests
+    await notify_tasks(world)
+    await run_all(world)
+    assert changes(world) == [] and world.task_lists.requests == requests
+    assert (await user(world)).task_sync.delta_link == before.delta_link  # kept as it was
+    await set_switches(world.services, TID, ["s1"], {"tasks_from_outlook": True})
+    await run_all(world)
+    assert about(world) == [("task.created", made.id, None)]
+    await set_switches(world.services, TID, ["s1"], {"tasks_from_outlook": True})
+    await notify_tasks(world)
+    await run_all(world)
+    assert len(changes(world)) == 1
+
+
+async def test_a_list_that_cannot_be_read_is_the_users_task_error_and_calendar_sync_goes_on(
+    world: FakeWorld,
+) -> None:
+    lst = await list_id(world)
+    world.task_lists.task_list("g1", lst).faults.append(throttled(1))
+    await migrate(world, "s1")
+    assert (await user(world)).sync_state is SyncState.SYNCED  # the calendar migrated
+    assert any(c.type == "user.migrated" for c in world.feed.entries[TID])
+    world.task_lists.task_list("g1", lst).faults.clear()
+    await run_all(world)  # the throttled list's own job, retried
+    assert (await user(world)).task_sync.state is SyncState.SYNCED
+    from shared.service.errors import MailboxUnavailable
+
+    world.task_lists.task_list("g1", lst).faults.append(MailboxUnavailable("the list is gone"))
+    await world.jobs.enqueue([jobs.sync_tasks(TID, "s1", kind=TaskMode.RESYNC)])
+    await run_all(world)
+    found = await user(world)
+    assert found.task_sync.state is SyncState.ERROR and found.task_sync.last_error == "the list is gone"
+    assert found.sync_state is SyncState.SYNCED and found.last_error is None
+
+
+async def test_the_renewal_timer_renews_and_recreates_task_subscriptions(world: FakeWorld) -> None:
+    await migrate(world, "s1", "s2")
+    first = (await user(world)).task_sync.subscription_id
+    assert first is not None
+    world.clock.advance(hours=30)  # within a day of the 48-hour expiry
+    await renew_tenant_subscriptions(world.services, TID)
+    await run_all(world)
+    renewed = (await user(world)).task_sync
+    assert renewed.subscription_id == first
+    assert renewed.subscription_expires_at is not None
+    assert renewed.subscription_expires_at > world.clock.now() + timedelta(hours=40)
+    world.mailboxes.subscriptions.pop(first)  # Graph dropped it without a word (no lifecycle for tasks)
+    await renew_tenant_subscriptions(world.services, TID)
+    await run_all(world)
+    recreated = (await user(world)).task_sync.subscription_id
+    assert recreated not in (None, first)
+    record = await world.subscription_index.get(recreated)
+    assert record is not None and record.watches is Watched.TASKS
+
+
+async def test_reauthorization_of_a_task_subscription_renews_it(world: FakeWorld) -> None:
+    await migrate(world, "s1")
+    found = await user(world)
+    key = await world.services.keys.signing(NOTIFICATION_KEY)
+    body = {
+        "value": [
+            {
+                "subscriptionId": found.task_sync.subscription_id,
+                "tenantId": DIRECTORY,
+                "clientState": client_state(key.secret, key.version, DIRECTORY, "g1", Watched.TASKS),
+                "lifecycleEvent": "reauthorizationRequired",
+            }
+        ]
+    }
+    received = await receive_lifecycle(world.services, json.dumps(body).encode())
+    assert [(j.kind, j.staff_id) for j in received.jobs] == [(TaskMode.RENEW, "s1")]
+    events_state = client_state(key.secret, key.version, DIRECTORY, "g1")
+    forged = {"value": [{**body["value"][0], "clientState": events_state}]}
+    assert (await receive_lifecycle(world.services, json.dumps(forged).encode())).jobs == []
+
+
+async def test_resyncs_and_the_nightly_run_read_each_list_whole(world: FakeWorld) -> None:
+    await migrate(world, "s1", "s2")
+    await switch(world, "s2", False)
+    await request_user_resync(world.services, TID, "s1")
+    queued = world.jobs.take()
+    assert [(j.kind, j.staff_id) for j in queued if isinstance(j, jobs.SyncTasks)] == [
+        (TaskMode.RESYNC, "s1")
+    ]
+    await request_tenant_resync(world.services, TID)
+    queued = world.jobs.take()
+    assert [j.staff_id for j in queued if isinstance(j, jobs.SyncTasks)] == ["s1"]
+    await nightly_tenant(world.services, TID)
+    queued = world.jobs.take()
+    assert [(j.kind, j.staff_id) for j in queued if isinstance(j, jobs.SyncTasks)] == [
+        (TaskMode.RESYNC, "s1")
+    ]
+
+
+async def test_a_deleted_staff_members_task_subscription_and_statuses_go(world: FakeWorld) -> None:
+    lst = await list_id(world)
+    world.task_lists.put("g1", lst, task("A"))
+    await migrate(world, "s1")
+    subscription = (await user(world)).task_sync.subscription_id
+    await world.users.delete(TID, "s1")
+    await remove_leftovers(world.services, jobs.remove_staff(TID, "s1"))
+    assert subscription not in world.mailboxes.subscriptions
+    assert await world.subscription_index.get(subscription or "") is None
+    assert (TID, tasks_scope("s1")) not in world.item_statuses.rows
+
+
+async def test_a_disconnect_removes_the_task_subscriptions_and_the_lists_state(world: FakeWorld) -> None:
+    lst = await list_id(world)
+    world.task_lists.put("g1", lst, task("A"))
+    await migrate(world, "s1", "s2")
+    assert len(world.task_lists.subscribed()) == 2
+    assert [c.data["task"]["id"] for c in changes(world) if c.type == "task.created"] == ["A"]
+    await begin_disconnect(world.services, TID)
+    await run_all(world)
+    assert world.task_lists.subscribed() == set()
+    assert (TID, tasks_scope("s1")) not in world.item_statuses.rows
+    assert world.subscription_index.rows == {}
+    world.task_lists.put("g1", lst, task("B"))  # what was in To Do stays; nothing more is read
+    await world.jobs.enqueue([jobs.sync_tasks(TID, "s1")])
+    await run_all(world)
+    # the disconnect cleared the feed (its numbering kept): nothing was announced about B since
+    assert [c.data["task"]["id"] for c in changes(world) if c.type == "task.created"] == []
+
+
+async def test_a_list_that_cannot_be_made_is_a_reason_on_the_user_and_the_calendar_migrates(
+    world: FakeWorld,
+) -> None:
+    world.todo.fail("create_list", "refused")
+    await migrate(world, "s1")
+    found = await user(world)
+    assert found.sync_state is SyncState.SYNCED and found.last_error is None
+    assert found.task_sync.state is SyncState.ERROR
+    assert found.task_sync.last_error and "cannot be found or made" in found.task_sync.last_error
+    assert found.todo_list_reason == found.task_sync.last_error
+    migrated = next(c for c in world.feed.entries[TID] if c.type == "user.migrated" and c.staff_id == "s1")
+    assert "tasks" not in migrated.data  # the list was not read
+    await world.jobs.enqueue([jobs.sync_tasks(TID, "s1", kind=TaskMode.RESYNC)])  # made this time
+    await run_all(world)
+    assert (await user(world)).task_sync.state is SyncState.SYNCED
