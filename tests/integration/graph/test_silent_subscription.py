@@ -40,6 +40,9 @@ async def test_a_subscription_deleted_without_notice_is_recreated_by_the_renewal
     )
     mailbox = await graph.new_mailbox()
     staff = StaffMember("s1", f"s1@{tenant.tenant_id}", None, "Staff One")
+    # The calendar's subscription only: the To Do list's would live in the fake world, which Graph's
+    # listing does not hold (tests/unit/service/test_task_sync.py covers its recreation).
+    staff = replace(staff, switches=staff.switches.changed({"tasks_from_outlook": False}))
     await world.users.save(
         UserRecord(tenant.tenant_id, staff, MatchStatus.MATCHED, world.clock.now(), graph_user_id=mailbox)
     )
