@@ -15,7 +15,8 @@ machine's cores), registers a connector app, then:
    after, per endpoint; each `$batch` item counted, as Graph's throttling counts it) against the minimum
    (per user: the subscription create, the delta pages at the app's page size, the extended-property
    query, the working hours (mailboxSettings), one GET of each Outlook series' master, in `$batch`es of
-   20; per tenant: the directory listing and the mailbox probes in `$batch`es of 20), and the peak RSS of
+   20, and with `tasks_from_outlook` on the To Do list's lookup, creation, delta pages and subscription;
+   per tenant: the directory listing and the mailbox probes in `$batch`es of 20), and the peak RSS of
    each process (psutil, sampled every 0.2 s) with its CPU use over the phase, and CPU per migrated user
    (the host's HTTP process and its worker processes apart).
 2. Webhook: `--rate` Graph notification POSTs per second for `--duration` s (open loop), each for a migrated
@@ -72,6 +73,7 @@ from m365emulator.control import ControlClient
 from m365emulator.process import EmulatorProcess
 from shared.adapters.graph.calendar import GraphCalendar
 from shared.adapters.graph.directory import BATCH_LIMIT
+from shared.adapters.graph.task_changes import GraphTaskChanges
 from shared.domain.signing import client_state
 from shared.service.keys import HOST_WEBHOOK_SECRET, NOTIFICATION_KEY, SigningKey
 
@@ -86,6 +88,7 @@ PERMISSIONS: Final = [
 ]
 DIRECTORY_PAGE: Final = 999  # the app lists the directory with $top=999
 PAGE_SIZE: Final = int(inspect.signature(GraphCalendar.__init__).parameters["page_size"].default)
+TASK_PAGE: Final = int(inspect.signature(GraphTaskChanges.__init__).parameters["page_size"].default)
 SAMPLE_EVERY: Final = 0.2  # seconds between RSS samples
 FEED_POLL: Final = 0.05  # seconds between feed polls in part 3
 STUCK_AFTER: Final = 60.0  # seconds at 100 % without `active` before the bench stops waiting
@@ -569,6 +572,10 @@ def classify(endpoint: str) -> str:
         return "mailbox settings (working hours)"
     if method == "GET" and re.fullmatch(r"/v1\.0/users/\{[^}/]+\}/events/\{[^}/]+\}", path):
         return "series masters (GET /events/{id})"
+    if path.endswith("/todo/lists") and method in ("GET", "POST"):
+        return "To Do list lookup" if method == "GET" else "To Do list create"
+    if path.endswith("/tasks/delta") or path.endswith("/tasks/delta()"):
+        return "To Do tasks delta pages"
     if path.startswith("/v1.0"):
         return f"other Graph: {endpoint}"
     if "/oauth2/" in path:
@@ -659,9 +666,12 @@ async def migrate(stack: Stack, args: argparse.Namespace) -> Migrated:
         if c["type"] == "event.created" and c["data"]["event"].get("type") == "seriesMaster"
     )
     series_masters = sum(masters_of.values())
+    lists: dict[str, int] = {}  # staff id -> tasks in the To Do list migrated with the calendar
     for change in changes:
         if change["type"] == "user.migrated":
             items[change["staff_id"]] = int(change["data"]["events"])
+            if "tasks" in change["data"]:
+                lists[change["staff_id"]] = int(change["data"]["tasks"])
         elif change["type"] == "event.created":
             event_ids[change["staff_id"]].append(change["data"]["event"]["id"])
     for staff_id in items:
@@ -678,7 +688,7 @@ async def migrate(stack: Stack, args: argparse.Namespace) -> Migrated:
         by_kind[classify(endpoint)] += count
     directory_users = args.users + len(await _seeded_extra_users(stack))
     minimum = {
-        "subscription create": users,
+        "subscription create": users + len(lists),  # the calendar's, and the To Do list's where synced
         "delta pages": sum(max(1, math.ceil(n / PAGE_SIZE)) for n in items.values()),
         "events (ext-property query + $batch probe items)": 2 * users,
         # one envelope per 20 mailbox probes, and per 20 masters of a user with two or more series
@@ -688,6 +698,10 @@ async def migrate(stack: Stack, args: argparse.Namespace) -> Migrated:
         "mailbox settings (working hours)": users,  # availability's working hours, read at migration
         # recurring_events: series (the default): one read of each Outlook series' master
         "series masters (GET /events/{id})": series_masters,
+        # tasks_from_outlook (on by default): the list found by name, made (the bench seeds none), read whole
+        "To Do list lookup": len(lists),
+        "To Do list create": len(lists),
+        "To Do tasks delta pages": sum(max(1, math.ceil(n / TASK_PAGE)) for n in lists.values()),
     }
     # Not migration: the consent callback's one directory read (it confirms the consent).
     consent_reads = 1
