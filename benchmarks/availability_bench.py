@@ -56,6 +56,7 @@ from benchmarks.sync_bench import (
     Feed,
     Stack,
     add_stack_arguments,
+    app_token,
     mark,
     migrate,
     percentile,
@@ -243,19 +244,7 @@ async def freshness(stack: Stack, api: httpx.AsyncClient, staff: list[str], args
 
 
 async def _graph_headers(stack: Stack) -> dict[str, str]:
-    async with httpx.AsyncClient(verify=stack.tls(), timeout=60) as client:
-        token = (
-            await client.post(
-                f"{stack.ready['authority']}/{stack.bulk_tenant_id}/oauth2/v2.0/token",
-                data={
-                    "client_id": stack.client_id,
-                    "client_secret": stack.client_secret,
-                    "scope": "https://graph.microsoft.com/.default",
-                    "grant_type": "client_credentials",
-                },
-            )
-        ).json()["access_token"]
-    return {"Authorization": f"Bearer {token}", "Prefer": 'outlook.timezone="UTC"'}
+    return {"Authorization": f"Bearer {await app_token(stack)}", "Prefer": 'outlook.timezone="UTC"'}
 
 
 def _when(value: dict[str, str], all_day: bool) -> datetime | date:

@@ -862,6 +862,21 @@ async def webhook(stack: Stack, migrated: Migrated, args: argparse.Namespace) ->
 # --- 3. Outlook change -> feed ------------------------------------------------------------------------------
 
 
+async def app_token(stack: Stack) -> str:
+    """The connector app's Graph token for the bulk tenant (client credentials), as Graph hands it out."""
+    async with httpx.AsyncClient(verify=stack.tls(), timeout=60) as http:
+        answer = await http.post(
+            f"{stack.ready['authority']}/{stack.bulk_tenant_id}/oauth2/v2.0/token",
+            data={
+                "client_id": stack.client_id,
+                "client_secret": stack.client_secret,
+                "scope": "https://graph.microsoft.com/.default",
+                "grant_type": "client_credentials",
+            },
+        )
+    return str(answer.json()["access_token"])
+
+
 async def outlook_to_feed(stack: Stack, migrated: Migrated, args: argparse.Namespace) -> None:
     print(
         f"\n3. Outlook change -> host feed: {args.changes} events created through Graph, one every "
@@ -870,18 +885,7 @@ async def outlook_to_feed(stack: Stack, migrated: Migrated, args: argparse.Names
     )
     await wait_idle(stack)
     tid = stack.bulk_tenant_id
-    async with httpx.AsyncClient(verify=stack.tls(), timeout=60) as http:
-        token = (
-            await http.post(
-                f"{stack.ready['authority']}/{tid}/oauth2/v2.0/token",
-                data={
-                    "client_id": stack.client_id,
-                    "client_secret": stack.client_secret,
-                    "scope": "https://graph.microsoft.com/.default",
-                    "grant_type": "client_credentials",
-                },
-            )
-        ).json()["access_token"]
+    token = await app_token(stack)
     rng = random.Random(13)
     users = sorted(migrated.subscriptions)
     answered: dict[str, float] = {}  # event id -> when Graph answered 201

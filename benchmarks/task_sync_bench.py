@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import inspect
 import math
 import random
 import signal
@@ -45,9 +44,11 @@ import httpx
 
 from benchmarks.sync_bench import (
     STUCK_AFTER,
+    TASK_PAGE,
     Feed,
     Stack,
     add_stack_arguments,
+    app_token,
     graph_requests,
     interrupt,
     machine_speed,
@@ -56,9 +57,7 @@ from benchmarks.sync_bench import (
     running_stack,
     wait_idle,
 )
-from shared.adapters.graph.task_changes import GraphTaskChanges
 
-TASK_PAGE: Final = int(inspect.signature(GraphTaskChanges.__init__).parameters["page_size"].default)
 FEED_POLL: Final = 0.05
 
 
@@ -206,18 +205,7 @@ async def task_to_feed(stack: Stack, migration: Migration, args: argparse.Namesp
     )
     await wait_idle(stack)
     tid = stack.bulk_tenant_id
-    async with httpx.AsyncClient(verify=stack.tls(), timeout=60) as http:
-        token = (
-            await http.post(
-                f"{stack.ready['authority']}/{tid}/oauth2/v2.0/token",
-                data={
-                    "client_id": stack.client_id,
-                    "client_secret": stack.client_secret,
-                    "scope": "https://graph.microsoft.com/.default",
-                    "grant_type": "client_credentials",
-                },
-            )
-        ).json()["access_token"]
+    token = await app_token(stack)
     headers = {"Authorization": f"Bearer {token}"}
     rng = random.Random(17)
     users = sorted(migration.tasks)

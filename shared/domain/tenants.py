@@ -147,6 +147,16 @@ class DeliveryHold:
 
 
 @dataclass(frozen=True, slots=True)
+class ReleasedRange:
+    first: int
+    last: int
+
+    def covers(self, first: int, last: int) -> bool:
+        """A range inside this one that is not the release's own delivery."""
+        return self.first <= first and last <= self.last and (first, last) != (self.first, self.last)
+
+
+@dataclass(frozen=True, slots=True)
 class Tenant:
     tenant_id: str  # as the host names it: a GUID or a verified domain, lower-case
     directory_id: str  # the Entra tenant GUID
@@ -161,6 +171,9 @@ class Tenant:
     connected_at: datetime | None = None
     credential_warning_sent_at: datetime | None = None
     delivery_hold: DeliveryHold | None = None  # delivery to the host held by an admin
+    # The range the last release queued as one delivery, in order: a delivery job queued before the
+    # release for changes inside it leaves them to that one (never twice, never ahead of earlier ones).
+    released: ReleasedRange | None = None
     etag: str | None = None
 
     def with_state(self, state: TenantState, now: datetime, *, error: str | None = None) -> Tenant:

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Final, Protocol
 
 from shared.domain.signing import SIGNATURE_HEADER, sign_delivery
-from shared.domain.tenants import DeliveryHold, Tenant
+from shared.domain.tenants import DeliveryHold, ReleasedRange, Tenant
 from shared.observability import get_logger
 from shared.service import jobs, monitor
 from shared.service.context import (
@@ -96,6 +96,29 @@ async def deliver_changes(
         return
     if tenant.delivery_hold is not None and await _held_back(services, tenant, span):
         return
+    released = tenant.released
+    if span.attempt == 0 and released is not None and released.covers(span.first, span.last):
+        log.info("changes %d-%d of %s go with the release's delivery", span.first, span.last, tenant_id)
+        return
+    try:
+        await _post_range(services, policy, url, tenant_id, span)
+    finally:
+        if released is not None and (span.first, span.last) == (released.first, released.last):
+            await _forget_release(services, tenant_id, released)  # the release's own delivery has run
+
+
+async def _forget_release(services: DeliveryPorts, tenant_id: str, released: ReleasedRange) -> None:
+    """Deliveries queued later (a dead letter redelivered, say) go as usual again."""
+
+    def forget(current: Tenant) -> Tenant | None:
+        return replace(current, released=None) if current.released == released else None
+
+    await save_tenant_change(services, tenant_id, forget)
+
+
+async def _post_range(
+    services: DeliveryPorts, policy: DeliveryPolicy, url: str, tenant_id: str, span: _Range
+) -> None:
     secret = await services.keys.key(HOST_WEBHOOK_SECRET, create=False)
     if secret is None:  # no retry: nothing changes until the operator acts
         await _dead_letter(
@@ -401,18 +424,24 @@ async def release_delivery(services: HoldPorts, tenant_id: str) -> tuple[Tenant,
     await get_tenant(services, tenant_id)
     released: list[DeliveryHold] = []
 
+    # The head before the hold is lifted: the delivery jobs of those changes that have not run yet leave them
+    # to the release's one job. Read again after: a change appended meanwhile may have been held back too.
+    head = await services.feed.head(tenant_id)
+
     def release(current: Tenant) -> Tenant | None:
         released.clear()
         if current.delivery_hold is None:
             return None
         released.append(current.delivery_hold)
-        return replace(current, delivery_hold=None)
+        first = current.delivery_hold.from_sequence
+        queued = ReleasedRange(first, head) if first is not None and first <= head else current.released
+        return replace(current, delivery_hold=None, released=queued)
 
     tenant, saved = await save_tenant_change(services, tenant_id, release)
     if not saved or not released or released[0].from_sequence is None:
         return tenant, 0
     first = released[0].from_sequence
-    head = await services.feed.head(tenant_id)
+    head = max(head, await services.feed.head(tenant_id))
     if head < first:
         return tenant, 0
     await services.jobs.enqueue([jobs.deliver(tenant_id, first, head)])

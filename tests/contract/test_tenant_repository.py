@@ -12,7 +12,15 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.adapters.tables.tenants import TableTenants
-from shared.domain.tenants import AuthMode, CustomerApp, DeliveryHold, Tenant, TenantSettings, TenantState
+from shared.domain.tenants import (
+    AuthMode,
+    CustomerApp,
+    DeliveryHold,
+    ReleasedRange,
+    Tenant,
+    TenantSettings,
+    TenantState,
+)
 from shared.service.errors import AlreadyExists, DirectoryTaken, StaleWrite
 from shared.service.ports.tenancy import TenantRepository
 from tests.fakes.storage import FakeTenants
@@ -115,6 +123,9 @@ async def test_a_delivery_hold_and_the_retention_are_stored_with_the_tenant(
     again = await tenants.get(CONTOSO)
     assert again is not None
     assert (again.delivery_hold, again.settings.monitor_retention_days) == (DeliveryHold(T0, 42), 30)
-    released = await tenants.save(replace(again, delivery_hold=None))
+    released = await tenants.save(replace(again, delivery_hold=None, released=ReleasedRange(42, 50)))
     after = await tenants.get(CONTOSO)
     assert after is not None and after.delivery_hold is None and released.delivery_hold is None
+    assert after.released == ReleasedRange(42, 50)
+    forgotten = await tenants.save(replace(after, released=None))
+    assert forgotten.released is None and (await tenants.get(CONTOSO)).released is None  # type: ignore[union-attr]

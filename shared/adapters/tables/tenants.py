@@ -22,6 +22,7 @@ from shared.domain.tenants import (
     ImportFilterMode,
     MultiStaffMode,
     RecurringEvents,
+    ReleasedRange,
     TeamsMethod,
     Tenant,
     TenantSettings,
@@ -91,6 +92,8 @@ def tenant_to_entity(tenant: Tenant) -> dict[str, Any]:
             "CredentialWarningSentAt": tenant.credential_warning_sent_at,
             "HeldAt": tenant.delivery_hold.held_at if tenant.delivery_hold else None,
             "HeldFrom": tenant.delivery_hold.from_sequence if tenant.delivery_hold else None,
+            "ReleasedFrom": tenant.released.first if tenant.released else None,
+            "ReleasedThrough": tenant.released.last if tenant.released else None,
         }
     )
 
@@ -115,6 +118,7 @@ def tenant_from_entity(entity: Any) -> Tenant:
         connected_at=as_utc(entity.get("ConnectedAt")),
         credential_warning_sent_at=as_utc(entity.get("CredentialWarningSentAt")),
         delivery_hold=_hold(entity),
+        released=_released(entity),
         etag=etag_of(entity),
     )
 
@@ -125,6 +129,11 @@ def _hold(entity: Any) -> DeliveryHold | None:
         return None
     held_from = entity.get("HeldFrom")
     return DeliveryHold(held_at, int(held_from) if held_from is not None else None)
+
+
+def _released(entity: Any) -> ReleasedRange | None:
+    first, last = entity.get("ReleasedFrom"), entity.get("ReleasedThrough")
+    return ReleasedRange(int(first), int(last)) if first is not None and last is not None else None
 
 
 def _claim_entity(tenant: Tenant) -> dict[str, Any]:

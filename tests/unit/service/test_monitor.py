@@ -247,6 +247,31 @@ async def test_hold_keeps_every_change_and_the_release_delivers_them_once_in_ord
     assert tenant is not None and (await hold_state(world.services, tenant)).held is False
 
 
+async def test_a_delivery_queued_before_the_release_leaves_its_changes_to_the_releases_one(
+    world: FakeWorld,
+) -> None:
+    await append(world, 1)
+    await run_all(world)
+    await hold_delivery(world.services, TID)
+    await append(world, 2)
+    await run_all(world)  # held back: 2-3 left for the release
+    await append(world, 1)
+    stale = world.jobs.take()  # 4's delivery, still queued when the hold is lifted
+    assert [(j.first, j.last) for j in stale if isinstance(j, Deliver)] == [(4, 4)]
+    _, queued = await release_delivery(world.services, TID)
+    assert queued == 3
+    for job in stale:  # it runs first, and leaves 4 to the release's delivery
+        assert isinstance(job, Deliver)
+        await deliver_changes(world.services, job, POLICY)
+    await run_all(world)
+    assert delivered_sequences(world) == [1, 2, 3, 4]  # each once, in order
+    tenant = await world.tenants.get(TID)
+    assert tenant is not None and tenant.released is None  # later deliveries go as usual
+    await append(world, 1)
+    await run_all(world)
+    assert delivered_sequences(world) == [1, 2, 3, 4, 5]
+
+
 async def test_hold_on_a_tenant_not_connected_is_refused_naming_it() -> None:
     w = fake_world()
     await add_tenant(w, TID, TenantState.CONSENT_REVOKED)
