@@ -101,7 +101,20 @@ def test_a_failed_delivery_is_visible_retried_from_the_console_then_delivered(or
         settled(org, appointment_id, 1)
 
         def failed() -> dict[str, Any] | None:
-            found = [m for m in messages(org, direction="delivery", status="failed")]
+            # the failed post that carried this appointment's outcome (another change's may fail beside it)
+            synced = [
+                c["sequence"]
+                for c in _feed(org)
+                if c["type"] == "appointment.synced" and c["data"]["appointment_id"] == appointment_id
+            ]
+            found = [
+                m
+                for m in messages(org, direction="delivery", status="failed")
+                if synced
+                and m["detail"]["first_sequence"]
+                <= synced[0]
+                <= m["detail"].get("last_sequence", m["detail"]["first_sequence"])
+            ]
             return found[0] if found else None
 
         failure = wait_for(failed, timeout=90)  # three attempts a second or two apart, then a dead letter
