@@ -101,7 +101,7 @@ class TaskWritePorts(
 
 
 class CatchUpTaskPorts(UsesTenants, UsesTasks, UsesJobs, Protocol):
-    pass
+    """Catching up a tenant's or a staff member's tasks: the tenant, its tasks, the queue."""
 
 
 def task_link(task_id: str) -> TaskLink:

@@ -24,7 +24,7 @@ SAVE_ATTEMPTS = 5
 
 
 class TodoListPorts(UsesTodo, UsesUsers, UsesClock, Protocol):
-    pass
+    """Finding or making a staff member's To Do list: To Do, the user row, the clock."""
 
 
 class TodoListUnavailable(Exception):
