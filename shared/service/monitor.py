@@ -7,7 +7,8 @@ the work it describes (a storage error is logged). A message's id orders the ten
 first: the inverted millisecond of its time, then six random hex digits (`new_message_id`), so `since`
 and `cursor` are RowKey ranges.
 
-Task writes (To Do) record `push` messages of kind `task` through the same `record` once they exist.
+Task writes (To Do) record `push` messages of kind `task`, and the list's sync runs `pull` messages whose kind
+starts with `tasks` (`tasks_notification`, `tasks_resync`, ...), keyed by the list's subscription id.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from enum import StrEnum
 from typing import Any, Final, Protocol
 
 from shared.observability import get_logger
+from shared.service.records import Change
 
 log = get_logger("monitor")
 
@@ -47,7 +49,7 @@ class MessageStatus(StrEnum):
 class PushKind(StrEnum):
     APPOINTMENT = "appointment"
     MAIL = "mail"
-    TASK = "task"  # To Do: recorded by the task writer once tasks exist
+    TASK = "task"  # To Do: a host task's write
 
 
 def new_message_id(at: datetime) -> str:
@@ -161,3 +163,58 @@ def sequences_detail(sequences: Sequence[int]) -> dict[str, Any]:
 
 def retention_cutoff(now: datetime, days: int) -> datetime:
     return now - timedelta(days=days)
+
+
+@dataclass(frozen=True, slots=True)
+class Pulled:
+    """What a sync run read and published, for the monitor."""
+
+    subscription_id: str | None
+    read: str  # "full" or "delta"
+    items: int  # what the read found
+    requests: int
+    published: Sequence[Change]
+    held: str | None = None  # the mass-deletion guard's reason
+
+    def detail(self) -> dict[str, Any]:
+        sequences = [c.sequence for c in self.published if c.sequence is not None]
+        types = sorted({c.type for c in self.published})
+        return {
+            "read": self.read,
+            "found": self.items,
+            "requests": self.requests,
+            "changes": len(self.published),
+            "types": types or None,
+            **sequences_detail(sequences),
+        }
+
+
+def pull(
+    tenant_id: str,
+    kind: str,
+    status: MessageStatus,
+    *,
+    started_at: datetime,
+    at: datetime,
+    staff_id: str,
+    attempts: int,
+    subscription_id: str | None,
+    pulled: Pulled | None,
+    error: str | None,
+) -> MonitoredMessage:
+    """A sync run's `pull` message (the calendar's or the To Do list's), keyed by the subscription it
+    reads for: what it read and published when it got that far, its error otherwise."""
+    subscription = pulled.subscription_id if pulled and pulled.subscription_id else subscription_id
+    return message(
+        tenant_id,
+        Direction.PULL,
+        kind,
+        status,
+        subscription or "",
+        started_at=started_at,
+        at=at,
+        staff_id=staff_id,
+        attempts=attempts,
+        error=error,
+        **(pulled.detail() if pulled else {}),
+    )

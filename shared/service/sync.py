@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
@@ -56,7 +56,7 @@ from shared.service.errors import (
 )
 from shared.service.jobs import Notified, SyncMode, SyncUser, TaskMode
 from shared.service.leasing import check_back, run_leased
-from shared.service.monitor import Direction, MessageStatus
+from shared.service.monitor import MessageStatus
 from shared.service.ports.clock import Clock
 from shared.service.ports.graph import CalendarGateway
 from shared.service.ports.tenancy import UserRepository
@@ -141,7 +141,7 @@ async def _run_once(services: SyncPorts, job: SyncUser, kind: str, staff_id: str
     if user is None or user.match is not MatchStatus.MATCHED or user.graph_user_id is None:
         return
     started = services.clock.now()
-    pulled: Pulled | None = None
+    pulled: monitor.Pulled | None = None
     status, error_text = MessageStatus.FAILED, None
     try:
         pulled = await _sync_user(services, tenant, user, kind, force=job.force)
@@ -163,50 +163,24 @@ async def _run_once(services: SyncPorts, job: SyncUser, kind: str, staff_id: str
         await _retry_later(services, job, kind, staff_id, RateLimited(5, "Graph asked for a resync mid-read"))
         status, error_text = MessageStatus.RETRYING, "Graph asked for a resync mid-read"
     pull_kind = "notification" if kind == "sync" and job.reason == "notified" else kind
-    subscription = pulled.subscription_id if pulled else user.subscription_id
-    entry = monitor.message(
+    entry = monitor.pull(
         tenant.tenant_id,
-        Direction.PULL,
         pull_kind,
         status,
-        subscription or "",
         started_at=started,
         at=services.clock.now(),
         staff_id=staff_id,
         attempts=job.attempt + 1,
+        subscription_id=user.subscription_id,
+        pulled=pulled,
         error=error_text,
-        **(pulled.detail() if pulled else {}),
     )
     await monitor.record(services.messages, [entry])
 
 
-@dataclass(frozen=True, slots=True)
-class Pulled:
-    """What a sync run read and published, for the monitor."""
-
-    subscription_id: str | None
-    read: str  # "full" or "delta"
-    items: int  # what the read found
-    requests: int
-    published: list[Change]
-    held: str | None = None  # the mass-deletion guard's reason
-
-    def detail(self) -> dict[str, Any]:
-        sequences = [c.sequence for c in self.published if c.sequence is not None]
-        types = sorted({c.type for c in self.published})
-        return {
-            "read": self.read,
-            "found": self.items,
-            "requests": self.requests,
-            "changes": len(self.published),
-            "types": types or None,
-            **monitor.sequences_detail(sequences),
-        }
-
-
 async def _sync_user(
     services: SyncPorts, tenant: Tenant, user: UserRecord, kind: str, *, force: bool
-) -> Pulled:
+) -> monitor.Pulled:
     assert user.graph_user_id is not None
     # Never synced, or the migration did not finish (a moved mailbox starts over as pending): the host's own
     # appointments are linked, not announced. The user's state decides, not the job's kind: a second
@@ -327,7 +301,7 @@ async def _sync_user(
         read.requests,
         len(masters),
     )
-    return Pulled(
+    return monitor.Pulled(
         user.subscription_id,
         "full" if complete else "delta",
         len(read.items),

@@ -31,11 +31,13 @@ from shared.domain.tenants import Tenant
 from shared.domain.timezones import iana_zone
 from shared.domain.users import MatchStatus, SyncState, TaskSync, UserRecord
 from shared.observability import bound, get_logger
+from shared.service import monitor
 from shared.service.context import (
     UsesCalendar,
     UsesItemStatuses,
     UsesJobs,
     UsesLeases,
+    UsesMessages,
     UsesTaskChanges,
     UsesTodo,
     UsesUsers,
@@ -51,6 +53,7 @@ from shared.service.errors import (
 from shared.service.jobs import SyncTasks, TaskMode
 from shared.service.keys import NOTIFICATION_KEY
 from shared.service.leasing import check_back, run_leased
+from shared.service.monitor import MessageStatus, Pulled
 from shared.service.publishing import publish
 from shared.service.records import Change, SubscriptionRecord, TaskDeltaRead, Watched
 from shared.service.retries import THROTTLED, starting_from, update_optimistically
@@ -78,6 +81,7 @@ class TaskSyncPorts(
     UsesItemStatuses,
     UsesLeases,
     UsesTaskChanges,
+    UsesMessages,
     Protocol,
 ):
     """A user's task sync run, under the list's lease."""
@@ -85,11 +89,12 @@ class TaskSyncPorts(
 
 @dataclass(frozen=True, slots=True)
 class TaskRun:
-    """What a run did, for the migration's `user.migrated` and the log."""
+    """What a run did, for the migration's `user.migrated`, the log and the message monitor."""
 
     tasks: int
     linked: int
     changes: int
+    pulled: Pulled
 
 
 def lease_key(tenant_id: str, staff_id: str) -> str:
@@ -136,39 +141,81 @@ def sync_tasks_job(user: UserRecord, kind: TaskMode, reason: str = "migration") 
 
 
 async def _run_once(services: TaskSyncPorts, job: SyncTasks) -> None:
+    started = services.clock.now()
     tenant = await services.tenants.get(job.tenant_id)
     if tenant is None or not tenant.state.connected:
         return
     user = await services.users.get(job.tenant_id, job.staff_id)
     if user is None or not _reads_tasks(user):
         return
+    run: TaskRun | None = None
+    status, error_text = MessageStatus.OK, None
     try:
-        await sync_tasks(services, tenant, user, job.kind)
+        run = await sync_tasks(services, tenant, user, job.kind)
     except TenantAccessError as error:
         await mark_consent_revoked(services, tenant.tenant_id, error.reason)
         await _record_error(services, user, error.reason)
+        status, error_text = MessageStatus.FAILED, error.reason
     except MailboxUnavailable as error:
         await _record_error(services, user, error.reason)
+        status, error_text = MessageStatus.FAILED, error.reason
     except RateLimited as error:
         await _retry_later(services, job, error)
+        gave_up = THROTTLED.exhausted(job.attempt + 1)
+        status, error_text = (MessageStatus.FAILED if gave_up else MessageStatus.RETRYING), error.reason
     except DeltaTokenRejected:
         await _retry_later(services, job, RateLimited(5, "Graph asked for a resync mid-read"))
+        status, error_text = MessageStatus.RETRYING, "Graph asked for a resync mid-read"
+    kind = "tasks_notification" if job.kind is TaskMode.SYNC and job.reason == "notified" else job.kind.value
+    await _record_pull(services, user, kind, status, started, job.attempt + 1, run, error_text)
 
 
 async def _guarded(
     services: TaskSyncPorts, tenant: Tenant, user: UserRecord, kind: TaskMode, zone: str | None
 ) -> TaskRun | None:
     """The migration's run: the tenant's refusal is the calendar's to handle (it raises on); anything
-    else stays with the list."""
+    else stays with the list. The run is a `tasks_migrate` pull in the message monitor."""
+    started = services.clock.now()
+    run: TaskRun | None = None
+    status, error_text = MessageStatus.OK, None
     try:
-        return await sync_tasks(services, tenant, user, kind, zone=zone)
+        run = await sync_tasks(services, tenant, user, kind, zone=zone)
     except MailboxUnavailable as error:
         await _record_error(services, user, error.reason)
+        status, error_text = MessageStatus.FAILED, error.reason
     except RateLimited as error:
         await _retry_later(services, sync_tasks_job(user, kind), error)
+        status, error_text = MessageStatus.RETRYING, error.reason
     except DeltaTokenRejected:
         await _retry_later(services, sync_tasks_job(user, kind), RateLimited(5, "Graph asked for a resync"))
-    return None
+        status, error_text = MessageStatus.RETRYING, "Graph asked for a resync"
+    await _record_pull(services, user, "tasks_migrate", status, started, 1, run, error_text)
+    return run
+
+
+async def _record_pull(  # noqa: PLR0917 (the message's parts)
+    services: TaskSyncPorts,
+    user: UserRecord,
+    kind: str,
+    status: MessageStatus,
+    started: datetime,
+    attempts: int,
+    run: TaskRun | None,
+    error: str | None,
+) -> None:
+    entry = monitor.pull(
+        user.tenant_id,
+        kind,
+        status,
+        started_at=started,
+        at=services.clock.now(),
+        staff_id=user.staff_id,
+        attempts=attempts,
+        subscription_id=user.task_sync.subscription_id,
+        pulled=run.pulled if run is not None else None,
+        error=error,
+    )
+    await monitor.record(services.messages, [entry])
 
 
 def _reads_tasks(user: UserRecord) -> bool:
@@ -212,7 +259,7 @@ async def sync_tasks(
     changes = [
         Change(c.type.value, tenant.tenant_id, c.data, now, staff_id=user.staff_id) for c in actions.changes
     ]
-    await publish(services, tenant.tenant_id, changes)
+    published = await publish(services, tenant.tenant_id, changes)
     if not quiet:
         await services.item_statuses.apply(tenant.tenant_id, scope, actions.upserts, actions.deletes)
     count = _count(stored, actions) if not quiet else state.tasks
@@ -239,7 +286,9 @@ async def sync_tasks(
         "full" if complete else "delta",
         read.requests,
     )
-    return TaskRun(count, actions.linked if migrating else 0, len(changes))
+    read_kind = "full" if complete else "delta"
+    pulled = Pulled(state.subscription_id, read_kind, len(read.items), read.requests, published)
+    return TaskRun(count, actions.linked if migrating else 0, len(changes), pulled)
 
 
 async def _mailbox_zone(services: TaskSyncPorts, tenant: Tenant, user: UserRecord) -> str | None:

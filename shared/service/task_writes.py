@@ -41,8 +41,16 @@ from shared.domain.tenants import Tenant
 from shared.domain.timezones import graph_zone
 from shared.domain.users import MatchStatus, UserRecord
 from shared.observability import bound, get_logger
-from shared.service import jobs
-from shared.service.context import UsesBusy, UsesItemStatuses, UsesJobs, UsesLeases, UsesTasks, UsesTenants
+from shared.service import jobs, monitor
+from shared.service.context import (
+    UsesBusy,
+    UsesItemStatuses,
+    UsesJobs,
+    UsesLeases,
+    UsesMessages,
+    UsesTasks,
+    UsesTenants,
+)
 from shared.service.errors import (
     MailboxUnavailable,
     RateLimited,
@@ -54,6 +62,7 @@ from shared.service.errors import (
 )
 from shared.service.jobs import CatchUpTasks, WriteTask
 from shared.service.leasing import check_back, run_leased
+from shared.service.monitor import Direction, MessageStatus, PushKind
 from shared.service.ports.todo import (
     ChecklistDraft,
     ChecklistEntry,
@@ -95,6 +104,7 @@ class TaskWritePorts(
     UsesLeases,
     UsesBusy,
     UsesItemStatuses,
+    UsesMessages,
     Protocol,
 ):
     """The task write job: the task, the staff member and their list, To Do, the feed, a retry."""
@@ -142,6 +152,7 @@ class _Throttled(Exception):
 
 
 async def _write_once(services: TaskWritePorts, job: WriteTask) -> None:
+    started = services.clock.now()
     tenant = await services.tenants.get(job.tenant_id)
     if tenant is None or not tenant.state.connected:
         return
@@ -152,11 +163,50 @@ async def _write_once(services: TaskWritePorts, job: WriteTask) -> None:
         outcome = await _bring(services, tenant, record)
     except _Throttled as throttled:
         await _retry_later(services, job, throttled.error)
+        gave_up = THROTTLED.exhausted(job.attempt + 1)
+        status = MessageStatus.FAILED if gave_up else MessageStatus.RETRYING
+        await _record_push(services, job, record, started, status, error=throttled.error.reason)
         return
     except TenantAccessError as error:
         await mark_consent_revoked(services, tenant.tenant_id, error.reason)
+        await _record_push(services, job, record, started, MessageStatus.FAILED, error=error.reason)
         return
     await _report_and_save(services, outcome)
+    status = MessageStatus.FAILED if outcome.state is TaskState.FAILED else MessageStatus.OK
+    await _record_push(services, job, outcome, started, status, error=outcome.error)
+
+
+async def _record_push(
+    services: TaskWritePorts,
+    job: WriteTask,
+    record: TaskRecord,
+    started: datetime,
+    status: MessageStatus,
+    *,
+    error: str | None,
+) -> None:
+    """The write in the message monitor: a `push` of kind `task`, keyed by the host's task id, with where
+    the task is in To Do (`removed` once the host deleted it)."""
+    staff_id = record.task.staff_id if record.task is not None else record.staff_id
+    state = record.state.value if record.task is not None else "removed"
+    entry = monitor.message(
+        record.tenant_id,
+        Direction.PUSH,
+        PushKind.TASK,
+        status,
+        record.task_id,
+        started_at=started,
+        at=services.clock.now(),
+        staff_id=staff_id,
+        attempts=job.attempt + 1,
+        revision=record.revision,
+        state=state,
+        graph_user_id=record.graph_user_id,
+        list_id=record.list_id,
+        graph_task_id=record.graph_task_id,
+        error=error,
+    )
+    await monitor.record(services.messages, [entry])
 
 
 async def _bring(services: TaskWritePorts, tenant: Tenant, record: TaskRecord) -> TaskRecord:

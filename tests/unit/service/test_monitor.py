@@ -3,11 +3,13 @@ retrying a failed message, hold and release of deliveries, and pruning by age.""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from shared.domain.tasks import TaskState
 from shared.domain.tenants import TenantSettings, TenantState
 from shared.domain.users import DirectoryUser
 from shared.service import jobs
@@ -17,16 +19,19 @@ from shared.service.deliveries import deliver_changes, hold_delivery, hold_state
 from shared.service.delivery_policy import DeliveryPolicy
 from shared.service.errors import Conflict, DeliveryFailed, InvalidInput, NotFound
 from shared.service.job_handlers import run_job
-from shared.service.jobs import Deliver, Job
+from shared.service.jobs import Deliver, Job, TaskMode
 from shared.service.keys import HOST_WEBHOOK_SECRET
 from shared.service.messages import fan_out_pruning, list_messages, parse_message_query, retry_message
 from shared.service.monitor import Direction, MessageQuery, MessageStatus, MonitoredMessage
 from shared.service.records import Change
+from shared.service.task_api import get_task, put_task
+from shared.service.task_bodies import parse_task
 from shared.service.user_detail import delete_user_subscription, rematch_user, user_detail
 from shared.service.users import delete_staff
 from tests.fakes.calendar import throttled
 from tests.fakes.directory import FakeOrganisation
 from tests.fakes.events import event
+from tests.fakes.outlook_tasks import task
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
 from tests.unit.service.test_appointments import intake
 
@@ -129,7 +134,64 @@ async def test_an_outlook_change_is_a_pull_with_what_it_found_and_its_sequences(
     assert pull.detail["found"] == 1 and pull.detail["read"] == "delta"
     assert pull.detail["sequences"] == [c.sequence for c in created]
     assert pull.detail["types"] == ["event.created"]
-    assert monitored(world, Direction.PULL)[0].kind == "migrate"
+    calendar = [m for m in monitored(world, Direction.PULL) if not m.kind.startswith("tasks")]
+    assert calendar[0].kind == "migrate"
+
+
+async def test_a_task_write_is_a_push_with_its_to_do_ids(world: FakeWorld) -> None:
+    await put_task(world.services, TID, parse_task("t-1", {"staff_id": "s1", "title": "Call back"}))
+    await run_all(world, deliver=False)
+    [push] = monitored(world, Direction.PUSH)
+    assert (push.kind, push.key, push.staff_id, push.status) == ("task", "t-1", "s1", MessageStatus.OK)
+    record = await get_task(world.services, TID, "t-1")
+    assert record.graph_task_id is not None
+    assert (push.detail["graph_task_id"], push.detail["list_id"], push.detail["state"]) == (
+        record.graph_task_id,
+        record.list_id,
+        "synced",
+    )
+    [made] = world.todo.tasks_in("g1", "Tasks from the host")
+    assert made.id == push.detail["graph_task_id"]
+
+
+async def test_a_failed_task_write_is_visible_and_its_retry_writes_it(world: FakeWorld) -> None:
+    world.todo.fail("create_list", "refused")
+    await put_task(world.services, TID, parse_task("t-1", {"staff_id": "s1", "title": "Call back"}))
+    await run_all(world, deliver=False)
+    [failed] = monitored(world, Direction.PUSH)
+    assert (failed.kind, failed.status, failed.key) == ("task", MessageStatus.FAILED, "t-1")
+    assert "Tasks from the host" in failed.detail["error"]
+    assert await retry_message(world.services, TID, failed.message_id) == "write"
+    await run_all(world, deliver=False)
+    assert (await get_task(world.services, TID, "t-1")).state is TaskState.SYNCED
+    assert [m.status for m in monitored(world, Direction.PUSH)][-1] is MessageStatus.OK
+    assert len(world.todo.tasks_in("g1", "Tasks from the host")) == 1
+
+
+async def test_a_to_do_change_is_a_tasks_pull_keyed_by_the_lists_subscription(world: FakeWorld) -> None:
+    user = await world.users.get(TID, "s1")
+    assert user is not None
+    switches = user.staff.switches.changed({"tasks_from_outlook": True})
+    await world.users.save(replace(user, staff=replace(user.staff, switches=switches)))
+    await world.jobs.enqueue([jobs.migrate_user(TID, "s1")])
+    await run_all(world, deliver=False)
+    listed = await world.task_lists.connector_list("g1", "Tasks from the host")
+    world.task_lists.put("g1", listed, task("A", title="Staff's own"))
+    await world.jobs.enqueue([jobs.SyncTasks(TID, "s1", TaskMode.SYNC)])  # as a notification queues it
+    await run_all(world, deliver=False)
+    synced = await world.users.get(TID, "s1")
+    assert synced is not None and synced.task_sync.subscription_id
+    pulls = [m for m in monitored(world, Direction.PULL) if m.kind.startswith("tasks")]
+    assert [m.kind for m in pulls] == ["tasks_migrate", "tasks_notification"]
+    last = pulls[-1]
+    assert (last.status, last.key, last.staff_id) == (
+        MessageStatus.OK,
+        synced.task_sync.subscription_id,
+        "s1",
+    )
+    created = [c for c in world.feed.entries[TID] if c.type == "task.created"]
+    assert last.detail["sequences"] == [c.sequence for c in created] and last.detail["read"] == "delta"
+    assert last.detail["types"] == ["task.created"]
 
 
 async def test_a_delivery_records_its_range_status_code_and_latency(world: FakeWorld) -> None:
