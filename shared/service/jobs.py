@@ -190,13 +190,15 @@ class TenantWork(StrEnum):
     all-users scope) and the tenant then migrates; `rematch` matches again (new mailboxes, left ones);
     `disconnect` finishes a disconnect; `renew_subscriptions` renews the subscriptions that expire soon,
     recreates missing ones and checks silent ones; `nightly` is the nightly pass (credential expiry,
-    directory changes, a resync of every user)."""
+    directory changes, every user caught up, read whole on the user's reconciliation night);
+    `reconcile` reads every user whole now (a setting changed what a full read announces)."""
 
     DISCOVER = "discover"
     REMATCH = "rematch"
     DISCONNECT = "disconnect"
     RENEW_SUBSCRIPTIONS = "renew_subscriptions"
     NIGHTLY = "nightly"
+    RECONCILE = "reconcile"
     PRUNE_MESSAGES = "prune_messages"  # the message monitor's rows older than the tenant's retention
 
 
@@ -262,6 +264,7 @@ rematch: Final = partial(TenantJob, kind=TenantWork.REMATCH)
 disconnect: Final = partial(TenantJob, kind=TenantWork.DISCONNECT)
 renew_tenant: Final = partial(TenantJob, kind=TenantWork.RENEW_SUBSCRIPTIONS)
 nightly: Final = partial(TenantJob, kind=TenantWork.NIGHTLY)
+reconcile: Final = partial(TenantJob, kind=TenantWork.RECONCILE)
 prune_messages: Final = partial(TenantJob, kind=TenantWork.PRUNE_MESSAGES)
 notified: Final = Notified
 remove_staff: Final = RemoveStaff

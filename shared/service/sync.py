@@ -7,8 +7,9 @@ arrives while a run is under way is never lost). A run:
    translateExchangeIds, the connector's extended property, iCalUIds), at most four requests at a time;
    a migration also reads and links the user's To Do list (`task_sync.migrate_tasks`) while the window
    is planned and applied, so `user.migrated` counts its tasks;
-3. reads the window through `calendarView/delta` from the stored delta link, or whole when there is none
-   or Graph rejected it (410), reads the series masters the plan needs (`series.masters_to_read`: new or
+3. reads the window through `calendarView/delta` from the stored delta link, or whole when there is none,
+   Graph rejected it (410) or the link's window no longer covers the configured one (the window moves in
+   steps: `sync_window.py`), reads the series masters the plan needs (`series.masters_to_read`: new or
    changed Outlook series, none on a quiet run), and lets the planner reconcile that against the stored
    status;
 4. brings the user's busy index up to date (`busy_index.py`), so the availability answer has a change
@@ -34,6 +35,7 @@ from shared.domain.appointments import appointment_of_transaction
 from shared.domain.calendar import DeltaItem, OutlookEvent
 from shared.domain.planner import HostLinks, ItemStatus, Observation, Plan, Visibility, held_back, plan
 from shared.domain.series import masters_to_read
+from shared.domain.sync_window import covers, read_window
 from shared.domain.tenants import Tenant, TenantState
 from shared.domain.timezones import iana_zone
 from shared.domain.users import MatchStatus, SyncState, UserRecord
@@ -225,11 +227,10 @@ async def _sync_user(
         subscription_id=subscribed.subscription_id,
         subscription_expires_at=subscribed.subscription_expires_at,
     )
-    window = tenant.settings.window(services.clock.now())
-    start_over = kind == "resync" or user.delta_link is None
-    read, complete = await _read(
-        services.calendar, tenant, user, None if start_over else user.delta_link, window
-    )
+    now = services.clock.now()
+    read, complete, read_over = await _read(services.calendar, tenant, user, kind, now)
+    # What the busy index holds: from today's configured start to the end of what the link reads.
+    window = tenant.settings.window(now)[0], read_over[1]
     quiet = not read.items and not complete and not migrating  # a notification's echo: nothing to plan
     first = migrating and user.last_sync_at is None  # nothing stored yet, most likely
     visibility = Visibility.of(tenant.settings)
@@ -299,7 +300,14 @@ async def _sync_user(
         await _save_user(
             services.users,
             services.clock,
-            replace(user, sync_state=SyncState.ERROR, last_error=reason, delta_link=None, delta_since=None),
+            replace(
+                user,
+                sync_state=SyncState.ERROR,
+                last_error=reason,
+                delta_link=None,
+                delta_since=None,
+                delta_window=None,
+            ),
         )
         log.warning("mass-deletion guard held %d deletions", actions.held_deletes)
     else:
@@ -314,6 +322,7 @@ async def _sync_user(
                 last_error=None,
                 delta_link=read.delta_link,
                 delta_since=now if complete or user.delta_since is None else user.delta_since,
+                delta_window=read_over,
             ),
         )
     if migrating:
@@ -547,21 +556,39 @@ async def _later_links(  # noqa: PLR0917 (a run's inputs, in order)
     return HostLinks(by_graph_id=by_graph_id, by_ical_uid=by_ical)
 
 
+def _held_window(tenant: Tenant, user: UserRecord) -> tuple[datetime, datetime] | None:
+    """The window the user's delta link reads: as stored, or for a link stored before the window was (no
+    margin then), the configured window of the day its complete read ran."""
+    if user.delta_link is None:
+        return None
+    if user.delta_window is not None:
+        return user.delta_window
+    return tenant.settings.window(user.delta_since) if user.delta_since is not None else None
+
+
 async def _read(
-    calendar: CalendarGateway,
-    tenant: Tenant,
-    user: UserRecord,
-    delta_link: str | None,
-    window: tuple[datetime, datetime],
-) -> tuple[DeltaRead, bool]:
-    """The delta loop: from the stored link, or the whole window when there is none or Graph lost it."""
+    calendar: CalendarGateway, tenant: Tenant, user: UserRecord, kind: str, now: datetime
+) -> tuple[DeltaRead, bool, tuple[datetime, datetime]]:
+    """The delta loop: from the stored link, or the whole window (`read_window`: the configured one and the
+    margin) when there is none, Graph lost it, or the link's window no longer covers the configured one
+    (today's far edge passed the margin, or the window grew). Answers the read, whether it was complete,
+    and the window the new link reads."""
     assert user.graph_user_id is not None
-    if delta_link is not None:
-        try:
-            return await calendar.read_delta(tenant, user.graph_user_id, delta_link, window), False
-        except DeltaTokenRejected:
-            log.info("delta link rejected; reading the whole window")
-    return await calendar.read_delta(tenant, user.graph_user_id, None, window), True
+    held = _held_window(tenant, user)
+    if kind != SyncMode.RESYNC and user.delta_link is not None and held is not None:
+        if covers(held, tenant.settings.window(now)):
+            try:
+                return (
+                    await calendar.read_delta(tenant, user.graph_user_id, user.delta_link, held),
+                    False,
+                    held,
+                )
+            except DeltaTokenRejected:
+                log.info("delta link rejected; reading the whole window")
+        else:
+            log.info("the window stepped past the delta link's; reading the whole window")
+    fresh = read_window(tenant.settings, now)
+    return await calendar.read_delta(tenant, user.graph_user_id, None, fresh), True, fresh
 
 
 async def _save_user(users: UserRepository, clock: Clock, user: UserRecord) -> UserRecord:
@@ -580,6 +607,7 @@ async def _save_user(users: UserRepository, clock: Clock, user: UserRecord) -> U
             subscription_expires_at=user.subscription_expires_at,
             delta_link=user.delta_link,
             delta_since=user.delta_since,
+            delta_window=user.delta_window,
             updated_at=clock.now(),
         )
 

@@ -64,7 +64,7 @@ log = get_logger("task_sync")
 LEASE_TTL: Final = timedelta(minutes=2)
 # Graph keeps a todoTask subscription at most 4,230 minutes (contract §5.2); the renewal timer renews what
 # expires within a day, so 48 hours leaves it a day's margin as for events.
-TASK_LIFETIME: Final = timedelta(hours=48)
+TASK_LIFETIME: Final = timedelta(minutes=4_200)  # todoTask: at most 4,230 minutes (graph-contract §5.2)
 SUBSCRIBING: Final = frozenset({TaskMode.RESYNC, TaskMode.RENEW, TaskMode.RESUBSCRIBE})
 
 
