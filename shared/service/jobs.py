@@ -185,6 +185,11 @@ class CatchUpTasks:
     kind: ClassVar[str] = "catch_up_tasks"
 
 
+# The renewal timer's reason for a renewal job: renewing a subscription Graph still holds reads nothing
+# (a lifecycle `reauthorizationRequired`, whose notifications may have paused, and a recreated one catch up).
+RENEWAL_REASON: Final = "renewal"
+
+
 class TenantWork(StrEnum):
     """A tenant job's kind: `discover` matches every staff member (or lists every mailbox, for the
     all-users scope) and the tenant then migrates; `rematch` matches again (new mailboxes, left ones);

@@ -105,7 +105,7 @@ async def renew_tenant_subscriptions(services: RenewalPorts, tenant_id: str) -> 
                 or expires - now < RENEW_BEFORE
             ):
                 # The job renews the user's subscription as it then stands; Graph's 404 makes it a new one.
-                queued.append(jobs.sync_user(tenant_id, user.staff_id, "renewal", kind="renew"))
+                queued.append(jobs.sync_user(tenant_id, user.staff_id, jobs.RENEWAL_REASON, kind="renew"))
             elif _silent(record, now, SILENT_AFTER):
                 log.info(
                     "subscription %s silent since %s; catching up",
@@ -138,7 +138,7 @@ async def _task_renewal(
         if expires is None:
             log.warning("task subscription %s is gone from Graph; recreating it", state.subscription_id)
     if state.subscription_id is None or record is None or expires is None or expires - now < RENEW_BEFORE:
-        return [jobs.sync_tasks(user.tenant_id, user.staff_id, "renewal", kind=TaskMode.RENEW)]
+        return [jobs.sync_tasks(user.tenant_id, user.staff_id, jobs.RENEWAL_REASON, kind=TaskMode.RENEW)]
     if _silent(record, now, SILENT_AFTER):
         await services.subscription_index.put(replace(record, last_notified_at=now))
         return [jobs.sync_tasks(user.tenant_id, user.staff_id, "silent")]

@@ -56,7 +56,7 @@ from shared.service.errors import (
     RateLimited,
     TenantAccessError,
 )
-from shared.service.jobs import Notified, SyncMode, SyncUser, TaskMode
+from shared.service.jobs import RENEWAL_REASON, Notified, SyncMode, SyncUser, TaskMode
 from shared.service.leasing import check_back, run_leased
 from shared.service.monitor import Direction, MessageStatus
 from shared.service.ports.clock import Clock
@@ -146,7 +146,8 @@ async def _run_once(services: SyncPorts, job: SyncUser, kind: str, staff_id: str
     pulled: Pulled | None = None
     status, error_text = MessageStatus.FAILED, None
     try:
-        pulled = await _sync_user(services, tenant, user, kind, force=job.force)
+        catch_up = not (kind == SyncMode.RENEW and job.reason == RENEWAL_REASON)
+        pulled = await _sync_user(services, tenant, user, kind, force=job.force, catch_up=catch_up)
         status, error_text = (MessageStatus.FAILED, pulled.held) if pulled.held else (MessageStatus.OK, None)
     except TenantAccessError as error:
         # The tenant stops (its state and the feed say why); this user's run ended on the same refusal.
@@ -206,8 +207,8 @@ class Pulled:
         }
 
 
-async def _sync_user(
-    services: SyncPorts, tenant: Tenant, user: UserRecord, kind: str, *, force: bool
+async def _sync_user(  # noqa: PLR0915 (one run, in order)
+    services: SyncPorts, tenant: Tenant, user: UserRecord, kind: str, *, force: bool, catch_up: bool = True
 ) -> Pulled:
     assert user.graph_user_id is not None
     # Never synced, or the migration did not finish (a moved mailbox starts over as pending): the host's own
@@ -222,11 +223,16 @@ async def _sync_user(
         _subscribed(services, tenant, user, kind, gate) if needs_subscription else _same(user),
         _host_links(services.calendar, tenant, user, gate) if migrating else _no_links(),
     )
+    renewed_in_place = subscribed.subscription_id == user.subscription_id
     user = replace(
         user,
         subscription_id=subscribed.subscription_id,
         subscription_expires_at=subscribed.subscription_expires_at,
     )
+    if not catch_up and renewed_in_place and not migrating and user.delta_link is not None:
+        # The renewal timer's renewal of a subscription Graph holds: nothing went unnotified, nothing to read.
+        await _save_user(services.users, services.clock, user)
+        return Pulled(user.subscription_id, "none", 0, 0, [])
     now = services.clock.now()
     read, complete, read_over = await _read(services.calendar, tenant, user, kind, now)
     # What the busy index holds: from today's configured start to the end of what the link reads.

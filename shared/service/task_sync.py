@@ -48,7 +48,7 @@ from shared.service.errors import (
     SubscriptionGone,
     TenantAccessError,
 )
-from shared.service.jobs import SyncTasks, TaskMode
+from shared.service.jobs import RENEWAL_REASON, SyncTasks, TaskMode
 from shared.service.keys import NOTIFICATION_KEY
 from shared.service.leasing import check_back, run_leased
 from shared.service.publishing import publish
@@ -143,7 +143,7 @@ async def _run_once(services: TaskSyncPorts, job: SyncTasks) -> None:
     if user is None or not _reads_tasks(user):
         return
     try:
-        await sync_tasks(services, tenant, user, job.kind)
+        await sync_tasks(services, tenant, user, job.kind, catch_up=job.reason != RENEWAL_REASON)
     except TenantAccessError as error:
         await mark_consent_revoked(services, tenant.tenant_id, error.reason)
         await _record_error(services, user, error.reason)
@@ -180,10 +180,17 @@ def _reads_tasks(user: UserRecord) -> bool:
 
 
 async def sync_tasks(
-    services: TaskSyncPorts, tenant: Tenant, user: UserRecord, kind: TaskMode, *, zone: str | None = None
+    services: TaskSyncPorts,
+    tenant: Tenant,
+    user: UserRecord,
+    kind: TaskMode,
+    *,
+    zone: str | None = None,
+    catch_up: bool = True,
 ) -> TaskRun:
     """One run over the user's list (the caller holds its lease). Raises what the list meets
-    (MailboxUnavailable when it can be neither read nor made, RateLimited, TenantAccessError)."""
+    (MailboxUnavailable when it can be neither read nor made, RateLimited, TenantAccessError). Without
+    `catch_up` (the renewal timer's renewal), a subscription renewed in place reads nothing."""
     assert user.graph_user_id is not None
     try:  # the list the host's tasks go to (`todo_lists`): the row's, found or made when it has none
         user, list_id = await ensure_list(services, tenant, user)
@@ -193,9 +200,13 @@ async def sync_tasks(
     new_list = state.list_id != list_id
     migrating = state.migrating or new_list
     if new_list or kind in SUBSCRIBING or state.subscription_id is None:
+        held = state.subscription_id
         state = await _subscribed(
             services, tenant, user, state, list_id, force_new=kind == TaskMode.RESUBSCRIBE
         )
+        if not catch_up and not migrating and state.subscription_id == held and state.delta_link is not None:
+            await _save_state(services, user, state)  # Graph holds it: nothing went unnotified
+            return TaskRun(state.tasks, 0, 0)
     if zone is None and (migrating or kind == TaskMode.RESYNC):  # read again at migration and nightly
         zone = await _mailbox_zone(services, tenant, user)
     zone = zone or state.zone

@@ -18,6 +18,7 @@ from shared.service.context import Services
 from shared.service.job_handlers import run_job
 from shared.service.jobs import Job, SyncTasks, SyncUser
 from shared.service.schedules import fan_out
+from shared.service.subscriptions import LIFETIME
 from tests.fakes.events import event
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
 
@@ -190,3 +191,24 @@ async def test_the_renewal_timer_does_not_check_again_what_the_night_checked() -
         await fan_out(services, jobs.renew_tenant)
         ran = await run_all(world, services)
         assert [j for j in ran if isinstance(j, SyncUser | SyncTasks) and j.reason == "silent"] == []
+
+
+async def test_the_renewal_timer_renews_in_place_without_reading_and_a_lost_one_still_catches_up() -> None:
+    world, services = await world_of(users=2, reconciliation_days=7)
+    await migrate(world, services, "s1", "s2")
+    world.clock.advance(hours=LIFETIME.total_seconds() / 3600 - 20)  # within a day of expiry
+    before = {s: await user(world, s) for s in ("s1", "s2")}
+    lost = before["s2"].subscription_id
+    assert lost is not None
+    world.mailboxes.subscriptions.pop(lost)  # Graph dropped s2's without a word
+    world.mailboxes.put("g2", event("GONE", subject="Made while unsubscribed"))
+    await fan_out(services, jobs.renew_tenant)
+    await run_all(world, services)
+    renewed, recreated = await user(world, "s1"), await user(world, "s2")
+    assert renewed.subscription_id == before["s1"].subscription_id
+    assert renewed.subscription_expires_at > before["s1"].subscription_expires_at  # type: ignore[operator]
+    assert renewed.task_sync.subscription_expires_at > before["s1"].task_sync.subscription_expires_at  # type: ignore[operator]
+    assert renewed.last_sync_at == before["s1"].last_sync_at  # renewed in place: nothing read
+    assert renewed.task_sync.last_sync_at == before["s1"].task_sync.last_sync_at
+    assert recreated.subscription_id not in (None, lost) and recreated.last_sync_at == world.clock.now()
+    assert created(world, "Made while unsubscribed") == 1  # the new one's gap was caught up
