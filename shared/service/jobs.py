@@ -188,6 +188,10 @@ class CatchUpTasks:
 # The renewal timer's reason for a renewal job: renewing a subscription Graph still holds reads nothing
 # (a lifecycle `reauthorizationRequired`, whose notifications may have paused, and a recreated one catch up).
 RENEWAL_REASON: Final = "renewal"
+# The nightly run's reason: its reconciliation renews a subscription only when the renewal timer would
+# (the timer confirms every subscription with Graph's listing meanwhile), and takes a mailbox zone read that
+# night by the calendar's reconciliation for the To Do list's.
+NIGHTLY_REASON: Final = "nightly"
 
 
 class TenantWork(StrEnum):

@@ -189,11 +189,11 @@ async def _catch_ups(services: NightlyPorts, tenant_id: str, users: list[UserRec
             queued.append(jobs.migrate_user(tenant_id, user.staff_id))
         else:
             mode = SyncMode.RESYNC if whole else SyncMode.SILENT if silent else SyncMode.SYNC
-            queued.append(jobs.sync_user(tenant_id, user.staff_id, "nightly", kind=mode))
+            queued.append(jobs.sync_user(tenant_id, user.staff_id, jobs.NIGHTLY_REASON, kind=mode))
         checked = [events]
         if user.staff.switches.tasks_from_outlook:
             kind = TaskMode.RESYNC if whole else TaskMode.SYNC
-            queued.append(jobs.sync_tasks(tenant_id, user.staff_id, "nightly", kind=kind))
+            queued.append(jobs.sync_tasks(tenant_id, user.staff_id, jobs.NIGHTLY_REASON, kind=kind))
             checked.append(index.get((user.staff_id, Watched.TASKS)))
         for record in checked:
             if record is not None and _silent(record, now, NOTIFIED_GRANULARITY):

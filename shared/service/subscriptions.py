@@ -42,6 +42,11 @@ SILENT_AFTER: Final = timedelta(hours=24)  # no notification for this long: catc
 NOTIFIED_GRANULARITY: Final = timedelta(hours=1)  # how fresh the index's "last notified" mark is kept
 
 
+def renewal_due(expires_at: datetime | None, now: datetime) -> bool:
+    """A subscription the renewal timer would renew now: expiring within `RENEW_BEFORE` (or not known)."""
+    return expires_at is None or expires_at - now < RENEW_BEFORE
+
+
 async def ensure_subscription(
     services: SubscribePorts, tenant: Tenant, user: UserRecord, *, force_new: bool
 ) -> UserRecord:

@@ -56,7 +56,7 @@ from shared.service.errors import (
     RateLimited,
     TenantAccessError,
 )
-from shared.service.jobs import RENEWAL_REASON, Notified, SyncMode, SyncUser, TaskMode
+from shared.service.jobs import NIGHTLY_REASON, RENEWAL_REASON, Notified, SyncMode, SyncUser, TaskMode
 from shared.service.leasing import check_back, run_leased
 from shared.service.monitor import Direction, MessageStatus
 from shared.service.ports.clock import Clock
@@ -65,7 +65,12 @@ from shared.service.ports.tenancy import UserRepository
 from shared.service.publishing import publish
 from shared.service.records import Change, DeltaRead, UserBusy, Watched, WorkingHours
 from shared.service.retries import THROTTLED, StillContended, starting_from, update_optimistically
-from shared.service.subscriptions import NOTIFIED_GRANULARITY, SubscribePorts, ensure_subscription
+from shared.service.subscriptions import (
+    NOTIFIED_GRANULARITY,
+    SubscribePorts,
+    ensure_subscription,
+    renewal_due,
+)
 from shared.service.task_sync import TaskRun, TaskSyncPorts, migrate_tasks, run_task_job
 from shared.service.tenants import TenantEventPorts, get_tenant, mark_consent_revoked
 from shared.service.users import StaffPorts
@@ -147,7 +152,10 @@ async def _run_once(services: SyncPorts, job: SyncUser, kind: str, staff_id: str
     status, error_text = MessageStatus.FAILED, None
     try:
         catch_up = not (kind == SyncMode.RENEW and job.reason == RENEWAL_REASON)
-        pulled = await _sync_user(services, tenant, user, kind, force=job.force, catch_up=catch_up)
+        scheduled = job.reason == NIGHTLY_REASON
+        pulled = await _sync_user(
+            services, tenant, user, kind, force=job.force, catch_up=catch_up, scheduled=scheduled
+        )
         status, error_text = (MessageStatus.FAILED, pulled.held) if pulled.held else (MessageStatus.OK, None)
     except TenantAccessError as error:
         # The tenant stops (its state and the feed say why); this user's run ended on the same refusal.
@@ -208,7 +216,14 @@ class Pulled:
 
 
 async def _sync_user(  # noqa: PLR0915 (one run, in order)
-    services: SyncPorts, tenant: Tenant, user: UserRecord, kind: str, *, force: bool, catch_up: bool = True
+    services: SyncPorts,
+    tenant: Tenant,
+    user: UserRecord,
+    kind: str,
+    *,
+    force: bool,
+    catch_up: bool = True,
+    scheduled: bool = False,
 ) -> Pulled:
     assert user.graph_user_id is not None
     # Never synced, or the migration did not finish (a moved mailbox starts over as pending): the host's own
@@ -218,7 +233,9 @@ async def _sync_user(  # noqa: PLR0915 (one run, in order)
     if migrating and user.sync_state is not SyncState.MIGRATING:
         user = await _save_user(services.users, services.clock, replace(user, sync_state=SyncState.MIGRATING))
     gate = asyncio.Semaphore(MAILBOX_CONCURRENCY)
-    needs_subscription = kind in SUBSCRIBING_KINDS or migrating or user.subscription_id is None
+    # The nightly reconciliation leaves a subscription to the renewal timer until that timer would renew it.
+    due = not scheduled or renewal_due(user.subscription_expires_at, services.clock.now())
+    needs_subscription = (kind in SUBSCRIBING_KINDS and due) or migrating or user.subscription_id is None
     subscribed, links = await asyncio.gather(
         _subscribed(services, tenant, user, kind, gate) if needs_subscription else _same(user),
         _host_links(services.calendar, tenant, user, gate) if migrating else _no_links(),

@@ -19,6 +19,7 @@ from shared.service.job_handlers import run_job
 from shared.service.jobs import Job, SyncTasks, SyncUser
 from shared.service.schedules import fan_out
 from shared.service.subscriptions import LIFETIME
+from shared.service.tenant_settings import update_settings
 from tests.fakes.events import event
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
 
@@ -212,3 +213,12 @@ async def test_the_renewal_timer_renews_in_place_without_reading_and_a_lost_one_
     assert renewed.task_sync.last_sync_at == before["s1"].task_sync.last_sync_at
     assert recreated.subscription_id not in (None, lost) and recreated.last_sync_at == world.clock.now()
     assert created(world, "Made while unsubscribed") == 1  # the new one's gap was caught up
+
+
+async def test_a_change_of_recurring_events_reads_every_user_whole_at_once() -> None:
+    world, services = await world_of(users=3, reconciliation_days=7)
+    await migrate(world, services, "s1", "s2", "s3")
+    await update_settings(services, TID, {"recurring_events": "occurrences"})
+    ran = await run_all(world, services)
+    kinds = sorted((j.staff_id, j.kind.value) for j in ran if isinstance(j, SyncUser | SyncTasks))
+    assert kinds == [(s, k) for s in ("s1", "s2", "s3") for k in ("resync", "tasks_resync")]
