@@ -19,6 +19,7 @@ from shared.service.job_handlers import run_job
 from shared.service.jobs import Job, SyncTasks, SyncUser
 from shared.service.schedules import fan_out
 from shared.service.subscriptions import LIFETIME
+from shared.service.sync import request_user_resync
 from shared.service.tenant_settings import update_settings
 from tests.fakes.events import event
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
@@ -222,3 +223,25 @@ async def test_a_change_of_recurring_events_reads_every_user_whole_at_once() -> 
     ran = await run_all(world, services)
     kinds = sorted((j.staff_id, j.kind.value) for j in ran if isinstance(j, SyncUser | SyncTasks))
     assert kinds == [(s, k) for s in ("s1", "s2", "s3") for k in ("resync", "tasks_resync")]
+
+
+async def test_the_reconciliation_night_leaves_a_subscription_far_from_expiry_and_a_resync_renews_it() -> (
+    None
+):
+    start = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+    while not reconciliation_night(TID, "s1", start + timedelta(days=1), 7):
+        start += timedelta(days=1)
+    world, services = await world_of(users=1, reconciliation_days=7, start=start)
+    await migrate(world, services, "s1")
+    before = await user(world)
+    ran = await night(world, services)
+    assert [j.kind.value for j in ran if isinstance(j, SyncUser)] == ["resync"]
+    after = await user(world)
+    assert after.delta_since == world.clock.now()  # read whole
+    assert after.subscription_expires_at == before.subscription_expires_at  # the timer's to renew
+    assert after.task_sync.subscription_expires_at == before.task_sync.subscription_expires_at
+    await request_user_resync(services, TID, "s1")  # on demand: renewed as ever
+    await run_all(world, services)
+    renewed = await user(world)
+    assert renewed.subscription_expires_at > before.subscription_expires_at  # type: ignore[operator]
+    assert renewed.task_sync.subscription_expires_at > before.task_sync.subscription_expires_at  # type: ignore[operator]
