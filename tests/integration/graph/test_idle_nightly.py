@@ -68,16 +68,11 @@ async def night(world: FakeWorld, services: Services, graph: EmulatorGraph) -> C
     return graph_requests(await graph.control.stats()) - before
 
 
-async def test_an_idle_users_night_is_one_delta_read_of_the_calendar_and_one_of_the_list(
-    graph: EmulatorGraph,
-):
-    world = fake_world()
-    world.clock.current = datetime.fromisoformat(await graph.control.clock())
-    tenant = await add_tenant(
-        world, graph.tenant.tenant_id, TenantState.ACTIVE, directory_id=graph.tenant.directory_id
-    )
-    services = replace(
+def connected(world: FakeWorld, graph: EmulatorGraph, reconciliation_days: int = 7) -> Services:
+    """The fake world's services with the real Graph adapters (calendar, subscriptions, To Do)."""
+    return replace(
         world.services,
+        config=replace(world.services.config, reconciliation_days=reconciliation_days),
         calendar=graph.calendar(),
         subscriptions=graph.subscriptions(),
         task_changes=GraphTaskChanges(
@@ -88,15 +83,31 @@ async def test_an_idle_users_night_is_one_delta_read_of_the_calendar_and_one_of_
         ),
         todo=GraphTodo(graph.clients, graph.key_for),
     )
-    now = world.clock.now()
-    # A staff member whose reconciliation night is neither of the next two.
-    staff_id = next(
+
+
+def quiet_staff(tenant_id: str, now: datetime, every_days: int, nights: int) -> str:
+    """A staff id whose reconciliation night is none of the next `nights`."""
+    return next(
         f"s{n}"
-        for n in range(1, 100)
+        for n in range(1, 1000)
         if not any(
-            reconciliation_night(tenant.tenant_id, f"s{n}", now + timedelta(days=d), 7) for d in range(3)
+            reconciliation_night(tenant_id, f"s{n}", now + timedelta(days=d), every_days)
+            for d in range(nights + 1)
         )
     )
+
+
+async def test_an_idle_users_night_is_one_delta_read_of_the_calendar_and_one_of_the_list(
+    graph: EmulatorGraph,
+):
+    world = fake_world()
+    world.clock.current = datetime.fromisoformat(await graph.control.clock())
+    tenant = await add_tenant(
+        world, graph.tenant.tenant_id, TenantState.ACTIVE, directory_id=graph.tenant.directory_id
+    )
+    services = connected(world, graph)
+    now = world.clock.now()
+    staff_id = quiet_staff(tenant.tenant_id, now, 7, nights=2)
     mailbox = await graph.new_mailbox()
     day = (now + timedelta(days=3)).date()
     await graph.seed(
@@ -140,3 +151,44 @@ async def test_an_idle_users_night_is_one_delta_read_of_the_calendar_and_one_of_
     feed = world.feed.entries.get(tenant.tenant_id, [])
     subjects = [c.data["event"].get("subject") for c in feed if c.type == "event.created"]
     assert subjects.count("While idle") == 1
+
+
+async def test_an_event_past_the_links_far_edge_is_announced_once_when_the_window_steps(graph: EmulatorGraph):
+    world = fake_world()
+    world.clock.current = datetime.fromisoformat(await graph.control.clock())
+    tenant = await add_tenant(
+        world, graph.tenant.tenant_id, TenantState.ACTIVE, directory_id=graph.tenant.directory_id
+    )
+    services = connected(world, graph, reconciliation_days=28)
+    now = world.clock.now()
+    staff_id = quiet_staff(tenant.tenant_id, now, 28, nights=10)
+    mailbox = await graph.new_mailbox()
+    staff = StaffMember(staff_id, f"{staff_id}@{tenant.tenant_id}", None, "Staff")
+    await world.users.save(
+        UserRecord(tenant.tenant_id, staff, MatchStatus.MATCHED, now, graph_user_id=mailbox)
+    )
+    await world.jobs.enqueue([jobs.migrate_user(tenant.tenant_id, staff_id)])
+    await drain(world, services, graph)
+    migrated = await world.users.get(tenant.tenant_id, staff_id)
+    assert migrated is not None and migrated.delta_window is not None
+    day = (migrated.delta_window[1] + timedelta(days=1)).date()  # a day past what the link reads
+    await graph.seed(
+        mailbox,
+        {
+            "subject": "Far",
+            "start": {"dateTime": f"{day}T10:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": f"{day}T11:00:00", "timeZone": "UTC"},
+        },
+    )
+
+    def announced() -> int:
+        feed = world.feed.entries.get(tenant.tenant_id, [])
+        return sum(1 for c in feed if c.type == "event.created" and c.data["event"].get("subject") == "Far")
+
+    for number in range(1, 10):
+        spent = await night(world, services, graph)
+        if number < 8:  # the configured far edge is inside what the link reads: one delta read each
+            assert announced() == 0 and sum(spent.values()) == 2, (number, spent)
+        elif number == 8:  # past the margin: the calendar read whole over the next window
+            assert announced() == 1, spent
+    assert announced() == 1
