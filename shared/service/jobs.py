@@ -213,7 +213,8 @@ class TenantWork(StrEnum):
 
 class SyncMode(StrEnum):
     """A user's sync job's kind: `sync` catches up through delta; `resync` reads the whole window and
-    renews the subscription (recreating it when Graph lost it); `renew` renews (or recreates) it and
+    renews the subscription (recreating it when Graph lost it; the nightly reconciliation's only when the
+    renewal timer would); `renew` renews (or recreates) it and
     catches up through delta; `resubscribe` recreates it and catches up; `silent` catches up through
     delta for a subscription that said nothing for a day, and recreates it when the catch-up finds
     changes (its notifications were lost); `migrate` is the first pass after a user is matched."""
