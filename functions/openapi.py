@@ -807,8 +807,8 @@ def _monitor_operations(
             "POST",
             f"{prefix}/messages/{{monitor_id}}/retry",
             op_id("retryMessage"),
-            "Do a failed message's work again: an appointment's or a task's write, the user's full resync, or the "
-            "delivery of the changes (the whole range of its dead letter, which is removed).",
+            "Do a failed message's work again: an appointment's or a task's write, the user's full resync, "
+            "or the delivery of the changes (the whole range of its dead letter, which is removed).",
             auth,
             errors
             | {

@@ -139,6 +139,7 @@ class Container:
             public_base_url=self.settings.public_base_url,
             host_webhook_url=self.settings.host_webhook_url,
             feed_retention_days=self.settings.feed_retention_days,
+            reconciliation_days=self.settings.reconciliation_days,
             delivery=DeliveryPolicy(
                 max_attempts=self.settings.host_webhook_max_attempts,
                 base_delay_seconds=self.settings.host_webhook_retry_seconds,

@@ -37,6 +37,7 @@ OPTIONAL: Final[tuple[str, ...]] = (
     "HOST_WEBHOOK_MAX_ATTEMPTS",
     "HOST_WEBHOOK_RETRY_SECONDS",
     "FEED_RETENTION_DAYS",
+    "RECONCILIATION_DAYS",
     "TLS_CA_BUNDLE",
     "TABLE_PREFIX",
     "CONNECTOR_VERSION",
@@ -64,6 +65,8 @@ DEFAULT_GRAPH_SECRET_NAME: Final = "graph-client-secret"  # noqa: S105 (a name, 
 DEFAULT_HOST_WEBHOOK_MAX_ATTEMPTS: Final = 8  # as shared/service/delivery_policy.DeliveryPolicy
 DEFAULT_HOST_WEBHOOK_RETRY_SECONDS: Final = 30
 DEFAULT_FEED_RETENTION_DAYS: Final = 30  # as shared/service/context.ConnectorConfig
+DEFAULT_RECONCILIATION_DAYS: Final = 7  # as shared/domain/sync_window.DEFAULT_RECONCILIATION_DAYS
+MAX_RECONCILIATION_DAYS: Final = 28
 
 
 class SettingsError(Exception):
@@ -161,6 +164,8 @@ class Settings:
     host_webhook_retry_seconds: int = DEFAULT_HOST_WEBHOOK_RETRY_SECONDS  # the first backoff; doubled, capped
     local_clock_file: str | None = None  # the local stack's shared clock (LOCAL_ONLY); None: the system clock
     feed_retention_days: int = DEFAULT_FEED_RETENTION_DAYS  # how long the change feed keeps a change
+    # Each user's calendar and To Do list are read whole once in this many nights (1: every night).
+    reconciliation_days: int = DEFAULT_RECONCILIATION_DAYS
     # Telemetry (shared/telemetry): Application Insights when its connection string is set; otherwise the
     # local exporter when `TELEMETRY_EXPORTER` names one (`console`, or an OTLP/HTTP endpoint); else none.
     applicationinsights_connection_string: str | None = None
@@ -253,6 +258,9 @@ class Settings:
             ),
             local_clock_file=local_clock_file,
             feed_retention_days=optional_int("FEED_RETENTION_DAYS", DEFAULT_FEED_RETENTION_DAYS, 1, 3650),
+            reconciliation_days=optional_int(
+                "RECONCILIATION_DAYS", DEFAULT_RECONCILIATION_DAYS, 1, MAX_RECONCILIATION_DAYS
+            ),
             applicationinsights_connection_string=optional("APPLICATIONINSIGHTS_CONNECTION_STRING"),
             telemetry_exporter=telemetry_exporter,
             message_monitor=monitor == "on",

@@ -217,6 +217,8 @@ class UserRecord:
     subscription_expires_at: datetime | None = None
     delta_link: str | None = None  # where the next delta read of the calendar window starts
     delta_since: datetime | None = None  # when the complete read that began the held delta link ran
+    # The window the held delta link reads (`sync_window.read_window`); None on a row from before it was kept.
+    delta_window: tuple[datetime, datetime] | None = None
     teams: TeamsStatus | None = None  # None: not looked up yet
     teams_reason: str | None = None  # unmatched or forbidden: why
     task_sync: TaskSync = TaskSync()  # the To Do list's Outlook-to-host state

@@ -43,6 +43,7 @@ class ConnectorConfig:
     host_webhook_url: str | None = None  # where changes are delivered (signed); None: the pull feed only
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     feed_retention_days: int = 30  # the change feed keeps a change this long (FEED_RETENTION_DAYS)
+    reconciliation_days: int = 7  # each user is read whole once in this many nights (RECONCILIATION_DAYS)
 
     @property
     def consent_redirect_uri(self) -> str:

@@ -50,6 +50,7 @@ HANDLERS: Final[dict[str, Callable[[Services, Any], Awaitable[None]]]] = {
     TenantWork.DISCONNECT: tenant_jobs.disconnect,
     TenantWork.RENEW_SUBSCRIPTIONS: tenant_jobs.renew_subscriptions,
     TenantWork.NIGHTLY: tenant_jobs.nightly,
+    TenantWork.RECONCILE: tenant_jobs.reconcile,
     TenantWork.PRUNE_MESSAGES: messages.prune_messages,
     **dict.fromkeys(SyncMode, run_sync_job),
     **dict.fromkeys(TaskMode, run_task_job),

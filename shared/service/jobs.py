@@ -185,24 +185,36 @@ class CatchUpTasks:
     kind: ClassVar[str] = "catch_up_tasks"
 
 
+# The renewal timer's reason for a renewal job: renewing a subscription Graph still holds reads nothing
+# (a lifecycle `reauthorizationRequired`, whose notifications may have paused, and a recreated one catch up).
+RENEWAL_REASON: Final = "renewal"
+# The nightly run's reason: its reconciliation renews a subscription only when the renewal timer would
+# (the timer confirms every subscription with Graph's listing meanwhile), and takes a mailbox zone read that
+# night by the calendar's reconciliation for the To Do list's.
+NIGHTLY_REASON: Final = "nightly"
+
+
 class TenantWork(StrEnum):
     """A tenant job's kind: `discover` matches every staff member (or lists every mailbox, for the
     all-users scope) and the tenant then migrates; `rematch` matches again (new mailboxes, left ones);
     `disconnect` finishes a disconnect; `renew_subscriptions` renews the subscriptions that expire soon,
     recreates missing ones and checks silent ones; `nightly` is the nightly pass (credential expiry,
-    directory changes, a resync of every user)."""
+    directory changes, every user caught up, read whole on the user's reconciliation night);
+    `reconcile` reads every user whole now (a setting changed what a full read announces)."""
 
     DISCOVER = "discover"
     REMATCH = "rematch"
     DISCONNECT = "disconnect"
     RENEW_SUBSCRIPTIONS = "renew_subscriptions"
     NIGHTLY = "nightly"
+    RECONCILE = "reconcile"
     PRUNE_MESSAGES = "prune_messages"  # the message monitor's rows older than the tenant's retention
 
 
 class SyncMode(StrEnum):
     """A user's sync job's kind: `sync` catches up through delta; `resync` reads the whole window and
-    renews the subscription (recreating it when Graph lost it); `renew` renews (or recreates) it and
+    renews the subscription (recreating it when Graph lost it; the nightly reconciliation's only when the
+    renewal timer would); `renew` renews (or recreates) it and
     catches up through delta; `resubscribe` recreates it and catches up; `silent` catches up through
     delta for a subscription that said nothing for a day, and recreates it when the catch-up finds
     changes (its notifications were lost); `migrate` is the first pass after a user is matched."""
@@ -262,6 +274,7 @@ rematch: Final = partial(TenantJob, kind=TenantWork.REMATCH)
 disconnect: Final = partial(TenantJob, kind=TenantWork.DISCONNECT)
 renew_tenant: Final = partial(TenantJob, kind=TenantWork.RENEW_SUBSCRIPTIONS)
 nightly: Final = partial(TenantJob, kind=TenantWork.NIGHTLY)
+reconcile: Final = partial(TenantJob, kind=TenantWork.RECONCILE)
 prune_messages: Final = partial(TenantJob, kind=TenantWork.PRUNE_MESSAGES)
 notified: Final = Notified
 remove_staff: Final = RemoveStaff

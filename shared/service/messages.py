@@ -113,8 +113,9 @@ async def get_message(services: MessagePorts, tenant_id: str, message_id: str) -
 
 
 async def retry_message(services: RetryPorts, tenant_id: str, message_id: str) -> str:
-    """Do a failed message's work again: an appointment's or a task's write job, the user's full resync, or the
-    delivery of its changes (its dead letter's whole range, the letter removed). Answers what was queued."""
+    """Do a failed message's work again: an appointment's or a task's write job, the user's full resync, or
+    the delivery of its changes (its dead letter's whole range, the letter removed). Answers what was
+    queued."""
     found = await get_message(services, tenant_id, message_id)
     if found.status is not MessageStatus.FAILED:
         raise Conflict("monitor_id", f"the message is {found.status.value}: only a failed one is retried")

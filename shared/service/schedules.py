@@ -1,4 +1,4 @@
-"""The two schedules: subscription renewal (every few hours) and the nightly resync.
+"""The two schedules: subscription renewal (every few hours) and the nightly catch-up.
 
 Each timer only fans out one job per connected tenant; each tenant job fans out one job per user, so a
 big tenant or a failing user never holds up the rest, and no invocation runs long.
@@ -11,23 +11,28 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Final, Protocol
 
+from shared.domain.sync_window import reconciliation_night
 from shared.domain.tenants import Tenant, UserScope
 from shared.domain.users import MatchStatus, SyncState, UserRecord
 from shared.observability import bound, get_logger
 from shared.service import jobs
-from shared.service.context import UsesAppointments, UsesJobs, UsesUsers
-from shared.service.errors import RateLimited, TenantAccessError
+from shared.service.context import UsesAppointments, UsesJobs, UsesSubscriptionIndex, UsesUsers
+from shared.service.errors import RateLimited, ServiceError, TenantAccessError
 from shared.service.feed_retention import PrunePorts, prune_feed
-from shared.service.jobs import Job, TaskMode
+from shared.service.jobs import Job, SyncMode, TaskMode
 from shared.service.publishing import publish
 from shared.service.records import Change, SubscriptionRecord, Watched
 from shared.service.retries import StillContended, update_optimistically
-from shared.service.subscriptions import RENEW_BEFORE, SILENT_AFTER, UnsubscribePorts
+from shared.service.subscriptions import NOTIFIED_GRANULARITY, RENEW_BEFORE, SILENT_AFTER, UnsubscribePorts
+from shared.service.sync import ResyncPorts, request_tenant_resync
 from shared.service.tenants import TenantEventPorts, TenantPorts, mark_consent_revoked
 
 log = get_logger("schedules")
 
 CREDENTIAL_REMINDER: Final = timedelta(days=7)  # repeat the expiry warning weekly until rotated
+# A subscription heard from (or checked) less recently than this is checked by the nightly catch-up: less
+# than a day, so each night checks what the night before marked, and the renewal timer (a day) never does.
+NIGHTLY_SILENT_AFTER: Final = timedelta(hours=12)
 
 
 class FanOutPorts(TenantPorts, UsesJobs, Protocol):
@@ -38,8 +43,11 @@ class RenewalPorts(TenantEventPorts, UnsubscribePorts, UsesUsers, UsesJobs, Prot
     """A tenant's renewal: its users' subscriptions as Graph and the index see them, renewal jobs queued."""
 
 
-class NightlyPorts(TenantEventPorts, PrunePorts, UsesUsers, UsesJobs, UsesAppointments, Protocol):
-    """A tenant's nightly run: the credential's expiry, a rematch, every user's resync, unsettled writes,
+class NightlyPorts(
+    TenantEventPorts, PrunePorts, UsesUsers, UsesJobs, UsesAppointments, UsesSubscriptionIndex, Protocol
+):
+    """A tenant's nightly run: the credential's expiry, a rematch, every user's catch-up (a full
+    reconciliation on the user's night; the subscriptions' index says which are silent), unsettled writes,
     the feed's retention."""
 
 
@@ -97,8 +105,8 @@ async def renew_tenant_subscriptions(services: RenewalPorts, tenant_id: str) -> 
                 or expires - now < RENEW_BEFORE
             ):
                 # The job renews the user's subscription as it then stands; Graph's 404 makes it a new one.
-                queued.append(jobs.sync_user(tenant_id, user.staff_id, "renewal", kind="renew"))
-            elif record.last_notified_at is None or now - record.last_notified_at > SILENT_AFTER:
+                queued.append(jobs.sync_user(tenant_id, user.staff_id, jobs.RENEWAL_REASON, kind="renew"))
+            elif _silent(record, now, SILENT_AFTER):
                 log.info(
                     "subscription %s silent since %s; catching up",
                     record.subscription_id,
@@ -130,16 +138,22 @@ async def _task_renewal(
         if expires is None:
             log.warning("task subscription %s is gone from Graph; recreating it", state.subscription_id)
     if state.subscription_id is None or record is None or expires is None or expires - now < RENEW_BEFORE:
-        return [jobs.sync_tasks(user.tenant_id, user.staff_id, "renewal", kind=TaskMode.RENEW)]
-    if record.last_notified_at is None or now - record.last_notified_at > SILENT_AFTER:
+        return [jobs.sync_tasks(user.tenant_id, user.staff_id, jobs.RENEWAL_REASON, kind=TaskMode.RENEW)]
+    if _silent(record, now, SILENT_AFTER):
         await services.subscription_index.put(replace(record, last_notified_at=now))
         return [jobs.sync_tasks(user.tenant_id, user.staff_id, "silent")]
     return []
 
 
+def _silent(record: SubscriptionRecord | None, now: datetime, after: timedelta) -> bool:
+    """Nothing heard from the subscription (nor checked) for `after` (or ever)."""
+    return record is None or record.last_notified_at is None or now - record.last_notified_at > after
+
+
 async def nightly_tenant(services: NightlyPorts, tenant_id: str) -> int:
-    """Warn about an expiring credential, prune the feed, pick up directory changes, resync every user
-    (calendar and To Do list)."""
+    """Warn about an expiring credential, prune the feed, pick up directory changes, catch every user up
+    (calendar and To Do list): through the stored delta links, or read whole on the user's reconciliation
+    night (one in `ConnectorConfig.reconciliation_days`, spread over the users)."""
     tenant = await services.tenants.get(tenant_id)
     if tenant is None or not tenant.state.connected:
         return 0
@@ -149,23 +163,52 @@ async def nightly_tenant(services: NightlyPorts, tenant_id: str) -> int:
         if tenant.settings.user_scope is UserScope.ALL_USERS:
             await services.jobs.enqueue([jobs.rematch(tenant_id)])  # new mailboxes, left ones
         users = [u for u in await services.users.list_all(tenant_id) if u.match is MatchStatus.MATCHED]
-        queued: list[Job] = [
-            jobs.migrate_user(tenant_id, u.staff_id)
-            if u.sync_state is SyncState.PENDING
-            else jobs.sync_user(tenant_id, u.staff_id, "nightly", kind="resync")
-            for u in users
-        ]
-        # Each To Do list read whole (a first read for one never read): what a notification missed, once.
-        queued += [
-            jobs.sync_tasks(tenant_id, u.staff_id, "nightly", kind=TaskMode.RESYNC)
-            for u in users
-            if u.staff.switches.tasks_from_outlook
-        ]
+        queued: list[Job] = await _catch_ups(services, tenant_id, users)
         unsettled = await services.appointments.unsettled(tenant_id)  # a write job lost to the poison queue
         queued += [jobs.write_appointment(tenant_id, a, "nightly") for a in unsettled]
         await services.jobs.enqueue(queued)
-        log.info("nightly resync queued for %d users and %d appointments", len(users), len(unsettled))
+        log.info("nightly run queued for %d users and %d appointments", len(users), len(unsettled))
         return len(queued)
+
+
+async def _catch_ups(services: NightlyPorts, tenant_id: str, users: list[UserRecord]) -> list[Job]:
+    """Each user's calendar and To Do list caught up through its delta link (what a notification missed),
+    or read whole on the user's reconciliation night; a calendar whose subscription said nothing since
+    the last nightly run is caught up as `silent` (the subscription recreated when the catch-up finds
+    changes). Each subscription caught up is marked checked (as the renewal timer marks the ones it
+    checks, and as a notification marks its own), so that timer does not check it again before the next
+    night."""
+    now, every = services.clock.now(), services.config.reconciliation_days
+    index = {(r.staff_id, r.watches): r for r in await services.subscription_index.for_tenant(tenant_id)}
+    queued: list[Job] = []
+    for user in users:
+        whole = reconciliation_night(tenant_id, user.staff_id, now, every)
+        events = index.get((user.staff_id, Watched.EVENTS))
+        silent = _silent(events, now, NIGHTLY_SILENT_AFTER)
+        if user.sync_state is SyncState.PENDING:
+            queued.append(jobs.migrate_user(tenant_id, user.staff_id))
+        else:
+            mode = SyncMode.RESYNC if whole else SyncMode.SILENT if silent else SyncMode.SYNC
+            queued.append(jobs.sync_user(tenant_id, user.staff_id, jobs.NIGHTLY_REASON, kind=mode))
+        checked = [events]
+        if user.staff.switches.tasks_from_outlook:
+            kind = TaskMode.RESYNC if whole else TaskMode.SYNC
+            queued.append(jobs.sync_tasks(tenant_id, user.staff_id, jobs.NIGHTLY_REASON, kind=kind))
+            checked.append(index.get((user.staff_id, Watched.TASKS)))
+        for record in checked:
+            if record is not None and _silent(record, now, NOTIFIED_GRANULARITY):
+                await services.subscription_index.put(replace(record, last_notified_at=now))
+    return queued
+
+
+async def reconcile_tenant(services: ResyncPorts, tenant_id: str) -> int:
+    """Every matched user read whole tonight rather than on their own night (a setting changed what a
+    full read announces, such as `recurring_events`); a tenant no longer connected is left alone."""
+    try:
+        return await request_tenant_resync(services, tenant_id)
+    except ServiceError as error:
+        log.info("no reconciliation of the tenant: %s", error)
+        return 0
 
 
 async def warn_credential_expiry(services: TenantEventPorts, tenant_id: str) -> bool:

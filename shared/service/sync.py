@@ -7,8 +7,9 @@ arrives while a run is under way is never lost). A run:
    translateExchangeIds, the connector's extended property, iCalUIds), at most four requests at a time;
    a migration also reads and links the user's To Do list (`task_sync.migrate_tasks`) while the window
    is planned and applied, so `user.migrated` counts its tasks;
-3. reads the window through `calendarView/delta` from the stored delta link, or whole when there is none
-   or Graph rejected it (410), reads the series masters the plan needs (`series.masters_to_read`: new or
+3. reads the window through `calendarView/delta` from the stored delta link, or whole when there is none,
+   Graph rejected it (410) or the link's window no longer covers the configured one (the window moves in
+   steps: `sync_window.py`), reads the series masters the plan needs (`series.masters_to_read`: new or
    changed Outlook series, none on a quiet run), and lets the planner reconcile that against the stored
    status;
 4. brings the user's busy index up to date (`busy_index.py`), so the availability answer has a change
@@ -34,6 +35,7 @@ from shared.domain.appointments import appointment_of_transaction
 from shared.domain.calendar import DeltaItem, OutlookEvent
 from shared.domain.planner import HostLinks, ItemStatus, Observation, Plan, Visibility, held_back, plan
 from shared.domain.series import masters_to_read
+from shared.domain.sync_window import covers, read_window
 from shared.domain.tenants import Tenant, TenantState
 from shared.domain.timezones import iana_zone
 from shared.domain.users import MatchStatus, SyncState, UserRecord
@@ -41,9 +43,7 @@ from shared.observability import bound, get_logger
 from shared.service import jobs, monitor
 from shared.service.busy_index import read_hours, refresh_index, store_hours
 from shared.service.context import (
-    UsesBusy,
     UsesJobs,
-    UsesMessages,
     UsesUsers,
 )
 from shared.service.errors import (
@@ -54,7 +54,7 @@ from shared.service.errors import (
     RateLimited,
     TenantAccessError,
 )
-from shared.service.jobs import Notified, SyncMode, SyncUser, TaskMode
+from shared.service.jobs import NIGHTLY_REASON, RENEWAL_REASON, Notified, SyncMode, SyncUser, TaskMode
 from shared.service.leasing import check_back, run_leased
 from shared.service.monitor import MessageStatus
 from shared.service.ports.clock import Clock
@@ -63,7 +63,12 @@ from shared.service.ports.tenancy import UserRepository
 from shared.service.publishing import publish
 from shared.service.records import Change, DeltaRead, UserBusy, Watched, WorkingHours
 from shared.service.retries import THROTTLED, StillContended, starting_from, update_optimistically
-from shared.service.subscriptions import NOTIFIED_GRANULARITY, SubscribePorts, ensure_subscription
+from shared.service.subscriptions import (
+    NOTIFIED_GRANULARITY,
+    SubscribePorts,
+    ensure_subscription,
+    renewal_due,
+)
 from shared.service.task_sync import TaskRun, TaskSyncPorts, migrate_tasks, run_task_job
 from shared.service.tenants import TenantEventPorts, get_tenant, mark_consent_revoked
 from shared.service.users import StaffPorts
@@ -79,9 +84,9 @@ class MigrationPorts(TenantEventPorts, UsesUsers, Protocol):
     """Finishing a tenant's migration once its users are done, and telling the host."""
 
 
-class SyncPorts(TaskSyncPorts, MigrationPorts, UsesBusy, UsesMessages, Protocol):
+class SyncPorts(TaskSyncPorts, MigrationPorts, Protocol):
     """A user's sync run, under its lease: the calendar's ports are the To Do list's (subscriptions, the
-    queue, the calendar, item statuses, leases) and the migration's, with the busy store and the monitor."""
+    queue, the calendar, item statuses, leases, the busy store, the monitor) and the migration's."""
 
 
 LEASE_TTL: Final = timedelta(minutes=2)  # longer than any run; a killed worker's lease lapses after it
@@ -144,7 +149,11 @@ async def _run_once(services: SyncPorts, job: SyncUser, kind: str, staff_id: str
     pulled: monitor.Pulled | None = None
     status, error_text = MessageStatus.FAILED, None
     try:
-        pulled = await _sync_user(services, tenant, user, kind, force=job.force)
+        catch_up = not (kind == SyncMode.RENEW and job.reason == RENEWAL_REASON)
+        scheduled = job.reason == NIGHTLY_REASON
+        pulled = await _sync_user(
+            services, tenant, user, kind, force=job.force, catch_up=catch_up, scheduled=scheduled
+        )
         status, error_text = (MessageStatus.FAILED, pulled.held) if pulled.held else (MessageStatus.OK, None)
     except TenantAccessError as error:
         # The tenant stops (its state and the feed say why); this user's run ended on the same refusal.
@@ -178,8 +187,15 @@ async def _run_once(services: SyncPorts, job: SyncUser, kind: str, staff_id: str
     await monitor.record(services.messages, [entry])
 
 
-async def _sync_user(
-    services: SyncPorts, tenant: Tenant, user: UserRecord, kind: str, *, force: bool
+async def _sync_user(  # noqa: PLR0915 (one run, in order)
+    services: SyncPorts,
+    tenant: Tenant,
+    user: UserRecord,
+    kind: str,
+    *,
+    force: bool,
+    catch_up: bool = True,
+    scheduled: bool = False,
 ) -> monitor.Pulled:
     assert user.graph_user_id is not None
     # Never synced, or the migration did not finish (a moved mailbox starts over as pending): the host's own
@@ -189,21 +205,27 @@ async def _sync_user(
     if migrating and user.sync_state is not SyncState.MIGRATING:
         user = await _save_user(services.users, services.clock, replace(user, sync_state=SyncState.MIGRATING))
     gate = asyncio.Semaphore(MAILBOX_CONCURRENCY)
-    needs_subscription = kind in SUBSCRIBING_KINDS or migrating or user.subscription_id is None
+    # The nightly reconciliation leaves a subscription to the renewal timer until that timer would renew it.
+    due = not scheduled or renewal_due(user.subscription_expires_at, services.clock.now())
+    needs_subscription = (kind in SUBSCRIBING_KINDS and due) or migrating or user.subscription_id is None
     subscribed, links = await asyncio.gather(
         _subscribed(services, tenant, user, kind, gate) if needs_subscription else _same(user),
         _host_links(services.calendar, tenant, user, gate) if migrating else _no_links(),
     )
+    renewed_in_place = subscribed.subscription_id == user.subscription_id
     user = replace(
         user,
         subscription_id=subscribed.subscription_id,
         subscription_expires_at=subscribed.subscription_expires_at,
     )
-    window = tenant.settings.window(services.clock.now())
-    start_over = kind == "resync" or user.delta_link is None
-    read, complete = await _read(
-        services.calendar, tenant, user, None if start_over else user.delta_link, window
-    )
+    if not catch_up and renewed_in_place and not migrating and user.delta_link is not None:
+        # The renewal timer's renewal of a subscription Graph holds: nothing went unnotified, nothing to read.
+        await _save_user(services.users, services.clock, user)
+        return monitor.Pulled(user.subscription_id, "none", 0, 0, [])
+    now = services.clock.now()
+    read, complete, read_over = await _read(services.calendar, tenant, user, kind, now)
+    # What the busy index holds: from today's configured start to the end of what the link reads.
+    window = tenant.settings.window(now)[0], read_over[1]
     quiet = not read.items and not complete and not migrating  # a notification's echo: nothing to plan
     first = migrating and user.last_sync_at is None  # nothing stored yet, most likely
     visibility = Visibility.of(tenant.settings)
@@ -273,7 +295,14 @@ async def _sync_user(
         await _save_user(
             services.users,
             services.clock,
-            replace(user, sync_state=SyncState.ERROR, last_error=reason, delta_link=None, delta_since=None),
+            replace(
+                user,
+                sync_state=SyncState.ERROR,
+                last_error=reason,
+                delta_link=None,
+                delta_since=None,
+                delta_window=None,
+            ),
         )
         log.warning("mass-deletion guard held %d deletions", actions.held_deletes)
     else:
@@ -288,6 +317,7 @@ async def _sync_user(
                 last_error=None,
                 delta_link=read.delta_link,
                 delta_since=now if complete or user.delta_since is None else user.delta_since,
+                delta_window=read_over,
             ),
         )
     if migrating:
@@ -521,21 +551,39 @@ async def _later_links(  # noqa: PLR0917 (a run's inputs, in order)
     return HostLinks(by_graph_id=by_graph_id, by_ical_uid=by_ical)
 
 
+def _held_window(tenant: Tenant, user: UserRecord) -> tuple[datetime, datetime] | None:
+    """The window the user's delta link reads: as stored, or for a link stored before the window was (no
+    margin then), the configured window of the day its complete read ran."""
+    if user.delta_link is None:
+        return None
+    if user.delta_window is not None:
+        return user.delta_window
+    return tenant.settings.window(user.delta_since) if user.delta_since is not None else None
+
+
 async def _read(
-    calendar: CalendarGateway,
-    tenant: Tenant,
-    user: UserRecord,
-    delta_link: str | None,
-    window: tuple[datetime, datetime],
-) -> tuple[DeltaRead, bool]:
-    """The delta loop: from the stored link, or the whole window when there is none or Graph lost it."""
+    calendar: CalendarGateway, tenant: Tenant, user: UserRecord, kind: str, now: datetime
+) -> tuple[DeltaRead, bool, tuple[datetime, datetime]]:
+    """The delta loop: from the stored link, or the whole window (`read_window`: the configured one and the
+    margin) when there is none, Graph lost it, or the link's window no longer covers the configured one
+    (today's far edge passed the margin, or the window grew). Answers the read, whether it was complete,
+    and the window the new link reads."""
     assert user.graph_user_id is not None
-    if delta_link is not None:
-        try:
-            return await calendar.read_delta(tenant, user.graph_user_id, delta_link, window), False
-        except DeltaTokenRejected:
-            log.info("delta link rejected; reading the whole window")
-    return await calendar.read_delta(tenant, user.graph_user_id, None, window), True
+    held = _held_window(tenant, user)
+    if kind != SyncMode.RESYNC and user.delta_link is not None and held is not None:
+        if covers(held, tenant.settings.window(now)):
+            try:
+                return (
+                    await calendar.read_delta(tenant, user.graph_user_id, user.delta_link, held),
+                    False,
+                    held,
+                )
+            except DeltaTokenRejected:
+                log.info("delta link rejected; reading the whole window")
+        else:
+            log.info("the window stepped past the delta link's; reading the whole window")
+    fresh = read_window(tenant.settings, now)
+    return await calendar.read_delta(tenant, user.graph_user_id, None, fresh), True, fresh
 
 
 async def _save_user(users: UserRepository, clock: Clock, user: UserRecord) -> UserRecord:
@@ -554,6 +602,7 @@ async def _save_user(users: UserRepository, clock: Clock, user: UserRecord) -> U
             subscription_expires_at=user.subscription_expires_at,
             delta_link=user.delta_link,
             delta_since=user.delta_since,
+            delta_window=user.delta_window,
             updated_at=clock.now(),
         )
 

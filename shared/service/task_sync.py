@@ -33,6 +33,7 @@ from shared.domain.users import MatchStatus, SyncState, TaskSync, UserRecord
 from shared.observability import bound, get_logger
 from shared.service import monitor
 from shared.service.context import (
+    UsesBusy,
     UsesCalendar,
     UsesItemStatuses,
     UsesJobs,
@@ -50,14 +51,14 @@ from shared.service.errors import (
     SubscriptionGone,
     TenantAccessError,
 )
-from shared.service.jobs import SyncTasks, TaskMode
+from shared.service.jobs import NIGHTLY_REASON, RENEWAL_REASON, SyncTasks, TaskMode
 from shared.service.keys import NOTIFICATION_KEY
 from shared.service.leasing import check_back, run_leased
 from shared.service.monitor import MessageStatus, Pulled
 from shared.service.publishing import publish
 from shared.service.records import Change, SubscriptionRecord, TaskDeltaRead, Watched
 from shared.service.retries import THROTTLED, starting_from, update_optimistically
-from shared.service.subscriptions import SubscribePorts
+from shared.service.subscriptions import SubscribePorts, renewal_due
 from shared.service.task_statuses import tasks_scope
 from shared.service.tenants import TenantEventPorts, mark_consent_revoked
 from shared.service.todo_lists import TodoListUnavailable, ensure_list
@@ -67,7 +68,8 @@ log = get_logger("task_sync")
 LEASE_TTL: Final = timedelta(minutes=2)
 # Graph keeps a todoTask subscription at most 4,230 minutes (contract §5.2); the renewal timer renews what
 # expires within a day, so 48 hours leaves it a day's margin as for events.
-TASK_LIFETIME: Final = timedelta(hours=48)
+ZONE_READ_WITHIN: Final = timedelta(hours=12)  # the nightly reconciliation's zone: that night's hours
+TASK_LIFETIME: Final = timedelta(minutes=4_200)  # todoTask: at most 4,230 minutes (graph-contract §5.2)
 SUBSCRIBING: Final = frozenset({TaskMode.RESYNC, TaskMode.RENEW, TaskMode.RESUBSCRIBE})
 
 
@@ -82,9 +84,10 @@ class TaskSyncPorts(
     UsesLeases,
     UsesTaskChanges,
     UsesMessages,
+    UsesBusy,
     Protocol,
 ):
-    """A user's task sync run, under the list's lease."""
+    """A user's task sync run, under the list's lease (the busy store: the working hours' zone)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +154,14 @@ async def _run_once(services: TaskSyncPorts, job: SyncTasks) -> None:
     run: TaskRun | None = None
     status, error_text = MessageStatus.OK, None
     try:
-        run = await sync_tasks(services, tenant, user, job.kind)
+        run = await sync_tasks(
+            services,
+            tenant,
+            user,
+            job.kind,
+            catch_up=job.reason != RENEWAL_REASON,
+            scheduled=job.reason == NIGHTLY_REASON,
+        )
     except TenantAccessError as error:
         await mark_consent_revoked(services, tenant.tenant_id, error.reason)
         await _record_error(services, user, error.reason)
@@ -227,10 +237,20 @@ def _reads_tasks(user: UserRecord) -> bool:
 
 
 async def sync_tasks(
-    services: TaskSyncPorts, tenant: Tenant, user: UserRecord, kind: TaskMode, *, zone: str | None = None
+    services: TaskSyncPorts,
+    tenant: Tenant,
+    user: UserRecord,
+    kind: TaskMode,
+    *,
+    zone: str | None = None,
+    catch_up: bool = True,
+    scheduled: bool = False,
 ) -> TaskRun:
     """One run over the user's list (the caller holds its lease). Raises what the list meets
-    (MailboxUnavailable when it can be neither read nor made, RateLimited, TenantAccessError)."""
+    (MailboxUnavailable when it can be neither read nor made, RateLimited, TenantAccessError). Without
+    `catch_up` (the renewal timer's renewal), a subscription renewed in place reads nothing. A
+    `scheduled` resync (the nightly reconciliation) renews the subscription only when the renewal timer
+    would, and takes the mailbox's zone from the working hours read within the day."""
     assert user.graph_user_id is not None
     try:  # the list the host's tasks go to (`todo_lists`): the row's, found or made when it has none
         user, list_id = await ensure_list(services, tenant, user)
@@ -239,12 +259,21 @@ async def sync_tasks(
     state = user.task_sync
     new_list = state.list_id != list_id
     migrating = state.migrating or new_list
-    if new_list or kind in SUBSCRIBING or state.subscription_id is None:
+    subscribing = kind in SUBSCRIBING and not (
+        scheduled and not renewal_due(state.subscription_expires_at, services.clock.now())
+    )
+    if new_list or subscribing or state.subscription_id is None:
+        held = state.subscription_id
         state = await _subscribed(
             services, tenant, user, state, list_id, force_new=kind == TaskMode.RESUBSCRIBE
         )
-    if zone is None and (migrating or kind == TaskMode.RESYNC):  # read again at migration and nightly
-        zone = await _mailbox_zone(services, tenant, user)
+        if not catch_up and not migrating and state.subscription_id == held and state.delta_link is not None:
+            await _save_state(services, user, state)  # Graph holds it: nothing went unnotified
+            return TaskRun(state.tasks, 0, 0, Pulled(state.subscription_id, "none", 0, 0, []))
+    if zone is None and (migrating or kind == TaskMode.RESYNC):  # read again at migration and resyncs
+        zone = await _mailbox_zone(
+            services, tenant, user, stored_within=ZONE_READ_WITHIN if scheduled else None
+        )
     zone = zone or state.zone
     start_over = migrating or kind == TaskMode.RESYNC or state.delta_link is None
     delta_link = None if start_over else state.delta_link
@@ -291,9 +320,17 @@ async def sync_tasks(
     return TaskRun(count, actions.linked if migrating else 0, len(changes), pulled)
 
 
-async def _mailbox_zone(services: TaskSyncPorts, tenant: Tenant, user: UserRecord) -> str | None:
-    """The mailbox's zone (its working hours'), for due dates; None when the mailbox does not say."""
+async def _mailbox_zone(
+    services: TaskSyncPorts, tenant: Tenant, user: UserRecord, *, stored_within: timedelta | None = None
+) -> str | None:
+    """The mailbox's zone (its working hours'), for due dates; None when the mailbox does not say. With
+    `stored_within`, the working hours the calendar's run stored that recently answer instead of Graph."""
     assert user.graph_user_id is not None
+    if stored_within is not None:
+        now = services.clock.now()
+        stored = (await services.busy.read(tenant.tenant_id, user.staff_id, near=(now, now))).hours
+        if stored is not None and now - stored.read_at <= stored_within:
+            return stored.iana_zone
     try:
         hours = await services.calendar.working_hours(tenant, user.graph_user_id)
     except (MailboxUnavailable, RateLimited) as error:

@@ -19,8 +19,14 @@ from shared.service.context import (
 from shared.service.errors import TenantAccessError
 from shared.service.jobs import TenantJob
 from shared.service.retries import StillContended, update_optimistically
-from shared.service.schedules import NightlyPorts, RenewalPorts, nightly_tenant, renew_tenant_subscriptions
-from shared.service.sync import MigrationPorts, maybe_finish_migration
+from shared.service.schedules import (
+    NightlyPorts,
+    RenewalPorts,
+    nightly_tenant,
+    reconcile_tenant,
+    renew_tenant_subscriptions,
+)
+from shared.service.sync import MigrationPorts, ResyncPorts, maybe_finish_migration
 from shared.service.tenant_disconnect import DisconnectPorts, finish_disconnect
 from shared.service.tenants import mark_consent_revoked
 from shared.service.users import match_all
@@ -61,6 +67,10 @@ async def renew_subscriptions(services: RenewalPorts, job: TenantJob) -> None:
 
 async def nightly(services: NightlyPorts, job: TenantJob) -> None:
     await nightly_tenant(services, job.tenant_id)
+
+
+async def reconcile(services: ResyncPorts, job: TenantJob) -> None:
+    await reconcile_tenant(services, job.tenant_id)
 
 
 async def _advance_after_discovery(services: MigrationPorts, tenant_id: str) -> None:

@@ -40,8 +40,8 @@ async def update_settings(services: SettingsPorts, tenant_id: str, patch: Mappin
     if tenant.state.connected and _teams(tenant.settings) != _teams(before.settings):
         await services.jobs.enqueue([jobs.rematch(tenant_id)])  # every staff member's Teams status again
     if tenant.state.connected and tenant.settings.recurring_events is not before.settings.recurring_events:
-        # Series arrive in the other form on each user's next full read: the tenant's resync, queued now.
-        await services.jobs.enqueue([jobs.nightly(tenant_id)])
+        # Series arrive in the other form on each user's next full read: every user read whole, queued now.
+        await services.jobs.enqueue([jobs.reconcile(tenant_id)])
     if tenant.state.connected and tenant.settings.todo_list_name != before.settings.todo_list_name:
         await services.jobs.enqueue([jobs.CatchUpTasks(tenant_id, None)])  # tasks move to the list now named
     previous, method = before.settings.teams_method, tenant.settings.teams_method

@@ -1,5 +1,5 @@
 """One clock for the local stack, moved end to end: the emulator and the connector on the local host share
-it (the emulator's clock file, `LOCAL_CLOCK_FILE`), so 47 hours pass for Graph, for the connector and for
+it (the emulator's clock file, `LOCAL_CLOCK_FILE`), so days pass for Graph, for the connector and for
 the host's timers at once. Subscriptions are renewed before they expire; ones that expired, or that Graph
 lost without telling anyone, are recreated and caught up through delta, and an Outlook change made
 meanwhile reaches the feed. Consent links and customer secrets age by the same clock. The emulator and the
@@ -18,6 +18,7 @@ import pytest
 from devhost.azurite import Azurite
 from m365emulator.odata import parse_datetime
 from m365emulator.process import EmulatorProcess
+from shared.service.subscriptions import LIFETIME
 from tests.e2e.test_sync import Outlook, events_of, feed, graph_event, migrated_organisation, wait_for
 from tests.e2e.test_tenants import consent, create, new_organisation
 from tests.fixtures.connector import Connector, running_connector
@@ -84,26 +85,28 @@ async def wait_async(check: Any, timeout: float = 90.0) -> Any:
         await asyncio.sleep(0.3)
 
 
-async def test_subscriptions_are_renewed_before_expiry_after_47_hours(clocked: Connector) -> None:
+async def test_subscriptions_are_renewed_before_expiry_an_hour_before_it(clocked: Connector) -> None:
     org = await migrated_organisation(clocked, events_per_user=1)
     before = await subscriptions_of(clocked, org["id"])
     assert len(before) == 2
     async with clocked.control() as control:
-        await control.advance_clock(hours=47)  # an hour left
+        await control.advance_clock(seconds=(LIFETIME - timedelta(hours=1)).total_seconds())  # an hour left
     now = await emulator_now(clocked)
     assert clocked.host.run_function("renew_subscriptions").status_code == 202
 
     async def renewed() -> bool:
         held = await subscriptions_of(clocked, org["id"])
         return held.keys() == before.keys() and all(
-            s["id"] == before[u]["id"] and parse_datetime(s["expirationDateTime"]) > now + timedelta(hours=47)
+            s["id"] == before[u]["id"]
+            and parse_datetime(s["expirationDateTime"]) > now + LIFETIME - timedelta(hours=1)
             for u, s in held.items()
         )
 
-    await wait_async(renewed)  # the same subscriptions, alive for another 48 hours, none recreated
+    await wait_async(renewed)  # the same subscriptions, alive for another `LIFETIME`, none recreated
     users = users_of(clocked, org["domain"])
     assert all(
-        parse_datetime(u["subscription_expires_at"]) > now + timedelta(hours=47) for u in users.values()
+        parse_datetime(u["subscription_expires_at"]) > now + LIFETIME - timedelta(hours=1)
+        for u in users.values()
     )
     adele = f"adele@{org['domain']}"
     Outlook(clocked, org["id"]).create(adele, graph_event("After the renewal", days=2))
@@ -115,7 +118,9 @@ async def test_expired_subscriptions_are_recreated_and_caught_up(clocked: Connec
     before = await subscriptions_of(clocked, org["id"])
     adele = f"adele@{org['domain']}"
     async with clocked.control() as control:
-        await control.advance_clock(hours=50)  # past the 48 hours: Graph deleted both subscriptions
+        await control.advance_clock(
+            seconds=(LIFETIME + timedelta(hours=2)).total_seconds()
+        )  # Graph deleted both
     assert await subscriptions_of(clocked, org["id"]) == {}
     Outlook(clocked, org["id"]).create(adele, graph_event("While nobody listened", days=3))  # nobody is told
     now = await emulator_now(clocked)
@@ -124,7 +129,8 @@ async def test_expired_subscriptions_are_recreated_and_caught_up(clocked: Connec
     async def recreated() -> bool:
         held = await subscriptions_of(clocked, org["id"])
         return held.keys() == before.keys() and all(
-            s["id"] != before[u]["id"] and parse_datetime(s["expirationDateTime"]) > now + timedelta(hours=47)
+            s["id"] != before[u]["id"]
+            and parse_datetime(s["expirationDateTime"]) > now + LIFETIME - timedelta(hours=1)
             for u, s in held.items()
         )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -73,6 +73,8 @@ def user_to_entity(user: UserRecord) -> dict[str, Any]:
             "SubscriptionExpiresAt": user.subscription_expires_at,
             "DeltaLink": user.delta_link,
             "DeltaSince": user.delta_since,
+            "DeltaWindowStart": user.delta_window[0] if user.delta_window else None,
+            "DeltaWindowEnd": user.delta_window[1] if user.delta_window else None,
             "Teams": user.teams.value if user.teams else None,
             "TeamsReason": user.teams_reason,
             "TaskSync": task_sync_json(user.task_sync),
@@ -205,6 +207,7 @@ def user_from_entity(entity: Any) -> UserRecord:
         subscription_expires_at=as_utc(entity.get("SubscriptionExpiresAt")),
         delta_link=entity.get("DeltaLink"),
         delta_since=as_utc(entity.get("DeltaSince")),
+        delta_window=_delta_window(entity),
         teams=TeamsStatus(entity["Teams"]) if entity.get("Teams") else None,
         teams_reason=entity.get("TeamsReason"),
         task_sync=task_sync_of(entity.get("TaskSync")),
@@ -213,6 +216,11 @@ def user_from_entity(entity: Any) -> UserRecord:
         todo_list_reason=entity.get("TodoListReason"),
         etag=etag_of(entity),
     )
+
+
+def _delta_window(entity: Mapping[str, Any]) -> tuple[datetime, datetime] | None:
+    start, end = as_utc(entity.get("DeltaWindowStart")), as_utc(entity.get("DeltaWindowEnd"))
+    return (start, end) if start is not None and end is not None else None
 
 
 class TableUsers:

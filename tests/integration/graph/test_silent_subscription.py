@@ -55,6 +55,7 @@ async def test_a_subscription_deleted_without_notice_is_recreated_by_the_renewal
 
     await graph.control.remove_subscription(lost, lifecycle=False)  # Graph drops it and tells nobody
     world.clock.advance(hours=2)  # far from expiry and not silent for a day: only Graph's word shows it
+    await graph.control.advance_clock(hours=2)  # one clock with the emulator (a renewal asks for its maximum)
     assert await renew_tenant_subscriptions(services, tenant.tenant_id) == 1
     for job in world.jobs.take():
         await run_job(services, job)

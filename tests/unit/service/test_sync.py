@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from shared.domain.signing import client_state
+from shared.domain.sync_window import reconciliation_night
 from shared.domain.tenants import CustomerApp, TenantState
 from shared.domain.users import DirectoryUser, LegacyLink, SyncState
 from shared.service import jobs
@@ -18,6 +19,7 @@ from shared.service.keys import NOTIFICATION_KEY
 from shared.service.notifications import receive_changes, receive_lifecycle
 from shared.service.records import LeaseOutcome
 from shared.service.schedules import fan_out
+from shared.service.subscriptions import LIFETIME
 from shared.service.sync import request_tenant_resync, run_sync_job
 from shared.service.tenant_disconnect import begin_disconnect
 from tests.fakes.calendar import throttled
@@ -296,7 +298,7 @@ async def test_lifecycle_events_renew_recreate_and_catch_up(world: FakeWorld) ->
 async def test_the_renewal_timer_renews_what_expires_soon(world: FakeWorld) -> None:
     await migrate(world, "s1", "s2")
     before = {u.staff_id: u.subscription_expires_at for u in await world.users.list_all(TID)}
-    world.clock.advance(hours=30)
+    world.clock.advance(hours=LIFETIME.total_seconds() / 3600 - 20)  # within a day of the calendar's expiry
     await fan_out(world.services, jobs.renew_tenant)
     ran = await run_all(world)
     kinds = sorted(j.kind for j in ran if j.queue == jobs.SYNC_QUEUE)
@@ -305,7 +307,9 @@ async def test_the_renewal_timer_renews_what_expires_soon(world: FakeWorld) -> N
     assert all(after[s] > before[s] for s in before)  # type: ignore[operator]
 
 
-async def test_the_nightly_run_resyncs_every_user_and_warns_of_an_expiring_secret(world: FakeWorld) -> None:
+async def test_the_nightly_run_catches_every_user_up_and_warns_of_an_expiring_secret(
+    world: FakeWorld,
+) -> None:
     await migrate(world, "s1", "s2")
     tenant = world.tenants.rows[TID]
     expiring = CustomerApp("app", secret_expires_at=world.clock.now() + timedelta(days=10))
@@ -313,7 +317,10 @@ async def test_the_nightly_run_resyncs_every_user_and_warns_of_an_expiring_secre
     await fan_out(world.services, jobs.nightly)
     ran = await run_all(world)
     kinds = sorted(j.kind for j in ran if j.queue == jobs.SYNC_QUEUE)
-    assert kinds == ["resync", "resync", "tasks_resync", "tasks_resync"]  # each calendar and To Do list
+    # Each calendar and To Do list: read whole on the user's reconciliation night, as these two's is tonight
+    # (tests/unit/service/test_idle_nightly.py has the other nights).
+    assert all(reconciliation_night(TID, s, world.clock.now(), 7) for s in ("s1", "s2"))
+    assert kinds == ["resync", "resync", "tasks_resync", "tasks_resync"]
     assert feed(world).count("tenant.credential_expiring") == 1
     await fan_out(world.services, jobs.nightly)
     await run_all(world)

@@ -134,7 +134,7 @@ async def test_switching_to_occurrences_resyncs_and_replaces_the_series(world: F
     OutlookSeries(world.mailboxes, weeks=2)
     await sync(world)
     await update_settings(world.services, TID, {"recurring_events": "occurrences"})
-    assert [j.kind for j in world.jobs.take()] == ["nightly"]
+    assert [j.kind for j in world.jobs.take()] == ["reconcile"]
     changes = await sync(world, kind="resync")
     assert sorted(summary(changes)) == [
         ("event.created", "M.2026-11-25"),

@@ -281,7 +281,7 @@ async def test_the_renewal_timer_renews_and_recreates_task_subscriptions(world: 
     await migrate(world, "s1", "s2")
     first = (await user(world)).task_sync.subscription_id
     assert first is not None
-    world.clock.advance(hours=30)  # within a day of the 48-hour expiry
+    world.clock.advance(hours=52)  # within a day of the expiry (`TASK_LIFETIME`, 70 hours)
     await renew_tenant_subscriptions(world.services, TID)
     await run_all(world)
     renewed = (await user(world)).task_sync
