@@ -215,7 +215,7 @@ class Container:
             todo=GraphTodo(self.graph, key_for),
             tasks=TableTasks(tenant_storage),
             messages=TableMessages(tenant_storage) if self.settings.message_monitor else UnrecordedMessages(),
-            poison=StoragePoisonQueues(self.storage),
+            poison=StoragePoisonQueues(self.router),
         )
         return telemetry.instrument(services)  # the same services, measured when telemetry is on
 

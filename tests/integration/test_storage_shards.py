@@ -14,14 +14,17 @@ from typing import Any
 
 import pytest
 from azure.data.tables.aio import TableServiceClient
+from azure.storage.blob.aio import BlobServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 
 from devhost.azurite import Azurite
 from shared.adapters.storage import placed_account
 from shared.bootstrap import Container
+from shared.domain.mail import MailContent, Recipient
 from shared.domain.tenants import AuthMode, Tenant, TenantSettings, TenantState
 from shared.domain.users import MatchStatus, StaffMember, UserRecord
 from shared.service.jobs import Notified, TenantJob, TenantWork, sync_user
+from shared.service.monitor import Direction, MessageStatus, MonitoredMessage, new_message_id
 from shared.service.records import Change, DeadLetter
 from shared.settings import STORAGE_CONNECTION, Settings
 
@@ -83,6 +86,22 @@ async def write_everything(container: Container, tenant: Tenant) -> None:
     await services.feed.append(key, [Change("user.matched", key, {"n": 1}, NOW, "s-1")])
     await services.dead_letters.add(DeadLetter(key, 1, 1, 3, "refused", NOW))
     await services.leases.acquire(f"{key}/s-1", "worker", timedelta(minutes=5), NOW)
+    await services.messages.record(
+        [
+            MonitoredMessage(
+                key,
+                Direction.PULL,
+                "sync",
+                MessageStatus.OK,
+                "sub-1",
+                NOW,
+                NOW,
+                message_id=new_message_id(NOW),
+            )
+        ]
+    )
+    mail = MailContent("Hello", "text", "Hi", (Recipient("B", f"b@{key}"),))
+    await services.mail_content.put(key, "m-1", mail)
     await services.jobs.enqueue(
         [
             TenantJob(key, TenantWork.NIGHTLY),
@@ -103,6 +122,15 @@ async def partitions(connection_string: str, prefix: str) -> dict[str, set[str]]
                     f"{e['PartitionKey']}/{e['RowKey']}" async for e in client.list_entities()
                 }
     return found
+
+
+async def blobs(connection_string: str, tenant_key: str) -> list[str]:
+    """The tenant's outgoing mail blobs in one account."""
+    async with BlobServiceClient.from_connection_string(connection_string) as service:
+        container = service.get_container_client("outgoing-mail")
+        if not await container.exists():
+            return []
+        return [b.name async for b in container.list_blobs(name_starts_with=f"{tenant_key}/")]
 
 
 async def queued(connection_string: str) -> dict[str, list[dict[str, Any]]]:
@@ -134,12 +162,17 @@ async def test_a_sharded_tenants_state_and_jobs_are_in_its_account_only(
 
     home_rows = await partitions(azurite.connection_string, prefix)
     shard_rows = await partitions(second_azurite.connection_string, prefix)
-    per_tenant = {"users", "changes", "deliveries", "leases"}
+    per_tenant = {"users", "changes", "deliveries", "leases", "messages"}
     assert set(naming(shard_rows, sharded)) == per_tenant
     assert set(naming(home_rows, unsharded)) == per_tenant | {"tenants"}
     assert set(naming(home_rows, sharded)) == {"tenants"}  # its row and nothing else
     assert naming(shard_rows, unsharded) == {}
     assert "tenants" not in shard_rows
+    # The mail content's blob too.
+    assert await blobs(second_azurite.connection_string, sharded) == [f"{sharded}/m-1.json"]
+    assert await blobs(azurite.connection_string, sharded) == []
+    assert await blobs(azurite.connection_string, unsharded) == [f"{unsharded}/m-1.json"]
+    assert await blobs(second_azurite.connection_string, unsharded) == []
 
     # Each job went to the queue of its tenant's account; a notification found it by its directory.
     home_queues, shard_queues = (
@@ -187,3 +220,23 @@ async def test_another_worker_finds_the_tenant_in_the_account_its_row_names(
             await other_again.close()
     finally:
         await other.close()
+
+
+async def test_a_message_the_host_poisoned_in_a_shard_is_listed_and_taken(
+    worker: Container, second_azurite: Azurite
+) -> None:
+    """The Functions host moves a message that failed its last try to the poison queue of the account it
+    came from: the console's poison listing sees the shard's as well as the home account's."""
+    queue = f"jobs{uuid.uuid4().hex[:12]}"
+    poison = worker.services.poison
+    await poison.put(queue, '{"kind":"parked"}')  # parked by the connector: the home account
+    async with QueueServiceClient.from_connection_string(second_azurite.connection_string) as service:
+        client = service.get_queue_client(f"{queue}-poison")
+        await client.create_queue()
+        await client.send_message(base64.b64encode(b'{"kind":"moved"}').decode())
+    listed = await poison.peek(queue)
+    assert sorted(m.body for m in listed) == ['{"kind":"moved"}', '{"kind":"parked"}']
+    moved = next(m for m in listed if m.body == '{"kind":"moved"}')
+    taken = await poison.take(queue, moved.message_id)
+    assert taken is not None and taken.body == '{"kind":"moved"}'
+    assert [m.body for m in await poison.peek(queue)] == ['{"kind":"parked"}']
