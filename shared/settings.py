@@ -1,9 +1,10 @@
 """The connector's one typed settings object.
 
 Read once, from app settings (environment variables; `local.settings.json` `Values` locally), by the
-composition root. Nothing else reads the environment. `REQUIRED` and `OPTIONAL` are the whole list
-of names the code reads in Azure; `tests/infra` checks that `infra/` sets every required one, and none of
-`LOCAL_ONLY` (settings of the local host, refused anywhere else).
+composition root. Nothing else reads the environment, but for `functions/queues.py`, which registers
+the queue triggers of each storage shard at import (`storage_shard_names`). `REQUIRED` and `OPTIONAL`
+are the whole list of names the code reads in Azure; `tests/infra` checks that `infra/` sets every
+required one, and none of `LOCAL_ONLY` (settings of the local host, refused anywhere else).
 """
 
 from __future__ import annotations
