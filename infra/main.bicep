@@ -68,6 +68,9 @@ param storageSkuName string = 'Standard_GRS'
 @maxValue(20)
 param storageShardCount int = 0
 
+@description('The storage connections new tenants are placed on, comma-separated (STORAGE_PLACEMENT: AzureWebJobsStorage, SHARD1, ...). Empty: every shard (or the home account when there is none). Narrow it to close a full shard to new tenants.')
+param storagePlacement string = ''
+
 @description('Object id of the person (or CI principal) running azd: gets data roles for debugging and to store the Graph secret. azd fills it in.')
 param principalId string = ''
 
@@ -239,6 +242,7 @@ module api './app/api.bicep' = {
       }
     ]
     storageShardNames: join(storageShardNames, ',')
+    storagePlacement: storagePlacement
     deploymentContainerName: deploymentContainerName
     keyVaultUri: keyVault.outputs.uri
     graphClientSecretName: graphClientSecretName

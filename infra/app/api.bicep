@@ -20,6 +20,8 @@ param storageTableEndpoint string
 param storageShards array = []
 @description('The shards\' connection names, comma-separated (STORAGE_SHARDS); empty for none.')
 param storageShardNames string = ''
+@description('The connections new tenants are placed on (STORAGE_PLACEMENT); empty for the default.')
+param storagePlacement string = ''
 param deploymentContainerName string
 param keyVaultUri string
 param graphClientSecretName string
@@ -130,6 +132,10 @@ var baseAppSettings = [
   {
     name: 'STORAGE_SHARDS'
     value: storageShardNames
+  }
+  {
+    name: 'STORAGE_PLACEMENT'
+    value: storagePlacement
   }
 ]
 // Each storage shard is a connection of its own, identity-based like AzureWebJobsStorage: the connector's

@@ -220,9 +220,6 @@ class StorageRouter:
     def accounts(self) -> Mapping[str, StorageClients]:
         return self._accounts
 
-    def use_lookup(self, lookup: AccountLookup) -> None:
-        self._lookup = lookup
-
     def place(self, tenant_id: str) -> str:
         """The account a new tenant goes to (`placed_account`); its row stores it."""
         return placed_account(tenant_id, self._placement)

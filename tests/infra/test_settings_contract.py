@@ -104,7 +104,7 @@ def test_each_storage_shard_is_an_identity_based_connection_named_in_storage_sha
         "${shard.name}__queueServiceUri": "shard.queueEndpoint",
         "${shard.name}__tableServiceUri": "shard.tableEndpoint",
     }
-    assert "STORAGE_SHARDS" in site_app_settings()
+    assert {"STORAGE_SHARDS", "STORAGE_PLACEMENT"} <= set(site_app_settings())
     env = {
         name.replace("${shard.name}", "SHARD1"): f"https://x.example/{value}" for name, value in shard.items()
     }
