@@ -2,6 +2,8 @@
 
 Both answer the validation handshake by echoing the token as text/plain. Change notifications are checked
 without a table read and queued per user through the queue output binding; the answer is 202 at once.
+With storage shards configured, a directory's account is read once per worker (then kept) and a sharded
+tenant's jobs are queued on its account instead.
 """
 
 from __future__ import annotations
@@ -62,7 +64,10 @@ async def _handle(
     except InvalidInput as error:
         return error_response(error.status, "invalid_input", error.reason, error.field)
     call.received(received.accepted, received.forged, received.malformed)
-    if received.jobs:
+    # A tenant sharded to another storage account gets its jobs on that account's queue; the binding
+    # writes the home account's (with no shard configured, all of them, without a table read).
+    home_jobs = await services.jobs.enqueue_off_home(received.jobs) if received.jobs else []
+    if home_jobs:
         trace = telemetry.carrier()  # the jobs continue this request's trace
-        out.set([encode(job, trace) for job in received.jobs])
+        out.set([encode(job, trace) for job in home_jobs])
     return func.HttpResponse(status_code=202)

@@ -17,7 +17,7 @@ bp = func.Blueprint()
 @handles_errors
 async def health(req: func.HttpRequest) -> func.HttpResponse:
     c = container()
-    report = await check_health(c.settings.version, storage=c.storage, secrets=c.secrets)
+    report = await check_health(c.settings.version, storage=c.router, secrets=c.secrets)
     return json_response(report.as_json(), status=200 if report.healthy else 503)
 
 

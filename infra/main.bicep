@@ -63,6 +63,14 @@ param zoneRedundant bool = false
 @description('Storage replication. The tables hold the connector\'s state (tenants, links between host and Outlook items), so the default is geo-redundant.')
 param storageSkuName string = 'Standard_GRS'
 
+@description('Storage accounts beyond the home one, each holding the tables, queues and mail content of the tenants placed on it (DESIGN.md, "Sharding across storage accounts"). 0: one account. Raise it to add shards; never lower it while a shard holds tenants.')
+@minValue(0)
+@maxValue(20)
+param storageShardCount int = 0
+
+@description('The storage connections new tenants are placed on, comma-separated (STORAGE_PLACEMENT: AzureWebJobsStorage, SHARD1, ...). Empty: every shard (or the home account when there is none). Narrow it to close a full shard to new tenants.')
+param storagePlacement string = ''
+
 @description('Object id of the person (or CI principal) running azd: gets data roles for debugging and to store the Graph secret. azd fills it in.')
 param principalId string = ''
 
@@ -145,6 +153,26 @@ module storage './core/storage/storage.bicep' = {
   }
 }
 
+var storageShardNames = [for index in range(1, storageShardCount): 'SHARD${index}']
+
+// The storage shards: the same hardening, queues, tables and containers as the home account. Their
+// connections are named SHARD1, SHARD2, ... (app settings `SHARDn__...`, `STORAGE_SHARDS`).
+module storageShards './core/storage/storage.bicep' = [
+  for index in range(1, storageShardCount): {
+    name: 'storage-shard-${index}'
+    scope: rg
+    params: {
+      name: '${abbrs.storageStorageAccounts}${take(resourceToken, 12)}s${index}'
+      location: location
+      tags: tags
+      skuName: storageSkuName
+      queueNames: connectorQueues
+      tableNames: connectorTables
+      containerNames: connectorContainers
+    }
+  }
+]
+
 module keyVault './core/security/keyvault.bicep' = {
   name: 'keyvault'
   scope: rg
@@ -183,6 +211,7 @@ module rbac './app/rbac.bicep' = {
   scope: rg
   params: {
     storageAccountName: storage.outputs.name
+    shardAccountNames: [for index in range(0, storageShardCount): storageShards[index].outputs.name]
     keyVaultName: keyVault.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     identityPrincipalId: identity.outputs.principalId
@@ -204,6 +233,16 @@ module api './app/api.bicep' = {
     storageBlobEndpoint: storage.outputs.blobEndpoint
     storageQueueEndpoint: storage.outputs.queueEndpoint
     storageTableEndpoint: storage.outputs.tableEndpoint
+    storageShards: [
+      for index in range(0, storageShardCount): {
+        name: storageShardNames[index]
+        blobEndpoint: storageShards[index].outputs.blobEndpoint
+        queueEndpoint: storageShards[index].outputs.queueEndpoint
+        tableEndpoint: storageShards[index].outputs.tableEndpoint
+      }
+    ]
+    storageShardNames: join(storageShardNames, ',')
+    storagePlacement: storagePlacement
     deploymentContainerName: deploymentContainerName
     keyVaultUri: keyVault.outputs.uri
     graphClientSecretName: graphClientSecretName

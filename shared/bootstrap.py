@@ -29,7 +29,8 @@ if TYPE_CHECKING:  # the SDKs are imported on first use, not at import: the work
     from shared.adapters.graph.credentials import TenantCredentials
     from shared.adapters.host_webhook import HttpHostWebhook
     from shared.adapters.keyvault import KeyVaultSecretStore
-    from shared.adapters.storage import StorageClients
+    from shared.adapters.queues import StorageJobQueue
+    from shared.adapters.storage import StorageClients, StorageRouter
 
 
 class SystemClock:
@@ -71,6 +72,26 @@ class Container:
         from shared.adapters.storage import StorageClients
 
         return StorageClients(self.settings.storage, self.credential, table_prefix=self.settings.table_prefix)
+
+    @cached_property
+    def router(self) -> StorageRouter:
+        """Tenant -> storage account: the home account (`storage`) and the shards of `STORAGE_SHARDS`."""
+        from shared.adapters.storage import StorageClients, StorageRouter
+        from shared.adapters.tables.tenants import TenantAccounts
+
+        shards = {
+            name: StorageClients(account, self.credential, table_prefix=self.settings.table_prefix)
+            for name, account in self.settings.shards.accounts
+        }
+        return StorageRouter(
+            self.storage, shards, self.settings.shards.placement, TenantAccounts(self.storage)
+        )
+
+    @cached_property
+    def job_queue(self) -> StorageJobQueue:
+        from shared.adapters.queues import StorageJobQueue
+
+        return StorageJobQueue(self.router)
 
     @cached_property
     def webhook(self) -> HttpHostWebhook:
@@ -115,7 +136,6 @@ class Container:
         from shared.adapters.graph.todo import GraphTodo
         from shared.adapters.graph.writes import GraphCalendarWriter
         from shared.adapters.poison_queues import StoragePoisonQueues
-        from shared.adapters.queues import StorageJobQueue
         from shared.adapters.tables.appointments import TableAppointments
         from shared.adapters.tables.busy import TableBusy
         from shared.adapters.tables.change_feed import TableChangeFeed
@@ -146,13 +166,14 @@ class Container:
             ),
         )
         key_for = self.tenant_credentials.key_for
-        queue = StorageJobQueue(self.storage)
+        queue = self.job_queue
+        tenant_storage = self.router  # per-tenant tables: the account holding the tenant
         services = Services(
-            tenants=TableTenants(self.storage),
-            users=TableUsers(self.storage),
+            tenants=TableTenants(self.storage, self.router),
+            users=TableUsers(tenant_storage),
             consent_states=TableConsentStates(self.storage),
             secrets=self.secrets,
-            feed=TableChangeFeed(self.storage),
+            feed=TableChangeFeed(tenant_storage),
             jobs=queue,
             directory=GraphDirectory(
                 self.graph,
@@ -170,18 +191,18 @@ class Container:
                 notification_url=config.notification_url,
                 lifecycle_url=config.lifecycle_url,
             ),
-            item_statuses=TableItemStatuses(self.storage),
-            leases=TableLeases(self.storage),
+            item_statuses=TableItemStatuses(tenant_storage),
+            leases=TableLeases(tenant_storage),
             subscription_index=TableSubscriptionIndex(self.storage),
-            dead_letters=TableDeadLetters(self.storage),
+            dead_letters=TableDeadLetters(tenant_storage),
             webhook=self.webhook,
             keys=KeyRing(self.secrets),
-            appointments=TableAppointments(self.storage),
+            appointments=TableAppointments(tenant_storage),
             calendar_writer=GraphCalendarWriter(self.graph, key_for),
             delivery_requests=DeliveryRequests(queue),
-            busy=TableBusy(self.storage),
-            mail=TableMail(self.storage),
-            mail_content=BlobMailContent(self.storage),
+            busy=TableBusy(tenant_storage),
+            mail=TableMail(tenant_storage),
+            mail_content=BlobMailContent(tenant_storage),
             mail_gateway=GraphMail(self.graph, key_for),
             schedules=GraphSchedules(self.graph, key_for),
             meetings=GraphMeetings(self.graph, key_for),
@@ -193,9 +214,9 @@ class Container:
                 lifecycle_url=config.lifecycle_url,
             ),
             todo=GraphTodo(self.graph, key_for),
-            tasks=TableTasks(self.storage),
-            messages=TableMessages(self.storage) if self.settings.message_monitor else UnrecordedMessages(),
-            poison=StoragePoisonQueues(self.storage),
+            tasks=TableTasks(tenant_storage),
+            messages=TableMessages(tenant_storage) if self.settings.message_monitor else UnrecordedMessages(),
+            poison=StoragePoisonQueues(self.router),
         )
         return telemetry.instrument(services)  # the same services, measured when telemetry is on
 
@@ -208,7 +229,9 @@ class Container:
             await self.webhook.aclose()
         if "secrets" in built:
             await self.secrets.close()
-        if "storage" in built:
+        if "router" in built:
+            await self.router.close()  # the home account's clients and the shards'
+        elif "storage" in built:
             await self.storage.close()
         if "credential" in built:
             await self.credential.close()

@@ -1,13 +1,15 @@
 """The connector's one typed settings object.
 
 Read once, from app settings (environment variables; `local.settings.json` `Values` locally), by the
-composition root. Nothing else reads the environment. `REQUIRED` and `OPTIONAL` are the whole list
-of names the code reads in Azure; `tests/infra` checks that `infra/` sets every required one, and none of
-`LOCAL_ONLY` (settings of the local host, refused anywhere else).
+composition root. Nothing else reads the environment, but for `functions/queues.py`, which registers
+the queue triggers of each storage shard at import (`storage_shard_names`). `REQUIRED` and `OPTIONAL`
+are the whole list of names the code reads in Azure; `tests/infra` checks that `infra/` sets every
+required one, and none of `LOCAL_ONLY` (settings of the local host, refused anywhere else).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -44,6 +46,8 @@ OPTIONAL: Final[tuple[str, ...]] = (
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "TELEMETRY_EXPORTER",
     "MESSAGE_MONITOR",
+    "STORAGE_SHARDS",
+    "STORAGE_PLACEMENT",
 )
 # Honoured by the local host only, never set in Azure (tests/infra checks that infra does not): the shared
 # clock file the Microsoft 365 emulator writes (its offset from real time), so one clock moves the emulator
@@ -54,6 +58,9 @@ LOCAL_ONLY: Final[tuple[str, ...]] = ("LOCAL_CLOCK_FILE",)
 LOCAL_ENVIRONMENT: Final = ("AZURE_FUNCTIONS_ENVIRONMENT", "Development")
 AZURE_INSTANCE: Final = "WEBSITE_INSTANCE_ID"
 STORAGE_CONNECTION: Final = "AzureWebJobsStorage"
+# A shard's connection is named like an app setting: letters, digits and single underscores (it also names
+# the queue triggers registered for it), never the home connection's name.
+_SHARD_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*")
 # Secrets the app can also read from Key Vault itself: an unresolved reference (say, before the operator
 # stored the secret) is treated as absent rather than stopping every function.
 SELF_READ_SECRETS: Final = frozenset({"GRAPH_CLIENT_SECRET"})
@@ -88,11 +95,13 @@ class StorageSettings:
     blob_endpoint: str | None = None  # the outgoing mail's content (`__blobServiceUri`, or the account's)
 
     @classmethod
-    def from_environ(cls, env: Mapping[str, str]) -> StorageSettings:
-        connection_string = env.get(STORAGE_CONNECTION, "").strip() or None
+    def from_environ(cls, env: Mapping[str, str], connection: str = STORAGE_CONNECTION) -> StorageSettings:
+        """The account a connection setting names (`AzureWebJobsStorage`, or a shard's), as the Functions
+        host reads it: the setting itself as a connection string, or its `__` members."""
+        connection_string = env.get(connection, "").strip() or None
         if connection_string:
             return cls(connection_string, None, None)
-        prefix = f"{STORAGE_CONNECTION}__"
+        prefix = f"{connection}__"
         account = env.get(f"{prefix}accountName", "").strip()
         table = env.get(f"{prefix}tableServiceUri", "").strip() or (
             f"https://{account}.table.core.windows.net" if account else ""
@@ -102,13 +111,59 @@ class StorageSettings:
         )
         if not table or not queue:
             raise SettingsError(
-                f"{STORAGE_CONNECTION}: set a connection string, or {prefix}accountName "
+                f"{connection}: set a connection string, or {prefix}accountName "
                 f"(or {prefix}tableServiceUri and {prefix}queueServiceUri) for an identity-based connection"
             )
         blob = env.get(f"{prefix}blobServiceUri", "").strip() or (
             f"https://{account}.blob.core.windows.net" if account else ""
         )
         return cls(None, table.rstrip("/"), queue.rstrip("/"), blob.rstrip("/") or None)
+
+
+def storage_shard_names(env: Mapping[str, str]) -> tuple[str, ...]:
+    """`STORAGE_SHARDS`: the connection names of the storage accounts besides the home one
+    (`AzureWebJobsStorage`), comma-separated, in the order they were added. The queue triggers are
+    registered once per name, so function_app reads this at import."""
+    raw = env.get("STORAGE_SHARDS", "")
+    names = tuple(name.strip() for name in raw.split(",") if name.strip())
+    for name in names:
+        if not _SHARD_NAME.fullmatch(name) or name.lower() == STORAGE_CONNECTION.lower():
+            raise SettingsError(
+                f"STORAGE_SHARDS: {name!r} is not a connection name (letters and digits, single underscores, "
+                f"not {STORAGE_CONNECTION})"
+            )
+    if len({name.lower() for name in names}) != len(names):
+        raise SettingsError("STORAGE_SHARDS: a connection is named twice")
+    return names
+
+
+@dataclass(frozen=True, slots=True)
+class StorageShards:
+    """The storage accounts beyond the home one, and where new tenants go (see DESIGN.md, Sharding across
+    storage accounts).
+
+    `accounts`: each shard's connection name and its account. `placement`: the connections a new tenant
+    is placed on (`STORAGE_PLACEMENT`, comma-separated; `AzureWebJobsStorage` may be among them); by
+    default every shard, or the home account when there is none."""
+
+    accounts: tuple[tuple[str, StorageSettings], ...] = ()
+    placement: tuple[str, ...] = (STORAGE_CONNECTION,)
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str]) -> StorageShards:
+        names = storage_shard_names(env)
+        accounts = tuple((name, StorageSettings.from_environ(env, name)) for name in names)
+        raw = env.get("STORAGE_PLACEMENT", "")
+        placement = tuple(name.strip() for name in raw.split(",") if name.strip())
+        known = {STORAGE_CONNECTION, *names}
+        unknown = [name for name in placement if name not in known]
+        if unknown:
+            raise SettingsError(
+                f"STORAGE_PLACEMENT: {', '.join(unknown)}: neither {STORAGE_CONNECTION} nor in STORAGE_SHARDS"
+            )
+        if len(set(placement)) != len(placement):
+            raise SettingsError("STORAGE_PLACEMENT: a connection is named twice")
+        return cls(accounts, placement or names or (STORAGE_CONNECTION,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +226,7 @@ class Settings:
     applicationinsights_connection_string: str | None = None
     telemetry_exporter: str | None = None
     message_monitor: bool = True  # MESSAGE_MONITOR=off records no message (to measure what the monitor costs)
+    shards: StorageShards = StorageShards()  # STORAGE_SHARDS, STORAGE_PLACEMENT: none by default
 
     def __repr__(self) -> str:  # the secret setting never reaches a log
         return f"Settings(graph_client_id={self.graph_client_id!r}, public_base_url={self.public_base_url!r})"
@@ -264,4 +320,5 @@ class Settings:
             applicationinsights_connection_string=optional("APPLICATIONINSIGHTS_CONNECTION_STRING"),
             telemetry_exporter=telemetry_exporter,
             message_monitor=monitor == "on",
+            shards=StorageShards.from_environ(env),
         )

@@ -16,6 +16,12 @@ param identityClientId string
 param storageBlobEndpoint string
 param storageQueueEndpoint string
 param storageTableEndpoint string
+@description('The storage shards, each {name (its connection: SHARD1, ...), blobEndpoint, queueEndpoint, tableEndpoint}.')
+param storageShards array = []
+@description('The shards\' connection names, comma-separated (STORAGE_SHARDS); empty for none.')
+param storageShardNames string = ''
+@description('The connections new tenants are placed on (STORAGE_PLACEMENT); empty for the default.')
+param storagePlacement string = ''
 param deploymentContainerName string
 param keyVaultUri string
 param graphClientSecretName string
@@ -48,6 +54,115 @@ var httpAlwaysReady = [
     name: 'http'
     instanceCount: httpAlwaysReadyInstances
   }
+]
+
+// The app settings; shared/settings.py reads them (tests/infra checks the two agree).
+var baseAppSettings = [
+  // Host storage, identity-based (no connection string; shared keys are disabled). The connector's
+  // own table and queue clients read the same settings (shared/settings.py, StorageSettings).
+  {
+    name: 'AzureWebJobsStorage__credential'
+    value: 'managedidentity'
+  }
+  {
+    name: 'AzureWebJobsStorage__clientId'
+    value: identityClientId
+  }
+  {
+    name: 'AzureWebJobsStorage__blobServiceUri'
+    value: storageBlobEndpoint
+  }
+  {
+    name: 'AzureWebJobsStorage__queueServiceUri'
+    value: storageQueueEndpoint
+  }
+  {
+    name: 'AzureWebJobsStorage__tableServiceUri'
+    value: storageTableEndpoint
+  }
+  // Telemetry with Entra auth: local auth is disabled on the Application Insights resource.
+  {
+    name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+    value: applicationInsightsConnectionString
+  }
+  {
+    name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+    value: 'ClientId=${identityClientId};Authorization=AAD'
+  }
+  // azure-identity (DefaultAzureCredential / ManagedIdentityCredential) picks the user-assigned identity from this.
+  {
+    name: 'AZURE_CLIENT_ID'
+    value: identityClientId
+  }
+  {
+    name: 'KEY_VAULT_URL'
+    value: keyVaultUri
+  }
+  {
+    name: 'GRAPH_CLIENT_ID'
+    value: graphClientId
+  }
+  {
+    name: 'GRAPH_CLIENT_SECRET_NAME'
+    value: graphClientSecretName
+  }
+  // Key Vault reference, version-less: the platform resolves it with keyVaultReferenceIdentity and
+  // picks up a new secret version within 24 hours or on restart. Until the operator has stored the
+  // secret the app sees the literal `@Microsoft.KeyVault(...)` text and refuses to start, naming it.
+  {
+    name: 'GRAPH_CLIENT_SECRET'
+    value: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${graphClientSecretName}/)'
+  }
+  {
+    name: 'PUBLIC_BASE_URL'
+    value: publicBaseUrl
+  }
+  {
+    name: 'HOST_WEBHOOK_URL'
+    value: hostWebhookUrl
+  }
+  {
+    name: 'RENEWAL_SCHEDULE'
+    value: renewalSchedule
+  }
+  {
+    name: 'NIGHTLY_RESYNC_SCHEDULE'
+    value: nightlyResyncSchedule
+  }
+  {
+    name: 'STORAGE_SHARDS'
+    value: storageShardNames
+  }
+  {
+    name: 'STORAGE_PLACEMENT'
+    value: storagePlacement
+  }
+]
+// Each storage shard is a connection of its own, identity-based like AzureWebJobsStorage: the connector's
+// clients and the host's queue triggers (`connection: SHARDn`) read the same settings.
+var shardAppSettings = [
+  for shard in storageShards: [
+    {
+      name: '${shard.name}__credential'
+      value: 'managedidentity'
+    }
+    {
+      name: '${shard.name}__clientId'
+      value: identityClientId
+    }
+    {
+      name: '${shard.name}__blobServiceUri'
+      value: shard.blobEndpoint
+    }
+    {
+      name: '${shard.name}__queueServiceUri'
+      value: shard.queueEndpoint
+    }
+    {
+      name: '${shard.name}__tableServiceUri'
+      value: shard.tableEndpoint
+    }
+  ]
 ]
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
@@ -93,79 +208,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       ftpsState: 'Disabled'
       http20Enabled: true
       remoteDebuggingEnabled: false
-      appSettings: [
-        // Host storage, identity-based (no connection string; shared keys are disabled). The connector's
-        // own table and queue clients read the same settings (shared/settings.py, StorageSettings).
-        {
-          name: 'AzureWebJobsStorage__credential'
-          value: 'managedidentity'
-        }
-        {
-          name: 'AzureWebJobsStorage__clientId'
-          value: identityClientId
-        }
-        {
-          name: 'AzureWebJobsStorage__blobServiceUri'
-          value: storageBlobEndpoint
-        }
-        {
-          name: 'AzureWebJobsStorage__queueServiceUri'
-          value: storageQueueEndpoint
-        }
-        {
-          name: 'AzureWebJobsStorage__tableServiceUri'
-          value: storageTableEndpoint
-        }
-        // Telemetry with Entra auth: local auth is disabled on the Application Insights resource.
-        {
-          name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
-          value: applicationInsightsConnectionString
-        }
-        {
-          name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
-          value: 'ClientId=${identityClientId};Authorization=AAD'
-        }
-        // azure-identity (DefaultAzureCredential / ManagedIdentityCredential) picks the user-assigned identity from this.
-        {
-          name: 'AZURE_CLIENT_ID'
-          value: identityClientId
-        }
-        {
-          name: 'KEY_VAULT_URL'
-          value: keyVaultUri
-        }
-        {
-          name: 'GRAPH_CLIENT_ID'
-          value: graphClientId
-        }
-        {
-          name: 'GRAPH_CLIENT_SECRET_NAME'
-          value: graphClientSecretName
-        }
-        // Key Vault reference, version-less: the platform resolves it with keyVaultReferenceIdentity and
-        // picks up a new secret version within 24 hours or on restart. Until the operator has stored the
-        // secret the app sees the literal `@Microsoft.KeyVault(...)` text and refuses to start, naming it.
-        {
-          name: 'GRAPH_CLIENT_SECRET'
-          value: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${graphClientSecretName}/)'
-        }
-        {
-          name: 'PUBLIC_BASE_URL'
-          value: publicBaseUrl
-        }
-        {
-          name: 'HOST_WEBHOOK_URL'
-          value: hostWebhookUrl
-        }
-        {
-          name: 'RENEWAL_SCHEDULE'
-          value: renewalSchedule
-        }
-        {
-          name: 'NIGHTLY_RESYNC_SCHEDULE'
-          value: nightlyResyncSchedule
-        }
-      ]
+      appSettings: concat(baseAppSettings, flatten(shardAppSettings))
     }
     functionAppConfig: {
       deployment: {

@@ -1,7 +1,7 @@
 // Least-privilege data-plane roles. No control-plane role (Owner, Contributor, ...) is granted.
 //
 // The app's identity:
-//   storage account:      Storage Blob Data Owner (host storage: timer locks and schedule status,
+//   storage account (and each storage shard): Storage Blob Data Owner (host storage: timer locks and schedule status,
 //                         and the Flex deployment container), Storage Queue Data Contributor,
 //                         Storage Table Data Contributor;
 //   Key Vault:            Key Vault Secrets Officer (the app writes secrets: the host webhook signing
@@ -12,6 +12,8 @@
 // table and queue data roles (to inspect state and poison queues while debugging).
 
 param storageAccountName string
+@description('The storage shards: the app gets the same storage roles on each as on the home account.')
+param shardAccountNames array = []
 param keyVaultName string
 param applicationInsightsName string
 param identityPrincipalId string
@@ -58,6 +60,25 @@ resource appStorage 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
       principalId: identityPrincipalId
       principalType: 'ServicePrincipal'
       roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleId)
+    }
+  }
+]
+
+resource shards 'Microsoft.Storage/storageAccounts@2023-05-01' existing = [
+  for shardName in shardAccountNames: {
+    name: shardName
+  }
+]
+
+// Every (shard, role) pair, numbered shard by shard: the app's storage roles on each shard.
+resource appShardStorage 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for pair in range(0, length(shardAccountNames) * length(appStorageRoles)): {
+    name: guid(shards[pair / length(appStorageRoles)].id, identityPrincipalId, appStorageRoles[pair % length(appStorageRoles)])
+    scope: shards[pair / length(appStorageRoles)]
+    properties: {
+      principalId: identityPrincipalId
+      principalType: 'ServicePrincipal'
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', appStorageRoles[pair % length(appStorageRoles)])
     }
   }
 ]

@@ -1,6 +1,10 @@
 """The poison queues on Storage (`PoisonQueues`): `<queue>-poison`, base64 text as the Functions host
 writes it.
 
+The connector parks a job in the home account's poison queue; the Functions host moves a message that
+failed its last try to the poison queue of the account it came from, a storage shard's too, so `peek` and
+`take` look in every account.
+
 Storage deletes a message only with the pop receipt of a receive, so `take` receives a batch (hidden for a
 few seconds), deletes the one asked for and makes the others visible again at once."""
 
@@ -10,8 +14,9 @@ import contextlib
 from typing import Final
 
 from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.queue.aio import QueueClient
 
-from shared.adapters.storage import StorageClients
+from shared.adapters.storage import StorageClients, StorageRouter
 from shared.service.ports.poison import PoisonMessage
 
 POISON_SUFFIX: Final = "-poison"
@@ -24,19 +29,30 @@ def _text(content: object) -> str:
 
 
 class StoragePoisonQueues:
-    def __init__(self, storage: StorageClients) -> None:
-        self._storage = storage
+    def __init__(self, storage: StorageClients | StorageRouter) -> None:
+        self._home = storage.home if isinstance(storage, StorageRouter) else storage
+        self._accounts = list(storage.accounts.values()) if isinstance(storage, StorageRouter) else [storage]
 
     async def put(self, queue: str, body: str) -> None:
-        await (await self._storage.queue(queue + POISON_SUFFIX)).send_message(body)
+        await (await self._home.queue(queue + POISON_SUFFIX)).send_message(body)
 
     async def peek(self, queue: str) -> list[PoisonMessage]:
-        client = await self._storage.queue(queue + POISON_SUFFIX)
-        peeked = await client.peek_messages(max_messages=PEEK_MAX)
-        return [PoisonMessage(queue, m.id, m.inserted_on, _text(m.content)) for m in peeked]
+        found: list[PoisonMessage] = []
+        for account in self._accounts:
+            client = await account.queue(queue + POISON_SUFFIX)
+            peeked = await client.peek_messages(max_messages=PEEK_MAX)
+            found += [PoisonMessage(queue, m.id, m.inserted_on, _text(m.content)) for m in peeked]
+        return found
 
     async def take(self, queue: str, message_id: str) -> PoisonMessage | None:
-        client = await self._storage.queue(queue + POISON_SUFFIX)
+        for account in self._accounts:
+            found = await self._take(await account.queue(queue + POISON_SUFFIX), queue, message_id)
+            if found is not None:
+                return found
+        return None
+
+    @staticmethod
+    async def _take(client: QueueClient, queue: str, message_id: str) -> PoisonMessage | None:
         found: PoisonMessage | None = None
         others = []
         async for message in client.receive_messages(

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ResourceExistsError
@@ -20,7 +21,7 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.queue import BinaryBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
-from shared.settings import StorageSettings
+from shared.settings import STORAGE_CONNECTION, StorageSettings
 
 if TYPE_CHECKING:  # azure-storage-blob is imported when mail is first sent
     from azure.storage.blob.aio import BlobServiceClient, ContainerClient
@@ -63,6 +64,10 @@ class StorageClients:
         self._queue_clients: dict[str, QueueClient] = {}
         self._ready_tables: dict[str, asyncio.Future[None]] = {}
         self._ready_queues: dict[str, asyncio.Future[None]] = {}
+
+    async def for_tenant(self, tenant_id: str) -> StorageClients:
+        """One account holds every tenant (`TenantStorage` with no shards)."""
+        return self
 
     def table_name(self, name: str) -> str:
         return f"{self._prefix}{name}"
@@ -157,3 +162,111 @@ class StorageClients:
                 raise
             future.set_result(None)
         await future
+
+
+class TenantStorage(Protocol):
+    """How a per-tenant adapter gets its clients: the account that holds the tenant's data.
+    `StorageClients` (one account) and `StorageRouter` (a home account and shards) both are one."""
+
+    async def for_tenant(self, tenant_id: str) -> StorageClients: ...
+
+
+class AccountLookup(Protocol):
+    """Where the router reads an assignment it has not seen yet: the tenant's row in the home account's
+    `tenants` table (`shared/adapters/tables/tenants.TenantAccounts`). None: no row (yet)."""
+
+    async def account_of(self, tenant_id: str) -> str | None: ...
+
+    async def account_of_directory(self, directory_id: str) -> str | None: ...
+
+
+def placed_account(tenant_id: str, placement: Sequence[str]) -> str:
+    """The rule a new tenant's account is chosen by: SHA-256 of its key, modulo the accounts open to new
+    tenants, in the order configured. The choice is stored with the tenant, so changing the list later
+    moves no one."""
+    digest = int.from_bytes(hashlib.sha256(tenant_id.encode()).digest()[:8], "big")
+    return placement[digest % len(placement)]
+
+
+class StorageRouter:
+    """Tenant -> storage account. The home account (`AzureWebJobsStorage`) keeps what must be found before
+    the tenant is known (tenants and their directory claims, consent states, the subscription index, the
+    poison queues); everything of one tenant, and its queue messages, live in the account stored on its
+    tenant row (`StorageAccount`, the connection's name; absent: home). An assignment never changes, so
+    each worker keeps the ones it has read; with no shard configured no lookup is made at all."""
+
+    def __init__(
+        self,
+        home: StorageClients,
+        shards: Mapping[str, StorageClients],
+        placement: Sequence[str],
+        lookup: AccountLookup | None = None,
+    ) -> None:
+        self.home = home
+        self._accounts: dict[str, StorageClients] = {STORAGE_CONNECTION: home, **shards}
+        unknown = [name for name in placement if name not in self._accounts]
+        if unknown or not placement:
+            raise ValueError(f"placement names no configured account: {placement!r}")
+        self._placement = tuple(placement)
+        self._lookup = lookup
+        self._tenants: dict[str, str] = {}
+        self._directories: dict[str, str] = {}
+
+    @property
+    def sharded(self) -> bool:
+        return len(self._accounts) > 1
+
+    @property
+    def accounts(self) -> Mapping[str, StorageClients]:
+        return self._accounts
+
+    def place(self, tenant_id: str) -> str:
+        """The account a new tenant goes to (`placed_account`); its row stores it."""
+        return placed_account(tenant_id, self._placement)
+
+    def remember(self, tenant_id: str, account: str | None, directory_id: str | None = None) -> None:
+        """An assignment read from (or written to) the tenant's row."""
+        name = account or STORAGE_CONNECTION
+        self._tenants[tenant_id] = name
+        if directory_id:
+            self._directories[directory_id] = name
+
+    async def account_name(self, tenant_id: str) -> str:
+        if not self.sharded:
+            return STORAGE_CONNECTION
+        name = self._tenants.get(tenant_id)
+        if name is None:
+            stored = await self._lookup.account_of(tenant_id) if self._lookup else None
+            if stored is None:
+                return STORAGE_CONNECTION  # no row (yet): not remembered, a later call reads again
+            name = self._tenants[tenant_id] = stored
+        return name
+
+    async def for_tenant(self, tenant_id: str) -> StorageClients:
+        return self._client(await self.account_name(tenant_id))
+
+    async def for_directory(self, directory_id: str) -> StorageClients:
+        """The account of the tenant holding a Graph directory (a notification names the directory)."""
+        if not self.sharded:
+            return self.home
+        name = self._directories.get(directory_id)
+        if name is None:
+            stored = await self._lookup.account_of_directory(directory_id) if self._lookup else None
+            if stored is None:
+                return self.home
+            name = self._directories[directory_id] = stored
+        return self._client(name)
+
+    def _client(self, name: str) -> StorageClients:
+        client = self._accounts.get(name)
+        if client is None:  # a row naming an account whose setting was removed: never guess another
+            raise RuntimeError(f"storage account {name!r} is not configured (STORAGE_SHARDS)")
+        return client
+
+    async def ping(self) -> None:
+        for account in self._accounts.values():
+            await account.ping()
+
+    async def close(self) -> None:
+        for account in self._accounts.values():
+            await account.close()

@@ -73,8 +73,10 @@ class Outlook:
         assert self.http.delete(f"/users/{user}/events/{event_id}").status_code == 204
 
 
-async def migrated_organisation(connector: Connector, events_per_user: int = 3) -> dict[str, Any]:
-    domain = f"sync{uuid.uuid4().hex[:8]}.example"
+async def migrated_organisation(
+    connector: Connector, events_per_user: int = 3, domain: str | None = None
+) -> dict[str, Any]:
+    domain = domain or f"sync{uuid.uuid4().hex[:8]}.example"
     async with connector.control() as control:
         tenant = await control.create_tenant(f"Sync {domain}", [domain], consent_policy="auto-accept")
         tid = tenant["id"]

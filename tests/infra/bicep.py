@@ -59,11 +59,54 @@ def resolve(path: Path, value: Any) -> Any:
     return value
 
 
-def site_app_settings(path: Path = API) -> dict[str, Any]:
-    """The function app's app settings (`siteConfig.appSettings`), name -> value expression."""
+def _app_setting_parts(path: Path) -> list[Any]:
+    """What `siteConfig.appSettings` is made of: a list, or `concat(...)` of variables (a literal list, or
+    `flatten` of a variable looping over `storageShards`), each as its parse tree."""
     site = one_resource(path, "Microsoft.Web/sites")
-    entries = site["properties"]["siteConfig"]["appSettings"]
-    return {entry["name"]: entry["value"] for entry in entries}
+    value = site["properties"]["siteConfig"]["appSettings"]
+    if isinstance(value, list):
+        return [value]
+    variables = parse(path).get("variables", {})
+    assert value["function"]["type"] == "concat", value
+    parts = []
+    for argument in value["function"]["parameters"].values():
+        name = argument
+        if isinstance(argument, dict):  # flatten(<variable>)
+            assert argument["function"]["type"] == "flatten", argument
+            name = argument["function"]["parameters"]["array_to_flattern"]
+        parts.append(variables[name]["value"])
+    return parts
+
+
+def _value(expression: Any) -> Any:
+    """A setting's value expression; `shard.x` (a property of the loop's item) as that text."""
+    if isinstance(expression, dict) and "operator" in expression:
+        operands = expression["operator"]["operands"]
+        return f"{operands['operand_1']}.{operands['operand_2']}"
+    return expression
+
+
+def site_app_settings(path: Path = API) -> dict[str, Any]:
+    """The function app's app settings set whatever the parameters (`siteConfig.appSettings`, its literal
+    lists), name -> value expression."""
+    return {
+        entry["name"]: entry["value"]
+        for part in _app_setting_parts(path)
+        if isinstance(part, list)
+        for entry in part
+    }
+
+
+def shard_app_settings(path: Path = API) -> dict[str, Any]:
+    """The settings each storage shard adds (the loop over `storageShards` in appSettings), name (with
+    `${shard.name}`) -> value expression."""
+    found: dict[str, Any] = {}
+    for part in _app_setting_parts(path):
+        if isinstance(part, list):
+            continue
+        assert part["loop_type"]["detail"] == {"item_name": "shard", "array_name": "storageShards"}, part
+        found.update({entry["name"]: _value(entry["value"]) for entry in part["config"]})
+    return found
 
 
 def walk_keys(tree: Any) -> set[str]:

@@ -260,3 +260,24 @@ def test_the_postprovision_hooks_create_exactly_the_connectors_signing_keys() ->
         assert listed is not None, hook
         assert set(re.findall(r"[a-z]+(?:-[a-z]+)+", listed.group(1))) == set(SIGNING_KEYS), hook
         assert "--file" in text and "--value" not in text, hook  # the value is on no command line
+
+
+def test_storage_shards_are_the_home_account_hardened_alike_with_the_apps_roles() -> None:
+    """`storageShardCount` accounts from the same module with the same queues, tables and containers (so the
+    same hardening checkov sees), and the app's storage roles on each, as on the home account."""
+    modules = parse(MAIN)["modules"]
+    home, shards = modules["storage"], modules["storageShards"]
+    assert shards["detail"]["path"] == home["detail"]["path"]
+    loop = shards["config"]["loop_type"]["detail"]["array_name"]["function"]
+    assert (loop["type"], loop["parameters"]["count"]) == ("range", "storageShardCount")
+    shard_params = shards["config"]["config"]["params"]
+    home_params = home["config"]["params"]
+    for shared in ("queueNames", "tableNames", "containerNames", "skuName", "location"):
+        assert shard_params[shared] == home_params[shared], shared
+    assert "deploymentContainerName" not in shard_params  # the package lives in the home account only
+    assert parse(MAIN)["parameters"]["storageShardCount"]["default"] == 0
+    assignment = parse(RBAC)["resources"]["appShardStorage"]
+    assert assignment["type"] == "Microsoft.Authorization/roleAssignments"
+    text = RBAC.read_text(encoding="utf-8")
+    assert "appStorageRoles[pair % length(appStorageRoles)]" in text
+    assert "scope: shards[pair / length(appStorageRoles)]" in text

@@ -9,7 +9,7 @@ import pytest
 
 from shared import settings
 from shared.service import jobs
-from tests.infra.bicep import API, MAIN, PARAMETERS, ROOT, parse, site_app_settings
+from tests.infra.bicep import API, MAIN, PARAMETERS, ROOT, parse, shard_app_settings, site_app_settings
 
 pytestmark = pytest.mark.infra
 
@@ -91,3 +91,22 @@ def test_schedule_defaults_agree_everywhere(setting: str, param: str) -> None:
 def test_infra_creates_every_queue_the_code_uses() -> None:
     created = set(parse(MAIN)["variables"]["connectorQueues"]["value"])
     assert set(jobs.QUEUES) - created == set(), "add these to connectorQueues in infra/main.bicep"
+
+
+def test_each_storage_shard_is_an_identity_based_connection_named_in_storage_shards() -> None:
+    """A shard's connection has the home connection's shape, with the app identity; the connector reads it
+    through `StorageSettings.from_environ(env, name)` and the host's queue triggers by the same name."""
+    shard = shard_app_settings()
+    assert shard == {
+        "${shard.name}__credential": "managedidentity",
+        "${shard.name}__clientId": "identityClientId",
+        "${shard.name}__blobServiceUri": "shard.blobEndpoint",
+        "${shard.name}__queueServiceUri": "shard.queueEndpoint",
+        "${shard.name}__tableServiceUri": "shard.tableEndpoint",
+    }
+    assert {"STORAGE_SHARDS", "STORAGE_PLACEMENT"} <= set(site_app_settings())
+    env = {
+        name.replace("${shard.name}", "SHARD1"): f"https://x.example/{value}" for name, value in shard.items()
+    }
+    parsed = settings.StorageShards.from_environ({**env, "STORAGE_SHARDS": "SHARD1"})
+    assert parsed.accounts[0][1].queue_endpoint == "https://x.example/shard.queueEndpoint"

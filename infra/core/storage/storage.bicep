@@ -2,6 +2,8 @@
 // - Functions host storage (timer schedule status and singleton locks in blobs, queue trigger state),
 // - the Flex deployment package container,
 // - the connector's queues (each with its `-poison` twin) and tables.
+// A storage shard (main.bicep, `storageShardCount`) is the same account without the deployment container:
+// it holds the tables, queues and mail content of the tenants placed on it, and the host's queue listeners.
 // Shared keys are disabled: every client (host, app, operator) authenticates with Entra ID.
 param name string
 param location string
@@ -15,7 +17,8 @@ param tags object = {}
   'Standard_RAGZRS'
 ])
 param skuName string = 'Standard_GRS'
-param deploymentContainerName string
+@description('The Flex deployment package container; empty for a storage shard (it holds no package).')
+param deploymentContainerName string = ''
 @description('Queues to create; each also gets <name>-poison, where the Functions host moves failed messages.')
 param queueNames array
 param tableNames array
@@ -65,7 +68,7 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
   }
 }
 
-resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = if (!empty(deploymentContainerName)) {
   parent: blobService
   name: deploymentContainerName
   properties: {

@@ -12,7 +12,7 @@ from typing import Final
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from shared.adapters.storage import StorageClients
+from shared.adapters.storage import TenantStorage
 from shared.adapters.tables.rows import escape_key
 from shared.domain.mail import MailContent
 
@@ -26,17 +26,17 @@ def blob_name(tenant_id: str, message_id: str) -> str:
 class BlobMailContent:
     """`MailContentStore` on Blob Storage."""
 
-    def __init__(self, storage: StorageClients, container: str = CONTAINER) -> None:
+    def __init__(self, storage: TenantStorage, container: str = CONTAINER) -> None:
         self._storage = storage
         self._container = container
 
     async def put(self, tenant_id: str, message_id: str, content: MailContent) -> None:
-        container = await self._storage.container(self._container)
+        container = await (await self._storage.for_tenant(tenant_id)).container(self._container)
         data = json.dumps(content.to_json(), separators=(",", ":")).encode()
         await container.upload_blob(blob_name(tenant_id, message_id), data, overwrite=True)
 
     async def get(self, tenant_id: str, message_id: str) -> MailContent | None:
-        container = await self._storage.container(self._container)
+        container = await (await self._storage.for_tenant(tenant_id)).container(self._container)
         try:
             stream = await container.download_blob(blob_name(tenant_id, message_id))
             data = await stream.readall()
@@ -45,14 +45,14 @@ class BlobMailContent:
         return MailContent.from_json(json.loads(data))
 
     async def delete(self, tenant_id: str, message_id: str) -> None:
-        container = await self._storage.container(self._container)
+        container = await (await self._storage.for_tenant(tenant_id)).container(self._container)
         try:
             await container.delete_blob(blob_name(tenant_id, message_id))
         except ResourceNotFoundError:
             return
 
     async def delete_tenant(self, tenant_id: str) -> None:
-        container = await self._storage.container(self._container)
+        container = await (await self._storage.for_tenant(tenant_id)).container(self._container)
         names = [b.name async for b in container.list_blobs(name_starts_with=f"{escape_key(tenant_id)}/")]
         for name in names:
             try:

@@ -16,7 +16,7 @@ from typing import Any, Final
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
-from shared.adapters.storage import StorageClients
+from shared.adapters.storage import TenantStorage
 from shared.adapters.stored_appointments import from_stored, to_stored
 from shared.adapters.tables.rows import (
     TableAdapter,
@@ -139,19 +139,21 @@ def record_from_entity(entity: Any) -> AppointmentRecord:
 class TableAppointments(TableAdapter):
     """`AppointmentRepository` on Table Storage."""
 
-    def __init__(self, storage: StorageClients) -> None:
+    def __init__(self, storage: TenantStorage) -> None:
         super().__init__(storage, APPOINTMENTS)
 
     async def get(self, tenant_id: str, appointment_id: str) -> AppointmentRecord | None:
-        entity = await read_entity(await self._table(), escape_key(tenant_id), escape_key(appointment_id))
+        entity = await read_entity(
+            await self._table(tenant_id), escape_key(tenant_id), escape_key(appointment_id)
+        )
         return None if entity is None else record_from_entity(entity)
 
     async def save(self, record: AppointmentRecord) -> AppointmentRecord:
-        etag = await write_entity(await self._table(), record_to_entity(record), record.etag)
+        etag = await write_entity(await self._table(record.tenant_id), record_to_entity(record), record.etag)
         return replace(record, etag=etag)
 
     async def delete(self, record: AppointmentRecord) -> None:
-        table = await self._table()
+        table = await self._table(record.tenant_id)
         try:
             await table.delete_entity(
                 escape_key(record.tenant_id),
@@ -165,7 +167,7 @@ class TableAppointments(TableAdapter):
             return
 
     async def unsettled(self, tenant_id: str) -> list[str]:
-        table = await self._table()
+        table = await self._table(tenant_id)
         query = table.query_entities(
             "PartitionKey eq @pk and Unsettled eq true",
             parameters={"pk": escape_key(tenant_id)},
@@ -176,7 +178,7 @@ class TableAppointments(TableAdapter):
 
     async def naming(self, tenant_id: str, staff_id: str) -> list[str]:
         """A scan of the tenant's partition (a switch turned on is rare; the rows are read, not written)."""
-        table = await self._table()
+        table = await self._table(tenant_id)
         query = table.query_entities(
             "PartitionKey eq @pk", parameters={"pk": escape_key(tenant_id)}, results_per_page=1000
         )
@@ -189,4 +191,4 @@ class TableAppointments(TableAdapter):
         return found
 
     async def delete_tenant(self, tenant_id: str) -> None:
-        await delete_partition(await self._table(), escape_key(tenant_id))
+        await delete_partition(await self._table(tenant_id), escape_key(tenant_id))

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from azure.data.tables import UpdateMode
 
-from shared.adapters.storage import StorageClients
+from shared.adapters.storage import TenantStorage
 from shared.adapters.tables.item_statuses import USER_SEPARATOR, user_partition
 from shared.adapters.tables.rows import (
     TableAdapter,
@@ -283,13 +283,13 @@ def hold_from_entity(entity: Mapping[str, Any]) -> HostHold:
 class TableBusy(TableAdapter):
     """`BusyStore` over the `busy` table (see the module)."""
 
-    def __init__(self, storage: StorageClients) -> None:
+    def __init__(self, storage: TenantStorage) -> None:
         super().__init__(storage, BUSY)
 
     async def read(
         self, tenant_id: str, staff_id: str, near: tuple[datetime, datetime] | None = None
     ) -> UserBusy:
-        table = await self._table()
+        table = await self._table(tenant_id)
         partition = user_partition(tenant_id, staff_id)
         query = table.query_entities(
             "PartitionKey eq @pk", parameters={"pk": partition}, results_per_page=1000
@@ -309,28 +309,28 @@ class TableBusy(TableAdapter):
 
     async def write_index(self, tenant_id: str, staff_id: str, index: SyncedBusy) -> None:
         entity = index_entity(user_partition(tenant_id, staff_id), index)
-        await (await self._table()).upsert_entity(entity, mode=UpdateMode.REPLACE)
+        await (await self._table(tenant_id)).upsert_entity(entity, mode=UpdateMode.REPLACE)
 
     async def write_hours(self, tenant_id: str, staff_id: str, hours: WorkingHoursRecord) -> None:
         entity = hours_entity(user_partition(tenant_id, staff_id), hours)
-        await (await self._table()).upsert_entity(entity, mode=UpdateMode.REPLACE)
+        await (await self._table(tenant_id)).upsert_entity(entity, mode=UpdateMode.REPLACE)
 
     async def get_hold(self, tenant_id: str, staff_id: str, appointment_id: str) -> HostHold | None:
         entity = await read_entity(
-            await self._table(), user_partition(tenant_id, staff_id), hold_key(appointment_id)
+            await self._table(tenant_id), user_partition(tenant_id, staff_id), hold_key(appointment_id)
         )
         return None if entity is None else hold_from_entity(entity)
 
     async def save_hold(self, tenant_id: str, staff_id: str, hold: HostHold) -> HostHold:
         entity = hold_entity(user_partition(tenant_id, staff_id), hold)
-        etag = await write_entity(await self._table(), entity, hold.etag)
+        etag = await write_entity(await self._table(tenant_id), entity, hold.etag)
         return HostHold(hold.appointment_id, hold.revision, hold.times, etag)
 
     async def delete_user(self, tenant_id: str, staff_id: str) -> None:
-        await delete_partition(await self._table(), user_partition(tenant_id, staff_id))
+        await delete_partition(await self._table(tenant_id), user_partition(tenant_id, staff_id))
 
     async def delete_tenant(self, tenant_id: str) -> None:
-        table = await self._table()
+        table = await self._table(tenant_id)
         query = table.query_entities(
             "PartitionKey ge @first and PartitionKey lt @after",
             parameters={

@@ -15,7 +15,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
-from shared.adapters.storage import StorageClients
+from shared.adapters.storage import TenantStorage
 from shared.adapters.tables.rows import (
     as_utc,
     delete_partition,
@@ -93,14 +93,14 @@ class TableChangeFeed:
     its etag, so a round is one transaction unless another worker wrote in between.
     """
 
-    def __init__(self, storage: StorageClients) -> None:
+    def __init__(self, storage: TenantStorage) -> None:
         self._storage = storage
         self._waiting: dict[str, list[_Append]] = {}
         self._writers: dict[str, asyncio.Task[None]] = {}
         self._heads: dict[str, tuple[int, str | None]] = {}  # tenant -> (last sequence, head etag)
 
-    async def _table(self) -> TableClient:
-        return await self._storage.table(CHANGES)
+    async def _table(self, tenant_id: str) -> TableClient:
+        return await (await self._storage.for_tenant(tenant_id)).table(CHANGES)
 
     async def append(self, tenant_id: str, changes: Sequence[Change]) -> list[Change]:
         if not changes:
@@ -158,7 +158,7 @@ class TableChangeFeed:
     async def head(self, tenant_id: str) -> int:
         """The last sequence number appended (read from the head row, never the cache); 0 for none."""
         try:
-            head = await (await self._table()).get_entity(tenant_id, FEED_HEAD)
+            head = await (await self._table(tenant_id)).get_entity(tenant_id, FEED_HEAD)
         except ResourceNotFoundError:
             return 0
         return int(head["Last"])
@@ -175,7 +175,7 @@ class TableChangeFeed:
 
     async def _append_rows(self, tenant_id: str, rows: list[list[str]], at: datetime) -> int:
         """Write the rows after the head in one transaction; the last sequence written."""
-        table = await self._table()
+        table = await self._table(tenant_id)
         for attempt in range(100):
             last, etag = await self._head(table, tenant_id)
             operations: list[Operation] = []
@@ -234,7 +234,7 @@ class TableChangeFeed:
     async def _stored(self, tenant_id: str, after: int, limit: int) -> list[tuple[int, str]]:
         """Up to `limit` stored changes after `after`. A row may hold one change or hundreds: the first
         page is a few rows, later pages are sized from the changes per row seen so far."""
-        table = await self._table()
+        table = await self._table(tenant_id)
         found: list[tuple[int, str]] = []
         key = sequence_key(after)
         until = after + limit
@@ -289,7 +289,7 @@ class TableChangeFeed:
         changes went. Rows are in sequence order and published in that order, so the scan stops at the
         first row to keep: a day's pruning reads what it deletes and one row more, and deletes 100 rows a
         transaction."""
-        table = await self._table()
+        table = await self._table(tenant_id)
         old: list[Any] = []  # rows old enough (keys and times only), oldest first
         pages = table.query_entities(
             "PartitionKey eq @pk and RowKey lt @head",
@@ -318,7 +318,7 @@ class TableChangeFeed:
         writer = self._writers.get(tenant_id)
         if writer is not None:  # this worker's appends land first
             await asyncio.wait({writer})
-        table = await self._table()
+        table = await self._table(tenant_id)
         try:
             head = await table.get_entity(tenant_id, FEED_HEAD)
         except ResourceNotFoundError:
@@ -338,5 +338,5 @@ class TableChangeFeed:
         if writer is not None:  # let this worker's appends land first (they would survive the delete)
             await asyncio.wait({writer})
         self._heads.pop(tenant_id, None)
-        await delete_partition(await self._table(), tenant_id)
+        await delete_partition(await self._table(tenant_id), tenant_id)
         self._heads.pop(tenant_id, None)

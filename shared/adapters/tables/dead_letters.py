@@ -6,7 +6,7 @@ from typing import Final
 
 from azure.data.tables import UpdateMode
 
-from shared.adapters.storage import StorageClients
+from shared.adapters.storage import TenantStorage
 from shared.adapters.tables.rows import TableAdapter, delete_partition, required_utc, sequence_key
 from shared.service.records import DeadLetter
 
@@ -17,7 +17,7 @@ MAX_REASON: Final = 2000  # a dead letter's reason, in characters (a string prop
 class TableDeadLetters(TableAdapter):
     """`DeadLetterRepository`: one partition per tenant, rows in sequence order."""
 
-    def __init__(self, storage: StorageClients) -> None:
+    def __init__(self, storage: TenantStorage) -> None:
         super().__init__(storage, DELIVERIES)
 
     async def add(self, letter: DeadLetter) -> None:
@@ -29,10 +29,10 @@ class TableDeadLetters(TableAdapter):
             "Reason": letter.reason[:MAX_REASON],
             "FailedAt": letter.failed_at,
         }
-        await (await self._table()).upsert_entity(entity, mode=UpdateMode.REPLACE)
+        await (await self._table(letter.tenant_id)).upsert_entity(entity, mode=UpdateMode.REPLACE)
 
     async def list(self, tenant_id: str) -> list[DeadLetter]:
-        table = await self._table()
+        table = await self._table(tenant_id)
         query = table.query_entities(
             "PartitionKey eq @pk", parameters={"pk": tenant_id}, results_per_page=1000
         )
@@ -49,7 +49,7 @@ class TableDeadLetters(TableAdapter):
         ]
 
     async def delete(self, tenant_id: str, first_sequence: int) -> None:
-        await (await self._table()).delete_entity(tenant_id, sequence_key(first_sequence))
+        await (await self._table(tenant_id)).delete_entity(tenant_id, sequence_key(first_sequence))
 
     async def delete_tenant(self, tenant_id: str) -> None:
-        await delete_partition(await self._table(), tenant_id)
+        await delete_partition(await self._table(tenant_id), tenant_id)

@@ -32,7 +32,7 @@ from typing import Any, Final
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables.aio import TableClient
 
-from shared.adapters.storage import StorageClients
+from shared.adapters.storage import TenantStorage
 from shared.adapters.tables.rows import (
     RACE_ATTEMPTS,
     TableAdapter,
@@ -307,14 +307,14 @@ class TableItemStatuses(TableAdapter):
     loser reads again and recomputes.
     """
 
-    def __init__(self, storage: StorageClients) -> None:
+    def __init__(self, storage: TenantStorage) -> None:
         super().__init__(storage, OUTLOOK_ITEMS)
         self._loaded: OrderedDict[str, _Stored] = OrderedDict()  # partition -> as read, newest last
 
     async def load(
         self, tenant_id: str, staff_id: str, *, probably_empty: bool = False
     ) -> dict[str, ItemStatus]:
-        table = await self._table()
+        table = await self._table(tenant_id)
         partition = user_partition(tenant_id, staff_id)
         stored: _Stored | None = None
         if probably_empty:
@@ -338,7 +338,7 @@ class TableItemStatuses(TableAdapter):
         between them leaves part of the plan applied, and applying it again finishes it.
         """
         partition = user_partition(tenant_id, staff_id)
-        table = await self._table()
+        table = await self._table(tenant_id)
         stored = self._loaded.pop(partition, None)
         for _ in range(RACE_ATTEMPTS):
             if stored is None:
@@ -368,7 +368,7 @@ class TableItemStatuses(TableAdapter):
     ) -> None:
         partition = user_partition(tenant_id, staff_id)
         rows = [_note_entity(partition, g, status) for g, status in _effects(upserts, deletes).items()]
-        table = await self._table()
+        table = await self._table(tenant_id)
         for start in range(0, len(rows), MAX_OPERATIONS - 1):  # the marker goes with them (see the class)
             await submit(
                 table,
@@ -432,10 +432,10 @@ class TableItemStatuses(TableAdapter):
     async def delete_user(self, tenant_id: str, staff_id: str) -> None:
         partition = user_partition(tenant_id, staff_id)
         self._loaded.pop(partition, None)
-        await delete_partition(await self._table(), partition)
+        await delete_partition(await self._table(tenant_id), partition)
 
     async def delete_tenant(self, tenant_id: str) -> None:
-        table = await self._table()
+        table = await self._table(tenant_id)
         first = f"{escape_key(tenant_id)}{USER_SEPARATOR}"
         for partition in [p for p in self._loaded if p.startswith(first)]:
             del self._loaded[partition]

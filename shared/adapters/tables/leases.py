@@ -15,7 +15,7 @@ from azure.core.exceptions import (
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
-from shared.adapters.storage import StorageClients
+from shared.adapters.storage import TenantStorage
 from shared.adapters.tables.rows import (
     AFTER_ESCAPED,
     RACE_ATTEMPTS,
@@ -40,6 +40,11 @@ def _lost_race(error: HttpResponseError) -> bool:
     return error.status_code in (404, 412)
 
 
+def tenant_of(key: str) -> str:
+    """The tenant a lease key (or a prefix of keys) belongs to: every key starts `{tenant}/`."""
+    return key.partition("/")[0]
+
+
 class TableLeases(TableAdapter):
     """`LeaseStore`: one row per key; every change after the first insert is a replace with If-Match,
     and whoever loses a race re-reads the row and decides again.
@@ -49,7 +54,7 @@ class TableLeases(TableAdapter):
     changed (another worker asked to run again, or took over a lapsed lease) is the row read.
     """
 
-    def __init__(self, storage: StorageClients) -> None:
+    def __init__(self, storage: TenantStorage) -> None:
         super().__init__(storage, LEASES)
         self._held: dict[tuple[str, str], str] = {}  # (key, owner) -> the row's ETag as this worker wrote it
 
@@ -84,7 +89,7 @@ class TableLeases(TableAdapter):
         return str(written.get("etag") or "*")
 
     async def acquire(self, key: str, owner: str, ttl: timedelta, now: datetime) -> LeaseOutcome:
-        table = await self._table()
+        table = await self._table(tenant_of(key))
         held: Any | None = None
         for attempt in range(RACE_ATTEMPTS):
             if attempt:
@@ -111,7 +116,7 @@ class TableLeases(TableAdapter):
         raise StaleWrite(f"lease {key}: too much contention")
 
     async def release(self, key: str, owner: str) -> bool:
-        table = await self._table()
+        table = await self._table(tenant_of(key))
         remembered = self._held.pop((key, owner), None)
         if remembered is not None and await self._delete(table, key, remembered):
             return False  # nobody asked for another run meanwhile: the usual case, one request
@@ -151,7 +156,7 @@ class TableLeases(TableAdapter):
         return True
 
     async def delete_prefix(self, prefix: str) -> None:
-        table = await self._table()
+        table = await self._table(tenant_of(prefix))
         first = escape_key(prefix)
         query = table.query_entities(
             "PartitionKey eq @pk and RowKey ge @first and RowKey lt @after",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Final
 
-from shared.adapters.storage import StorageClients
+from shared.adapters.storage import TenantStorage
 from shared.adapters.tables.rows import (
     TableAdapter,
     as_utc,
@@ -80,16 +80,18 @@ def mail_from_entity(entity: Any) -> MailRecord:
 class TableMail(TableAdapter):
     """`MailRepository` on Table Storage."""
 
-    def __init__(self, storage: StorageClients) -> None:
+    def __init__(self, storage: TenantStorage) -> None:
         super().__init__(storage, MAIL)
 
     async def get(self, tenant_id: str, message_id: str) -> MailRecord | None:
-        entity = await read_entity(await self._table(), escape_key(tenant_id), escape_key(message_id))
+        entity = await read_entity(
+            await self._table(tenant_id), escape_key(tenant_id), escape_key(message_id)
+        )
         return None if entity is None else mail_from_entity(entity)
 
     async def save(self, record: MailRecord) -> MailRecord:
-        etag = await write_entity(await self._table(), mail_to_entity(record), record.etag)
+        etag = await write_entity(await self._table(record.tenant_id), mail_to_entity(record), record.etag)
         return replace(record, etag=etag)
 
     async def delete_tenant(self, tenant_id: str) -> None:
-        await delete_partition(await self._table(), escape_key(tenant_id))
+        await delete_partition(await self._table(tenant_id), escape_key(tenant_id))

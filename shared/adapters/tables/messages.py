@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from shared.adapters.storage import StorageClients
+from shared.adapters.storage import TenantStorage
 from shared.adapters.tables.item_statuses import USER_SEPARATOR
 from shared.adapters.tables.rows import TableAdapter, delete_rows, escape_key, read_entity, required_utc
 from shared.adapters.tables.transactions import MAX_OPERATIONS, Delete, Insert, submit
@@ -86,21 +86,21 @@ def message_from_entity(tenant_id: str, entity: Any) -> MonitoredMessage:
 class TableMessages(TableAdapter):
     """`MessageLog` on Table Storage."""
 
-    def __init__(self, storage: StorageClients) -> None:
+    def __init__(self, storage: TenantStorage) -> None:
         super().__init__(storage, MESSAGES)
 
     async def record(self, messages: Sequence[MonitoredMessage]) -> None:
-        by_partition: dict[str, list[Insert]] = defaultdict(list)
+        by_partition: dict[tuple[str, str], list[Insert]] = defaultdict(list)
         for message in messages:
             entity = message_to_entity(message)
-            by_partition[entity["PartitionKey"]].append(Insert(entity))
-        table = await self._table()
-        for inserts in by_partition.values():
+            by_partition[message.tenant_id, entity["PartitionKey"]].append(Insert(entity))
+        for (tenant_id, _), inserts in by_partition.items():
+            table = await self._table(tenant_id)
             for start in range(0, len(inserts), MAX_OPERATIONS):
                 await submit(table, inserts[start : start + MAX_OPERATIONS])
 
     async def list(self, tenant_id: str, query: MessageQuery) -> MessagePage:
-        table = await self._table()
+        table = await self._table(tenant_id)
         until = query.until or datetime.now(UTC)
         newest = min(message_time(query.cursor), until) if query.cursor else until
         if query.since < until - timedelta(days=MAX_DAYS_READ):
@@ -134,11 +134,11 @@ class TableMessages(TableAdapter):
 
     async def get(self, tenant_id: str, message_id: str) -> MonitoredMessage | None:
         partition = day_partition(tenant_id, message_time(message_id))
-        entity = await read_entity(await self._table(), partition, message_id)
+        entity = await read_entity(await self._table(tenant_id), partition, message_id)
         return None if entity is None else message_from_entity(tenant_id, entity)
 
     async def prune(self, tenant_id: str, before: datetime) -> int:
-        table = await self._table()
+        table = await self._table(tenant_id)
         prefix = f"{escape_key(tenant_id)}{USER_SEPARATOR}"
         cut_day = day_partition(tenant_id, before)
         query = table.query_entities(
@@ -160,7 +160,7 @@ class TableMessages(TableAdapter):
         await self._delete_where(tenant_id, "", {})
 
     async def _delete_where(self, tenant_id: str, condition: str, parameters: dict[str, Any]) -> None:
-        table = await self._table()
+        table = await self._table(tenant_id)
         prefix = f"{escape_key(tenant_id)}{USER_SEPARATOR}"
         query = table.query_entities(
             "PartitionKey ge @low and PartitionKey lt @high" + condition,

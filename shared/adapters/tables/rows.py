@@ -28,7 +28,7 @@ from azure.core.exceptions import (
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
-from shared.adapters.storage import StorageClients
+from shared.adapters.storage import TenantStorage
 from shared.adapters.tables.transactions import MAX_OPERATIONS, Delete, TransactionFailed, submit
 from shared.service.errors import AlreadyExists, StaleWrite
 
@@ -161,11 +161,12 @@ async def delete_partition(table: TableClient, partition: str) -> None:
 
 
 class TableAdapter:
-    """A repository over one table (the client resolved on use, created once per worker)."""
+    """A repository over one per-tenant table: the client of the account holding the tenant (resolved on
+    use, the table created once per worker and account)."""
 
-    def __init__(self, storage: StorageClients, name: str) -> None:
+    def __init__(self, storage: TenantStorage, name: str) -> None:
         self._storage = storage
         self._name = name
 
-    async def _table(self) -> TableClient:
-        return await self._storage.table(self._name)
+    async def _table(self, tenant_id: str) -> TableClient:
+        return await (await self._storage.for_tenant(tenant_id)).table(self._name)

@@ -7,9 +7,10 @@ from typing import Any, Final
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
+from azure.data.tables.aio import TableClient
 
 from shared.adapters.storage import StorageClients
-from shared.adapters.tables.rows import TableAdapter, as_utc, escape_key, etag_of, required_utc, unescape_key
+from shared.adapters.tables.rows import as_utc, escape_key, etag_of, required_utc, unescape_key
 from shared.service.records import SubscriptionRecord, Watched
 
 SUBSCRIPTIONS: Final = "subscriptions"
@@ -43,12 +44,16 @@ def subscription_from_entity(entity: Any) -> SubscriptionRecord:
     )
 
 
-class TableSubscriptionIndex(TableAdapter):
+class TableSubscriptionIndex:
     """`SubscriptionIndex`: a point read by subscription id for the webhook; server-side filtered
-    queries for the renewal timer (`expiring`) and the tenant purge (`for_tenant`)."""
+    queries for the renewal timer (`expiring`) and the tenant purge (`for_tenant`). In the home account:
+    a notification is matched to its user here, before the tenant is known."""
 
     def __init__(self, storage: StorageClients) -> None:
-        super().__init__(storage, SUBSCRIPTIONS)
+        self._storage = storage
+
+    async def _table(self) -> TableClient:
+        return await self._storage.table(SUBSCRIPTIONS)
 
     async def get(self, subscription_id: str) -> SubscriptionRecord | None:
         try:

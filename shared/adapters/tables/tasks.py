@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from shared.adapters.storage import StorageClients
+from shared.adapters.storage import TenantStorage
 from shared.adapters.tables.rows import (
     TableAdapter,
     delete_partition,
@@ -157,19 +157,19 @@ def task_from_entity(entity: Any) -> TaskRecord:
 class TableTasks(TableAdapter):
     """`TaskRepository` on Table Storage."""
 
-    def __init__(self, storage: StorageClients) -> None:
+    def __init__(self, storage: TenantStorage) -> None:
         super().__init__(storage, TASKS)
 
     async def get(self, tenant_id: str, task_id: str) -> TaskRecord | None:
-        entity = await read_entity(await self._table(), escape_key(tenant_id), escape_key(task_id))
+        entity = await read_entity(await self._table(tenant_id), escape_key(tenant_id), escape_key(task_id))
         return None if entity is None else task_from_entity(entity)
 
     async def save(self, record: TaskRecord) -> TaskRecord:
-        etag = await write_entity(await self._table(), task_to_entity(record), record.etag)
+        etag = await write_entity(await self._table(record.tenant_id), task_to_entity(record), record.etag)
         return replace(record, etag=etag)
 
     async def naming(self, tenant_id: str, staff_id: str) -> list[TaskRecord]:
-        table = await self._table()
+        table = await self._table(tenant_id)
         # The SDK substitutes an @name only between spaces: no parenthesis may touch one.
         query = table.query_entities(
             "PartitionKey eq @pk and ( NamedStaffId eq @staff or StaffId eq @staff )",
@@ -178,15 +178,15 @@ class TableTasks(TableAdapter):
         return [task_from_entity(e) async for e in query]
 
     async def in_tenant(self, tenant_id: str) -> list[TaskRecord]:
-        table = await self._table()
+        table = await self._table(tenant_id)
         query = table.query_entities("PartitionKey eq @pk", parameters={"pk": escape_key(tenant_id)})
         return [task_from_entity(e) async for e in query]
 
     async def delete(self, tenant_id: str, task_id: str) -> None:
         try:
-            await (await self._table()).delete_entity(escape_key(tenant_id), escape_key(task_id))
+            await (await self._table(tenant_id)).delete_entity(escape_key(tenant_id), escape_key(task_id))
         except ResourceNotFoundError:
             return
 
     async def delete_tenant(self, tenant_id: str) -> None:
-        await delete_partition(await self._table(), escape_key(tenant_id))
+        await delete_partition(await self._table(tenant_id), escape_key(tenant_id))

@@ -10,7 +10,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables.aio import TableClient
 
-from shared.adapters.storage import StorageClients
+from shared.adapters.storage import StorageClients, StorageRouter
 from shared.adapters.tables.rows import as_utc, etag_of, replace_entity, required_utc, without_none
 from shared.adapters.tables.transactions import Insert, Operation, Replace, TransactionFailed, submit
 from shared.domain.tenants import (
@@ -30,12 +30,16 @@ from shared.domain.tenants import (
     UserScope,
 )
 from shared.service.errors import AlreadyExists, DirectoryTaken, StaleWrite
+from shared.settings import STORAGE_CONNECTION
 
 TENANTS: Final = "tenants"
 TENANT_PARTITION: Final = "tenant"
 # A directory's claim shares the tenants' partition (so a tenant row and its claim commit together); its
 # RowKey starts with `~`, which sorts after every tenant key (a GUID or a domain: [0-9a-z.-]).
 DIRECTORY_CLAIM: Final = "~directory-"
+# The storage account holding the tenant's data (a connection name; absent: the home account), on the
+# tenant row and its directory's claim. Written when the row is created, kept by every save after.
+STORAGE_ACCOUNT: Final = "StorageAccount"
 
 
 def settings_to_json(settings: TenantSettings) -> str:
@@ -71,7 +75,7 @@ def settings_from_json(raw: str | None) -> TenantSettings:
     )
 
 
-def tenant_to_entity(tenant: Tenant) -> dict[str, Any]:
+def tenant_to_entity(tenant: Tenant, account: str | None = None) -> dict[str, Any]:
     app = tenant.customer_app
     return without_none(
         {
@@ -94,6 +98,7 @@ def tenant_to_entity(tenant: Tenant) -> dict[str, Any]:
             "HeldFrom": tenant.delivery_hold.from_sequence if tenant.delivery_hold else None,
             "ReleasedFrom": tenant.released.first if tenant.released else None,
             "ReleasedThrough": tenant.released.last if tenant.released else None,
+            STORAGE_ACCOUNT: account,
         }
     )
 
@@ -136,23 +141,68 @@ def _released(entity: Any) -> ReleasedRange | None:
     return ReleasedRange(int(first), int(last)) if first is not None and last is not None else None
 
 
-def _claim_entity(tenant: Tenant) -> dict[str, Any]:
-    return {
-        "PartitionKey": TENANT_PARTITION,
-        "RowKey": DIRECTORY_CLAIM + tenant.directory_id,
-        "TenantId": tenant.tenant_id,
-    }
+def _claim_entity(tenant: Tenant, account: str | None = None) -> dict[str, Any]:
+    return without_none(
+        {
+            "PartitionKey": TENANT_PARTITION,
+            "RowKey": DIRECTORY_CLAIM + tenant.directory_id,
+            "TenantId": tenant.tenant_id,
+            STORAGE_ACCOUNT: account,
+        }
+    )
+
+
+class TenantAccounts:
+    """`AccountLookup`: the storage account a tenant's row (or its directory's claim) names; the home
+    connection for a row that names none, None when there is no row."""
+
+    def __init__(self, home: StorageClients) -> None:
+        self._home = home
+
+    async def _row(self, row_key: str) -> dict[str, Any] | None:
+        table = await self._home.table(TENANTS)
+        try:
+            entity: dict[str, Any] = await table.get_entity(
+                TENANT_PARTITION, row_key, select=[STORAGE_ACCOUNT]
+            )
+        except ResourceNotFoundError:
+            return None
+        return entity
+
+    async def account_of(self, tenant_id: str) -> str | None:
+        entity = await self._row(tenant_id)
+        return None if entity is None else str(entity.get(STORAGE_ACCOUNT) or STORAGE_CONNECTION)
+
+    async def account_of_directory(self, directory_id: str) -> str | None:
+        entity = await self._row(DIRECTORY_CLAIM + directory_id)
+        return None if entity is None else str(entity.get(STORAGE_ACCOUNT) or STORAGE_CONNECTION)
 
 
 class TableTenants:
     """Tenant rows, and one claim row per connected directory: Insert makes two tenant keys racing for
     the same directory (a GUID and a verified domain) fail the second with a conflict."""
 
-    def __init__(self, storage: StorageClients) -> None:
+    def __init__(self, storage: StorageClients, router: StorageRouter | None = None) -> None:
+        """`router`: where a new tenant's data goes (stored on its row), and told every assignment read;
+        without one every tenant is in `storage`'s account."""
         self._storage = storage
+        self._router = router
 
     async def _table(self) -> TableClient:
         return await self._storage.table(TENANTS)
+
+    def _read(self, entity: Any) -> Tenant:
+        tenant = tenant_from_entity(entity)
+        if self._router is not None:
+            self._router.remember(tenant.tenant_id, entity.get(STORAGE_ACCOUNT), tenant.directory_id)
+        return tenant
+
+    async def _account(self, tenant_id: str, *, new: bool = False) -> str | None:
+        """The account to write on the tenant's row: placed when new, else the one it has (None: home)."""
+        if self._router is None:
+            return None
+        name = self._router.place(tenant_id) if new else await self._router.account_name(tenant_id)
+        return None if name == STORAGE_CONNECTION else name
 
     async def get(self, tenant_id: str) -> Tenant | None:
         table = await self._table()
@@ -160,7 +210,7 @@ class TableTenants:
             entity = await table.get_entity(TENANT_PARTITION, tenant_id)
         except ResourceNotFoundError:
             return None
-        return tenant_from_entity(entity)
+        return self._read(entity)
 
     async def list(self) -> list[Tenant]:
         table = await self._table()
@@ -168,22 +218,31 @@ class TableTenants:
             "PartitionKey eq @pk and RowKey lt @claims",
             parameters={"pk": TENANT_PARTITION, "claims": DIRECTORY_CLAIM[0]},
         )
-        return [tenant_from_entity(e) async for e in query]
+        return [self._read(e) async for e in query]
 
     async def add(self, tenant: Tenant) -> Tenant:
-        return await self._write_and_claim(tenant, Insert(tenant_to_entity(tenant)))
+        account = await self._account(tenant.tenant_id, new=True)
+        added = await self._write_and_claim(tenant, Insert(tenant_to_entity(tenant, account)), account)
+        if self._router is not None:
+            self._router.remember(tenant.tenant_id, account, tenant.directory_id)
+        return added
 
     async def reconnect(self, tenant: Tenant) -> Tenant:
         if tenant.etag is None:
             raise StaleWrite(tenant.tenant_id)
-        return await self._write_and_claim(tenant, Replace(tenant_to_entity(tenant), tenant.etag))
+        account = await self._account(tenant.tenant_id)
+        return await self._write_and_claim(
+            tenant, Replace(tenant_to_entity(tenant, account), tenant.etag), account
+        )
 
-    async def _write_and_claim(self, tenant: Tenant, write: Insert | Replace) -> Tenant:
+    async def _write_and_claim(
+        self, tenant: Tenant, write: Insert | Replace, account: str | None = None
+    ) -> Tenant:
         """The tenant row and its directory's claim in one transaction. When it fails, the claim row tells
         which part lost: held by another key (DirectoryTaken), held by this key already (a claim a crash
         left behind: written again with the row), or free (the tenant row lost its race)."""
         table = await self._table()
-        claim: Operation = Insert(_claim_entity(tenant))
+        claim: Operation = Insert(_claim_entity(tenant, account))
         for _ in range(3):
             try:
                 etags = await submit(table, [write, claim])
@@ -194,7 +253,7 @@ class TableTenants:
                 if held is not None and held[0] != tenant.tenant_id:
                     raise DirectoryTaken(held[0]) from None
                 if held is not None and not isinstance(claim, Replace):
-                    claim = Replace(_claim_entity(tenant), held[1])
+                    claim = Replace(_claim_entity(tenant, account), held[1])
                     continue
                 if isinstance(write, Insert):
                     raise AlreadyExists(tenant.tenant_id) from None
@@ -230,7 +289,8 @@ class TableTenants:
                 raise
 
     async def save(self, tenant: Tenant) -> Tenant:
-        etag = await replace_entity(await self._table(), tenant_to_entity(tenant), tenant.etag)
+        account = await self._account(tenant.tenant_id)
+        etag = await replace_entity(await self._table(), tenant_to_entity(tenant, account), tenant.etag)
         return replace(tenant, etag=etag)
 
     async def delete(self, tenant_id: str) -> None:

@@ -11,7 +11,7 @@ from typing import Any, Final
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables.aio import TableClient
 
-from shared.adapters.storage import StorageClients
+from shared.adapters.storage import TenantStorage
 from shared.adapters.tables.rows import (
     as_utc,
     delete_partition,
@@ -224,28 +224,28 @@ def _delta_window(entity: Mapping[str, Any]) -> tuple[datetime, datetime] | None
 
 
 class TableUsers:
-    def __init__(self, storage: StorageClients) -> None:
+    def __init__(self, storage: TenantStorage) -> None:
         self._storage = storage
 
-    async def _table(self) -> TableClient:
-        return await self._storage.table(USERS)
+    async def _table(self, tenant_id: str) -> TableClient:
+        return await (await self._storage.for_tenant(tenant_id)).table(USERS)
 
     async def get(self, tenant_id: str, staff_id: str) -> UserRecord | None:
         try:
-            entity = await (await self._table()).get_entity(tenant_id, staff_id)
+            entity = await (await self._table(tenant_id)).get_entity(tenant_id, staff_id)
         except ResourceNotFoundError:
             return None
         return user_from_entity(entity)
 
     async def list_all(self, tenant_id: str) -> list[UserRecord]:
-        table = await self._table()
+        table = await self._table(tenant_id)
         query = table.query_entities(
             "PartitionKey eq @pk", parameters={"pk": tenant_id}, results_per_page=1000
         )
         return [user_from_entity(e) async for e in query]
 
     async def migration_pending(self, tenant_id: str) -> bool:
-        table = await self._table()
+        table = await self._table(tenant_id)
         query = table.query_entities(
             # (the SDK substitutes a parameter only when whitespace follows it: no `@name)`)
             "PartitionKey eq @pk and Match eq @matched"
@@ -267,19 +267,21 @@ class TableUsers:
         return page_users(await self.list_all(tenant_id), query)
 
     async def save(self, user: UserRecord) -> UserRecord:
-        etag = await write_entity(await self._table(), user_to_entity(user), user.etag)
+        etag = await write_entity(await self._table(user.tenant_id), user_to_entity(user), user.etag)
         return replace(user, etag=etag)
 
     async def delete(self, tenant_id: str, staff_id: str) -> None:
-        await (await self._table()).delete_entity(tenant_id, staff_id)
+        await (await self._table(tenant_id)).delete_entity(tenant_id, staff_id)
 
     async def delete_tenant(self, tenant_id: str) -> None:
-        await delete_partition(await self._table(), tenant_id)
+        await delete_partition(await self._table(tenant_id), tenant_id)
 
     async def save_all(self, users: Sequence[UserRecord]) -> list[UserRecord | None]:
         """Up to 100 users per entity-group transaction (one tenant's rows share a partition). A transaction
         is all or nothing: when one row in it lost a race, its rows are saved one by one to tell which."""
-        table = await self._table()
+        if not users:
+            return []
+        table = await self._table(users[0].tenant_id)  # one tenant's users, as the port says
         saved: list[UserRecord | None] = []
         for chunk in _user_transactions(users):
             try:

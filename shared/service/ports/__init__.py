@@ -15,7 +15,7 @@ tests fake them. The records they speak are in `shared.service.records`, the err
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from shared.service.jobs import Job
@@ -23,3 +23,8 @@ from shared.service.jobs import Job
 
 class JobQueue(Protocol):
     async def enqueue(self, jobs: Iterable[Job]) -> None: ...
+
+    async def enqueue_off_home(self, jobs: Sequence[Job]) -> list[Job]:
+        """Queue the jobs whose tenant's queues are in another storage account than the home one (a
+        sharded tenant); return the others, for the caller's queue output binding (the home account)."""
+        ...
