@@ -73,6 +73,10 @@ bench: $(VENV)/.installed node_modules/.installed
 bench-sync: $(VENV)/.installed node_modules/.installed  # e.g. make bench-sync BENCH_ARGS="--users 200"
 	$(PY) -m benchmarks.sync_bench $(BENCH_ARGS)
 
+.PHONY: bench-table-ops
+bench-table-ops: $(VENV)/.installed node_modules/.installed  # e.g. make bench-table-ops BENCH_ARGS="--layouts 100,1000"
+	$(PY) -m benchmarks.table_ops $(BENCH_ARGS)
+
 .PHONY: bench-monitor
 bench-monitor: $(VENV)/.installed  # e.g. make bench-monitor BENCH_ARGS="--users 1000"
 	$(PY) -m benchmarks.monitor_bench $(BENCH_ARGS)

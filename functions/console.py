@@ -331,7 +331,7 @@ async def console_poison_redeliver(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def parse_sequence(raw: str) -> int:
-    if not raw.isdigit() or not 1 <= int(raw) < 10**15:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) < 10**15:
         raise InvalidInput("first_sequence", "must be a sequence number of the feed (a positive integer)")
     return int(raw)
 

@@ -135,7 +135,7 @@ async def mark_consent_revoked(services: TenantEventPorts, tenant_id: str, reaso
 
 
 async def tenant_progress(services: ProgressPorts, tenant: Tenant) -> Progress:
-    users = await services.users.list_all(tenant.tenant_id)
+    users = await services.users.console_users(tenant.tenant_id)
     return progress(
         tenant.state, users, tenant.connected_at, services.clock.now(), scope=tenant.settings.user_scope
     )

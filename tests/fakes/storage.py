@@ -114,6 +114,9 @@ class FakeUsers:
             for u in await self.list_all(tenant_id)
         )
 
+    async def console_users(self, tenant_id: str) -> list[UserRecord]:
+        return await self.list_all(tenant_id)
+
     async def query(self, tenant_id: str, query: UserQuery) -> UserPage:
         return page_users(await self.list_all(tenant_id), query)
 

@@ -1,4 +1,11 @@
-"""The `leases` table: one sync run per user across workers, with a 'run again' flag (`LeaseStore`)."""
+"""The `leases` table: one sync run per user across workers, with a 'run again' flag (`LeaseStore`).
+
+A lease lives in its tenant's partition: the key's first `/`-separated part (every key the connector
+takes starts with the tenant id), escaped; the RowKey is the whole key, escaped. So one tenant's runs
+never contend with another's partition, and a tenant's leases go with one partition query. Rows of the
+single partition every lease shared before (`lease`) are only ever deleted (`delete_prefix`): a lease lives
+minutes, so the ones an older version took lapse on their own.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +37,13 @@ from shared.service.errors import StaleWrite
 from shared.service.records import LeaseOutcome
 
 LEASES: Final = "leases"
-LEASE_PARTITION: Final = "lease"
+LEGACY_PARTITION: Final = "lease"  # every lease, before leases were partitioned by tenant
+KEY_SEPARATOR: Final = "/"
+
+
+def lease_partition(key: str) -> str:
+    """The partition of a lease: its key's first part (the tenant), escaped."""
+    return escape_key(key.split(KEY_SEPARATOR, 1)[0])
 
 
 def _lost_race(error: HttpResponseError) -> bool:
@@ -61,7 +74,7 @@ class TableLeases(TableAdapter):
     @staticmethod
     def _entity(key: str, owner: str, expires_at: datetime, again: bool) -> dict[str, Any]:
         return {
-            "PartitionKey": LEASE_PARTITION,
+            "PartitionKey": lease_partition(key),
             "RowKey": escape_key(key),
             "Key": key,
             "Owner": owner,
@@ -71,7 +84,7 @@ class TableLeases(TableAdapter):
 
     async def _read(self, table: TableClient, key: str) -> Any | None:
         try:
-            return await table.get_entity(LEASE_PARTITION, escape_key(key))
+            return await table.get_entity(lease_partition(key), escape_key(key))
         except ResourceNotFoundError:
             return None
 
@@ -145,7 +158,10 @@ class TableLeases(TableAdapter):
         """Delete If-Match; False when the row changed meanwhile (a vanished row counts as deleted)."""
         try:
             await table.delete_entity(
-                LEASE_PARTITION, escape_key(key), etag=etag, match_condition=MatchConditions.IfNotModified
+                lease_partition(key),
+                escape_key(key),
+                etag=etag,
+                match_condition=MatchConditions.IfNotModified,
             )
         except HttpResponseError as error:
             if isinstance(error, ResourceNotFoundError) or error.status_code == 404:
@@ -156,12 +172,30 @@ class TableLeases(TableAdapter):
         return True
 
     async def delete_prefix(self, prefix: str) -> None:
+        """Every lease whose key starts with `prefix`: a range of one partition when the prefix names the
+        tenant (`tenant/`), else a range of partitions; and the same range of the legacy partition."""
         table = await self._table(tenant_of(prefix))
         first = escape_key(prefix)
-        query = table.query_entities(
-            "PartitionKey eq @pk and RowKey ge @first and RowKey lt @after",
-            parameters={"pk": LEASE_PARTITION, "first": first, "after": f"{first}{AFTER_ESCAPED}"},
-            select="RowKey",
-            results_per_page=1000,
-        )
-        await delete_rows(table, [Delete(LEASE_PARTITION, e["RowKey"]) async for e in query])
+        ranges = [(LEGACY_PARTITION, first)]
+        if KEY_SEPARATOR in prefix:
+            ranges.append((lease_partition(prefix), first))
+        deletes: list[Delete] = []
+        for partition, start in ranges:
+            query = table.query_entities(
+                "PartitionKey eq @pk and RowKey ge @first and RowKey lt @after",
+                parameters={"pk": partition, "first": start, "after": f"{start}{AFTER_ESCAPED}"},
+                select=["PartitionKey", "RowKey"],
+                results_per_page=1000,
+            )
+            deletes += [Delete(e["PartitionKey"], e["RowKey"]) async for e in query]
+        if KEY_SEPARATOR not in prefix:  # the prefix may end inside a tenant id: every such partition
+            query = table.query_entities(
+                "PartitionKey ge @first and PartitionKey lt @after",
+                parameters={"first": first, "after": f"{first}{AFTER_ESCAPED}"},
+                select=["PartitionKey", "RowKey"],
+                results_per_page=1000,
+            )
+            deletes += [
+                Delete(e["PartitionKey"], e["RowKey"]) async for e in query if e["RowKey"].startswith(first)
+            ]
+        await delete_rows(table, list(dict.fromkeys(deletes)))

@@ -1,9 +1,22 @@
-"""The `tenants` table: tenant rows, and the claim row of each connected directory (`TenantRepository`)."""
+"""The `tenants` table: tenant rows, and the claim row of each connected directory (`TenantRepository`).
+
+Each tenant row is alone in its partition (the tenant id; RowKey empty), and each directory's claim in its
+own (`~directory-` and the directory id; RowKey `claim`): the reads every job makes of its tenant spread
+over as many partitions as there are tenants. Listing every tenant is a query over the whole table (the
+rows with an empty RowKey), which the nightly timer and the host's tenant list make by definition.
+
+Rows of the older layout (every tenant and claim in one partition, `tenant`) move once: the first use of a
+worker reads the marker row, and while it is missing the worker copies each old row to its new place
+(keeping any newer copy already there), deletes the old one, then writes the marker.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from dataclasses import asdict, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from azure.core import MatchConditions
@@ -11,8 +24,17 @@ from azure.core.exceptions import HttpResponseError, ResourceModifiedError, Reso
 from azure.data.tables.aio import TableClient
 
 from shared.adapters.storage import StorageClients, StorageRouter
-from shared.adapters.tables.rows import as_utc, etag_of, replace_entity, required_utc, without_none
-from shared.adapters.tables.transactions import Insert, Operation, Replace, TransactionFailed, submit
+from shared.adapters.tables.rows import (
+    RACE_ATTEMPTS,
+    as_utc,
+    etag_of,
+    insert_entity,
+    read_entity,
+    replace_entity,
+    required_utc,
+    without_none,
+    write_entity,
+)
 from shared.domain.tenants import (
     AuthMode,
     ConflictPolicy,
@@ -33,13 +55,20 @@ from shared.service.errors import AlreadyExists, DirectoryTaken, StaleWrite
 from shared.settings import STORAGE_CONNECTION
 
 TENANTS: Final = "tenants"
-TENANT_PARTITION: Final = "tenant"
-# A directory's claim shares the tenants' partition (so a tenant row and its claim commit together); its
-# RowKey starts with `~`, which sorts after every tenant key (a GUID or a domain: [0-9a-z.-]).
+TENANT_ROW: Final = ""
+# A directory's claim: its own partition, named so that no tenant key (a GUID or a domain: [0-9a-z.-])
+# is ever one.
 DIRECTORY_CLAIM: Final = "~directory-"
+CLAIM_ROW: Final = "claim"
 # The storage account holding the tenant's data (a connection name; absent: the home account), on the
 # tenant row and its directory's claim. Written when the row is created, kept by every save after.
 STORAGE_ACCOUNT: Final = "StorageAccount"
+# A claim whose tenant row is missing is left by a crash between the two writes once this old (a younger
+# one may be a connection on its way: it holds).
+CLAIM_GRACE: Final = timedelta(minutes=1)
+LEGACY_PARTITION: Final = "tenant"  # every tenant and claim, before tenants had partitions of their own
+LAYOUT_PARTITION: Final = "~layout"
+LAYOUT_ROW: Final = "tenants"
 
 
 def settings_to_json(settings: TenantSettings) -> str:
@@ -79,8 +108,8 @@ def tenant_to_entity(tenant: Tenant, account: str | None = None) -> dict[str, An
     app = tenant.customer_app
     return without_none(
         {
-            "PartitionKey": TENANT_PARTITION,
-            "RowKey": tenant.tenant_id,
+            "PartitionKey": tenant.tenant_id,
+            "RowKey": TENANT_ROW,
             "DirectoryId": tenant.directory_id,
             "DisplayName": tenant.display_name,
             "AuthMode": tenant.auth_mode.value,
@@ -106,7 +135,7 @@ def tenant_to_entity(tenant: Tenant, account: str | None = None) -> dict[str, An
 def tenant_from_entity(entity: Any) -> Tenant:
     client_id = entity.get("CustomerClientId")
     return Tenant(
-        tenant_id=entity["RowKey"],
+        tenant_id=entity["RowKey"] or entity["PartitionKey"],  # the older layout: keyed by RowKey
         directory_id=entity["DirectoryId"],
         display_name=entity["DisplayName"],
         auth_mode=AuthMode(entity["AuthMode"]),
@@ -144,8 +173,8 @@ def _released(entity: Any) -> ReleasedRange | None:
 def _claim_entity(tenant: Tenant, account: str | None = None) -> dict[str, Any]:
     return without_none(
         {
-            "PartitionKey": TENANT_PARTITION,
-            "RowKey": DIRECTORY_CLAIM + tenant.directory_id,
+            "PartitionKey": DIRECTORY_CLAIM + tenant.directory_id,
+            "RowKey": CLAIM_ROW,
             "TenantId": tenant.tenant_id,
             STORAGE_ACCOUNT: account,
         }
@@ -154,42 +183,52 @@ def _claim_entity(tenant: Tenant, account: str | None = None) -> dict[str, Any]:
 
 class TenantAccounts:
     """`AccountLookup`: the storage account a tenant's row (or its directory's claim) names; the home
-    connection for a row that names none, None when there is no row."""
+    connection for a row that names none, None when there is no row. A row still in the older layout
+    (before its worker moved it) is read there."""
 
     def __init__(self, home: StorageClients) -> None:
         self._home = home
 
-    async def _row(self, row_key: str) -> dict[str, Any] | None:
+    async def _row(self, partition: str, row: str, legacy_row: str) -> dict[str, Any] | None:
         table = await self._home.table(TENANTS)
-        try:
-            entity: dict[str, Any] = await table.get_entity(
-                TENANT_PARTITION, row_key, select=[STORAGE_ACCOUNT]
-            )
-        except ResourceNotFoundError:
-            return None
-        return entity
+        for pk, rk in ((partition, row), (LEGACY_PARTITION, legacy_row)):
+            try:
+                entity: dict[str, Any] = await table.get_entity(pk, rk, select=[STORAGE_ACCOUNT])
+            except ResourceNotFoundError:
+                continue
+            return entity
+        return None
 
     async def account_of(self, tenant_id: str) -> str | None:
-        entity = await self._row(tenant_id)
+        entity = await self._row(tenant_id, TENANT_ROW, tenant_id)
         return None if entity is None else str(entity.get(STORAGE_ACCOUNT) or STORAGE_CONNECTION)
 
     async def account_of_directory(self, directory_id: str) -> str | None:
-        entity = await self._row(DIRECTORY_CLAIM + directory_id)
+        claim = DIRECTORY_CLAIM + directory_id
+        entity = await self._row(claim, CLAIM_ROW, claim)
         return None if entity is None else str(entity.get(STORAGE_ACCOUNT) or STORAGE_CONNECTION)
 
 
 class TableTenants:
-    """Tenant rows, and one claim row per connected directory: Insert makes two tenant keys racing for
-    the same directory (a GUID and a verified domain) fail the second with a conflict."""
+    """Tenant rows, and one claim row per connected directory: a tenant row is written only once its key
+    holds the directory's claim, so two tenant keys racing for the same directory (a GUID and a verified
+    domain) fail the second with a conflict."""
 
     def __init__(self, storage: StorageClients, router: StorageRouter | None = None) -> None:
         """`router`: where a new tenant's data goes (stored on its row), and told every assignment read;
         without one every tenant is in `storage`'s account."""
         self._storage = storage
         self._router = router
+        self._moved = False  # this worker saw the layout marker
+        self._moving = asyncio.Lock()
 
     async def _table(self) -> TableClient:
-        return await self._storage.table(TENANTS)
+        table = await self._storage.table(TENANTS)
+        if not self._moved:
+            async with self._moving:
+                if not self._moved:
+                    await self._move_legacy_rows(table)
+        return table
 
     def _read(self, entity: Any) -> Tenant:
         tenant = tenant_from_entity(entity)
@@ -205,24 +244,17 @@ class TableTenants:
         return None if name == STORAGE_CONNECTION else name
 
     async def get(self, tenant_id: str) -> Tenant | None:
-        table = await self._table()
-        try:
-            entity = await table.get_entity(TENANT_PARTITION, tenant_id)
-        except ResourceNotFoundError:
-            return None
-        return self._read(entity)
+        entity = await read_entity(await self._table(), tenant_id, TENANT_ROW)
+        return self._read(entity) if entity is not None else None
 
     async def list(self) -> list[Tenant]:
         table = await self._table()
-        query = table.query_entities(
-            "PartitionKey eq @pk and RowKey lt @claims",
-            parameters={"pk": TENANT_PARTITION, "claims": DIRECTORY_CLAIM[0]},
-        )
+        query = table.query_entities("RowKey eq @row", parameters={"row": TENANT_ROW}, results_per_page=1000)
         return [self._read(e) async for e in query]
 
     async def add(self, tenant: Tenant) -> Tenant:
         account = await self._account(tenant.tenant_id, new=True)
-        added = await self._write_and_claim(tenant, Insert(tenant_to_entity(tenant, account)), account)
+        added = await self._write_and_claim(tenant, None, account)
         if self._router is not None:
             self._router.remember(tenant.tenant_id, account, tenant.directory_id)
         return added
@@ -230,56 +262,68 @@ class TableTenants:
     async def reconnect(self, tenant: Tenant) -> Tenant:
         if tenant.etag is None:
             raise StaleWrite(tenant.tenant_id)
-        account = await self._account(tenant.tenant_id)
-        return await self._write_and_claim(
-            tenant, Replace(tenant_to_entity(tenant, account), tenant.etag), account
-        )
+        return await self._write_and_claim(tenant, tenant.etag, await self._account(tenant.tenant_id))
 
-    async def _write_and_claim(
-        self, tenant: Tenant, write: Insert | Replace, account: str | None = None
-    ) -> Tenant:
-        """The tenant row and its directory's claim in one transaction. When it fails, the claim row tells
-        which part lost: held by another key (DirectoryTaken), held by this key already (a claim a crash
-        left behind: written again with the row), or free (the tenant row lost its race)."""
+    async def _write_and_claim(self, tenant: Tenant, etag: str | None, account: str | None) -> Tenant:
+        """Claim the directory, then write the tenant row (inserted without an etag, else replaced If-Match);
+        a claim this call took goes again when the row's write fails."""
         table = await self._table()
-        claim: Operation = Insert(_claim_entity(tenant, account))
-        for _ in range(3):
+        taken = await self._claim(table, tenant, account)
+        try:
+            written = await write_entity(table, tenant_to_entity(tenant, account), etag)
+        except (AlreadyExists, StaleWrite):
+            if taken is not None:
+                await self._unclaim(table, tenant.directory_id, taken)
+            raise
+        return replace(tenant, etag=written)
+
+    async def _claim(self, table: TableClient, tenant: Tenant, account: str | None) -> str | None:
+        """Hold the directory's claim for the tenant key: the etag of a claim taken now, None when the key
+        held it already; DirectoryTaken when another key holds it."""
+        for _ in range(RACE_ATTEMPTS):
             try:
-                etags = await submit(table, [write, claim])
-            except TransactionFailed as error:
-                if not error.lost_race:
-                    raise
-                held = await self._claim_of(table, tenant.directory_id)
-                if held is not None and held[0] != tenant.tenant_id:
-                    raise DirectoryTaken(held[0]) from None
-                if held is not None and not isinstance(claim, Replace):
-                    claim = Replace(_claim_entity(tenant, account), held[1])
-                    continue
-                if isinstance(write, Insert):
-                    raise AlreadyExists(tenant.tenant_id) from None
-                raise StaleWrite(tenant.tenant_id) from None
-            return replace(tenant, etag=etags[0])
+                return await insert_entity(table, _claim_entity(tenant, account))
+            except AlreadyExists:
+                pass
+            held = await self._claim_of(table, tenant.directory_id)
+            if held is None:
+                continue  # released meanwhile
+            holder, etag, at = held
+            if holder == tenant.tenant_id:
+                return None
+            if not await self._left_behind(table, holder, tenant.directory_id, at):
+                raise DirectoryTaken(holder)
+            try:
+                return await replace_entity(table, _claim_entity(tenant, account), etag)
+            except StaleWrite:
+                continue
         raise StaleWrite(tenant.tenant_id)
 
     @staticmethod
-    async def _claim_of(table: TableClient, directory_id: str) -> tuple[str, str] | None:
-        """The tenant key holding the directory, and the claim's etag."""
-        try:
-            entity = await table.get_entity(TENANT_PARTITION, DIRECTORY_CLAIM + directory_id)
-        except ResourceNotFoundError:
-            return None
-        return str(entity["TenantId"]), str(etag_of(entity))
+    async def _left_behind(table: TableClient, holder: str, directory_id: str, at: datetime | None) -> bool:
+        """A claim no tenant row stands behind (a crash between claim and row), old enough not to be a
+        connection on its way."""
+        if at is None or datetime.now(UTC) - at < CLAIM_GRACE:
+            return False
+        row = await read_entity(table, holder, TENANT_ROW)
+        return row is None or row.get("DirectoryId") != directory_id
 
-    async def release_directory(self, tenant: Tenant) -> None:
-        table = await self._table()
-        held = await self._claim_of(table, tenant.directory_id)
-        if held is None or held[0] != tenant.tenant_id:
-            return
+    @staticmethod
+    async def _claim_of(table: TableClient, directory_id: str) -> tuple[str, str, datetime | None] | None:
+        """The tenant key holding the directory, the claim's etag and when it was written."""
+        entity = await read_entity(table, DIRECTORY_CLAIM + directory_id, CLAIM_ROW)
+        if entity is None:
+            return None
+        written = as_utc(getattr(entity, "metadata", {}).get("timestamp"))
+        return str(entity["TenantId"]), str(etag_of(entity)), written
+
+    @staticmethod
+    async def _unclaim(table: TableClient, directory_id: str, etag: str) -> None:
         try:
             await table.delete_entity(
-                TENANT_PARTITION,
-                DIRECTORY_CLAIM + tenant.directory_id,
-                etag=held[1],
+                DIRECTORY_CLAIM + directory_id,
+                CLAIM_ROW,
+                etag=etag,
                 match_condition=MatchConditions.IfNotModified,
             )
         except (ResourceNotFoundError, ResourceModifiedError):
@@ -288,10 +332,40 @@ class TableTenants:
             if error.status_code != 412:
                 raise
 
+    async def release_directory(self, tenant: Tenant) -> None:
+        table = await self._table()
+        held = await self._claim_of(table, tenant.directory_id)
+        if held is None or held[0] != tenant.tenant_id:
+            return
+        await self._unclaim(table, tenant.directory_id, held[1])
+
     async def save(self, tenant: Tenant) -> Tenant:
         account = await self._account(tenant.tenant_id)
         etag = await replace_entity(await self._table(), tenant_to_entity(tenant, account), tenant.etag)
         return replace(tenant, etag=etag)
 
     async def delete(self, tenant_id: str) -> None:
-        await (await self._table()).delete_entity(TENANT_PARTITION, tenant_id)
+        await (await self._table()).delete_entity(tenant_id, TENANT_ROW)
+
+    async def _move_legacy_rows(self, table: TableClient) -> None:
+        """Once per deployment: every row of the shared partition to its own (see the module's doc)."""
+        if await read_entity(table, LAYOUT_PARTITION, LAYOUT_ROW) is None:
+            old = table.query_entities("PartitionKey eq @pk", parameters={"pk": LEGACY_PARTITION})
+            async for entity in old:
+                key = str(entity["RowKey"])
+                moved = dict(entity)
+                if key.startswith(DIRECTORY_CLAIM):
+                    moved.update(PartitionKey=key, RowKey=CLAIM_ROW)
+                else:
+                    moved.update(PartitionKey=key, RowKey=TENANT_ROW)
+                with contextlib.suppress(AlreadyExists):  # a newer copy is there already
+                    await insert_entity(table, moved)
+                with contextlib.suppress(ResourceNotFoundError, ResourceModifiedError):
+                    await table.delete_entity(
+                        LEGACY_PARTITION,
+                        key,
+                        etag=etag_of(entity),
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+            await table.upsert_entity({"PartitionKey": LAYOUT_PARTITION, "RowKey": LAYOUT_ROW})
+        self._moved = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -44,6 +45,9 @@ from shared.service.records import UserPage, UserQuery
 from shared.service.user_queries import page_users
 
 USERS: Final = "users"
+# The admin's views (progress polled every 3 s, `GET /users`) read a tenant's listing at most this often
+# per worker; a change this worker makes to the tenant's users reads it again at once.
+CONSOLE_LISTING_SECONDS: Final = 10.0
 
 
 def user_to_entity(user: UserRecord) -> dict[str, Any]:
@@ -224,8 +228,29 @@ def _delta_window(entity: Mapping[str, Any]) -> tuple[datetime, datetime] | None
 
 
 class TableUsers:
+    """A tenant's users share its partition (RowKey: the staff id). The console's listing is kept per
+    worker for `CONSOLE_LISTING_SECONDS` (`console_users`): a console polling every 3 s, or several open
+    on one tenant, costs one partition read per that many seconds, not one per request."""
+
     def __init__(self, storage: TenantStorage) -> None:
         self._storage = storage
+        self._listings: dict[str, tuple[float, list[UserRecord]]] = {}  # tenant -> (read at, users)
+        self._changes: dict[str, int] = {}  # tenant -> changes this worker made (a listing read across one
+        # is not kept: it may predate the change)
+
+    def _changed(self, tenant_id: str) -> None:
+        self._changes[tenant_id] = self._changes.get(tenant_id, 0) + 1
+        self._listings.pop(tenant_id, None)
+
+    async def console_users(self, tenant_id: str) -> list[UserRecord]:
+        kept = self._listings.get(tenant_id)
+        if kept is not None and time.monotonic() - kept[0] < CONSOLE_LISTING_SECONDS:
+            return kept[1]
+        started, changes = time.monotonic(), self._changes.get(tenant_id, 0)
+        users = await self.list_all(tenant_id)
+        if self._changes.get(tenant_id, 0) == changes:
+            self._listings[tenant_id] = (started, users)
+        return users
 
     async def _table(self, tenant_id: str) -> TableClient:
         return await (await self._storage.for_tenant(tenant_id)).table(USERS)
@@ -264,17 +289,29 @@ class TableUsers:
         return False
 
     async def query(self, tenant_id: str, query: UserQuery) -> UserPage:
-        return page_users(await self.list_all(tenant_id), query)
+        return page_users(await self.console_users(tenant_id), query)
 
     async def save(self, user: UserRecord) -> UserRecord:
-        etag = await write_entity(await self._table(user.tenant_id), user_to_entity(user), user.etag)
+        self._changed(user.tenant_id)
+        try:
+            etag = await write_entity(await self._table(user.tenant_id), user_to_entity(user), user.etag)
+        finally:
+            self._changed(user.tenant_id)
         return replace(user, etag=etag)
 
     async def delete(self, tenant_id: str, staff_id: str) -> None:
-        await (await self._table(tenant_id)).delete_entity(tenant_id, staff_id)
+        self._changed(tenant_id)
+        try:
+            await (await self._table(tenant_id)).delete_entity(tenant_id, staff_id)
+        finally:
+            self._changed(tenant_id)
 
     async def delete_tenant(self, tenant_id: str) -> None:
-        await delete_partition(await self._table(tenant_id), tenant_id)
+        self._changed(tenant_id)
+        try:
+            await delete_partition(await self._table(tenant_id), tenant_id)
+        finally:
+            self._changed(tenant_id)
 
     async def save_all(self, users: Sequence[UserRecord]) -> list[UserRecord | None]:
         """Up to 100 users per entity-group transaction (one tenant's rows share a partition). A transaction
@@ -282,6 +319,16 @@ class TableUsers:
         if not users:
             return []
         table = await self._table(users[0].tenant_id)  # one tenant's users, as the port says
+        tenants = {user.tenant_id for user in users}
+        for tenant_id in tenants:
+            self._changed(tenant_id)
+        try:
+            return await self._save_chunks(table, users)
+        finally:
+            for tenant_id in tenants:
+                self._changed(tenant_id)
+
+    async def _save_chunks(self, table: TableClient, users: Sequence[UserRecord]) -> list[UserRecord | None]:
         saved: list[UserRecord | None] = []
         for chunk in _user_transactions(users):
             try:

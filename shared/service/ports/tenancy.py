@@ -41,7 +41,16 @@ class UserRepository(Protocol):
         """Whether any matched user is still pending or migrating (a filtered query, stops at the first)."""
         ...
 
-    async def query(self, tenant_id: str, query: UserQuery) -> UserPage: ...
+    async def console_users(self, tenant_id: str) -> list[UserRecord]:
+        """The tenant's users for the admin's views (progress, `GET /users`): a listing this worker read at
+        most a few seconds ago (`CONSOLE_LISTING_SECONDS` in the table adapter), read again at once after
+        this worker changed one of them."""
+        ...
+
+    async def query(self, tenant_id: str, query: UserQuery) -> UserPage:
+        """A page of `console_users`, filtered and sorted."""
+        ...
+
     async def save(self, user: UserRecord) -> UserRecord:
         """Insert when `etag` is None (AlreadyExists if taken), else replace guarded by it (StaleWrite)."""
         ...
