@@ -93,6 +93,7 @@ var connectorTables = [
   'changes'
   'consentstates'
   'leases'
+  'mailboxclaims'
   'deliveries'
   'subscriptions'
   'busy'
