@@ -166,31 +166,31 @@ class TenantGraph:
         while True:
             await self.budget.take(work_priority.current())
             info = self._request_info(method, path, body, headers, attempt + paused)
-            try:
-                async with self.gate.hold(path, body):
+            async with self.gate.hold(path, body):  # MailboxBusy, or the claims table's own errors
+                try:
                     raw = await self.adapter.send_primitive_async(info, "bytes", ERROR_MAP)
-            except Exception as error:
-                failure = from_sdk(error)
-                if not isinstance(failure, Throttled) or failure.code == "MailboxBusy":
-                    raise failure from error
-                whole_tenant = failure.status == 429 and tenant_wide(failure.scope)
-                if failure.status == 429:
-                    self.budget.throttled(failure.retry_after, whole_tenant=whole_tenant)
-                if (
-                    whole_tenant
-                    and retries
-                    and paused < MAX_TENANT_PAUSES
-                    and failure.retry_after <= MAX_RETRY_DELAY
-                ):
-                    paused += 1  # the tenant's pacing, not this request's failure: the budget waits
-                    continue
-                attempt += 1
-                delay = retry_delay(failure, attempt)
-                if attempt > retries or delay > MAX_RETRY_DELAY:
-                    raise failure from error
-                await asyncio.sleep(delay)
+                except Exception as error:
+                    failure, cause = from_sdk(error), error
+                else:
+                    return bytes(raw) if raw else b""
+            if not isinstance(failure, Throttled):  # the mailbox's slot is free again from here on
+                raise failure from cause
+            whole_tenant = failure.status == 429 and tenant_wide(failure.scope)
+            if failure.status == 429:
+                self.budget.throttled(failure.retry_after, whole_tenant=whole_tenant)
+            if (
+                whole_tenant
+                and retries
+                and paused < MAX_TENANT_PAUSES
+                and failure.retry_after <= MAX_RETRY_DELAY
+            ):
+                paused += 1  # the tenant's pacing, not this request's failure: the budget waits
                 continue
-            return bytes(raw) if raw else b""
+            attempt += 1
+            delay = retry_delay(failure, attempt)
+            if attempt > retries or delay > MAX_RETRY_DELAY:
+                raise failure from cause
+            await asyncio.sleep(delay)
 
     def _request_info(
         self, method: str, path: str, body: Any, headers: dict[str, str] | None, attempt: int
