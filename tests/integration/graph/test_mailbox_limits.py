@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -22,9 +23,16 @@ from azure.identity.aio import ClientSecretCredential
 from devhost.azurite import Azurite
 from shared.adapters.graph.calendar import GraphCalendar
 from shared.adapters.graph.client import GraphClients, TenantKey
+from shared.adapters.graph.writes import GraphCalendarWriter
 from shared.adapters.tables.mailbox_claims import TableMailboxClaims
-from shared.domain.tenants import Tenant
+from shared.domain.appointments import Appointment, AppointmentState
+from shared.domain.tenants import Tenant, TenantState
+from shared.domain.users import MatchStatus, StaffMember, SyncState, UserRecord
+from shared.service import jobs
+from shared.service.appointment_api import get_appointment, put_appointment
+from shared.service.job_handlers import run_job
 from shared.service.work_priority import Priority, working_as
+from tests.fakes.services import add_tenant, fake_world
 from tests.fixtures.azurite import fresh_storage
 from tests.fixtures.emulator import EmulatorInfo
 from tests.integration.graph.harness import GRAPH_SCOPE, tenant_named
@@ -157,3 +165,53 @@ async def test_bulk_reads_of_a_tenant_graph_throttles_slow_down_and_all_finish(
     assert stats["throttled_by_reason"].get("tenant", 0) >= 1
     budget = (await worker.for_tenant(key)).budget
     assert budget.throttles >= 1 and budget.rate < budget.ceiling
+
+
+async def test_a_migration_job_and_write_jobs_on_two_workers_stay_within_four_requests(
+    org: tuple[EmulatorInfo, Tenant], workers: Workers
+) -> None:
+    """The jobs themselves, through the job table: a user's migration on the sync worker, four
+    appointment writes for the same staff member at once on the write worker (the write queue's
+    function takes several messages at a time); storage the in-memory fakes both workers share."""
+    emulator, tenant = org
+    user_id, upn = await mailbox(emulator, tenant, 30)
+    key = TenantKey(tenant.directory_id, emulator.client_id)
+
+    async def key_for(_: Tenant) -> TenantKey:
+        return key
+
+    sync_worker, write_worker = await workers(True)
+    world = fake_world()
+    async with emulator.control as control:
+        world.clock.current = datetime.fromisoformat(await control.clock())
+        await add_tenant(world, "limits.example", TenantState.ACTIVE, directory_id=tenant.directory_id)
+        staff = StaffMember("s1", upn, None, "Staff One")
+        await world.users.save(
+            UserRecord("limits.example", staff, MatchStatus.MATCHED, world.clock.now(), graph_user_id=user_id)
+        )
+        syncing = replace(world.services, calendar=GraphCalendar(sync_worker, key_for, page_size=5))
+        writing = replace(world.services, calendar_writer=GraphCalendarWriter(write_worker, key_for))
+        day = world.clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
+        for n in range(4):
+            start = day.replace(day=min(day.day + 1, 27), hour=8 + n)
+            await put_appointment(
+                writing,
+                "limits.example",
+                Appointment(f"a-{n}", f"Visit {n}", start, start.replace(hour=9 + n), "UTC", False, ("s1",)),
+            )
+        writes = world.jobs.take()
+        assert len(writes) == 4
+        await control.set_latency(150)
+        await asyncio.gather(
+            run_job(syncing, jobs.sync_user("limits.example", "s1", "migration", kind="migrate")),
+            *(run_job(writing, job) for job in writes),
+        )
+        stats = await control.stats()
+        await control.set_latency(0)
+    user = await world.users.get("limits.example", "s1")
+    assert user is not None and user.sync_state is SyncState.SYNCED
+    for n in range(4):
+        record = await get_appointment(writing, "limits.example", f"a-{n}")
+        assert record.state is AppointmentState.SYNCED
+    assert stats["concurrency_peak"][f"{emulator.client_id}|{upn.lower()}"] <= 4
+    assert "concurrency" not in stats["throttled_by_reason"]
