@@ -6,8 +6,9 @@ and tenant for several services (contract §6.1; Microsoft's "throttling limits"
 evaluated against multiple limits ... per app per tenant"); the numbers for a tenant are not all
 published, so the bucket learns them: it starts at `ceiling` requests a second (no wait at all for a
 tenant Graph never throttles); on a throttled answer it falls to half of what the tenant actually sent
-over the last `OBSERVED` seconds (or half its rate, if lower; never more than to an eighth of its rate
-at once, nor below `floor`; at most once per `calm` seconds, as one burst of 429s is one signal); while
+over the last `OBSERVED` seconds (or half its rate, if lower; to an eighth of its rate when it sent too
+few requests to measure; never below `floor`; at most once per `calm` seconds, as one burst of 429s is
+one signal); while
 no 429 comes it gains `recovery` of the rate it had before that fall each second, so it is back there
 after 1/`recovery` seconds and probes on slowly (additive increase, multiplicative decrease).
 
@@ -29,12 +30,13 @@ from typing import Final
 
 from shared.service.work_priority import Priority
 
-CEILING: Final = 100.0  # requests a second per tenant per worker before Graph has said anything
+CEILING: Final = 1000.0  # requests a second per tenant per worker before Graph has said anything: no limit
 FLOOR: Final = 0.5
 RECOVERY: Final = 0.05  # of the ceiling, gained per second without a 429
 CALM: Final = 1.0  # seconds in which further 429s do not halve the rate again
 MAX_DEBT: Final = 50.0  # tokens interactive work may borrow
 OBSERVED: Final = 10.0  # seconds of sent requests the rate after a 429 is measured over
+MEASURABLE: Final = 8  # requests sent in those seconds below which the rate is not measured
 
 
 def tenant_wide(scope: str | None) -> bool:
@@ -116,7 +118,9 @@ class TenantBudget:
         self.throttles += 1
         self._refill()
         if now - self._last_halving > self._calm:
-            self.rate = max(self.floor, min(self.rate, max(self.sending(now), self.rate / 4)) / 2)
+            sent = self.sending(now)
+            measured = sent if len(self._sent) >= MEASURABLE else self.rate / 4
+            self.rate = max(self.floor, min(self.rate, measured) / 2)
             self._step = max(self.floor, 2 * self.rate) * self._recovery
             self._tokens = min(self._tokens, self.rate)
             self._last_halving = now
