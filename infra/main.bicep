@@ -101,6 +101,7 @@ var connectorTables = [
   'changes'
   'consentstates'
   'leases'
+  'mailboxclaims'
   'deliveries'
   'subscriptions'
   'busy'

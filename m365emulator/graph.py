@@ -200,6 +200,9 @@ async def _graph(request: web.Request, handler: Handler, emu: Emulator) -> web.S
         request["claims"] = claims
         mailbox, names = _mailbox(request, emu, claims)
         rule = emu.faults.pick(request.method, request.path, names)
+        refused = _admit_tenant(emu, claims, request_id, date)
+        if refused is not None:
+            return _finish(refused, extra, emu)
         if mailbox != "-":
             refused = _admit(emu, (claims.client_id, mailbox), names, request_id, date)
             if refused is not None:
@@ -255,10 +258,12 @@ def _admit(
     emu: Emulator, key: tuple[str, str], names: tuple[str, ...], request_id: str, date: str
 ) -> web.Response | None:
     """None when the request may run (it then holds a slot), else the 429 to answer."""
+    emu.stats.saw_concurrency(f"{key[0]}|{names[-1] if names else key[1]}", emu.throttle.in_flight(key) + 1)
     verdict = emu.throttle.enter(key)
     if verdict is None:
         return None
     emu.stats.throttled += 1
+    emu.stats.throttled_by_reason[verdict.reason] += 1
     emu.stats.throttled_by_mailbox[names[-1] if names else key[1]] += 1
     headers = {"Retry-After": str(verdict.retry_after)}
     if verdict.reason == "budget":
@@ -267,6 +272,21 @@ def _admit(
         429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.", headers
     )
     return error_response(err, request_id, date)
+
+
+def _admit_tenant(emu: Emulator, claims: TokenClaims, request_id: str, date: str) -> web.Response | None:
+    """None when the app + tenant budget (off unless set) admits the request, else the 429 to answer,
+    naming its scope as Graph does."""
+    verdict = emu.throttle.enter_tenant((claims.client_id, claims.tenant_id))
+    if verdict is None:
+        return None
+    emu.stats.throttled += 1
+    emu.stats.throttled_by_reason[verdict.reason] += 1
+    headers = {
+        "Retry-After": str(verdict.retry_after),
+        "x-ms-throttle-scope": f"Tenant_Application/ReadWrite/{claims.client_id}/{claims.tenant_id}",
+    }
+    return respond(throttle_body(request_id, date), 429, headers)
 
 
 def _finish(response: web.StreamResponse, extra: dict[str, str], emu: Emulator) -> web.StreamResponse:

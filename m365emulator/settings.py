@@ -14,6 +14,9 @@ class Settings:
     throttle_concurrency: int = 4
     throttle_budget: int = 10_000
     throttle_window_s: float = 600
+    #: a request budget per app + tenant (m365emulator/throttling.py): 0 is off
+    throttle_tenant_budget: int = 0
+    throttle_tenant_window_s: float = 10
     #: subscription validation handshake (contract §5.4)
     validation_timeout_s: float = 10
     #: notification delivery (contract §5.6): a POST slower than this counts as failed and is retried

@@ -16,6 +16,10 @@ class Stats:
         self.statuses: Counter[str] = Counter()
         self.throttled = 0
         self.throttled_by_mailbox: Counter[str] = Counter()
+        self.throttled_by_reason: Counter[str] = Counter()  # concurrency, budget, tenant
+        # The most requests at once per app + mailbox ("{client id}|{mailbox}"), counted as each arrives,
+        # a refused one included: what the client asked of Outlook's 4 (contract §6.1).
+        self.concurrency_peak: dict[str, int] = {}
         self.faults_injected = 0
         self.tokens_issued = 0
         self.token_claims: deque[Any] = deque(maxlen=100)  # the `claims` of the last token requests, decoded
@@ -27,6 +31,10 @@ class Stats:
         self.lifecycle_sent = 0
         self.validations = 0
 
+    def saw_concurrency(self, app_mailbox: str, at_once: int) -> None:
+        if at_once > self.concurrency_peak.get(app_mailbox, 0):
+            self.concurrency_peak[app_mailbox] = at_once
+
     def to_json(self) -> dict[str, Any]:
         return {
             "requests": dict(self.requests),
@@ -35,6 +43,8 @@ class Stats:
             "statuses": dict(self.statuses),
             "throttled": self.throttled,
             "throttled_by_mailbox": dict(self.throttled_by_mailbox),
+            "throttled_by_reason": dict(self.throttled_by_reason),
+            "concurrency_peak": dict(self.concurrency_peak),
             "faults_injected": self.faults_injected,
             "tokens_issued": self.tokens_issued,
             "token_claims": list(self.token_claims),

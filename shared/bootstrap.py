@@ -116,12 +116,14 @@ class Container:
     @cached_property
     def graph(self) -> GraphClients:
         from shared.adapters.graph.client import GraphClients
+        from shared.adapters.tables.mailbox_claims import TableMailboxClaims
 
         return GraphClients(
             self.settings.graph_base_url,
             self.settings.graph_scope,
             self.tenant_credentials.credential_for,
             ca_bundle=self.settings.tls_ca_bundle,
+            claims=TableMailboxClaims(self.storage),
         )
 
     @cached_property

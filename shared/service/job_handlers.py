@@ -35,6 +35,7 @@ from shared.service.staff_removal import run_remove_staff
 from shared.service.sync import run_notified, run_sync_job
 from shared.service.task_sync import run_task_job
 from shared.service.task_writes import run_task_catch_up, run_task_write
+from shared.service.work_priority import Priority, working_as
 
 log = get_logger("jobs")
 
@@ -65,9 +66,34 @@ HANDLERS: Final[dict[str, Callable[[Services, Any], Awaitable[None]]]] = {
 }
 
 
+# Bulk work: what a tenant's Graph budget slows first when Graph throttles the tenant (whole tenants' or
+# users' passes over everything, catch-ups of many writes); the rest is work someone is waiting for.
+BULK: Final[frozenset[str]] = frozenset(
+    {
+        TenantWork.DISCOVER,
+        TenantWork.REMATCH,
+        TenantWork.RENEW_SUBSCRIPTIONS,
+        TenantWork.NIGHTLY,
+        SyncMode.MIGRATE,
+        SyncMode.RESYNC,
+        SyncMode.RENEW,
+        SyncMode.SILENT,
+        TaskMode.RESYNC,
+        TaskMode.RENEW,
+        CatchUpWrites.kind,
+        CatchUpTasks.kind,
+    }
+)
+
+
+def priority_of(job: Job) -> Priority:
+    return Priority.BULK if job.kind in BULK else Priority.INTERACTIVE
+
+
 async def run_job(services: Services, job: Job) -> None:
-    """Run one job. Never raises for a condition a retry cannot fix."""
-    await HANDLERS[job.kind](services, job)
+    """Run one job, its Graph requests at its priority. Never raises for a condition a retry cannot fix."""
+    with working_as(priority_of(job)):
+        await HANDLERS[job.kind](services, job)
 
 
 async def run_message(

@@ -13,7 +13,9 @@ by `RenewingRequestAdapter`, which tells the tenant's `RenewableCredential` the 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -35,9 +37,11 @@ from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
-from shared.adapters.graph.errors import from_sdk
-from shared.adapters.graph.mailbox_gate import MailboxGate
+from shared.adapters.graph.errors import Throttled, from_sdk
+from shared.adapters.graph.mailbox_gate import MailboxClaims, MailboxGate
+from shared.adapters.graph.tenant_budget import CEILING, TenantBudget, tenant_wide
 from shared.adapters.identity import RenewableCredential
+from shared.service import work_priority
 from shared.telemetry.graph import CountedTransport
 
 
@@ -47,7 +51,16 @@ def tls_verify(ca_bundle: str | None) -> ssl.SSLContext | bool:
 
 
 ERROR_MAP: dict[str, Any] = {"4XX": ODataError, "5XX": ODataError}
-MAX_SDK_RETRIES = 2  # the SDK's own 429/503 retries; queue redelivery is the outer budget
+MAX_SDK_RETRIES = 2  # tries again after 429/503/504 in process; queue redelivery is the outer budget
+MAX_TENANT_PAUSES = 8  # tenant-wide 429s a request waits out in process (the budget pauses the tenant)
+MAX_RETRY_DELAY = 120.0  # seconds; a longer Retry-After goes back to the queue (as kiota's handler does)
+
+
+def retry_delay(failure: Throttled, attempt: int) -> float:
+    """Seconds before trying again: Graph's Retry-After, else kiota's backoff (0.5 * 2^(n-1) + jitter)."""
+    if failure.retry_after > 0:
+        return float(failure.retry_after)
+    return 0.5 * 2.0 ** (attempt - 1) + random.random()  # noqa: S311
 
 
 class TokenRenewed(RequestOption):
@@ -123,12 +136,14 @@ class TenantGraph:
         base_url: str,
         gate: MailboxGate | None = None,
         http: httpx.AsyncClient | None = None,
+        budget: TenantBudget | None = None,
     ) -> None:
         self.adapter = adapter
         self.sdk = GraphServiceClient(request_adapter=adapter)
         self.base_url = base_url
         self.gate = gate or MailboxGate()  # the worker's, shared by every tenant's client
         self.http = http  # the shared pool, for pre-authenticated URLs (upload sessions)
+        self.budget = budget or TenantBudget()  # the tenant's in this worker
 
     def url(self, path: str) -> str:
         return path if path.startswith("https://") or path.startswith("http://") else f"{self.base_url}{path}"
@@ -143,26 +158,56 @@ class TenantGraph:
         retries: int = MAX_SDK_RETRIES,
     ) -> bytes:
         """Send a request through the SDK's adapter and middleware; answer the raw body (b"" when empty).
-        `retries`: the SDK's retry handler's tries after 429/503/504 (0 for a request that must go once).
-        At most `MAILBOX_CONCURRENCY` requests on one mailbox run at once in the worker (`MailboxGate`).
+        `retries`: tries again after 429/503/504 (0 for a request that must go once), after Retry-After.
+        The request waits for the tenant's budget (`TenantBudget`) and holds its mailbox (`MailboxGate`).
 
         Several values of one header (`Prefer`) go comma-folded in one string, as kiota sends them."""
+        attempt = paused = 0
+        while True:
+            await self.budget.take(work_priority.current())
+            info = self._request_info(method, path, body, headers, attempt + paused)
+            async with self.gate.hold(path, body):  # MailboxBusy, or the claims table's own errors
+                try:
+                    raw = await self.adapter.send_primitive_async(info, "bytes", ERROR_MAP)
+                except Exception as error:
+                    failure, cause = from_sdk(error), error
+                else:
+                    return bytes(raw) if raw else b""
+            if not isinstance(failure, Throttled):  # the mailbox's slot is free again from here on
+                raise failure from cause
+            whole_tenant = failure.status == 429 and tenant_wide(failure.scope)
+            if failure.status == 429:
+                self.budget.throttled(failure.retry_after, whole_tenant=whole_tenant)
+            if (
+                whole_tenant
+                and retries
+                and paused < MAX_TENANT_PAUSES
+                and failure.retry_after <= MAX_RETRY_DELAY
+            ):
+                paused += 1  # the tenant's pacing, not this request's failure: the budget waits
+                continue
+            attempt += 1
+            delay = retry_delay(failure, attempt)
+            if attempt > retries or delay > MAX_RETRY_DELAY:
+                raise failure from cause
+            await asyncio.sleep(delay)
+
+    def _request_info(
+        self, method: str, path: str, body: Any, headers: dict[str, str] | None, attempt: int
+    ) -> RequestInformation:
         info = RequestInformation()
         info.http_method = Method(method.upper())
         info.url = self.url(path)
         info.headers.try_add("Accept", "application/json")
         for name, value in (headers or {}).items():
             info.headers.add(name, value)
+        if attempt:
+            info.headers.add("Retry-Attempt", str(attempt))
         if body is not None:
             info.headers.try_add("Content-Type", "application/json")
             info.content = json.dumps(body, separators=(",", ":")).encode()
-        info.add_request_options([RetryHandlerOption(max_retries=retries)])
-        try:
-            async with self.gate.hold(path):
-                raw = await self.adapter.send_primitive_async(info, "bytes", ERROR_MAP)
-        except Exception as error:
-            raise from_sdk(error) from error
-        return bytes(raw) if raw else b""
+        info.add_request_options([RetryHandlerOption(max_retries=0)])
+        return info
 
     async def request_json(
         self,
@@ -190,6 +235,8 @@ class GraphClients:
         credential_for: Callable[[TenantKey], Awaitable[AsyncTokenCredential]],
         *,
         ca_bundle: str | None = None,
+        claims: MailboxClaims | None = None,
+        tenant_rate: float = CEILING,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._scope = scope
@@ -207,7 +254,9 @@ class GraphClients:
                 timeout=httpx.Timeout(30.0, connect=10.0),
             )
         )
-        self.gate = MailboxGate()
+        self.gate = MailboxGate(claims=claims)  # with claims: one worker at a time per mailbox
+        self._tenant_rate = tenant_rate
+        self._budgets: dict[str, TenantBudget] = {}  # per directory, shared by its clients in this worker
         # Upload sessions' URLs are pre-authenticated and outside Graph's middleware: a plain client.
         self._uploads = httpx.AsyncClient(
             verify=tls_verify(ca_bundle), timeout=httpx.Timeout(120.0, connect=10.0)
@@ -222,7 +271,7 @@ class GraphClients:
             credential = RenewableCredential(
                 await self._credential_for(key), lambda: self._credential_for(key)
             )
-            graph = self.graph_with(credential)
+            graph = self.graph_with(credential, self._budget(key.directory_id))
             if key in self._tenants:  # another invocation built it meanwhile: keep one
                 await credential.close()
                 return self._tenants[key]
@@ -237,7 +286,13 @@ class GraphClients:
                     self._retired.append(retired)
         return graph
 
-    def graph_with(self, credential: AsyncTokenCredential) -> TenantGraph:
+    def _budget(self, directory_id: str) -> TenantBudget:
+        budget = self._budgets.get(directory_id)
+        if budget is None:
+            budget = self._budgets[directory_id] = TenantBudget(self._tenant_rate)
+        return budget
+
+    def graph_with(self, credential: AsyncTokenCredential, budget: TenantBudget | None = None) -> TenantGraph:
         """An uncached client for a given credential (validating a customer's app before storing it). A
         `RenewableCredential` is told of refused tokens; any other credential meets a 401 only once."""
         host = urlsplit(self.base_url).hostname or "graph.microsoft.com"
@@ -248,7 +303,7 @@ class GraphClients:
             else GraphRequestAdapter(auth, client=self._http)
         )
         adapter.base_url = self.base_url
-        return TenantGraph(adapter, self.base_url, self.gate, self._uploads)
+        return TenantGraph(adapter, self.base_url, self.gate, self._uploads, budget)
 
     async def forget(self, key: TenantKey) -> None:
         """Drop a tenant's cached clients and credentials for the app, whatever the secret's version (after
@@ -263,6 +318,7 @@ class GraphClients:
             await credential.close()
 
     async def close(self) -> None:
+        await self.gate.close()
         for credential in [*self._credentials.values(), *self._retired]:
             await credential.close()
         await self._http.aclose()

@@ -16,9 +16,15 @@ class GraphError(Exception):
 
 
 class Throttled(GraphError):
-    def __init__(self, status: int, code: str, message: str, retry_after: float) -> None:
+    """429, 503 or 504: `retry_after` seconds (5 when Graph named none); `scope` is Graph's
+    `x-ms-throttle-scope` when it said which limit was hit (`Tenant_Application/ReadWrite/{app}/{tenant}`)."""
+
+    def __init__(
+        self, status: int, code: str, message: str, retry_after: float, scope: str | None = None
+    ) -> None:
         super().__init__(status, code, message)
         self.retry_after = retry_after
+        self.scope = scope
 
 
 class GraphNotFound(GraphError):
@@ -69,7 +75,8 @@ def classify(status: int, code: str, message: str, headers: dict[str, Any] | Non
         return SyncStateLost(status, code, message)
     if status in (429, 503, 504):
         retry_after = _retry_after(headers.get("retry-after"))
-        return Throttled(status, code, message, retry_after)
+        scope = headers.get("x-ms-throttle-scope")
+        return Throttled(status, code, message, retry_after, str(scope) if scope else None)
     if status == 401:
         return AuthFailed(status, code, message)
     if status == 403:

@@ -136,3 +136,46 @@ async def test_base_latency_is_applied(connector, control):
     started = time.monotonic()
     await connector.http.get("users")
     assert time.monotonic() - started >= 0.15
+
+
+async def test_the_stats_keep_the_most_requests_at_once_per_app_and_mailbox(connector, control):
+    """Six SDK calls at once on one mailbox: the emulator admits four and refuses two (answered at once;
+    the SDK retries them after Retry-After), and its stats say five were asked of Outlook at once (four
+    running and one refused), per app and mailbox."""
+    await control.add_fault(delay_ms=400, path="/todo/lists$", method="GET")
+    mailbox = connector.graph.users.by_user_id("adele.vance@contoso.example")
+    answers = await asyncio.gather(*(mailbox.todo.lists.get() for _ in range(6)))
+    assert all(answer.value for answer in answers)
+    await connector.graph.users.by_user_id("alex.wilber@contoso.example").todo.lists.get()
+    stats = await control.stats()
+    client = connector.emulator.client_id
+    assert stats["concurrency_peak"][f"{client}|adele.vance@contoso.example"] == 5
+    assert stats["concurrency_peak"][f"{client}|alex.wilber@contoso.example"] == 1
+    assert stats["throttled_by_reason"] == {"concurrency": 2}
+
+
+async def test_a_tenant_budget_answers_429_naming_its_scope(connector, control):
+    """With a budget per app + tenant set, the request past it is refused for any mailbox of the tenant
+    (and for requests naming none), with Retry-After and Graph's `x-ms-throttle-scope`; the SDK meets it
+    as an error carrying those headers."""
+    from kiota_abstractions.base_request_configuration import RequestConfiguration
+    from kiota_http.middleware.options import RetryHandlerOption
+
+    await control.set_settings(throttle_tenant_budget=2, throttle_tenant_window_s=600)
+    assert (await connector.http.get(f"users/{ADELE}/todo/lists")).status_code == 200
+    assert (await connector.http.get(f"users/{ALEX}/todo/lists")).status_code == 200
+    refused = await connector.http.get("users")
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "TooManyRequests"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 600
+    scope = f"Tenant_Application/ReadWrite/{connector.emulator.client_id}/{connector.tenant_id}"
+    assert refused.headers["x-ms-throttle-scope"] == scope
+    once = RequestConfiguration(options=[RetryHandlerOption(max_retries=0)])
+    with pytest.raises(Exception) as raised:
+        await connector.graph.users.by_user_id("alex.wilber@contoso.example").todo.lists.get(once)
+    assert raised.value.response_status_code == 429
+    assert {k.lower(): v for k, v in raised.value.response_headers.items()}["x-ms-throttle-scope"] == scope
+    stats = await control.stats()
+    assert stats["throttled_by_reason"] == {"tenant": 2}
+    await control.advance_clock(seconds=601)
+    assert (await connector.http.get(f"users/{ADELE}/todo/lists")).status_code == 200

@@ -1,0 +1,128 @@
+"""The mailbox gate across workers: two gates (two workers, as two Functions instances) sharing one set
+of claims never run more than four requests on a mailbox together, a worker meeting another's claim
+waits its turn or defers its job, and a burst of requests costs one claim and one release."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from shared.adapters.graph.errors import Throttled
+from shared.adapters.graph.mailbox_gate import MailboxGate, batch_mailbox
+from tests.fakes.mailbox_claims import FakeMailboxClaims
+
+ANNA = "/users/5b1e0c8e-9d43-4f0e-a7d1-0d6f2f3f1a01/calendarView/delta"
+ANNA_EVENT = "/users/5B1E0C8E-9d43-4f0e-a7d1-0d6f2f3f1a01/events/AAMk"
+BEN = "/users/ben%40contoso.example/events"
+
+
+class Mailboxes:
+    """Counts the requests running on each mailbox, all workers together."""
+
+    def __init__(self) -> None:
+        self.running: dict[str, int] = {}
+        self.peak: dict[str, int] = {}
+
+    async def request(self, gate: MailboxGate, path: str, seconds: float = 0.02) -> None:
+        mailbox = path.split("/")[2].casefold()
+        async with gate.hold(path):
+            self.running[mailbox] = self.running.get(mailbox, 0) + 1
+            self.peak[mailbox] = max(self.peak.get(mailbox, 0), self.running[mailbox])
+            await asyncio.sleep(seconds)
+            self.running[mailbox] -= 1
+
+
+def workers(claims: FakeMailboxClaims, **options: float) -> tuple[MailboxGate, MailboxGate]:
+    return (
+        MailboxGate(claims=claims, worker="sync-instance", **options),
+        MailboxGate(claims=claims, worker="writes-instance", **options),
+    )
+
+
+async def test_two_workers_together_never_pass_four_requests_on_a_mailbox() -> None:
+    claims = FakeMailboxClaims()
+    sync, writes = workers(claims, linger=0.05)
+    seen = Mailboxes()
+    await asyncio.gather(
+        *(seen.request(sync, ANNA) for _ in range(12)),
+        *(seen.request(writes, ANNA_EVENT) for _ in range(12)),
+        *(seen.request(writes, BEN) for _ in range(6)),
+    )
+    assert seen.peak["5b1e0c8e-9d43-4f0e-a7d1-0d6f2f3f1a01"] == 4
+    assert seen.peak["ben%40contoso.example"] == 4
+    await sync.close()
+    await writes.close()
+    assert claims.rows == {}
+
+
+async def test_without_claims_each_worker_keeps_only_its_own_four() -> None:
+    """What one worker's gate alone allows: two workers reach eight on one mailbox."""
+    sync, writes = MailboxGate(), MailboxGate()
+    seen = Mailboxes()
+    await asyncio.gather(
+        *(seen.request(sync, ANNA) for _ in range(6)), *(seen.request(writes, ANNA_EVENT) for _ in range(6))
+    )
+    assert seen.peak["5b1e0c8e-9d43-4f0e-a7d1-0d6f2f3f1a01"] == 8
+
+
+async def test_a_burst_of_requests_costs_one_claim_and_one_release() -> None:
+    claims = FakeMailboxClaims()
+    sync, _ = workers(claims, linger=0.2)
+    seen = Mailboxes()
+    for _ in range(5):  # one after the other, as a sync run's pages
+        await seen.request(sync, ANNA, 0.01)
+    assert claims.writes == 1
+    await asyncio.sleep(0.4)
+    assert claims.writes == 2
+    assert claims.rows == {}
+
+
+async def test_a_worker_meeting_another_claim_defers_its_job_with_the_time_left() -> None:
+    claims = FakeMailboxClaims()
+    sync, writes = workers(claims, max_wait=0.3, ttl=30)
+    seen = Mailboxes()
+    long_run = asyncio.create_task(seen.request(sync, ANNA, 1.0))
+    await asyncio.sleep(0.05)
+    with pytest.raises(Throttled) as deferred:
+        await seen.request(writes, ANNA_EVENT)
+    assert deferred.value.code == "MailboxBusy"
+    assert 25 < deferred.value.retry_after <= 30
+    assert seen.peak == {"5b1e0c8e-9d43-4f0e-a7d1-0d6f2f3f1a01": 1}
+    await long_run
+    await sync.close()
+    await seen.request(writes, ANNA_EVENT)  # free again
+    await writes.close()
+
+
+async def test_a_claim_a_dead_worker_left_lapses() -> None:
+    claims = FakeMailboxClaims()
+    await claims.claim("5b1e0c8e-9d43-4f0e-a7d1-0d6f2f3f1a01", "killed-instance", 0.3)
+    _, writes = workers(claims, max_wait=5)
+    seen = Mailboxes()
+    await seen.request(writes, ANNA_EVENT)
+    assert claims.rows["5b1e0c8e-9d43-4f0e-a7d1-0d6f2f3f1a01"][0] == "writes-instance"
+    await writes.close()
+
+
+async def test_a_batch_on_one_mailbox_holds_as_many_slots_as_graph_runs_at_once() -> None:
+    one = {"requests": [{"id": str(n), "method": "GET", "url": f"{ANNA_EVENT}{n}"} for n in range(20)]}
+    several = {"requests": [{"id": "1", "url": ANNA}, {"id": "2", "url": BEN}]}
+    assert batch_mailbox(one) == ("5b1e0c8e-9d43-4f0e-a7d1-0d6f2f3f1a01", 4)
+    assert batch_mailbox(several) == (None, 0)
+    gate = MailboxGate()
+    seen = Mailboxes()
+    order: list[str] = []
+
+    async def batch() -> None:
+        async with gate.hold("/$batch", one):
+            order.append("batch")
+            await asyncio.sleep(0.05)
+
+    async def single() -> None:
+        await asyncio.sleep(0.01)
+        await seen.request(gate, ANNA, 0.01)
+        order.append("single")
+
+    await asyncio.gather(batch(), single())
+    assert order == ["batch", "single"]  # the single request waited for the batch's four
