@@ -530,24 +530,31 @@ async def inject(stack: Stack, run: Run, kind: str) -> None:
                 return
             chosen = rng.choice(sorted(mine, key=lambda s: str(s["id"])))
             await control.remove_subscription(str(chosen["id"]), lifecycle=kind.endswith("told"))
-        elif kind == "worker_killed":
-            workers = sorted(stack.workers(), key=lambda p: p.pid)
-            if not workers:
+        elif kind == "worker_killed":  # a queue worker, one with a job running when there is one
+            stack.log.poll()
+            workers = sorted(
+                ((p, p.cmdline()[-1]) for p in stack.workers() if p.cmdline()[-1] in JOB_FUNCTIONS),
+                key=lambda found: found[0].pid,
+            )
+            busy = [p for p, name in workers if stack.log.in_flight(name) > 0]
+            victims = busy or [p for p, _ in workers]
+            if not victims:
                 return
             with contextlib.suppress(psutil.Error):
-                rng.choice(workers).send_signal(signal.SIGKILL)
+                rng.choice(victims).send_signal(signal.SIGKILL)
+            run.faults["worker_killed_mid_job"] += bool(busy)
         elif kind == "azurite_restarted":
             await asyncio.to_thread(stack.azurite.restart, rng.uniform(1, 4))
     run.faults[kind] += 1
 
 
-async def faults(stack: Stack, run: Run, until: float, every: float) -> None:
+async def faults(stack: Stack, run: Run, until: float, every: float, kinds: tuple[str, ...]) -> None:
     rng = run.rng
     while True:
         await asyncio.sleep(rng.expovariate(1 / every))
         if time.monotonic() >= until:
             return
-        kind = rng.choice(FAULT_KINDS)
+        kind = rng.choice(kinds)
         say(f"fault: {kind}")
         try:
             await inject(stack, run, kind)
@@ -556,14 +563,17 @@ async def faults(stack: Stack, run: Run, until: float, every: float) -> None:
 
 
 async def quiet(stack: Stack, limit: float) -> bool:
-    """No job queued or running, three looks in a row, a second apart (delayed messages do not count)."""
+    """No job queued and no invocation started or finished, three looks in a row a second apart (delayed
+    messages do not count; nor does an invocation a killed worker never finished)."""
     deadline = time.monotonic() + limit
     calm = 0
+    seen = -1
     while time.monotonic() < deadline:
         stack.log.poll()
+        moves = sum(stack.log.started.values()) + sum(stack.log.ended.values())
         waiting = await asyncio.gather(*(asyncio.to_thread(stack.visible_messages, q) for q in QUEUES))
-        busy = stack.log.in_flight(*JOB_FUNCTIONS) > 0 or any(waiting)
-        calm = 0 if busy else calm + 1
+        calm = 0 if any(waiting) or moves != seen else calm + 1
+        seen = moves
         if calm >= 3:
             return True
         await asyncio.sleep(1)
@@ -829,23 +839,24 @@ async def find_lists(graph: Graph, run: Run) -> None:
 async def settle(stack: Stack, run: Run, graph: Graph, limit: float) -> tuple[Verdict, float | None]:
     """Quiet, the renewal timer once, then the check until it passes or `limit` seconds passed."""
     started = time.monotonic()
-    verdict = Verdict()
-    renewed = False
-    while time.monotonic() - started < limit:
-        await quiet(stack, max(1.0, limit - (time.monotonic() - started)))
-        if not renewed:
-            stack_run_function(stack, "renew_subscriptions")
-            renewed = True
-            continue
+
+    def left() -> float:
+        return max(1.0, limit - (time.monotonic() - started))
+
+    await quiet(stack, left())
+    stack_run_function(stack, "renew_subscriptions")
+    while True:
+        await quiet(stack, left())
         verdict = await check(stack, run, graph)
         if verdict.ok:
             return verdict, time.monotonic() - started
+        if time.monotonic() - started >= limit:
+            return verdict, None
         say(
             f"not yet: {len(verdict.lost)} lost, {len(verdict.duplicated)} duplicated,"
             f" {len(verdict.unconverged)} not converged"
         )
         await asyncio.sleep(5)
-    return verdict, None
 
 
 def stack_run_function(stack: Stack, name: str) -> None:
@@ -879,7 +890,7 @@ async def chaos(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.gather(
         host_writes(stack, run, until, args.rate),
         outlook_changes(graph, run, until, args.rate / 2),
-        faults(stack, run, until, args.fault_every),
+        faults(stack, run, until, args.fault_every, args.faults),
     )
     chaos_s = time.monotonic() - started
     async with stack.control() as control:
@@ -939,8 +950,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--settle", type=float, default=240, help="seconds to converge after the faults (240)"
     )
+    parser.add_argument(
+        "--faults",
+        default=",".join(FAULT_KINDS),
+        help="the kinds of fault to choose from, comma-separated (default: all): " + ", ".join(FAULT_KINDS),
+    )
     parser.add_argument("--json", default="", help="also write the figures to this file")
     args = parser.parse_args(argv)
+    args.faults = tuple(kind for kind in str(args.faults).split(",") if kind)
+    unknown = sorted(set(args.faults) - set(FAULT_KINDS))
+    if unknown or not args.faults:
+        parser.error(f"--faults: unknown kinds {unknown}" if unknown else "--faults: name at least one kind")
     if args.seed is None:
         args.seed = secrets.randbelow(10**9)
     return args
@@ -954,6 +974,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, interrupt)
     replay = f"--seed {args.seed} --minutes {args.minutes:g} --users {args.users} --rate {args.rate:g}"
+    if args.faults != FAULT_KINDS:
+        replay += f" --faults {','.join(args.faults)}"
     say(f"chaos run, seed {args.seed} (replay: {replay})")
     workdir = Path(tempfile.mkdtemp(prefix="chaos-"))
     try:
