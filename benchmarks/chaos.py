@@ -908,8 +908,10 @@ async def chaos(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         "outlook_changes": dict(run.outlook),
         "faults_chosen": dict(run.faults),
         "graph_faults_answered": after.get("faults_injected", 0) - before.get("faults_injected", 0),
-        "notifications_dropped": after.get("notifications_dropped", 0)
-        - before.get("notifications_dropped", 0),
+        "notifications": {
+            kind: after["notifications"].get(kind, 0) - before["notifications"].get(kind, 0)
+            for kind in ("sent", "dropped", "duplicated", "reordered")
+        },
         "converged_after_s": None if converged_s is None else round(converged_s, 1),
         "needed_admin_resync": False,
     }
