@@ -254,7 +254,13 @@ class ScaledHost:
                     self.died.set()
                     return
                 log.warning("worker %s exited (code %s); starting it again", worker.label, finished.result())
-                await self._replace(worker)
+                while True:
+                    try:
+                        await self._replace(worker)
+                        break
+                    except Exception:  # a worker that cannot start now is tried again, never left dead
+                        log.exception("worker %s did not start again; trying once more", worker.label)
+                        await asyncio.sleep(1)
 
     async def _replace(self, dead: WorkerProcess) -> None:
         """A new process for a dead worker's functions (its stdin closed first, so nothing lingers)."""
