@@ -20,15 +20,17 @@ switched on), then for `--minutes`:
   `subscriptionRemoved` lifecycle notification, a worker process killed (SIGKILL, mid-job when one runs)
   and Azurite restarted (down for a few seconds).
 
-Then the faults stop and it waits for quiet (no job queued or running), runs the renewal timer once as its
-schedule would (it recreates subscriptions Graph lost), and checks, until `--settle` seconds passed:
+Then the faults stop and it waits for quiet (no job queued, no invocation starting or ending for 3 s), runs
+the renewal timer once as its schedule would (it recreates subscriptions Graph lost), and checks, until
+`--settle` seconds passed:
 
 - each host appointment is one event in each of its staff's calendars with its subject and times, and none
   elsewhere (a deleted one nowhere); each host task one To Do task linked to it with its title (a deleted
-  one none); each mail delivered exactly once and reported sent;
+  one none); each mail delivered exactly once;
 - each event and task made in Outlook reached the feed: announced created once, the last change equal to
   what Outlook holds (or a deletion when it is gone), no change twice in a row, none of the connector's
-  own writes echoed; every change on the feed reached the host's webhook exactly once;
+  own writes echoed; every change on the feed reached the host's webhook, more than once only under the
+  same `X-Connector-Delivery` (deliveries are at least once; the host deduplicates on that id);
 - every staff member `synced`.
 
 A calendar whose Outlook-made changes were lost with a dropped notification heals when the next
