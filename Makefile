@@ -18,6 +18,8 @@ help:
 	@echo "make check     ruff + mypy"
 	@echo "make emulator  start the Microsoft 365 emulator alone with the demo organisation"
 	@echo "make bench     run the benchmarks and print their figures"
+	@echo "make chaos     writes, Outlook changes and injected faults on the local stack, then a check that nothing was lost"
+	@echo "               or duplicated (CHAOS_ARGS=\"--minutes 10 --users 4 --rate 2 --seed N\")"
 	@echo "make bench-figures  run the sync (telemetry off and on) and appointment benchmarks, publish docs/benchmarks.md"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -68,6 +70,10 @@ test-browser: $(VENV)/.installed node_modules/.installed $(CHROMIUM)
 bench: $(VENV)/.installed node_modules/.installed
 	$(PY) -m benchmarks
 	$(PY) -m benchmarks.availability_engine
+
+.PHONY: chaos
+chaos: $(VENV)/.installed node_modules/.installed  # e.g. make chaos CHAOS_ARGS="--minutes 10 --seed 42"
+	$(PY) -m benchmarks.chaos $(CHAOS_ARGS)
 
 .PHONY: bench-sync
 bench-sync: $(VENV)/.installed node_modules/.installed  # e.g. make bench-sync BENCH_ARGS="--users 200"

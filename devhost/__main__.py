@@ -85,6 +85,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="per-function scale: worker processes per queue-triggered function (Flex Consumption adds"
         " instances as a queue grows); timers always run on one",
     )
+    parser.add_argument(
+        "--restart-workers",
+        action="store_true",
+        help="start a worker process again when it dies (as the Functions host restarts a crashed language"
+        " worker) instead of stopping the host",
+    )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # NAME[,NAME]: run only those
     return parser.parse_args(argv)
 
@@ -108,6 +114,7 @@ async def serve(args: argparse.Namespace, ready_out: TextIO) -> int:
         layout=args.scale,
         instances=args.instances,
         log_level=args.log_level,
+        restart_workers=args.restart_workers,
     )
     await host.start()
     if host.settings.generated_keys:

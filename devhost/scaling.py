@@ -19,7 +19,10 @@ admin API on a free loopback port, where this process hands over manual runs (`P
 Workers share this process's stderr (one log), its process group (a SIGKILL of the group reaches them)
 and Azurite. Each watches its stdin, a pipe from this process, and stops when it closes, so a worker never
 outlives the host. Stopping (SIGINT or SIGTERM) stops the workers and this host together, each draining
-its in-flight invocations; a worker that dies on its own stops the whole host (exit code 1).
+its in-flight invocations; a worker that dies on its own stops the whole host (exit code 1), unless the
+host restarts workers (`--restart-workers`), as the Functions host starts a new language worker when one
+crashes: the new process takes over the dead one's functions, and the messages the dead one held come back
+on their queues when their lease ends (the chaos run kills workers mid-job this way).
 """
 
 from __future__ import annotations
@@ -143,8 +146,11 @@ class ScaledHost:
         layout: str = DEFAULT_LAYOUT,
         instances: int = 1,
         log_level: str = "INFO",
+        restart_workers: bool = False,
     ) -> None:
         self.app_root = Path(app_root).resolve()
+        self._restart = restart_workers
+        self.restarts = 0  # workers started again after they died
         self._settings_path = settings_path
         self._grace = shutdown_grace
         self._layout = layout
@@ -230,14 +236,48 @@ class ScaledHost:
             log.info("function indexed", extra={"fields": front.function_fields(fn) | process})
 
     async def _watch_workers(self) -> None:
-        waits = {asyncio.ensure_future(w.process.wait()): w for w in self.workers if w.process is not None}
-        if not waits:
-            return
-        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for finished in done:
-            worker = waits[finished]
-            log.error("worker %s exited (code %s); stopping the host", worker.label, finished.result())
-        self.died.set()
+        while True:
+            waits = {
+                asyncio.ensure_future(w.process.wait()): w for w in self.workers if w.process is not None
+            }
+            if not waits:
+                return
+            done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for waiting in pending:
+                waiting.cancel()
+            for finished in done:
+                worker = waits[finished]
+                if not self._restart:
+                    log.error(
+                        "worker %s exited (code %s); stopping the host", worker.label, finished.result()
+                    )
+                    self.died.set()
+                    return
+                log.warning("worker %s exited (code %s); starting it again", worker.label, finished.result())
+                while True:
+                    try:
+                        await self._replace(worker)
+                        break
+                    except Exception:  # a worker that cannot start now is tried again, never left dead
+                        log.exception("worker %s did not start again; trying once more", worker.label)
+                        await asyncio.sleep(1)
+
+    async def _replace(self, dead: WorkerProcess) -> None:
+        """A new process for a dead worker's functions (its stdin closed first, so nothing lingers)."""
+        await dead.stop(0)
+        worker = WorkerProcess(dead.names, self._worker_command)
+        await worker.start(WORKER_READY_TIMEOUT)
+        self.workers[self.workers.index(dead)] = worker
+        for name, owner in list(self._owners.items()):
+            if owner is dead:
+                self._owners[name] = worker
+        self.restarts += 1
+        log.info(
+            "worker started again",
+            extra={
+                "fields": {"functions": worker.label, "pid": worker.process.pid if worker.process else None}
+            },
+        )
 
     async def _hand_over(self, fn: IndexedFunction, text: str) -> None:
         worker = self._owners[fn.name]

@@ -110,6 +110,15 @@ def read_settings_patch(req: func.HttpRequest) -> dict[str, Any]:
     return read_json_object(req, root="settings")
 
 
+def _unreachable(error: Exception) -> bool:
+    """An Azure SDK request that got no answer (connection refused or dropped), as while storage restarts
+    or fails over: transient, so a 503 the caller retries, never a bare 500. Imported only once something
+    failed, so the cold start does not load azure-core."""
+    from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+
+    return isinstance(error, ServiceRequestError | ServiceResponseError)
+
+
 def handles_errors(handler: Handler) -> Endpoint:
     """Translate service errors into 4xx/503 JSON; never let one become a bare 500. The worker passes
     `context`, whose invocation id is bound into every log line of the call."""
@@ -146,6 +155,13 @@ def handles_errors(handler: Handler) -> Endpoint:
                 log.warning("dependency unavailable: %s", error)
                 return error_response(
                     503, "dependency_unavailable", f"{error.dependency} did not answer; retry later"
+                )
+            except Exception as error:
+                if not _unreachable(error):
+                    raise
+                log.warning("an Azure service could not be reached: %s", error)
+                return error_response(
+                    503, "dependency_unavailable", "Azure Storage or Key Vault did not answer; retry later"
                 )
             finally:
                 settle(handler.__name__)  # once per function and worker: see functions/heap.py

@@ -1,7 +1,9 @@
 """Fault injection by rule: answer an error (before or after the operation took effect) or slow down.
 
 A rule matches on method, a path regex and a mailbox (user id or UPN); it fires for its next
-`count` matching requests, or with probability `rate`, or (neither given) for every match.
+`count` matching requests, or with probability `rate`, or (neither given) for every match. A rule with a
+`rate` and a `seed` draws from a generator of its own seeded with it, so the same requests in the same
+order meet the same faults (a chaos run replays its faults from its seed).
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ class FaultRule:
     rate: float | None = None
     when: When = "before"
     headers: dict[str, str] = field(default_factory=dict)
+    seed: int | None = None
     fired: int = 0
     _pattern: re.Pattern[str] | None = None
+    _random: random.Random | None = None
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> FaultRule:
@@ -49,6 +53,7 @@ class FaultRule:
             "rate",
             "when",
             "headers",
+            "seed",
         }
         unknown = set(body) - allowed
         if unknown:
@@ -62,6 +67,10 @@ class FaultRule:
             raise ValueError("rate must be between 0 and 1")
         if rule.count is not None and rule.count < 1:
             raise ValueError("count must be at least 1")
+        if rule.seed is not None:
+            if rule.rate is None or isinstance(rule.seed, bool) or not isinstance(rule.seed, int):
+                raise ValueError("seed must be an integer, given with a rate")
+            rule._random = random.Random(rule.seed)  # noqa: S311 - not security
         if rule.path:
             rule._pattern = re.compile(rule.path)
         if rule.method:
@@ -79,7 +88,8 @@ class FaultRule:
             return False
         if self.mailbox and self.mailbox not in mailboxes:
             return False
-        return self.rate is None or random.random() < self.rate  # noqa: S311 - not security
+        draw = self._random.random() if self._random is not None else random.random()  # noqa: S311
+        return self.rate is None or draw < self.rate
 
     @property
     def exhausted(self) -> bool:
@@ -100,6 +110,7 @@ class FaultRule:
             "rate": self.rate,
             "when": self.when,
             "headers": dict(self.headers),
+            "seed": self.seed,
             "fired": self.fired,
         }
 

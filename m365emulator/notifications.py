@@ -163,6 +163,7 @@ class Dispatcher:
                 self._cleanup_rules()
                 return
             if rule.action == "duplicate":
+                self._stats.notifications_duplicated += 1
                 self._queue(url, item)
                 self._queue(url, dict(item))
                 self._cleanup_rules()
@@ -173,6 +174,7 @@ class Dispatcher:
                 return
             rule.held.append((url, item, kind))
             if rule.fired >= rule.count:
+                self._stats.notifications_reordered += len(rule.held)
                 for held_url, held_item, _ in reversed(rule.held):
                     self._queue(held_url, held_item)
                 rule.held.clear()

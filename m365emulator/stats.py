@@ -27,6 +27,8 @@ class Stats:
         self.notifications_failed = 0
         self.notifications_retried = 0
         self.notifications_dropped = 0
+        self.notifications_duplicated = 0  # notifications a rule sent twice
+        self.notifications_reordered = 0  # notifications a rule held and sent in reverse order
         self.notification_posts = 0
         self.lifecycle_sent = 0
         self.validations = 0
@@ -53,6 +55,8 @@ class Stats:
                 "failed": self.notifications_failed,
                 "retried": self.notifications_retried,
                 "dropped": self.notifications_dropped,
+                "duplicated": self.notifications_duplicated,
+                "reordered": self.notifications_reordered,
                 "posts": self.notification_posts,
                 "lifecycle_sent": self.lifecycle_sent,
                 "validations": self.validations,

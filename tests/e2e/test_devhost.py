@@ -426,6 +426,27 @@ def test_a_worker_process_that_dies_stops_the_host(
     assert "worker process_job,tick,yearly exited" in grouped.log()
 
 
+def test_with_restart_workers_a_killed_worker_is_started_again_and_its_queue_runs(
+    local_host_factory: Callable[..., RunningHost], azurite: Azurite
+) -> None:
+    kept, queue = host_on_own_queue(local_host_factory, azurite, "revives", "--restart-workers")
+
+    def started() -> list[int]:
+        return [pid for f, pid in _workers_started(kept.log()) if f == "process_job"]
+
+    for kills in (1, 2):  # the same function's worker killed again once it came back
+        os.kill(started()[-1], signal.SIGKILL)
+        eventually(lambda: len(started()) == kills + 1, timeout=60)  # noqa: B023 - awaited in the loop
+    first, second = started()[0], started()[-1]
+    assert second != first and _alive(second) and not _alive(first)
+    assert kept.process.process is not None and kept.process.process.poll() is None
+    with jobs_client(azurite, queue) as client:
+        client.send_message(json.dumps({"id": "revived1"}))
+        eventually(lambda: result_for(azurite, "revived1"), timeout=20)
+    assert kept.stop() == 0
+    assert not _alive(second)
+
+
 def test_single_scale_runs_everything_in_one_process(
     local_host_factory: Callable[..., RunningHost], azurite: Azurite
 ) -> None:

@@ -332,6 +332,8 @@ async def test_drop_duplicate_and_reorder_rules(connector, receiver, control):
     second = await add_task(connector, list_id, "second")
     await receiver.wait_for(lambda: len(receiver.notifications) >= 2)
     assert [n["resourceData"]["id"] for n in receiver.notifications] == [second.id, first.id]
+    counted = (await control.stats())["notifications"]
+    assert (counted["dropped"], counted["duplicated"], counted["reordered"]) == (1, 1, 2)
 
 
 # --- lifecycle -------------------------------------------------------------------------------------

@@ -108,6 +108,40 @@ async def test_rate_based_fault(connector, control):
     assert (await connector.http.get("users")).status_code == 200
 
 
+async def test_a_seeded_rate_fault_fails_the_same_requests_again(connector, control):
+    """A chaos run's faults replay from its seed: the same requests meet the same faults (through the SDK,
+    whose retry handler leaves a 500 alone)."""
+    from kiota_abstractions.api_error import APIError
+
+    async def outcomes() -> list[bool]:
+        rule = await control.add_fault(status=500, rate=0.5, seed=7, method="GET", path="/users/adele")
+        assert rule["seed"] == 7
+        seen = []
+        for _ in range(16):
+            try:
+                await connector.graph.users.by_user_id("adele.vance@contoso.example").get()
+                seen.append(True)
+            except APIError as error:
+                assert error.response_status_code == 500
+                seen.append(False)
+        await control.clear_faults()
+        return seen
+
+    first = await outcomes()
+    assert await outcomes() == first
+    assert True in first and False in first
+
+
+async def test_a_seed_needs_a_rate_and_an_integer(control):
+    from m365emulator.control import ControlFailed
+
+    for rule in ({"status": 503, "seed": 1}, {"status": 503, "rate": 0.5, "seed": "one"}):
+        with pytest.raises(ControlFailed) as refused:
+            await control.add_fault(**rule)
+        assert refused.value.status == 400
+    assert await control.faults() == []
+
+
 async def test_faults_reach_the_token_endpoint(emulator_reset, control):
     from azure.core.exceptions import ClientAuthenticationError
 

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import azure.functions as func
 import pytest
+from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 
 from functions.http import handles_errors
 from shared.service.errors import (
@@ -47,6 +48,9 @@ def _raising(error: Exception) -> Callable[[func.HttpRequest], Awaitable[func.Ht
         (PreconditionFailed("If-Match", "the appointment changed"), 412, "precondition_failed", "If-Match"),
         (StaleWrite("contoso.example"), 409, "conflict", None),
         (DependencyUnavailable("key_vault", "timeout"), 503, "dependency_unavailable", None),
+        # storage restarting: the SDK's request finds no service (azure-core's own exceptions, untranslated)
+        (ServiceRequestError("Cannot connect to host 127.0.0.1:10002"), 503, "dependency_unavailable", None),
+        (ServiceResponseError("Connection reset by peer"), 503, "dependency_unavailable", None),
     ],
 )
 async def test_a_service_error_becomes_a_json_answer(
@@ -61,3 +65,10 @@ async def test_a_service_error_becomes_a_json_answer(
     body = json.loads(response.get_body())["error"]
     assert body["code"] == code
     assert body.get("field") == field
+
+
+async def test_any_other_error_still_propagates() -> None:
+    endpoint = handles_errors(_raising(RuntimeError("a bug")))
+    request = func.HttpRequest("GET", "http://localhost/api/v1/tenants", body=b"")
+    with pytest.raises(RuntimeError):
+        await endpoint(request, _Context())  # type: ignore[arg-type]
