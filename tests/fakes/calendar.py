@@ -157,6 +157,14 @@ class FakeMailboxes:
         box.event_reads += len(event_ids)  # each item of a `$batch` counts as a request
         return {i: box.masters.get(i) or box.events.get(i) for i in event_ids}
 
+    async def read_items(
+        self, tenant: Tenant, graph_user_id: str, event_ids: Sequence[str]
+    ) -> dict[str, OutlookEvent | None]:
+        box = self.mailbox(graph_user_id)
+        self._check(tenant, box)
+        box.event_reads += len(event_ids)
+        return {i: box.events.get(i) for i in event_ids}
+
     async def translate_ews_ids(
         self, tenant: Tenant, graph_user_id: str, ews_ids: Sequence[str]
     ) -> dict[str, str]:
