@@ -247,9 +247,10 @@ class OutlookEventInput(AppointmentPart):
     model_config = ConfigDict(
         json_schema_extra={
             "description": "Adopt an event made in Outlook as this appointment's event in the staff member's "
-            "calendar (a single event or a series master, not yet another appointment's). Refused with a "
-            "4xx naming outlook.event_id when the calendar holds no such event or it is another "
-            "appointment's."
+            "calendar (a single event or a series master the staff member organises, not yet another "
+            "appointment's). Refused with a 4xx naming outlook.event_id when the calendar holds no such "
+            "event, it is another appointment's or another appointment's PUT is adopting it (409), or it "
+            "is a meeting someone else organises (409: only the organiser's event can be adopted)."
         }
     )
     unknown_reason = "is not a field of outlook"
