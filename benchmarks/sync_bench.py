@@ -98,6 +98,7 @@ STUCK_AFTER: Final = 60.0  # seconds at 100 % without `active` before the bench 
 # What the run measured, by name (printed as a `figures:` JSON line at the end, and written by `--json`);
 # `benchmarks.publish` renders docs/benchmarks.md from such files.
 FIGURES: dict[str, Any] = {}
+HOST_READY_TIMEOUT: Final = 180.0  # seconds; a loaded machine starts the host's workers slowly
 
 
 def figure(name: str, value: Any) -> None:
@@ -466,7 +467,7 @@ def running_stack(args: argparse.Namespace, app_root: Path = ROOT) -> Iterator[S
             extra_args=["--instances", str(args.instances)],
         )
         stack.callback(host.stop)
-        host.start()
+        host.start(timeout=HOST_READY_TIMEOUT)
         assert host.pid is not None
         pids = {
             "host-http": [host.pid],
