@@ -230,7 +230,13 @@ class RecurrenceInput(AppointmentPart):
     ]
     exdates: Annotated[
         list[Occurrence],
-        Field(max_length=MAX_EXCEPTIONS),
+        Field(
+            max_length=MAX_EXCEPTIONS,
+            description="The original local dates of cancelled occurrences. Graph cannot restore a "
+            "cancelled occurrence: a later PUT that leaves out a date given before has the series deleted "
+            "and written anew in each calendar (in meeting mode its attendees are invited again and their "
+            "responses are lost).",
+        ),
         _listed(MAX_EXCEPTIONS, "must be a list", f"must have at most {MAX_EXCEPTIONS} dates"),
     ] = []
     overrides: Annotated[
