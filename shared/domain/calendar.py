@@ -88,7 +88,20 @@ class OutlookEvent:
 
     def content_hash(self) -> str:
         """Everything the host can see; equal hashes mean nothing the host cares about changed."""
-        parts = (
+        parts = self._hashed_parts()
+        # Added later: left out while empty, so an event without them keeps the hash it was stored with.
+        extra = (
+            _instant(self.original_start) if self.original_start is not None else "",
+            self.is_organizer is False,  # an attendee's copy
+            self.response if self.response not in (None, "organizer") else "",
+            repr(sorted(self.recurrence.items())) if self.recurrence else "",
+            ",".join(map(str, self.cancelled_dates)),
+        )
+        return _digest((*parts, *extra) if any(extra) else parts)
+
+    def _hashed_parts(self) -> tuple[object, ...]:
+        """What the content hash held first."""
+        return (
             self.subject,
             self.body,
             self.body_type,
@@ -106,15 +119,16 @@ class OutlookEvent:
             self.kind.value,
             self.series_master_id or "",
         )
-        # Added later: left out while empty, so an event without them keeps the hash it was stored with.
-        extra = (
-            _instant(self.original_start) if self.original_start is not None else "",
-            self.is_organizer is False,  # an attendee's copy
-            self.response if self.response not in (None, "organizer") else "",
-            repr(sorted(self.recurrence.items())) if self.recurrence else "",
-            ",".join(map(str, self.cancelled_dates)),
-        )
-        return _digest((*parts, *extra) if any(extra) else parts)
+
+    def told_before(self, stored_hash: str) -> bool:
+        """Whether `stored_hash` is this event's content hash, now or as the connector computed it before
+        the later members joined (a received meeting's response, its original start, its recurrence): a
+        hash stored before them matches when nothing else changed, so a deploy announces nothing."""
+        return stored_hash in {self.content_hash(), self.first_format_hash()}
+
+    def first_format_hash(self) -> str:
+        """The content hash as the connector computed it before its later members joined."""
+        return _digest(self._hashed_parts())
 
     def written_hash(self) -> str:
         """What the connector writes into an event (not what attendees or Outlook add: responses,

@@ -151,6 +151,10 @@ class Observation:
     migrating: bool = False  # a migration's read (every read links the host's items: no `created` for them)
     # The series masters read for this plan (`series.masters_to_read`); None: Graph no longer has it.
     masters: Mapping[str, OutlookEvent | None] = field(default_factory=dict)
+    window_end: datetime | None = None  # items starting at or after it are past the window's far end
+    # The removed items read again by id (`series.removals_to_read`): the event where the mailbox still
+    # holds it (moved out of the window, declined or cancelled but kept), None where it is gone.
+    removed_found: Mapping[str, OutlookEvent | None] = field(default_factory=dict)
 
 
 def plan(
@@ -238,8 +242,8 @@ def _observe(
     if before == status:
         return  # a duplicate or replayed report
     result.upserts.append(status)
-    if before.content_hash == digest and before.admitted == admitted:
-        return  # a new changeKey, nothing the host can see
+    if event.told_before(before.content_hash) and before.admitted == admitted:
+        return  # a new changeKey, or a hash of an earlier format: nothing new the host can see
     if admitted and not before.admitted:
         result.changes.append(_change(ChangeType.CREATED, event, visibility, appointment_id))
     elif before.admitted and not admitted:
@@ -281,7 +285,7 @@ def _observe_instance(  # noqa: PLR0917 (the planner's inputs, in order)
     elif known and not admitted:
         reason = series.hidden_reason(event) if exception else "filtered"
         result.changes.append(_deleted(event.id, appointment_id, reason))
-    elif admitted and before is not None and before.content_hash != status.content_hash:
+    elif admitted and before is not None and not event.told_before(before.content_hash):
         result.changes.append(HostChange(ChangeType.UPDATED, event.id, data))
 
 
@@ -343,7 +347,7 @@ def _observe_own(
     digest = event.content_hash()
     echo = (
         event.change_key in own_keys
-        or (before is not None and before.content_hash == digest)
+        or (before is not None and event.told_before(before.content_hash))
         or (before is None and master is None)  # a create whose status is being written right now
     )
     own = master is None or (before is not None and before.written)  # an occurrence's own status: as before
@@ -358,8 +362,9 @@ def _remove(
     result: Plan,
     before: ItemStatus,
     stored: Mapping[str, ItemStatus],
-    window_start: datetime,
+    observation: Observation,
 ) -> None:
+    window_start = observation.window_start
     result.deletes.append(before.graph_id)
     master = stored.get(before.series_master_id) if before.series_master_id else None
     if before.written or (master is not None and master.written):
@@ -367,7 +372,8 @@ def _remove(
             result.rechecks.setdefault(before.appointment_id, set()).add(before.graph_id)
         return
     if before.admitted:
-        reason = series.removal_reason(before, window_start)
+        found = observation.removed_found.get(before.graph_id)
+        reason = series.removal_reason(before, window_start, found, observation.window_end)
         result.changes.append(_deleted(before.graph_id, before.appointment_id, reason))
 
 
@@ -401,7 +407,7 @@ def _guarded_removals(
         result.held_deletes = len(removed)
         return
     for status in removed:
-        _remove(result, status, stored, start)
+        _remove(result, status, stored, observation)
 
 
 def _change(

@@ -30,7 +30,7 @@ calendarView delta reports a series' occurrences and exceptions, never its maste
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Final, Protocol
@@ -56,6 +56,8 @@ class ItemStatus(Protocol):
     def series_master_id(self) -> str | None: ...
     @property
     def written(self) -> bool: ...
+    @property
+    def admitted(self) -> bool: ...
     @property
     def master(self) -> bool: ...
     @property
@@ -118,10 +120,43 @@ def _connectors(status: ItemStatus, stored: Mapping[str, ItemStatus]) -> bool:
     return status.written or (master is not None and master.written)
 
 
-def removal_reason(before: ItemStatus, window_start: datetime) -> str:
-    """Why the host stops seeing an item Outlook no longer shows."""
+def removals_to_read(
+    items: Sequence[DeltaItem], stored: Mapping[str, ItemStatus], *, complete: bool, window_start: datetime
+) -> set[str]:
+    """The removed items worth reading again by id to say why they went: calendarView delta reports
+    `@removed` alike for an event deleted and for one moved out of the range (graph-contract §4.1), and a
+    complete read simply no longer holds either. Read: an item the host was told of, a single event (a
+    series goes with its master), not the connector's own (the write side follows those), not one that
+    ended before the window (it aged out)."""
+    seen = {item.id for item in items}
+    gone = {item.id for item in items if isinstance(item, RemovedEvent)}
+    if complete:
+        gone |= {graph_id for graph_id in stored if graph_id not in seen}
+    return {
+        graph_id
+        for graph_id in gone
+        if (before := stored.get(graph_id)) is not None
+        and before.admitted
+        and not (before.written or before.master or before.series_master_id)
+        and before.ends_at >= window_start
+    }
+
+
+def removal_reason(
+    before: ItemStatus,
+    window_start: datetime,
+    found: OutlookEvent | None = None,
+    window_end: datetime | None = None,
+) -> str:
+    """Why the host stops seeing an item Outlook no longer shows; `found`: the item read again by id
+    (`removals_to_read`), where the mailbox still holds it."""
     if before.ends_at < window_start:
         return "out_of_window"  # it ended before the window: the connector stops following it
+    if found is not None:
+        if found.ends_at() < window_start or (window_end is not None and _starts(found) >= window_end):
+            return "out_of_window"  # moved past either end of the window: the connector stops following it
+        if found.cancelled or found.response == "declined":
+            return hidden_reason(found)  # a copy Outlook keeps elsewhere (Deleted Items), saying why
     if before.organised_meeting:
         return "cancelled"  # deleting a meeting on the organiser's calendar cancels it for everyone
     return "deleted"
@@ -187,6 +222,11 @@ def still_followed(view: SeriesView, instances: Iterable[ItemStatus], window_sta
         return False
     following = next_occurrence(view.series, window_start)
     return following is not None
+
+
+def _starts(event: OutlookEvent) -> datetime:
+    start = event.start
+    return start if isinstance(start, datetime) else datetime.combine(start, datetime.min.time(), tzinfo=UTC)
 
 
 def _instant(value: datetime | date) -> str:

@@ -22,7 +22,13 @@ from shared.domain.appointments import (
 )
 from shared.domain.tenants import TeamsMethod, Tenant
 from shared.service import jobs
-from shared.service.appointment_takeover import Adoption, AdoptionPorts, adopted_copy
+from shared.service.appointment_takeover import (
+    Adoption,
+    AdoptionPorts,
+    adopted_copy,
+    claim_adoption,
+    release_adoption,
+)
 from shared.service.context import UsesAppointments, UsesBusy, UsesClock, UsesJobs
 from shared.service.errors import (
     AlreadyExists,
@@ -73,6 +79,24 @@ async def put_appointment(
     _check_video(tenant, appointment)
     await _known_staff(services.users, tenant.tenant_id, appointment.staff_ids)
     adopted = await _adopted(services, tenant, appointment, adopt)
+    if adopted is not None:
+        await claim_adoption(services, tenant.tenant_id, appointment.appointment_id, adopted)
+    try:
+        return await _revise(services, tenant, appointment, if_match, adopted)
+    except BaseException:
+        if adopted is not None:
+            await release_adoption(services, tenant.tenant_id, appointment.appointment_id, adopted)
+        raise
+
+
+async def _revise(
+    services: AppointmentPutPorts,
+    tenant: Tenant,
+    appointment: Appointment,
+    if_match: str | None,
+    adopted: StaffCopy | None,
+) -> AppointmentRecord:
+    """The PUT's new revision stored (with its adopted copy) and its write queued."""
 
     def revised(record: AppointmentRecord | None) -> AppointmentRecord | None:
         _check_precondition(record, if_match)

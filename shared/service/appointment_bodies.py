@@ -230,7 +230,13 @@ class RecurrenceInput(AppointmentPart):
     ]
     exdates: Annotated[
         list[Occurrence],
-        Field(max_length=MAX_EXCEPTIONS),
+        Field(
+            max_length=MAX_EXCEPTIONS,
+            description="The original local dates of cancelled occurrences. Graph cannot restore a "
+            "cancelled occurrence: a later PUT that leaves out a date given before has the series deleted "
+            "and written anew in each calendar (in meeting mode its attendees are invited again and their "
+            "responses are lost).",
+        ),
         _listed(MAX_EXCEPTIONS, "must be a list", f"must have at most {MAX_EXCEPTIONS} dates"),
     ] = []
     overrides: Annotated[
@@ -247,9 +253,10 @@ class OutlookEventInput(AppointmentPart):
     model_config = ConfigDict(
         json_schema_extra={
             "description": "Adopt an event made in Outlook as this appointment's event in the staff member's "
-            "calendar (a single event or a series master, not yet another appointment's). Refused with a "
-            "4xx naming outlook.event_id when the calendar holds no such event or it is another "
-            "appointment's."
+            "calendar (a single event or a series master the staff member organises, not yet another "
+            "appointment's). Refused with a 4xx naming outlook.event_id when the calendar holds no such "
+            "event, it is another appointment's or another appointment's PUT is adopting it (409), or it "
+            "is a meeting someone else organises (409: only the organiser's event can be adopted)."
         }
     )
     unknown_reason = "is not a field of outlook"

@@ -7,8 +7,12 @@ An appointment's event is found in two ways:
   every sync, `sync.py`). The write job's first write to that calendar makes the linked event the copy
   (`linked_copies`): its plan is then an update, not a create.
 - **adopted**: the host's `PUT` names an event made in Outlook (`outlook: {staff_id, event_id}`):
-  `adopted_copy` checks it (it exists in that staff member's calendar, is not an occurrence, and is not
-  the host's under another appointment id) and the PUT stores it as the staff member's copy.
+  `adopted_copy` checks it (it exists in that staff member's calendar, is not an occurrence, is not a
+  meeting someone else organises, and is not the host's under another appointment id), `claim_adoption`
+  takes an insert-only claim on the event for the appointment (a lease `{tenant}/{staff}/adopt/{event}`
+  owned by the appointment id, held `ADOPTION_CLAIM`: until the write job has recorded the event as the
+  connector's, which the checks then see), so of two PUTs adopting one event under two ids one wins and
+  the other is refused; and the PUT stores it as the staff member's copy.
 Either way the first write records the event as the connector's (`remember_written`), so from then on an
 Outlook change of it reaches the host as `appointment.changed_in_outlook` and the host's PUTs update it.
 """
@@ -18,7 +22,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import timedelta
+from typing import Final, Protocol
 
 from shared.domain.appointments import (
     AppointmentRecord,
@@ -31,7 +36,7 @@ from shared.domain.appointments import (
 from shared.domain.planner import ItemStatus
 from shared.domain.tenants import Tenant
 from shared.domain.users import MatchStatus
-from shared.service.context import UsesCalendarWriter, UsesItemStatuses, UsesUsers
+from shared.service.context import UsesCalendarWriter, UsesClock, UsesItemStatuses, UsesLeases, UsesUsers
 from shared.service.errors import (
     Conflict,
     DependencyUnavailable,
@@ -42,6 +47,11 @@ from shared.service.errors import (
     RateLimited,
 )
 from shared.service.ports.sync_storage import ItemStatusRepository
+from shared.service.records import LeaseOutcome
+
+# How long an adoption's claim holds the event for its appointment: past the PUT's write job, which
+# records the event as the connector's (what the checks read from then on).
+ADOPTION_CLAIM: Final = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +62,8 @@ class Adoption:
     event_id: str
 
 
-class AdoptionPorts(UsesUsers, UsesCalendarWriter, UsesItemStatuses, Protocol):
-    """An adoption's checks: the staff member, their calendar, the links in its item statuses."""
+class AdoptionPorts(UsesUsers, UsesCalendarWriter, UsesItemStatuses, UsesLeases, UsesClock, Protocol):
+    """An adoption's checks: the staff member, their calendar, the links in its item statuses; its claim."""
 
 
 def linked_event(statuses: Mapping[str, ItemStatus], appointment_id: str) -> ItemStatus | None:
@@ -157,6 +167,13 @@ async def adopted_copy(  # noqa: PLR0917 (an adoption's inputs, in order)
         owner = _owner(statuses, event.id)
     if owner is not None and owner != appointment_id:
         raise Conflict("outlook.event_id", f"the event is already the host's appointment {owner}")
+    if event.event is not None and event.event.is_organizer is False:
+        organiser = event.event.organizer.address if event.event.organizer else "someone else"
+        raise Conflict(
+            "outlook.event_id",
+            f"is a meeting {organiser} organises: only the organiser's event can be adopted (the connector's "
+            "writes to an attendee's copy would not reach the meeting)",
+        )
     return StaffCopy(
         adoption.staff_id,
         role,
@@ -165,6 +182,32 @@ async def adopted_copy(  # noqa: PLR0917 (an adoption's inputs, in order)
         ical_uid=event.ical_uid,
         generation=held.generation if held is not None else 0,
     )
+
+
+def claim_key(tenant_id: str, staff_id: str, event_id: str) -> str:
+    return f"{tenant_id}/{staff_id}/adopt/{event_id}"
+
+
+class ClaimPorts(UsesLeases, UsesClock, Protocol):
+    """An adoption's claim: the leases, and the time."""
+
+
+async def claim_adoption(services: ClaimPorts, tenant_id: str, appointment_id: str, copy: StaffCopy) -> None:
+    """Take the event for the appointment, or refuse (409 naming `outlook.event_id`) when another
+    appointment's adoption holds it. The same appointment may claim it again (a replayed PUT)."""
+    assert copy.event_id is not None
+    key = claim_key(tenant_id, copy.staff_id, copy.event_id)
+    outcome = await services.leases.acquire(key, appointment_id, ADOPTION_CLAIM, services.clock.now())
+    if outcome is LeaseOutcome.DEFERRED:
+        raise Conflict("outlook.event_id", "another appointment is adopting this event right now")
+
+
+async def release_adoption(
+    services: UsesLeases, tenant_id: str, appointment_id: str, copy: StaffCopy
+) -> None:
+    """Give the claim back (the PUT that took it failed before storing the adoption)."""
+    assert copy.event_id is not None
+    await services.leases.release(claim_key(tenant_id, copy.staff_id, copy.event_id), appointment_id)
 
 
 def _owner(statuses: Mapping[str, ItemStatus], event_id: str) -> str | None:

@@ -130,8 +130,11 @@ class EventDeletedData(Data):
         description="`cancelled`: the organiser cancelled the meeting (told to its attendees and its "
         "organiser alike); `deleted`: removed from the calendar; `declined`: this staff member declined it; "
         "`filtered`: the tenant's settings no longer pass it (import filter, show_free_events, "
-        "recurring_events); `out_of_window`: it left the sync window for good (it ended before the window, "
-        "or a series has no occurrence left in or after it), so the connector stops following it."
+        "recurring_events); `out_of_window`: it left the sync window (it ended before the window, was "
+        "moved before or past it, or a series has no occurrence left in or after it), so the connector "
+        "stops following it (an event moved back into the window is announced anew). A declined meeting "
+        "that Outlook removes from the calendar reads `declined` only where Graph still holds the copy "
+        "(Deleted Items) with its response; one Graph no longer holds reads `deleted`."
     )
 
 

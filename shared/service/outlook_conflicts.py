@@ -1,8 +1,9 @@
 """Outlook changed a connector event: rechecks, updates that meet someone else's change, and the report.
 
 - a series is updated in place: its master PATCHed, its exceptions re-applied or put back
-  (`finish_write`); only a cancelled occurrence the host takes back, which Graph cannot restore, has it
-  written anew;
+  (`finish_write`), those Outlook changed too (found by a recheck's flagged items, or after an update's
+  412 by one read of the series' instances over the window); only a cancelled occurrence the host takes
+  back, which Graph cannot restore, has it written anew;
 - updates carry `If-Match` with the change key of the connector's last write: a 412 means Outlook changed
   the event meanwhile, and the tenant's conflict policy decides (host wins: written again; Outlook wins:
   kept, until the host's next revision);
@@ -17,7 +18,7 @@ between the host's and Outlook's versions, the rest only applies the plan.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, date
+from datetime import UTC, date, timedelta
 from typing import Any, Final
 
 from shared.domain.appointments import CopyState, EventDraft, StaffCopy, StaffTarget
@@ -72,13 +73,13 @@ async def update_copy(
                 return await _gone_in_outlook(run, copy, policy)
             if _holds(current, draft):  # its own write, whose answer was lost: nothing to put back
                 return await finish_write(run, copy, target, draft, current)
-            if not _unchanged(copy, current):
+            # A series: the 412 does not say which occurrence Outlook changed, so its instances are read.
+            edited = await _outlook_exceptions(run, copy, uid, draft) if draft.recurrence else set()
+            if not _unchanged(copy, current) or edited:
                 kept = await _changed_in_outlook(run, copy, current, policy)
                 if kept is not None:
                     return kept
-                if draft.recurrence is not None:
-                    await _anew(run, copy)
-                    return None
+                copy = _with_outlook_days(copy, edited)  # host wins: the master PATCHed back, these put back
             if_match = current.change_key
             copy = _seen(copy, current)  # reported once: a later refusal compares with this version
             continue
@@ -198,6 +199,27 @@ async def _occurrences_changed(run: WritePass, copy: StaffCopy) -> bool:
                     found.original_start.astimezone(zone).date()
                 )
     return changed
+
+
+async def _outlook_exceptions(
+    run: WritePass, copy: StaffCopy, graph_user_id: str, draft: EventDraft
+) -> set[date]:
+    """The original dates of the series' exceptions in the sync window that the connector did not make (or
+    that carry another change key than its own): what Outlook changed, for `finish_write` to put back in
+    place. One read of the series' instances over the window (an update's 412 names none of them)."""
+    assert copy.event_id is not None
+    start, end = run.tenant.settings.window(run.services.clock.now())
+    days = [start.date() + timedelta(days=n) for n in range((end - start).days + 1)]
+    found = await run.services.calendar_writer.occurrences(
+        run.tenant, graph_user_id, copy.event_id, days, draft.time_zone
+    )
+    return {
+        day
+        for day, instance in found.items()
+        if instance.event is not None
+        and instance.event.kind is EventKind.EXCEPTION
+        and (instance.id not in copy.exceptions or instance.change_key not in copy.exception_keys)
+    }
 
 
 def _with_outlook_days(copy: StaffCopy, days: set[date] | None) -> StaffCopy:

@@ -34,7 +34,7 @@ from typing import Any, Final, Protocol
 from shared.domain.appointments import appointment_of_transaction
 from shared.domain.calendar import DeltaItem, OutlookEvent
 from shared.domain.planner import HostLinks, ItemStatus, Observation, Plan, Visibility, held_back, plan
-from shared.domain.series import masters_to_read
+from shared.domain.series import masters_to_read, removals_to_read
 from shared.domain.sync_window import covers, read_window
 from shared.domain.tenants import Tenant, TenantState
 from shared.domain.timezones import iana_zone
@@ -92,6 +92,7 @@ class SyncPorts(TaskSyncPorts, MigrationPorts, Protocol):
 LEASE_TTL: Final = timedelta(minutes=2)  # longer than any run; a killed worker's lease lapses after it
 MAX_RECHECKED_ITEMS: Final = 20  # the items named in a recheck job (a few tell the write side enough)
 MAILBOX_CONCURRENCY: Final = 4  # Graph allows four concurrent requests per app and mailbox
+REMOVALS_READ: Final = 20  # removed items read again to say why (one `$batch`); more: not read
 STAMP_READS: Final = 8  # new items whose property is read one by one; more: the listing of stamped events
 
 # A resync confirms the subscription too (a renewal answers 404 for one Graph lost without a lifecycle
@@ -230,7 +231,7 @@ async def _sync_user(  # noqa: PLR0915 (one run, in order)
     first = migrating and user.last_sync_at is None  # nothing stored yet, most likely
     visibility = Visibility.of(tenant.settings)
     hours_wanted = kind == "resync" or migrating  # read at migration and by the nightly run
-    stored, busy, masters, hours = await _gather_state(
+    stored, busy, masters, hours, removed_found = await _gather_state(
         services,
         tenant,
         user,
@@ -241,11 +242,20 @@ async def _sync_user(  # noqa: PLR0915 (one run, in order)
         quiet=quiet,
         series=visibility.series,
         hours=hours_wanted,
+        window_start=window[0],
     )
     tasks_run = _migrating_tasks(services, tenant, user, hours) if migrating else None
     if not migrating and not quiet:  # the host's old EWS sync may still write: its events are linked too
         links = await _later_links(services.calendar, tenant, user, read.items, stored, gate)
-    observation = Observation(read.items, complete, window[0], migrating=migrating, masters=masters)
+    observation = Observation(
+        read.items,
+        complete,
+        window[0],
+        migrating=migrating,
+        masters=masters,
+        window_end=window[1],
+        removed_found=removed_found,
+    )
     actions = plan(observation, stored, visibility, links, allow_mass_delete=force)
     seen = actions  # what Outlook holds now: the busy index follows it whatever the switch says
     if not user.staff.switches.calendar_from_outlook:
@@ -353,10 +363,18 @@ async def _gather_state(
     quiet: bool,
     series: bool,
     hours: bool,
-) -> tuple[dict[str, ItemStatus], UserBusy | None, dict[str, OutlookEvent | None], WorkingHours | None]:
+    window_start: datetime,
+) -> tuple[
+    dict[str, ItemStatus],
+    UserBusy | None,
+    dict[str, OutlookEvent | None],
+    WorkingHours | None,
+    dict[str, OutlookEvent | None],
+]:
     """The statuses and busy index, the series masters the plan needs and (at migration and on a resync)
     the working hours, at once: a first read knows no series yet, so their masters are read while the
-    (empty) statuses load; a later read asks only for the masters its statuses lack or have stale."""
+    (empty) statuses load; a later read asks only for the masters its statuses lack or have stale, and
+    reads again the few removed items whose reason Graph does not give (`series.removals_to_read`)."""
     series = series and not quiet
     early = masters_to_read(read.items, {}, complete=complete) if series and first else set()
     (stored, busy), masters, working_hours = await asyncio.gather(
@@ -365,8 +383,14 @@ async def _gather_state(
         _read_hours(services.calendar, tenant, user, gate) if hours else _no_hours(),
     )
     wanted = masters_to_read(read.items, stored, complete=complete) if series else set()
-    masters |= await _read_masters(services.calendar, tenant, user, wanted - masters.keys(), gate)
-    return stored, busy, masters, working_hours
+    gone = removals_to_read(read.items, stored, complete=complete, window_start=window_start)
+    if len(gone) > REMOVALS_READ:  # a calendar emptied (the mass-deletion guard's case): not read one by one
+        gone = set()
+    later, removed_found = await asyncio.gather(
+        _read_masters(services.calendar, tenant, user, wanted - masters.keys(), gate),
+        _read_items(services.calendar, tenant, user, gone, gate),
+    )
+    return stored, busy, masters | later, working_hours, removed_found
 
 
 async def _read_hours(
@@ -391,6 +415,17 @@ async def _stored(
         _no_busy() if first else services.busy.read(tenant.tenant_id, user.staff_id),
     )
     return statuses, busy
+
+
+async def _read_items(
+    calendar: CalendarGateway, tenant: Tenant, user: UserRecord, wanted: set[str], gate: asyncio.Semaphore
+) -> dict[str, OutlookEvent | None]:
+    """Removed items read again by id (None: Graph no longer has it)."""
+    assert user.graph_user_id is not None
+    if not wanted:
+        return {}
+    async with gate:
+        return await calendar.read_items(tenant, user.graph_user_id, sorted(wanted))
 
 
 async def _read_masters(

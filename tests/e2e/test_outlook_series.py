@@ -298,6 +298,46 @@ async def test_a_meeting_of_three_staff_members_is_one_meeting_and_its_cancellat
     assert wait_for(reasons) == {"s-adele": "cancelled", "s-ben": "cancelled", "s-cara": "cancelled"}
 
 
+async def test_an_event_moved_past_the_windows_far_end_is_out_of_window_and_a_deleted_one_deleted(
+    connector: Connector,
+) -> None:
+    """calendarView delta answers `@removed` alike for both (graph-contract §4.1): the connector reads the
+    removed items again by id and tells them apart."""
+    org = await organisation(connector, ("adele",))
+    outlook = Outlook(connector, org["id"])
+    upn = org["upn"]["adele"]
+    when = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=3)
+
+    def single(subject: str, start: datetime) -> dict[str, Any]:
+        wall = "%Y-%m-%dT%H:%M:%S"
+        return {
+            "subject": subject,
+            "start": {"dateTime": start.strftime(wall), "timeZone": "UTC"},
+            "end": {"dateTime": (start + timedelta(hours=1)).strftime(wall), "timeZone": "UTC"},
+        }
+
+    moved = outlook.create(upn, single("Moved far ahead", when))
+    gone = outlook.create(upn, single("Deleted", when + timedelta(hours=2)))
+
+    def announced() -> bool:
+        held = host_view(feed(connector, org["domain"]), "s-adele")
+        return {moved["id"], gone["id"]} <= held.keys()
+
+    wait_for(announced, timeout=120)
+    outlook.update(upn, moved["id"], single("Moved far ahead", when + timedelta(days=400)))
+    outlook.delete(upn, gone["id"])
+
+    def reasons() -> dict[str, str] | None:
+        found = {
+            c["data"]["event"]["id"]: c["data"]["reason"]
+            for c in feed(connector, org["domain"])
+            if c["type"] == "event.deleted"
+        }
+        return found if len(found) == 2 else None
+
+    assert wait_for(reasons, timeout=120) == {moved["id"]: "out_of_window", gone["id"]: "deleted"}
+
+
 clocked = (
     test_shared_clock.clocked
 )  # an emulator and a connector of their own, sharing a clock the test moves

@@ -157,6 +157,14 @@ class FakeMailboxes:
         box.event_reads += len(event_ids)  # each item of a `$batch` counts as a request
         return {i: box.masters.get(i) or box.events.get(i) for i in event_ids}
 
+    async def read_items(
+        self, tenant: Tenant, graph_user_id: str, event_ids: Sequence[str]
+    ) -> dict[str, OutlookEvent | None]:
+        box = self.mailbox(graph_user_id)
+        self._check(tenant, box)
+        box.event_reads += len(event_ids)
+        return {i: box.events.get(i) for i in event_ids}
+
     async def translate_ews_ids(
         self, tenant: Tenant, graph_user_id: str, ews_ids: Sequence[str]
     ) -> dict[str, str]:
@@ -243,6 +251,10 @@ class FakeCalendarWriter:
         self.series: dict[str, str] = {}  # event id -> its pattern, as the RRULE Graph's answer reads back as
         self.after: dict[str, list[Exception]] = {}  # user -> errors answered after the next writes applied
         self.writes = 0  # Graph requests that wrote
+        # Exceptions Outlook made in a series (the fake expands nothing else): master id -> original date
+        # -> the exception as Graph reads it; `put_back` records the occurrences the connector rewrote.
+        self.outlook_exceptions: dict[str, dict[date, WrittenEvent]] = {}
+        self.put_back: list[str] = []
 
     def _answered(self, graph_user_id: str, update: bool = False) -> None:
         """Answer the next fault due after a write. EventChanged is what a lost update's retry meets (its
@@ -341,7 +353,15 @@ class FakeCalendarWriter:
     async def update_occurrence(
         self, tenant: Tenant, graph_user_id: str, occurrence_id: str, draft: EventDraft, override: Override
     ) -> WrittenEvent:
-        raise EventMissing(occurrence_id)  # the fake keeps no occurrences
+        self.mailboxes._check(tenant, self.mailboxes.mailbox(graph_user_id))
+        for by_day in self.outlook_exceptions.values():
+            for day, held in by_day.items():
+                if held.id == occurrence_id:
+                    self.writes += 1
+                    self.put_back.append(occurrence_id)
+                    by_day[day] = replace(held, change_key=f"ck{next(_ids)}")
+                    return by_day[day]
+        raise EventMissing(occurrence_id)  # the fake keeps no other occurrences
 
     async def delete(self, tenant: Tenant, graph_user_id: str, event_id: str) -> None:
         box = self.mailboxes.mailbox(graph_user_id)
@@ -363,7 +383,8 @@ class FakeCalendarWriter:
         self, tenant: Tenant, graph_user_id: str, master_id: str, days: Sequence[date], time_zone: str
     ) -> dict[date, WrittenEvent]:
         self.mailboxes._check(tenant, self.mailboxes.mailbox(graph_user_id))
-        return {}
+        held = self.outlook_exceptions.get(master_id, {})
+        return {day: held[day] for day in days if day in held}
 
     async def find_by_ical_uid(
         self, tenant: Tenant, graph_user_id: str, ical_uid: str

@@ -236,17 +236,67 @@ class GraphCalendar(GraphPort):
     async def read_events(
         self, tenant: Tenant, graph_user_id: str, event_ids: Sequence[str]
     ) -> dict[str, OutlookEvent | None]:
-        """`GET /users/{id}/events/{id}` for each id: series masters with their `recurrence` and
-        `cancelledOccurrences` (what calendarView delta never reports; named in `$select`, as the v1.0
-        model has them, so whether Graph sends them by default does not matter). Several go in `$batch`es of
-        20 (Graph hands Outlook four items of a batch at a time, the mailbox's concurrency), so a series-heavy
-        first read costs one round trip, not one per series; each item still counts against throttling.
-        None for Graph's `ErrorItemNotFound`; an item throttled or failed in the batch is asked again alone,
-        so its failure is translated as any request's."""
+        """Series masters by id, with their `recurrence` and `cancelledOccurrences` (what calendarView delta
+        never reports; named in `$select`, as the v1.0 model has them, so whether Graph sends them by default
+        does not matter). One is a `GET /events/{id}`. Several are read from the mailbox's list of masters
+        (`GET /events?$filter=type eq 'seriesMaster'`: the list holds single instances and series masters,
+        user-list-events.md), one request per page of `page_size` however many series it holds, for at most
+        as many pages as masters wanted (a list never costs more requests than reading each); what is still
+        unread then goes in `$batch`es of 20 (each item counted against throttling). None for a master the
+        mailbox no longer has: absent from a list read to its end, or Graph's `ErrorItemNotFound`."""
         wanted = list(dict.fromkeys(event_ids))
         if len(wanted) <= 1:  # a `$batch` of one costs Graph a request more
             return {event_id: await self._read_event(tenant, graph_user_id, event_id) for event_id in wanted}
         graph = await self._graph(tenant)
+        found, complete = await self._listed_masters(graph, graph_user_id, wanted)
+        unread = [event_id for event_id in wanted if event_id not in found]
+        if complete:
+            return found | dict.fromkeys(unread)
+        return found | await self._batched_events(tenant, graph, graph_user_id, unread)
+
+    async def read_items(
+        self, tenant: Tenant, graph_user_id: str, event_ids: Sequence[str]
+    ) -> dict[str, OutlookEvent | None]:
+        """Events by id, each a `GET /events/{id}` (several in `$batch`es of 20); None for Graph's
+        `ErrorItemNotFound`."""
+        wanted = list(dict.fromkeys(event_ids))
+        if len(wanted) <= 1:
+            return {event_id: await self._read_event(tenant, graph_user_id, event_id) for event_id in wanted}
+        return await self._batched_events(tenant, await self._graph(tenant), graph_user_id, wanted)
+
+    async def _listed_masters(
+        self, graph: TenantGraph, graph_user_id: str, wanted: Sequence[str]
+    ) -> tuple[dict[str, OutlookEvent | None], bool]:
+        """The wanted masters found in the mailbox's list of series masters, and whether it was read whole
+        (it stops once every wanted master is found, or after as many pages as masters wanted)."""
+        condition = quote("type eq 'seriesMaster'", safe="")
+        url: str | None = (
+            f"{user_path(graph_user_id)}/events?$filter={condition}&$select={EVENT_PROPERTIES}"
+            f"&$top={self._page_size}"
+        )
+        headers = {"Prefer": f"{UTC_TIMES}, {IMMUTABLE_IDS}"}
+        remaining = set(wanted)
+        found: dict[str, OutlookEvent | None] = {}
+        pages = 0
+        while url and remaining and pages < len(wanted):
+            pages += 1
+            try:
+                page = await graph.request_json("GET", url, headers=headers)
+            except GraphError as error:
+                raise await self._translated(graph, error, graph_user_id) from error
+            for raw in page.get("value") or ():
+                if raw.get("id") in remaining:
+                    remaining.discard(raw["id"])
+                    found[raw["id"]] = parse_event(raw)
+            url = page.get("@odata.nextLink")
+        return found, url is None
+
+    async def _batched_events(
+        self, tenant: Tenant, graph: TenantGraph, graph_user_id: str, wanted: Sequence[str]
+    ) -> dict[str, OutlookEvent | None]:
+        """Events by id in `$batch`es of 20 (Graph hands Outlook four items of a batch at a time, the
+        mailbox's concurrency); an item throttled or failed in the batch is asked again alone, so its
+        failure is translated as any request's."""
         found: dict[str, OutlookEvent | None] = {}
         again: list[str] = []
         for first in range(0, len(wanted), BATCH_LIMIT):

@@ -62,6 +62,13 @@ class CalendarGateway(Protocol):
         mailbox no longer has. Raises MailboxUnavailable, RateLimited, TenantAccessError."""
         ...
 
+    async def read_items(
+        self, tenant: Tenant, graph_user_id: str, event_ids: Sequence[str]
+    ) -> dict[str, OutlookEvent | None]:
+        """Any events by id, wherever the mailbox keeps them (`GET /events/{id}`, several in `$batch`es);
+        None for one it no longer has. Raises MailboxUnavailable, RateLimited, TenantAccessError."""
+        ...
+
     async def connector_events(self, tenant: Tenant, graph_user_id: str) -> dict[str, str]:
         """Events carrying the connector's extended property: Graph id -> host appointment id."""
         ...

@@ -222,3 +222,47 @@ async def test_sdk_bodies_come_back_as_exchange_stores_them(connector):
     assert fetched.body.content == "Does late morning work for you?"
     for event_id in (html_event.id, text_event.id):
         await events.by_event_id(event_id).delete()
+
+
+async def test_sdk_lists_only_series_masters_with_their_recurrence(connector):
+    """`GET /users/{id}/events` holds single instances and series masters, never occurrences
+    (user-list-events.md); `$filter=type eq 'seriesMaster'` keeps the masters, each with its recurrence and
+    cancelled occurrences when `$select` names them."""
+    user = connector.graph.users.by_user_id("megan.bowen@contoso.example")
+    weekly = PatternedRecurrence(
+        pattern=RecurrencePattern(
+            type=RecurrencePatternType.Weekly, interval=1, days_of_week=[DayOfWeek.Friday]
+        ),
+        range=RecurrenceRange(
+            type=RecurrenceRangeType.Numbered, start_date=dt.date(2026, 3, 27), number_of_occurrences=4
+        ),
+    )
+    series = await user.events.post(appointment("SDK masters", day="2026-03-27", recurrence=weekly))
+    single = await user.events.post(appointment("SDK single", day="2026-03-28"))
+    view = await user.calendar_view.get(
+        request_configuration=RequestConfiguration(
+            query_parameters=CalendarViewRequestBuilder.CalendarViewRequestBuilderGetQueryParameters(
+                start_date_time="2026-03-27T00:00:00Z", end_date_time="2026-04-30T00:00:00Z"
+            )
+        )
+    )
+    second = next(
+        e for e in view.value if e.series_master_id == series.id and e.start.date_time[:10] == "2026-04-03"
+    )
+    await user.events.by_event_id(second.id).delete()
+
+    listed = await user.events.get(
+        request_configuration=RequestConfiguration(
+            query_parameters=EventsRequestBuilder.EventsRequestBuilderGetQueryParameters(
+                filter="type eq 'seriesMaster'",
+                select=["id", "type", "recurrence", "cancelledOccurrences", "changeKey"],
+                top=50,
+            )
+        )
+    )
+    ids = [e.id for e in listed.value]
+    assert series.id in ids and single.id not in ids
+    assert {e.type for e in listed.value} == {EventType.SeriesMaster}
+    master = next(e for e in listed.value if e.id == series.id)
+    assert master.recurrence.pattern.type == RecurrencePatternType.Weekly
+    assert master.cancelled_occurrences == [f"OID.{series.id}.2026-04-03"]

@@ -252,7 +252,7 @@ async def test_a_mailbox_refusing_its_settings_is_unavailable_without_a_director
     assert len(recorder.requests) == 1  # never taken for the tenant's refusal
 
 
-async def test_series_masters_are_read_in_batches_with_their_cancelled_occurrences_selected():
+async def test_series_masters_a_long_list_did_not_hold_are_read_in_batches_with_their_cancellations():
     master = {
         **EVENT,
         "type": "seriesMaster",
@@ -271,8 +271,14 @@ async def test_series_masters_are_read_in_batches_with_their_cancelled_occurrenc
             answers.append({"id": item["id"], "status": status, "body": body})
         return {"responses": answers}
 
+    def endless_list(request: httpx.Request) -> dict[str, Any]:  # a mailbox of many other series
+        skip = int(parse_qs(request.url.query.decode()).get("$skip", ["0"])[0])
+        others = [{**master, "id": f"other{skip + n}"} for n in range(2)]
+        return {"value": others, "@odata.nextLink": f"{BASE}/users/u1/events?$skip={skip + 2}"}
+
     recorder = Recorder(
         {
+            ("GET", "/v1.0/users/u1/events"): endless_list,
             ("POST", "/v1.0/$batch"): batch,
             ("GET", "/v1.0/users/u1/events/busy"): {**master, "id": "busy"},
         }
@@ -281,7 +287,9 @@ async def test_series_masters_are_read_in_batches_with_their_cancelled_occurrenc
     assert read["AAMkE1="] is not None and read["AAMkE1="].cancelled_dates == (datetime(2030, 3, 12).date(),)
     assert read["gone"] is None
     assert read["busy"] is not None  # throttled in the batch: asked again alone
-    [sent, again] = recorder.requests
+    listed, sent, again = recorder.requests[:3], recorder.requests[3], recorder.requests[4]
+    assert len(recorder.requests) == 5  # the list stops after as many pages as masters wanted
+    assert {r.url.path for r in listed} == {"/v1.0/users/u1/events"}
     items = json.loads(sent.content)["requests"]
     selected = parse_qs(urlsplit(items[0]["url"]).query)["$select"][0].split(",")
     assert {"recurrence", "cancelledOccurrences", "originalStart", "responseStatus"} <= set(selected)
@@ -293,3 +301,34 @@ async def test_one_series_master_is_read_alone_and_a_missing_one_is_none():
     recorder = Recorder({("GET", "/v1.0/users/u1/events/gone"): error(404, "ErrorItemNotFound")})
     assert await calendar(recorder).read_events(TENANT, "u1", ["gone"]) == {"gone": None}
     assert prefer(recorder.requests[0]) == {'outlook.timezone="UTC"', 'IdType="ImmutableId"'}
+
+
+async def test_several_series_masters_are_read_from_the_list_of_masters_a_page_at_a_time():
+    master = {
+        **EVENT,
+        "type": "seriesMaster",
+        "recurrence": {"pattern": {"type": "daily", "interval": 1}, "range": {"type": "noEnd"}},
+        "cancelledOccurrences": ["OID.AAMkE2=.2030-03-12"],
+    }
+    pages = {
+        "0": {
+            "value": [{**master, "id": "AAMkE1="}, {**master, "id": "unwanted"}],
+            "@odata.nextLink": f"{BASE}/users/u1/events?$skip=2",
+        },
+        "2": {"value": [{**master, "id": "AAMkE2="}]},
+    }
+
+    def listing(request: httpx.Request) -> dict[str, Any]:
+        return pages[parse_qs(request.url.query.decode()).get("$skip", ["0"])[0]]
+
+    recorder = Recorder({("GET", "/v1.0/users/u1/events"): listing})
+    read = await calendar(recorder).read_events(TENANT, "u1", ["AAMkE1=", "AAMkE2=", "gone"])
+    assert read.keys() == {"AAMkE1=", "AAMkE2=", "gone"}
+    assert read["AAMkE2="] is not None and read["AAMkE2="].cancelled_dates == (datetime(2030, 3, 12).date(),)
+    assert read["gone"] is None  # the list read to its end does not hold it
+    assert len(recorder.requests) == 2  # two pages for three masters, no per-master read
+    first = recorder.requests[0]
+    query = parse_qs(urlsplit(str(first.url)).query)
+    assert query["$filter"] == ["type eq 'seriesMaster'"]
+    assert {"recurrence", "cancelledOccurrences", "changeKey"} <= set(query["$select"][0].split(","))
+    assert prefer(first) == {'outlook.timezone="UTC"', 'IdType="ImmutableId"'}

@@ -83,6 +83,24 @@ def test_a_new_change_key_with_the_same_content_only_refreshes_the_status() -> N
     assert stored_after(result, stored)["A"].change_key == "ck-new"
 
 
+def test_a_status_hashed_before_the_response_joined_the_hash_announces_nothing_new() -> None:
+    """A received meeting stored by the release before the staff member's response joined the content hash
+    (the hash of the first members only) is not announced again once that release's successor reads it;
+    its status takes the hash of today's format, and a later real edit is still an update."""
+    received = event("A", is_organizer=False, response="accepted")
+    earlier = stored_after(plan(delta(received), {}, ALL))["A"]
+    earlier_hash = received.first_format_hash()
+    stored = {"A": replace(earlier, content_hash=earlier_hash)}
+    assert earlier_hash != received.content_hash()
+
+    result = plan(delta(replace(received, change_key="ck-next")), stored, ALL)
+
+    assert result.changes == []
+    assert stored_after(result, stored)["A"].content_hash == received.content_hash()
+    moved = replace(received, subject="Moved", change_key="ck-later")
+    assert kinds(plan(delta(moved), stored, ALL)) == ["event.updated"]
+
+
 def test_an_edit_is_an_update() -> None:
     e = event("A")
     stored = stored_after(plan(delta(e), {}, ALL))

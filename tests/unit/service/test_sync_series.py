@@ -173,6 +173,29 @@ async def test_removal_reasons_say_what_happened(world: FakeWorld) -> None:
     }
 
 
+async def test_an_event_moved_past_the_windows_far_end_is_out_of_window_not_deleted(world: FakeWorld) -> None:
+    """calendarView delta reports `@removed` alike for an event deleted and one moved out of its range:
+    the removed item is read again by id, and one the mailbox still holds beyond the window is
+    `out_of_window`."""
+    world.mailboxes.put("g1", event("moved"))
+    world.mailboxes.put("g1", event("gone"))
+    await sync(world)
+    box = world.mailboxes.mailbox("g1")
+    later = world.clock.now() + timedelta(days=400)  # past the 180 days the window reaches forward
+    world.mailboxes.put("g1", replace(box.events["moved"], start=later, end=later + timedelta(hours=1)))
+    world.mailboxes.remove("g1", "gone")
+    reads_before = box.event_reads
+
+    changes = await sync(world)
+
+    assert {c.data["event"]["id"]: (c.type, c.data["reason"]) for c in changes} == {
+        "moved": ("event.deleted", "out_of_window"),
+        "gone": ("event.deleted", "deleted"),
+    }
+    assert box.event_reads - reads_before == 2  # the two removed items, read again by id
+    assert await sync(world) == []  # nothing more once they are forgotten
+
+
 async def test_a_series_ended_before_the_window_is_no_longer_followed(world: FakeWorld) -> None:
     ending = {**WEEKLY, "range": {**WEEKLY["range"], "type": "numbered", "numberOfOccurrences": 2}}
     series = OutlookSeries(world.mailboxes, weeks=2)

@@ -136,6 +136,33 @@ async def test_bad_adoptions_are_refused_naming_the_field_and_change_nothing(wor
     assert outlook_events(world, "g1")["TAKEN"] != "Intake"
 
 
+async def test_two_appointments_adopting_one_event_before_its_write_do_not_both_win(world: FakeWorld) -> None:
+    world.mailboxes.put("g1", event("MINE", subject="Coffee with Chris"))
+    await sync(world, "s1")
+    first, second = intake("s1"), intake("s1", appointment_id="a-2")
+    await put_appointment(world.services, TID, first, adopt=Adoption("s1", "MINE"))
+    with pytest.raises(Conflict) as refused:  # before the first one's write job has linked the event
+        await put_appointment(world.services, TID, second, adopt=Adoption("s1", "MINE"))
+    assert refused.value.field == "outlook.event_id"
+    with pytest.raises(NotFound):
+        await get_appointment(world.services, TID, "a-2")
+    replayed = await put_appointment(world.services, TID, first, adopt=Adoption("s1", "MINE"))
+    assert replayed.copies["s1"].event_id == "MINE"  # the same appointment may say it again
+    await run_all(world)
+    assert outlook_events(world, "g1") == {"MINE": "Intake"}
+
+
+async def test_a_meeting_someone_else_organises_cannot_be_adopted(world: FakeWorld) -> None:
+    world.mailboxes.put("g1", event("INVITED", is_organizer=False, response="accepted"))
+    await sync(world, "s1")
+    with pytest.raises(Conflict) as refused:
+        await put_appointment(world.services, TID, intake("s1"), adopt=Adoption("s1", "INVITED"))
+    assert refused.value.field == "outlook.event_id"
+    assert "organis" in refused.value.reason
+    with pytest.raises(NotFound):
+        await get_appointment(world.services, TID, "a-1")
+
+
 async def test_an_adoption_in_a_mailbox_graph_closes_is_a_conflict_naming_the_staff_member(
     world: FakeWorld,
 ) -> None:

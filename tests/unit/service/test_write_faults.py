@@ -5,7 +5,8 @@ never crash a write job."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -17,6 +18,7 @@ from shared.service.appointment_api import get_appointment, put_appointment
 from shared.service.appointment_writes import run_write_job
 from shared.service.errors import EventChanged
 from shared.service.jobs import Job
+from shared.service.records import WrittenEvent
 from shared.service.sync import run_sync_job
 from tests.fakes.calendar import throttled
 from tests.fakes.services import FakeWorld
@@ -111,6 +113,45 @@ async def test_a_series_update_whose_answer_is_lost_keeps_its_event(world: FakeW
     assert outlook_changes(world) == [] and echoes(world) == []
     assert list(world.mailboxes.mailbox("g1").events) == [first]  # not deleted and created again
     assert events_in(world, "g1") == ["Weekly intake"]
+
+
+async def test_a_series_update_meeting_a_412_puts_outlooks_changes_back_in_place(world: FakeWorld) -> None:
+    """Outlook changed a series (its subject, and one occurrence, an exception whose date the 412 does not
+    name) since the connector wrote it; the host's update meets the 412 of its If-Match. Host wins: the
+    master is PATCHed back and the exception put back in place (one read of the series' instances finds
+    it), never the series deleted and written anew (which would re-invite a meeting's attendees)."""
+    weekly = Recurrence("FREQ=WEEKLY;BYDAY=TU;COUNT=6")
+    await sync(world, "s1")
+    await put_appointment(world.services, TID, intake("s1", recurrence=weekly))
+    await run_all(world)
+    [(master_id, master)] = world.mailboxes.mailbox("g1").events.items()
+    second = master.start + timedelta(weeks=1)
+    assert isinstance(second, datetime)
+    exception = replace(
+        master,
+        id=f"{master_id}-occ-2",
+        change_key="outlook-1",
+        kind=EventKind.EXCEPTION,
+        series_master_id=master_id,
+        subject="Moved in Outlook",
+        start=second + timedelta(hours=2),
+        end=master.end + timedelta(weeks=1, hours=2),
+        original_start=second,
+    )
+    day = second.astimezone(ZoneInfo("Europe/Amsterdam")).date()
+    world.writer.outlook_exceptions[master_id] = {
+        day: WrittenEvent(exception.id, exception.change_key, exception.ical_uid, event=exception)
+    }
+    world.mailboxes.put("g1", replace(master, subject="Renamed in Outlook"))  # the master's key moves on
+    await put_appointment(world.services, TID, intake("s1", subject="Weekly intake", recurrence=weekly))
+    [job] = world.jobs.take()
+    await run_write_job(world.services, job)  # no sync in between: the update learns it from the 412
+    assert list(world.mailboxes.mailbox("g1").events) == [master_id]  # not deleted and created again
+    assert events_in(world, "g1") == ["Weekly intake"]
+    assert world.writer.put_back == [exception.id]
+    assert outlook_changes(world) == [("updated", "reverted")]
+    record = await get_appointment(world.services, TID, "a-1")
+    assert (record.copies["s1"].state, record.copies["s1"].override_days) == (CopyState.SYNCED, (day,))
 
 
 async def test_a_refused_update_during_a_write_never_crashes_the_job(world: FakeWorld) -> None:
