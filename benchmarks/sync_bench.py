@@ -449,6 +449,7 @@ def running_stack(args: argparse.Namespace, app_root: Path = ROOT) -> Iterator[S
         }
         if getattr(args, "telemetry_exporter", None):
             values["TELEMETRY_EXPORTER"] = args.telemetry_exporter
+            values["TELEMETRY_SAMPLING_RATIO"] = str(getattr(args, "sampling_ratio", 1.0))
         settings = {
             "IsEncrypted": False,
             "Values": values,
@@ -1018,6 +1019,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--rounds", type=int, default=1, help="with --telemetry both: off/on pairs, alternating (1)"
     )
+    parser.add_argument(
+        "--sampling-ratio",
+        type=float,
+        default=1.0,
+        help="with telemetry on: the share of traces exported (TELEMETRY_SAMPLING_RATIO; 1: all)",
+    )
     parser.add_argument("--json", default="", help="also write the figures to this file")
     parser.add_argument(
         "--monitor", choices=("on", "off"), default="on", help="the message monitor (MESSAGE_MONITOR; on)"
@@ -1192,7 +1199,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"   [aim < 10 %: {mark(change < 10)}]"
             )
     settings = ("users", "events", "latency_ms", "instances", "rate", "duration", "changes", "interval")
-    settings += ("rounds",)
+    settings += ("rounds", "sampling_ratio")
     emit_figures("sync", argv, args, settings, runs, calibration, started_at)
 
 

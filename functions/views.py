@@ -310,16 +310,28 @@ def user_detail_json(detail: UserDetail) -> dict[str, Any]:
             last_error=error or (str(failed.detail.get("error") or "") or None if failed else None),
         )
 
-    subscription = (
-        responses.SubscriptionState.of(
-            subscription_id=user.subscription_id, expires_at=iso(user.subscription_expires_at)
+    def subscription(
+        subscription_id: str | None, expires_at: datetime | None
+    ) -> responses.SubscriptionState | None:
+        if subscription_id is None:
+            return None
+        return responses.SubscriptionState.of(subscription_id=subscription_id, expires_at=iso(expires_at))
+
+    tasks = user.task_sync
+    todo_list = (
+        responses.TodoListState.of(
+            list_id=user.todo_list_id or tasks.list_id,
+            name=user.todo_list_name,
+            reason=user.todo_list_reason,
+            subscription=subscription(tasks.subscription_id, tasks.subscription_expires_at),
         )
-        if user.subscription_id
+        if user.todo_list_id or tasks.list_id or user.todo_list_reason or tasks.subscription_id
         else None
     )
     return responses.UserDetail.of(
         user=_user(user),
-        subscription=subscription,
+        subscription=subscription(user.subscription_id, user.subscription_expires_at),
+        todo_list=todo_list,
         delta_link_held=user.delta_link is not None,
         delta_link_since=iso(user.delta_since) if user.delta_link is not None else None,
         push=direction(detail.push),
