@@ -273,8 +273,19 @@ class PoisonMessage(Answer):
     job: dict[str, Any]
 
 
+class PoisonQueue(Answer):
+    """A poison queue holding messages: how many (every tenant's, Storage's approximate count) and how many
+    of the first were looked at (Storage peeks 32 at most); the tenant's among those are listed."""
+
+    queue: str
+    messages: int
+    looked_at: int
+
+
 class PoisonList(Answer):
     value: list[PoisonMessage]
+    queues: list[PoisonQueue]
+    complete: bool = Field(description="false: more messages wait behind the first 32 of a queue.")
 
 
 class Appointment(Answer):
@@ -500,6 +511,7 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     UserDetail,
     DeliveryHoldState,
     Released,
+    PoisonQueue,
     PoisonList,
     DeadLetter,
     Appointment,

@@ -21,7 +21,7 @@ from shared.service.availability import BusyEntry, StaffBusy
 from shared.service.change_json import change_json, iso  # one shape for the pull feed and the webhook
 from shared.service.deliveries import HoldState
 from shared.service.monitor import MessagePage, MonitoredMessage
-from shared.service.poison import PoisonEntry
+from shared.service.poison import PoisonEntry, PoisonListing
 from shared.service.records import DeadLetter, UserPage
 from shared.service.user_detail import DirectionSummary, UserDetail
 
@@ -344,6 +344,19 @@ def hold_json(state: HoldState) -> dict[str, Any]:
 
     return responses.DeliveryHoldState.of(
         held=state.held, held_at=iso(state.held_at), backlog=state.backlog, from_sequence=state.from_sequence
+    ).as_json()
+
+
+def poison_list_json(listing: PoisonListing) -> dict[str, Any]:
+    from functions import responses
+
+    return responses.PoisonList.of(
+        value=[poison_json(entry) for entry in listing.entries],
+        queues=[
+            responses.PoisonQueue.of(queue=q.queue, messages=q.messages, looked_at=q.looked_at)
+            for q in listing.queues
+        ],
+        complete=listing.complete,
     ).as_json()
 
 

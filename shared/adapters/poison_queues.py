@@ -35,6 +35,10 @@ class StoragePoisonQueues:
         peeked = await client.peek_messages(max_messages=PEEK_MAX)
         return [PoisonMessage(queue, m.id, m.inserted_on, _text(m.content)) for m in peeked]
 
+    async def count(self, queue: str) -> int:
+        client = await self._storage.queue(queue + POISON_SUFFIX)
+        return int((await client.get_queue_properties()).approximate_message_count or 0)
+
     async def take(self, queue: str, message_id: str) -> PoisonMessage | None:
         client = await self._storage.queue(queue + POISON_SUFFIX)
         found: PoisonMessage | None = None
