@@ -25,7 +25,7 @@ from typing import Final
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider, _TracerConfig
-from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
@@ -39,6 +39,10 @@ KIOTA_TRACERS: Final = frozenset(
         "microsoft-kiota-authentication-azure",
     }
 )
+# The trace id's rightmost 7 bytes: random in a W3C trace id (Trace Context level 2) and in a UUID4 made
+# one (the local host's); the SDK's TraceIdRatioBased reads 8 bytes, whose top bits a UUID4 fixes (its
+# variant), so it never kept one at a ratio under 1/2.
+RANDOM_BITS: Final = 56
 _ON: Final = _TracerConfig(is_enabled=True)
 _OFF: Final = _TracerConfig(is_enabled=False)
 
@@ -58,7 +62,7 @@ class RoutineTraces(Sampler):
 
     def __init__(self, ratio: float) -> None:
         self._ratio = ratio
-        self._by_trace_id = TraceIdRatioBased(ratio)
+        self._bound = round(ratio * (1 << RANDOM_BITS))
 
     def should_sample(  # noqa: PLR0917 (the SDK's signature)
         self,
@@ -74,7 +78,7 @@ class RoutineTraces(Sampler):
         if parent.is_valid and not parent.is_remote:
             kept = parent.trace_flags.sampled  # within a worker, a span follows its parent
         else:  # a new trace, or one continued from a queue message or the host: decided by its id
-            kept = trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < self._by_trace_id.bound
+            kept = trace_id & ((1 << RANDOM_BITS) - 1) < self._bound
         return SamplingResult(
             Decision.RECORD_AND_SAMPLE if kept else Decision.RECORD_ONLY,
             attributes,

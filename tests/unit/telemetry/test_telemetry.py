@@ -548,3 +548,17 @@ async def test_the_backlog_is_the_tenants_whichever_worker_delivers(telemetry_of
     assert exported.points(names.FEED_BACKLOG) == [({"tenant": TID}, 2)]  # two changes still to go
     await _run_messages(worker_2, jobs.DELIVERY_QUEUE, deliveries[1:], "inv-3")
     assert exported.points(names.FEED_BACKLOG) == [({"tenant": TID}, 0)]
+
+
+def test_a_trace_id_made_from_a_uuid4_is_sampled_by_its_random_bits() -> None:
+    """Regression: by the SDK's rule (the id's last 8 bytes) a UUID4-made trace id, as the local host makes
+    them, has its variant bits set there and was never kept at a ratio under 1/2."""
+    from opentelemetry.sdk.trace.sampling import Decision
+
+    from shared.telemetry.sampling import RoutineTraces
+
+    uuid_like = int("4bf92f3577b34da6" + "8000000000000001", 16)  # variant bits 10, random bits 0...01
+    decision = RoutineTraces(0.1).should_sample(None, uuid_like, "graph change notifications").decision
+    assert decision is Decision.RECORD_AND_SAMPLE
+    far = int("4bf92f3577b34da6" + "80ffffffffffffff", 16)
+    assert RoutineTraces(0.1).should_sample(None, far, "x").decision is Decision.RECORD_ONLY
