@@ -140,6 +140,15 @@ def _slower(off: float, on: float, higher_is_better: bool) -> float:
     return ((off - on) / off if higher_is_better else (on - off) / off) * 100
 
 
+def _traced(settings: dict[str, Any]) -> str:
+    ratio = float(settings.get("sampling_ratio", 1.0))
+    return (
+        "every trace"
+        if ratio >= 1
+        else f"{ratio:g} of the traces (TELEMETRY_SAMPLING_RATIO) and every failed span"
+    )
+
+
 def _telemetry(runs: dict[str, dict[str, Any]], settings: dict[str, Any]) -> list[str]:
     offs = [k for k in runs if k.startswith("off")]
     ons = [k for k in runs if k.startswith("on")]
@@ -147,11 +156,12 @@ def _telemetry(runs: dict[str, dict[str, Any]], settings: dict[str, Any]) -> lis
         "## Telemetry on against off",
         "",
         f"The same sync benchmark ({settings['users']:,} users) on fresh stacks in one session, telemetry",
-        "off and on alternating (on: every worker's spans, metrics and log records exported over OTLP/HTTP",
-        "to a local sink, batched as in production). Positive is slower; the aim is under 10 %. The load of",
-        "other work on this shared 2-core VM changed between runs (each run's load average is beside it) and",
-        "moved the latencies far more than telemetry did in these runs; CPU time per migrated user is the",
-        "figure it moves least.",
+        "off and on alternating (on: every worker's metrics and log records, and "
+        + _traced(settings)
+        + ", exported",
+        "over OTLP/HTTP to a local sink, batched as in production). Positive is slower; the aim is under",
+        "10 %. Each run's load average is beside it: CPU time per migrated user is the figure the load of",
+        "other work moves least.",
         "",
         "| run | load average at start / end | " + " | ".join(label for _, label, _ in COMPARED) + " |",
         "|---|---|" + "---:|" * len(COMPARED),
@@ -175,6 +185,33 @@ def _telemetry(runs: dict[str, dict[str, Any]], settings: dict[str, Any]) -> lis
     return [*out, ""]
 
 
+def _load_note(documents: list[dict[str, Any]]) -> list[str]:
+    """What the recorded load averages say of the machine: quiet, or shared with other work."""
+    loads = [
+        float(values[0])
+        for document in documents
+        for run in document.get("runs", {}).values()
+        for key in ("load_average_at_start", "load_average_at_end")
+        if isinstance(values := run.get(key), list) and values
+    ]
+    loads += [
+        float(d["machine"]["load_average_at_end"][0])
+        for d in documents
+        if d.get("machine", {}).get("load_average_at_end")
+    ]
+    if not loads:
+        return []
+    cores = max(int(d.get("machine", {}).get("cores") or 1) for d in documents)
+    if max(loads) <= cores:
+        return [f"The machine was quiet: load averages of at most {max(loads):.1f} on {cores} cores.", ""]
+    return [
+        f"The machine was shared with other work: load averages up to {max(loads):.1f} on {cores} cores. The",
+        "latencies are inflated by it (compare a run's webhook control, forged notifications that queue",
+        "nothing); they are what these runs measured, not guarantees.",
+        "",
+    ]
+
+
 def render(
     sync: dict[str, Any] | None,
     appointments: dict[str, Any] | None,
@@ -189,13 +226,11 @@ def render(
         "",
         "The stack is the local one: Azurite, the Microsoft 365 emulator (every Graph, Entra and Key Vault",
         "request waits the stated latency) and the local function host running the real app, each queue",
-        "function on two processes. The machine these runs were made on is a shared 2-core VM on which",
-        "other people's test suites ran at the same time (load averages of 15 to 30 were usual): each",
-        "source gives the load average as it ended. The calibration is the CPU time of a fixed workload",
-        "just before and after the run (lower is faster): it tells a slower CPU from a faster one, not how",
-        "busy the VM was. The latencies are inflated by that load (compare a run's webhook control, forged",
-        "notifications that queue nothing); they are what these runs measured, not guarantees.",
+        "function on two processes. Each source gives the machine and its load average as the run ended.",
+        "The calibration is the CPU time of a fixed workload just before and after the run (lower is",
+        "faster): it tells a slower CPU from a faster one, not how busy the machine was.",
         "",
+        *_load_note([d for d in (sync, appointments, telemetry) if d is not None]),
     ]
     if sync is None:
         out += ["No sync figures (`docs/figures/sync.json`) yet.", ""]

@@ -5,10 +5,11 @@
 1. A migration on the fakes (`tests/fakes`): `--users` users of 20 events, each migrate job run through the
    job dispatch as a queue message, telemetry off, then on (the connector's spans, log records and metrics,
    serialised as OTLP protobuf as the exporter would, flushed before the clock stops). CPU per user.
-2. A Graph request through msgraph-sdk's middleware on a mock transport, `--requests` times: no tracer
-   provider, the SDK's provider with kiota's spans thinned to one (`shared/telemetry/sampling.py`), and
-   with all of kiota's spans. CPU per request. Each variant runs in its own process (a tracer provider is
-   set once per process).
+2. A Graph request through msgraph-sdk's middleware on a mock transport under the connector's
+   `CountedTransport`, `--requests` times: no tracer provider (telemetry off), the SDK's provider with
+   kiota's tracers off and the transport's one span and counts (the connector's, `shared/telemetry/`), and
+   with all of kiota's spans (and nothing of the connector's). CPU per request. Each variant runs in its
+   own process (a tracer provider is set once per process).
 
 Prints the figures; asserts nothing.
 """
@@ -104,22 +105,29 @@ def graph_request(mode: str, requests: int) -> float:
     from msgraph.graph_request_adapter import GraphRequestAdapter
     from msgraph_core import GraphClientFactory
 
+    from shared import telemetry
     from shared.adapters.graph.client import TenantGraph
+    from shared.telemetry.graph import CountedTransport
 
     if mode != "none":
         from opentelemetry import trace
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
         from shared.telemetry.sampling import quieten_graph_spans
 
         provider = TracerProvider()
-        if mode == "one span":
-            quieten_graph_spans(provider)
         provider.add_span_processor(BatchSpanProcessor(EncodingSpans()))
         trace.set_tracer_provider(provider)
+        if mode == "one span":
+            quieten_graph_spans(provider)
+            telemetry.install(provider, MeterProvider(metric_readers=[InMemoryMetricReader()]))
     mock = httpx.MockTransport(lambda request: httpx.Response(200, json={}))
-    http = GraphClientFactory.create_with_default_middleware(client=httpx.AsyncClient(transport=mock))
+    http = GraphClientFactory.create_with_default_middleware(
+        client=httpx.AsyncClient(transport=CountedTransport(mock))
+    )
     graph = TenantGraph(
         GraphRequestAdapter(AnonymousAuthenticationProvider(), client=http), "https://g.example"
     )

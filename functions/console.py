@@ -39,6 +39,7 @@ from functions.views import (
     message_json,
     message_page_json,
     poison_json,
+    poison_list_json,
     tenant_json,
     user_detail_json,
     user_json,
@@ -307,7 +308,7 @@ async def console_dead_letter(req: func.HttpRequest) -> func.HttpResponse:
 @console_api
 async def console_poison(req: func.HttpRequest) -> func.HttpResponse:
     services, tid = await _authorized(req)
-    return json_response({"value": [poison_json(p) for p in await poison.list_poison(services, tid)]})
+    return json_response(poison_list_json(await poison.list_poison(services, tid)))
 
 
 @bp.function_name("console_poison_message")

@@ -29,6 +29,7 @@ log = get_logger("graph_webhook")
 async def graph_notifications(
     req: func.HttpRequest, jobs: func.Out[list[str]], context: func.Context
 ) -> func.HttpResponse:
+    container()  # the worker's first call sets telemetry up before its span opens, not inside it
     with (
         bound(function="graph_notifications", invocation_id=context.invocation_id),
         telemetry.webhook_call("change", telemetry.invocation_parent(context)) as call,
@@ -42,6 +43,7 @@ async def graph_notifications(
 async def graph_lifecycle(
     req: func.HttpRequest, jobs: func.Out[list[str]], context: func.Context
 ) -> func.HttpResponse:
+    container()  # the worker's first call sets telemetry up before its span opens, not inside it
     with (
         bound(function="graph_lifecycle", invocation_id=context.invocation_id),
         telemetry.webhook_call("lifecycle", telemetry.invocation_parent(context)) as call,

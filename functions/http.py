@@ -11,6 +11,7 @@ import azure.functions as func
 
 from functions.heap import settle
 from shared import telemetry
+from shared.bootstrap import container
 from shared.observability import bound, get_logger
 from shared.service.errors import (
     Conflict,
@@ -124,6 +125,7 @@ def handles_errors(handler: Handler) -> Endpoint:
     `context`, whose invocation id is bound into every log line of the call."""
 
     async def wrapper(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+        container()  # the worker's first call sets telemetry up before its span opens, not inside it
         with (
             bound(function=handler.__name__, invocation_id=context.invocation_id),
             telemetry.http_function(handler.__name__, telemetry.invocation_parent(context)),

@@ -932,8 +932,9 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "GET",
         "console/tenants/{tid}/poison",
         "consoleListPoison",
-        "The tenant's jobs on the poison queues (`<queue>-poison`, the first 32 of each): the kind, the "
-        "reason, when and after how many tries, and the job's ids.",
+        "The tenant's jobs on the poison queues (`<queue>-poison`, among the first 32 of each: Storage's "
+        "peek): the kind, the reason, when and after how many tries, and the job's ids; and per queue how "
+        "many messages it holds, so more waiting behind the first 32 are told.",
         "console_api",
         _CONSOLE_ERRORS | {200: ("The poison messages.", ref("PoisonList"))},
         tags=("console",),

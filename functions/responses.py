@@ -222,12 +222,24 @@ class DirectionState(Answer):
     last_error: str | None
 
 
+class TodoListState(Answer):
+    """The user's To Do list: the one the host's tasks go to (its id and the name it was found or made
+    under, or why none can be), and the `todoTask` subscription Outlook's task changes come back through."""
+
+    list_id: str | None = Field(description="null until a task needs the list, or while it cannot be made.")
+    name: str | None
+    reason: str | None = Field(description="Why the list cannot be found or made, for a person to act on.")
+    subscription: SubscriptionState | None = Field(description="The task subscription and its expiry.")
+
+
 class UserDetail(Answer):
-    """A user's own page: the user, the subscription and its expiry, whether a delta link is held and since
-    when (never the link), and per direction the last message and the last error."""
+    """A user's own page: the user, the subscription and its expiry, the To Do list and its subscription,
+    whether a delta link is held and since when (never the link), and per direction the last message and
+    the last error."""
 
     user: User
     subscription: SubscriptionState | None
+    todo_list: TodoListState | None = Field(description="null while the user has no list and no reason.")
     delta_link_held: bool
     delta_link_since: Time | None = Field(description="When the complete read that began the held link ran.")
     push: DirectionState
@@ -261,8 +273,19 @@ class PoisonMessage(Answer):
     job: dict[str, Any]
 
 
+class PoisonQueue(Answer):
+    """A poison queue holding messages: how many (every tenant's, Storage's approximate count) and how many
+    of the first were looked at (Storage peeks 32 at most); the tenant's among those are listed."""
+
+    queue: str
+    messages: int
+    looked_at: int
+
+
 class PoisonList(Answer):
     value: list[PoisonMessage]
+    queues: list[PoisonQueue]
+    complete: bool = Field(description="false: more messages wait behind the first 32 of a queue.")
 
 
 class Appointment(Answer):
@@ -488,6 +511,7 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     UserDetail,
     DeliveryHoldState,
     Released,
+    PoisonQueue,
     PoisonList,
     DeadLetter,
     Appointment,

@@ -21,7 +21,7 @@ from shared.service.availability import BusyEntry, StaffBusy
 from shared.service.change_json import change_json, iso  # one shape for the pull feed and the webhook
 from shared.service.deliveries import HoldState
 from shared.service.monitor import MessagePage, MonitoredMessage
-from shared.service.poison import PoisonEntry
+from shared.service.poison import PoisonEntry, PoisonListing
 from shared.service.records import DeadLetter, UserPage
 from shared.service.user_detail import DirectionSummary, UserDetail
 
@@ -29,6 +29,16 @@ if TYPE_CHECKING:  # imported where an answer is shaped: pydantic is not importe
     from functions import responses
 
 __all__ = ["change_json", "iso", "mail_json", "settings_json", "tenant_json", "user_json"]
+
+
+def _copied(record: object, *names: str) -> dict[str, Any]:
+    """The named members of a record as an answer's same-named fields: what most answers are, a datetime
+    as ISO text (UTC, `iso`)."""
+    copied: dict[str, Any] = {}
+    for name in names:
+        value = getattr(record, name)
+        copied[name] = iso(value) if isinstance(value, datetime) else value
+    return copied
 
 
 def settings_json(settings: TenantSettings) -> dict[str, Any]:
@@ -78,34 +88,24 @@ def _user(user: UserRecord) -> responses.User:
 
     staff = user.staff
     return responses.User.of(
-        staff_id=staff.staff_id,
-        email=staff.email,
-        upn=staff.upn,
-        display_name=staff.display_name,
-        enabled=staff.enabled,
+        **_copied(staff, "staff_id", "email", "upn", "display_name", "enabled"),
         switches=responses.Switches.of(**staff.switches.as_dict()),
-        match=user.match,
-        matched_by=user.matched_by,
-        match_reason=user.match_reason,
-        graph_user_id=user.graph_user_id,
+        **_copied(user, "match", "matched_by", "match_reason", "graph_user_id"),
         state=user.sync_state,
-        last_sync_at=iso(user.last_sync_at),
-        last_error=user.last_error,
-        subscription_expires_at=iso(user.subscription_expires_at),
-        teams=user.teams,
-        teams_reason=user.teams_reason,
+        **_copied(user, "last_sync_at", "last_error", "subscription_expires_at", "teams", "teams_reason"),
         task_sync=responses.TaskSync.of(
-            state=user.task_sync.state,
-            list_id=user.task_sync.list_id,
-            tasks=user.task_sync.tasks,
-            last_sync_at=iso(user.task_sync.last_sync_at),
-            last_error=user.task_sync.last_error,
-            subscription_expires_at=iso(user.task_sync.subscription_expires_at),
+            **_copied(
+                user.task_sync,
+                "state",
+                "list_id",
+                "tasks",
+                "last_sync_at",
+                "last_error",
+                "subscription_expires_at",
+            )
         ),
         todo_list_name=staff.todo_list_name or user.todo_list_name,
-        todo_list_id=user.todo_list_id,
-        todo_list_reason=user.todo_list_reason,
-        updated_at=iso(user.updated_at),
+        **_copied(user, "todo_list_id", "todo_list_reason", "updated_at"),
     )
 
 
@@ -121,11 +121,7 @@ def dead_letter_json(letter: DeadLetter) -> dict[str, Any]:
     from functions import responses
 
     return responses.DeadLetter.of(
-        first_sequence=letter.first_sequence,
-        last_sequence=letter.last_sequence,
-        attempts=letter.attempts,
-        reason=letter.reason,
-        failed_at=iso(letter.failed_at),
+        **_copied(letter, "first_sequence", "last_sequence", "attempts", "reason", "failed_at")
     ).as_json()
 
 
@@ -184,16 +180,9 @@ def task_json(record: TaskRecord) -> dict[str, Any]:
             ],
         )
     return responses.Task.of(
-        task_id=record.task_id,
-        revision=record.revision,
-        updated_at=iso(record.updated_at),
-        state=record.state,
-        error=record.error,
+        **_copied(record, "task_id", "revision", "updated_at", "state", "error"),
         task=body,
-        staff_id=record.staff_id,
-        graph_task_id=record.graph_task_id,
-        list_id=record.list_id,
-        written_revision=record.written_revision,
+        **_copied(record, "staff_id", "graph_task_id", "list_id", "written_revision"),
     ).as_json()
 
 
@@ -202,17 +191,20 @@ def mail_json(record: MailRecord) -> dict[str, Any]:
     from functions import responses
 
     return responses.Mail.of(
-        message_id=record.message_id,
         from_staff_id=record.staff_id,
-        state=record.state,
-        recipients=record.recipients,
-        save_to_sent_items=record.save_to_sent_items,
-        attempts=record.attempts,
-        created_at=iso(record.created_at),
-        updated_at=iso(record.updated_at),
-        sent_at=iso(record.sent_at),
-        internet_message_id=record.internet_message_id,
-        error=record.error,
+        **_copied(
+            record,
+            "message_id",
+            "state",
+            "recipients",
+            "save_to_sent_items",
+            "attempts",
+            "created_at",
+            "updated_at",
+            "sent_at",
+            "internet_message_id",
+            "error",
+        ),
     ).as_json()
 
 
@@ -277,14 +269,7 @@ def _message(message: MonitoredMessage) -> responses.Message:
 
     return responses.Message.of(
         monitor_id=message.message_id,
-        direction=message.direction,
-        kind=message.kind,
-        status=message.status,
-        staff_id=message.staff_id,
-        key=message.key,
-        attempts=message.attempts,
-        started_at=iso(message.started_at),
-        at=iso(message.at),
+        **_copied(message, "direction", "kind", "status", "staff_id", "key", "attempts", "started_at", "at"),
         detail=dict(message.detail),
     )
 
@@ -310,16 +295,28 @@ def user_detail_json(detail: UserDetail) -> dict[str, Any]:
             last_error=error or (str(failed.detail.get("error") or "") or None if failed else None),
         )
 
-    subscription = (
-        responses.SubscriptionState.of(
-            subscription_id=user.subscription_id, expires_at=iso(user.subscription_expires_at)
+    def subscription(
+        subscription_id: str | None, expires_at: datetime | None
+    ) -> responses.SubscriptionState | None:
+        if subscription_id is None:
+            return None
+        return responses.SubscriptionState.of(subscription_id=subscription_id, expires_at=iso(expires_at))
+
+    tasks = user.task_sync
+    todo_list = (
+        responses.TodoListState.of(
+            list_id=user.todo_list_id or tasks.list_id,
+            name=user.todo_list_name,
+            reason=user.todo_list_reason,
+            subscription=subscription(tasks.subscription_id, tasks.subscription_expires_at),
         )
-        if user.subscription_id
+        if user.todo_list_id or tasks.list_id or user.todo_list_reason or tasks.subscription_id
         else None
     )
     return responses.UserDetail.of(
         user=_user(user),
-        subscription=subscription,
+        subscription=subscription(user.subscription_id, user.subscription_expires_at),
+        todo_list=todo_list,
         delta_link_held=user.delta_link is not None,
         delta_link_since=iso(user.delta_since) if user.delta_link is not None else None,
         push=direction(detail.push),
@@ -335,15 +332,22 @@ def hold_json(state: HoldState) -> dict[str, Any]:
     ).as_json()
 
 
+def poison_list_json(listing: PoisonListing) -> dict[str, Any]:
+    from functions import responses
+
+    return responses.PoisonList.of(
+        value=[poison_json(entry) for entry in listing.entries],
+        queues=[
+            responses.PoisonQueue.of(**_copied(q, "queue", "messages", "looked_at")) for q in listing.queues
+        ],
+        complete=listing.complete,
+    ).as_json()
+
+
 def poison_json(entry: PoisonEntry) -> dict[str, Any]:
     from functions import responses
 
     return responses.PoisonMessage.of(
-        queue=entry.queue,
         poison_id=entry.message_id,
-        kind=entry.kind,
-        reason=entry.reason,
-        failed_at=iso(entry.failed_at),
-        attempts=entry.attempts,
-        job=entry.job,
+        **_copied(entry, "queue", "kind", "reason", "failed_at", "attempts", "job"),
     ).as_json()

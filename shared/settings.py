@@ -45,6 +45,7 @@ OPTIONAL: Final[tuple[str, ...]] = (
     "CONNECTOR_VERSION",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "TELEMETRY_EXPORTER",
+    "TELEMETRY_SAMPLING_RATIO",
     "MESSAGE_MONITOR",
     "STORAGE_SHARDS",
     "STORAGE_PLACEMENT",
@@ -225,6 +226,9 @@ class Settings:
     # local exporter when `TELEMETRY_EXPORTER` names one (`console`, or an OTLP/HTTP endpoint); else none.
     applicationinsights_connection_string: str | None = None
     telemetry_exporter: str | None = None
+    # With a local exporter: the share of traces exported whole (by trace id, the same in every worker);
+    # a failed span of the others is exported alone. In Azure the distro's sampler decides.
+    telemetry_sampling_ratio: float = 1.0
     message_monitor: bool = True  # MESSAGE_MONITOR=off records no message (to measure what the monitor costs)
     shards: StorageShards = StorageShards()  # STORAGE_SHARDS, STORAGE_PLACEMENT: none by default
 
@@ -280,6 +284,15 @@ class Settings:
                 "TELEMETRY_EXPORTER: `console`, or the http(s) URL of an OTLP/HTTP endpoint "
                 "(such as http://127.0.0.1:4318)"
             )
+        ratio_text = optional("TELEMETRY_SAMPLING_RATIO") or "1"
+        try:
+            sampling_ratio = float(ratio_text)
+        except ValueError:
+            sampling_ratio = -1.0
+        if not 0 < sampling_ratio <= 1:
+            raise SettingsError(
+                "TELEMETRY_SAMPLING_RATIO: a share of traces above 0 and at most 1 (0.1: one in ten)"
+            )
         monitor = (optional("MESSAGE_MONITOR") or "on").lower()
         if monitor not in ("on", "off"):
             raise SettingsError("MESSAGE_MONITOR: on or off")
@@ -319,6 +332,7 @@ class Settings:
             ),
             applicationinsights_connection_string=optional("APPLICATIONINSIGHTS_CONNECTION_STRING"),
             telemetry_exporter=telemetry_exporter,
+            telemetry_sampling_ratio=sampling_ratio,
             message_monitor=monitor == "on",
             shards=StorageShards.from_environ(env),
         )

@@ -44,6 +44,14 @@ class StoragePoisonQueues:
             found += [PoisonMessage(queue, m.id, m.inserted_on, _text(m.content)) for m in peeked]
         return found
 
+    async def count(self, queue: str) -> int:
+        """Every account's messages in the queue (Storage's approximate count)."""
+        total = 0
+        for account in self._accounts:
+            client = await account.queue(queue + POISON_SUFFIX)
+            total += int((await client.get_queue_properties()).approximate_message_count or 0)
+        return total
+
     async def take(self, queue: str, message_id: str) -> PoisonMessage | None:
         for account in self._accounts:
             found = await self._take(await account.queue(queue + POISON_SUFFIX), queue, message_id)

@@ -3,8 +3,14 @@
 A job that fails on its last try (`jobs.MAX_DEQUEUE`, the host's `maxDequeueCount`) is parked on
 `<queue>-poison` by the queue trigger itself, its message wrapped with the reason, the time and the tries
 (`park`), and the trigger then returns, so the host deletes the original. A message the host moved itself
-(the worker died or timed out on every try) is the bare job: its reason says so. Each tenant's console sees
-only its own jobs (the tenant's id; Graph's notifications by the tenant's directory id).
+is the bare job: no try ended in a failure the trigger saw, so each ended with the worker (it stopped, ran
+out of memory or passed the function timeout): its reason says so, its tries are the host's
+`maxDequeueCount` and its time is when it reached the poison queue. Each tenant's console sees only its own
+jobs (the tenant's id; Graph's notifications by the tenant's directory id).
+
+Storage peeks at most the first 32 messages of a queue, and receiving more would hide them and count a try
+on each: the listing looks at those 32 and says how many the queue holds (every tenant's), so the console
+can say that more wait behind them (they show as the first are redelivered or dropped).
 """
 
 from __future__ import annotations
@@ -26,7 +32,11 @@ from shared.service.tenants import TenantPorts, get_tenant
 
 log = get_logger("jobs")
 
-UNRECORDED: Final = "no reason recorded: the worker stopped or timed out on every try (see the log)"
+HOST_MOVED: Final = (
+    f"moved by the Functions host after {jobs.MAX_DEQUEUE} tries, none of which failed in the job: each ended"
+    " with its worker (stopped, out of memory, or past host.json's functionTimeout); the log has its"
+    " message id"
+)
 MAX_REASON: Final = 1000
 
 
@@ -75,11 +85,11 @@ def _unwrapped(message: PoisonMessage) -> tuple[str, str, datetime | None, int |
         failed = about.get("failed_at")
         return (
             data["message"],
-            str(about.get("reason") or UNRECORDED),
+            str(about.get("reason") or HOST_MOVED),
             datetime.fromisoformat(failed) if isinstance(failed, str) else None,
             about.get("attempts") if isinstance(about.get("attempts"), int) else None,
         )
-    return message.body, UNRECORDED, message.inserted_at, None
+    return message.body, HOST_MOVED, message.inserted_at, jobs.MAX_DEQUEUE
 
 
 def _entry(message: PoisonMessage, tenant: Tenant) -> tuple[PoisonEntry, Job] | None:
@@ -106,15 +116,39 @@ def _queue(queue: str) -> str:
     return queue
 
 
-async def list_poison(services: PoisonPorts, tenant_id: str) -> list[PoisonEntry]:
+@dataclass(frozen=True, slots=True)
+class PoisonQueueCount:
+    queue: str
+    messages: int  # what `<queue>-poison` holds, every tenant's (approximate)
+    looked_at: int  # the first ones, peeked (at most 32): the tenant's among them are listed
+
+
+@dataclass(frozen=True, slots=True)
+class PoisonListing:
+    entries: list[PoisonEntry]
+    queues: list[PoisonQueueCount]  # the queues holding any message
+
+    @property
+    def complete(self) -> bool:
+        """Every message of every poison queue was looked at."""
+        return all(q.looked_at >= q.messages for q in self.queues)
+
+
+async def list_poison(services: PoisonPorts, tenant_id: str) -> PoisonListing:
     tenant = await get_tenant(services, tenant_id)
     found: list[PoisonEntry] = []
+    counts: list[PoisonQueueCount] = []
     for queue in jobs.QUEUES:
-        for message in await services.poison.peek(queue):
+        peeked = await services.poison.peek(queue)
+        if not peeked:
+            continue
+        held = max(len(peeked), await services.poison.count(queue))
+        counts.append(PoisonQueueCount(queue, held, len(peeked)))
+        for message in peeked:
             shown = _entry(message, tenant)
             if shown is not None:
                 found.append(shown[0])
-    return found
+    return PoisonListing(found, counts)
 
 
 async def _take(

@@ -11,8 +11,8 @@ passes), each queued job (a child of the context its message carries: `shared.se
 `carrier()` in the envelope, so one change is one trace from the webhook through the sync job, Graph and
 the feed to the host's webhook; linked to the invocation's context), every Graph request (kiota's own
 spans, children of the job's), each post to the host. Metric names are in `names.py`; the services are
-left alone: ports are wrapped (`ports.py`), and a user's sync outcome is read off the sync's own log
-records (`log_events.py`).
+left alone: ports are wrapped (`ports.py`; a user's sync run is counted, with its outcome, from the one
+monitor message the sync's executor records as the run ends).
 """
 
 from __future__ import annotations

@@ -5,9 +5,11 @@
   `infra/core/monitor/monitoring.bicep`), the connector's logger (`connector`) exported with its records'
   attributes as custom dimensions, and no other instrumentation: kiota traces every Graph request
   already, `ports.MeasuredWebhook` the host's webhook; the Azure SDKs' spans (a dozen Table and Queue
-  calls per sync job) are left off, and of kiota's dozen spans per Graph request only the outermost is
-  kept (`sampling.py`).
+  calls per sync job) are left off, and kiota's dozen spans per Graph request too: the connector's
+  transport makes one (`graph.py`, `sampling.py`).
 - `TELEMETRY_EXPORTER=console`: spans, metrics and log records printed on stdout (the local host's log).
+  `TELEMETRY_SAMPLING_RATIO` (default 1) exports that share of the traces, failed spans always
+  (`sampling.py`).
 - `TELEMETRY_EXPORTER=http://127.0.0.1:4318`: OTLP over HTTP to a local collector (Jaeger, Aspire's
   dashboard, an OpenTelemetry Collector); `opentelemetry-exporter-otlp-proto-http` is a development
   dependency.
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
-from shared.telemetry.sampling import quieten_graph_spans
+from shared.telemetry.sampling import ErrorsKept, RoutineTraces, quieten_graph_spans
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -80,7 +82,7 @@ def _azure_monitor(settings: Settings, connection_string: str) -> Providers:
 
 
 def _local(settings: Settings, exporter: str) -> Providers:
-    from opentelemetry import metrics, trace
+    from opentelemetry import metrics
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
     from opentelemetry.sdk.metrics import MeterProvider
@@ -108,17 +110,18 @@ def _local(settings: Settings, exporter: str) -> Providers:
         metric_exporter = OTLPMetricExporter(endpoint=f"{base}/v1/metrics")
         logs = OTLPLogExporter(endpoint=f"{base}/v1/logs")
     resource = _resource(settings)
-    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider = TracerProvider(
+        resource=resource, sampler=RoutineTraces(settings.telemetry_sampling_ratio)
+    )
     quieten_graph_spans(tracer_provider)
-    tracer_provider.add_span_processor(BatchSpanProcessor(spans))
+    tracer_provider.add_span_processor(ErrorsKept(BatchSpanProcessor(spans)))
     meter_provider = MeterProvider(
         resource=resource,
         metric_readers=[PeriodicExportingMetricReader(metric_exporter, METRIC_INTERVAL_MS)],
     )
     logger_provider = LoggerProvider(resource=resource)
     logger_provider.add_log_record_processor(BatchLogRecordProcessor(logs))
-    # Global, so that kiota's Graph spans land with the connector's own.
-    trace.set_tracer_provider(tracer_provider)
+    # Not global: kiota's tracers stay the API's no-op ones (the connector's transport traces Graph).
     metrics.set_meter_provider(meter_provider)
 
     def shutdown() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from opentelemetry.metrics import Counter, Histogram, Meter, MeterProvider, UpDownCounter
+from opentelemetry.metrics import Counter, Histogram, Meter, MeterProvider
 from opentelemetry.metrics import _Gauge as Gauge  # the synchronous gauge, still underscored in the API
 from opentelemetry.trace import Tracer, TracerProvider
 
@@ -26,7 +26,7 @@ class Instruments:
     deliveries: Counter
     delivery_duration: Histogram
     dead_letters: Counter
-    feed_backlog: UpDownCounter
+    feed_backlog: Gauge
     subscription_renewals: Counter
     subscriptions_expiring: Gauge
 
@@ -47,7 +47,7 @@ class Instruments:
             deliveries=meter.create_counter(names.DELIVERIES, "{post}", "posts to the host's webhook"),
             delivery_duration=meter.create_histogram(names.DELIVERY_DURATION, "ms", "a post's answer time"),
             dead_letters=meter.create_counter(names.DEAD_LETTERS, "{range}", "ranges dead-lettered"),
-            feed_backlog=meter.create_up_down_counter(names.FEED_BACKLOG, "{change}", "undelivered"),
+            feed_backlog=meter.create_gauge(names.FEED_BACKLOG, "{change}", "changes not yet delivered"),
             subscription_renewals=meter.create_counter(names.SUBSCRIPTION_RENEWALS, "{renewal}", "renewals"),
             subscriptions_expiring=meter.create_gauge(
                 names.SUBSCRIPTIONS_EXPIRING, "{subscription}", "subscriptions expiring within a day"

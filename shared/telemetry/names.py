@@ -38,8 +38,8 @@ DELIVERIES: Final = "connector.deliveries"
 DELIVERY_DURATION: Final = "connector.deliveries.duration"
 # Ranges written as dead letters (the host's webhook never took them): `tenant`.
 DEAD_LETTERS: Final = "connector.deliveries.dead_lettered"
-# Changes appended while a host webhook is set, less those delivered or dead-lettered: `tenant`. Each
-# worker reports what it appended and delivered; the sum over workers is the backlog.
+# A tenant's changes not yet delivered to the host's webhook (a gauge, `tenant`): its feed's head less the
+# last change delivered, observed after each post to the host (taken or not), whichever worker made it.
 FEED_BACKLOG: Final = "connector.feed.backlog"
 # Subscription renewals with Graph: `outcome` renewed|failed.
 SUBSCRIPTION_RENEWALS: Final = "connector.subscriptions.renewals"

@@ -344,6 +344,8 @@ async def test_messages_a_failed_delivery_retried_hold_release_and_a_users_page(
     await expect(page.locator("#user-dialog")).to_be_visible()
     await expect(page.locator("#user-subscription")).not_to_have_text("none", timeout=30_000)
     await expect(page.locator("#user-delta")).to_contain_text("held since")
+    await expect(page.locator("#user-todo-list")).to_contain_text("(")  # the list's name (its id)
+    await expect(page.locator("#user-task-subscription")).to_contain_text("expires")
     await page.click("#user-rematch")
     await expect(page.locator("#message")).to_have_text("The user was matched again.")
     await page.click("#user-messages")

@@ -42,3 +42,13 @@ async def test_take_removes_one_message_and_leaves_the_others_visible(
     assert taken is not None and taken.body == '{"kind":"b"}' and taken.queue == queue
     assert [m.body for m in await poison.peek(queue)] == ['{"kind":"a"}', '{"kind":"c"}']  # back at once
     assert await poison.take(queue, peeked[1].message_id) is None
+
+
+async def test_count_tells_how_many_a_queue_holds_beyond_what_a_peek_shows(
+    poison: PoisonQueues, queue: str
+) -> None:
+    assert await poison.count(queue) == 0
+    for number in range(34):
+        await poison.put(queue, f'{{"kind":"k{number}"}}')
+    assert len(await poison.peek(queue)) == 32  # Storage's most per peek
+    assert await poison.count(queue) == 34

@@ -18,6 +18,9 @@ class FakePoisonQueues:
     async def peek(self, queue: str) -> list[PoisonMessage]:
         return list(self.queues.get(queue, []))[:32]
 
+    async def count(self, queue: str) -> int:
+        return len(self.queues.get(queue, []))
+
     async def take(self, queue: str, message_id: str) -> PoisonMessage | None:
         held = self.queues.get(queue, [])
         for message in held:

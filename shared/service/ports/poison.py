@@ -24,6 +24,10 @@ class PoisonQueues(Protocol):
         """The first messages of `<queue>-poison` (32 at most: Storage's peek), without hiding them."""
         ...
 
+    async def count(self, queue: str) -> int:
+        """How many messages `<queue>-poison` holds, every tenant's (Storage's approximate count)."""
+        ...
+
     async def take(self, queue: str, message_id: str) -> PoisonMessage | None:
         """Remove one message of `<queue>-poison` by id; None when it is not there (any more)."""
         ...

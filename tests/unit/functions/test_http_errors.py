@@ -4,13 +4,14 @@ naming what it can, never a bare 500."""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import azure.functions as func
 import pytest
 from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 
 from functions.http import handles_errors
+from shared import bootstrap
 from shared.service.errors import (
     Conflict,
     DependencyUnavailable,
@@ -19,8 +20,18 @@ from shared.service.errors import (
     PreconditionFailed,
     StaleWrite,
 )
+from tests.fakes.services import fake_world
+from tests.unit.functions.host_api import _Container
 
 pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(autouse=True)
+def worker_container() -> Iterator[None]:
+    """The worker's container, as on any call after a worker's first (each call makes sure of it)."""
+    bootstrap.use_container(_Container(fake_world()))  # type: ignore[arg-type]
+    yield
+    bootstrap.use_container(None)
 
 
 class _Context:

@@ -56,3 +56,15 @@ def test_the_page_shows_each_figure_with_its_command_machine_and_date(tmp_path: 
     assert "| 1 staff: p95 | 1,234 ms |  |" in page
     assert "| users per second | 2.8 | 2.6 | +7.1 % |" in page  # fewer users a second is slower
     assert "| webhook answer p99 (ms) | 650.0 | 700.0 | +7.7 % |" in page
+
+
+def test_the_page_says_what_the_recorded_loads_say_of_the_machine(tmp_path: Path) -> None:
+    """Regression: the page said the machine was a busy shared VM whatever the runs recorded, so a run on
+    a quiet machine would have been published under a false description."""
+    quiet = {**_figures(20.0, 30.0, 900.0), "load_average_at_start": [0.4, 0.5, 0.6]}
+    sync = _document("sync", {"off": quiet, "on": {**quiet, "load_average_at_end": [1.2, 0.8, 0.7]}})
+    sync["machine"] = {**MACHINE, "load_average_at_end": [1.1, 0.9, 0.7]}
+    assert "The machine was quiet: load averages of at most 1.2 on 2 cores." in publish.render(sync, None)
+    assert "shared" not in publish.render(sync, None)
+    busy = _document("sync", {"off": {**quiet, "load_average_at_end": [19.5, 12.0, 9.0]}})
+    assert "shared with other work: load averages up to 19.5 on 2 cores" in publish.render(busy, None)

@@ -33,6 +33,7 @@ from shared.observability import configure_logging
 from shared.service import jobs
 from shared.service.context import Services
 from shared.service.delivery_requests import DeliveryRequests
+from shared.service.errors import DeliveryFailed
 from shared.service.job_codec import decode, decode_envelope, encode
 from shared.service.job_handlers import run_job, run_message
 from shared.service.keys import HOST_WEBHOOK_SECRET, NOTIFICATION_KEY
@@ -250,7 +251,8 @@ async def test_a_failed_delivery_stays_in_the_backlog_and_a_last_try_failure_is_
     world, services, queue, exported = await _migrated_world()
     world.mailboxes.put("g1", event("D"))
     await _run_messages(services, jobs.SYNC_QUEUE, await _notify(services, "g1", "D"), "inv-1")
-    del world.secrets.values[HOST_WEBHOOK_SECRET]  # the delivery dead-letters at once
+    refused = DeliveryFailed("410 from the host", retryable=False, status=410)
+    world.webhook.failures.append(refused)  # the delivery dead-letters at once
     await _run_messages(services, jobs.DELIVERY_QUEUE, queue.take(jobs.DELIVERY_QUEUE), "inv-2")
     assert exported.total(names.DEAD_LETTERS, tenant=TID) == 1
     assert exported.total(names.FEED_BACKLOG, tenant=TID) == 1  # not delivered
@@ -322,30 +324,44 @@ def test_the_poison_count_follows_the_hosts_max_dequeue_count() -> None:
     assert host["extensions"]["queues"]["maxDequeueCount"] == MAX_DEQUEUE_COUNT
 
 
-def test_of_kiotas_spans_for_a_graph_request_only_the_outermost_is_kept() -> None:
-    from shared.telemetry.sampling import quieten_graph_spans
+def test_kiotas_tracers_are_switched_off_on_the_provider() -> None:
+    from shared.telemetry.sampling import KIOTA_TRACERS, quieten_graph_spans
 
     spans = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
+    made_before = provider.get_tracer("com.microsoft.com:microsoft-kiota-http-httpx")
     quieten_graph_spans(provider)
-    tracer = provider.get_tracer("test")
-    with tracer.start_as_current_span("process sync-jobs notified"):
-        with (
-            tracer.start_as_current_span("send_primitive_async - UNKNOWN"),  # as kiota nests them
-            tracer.start_as_current_span("get_http_response_message"),
-            tracer.start_as_current_span("RetryHandler_send"),
-        ):
-            pass
-        with tracer.start_as_current_span("retry_cae_response_if_required - UNKNOWN"):
-            pass
-        with tracer.start_as_current_span("feed append"):
-            pass
-    assert sorted(s.name for s in spans.get_finished_spans()) == [
-        "feed append",
-        "process sync-jobs notified",
-        "send_primitive_async - UNKNOWN",
-    ]
+    with provider.get_tracer("connector").start_as_current_span("process sync-jobs notified") as job:
+        for tracer in [made_before, *(provider.get_tracer(name) for name in KIOTA_TRACERS)]:
+            with tracer.start_as_current_span("send_primitive_async - UNKNOWN") as kiotas:
+                assert not kiotas.is_recording()
+                assert kiotas.get_span_context() == job.get_span_context()  # the job's stays the parent
+    assert [s.name for s in spans.get_finished_spans()] == ["process sync-jobs notified"]
+
+
+async def test_a_graph_request_is_one_client_span_per_try_with_its_ids_taken_out(
+    telemetry_off_afterwards: None,
+) -> None:
+    exported = _install()
+    answers = iter([httpx.Response(503, headers={"Retry-After": "0"}), httpx.Response(200, json={})])
+    http = GraphClientFactory.create_with_default_middleware(
+        client=httpx.AsyncClient(transport=CountedTransport(httpx.MockTransport(lambda _: next(answers))))
+    )
+    graph = TenantGraph(
+        GraphRequestAdapter(AnonymousAuthenticationProvider(), client=http), "https://g.example/v1.0"
+    )
+    user = "8c1f2f6e-1234-4a5b-9c6d-0123456789ab"
+    instruments = telemetry.current()
+    assert instruments is not None
+    with instruments.tracer.start_as_current_span("process sync-jobs migrate") as job:
+        await graph.request_json("GET", f"/users/{user}/calendar/events/delta", retries=1)
+    tries = [s for s in exported.spans.get_finished_spans() if s.kind is SpanKind.CLIENT]
+    assert [s.name for s in tries] == ["GET /v1.0/users/{id}/calendar/events/delta"] * 2
+    assert [dict(s.attributes or {})["http.response.status_code"] for s in tries] == [503, 200]
+    assert [s.status.is_ok for s in tries] == [False, True]
+    assert {_parent(s) for s in tries} == {job.get_span_context().span_id}
+    assert all(user not in json.dumps(dict(s.attributes or {})) for s in tries)
 
 
 @pytest.mark.parametrize("value", ["console", "http://127.0.0.1:4318", "https://collector.example"])
@@ -402,8 +418,147 @@ async def test_a_throttled_run_and_a_failed_one_count_as_such(telemetry_off_afte
     world.mailboxes.mailbox("g1").faults.append(throttled(30))
     world.mailboxes.mailbox("g2").faults.append(MailboxUnavailable("the mailbox is not enabled for REST"))
     exported = _install()
+    services = telemetry.instrument(world.services)
     for staff in ("s1", "s2"):
-        await run_message(world.services, jobs.SYNC_QUEUE, encode(jobs.migrate_user(TID, staff)))
+        await run_message(services, jobs.SYNC_QUEUE, encode(jobs.migrate_user(TID, staff)))
     assert exported.total(names.SYNC_RUNS, mode="migrate", outcome="throttled") == 1
     assert exported.total(names.SYNC_RUNS, mode="migrate", outcome="error") == 1
     assert exported.total(names.SYNC_RUNS, outcome="synced") == 0
+
+
+async def test_a_workers_first_call_is_traced_telemetry_set_up_before_its_span(
+    monkeypatch: pytest.MonkeyPatch, telemetry_off_afterwards: None
+) -> None:
+    """Regression: the composition root configured telemetry inside the first call, after its span had
+    (not) opened, so each worker's first request went untraced."""
+    from shared.telemetry import exporters
+    from tests.unit.service.test_deliveries import minimal_environ
+
+    world = fake_world()
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    built = (tracer_provider, MeterProvider(metric_readers=[InMemoryMetricReader()]), None, lambda: None)
+    monkeypatch.setattr(exporters, "providers_for", lambda _settings: built)  # the exporter the settings name
+    monkeypatch.setattr(bootstrap, "Container", lambda _settings: _Container(world.services))
+    monkeypatch.setattr(bootstrap.os, "environ", minimal_environ())
+    calls = {
+        "graph change notifications": ("POST", "graph/notifications", b'{"value": []}'),
+        "tenants_collection": ("GET", "v1/tenants", b""),
+    }
+    for name, (method, route, body) in calls.items():
+        telemetry.uninstall()
+        bootstrap.use_container(None)  # a new worker: nothing built, telemetry not configured
+        spans.clear()
+        endpoint = http_routes().match(method, route).target
+        request = func.HttpRequest(method, f"http://localhost/api/{route}", body=body)
+        try:
+            if route.startswith("graph"):
+                answer = await endpoint(request, jobs=_Out(), context=_Context("inv-first", HOST_REQUEST))
+            else:
+                answer = await endpoint(request, _Context("inv-first", HOST_REQUEST))
+        finally:
+            bootstrap.use_container(None)
+        assert answer.status_code < 300
+        assert [s.name for s in spans.get_finished_spans()] == [name]
+
+
+async def test_a_run_the_mass_deletion_guard_held_counts_once_as_held(telemetry_off_afterwards: None) -> None:
+    """Regression: counted from the sync's log lines, a held run counted twice, `held` and `synced` (the
+    guard's warning and the run's closing line); the executor counts the run once, with its outcome."""
+    world = fake_world()
+    await add_tenant(world, TID, TenantState.MIGRATING, directory_id=DIRECTORY, matched=1)
+    for number in range(15):
+        world.mailboxes.put("g1", event(f"E{number}"))
+    await run_job(world.services, jobs.migrate_user(TID, "s1"))
+    for number in range(15):
+        world.mailboxes.remove("g1", f"E{number}")
+    exported = _install()
+    await run_message(
+        telemetry.instrument(world.services),
+        jobs.SYNC_QUEUE,
+        encode(jobs.sync_user(TID, "s1", "admin", kind="resync")),
+    )
+    assert exported.total(names.SYNC_RUNS, mode="resync", outcome="held") == 1
+    assert exported.total(names.SYNC_RUNS) == 1
+
+
+def test_a_sampled_share_of_traces_is_exported_whole_and_failed_spans_always() -> None:
+    from opentelemetry.trace import Status, StatusCode
+
+    from shared.telemetry.sampling import ErrorsKept, RoutineTraces
+
+    def exported_spans(ratio: float) -> list[str]:
+        spans = InMemorySpanExporter()
+        provider = TracerProvider(sampler=RoutineTraces(ratio))
+        provider.add_span_processor(ErrorsKept(SimpleSpanProcessor(spans)))
+        tracer = provider.get_tracer("connector")
+        with tracer.start_as_current_span("process sync-jobs migrate"):
+            with tracer.start_as_current_span("GET /v1.0/users/{id}/events/delta") as failed:
+                failed.set_status(Status(StatusCode.ERROR))
+            with tracer.start_as_current_span("feed append"):
+                pass
+        # a job continuing a trace from its queue message: decided by the trace id, not the flag it carries
+        parent = _context_of_message(QUEUE_INVOCATION)
+        with tracer.start_as_current_span("process host-deliveries deliver", context=parent):
+            pass
+        return sorted(s.name for s in spans.get_finished_spans())
+
+    assert exported_spans(1.0) == [
+        "GET /v1.0/users/{id}/events/delta",
+        "feed append",
+        "process host-deliveries deliver",
+        "process sync-jobs migrate",
+    ]
+    assert exported_spans(1e-12) == ["GET /v1.0/users/{id}/events/delta"]  # only the failed one
+
+
+def _context_of_message(traceparent: str) -> Any:
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    return TraceContextTextMapPropagator().extract({"traceparent": traceparent})
+
+
+def test_the_sampling_ratio_setting_is_a_share_above_zero() -> None:
+    from shared.settings import Settings, SettingsError
+    from tests.unit.service.test_deliveries import minimal_environ
+
+    assert Settings.from_environ(minimal_environ()).telemetry_sampling_ratio == 1.0
+    assert (
+        Settings.from_environ(minimal_environ(TELEMETRY_SAMPLING_RATIO="0.1")).telemetry_sampling_ratio == 0.1
+    )
+    for bad in ("0", "1.5", "ten", "-1"):
+        with pytest.raises(SettingsError, match="TELEMETRY_SAMPLING_RATIO"):
+            Settings.from_environ(minimal_environ(TELEMETRY_SAMPLING_RATIO=bad))
+
+
+async def test_the_backlog_is_the_tenants_whichever_worker_delivers(telemetry_off_afterwards: None) -> None:
+    """Regression: each worker counted what it appended less what it delivered, so a worker that only
+    delivered reported a negative backlog and no worker the tenant's."""
+    world, services, queue, _ = await _migrated_world()  # worker 1 publishes
+    for event_id in ("E", "F", "G"):
+        world.mailboxes.put("g1", event(event_id))
+        await _run_messages(services, jobs.SYNC_QUEUE, await _notify(services, "g1", event_id), "inv-1")
+    deliveries = queue.take(jobs.DELIVERY_QUEUE)
+    assert len(deliveries) == 3
+    telemetry.uninstall()
+    exported = _install()  # worker 2 delivers the first change only
+    worker_2 = telemetry.instrument(dataclasses.replace(world.services, jobs=queue))
+    await _run_messages(worker_2, jobs.DELIVERY_QUEUE, deliveries[:1], "inv-2")
+    assert exported.points(names.FEED_BACKLOG) == [({"tenant": TID}, 2)]  # two changes still to go
+    await _run_messages(worker_2, jobs.DELIVERY_QUEUE, deliveries[1:], "inv-3")
+    assert exported.points(names.FEED_BACKLOG) == [({"tenant": TID}, 0)]
+
+
+def test_a_trace_id_made_from_a_uuid4_is_sampled_by_its_random_bits() -> None:
+    """Regression: by the SDK's rule (the id's last 8 bytes) a UUID4-made trace id, as the local host makes
+    them, has its variant bits set there and was never kept at a ratio under 1/2."""
+    from opentelemetry.sdk.trace.sampling import Decision
+
+    from shared.telemetry.sampling import RoutineTraces
+
+    uuid_like = int("4bf92f3577b34da6" + "8000000000000001", 16)  # variant bits 10, random bits 0...01
+    decision = RoutineTraces(0.1).should_sample(None, uuid_like, "graph change notifications").decision
+    assert decision is Decision.RECORD_AND_SAMPLE
+    far = int("4bf92f3577b34da6" + "80ffffffffffffff", 16)
+    assert RoutineTraces(0.1).should_sample(None, far, "x").decision is Decision.RECORD_ONLY
