@@ -64,7 +64,7 @@ from shared.service.publishing import publish
 from shared.service.records import Change, DeltaRead, UserBusy, Watched, WorkingHours
 from shared.service.retries import THROTTLED, StillContended, starting_from, update_optimistically
 from shared.service.subscriptions import NOTIFIED_GRANULARITY, SubscribePorts, ensure_subscription
-from shared.service.task_sync import TaskRun, TaskSyncPorts, migrate_tasks, run_task_job
+from shared.service.task_sync import TaskRun, TaskSyncPorts, migrate_tasks, run_task_job, save_task_run
 from shared.service.tenants import TenantEventPorts, get_tenant, mark_consent_revoked
 from shared.service.users import StaffPorts
 
@@ -207,6 +207,27 @@ class Pulled:
 async def _sync_user(
     services: SyncPorts, tenant: Tenant, user: UserRecord, kind: str, *, force: bool
 ) -> Pulled:
+    """The calendar's run; a migration's To Do list state, left to its final save, is saved on its own
+    should the run fail after the list's run."""
+    tasks: list[asyncio.Future[TaskRun | None]] = []
+    try:
+        return await _sync_calendar(services, tenant, user, kind, force=force, tasks=tasks)
+    except Exception:
+        for run in tasks:
+            if run.done() and not run.cancelled() and run.exception() is None and (done := run.result()):
+                await save_task_run(services, done)
+        raise
+
+
+async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
+    services: SyncPorts,
+    tenant: Tenant,
+    user: UserRecord,
+    kind: str,
+    *,
+    force: bool,
+    tasks: list[asyncio.Future[TaskRun | None]],
+) -> Pulled:
     assert user.graph_user_id is not None
     # Never synced, or the migration did not finish (a moved mailbox starts over as pending): the host's own
     # appointments are linked, not announced. The user's state decides, not the job's kind: a second
@@ -247,6 +268,7 @@ async def _sync_user(
         hours=hours_wanted,
     )
     tasks_run = _migrating_tasks(services, tenant, user, hours) if migrating else None
+    tasks.extend([tasks_run] if tasks_run is not None else [])
     if not migrating and not quiet:  # the host's old EWS sync may still write: its events are linked too
         links = await _later_links(services.calendar, tenant, user, read.items, stored, gate)
     observation = Observation(read.items, complete, window[0], migrating=migrating, masters=masters)
@@ -258,8 +280,9 @@ async def _sync_user(
     changes = [
         Change(c.type.value, tenant.tenant_id, c.data, now, staff_id=user.staff_id) for c in actions.changes
     ]
+    task_run = await tasks_run if tasks_run is not None else None
     if tasks_run is not None:
-        changes.append(await _migrated(tenant, user, stored, actions, tasks_run, now))
+        changes.append(_migrated(tenant, user, stored, actions, task_run, now))
     if not quiet:  # before the feed: a change is in the availability answer no later than in the feed
         statuses = {**stored, **{s.graph_id: s for s in seen.upserts}}
         index = busy.index if busy is not None else None
@@ -300,6 +323,7 @@ async def _sync_user(
             services.users,
             services.clock,
             replace(user, sync_state=SyncState.ERROR, last_error=reason, delta_link=None, delta_since=None),
+            task_run,
         )
         log.warning("mass-deletion guard held %d deletions", actions.held_deletes)
     else:
@@ -315,6 +339,7 @@ async def _sync_user(
                 delta_link=read.delta_link,
                 delta_since=now if complete or user.delta_since is None else user.delta_since,
             ),
+            task_run,
         )
     if migrating:
         await maybe_finish_migration(services, tenant.tenant_id)
@@ -408,12 +433,12 @@ async def _no_links() -> HostLinks:
     return HostLinks()
 
 
-async def _migrated(  # noqa: PLR0917 (a migration's outcome, in order)
+def _migrated(  # noqa: PLR0917 (a migration's outcome, in order)
     tenant: Tenant,
     user: UserRecord,
     stored: Mapping[str, ItemStatus],
     actions: Plan,
-    tasks_run: asyncio.Future[TaskRun | None],
+    tasks: TaskRun | None,
     now: datetime,
 ) -> Change:
     """`user.migrated`: the events the calendar holds now and how many are the host's, with the list's."""
@@ -421,7 +446,6 @@ async def _migrated(  # noqa: PLR0917 (a migration's outcome, in order)
         "events": len(stored) + len(actions.upserts) - len(actions.deletes),
         "linked": sum(1 for s in actions.upserts if s.appointment_id),
     }
-    tasks = await tasks_run
     if tasks is not None:
         data |= {"tasks": tasks.tasks, "tasks_linked": tasks.linked}
     return Change("user.migrated", tenant.tenant_id, data, now, staff_id=user.staff_id)
@@ -564,14 +588,17 @@ async def _read(
     return await calendar.read_delta(tenant, user.graph_user_id, None, window), True
 
 
-async def _save_user(users: UserRepository, clock: Clock, user: UserRecord) -> UserRecord:
-    """Save the sync fields over whatever else changed meanwhile (a rematch, a staff update)."""
+async def _save_user(
+    users: UserRepository, clock: Clock, user: UserRecord, tasks: TaskRun | None = None
+) -> UserRecord:
+    """Save the sync fields over whatever else changed meanwhile (a rematch, a staff update), with a
+    migration's To Do list state (`tasks`) when its run left it to this save."""
 
     def merged(current: UserRecord | None) -> UserRecord | None:
         if current is None:  # deleted meanwhile
             return None
         return replace(
-            current,
+            tasks.laid_over(current) if tasks is not None else current,
             sync_state=user.sync_state,
             last_sync_at=user.last_sync_at,
             migrated_at=user.migrated_at,

@@ -57,7 +57,7 @@ from shared.service.retries import THROTTLED, starting_from, update_optimistical
 from shared.service.subscriptions import SubscribePorts
 from shared.service.task_statuses import tasks_scope
 from shared.service.tenants import TenantEventPorts, mark_consent_revoked
-from shared.service.todo_lists import TodoListUnavailable, ensure_list
+from shared.service.todo_lists import TodoListUnavailable, ensure_list, with_list_of
 
 log = get_logger("task_sync")
 
@@ -90,6 +90,19 @@ class TaskRun:
     tasks: int
     linked: int
     changes: int
+    # A migration's run leaves the row's list and task state to the calendar's final save (`laid_over`), so
+    # the list costs no user-row save of its own; None once saved.
+    unsaved: UserRecord | None = None
+
+    def laid_over(self, row: UserRecord) -> UserRecord:
+        """`row` with this run's list and task state, unless a later task run saved its own meanwhile."""
+        if self.unsaved is None:
+            return row
+        ours = self.unsaved.task_sync
+        theirs = row.task_sync.last_sync_at
+        if theirs is not None and ours.last_sync_at is not None and theirs > ours.last_sync_at:
+            return row
+        return replace(with_list_of(row, self.unsaved), task_sync=ours)
 
 
 def lease_key(tenant_id: str, staff_id: str) -> str:
@@ -112,9 +125,11 @@ async def migrate_tasks(
     services: TaskSyncPorts, tenant: Tenant, user: UserRecord, zone: str | None
 ) -> TaskRun | None:
     """A user's first read of their list, inside the calendar's migration run (so `user.migrated` counts
-    the tasks too), under the list's own lease. Whatever the list meets stays with the list: a list that
-    cannot be read or made is the user's task error, throttling queues a task job of its own, and calendar
-    sync goes on. None when nothing was read now (switched off, no list, another run holds the list)."""
+    the tasks too), under the list's own lease. The row's list and task state are left to the calendar's
+    final save (`TaskRun.laid_over`; `save_task_run` when that save does not come). Whatever the list
+    meets stays with the list: a list that cannot be read or made is the user's task error, throttling
+    queues a task job of its own, and calendar sync goes on. None when nothing was read now (switched
+    off, no list, another run holds the list)."""
     if not _reads_tasks(user):
         return None
     done: list[TaskRun | None] = []
@@ -122,8 +137,12 @@ async def migrate_tasks(
     async def first_pass(number: int) -> None:
         if number == 0:
             done.append(await _guarded(services, tenant, user, TaskMode.SYNC, zone))
-        else:  # a notification arrived meanwhile
-            await _run_once(services, sync_tasks_job(user, TaskMode.SYNC))
+            return
+        # A notification arrived meanwhile: the first pass's state is saved, then the list read again.
+        if done and done[0] is not None and done[0].unsaved is not None:
+            await save_task_run(services, done[0])
+            done[0] = replace(done[0], unsaved=None)
+        await _run_once(services, sync_tasks_job(user, TaskMode.SYNC))
 
     key = lease_key(tenant.tenant_id, user.staff_id)
     if not await run_leased(services.leases, services.clock, key, LEASE_TTL, first_pass):
@@ -161,7 +180,7 @@ async def _guarded(
     """The migration's run: the tenant's refusal is the calendar's to handle (it raises on); anything
     else stays with the list."""
     try:
-        return await sync_tasks(services, tenant, user, kind, zone=zone)
+        return await sync_tasks(services, tenant, user, kind, zone=zone, defer=True)
     except MailboxUnavailable as error:
         await _record_error(services, user, error.reason)
     except RateLimited as error:
@@ -180,13 +199,20 @@ def _reads_tasks(user: UserRecord) -> bool:
 
 
 async def sync_tasks(
-    services: TaskSyncPorts, tenant: Tenant, user: UserRecord, kind: TaskMode, *, zone: str | None = None
+    services: TaskSyncPorts,
+    tenant: Tenant,
+    user: UserRecord,
+    kind: TaskMode,
+    *,
+    zone: str | None = None,
+    defer: bool = False,
 ) -> TaskRun:
     """One run over the user's list (the caller holds its lease). Raises what the list meets
-    (MailboxUnavailable when it can be neither read nor made, RateLimited, TenantAccessError)."""
+    (MailboxUnavailable when it can be neither read nor made, RateLimited, TenantAccessError). With `defer`
+    the row is not saved: the answer's `unsaved` row is for the caller's save."""
     assert user.graph_user_id is not None
     try:  # the list the host's tasks go to (`todo_lists`): the row's, found or made when it has none
-        user, list_id = await ensure_list(services, tenant, user)
+        user, list_id = await ensure_list(services, tenant, user, defer=defer)
     except TodoListUnavailable as error:
         raise MailboxUnavailable(error.reason) from error
     state = user.task_sync
@@ -216,21 +242,20 @@ async def sync_tasks(
     if not quiet:
         await services.item_statuses.apply(tenant.tenant_id, scope, actions.upserts, actions.deletes)
     count = _count(stored, actions) if not quiet else state.tasks
-    await _save_state(
-        services,
-        user,
-        replace(
-            state,
-            state=SyncState.SYNCED,
-            list_id=list_id,
-            delta_link=read.delta_link,
-            last_sync_at=now,
-            migrated_at=now if migrating else state.migrated_at,
-            last_error=None,
-            tasks=count,
-            zone=zone,
-        ),
+    state = replace(
+        state,
+        state=SyncState.SYNCED,
+        list_id=list_id,
+        delta_link=read.delta_link,
+        last_sync_at=now,
+        migrated_at=now if migrating else state.migrated_at,
+        last_error=None,
+        tasks=count,
+        zone=zone,
     )
+    unsaved = replace(user, task_sync=state) if defer else None
+    if not defer:
+        await _save_state(services, user, state)
     log.info(
         "tasks synced (%s): %d items read, %d changes, %s read, %d requests",
         kind.value,
@@ -239,7 +264,28 @@ async def sync_tasks(
         "full" if complete else "delta",
         read.requests,
     )
-    return TaskRun(count, actions.linked if migrating else 0, len(changes))
+    return TaskRun(count, actions.linked if migrating else 0, len(changes), unsaved)
+
+
+async def save_task_run(services: TaskSyncPorts, run: TaskRun) -> None:
+    """A deferred run's row saved on its own (the calendar's run that was to save it failed)."""
+    if run.unsaved is None:
+        return
+    user = run.unsaved
+
+    def merged(current: UserRecord | None) -> UserRecord | None:
+        if current is None:
+            return None
+        laid = run.laid_over(current)
+        return replace(laid, updated_at=services.clock.now()) if laid != current else None
+
+    await update_optimistically(
+        lambda: services.users.get(user.tenant_id, user.staff_id),
+        merged,
+        services.users.save,
+        attempts=5,
+        contended=Conflict("staff_id", "the user is being changed concurrently"),
+    )
 
 
 async def _mailbox_zone(services: TaskSyncPorts, tenant: Tenant, user: UserRecord) -> str | None:

@@ -381,3 +381,40 @@ async def test_a_list_that_cannot_be_made_is_a_reason_on_the_user_and_the_calend
     await world.jobs.enqueue([jobs.sync_tasks(TID, "s1", kind=TaskMode.RESYNC)])  # made this time
     await run_all(world)
     assert (await user(world)).task_sync.state is SyncState.SYNCED
+
+
+async def test_a_migrating_list_costs_the_user_row_no_read_or_save_of_its_own(world: FakeWorld) -> None:
+    """The list's id and task state ride on the calendar's final save: a user migrating with the list
+    reads and saves its row as often as one without."""
+    await switch(world, "s2", False)
+    lst = await list_id(world)
+    world.task_lists.put("g1", lst, task("S"))
+    world.users.requests.clear()
+    await migrate(world, "s1", "s2")
+    assert world.users.requests[TID, "s1"] == world.users.requests[TID, "s2"]
+    s1 = await user(world)
+    assert (s1.todo_list_id, s1.task_sync.list_id, s1.task_sync.state) == (lst, lst, SyncState.SYNCED)
+    assert s1.task_sync.subscription_id and s1.task_sync.delta_link and s1.task_sync.tasks == 1
+    assert (await user(world, "s2")).task_sync.state is SyncState.PENDING
+
+
+async def test_a_migration_failing_after_its_list_was_read_keeps_the_lists_state(world: FakeWorld) -> None:
+    """Should the calendar's run fail after the list's run (here its busy index cannot be stored), the list's
+    state is saved on its own: the retry neither subscribes the list again nor announces its tasks twice."""
+    lst = await list_id(world)
+    staffs = world.task_lists.put("g1", lst, task("S"))
+    failing = world.busy.write_index
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("storage is down")
+
+    world.busy.write_index = broken  # type: ignore[method-assign]
+    await world.jobs.enqueue([jobs.migrate_user(TID, "s1")])
+    with pytest.raises(RuntimeError):
+        await run_all(world)
+    first = (await user(world)).task_sync
+    assert (first.list_id, first.state) == (lst, SyncState.SYNCED) and first.subscription_id
+    world.busy.write_index = failing  # type: ignore[method-assign]
+    await migrate(world, "s1")
+    assert (await user(world)).task_sync.subscription_id == first.subscription_id
+    assert about(world) == [("task.created", staffs.id, None)]
