@@ -15,7 +15,7 @@ from shared.domain.tenants import Tenant, UserScope
 from shared.domain.users import MatchStatus, SyncState, UserRecord
 from shared.observability import bound, get_logger
 from shared.service import jobs
-from shared.service.context import UsesAppointments, UsesJobs, UsesUsers
+from shared.service.context import UsesAppointments, UsesJobs, UsesTasks, UsesUsers
 from shared.service.errors import RateLimited, TenantAccessError
 from shared.service.feed_retention import PrunePorts, prune_feed
 from shared.service.jobs import Job, TaskMode
@@ -38,7 +38,7 @@ class RenewalPorts(TenantEventPorts, UnsubscribePorts, UsesUsers, UsesJobs, Prot
     """A tenant's renewal: its users' subscriptions as Graph and the index see them, renewal jobs queued."""
 
 
-class NightlyPorts(TenantEventPorts, PrunePorts, UsesUsers, UsesJobs, UsesAppointments, Protocol):
+class NightlyPorts(TenantEventPorts, PrunePorts, UsesUsers, UsesJobs, UsesAppointments, UsesTasks, Protocol):
     """A tenant's nightly run: the credential's expiry, a rematch, every user's resync, unsettled writes,
     the feed's retention."""
 
@@ -163,8 +163,15 @@ async def nightly_tenant(services: NightlyPorts, tenant_id: str) -> int:
         ]
         unsettled = await services.appointments.unsettled(tenant_id)  # a write job lost to the poison queue
         queued += [jobs.write_appointment(tenant_id, a, "nightly") for a in unsettled]
+        tasks = await services.tasks.unsettled(tenant_id)  # the host's tasks not in To Do yet, or failed
+        queued += [jobs.WriteTask(tenant_id, t.task_id) for t in tasks]
         await services.jobs.enqueue(queued)
-        log.info("nightly resync queued for %d users and %d appointments", len(users), len(unsettled))
+        log.info(
+            "nightly resync queued for %d users, %d appointments and %d tasks",
+            len(users),
+            len(unsettled),
+            len(tasks),
+        )
         return len(queued)
 
 

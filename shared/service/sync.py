@@ -34,6 +34,7 @@ from shared.domain.appointments import appointment_of_transaction
 from shared.domain.calendar import DeltaItem, OutlookEvent
 from shared.domain.planner import HostLinks, ItemStatus, Observation, Plan, Visibility, held_back, plan
 from shared.domain.series import masters_to_read
+from shared.domain.tasks import TaskState
 from shared.domain.tenants import Tenant, TenantState
 from shared.domain.timezones import iana_zone
 from shared.domain.users import MatchStatus, SyncState, UserRecord
@@ -44,6 +45,7 @@ from shared.service.context import (
     UsesBusy,
     UsesJobs,
     UsesMessages,
+    UsesTasks,
     UsesUsers,
 )
 from shared.service.errors import (
@@ -71,8 +73,8 @@ from shared.service.users import StaffPorts
 log = get_logger("sync")
 
 
-class ResyncPorts(StaffPorts, UsesJobs, Protocol):
-    """A resync asked for by the API or the console: the tenant, its users, the queue."""
+class ResyncPorts(StaffPorts, UsesJobs, UsesTasks, Protocol):
+    """A resync asked for by the API or the console: the tenant, its users, the host's tasks, the queue."""
 
 
 class MigrationPorts(TenantEventPorts, UsesUsers, Protocol):
@@ -690,7 +692,7 @@ async def request_user_resync(
     services: ResyncPorts, tenant_id: str, staff_id: str, *, force: bool = False
 ) -> UserRecord:
     """Read the user's whole window again and reconcile (with `force`, past the mass-deletion guard); the
-    user's To Do list too, read whole."""
+    user's To Do list too, read whole, and the host's tasks for them not synced written again."""
     tenant = await get_tenant(services, tenant_id)
     if not tenant.state.connected:
         raise Conflict("tenant_id", f"the tenant is {tenant.state.value}")
@@ -702,13 +704,19 @@ async def request_user_resync(
     queued: list[jobs.Job] = [jobs.sync_user(tenant_id, staff_id, "requested", kind="resync", force=force)]
     if user.staff.switches.tasks_from_outlook:
         queued.append(jobs.sync_tasks(tenant_id, staff_id, "requested", kind=TaskMode.RESYNC))
+    queued += [
+        jobs.WriteTask(tenant_id, t.task_id)
+        for t in await services.tasks.unsettled(tenant_id)
+        if staff_id in (t.staff_id, t.task.staff_id if t.task is not None else None)
+    ]
     await services.jobs.enqueue(queued)
     return user
 
 
 async def request_tenant_resync(services: ResyncPorts, tenant_id: str, *, only_failed: bool = False) -> int:
-    """Queue a full resync of every matched user (or only those in error), calendar and To Do list;
-    answers how many users."""
+    """Queue a full resync of every matched user (or only those in error), calendar and To Do list, and a
+    write of every host task not synced (only the failed and partial ones, with `only_failed`); answers
+    how many users."""
     tenant = await get_tenant(services, tenant_id)
     if not tenant.state.connected:
         raise Conflict("tenant_id", f"the tenant is {tenant.state.value}")
@@ -727,6 +735,11 @@ async def request_tenant_resync(services: ResyncPorts, tenant_id: str, *, only_f
         if u.match is MatchStatus.MATCHED
         and u.staff.switches.tasks_from_outlook
         and (not only_failed or u.task_sync.state is SyncState.ERROR)
+    ]
+    queued += [
+        jobs.WriteTask(tenant_id, t.task_id)
+        for t in await services.tasks.unsettled(tenant_id)
+        if not only_failed or t.state is not TaskState.PENDING
     ]
     await services.jobs.enqueue(queued)
     return len(chosen)
