@@ -10,9 +10,11 @@ sync. A run:
 3. reads the list through tasks delta from the stored delta link, or whole (the first read, a resync, a
    new list, a link Graph no longer takes), and lets the planner (`task_planner.py`) reconcile that
    against the stored statuses (the item statuses, in the user's task scope `tasks_scope(staff_id)`);
-4. publishes the changes (`task.created`, `task.updated`, `task.deleted`), stores the statuses, then the
-   delta link. The same order as the calendar's, with the same guarantee: a crash anywhere reads again
-   from the old link and the statuses already stored make the replay silent.
+4. publishes the changes (`task.created`, `task.updated`, `task.deleted`; the host's own tasks changed
+   in To Do go to the tenant's conflict policy, `task_conflicts.py`: `task.changed_in_outlook`, and under
+   host wins a write putting them back), stores the statuses, then the delta link. The same order as
+   the calendar's, with the same guarantee: a crash anywhere reads again from the old link and the
+   statuses already stored make the replay silent.
 A user whose `tasks_from_outlook` switch is off is not read at all: the delta link and statuses stay as
 they were; turning it on queues a complete read, which announces exactly what differs from them once.
 """
@@ -24,6 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final, Protocol
 
+from shared.domain.outlook_tasks import RemovalReason
 from shared.domain.planner import ItemStatus
 from shared.domain.signing import client_state
 from shared.domain.task_planner import TaskPlan, plan_tasks
@@ -55,6 +58,7 @@ from shared.service.publishing import publish
 from shared.service.records import Change, SubscriptionRecord, TaskDeltaRead, Watched
 from shared.service.retries import THROTTLED, starting_from, update_optimistically
 from shared.service.subscriptions import SubscribePorts
+from shared.service.task_conflicts import TaskConflictPorts, settle_edits
 from shared.service.task_statuses import tasks_scope
 from shared.service.tenants import TenantEventPorts, mark_consent_revoked
 from shared.service.todo_lists import TodoListUnavailable, ensure_list, with_list_of
@@ -70,6 +74,7 @@ SUBSCRIBING: Final = frozenset({TaskMode.RESYNC, TaskMode.RENEW, TaskMode.RESUBS
 
 class TaskSyncPorts(
     TenantEventPorts,
+    TaskConflictPorts,
     SubscribePorts,
     UsesTodo,
     UsesUsers,
@@ -233,11 +238,16 @@ async def sync_tasks(
     stored = (
         {} if quiet else await services.item_statuses.load(tenant.tenant_id, scope, probably_empty=migrating)
     )
-    actions = plan_tasks(read.items, stored, complete=complete, migrating=migrating)
+    moved_on = new_list and state.list_id is not None  # another list than before: the old one's are left
+    unseen = RemovalReason.MOVED if moved_on else RemovalReason.DELETED
+    actions = plan_tasks(read.items, stored, complete=complete, migrating=migrating, unseen=unseen)
     now = services.clock.now()
     changes = [
         Change(c.type.value, tenant.tenant_id, c.data, now, staff_id=user.staff_id) for c in actions.changes
     ]
+    # The host's tasks changed in To Do: the tenant's policy (`task_conflicts`); a write putting one back is
+    # queued before the statuses are stored, so a crash between the two plans it again.
+    changes += await settle_edits(services, tenant, user.staff_id, actions.edits, now)
     await publish(services, tenant.tenant_id, changes)
     if not quiet:
         await services.item_statuses.apply(tenant.tenant_id, scope, actions.upserts, actions.deletes)

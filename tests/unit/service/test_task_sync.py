@@ -14,8 +14,9 @@ from shared.domain.outlook_tasks import OutlookTask, TaskStatus
 from shared.domain.signing import client_state
 from shared.domain.tasks import TaskState
 from shared.domain.tenants import ConflictPolicy, TenantState
-from shared.domain.users import SyncState, UserRecord
+from shared.domain.users import DirectoryUser, SyncState, UserRecord
 from shared.service import jobs
+from shared.service.commands import parse_staff_put
 from shared.service.job_handlers import run_job
 from shared.service.jobs import Job, TaskMode
 from shared.service.keys import NOTIFICATION_KEY
@@ -28,8 +29,10 @@ from shared.service.task_api import get_task, put_task
 from shared.service.task_bodies import parse_task
 from shared.service.task_statuses import note_deleted_task, note_written_task, tasks_scope
 from shared.service.tenant_disconnect import begin_disconnect
-from shared.service.users import set_switches
+from shared.service.tenant_settings import update_settings
+from shared.service.users import put_staff, set_switches
 from tests.fakes.calendar import throttled
+from tests.fakes.directory import FakeOrganisation
 from tests.fakes.outlook_tasks import edited, task
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
 from tests.fakes.todo import FakeTask
@@ -508,3 +511,37 @@ async def test_under_outlook_wins_the_change_is_kept_and_the_host_told(world: Fa
 def seen_list(world: FakeWorld) -> str:
     [(_, list_id)] = [key for key, lst in world.task_lists.lists.items() if lst.tasks or lst.log]
     return list_id
+
+
+def reasons(world: FakeWorld) -> dict[str, str]:
+    return {c.data["task"]["id"]: c.data["reason"] for c in changes(world) if c.type == "task.deleted"}
+
+
+async def test_a_list_renamed_for_the_staff_member_is_followed_at_once_and_their_tasks_left_moved(
+    world: FakeWorld,
+) -> None:
+    old = await list_id(world)
+    mine = world.task_lists.put("g1", old, task("S"))
+    await migrate(world, "s1")
+    people = {"g1": DirectoryUser("g1", "user1@contoso.example", "user1@contoso.example", (), True)}
+    world.directory.add(FakeOrganisation(DIRECTORY, {TID}, people, consented=True))
+    found = await user(world)
+    staff, switches = parse_staff_put("s1", {"email": found.staff.email, "todo_list_name": "ERP+"})
+    await put_staff(world.services, TID, staff, switches)
+    await run_all(world)  # no notification, no nightly run: the rename's own job
+    state = (await user(world)).task_sync
+    new = await world.task_lists.connector_list("g1", "ERP+")
+    assert state.list_id == new != old and world.task_lists.subscribed() == {("g1", new)}
+    assert reasons(world) == {mine.id: "moved"}
+
+
+async def test_a_list_renamed_for_the_tenant_is_followed_at_once(world: FakeWorld) -> None:
+    old = await list_id(world, "g2")
+    mine = world.task_lists.put("g2", old, task("S2"))
+    await migrate(world, "s1", "s2")
+    await update_settings(world.services, TID, {"todo_list_name": "From the ERP"})
+    await run_all(world)
+    new = await world.task_lists.connector_list("g2", "From the ERP")
+    assert (await user(world, "s2")).task_sync.list_id == new != old
+    assert ("g2", new) in world.task_lists.subscribed() and ("g2", old) not in world.task_lists.subscribed()
+    assert reasons(world) == {mine.id: "moved"}
