@@ -100,23 +100,29 @@ class OutlookTask:
     def details(self) -> dict[str, Any]:
         """What the host is told of the task."""
         return {
-            "id": self.id,
+            **self.private(),
             "title": self.title,
             "body": {
                 "content_type": self.body_type,
                 "content": self.body[:BODY_LIMIT],
                 "truncated": len(self.body) > BODY_LIMIT,
             },
-            "status": self.status.value,
             "importance": self.importance,
-            "due": _text(self.due),
-            "start": _text(self.start),
             "reminder_at": _text(self.reminder_at),
-            "completed_at": _text(self.completed_at),
             "categories": list(self.categories),
             "recurrence": self.recurrence,
             "created_at": _text(self.created_at),
             "last_modified": _text(self.last_modified),
+        }
+
+    def private(self) -> dict[str, Any]:
+        """What the host is told of the task in privacy mode: its state and days, no words."""
+        return {
+            "id": self.id,
+            "status": self.status.value,
+            "due": _text(self.due),
+            "start": _text(self.start),
+            "completed_at": _text(self.completed_at),
         }
 
 

@@ -14,7 +14,12 @@ Rules:
 - Migration (the first read of the list) links the tasks that carry the connector's link and announces
   only the others.
 - A complete read (the first, or after the delta link expired) also removes the stored tasks it did not
-  see: the host hears of each once, so a fallback read never duplicates.
+  see: the host hears of each once, so a fallback read never duplicates; when the run follows another
+  list now (renamed by the tenant's or the staff member's `todo_list_name`), those left in the old list
+  are `moved` out of the list.
+- The host's own task changed, deleted or moved out of the list in To Do (not its echo) is no `task.*`
+  change: it is an `OutlookEdit` for the tenant's conflict policy (`task_sync.py`), as a connector event
+  changed in Outlook is a recheck for the appointment's.
 """
 
 from __future__ import annotations
@@ -50,11 +55,28 @@ class TaskChange:
     data: dict[str, Any]
 
 
+class EditKind(StrEnum):
+    UPDATED = "updated"
+    DELETED = "deleted"
+    MOVED = "moved"  # out of the list, to another
+
+
+@dataclass(frozen=True, slots=True)
+class OutlookEdit:
+    """The host's task changed in To Do by someone else than the connector: the policy decides."""
+
+    host_task_id: str
+    graph_id: str
+    change: EditKind
+    task: OutlookTask | None  # To Do's version (None once deleted or moved)
+
+
 @dataclass(slots=True)
 class TaskPlan:
     upserts: list[ItemStatus] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
     changes: list[TaskChange] = field(default_factory=list)
+    edits: list[OutlookEdit] = field(default_factory=list)
 
     @property
     def linked(self) -> int:
@@ -68,7 +90,10 @@ def plan_tasks(
     *,
     complete: bool,
     migrating: bool,
+    unseen: RemovalReason = RemovalReason.DELETED,
 ) -> TaskPlan:
+    """`unseen`: why a complete read no longer holds a stored task (`moved` out of the list when the run
+    follows another list now: the staff member's tasks left in the old one)."""
     result = TaskPlan()
     seen: set[str] = set()
     for item in _last_word(items):
@@ -76,13 +101,13 @@ def plan_tasks(
         before = stored.get(item.id)
         if isinstance(item, RemovedTask):
             if before is not None:
-                _remove(result, before, item.reason)
+                _remove(result, before, item.reason, migrating)
             continue
         _observe(result, item, before, migrating)
     if complete:
         for status in stored.values():
             if status.graph_id not in seen:
-                _remove(result, status, RemovalReason.DELETED)
+                _remove(result, status, unseen, migrating)
     return result
 
 
@@ -130,12 +155,19 @@ def _observe(result: TaskPlan, task: OutlookTask, before: ItemStatus | None, mig
     result.upserts.append(status)
     if before.content_hash == status.content_hash:
         return  # a new change key, nothing the host can see
-    if not migrating or host_task_id is None:
-        result.changes.append(_change(TaskChangeType.UPDATED, task, host_task_id))
+    if host_task_id is None:
+        result.changes.append(_change(TaskChangeType.UPDATED, task, None))
+    elif not migrating:
+        result.edits.append(OutlookEdit(host_task_id, task.id, EditKind.UPDATED, task))
 
 
-def _remove(result: TaskPlan, before: ItemStatus, reason: RemovalReason) -> None:
+def _remove(result: TaskPlan, before: ItemStatus, reason: RemovalReason, migrating: bool) -> None:
     result.deletes.append(before.graph_id)
+    if before.appointment_id is not None:
+        if not migrating:
+            kind = EditKind.MOVED if reason is RemovalReason.MOVED else EditKind.DELETED
+            result.edits.append(OutlookEdit(before.appointment_id, before.graph_id, kind, None))
+        return
     result.changes.append(
         TaskChange(
             TaskChangeType.DELETED,

@@ -85,12 +85,17 @@ class HostTask:
 
 @dataclass(frozen=True, slots=True)
 class WrittenChecklistItem:
-    """A checklist item as the connector wrote it: the host's id, To Do's id, and what it wrote."""
+    """A checklist item as the connector wrote it: the host's id, To Do's id, and what it wrote. An empty
+    To Do id is an add asked for whose answer is not in yet (`adding`): a later pass looks it up first."""
 
     id: str
     graph_id: str
     title: str
     checked: bool
+
+    @property
+    def adding(self) -> bool:
+        return not self.graph_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Final, Protocol
+from typing import Protocol
 
 from shared.domain.appointments import (
     Appointment,
@@ -30,21 +30,12 @@ from shared.service.appointment_takeover import (
     release_adoption,
 )
 from shared.service.context import UsesAppointments, UsesBusy, UsesClock, UsesJobs
-from shared.service.errors import (
-    AlreadyExists,
-    Conflict,
-    InvalidInput,
-    NotFound,
-    PreconditionFailed,
-    StaleWrite,
-)
+from shared.service.errors import Conflict, InvalidInput, NotFound
 from shared.service.host_holds import write_holds
 from shared.service.ports import JobQueue
 from shared.service.ports.tenancy import UserRepository
-from shared.service.retries import update_optimistically
+from shared.service.revisions import check_if_match, connected_tenant, revision_etag, save_revision
 from shared.service.tenants import TenantPorts, get_tenant
-
-SAVE_ATTEMPTS: Final = 5
 
 
 class AppointmentReadPorts(TenantPorts, UsesAppointments, Protocol):
@@ -61,7 +52,7 @@ class AppointmentPutPorts(AppointmentDeletePorts, AdoptionPorts, Protocol):
 
 def etag(record: AppointmentRecord) -> str:
     """The API's ETag: the revision (the copies' progress does not change it)."""
-    return f'"{record.revision}"'
+    return revision_etag(record.revision)
 
 
 async def put_appointment(
@@ -111,13 +102,12 @@ async def _revise(
             record = replace(record, copies={**record.copies, adopted.staff_id: adopted})
         return replace(record, appointment=appointment, revision=record.revision + 1, updated_at=now)
 
-    done = await update_optimistically(
+    done = await save_revision(
         lambda: services.appointments.get(tenant.tenant_id, appointment.appointment_id),
         revised,
         services.appointments.save,
-        attempts=SAVE_ATTEMPTS,
-        races=(StaleWrite, AlreadyExists),
-        contended=Conflict("appointment_id", "the appointment is being changed concurrently; retry"),
+        field="appointment_id",
+        what="appointment",
     )
     earlier = done.read.appointment.staff_ids if done.read and done.read.appointment else ()
     if done.saved is None:
@@ -147,12 +137,12 @@ async def delete_appointment(
             record, appointment=None, revision=record.revision + 1, updated_at=services.clock.now()
         )
 
-    done = await update_optimistically(
+    done = await save_revision(
         lambda: services.appointments.get(tenant_id, appointment_id),
         deleted,
         services.appointments.save,
-        attempts=SAVE_ATTEMPTS,
-        contended=Conflict("appointment_id", "the appointment is being changed concurrently; retry"),
+        field="appointment_id",
+        what="appointment",
     )
     record = done.latest
     assert record is not None
@@ -210,12 +200,7 @@ def _check_video(tenant: Tenant, appointment: Appointment) -> None:
 
 
 async def _connected(services: TenantPorts, tenant_id: str) -> Tenant:
-    tenant = await get_tenant(services, tenant_id)
-    if not tenant.state.connected:
-        raise Conflict(
-            "tenant_id", f"the tenant is {tenant.state.value}; appointments need a connected tenant"
-        )
-    return tenant
+    return await connected_tenant(services, tenant_id, "appointments")
 
 
 async def _known_staff(users: UserRepository, tenant_id: str, staff_ids: Sequence[str]) -> None:
@@ -228,12 +213,8 @@ async def _known_staff(users: UserRepository, tenant_id: str, staff_ids: Sequenc
 
 
 def _check_precondition(record: AppointmentRecord | None, if_match: str | None) -> None:
-    if if_match is None:
-        return
-    if record is None or record.appointment is None:
-        raise PreconditionFailed("If-Match", "the appointment does not exist")
-    if if_match.strip() != "*" and if_match.strip().removeprefix("W/") != etag(record):
-        raise PreconditionFailed("If-Match", f"the appointment is at revision {record.revision}")
+    revision = record.revision if record is not None and record.appointment is not None else None
+    check_if_match(if_match, revision, "appointment")
 
 
 async def _queue_write(queue: JobQueue, record: AppointmentRecord) -> None:

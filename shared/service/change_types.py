@@ -186,6 +186,33 @@ class TaskDeletedData(Data):
     reason: RemovalReason = Field(description="deleted, or moved out of the list (to another list).")
 
 
+class PrivateTaskJson(Data):
+    """A task as privacy mode shows it: its state and days, no words."""
+
+    id: str
+    status: TaskStatus
+    due: str | None = Field(description="A date (YYYY-MM-DD), the day in the staff member's zone.")
+    start: str | None = Field(description="A date (YYYY-MM-DD).")
+    completed_at: Instant | None
+
+
+class TaskChangedInOutlookData(Data):
+    task_id: str = Field(description="The host's task.")
+    change: Literal["updated", "deleted", "moved"] = Field(
+        description="What was done to it in To Do: changed, deleted, or moved out of the list."
+    )
+    resolution: Literal["kept", "reverted", "recreated"] = Field(
+        description="The tenant's conflict policy: outlook_wins keeps To Do's version until the host's next "
+        "revision; host_wins writes the host's revision again (recreated when it was deleted or moved)."
+    )
+    graph_task_id: str = Field(description="The To Do task that was changed.")
+    task: OutlookTaskJson | PrivateTaskJson | None = Field(
+        None,
+        description="To Do's version as `task.*` changes show it (only state and days in privacy mode); "
+        "none once deleted or moved.",
+    )
+
+
 class TenantMigratedData(Data):
     users: int
     failed: int
@@ -334,6 +361,13 @@ class TaskDeleted(ChangeBase):
     data: TaskDeletedData
 
 
+class TaskChangedInOutlook(ChangeBase):
+    """The host's task changed, deleted or moved in To Do by the staff member: the tenant's policy decided."""
+
+    type: Literal["task.changed_in_outlook"]
+    data: TaskChangedInOutlookData
+
+
 class UserMigrated(ChangeBase):
     type: Literal["user.migrated"]
     data: UserMigratedData
@@ -416,6 +450,7 @@ AnyChange = Annotated[
     | TaskCreated
     | TaskUpdated
     | TaskDeleted
+    | TaskChangedInOutlook
     | UserMigrated
     | TenantMigrated
     | AppointmentSynced

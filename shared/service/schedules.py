@@ -16,7 +16,7 @@ from shared.domain.tenants import Tenant, UserScope
 from shared.domain.users import MatchStatus, SyncState, UserRecord
 from shared.observability import bound, get_logger
 from shared.service import jobs
-from shared.service.context import UsesAppointments, UsesJobs, UsesSubscriptionIndex, UsesUsers
+from shared.service.context import UsesAppointments, UsesJobs, UsesSubscriptionIndex, UsesTasks, UsesUsers
 from shared.service.errors import RateLimited, ServiceError, TenantAccessError
 from shared.service.feed_retention import PrunePorts, prune_feed
 from shared.service.jobs import Job, SyncMode, TaskMode
@@ -44,7 +44,14 @@ class RenewalPorts(TenantEventPorts, UnsubscribePorts, UsesUsers, UsesJobs, Prot
 
 
 class NightlyPorts(
-    TenantEventPorts, PrunePorts, UsesUsers, UsesJobs, UsesAppointments, UsesSubscriptionIndex, Protocol
+    TenantEventPorts,
+    PrunePorts,
+    UsesUsers,
+    UsesJobs,
+    UsesAppointments,
+    UsesTasks,
+    UsesSubscriptionIndex,
+    Protocol,
 ):
     """A tenant's nightly run: the credential's expiry, a rematch, every user's catch-up (a full
     reconciliation on the user's night; the subscriptions' index says which are silent), unsettled writes,
@@ -166,8 +173,15 @@ async def nightly_tenant(services: NightlyPorts, tenant_id: str) -> int:
         queued: list[Job] = await _catch_ups(services, tenant_id, users)
         unsettled = await services.appointments.unsettled(tenant_id)  # a write job lost to the poison queue
         queued += [jobs.write_appointment(tenant_id, a, "nightly") for a in unsettled]
+        tasks = await services.tasks.unsettled(tenant_id)  # the host's tasks not in To Do yet, or failed
+        queued += [jobs.WriteTask(tenant_id, t.task_id) for t in tasks]
         await services.jobs.enqueue(queued)
-        log.info("nightly run queued for %d users and %d appointments", len(users), len(unsettled))
+        log.info(
+            "nightly run queued for %d users, %d appointments and %d tasks",
+            len(users),
+            len(unsettled),
+            len(tasks),
+        )
         return len(queued)
 
 

@@ -36,6 +36,7 @@ from shared.domain.calendar import DeltaItem, OutlookEvent
 from shared.domain.planner import HostLinks, ItemStatus, Observation, Plan, Visibility, held_back, plan
 from shared.domain.series import masters_to_read, removals_to_read
 from shared.domain.sync_window import covers, read_window
+from shared.domain.tasks import TaskState
 from shared.domain.tenants import Tenant, TenantState
 from shared.domain.timezones import iana_zone
 from shared.domain.users import MatchStatus, SyncState, UserRecord
@@ -44,6 +45,7 @@ from shared.service import jobs, monitor
 from shared.service.busy_index import read_hours, refresh_index, store_hours
 from shared.service.context import (
     UsesJobs,
+    UsesTasks,
     UsesUsers,
 )
 from shared.service.errors import (
@@ -69,15 +71,15 @@ from shared.service.subscriptions import (
     ensure_subscription,
     renewal_due,
 )
-from shared.service.task_sync import TaskRun, TaskSyncPorts, migrate_tasks, run_task_job
+from shared.service.task_sync import TaskRun, TaskSyncPorts, migrate_tasks, run_task_job, save_task_run
 from shared.service.tenants import TenantEventPorts, get_tenant, mark_consent_revoked
 from shared.service.users import StaffPorts
 
 log = get_logger("sync")
 
 
-class ResyncPorts(StaffPorts, UsesJobs, Protocol):
-    """A resync asked for by the API or the console: the tenant, its users, the queue."""
+class ResyncPorts(StaffPorts, UsesJobs, UsesTasks, Protocol):
+    """A resync asked for by the API or the console: the tenant, its users, the host's tasks, the queue."""
 
 
 class MigrationPorts(TenantEventPorts, UsesUsers, Protocol):
@@ -188,7 +190,7 @@ async def _run_once(services: SyncPorts, job: SyncUser, kind: str, staff_id: str
     await monitor.record(services.messages, [entry])
 
 
-async def _sync_user(  # noqa: PLR0915 (one run, in order)
+async def _sync_user(
     services: SyncPorts,
     tenant: Tenant,
     user: UserRecord,
@@ -197,6 +199,31 @@ async def _sync_user(  # noqa: PLR0915 (one run, in order)
     force: bool,
     catch_up: bool = True,
     scheduled: bool = False,
+) -> monitor.Pulled:
+    """The calendar's run; a migration's To Do list state, left to its final save, is saved on its own
+    should the run fail after the list's run."""
+    tasks: list[asyncio.Future[TaskRun | None]] = []
+    try:
+        return await _sync_calendar(
+            services, tenant, user, kind, force=force, catch_up=catch_up, scheduled=scheduled, tasks=tasks
+        )
+    except Exception:
+        for run in tasks:
+            if run.done() and not run.cancelled() and run.exception() is None and (done := run.result()):
+                await save_task_run(services, done)
+        raise
+
+
+async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
+    services: SyncPorts,
+    tenant: Tenant,
+    user: UserRecord,
+    kind: str,
+    *,
+    force: bool,
+    catch_up: bool,
+    scheduled: bool,
+    tasks: list[asyncio.Future[TaskRun | None]],
 ) -> monitor.Pulled:
     assert user.graph_user_id is not None
     # Never synced, or the migration did not finish (a moved mailbox starts over as pending): the host's own
@@ -245,6 +272,7 @@ async def _sync_user(  # noqa: PLR0915 (one run, in order)
         window_start=window[0],
     )
     tasks_run = _migrating_tasks(services, tenant, user, hours) if migrating else None
+    tasks.extend([tasks_run] if tasks_run is not None else [])
     if not migrating and not quiet:  # the host's old EWS sync may still write: its events are linked too
         links = await _later_links(services.calendar, tenant, user, read.items, stored, gate)
     observation = Observation(
@@ -264,8 +292,9 @@ async def _sync_user(  # noqa: PLR0915 (one run, in order)
     changes = [
         Change(c.type.value, tenant.tenant_id, c.data, now, staff_id=user.staff_id) for c in actions.changes
     ]
+    task_run = await tasks_run if tasks_run is not None else None
     if tasks_run is not None:
-        changes.append(await _migrated(tenant, user, stored, actions, tasks_run, now))
+        changes.append(_migrated(tenant, user, stored, actions, task_run, now))
     if not quiet:  # before the feed: a change is in the availability answer no later than in the feed
         statuses = {**stored, **{s.graph_id: s for s in seen.upserts}}
         index = busy.index if busy is not None else None
@@ -313,6 +342,7 @@ async def _sync_user(  # noqa: PLR0915 (one run, in order)
                 delta_since=None,
                 delta_window=None,
             ),
+            task_run,
         )
         log.warning("mass-deletion guard held %d deletions", actions.held_deletes)
     else:
@@ -329,6 +359,7 @@ async def _sync_user(  # noqa: PLR0915 (one run, in order)
                 delta_since=now if complete or user.delta_since is None else user.delta_since,
                 delta_window=read_over,
             ),
+            task_run,
         )
     if migrating:
         await maybe_finish_migration(services, tenant.tenant_id)
@@ -447,12 +478,12 @@ async def _no_links() -> HostLinks:
     return HostLinks()
 
 
-async def _migrated(  # noqa: PLR0917 (a migration's outcome, in order)
+def _migrated(  # noqa: PLR0917 (a migration's outcome, in order)
     tenant: Tenant,
     user: UserRecord,
     stored: Mapping[str, ItemStatus],
     actions: Plan,
-    tasks_run: asyncio.Future[TaskRun | None],
+    tasks: TaskRun | None,
     now: datetime,
 ) -> Change:
     """`user.migrated`: the events the calendar holds now and how many are the host's, with the list's."""
@@ -460,7 +491,6 @@ async def _migrated(  # noqa: PLR0917 (a migration's outcome, in order)
         "events": len(stored) + len(actions.upserts) - len(actions.deletes),
         "linked": sum(1 for s in actions.upserts if s.appointment_id),
     }
-    tasks = await tasks_run
     if tasks is not None:
         data |= {"tasks": tasks.tasks, "tasks_linked": tasks.linked}
     return Change("user.migrated", tenant.tenant_id, data, now, staff_id=user.staff_id)
@@ -621,14 +651,17 @@ async def _read(
     return await calendar.read_delta(tenant, user.graph_user_id, None, fresh), True, fresh
 
 
-async def _save_user(users: UserRepository, clock: Clock, user: UserRecord) -> UserRecord:
-    """Save the sync fields over whatever else changed meanwhile (a rematch, a staff update)."""
+async def _save_user(
+    users: UserRepository, clock: Clock, user: UserRecord, tasks: TaskRun | None = None
+) -> UserRecord:
+    """Save the sync fields over whatever else changed meanwhile (a rematch, a staff update), with a
+    migration's To Do list state (`tasks`) when its run left it to this save."""
 
     def merged(current: UserRecord | None) -> UserRecord | None:
         if current is None:  # deleted meanwhile
             return None
         return replace(
-            current,
+            tasks.laid_over(current) if tasks is not None else current,
             sync_state=user.sync_state,
             last_sync_at=user.last_sync_at,
             migrated_at=user.migrated_at,
@@ -721,7 +754,7 @@ async def request_user_resync(
     services: ResyncPorts, tenant_id: str, staff_id: str, *, force: bool = False
 ) -> UserRecord:
     """Read the user's whole window again and reconcile (with `force`, past the mass-deletion guard); the
-    user's To Do list too, read whole."""
+    user's To Do list too, read whole, and the host's tasks for them not synced written again."""
     tenant = await get_tenant(services, tenant_id)
     if not tenant.state.connected:
         raise Conflict("tenant_id", f"the tenant is {tenant.state.value}")
@@ -733,13 +766,19 @@ async def request_user_resync(
     queued: list[jobs.Job] = [jobs.sync_user(tenant_id, staff_id, "requested", kind="resync", force=force)]
     if user.staff.switches.tasks_from_outlook:
         queued.append(jobs.sync_tasks(tenant_id, staff_id, "requested", kind=TaskMode.RESYNC))
+    queued += [
+        jobs.WriteTask(tenant_id, t.task_id)
+        for t in await services.tasks.unsettled(tenant_id)
+        if staff_id in (t.staff_id, t.task.staff_id if t.task is not None else None)
+    ]
     await services.jobs.enqueue(queued)
     return user
 
 
 async def request_tenant_resync(services: ResyncPorts, tenant_id: str, *, only_failed: bool = False) -> int:
-    """Queue a full resync of every matched user (or only those in error), calendar and To Do list;
-    answers how many users."""
+    """Queue a full resync of every matched user (or only those in error), calendar and To Do list, and a
+    write of every host task not synced (only the failed and partial ones, with `only_failed`); answers
+    how many users."""
     tenant = await get_tenant(services, tenant_id)
     if not tenant.state.connected:
         raise Conflict("tenant_id", f"the tenant is {tenant.state.value}")
@@ -758,6 +797,11 @@ async def request_tenant_resync(services: ResyncPorts, tenant_id: str, *, only_f
         if u.match is MatchStatus.MATCHED
         and u.staff.switches.tasks_from_outlook
         and (not only_failed or u.task_sync.state is SyncState.ERROR)
+    ]
+    queued += [
+        jobs.WriteTask(tenant_id, t.task_id)
+        for t in await services.tasks.unsettled(tenant_id)
+        if not only_failed or t.state is not TaskState.PENDING
     ]
     await services.jobs.enqueue(queued)
     return len(chosen)

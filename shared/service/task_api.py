@@ -8,23 +8,14 @@ the reason; an unknown staff member is refused (422, `staff_id`)."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Final, Protocol
+from typing import Protocol
 
 from shared.domain.tasks import HostTask, TaskRecord, TaskState
 from shared.service import jobs
 from shared.service.context import UsesClock, UsesJobs, UsesTasks, UsesUsers
-from shared.service.errors import (
-    AlreadyExists,
-    Conflict,
-    InvalidInput,
-    NotFound,
-    PreconditionFailed,
-    StaleWrite,
-)
-from shared.service.retries import update_optimistically
+from shared.service.errors import InvalidInput, NotFound
+from shared.service.revisions import check_if_match, connected_tenant, revision_etag, save_revision
 from shared.service.tenants import TenantPorts, get_tenant
-
-SAVE_ATTEMPTS: Final = 5
 
 
 class TaskReadPorts(TenantPorts, UsesTasks, Protocol):
@@ -40,15 +31,13 @@ class TaskPutPorts(TaskDeletePorts, UsesUsers, Protocol):
 
 
 def etag(record: TaskRecord) -> str:
-    return f'"{record.revision}"'
+    return revision_etag(record.revision)
 
 
 async def put_task(
     services: TaskPutPorts, tenant_id: str, task: HostTask, *, if_match: str | None = None
 ) -> TaskRecord:
-    tenant = await get_tenant(services, tenant_id)
-    if not tenant.state.connected:
-        raise Conflict("tenant_id", f"the tenant is {tenant.state.value}; tasks need a connected tenant")
+    tenant = await connected_tenant(services, tenant_id, "tasks")
     if await services.users.get(tenant.tenant_id, task.staff_id) is None:
         raise InvalidInput("staff_id", "no such staff member (PUT the staff member first)", status=422)
 
@@ -63,13 +52,12 @@ async def put_task(
             record, task=task, revision=record.revision + 1, updated_at=now, state=TaskState.PENDING
         )
 
-    done = await update_optimistically(
+    done = await save_revision(
         lambda: services.tasks.get(tenant.tenant_id, task.task_id),
         revised,
         services.tasks.save,
-        attempts=SAVE_ATTEMPTS,
-        races=(StaleWrite, AlreadyExists),
-        contended=Conflict("task_id", "the task is being changed concurrently; retry"),
+        field="task_id",
+        what="task",
     )
     record = done.latest
     assert record is not None
@@ -95,12 +83,12 @@ async def delete_task(
             record, task=None, revision=record.revision + 1, updated_at=now, state=TaskState.PENDING
         )
 
-    done = await update_optimistically(
+    done = await save_revision(
         lambda: services.tasks.get(tenant_id, task_id),
         deleted,
         services.tasks.save,
-        attempts=SAVE_ATTEMPTS,
-        contended=Conflict("task_id", "the task is being changed concurrently; retry"),
+        field="task_id",
+        what="task",
     )
     record = done.latest
     assert record is not None
@@ -118,12 +106,9 @@ async def get_task(services: TaskReadPorts, tenant_id: str, task_id: str) -> Tas
 
 
 def _check_precondition(record: TaskRecord | None, if_match: str | None) -> None:
-    if if_match is None:
-        return
-    if record is None or record.task is None:
-        raise PreconditionFailed("If-Match", "the task does not exist")
-    if if_match.strip() != "*" and if_match.strip().removeprefix("W/") != etag(record):
-        raise PreconditionFailed("If-Match", f"the task is at revision {record.revision}")
+    check_if_match(
+        if_match, record.revision if record is not None and record.task is not None else None, "task"
+    )
 
 
 async def _queue_write(services: TaskDeletePorts, record: TaskRecord) -> None:

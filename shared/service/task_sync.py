@@ -10,9 +10,11 @@ sync. A run:
 3. reads the list through tasks delta from the stored delta link, or whole (the first read, a resync, a
    new list, a link Graph no longer takes), and lets the planner (`task_planner.py`) reconcile that
    against the stored statuses (the item statuses, in the user's task scope `tasks_scope(staff_id)`);
-4. publishes the changes (`task.created`, `task.updated`, `task.deleted`), stores the statuses, then the
-   delta link. The same order as the calendar's, with the same guarantee: a crash anywhere reads again
-   from the old link and the statuses already stored make the replay silent.
+4. publishes the changes (`task.created`, `task.updated`, `task.deleted`; the host's own tasks changed
+   in To Do go to the tenant's conflict policy, `task_conflicts.py`: `task.changed_in_outlook`, and under
+   host wins a write putting them back), stores the statuses, then the delta link. The same order as
+   the calendar's, with the same guarantee: a crash anywhere reads again from the old link and the
+   statuses already stored make the replay silent.
 A user whose `tasks_from_outlook` switch is off is not read at all: the delta link and statuses stay as
 they were; turning it on queues a complete read, which announces exactly what differs from them once.
 """
@@ -24,6 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final, Protocol
 
+from shared.domain.outlook_tasks import RemovalReason
 from shared.domain.planner import ItemStatus
 from shared.domain.signing import client_state
 from shared.domain.task_planner import TaskPlan, plan_tasks
@@ -59,9 +62,10 @@ from shared.service.publishing import publish
 from shared.service.records import Change, SubscriptionRecord, TaskDeltaRead, Watched
 from shared.service.retries import THROTTLED, starting_from, update_optimistically
 from shared.service.subscriptions import SubscribePorts, renewal_due
+from shared.service.task_conflicts import TaskConflictPorts, settle_edits
 from shared.service.task_statuses import tasks_scope
 from shared.service.tenants import TenantEventPorts, mark_consent_revoked
-from shared.service.todo_lists import TodoListUnavailable, ensure_list
+from shared.service.todo_lists import TodoListUnavailable, ensure_list, with_list_of
 
 log = get_logger("task_sync")
 
@@ -75,6 +79,7 @@ SUBSCRIBING: Final = frozenset({TaskMode.RESYNC, TaskMode.RENEW, TaskMode.RESUBS
 
 class TaskSyncPorts(
     TenantEventPorts,
+    TaskConflictPorts,
     SubscribePorts,
     UsesTodo,
     UsesUsers,
@@ -98,6 +103,19 @@ class TaskRun:
     linked: int
     changes: int
     pulled: Pulled
+    # A migration's run leaves the row's list and task state to the calendar's final save (`laid_over`), so
+    # the list costs no user-row save of its own; None once saved.
+    unsaved: UserRecord | None = None
+
+    def laid_over(self, row: UserRecord) -> UserRecord:
+        """`row` with this run's list and task state, unless a later task run saved its own meanwhile."""
+        if self.unsaved is None:
+            return row
+        ours = self.unsaved.task_sync
+        theirs = row.task_sync.last_sync_at
+        if theirs is not None and ours.last_sync_at is not None and theirs > ours.last_sync_at:
+            return row
+        return replace(with_list_of(row, self.unsaved), task_sync=ours)
 
 
 def lease_key(tenant_id: str, staff_id: str) -> str:
@@ -120,9 +138,11 @@ async def migrate_tasks(
     services: TaskSyncPorts, tenant: Tenant, user: UserRecord, zone: str | None
 ) -> TaskRun | None:
     """A user's first read of their list, inside the calendar's migration run (so `user.migrated` counts
-    the tasks too), under the list's own lease. Whatever the list meets stays with the list: a list that
-    cannot be read or made is the user's task error, throttling queues a task job of its own, and calendar
-    sync goes on. None when nothing was read now (switched off, no list, another run holds the list)."""
+    the tasks too), under the list's own lease. The row's list and task state are left to the calendar's
+    final save (`TaskRun.laid_over`; `save_task_run` when that save does not come). Whatever the list
+    meets stays with the list: a list that cannot be read or made is the user's task error, throttling
+    queues a task job of its own, and calendar sync goes on. None when nothing was read now (switched
+    off, no list, another run holds the list)."""
     if not _reads_tasks(user):
         return None
     done: list[TaskRun | None] = []
@@ -130,8 +150,12 @@ async def migrate_tasks(
     async def first_pass(number: int) -> None:
         if number == 0:
             done.append(await _guarded(services, tenant, user, TaskMode.SYNC, zone))
-        else:  # a notification arrived meanwhile
-            await _run_once(services, sync_tasks_job(user, TaskMode.SYNC))
+            return
+        # A notification arrived meanwhile: the first pass's state is saved, then the list read again.
+        if done and done[0] is not None and done[0].unsaved is not None:
+            await save_task_run(services, done[0])
+            done[0] = replace(done[0], unsaved=None)
+        await _run_once(services, sync_tasks_job(user, TaskMode.SYNC))
 
     key = lease_key(tenant.tenant_id, user.staff_id)
     if not await run_leased(services.leases, services.clock, key, LEASE_TTL, first_pass):
@@ -189,7 +213,7 @@ async def _guarded(
     run: TaskRun | None = None
     status, error_text = MessageStatus.OK, None
     try:
-        run = await sync_tasks(services, tenant, user, kind, zone=zone)
+        run = await sync_tasks(services, tenant, user, kind, zone=zone, defer=True)
     except MailboxUnavailable as error:
         await _record_error(services, user, error.reason)
         status, error_text = MessageStatus.FAILED, error.reason
@@ -245,15 +269,17 @@ async def sync_tasks(
     zone: str | None = None,
     catch_up: bool = True,
     scheduled: bool = False,
+    defer: bool = False,
 ) -> TaskRun:
     """One run over the user's list (the caller holds its lease). Raises what the list meets
     (MailboxUnavailable when it can be neither read nor made, RateLimited, TenantAccessError). Without
     `catch_up` (the renewal timer's renewal), a subscription renewed in place reads nothing. A
     `scheduled` resync (the nightly reconciliation) renews the subscription only when the renewal timer
-    would, and takes the mailbox's zone from the working hours read within the day."""
+    would, and takes the mailbox's zone from the working hours read within the day. With `defer` the row
+    is not saved: the answer's `unsaved` row is for the caller's save."""
     assert user.graph_user_id is not None
     try:  # the list the host's tasks go to (`todo_lists`): the row's, found or made when it has none
-        user, list_id = await ensure_list(services, tenant, user)
+        user, list_id = await ensure_list(services, tenant, user, defer=defer)
     except TodoListUnavailable as error:
         raise MailboxUnavailable(error.reason) from error
     state = user.task_sync
@@ -283,30 +309,34 @@ async def sync_tasks(
     stored = (
         {} if quiet else await services.item_statuses.load(tenant.tenant_id, scope, probably_empty=migrating)
     )
-    actions = plan_tasks(read.items, stored, complete=complete, migrating=migrating)
+    moved_on = new_list and state.list_id is not None  # another list than before: the old one's are left
+    unseen = RemovalReason.MOVED if moved_on else RemovalReason.DELETED
+    actions = plan_tasks(read.items, stored, complete=complete, migrating=migrating, unseen=unseen)
     now = services.clock.now()
     changes = [
         Change(c.type.value, tenant.tenant_id, c.data, now, staff_id=user.staff_id) for c in actions.changes
     ]
+    # The host's tasks changed in To Do: the tenant's policy (`task_conflicts`); a write putting one back is
+    # queued before the statuses are stored, so a crash between the two plans it again.
+    changes += await settle_edits(services, tenant, user.staff_id, actions.edits, now)
     published = await publish(services, tenant.tenant_id, changes)
     if not quiet:
         await services.item_statuses.apply(tenant.tenant_id, scope, actions.upserts, actions.deletes)
     count = _count(stored, actions) if not quiet else state.tasks
-    await _save_state(
-        services,
-        user,
-        replace(
-            state,
-            state=SyncState.SYNCED,
-            list_id=list_id,
-            delta_link=read.delta_link,
-            last_sync_at=now,
-            migrated_at=now if migrating else state.migrated_at,
-            last_error=None,
-            tasks=count,
-            zone=zone,
-        ),
+    state = replace(
+        state,
+        state=SyncState.SYNCED,
+        list_id=list_id,
+        delta_link=read.delta_link,
+        last_sync_at=now,
+        migrated_at=now if migrating else state.migrated_at,
+        last_error=None,
+        tasks=count,
+        zone=zone,
     )
+    unsaved = replace(user, task_sync=state) if defer else None
+    if not defer:
+        await _save_state(services, user, state)
     log.info(
         "tasks synced (%s): %d items read, %d changes, %s read, %d requests",
         kind.value,
@@ -317,7 +347,28 @@ async def sync_tasks(
     )
     read_kind = "full" if complete else "delta"
     pulled = Pulled(state.subscription_id, read_kind, len(read.items), read.requests, published)
-    return TaskRun(count, actions.linked if migrating else 0, len(changes), pulled)
+    return TaskRun(count, actions.linked if migrating else 0, len(changes), pulled, unsaved)
+
+
+async def save_task_run(services: TaskSyncPorts, run: TaskRun) -> None:
+    """A deferred run's row saved on its own (the calendar's run that was to save it failed)."""
+    if run.unsaved is None:
+        return
+    user = run.unsaved
+
+    def merged(current: UserRecord | None) -> UserRecord | None:
+        if current is None:
+            return None
+        laid = run.laid_over(current)
+        return replace(laid, updated_at=services.clock.now()) if laid != current else None
+
+    await update_optimistically(
+        lambda: services.users.get(user.tenant_id, user.staff_id),
+        merged,
+        services.users.save,
+        attempts=5,
+        contended=Conflict("staff_id", "the user is being changed concurrently"),
+    )
 
 
 async def _mailbox_zone(

@@ -9,7 +9,9 @@ Each pass brings the staff member's To Do list to the task's current revision, u
   a pass that finds such a record without a To Do id (a redelivered job, or a crash between Graph's
   answer and the save) looks the task up by its link first, so none is ever made twice;
 - a written task is PATCHed whole (every member, so nothing of an earlier revision stays); its checklist
-  items are added, changed or removed one by one, only those that changed since the last write. A task
+  items are added, changed or removed one by one, only those that changed since the last write (a step
+  about to be added is noted on the row first, so a retry whose answer was lost finds it in the task's
+  checklist instead of adding it twice). A task
   deleted in To Do meanwhile is made again: the host's revision is the newer one (the conflict policy
   decides only about Outlook changes the sync sees between host revisions);
 - a task moved to another staff member (or list) is deleted from the old list and made in the new one;
@@ -341,11 +343,10 @@ async def _write(
             )
             record = replace(record, written_etag=item.etag)
             return await _sync_checklist(services, tenant, where, record, task)
-    # Record where the task goes before making it, so a retry looks it up by its link first.
-    record = await _save(
-        services,
-        replace(record, staff_id=task.staff_id, graph_user_id=where.graph_user_id, list_id=where.list_id),
-    )
+    # Record where the task goes before making it, so a retry looks it up by its link first (this pass
+    # goes on with its own revision: one saved meanwhile is the next pass's).
+    record = replace(record, staff_id=task.staff_id, graph_user_id=where.graph_user_id, list_id=where.list_id)
+    await _save(services, record)
     steps = [ChecklistDraft(c.title, c.checked) for c in task.checklist]
     item = await services.todo.create_task(tenant, where, draft, link, steps)
     await note_written_task(
@@ -364,6 +365,31 @@ async def _write(
         error=None,
         written_revision=record.revision,
     )
+
+
+async def _settled_adds(
+    services: TaskWritePorts, tenant: Tenant, where: MailboxList, record: TaskRecord
+) -> TaskRecord:
+    """The steps an earlier pass asked To Do to add without hearing back (`adding`): each taken from the
+    task's checklist by its title (an item the record does not know yet), else known never made."""
+    if not any(c.adding for c in record.checklist):
+        return record
+    assert record.graph_task_id is not None
+    try:
+        held = await services.todo.checklist_items(tenant, where, record.graph_task_id)
+    except TodoTaskMissing:
+        held = ()
+    known = {c.graph_id for c in record.checklist if not c.adding}
+    free = [e for e in held if e.id not in known]
+    settled: list[WrittenChecklistItem] = []
+    for step in record.checklist:
+        match = next((e for e in free if e.title == step.title), None) if step.adding else None
+        if match is not None:
+            free.remove(match)
+            settled.append(replace(step, graph_id=match.id, checked=match.checked))
+        elif not step.adding:
+            settled.append(step)
+    return replace(record, checklist=tuple(settled))
 
 
 def _adopted(record: TaskRecord, task: HostTask, found: TodoItem) -> TaskRecord:
@@ -385,7 +411,13 @@ async def _sync_checklist(
 ) -> TaskRecord:
     assert record.graph_task_id is not None
     task_id = record.graph_task_id
+    record = await _settled_adds(services, tenant, where, record)
     written = {c.id: c for c in record.checklist}
+    adds = tuple(
+        WrittenChecklistItem(c.id, "", c.title, c.checked) for c in task.checklist if c.id not in written
+    )
+    if adds:  # noted before they are asked for: a retry after a lost answer looks them up first
+        await _save(services, replace(record, checklist=record.checklist + adds))
     kept: list[WrittenChecklistItem] = []
     problems: list[str] = []
     for item in task.checklist:

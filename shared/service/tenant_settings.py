@@ -7,9 +7,10 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from shared.domain.tenants import Tenant, TenantSettings
+from shared.domain.users import MatchStatus
 from shared.service import jobs
 from shared.service.commands import parse_settings
-from shared.service.context import UsesClock, UsesDirectory, UsesJobs
+from shared.service.context import UsesClock, UsesDirectory, UsesJobs, UsesUsers
 from shared.service.errors import Conflict, InvalidInput
 from shared.service.publishing import PublishPorts, publish
 from shared.service.records import Change
@@ -17,7 +18,7 @@ from shared.service.teams_meetings import organiser_id
 from shared.service.tenants import TenantPorts, get_tenant, save_tenant_change
 
 
-class SettingsPorts(TenantPorts, PublishPorts, UsesClock, UsesDirectory, UsesJobs, Protocol):
+class SettingsPorts(TenantPorts, PublishPorts, UsesClock, UsesDirectory, UsesJobs, UsesUsers, Protocol):
     """The tenant's row; the directory that checks a Teams organiser; the rematch that refreshes every
     staff member's Teams status when the Teams method or organiser changed; the feed that tells the host
     a method change leaves the meetings already made as they were; the resync a change of
@@ -44,6 +45,15 @@ async def update_settings(services: SettingsPorts, tenant_id: str, patch: Mappin
         await services.jobs.enqueue([jobs.reconcile(tenant_id)])
     if tenant.state.connected and tenant.settings.todo_list_name != before.settings.todo_list_name:
         await services.jobs.enqueue([jobs.CatchUpTasks(tenant_id, None)])  # tasks move to the list now named
+        await services.jobs.enqueue(  # and each list's run follows it at once (not at the next run)
+            [
+                jobs.sync_tasks(tenant_id, u.staff_id, "list_renamed")
+                for u in await services.users.list_all(tenant_id)
+                if u.match is MatchStatus.MATCHED
+                and u.staff.switches.tasks_from_outlook
+                and not u.staff.todo_list_name
+            ]
+        )
     previous, method = before.settings.teams_method, tenant.settings.teams_method
     if method is not previous:  # a meeting keeps the method it was made with (its join URL keeps working)
         data = {"previous_method": previous.value, "method": method.value, "existing_meetings": "kept"}

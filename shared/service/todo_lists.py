@@ -47,11 +47,18 @@ def stored_list(tenant: Tenant, user: UserRecord) -> str | None:
 
 
 async def ensure_list(
-    services: TodoListPorts, tenant: Tenant, user: UserRecord, *, stale: str | None = None
+    services: TodoListPorts,
+    tenant: Tenant,
+    user: UserRecord,
+    *,
+    stale: str | None = None,
+    defer: bool = False,
 ) -> tuple[UserRecord, str]:
     """The user row and its list's id, finding or making the list when the row holds none for the name
     that applies (or holds `stale`, a list Graph said is gone). Raises TodoListUnavailable (the reason
-    saved on the row), RateLimited and TenantAccessError."""
+    saved on the row), RateLimited and TenantAccessError. With `defer`, a list that was found (not made)
+    is only laid on the row answered, for the caller's own save (`with_list_of`); a list made is saved at
+    once, so two workers making one keep the first stored."""
     assert user.graph_user_id is not None
     name = list_name(tenant, user)
     held = stored_list(tenant, user)
@@ -67,6 +74,9 @@ async def ensure_list(
         await _save(services, user, lambda row: _with_reason(row, reason))
         raise TodoListUnavailable(reason) from refused
     kept = found
+    if defer and not made:
+        laid = _with_list(user, name, kept, stale)
+        return (laid or user), (laid or user).todo_list_id or found.id
     saved = await _save(services, user, lambda row: _with_list(row, name, kept, stale))
     chosen = saved.todo_list_id or found.id
     if made and chosen != found.id:  # another worker made one too, and stored it first
@@ -74,6 +84,18 @@ async def ensure_list(
     if made:
         log.info("made the To Do list %r for %s/%s", name, user.tenant_id, user.staff_id)
     return saved, chosen
+
+
+def with_list_of(row: UserRecord, ours: UserRecord) -> UserRecord:
+    """`row` with the list fields of `ours` (a row `ensure_list(defer=True)` answered), unless `row` holds a
+    list for that name already (another worker's, stored first: it is kept) or the staff member's list name
+    changed meanwhile (the next run finds the list now named)."""
+    if ours.todo_list_id is None or ours.todo_list_name is None:
+        return row
+    if row.staff.todo_list_name != ours.staff.todo_list_name:
+        return row
+    laid = _with_list(row, ours.todo_list_name, TodoListRef(ours.todo_list_id, ours.todo_list_name), None)
+    return laid or row
 
 
 def _reason(name: str, refused: Exception) -> str:

@@ -108,12 +108,8 @@ async def put_staff(
             queued.append(jobs.migrate_user(tenant_id, staff.staff_id))
         if existing is not None:
             queued += switch_follow_ups(existing, saved, migrating=migrating)
-            if (
-                existing.staff.todo_list_name != saved.staff.todo_list_name
-                and saved.match is MatchStatus.MATCHED
-                and saved.staff.switches.tasks_to_outlook
-            ):  # their tasks move to the list now named
-                queued.append(jobs.CatchUpTasks(tenant_id, staff.staff_id))
+            if existing.staff.todo_list_name != saved.staff.todo_list_name:
+                queued += list_renamed(saved)
         await services.jobs.enqueue(queued)
         log.info("staff member stored: %s", saved.match.value)
         return saved
@@ -167,6 +163,20 @@ async def _switched(
         contended=Conflict("staff_ids", f"{record.staff_id} is being changed concurrently; retry"),
     )
     return done.read, done.latest
+
+
+def list_renamed(user: UserRecord) -> list[jobs.Job]:
+    """The staff member's To Do list is named otherwise now: the host's tasks move to it (`CatchUpTasks`)
+    and the list's run follows it at once (subscribed and read whole; what the staff member left in the
+    old list is `moved` out of the list)."""
+    if user.match is not MatchStatus.MATCHED:
+        return []
+    queued: list[jobs.Job] = []
+    if user.staff.switches.tasks_to_outlook:
+        queued.append(jobs.CatchUpTasks(user.tenant_id, user.staff_id))
+    if user.staff.switches.tasks_from_outlook:
+        queued.append(jobs.sync_tasks(user.tenant_id, user.staff_id, "list_renamed"))
+    return queued
 
 
 def switch_follow_ups(before: UserRecord, after: UserRecord, *, migrating: bool = False) -> list[jobs.Job]:

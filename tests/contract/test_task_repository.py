@@ -110,3 +110,13 @@ async def test_the_tasks_naming_a_staff_member_and_deletes(rows: TaskRepository)
     assert sorted(r.task_id for r in await rows.in_tenant(TID)) == ["named", "other"]
     await rows.delete_tenant(TID)
     assert await rows.naming(TID, "s2") == [] and await rows.get("fabrikam.example", "elsewhere") is not None
+
+
+async def test_the_unsettled_tasks_are_those_not_synced(rows: TaskRepository) -> None:
+    synced = await rows.save(TaskRecord(TID, "synced", 1, host_task("synced"), T0))
+    await rows.save(replace(synced, state=TaskState.SYNCED, written_revision=1))
+    await rows.save(TaskRecord(TID, "pending", 1, host_task("pending"), T0))
+    await rows.save(TaskRecord(TID, "failed", 1, host_task("failed"), T0, state=TaskState.FAILED))
+    await rows.save(TaskRecord(TID, "partial", 1, host_task("partial"), T0, state=TaskState.PARTIAL))
+    await rows.save(TaskRecord("fabrikam.example", "elsewhere", 1, host_task("elsewhere"), T0))
+    assert sorted(r.task_id for r in await rows.unsettled(TID)) == ["failed", "partial", "pending"]

@@ -189,10 +189,18 @@ async def test_checklist_items_one_by_one(driver: Driver) -> None:
     await todo.update_checklist_item(
         tenant, where, made.id, ChecklistEntry(made.checklist[0].id, "Tent", True)
     )
+    held = await todo.checklist_items(tenant, where, made.id)
+    assert [(e.id, e.title, e.checked) for e in held] == [
+        (made.checklist[0].id, "Tent", True),
+        (added, "Stove", False),
+    ]
     await todo.delete_checklist_item(tenant, where, made.id, added)
     await todo.delete_checklist_item(tenant, where, made.id, added)  # gone already is fine
+    assert [e.title for e in await todo.checklist_items(tenant, where, made.id)] == ["Tent"]
     with pytest.raises(TodoTaskMissing):
         await todo.add_checklist_item(tenant, where, "AAMkAGnotatask", ChecklistDraft("x", False))
+    with pytest.raises(TodoTaskMissing):
+        await todo.checklist_items(tenant, where, "AAMkAGnotatask")
 
 
 async def test_deletes_are_idempotent_and_a_missing_task_or_list_is_said_so(driver: Driver) -> None:

@@ -22,7 +22,8 @@ from tests.fixtures.connector import Connector
 pytestmark = pytest.mark.e2e
 
 LIST = "Tasks from the host"  # the tenant's default todo_list_name
-FROM_OUTLOOK = ("task.created", "task.updated", "task.deleted")  # (task.synced/failed: the host's writes)
+# (task.synced/failed: the host's writes)
+FROM_OUTLOOK = ("task.created", "task.updated", "task.deleted", "task.changed_in_outlook")
 
 
 def wait_for(check: Any, timeout: float = 120.0) -> Any:
@@ -83,7 +84,8 @@ class Org:
         return [
             (c["type"], c["data"])
             for c in self.changes(since)
-            if c["type"] in FROM_OUTLOOK and c["data"]["task"]["id"] == task_id
+            if c["type"] in FROM_OUTLOOK
+            and (c["data"].get("task") or {}).get("id", c["data"].get("graph_task_id")) == task_id
         ]
 
     def staff(self, name: str) -> dict[str, Any]:
@@ -237,7 +239,7 @@ def test_tasks_from_outlook_off_then_on_again(tasks_org: tuple[Org, dict[str, st
     assert len(org.task_changes(since, made["id"])) == 1
 
 
-def test_the_hosts_own_task_writes_never_come_back_and_an_outlook_edit_of_one_does(
+def test_the_hosts_own_task_writes_never_come_back_and_an_outlook_edit_of_one_is_put_back(
     tasks_org: tuple[Org, dict[str, str]],
 ) -> None:
     org, _ = tasks_org
@@ -269,7 +271,17 @@ def test_the_hosts_own_task_writes_never_come_back_and_an_outlook_edit_of_one_do
     time.sleep(2)
     org.edit("ben", graph_id, {"title": "Renamed by Ben"})  # Ben's own edit of the host's task
     [(kind, data)] = wait_for(lambda: org.task_changes(since, graph_id) or None)
-    assert (kind, data["task_id"], data["task"]["title"]) == ("task.updated", task_id, "Renamed by Ben")
+    assert (kind, data["task_id"], data["task"]["title"]) == (
+        "task.changed_in_outlook",
+        task_id,
+        "Renamed by Ben",
+    )
+    assert data["resolution"] == "reverted"  # host wins, the tenant's default: the host's revision is back
+
+    def title() -> str:
+        return str(org.outlook.http.get(f"{org.tasks_path('ben')}/{graph_id}").json()["title"])
+
+    wait_for(lambda: title() == "Host task, renamed")
     later = org.add("ben", {"title": "A marker after the host's writes"})
     wait_for(lambda: org.task_changes(since, later["id"]) or None)
     assert len(org.task_changes(since, graph_id)) == 1  # the connector's writes announced nothing

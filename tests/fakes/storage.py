@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -101,8 +102,10 @@ class FakeTenants:
 class FakeUsers:
     def __init__(self) -> None:
         self.rows: dict[tuple[str, str], UserRecord] = {}
+        self.requests: Counter[tuple[str, str]] = Counter()  # reads and saves (lost races too) per row
 
     async def get(self, tenant_id: str, staff_id: str) -> UserRecord | None:
+        self.requests[tenant_id, staff_id] += 1
         return self.rows.get((tenant_id, staff_id))
 
     async def list_all(self, tenant_id: str) -> list[UserRecord]:
@@ -122,6 +125,7 @@ class FakeUsers:
 
     async def save(self, user: UserRecord) -> UserRecord:
         key = (user.tenant_id, user.staff_id)
+        self.requests[key] += 1
         current = self.rows.get(key)
         if user.etag is None:
             if current is not None:

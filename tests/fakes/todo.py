@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from shared.domain.tasks import TaskRecord
+from shared.domain.tasks import TaskRecord, TaskState
 from shared.domain.tenants import Tenant
 from shared.domain.timezones import iana_zone
 from shared.service.errors import (
@@ -232,6 +232,12 @@ class FakeTodo:
         self._lost(fault)
         return entry.id
 
+    async def checklist_items(
+        self, tenant: Tenant, where: MailboxList, task_id: str
+    ) -> tuple[ChecklistEntry, ...]:
+        self._enter("checklist_items", where.graph_user_id)
+        return tuple(self._task(where, task_id).checklist)
+
     async def update_checklist_item(
         self, tenant: Tenant, where: MailboxList, task_id: str, item: ChecklistEntry
     ) -> None:
@@ -287,6 +293,9 @@ class FakeTasks:
 
     async def in_tenant(self, tenant_id: str) -> list[TaskRecord]:
         return [r for (tid, _), r in self.rows.items() if tid == tenant_id]
+
+    async def unsettled(self, tenant_id: str) -> list[TaskRecord]:
+        return [r for r in await self.in_tenant(tenant_id) if r.state is not TaskState.SYNCED]
 
     async def delete(self, tenant_id: str, task_id: str) -> None:
         self.rows.pop((tenant_id, task_id), None)

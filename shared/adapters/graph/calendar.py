@@ -25,7 +25,7 @@ import builtins
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, time
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
 from shared.adapters.graph.client import GraphClients, TenantGraph, TenantKey
@@ -39,7 +39,7 @@ from shared.adapters.graph.errors import (
     refusal_reason,
 )
 from shared.adapters.graph.events import parse_delta_page, parse_event, parse_graph_datetime
-from shared.domain.calendar import APPOINTMENT_PROPERTY_ID, DeltaItem, OutlookEvent
+from shared.domain.calendar import APPOINTMENT_PROPERTY_ID, OutlookEvent
 from shared.domain.tenants import Tenant
 from shared.service.errors import (
     DeltaTokenRejected,
@@ -57,6 +57,7 @@ BATCH_LIMIT: Final = 20  # Graph's `$batch` maximum
 MAX_PAGES: Final = 10_000  # a guard against a server that never ends a round
 TRANSIENT_RETRY_AFTER: Final = 10.0  # seconds, for a 5xx or a broken connection without Retry-After
 CHANGE_TYPES: Final = "created,updated,deleted"
+T = TypeVar("T")  # an item of a delta page
 # What `events.parse_event` reads of an event, and a master's cancelled occurrences.
 EVENT_PROPERTIES: Final = ",".join(
     (
@@ -122,6 +123,41 @@ class GraphPort:
             return RateLimited(TRANSIENT_RETRY_AFTER, f"{error.status} {error.code}: {error.message}")
         return error
 
+    async def _delta_round(
+        self,
+        graph: TenantGraph,
+        graph_user_id: str,
+        url: str,
+        headers: dict[str, str],
+        parse: Callable[[bytes], tuple[list[T], str | None, str | None]],
+        *,
+        resumed: bool,
+        not_found: Callable[[GraphNotFound], Exception] | None = None,
+    ) -> tuple[list[T], str, int]:
+        """Every page of one delta round from `url`, in order, to its delta link: the items, the link and
+        the requests made. A resumed round (from a stored link) answered 400 raises DeltaTokenRejected (a
+        link Graph cannot read any more); `not_found` names what a 404 means, when not the mailbox's."""
+        items: list[T] = []
+        requests = 0
+        while requests < MAX_PAGES:
+            requests += 1
+            try:
+                body = await graph.request_bytes("GET", url, headers=headers)
+            except GraphError as error:
+                if resumed and error.status == 400:
+                    raise DeltaTokenRejected(f"{error.status} {error.code}: {error.message}") from error
+                if not_found is not None and isinstance(error, GraphNotFound):
+                    raise not_found(error) from error
+                raise await self._translated(graph, error, graph_user_id) from error
+            page, next_link, delta_link = parse(body)
+            items += page
+            if delta_link:
+                return items, delta_link, requests
+            if not next_link:
+                raise GraphError(200, "NoDeltaLink", "a delta page with neither a nextLink nor a deltaLink")
+            url = next_link
+        raise GraphError(200, "EndlessDelta", f"no delta link after {MAX_PAGES} pages")
+
     async def _access_denied(
         self, graph: TenantGraph, error: GraphError, graph_user_id: str | None
     ) -> Exception:
@@ -186,24 +222,10 @@ class GraphCalendar(GraphPort):
             )
         else:
             url = delta_link
-        items: list[DeltaItem] = []
-        requests = 0
-        while requests < MAX_PAGES:
-            requests += 1
-            try:
-                body = await graph.request_bytes("GET", url, headers=headers)
-            except GraphError as error:
-                if delta_link is not None and error.status == 400:  # a link Graph cannot read any more
-                    raise DeltaTokenRejected(f"{error.status} {error.code}: {error.message}") from error
-                raise await self._translated(graph, error, graph_user_id) from error
-            page, next_link, new_delta_link = parse_delta_page(body)
-            items += page
-            if new_delta_link:
-                return DeltaRead(items, new_delta_link, requests)
-            if not next_link:
-                raise GraphError(200, "NoDeltaLink", "a delta page with neither a nextLink nor a deltaLink")
-            url = next_link
-        raise GraphError(200, "EndlessDelta", f"no delta link after {MAX_PAGES} pages")
+        items, new_delta_link, requests = await self._delta_round(
+            graph, graph_user_id, url, headers, parse_delta_page, resumed=delta_link is not None
+        )
+        return DeltaRead(items, new_delta_link, requests)
 
     async def translate_ews_ids(
         self, tenant: Tenant, graph_user_id: str, ews_ids: Sequence[str]

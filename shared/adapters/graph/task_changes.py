@@ -42,7 +42,7 @@ from shared.domain.outlook_tasks import (
     TaskStatus,
 )
 from shared.domain.tenants import Tenant
-from shared.service.errors import DeltaTokenRejected, MailboxUnavailable
+from shared.service.errors import MailboxUnavailable
 from shared.service.records import GraphSubscription, TaskDeltaRead
 
 
@@ -167,28 +167,22 @@ class GraphTaskChanges(GraphPort):
             f"{user_path(graph_user_id)}/todo/lists/{quote(list_id, safe='')}/tasks/delta"
             "?$expand=linkedResources"
         )
-        items: list[TaskItem] = []
-        requests = 0
-        while requests < MAX_PAGES:
-            requests += 1
-            try:
-                body = await graph.request_bytes("GET", url, headers=headers)
-            except GraphError as error:
-                if delta_link is not None and error.status == 400:  # a link Graph cannot read any more
-                    raise DeltaTokenRejected(f"{error.status} {error.code}: {error.message}") from error
-                if isinstance(error, GraphNotFound):
-                    raise MailboxUnavailable(
-                        f"the To Do list {list_id} or its mailbox is gone ({error.code}: {error.message})"
-                    ) from error
-                raise await self._translated(graph, error, graph_user_id) from error
-            page, next_link, new_delta_link = parse_task_delta_page(body, days_in)
-            items += page
-            if new_delta_link:
-                return TaskDeltaRead(items, new_delta_link, requests)
-            if not next_link:
-                raise GraphError(200, "NoDeltaLink", "a delta page with neither a nextLink nor a deltaLink")
-            url = next_link
-        raise GraphError(200, "EndlessDelta", f"no delta link after {MAX_PAGES} pages")
+
+        def gone(error: GraphNotFound) -> Exception:
+            return MailboxUnavailable(
+                f"the To Do list {list_id} or its mailbox is gone ({error.code}: {error.message})"
+            )
+
+        items, new_delta_link, requests = await self._delta_round(
+            graph,
+            graph_user_id,
+            url,
+            headers,
+            lambda body: parse_task_delta_page(body, days_in),
+            resumed=delta_link is not None,
+            not_found=gone,
+        )
+        return TaskDeltaRead(items, new_delta_link, requests)
 
     async def subscribe_tasks(
         self, tenant: Tenant, graph_user_id: str, list_id: str, client_state: str, expires_at: datetime

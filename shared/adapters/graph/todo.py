@@ -294,6 +294,13 @@ class GraphTodo(GraphPort):
         )
         return str(raw["id"])
 
+    async def checklist_items(
+        self, tenant: Tenant, where: MailboxList, task_id: str
+    ) -> tuple[ChecklistEntry, ...]:
+        url = f"{self._tasks(where, task_id)}/checklistItems"
+        page = await self._request(tenant, "GET", url, where.graph_user_id) or {}
+        return parse_item({"id": task_id, "checklistItems": page.get("value") or ()}).checklist
+
     async def update_checklist_item(
         self, tenant: Tenant, where: MailboxList, task_id: str, item: ChecklistEntry
     ) -> None:

@@ -182,6 +182,14 @@ class TableTasks(TableAdapter):
         query = table.query_entities("PartitionKey eq @pk", parameters={"pk": escape_key(tenant_id)})
         return [task_from_entity(e) async for e in query]
 
+    async def unsettled(self, tenant_id: str) -> list[TaskRecord]:
+        table = await self._table(tenant_id)
+        query = table.query_entities(
+            "PartitionKey eq @pk and State ne @synced",
+            parameters={"pk": escape_key(tenant_id), "synced": TaskState.SYNCED.value},
+        )
+        return [task_from_entity(e) async for e in query]
+
     async def delete(self, tenant_id: str, task_id: str) -> None:
         try:
             await (await self._table(tenant_id)).delete_entity(escape_key(tenant_id), escape_key(task_id))

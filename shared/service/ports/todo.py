@@ -114,6 +114,11 @@ class TaskRepository(Protocol):
         """Every task of the tenant (a scan of its partition: rare)."""
         ...
 
+    async def unsettled(self, tenant_id: str) -> list[TaskRecord]:
+        """The tenant's tasks not `synced` (pending, partial, failed): what the nightly run and a resync
+        write again (a query of its partition on the state)."""
+        ...
+
     async def delete(self, tenant_id: str, task_id: str) -> None:
         """Idempotent."""
         ...
@@ -171,6 +176,13 @@ class TodoGateway(Protocol):
         self, tenant: Tenant, where: MailboxList, task_id: str, item: ChecklistDraft
     ) -> str:
         """The new item's id (TodoTaskMissing when the task is gone)."""
+        ...
+
+    async def checklist_items(
+        self, tenant: Tenant, where: MailboxList, task_id: str
+    ) -> tuple[ChecklistEntry, ...]:
+        """The task's checklist items as To Do holds them (TodoTaskMissing when the task is gone): a retried
+        add looks here first, as a retried create looks the task up by its link."""
         ...
 
     async def update_checklist_item(

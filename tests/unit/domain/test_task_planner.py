@@ -8,7 +8,14 @@ import pytest
 
 from shared.domain.outlook_tasks import RemovalReason, RemovedTask, TaskStatus
 from shared.domain.planner import ItemStatus
-from shared.domain.task_planner import TaskChangeType, TaskPlan, plan_tasks, task_status
+from shared.domain.task_planner import (
+    EditKind,
+    OutlookEdit,
+    TaskChangeType,
+    TaskPlan,
+    plan_tasks,
+    task_status,
+)
 from tests.fakes.outlook_tasks import edited, task
 
 pytestmark = pytest.mark.unit
@@ -68,17 +75,23 @@ def test_the_connectors_own_write_never_comes_back() -> None:
     assert plan_tasks([written], {}, complete=False, migrating=False).changes == []
 
 
-def test_an_outlook_edit_of_a_host_task_carries_the_hosts_task_id() -> None:
+def test_an_outlook_edit_of_a_host_task_goes_to_the_conflict_policy() -> None:
     written = task(host_task_id="T-1")
     stored = {written.id: task_status(written, written=True)}
     changed = edited(written, title="Renamed in Outlook")
     result = plan_tasks([changed], stored, complete=False, migrating=False)
-    assert types(result) == ["task.updated"]
-    assert result.changes[0].data["task_id"] == "T-1"
+    assert types(result) == []
+    assert result.edits == [OutlookEdit("T-1", written.id, EditKind.UPDATED, changed)]
     assert not after(result, stored)[written.id].written
+    seen = after(result, stored)
+    gone = plan_tasks([RemovedTask(written.id, RemovalReason.MOVED)], seen, complete=False, migrating=False)
+    assert (types(gone), gone.deletes) == ([], [written.id])
+    assert gone.edits == [OutlookEdit("T-1", written.id, EditKind.MOVED, None)]
+    missing = plan_tasks([], seen, complete=True, migrating=False)  # a complete read no longer sees it
+    assert [e.change for e in missing.edits] == [EditKind.DELETED]
 
 
-def test_deleted_and_moved_tasks_carry_their_reason_and_the_host_id() -> None:
+def test_deleted_and_moved_tasks_carry_their_reason_the_hosts_going_to_the_policy() -> None:
     mine, theirs = task(host_task_id="T-9"), task()
     stored = after(plan_tasks([mine, theirs], {}, complete=False, migrating=True))
     result = plan_tasks(
@@ -87,8 +100,8 @@ def test_deleted_and_moved_tasks_carry_their_reason_and_the_host_id() -> None:
         complete=False,
         migrating=False,
     )
+    assert result.edits == [OutlookEdit("T-9", mine.id, EditKind.MOVED, None)]
     assert [(c.data["task_id"], c.data["reason"]) for c in result.changes] == [
-        ("T-9", "moved"),
         (None, "deleted"),
     ]
     assert after(result, stored) == {}

@@ -6,14 +6,17 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 
-from shared.domain.outlook_tasks import TaskStatus
+from shared.domain.outlook_tasks import OutlookTask, TaskStatus
 from shared.domain.signing import client_state
-from shared.domain.tenants import TenantState
-from shared.domain.users import SyncState, UserRecord
+from shared.domain.tasks import TaskState
+from shared.domain.tenants import ConflictPolicy, TenantState
+from shared.domain.users import DirectoryUser, SyncState, UserRecord
 from shared.service import jobs
+from shared.service.commands import parse_staff_put
 from shared.service.job_handlers import run_job
 from shared.service.jobs import Job, TaskMode
 from shared.service.keys import NOTIFICATION_KEY
@@ -22,12 +25,17 @@ from shared.service.records import Change, Watched
 from shared.service.schedules import nightly_tenant, renew_tenant_subscriptions
 from shared.service.staff_removal import remove_leftovers
 from shared.service.sync import request_tenant_resync, request_user_resync
+from shared.service.task_api import get_task, put_task
+from shared.service.task_bodies import parse_task
 from shared.service.task_statuses import note_deleted_task, note_written_task, tasks_scope
 from shared.service.tenant_disconnect import begin_disconnect
-from shared.service.users import set_switches
+from shared.service.tenant_settings import update_settings
+from shared.service.users import put_staff, set_switches
 from tests.fakes.calendar import throttled
-from tests.fakes.outlook_tasks import task
+from tests.fakes.directory import FakeOrganisation
+from tests.fakes.outlook_tasks import edited, task
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
+from tests.fakes.todo import FakeTask
 
 pytestmark = pytest.mark.unit
 
@@ -68,7 +76,12 @@ def changes(world: FakeWorld, prefix: str = "task.") -> list[Change]:
 
 
 def about(world: FakeWorld) -> list[tuple[str, str, str | None]]:
-    return [(c.type, c.data["task"]["id"], c.data["task_id"]) for c in changes(world)]
+    """The `task.created|updated|deleted` changes (not the outcomes of the host's writes, `task.synced`)."""
+    return [
+        (c.type, c.data["task"]["id"], c.data["task_id"])
+        for c in changes(world)
+        if c.type in ("task.created", "task.updated", "task.deleted")
+    ]
 
 
 async def user(world: FakeWorld, staff_id: str = "s1") -> UserRecord:
@@ -381,3 +394,154 @@ async def test_a_list_that_cannot_be_made_is_a_reason_on_the_user_and_the_calend
     await world.jobs.enqueue([jobs.sync_tasks(TID, "s1", kind=TaskMode.RESYNC)])  # made this time
     await run_all(world)
     assert (await user(world)).task_sync.state is SyncState.SYNCED
+
+
+async def test_a_migrating_list_costs_the_user_row_no_read_or_save_of_its_own(world: FakeWorld) -> None:
+    """The list's id and task state ride on the calendar's final save: a user migrating with the list
+    reads and saves its row as often as one without."""
+    await switch(world, "s2", False)
+    lst = await list_id(world)
+    world.task_lists.put("g1", lst, task("S"))
+    world.users.requests.clear()
+    await migrate(world, "s1", "s2")
+    assert world.users.requests[TID, "s1"] == world.users.requests[TID, "s2"]
+    s1 = await user(world)
+    assert (s1.todo_list_id, s1.task_sync.list_id, s1.task_sync.state) == (lst, lst, SyncState.SYNCED)
+    assert s1.task_sync.subscription_id and s1.task_sync.delta_link and s1.task_sync.tasks == 1
+    assert (await user(world, "s2")).task_sync.state is SyncState.PENDING
+
+
+async def test_a_migration_failing_after_its_list_was_read_keeps_the_lists_state(world: FakeWorld) -> None:
+    """Should the calendar's run fail after the list's run (here its busy index cannot be stored), the list's
+    state is saved on its own: the retry neither subscribes the list again nor announces its tasks twice."""
+    lst = await list_id(world)
+    staffs = world.task_lists.put("g1", lst, task("S"))
+    failing = world.busy.write_index
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("storage is down")
+
+    world.busy.write_index = broken  # type: ignore[method-assign]
+    await world.jobs.enqueue([jobs.migrate_user(TID, "s1")])
+    with pytest.raises(RuntimeError):
+        await run_all(world)
+    first = (await user(world)).task_sync
+    assert (first.list_id, first.state) == (lst, SyncState.SYNCED) and first.subscription_id
+    world.busy.write_index = failing  # type: ignore[method-assign]
+    await migrate(world, "s1")
+    assert (await user(world)).task_sync.subscription_id == first.subscription_id
+    assert about(world) == [("task.created", staffs.id, None)]
+
+
+async def hosts_task_seen(world: FakeWorld, policy: ConflictPolicy, *, privacy: bool = False) -> OutlookTask:
+    """The tenant's policy set, s1 migrated, the host's task T-1 written to To Do and its echo read: the To
+    Do task as the list reads it (the two To Do fakes, the writes' and the reads', hold it under one id)."""
+    tenant = await world.tenants.get(TID)
+    assert tenant is not None
+    settings = replace(tenant.settings, conflict_policy=policy, privacy_mode=privacy)
+    await world.tenants.save(replace(tenant, settings=settings))
+    await migrate(world, "s1")
+    await put_task(world.services, TID, parse_task("T-1", {"staff_id": "s1", "title": "Secret quote"}))
+    await run_all(world)
+    record = await world.tasks.get(TID, "T-1")
+    assert record is not None and record.graph_task_id and record.list_id
+    seen = world.task_lists.put(
+        "g1", record.list_id, task(record.graph_task_id, host_task_id="T-1", title="Secret quote")
+    )
+    await notify_tasks(world)
+    await run_all(world)
+    assert about(world) == [] and told(world) == []  # the connector's own write
+    return seen
+
+
+def in_todo(world: FakeWorld) -> FakeTask:
+    [written] = world.todo.tasks_in("g1", "Tasks from the host")
+    return written
+
+
+def told(world: FakeWorld) -> list[dict[str, Any]]:
+    return [c.data for c in changes(world, "task.changed_in_outlook")]
+
+
+@pytest.mark.parametrize("privacy", [False, True])
+async def test_under_host_wins_the_hosts_task_changed_in_to_do_is_written_again(
+    world: FakeWorld, privacy: bool
+) -> None:
+    seen = await hosts_task_seen(world, ConflictPolicy.HOST_WINS, privacy=privacy)
+    before = in_todo(world).version
+    world.task_lists.put("g1", seen_list(world), edited(seen, status=TaskStatus.COMPLETED, title="Mine now"))
+    await notify_tasks(world)
+    await run_all(world)
+    [data] = told(world)
+    assert (data["task_id"], data["change"], data["resolution"]) == ("T-1", "updated", "reverted")
+    assert data["task"]["status"] == "completed"
+    if privacy:
+        assert set(data["task"]) == {"id", "status", "due", "start", "completed_at"}
+        assert "Mine now" not in str(data)
+    assert about(world) == []  # no task.updated beside it
+    assert in_todo(world).version > before and in_todo(world).draft.status == "notStarted"
+    assert (await get_task(world.services, TID, "T-1")).state is TaskState.SYNCED
+
+
+async def test_under_host_wins_the_hosts_task_deleted_in_to_do_is_made_again(world: FakeWorld) -> None:
+    seen = await hosts_task_seen(world, ConflictPolicy.HOST_WINS)
+    world.todo.mailbox("g1")[seen_list(world)].tasks.pop(seen.id)  # the staff member deletes it
+    world.task_lists.remove("g1", seen_list(world), seen.id)
+    await notify_tasks(world)
+    await run_all(world)
+    [data] = told(world)
+    assert (data["change"], data["resolution"], data["task"]) == ("deleted", "recreated", None)
+    remade = in_todo(world)
+    assert remade.id != seen.id and remade.draft.title == "Secret quote"
+    assert (await get_task(world.services, TID, "T-1")).graph_task_id == remade.id
+
+
+async def test_under_outlook_wins_the_change_is_kept_and_the_host_told(world: FakeWorld) -> None:
+    seen = await hosts_task_seen(world, ConflictPolicy.OUTLOOK_WINS)
+    before = in_todo(world).version
+    world.task_lists.put("g1", seen_list(world), edited(seen, status=TaskStatus.COMPLETED))
+    world.task_lists.remove("g1", seen_list(world), seen.id, moved=True)
+    await notify_tasks(world)
+    await run_all(world)
+    assert [(d["change"], d["resolution"]) for d in told(world)] == [("moved", "kept")]
+    assert in_todo(world).version == before  # nothing written
+    assert not [j for j in world.jobs.take() if isinstance(j, jobs.WriteTask)]
+
+
+def seen_list(world: FakeWorld) -> str:
+    [(_, list_id)] = [key for key, lst in world.task_lists.lists.items() if lst.tasks or lst.log]
+    return list_id
+
+
+def reasons(world: FakeWorld) -> dict[str, str]:
+    return {c.data["task"]["id"]: c.data["reason"] for c in changes(world) if c.type == "task.deleted"}
+
+
+async def test_a_list_renamed_for_the_staff_member_is_followed_at_once_and_their_tasks_left_moved(
+    world: FakeWorld,
+) -> None:
+    old = await list_id(world)
+    mine = world.task_lists.put("g1", old, task("S"))
+    await migrate(world, "s1")
+    people = {"g1": DirectoryUser("g1", "user1@contoso.example", "user1@contoso.example", (), True)}
+    world.directory.add(FakeOrganisation(DIRECTORY, {TID}, people, consented=True))
+    found = await user(world)
+    staff, switches = parse_staff_put("s1", {"email": found.staff.email, "todo_list_name": "ERP+"})
+    await put_staff(world.services, TID, staff, switches)
+    await run_all(world)  # no notification, no nightly run: the rename's own job
+    state = (await user(world)).task_sync
+    new = await world.task_lists.connector_list("g1", "ERP+")
+    assert state.list_id == new != old and world.task_lists.subscribed() == {("g1", new)}
+    assert reasons(world) == {mine.id: "moved"}
+
+
+async def test_a_list_renamed_for_the_tenant_is_followed_at_once(world: FakeWorld) -> None:
+    old = await list_id(world, "g2")
+    mine = world.task_lists.put("g2", old, task("S2"))
+    await migrate(world, "s1", "s2")
+    await update_settings(world.services, TID, {"todo_list_name": "From the ERP"})
+    await run_all(world)
+    new = await world.task_lists.connector_list("g2", "From the ERP")
+    assert (await user(world, "s2")).task_sync.list_id == new != old
+    assert ("g2", new) in world.task_lists.subscribed() and ("g2", old) not in world.task_lists.subscribed()
+    assert reasons(world) == {mine.id: "moved"}

@@ -19,6 +19,8 @@ from shared.service.commands import parse_staff_put
 from shared.service.errors import InvalidInput
 from shared.service.job_handlers import run_job
 from shared.service.records import WorkingHours, WorkingHoursRecord
+from shared.service.schedules import nightly_tenant
+from shared.service.sync import request_tenant_resync, request_user_resync
 from shared.service.task_api import delete_task, get_task, put_task
 from shared.service.task_bodies import parse_task
 from shared.service.tenant_disconnect import purge_rows
@@ -197,6 +199,33 @@ async def test_a_create_answered_503_after_it_took_effect_is_made_once(world: Fa
     assert [c.graph_id for c in record.checklist] == [made.checklist[0].id]
 
 
+async def test_a_checklist_step_whose_add_was_answered_503_after_it_took_effect_is_added_once(
+    world: FakeWorld,
+) -> None:
+    await put(world, "t1", checklist=[{"id": "a", "title": "Price"}])
+    world.todo.fail("add_checklist_item", "lost")
+    await put(world, "t1", checklist=[{"id": "a", "title": "Price"}, {"id": "b", "title": "Sign"}])
+    [made] = in_list(world, "g1")
+    assert [c.title for c in made.checklist] == ["Price", "Sign"]
+    record = await get_task(world.services, TID, "t1")
+    assert (record.state, record.written_revision) == (TaskState.SYNCED, 2)
+    assert [(c.id, c.graph_id) for c in record.checklist] == [
+        (c, e.id) for c, e in zip("ab", made.checklist, strict=True)
+    ]
+    await put(world, "t1", checklist=[{"id": "a", "title": "Price"}])  # the step the retry found goes
+    assert [c.title for c in in_list(world, "g1")[0].checklist] == ["Price"]
+
+
+async def test_a_step_whose_add_never_reached_to_do_is_added_on_the_retry(world: FakeWorld) -> None:
+    await put(world, "t1")
+    world.todo.fail("add_checklist_item", "throttle")
+    await put(world, "t1", checklist=[{"id": "a", "title": "Price"}])
+    [made] = in_list(world, "g1")
+    assert [c.title for c in made.checklist] == ["Price"]
+    record = await get_task(world.services, TID, "t1")
+    assert [c.graph_id for c in record.checklist] == [made.checklist[0].id]
+
+
 async def test_each_write_costs_one_graph_request_once_the_list_is_known(world: FakeWorld) -> None:
     await put(world, "t0")  # finds (1) and makes (1) the list, makes the task (1)
     assert world.todo.requests == 3
@@ -293,3 +322,39 @@ async def test_a_new_tenant_list_name_moves_the_tasks_not_in_a_staff_members_own
         len(world.todo.tasks_in("g1", "Host work")) == 1 and len(world.todo.tasks_in("g2", "Host work")) == 1
     )
     assert {(await get_task(world.services, TID, t)).state for t in ("t1", "t2")} == {TaskState.SYNCED}
+
+
+async def lost_and_refused(world: FakeWorld) -> None:
+    """t1's write job is lost (pending), t2's create is refused by To Do (failed), t3 is written (synced)."""
+    await put_task(world.services, TID, parse_task("t1", {"staff_id": "s1", "title": "Lost"}))
+    world.jobs.take()  # its job went to the poison queue
+    world.todo.fail("create_task", "refused")
+    await put(world, "t2", title="Refused")
+    await put(world, "t3", title="Written")
+    states = {t: (await get_task(world.services, TID, t)).state for t in ("t1", "t2", "t3")}
+    assert states == {"t1": TaskState.PENDING, "t2": TaskState.FAILED, "t3": TaskState.SYNCED}
+
+
+@pytest.mark.parametrize("resync", ["nightly", "user", "tenant"])
+async def test_the_nightly_run_and_resyncs_write_the_hosts_unsettled_tasks_again(
+    world: FakeWorld, resync: str
+) -> None:
+    await lost_and_refused(world)
+    if resync == "nightly":
+        await nightly_tenant(world.services, TID)
+    elif resync == "user":
+        await request_user_resync(world.services, TID, "s1")
+    else:
+        await request_tenant_resync(world.services, TID)
+    await run_all(world)
+    assert sorted(t.draft.title for t in in_list(world, "g1")) == ["Lost", "Refused", "Written"]
+    for task_id in ("t1", "t2", "t3"):
+        assert (await get_task(world.services, TID, task_id)).state is TaskState.SYNCED
+    # each revision's outcome told once: t2's revision was told failed before
+    assert sorted(d["task_id"] for d in feed(world, "task.synced")) == ["t1", "t3"]
+
+
+async def test_a_resync_of_the_failed_only_leaves_a_pending_task_to_its_job(world: FakeWorld) -> None:
+    await lost_and_refused(world)
+    await request_tenant_resync(world.services, TID, only_failed=True)
+    assert [j.task_id for j in world.jobs.take() if isinstance(j, jobs.WriteTask)] == ["t2"]
