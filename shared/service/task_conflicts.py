@@ -7,6 +7,10 @@ answers, `task.changed_in_outlook`, beside its other changes:
 - host wins: the task's row turns `pending` and its write job is queued, so the host's revision is written
   again (PATCHed whole, or made anew where it was deleted or moved); `resolution` reverted or recreated;
 - Outlook wins: To Do's version is kept until the host's next revision; `resolution` kept.
+Staff's progress is no conflict under either policy: the host's task whose status (and completion time)
+moved on in To Do, its title, due day, importance and categories as the host wrote them, is told as
+`task.updated` with the host's id and left as it is (a task list's two-way promise: a task completed in
+To Do reaches the host, and is not put back). The body is not compared (To Do may rewrite its markup).
 The task is shown as `task.*` changes show it (only its state and days in privacy mode). A task whose row
 the host deleted or moved on (it names no task or another To Do task) is no conflict: it is told as any
 task's `task.updated` / `task.deleted`, with the host's id.
@@ -41,7 +45,10 @@ async def settle_edits(
     changes: list[Change] = []
     writes: list[jobs.Job] = []
     for edit in edits:
-        record = await _still_written(services, tenant.tenant_id, edit, put_back=host_wins)
+        progress = await _progress(services, tenant.tenant_id, edit)
+        record = (
+            None if progress else await _still_written(services, tenant.tenant_id, edit, put_back=host_wins)
+        )
         if record is None:  # no conflict: told as any task's change, with the host's id
             changes.append(_plain(tenant.tenant_id, staff_id, edit, now))
             continue
@@ -61,6 +68,26 @@ async def settle_edits(
     if writes:
         await services.jobs.enqueue(writes)
     return changes
+
+
+async def _progress(services: TaskConflictPorts, tenant_id: str, edit: OutlookEdit) -> bool:
+    """Staff moved the host's task on in To Do (its status or completion) and changed nothing else the
+    host wrote."""
+    if edit.change is not EditKind.UPDATED or edit.task is None:
+        return False
+    record = await services.tasks.get(tenant_id, edit.host_task_id)
+    if not _names(record, edit):
+        return False
+    assert record is not None and record.task is not None
+    host, todo = record.task, edit.task
+    moved_on = host.status.value != todo.status.value or host.completed_at != todo.completed_at
+    return (
+        moved_on
+        and todo.title == host.title
+        and todo.importance == host.importance.value
+        and todo.due == (host.due.day if host.due is not None else None)
+        and tuple(todo.categories) == tuple(host.categories)
+    )
 
 
 def _plain(tenant_id: str, staff_id: str, edit: OutlookEdit, now: datetime) -> Change:

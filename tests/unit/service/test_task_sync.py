@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -545,3 +545,22 @@ async def test_a_list_renamed_for_the_tenant_is_followed_at_once(world: FakeWorl
     assert (await user(world, "s2")).task_sync.list_id == new != old
     assert ("g2", new) in world.task_lists.subscribed() and ("g2", old) not in world.task_lists.subscribed()
     assert reasons(world) == {mine.id: "moved"}
+
+
+@pytest.mark.parametrize("policy", [ConflictPolicy.HOST_WINS, ConflictPolicy.OUTLOOK_WINS])
+async def test_the_hosts_task_completed_in_to_do_reaches_the_host_and_stays_completed(
+    world: FakeWorld, policy: ConflictPolicy
+) -> None:
+    seen = await hosts_task_seen(world, policy)
+    before = in_todo(world).version
+    done_at = datetime(2026, 12, 4, 16, 30, tzinfo=UTC)
+    world.task_lists.put(
+        "g1", seen_list(world), edited(seen, status=TaskStatus.COMPLETED, completed_at=done_at)
+    )
+    await notify_tasks(world)
+    await run_all(world)
+    assert told(world) == []  # staff's progress is no conflict, under either policy
+    [updated] = [c.data for c in changes(world, "task.updated")]
+    assert (updated["task_id"], updated["task"]["status"]) == ("T-1", "completed")
+    assert in_todo(world).version == before  # nothing written back: it stays completed
+    assert (await get_task(world.services, TID, "T-1")).state is TaskState.SYNCED
