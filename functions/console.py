@@ -129,7 +129,7 @@ async def console_tenant(req: func.HttpRequest) -> func.HttpResponse:
 @console_api
 async def console_users(req: func.HttpRequest) -> func.HttpResponse:
     services, tid = await _authorized(req)
-    page = await users.list_users(services, tid, user_query(req))
+    page = await users.list_users(services, tid, user_query(req), kept=True)
     return json_response(user_page_json(page))
 
 

@@ -196,5 +196,5 @@ class Overview:
 
 async def overview(services: OverviewPorts, tenant_id: str) -> Overview:
     tenant = await tenants.get_tenant(services, tenant_id)
-    progress = await tenants.tenant_progress(services, tenant)
+    progress = await tenants.tenant_progress(services, tenant, kept=True)  # polled every 3 s
     return Overview(tenant, progress, len(await services.dead_letters.list(tenant.tenant_id)))

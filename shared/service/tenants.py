@@ -134,8 +134,10 @@ async def mark_consent_revoked(services: TenantEventPorts, tenant_id: str, reaso
         log.warning("consent revoked: %s", reason)
 
 
-async def tenant_progress(services: ProgressPorts, tenant: Tenant) -> Progress:
-    users = await services.users.console_users(tenant.tenant_id)
+async def tenant_progress(services: ProgressPorts, tenant: Tenant, *, kept: bool = False) -> Progress:
+    """The migration's progress: from the users read now, or for the console's polling (`kept`) from a
+    listing a few seconds old at most."""
+    users = await (services.users.console_users if kept else services.users.list_all)(tenant.tenant_id)
     return progress(
         tenant.state, users, tenant.connected_at, services.clock.now(), scope=tenant.settings.user_scope
     )

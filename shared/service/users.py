@@ -234,9 +234,13 @@ async def delete_staff(services: StaffRemovalPorts, tenant_id: str, staff_id: st
     await services.busy.delete_user(tenant_id, staff_id)  # its time is no one's to offer any more
 
 
-async def list_users(services: StaffPorts, tenant_id: str, query: UserQuery) -> UserPage:
+async def list_users(
+    services: StaffPorts, tenant_id: str, query: UserQuery, *, kept: bool = False
+) -> UserPage:
+    """The host's `GET /users` reads the users now; the console's polling (`kept`) a listing a few seconds
+    old at most."""
     await get_tenant(services, tenant_id)
-    return await services.users.query(tenant_id, query)
+    return await services.users.query(tenant_id, query, kept=kept)
 
 
 async def request_rematch(services: RematchPorts, tenant_id: str) -> Tenant:

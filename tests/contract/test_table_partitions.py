@@ -208,9 +208,9 @@ async def test_a_polling_console_reads_the_users_partition_once_per_window(
     saved = await users.save_all(staff)
 
     with recorded_table_requests(azurite.table_endpoint) as polls:
-        for _ in range(3):  # progress and GET /users, polled
+        for _ in range(3):  # the console's progress and users table, polled
             assert len(await users.console_users(CONTOSO)) == 5
-            assert (await users.query(CONTOSO, UserQuery(page_size=2))).total == 5
+            assert (await users.query(CONTOSO, UserQuery(page_size=2), kept=True)).total == 5
     assert len(polls) == 1
 
     first = saved[0]
@@ -219,3 +219,13 @@ async def test_a_polling_console_reads_the_users_partition_once_per_window(
     await users.delete(CONTOSO, "s4")
     listed = {u.staff_id: u.staff.display_name for u in await users.console_users(CONTOSO)}
     assert listed == {"s0": "Renamed", "s1": "S1", "s2": "S2", "s3": "S3"}  # this worker's changes: at once
+    # another worker's change: the console's listing shows it within its window, the host's API at once
+    other = TableUsers(storage)
+    renamed = await other.get(CONTOSO, "s1")
+    assert renamed is not None
+    await other.save(replace(renamed, staff=replace(renamed.staff, display_name="Elsewhere")))
+    kept = {
+        u.staff_id: u.staff.display_name for u in (await users.query(CONTOSO, UserQuery(), kept=True)).users
+    }
+    fresh = {u.staff_id: u.staff.display_name for u in (await users.query(CONTOSO, UserQuery())).users}
+    assert (names[0]["s1"], names[1]["s1"]) == ("S1", "Elsewhere")

@@ -273,8 +273,7 @@ async def test_the_staff_members_own_list_name_and_a_list_that_cannot_be_made(or
     synced = settled(org, task_id, 2)
     assert synced["state"] == "synced", synced
     assert lists(org, "pago")["ERP+"] == synced["list_id"]
-    # the listing is read at most every 10 s per worker (README): the reason goes within that
-    wait_for(lambda: user_row(org, "s-pago")["todo_list_reason"] is None or None, timeout=30)
+    assert user_row(org, "s-pago")["todo_list_reason"] is None
 
 
 @pytest.mark.parametrize("name", sorted(ZONES))

@@ -120,8 +120,8 @@ class FakeUsers:
     async def console_users(self, tenant_id: str) -> list[UserRecord]:
         return await self.list_all(tenant_id)
 
-    async def query(self, tenant_id: str, query: UserQuery) -> UserPage:
-        return page_users(await self.list_all(tenant_id), query)
+    async def query(self, tenant_id: str, query: UserQuery, *, kept: bool = False) -> UserPage:
+        return page_users(await (self.console_users if kept else self.list_all)(tenant_id), query)
 
     async def save(self, user: UserRecord) -> UserRecord:
         key = (user.tenant_id, user.staff_id)

@@ -288,8 +288,8 @@ class TableUsers:
             return True
         return False
 
-    async def query(self, tenant_id: str, query: UserQuery) -> UserPage:
-        return page_users(await self.console_users(tenant_id), query)
+    async def query(self, tenant_id: str, query: UserQuery, *, kept: bool = False) -> UserPage:
+        return page_users(await (self.console_users if kept else self.list_all)(tenant_id), query)
 
     async def save(self, user: UserRecord) -> UserRecord:
         self._changed(user.tenant_id)

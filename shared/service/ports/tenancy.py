@@ -42,13 +42,14 @@ class UserRepository(Protocol):
         ...
 
     async def console_users(self, tenant_id: str) -> list[UserRecord]:
-        """The tenant's users for the admin's views (progress, `GET /users`): a listing this worker read at
-        most a few seconds ago (`CONSOLE_LISTING_SECONDS` in the table adapter), read again at once after
-        this worker changed one of them."""
+        """The tenant's users for the console's polled views (progress, the users table): a listing this
+        worker read at most a few seconds ago (`CONSOLE_LISTING_SECONDS` in the table adapter), read again
+        at once after this worker changed one of them."""
         ...
 
-    async def query(self, tenant_id: str, query: UserQuery) -> UserPage:
-        """A page of `console_users`, filtered and sorted."""
+    async def query(self, tenant_id: str, query: UserQuery, *, kept: bool = False) -> UserPage:
+        """A page of the tenant's users, filtered and sorted: of `console_users` when `kept` (the console's
+        polling), else read now (the host's API)."""
         ...
 
     async def save(self, user: UserRecord) -> UserRecord:
