@@ -224,8 +224,7 @@ async def test_a_polling_console_reads_the_users_partition_once_per_window(
     renamed = await other.get(CONTOSO, "s1")
     assert renamed is not None
     await other.save(replace(renamed, staff=replace(renamed.staff, display_name="Elsewhere")))
-    kept = {
-        u.staff_id: u.staff.display_name for u in (await users.query(CONTOSO, UserQuery(), kept=True)).users
-    }
-    fresh = {u.staff_id: u.staff.display_name for u in (await users.query(CONTOSO, UserQuery())).users}
+    kept = (await users.query(CONTOSO, UserQuery(), kept=True)).users
+    fresh = (await users.query(CONTOSO, UserQuery())).users
+    names = [{u.staff_id: u.staff.display_name for u in listing} for listing in (kept, fresh)]
     assert (names[0]["s1"], names[1]["s1"]) == ("S1", "Elsewhere")
