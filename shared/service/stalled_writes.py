@@ -6,8 +6,9 @@ the row cannot survive alone is the job going missing: the enqueue failing after
 (storage restarting between the two), a message lost with the queue, or a job that gave up (poison
 queue, throttling exhausted). The sweep, on the renewal timer's tenant job, reads the rows still
 unfinished (appointments whose latest revision has no reported outcome, tasks `pending`, mail neither
-sent nor failed) that have not changed for `STALLED_AFTER`, and queues their jobs again. A row that
-settles meanwhile is left as it is by its job (the stored revision and state decide).
+sent nor failed) that have not changed for `STALLED_AFTER`, and queues their jobs again; an admin's
+resync (`request_tenant_resync`) does the same. A row that settles meanwhile is left as it is by its job
+(the stored revision and state decide).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from shared.service.tenants import TenantPorts
 
 log = get_logger("stalled_writes")
 
-# Longer than a job takes (with its throttling retries' first steps and a check-back under the write
-# lease, 2 minutes): a row unchanged for this long has no job working on it.
-STALLED_AFTER: Final = timedelta(minutes=10)
+# Longer than a job takes under its lease (2 minutes; a lease taken makes the job check back later):
+# a row unchanged for this long has no job about to finish it. One queued too early costs a job that
+# finds the row settled, or the lease taken.
+STALLED_AFTER: Final = timedelta(minutes=3)
 REASON: Final = "stalled"
 
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.domain.appointments import Appointment
+from shared.domain.appointments import Appointment, AppointmentRecord
 from shared.domain.mail import MailState
 from shared.domain.tasks import TaskState
 from shared.domain.tenants import TenantState
@@ -140,3 +140,54 @@ async def test_mail_accepted_whose_send_job_was_lost_is_sent_once(world: FakeWor
 
     assert (await get_mail(world.services, TID, "m-1")).state is MailState.SENT
     assert world.outlook_mail.copies("m-1") == 1
+
+
+class StorageRestarting(ConnectionError):
+    """Table storage gone for a moment (Azurite restarting)."""
+
+
+def storage_fails_once_after_a_create(world: FakeWorld) -> None:
+    """The appointment row cannot be saved once Graph has made an event: the write job dies between
+    Graph's answer and storing its copies."""
+    save = world.appointments.save
+
+    async def failing(record: AppointmentRecord) -> AppointmentRecord:
+        if any(c.event_id for c in record.copies.values()) and not failed:
+            failed.append(record)
+            raise StorageRestarting("the table service is restarting")
+        return await save(record)
+
+    failed: list[AppointmentRecord] = []
+    world.appointments.save = failing  # type: ignore[method-assign]
+
+
+async def test_events_made_by_a_job_that_died_before_storing_them_go_with_the_deletion(
+    world: FakeWorld,
+) -> None:
+    await put_appointment(world.services, TID, intake())
+    storage_fails_once_after_a_create(world)
+    [job] = [j for j in world.jobs.take() if j.queue == jobs.WRITE_QUEUE]
+    with pytest.raises(StorageRestarting):
+        await run_job(world.services, job)  # its message lost with the restart: never run again
+    assert events_in(world, "g1") == events_in(world, "g2") == ["Intake"]
+
+    await delete_appointment(world.services, TID, "a-1")
+    await run_all(world)
+
+    assert events_in(world, "g1") == events_in(world, "g2") == []
+    with pytest.raises(NotFound):
+        await get_appointment(world.services, TID, "a-1")
+
+
+async def test_a_staff_member_dropped_after_a_job_died_keeps_no_event(world: FakeWorld) -> None:
+    await put_appointment(world.services, TID, intake())
+    storage_fails_once_after_a_create(world)
+    [job] = [j for j in world.jobs.take() if j.queue == jobs.WRITE_QUEUE]
+    with pytest.raises(StorageRestarting):
+        await run_job(world.services, job)
+
+    await put_appointment(world.services, TID, replace(intake(), staff_ids=("s2",), subject="Intake 2"))
+    await run_all(world)
+
+    assert events_in(world, "g1") == []
+    assert events_in(world, "g2") == ["Intake 2"]  # the event made the first time, updated: not a second
