@@ -91,6 +91,7 @@ class WritePorts(
 LEASE_TTL: Final = timedelta(minutes=2)
 CALENDAR_CONCURRENCY: Final = 8  # staff calendars written at once (each is its own mailbox)
 SAVE_ATTEMPTS: Final = 5
+CREATE_SENT: Final = "create"  # a copy's `sent` before its first create: no draft's digest, only the mark
 
 SWITCHED_OFF: Final = "calendar_to_outlook is switched off for this staff member; the copy is left as it was"
 _PROBLEMS: Final = {
@@ -155,6 +156,7 @@ async def _write_once(services: WritePorts, job: WriteAppointment, recheck: Sequ
     plan = plan_writes(planned, targets, mode, recheck=recheck)
     flagged = frozenset(job.events)
     started = services.clock.now()
+    record = await _note_creates(services, record, plan.writes)
     run = WritePass(services, tenant, record, frozenset(recheck), flagged, targets, {}, set(), [])
     run.meeting = record.meeting
     try:
@@ -177,6 +179,52 @@ async def _write_once(services: WritePorts, job: WriteAppointment, recheck: Sequ
     if run.throttled is not None:
         await _retry_later(services.jobs, job, run.throttled)
     await monitor.record(services.messages, _pushes(run, job, started))
+
+
+async def _note_creates(
+    services: WritePorts, record: AppointmentRecord, steps: Sequence[WriteStep]
+) -> AppointmentRecord:
+    """Before Graph makes an event the record has no copy for, the record says a create goes out to that
+    mailbox (a pending copy, `sent`): a job that dies after Graph's answer, or whose save fails (storage
+    restarting), leaves a copy the next pass makes again with the same transactionId (Graph answers the
+    event made the first time) or, the staff member gone or the appointment deleted, finds by the
+    connector's property and deletes (`delete_copy`); never an event nothing points to. One save per pass
+    that makes new copies."""
+    fresh = {
+        step.copy.staff_id: replace(
+            step.copy,
+            state=CopyState.PENDING,
+            graph_user_id=step.target.graph_user_id,
+            sent=step.copy.sent or CREATE_SENT,
+        )
+        for step in steps
+        if step.kind is StepKind.CREATE
+        and step.target is not None
+        and step.target.graph_user_id is not None
+        and step.copy.event_id is None
+        and not step.copy.sent
+    }
+    if not fresh:
+        return record
+
+    def noted(current: AppointmentRecord | None) -> AppointmentRecord | None:
+        if current is None or current.revision != record.revision:
+            return None  # deleted or revised meanwhile: that revision's job notes its own
+        unknown = {
+            staff_id: copy
+            for staff_id, copy in fresh.items()
+            if (held := current.copies.get(staff_id)) is None or (held.event_id is None and not held.sent)
+        }
+        return replace(current, copies={**current.copies, **unknown}) if unknown else None
+
+    done = await update_optimistically(
+        starting_from(record, lambda: services.appointments.get(record.tenant_id, record.appointment_id)),
+        noted,
+        services.appointments.save,
+        attempts=SAVE_ATTEMPTS,
+        contended=Conflict("appointment_id", "the appointment kept changing while its copies were written"),
+    )
+    return done.saved or record
 
 
 def _pushes(run: WritePass, job: WriteAppointment, started: datetime) -> list[monitor.MonitoredMessage]:

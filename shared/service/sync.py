@@ -44,8 +44,6 @@ from shared.observability import bound, get_logger
 from shared.service import jobs, monitor
 from shared.service.busy_index import read_hours, refresh_index, store_hours
 from shared.service.context import (
-    UsesJobs,
-    UsesTasks,
     UsesUsers,
 )
 from shared.service.errors import (
@@ -65,6 +63,7 @@ from shared.service.ports.tenancy import UserRepository
 from shared.service.publishing import publish
 from shared.service.records import Change, DeltaRead, UserBusy, Watched, WorkingHours
 from shared.service.retries import THROTTLED, StillContended, starting_from, update_optimistically
+from shared.service.stalled_writes import StalledWritePorts, requeue_stalled_writes
 from shared.service.subscriptions import (
     NOTIFIED_GRANULARITY,
     SubscribePorts,
@@ -78,8 +77,9 @@ from shared.service.users import StaffPorts
 log = get_logger("sync")
 
 
-class ResyncPorts(StaffPorts, UsesJobs, UsesTasks, Protocol):
-    """A resync asked for by the API or the console: the tenant, its users, the host's tasks, the queue."""
+class ResyncPorts(StaffPorts, StalledWritePorts, Protocol):
+    """A resync asked for by the API or the console: the tenant, its users, the host's tasks, the queue,
+    and the host writes left unfinished (queued again with the resync)."""
 
 
 class MigrationPorts(TenantEventPorts, UsesUsers, Protocol):
@@ -804,4 +804,5 @@ async def request_tenant_resync(services: ResyncPorts, tenant_id: str, *, only_f
         if not only_failed or t.state is not TaskState.PENDING
     ]
     await services.jobs.enqueue(queued)
+    await requeue_stalled_writes(services, tenant_id)  # what a resync cannot read back: the host's writes
     return len(chosen)

@@ -26,6 +26,7 @@ from shared.service.schedules import (
     reconcile_tenant,
     renew_tenant_subscriptions,
 )
+from shared.service.stalled_writes import StalledWritePorts, requeue_stalled_writes
 from shared.service.sync import MigrationPorts, ResyncPorts, maybe_finish_migration
 from shared.service.tenant_disconnect import DisconnectPorts, finish_disconnect
 from shared.service.tenants import mark_consent_revoked
@@ -61,8 +62,13 @@ async def discover(services: DiscoveryPorts, job: TenantJob) -> None:
     await _advance_after_discovery(services, job.tenant_id)
 
 
-async def renew_subscriptions(services: RenewalPorts, job: TenantJob) -> None:
+class RenewalJobPorts(RenewalPorts, StalledWritePorts, Protocol):
+    """The renewal timer's tenant job: the subscriptions, then the host writes left unfinished."""
+
+
+async def renew_subscriptions(services: RenewalJobPorts, job: TenantJob) -> None:
     await renew_tenant_subscriptions(services, job.tenant_id)
+    await requeue_stalled_writes(services, job.tenant_id)
 
 
 async def nightly(services: NightlyPorts, job: TenantJob) -> None:

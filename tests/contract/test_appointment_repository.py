@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -120,6 +120,12 @@ async def test_unsettled_lists_the_revisions_without_an_outcome(repo: Appointmen
     await repo.save(replace(saved, reported_revision=saved.revision))
     assert await repo.unsettled("contoso.example") == []
     assert await repo.unsettled("fabrikam.example") == []
+
+
+async def test_unsettled_since_lists_only_rows_unchanged_since(repo: AppointmentRepository) -> None:
+    await repo.save(record())  # updated at T0
+    assert await repo.unsettled("contoso.example", updated_before=T0 + timedelta(seconds=1)) == ["a.1~x@y"]
+    assert await repo.unsettled("contoso.example", updated_before=T0) == []
 
 
 async def test_naming_lists_the_appointments_of_a_staff_member_and_those_holding_their_copy(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -62,6 +62,23 @@ def content(size: int = 10) -> MailContent:
         importance="high",
         headers=(("X-Quote", "4471"), ("X-Desk", "north")),
     )
+
+
+async def test_unfinished_lists_the_messages_neither_sent_nor_failed_unchanged_since(
+    rows: MailRepository,
+) -> None:
+    later = T0 + timedelta(minutes=5)
+    waiting = await rows.save(queued("m-1"))
+    sending = await rows.save(replace(queued("m-2"), state=MailState.SENDING))
+    await rows.save(replace(queued("m-3"), state=MailState.SENT))
+    await rows.save(replace(queued("m-4"), state=MailState.FAILED))
+    await rows.save(replace(queued("m-5"), updated_at=later))  # changed since
+    await rows.save(queued("m-1", tenant_id="fabrikam.example"))
+
+    found = await rows.unfinished(TID, updated_before=T0 + timedelta(minutes=1))
+
+    assert sorted(found, key=lambda r: r.message_id) == [waiting, sending]
+    assert await rows.unfinished(TID, updated_before=T0) == []
 
 
 async def test_a_row_round_trips_and_saves_are_guarded(rows: MailRepository) -> None:

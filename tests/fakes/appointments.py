@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
+from datetime import datetime
 
 from shared.domain.appointments import AppointmentRecord
 from shared.service.errors import AlreadyExists, StaleWrite
@@ -39,11 +40,13 @@ class FakeAppointments:
             raise StaleWrite(record.appointment_id)
         del self.rows[key]
 
-    async def unsettled(self, tenant_id: str) -> list[str]:
+    async def unsettled(self, tenant_id: str, *, updated_before: datetime | None = None) -> list[str]:
         return [
             r.appointment_id
             for (t, _), r in self.rows.items()
-            if t == tenant_id and r.reported_revision < r.revision
+            if t == tenant_id
+            and r.reported_revision < r.revision
+            and (updated_before is None or r.updated_at < updated_before)
         ]
 
     async def naming(self, tenant_id: str, staff_id: str) -> list[str]:

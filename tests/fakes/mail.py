@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from shared.domain.mail import MailAttachment, MailContent, MailRecord
 from shared.domain.tenants import Tenant
@@ -49,6 +50,13 @@ class FakeMailRows:
         saved = replace(record, etag=f"m{next(_etags)}")
         self.rows[key] = saved
         return saved
+
+    async def unfinished(self, tenant_id: str, *, updated_before: datetime) -> list[MailRecord]:
+        return [
+            r
+            for (t, _), r in self.rows.items()
+            if t == tenant_id and not r.state.final and r.updated_at < updated_before
+        ]
 
     async def delete_tenant(self, tenant_id: str) -> None:
         for key in [k for k in self.rows if k[0] == tenant_id]:

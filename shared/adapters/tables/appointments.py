@@ -166,15 +166,19 @@ class TableAppointments(TableAdapter):
         except ResourceNotFoundError:
             return
 
-    async def unsettled(self, tenant_id: str) -> list[str]:
+    async def unsettled(self, tenant_id: str, *, updated_before: datetime | None = None) -> list[str]:
         table = await self._table(tenant_id)
         query = table.query_entities(
             "PartitionKey eq @pk and Unsettled eq true",
             parameters={"pk": escape_key(tenant_id)},
-            select=["AppointmentId"],
+            select=["AppointmentId", "UpdatedAt"],
             results_per_page=1000,
         )
-        return [entity["AppointmentId"] async for entity in query]
+        return [
+            entity["AppointmentId"]
+            async for entity in query
+            if updated_before is None or required_utc(entity["UpdatedAt"]) < updated_before
+        ]
 
     async def naming(self, tenant_id: str, staff_id: str) -> list[str]:
         """A scan of the tenant's partition (a switch turned on is rare; the rows are read, not written)."""

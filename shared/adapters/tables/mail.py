@@ -9,6 +9,7 @@ message is sent or failed, `blobs/mail_content.py`). Replaces are guarded by the
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, Final
 
 from shared.adapters.storage import TenantStorage
@@ -92,6 +93,20 @@ class TableMail(TableAdapter):
     async def save(self, record: MailRecord) -> MailRecord:
         etag = await write_entity(await self._table(record.tenant_id), mail_to_entity(record), record.etag)
         return replace(record, etag=etag)
+
+    async def unfinished(self, tenant_id: str, *, updated_before: datetime) -> list[MailRecord]:
+        table = await self._table(tenant_id)
+        query = table.query_entities(
+            "PartitionKey eq @pk and State ne @sent and State ne @failed and UpdatedAt lt @before",
+            parameters={
+                "pk": escape_key(tenant_id),
+                "sent": MailState.SENT.value,
+                "failed": MailState.FAILED.value,
+                "before": updated_before,
+            },
+            results_per_page=1000,
+        )
+        return [mail_from_entity(entity) async for entity in query]
 
     async def delete_tenant(self, tenant_id: str) -> None:
         await delete_partition(await self._table(tenant_id), escape_key(tenant_id))

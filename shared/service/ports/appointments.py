@@ -4,7 +4,7 @@ calendars."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Protocol
 
 from shared.domain.appointments import AppointmentRecord, EventDraft, Override
@@ -24,8 +24,9 @@ class AppointmentRepository(Protocol):
         """Remove, guarded by `etag` (StaleWrite); gone already is fine."""
         ...
 
-    async def unsettled(self, tenant_id: str) -> list[str]:
-        """Ids of the appointments whose latest revision has no reported outcome yet."""
+    async def unsettled(self, tenant_id: str, *, updated_before: datetime | None = None) -> list[str]:
+        """Ids of the appointments whose latest revision has no reported outcome yet (and, with
+        `updated_before`, whose row has not changed since)."""
         ...
 
     async def naming(self, tenant_id: str, staff_id: str) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -17,6 +18,10 @@ class MailRepository(Protocol):
     async def get(self, tenant_id: str, message_id: str) -> MailRecord | None: ...
     async def save(self, record: MailRecord) -> MailRecord:
         """Insert when `etag` is None (AlreadyExists if taken), else replace guarded by it (StaleWrite)."""
+        ...
+
+    async def unfinished(self, tenant_id: str, *, updated_before: datetime) -> list[MailRecord]:
+        """The messages neither sent nor failed whose row has not changed since `updated_before`."""
         ...
 
     async def delete_tenant(self, tenant_id: str) -> None: ...
