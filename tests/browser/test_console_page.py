@@ -129,6 +129,22 @@ async def test_the_console_shows_progress_and_users_and_resyncs(connector: Conne
     await expect(rows.first.get_by_role("button", name="Resync")).to_be_disabled()
 
 
+async def test_at_a_laptops_width_only_the_users_table_scrolls_sideways(
+    connector: Connector, page: Page
+) -> None:
+    org = await demo_organisation(connector)
+    await page.set_viewport_size({"width": 1280, "height": 900})
+    await page.goto(console_link(connector, org["domain"])["url"])
+    await expect(page.locator("#users tbody tr")).to_have_count(12)
+    page_width = await page.evaluate("document.documentElement.scrollWidth")
+    assert page_width <= 1280, f"the page is {page_width} px wide in a 1280 px window"
+    for section in await page.locator("main > section:visible").all():
+        box = await section.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 1280
+    # what the panel cannot show, its own scrollbar reaches: the last column is still there
+    await expect(page.locator("#users thead th").last).to_be_attached()
+
+
 async def test_waiting_for_consent_the_bar_is_empty_not_full(connector: Connector, page: Page) -> None:
     # It showed a full bar and "100 % (0 of 0 users)" beside the staff waiting to be matched.
     org = await new_organisation(connector)
