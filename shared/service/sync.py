@@ -26,7 +26,7 @@ planner finds the status already stored, and nothing is announced twice or lost.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
@@ -410,7 +410,7 @@ async def _gather_state(
     early = masters_to_read(read.items, {}, complete=complete) if series and first else set()
     (stored, busy), masters, working_hours = await asyncio.gather(
         _stored(services, tenant, user, quiet=quiet, first=first),
-        _read_masters(services.calendar, tenant, user, early, gate),
+        _read_by_id(services.calendar.read_events, tenant, user, early, gate),
         _read_hours(services.calendar, tenant, user, gate) if hours else _no_hours(),
     )
     wanted = masters_to_read(read.items, stored, complete=complete) if series else set()
@@ -418,8 +418,8 @@ async def _gather_state(
     if len(gone) > REMOVALS_READ:  # a calendar emptied (the mass-deletion guard's case): not read one by one
         gone = set()
     later, removed_found = await asyncio.gather(
-        _read_masters(services.calendar, tenant, user, wanted - masters.keys(), gate),
-        _read_items(services.calendar, tenant, user, gone, gate),
+        _read_by_id(services.calendar.read_events, tenant, user, wanted - masters.keys(), gate),
+        _read_by_id(services.calendar.read_items, tenant, user, gone, gate),
     )
     return stored, busy, masters | later, working_hours, removed_found
 
@@ -448,26 +448,20 @@ async def _stored(
     return statuses, busy
 
 
-async def _read_items(
-    calendar: CalendarGateway, tenant: Tenant, user: UserRecord, wanted: set[str], gate: asyncio.Semaphore
+ReadById = Callable[[Tenant, str, list[str]], Awaitable[dict[str, OutlookEvent | None]]]
+
+
+async def _read_by_id(
+    read: ReadById, tenant: Tenant, user: UserRecord, wanted: set[str], gate: asyncio.Semaphore
 ) -> dict[str, OutlookEvent | None]:
-    """Removed items read again by id (None: Graph no longer has it)."""
+    """Events read by id under the mailbox's gate, in as few round trips as Graph allows (None: Graph no
+    longer has it): the series masters the plan needs (`series.masters_to_read`, `read_events`), removed
+    items the host knew (`series.removals_to_read`, `read_items`)."""
     assert user.graph_user_id is not None
     if not wanted:
         return {}
     async with gate:
-        return await calendar.read_items(tenant, user.graph_user_id, sorted(wanted))
-
-
-async def _read_masters(
-    calendar: CalendarGateway, tenant: Tenant, user: UserRecord, wanted: set[str], gate: asyncio.Semaphore
-) -> dict[str, OutlookEvent | None]:
-    """The series masters the plan needs (`series.masters_to_read`), in as few round trips as Graph allows."""
-    assert user.graph_user_id is not None
-    if not wanted:
-        return {}
-    async with gate:
-        return await calendar.read_events(tenant, user.graph_user_id, sorted(wanted))
+        return await read(tenant, user.graph_user_id, sorted(wanted))
 
 
 async def _same(user: UserRecord) -> UserRecord:
