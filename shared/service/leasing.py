@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Final
 
 from shared.observability import get_logger
-from shared.service.jobs import Job, RemoveStaff, SendMail, SyncTasks, SyncUser, WriteAppointment, WriteTask
+from shared.service.jobs import Job, SendMail, SyncTasks, SyncUser, WriteAppointment, WriteTask
 from shared.service.ports import JobQueue
 from shared.service.ports.clock import Clock
 from shared.service.ports.sync_storage import LeaseStore
@@ -26,7 +26,8 @@ from shared.service.records import LeaseOutcome
 log = get_logger("leasing")
 
 MAX_CHECK_BACKS: Final = 3
-_CHECKS_BACK: Final = (SyncUser, SyncTasks, WriteAppointment, SendMail, WriteTask, RemoveStaff)
+# The jobs that give up waiting after `MAX_CHECK_BACKS` (a staff member's clean-up goes ahead instead).
+_CHECKS_BACK: Final = (SyncUser, SyncTasks, WriteAppointment, SendMail, WriteTask)
 
 
 async def run_leased(

@@ -16,6 +16,8 @@ from shared.service.job_handlers import run_job, run_message
 from shared.service.jobs import Job, Notified
 from shared.service.leasing import MAX_CHECK_BACKS
 from shared.service.sync import LEASE_TTL
+from shared.service.task_sync import LEASE_TTL as TASK_LEASE_TTL
+from shared.service.task_sync import lease_key
 from tests.fakes.events import event
 from tests.fakes.outlook_tasks import task
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
@@ -131,3 +133,21 @@ async def test_a_check_back_delivered_again_after_its_worker_died_holding_the_le
     world.clock.advance(seconds=check.delay_seconds)  # the dead worker's lease lapsed meanwhile
     await run_job(world.services, check)
     assert feed(world, "s1")[-1] == "event.created"
+
+
+async def test_a_task_check_back_delivered_again_after_its_worker_died_holding_the_lease_takes_over(
+    world: FakeWorld,
+) -> None:
+    await migrate(world, "s1")
+    lst = (await user(world)).task_sync.list_id
+    assert lst is not None
+    last_check = jobs.sync_tasks(TID, "s1", "notified", check_back=MAX_CHECK_BACKS)
+    await world.leases.acquire(lease_key(TID, "s1"), "killed-worker", TASK_LEASE_TTL, world.clock.now())
+    world.task_lists.put("g1", lst, task("B"))
+    world.clock.advance(seconds=20)
+    await run_message(world.services, jobs.SYNC_QUEUE, encode(last_check), tries=2)
+    [check] = [j for j in world.jobs.take() if j.queue != jobs.DELIVERY_QUEUE]
+    assert timedelta(seconds=check.delay_seconds) > TASK_LEASE_TTL
+    world.clock.advance(seconds=check.delay_seconds)
+    await run_job(world.services, check)
+    assert [(kind, task_id) for kind, task_id, _ in about(world)][-1] == ("task.created", "B")
