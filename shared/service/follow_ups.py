@@ -2,34 +2,34 @@
 
 Graph may delay a change notification or drop it unrecoverably (an endpoint in the "drop" state, a
 subscription's paused notifications; graph-contract §5.6 and the lifecycle table: "resync via delta"). A
-notification's own run reads what changed up to then; a change made after
-it whose notification was lost would otherwise wait for the next notification of that mailbox, the
-silent-subscription check or the nightly run. So a notification marks the subscription's index record
-(`last_notified_at`, at most every `MARK_EVERY`) and each mark queues one catch-up `FOLLOW_UP_AFTER`
-later. Debounced: a catch-up finding a later mark stands down (that mark queued its own), so a burst of
-notifications costs one read after its last one. A change lost within `FOLLOW_UP_AFTER - MARK_EVERY` of the
-mailbox's last delivered notification heals within minutes; an isolated one, at the nightly run. An idle
-mailbox (no notification) costs nothing.
+notification's own run reads what changed up to then; a change made after it whose notification was
+lost would otherwise wait for the next notification of that mailbox, the silent-subscription check or
+the nightly run. So a notification marks the subscription's index record (`last_notified_at`, at most
+every `MARK_EVERY`) and each mark queues one catch-up of the calendar and one of the To Do list
+`FOLLOW_UP_AFTER` later, carrying the mark. Debounced: a catch-up finding a later mark of either stands
+down (that mark queued its own), so a burst of notifications costs one read of each after its last one.
+A change lost within `FOLLOW_UP_AFTER - MARK_EVERY` of the mailbox's last delivered notification (of
+its calendar or its list) heals within minutes; an isolated one, at the nightly run. An idle mailbox (no
+notification) costs nothing.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Final, Protocol
 
 from shared.observability import get_logger
 from shared.service import jobs
 from shared.service.context import UsesSubscriptionIndex, UsesUsers
-from shared.service.jobs import SyncTasks, SyncUser
-from shared.service.records import SubscriptionRecord, Watched
+from shared.service.jobs import Job, SyncTasks, SyncUser
+from shared.service.records import SubscriptionRecord
 
 log = get_logger("follow_ups")
 
 FOLLOW_UP_REASON: Final = "follow_up"
 FOLLOW_UP_AFTER: Final = timedelta(minutes=2)  # the catch-up, this long after the mark that queued it
 MARK_EVERY: Final = timedelta(seconds=30)  # a notification marks the index when the mark is older than this
-# A catch-up stands down for a mark this much younger than its own (marks are `MARK_EVERY` apart or more).
-_LATER_BY: Final = MARK_EVERY / 2
 
 
 class FollowUpPorts(UsesUsers, UsesSubscriptionIndex, Protocol):
@@ -47,29 +47,31 @@ def marks_now(record: SubscriptionRecord, now: datetime) -> bool:
     return record.last_notified_at is None or now - record.last_notified_at >= MARK_EVERY
 
 
-def follow_up(record: SubscriptionRecord) -> SyncUser | SyncTasks:
-    """The catch-up a mark queues: the calendar's or the To Do list's delta, `FOLLOW_UP_AFTER` from now."""
-    delay = int(FOLLOW_UP_AFTER.total_seconds())
-    if record.watches is Watched.TASKS:
-        return jobs.sync_tasks(record.tenant_id, record.staff_id, FOLLOW_UP_REASON, delay_seconds=delay)
-    return jobs.sync_user(record.tenant_id, record.staff_id, FOLLOW_UP_REASON, delay_seconds=delay)
+def follow_ups(record: SubscriptionRecord, now: datetime) -> list[Job]:
+    """The catch-ups a mark at `now` queues, `FOLLOW_UP_AFTER` later: the mailbox's calendar and its To Do
+    list both, whichever was notified (a list whose own notifications were all lost is read too)."""
+    delay, marked = int(FOLLOW_UP_AFTER.total_seconds()), now.isoformat()
+    tenant_id, staff_id = record.tenant_id, record.staff_id
+    return [
+        replace(jobs.sync_user(tenant_id, staff_id, FOLLOW_UP_REASON, delay_seconds=delay), marked_at=marked),
+        replace(
+            jobs.sync_tasks(tenant_id, staff_id, FOLLOW_UP_REASON, delay_seconds=delay), marked_at=marked
+        ),
+    ]
 
 
-async def superseded(services: FollowUpPorts, job: SyncUser | SyncTasks, now: datetime) -> bool:
-    """A catch-up whose mailbox was notified (marked) after the mark that queued it: the later mark's own
-    catch-up comes after it, so this one stands down. A late catch-up may miss that and run: one read more."""
-    if job.reason != FOLLOW_UP_REASON:
+async def superseded(services: FollowUpPorts, job: SyncUser | SyncTasks) -> bool:
+    """A catch-up with nothing to do: the mailbox was notified (marked) after the mark that queued it, so
+    the later mark's catch-up comes after this one; or the user is gone, or reads no To Do list."""
+    if job.reason != FOLLOW_UP_REASON or job.marked_at is None:
         return False
     user = await services.users.get(job.tenant_id, job.staff_id)
-    if user is None:
-        return False
-    subscription_id = user.task_sync.subscription_id if isinstance(job, SyncTasks) else user.subscription_id
-    if subscription_id is None:
-        return False
-    record = await services.subscription_index.get(subscription_id)
-    if record is None or record.last_notified_at is None:
-        return False
-    if record.last_notified_at > now - FOLLOW_UP_AFTER + _LATER_BY:
-        log.info("notified again since; the later catch-up reads it")
+    if user is None or (isinstance(job, SyncTasks) and user.task_sync.subscription_id is None):
         return True
+    own = datetime.fromisoformat(job.marked_at)
+    for subscription_id in (user.subscription_id, user.task_sync.subscription_id):
+        record = None if subscription_id is None else await services.subscription_index.get(subscription_id)
+        if record is not None and record.last_notified_at is not None and record.last_notified_at > own:
+            log.info("notified again since; the later catch-up reads it")
+            return True
     return False

@@ -54,7 +54,7 @@ from shared.service.errors import (
     RateLimited,
     TenantAccessError,
 )
-from shared.service.follow_ups import follow_up, marks_now, superseded
+from shared.service.follow_ups import follow_ups, marks_now, superseded
 from shared.service.jobs import NIGHTLY_REASON, RENEWAL_REASON, Notified, SyncMode, SyncUser, TaskMode
 from shared.service.leasing import check_back, run_leased
 from shared.service.monitor import MessageStatus
@@ -104,7 +104,7 @@ async def run_sync_job(services: SyncPorts, job: SyncUser) -> None:
     """A per-user job from the `sync-jobs` queue. Never raises for a condition a retry cannot fix."""
     staff_id = job.staff_id
     with bound(tenant=job.tenant_id, user=staff_id):
-        if await superseded(services, job, services.clock.now()):
+        if await superseded(services, job):
             return
         await _run_leased(services, job, staff_id)
 
@@ -122,7 +122,7 @@ async def run_notified(services: SyncPorts, job: Notified) -> None:
         # The renewal timer reads the mark (silent for a day?), and so does the catch-up it queues (notified
         # since?): a mark every half minute spares a write per notification.
         await services.subscription_index.put(replace(record, last_notified_at=now))
-        await services.jobs.enqueue([follow_up(record)])
+        await services.jobs.enqueue(follow_ups(record, now))
     if record.watches is Watched.TASKS:  # the user's To Do list changed: its own run, on its own lease
         await run_task_job(services, jobs.sync_tasks(record.tenant_id, record.staff_id, "notified"))
         return

@@ -112,7 +112,7 @@ async def run_task_job(services: TaskSyncPorts, job: SyncTasks) -> None:
         async def sync_pass(number: int) -> None:
             await _run_once(services, job if number == 0 else replace(job, kind=TaskMode.SYNC))
 
-        if await superseded(services, job, services.clock.now()):
+        if await superseded(services, job):
             return
         key = lease_key(job.tenant_id, job.staff_id)
         if not await run_leased(services.leases, services.clock, key, LEASE_TTL, sync_pass):

@@ -151,3 +151,21 @@ async def test_a_task_check_back_delivered_again_after_its_worker_died_holding_t
     world.clock.advance(seconds=check.delay_seconds)
     await run_job(world.services, check)
     assert [(kind, task_id) for kind, task_id, _ in about(world)][-1] == ("task.created", "B")
+
+
+async def test_a_to_do_change_whose_every_notification_was_lost_is_read_after_the_calendars(
+    world: FakeWorld,
+) -> None:
+    await migrate(world, "s1")
+    lst = (await user(world)).task_sync.list_id
+    assert lst is not None
+    world.task_lists.put("g1", lst, task("T"))  # the list's notification is lost: none comes
+    world.mailboxes.put("g1", event("A"))
+    await notify(world, "g1", "A")  # the calendar's arrives
+    later = await run_notifications(world)
+    assert about(world) == []
+    world.clock.advance(seconds=max(j.delay_seconds for j in later))
+    for job in later:
+        await run_job(world.services, job)
+    await run_all(world)
+    assert [(kind, task_id) for kind, task_id, _ in about(world)] == [("task.created", "T")]
