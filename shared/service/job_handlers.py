@@ -30,6 +30,7 @@ from shared.service.jobs import (
     WriteAppointment,
     WriteTask,
 )
+from shared.service.leasing import redelivered
 from shared.service.mail_send import run_send_job
 from shared.service.staff_removal import run_remove_staff
 from shared.service.sync import run_notified, run_sync_job
@@ -116,7 +117,7 @@ async def run_message(
         with bound(**log_fields):
             log.error("dropping a message on %s that carries no job: %s", queue, error)
         return
-    job = envelope.job
+    job = envelope.job if tries <= 1 else redelivered(envelope.job)
     tenant = job.directory_id if isinstance(job, Notified) else job.tenant_id
     last_try = tries >= MAX_DEQUEUE
     with bound(tenant=tenant, job=str(job.kind), **log_fields):

@@ -45,6 +45,7 @@ class SyncUser:
     force: bool = False  # a requested resync reads the whole window even if it read it lately
     attempt: int = 0  # throttled runs so far
     check_back: int = 0  # runs queued again because another worker held the user's lease
+    marked_at: str | None = None  # a follow-up catch-up: the notification mark that queued it (ISO 8601)
     delay_seconds: int = 0
     queue: ClassVar[str] = SYNC_QUEUE
 
@@ -60,6 +61,7 @@ class SyncTasks:
     reason: str = "notified"
     attempt: int = 0  # throttled runs so far
     check_back: int = 0  # runs queued again because another worker held the list's lease
+    marked_at: str | None = None  # a follow-up catch-up: the notification mark that queued it (ISO 8601)
     delay_seconds: int = 0
     queue: ClassVar[str] = SYNC_QUEUE
 

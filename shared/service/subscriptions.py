@@ -19,6 +19,7 @@ from shared.domain.users import UserRecord
 from shared.observability import get_logger
 from shared.service.context import UsesClock, UsesKeys, UsesSubscriptionIndex, UsesSubscriptions
 from shared.service.errors import SubscriptionGone
+from shared.service.follow_ups import unmarked_since
 from shared.service.keys import NOTIFICATION_KEY
 from shared.service.ports.sync_storage import SubscriptionIndex
 from shared.service.records import SubscriptionRecord
@@ -39,7 +40,7 @@ class SubscribePorts(UnsubscribePorts, UsesClock, UsesKeys, Protocol):
 LIFETIME: Final = timedelta(minutes=10_000)
 RENEW_BEFORE: Final = timedelta(hours=24)  # the renewal timer renews anything expiring sooner
 SILENT_AFTER: Final = timedelta(hours=24)  # no notification for this long: catch up with delta, check it
-NOTIFIED_GRANULARITY: Final = timedelta(hours=1)  # how fresh the index's "last notified" mark is kept
+NOTIFIED_GRANULARITY: Final = timedelta(hours=1)  # the nightly run marks what it checks, if marked longer ago
 
 
 def renewal_due(expires_at: datetime | None, now: datetime) -> bool:
@@ -90,7 +91,8 @@ async def _index(
     new: bool = False,
 ) -> None:
     """Index the subscription for the webhook and the renewal timer. A new one's silence is counted from
-    now (so a new one is written without reading first); a renewed one keeps its last notification."""
+    now, its first notification still queuing a catch-up (so a new one is written without reading
+    first); a renewed one keeps its last notification."""
     assert user.graph_user_id is not None
     existing = None if new else await index.get(subscription_id)
     await index.put(
@@ -100,7 +102,7 @@ async def _index(
             user.staff_id,
             user.graph_user_id,
             expires,
-            last_notified_at=existing.last_notified_at if existing else now,
+            last_notified_at=existing.last_notified_at if existing else unmarked_since(now),
         )
     )
 

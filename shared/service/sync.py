@@ -54,6 +54,7 @@ from shared.service.errors import (
     RateLimited,
     TenantAccessError,
 )
+from shared.service.follow_ups import follow_ups, marks_now, superseded
 from shared.service.jobs import NIGHTLY_REASON, RENEWAL_REASON, Notified, SyncMode, SyncUser, TaskMode
 from shared.service.leasing import check_back, run_leased
 from shared.service.monitor import MessageStatus
@@ -65,7 +66,6 @@ from shared.service.records import Change, DeltaRead, UserBusy, Watched, Working
 from shared.service.retries import THROTTLED, StillContended, starting_from, update_optimistically
 from shared.service.stalled_writes import StalledWritePorts, requeue_stalled_writes
 from shared.service.subscriptions import (
-    NOTIFIED_GRANULARITY,
     SubscribePorts,
     ensure_subscription,
     renewal_due,
@@ -106,6 +106,8 @@ async def run_sync_job(services: SyncPorts, job: SyncUser) -> None:
     """A per-user job from the `sync-jobs` queue. Never raises for a condition a retry cannot fix."""
     staff_id = job.staff_id
     with bound(tenant=job.tenant_id, user=staff_id):
+        if await superseded(services, job):
+            return
         await _run_leased(services, job, staff_id)
 
 
@@ -118,15 +120,17 @@ async def run_notified(services: SyncPorts, job: Notified) -> None:
         log.info("notification for unknown subscription %s dropped", subscription_id)
         return
     now = services.clock.now()
-    if record.last_notified_at is None or now - record.last_notified_at > NOTIFIED_GRANULARITY:
-        # Only the renewal timer reads it (silent for a day?): an hourly mark spares a write per notification.
+    if marks_now(record, now):
+        # The renewal timer reads the mark (silent for a day?), and so does the catch-up it queues (notified
+        # since?): a mark every half minute spares a write per notification.
         await services.subscription_index.put(replace(record, last_notified_at=now))
+        await services.jobs.enqueue(follow_ups(record, now))
     if record.watches is Watched.TASKS:  # the user's To Do list changed: its own run, on its own lease
         await run_task_job(services, jobs.sync_tasks(record.tenant_id, record.staff_id, "notified"))
         return
-    follow_up = jobs.sync_user(record.tenant_id, record.staff_id, "notified")
+    catch_up = jobs.sync_user(record.tenant_id, record.staff_id, "notified")
     with bound(tenant=record.tenant_id, user=record.staff_id):
-        await _run_leased(services, follow_up, record.staff_id)
+        await _run_leased(services, catch_up, record.staff_id)
 
 
 async def _run_leased(services: SyncPorts, job: SyncUser, staff_id: str) -> None:

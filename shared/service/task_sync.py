@@ -54,6 +54,7 @@ from shared.service.errors import (
     SubscriptionGone,
     TenantAccessError,
 )
+from shared.service.follow_ups import superseded, unmarked_since
 from shared.service.jobs import NIGHTLY_REASON, RENEWAL_REASON, SyncTasks, TaskMode
 from shared.service.keys import NOTIFICATION_KEY
 from shared.service.leasing import check_back, run_leased
@@ -129,6 +130,8 @@ async def run_task_job(services: TaskSyncPorts, job: SyncTasks) -> None:
         async def sync_pass(number: int) -> None:
             await _run_once(services, job if number == 0 else replace(job, kind=TaskMode.SYNC))
 
+        if await superseded(services, job):
+            return
         key = lease_key(job.tenant_id, job.staff_id)
         if not await run_leased(services.leases, services.clock, key, LEASE_TTL, sync_pass):
             await check_back(services.jobs, job, LEASE_TTL)
@@ -443,7 +446,7 @@ async def _index(
             user.staff_id,
             user.graph_user_id,
             expires,
-            last_notified_at=existing.last_notified_at if existing else services.clock.now(),
+            last_notified_at=existing.last_notified_at if existing else unmarked_since(services.clock.now()),
             watches=Watched.TASKS,
         )
     )

@@ -1,9 +1,9 @@
 """The chaos run at a small size (`make chaos` at full size): host writes and Outlook changes under injected
-faults for 20 seconds, then nothing lost, nothing duplicated, every staff member converged, with the
-admin's resync the run asks for when the connector's own mechanisms did not get there. That a run needed
-it is a finding the run prints (a notification dropped for a calendar's last change waits for the next
-one, the silent-subscription check or the nightly run: DESIGN.md, "Local run and tests"), not a failure
-here. A new seed each run (printed; replay with `python -m benchmarks.chaos --seed N`), so over many runs
+faults for 20 seconds, then nothing lost, nothing duplicated, every staff member converged by the
+connector's own mechanisms: no admin's resync (the run asks for one only when the check failed, and that
+fails here). A notification dropped for a mailbox's last change heals by the catch-up queued after the
+mailbox's last notification (`shared/service/follow_ups.py`), so the check waits through it (`--settle`
+180). A new seed each run (printed; replay with `python -m benchmarks.chaos --seed N`), so over many runs
 the suite meets many orders of faults.
 
 Every kind of fault but Azurite's restart: runs with it (`--faults azurite_restarted --seed 8`) leave mail
@@ -34,7 +34,7 @@ def test_a_short_chaos_run_loses_nothing_duplicates_nothing_and_converges(tmp_pa
     run = subprocess.run(
         [
             sys.executable, "-m", "benchmarks.chaos", "--seed", str(seed), "--minutes", "0.3",
-            "--users", "2", "--rate", "1.5", "--fault-every", "3", "--settle", "75", "--faults", FAULTS,
+            "--users", "2", "--rate", "1.5", "--fault-every", "3", "--settle", "180", "--faults", FAULTS,
             "--json", str(figures_path),
         ],
         cwd=ROOT,
@@ -45,8 +45,8 @@ def test_a_short_chaos_run_loses_nothing_duplicates_nothing_and_converges(tmp_pa
     )  # fmt: skip
     assert figures_path.exists(), f"seed {seed}\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
     figures = json.loads(figures_path.read_text(encoding="utf-8"))
-    outcome = {k: figures[k] for k in ("lost", "duplicated", "not_converged")}
-    assert outcome == {"lost": 0, "duplicated": 0, "not_converged": 0}, (
+    outcome = {k: figures[k] for k in ("lost", "duplicated", "not_converged", "needed_admin_resync")}
+    assert outcome == {"lost": 0, "duplicated": 0, "not_converged": 0, "needed_admin_resync": False}, (
         f"seed {seed}: {figures}\n{run.stdout[-4000:]}"
     )
     assert run.returncode == 0, run.stdout[-4000:]
