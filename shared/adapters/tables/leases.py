@@ -43,7 +43,7 @@ KEY_SEPARATOR: Final = "/"
 
 def lease_partition(key: str) -> str:
     """The partition of a lease: its key's first part (the tenant), escaped."""
-    return escape_key(key.split(KEY_SEPARATOR, 1)[0])
+    return escape_key(tenant_of(key))
 
 
 def _lost_race(error: HttpResponseError) -> bool:
@@ -55,7 +55,7 @@ def _lost_race(error: HttpResponseError) -> bool:
 
 def tenant_of(key: str) -> str:
     """The tenant a lease key (or a prefix of keys) belongs to: every key starts `{tenant}/`."""
-    return key.partition("/")[0]
+    return key.partition(KEY_SEPARATOR)[0]
 
 
 class TableLeases(TableAdapter):
