@@ -18,6 +18,7 @@ from typing import Final, Protocol
 
 from shared.domain.appointments import (
     AppointmentRecord,
+    CopyRole,
     CopyState,
     EventDraft,
     StaffCopy,
@@ -90,6 +91,8 @@ async def delete_copy(run: WritePass, copy: StaffCopy) -> None:
         except RateLimited:  # Graph may have deleted it: its absence is then the connector's own doing
             run.copies[copy.staff_id] = replace(copy, deleting=True)
             raise
+    if copy.role is CopyRole.ORGANIZER and copy.ical_uid:  # the meeting is over: no invitation links to it
+        await run.services.appointments.forget_meeting(run.tenant.tenant_id, copy.ical_uid)
     run.removed.add(copy.staff_id)
 
 

@@ -385,13 +385,18 @@ async def _create(run: WritePass, copy: StaffCopy, target: StaffTarget, draft: E
     uid = target.graph_user_id
     assert uid is not None
     try:
-        return await run.services.calendar_writer.create(
+        made = await run.services.calendar_writer.create(
             run.tenant, uid, draft, copy.transaction_id(run.record.appointment_id)
         )
     except RateLimited:  # Graph may have made it: the copy keeps the generation that names its transactionId
         pending = replace(copy, state=CopyState.PENDING, graph_user_id=target.graph_user_id)
         run.copies[copy.staff_id] = pending.with_sent(draft)
         raise
+    if copy.role is CopyRole.ORGANIZER and made.ical_uid:  # before Exchange delivers its invitations
+        await run.services.appointments.note_meeting(
+            run.tenant.tenant_id, made.ical_uid, run.record.appointment_id
+        )
+    return made
 
 
 async def _link(run: WritePass, copy: StaffCopy, target: StaffTarget) -> None:

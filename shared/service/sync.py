@@ -44,6 +44,7 @@ from shared.observability import bound, get_logger
 from shared.service import jobs, monitor
 from shared.service.busy_index import read_hours, refresh_index, store_hours
 from shared.service.context import (
+    UsesAppointments,
     UsesUsers,
 )
 from shared.service.errors import (
@@ -86,7 +87,7 @@ class MigrationPorts(TenantEventPorts, UsesUsers, Protocol):
     """Finishing a tenant's migration once its users are done, and telling the host."""
 
 
-class SyncPorts(TaskSyncPorts, MigrationPorts, Protocol):
+class SyncPorts(TaskSyncPorts, MigrationPorts, UsesAppointments, Protocol):
     """A user's sync run, under its lease: the calendar's ports are the To Do list's (subscriptions, the
     queue, the calendar, item statuses, leases, the busy store, the monitor) and the migration's."""
 
@@ -278,7 +279,7 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
     tasks_run = _migrating_tasks(services, tenant, user, hours) if migrating else None
     tasks.extend([tasks_run] if tasks_run is not None else [])
     if not migrating and not quiet:  # the host's old EWS sync may still write: its events are linked too
-        links = await _later_links(services.calendar, tenant, user, read.items, stored, gate)
+        links = await _later_links(services, tenant, user, read.items, stored, gate)
     observation = Observation(
         read.items,
         complete,
@@ -558,7 +559,7 @@ async def _recreate_silent(services: SyncPorts, tenant: Tenant, user: UserRecord
 
 
 async def _later_links(  # noqa: PLR0917 (a run's inputs, in order)
-    calendar: CalendarGateway,
+    services: SyncPorts,
     tenant: Tenant,
     user: UserRecord,
     items: Sequence[DeltaItem],
@@ -571,9 +572,12 @@ async def _later_links(  # noqa: PLR0917 (a run's inputs, in order)
     ids it gave through `translateExchangeIds` (only those not linked yet); a read with no unknown item
     costs no request, and each step runs only for what the ones before left unlinked. The property is read
     event by event for a few (`STAMP_READS`: the masters of new occurrences), else through the one query
-    listing the mailbox's stamped events (pages of them once the connector wrote many)."""
+    listing the mailbox's stamped events (pages of them once the connector wrote many). First of all, a
+    meeting invitation whose meeting the connector organised (its iCalUId noted when the organiser's event
+    was made) is the host's own: the write job links it, and a read that comes first must not announce it."""
     assert user.graph_user_id is not None
     graph_user_id = user.graph_user_id
+    calendar = services.calendar
     series = {s.series_master_id: s.appointment_id for s in stored.values() if s.series_master_id}
     by_graph_id = {master: appointment for master, appointment in series.items() if appointment}
     legacy = user.staff.legacy_ids
@@ -594,6 +598,12 @@ async def _later_links(  # noqa: PLR0917 (a run's inputs, in order)
             if e.id not in found and (e.series_master_id or "") not in found and e.ical_uid not in by_ical
         ]
 
+    invitations = [e for e in unlinked(by_graph_id) if e.is_organizer is False and e.meeting and e.ical_uid]
+    if invitations:
+        organised = await asyncio.gather(
+            *(services.appointments.meeting(tenant.tenant_id, e.ical_uid or "") for e in invitations)
+        )
+        by_graph_id.update({e.id: found for e, found in zip(invitations, organised, strict=True) if found})
     unread = {e.series_master_id or e.id for e in unlinked(by_graph_id)}  # the property is on a master
     if unread:
         async with gate:

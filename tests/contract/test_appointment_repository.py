@@ -141,3 +141,19 @@ async def test_naming_lists_the_appointments_of_a_staff_member_and_those_holding
     assert await repo.naming("contoso.example", "s2") == ["a.1~x@y"]
     assert await repo.naming("contoso.example", "s3") == ["b-2"]
     assert await repo.naming("contoso.example", "s9") == []
+
+
+async def test_a_meeting_is_found_by_its_ical_uid_until_forgotten(repo: AppointmentRepository) -> None:
+    assert await repo.meeting("contoso.example", "040000008200E00074C5B7101A82E008/x") is None
+    await repo.note_meeting("contoso.example", "040000008200E00074C5B7101A82E008/x", "a.1~x@y")
+    await repo.note_meeting("contoso.example", "040000008200E00074C5B7101A82E008/x", "a.1~x@y")  # retried
+    await repo.note_meeting("fabrikam.example", "040000008200E00074C5B7101A82E008/x", "other")
+    assert await repo.meeting("contoso.example", "040000008200E00074C5B7101A82E008/x") == "a.1~x@y"
+    assert await repo.meeting("fabrikam.example", "040000008200E00074C5B7101A82E008/x") == "other"
+    assert await repo.naming("contoso.example", "s1") == []  # the index is no appointment
+    assert await repo.unsettled("contoso.example") == []
+    await repo.forget_meeting("contoso.example", "040000008200E00074C5B7101A82E008/x")
+    await repo.forget_meeting("contoso.example", "040000008200E00074C5B7101A82E008/x")  # gone already
+    assert await repo.meeting("contoso.example", "040000008200E00074C5B7101A82E008/x") is None
+    await repo.delete_tenant("fabrikam.example")
+    assert await repo.meeting("fabrikam.example", "040000008200E00074C5B7101A82E008/x") is None

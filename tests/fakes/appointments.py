@@ -15,6 +15,7 @@ _etags = itertools.count(1)
 class FakeAppointments:
     def __init__(self) -> None:
         self.rows: dict[tuple[str, str], AppointmentRecord] = {}
+        self.meetings: dict[tuple[str, str], str] = {}  # (tenant, iCalUId) -> appointment id
 
     async def get(self, tenant_id: str, appointment_id: str) -> AppointmentRecord | None:
         return self.rows.get((tenant_id, appointment_id))
@@ -57,6 +58,17 @@ class FakeAppointments:
             and (staff_id in r.copies or (r.appointment is not None and staff_id in r.appointment.staff_ids))
         ]
 
+    async def note_meeting(self, tenant_id: str, ical_uid: str, appointment_id: str) -> None:
+        self.meetings[(tenant_id, ical_uid)] = appointment_id
+
+    async def forget_meeting(self, tenant_id: str, ical_uid: str) -> None:
+        self.meetings.pop((tenant_id, ical_uid), None)
+
+    async def meeting(self, tenant_id: str, ical_uid: str) -> str | None:
+        return self.meetings.get((tenant_id, ical_uid))
+
     async def delete_tenant(self, tenant_id: str) -> None:
         for key in [k for k in self.rows if k[0] == tenant_id]:
             del self.rows[key]
+        for meeting in [k for k in self.meetings if k[0] == tenant_id]:
+            del self.meetings[meeting]

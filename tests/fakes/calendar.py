@@ -398,7 +398,7 @@ class FakeCalendarWriter:
 
     def invite(self, organiser_event: OutlookEvent, attendee_user_id: str) -> OutlookEvent:
         """What Exchange does for a meeting: the attendee's own copy, with the organiser's iCalUId."""
-        copy = replace(organiser_event, id=f"evt-{next(_ids)}", transaction_id=None)
+        copy = replace(organiser_event, id=f"evt-{next(_ids)}", transaction_id=None, is_organizer=False)
         return self.mailboxes.put(attendee_user_id, copy)
 
 

@@ -4,6 +4,10 @@ One row per appointment: partition = escaped tenant id, row = escaped appointmen
 kept in its stored form (`stored_appointments.py`: the API's members, read back without the API's rules),
 the copies as JSON; long values are split over several string properties (a property holds 64 KiB, an
 entity 1 MiB). Replaces are guarded by the entity's etag.
+
+The meetings the connector organised are indexed by iCalUId in a partition of their own per tenant
+(`~meetings~` + escaped tenant id, row = escaped iCalUId, a few bytes each): the appointments' partition
+stays appointments only; a row is forgotten when its organiser's event is deleted.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from shared.domain.tenants import TeamsMethod
 from shared.service.errors import StaleWrite
 
 APPOINTMENTS: Final = "appointments"
+MEETINGS_PREFIX: Final = "~meetings~"  # sorts after every escaped tenant id: never a tenant's partition
 CHUNK: Final = 30_000  # characters per string property (UTF-16: 60 KiB of the 64 KiB a property holds)
 
 
@@ -194,5 +199,27 @@ class TableAppointments(TableAdapter):
                 found.append(record.appointment_id)
         return found
 
+    async def note_meeting(self, tenant_id: str, ical_uid: str, appointment_id: str) -> None:
+        table = await self._table(tenant_id)
+        row = {
+            "PartitionKey": _meetings(tenant_id),
+            "RowKey": escape_key(ical_uid),
+            "AppointmentId": appointment_id,
+        }
+        await table.upsert_entity(row)
+
+    async def forget_meeting(self, tenant_id: str, ical_uid: str) -> None:
+        await (await self._table(tenant_id)).delete_entity(_meetings(tenant_id), escape_key(ical_uid))
+
+    async def meeting(self, tenant_id: str, ical_uid: str) -> str | None:
+        entity = await read_entity(await self._table(tenant_id), _meetings(tenant_id), escape_key(ical_uid))
+        return None if entity is None else str(entity["AppointmentId"])
+
     async def delete_tenant(self, tenant_id: str) -> None:
-        await delete_partition(await self._table(tenant_id), escape_key(tenant_id))
+        table = await self._table(tenant_id)
+        await delete_partition(table, escape_key(tenant_id))
+        await delete_partition(table, _meetings(tenant_id))
+
+
+def _meetings(tenant_id: str) -> str:
+    return MEETINGS_PREFIX + escape_key(tenant_id)

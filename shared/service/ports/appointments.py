@@ -33,6 +33,20 @@ class AppointmentRepository(Protocol):
         """Ids of the appointments that name the staff member, or still hold a copy of theirs."""
         ...
 
+    async def note_meeting(self, tenant_id: str, ical_uid: str, appointment_id: str) -> None:
+        """Remember that the meeting with this iCalUId is the host's appointment (written as soon as its
+        organiser's event is made, before Exchange delivers the invitations): an attendee's copy that a
+        delta read brings before the write links it is the host's own, not a new event."""
+        ...
+
+    async def forget_meeting(self, tenant_id: str, ical_uid: str) -> None:
+        """Once the organiser's event is deleted; gone already is fine."""
+        ...
+
+    async def meeting(self, tenant_id: str, ical_uid: str) -> str | None:
+        """The host's appointment whose meeting has this iCalUId, if the connector organised it."""
+        ...
+
     async def delete_tenant(self, tenant_id: str) -> None: ...
 
 

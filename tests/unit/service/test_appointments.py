@@ -312,6 +312,34 @@ async def test_meeting_mode_writes_one_meeting_and_links_the_attendee_copies(wor
     assert [t for t in feed_types(world) if t.startswith("event.")] == []
 
 
+async def test_an_invitation_read_before_the_write_links_it_is_not_a_new_event(world: FakeWorld) -> None:
+    """Exchange delivers a meeting's invitations on its own time: the attendee's delta read may bring the
+    copy before the write job links it (it is the host's meeting, never `event.created`)."""
+    tenant = await world.tenants.get(TID)
+    assert tenant is not None
+    await world.tenants.save(
+        replace(tenant, settings=replace(tenant.settings, multi_staff_mode=MultiStaffMode.MEETING))
+    )
+    await sync(world, "s2")  # s2 migrated: a later read is not a migration's
+    await put_appointment(world.services, TID, intake("s1", "s2"))
+    write = world.jobs.take()[0]
+    await run_write_job(world.services, write)  # the invitation has not arrived: s2 waits
+    meeting = next(iter(world.mailboxes.mailbox("g1").events.values()))
+    invitation = world.writer.invite(meeting, "g2")
+    assert invitation.is_organizer is False
+    before = len(world.feed.entries[TID])
+    waiting = world.jobs.take()  # the write's retry, held back while s2's notification is read first
+    await run_job(world.services, jobs.sync_user(TID, "s2"))
+    assert [c.type for c in world.feed.entries[TID][before:] if c.type.startswith("event.")] == []
+    await world.jobs.enqueue(waiting)
+    await run_all(world)
+    record = await get_appointment(world.services, TID, "a-1")
+    assert record.state is AppointmentState.SYNCED
+    assert record.copies["s2"].event_id == invitation.id
+    await sync(world, "s1", "s2")
+    assert [c.type for c in world.feed.entries[TID][before:] if c.type.startswith("event.")] == []
+
+
 async def test_a_disconnected_tenant_takes_no_appointments(world: FakeWorld) -> None:
     tenant = await world.tenants.get(TID)
     assert tenant is not None
