@@ -39,6 +39,15 @@ def second_azurite() -> Iterator[Azurite]:
         yield instance
 
 
+@pytest.fixture(scope="module")
+def azurite() -> Iterator[Azurite]:
+    """A home account of this module's own: the session's is shared with hosts that take queue messages
+    (the job queues' names are the same in every test), so its queues cannot be read for what this test
+    put there."""
+    with Azurite() as instance:
+        yield instance
+
+
 def tenant_placed_on(account: str, placement: tuple[str, ...]) -> str:
     """A tenant key the placement rule puts on `account`."""
     for _ in range(1000):
@@ -135,14 +144,12 @@ async def blobs(connection_string: str, tenant_key: str) -> list[str]:
 
 
 async def queued(connection_string: str) -> dict[str, list[dict[str, Any]]]:
-    """Every job message on the queues of one account, decoded (the session's Azurite is shared: other
-    tests' messages, such as a plain-text one left to test the poison path, are not jobs and are skipped)."""
+    """Every job message on the queues of one account, decoded (a message that is not a job is skipped)."""
     found: dict[str, list[dict[str, Any]]] = {}
     async with QueueServiceClient.from_connection_string(connection_string) as service:
         async for queue in service.list_queues():
             client = service.get_queue_client(queue.name)
-            # Peek sees the first 32 only, and the session's queues hold other tests' messages too: receive
-            # them all, each hidden for a second and left on the queue.
+            # Peek sees the first 32 only: receive them all, each hidden for a second and left on the queue.
             messages = [m async for m in client.receive_messages(messages_per_page=32, visibility_timeout=1)]
             found[queue.name] = [job for m in messages if (job := _job(m.content)) is not None]
     return found
