@@ -166,7 +166,7 @@ async def nightly_tenant(services: NightlyPorts, tenant_id: str) -> int:
         return 0
     with bound(tenant=tenant_id):
         await warn_credential_expiry(services, tenant_id)
-        await prune_feed(services, tenant_id)
+        await prune_feed(services, tenant)
         if tenant.settings.user_scope is UserScope.ALL_USERS:
             await services.jobs.enqueue([jobs.rematch(tenant_id)])  # new mailboxes, left ones
         users = [u for u in await services.users.list_all(tenant_id) if u.match is MatchStatus.MATCHED]
