@@ -5,6 +5,7 @@ never leave a subscription signed with a version the operator has since disabled
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 
@@ -21,6 +22,7 @@ from shared.service.notifications import receive_changes
 from shared.service.records import Watched
 from shared.service.schedules import KEY_ROTATED, renew_tenant_subscriptions
 from shared.service.subscriptions import ensure_subscription
+from tests.fakes.keys import WorkerVault, race_first_reads
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
 
 pytestmark = pytest.mark.unit
@@ -206,3 +208,30 @@ async def test_a_worker_with_an_older_cached_version_never_moves_subscriptions_b
 
     assert not [j for j in world.jobs.take() if getattr(j, "reason", None) == KEY_ROTATED]
     assert {version_of(s) for s in held(world).values()} == {current}
+
+
+async def test_subscriptions_signed_by_two_workers_racing_the_first_key_end_on_one_version(
+    world: FakeWorld,
+) -> None:
+    a, b = Worker(world), Worker(world)
+    vault_a, vault_b = WorkerVault(world.secrets), WorkerVault(world.secrets, write_delay=0.01)
+    a.keys = KeyRing(vault_a, monotonic=lambda: a.time)
+    b.keys = KeyRing(vault_b, monotonic=lambda: b.time)
+    a.services = replace(world.services, keys=a.keys)
+    b.services = replace(world.services, keys=b.keys)
+    race_first_reads(vault_a, vault_b)
+    await asyncio.gather(a.keys.signing(NOTIFICATION_KEY), b.keys.signing(NOTIFICATION_KEY))
+    await world.jobs.enqueue([jobs.migrate_user(TID, "s1")])
+    await run_all(a, world)
+    await world.jobs.enqueue([jobs.migrate_user(TID, "s2")])
+    await run_all(b, world)
+    assert len({version_of(s) for s in held(world).values()}) == 2  # each worker signed with its own
+
+    a.time += FRESH_FOR  # a later renewal-timer run, on either worker
+    await renew_tenant_subscriptions(a.services, TID)
+    await run_all(a, world)
+
+    current = await world.secrets.current(NOTIFICATION_KEY)
+    assert current is not None
+    assert {version_of(s) for s in held(world).values()} == {current.version}
+    assert await notified(a, world) == 4 and await notified(b, world) == 4
