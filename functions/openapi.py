@@ -320,8 +320,8 @@ _BASE_OPERATIONS: Final[tuple[Operation, ...]] = (
         "v1/tenants/{tid}/changes",
         "readChanges",
         "The pull feed of changes from Outlook and of sync outcomes, after a cursor. The feed keeps a "
-        "change `retention_days` (FEED_RETENTION_DAYS, 30 by default); a disconnect deletes it but its "
-        "numbering.",
+        "change `retention_days` (the tenant's `feed_retention_days`, 30 by default); a disconnect "
+        "deletes it but its numbering.",
         "function",
         {
             200: ("Changes and the cursor to pass next time.", ref("ChangePage")),

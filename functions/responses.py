@@ -398,8 +398,8 @@ class ChangePage(Answer):
     value: list[Change]
     cursor: str = Field(description="The sequence number to pass as `cursor` next time.")
     retention_days: int = Field(
-        description="How long the feed keeps a change (FEED_RETENTION_DAYS). A cursor older than that is "
-        "answered 410: read at least this often."
+        description="How long the feed keeps a change (the tenant's `feed_retention_days`). A cursor older "
+        "than that is answered 410: read at least this often."
     )
 
 

@@ -160,7 +160,6 @@ class Container:
             authority_host=self.settings.graph_authority_host,
             public_base_url=self.settings.public_base_url,
             host_webhook_url=self.settings.host_webhook_url,
-            feed_retention_days=self.settings.feed_retention_days,
             reconciliation_days=self.settings.reconciliation_days,
             delivery=DeliveryPolicy(
                 max_attempts=self.settings.host_webhook_max_attempts,

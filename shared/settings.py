@@ -38,7 +38,6 @@ OPTIONAL: Final[tuple[str, ...]] = (
     "HOST_WEBHOOK_URL",
     "HOST_WEBHOOK_MAX_ATTEMPTS",
     "HOST_WEBHOOK_RETRY_SECONDS",
-    "FEED_RETENTION_DAYS",
     "RECONCILIATION_DAYS",
     "TLS_CA_BUNDLE",
     "TABLE_PREFIX",
@@ -72,7 +71,6 @@ DEFAULT_GRAPH_SCOPE: Final = "https://graph.microsoft.com/.default"
 DEFAULT_GRAPH_SECRET_NAME: Final = "graph-client-secret"  # noqa: S105 (a name, not a secret)
 DEFAULT_HOST_WEBHOOK_MAX_ATTEMPTS: Final = 8  # as shared/service/delivery_policy.DeliveryPolicy
 DEFAULT_HOST_WEBHOOK_RETRY_SECONDS: Final = 30
-DEFAULT_FEED_RETENTION_DAYS: Final = 30  # as shared/service/context.ConnectorConfig
 DEFAULT_RECONCILIATION_DAYS: Final = 7  # as shared/domain/sync_window.DEFAULT_RECONCILIATION_DAYS
 MAX_RECONCILIATION_DAYS: Final = 28
 
@@ -219,7 +217,6 @@ class Settings:
     host_webhook_max_attempts: int = DEFAULT_HOST_WEBHOOK_MAX_ATTEMPTS  # posts per range, the first included
     host_webhook_retry_seconds: int = DEFAULT_HOST_WEBHOOK_RETRY_SECONDS  # the first backoff; doubled, capped
     local_clock_file: str | None = None  # the local stack's shared clock (LOCAL_ONLY); None: the system clock
-    feed_retention_days: int = DEFAULT_FEED_RETENTION_DAYS  # how long the change feed keeps a change
     # Each user's calendar and To Do list are read whole once in this many nights (1: every night).
     reconciliation_days: int = DEFAULT_RECONCILIATION_DAYS
     # Telemetry (shared/telemetry): Application Insights when its connection string is set; otherwise the
@@ -326,7 +323,6 @@ class Settings:
                 "HOST_WEBHOOK_RETRY_SECONDS", DEFAULT_HOST_WEBHOOK_RETRY_SECONDS, 0, 3600
             ),
             local_clock_file=local_clock_file,
-            feed_retention_days=optional_int("FEED_RETENTION_DAYS", DEFAULT_FEED_RETENTION_DAYS, 1, 3650),
             reconciliation_days=optional_int(
                 "RECONCILIATION_DAYS", DEFAULT_RECONCILIATION_DAYS, 1, MAX_RECONCILIATION_DAYS
             ),

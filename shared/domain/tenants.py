@@ -115,6 +115,7 @@ class TenantSettings:
     teams_organizer: str | None = None  # service_account: the UPN or mailbox that organises every meeting
     recurring_events: RecurringEvents = RecurringEvents.SERIES  # how Outlook series reach the host
     monitor_retention_days: int = 14  # the message monitor keeps this many days (pruned daily)
+    feed_retention_days: int = 30  # the change feed keeps a change this many days (pruned nightly)
 
     def window(self, now: datetime) -> tuple[datetime, datetime]:
         """The sync window around `now`, on whole UTC days so that it moves only once a day."""

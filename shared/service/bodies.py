@@ -236,6 +236,15 @@ class Settings(Body):
             description="The message monitor keeps each message this many days; older ones are pruned daily.",
         ),
     ] = DEFAULTS.monitor_retention_days
+    feed_retention_days: Annotated[
+        StrictInt,
+        Field(
+            ge=limits.FEED_RETENTION_DAYS[0],
+            le=limits.FEED_RETENTION_DAYS[1],
+            description="The change feed keeps each change this many days (pruned nightly); a cursor older "
+            "than that is answered 410. A change of it is published as `tenant.feed_retention_changed`.",
+        ),
+    ] = DEFAULTS.feed_retention_days
 
     recurring_events: Annotated[
         RecurringEvents,

@@ -398,6 +398,19 @@ class TenantTeamsMethodChanged(ChangeBase):
     data: TeamsMethodChangedData
 
 
+class FeedRetentionChangedData(Data):
+    previous_days: int = Field(description="How long the feed kept a change until now.")
+    days: int = Field(
+        description="How long the feed keeps a change from now on (`retention_days` of the pull feed): "
+        "read the feed at least this often, or a cursor older than that is answered 410."
+    )
+
+
+class TenantFeedRetentionChanged(ChangeBase):
+    type: Literal["tenant.feed_retention_changed"]
+    data: FeedRetentionChangedData
+
+
 class TenantConnected(ChangeBase):
     type: Literal["tenant.connected"]
     data: TenantConnectedData
@@ -458,6 +471,7 @@ AnyChange = Annotated[
     | AppointmentChangedInOutlook
     | TenantConnected
     | TenantTeamsMethodChanged
+    | TenantFeedRetentionChanged
     | TenantConsentFailed
     | TenantDisconnected
     | TenantConsentRevoked

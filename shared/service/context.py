@@ -42,7 +42,6 @@ class ConnectorConfig:
     public_base_url: str  # where Entra and Graph reach this function app
     host_webhook_url: str | None = None  # where changes are delivered (signed); None: the pull feed only
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
-    feed_retention_days: int = 30  # the change feed keeps a change this long (FEED_RETENTION_DAYS)
     reconciliation_days: int = 7  # each user is read whole once in this many nights (RECONCILIATION_DAYS)
 
     @property

@@ -1,7 +1,8 @@
-"""The change feed's retention: changes are kept `ConnectorConfig.feed_retention_days` (the app setting
-`FEED_RETENTION_DAYS`, 30 by default), pruned by each tenant's nightly job, and a host whose cursor is
-older than what is kept is told so (410) instead of silently missing changes. The pull feed's answers
-say the retention (`retention_days`), so a host knows how long it may stay away."""
+"""The change feed's retention: changes are kept the tenant's `feed_retention_days` (a setting, 30 by
+default), pruned by the tenant's nightly job, and a host whose cursor is older than what is kept is told so
+(410) instead of silently missing changes. The pull feed's answers say the retention (`retention_days`),
+and a change of it is announced on the feed (`tenant.feed_retention_changed`), so a host knows how long it
+may stay away."""
 
 from __future__ import annotations
 
@@ -9,19 +10,20 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
+from shared.domain.tenants import Tenant
 from shared.observability import get_logger
-from shared.service.context import UsesClock, UsesConfig, UsesFeed, UsesTenants
+from shared.service.context import UsesClock, UsesFeed, UsesTenants
 from shared.service.errors import ChangesPruned, Gone
 from shared.service.tenants import get_tenant
 
 log = get_logger("feed")
 
 
-class FeedReadPorts(UsesTenants, UsesFeed, UsesConfig, Protocol):
-    """The pull feed: the tenant, its feed, the retention it tells."""
+class FeedReadPorts(UsesTenants, UsesFeed, Protocol):
+    """The pull feed: the tenant (its retention), its feed."""
 
 
-class PrunePorts(UsesFeed, UsesConfig, UsesClock, Protocol):
+class PrunePorts(UsesFeed, UsesClock, Protocol):
     """Pruning a tenant's feed: what is older than the retention goes."""
 
 
@@ -36,7 +38,7 @@ async def read_changes(services: FeedReadPorts, tenant_id: str, after: int, limi
     """The changes after the cursor; `Gone` (410, naming `cursor`) when the ones right after it were
     pruned (older than the retention) or deleted with a disconnect."""
     tenant = await get_tenant(services, tenant_id)
-    days = services.config.feed_retention_days
+    days = tenant.settings.feed_retention_days
     try:
         changes = await services.feed.read_json(tenant.tenant_id, after, limit)
     except ChangesPruned as pruned:
@@ -49,10 +51,10 @@ async def read_changes(services: FeedReadPorts, tenant_id: str, after: int, limi
     return FeedPage(changes, changes[-1][0] if changes else after, days)
 
 
-async def prune_feed(services: PrunePorts, tenant_id: str) -> int:
-    """Delete the tenant's changes older than the retention; answers how many went."""
-    before = services.clock.now() - timedelta(days=services.config.feed_retention_days)
-    pruned = await services.feed.prune(tenant_id, before)
+async def prune_feed(services: PrunePorts, tenant: Tenant) -> int:
+    """Delete the tenant's changes older than its retention; answers how many went."""
+    before = services.clock.now() - timedelta(days=tenant.settings.feed_retention_days)
+    pruned = await services.feed.prune(tenant.tenant_id, before)
     if pruned:
         log.info("feed pruned: %d changes older than %s", pruned, before.date().isoformat())
     return pruned

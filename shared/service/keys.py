@@ -17,11 +17,20 @@ that Key Vault does not hold is remembered as such for `UNKNOWN_FOR`, and a work
 at most `LOOKUPS_PER_MINUTE` unknown versions a minute, so forged notifications naming random versions
 cost the vault almost nothing.
 
-A subscription keeps the clientState it was created with through its renewals. One that Graph lost is
-recreated by the renewal timer (which lists the tenant's subscriptions in Graph) or a resync; one that
-Graph holds but whose notifications do not pass (its key version disabled, say) goes silent, and the
-renewal timer's catch-up of a subscription silent for a day recreates it, signed with the current
-version, as soon as that catch-up finds changes no notification announced.
+A subscription keeps the clientState it was created with through its PATCH renewals (Graph cannot change
+a clientState), and its index row records the version that clientState names. After a rotation (or a race
+on the first key) the subscriptions are moved to the current version: the renewal timer's tenant run
+recreates every subscription whose recorded version is not the current one (calendar and To Do list; the
+new one made before the old one is deleted, so no notification falls between), and a renewal of one
+whose version is not current (or not recorded: made before versions were) recreates it instead of
+renewing it. Before re-signing, the current version is read from Key Vault afresh, so a worker whose
+cached version is older never moves subscriptions back. So two rotations at least one renewal-timer
+period (plus `CURRENT_FOR`) apart never strand a subscription, and an operator may disable a version
+once the timer has run after the rotation that replaced it. One that Graph lost is recreated by the
+renewal timer (which lists the tenant's subscriptions in Graph) or a resync; one that Graph holds but
+whose notifications do not pass (its key version disabled too early, say) goes silent, and the renewal
+timer's catch-up of a subscription silent for a day recreates it, signed with the current version, as
+soon as that catch-up finds changes no notification announced.
 """
 
 from __future__ import annotations
@@ -48,6 +57,7 @@ HOST_WEBHOOK_SECRET: Final = "host-webhook-secret"  # noqa: S105 (a Key Vault se
 SIGNING_KEYS: Final = (NOTIFICATION_KEY, CONSOLE_KEY)  # versioned, created at deployment or first use
 
 CURRENT_FOR: Final = 600.0  # seconds a worker signs with the version it read before reading again
+FRESH_FOR: Final = 10.0  # seconds a version read is current enough to re-sign a subscription with
 UNKNOWN_FOR: Final = 300.0  # seconds a version Key Vault did not hold is answered as unknown
 LOOKUPS_PER_MINUTE: Final = 20  # Key Vault reads of versions not cached, per worker and minute
 KNOWN_KEPT: Final = 256  # versions (and unknowns) a worker remembers per key
@@ -84,14 +94,17 @@ class KeyRing:
 
     # --- signing ------------------------------------------------------------------------------------
 
-    async def signing(self, name: str) -> SigningKey:
-        """The key's current version (created on first use), read again every `CURRENT_FOR`."""
+    async def signing(self, name: str, *, fresh: bool = False) -> SigningKey:
+        """The key's current version (created on first use), read again every `CURRENT_FOR`; when `fresh`
+        (before re-signing what may have been signed with a version this worker has not read yet), read
+        again if read more than `FRESH_FOR` ago, so re-signing many subscriptions costs the vault little."""
+        kept_for = FRESH_FOR if fresh else CURRENT_FOR
         cached = self._current.get(name)
-        if cached is not None and self._now() - cached[1] < CURRENT_FOR:
+        if cached is not None and self._now() - cached[1] < kept_for:
             return cached[0]
         async with self._lock:
             cached = self._current.get(name)
-            if cached is not None and self._now() - cached[1] < CURRENT_FOR:
+            if cached is not None and self._now() - cached[1] < kept_for:
                 return cached[0]
             try:
                 stored = await self._store.current(name)

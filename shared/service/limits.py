@@ -91,6 +91,7 @@ MAX_HEADER_NAME: Final = 128
 MAX_HEADER_VALUE: Final = 1_000
 MAIL_DEADLINE_HOURS: Final = (1, 168)  # a tenant's `mail_deadline_hours`, at most a week
 MONITOR_RETENTION_DAYS: Final = (1, 90)  # a tenant's `monitor_retention_days`
+FEED_RETENTION_DAYS: Final = (1, 365)  # a tenant's `feed_retention_days`
 # Availability questions: one getSchedule batch (100 addresses) answers every staff member a question names
 # even when none is synced, and a question stays cheap to answer from the synced state; the span is
 # getSchedule's longest window, so the fallback can always answer it in one request per batch.

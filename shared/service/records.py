@@ -116,6 +116,8 @@ class SubscriptionRecord:
     last_notified_at: datetime | None = None
     etag: str | None = None
     watches: Watched = Watched.EVENTS
+    # The notification key's version its clientState names; None: made before versions were recorded.
+    key_version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

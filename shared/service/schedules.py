@@ -16,14 +16,28 @@ from shared.domain.tenants import Tenant, UserScope
 from shared.domain.users import MatchStatus, SyncState, UserRecord
 from shared.observability import bound, get_logger
 from shared.service import jobs
-from shared.service.context import UsesAppointments, UsesJobs, UsesSubscriptionIndex, UsesTasks, UsesUsers
+from shared.service.context import (
+    UsesAppointments,
+    UsesJobs,
+    UsesKeys,
+    UsesSubscriptionIndex,
+    UsesTasks,
+    UsesUsers,
+)
 from shared.service.errors import RateLimited, ServiceError, TenantAccessError
 from shared.service.feed_retention import PrunePorts, prune_feed
 from shared.service.jobs import Job, SyncMode, TaskMode
+from shared.service.keys import NOTIFICATION_KEY
 from shared.service.publishing import publish
 from shared.service.records import Change, SubscriptionRecord, Watched
 from shared.service.retries import StillContended, update_optimistically
-from shared.service.subscriptions import NOTIFIED_GRANULARITY, RENEW_BEFORE, SILENT_AFTER, UnsubscribePorts
+from shared.service.subscriptions import (
+    NOTIFIED_GRANULARITY,
+    RENEW_BEFORE,
+    SILENT_AFTER,
+    UnsubscribePorts,
+    signing_key,
+)
 from shared.service.sync import ResyncPorts, request_tenant_resync
 from shared.service.tenants import TenantEventPorts, TenantPorts, mark_consent_revoked
 
@@ -39,8 +53,12 @@ class FanOutPorts(TenantPorts, UsesJobs, Protocol):
     """The timers: the tenants, and the queue their jobs go on."""
 
 
-class RenewalPorts(TenantEventPorts, UnsubscribePorts, UsesUsers, UsesJobs, Protocol):
-    """A tenant's renewal: its users' subscriptions as Graph and the index see them, renewal jobs queued."""
+KEY_ROTATED: Final = "key_rotated"  # a job's reason: its subscription is re-signed with the current key
+
+
+class RenewalPorts(TenantEventPorts, UnsubscribePorts, UsesUsers, UsesJobs, UsesKeys, Protocol):
+    """A tenant's renewal: its users' subscriptions as Graph and the index see them, the notification
+    key's current version, renewal jobs queued."""
 
 
 class NightlyPorts(
@@ -71,8 +89,9 @@ async def renew_tenant_subscriptions(services: RenewalPorts, tenant_id: str) -> 
     tenant's subscriptions, paged, instead of a request per user): renew what expires within a day,
     recreate what Graph no longer holds (lost without a lifecycle notification, or expired) and catch up
     through delta, catch up on what went silent (a `silent` job, which recreates the subscription when the
-    catch-up finds changes no notification announced). Without the listing (throttled), the stored
-    expiries decide this round."""
+    catch-up finds changes no notification announced), recreate what a rotated key signed (its clientState
+    names a version that is no longer the current one: `signing_key`). Without the listing (throttled),
+    the stored expiries decide this round."""
     tenant = await services.tenants.get(tenant_id)
     if tenant is None or not tenant.state.connected:
         return 0
@@ -91,6 +110,7 @@ async def renew_tenant_subscriptions(services: RenewalPorts, tenant_id: str) -> 
         log.warning("could not list the tenant's subscriptions (%s); renewing by the stored expiries", error)
         held = None
     now = services.clock.now()
+    resign = await _signed_with_another_key(services, records)
     queued: list[Job] = []
     with bound(tenant=tenant_id):
         for user in users:
@@ -113,6 +133,11 @@ async def renew_tenant_subscriptions(services: RenewalPorts, tenant_id: str) -> 
             ):
                 # The job renews the user's subscription as it then stands; Graph's 404 makes it a new one.
                 queued.append(jobs.sync_user(tenant_id, user.staff_id, jobs.RENEWAL_REASON, kind="renew"))
+            elif record.subscription_id in resign:
+                log.info(
+                    "subscription %s signed with a key version no longer current", record.subscription_id
+                )
+                queued.append(jobs.sync_user(tenant_id, user.staff_id, "key_rotated", kind="resubscribe"))
             elif _silent(record, now, SILENT_AFTER):
                 log.info(
                     "subscription %s silent since %s; catching up",
@@ -121,7 +146,13 @@ async def renew_tenant_subscriptions(services: RenewalPorts, tenant_id: str) -> 
                 )
                 queued.append(jobs.sync_user(tenant_id, user.staff_id, "silent", kind="silent"))
                 await services.subscription_index.put(replace(record, last_notified_at=now))
-            queued += await _task_renewal(services, user, task_index.get(user.staff_id), held, now)
+            task_record = task_index.get(user.staff_id)
+            if task_record is not None and task_record.subscription_id in resign:
+                queued.append(
+                    jobs.sync_tasks(tenant_id, user.staff_id, "key_rotated", kind=TaskMode.RESUBSCRIBE)
+                )
+            else:
+                queued += await _task_renewal(services, user, task_record, held, now)
         await services.jobs.enqueue(queued)
     return len(queued)
 
@@ -152,6 +183,17 @@ async def _task_renewal(
     return []
 
 
+async def _signed_with_another_key(services: RenewalPorts, records: list[SubscriptionRecord]) -> set[str]:
+    """The subscriptions whose clientState names a notification key version that is no longer the
+    current one (a rotation, or two workers racing the first key), read afresh from Key Vault when the
+    cached one differs. Those with none recorded (made before versions were) move at their renewal."""
+    versions = {r.key_version for r in records if r.key_version}
+    if not versions or versions == {(await services.keys.signing(NOTIFICATION_KEY)).version}:
+        return set()
+    current, _ = await signing_key(services.keys, None)
+    return {r.subscription_id for r in records if r.key_version and r.key_version != current.version}
+
+
 def _silent(record: SubscriptionRecord | None, now: datetime, after: timedelta) -> bool:
     """Nothing heard from the subscription (nor checked) for `after` (or ever)."""
     return record is None or record.last_notified_at is None or now - record.last_notified_at > after
@@ -166,7 +208,7 @@ async def nightly_tenant(services: NightlyPorts, tenant_id: str) -> int:
         return 0
     with bound(tenant=tenant_id):
         await warn_credential_expiry(services, tenant_id)
-        await prune_feed(services, tenant_id)
+        await prune_feed(services, tenant)
         if tenant.settings.user_scope is UserScope.ALL_USERS:
             await services.jobs.enqueue([jobs.rematch(tenant_id)])  # new mailboxes, left ones
         users = [u for u in await services.users.list_all(tenant_id) if u.match is MatchStatus.MATCHED]

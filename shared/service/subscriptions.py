@@ -20,7 +20,7 @@ from shared.observability import get_logger
 from shared.service.context import UsesClock, UsesKeys, UsesSubscriptionIndex, UsesSubscriptions
 from shared.service.errors import SubscriptionGone
 from shared.service.follow_ups import unmarked_since
-from shared.service.keys import NOTIFICATION_KEY
+from shared.service.keys import NOTIFICATION_KEY, KeyRing, SigningKey
 from shared.service.ports.sync_storage import SubscriptionIndex
 from shared.service.records import SubscriptionRecord
 
@@ -56,45 +56,59 @@ async def ensure_subscription(
     assert user.graph_user_id is not None
     now = services.clock.now()
     expires = now + LIFETIME
+    key = await services.keys.signing(NOTIFICATION_KEY, fresh=force_new)
     if user.subscription_id and not force_new:
-        try:
-            renewed = await services.subscriptions.renew(tenant, user.subscription_id, expires)
-        except SubscriptionGone:
-            log.info("subscription %s is gone; creating a new one", user.subscription_id)
+        recorded = await services.subscription_index.get(user.subscription_id)
+        key, force_new = await signing_key(services.keys, recorded.key_version if recorded else None)
+        if force_new:  # its clientState names another version (or none recorded): a new one, signed now
+            log.info("subscription %s signed with another key version; recreating it", user.subscription_id)
         else:
-            await _index(services.subscription_index, user, user.subscription_id, renewed, now)
-            return replace(user, subscription_expires_at=renewed)
-    key = await services.keys.signing(NOTIFICATION_KEY)
+            try:
+                renewed = await services.subscriptions.renew(tenant, user.subscription_id, expires)
+            except SubscriptionGone:
+                log.info("subscription %s is gone; creating a new one", user.subscription_id)
+            else:
+                await _index(services.subscription_index, user, user.subscription_id, renewed, now, recorded)
+                return replace(user, subscription_expires_at=renewed)
+    if user.subscription_id and force_new:
+        # Graph refuses a second subscription on the same resource (409 Conflict, graph-contract §5.1),
+        # and adopting the one it holds would keep its clientState: the old one goes first. The run's
+        # delta read, after this, covers the moment between.
+        await _forget(services, tenant, user.subscription_id)
     state = client_state(key.secret, key.version, tenant.directory_id, user.graph_user_id)
     created = await services.subscriptions.create(tenant, user.graph_user_id, state, expires)
     if user.subscription_id and user.subscription_id != created.id:
         await _forget(services, tenant, user.subscription_id)
-    await _index(
-        services.subscription_index,
-        user,
-        created.id,
-        created.expires_at,
-        now,
-        new=created.id != user.subscription_id,
-    )
+    await _index(services.subscription_index, user, created.id, created.expires_at, now, None, key.version)
     log.info("subscription %s created, expires %s", created.id, created.expires_at.isoformat())
     return replace(user, subscription_id=created.id, subscription_expires_at=created.expires_at)
 
 
-async def _index(
+async def signing_key(keys: KeyRing, recorded: str | None) -> tuple[SigningKey, bool]:
+    """The notification key to sign with, and whether a subscription whose clientState names the
+    `recorded` version must be re-signed (recreated): that version is not the current one (or none was
+    recorded). A mismatch is checked against Key Vault afresh, so a worker whose cached version is older
+    than another's never moves subscriptions back to it."""
+    key = await keys.signing(NOTIFICATION_KEY)
+    if recorded == key.version:
+        return key, False
+    key = await keys.signing(NOTIFICATION_KEY, fresh=True)
+    return key, recorded != key.version
+
+
+async def _index(  # noqa: PLR0917 (the index row's fields, in order)
     index: SubscriptionIndex,
     user: UserRecord,
     subscription_id: str,
     expires: datetime,
     now: datetime,
-    *,
-    new: bool = False,
+    existing: SubscriptionRecord | None,
+    key_version: str | None = None,
 ) -> None:
     """Index the subscription for the webhook and the renewal timer. A new one's silence is counted from
-    now, its first notification still queuing a catch-up (so a new one is written without reading
-    first); a renewed one keeps its last notification."""
+    now, its first notification still queuing a catch-up, and its row names the key version that signed
+    it; a renewed one keeps its last notification and its version."""
     assert user.graph_user_id is not None
-    existing = None if new else await index.get(subscription_id)
     await index.put(
         SubscriptionRecord(
             subscription_id,
@@ -103,6 +117,7 @@ async def _index(
             user.graph_user_id,
             expires,
             last_notified_at=existing.last_notified_at if existing else unmarked_since(now),
+            key_version=key_version or (existing.key_version if existing else None),
         )
     )
 

@@ -62,7 +62,7 @@ from shared.service.monitor import MessageStatus, Pulled
 from shared.service.publishing import publish
 from shared.service.records import Change, SubscriptionRecord, TaskDeltaRead, Watched
 from shared.service.retries import THROTTLED, starting_from, update_optimistically
-from shared.service.subscriptions import SubscribePorts, renewal_due
+from shared.service.subscriptions import SubscribePorts, renewal_due, signing_key
 from shared.service.task_conflicts import TaskConflictPorts, settle_edits
 from shared.service.task_statuses import tasks_scope
 from shared.service.tenants import TenantEventPorts, mark_consent_revoked
@@ -413,15 +413,27 @@ async def _subscribed(
     assert user.graph_user_id is not None
     now = services.clock.now()
     expires = now + TASK_LIFETIME
+    key = await services.keys.signing(NOTIFICATION_KEY, fresh=force_new)
     if state.subscription_id and state.list_id == list_id and not force_new:
-        try:
-            renewed = await services.subscriptions.renew(tenant, state.subscription_id, expires)
-        except SubscriptionGone:
-            log.info("task subscription %s is gone; creating a new one", state.subscription_id)
+        recorded = await services.subscription_index.get(state.subscription_id)
+        key, force_new = await signing_key(services.keys, recorded.key_version if recorded else None)
+        if force_new:  # its clientState names another key version (or none recorded): a new one, signed now
+            log.info(
+                "task subscription %s signed with another key version; recreating it", state.subscription_id
+            )
         else:
-            await _index(services, user, state.subscription_id, renewed, new=False)
-            return replace(state, subscription_expires_at=renewed)
-    key = await services.keys.signing(NOTIFICATION_KEY)
+            try:
+                renewed = await services.subscriptions.renew(tenant, state.subscription_id, expires)
+            except SubscriptionGone:
+                log.info("task subscription %s is gone; creating a new one", state.subscription_id)
+            else:
+                await _index(services, user, state.subscription_id, renewed, recorded)
+                return replace(state, subscription_expires_at=renewed)
+    if state.subscription_id and force_new:
+        # Graph refuses a second subscription on the list (409), and adopting the one it holds would keep
+        # its clientState: the old one goes first; the run's delta read, after this, covers the moment.
+        await services.subscriptions.delete(tenant, state.subscription_id)
+        await services.subscription_index.delete(state.subscription_id)
     signed = client_state(key.secret, key.version, tenant.directory_id, user.graph_user_id, Watched.TASKS)
     created = await services.task_changes.subscribe_tasks(
         tenant, user.graph_user_id, list_id, signed, expires
@@ -429,16 +441,22 @@ async def _subscribed(
     if state.subscription_id and state.subscription_id != created.id:
         await services.subscriptions.delete(tenant, state.subscription_id)
         await services.subscription_index.delete(state.subscription_id)
-    await _index(services, user, created.id, created.expires_at, new=created.id != state.subscription_id)
+    await _index(services, user, created.id, created.expires_at, None, key.version)
     log.info("task subscription %s created, expires %s", created.id, created.expires_at.isoformat())
     return replace(state, subscription_id=created.id, subscription_expires_at=created.expires_at)
 
 
-async def _index(
-    services: TaskSyncPorts, user: UserRecord, subscription_id: str, expires: datetime, *, new: bool
+async def _index(  # noqa: PLR0917 (the index row's fields, in order)
+    services: TaskSyncPorts,
+    user: UserRecord,
+    subscription_id: str,
+    expires: datetime,
+    existing: SubscriptionRecord | None,
+    key_version: str | None = None,
 ) -> None:
+    """The list's subscription indexed: a new one names the key version that signed it; a renewed one
+    keeps its last notification and its version."""
     assert user.graph_user_id is not None
-    existing = None if new else await services.subscription_index.get(subscription_id)
     await services.subscription_index.put(
         SubscriptionRecord(
             subscription_id,
@@ -448,6 +466,7 @@ async def _index(
             expires,
             last_notified_at=existing.last_notified_at if existing else unmarked_since(services.clock.now()),
             watches=Watched.TASKS,
+            key_version=key_version or (existing.key_version if existing else None),
         )
     )
 

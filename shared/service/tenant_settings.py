@@ -21,8 +21,8 @@ from shared.service.tenants import TenantPorts, get_tenant, save_tenant_change
 class SettingsPorts(TenantPorts, PublishPorts, UsesClock, UsesDirectory, UsesJobs, UsesUsers, Protocol):
     """The tenant's row; the directory that checks a Teams organiser; the rematch that refreshes every
     staff member's Teams status when the Teams method or organiser changed; the feed that tells the host
-    a method change leaves the meetings already made as they were; the resync a change of
-    `recurring_events` needs."""
+    a method change leaves the meetings already made as they were, and a new retention of the feed; the
+    resync a change of `recurring_events` needs."""
 
 
 async def update_settings(services: SettingsPorts, tenant_id: str, patch: Mapping[str, Any]) -> Tenant:
@@ -59,6 +59,12 @@ async def update_settings(services: SettingsPorts, tenant_id: str, patch: Mappin
         data = {"previous_method": previous.value, "method": method.value, "existing_meetings": "kept"}
         await publish(
             services, tenant_id, [Change("tenant.teams_method_changed", tenant_id, data, tenant.updated_at)]
+        )
+    days, previous_days = tenant.settings.feed_retention_days, before.settings.feed_retention_days
+    if days != previous_days:  # the host must read the feed at least this often from now on
+        kept = {"previous_days": previous_days, "days": days}
+        await publish(
+            services, tenant_id, [Change("tenant.feed_retention_changed", tenant_id, kept, tenant.updated_at)]
         )
     return tenant
 

@@ -205,11 +205,14 @@ async def test_settings_and_a_confirmed_disconnect(connector: Connector, page: P
     await page.check("#working_elsewhere_blocks")
     await page.select_option("#import_mode", "categories")
     await page.fill("#import_categories", "Booking, Client")
+    await expect(page.locator("#feed_retention_days")).to_have_value("30")
+    await page.fill("#feed_retention_days", "60")
     await page.click("#save-settings")
     await expect(page.locator("#message")).to_have_text("Settings saved.")
     with connector.api() as api:
         settings = api.get(f"/api/v1/tenants/{org['domain']}").json()["settings"]
     assert settings["window_days_back"] == 14 and settings["privacy_mode"] is True
+    assert settings["feed_retention_days"] == 60
     assert (settings["tentative_blocks"], settings["working_elsewhere_blocks"]) == (False, True)
     assert settings["import_filter"] == {"mode": "categories", "categories": ["Booking", "Client"]}
 

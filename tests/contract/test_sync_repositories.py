@@ -397,6 +397,11 @@ async def test_subscriptions_are_put_read_and_deleted(repos: SyncRepositories) -
     await repos.index.put(sub)  # a later put without last_notified_at clears it
     assert unversioned([await repos.index.get(sub.subscription_id)]) == [sub]  # type: ignore[list-item]
 
+    signed = replace(sub, key_version="0f" * 16)  # the notification key version its clientState names
+    await repos.index.put(signed)
+    assert unversioned([await repos.index.get(sub.subscription_id)]) == [signed]  # type: ignore[list-item]
+    assert unversioned(await repos.index.for_tenant(CONTOSO)) == [signed]
+
     await repos.index.delete(sub.subscription_id)
     await repos.index.delete(sub.subscription_id)  # idempotent
     assert await repos.index.get(sub.subscription_id) is None

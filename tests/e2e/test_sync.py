@@ -279,6 +279,47 @@ async def test_disconnect_leaves_no_subscription_behind(connector: Connector) ->
         assert [s for s in await control.subscriptions() if s["tenantId"] == org["id"]] == []
 
 
+def tenant_rows(connector: Connector, domain: str) -> dict[str, list[dict[str, Any]]]:
+    """Per table of this connector, the feed included, the rows that mention the tenant in a key or a
+    value."""
+    service = TableServiceClient.from_connection_string(connector.settings["AzureWebJobsStorage"])
+    prefix = connector.settings["TABLE_PREFIX"].lower()
+    found: dict[str, list[dict[str, Any]]] = {}
+    for table in service.list_tables():
+        name = table.name.lower()
+        if name.startswith(prefix):
+            entities = service.get_table_client(table.name).list_entities()
+            found[name[len(prefix) :]] = [dict(e) for e in entities if domain in json.dumps(e, default=str)]
+    return found
+
+
+async def test_a_disconnect_leaves_nothing_of_the_tenant_table_by_table_feed_included(
+    connector: Connector,
+) -> None:
+    org = await migrated_organisation(connector, events_per_user=2)
+    domain = org["domain"]
+    Outlook(connector, org["id"]).create(org["people"]["adele"]["id"], graph_event("Before the disconnect"))
+    wait_for(lambda: "Before the disconnect" in events_of(feed(connector, domain), "event.created"))
+    before = tenant_rows(connector, domain)
+    assert {t for t, rows in before.items() if rows} >= {"users", "subscriptions", "outlookitems", "changes"}
+
+    with connector.api() as api:
+        assert api.delete(f"/api/v1/tenants/{domain}").status_code == 202
+        wait_for(lambda: api.get(f"/api/v1/tenants/{domain}").json()["state"] == "disconnected")
+        gone = api.get(f"/api/v1/tenants/{domain}/changes", params={"cursor": 0})
+        assert gone.status_code == 410 and gone.json()["error"]["field"] == "cursor"
+
+    left = {t: rows for t, rows in tenant_rows(connector, domain).items() if rows}
+    assert set(left) <= {"tenants", "changes"}, {t: len(rows) for t, rows in left.items()}
+    assert [r["State"] for r in left.get("tenants", [])] == ["disconnected"]  # the row, no claim, no links
+    # The feed keeps its numbering (head and a floor row) and `tenant.disconnected` alone: no subject, body
+    # or attendee of the tenant's calendars is left.
+    feed_text = json.dumps(left["changes"], default=str)
+    assert "Before the disconnect" not in feed_text and "seeded" not in feed_text
+    async with connector.control() as control:
+        assert [s for s in await control.subscriptions() if s["tenantId"] == org["id"]] == []
+
+
 async def test_the_apps_log_lines_carry_tenant_user_and_invocation(connector: Connector) -> None:
     org = await migrated_organisation(connector, events_per_user=1)
 

@@ -500,8 +500,9 @@ class GraphSubscriptions(GraphPort):
     async def _adopt(
         self, tenant: Tenant, graph_user_id: str, expires_at: datetime
     ) -> GraphSubscription | None:
-        """Graph refuses a duplicate (same app, resource, change types and URL). Its clientState is the same
-        HMAC, so the existing one is as good: renew it and answer it."""
+        """Graph refuses a duplicate (same app, resource, change types and URL): one a run left before
+        indexing it. Its clientState is the same HMAC, under the key version current then (a re-signing
+        deletes the old subscription before creating, so it never meets its own): renew it, answer it."""
         wanted = f"users/{graph_user_id}/events".lower()
         for existing in await self.list(tenant):
             if existing.resource.strip("/").lower() == wanted:

@@ -53,6 +53,7 @@ def subscription_to_entity(record: SubscriptionRecord) -> dict[str, Any]:
         "ExpiresAt": record.expires_at,
         "LastNotifiedAt": record.last_notified_at,
         "Watches": None if record.watches is Watched.EVENTS else record.watches.value,  # rows before: events
+        "KeyVersion": record.key_version,
     }
     return {name: value for name, value in entity.items() if value is not None}
 
@@ -67,6 +68,7 @@ def subscription_from_entity(entity: Any) -> SubscriptionRecord:
         last_notified_at=as_utc(entity.get("LastNotifiedAt")),
         etag=etag_of(entity),
         watches=Watched(entity.get("Watches") or Watched.EVENTS),
+        key_version=entity.get("KeyVersion"),
     )
 
 

@@ -101,6 +101,7 @@ def settings_from_json(raw: str | None) -> TenantSettings:
         monitor_retention_days=int(
             data.get("monitor_retention_days", TenantSettings().monitor_retention_days)
         ),
+        feed_retention_days=int(data.get("feed_retention_days", TenantSettings().feed_retention_days)),
     )
 
 

@@ -17,6 +17,7 @@ from shared.domain.tenants import TenantState
 from shared.domain.users import MatchStatus, StaffMember, UserRecord
 from shared.service import jobs
 from shared.service.job_handlers import run_job
+from shared.service.keys import CURRENT_FOR, NOTIFICATION_KEY, KeyRing, new_key_value
 from shared.service.notifications import receive_changes
 from shared.service.schedules import renew_tenant_subscriptions
 from tests.fakes.services import add_tenant, fake_world
@@ -80,5 +81,62 @@ async def test_a_subscription_deleted_without_notice_is_recreated_by_the_renewal
         await asyncio.sleep(0.1)
     notified = [n for n in graph.webhook.received if n.get("subscriptionId") == renewed.subscription_id]
     assert notified
+    received = await receive_changes(services, json.dumps({"value": notified}).encode())
+    assert received.accepted == len(notified) and received.forged == 0
+
+
+async def test_a_rotated_notification_key_re_signs_the_subscription_graph_holds(graph: EmulatorGraph):
+    """Graph refuses a second subscription on the same resource (409) and keeps a clientState through
+    renewals: after a rotation the renewal timer's re-signing deletes the old one first, and the new
+    one's notifications name the current key version."""
+    world = fake_world()
+    world.clock.current = datetime.fromisoformat(await graph.control.clock())
+    tenant = await add_tenant(
+        world, graph.tenant.tenant_id, TenantState.ACTIVE, directory_id=graph.tenant.directory_id
+    )
+    mailbox = await graph.new_mailbox()
+    staff = StaffMember("s1", f"s1@{tenant.tenant_id}", None, "Staff One")
+    staff = replace(staff, switches=staff.switches.changed({"tasks_from_outlook": False}))
+    await world.users.save(
+        UserRecord(tenant.tenant_id, staff, MatchStatus.MATCHED, world.clock.now(), graph_user_id=mailbox)
+    )
+    elapsed = [0.0]
+    keys = KeyRing(world.secrets, monotonic=lambda: elapsed[0])
+    services = replace(
+        world.services, calendar=graph.calendar(), subscriptions=graph.subscriptions(), keys=keys
+    )
+    await run_job(services, jobs.migrate_user(tenant.tenant_id, "s1"))
+    migrated = await world.users.get(tenant.tenant_id, "s1")
+    assert migrated is not None and migrated.subscription_id
+    first = migrated.subscription_id
+    world.jobs.take()
+
+    rotated = await world.secrets.set(NOTIFICATION_KEY, new_key_value())  # the operator rotates the key
+    elapsed[0] += CURRENT_FOR
+    assert await renew_tenant_subscriptions(services, tenant.tenant_id) == 1
+    for job in world.jobs.take():
+        await run_job(services, job)
+
+    renewed = await world.users.get(tenant.tenant_id, "s1")
+    assert renewed is not None and renewed.subscription_id not in (None, first)
+    mine = [s["id"] for s in await graph.control.subscriptions() if mailbox in s["resource"]]
+    assert mine == [renewed.subscription_id]
+    record = await world.subscription_index.get(renewed.subscription_id)
+    assert record is not None and record.key_version == rotated
+
+    client = await graph.graph()
+    start = {"dateTime": "2030-03-02T09:00:00", "timeZone": "UTC"}
+    end = {"dateTime": "2030-03-02T10:00:00", "timeZone": "UTC"}
+    await client.request_json(
+        "POST", f"/users/{mailbox}/events", {"subject": "After", "start": start, "end": end}
+    )
+    for _ in range(100):
+        if graph.webhook.received:
+            break
+        await asyncio.sleep(0.1)
+    notified = [n for n in graph.webhook.received if n.get("subscriptionId") == renewed.subscription_id]
+    assert notified and all(n["clientState"].split(".")[1] == rotated for n in notified)
+    world.secrets.disabled.add(world.secrets.version_id(0))  # the first version disabled: nothing needs it
+    elapsed[0] += CURRENT_FOR
     received = await receive_changes(services, json.dumps({"value": notified}).encode())
     assert received.accepted == len(notified) and received.forged == 0
