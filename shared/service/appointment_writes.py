@@ -357,7 +357,7 @@ async def _written(
             return
         copy = replace(copy, event_id=None, exceptions=(), override_days=(), generation=copy.generation + 1)
     written = await _create(run, copy, target, draft)
-    if written.shape is not None and not written.shape.holds(draft):
+    if written.shape is not None and not written.shape.holds(draft, copy.restored):
         # A retried create answers the event made the first time, as it is now (an earlier revision, whose
         # answer was lost): the copy is that event, brought to this revision.
         made = replace(
