@@ -130,6 +130,9 @@ class StaffCopy:
     # back to the series' own values): a later revision of the series re-applies or reverts each in place.
     override_days: tuple[date, ...] = ()
     restored: tuple[RestoredOccurrence, ...] = ()  # cancelled occurrences written back as events of their own
+    # Adopted by the host's PUT (`outlook`) and not yet written: its claim on the event is held until the
+    # write job records the event as the connector's (`appointment_takeover.settle_adoptions`).
+    adopting: bool = False
     # Writes whose answer was lost (Graph may have applied them): the `WrittenShape.digest`s of the drafts
     # sent since the last answered write (space-separated, the last few), so that Outlook holding one of them
     # reads as the connector's own write; a delete, so that the event missing later is the connector's doing

@@ -32,12 +32,14 @@ from shared.domain.appointments import (
 from shared.domain.planner import ItemStatus
 from shared.domain.teams import TeamsMeeting
 from shared.domain.tenants import Tenant
+from shared.service.appointment_takeover import release_adoption
 from shared.service.context import (
     UsesAppointments,
     UsesCalendar,
     UsesCalendarWriter,
     UsesClock,
     UsesItemStatuses,
+    UsesLeases,
 )
 from shared.service.errors import EventMissing, RateLimited
 from shared.service.publishing import PublishPorts
@@ -53,6 +55,7 @@ class WritePassPorts(
     UsesItemStatuses,
     UsesAppointments,
     UsesCalendarWriter,
+    UsesLeases,
     Protocol,
 ):
     """What a pass over an appointment's copies uses: the calendars, their item statuses, the stored
@@ -98,6 +101,8 @@ async def delete_copy(run: WritePass, copy: StaffCopy) -> None:
             raise
     if copy.role is CopyRole.ORGANIZER and copy.ical_uid:  # the meeting is over: no invitation links to it
         await run.services.appointments.forget_meeting(run.tenant.tenant_id, copy.ical_uid)
+    if copy.adopting and copy.event_id is not None:  # an adoption that never settled: its claim ends too
+        await release_adoption(run.services, run.tenant.tenant_id, run.record.appointment_id, copy)
     run.removed.add(copy.staff_id)
 
 
