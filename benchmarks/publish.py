@@ -5,7 +5,9 @@
 Reads `sync.json` (`benchmarks.sync_bench --telemetry both --json ...`), `appointments.json`
 (`benchmarks.appointment_bench --json ...`) and, when present, `telemetry.json` (`benchmarks.sync_bench
 --telemetry both --rounds N --json ...`: the telemetry comparison, instead of sync.json's one pair) from
-the figures directory; a file that is missing leaves its sections out, and says so. Each figure is
+the figures directory, and `series.json` (`benchmarks.series_sync_compare --json ...`: the migration with
+Outlook series against the app before series, side by side in one run) when present; a file that is
+missing leaves its sections out, and says so. Each figure is
 shown with the command that measured it, the machine, the date and the machine's calibration before and
 after the run.
 """
@@ -185,6 +187,52 @@ def _telemetry(runs: dict[str, dict[str, Any]], settings: dict[str, Any]) -> lis
     return [*out, ""]
 
 
+SERIES_COMMAND: Final = (
+    "python -m benchmarks.series_sync_compare --before <checkout of aff14fa> --users 200 --events 50 "
+    "--rounds 3 --json docs/figures/series.json"
+)
+
+
+def _series(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """The migration before series existed, with `recurring_events: series` and with `occurrences`."""
+    from benchmarks.series_sync_compare import without_tasks  # the To Do list's requests, left out
+
+    out = [
+        "## Series against the app before series",
+        "",
+        f"`{SERIES_COMMAND}`: the sync benchmark's migration on a fresh stack per run, the three variants",
+        "in one session, their order rotating round by round. `before` is the app before series existed (it",
+        "has no To Do sync); `series` and `occurrences` are this app with the tenant's `recurring_events`,",
+        "each migrated user's To Do list synced too (`tasks_from_outlook` is on for every user of an",
+        "all-users tenant, and the bench cannot turn it off before they migrate), so the requests without",
+        "To Do's are beside. CPU per migrated user (the job workers', and Azurite's for the storage they",
+        "ask for) is the figure the load of other work moves least.",
+        "",
+        "| variant | users/s (median; each round) | job-worker CPU ms/user | Azurite CPU ms/user "
+        "| Graph requests/user | without To Do | load average at start / end |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for name, found in runs.items():
+        if not found:
+            continue
+        rates = [float(f["migration_users_per_second"]) for f in found]
+        each = ", ".join(f"{r:.2f}" for r in rates)
+        jobs = statistics.median(float(f["migration_cpu_ms_per_user"]["host-jobs"]) for f in found)
+        storage = statistics.median(float(f["migration_cpu_ms_per_user"]["azurite"]) for f in found)
+        requests = statistics.median(float(f["graph_requests_per_user"]) for f in found)
+        bare = statistics.median(without_tasks(f) for f in found)
+        loads = "; ".join(
+            f"{f['load_average_at_start'][0]} / {f['load_average_at_end'][0]}"
+            for f in found
+            if f.get("load_average_at_start") and f.get("load_average_at_end")
+        )
+        out.append(
+            f"| {name} | {statistics.median(rates):.2f} ({each}) | {jobs:,.1f} | {storage:,.1f} "
+            f"| {requests:.2f} | {bare:.2f} | {loads or 'not recorded'} |"
+        )
+    return [*out, ""]
+
+
 def _load_note(documents: list[dict[str, Any]]) -> list[str]:
     """What the recorded load averages say of the machine: quiet, or shared with other work."""
     loads = [
@@ -216,6 +264,7 @@ def render(
     sync: dict[str, Any] | None,
     appointments: dict[str, Any] | None,
     telemetry: dict[str, Any] | None = None,
+    series: dict[str, list[dict[str, Any]]] | None = None,
 ) -> str:
     out = [
         "# Benchmarks",
@@ -252,6 +301,8 @@ def render(
     if telemetry is not None:
         out += [f"Telemetry figures: {_source(telemetry)}.", ""]
         out += _telemetry(telemetry["runs"], telemetry["settings"])
+    if series is not None:
+        out += _series(series)
     if appointments is None:
         out += ["No appointment figures (`docs/figures/appointments.json`) yet.", ""]
     else:
@@ -286,6 +337,7 @@ def main(argv: list[str] | None = None) -> None:
         _read(args.figures / "sync.json"),
         _read(args.figures / "appointments.json"),
         _read(args.figures / "telemetry.json"),
+        _read(args.figures / "series.json"),
     )
     args.out.write_text(page, encoding="utf-8")
     print(f"wrote {args.out}")

@@ -9,10 +9,12 @@ with `.venv` linked); its host runs from there (`running_stack(app_root=...)`), 
 and bulk tenant. Each round runs the three variants on a fresh stack, in an order that rotates from round
 to round (so none always runs first on a machine whose load drifts): `before` (the old app, no setting),
 `series` and `occurrences` (this app, the tenant's `recurring_events`). Only part 1 of the sync bench
-(migration) runs. Prints, per variant, the median and each round's users per second and Graph requests per
-user, and the requests per user without the To Do list's (the old app has no To Do sync; this one syncs each
-migrated user's list, `tasks_from_outlook` being on for every user of an all-users tenant): the list's
-lookup, creation, delta pages and its subscription. Asserts nothing.
+(migration) runs. Prints, per variant, the median and each round's users per second, Graph requests per
+user, the job workers' CPU per migrated user, and the requests per user without the To Do list's (the
+old app has no To Do sync; this one syncs each migrated user's list, `tasks_from_outlook` being on for
+every user of an all-users tenant): the list's lookup, creation, delta pages and its subscription. With
+`--json`, `benchmarks.publish` renders the figures into docs/benchmarks.md (`docs/figures/series.json`).
+Asserts nothing.
 """
 
 from __future__ import annotations
@@ -103,15 +105,17 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(130) from None
     print(f"\n{args.users} users x {args.events} events, {args.rounds} round(s), variants alternating:")
     header = f"  {'variant':<12} {'users/s (median; each round)':<40} {'requests/user':>14}"
-    print(f"{header} {'without To Do':>14}")
+    print(f"{header} {'without To Do':>14} {'job CPU ms/user':>16}")
     for name, found in runs.items():
         if not found:
             continue
         rates = [float(f["migration_users_per_second"]) for f in found]
         requests = statistics.median(float(f["graph_requests_per_user"]) for f in found)
         bare = statistics.median(without_tasks(f) for f in found)
+        cpu = statistics.median(float(f["migration_cpu_ms_per_user"]["host-jobs"]) for f in found)
         each = ", ".join(f"{r:.2f}" for r in rates)
-        print(f"  {name:<12} {f'{statistics.median(rates):6.2f} ({each})':<40} {requests:14.2f} {bare:14.2f}")
+        rate = f"{statistics.median(rates):6.2f} ({each})"
+        print(f"  {name:<12} {rate:<40} {requests:14.2f} {bare:14.2f} {cpu:16.1f}")
     if args.json:
         Path(args.json).write_text(json.dumps(runs, indent=2) + "\n", encoding="utf-8")
         print(f"figures written to {args.json}")

@@ -84,6 +84,16 @@ class Appointment:
     video: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class RestoredOccurrence:
+    """An occurrence the series' master still cancels but the host wants back (an exdate taken back, or an
+    occurrence deleted in Outlook under host wins): Graph cannot restore a cancelled occurrence, so it is
+    its own single event beside the series, linked to the appointment."""
+
+    day: date  # the occurrence's original local date
+    event_id: str
+
+
 class CopyState(StrEnum):
     PENDING = "pending"  # not written yet (or a newer revision waits)
     SYNCED = "synced"  # Outlook holds this revision
@@ -119,6 +129,10 @@ class StaffCopy:
     # The original dates of the occurrences the connector changed (the host's overrides, and those it put
     # back to the series' own values): a later revision of the series re-applies or reverts each in place.
     override_days: tuple[date, ...] = ()
+    restored: tuple[RestoredOccurrence, ...] = ()  # cancelled occurrences written back as events of their own
+    # Adopted by the host's PUT (`outlook`) and not yet written: its claim on the event is held until the
+    # write job records the event as the connector's (`appointment_takeover.settle_adoptions`).
+    adopting: bool = False
     # Writes whose answer was lost (Graph may have applied them): the `WrittenShape.digest`s of the drafts
     # sent since the last answered write (space-separated, the last few), so that Outlook holding one of them
     # reads as the connector's own write; a delete, so that the event missing later is the connector's doing
@@ -136,8 +150,10 @@ class StaffCopy:
         """Whether Outlook's version is a draft the connector sent and never heard back about."""
         return shape is not None and shape.digest in (self.sent or "").split()
 
-    def transaction_id(self, appointment_id: str) -> str:
-        return f"{TRANSACTION_PREFIX}{appointment_id}/{self.staff_id}/{self.generation}"
+    def transaction_id(self, appointment_id: str, day: date | None = None) -> str:
+        """The `transactionId` of the copy's create (`day`: of the event that restores that occurrence)."""
+        generation = f"{self.generation}.{day:%Y%m%d}" if day is not None else str(self.generation)
+        return f"{TRANSACTION_PREFIX}{appointment_id}/{self.staff_id}/{generation}"
 
     @property
     def writable(self) -> bool:
@@ -439,6 +455,29 @@ def ruled_occurrence(draft: EventDraft, day: date) -> Override:
     return Override(day, day, day + span, draft.subject, draft.location, draft.body)
 
 
+def restored_draft(draft: EventDraft, day: date, meeting: TeamsMeeting | None) -> EventDraft:
+    """The single event that stands for the series' occurrence of `day` (a `RestoredOccurrence`): the
+    host's override of that day, else the rule's time and the series' texts; the series' attendees. It makes
+    no Teams meeting of its own: the meeting's join details go into its body (`meeting`, for the event that
+    is the meeting; the other copies' bodies carry them already)."""
+    recurrence = draft.recurrence
+    override = next((o for o in recurrence.overrides if o.original_date == day), None) if recurrence else None
+    occurrence = complete_override(draft, override) if override else ruled_occurrence(draft, day)
+    body = occurrence.body if occurrence.body is not None else draft.body
+    if meeting is not None and draft.online_meeting:
+        body = body + join_text(meeting, draft.body_type)
+    return replace(
+        draft,
+        subject=occurrence.subject if occurrence.subject is not None else draft.subject,
+        location=occurrence.location if occurrence.location is not None else draft.location,
+        body=body,
+        start=occurrence.start,
+        end=occurrence.end,
+        online_meeting=False,
+        recurrence=None,
+    )
+
+
 # --- telling Outlook's version from the draft -----------------------------------------------------------
 
 
@@ -453,14 +492,15 @@ class WrittenShape:
     digest: str
     cancelled: frozenset[date] = frozenset()
 
-    def holds(self, draft: EventDraft) -> bool:
+    def holds(self, draft: EventDraft, restored: Sequence[RestoredOccurrence] = ()) -> bool:
         """Whether the event holds the draft (the connector's own write, even when Graph's answer to it was
-        lost): the same content, and no occurrence cancelled but those the host cancelled."""
+        lost): the same content, and no occurrence cancelled but those the host cancelled and those written
+        back as events of their own (`restored`)."""
         expected = draft_shape(draft)
         if expected is None or expected.digest != self.digest:
             return False
         exdates = set(draft.recurrence.exdates) if draft.recurrence is not None else set()
-        return self.cancelled <= exdates
+        return self.cancelled <= exdates | {r.day for r in restored}
 
 
 def written_shape(

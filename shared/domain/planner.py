@@ -67,6 +67,10 @@ class ItemStatus:
     original_start: datetime | None = None  # an occurrence's or exception's place in its series
     cancelled: bool = False  # cancelled by its organiser (an attendee's copy; a series' exdate)
     organised_meeting: bool = False  # a meeting this staff member organises: removing it cancels it
+    # A meeting someone else organises: the staff member's last response to it (None: their own event). Gone
+    # from the calendar where Graph can no longer read it, it was declined (Outlook removes a meeting its
+    # attendee declines, and deleting one in Outlook declines it).
+    response: str | None = None
 
     @property
     def origin(self) -> Origin:
@@ -319,7 +323,15 @@ def _status_of(
         series_master_id=event.series_master_id,
         written=written,
         organised_meeting=event.is_organizer is True and event.meeting,
+        response=invitation_response(event),
     )
+
+
+def invitation_response(event: OutlookEvent) -> str | None:
+    """The staff member's own response to a meeting someone else organises; None for their own event."""
+    if event.is_organizer is not False or not event.meeting:
+        return None
+    return event.response or "none"
 
 
 def _connector_made(event: OutlookEvent, before: ItemStatus | None, master: ItemStatus | None) -> bool:
@@ -453,8 +465,7 @@ def _settle_series(
             if before is not None:
                 result.deletes.append(master_id)
                 if before.admitted:
-                    gone = "cancelled" if before.organised_meeting else "deleted"
-                    reason = gone if view is None else "out_of_window"
+                    reason = series.gone_reason(before) if view is None else "out_of_window"
                     result.changes.append(_deleted(master_id, before.appointment_id, reason))
             continue
         _observe_series(result, view, before, visibility, links)
@@ -481,6 +492,7 @@ def _observe_series(
         master=True,
         cancelled=master.cancelled,
         organised_meeting=master.is_organizer is True and master.meeting,
+        response=invitation_response(master),
     )
     if before == status:
         return

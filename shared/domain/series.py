@@ -66,6 +66,8 @@ class ItemStatus(Protocol):
     def cancelled(self) -> bool: ...
     @property
     def organised_meeting(self) -> bool: ...
+    @property
+    def response(self) -> str | None: ...
 
 
 class Visibility(Protocol):
@@ -157,8 +159,16 @@ def removal_reason(
             return "out_of_window"  # moved past either end of the window: the connector stops following it
         if found.cancelled or found.response == "declined":
             return hidden_reason(found)  # a copy Outlook keeps elsewhere (Deleted Items), saying why
+    return gone_reason(before)
+
+
+def gone_reason(before: ItemStatus) -> str:
+    """Why an item the calendar no longer holds, and Graph can no longer read, went: by what its status
+    knows of the staff member's part in it."""
     if before.organised_meeting:
         return "cancelled"  # deleting a meeting on the organiser's calendar cancels it for everyone
+    if before.response is not None:
+        return "declined"  # an invitation: Outlook removes a meeting its attendee declines
     return "deleted"
 
 

@@ -70,12 +70,15 @@ async def put_appointment(
     _check_video(tenant, appointment)
     await _known_staff(services.users, tenant.tenant_id, appointment.staff_ids)
     adopted = await _adopted(services, tenant, appointment, adopt)
-    if adopted is not None:
+    claiming = adopted is not None and adopted.adopting  # an adoption that settled needs no claim
+    if claiming:
+        assert adopted is not None
         await claim_adoption(services, tenant.tenant_id, appointment.appointment_id, adopted)
     try:
         return await _revise(services, tenant, appointment, if_match, adopted)
     except BaseException:
-        if adopted is not None:
+        if claiming:
+            assert adopted is not None
             await release_adoption(services, tenant.tenant_id, appointment.appointment_id, adopted)
         raise
 

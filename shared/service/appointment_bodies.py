@@ -233,9 +233,11 @@ class RecurrenceInput(AppointmentPart):
         Field(
             max_length=MAX_EXCEPTIONS,
             description="The original local dates of cancelled occurrences. Graph cannot restore a "
-            "cancelled occurrence: a later PUT that leaves out a date given before has the series deleted "
-            "and written anew in each calendar (in meeting mode its attendees are invited again and their "
-            "responses are lost).",
+            "cancelled occurrence: a later PUT that leaves out a date given before leaves the series as it "
+            "is and writes that occurrence as an event of its own beside it, linked to the appointment "
+            "(updated by later PUTs, deleted with the appointment or when the date is cancelled again); in "
+            "meeting mode its attendees are invited to that occurrence alone and keep their responses to "
+            "the series.",
         ),
         _listed(MAX_EXCEPTIONS, "must be a list", f"must have at most {MAX_EXCEPTIONS} dates"),
     ] = []

@@ -16,27 +16,32 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Final, Protocol
 
+from shared.domain import recurrence as rules
 from shared.domain.appointments import (
     AppointmentRecord,
     CopyRole,
     CopyState,
     EventDraft,
+    RestoredOccurrence,
     StaffCopy,
     StaffTarget,
     complete_override,
+    restored_draft,
     ruled_occurrence,
 )
 from shared.domain.planner import ItemStatus
 from shared.domain.teams import TeamsMeeting
 from shared.domain.tenants import Tenant
+from shared.service.appointment_takeover import release_adoption
 from shared.service.context import (
     UsesAppointments,
     UsesCalendar,
     UsesCalendarWriter,
     UsesClock,
     UsesItemStatuses,
+    UsesLeases,
 )
-from shared.service.errors import RateLimited
+from shared.service.errors import EventMissing, RateLimited
 from shared.service.publishing import PublishPorts
 from shared.service.records import Change, WrittenEvent
 
@@ -50,6 +55,7 @@ class WritePassPorts(
     UsesItemStatuses,
     UsesAppointments,
     UsesCalendarWriter,
+    UsesLeases,
     Protocol,
 ):
     """What a pass over an appointment's copies uses: the calendars, their item statuses, the stored
@@ -84,15 +90,19 @@ async def delete_copy(run: WritePass, copy: StaffCopy) -> None:
         await _delete_unanswered(run, copy)
     if copy.event_id is not None and copy.graph_user_id is not None:
         # Forget the status first: the event's removal then reads as nobody's, never as an Outlook delete.
-        ids = [copy.event_id, *copy.exceptions]
+        ids = [copy.event_id, *copy.exceptions, *(r.event_id for r in copy.restored)]
         await run.services.item_statuses.note(run.tenant.tenant_id, copy.staff_id, [], ids)
         try:
+            for restored in copy.restored:  # the occurrences written back beside the series go with it
+                await run.services.calendar_writer.delete(run.tenant, copy.graph_user_id, restored.event_id)
             await run.services.calendar_writer.delete(run.tenant, copy.graph_user_id, copy.event_id)
         except RateLimited:  # Graph may have deleted it: its absence is then the connector's own doing
             run.copies[copy.staff_id] = replace(copy, deleting=True)
             raise
     if copy.role is CopyRole.ORGANIZER and copy.ical_uid:  # the meeting is over: no invitation links to it
         await run.services.appointments.forget_meeting(run.tenant.tenant_id, copy.ical_uid)
+    if copy.adopting and copy.event_id is not None:  # an adoption that never settled: its claim ends too
+        await release_adoption(run.services, run.tenant.tenant_id, run.record.appointment_id, copy)
     run.removed.add(copy.staff_id)
 
 
@@ -153,10 +163,64 @@ async def finish_write(
         written = replace(master, join_url=written.join_url or master.join_url)
         for exception in changed:
             await remember_written(run, copy, exception, master=False)
+    restored = await _restore_occurrences(run, copy, target, draft, written)
     await remember_written(run, copy, written, master=recurrence is not None)
     run.answers[copy.staff_id] = written
     synced = synced_copy(run, copy, target, written, written.join_url)
-    return replace(synced, exceptions=exceptions, exception_keys=exception_keys, override_days=override_days)
+    return replace(
+        synced,
+        exceptions=exceptions,
+        exception_keys=exception_keys,
+        override_days=override_days,
+        restored=restored,
+    )
+
+
+async def _restore_occurrences(
+    run: WritePass, copy: StaffCopy, target: StaffTarget, draft: EventDraft, written: WrittenEvent
+) -> tuple[RestoredOccurrence, ...]:
+    """The occurrences the series' master cancels (Graph's `cancelledOccurrences`) that the host's version
+    does not: an exdate taken back, or one deleted in Outlook when the host wins. Graph cannot restore a
+    cancelled occurrence, and writing the series anew would re-invite a meeting's attendees and lose their
+    responses, so each is its own single event beside the series, linked to the appointment (a
+    `transactionId` per day, its status the connector's), written with the day's override or the rule's
+    time and texts at each write, and deleted once the host cancels that day again, the rule no longer
+    makes it, or the series goes."""
+    assert target.graph_user_id is not None
+    writer, uid = run.services.calendar_writer, target.graph_user_id
+    recurrence = draft.recurrence
+    wanted: list[date] = []
+    if recurrence is not None and written.shape is not None:
+        wanted = sorted(
+            day
+            for day in written.shape.cancelled - set(recurrence.exdates)
+            if rules.is_occurrence(recurrence.rrule, draft.start, draft.time_zone, day)
+        )
+    held = {r.day: r for r in copy.restored}
+    gone = [r.event_id for day, r in held.items() if day not in wanted]
+    if gone:
+        await run.services.item_statuses.note(run.tenant.tenant_id, copy.staff_id, [], gone)
+        for event_id in gone:
+            await writer.delete(run.tenant, uid, event_id)
+    restored: list[RestoredOccurrence] = []
+    for day in wanted:
+        single = restored_draft(draft, day, run.meeting)
+        made: WrittenEvent | None = None
+        if day in held:
+            try:
+                made = await writer.update(run.tenant, uid, held[day].event_id, single, None)
+            except EventMissing:  # deleted in Outlook: made again (the host still wants the occurrence)
+                made = None
+        if made is None:
+            transaction = copy.transaction_id(run.record.appointment_id, day)
+            made = await writer.create(run.tenant, uid, single, transaction)
+            if copy.role is CopyRole.ORGANIZER and made.ical_uid:  # its invitations are the host's meeting
+                await run.services.appointments.note_meeting(
+                    run.tenant.tenant_id, made.ical_uid, run.record.appointment_id
+                )
+        await remember_written(run, copy, made, master=False)
+        restored.append(RestoredOccurrence(day, made.id))
+    return tuple(restored)
 
 
 def synced_copy(

@@ -10,9 +10,12 @@ An appointment's event is found in two ways:
   `adopted_copy` checks it (it exists in that staff member's calendar, is not an occurrence, is not a
   meeting someone else organises, and is not the host's under another appointment id), `claim_adoption`
   takes an insert-only claim on the event for the appointment (a lease `{tenant}/{staff}/adopt/{event}`
-  owned by the appointment id, held `ADOPTION_CLAIM`: until the write job has recorded the event as the
-  connector's, which the checks then see), so of two PUTs adopting one event under two ids one wins and
-  the other is refused; and the PUT stores it as the staff member's copy.
+  owned by the appointment id), so of two PUTs adopting one event under two ids one wins and the other is
+  refused; and the PUT stores it as the staff member's copy (`adopting`). The claim lasts as long as the
+  adoption is pending: each write pass over a copy still adopting renews it for `ADOPTION_CLAIM` (longer
+  than a pending write waits for its next pass), and it ends when the adoption settles
+  (`settle_adoptions`: the write recorded the event as the connector's, which the checks see from then
+  on) or the copy goes (`delete_copy`); a PUT that fails after claiming gives it back.
 Either way the first write records the event as the connector's (`remember_written`), so from then on an
 Outlook change of it reaches the host as `appointment.changed_in_outlook` and the host's PUTs update it.
 """
@@ -21,13 +24,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Final, Protocol
 
 from shared.domain.appointments import (
     AppointmentRecord,
     CopyRole,
+    CopyState,
     StaffCopy,
     StaffTarget,
     appointment_of_transaction,
@@ -36,6 +40,7 @@ from shared.domain.appointments import (
 from shared.domain.planner import ItemStatus
 from shared.domain.tenants import Tenant
 from shared.domain.users import MatchStatus
+from shared.observability import get_logger
 from shared.service.context import UsesCalendarWriter, UsesClock, UsesItemStatuses, UsesLeases, UsesUsers
 from shared.service.errors import (
     Conflict,
@@ -49,9 +54,14 @@ from shared.service.errors import (
 from shared.service.ports.sync_storage import ItemStatusRepository
 from shared.service.records import LeaseOutcome
 
-# How long an adoption's claim holds the event for its appointment: past the PUT's write job, which
-# records the event as the connector's (what the checks read from then on).
+log = get_logger("appointments")
+
+# How long an adoption's claim holds the event past its last renewal: longer than a pending write waits
+# for its next pass (throttling's back-off is at most 15 minutes a retry; the renewal timer's stalled-writes
+# sweep queues an unfinished write again every 6 hours), so the claim outlives no settled adoption by more
+# than this and lapses only when nothing works on the write any more (its appointment failed for good).
 ADOPTION_CLAIM: Final = timedelta(days=1)
+RELEASES: Final = 3  # a release that finds another's refused claim flagged ('again') lets go once more
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +191,7 @@ async def adopted_copy(  # noqa: PLR0917 (an adoption's inputs, in order)
         event_id=event.id,
         ical_uid=event.ical_uid,
         generation=held.generation if held is not None else 0,
+        adopting=held.adopting if held is not None and held.event_id == event.id else True,
     )
 
 
@@ -205,9 +216,32 @@ async def claim_adoption(services: ClaimPorts, tenant_id: str, appointment_id: s
 async def release_adoption(
     services: UsesLeases, tenant_id: str, appointment_id: str, copy: StaffCopy
 ) -> None:
-    """Give the claim back (the PUT that took it failed before storing the adoption)."""
+    """Give the claim back: the PUT that took it failed before storing the adoption, the adoption settled,
+    or the copy went. A refused claimant's flag ('run again', for a lease) keeps no claim alive."""
     assert copy.event_id is not None
-    await services.leases.release(claim_key(tenant_id, copy.staff_id, copy.event_id), appointment_id)
+    key = claim_key(tenant_id, copy.staff_id, copy.event_id)
+    for _ in range(RELEASES):
+        if not await services.leases.release(key, appointment_id):
+            return
+
+
+async def settle_adoptions(
+    services: ClaimPorts, tenant_id: str, appointment_id: str, copies: dict[str, StaffCopy]
+) -> None:
+    """After a write pass: each copy still adopting whose event the pass recorded as the connector's
+    (`synced`, or `conflict` under Outlook wins) ends its claim, which the checks no longer need; one still
+    pending or failed renews it, so the claim lasts as long as the adoption is pending."""
+    for staff_id, copy in list(copies.items()):
+        if not copy.adopting or copy.event_id is None:
+            continue
+        if copy.state in (CopyState.SYNCED, CopyState.CONFLICT):
+            await release_adoption(services, tenant_id, appointment_id, copy)
+            copies[staff_id] = replace(copy, adopting=False)
+            continue
+        key = claim_key(tenant_id, copy.staff_id, copy.event_id)
+        outcome = await services.leases.acquire(key, appointment_id, ADOPTION_CLAIM, services.clock.now())
+        if outcome is LeaseOutcome.DEFERRED:  # lapsed and taken by another adoption: theirs now
+            log.warning("the claim on adopted event %s lapsed and another appointment took it", copy.event_id)
 
 
 def _owner(statuses: Mapping[str, ItemStatus], event_id: str) -> str | None:

@@ -46,7 +46,7 @@ from shared.service.appointment_copies import (
     remember_written,
     synced_copy,
 )
-from shared.service.appointment_takeover import linked_copies
+from shared.service.appointment_takeover import linked_copies, settle_adoptions
 from shared.service.context import (
     UsesAppointments,
     UsesJobs,
@@ -175,6 +175,7 @@ async def _write_once(services: WritePorts, job: WriteAppointment, recheck: Sequ
     except TenantAccessError as error:
         await mark_consent_revoked(services, tenant.tenant_id, error.reason)
         return
+    await settle_adoptions(services, tenant.tenant_id, appointment_id, run.copies)
     await _save(run)
     if run.throttled is not None:
         await _retry_later(services.jobs, job, run.throttled)
@@ -357,7 +358,7 @@ async def _written(
             return
         copy = replace(copy, event_id=None, exceptions=(), override_days=(), generation=copy.generation + 1)
     written = await _create(run, copy, target, draft)
-    if written.shape is not None and not written.shape.holds(draft):
+    if written.shape is not None and not written.shape.holds(draft, copy.restored):
         # A retried create answers the event made the first time, as it is now (an earlier revision, whose
         # answer was lost): the copy is that event, brought to this revision.
         made = replace(

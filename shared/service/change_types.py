@@ -132,9 +132,10 @@ class EventDeletedData(Data):
         "`filtered`: the tenant's settings no longer pass it (import filter, show_free_events, "
         "recurring_events); `out_of_window`: it left the sync window (it ended before the window, was "
         "moved before or past it, or a series has no occurrence left in or after it), so the connector "
-        "stops following it (an event moved back into the window is announced anew). A declined meeting "
-        "that Outlook removes from the calendar reads `declined` only where Graph still holds the copy "
-        "(Deleted Items) with its response; one Graph no longer holds reads `deleted`."
+        "stops following it (an event moved back into the window is announced anew). A meeting someone "
+        "else organises that Outlook removes from this staff member's calendar reads `declined` (Outlook "
+        "removes a meeting its attendee declines, and deleting one in Outlook declines it), whether Graph "
+        "still holds the copy (Deleted Items) or not."
     )
 
 

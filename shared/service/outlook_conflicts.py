@@ -2,8 +2,8 @@
 
 - a series is updated in place: its master PATCHed, its exceptions re-applied or put back
   (`finish_write`), those Outlook changed too (found by a recheck's flagged items, or after an update's
-  412 by one read of the series' instances over the window); only a cancelled occurrence the host takes
-  back, which Graph cannot restore, has it written anew;
+  412 by one read of the series' instances over the window); a cancelled occurrence the host takes back,
+  which Graph cannot restore, becomes an event of its own beside the series (`finish_write`);
 - updates carry `If-Match` with the change key of the connector's last write: a 412 means Outlook changed
   the event meanwhile, and the tenant's conflict policy decides (host wins: written again; Outlook wins:
   kept, until the host's next revision);
@@ -71,7 +71,7 @@ async def update_copy(
                 current = await writer.read(tenant, uid, event_id)
             except EventMissing:
                 return await _gone_in_outlook(run, copy, policy)
-            if _holds(current, draft):  # its own write, whose answer was lost: nothing to put back
+            if _holds(current, draft, copy):  # its own write, whose answer was lost: nothing to put back
                 return await finish_write(run, copy, target, draft, current)
             # A series: the 412 does not say which occurrence Outlook changed, so its instances are read.
             edited = await _outlook_exceptions(run, copy, uid, draft) if draft.recurrence else set()
@@ -83,7 +83,7 @@ async def update_copy(
             if_match = current.change_key
             copy = _seen(copy, current)  # reported once: a later refusal compares with this version
             continue
-        return await _finished(run, copy, target, draft, written)
+        return await finish_write(run, copy, target, draft, written)
     raise RateLimited(5, "the event kept changing while it was written")
 
 
@@ -118,9 +118,9 @@ async def _rechecked(  # noqa: PLR0917 (one copy's recheck: its inputs, in order
     # Occurrences the same read flagged are looked at first: the master holding the connector's own write
     # says nothing of an occurrence someone edited in Outlook meanwhile.
     series_changed = draft.recurrence is not None and await _occurrences_changed(run, copy)
-    if behind and _holds(current, draft) and not series_changed:  # its own write, the answer lost
+    if behind and _holds(current, draft, copy) and not series_changed:  # its own write, the answer lost
         return await finish_write(run, copy, target, draft, current)
-    if (_unchanged(copy, current) or _holds(current, draft)) and not series_changed:
+    if (_unchanged(copy, current) or _holds(current, draft, copy)) and not series_changed:
         if not behind:  # the connector's echo, or a touch: its status goes on naming the connector's item
             await remember_written(run, copy, current, master=draft.recurrence is not None)
             return replace(copy, change_key=current.change_key)
@@ -134,28 +134,10 @@ async def _rechecked(  # noqa: PLR0917 (one copy's recheck: its inputs, in order
     return _WRITE  # the master PATCHed back; the occurrences Outlook changed are put back (`finish_write`)
 
 
-async def _finished(
-    run: WritePass, copy: StaffCopy, target: StaffTarget, draft: EventDraft, written: WrittenEvent
-) -> StaffCopy | None:
-    """The update went through: its exceptions in place, unless a cancelled occurrence must come back,
-    which Graph cannot do (None: the caller writes the series anew)."""
-    if _restores(written, draft):
-        await _anew(run, copy)
-        return None
-    return await finish_write(run, copy, target, draft, written)
-
-
-def _restores(written: WrittenEvent, draft: EventDraft) -> bool:
-    """Whether the series, as patched, has a cancelled occurrence the host's version no longer cancels (an
-    exdate the host took back, or an occurrence deleted in Outlook under host wins)."""
-    if draft.recurrence is None or written.shape is None:
-        return False
-    return bool(written.shape.cancelled - set(draft.recurrence.exdates))
-
-
-def _holds(current: WrittenEvent, draft: EventDraft) -> bool:
-    """Outlook holds exactly what the connector sends (compared whatever Exchange did to the body)."""
-    return current.shape is not None and current.shape.holds(draft)
+def _holds(current: WrittenEvent, draft: EventDraft, copy: StaffCopy) -> bool:
+    """Outlook holds exactly what the connector sends (compared whatever Exchange did to the body; the
+    occurrences the copy restored as events of their own stay cancelled in the series)."""
+    return current.shape is not None and current.shape.holds(draft, copy.restored)
 
 
 def _seen(copy: StaffCopy, current: WrittenEvent) -> StaffCopy:

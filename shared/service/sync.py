@@ -682,8 +682,11 @@ async def _save_user(
             updated_at=clock.now(),
         )
 
+    # A list the migration's To Do run made was saved at once: its row is the newest this run holds (the
+    # calendar's own is one save behind it), so the save starts there instead of losing a race to it.
+    held = tasks.unsaved if tasks is not None and tasks.unsaved is not None else user
     done = await update_optimistically(
-        starting_from(user, lambda: users.get(user.tenant_id, user.staff_id)),
+        starting_from(held, lambda: users.get(user.tenant_id, user.staff_id)),
         merged,
         users.save,
         attempts=5,

@@ -38,6 +38,7 @@ from shared.service.records import (
 )
 
 _ids = itertools.count(1)
+OCCURRENCE = "~"  # an occurrence's id in the fake: {master id}~{original date}
 
 
 @dataclass
@@ -255,6 +256,11 @@ class FakeCalendarWriter:
         # -> the exception as Graph reads it; `put_back` records the occurrences the connector rewrote.
         self.outlook_exceptions: dict[str, dict[date, WrittenEvent]] = {}
         self.put_back: list[str] = []
+        # A series' occurrences as the rule makes them (`occurrences` answers one per asked date of its
+        # rule, `{master}~{date}`); deleting one cancels it for good: Graph's `cancelledOccurrences`, which
+        # a PATCH of the master keeps and nothing restores.
+        self.drafts: dict[str, EventDraft] = {}
+        self.cancelled: dict[str, set[date]] = {}
 
     def _answered(self, graph_user_id: str, update: bool = False) -> None:
         """Answer the next fault due after a write. EventChanged is what a lost update's retry meets (its
@@ -289,7 +295,7 @@ class FakeCalendarWriter:
         )
 
     def _answer(self, event: OutlookEvent) -> WrittenEvent:
-        shape = shape_of(event, self.series.get(event.id))
+        shape = shape_of(event, self.series.get(event.id), sorted(self.cancelled.get(event.id, ())))
         conference = (
             (event.join_url.rsplit("/", 1)[-1], "+1 425 555 0123") if event.join_url else (None, None)
         )
@@ -306,6 +312,7 @@ class FakeCalendarWriter:
         )
 
     def _pattern(self, event_id: str, draft: EventDraft) -> None:
+        self.drafts[event_id] = draft
         if draft.recurrence is None:
             self.series.pop(event_id, None)
         else:
@@ -354,6 +361,9 @@ class FakeCalendarWriter:
         self, tenant: Tenant, graph_user_id: str, occurrence_id: str, draft: EventDraft, override: Override
     ) -> WrittenEvent:
         self.mailboxes._check(tenant, self.mailboxes.mailbox(graph_user_id))
+        if OCCURRENCE in occurrence_id:  # an occurrence as the rule made it: now an exception
+            self.writes += 1
+            return WrittenEvent(occurrence_id, f"ck{next(_ids)}", None)
         for by_day in self.outlook_exceptions.values():
             for day, held in by_day.items():
                 if held.id == occurrence_id:
@@ -367,6 +377,11 @@ class FakeCalendarWriter:
         box = self.mailboxes.mailbox(graph_user_id)
         self.mailboxes._check(tenant, box)
         self.writes += 1
+        master_id, _, day = event_id.partition(OCCURRENCE)
+        if day and master_id in box.events:  # an occurrence: cancelled, the master's key moves on
+            self.cancelled.setdefault(master_id, set()).add(date.fromisoformat(day))
+            self.mailboxes.put(graph_user_id, box.events[master_id])
+            return
         if event_id in box.events:
             self.mailboxes.remove(graph_user_id, event_id)
             self._answered(graph_user_id)
@@ -384,7 +399,20 @@ class FakeCalendarWriter:
     ) -> dict[date, WrittenEvent]:
         self.mailboxes._check(tenant, self.mailboxes.mailbox(graph_user_id))
         held = self.outlook_exceptions.get(master_id, {})
-        return {day: held[day] for day in days if day in held}
+        found = {day: held[day] for day in days if day in held}
+        draft = self.drafts.get(master_id)
+        if draft is None or draft.recurrence is None:
+            return found
+        for day in days:
+            cancelled = day in self.cancelled.get(master_id, ())
+            if (
+                day in found
+                or cancelled
+                or not rules.is_occurrence(draft.recurrence.rrule, draft.start, draft.time_zone, day)
+            ):
+                continue
+            found[day] = WrittenEvent(f"{master_id}{OCCURRENCE}{day.isoformat()}", "ck-occurrence", None)
+        return found
 
     async def find_by_ical_uid(
         self, tenant: Tenant, graph_user_id: str, ical_uid: str

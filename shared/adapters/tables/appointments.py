@@ -31,7 +31,7 @@ from shared.adapters.tables.rows import (
     required_utc,
     write_entity,
 )
-from shared.domain.appointments import AppointmentRecord, CopyRole, CopyState, StaffCopy
+from shared.domain.appointments import AppointmentRecord, CopyRole, CopyState, RestoredOccurrence, StaffCopy
 from shared.domain.teams import TeamsMeeting
 from shared.domain.tenants import TeamsMethod
 from shared.service.errors import StaleWrite
@@ -62,6 +62,10 @@ def _copy_from(raw: dict[str, Any]) -> StaffCopy:
             "exceptions": tuple(raw.get("exceptions") or ()),
             "exception_keys": tuple(raw.get("exception_keys") or ()),
             "override_days": tuple(date.fromisoformat(d) for d in raw.get("override_days") or ()),
+            "restored": tuple(
+                RestoredOccurrence(date.fromisoformat(day), event_id)
+                for day, event_id in raw.get("restored") or ()
+            ),
         }
     )
 
@@ -69,6 +73,7 @@ def _copy_from(raw: dict[str, Any]) -> StaffCopy:
 def _copy_to(copy: StaffCopy) -> dict[str, Any]:
     raw = asdict(copy)
     raw["override_days"] = [d.isoformat() for d in copy.override_days]
+    raw["restored"] = [[r.day.isoformat(), r.event_id] for r in copy.restored]
     return raw
 
 

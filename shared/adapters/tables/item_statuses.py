@@ -102,6 +102,7 @@ def encode_status(status: ItemStatus) -> str:
         status.original_start.astimezone(UTC).isoformat() if status.original_start else None,
         int(status.cancelled),
         int(status.organised_meeting),
+        status.response,
     ]
     while fields[-1] in (None, 0):
         fields.pop()
@@ -110,7 +111,7 @@ def encode_status(status: ItemStatus) -> str:
 
 def decode_status(line: str) -> ItemStatus:
     fields: list[Any] = json.loads(line)
-    fields += [None] * (13 - len(fields))
+    fields += [None] * (14 - len(fields))
     graph_id, change_key, ical_uid, content_hash, ends_at, admitted, appointment_id, master_id = fields[:8]
     return ItemStatus(
         graph_id=graph_id,
@@ -126,6 +127,7 @@ def decode_status(line: str) -> ItemStatus:
         original_start=datetime.fromisoformat(fields[10]) if fields[10] else None,
         cancelled=bool(fields[11]),
         organised_meeting=bool(fields[12]),
+        response=fields[13],
     )
 
 

@@ -126,3 +126,17 @@ async def test_a_batch_on_one_mailbox_holds_as_many_slots_as_graph_runs_at_once(
 
     await asyncio.gather(batch(), single())
     assert order == ["batch", "single"]  # the single request waited for the batch's four
+
+
+async def test_a_run_pausing_between_its_requests_keeps_one_claim() -> None:
+    """A run's storage work between its Graph requests (a second on a loaded worker) does not let the
+    mailbox go and claim it again: one insert for the run, one delete after it."""
+    claims = FakeMailboxClaims()
+    gate = MailboxGate(claims=claims)
+    seen = Mailboxes()
+    for _ in range(3):
+        await seen.request(gate, ANNA, 0.01)
+        await asyncio.sleep(0.8)
+    assert claims.writes == 1
+    await gate.close()
+    assert claims.writes == 2 and claims.rows == {}

@@ -18,6 +18,7 @@ from shared.domain.appointments import (
     Customer,
     Override,
     Recurrence,
+    RestoredOccurrence,
     StaffCopy,
 )
 from shared.service.appointment_commands import appointment_document, parse_appointment
@@ -115,7 +116,7 @@ def test_a_stored_appointment_the_api_would_now_refuse_still_loads() -> None:
     assert loaded.revision == 3
 
 
-def test_a_copys_overridden_days_survive_the_row() -> None:
+def test_a_copys_overridden_days_and_restored_occurrences_survive_the_row() -> None:
     copy = StaffCopy(
         "s1",
         CopyRole.COPY,
@@ -124,6 +125,7 @@ def test_a_copys_overridden_days_survive_the_row() -> None:
         exceptions=("occ-1",),
         exception_keys=("ck-1",),
         override_days=(date(2026, 12, 21), date(2026, 12, 28)),
+        restored=(RestoredOccurrence(date(2026, 12, 14), "evt-2"),),
     )
     record = AppointmentRecord("contoso.example", "a-1", 2, None, {"s1": copy}, T0)
     loaded = record_from_entity({**record_to_entity(record), "Timestamp": T0})

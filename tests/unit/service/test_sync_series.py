@@ -157,6 +157,7 @@ async def test_removal_reasons_say_what_happened(world: FakeWorld) -> None:
     world.mailboxes.put("g1", event("plain", is_organizer=True, response="organizer", attendees=()))
     world.mailboxes.put("g1", event("invited", is_organizer=False, response="accepted", attendees=people))
     world.mailboxes.put("g1", event("answered", is_organizer=False, response="accepted", attendees=people))
+    world.mailboxes.put("g1", event("refused", is_organizer=False, response="accepted", attendees=people))
     created = await sync(world)
     assert {c.data["event"]["id"]: c.data["event"]["response"] for c in created}["invited"] == "accepted"
     world.mailboxes.remove("g1", "organised")  # the organiser deletes a meeting: it is cancelled
@@ -164,12 +165,14 @@ async def test_removal_reasons_say_what_happened(world: FakeWorld) -> None:
     box = world.mailboxes.mailbox("g1")
     world.mailboxes.put("g1", replace(box.events["invited"], cancelled=True, subject="Canceled: x"))
     world.mailboxes.put("g1", replace(box.events["answered"], response="declined"))
+    world.mailboxes.remove("g1", "refused")  # declined in Outlook, which removes it: Graph reads it no more
     changes = await sync(world)
     assert {c.data["event"]["id"]: c.data["reason"] for c in changes} == {
         "organised": "cancelled",
         "plain": "deleted",
         "invited": "cancelled",
         "answered": "declined",
+        "refused": "declined",
     }
 
 

@@ -12,9 +12,11 @@ from shared.domain.appointments import CopyState
 from shared.domain.calendar import EventKind
 from shared.domain.tenants import RecurringEvents, TenantState
 from shared.domain.users import LegacyLink
-from shared.service.appointment_api import get_appointment, put_appointment
+from shared.service.appointment_api import delete_appointment, get_appointment, put_appointment
 from shared.service.appointment_takeover import Adoption
+from shared.service.appointment_writes import run_write_job
 from shared.service.errors import Conflict, InvalidInput, NotFound
+from tests.fakes.calendar import throttled
 from tests.fakes.events import event
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
 from tests.unit.service.test_appointments import TID, feed_types, intake, run_all, sync
@@ -150,6 +152,50 @@ async def test_two_appointments_adopting_one_event_before_its_write_do_not_both_
     assert replayed.copies["s1"].event_id == "MINE"  # the same appointment may say it again
     await run_all(world)
     assert outlook_events(world, "g1") == {"MINE": "Intake"}
+
+
+def adoption_claims(world: FakeWorld) -> dict[str, str]:
+    """The claims held on adopted events: key -> the appointment holding it."""
+    return {key: held[0] for key, held in world.leases.rows.items() if "/adopt/" in key}
+
+
+async def test_an_adoption_holds_its_claim_while_pending_and_ends_it_once_written(world: FakeWorld) -> None:
+    """A write that keeps waiting (Graph throttles the mailbox) leaves the adoption pending for longer than
+    a day: each pass renews the claim, so another appointment still cannot adopt the event; once written,
+    the event is the connector's (the checks see it) and the claim is gone."""
+    world.mailboxes.put("g1", event("MINE", subject="Coffee with Chris"))
+    await sync(world, "s1")
+    await put_appointment(world.services, TID, intake("s1"), adopt=Adoption("s1", "MINE"))
+    other = intake("s1", appointment_id="a-2")
+    box = world.mailboxes.mailbox("g1")
+    for _ in range(3):  # each pass throttled; the stalled-writes sweep queues the write again meanwhile
+        box.faults = [throttled(1)]
+        [job] = world.jobs.take()
+        await run_write_job(world.services, job)
+        world.clock.advance(hours=20)
+    assert adoption_claims(world) == {f"{TID}/s1/adopt/MINE": "a-1"}
+    with pytest.raises(Conflict) as refused:  # 60 hours after the first PUT: still a-1's
+        await put_appointment(world.services, TID, other, adopt=Adoption("s1", "MINE"))
+    assert refused.value.field == "outlook.event_id"
+
+    await run_all(world)
+    record = await get_appointment(world.services, TID, "a-1")
+    assert (record.copies["s1"].state, record.copies["s1"].adopting) == (CopyState.SYNCED, False)
+    assert adoption_claims(world) == {}  # settled: the item status links the event from now on
+    with pytest.raises(Conflict) as refused:
+        await put_appointment(world.services, TID, other, adopt=Adoption("s1", "MINE"))
+    assert refused.value.field == "outlook.event_id"
+
+
+async def test_an_adoption_removed_before_its_write_ends_its_claim(world: FakeWorld) -> None:
+    world.mailboxes.put("g1", event("MINE", subject="Coffee with Chris"))
+    await sync(world, "s1")
+    await put_appointment(world.services, TID, intake("s1"), adopt=Adoption("s1", "MINE"))
+    world.jobs.take()  # its write has not run
+    await delete_appointment(world.services, TID, "a-1")
+    await run_all(world)
+    assert adoption_claims(world) == {}
+    assert "MINE" not in outlook_events(world, "g1")  # the host's event from the PUT on: deleted with it
 
 
 async def test_a_meeting_someone_else_organises_cannot_be_adopted(world: FakeWorld) -> None:

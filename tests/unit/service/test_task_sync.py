@@ -396,6 +396,19 @@ async def test_a_list_that_cannot_be_made_is_a_reason_on_the_user_and_the_calend
     assert (await user(world)).task_sync.state is SyncState.SYNCED
 
 
+async def test_a_list_made_at_migration_costs_its_own_save_and_no_lost_race(world: FakeWorld) -> None:
+    """A list made at migration is saved at once (two workers making one keep the first stored); the
+    calendar's final save then starts from that row, so it never meets its own migration's save as a
+    conflict (a refused write and a read again)."""
+    await switch(world, "s2", False)
+    world.users.requests.clear()
+    await migrate(world, "s1", "s2")
+    assert world.users.requests[TID, "s1"] == world.users.requests[TID, "s2"] + 2  # the list's read and save
+    s1 = await user(world)
+    assert s1.todo_list_id is not None and s1.task_sync.list_id == s1.todo_list_id
+    assert (s1.sync_state, s1.task_sync.state) == (SyncState.SYNCED, SyncState.SYNCED)
+
+
 async def test_a_migrating_list_costs_the_user_row_no_read_or_save_of_its_own(world: FakeWorld) -> None:
     """The list's id and task state ride on the calendar's final save: a user migrating with the list
     reads and saves its row as often as one without."""

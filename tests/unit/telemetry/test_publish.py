@@ -68,3 +68,27 @@ def test_the_page_says_what_the_recorded_loads_say_of_the_machine(tmp_path: Path
     assert "shared" not in publish.render(sync, None)
     busy = _document("sync", {"off": {**quiet, "load_average_at_end": [19.5, 12.0, 9.0]}})
     assert "shared with other work: load averages up to 19.5 on 2 cores" in publish.render(busy, None)
+
+
+def _migration(rate: float, jobs_ms: float, todo: float) -> dict[str, Any]:
+    by_kind = {"To Do list lookup": todo, "subscription create": 1.0 + todo}
+    return {
+        "migration_users_per_second": rate,
+        "migration_cpu_ms_per_user": {"host-jobs": jobs_ms, "azurite": 40.0},
+        "graph_requests_per_user": 5.0 + 2 * todo,
+        "graph_requests_per_user_by_kind": by_kind,
+        "load_average_at_start": [12.0, 10.0, 9.0],
+        "load_average_at_end": [14.0, 11.0, 9.5],
+    }
+
+
+def test_the_series_comparison_shows_each_variant_side_by_side() -> None:
+    series = {
+        "before": [_migration(2.0, 70.0, 0.0), _migration(2.2, 72.0, 0.0)],
+        "series": [_migration(1.5, 110.0, 1.0), _migration(1.7, 112.0, 1.0)],
+    }
+    page = publish.render(None, None, series=series)
+    assert "## Series against the app before series" in page
+    assert "| before | 2.10 (2.00, 2.20) | 71.0 | 40.0 | 5.00 | 5.00 | 12.0 / 14.0; 12.0 / 14.0 |" in page
+    assert "| series | 1.60 (1.50, 1.70) | 111.0 | 40.0 | 7.00 | 5.00 |" in page
+    assert publish.SERIES_COMMAND in page
