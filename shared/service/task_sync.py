@@ -314,7 +314,10 @@ async def sync_tasks(
     )
     moved_on = new_list and state.list_id is not None  # another list than before: the old one's are left
     unseen = RemovalReason.MOVED if moved_on else RemovalReason.DELETED
-    actions = plan_tasks(read.items, stored, complete=complete, migrating=migrating, unseen=unseen)
+    private = tenant.settings.privacy_mode
+    actions = plan_tasks(
+        read.items, stored, complete=complete, migrating=migrating, unseen=unseen, private=private
+    )
     now = services.clock.now()
     changes = [
         Change(c.type.value, tenant.tenant_id, c.data, now, staff_id=user.staff_id) for c in actions.changes

@@ -564,3 +564,37 @@ async def test_the_hosts_task_completed_in_to_do_reaches_the_host_and_stays_comp
     assert (updated["task_id"], updated["task"]["status"]) == ("T-1", "completed")
     assert in_todo(world).version == before  # nothing written back: it stays completed
     assert (await get_task(world.services, TID, "T-1")).state is TaskState.SYNCED
+
+
+PRIVATE_TASK = {"id", "status", "due", "start", "completed_at"}
+
+
+async def test_in_privacy_mode_task_changes_carry_ids_status_and_days_only(world: FakeWorld) -> None:
+    tenant = await world.tenants.get(TID)
+    assert tenant is not None
+    await world.tenants.save(replace(tenant, settings=replace(tenant.settings, privacy_mode=True)))
+    lst = await list_id(world)
+    secret = task("A", title="Salary review", body="Confidential", due=date(2026, 12, 7))
+    world.task_lists.put("g1", lst, secret)
+    await migrate(world, "s1")
+    world.task_lists.put("g1", lst, task("A", title="Salary review: Ann", status=TaskStatus.COMPLETED))
+    await notify_tasks(world)
+    await run_all(world)
+    told_of = [(c.type, c.data["task_id"], c.data["task"]) for c in changes(world)]
+    assert [(kind, task_id, set(shown)) for kind, task_id, shown in told_of] == [
+        ("task.created", None, PRIVATE_TASK),
+        ("task.updated", None, PRIVATE_TASK),
+    ]
+    assert [shown["status"] for _, _, shown in told_of] == ["not_started", "completed"]
+    assert told_of[0][2]["due"] == "2026-12-07"
+    assert "Salary" not in str(told_of) and "Confidential" not in str(told_of)
+
+
+async def test_in_privacy_mode_the_hosts_task_completed_in_to_do_carries_no_words(world: FakeWorld) -> None:
+    seen = await hosts_task_seen(world, ConflictPolicy.OUTLOOK_WINS, privacy=True)
+    world.task_lists.put("g1", seen_list(world), edited(seen, status=TaskStatus.COMPLETED))
+    await notify_tasks(world)
+    await run_all(world)
+    [updated] = [c.data for c in changes(world, "task.updated")]
+    assert updated["task_id"] == "T-1" and set(updated["task"]) == PRIVATE_TASK
+    assert updated["task"]["status"] == "completed" and "Secret" not in str(updated)
