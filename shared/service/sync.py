@@ -26,6 +26,7 @@ planner finds the status already stored, and nothing is announced twice or lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -208,14 +209,26 @@ async def _sync_user(
     """The calendar's run; a migration's To Do list state, left to its final save, is saved on its own
     should the run fail after the list's run."""
     tasks: list[asyncio.Future[TaskRun | None]] = []
+    zone: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
     try:
         return await _sync_calendar(
-            services, tenant, user, kind, force=force, catch_up=catch_up, scheduled=scheduled, tasks=tasks
+            services,
+            tenant,
+            user,
+            kind,
+            force=force,
+            catch_up=catch_up,
+            scheduled=scheduled,
+            tasks=tasks,
+            zone=zone,
         )
     except Exception:
+        if not zone.done():
+            zone.set_result(None)  # the list's run reads the zone itself
         for run in tasks:
-            if run.done() and not run.cancelled() and run.exception() is None and (done := run.result()):
-                await save_task_run(services, done)
+            with contextlib.suppress(Exception):
+                if done := await run:
+                    await save_task_run(services, done)
         raise
 
 
@@ -229,7 +242,10 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
     catch_up: bool,
     scheduled: bool,
     tasks: list[asyncio.Future[TaskRun | None]],
+    zone: asyncio.Future[str | None],
 ) -> monitor.Pulled:
+    """`tasks` receives a migration's list run, started at once beside the calendar's reads; `zone` is the
+    mailbox's for it, set once the working hours are read."""
     assert user.graph_user_id is not None
     # Never synced, or the migration did not finish (a moved mailbox starts over as pending): the host's own
     # appointments are linked, not announced. The user's state decides, not the job's kind: a second
@@ -238,6 +254,8 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
     if migrating and user.sync_state is not SyncState.MIGRATING:
         user = await _save_user(services.users, services.clock, replace(user, sync_state=SyncState.MIGRATING))
     gate = asyncio.Semaphore(MAILBOX_CONCURRENCY)
+    tasks_run = _migrating_tasks(services, tenant, user, zone) if migrating else None
+    tasks.extend([tasks_run] if tasks_run is not None else [])
     # The nightly reconciliation leaves a subscription to the renewal timer until that timer would renew it.
     due = not scheduled or renewal_due(user.subscription_expires_at, services.clock.now())
     needs_subscription = (kind in SUBSCRIBING_KINDS and due) or migrating or user.subscription_id is None
@@ -276,8 +294,7 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
         hours=hours_wanted,
         window_start=window[0],
     )
-    tasks_run = _migrating_tasks(services, tenant, user, hours) if migrating else None
-    tasks.extend([tasks_run] if tasks_run is not None else [])
+    _tell_zone(zone, hours)
     if not migrating and not quiet:  # the host's old EWS sync may still write: its events are linked too
         links = await _later_links(services, tenant, user, read.items, stored, gate)
     observation = Observation(
@@ -495,15 +512,20 @@ def _migrated(  # noqa: PLR0917 (a migration's outcome, in order)
     return Change("user.migrated", tenant.tenant_id, data, now, staff_id=user.staff_id)
 
 
+def _tell_zone(zone: asyncio.Future[str | None], hours: WorkingHours | None) -> None:
+    """The mailbox's zone for the list's run (from the working hours just read; None: it reads it)."""
+    if not zone.done():
+        zone.set_result(iana_zone(hours.zone) if hours is not None else None)
+
+
 def _migrating_tasks(
-    services: SyncPorts, tenant: Tenant, user: UserRecord, hours: WorkingHours | None
+    services: SyncPorts, tenant: Tenant, user: UserRecord, zone: asyncio.Future[str | None]
 ) -> asyncio.Future[TaskRun | None]:
-    """The user's To Do list read and linked beside the calendar's window (its own lease, state and errors),
-    so the migration counts its tasks; its due dates are days in the working hours' zone. Awaited before
-    `user.migrated`; should the calendar's read fail first, its outcome is only the list's."""
-    run = asyncio.ensure_future(
-        migrate_tasks(services, tenant, user, iana_zone(hours.zone) if hours else None)
-    )
+    """The user's To Do list read and linked beside the calendar's run (its own lease, state and errors),
+    so the migration counts its tasks: the list found and subscribed while the calendar reads, its due
+    dates days in the working hours' zone (`zone`, set once they are read). Awaited before
+    `user.migrated`; should the calendar's run fail, it is awaited and its state saved on its own."""
+    run = asyncio.ensure_future(migrate_tasks(services, tenant, user, zone))
     run.add_done_callback(_settled)
     return run
 

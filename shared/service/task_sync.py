@@ -21,7 +21,7 @@ they were; turning it on queues a complete read, which announces exactly what di
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final, Protocol
@@ -138,21 +138,24 @@ async def run_task_job(services: TaskSyncPorts, job: SyncTasks) -> None:
 
 
 async def migrate_tasks(
-    services: TaskSyncPorts, tenant: Tenant, user: UserRecord, zone: str | None
+    services: TaskSyncPorts, tenant: Tenant, user: UserRecord, zone: Awaitable[str | None]
 ) -> TaskRun | None:
     """A user's first read of their list, inside the calendar's migration run (so `user.migrated` counts
-    the tasks too), under the list's own lease. The row's list and task state are left to the calendar's
-    final save (`TaskRun.laid_over`; `save_task_run` when that save does not come). Whatever the list
-    meets stays with the list: a list that cannot be read or made is the user's task error, throttling
-    queues a task job of its own, and calendar sync goes on. None when nothing was read now (switched
-    off, no list, another run holds the list)."""
+    the tasks too), under the list's own lease. It starts with the calendar's run: the list is found and
+    subscribed while the calendar reads, and `zone` (the mailbox's, from the working hours the calendar's
+    run reads; None: read here) is awaited only before the tasks delta, whose due dates are days in it.
+    The row's list and task state are left to the calendar's final save (`TaskRun.laid_over`;
+    `save_task_run` when that save does not come). Whatever the list meets stays with the list: a list
+    that cannot be read or made is the user's task error, throttling queues a task job of its own, and
+    calendar sync goes on. None when nothing was read now (switched off, no list, another run holds the
+    list)."""
     if not _reads_tasks(user):
         return None
     done: list[TaskRun | None] = []
 
     async def first_pass(number: int) -> None:
         if number == 0:
-            done.append(await _guarded(services, tenant, user, TaskMode.SYNC, zone))
+            done.append(await _guarded(services, tenant, user, TaskMode.SYNC, zone))  # first pass: once
             return
         # A notification arrived meanwhile: the first pass's state is saved, then the list read again.
         if done and done[0] is not None and done[0].unsaved is not None:
@@ -208,7 +211,7 @@ async def _run_once(services: TaskSyncPorts, job: SyncTasks) -> None:
 
 
 async def _guarded(
-    services: TaskSyncPorts, tenant: Tenant, user: UserRecord, kind: TaskMode, zone: str | None
+    services: TaskSyncPorts, tenant: Tenant, user: UserRecord, kind: TaskMode, zone: Awaitable[str | None]
 ) -> TaskRun | None:
     """The migration's run: the tenant's refusal is the calendar's to handle (it raises on); anything
     else stays with the list. The run is a `tasks_migrate` pull in the message monitor."""
@@ -216,7 +219,7 @@ async def _guarded(
     run: TaskRun | None = None
     status, error_text = MessageStatus.OK, None
     try:
-        run = await sync_tasks(services, tenant, user, kind, zone=zone, defer=True)
+        run = await sync_tasks(services, tenant, user, kind, zone_from=zone, defer=True)
     except MailboxUnavailable as error:
         await _record_error(services, user, error.reason)
         status, error_text = MessageStatus.FAILED, error.reason
@@ -270,6 +273,7 @@ async def sync_tasks(
     kind: TaskMode,
     *,
     zone: str | None = None,
+    zone_from: Awaitable[str | None] | None = None,
     catch_up: bool = True,
     scheduled: bool = False,
     defer: bool = False,
@@ -279,7 +283,8 @@ async def sync_tasks(
     `catch_up` (the renewal timer's renewal), a subscription renewed in place reads nothing. A
     `scheduled` resync (the nightly reconciliation) renews the subscription only when the renewal timer
     would, and takes the mailbox's zone from the working hours read within the day. With `defer` the row
-    is not saved: the answer's `unsaved` row is for the caller's save."""
+    is not saved: the answer's `unsaved` row is for the caller's save. `zone_from` (the migration's) gives
+    the zone later: awaited once the list is found and subscribed, before the read."""
     assert user.graph_user_id is not None
     try:  # the list the host's tasks go to (`todo_lists`): the row's, found or made when it has none
         user, list_id = await ensure_list(services, tenant, user, defer=defer)
@@ -299,6 +304,8 @@ async def sync_tasks(
         if not catch_up and not migrating and state.subscription_id == held and state.delta_link is not None:
             await _save_state(services, user, state)  # Graph holds it: nothing went unnotified
             return TaskRun(state.tasks, 0, 0, Pulled(state.subscription_id, "none", 0, 0, []))
+    if zone_from is not None:
+        zone = await zone_from
     if zone is None and (migrating or kind == TaskMode.RESYNC):  # read again at migration and resyncs
         zone = await _mailbox_zone(
             services, tenant, user, stored_within=ZONE_READ_WITHIN if scheduled else None

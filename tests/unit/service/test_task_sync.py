@@ -3,6 +3,7 @@ faults, renewal, lifecycle, resyncs and removal."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -595,3 +596,27 @@ async def test_in_privacy_mode_the_hosts_task_completed_in_to_do_carries_no_word
     [updated] = [c.data for c in changes(world, "task.updated")]
     assert updated["task_id"] == "T-1" and set(updated["task"]) == PRIVATE_TASK
     assert updated["task"]["status"] == "completed" and "Secret" not in str(updated)
+
+
+async def test_a_migrating_list_is_found_and_subscribed_while_the_calendar_reads(world: FakeWorld) -> None:
+    lst = await list_id(world)
+    read_delta = world.mailboxes.read_delta
+    reading, go_on = asyncio.Event(), asyncio.Event()
+
+    async def slow_read(*args: Any, **kwargs: Any) -> Any:
+        reading.set()
+        await go_on.wait()  # Graph's latency on the window's pages
+        return await read_delta(*args, **kwargs)
+
+    world.mailboxes.read_delta = slow_read  # type: ignore[method-assign]
+    migration = asyncio.ensure_future(migrate(world, "s1"))
+    await asyncio.wait_for(reading.wait(), 5)
+    for _ in range(100):
+        if ("g1", lst) in world.todo.subscribed():
+            break
+        await asyncio.sleep(0)
+    subscribed_while_reading = ("g1", lst) in world.todo.subscribed()
+    go_on.set()
+    await asyncio.wait_for(migration, 5)
+    assert subscribed_while_reading
+    assert (await user(world)).task_sync.list_id == lst
