@@ -4,7 +4,8 @@
 
 Reads `sync.json` (`benchmarks.sync_bench --telemetry both --json ...`), `appointments.json`
 (`benchmarks.appointment_bench --json ...`) and, when present, `telemetry.json` (`benchmarks.sync_bench
---telemetry both --rounds N --json ...`: the telemetry comparison, instead of sync.json's one pair) from
+--telemetry both --rounds N --json ...`: the telemetry comparison, instead of sync.json's one pair) and
+`tasks.json` (`benchmarks.task_sync_bench --json ...`, the To Do migration's cost) from
 the figures directory; a file that is missing leaves its sections out, and says so. Each figure is
 shown with the command that measured it, the machine, the date and the machine's calibration before and
 after the run.
@@ -79,6 +80,15 @@ COMPARED: Final = (
     ("change_to_feed_p95_ms", "change to feed p95 (ms)", False),
     ("migration_cpu_ms_per_user.host-jobs", "job workers' CPU per migrated user (ms)", False),
     ("migration_cpu_ms_per_user.host-http", "HTTP process's CPU per migrated user (ms)", False),
+)
+
+
+TASKS: Final = (
+    ("Migration with To Do lists", "users", "users migrated", "", ""),
+    ("Migration with To Do lists", "tasks_per_user", "To Do tasks per user", "", ""),
+    ("Migration with To Do lists", "events_only_users_per_second", "users per second, events only", "/s", ""),
+    ("Migration with To Do lists", "with_tasks_users_per_second", "users per second, with tasks", "/s", ""),
+    ("Migration with To Do lists", "tasks_cost_percent", "tasks cost (time per user)", "%", "< 30 %"),
 )
 
 
@@ -216,6 +226,7 @@ def render(
     sync: dict[str, Any] | None,
     appointments: dict[str, Any] | None,
     telemetry: dict[str, Any] | None = None,
+    tasks: dict[str, Any] | None = None,
 ) -> str:
     out = [
         "# Benchmarks",
@@ -230,7 +241,7 @@ def render(
         "The calibration is the CPU time of a fixed workload just before and after the run (lower is",
         "faster): it tells a slower CPU from a faster one, not how busy the machine was.",
         "",
-        *_load_note([d for d in (sync, appointments, telemetry) if d is not None]),
+        *_load_note([d for d in (sync, appointments, telemetry, tasks) if d is not None]),
     ]
     if sync is None:
         out += ["No sync figures (`docs/figures/sync.json`) yet.", ""]
@@ -259,6 +270,9 @@ def render(
         out += [f"Appointment figures: {_source(appointments)}.", ""]
         for section in ("Appointment to every calendar", "Requests per operation"):
             out += [f"## {section}", "", *_table(APPOINTMENTS, figures, section), ""]
+    if tasks is not None:
+        out += [f"To Do figures: {_source(tasks)}.", "", "## Migration with To Do lists", ""]
+        out += [*_table(TASKS, tasks["figures"], "Migration with To Do lists"), ""]
     if sync is not None:
         base = sync["runs"].get("off") or {}
         if "graph_requests_per_user" in base:
@@ -286,6 +300,7 @@ def main(argv: list[str] | None = None) -> None:
         _read(args.figures / "sync.json"),
         _read(args.figures / "appointments.json"),
         _read(args.figures / "telemetry.json"),
+        _read(args.figures / "tasks.json"),
     )
     args.out.write_text(page, encoding="utf-8")
     print(f"wrote {args.out}")

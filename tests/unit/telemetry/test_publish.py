@@ -68,3 +68,21 @@ def test_the_page_says_what_the_recorded_loads_say_of_the_machine(tmp_path: Path
     assert "shared" not in publish.render(sync, None)
     busy = _document("sync", {"off": {**quiet, "load_average_at_end": [19.5, 12.0, 9.0]}})
     assert "shared with other work: load averages up to 19.5 on 2 cores" in publish.render(busy, None)
+
+
+def test_the_to_do_migration_cost_is_shown_with_its_command_when_measured() -> None:
+    tasks = {
+        **_document("task_sync", {}),
+        "figures": {
+            "users": 500,
+            "tasks_per_user": 20,
+            "events_only_users_per_second": 2.0,
+            "with_tasks_users_per_second": 1.6,
+            "tasks_cost_percent": 25.0,
+        },
+    }
+    page = publish.render(None, None, None, tasks)
+    assert "## Migration with To Do lists" in page
+    assert "python -m benchmarks.task_sync_bench --json x.json" in page
+    assert "| tasks cost (time per user) | 25 % | < 30 % |" in page
+    assert "## Migration with To Do lists" not in publish.render(None, None, None, None)
