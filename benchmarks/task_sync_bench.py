@@ -4,6 +4,7 @@ change in To Do reaches the host's feed.
     .venv/bin/python -m benchmarks.task_sync_bench [--users 200] [--events 50] [--tasks 20]
                                                    [--latency-ms 50] [--changes 40] [--interval 0.25]
                                                    [--instances 2] [--skip-baseline]
+                                                   [--json docs/figures/tasks.json]
 
 Two stacks, one after the other in the same run (Azurite in memory, the Microsoft 365 emulator at
 `--latency-ms` per request, the local function host running the real app; see `sync_bench`):
@@ -20,7 +21,9 @@ Two stacks, one after the other in the same run (Azurite in memory, the Microsof
    user's To Do would) in random users' lists, one every `--interval` s: the time from Graph's 201 to
    `task.created` on the feed, p50/p95 (aim p95 < 2 s).
 
-Prints figures with the aims in brackets; asserts nothing. Every process is stopped at the end, on
+Prints figures with the aims in brackets; asserts nothing. With `--json` the migration figures (each
+run's users per second, the cost of tasks, the lists' requests against the minimum) are written there too,
+with the machine and its calibration, for `benchmarks.publish`. Every process is stopped at the end, on
 errors and on Ctrl-C too.
 """
 
@@ -37,6 +40,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
@@ -51,6 +55,7 @@ from benchmarks.sync_bench import (
     app_token,
     graph_requests,
     interrupt,
+    machine,
     machine_speed,
     mark,
     percentile,
@@ -276,6 +281,43 @@ async def task_to_feed(stack: Stack, migration: Migration, args: argparse.Namesp
     )
 
 
+def migration_figures(
+    baseline: Migration | None, migration: Migration, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The migration's figures for `--json`: users per second with and without tasks, the cost."""
+    out: dict[str, Any] = {
+        "users": migration.users,
+        "events_per_user": args.events,
+        "tasks_per_user": args.tasks,
+        "latency_ms": args.latency_ms,
+        "with_tasks_users_per_second": round(migration.per_second, 2),
+        "with_tasks_seconds": round(migration.seconds, 1),
+    }
+    if baseline is not None:
+        out |= {
+            "events_only_users_per_second": round(baseline.per_second, 2),
+            "events_only_seconds": round(baseline.seconds, 1),
+            "tasks_cost_percent": round((baseline.per_second / migration.per_second - 1) * 100, 1),
+        }
+    return out
+
+
+def write_figures(args: argparse.Namespace, figures: dict[str, Any], calibration: dict[str, Any]) -> None:
+    import datetime as dt
+    import json
+
+    document = {
+        "command": "python -m benchmarks.task_sync_bench " + " ".join(sys.argv[1:]),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "calibration": calibration,
+        "figures": figures,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    print(f"figures written to {args.json}")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     summary = (__doc__ or "").split("\n")[0]
     parser = argparse.ArgumentParser(prog="python -m benchmarks.task_sync_bench", description=summary)
@@ -285,6 +327,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--interval", type=float, default=0.25, help="seconds between To Do changes (0.25)")
     parser.add_argument("--timeout", type=float, default=1800, help="give up on a migration after (1800 s)")
     parser.add_argument("--skip-baseline", action="store_true", help="skip the events-only run")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures there (for publish)")
     return parser.parse_args(argv)
 
 
@@ -298,6 +341,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     fastest, slowest = machine_speed()
     print(f"machine: {fastest:.0f}-{slowest:.0f} ms for a fixed workload (lower: faster; see machine_speed)")
+    calibration: dict[str, Any] = {"before_ms": [round(fastest), round(slowest)]}
+    figures: dict[str, Any] = {}
     try:
         baseline = None
         if not args.skip_baseline:
@@ -309,6 +354,7 @@ def main(argv: list[str] | None = None) -> None:
 
             async def run() -> None:
                 migration = await migrate(stack, args, tasks_on=True)
+                figures.update(migration_figures(baseline, migration, args))
                 if baseline is not None:
                     cost = baseline.per_second / migration.per_second - 1
                     print(
@@ -323,6 +369,9 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(run())
         fastest, slowest = machine_speed()
         print(f"\nmachine after the run: {fastest:.0f}-{slowest:.0f} ms for the fixed workload")
+        if args.json is not None:
+            calibration["after_ms"] = [round(fastest), round(slowest)]
+            write_figures(args, figures, calibration)
     except KeyboardInterrupt:
         print("\ninterrupted; every process is stopped", file=sys.stderr)
         raise SystemExit(130) from None

@@ -2,16 +2,45 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import azure.functions as func
 
-from functions.http import handles_errors, json_response, read_json_object
+from functions.http import handles_errors
+from functions.queued_items import QueuedItem, answer_item
 from functions.views import appointment_json
-from shared.bootstrap import container
+from shared.domain.appointments import AppointmentRecord
 from shared.service import appointment_api as appointments
 from shared.service.appointment_commands import parse_appointment_id, parse_appointment_put
-from shared.service.commands import parse_tenant_path
+from shared.service.context import Services
 
 bp = func.Blueprint()
+
+
+async def _put(
+    services: Services, tenant_id: str, appointment_id: str, body: dict[str, Any], if_match: str | None
+) -> AppointmentRecord:
+    appointment, adopt = parse_appointment_put(appointment_id, body)
+    return await appointments.put_appointment(
+        services, tenant_id, appointment, if_match=if_match, adopt=adopt
+    )
+
+
+async def _delete(
+    services: Services, tenant_id: str, appointment_id: str, if_match: str | None
+) -> AppointmentRecord:
+    return await appointments.delete_appointment(services, tenant_id, appointment_id, if_match=if_match)
+
+
+APPOINTMENT = QueuedItem(
+    "appointment_id",
+    parse_appointment_id,
+    _put,
+    _delete,
+    appointments.get_appointment,
+    appointment_json,
+    appointments.etag,
+)
 
 
 @bp.function_name("appointment")
@@ -22,20 +51,4 @@ bp = func.Blueprint()
 )
 @handles_errors
 async def appointment_item(req: func.HttpRequest) -> func.HttpResponse:
-    services = container().services
-    tenant_id = parse_tenant_path(str(req.route_params["tid"]))
-    appointment_id = parse_appointment_id(str(req.route_params["appointment_id"]))
-    if_match = req.headers.get("If-Match")
-    if req.method == "PUT":
-        appointment, adopt = parse_appointment_put(appointment_id, read_json_object(req))
-        record = await appointments.put_appointment(
-            services, tenant_id, appointment, if_match=if_match, adopt=adopt
-        )
-        status = 202
-    elif req.method == "DELETE":
-        record = await appointments.delete_appointment(services, tenant_id, appointment_id, if_match=if_match)
-        status = 202
-    else:
-        record = await appointments.get_appointment(services, tenant_id, appointment_id)
-        status = 200
-    return json_response(appointment_json(record), status, headers={"ETag": appointments.etag(record)})
+    return await answer_item(req, APPOINTMENT)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import azure.functions as func
 
-from functions.http import handles_errors, json_response, read_json_object
+from functions.http import handles_errors
+from functions.queued_items import QueuedItem, answer_item
 from functions.views import task_json
-from shared.bootstrap import container
+from shared.domain.tasks import TaskRecord
 from shared.service import task_api as tasks
-from shared.service.commands import parse_tenant_path
+from shared.service.context import Services
 from shared.service.errors import InvalidInput
 from shared.service.limits import APPOINTMENT_ID_RE
 
@@ -21,6 +24,21 @@ def parse_task_id(task_id: str) -> str:
     return task_id
 
 
+async def _put(
+    services: Services, tenant_id: str, task_id: str, body: dict[str, Any], if_match: str | None
+) -> TaskRecord:
+    from shared.service.task_bodies import parse_task  # pydantic's models: not on the cold start
+
+    return await tasks.put_task(services, tenant_id, parse_task(task_id, body), if_match=if_match)
+
+
+async def _delete(services: Services, tenant_id: str, task_id: str, if_match: str | None) -> TaskRecord:
+    return await tasks.delete_task(services, tenant_id, task_id, if_match=if_match)
+
+
+TASK = QueuedItem("task_id", parse_task_id, _put, _delete, tasks.get_task, task_json, tasks.etag)
+
+
 @bp.function_name("task")
 @bp.route(
     route="v1/tenants/{tid}/tasks/{task_id}",
@@ -29,20 +47,4 @@ def parse_task_id(task_id: str) -> str:
 )
 @handles_errors
 async def task_item(req: func.HttpRequest) -> func.HttpResponse:
-    services = container().services
-    tenant_id = parse_tenant_path(str(req.route_params["tid"]))
-    task_id = parse_task_id(str(req.route_params["task_id"]))
-    if_match = req.headers.get("If-Match")
-    if req.method == "PUT":
-        from shared.service.task_bodies import parse_task
-
-        task = parse_task(task_id, read_json_object(req))
-        record = await tasks.put_task(services, tenant_id, task, if_match=if_match)
-        status = 202
-    elif req.method == "DELETE":
-        record = await tasks.delete_task(services, tenant_id, task_id, if_match=if_match)
-        status = 202
-    else:
-        record = await tasks.get_task(services, tenant_id, task_id)
-        status = 200
-    return json_response(task_json(record), status, headers={"ETag": tasks.etag(record)})
+    return await answer_item(req, TASK)

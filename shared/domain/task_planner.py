@@ -91,9 +91,11 @@ def plan_tasks(
     complete: bool,
     migrating: bool,
     unseen: RemovalReason = RemovalReason.DELETED,
+    private: bool = False,
 ) -> TaskPlan:
     """`unseen`: why a complete read no longer holds a stored task (`moved` out of the list when the run
-    follows another list now: the staff member's tasks left in the old one)."""
+    follows another list now: the staff member's tasks left in the old one). `private` (the tenant's
+    privacy mode): a change carries the task's `payload` without its words."""
     result = TaskPlan()
     seen: set[str] = set()
     for item in _last_word(items):
@@ -103,7 +105,7 @@ def plan_tasks(
             if before is not None:
                 _remove(result, before, item.reason, migrating)
             continue
-        _observe(result, item, before, migrating)
+        _observe(result, item, before, migrating, private)
     if complete:
         for status in stored.values():
             if status.graph_id not in seen:
@@ -134,7 +136,9 @@ def _last_word(items: Iterable[TaskItem]) -> list[TaskItem]:
     return list(latest.values())
 
 
-def _observe(result: TaskPlan, task: OutlookTask, before: ItemStatus | None, migrating: bool) -> None:
+def _observe(
+    result: TaskPlan, task: OutlookTask, before: ItemStatus | None, migrating: bool, private: bool
+) -> None:
     host_task_id = (before.appointment_id if before else None) or task.host_task_id
     status = task_status(task, host_task_id=host_task_id)
     if before is None:
@@ -142,7 +146,7 @@ def _observe(result: TaskPlan, task: OutlookTask, before: ItemStatus | None, mig
         if host_task_id is not None:
             # Migration links the host's tasks; otherwise the connector's own create, its note on the way.
             return
-        result.changes.append(_change(TaskChangeType.CREATED, task, None))
+        result.changes.append(_change(TaskChangeType.CREATED, task, private))
         return
     if before.written and (task.change_key == before.change_key or before.content_hash == UNOBSERVED):
         # The echo of the connector's own write (its change key; or the first read after a write whose
@@ -156,7 +160,7 @@ def _observe(result: TaskPlan, task: OutlookTask, before: ItemStatus | None, mig
     if before.content_hash == status.content_hash:
         return  # a new change key, nothing the host can see
     if host_task_id is None:
-        result.changes.append(_change(TaskChangeType.UPDATED, task, None))
+        result.changes.append(_change(TaskChangeType.UPDATED, task, private))
     elif not migrating:
         result.edits.append(OutlookEdit(host_task_id, task.id, EditKind.UPDATED, task))
 
@@ -177,5 +181,11 @@ def _remove(result: TaskPlan, before: ItemStatus, reason: RemovalReason, migrati
     )
 
 
-def _change(kind: TaskChangeType, task: OutlookTask, host_task_id: str | None) -> TaskChange:
-    return TaskChange(kind, task.id, {"task": task.details(), "task_id": host_task_id})
+def _change(kind: TaskChangeType, task: OutlookTask, private: bool) -> TaskChange:
+    return TaskChange(kind, task.id, {"task": payload(task, private=private), "task_id": None})
+
+
+def payload(task: OutlookTask, *, private: bool) -> dict[str, Any]:
+    """What the host is told of a task on every `task.*` change: in privacy mode (`private`) its ids,
+    status and days only (`OutlookTask.private`), as an event is its free/busy."""
+    return task.private() if private else task.details()

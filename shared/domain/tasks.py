@@ -117,11 +117,20 @@ class TaskRecord:
     checklist: tuple[WrittenChecklistItem, ...] = ()
     written_etag: str | None = None  # the task's @odata.etag after the connector's last write
     reported_revision: int = 0  # the last revision whose outcome went on the feed
+    reported_state: TaskState | None = None  # that outcome (a later, different one is told too)
     etag: str | None = field(default=None, compare=False)
 
     @property
     def placed(self) -> bool:
         return self.graph_task_id is not None
+
+    @property
+    def unreported(self) -> bool:
+        """The revision settled on an outcome the feed has not told: its first, or one that differs from
+        the one told (a failed revision a retry, the nightly run or a resync then wrote)."""
+        if self.state is TaskState.PENDING:
+            return False
+        return self.reported_revision < self.revision or self.reported_state is not self.state
 
 
 def utc_wall(instant: datetime) -> datetime:

@@ -176,11 +176,6 @@ class RemovedTaskJson(Data):
     id: str
 
 
-class TaskData(Data):
-    task: OutlookTaskJson
-    task_id: str | None = Field(description="The host's task id, when the task is one of the host's.")
-
-
 class TaskDeletedData(Data):
     task: RemovedTaskJson
     task_id: str | None = Field(description="The host's task id, when the task is one of the host's.")
@@ -188,13 +183,22 @@ class TaskDeletedData(Data):
 
 
 class PrivateTaskJson(Data):
-    """A task as privacy mode shows it: its state and days, no words."""
+    """A task as privacy mode shows it on every `task.*` change: its ids, status and days, no words (title,
+    body, checklist, categories). Its list is the staff member's (the change's `staff_id`)."""
 
     id: str
     status: TaskStatus
     due: str | None = Field(description="A date (YYYY-MM-DD), the day in the staff member's zone.")
     start: str | None = Field(description="A date (YYYY-MM-DD).")
     completed_at: Instant | None
+
+
+class TaskData(Data):
+    task: OutlookTaskJson | PrivateTaskJson = Field(
+        description="The task; in the tenant's privacy mode only its id, status and days (no title, body, "
+        "checklist, categories or reminder), as an event is only its free/busy there."
+    )
+    task_id: str | None = Field(description="The host's task id, when the task is one of the host's.")
 
 
 class TaskChangedInOutlookData(Data):

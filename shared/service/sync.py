@@ -26,6 +26,7 @@ planner finds the status already stored, and nothing is announced twice or lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -71,7 +72,15 @@ from shared.service.subscriptions import (
     ensure_subscription,
     renewal_due,
 )
-from shared.service.task_sync import TaskRun, TaskSyncPorts, migrate_tasks, run_task_job, save_task_run
+from shared.service.task_sync import (
+    Companion,
+    ListChanges,
+    TaskRun,
+    TaskSyncPorts,
+    migrate_tasks,
+    run_task_job,
+    save_task_run,
+)
 from shared.service.tenants import TenantEventPorts, get_tenant, mark_consent_revoked
 from shared.service.users import StaffPorts
 
@@ -208,14 +217,25 @@ async def _sync_user(
     """The calendar's run; a migration's To Do list state, left to its final save, is saved on its own
     should the run fail after the list's run."""
     tasks: list[asyncio.Future[TaskRun | None]] = []
+    companion = Companion.new()
     try:
         return await _sync_calendar(
-            services, tenant, user, kind, force=force, catch_up=catch_up, scheduled=scheduled, tasks=tasks
+            services,
+            tenant,
+            user,
+            kind,
+            force=force,
+            catch_up=catch_up,
+            scheduled=scheduled,
+            tasks=tasks,
+            companion=companion,
         )
     except Exception:
+        companion.ended()
         for run in tasks:
-            if run.done() and not run.cancelled() and run.exception() is None and (done := run.result()):
-                await save_task_run(services, done)
+            with contextlib.suppress(Exception):
+                if done := await run:
+                    await save_task_run(services, done)
         raise
 
 
@@ -229,7 +249,11 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
     catch_up: bool,
     scheduled: bool,
     tasks: list[asyncio.Future[TaskRun | None]],
+    companion: Companion,
 ) -> monitor.Pulled:
+    """`tasks` receives a migration's list run, started at once beside the calendar's reads, with its
+    `companion`: the mailbox's zone, set once the working hours are read, and its changes, published
+    with the calendar's."""
     assert user.graph_user_id is not None
     # Never synced, or the migration did not finish (a moved mailbox starts over as pending): the host's own
     # appointments are linked, not announced. The user's state decides, not the job's kind: a second
@@ -238,6 +262,8 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
     if migrating and user.sync_state is not SyncState.MIGRATING:
         user = await _save_user(services.users, services.clock, replace(user, sync_state=SyncState.MIGRATING))
     gate = asyncio.Semaphore(MAILBOX_CONCURRENCY)
+    tasks_run = _migrating_tasks(services, tenant, user, companion) if migrating else None
+    tasks.extend([tasks_run] if tasks_run is not None else [])
     # The nightly reconciliation leaves a subscription to the renewal timer until that timer would renew it.
     due = not scheduled or renewal_due(user.subscription_expires_at, services.clock.now())
     needs_subscription = (kind in SUBSCRIBING_KINDS and due) or migrating or user.subscription_id is None
@@ -276,8 +302,7 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
         hours=hours_wanted,
         window_start=window[0],
     )
-    tasks_run = _migrating_tasks(services, tenant, user, hours) if migrating else None
-    tasks.extend([tasks_run] if tasks_run is not None else [])
+    _tell_zone(companion.zone, hours)
     if not migrating and not quiet:  # the host's old EWS sync may still write: its events are linked too
         links = await _later_links(services, tenant, user, read.items, stored, gate)
     observation = Observation(
@@ -297,16 +322,17 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
     changes = [
         Change(c.type.value, tenant.tenant_id, c.data, now, staff_id=user.staff_id) for c in actions.changes
     ]
-    task_run = await tasks_run if tasks_run is not None else None
-    if tasks_run is not None:
-        changes.append(_migrated(tenant, user, stored, actions, task_run, now))
+    listed = await _list_changes(companion, tasks_run) if tasks_run is not None else None
+    migrated = _migrated(tenant, user, stored, actions, listed, now) if tasks_run is not None else None
     if not quiet:  # before the feed: a change is in the availability answer no later than in the feed
         statuses = {**stored, **{s.graph_id: s for s in seen.upserts}}
         index = busy.index if busy is not None else None
         await refresh_index(
             services.busy, tenant.tenant_id, user.staff_id, index, read.items, complete, window, statuses, now
         )
-    published = await publish(services, tenant.tenant_id, changes)
+    published, task_run = await _publish_with_list(
+        services, tenant.tenant_id, changes, migrated, (companion, tasks_run, listed)
+    )
     # Rechecks are queued before the statuses are stored: a crash between the two reads the delta again and
     # plans them again, where the other order would find the Outlook edit already stored and never report it.
     if actions.rechecks:  # connector appointments changed in Outlook: the write side decides by policy
@@ -482,7 +508,7 @@ def _migrated(  # noqa: PLR0917 (a migration's outcome, in order)
     user: UserRecord,
     stored: Mapping[str, ItemStatus],
     actions: Plan,
-    tasks: TaskRun | None,
+    tasks: ListChanges | TaskRun | None,
     now: datetime,
 ) -> Change:
     """`user.migrated`: the events the calendar holds now and how many are the host's, with the list's."""
@@ -495,15 +521,53 @@ def _migrated(  # noqa: PLR0917 (a migration's outcome, in order)
     return Change("user.migrated", tenant.tenant_id, data, now, staff_id=user.staff_id)
 
 
+def _tell_zone(zone: asyncio.Future[str | None], hours: WorkingHours | None) -> None:
+    """The mailbox's zone for the list's run (from the working hours just read; None: it reads it)."""
+    if not zone.done():
+        zone.set_result(iana_zone(hours.zone) if hours is not None else None)
+
+
+async def _publish_with_list(
+    services: SyncPorts,
+    tenant_id: str,
+    changes: list[Change],
+    migrated: Change | None,
+    migrating_list: tuple[Companion, asyncio.Future[TaskRun | None] | None, ListChanges | None],
+) -> tuple[list[Change], TaskRun | None]:
+    """One append: the calendar's changes, a migrating list's, then `user.migrated`; the list's run then
+    stores its statuses (after the publish, as ever) and ends, before the user's save lays its state
+    over. The published changes are the calendar's (the list's are its own, in the message monitor)."""
+    companion, run, listed = migrating_list
+    theirs = listed.changes if listed is not None else []
+    published = await publish(services, tenant_id, [*changes, *theirs, *([migrated] if migrated else [])])
+    if run is None:
+        return published, None
+    if listed is not None:
+        companion.published.set_result(published[len(changes) : len(changes) + len(theirs)])
+    return [*published[: len(changes)], *published[len(changes) + len(theirs) :]], await run
+
+
+async def _list_changes(companion: Companion, run: asyncio.Future[TaskRun | None]) -> ListChanges | None:
+    """The migrating list's changes once its run hands them over; None when it ended without (switched
+    off, no list, another run holds it, an error that stays with the list). A tenant's refusal the list
+    met is raised: the calendar's to handle."""
+    either: set[asyncio.Future[Any]] = {companion.handed, run}
+    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    if companion.handed.done():
+        return companion.handed.result()
+    done = await run
+    return ListChanges([], done.tasks, done.linked) if done is not None else None
+
+
 def _migrating_tasks(
-    services: SyncPorts, tenant: Tenant, user: UserRecord, hours: WorkingHours | None
+    services: SyncPorts, tenant: Tenant, user: UserRecord, companion: Companion
 ) -> asyncio.Future[TaskRun | None]:
-    """The user's To Do list read and linked beside the calendar's window (its own lease, state and errors),
-    so the migration counts its tasks; its due dates are days in the working hours' zone. Awaited before
-    `user.migrated`; should the calendar's read fail first, its outcome is only the list's."""
-    run = asyncio.ensure_future(
-        migrate_tasks(services, tenant, user, iana_zone(hours.zone) if hours else None)
-    )
+    """The user's To Do list read and linked beside the calendar's run (its own lease, state and errors),
+    so the migration counts its tasks: the list found and subscribed while the calendar reads, its due
+    dates days in the working hours' zone (set once they are read), its changes published with the
+    calendar's and `user.migrated`; should the calendar's run fail, it is awaited and its state saved on
+    its own."""
+    run = asyncio.ensure_future(migrate_tasks(services, tenant, user, companion))
     run.add_done_callback(_settled)
     return run
 

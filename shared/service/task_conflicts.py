@@ -23,7 +23,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
-from shared.domain.task_planner import EditKind, OutlookEdit
+from shared.domain.task_planner import EditKind, OutlookEdit, payload
 from shared.domain.tasks import TaskRecord, TaskState
 from shared.domain.tenants import ConflictPolicy, Tenant
 from shared.service import jobs
@@ -42,6 +42,7 @@ async def settle_edits(
     """The `task.changed_in_outlook` changes to publish; under host wins, the writes putting them back are
     queued."""
     host_wins = tenant.settings.conflict_policy is ConflictPolicy.HOST_WINS
+    private = tenant.settings.privacy_mode
     changes: list[Change] = []
     writes: list[jobs.Job] = []
     for edit in edits:
@@ -50,7 +51,7 @@ async def settle_edits(
             None if progress else await _still_written(services, tenant.tenant_id, edit, put_back=host_wins)
         )
         if record is None:  # no conflict: told as any task's change, with the host's id
-            changes.append(_plain(tenant.tenant_id, staff_id, edit, now))
+            changes.append(_plain(tenant.tenant_id, staff_id, edit, now, private=private))
             continue
         if host_wins:
             writes.append(jobs.WriteTask(tenant.tenant_id, edit.host_task_id, revision=record.revision))
@@ -63,7 +64,7 @@ async def settle_edits(
             "task": None,
         }
         if edit.task is not None:
-            data["task"] = edit.task.private() if tenant.settings.privacy_mode else edit.task.details()
+            data["task"] = payload(edit.task, private=private)
         changes.append(Change("task.changed_in_outlook", tenant.tenant_id, data, now, staff_id=staff_id))
     if writes:
         await services.jobs.enqueue(writes)
@@ -90,9 +91,9 @@ async def _progress(services: TaskConflictPorts, tenant_id: str, edit: OutlookEd
     )
 
 
-def _plain(tenant_id: str, staff_id: str, edit: OutlookEdit, now: datetime) -> Change:
+def _plain(tenant_id: str, staff_id: str, edit: OutlookEdit, now: datetime, *, private: bool) -> Change:
     if edit.task is not None:
-        data: dict[str, Any] = {"task": edit.task.details(), "task_id": edit.host_task_id}
+        data: dict[str, Any] = {"task": payload(edit.task, private=private), "task_id": edit.host_task_id}
         return Change("task.updated", tenant_id, data, now, staff_id=staff_id)
     reason = "moved" if edit.change is EditKind.MOVED else "deleted"
     data = {"task": {"id": edit.graph_id}, "task_id": edit.host_task_id, "reason": reason}

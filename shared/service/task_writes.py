@@ -16,8 +16,9 @@ Each pass brings the staff member's To Do list to the task's current revision, u
   decides only about Outlook changes the sync sees between host revisions);
 - a task moved to another staff member (or list) is deleted from the old list and made in the new one;
 - a deleted task is deleted from To Do (a 404 is success).
-The outcome of each revision goes on the feed once (`task.synced`, `task.failed`), before the save that
-marks it reported.
+The outcome of each revision goes on the feed once it settles (`task.synced`, `task.failed`), before the
+save that marks it reported; a later outcome that differs (a failed revision a retry, the nightly run or a
+resync then wrote) is told too, each once.
 """
 
 from __future__ import annotations
@@ -490,12 +491,14 @@ async def _save(services: TaskWritePorts, progress: TaskRecord) -> TaskRecord:
         )
         if current.revision != progress.revision:
             return replace(placed, state=TaskState.PENDING)
+        told = _told(current, progress)
         return replace(
             placed,
             state=progress.state,
             error=progress.error,
             written_revision=progress.written_revision,
-            reported_revision=max(current.reported_revision, progress.reported_revision),
+            reported_revision=told.reported_revision,
+            reported_state=told.reported_state,
         )
 
     done = await update_optimistically(
@@ -508,8 +511,15 @@ async def _save(services: TaskWritePorts, progress: TaskRecord) -> TaskRecord:
     return done.latest or progress
 
 
+def _told(current: TaskRecord, progress: TaskRecord) -> TaskRecord:
+    """Whose told outcome is the later, the stored row's or this pass's (this pass's for the same
+    revision: it read the row before telling)."""
+    return progress if progress.reported_revision >= current.reported_revision else current
+
+
 async def _report_and_save(services: TaskWritePorts, outcome: TaskRecord) -> None:
-    if outcome.state is TaskState.PENDING or outcome.reported_revision >= outcome.revision:
+    """Tell the revision's outcome once it settled (`TaskRecord.unreported`), then save it told."""
+    if not outcome.unreported:
         await _save(services, outcome)
         return
     current = await services.tasks.get(outcome.tenant_id, outcome.task_id)
@@ -517,7 +527,7 @@ async def _report_and_save(services: TaskWritePorts, outcome: TaskRecord) -> Non
         await _save(services, outcome)  # a newer revision came meanwhile: its pass reports it
         return
     await publish(services, outcome.tenant_id, [outcome_change(outcome, services.clock.now())])
-    await _save(services, replace(outcome, reported_revision=outcome.revision))
+    await _save(services, replace(outcome, reported_revision=outcome.revision, reported_state=outcome.state))
 
 
 def outcome_change(record: TaskRecord, at: datetime) -> Change:

@@ -1,5 +1,5 @@
 """One suite of `TaskChangesGateway` behaviours (with the `SubscriptionGateway` renewing and deleting what
-it made), run against the in-memory fake (`tests/fakes/task_lists.py`) and the real Graph adapter on the
+it made), run against the in-memory fake (`tests/fakes/todo.py`) and the real Graph adapter on the
 emulator, so the fake the service tests rely on keeps the real contract.
 
 Each driver does what a staff member does in To Do (add, rename, complete, delete a task, move it to
@@ -20,6 +20,7 @@ import pytest
 
 from shared.adapters.graph.calendar import GraphSubscriptions
 from shared.adapters.graph.task_changes import GraphTaskChanges
+from shared.adapters.graph.todo import GraphTodo
 from shared.domain.outlook_tasks import (
     TASK_LINK_APPLICATION,
     OutlookTask,
@@ -31,10 +32,10 @@ from shared.domain.tenants import Tenant
 from shared.service.errors import DeltaTokenRejected, SubscriptionGone
 from shared.service.ports.graph import SubscriptionGateway
 from shared.service.ports.task_changes import TaskChangesGateway
+from shared.service.ports.todo import MailboxList, TaskLink, TodoDraft, TodoGateway, WallTime
 from shared.service.records import TaskDeltaRead
 from tests.fakes.calendar import FakeMailboxes
 from tests.fakes.outlook_tasks import task
-from tests.fakes.task_lists import FakeTaskLists
 from tests.fakes.todo import FakeTodo
 from tests.integration.graph.harness import EmulatorGraph, open_emulator_graph, tenant_named
 
@@ -43,6 +44,7 @@ pytestmark = pytest.mark.contract
 
 class Driver(Protocol):
     gateway: TaskChangesGateway
+    todo: TodoGateway  # the write side, on the same To Do
     subscriptions: SubscriptionGateway
     tenant: Tenant
 
@@ -60,23 +62,26 @@ class FakeDriver:
     _ids = itertools.count(1)
 
     def __init__(self) -> None:
-        self.fake = FakeTaskLists(FakeMailboxes(), FakeTodo())
+        self.fake = FakeTodo(FakeMailboxes())
         self.gateway: TaskChangesGateway = self.fake
+        self.todo: TodoGateway = self.fake
         self.subscriptions: SubscriptionGateway = self.fake.mailboxes
         self.tenant = tenant_named("3f1d6a52-0000-4000-8000-000000000001", "contoso.example")
 
     async def new_list(self) -> tuple[str, str]:
-        return f"user-{next(self._ids)}", f"list-{next(self._ids)}"
+        user = f"user-{next(self._ids)}"
+        return user, await self.fake.connector_list(user, f"Jobs {next(self._ids)}")
 
     async def add(
         self, user: str, list_id: str, title: str, *, host_task_id: str | None = None, due: Any = None
     ) -> str:
         day = date.fromisoformat(due["dateTime"][:10]) if due else None
         made = task(f"AAMkFakeTask{next(self._ids)}=", title=title, host_task_id=host_task_id, due=day)
-        return self.fake.put(user, list_id, made).id
+        zone = due["timeZone"] if due else "UTC"
+        return self.fake.put(user, list_id, made, zone=zone).id
 
     async def edit(self, user: str, list_id: str, task_id: str, **changes: Any) -> None:
-        current = self.fake.task_list(user, list_id).tasks[task_id]
+        current = self.fake.task_list(user, list_id).tasks[task_id].outlook(None)
         self.fake.put(user, list_id, replace(current, **changes))
 
     async def delete(self, user: str, list_id: str, task_id: str) -> None:
@@ -99,6 +104,7 @@ class GraphDriver:
             lifecycle_url=graph.webhook.lifecycle_url,
             page_size=2,  # the tests' lists span pages
         )
+        self.todo = GraphTodo(graph.clients, graph.key_for)
         self.subscriptions: GraphSubscriptions = graph.subscriptions()
         self.tenant = graph.tenant
         self.lists: dict[str, str] = {}  # list id -> its name
@@ -243,3 +249,25 @@ async def test_a_task_subscription_renews_and_deletes_as_events_do(driver: Drive
     await driver.subscriptions.delete(driver.tenant, again.id)
     with pytest.raises(SubscriptionGone):
         await driver.subscriptions.renew(driver.tenant, again.id, later)
+
+
+async def test_what_the_connector_writes_is_what_the_lists_delta_read_returns(driver: Driver):
+    user, list_id = await driver.new_list()
+    first = await driver.gateway.read_tasks_delta(driver.tenant, user, list_id, None)
+    where = MailboxList(user, list_id)
+    due = WallTime(datetime(2026, 12, 5), "Pacific/Kiritimati")
+    link = TaskLink(TASK_LINK_APPLICATION, "T-9", "Task T-9")
+    made = await driver.todo.create_task(
+        driver.tenant, where, TodoDraft("Quote for job 9", due=due), link, []
+    )
+
+    read = await driver.gateway.read_tasks_delta(
+        driver.tenant, user, list_id, first.delta_link, "Pacific/Kiritimati"
+    )
+
+    [seen] = tasks(read).values()
+    assert (seen.id, seen.host_task_id, seen.title) == (made.id, "T-9", "Quote for job 9")
+    assert seen.due == date(2026, 12, 5) and seen.change_key == made.etag
+    await driver.todo.delete_task(driver.tenant, where, made.id)
+    gone = await driver.gateway.read_tasks_delta(driver.tenant, user, list_id, read.delta_link)
+    assert removals(gone) == {made.id: RemovalReason.DELETED}

@@ -32,7 +32,6 @@ from tests.fakes.storage import (
     FakeUsers,
     PublishedFeed,
 )
-from tests.fakes.task_lists import FakeTaskLists
 from tests.fakes.todo import FakeTasks, FakeTodo
 from tests.fakes.webhook import FakeHostWebhook
 
@@ -64,7 +63,6 @@ class FakeWorld:
     outlook_mail: FakeOutlookMail
     schedules: FakeSchedules
     meetings: FakeMeetings
-    task_lists: FakeTaskLists
     todo: FakeTodo
     tasks: FakeTasks
     messages: FakeMessages
@@ -81,8 +79,7 @@ def fake_world() -> FakeWorld:
     mail, mail_content, outlook_mail = FakeMailRows(), FakeMailContent(), FakeOutlookMail()
     busy, meetings, messages, poison = FakeBusy(), FakeMeetings(), FakeMessages(), FakePoisonQueues()
     schedules = FakeSchedules(mailboxes)
-    todo, tasks = FakeTodo(), FakeTasks()
-    task_lists = FakeTaskLists(mailboxes, todo)
+    todo, tasks = FakeTodo(mailboxes), FakeTasks()  # one To Do: the write side's and the read side's
     services = Services(
         tenants=tenants,
         users=users,
@@ -117,7 +114,7 @@ def fake_world() -> FakeWorld:
         schedules=schedules,
         meetings=meetings,
         recent=RecentRows(seconds=0),  # nothing kept: a test's change is read at once
-        task_changes=task_lists,
+        task_changes=todo,
         todo=todo,
         tasks=tasks,
         messages=messages,
@@ -147,7 +144,6 @@ def fake_world() -> FakeWorld:
         outlook_mail,
         schedules,
         meetings,
-        task_lists,
         todo,
         tasks,
         messages,

@@ -126,6 +126,7 @@ def task_to_entity(record: TaskRecord) -> dict[str, Any]:
             else None,
             "WrittenEtag": record.written_etag,
             "ReportedRevision": record.reported_revision,
+            "ReportedState": record.reported_state.value if record.reported_state else None,
         }
     )
 
@@ -150,8 +151,20 @@ def task_from_entity(entity: Any) -> TaskRecord:
         checklist=tuple(WrittenChecklistItem(i, g, t, bool(c)) for i, g, t, c in checklist),
         written_etag=entity.get("WrittenEtag"),
         reported_revision=int(entity.get("ReportedRevision") or 0),
+        reported_state=_reported_state(entity),
         etag=etag_of(entity),
     )
+
+
+def _reported_state(entity: Any) -> TaskState | None:
+    """The outcome told for `ReportedRevision`; a row from before the column was kept: its state, when it
+    is still that revision's settled one (what was told then)."""
+    if entity.get("ReportedState"):
+        return TaskState(entity["ReportedState"])
+    state = TaskState(entity.get("State") or TaskState.PENDING)
+    reported = int(entity.get("ReportedRevision") or 0)
+    settled = state is not TaskState.PENDING and reported == int(entity["Revision"])
+    return state if settled else None
 
 
 class TableTasks(TableAdapter):

@@ -50,3 +50,11 @@ def test_the_appointment_body_is_its_model() -> None:
     assert appointment["properties"]["show_as"]["type"] == ["string", "null"]  # null is absent
     recurrence = schemas["RecurrenceInput"]
     assert recurrence["required"] == ["rrule"] and recurrence["properties"]["rrule"]["maxLength"] == 1000
+
+
+def test_a_task_change_is_documented_as_privacy_mode_shows_it() -> None:
+    schemas = openapi_document()["components"]["schemas"]
+    task = schemas["TaskData"]["properties"]["task"]
+    assert {ref["$ref"].rsplit("/", 1)[-1] for ref in task["anyOf"]} == {"OutlookTaskJson", "PrivateTaskJson"}
+    assert "privacy mode" in task["description"]
+    assert set(schemas["PrivateTaskJson"]["properties"]) == {"id", "status", "due", "start", "completed_at"}

@@ -102,11 +102,11 @@ async def test_a_to_do_change_whose_notification_was_lost_is_read_minutes_after_
     await migrate(world, "s1")
     lst = (await user(world)).task_sync.list_id
     assert lst is not None
-    world.task_lists.put("g1", lst, task("A"))
+    world.todo.put("g1", lst, task("A"))
     await notify_tasks(world)
     later = await run_notifications(world)
     world.clock.advance(seconds=45)
-    world.task_lists.put("g1", lst, task("B"))  # its notification is lost
+    world.todo.put("g1", lst, task("B"))  # its notification is lost
     assert later and all(0 < j.delay_seconds <= 300 for j in later)
     world.clock.advance(seconds=max(j.delay_seconds for j in later))
     for job in later:
@@ -143,7 +143,7 @@ async def test_a_task_check_back_delivered_again_after_its_worker_died_holding_t
     assert lst is not None
     last_check = jobs.sync_tasks(TID, "s1", "notified", check_back=MAX_CHECK_BACKS)
     await world.leases.acquire(lease_key(TID, "s1"), "killed-worker", TASK_LEASE_TTL, world.clock.now())
-    world.task_lists.put("g1", lst, task("B"))
+    world.todo.put("g1", lst, task("B"))
     world.clock.advance(seconds=20)
     await run_message(world.services, jobs.SYNC_QUEUE, encode(last_check), tries=2)
     [check] = [j for j in world.jobs.take() if j.queue != jobs.DELIVERY_QUEUE]
@@ -159,7 +159,7 @@ async def test_a_to_do_change_whose_every_notification_was_lost_is_read_after_th
     await migrate(world, "s1")
     lst = (await user(world)).task_sync.list_id
     assert lst is not None
-    world.task_lists.put("g1", lst, task("T"))  # the list's notification is lost: none comes
+    world.todo.put("g1", lst, task("T"))  # the list's notification is lost: none comes
     world.mailboxes.put("g1", event("A"))
     await notify(world, "g1", "A")  # the calendar's arrives
     later = await run_notifications(world)

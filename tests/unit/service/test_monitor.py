@@ -175,8 +175,8 @@ async def test_a_to_do_change_is_a_tasks_pull_keyed_by_the_lists_subscription(wo
     await world.users.save(replace(user, staff=replace(user.staff, switches=switches)))
     await world.jobs.enqueue([jobs.migrate_user(TID, "s1")])
     await run_all(world, deliver=False)
-    listed = await world.task_lists.connector_list("g1", "Tasks from the host")
-    world.task_lists.put("g1", listed, task("A", title="Staff's own"))
+    listed = await world.todo.connector_list("g1", "Tasks from the host")
+    world.todo.put("g1", listed, task("A", title="Staff's own"))
     await world.jobs.enqueue([jobs.SyncTasks(TID, "s1", TaskMode.SYNC)])  # as a notification queues it
     await run_all(world, deliver=False)
     synced = await world.users.get(TID, "s1")

@@ -118,21 +118,21 @@ class Convergence(RuleBasedStateMachine):
     @rule(task_id=TASK_IDS)
     def put_task(self, task_id: str) -> None:
         self.version += 1
-        self.world.task_lists.put(USER, self.list_id, task(task_id, title=f"{task_id} v{self.version}"))
+        self.world.todo.put(USER, self.list_id, task(task_id, title=f"{task_id} v{self.version}"))
 
     @rule(task_id=TASK_IDS, moved=st.booleans())
     def remove_task(self, task_id: str, moved: bool) -> None:
-        if task_id in self.world.task_lists.task_list(USER, self.list_id).tasks:
-            self.world.task_lists.remove(USER, self.list_id, task_id, moved=moved)
+        if task_id in self.world.todo.task_list(USER, self.list_id).tasks:
+            self.world.todo.remove(USER, self.list_id, task_id, moved=moved)
 
     @rule()
     def expire_task_tokens(self) -> None:
-        self.world.task_lists.expire_tokens(USER, self.list_id)
+        self.world.todo.expire_tokens(USER, self.list_id)
 
     @rule(kind=st.sampled_from(["throttled", "token_rejected"]))
     def task_fault(self, kind: str) -> None:
         error = throttled(1) if kind == "throttled" else DeltaTokenRejected("stale")
-        self.world.task_lists.task_list(USER, self.list_id).faults.append(error)
+        self.world.todo.task_list(USER, self.list_id).faults.append(error)
 
     @rule(copies=st.integers(1, 3))
     def notify_tasks(self, copies: int) -> None:
@@ -208,7 +208,7 @@ class Convergence(RuleBasedStateMachine):
     def settle(self) -> None:
         """Whatever happened, one more notification and a quiet queue bring the host level with Outlook."""
         self.world.mailboxes.mailbox(USER).faults.clear()
-        self.world.task_lists.task_list(USER, self.list_id).faults.clear()
+        self.world.todo.task_list(USER, self.list_id).faults.clear()
         self.run(self.world.jobs.enqueue([jobs.sync_user(TID, STAFF), jobs.sync_tasks(TID, STAFF)]))
         self.drain()
         box = self.world.mailboxes.mailbox(USER)
@@ -219,7 +219,7 @@ class Convergence(RuleBasedStateMachine):
             assert self.reconstructed(self.series.master_id) == sorted(
                 e.start for e in box.events.values() if e.series_master_id == self.series.master_id
             )
-        todo = {t.id: t.title for t in self.world.task_lists.task_list(USER, self.list_id).tasks.values()}
+        todo = {t.id: t.draft.title for t in self.world.todo.task_list(USER, self.list_id).tasks.values()}
         assert self.host_tasks == todo
         user = self.run(self.world.users.get(TID, STAFF))
         assert user.sync_state is SyncState.SYNCED

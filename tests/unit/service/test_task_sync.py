@@ -3,6 +3,7 @@ faults, renewal, lifecycle, resyncs and removal."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -33,6 +34,7 @@ from shared.service.tenant_settings import update_settings
 from shared.service.users import put_staff, set_switches
 from tests.fakes.calendar import throttled
 from tests.fakes.directory import FakeOrganisation
+from tests.fakes.events import event
 from tests.fakes.outlook_tasks import edited, task
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
 from tests.fakes.todo import FakeTask
@@ -92,7 +94,7 @@ async def user(world: FakeWorld, staff_id: str = "s1") -> UserRecord:
 
 async def list_id(world: FakeWorld, graph_user_id: str = "g1") -> str:
     """The user's connector list (found or made as a run would), as the fake To Do holds it."""
-    return await world.task_lists.connector_list(graph_user_id, "Tasks from the host")
+    return await world.todo.connector_list(graph_user_id, "Tasks from the host")
 
 
 async def migrate(world: FakeWorld, *staff: str) -> None:
@@ -123,8 +125,8 @@ async def notify_tasks(world: FakeWorld, staff_id: str = "s1", *, forged: bool =
 
 async def test_migration_links_the_hosts_tasks_announces_the_rest_and_counts_them(world: FakeWorld) -> None:
     lst = await list_id(world)
-    hosts = world.task_lists.put("g1", lst, task("H", host_task_id="T-1"))
-    staffs = world.task_lists.put("g1", lst, task("S", due=date(2026, 12, 5)))
+    hosts = world.todo.put("g1", lst, task("H", host_task_id="T-1"))
+    staffs = world.todo.put("g1", lst, task("S", due=date(2026, 12, 5)))
     await migrate(world, "s1")
     assert about(world) == [("task.created", staffs.id, None)]
     assert changes(world)[0].data["task"]["due"] == "2026-12-05"
@@ -133,7 +135,7 @@ async def test_migration_links_the_hosts_tasks_announces_the_rest_and_counts_the
     state = (await user(world)).task_sync
     assert (state.state, state.list_id, state.tasks) == (SyncState.SYNCED, lst, 2)
     assert state.delta_link and state.subscription_id
-    assert world.task_lists.subscribed() == {("g1", lst)}
+    assert world.todo.subscribed() == {("g1", lst)}
     statuses = world.item_statuses.rows[(TID, tasks_scope("s1"))]
     assert {g: s.appointment_id for g, s in statuses.items()} == {hosts.id: "T-1", staffs.id: None}
     # the calendar's own statuses are untouched by the list's
@@ -146,21 +148,21 @@ async def test_a_staff_member_adds_edits_completes_reopens_moves_and_deletes_tas
     await migrate(world, "s1")
     lst = (await user(world)).task_sync.list_id
     assert lst is not None
-    added = world.task_lists.put("g1", lst, task("A", title="Call the supplier"))
+    added = world.todo.put("g1", lst, task("A", title="Call the supplier"))
     await notify_tasks(world)
     await run_all(world)
-    edited = world.task_lists.put("g1", lst, replace(added, title="Call the supplier back"))
+    edited = world.todo.put("g1", lst, replace(added, title="Call the supplier back"))
     await notify_tasks(world)
     await run_all(world)
-    done = world.task_lists.put("g1", lst, replace(edited, status=TaskStatus.COMPLETED))
+    done = world.todo.put("g1", lst, replace(edited, status=TaskStatus.COMPLETED))
     await notify_tasks(world)
     await run_all(world)
-    world.task_lists.put("g1", lst, replace(done, status=TaskStatus.IN_PROGRESS))
-    moving = world.task_lists.put("g1", lst, task("M"))
+    world.todo.put("g1", lst, replace(done, status=TaskStatus.IN_PROGRESS))
+    moving = world.todo.put("g1", lst, task("M"))
     await notify_tasks(world)
     await run_all(world)
-    world.task_lists.remove("g1", lst, added.id)
-    world.task_lists.remove("g1", lst, moving.id, moved=True)
+    world.todo.remove("g1", lst, added.id)
+    world.todo.remove("g1", lst, moving.id, moved=True)
     await notify_tasks(world)
     await run_all(world)
     seen = [
@@ -183,7 +185,7 @@ async def test_duplicate_late_and_forged_notifications_announce_nothing_twice(wo
     await migrate(world, "s1")
     lst = (await user(world)).task_sync.list_id
     assert lst is not None
-    world.task_lists.put("g1", lst, task("A"))
+    world.todo.put("g1", lst, task("A"))
     for _ in range(3):
         await notify_tasks(world)
     await run_all(world)
@@ -198,24 +200,24 @@ async def test_the_connectors_own_writes_never_come_back(world: FakeWorld) -> No
     await migrate(world, "s1")
     lst = (await user(world)).task_sync.list_id
     assert lst is not None
-    written = world.task_lists.put("g1", lst, task("W", host_task_id="T-7", title="Quote"))
+    written = world.todo.put("g1", lst, task("W", host_task_id="T-7", title="Quote"))
     await note_written_task(world.item_statuses, TID, "s1", written.id, written.change_key or "", "T-7")
     await notify_tasks(world)
     await run_all(world)
-    rewritten = world.task_lists.put("g1", lst, replace(written, title="Quote v2"))
+    rewritten = world.todo.put("g1", lst, replace(written, title="Quote v2"))
     # the write's further steps (checklist items) move the change key on before the delta reads it
     await note_written_task(world.item_statuses, TID, "s1", rewritten.id, rewritten.change_key or "", "T-7")
-    rewritten = world.task_lists.put("g1", lst, rewritten)
+    rewritten = world.todo.put("g1", lst, rewritten)
     await notify_tasks(world)
     await run_all(world)
     assert changes(world) == []
     # the staff member completes the host's task in To Do: the host hears it, with its task id
-    world.task_lists.put("g1", lst, replace(rewritten, status=TaskStatus.COMPLETED))
+    world.todo.put("g1", lst, replace(rewritten, status=TaskStatus.COMPLETED))
     await notify_tasks(world)
     await run_all(world)
     assert about(world) == [("task.updated", "W", "T-7")]
     # the connector deletes it (the host deleted its task): no change either
-    world.task_lists.remove("g1", lst, "W")
+    world.todo.remove("g1", lst, "W")
     await note_deleted_task(world.item_statuses, TID, "s1", "W")
     await notify_tasks(world)
     await run_all(world)
@@ -224,13 +226,13 @@ async def test_the_connectors_own_writes_never_come_back(world: FakeWorld) -> No
 
 async def test_an_expired_delta_link_reads_the_list_again_without_duplicates(world: FakeWorld) -> None:
     lst = await list_id(world)
-    kept = world.task_lists.put("g1", lst, task("K"))
-    gone = world.task_lists.put("g1", lst, task("G"))
+    kept = world.todo.put("g1", lst, task("K"))
+    gone = world.todo.put("g1", lst, task("G"))
     await migrate(world, "s1")
-    world.task_lists.expire_tokens("g1", lst)
-    world.task_lists.put("g1", lst, replace(kept, title="Kept, renamed"))
-    world.task_lists.remove("g1", lst, gone.id)
-    world.task_lists.put("g1", lst, task("N"))
+    world.todo.expire_tokens("g1", lst)
+    world.todo.put("g1", lst, replace(kept, title="Kept, renamed"))
+    world.todo.remove("g1", lst, gone.id)
+    world.todo.put("g1", lst, task("N"))
     await notify_tasks(world)
     await run_all(world)
     assert sorted(about(world)) == sorted(
@@ -254,11 +256,11 @@ async def test_switched_off_the_list_is_not_read_and_on_again_it_catches_up_once
     before = (await user(world)).task_sync
     await set_switches(world.services, TID, ["s1"], {"tasks_from_outlook": False})
     await run_all(world)
-    made = world.task_lists.put("g1", lst, task("OFF"))
-    requests = world.task_lists.requests
+    made = world.todo.put("g1", lst, task("OFF"))
+    requests = world.todo.requests
     await notify_tasks(world)
     await run_all(world)
-    assert changes(world) == [] and world.task_lists.requests == requests
+    assert changes(world) == [] and world.todo.requests == requests
     assert (await user(world)).task_sync.delta_link == before.delta_link  # kept as it was
     await set_switches(world.services, TID, ["s1"], {"tasks_from_outlook": True})
     await run_all(world)
@@ -273,16 +275,16 @@ async def test_a_list_that_cannot_be_read_is_the_users_task_error_and_calendar_s
     world: FakeWorld,
 ) -> None:
     lst = await list_id(world)
-    world.task_lists.task_list("g1", lst).faults.append(throttled(1))
+    world.todo.task_list("g1", lst).faults.append(throttled(1))
     await migrate(world, "s1")
     assert (await user(world)).sync_state is SyncState.SYNCED  # the calendar migrated
     assert any(c.type == "user.migrated" for c in world.feed.entries[TID])
-    world.task_lists.task_list("g1", lst).faults.clear()
+    world.todo.task_list("g1", lst).faults.clear()
     await run_all(world)  # the throttled list's own job, retried
     assert (await user(world)).task_sync.state is SyncState.SYNCED
     from shared.service.errors import MailboxUnavailable
 
-    world.task_lists.task_list("g1", lst).faults.append(MailboxUnavailable("the list is gone"))
+    world.todo.task_list("g1", lst).faults.append(MailboxUnavailable("the list is gone"))
     await world.jobs.enqueue([jobs.sync_tasks(TID, "s1", kind=TaskMode.RESYNC)])
     await run_all(world)
     found = await user(world)
@@ -351,7 +353,7 @@ async def test_resyncs_and_the_nightly_run_read_each_list_whole(world: FakeWorld
 
 async def test_a_deleted_staff_members_task_subscription_and_statuses_go(world: FakeWorld) -> None:
     lst = await list_id(world)
-    world.task_lists.put("g1", lst, task("A"))
+    world.todo.put("g1", lst, task("A"))
     await migrate(world, "s1")
     subscription = (await user(world)).task_sync.subscription_id
     await world.users.delete(TID, "s1")
@@ -363,16 +365,16 @@ async def test_a_deleted_staff_members_task_subscription_and_statuses_go(world: 
 
 async def test_a_disconnect_removes_the_task_subscriptions_and_the_lists_state(world: FakeWorld) -> None:
     lst = await list_id(world)
-    world.task_lists.put("g1", lst, task("A"))
+    world.todo.put("g1", lst, task("A"))
     await migrate(world, "s1", "s2")
-    assert len(world.task_lists.subscribed()) == 2
+    assert len(world.todo.subscribed()) == 2
     assert [c.data["task"]["id"] for c in changes(world) if c.type == "task.created"] == ["A"]
     await begin_disconnect(world.services, TID)
     await run_all(world)
-    assert world.task_lists.subscribed() == set()
+    assert world.todo.subscribed() == set()
     assert (TID, tasks_scope("s1")) not in world.item_statuses.rows
     assert world.subscription_index.rows == {}
-    world.task_lists.put("g1", lst, task("B"))  # what was in To Do stays; nothing more is read
+    world.todo.put("g1", lst, task("B"))  # what was in To Do stays; nothing more is read
     await world.jobs.enqueue([jobs.sync_tasks(TID, "s1")])
     await run_all(world)
     # the disconnect cleared the feed (its numbering kept): nothing was announced about B since
@@ -414,7 +416,7 @@ async def test_a_migrating_list_costs_the_user_row_no_read_or_save_of_its_own(wo
     reads and saves its row as often as one without."""
     await switch(world, "s2", False)
     lst = await list_id(world)
-    world.task_lists.put("g1", lst, task("S"))
+    world.todo.put("g1", lst, task("S"))
     world.users.requests.clear()
     await migrate(world, "s1", "s2")
     assert world.users.requests[TID, "s1"] == world.users.requests[TID, "s2"]
@@ -428,7 +430,7 @@ async def test_a_migration_failing_after_its_list_was_read_keeps_the_lists_state
     """Should the calendar's run fail after the list's run (here its busy index cannot be stored), the list's
     state is saved on its own: the retry neither subscribes the list again nor announces its tasks twice."""
     lst = await list_id(world)
-    staffs = world.task_lists.put("g1", lst, task("S"))
+    staffs = world.todo.put("g1", lst, task("S"))
     failing = world.busy.write_index
 
     async def broken(*args: object, **kwargs: object) -> None:
@@ -448,7 +450,7 @@ async def test_a_migration_failing_after_its_list_was_read_keeps_the_lists_state
 
 async def hosts_task_seen(world: FakeWorld, policy: ConflictPolicy, *, privacy: bool = False) -> OutlookTask:
     """The tenant's policy set, s1 migrated, the host's task T-1 written to To Do and its echo read: the To
-    Do task as the list reads it (the two To Do fakes, the writes' and the reads', hold it under one id)."""
+    Do task as the list reads it (the one To Do the write went to)."""
     tenant = await world.tenants.get(TID)
     assert tenant is not None
     settings = replace(tenant.settings, conflict_policy=policy, privacy_mode=privacy)
@@ -458,9 +460,8 @@ async def hosts_task_seen(world: FakeWorld, policy: ConflictPolicy, *, privacy: 
     await run_all(world)
     record = await world.tasks.get(TID, "T-1")
     assert record is not None and record.graph_task_id and record.list_id
-    seen = world.task_lists.put(
-        "g1", record.list_id, task(record.graph_task_id, host_task_id="T-1", title="Secret quote")
-    )
+    seen = world.todo.task_list("g1", record.list_id).tasks[record.graph_task_id].outlook(None)
+    assert (seen.host_task_id, seen.title) == ("T-1", "Secret quote")
     await notify_tasks(world)
     await run_all(world)
     assert about(world) == [] and told(world) == []  # the connector's own write
@@ -482,7 +483,7 @@ async def test_under_host_wins_the_hosts_task_changed_in_to_do_is_written_again(
 ) -> None:
     seen = await hosts_task_seen(world, ConflictPolicy.HOST_WINS, privacy=privacy)
     before = in_todo(world).version
-    world.task_lists.put("g1", seen_list(world), edited(seen, status=TaskStatus.COMPLETED, title="Mine now"))
+    world.todo.put("g1", seen_list(world), edited(seen, status=TaskStatus.COMPLETED, title="Mine now"))
     await notify_tasks(world)
     await run_all(world)
     [data] = told(world)
@@ -498,8 +499,7 @@ async def test_under_host_wins_the_hosts_task_changed_in_to_do_is_written_again(
 
 async def test_under_host_wins_the_hosts_task_deleted_in_to_do_is_made_again(world: FakeWorld) -> None:
     seen = await hosts_task_seen(world, ConflictPolicy.HOST_WINS)
-    world.todo.mailbox("g1")[seen_list(world)].tasks.pop(seen.id)  # the staff member deletes it
-    world.task_lists.remove("g1", seen_list(world), seen.id)
+    world.todo.remove("g1", seen_list(world), seen.id)  # the staff member deletes it
     await notify_tasks(world)
     await run_all(world)
     [data] = told(world)
@@ -511,18 +511,18 @@ async def test_under_host_wins_the_hosts_task_deleted_in_to_do_is_made_again(wor
 
 async def test_under_outlook_wins_the_change_is_kept_and_the_host_told(world: FakeWorld) -> None:
     seen = await hosts_task_seen(world, ConflictPolicy.OUTLOOK_WINS)
-    before = in_todo(world).version
-    world.task_lists.put("g1", seen_list(world), edited(seen, status=TaskStatus.COMPLETED))
-    world.task_lists.remove("g1", seen_list(world), seen.id, moved=True)
+    listed = seen_list(world)
+    world.todo.put("g1", listed, edited(seen, status=TaskStatus.COMPLETED))
+    world.todo.remove("g1", listed, seen.id, moved=True)
     await notify_tasks(world)
     await run_all(world)
     assert [(d["change"], d["resolution"]) for d in told(world)] == [("moved", "kept")]
-    assert in_todo(world).version == before  # nothing written
+    assert world.todo.tasks_in("g1", "Tasks from the host") == []  # nothing made again
     assert not [j for j in world.jobs.take() if isinstance(j, jobs.WriteTask)]
 
 
 def seen_list(world: FakeWorld) -> str:
-    [(_, list_id)] = [key for key, lst in world.task_lists.lists.items() if lst.tasks or lst.log]
+    [list_id] = [lst.id for lst in world.todo.mailbox("g1").values() if lst.tasks or lst.log]
     return list_id
 
 
@@ -534,7 +534,7 @@ async def test_a_list_renamed_for_the_staff_member_is_followed_at_once_and_their
     world: FakeWorld,
 ) -> None:
     old = await list_id(world)
-    mine = world.task_lists.put("g1", old, task("S"))
+    mine = world.todo.put("g1", old, task("S"))
     await migrate(world, "s1")
     people = {"g1": DirectoryUser("g1", "user1@contoso.example", "user1@contoso.example", (), True)}
     world.directory.add(FakeOrganisation(DIRECTORY, {TID}, people, consented=True))
@@ -543,20 +543,20 @@ async def test_a_list_renamed_for_the_staff_member_is_followed_at_once_and_their
     await put_staff(world.services, TID, staff, switches)
     await run_all(world)  # no notification, no nightly run: the rename's own job
     state = (await user(world)).task_sync
-    new = await world.task_lists.connector_list("g1", "ERP+")
-    assert state.list_id == new != old and world.task_lists.subscribed() == {("g1", new)}
+    new = await world.todo.connector_list("g1", "ERP+")
+    assert state.list_id == new != old and world.todo.subscribed() == {("g1", new)}
     assert reasons(world) == {mine.id: "moved"}
 
 
 async def test_a_list_renamed_for_the_tenant_is_followed_at_once(world: FakeWorld) -> None:
     old = await list_id(world, "g2")
-    mine = world.task_lists.put("g2", old, task("S2"))
+    mine = world.todo.put("g2", old, task("S2"))
     await migrate(world, "s1", "s2")
     await update_settings(world.services, TID, {"todo_list_name": "From the ERP"})
     await run_all(world)
-    new = await world.task_lists.connector_list("g2", "From the ERP")
+    new = await world.todo.connector_list("g2", "From the ERP")
     assert (await user(world, "s2")).task_sync.list_id == new != old
-    assert ("g2", new) in world.task_lists.subscribed() and ("g2", old) not in world.task_lists.subscribed()
+    assert ("g2", new) in world.todo.subscribed() and ("g2", old) not in world.todo.subscribed()
     assert reasons(world) == {mine.id: "moved"}
 
 
@@ -567,13 +567,82 @@ async def test_the_hosts_task_completed_in_to_do_reaches_the_host_and_stays_comp
     seen = await hosts_task_seen(world, policy)
     before = in_todo(world).version
     done_at = datetime(2026, 12, 4, 16, 30, tzinfo=UTC)
-    world.task_lists.put(
-        "g1", seen_list(world), edited(seen, status=TaskStatus.COMPLETED, completed_at=done_at)
-    )
+    world.todo.put("g1", seen_list(world), edited(seen, status=TaskStatus.COMPLETED, completed_at=done_at))
     await notify_tasks(world)
     await run_all(world)
     assert told(world) == []  # staff's progress is no conflict, under either policy
     [updated] = [c.data for c in changes(world, "task.updated")]
     assert (updated["task_id"], updated["task"]["status"]) == ("T-1", "completed")
-    assert in_todo(world).version == before  # nothing written back: it stays completed
+    # nothing written back: the staff member's edit is the last, and it stays completed
+    assert (in_todo(world).version, in_todo(world).draft.status) == (before + 1, "completed")
     assert (await get_task(world.services, TID, "T-1")).state is TaskState.SYNCED
+
+
+PRIVATE_TASK = {"id", "status", "due", "start", "completed_at"}
+
+
+async def test_in_privacy_mode_task_changes_carry_ids_status_and_days_only(world: FakeWorld) -> None:
+    tenant = await world.tenants.get(TID)
+    assert tenant is not None
+    await world.tenants.save(replace(tenant, settings=replace(tenant.settings, privacy_mode=True)))
+    lst = await list_id(world)
+    secret = task("A", title="Salary review", body="Confidential", due=date(2026, 12, 7))
+    world.todo.put("g1", lst, secret)
+    await migrate(world, "s1")
+    world.todo.put("g1", lst, task("A", title="Salary review: Ann", status=TaskStatus.COMPLETED))
+    await notify_tasks(world)
+    await run_all(world)
+    told_of = [(c.type, c.data["task_id"], c.data["task"]) for c in changes(world)]
+    assert [(kind, task_id, set(shown)) for kind, task_id, shown in told_of] == [
+        ("task.created", None, PRIVATE_TASK),
+        ("task.updated", None, PRIVATE_TASK),
+    ]
+    assert [shown["status"] for _, _, shown in told_of] == ["not_started", "completed"]
+    assert told_of[0][2]["due"] == "2026-12-07"
+    assert "Salary" not in str(told_of) and "Confidential" not in str(told_of)
+
+
+async def test_in_privacy_mode_the_hosts_task_completed_in_to_do_carries_no_words(world: FakeWorld) -> None:
+    seen = await hosts_task_seen(world, ConflictPolicy.OUTLOOK_WINS, privacy=True)
+    world.todo.put("g1", seen_list(world), edited(seen, status=TaskStatus.COMPLETED))
+    await notify_tasks(world)
+    await run_all(world)
+    [updated] = [c.data for c in changes(world, "task.updated")]
+    assert updated["task_id"] == "T-1" and set(updated["task"]) == PRIVATE_TASK
+    assert updated["task"]["status"] == "completed" and "Secret" not in str(updated)
+
+
+async def test_a_migrating_list_is_found_and_subscribed_while_the_calendar_reads(world: FakeWorld) -> None:
+    lst = await list_id(world)
+    read_delta = world.mailboxes.read_delta
+    reading, go_on = asyncio.Event(), asyncio.Event()
+
+    async def slow_read(*args: Any, **kwargs: Any) -> Any:
+        reading.set()
+        await go_on.wait()  # Graph's latency on the window's pages
+        return await read_delta(*args, **kwargs)
+
+    world.mailboxes.read_delta = slow_read  # type: ignore[method-assign]
+    migration = asyncio.ensure_future(migrate(world, "s1"))
+    await asyncio.wait_for(reading.wait(), 5)
+    for _ in range(100):
+        if ("g1", lst) in world.todo.subscribed():
+            break
+        await asyncio.sleep(0)
+    subscribed_while_reading = ("g1", lst) in world.todo.subscribed()
+    go_on.set()
+    await asyncio.wait_for(migration, 5)
+    assert subscribed_while_reading
+    assert (await user(world)).task_sync.list_id == lst
+
+
+async def test_a_migrating_users_events_tasks_and_user_migrated_go_out_together(world: FakeWorld) -> None:
+    """One feed append: the calendar's changes, then the list's, then `user.migrated` counting both."""
+    lst = await list_id(world)
+    world.mailboxes.put("g1", event("E"))
+    world.todo.put("g1", lst, task("S"))
+    await migrate(world, "s1")
+    mine = [c for c in world.feed.entries[TID] if c.staff_id == "s1"]
+    assert [c.type for c in mine] == ["event.created", "task.created", "user.migrated"]
+    assert [c.sequence for c in mine] == list(range(mine[0].sequence or 0, (mine[0].sequence or 0) + 3))
+    assert (mine[-1].data["events"], mine[-1].data["tasks"]) == (1, 1)

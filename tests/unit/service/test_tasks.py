@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from shared.adapters.tables.tasks import task_from_entity
 from shared.domain.tasks import TASK_LINK_APPLICATION, TaskState
 from shared.domain.tenants import TenantState
 from shared.domain.users import DirectoryUser, MatchStatus
@@ -350,11 +351,48 @@ async def test_the_nightly_run_and_resyncs_write_the_hosts_unsettled_tasks_again
     assert sorted(t.draft.title for t in in_list(world, "g1")) == ["Lost", "Refused", "Written"]
     for task_id in ("t1", "t2", "t3"):
         assert (await get_task(world.services, TID, task_id)).state is TaskState.SYNCED
-    # each revision's outcome told once: t2's revision was told failed before
-    assert sorted(d["task_id"] for d in feed(world, "task.synced")) == ["t1", "t3"]
+    # each revision's outcome told once it settled: t2's, told failed before, is now told synced
+    assert sorted(d["task_id"] for d in feed(world, "task.synced")) == ["t1", "t2", "t3"]
 
 
 async def test_a_resync_of_the_failed_only_leaves_a_pending_task_to_its_job(world: FakeWorld) -> None:
     await lost_and_refused(world)
     await request_tenant_resync(world.services, TID, only_failed=True)
     assert [j.task_id for j in world.jobs.take() if isinstance(j, jobs.WriteTask)] == ["t2"]
+
+
+def outcomes(world: FakeWorld) -> list[tuple[str, str, int]]:
+    return [
+        (c.type, c.data["task_id"], c.data["revision"])
+        for c in world.feed.entries.get(TID, [])
+        if c.type in ("task.synced", "task.failed")
+    ]
+
+
+async def test_a_failed_revision_written_later_is_told_synced_and_each_outcome_once(world: FakeWorld) -> None:
+    await set_switches(world.services, TID, ["s1"], {"tasks_to_outlook": False})
+    await put(world, "t1")
+    await nightly_tenant(world.services, TID)  # requeued, and failing again: not told twice
+    await run_all(world)
+    assert outcomes(world) == [("task.failed", "t1", 1)]
+    await set_switches(world.services, TID, ["s1"], {"tasks_to_outlook": True})
+    await run_all(world)
+    await world.jobs.enqueue([jobs.WriteTask(TID, "t1")])  # redelivered
+    await run_all(world)
+    assert outcomes(world) == [("task.failed", "t1", 1), ("task.synced", "t1", 1)]
+    assert (await get_task(world.services, TID, "t1")).state is TaskState.SYNCED
+
+
+def test_a_row_stored_before_the_told_outcome_was_kept_reads_what_was_told() -> None:
+    row = {
+        "TenantId": TID,
+        "TaskId": "t1",
+        "Revision": 2,
+        "UpdatedAt": datetime(2026, 12, 1, tzinfo=UTC),
+        "ReportedRevision": 2,
+    }
+    assert task_from_entity({**row, "State": "failed"}).reported_state is TaskState.FAILED
+    assert task_from_entity({**row, "State": "pending"}).reported_state is None  # requeued: tell what comes
+    assert task_from_entity({**row, "State": "synced", "ReportedRevision": 1}).reported_state is None
+    stored = task_from_entity({**row, "State": "synced", "ReportedState": "failed"})
+    assert stored.reported_state is TaskState.FAILED and stored.unreported

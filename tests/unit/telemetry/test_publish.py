@@ -92,3 +92,21 @@ def test_the_series_comparison_shows_each_variant_side_by_side() -> None:
     assert "| before | 2.10 (2.00, 2.20) | 71.0 | 40.0 | 5.00 | 5.00 | 12.0 / 14.0; 12.0 / 14.0 |" in page
     assert "| series | 1.60 (1.50, 1.70) | 111.0 | 40.0 | 7.00 | 5.00 |" in page
     assert publish.SERIES_COMMAND in page
+
+
+def test_the_to_do_migration_cost_is_shown_with_its_command_when_measured() -> None:
+    tasks = {
+        **_document("task_sync", {}),
+        "figures": {
+            "users": 500,
+            "tasks_per_user": 20,
+            "events_only_users_per_second": 2.0,
+            "with_tasks_users_per_second": 1.6,
+            "tasks_cost_percent": 25.0,
+        },
+    }
+    page = publish.render(None, None, None, tasks=tasks)
+    assert "## Migration with To Do lists" in page
+    assert "python -m benchmarks.task_sync_bench --json x.json" in page
+    assert "| tasks cost (time per user) | 25 % | < 30 % |" in page
+    assert "## Migration with To Do lists" not in publish.render(None, None, None, tasks=None)
