@@ -190,6 +190,16 @@ class AppointmentRecord:
     reported_revision: int = 0  # the last revision whose outcome went on the feed
     meeting: TeamsMeeting | None = None  # a video appointment's one Teams meeting, once made
     etag: str | None = None
+    reported_state: AppointmentState | None = None  # that outcome (a later, different one is told too)
+
+    @property
+    def unreported(self) -> bool:
+        """The revision settled on an outcome the feed has not told: its first, or one that differs from
+        the one told (a failed revision a retry, the nightly run or a resync then wrote)."""
+        state = self.state
+        if state in (AppointmentState.PENDING, AppointmentState.DELETING):
+            return False
+        return self.reported_revision < self.revision or self.reported_state is not state
 
     @property
     def state(self) -> AppointmentState:

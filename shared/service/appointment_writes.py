@@ -453,7 +453,7 @@ async def _save(run: WritePass) -> None:
         await publish(services, updated.tenant_id, [*run.changes, *([outcome] if outcome else [])])
         run.changes = []
         if outcome is not None:
-            updated = replace(updated, reported_revision=updated.revision)
+            updated = replace(updated, reported_revision=updated.revision, reported_state=updated.state)
         if updated.appointment is None and not updated.copies:
             await services.appointments.delete(updated)
             return updated
@@ -473,12 +473,11 @@ async def _reload(run: WritePass) -> AppointmentRecord | None:
 
 
 def _outcome(record: AppointmentRecord, now: datetime) -> Change | None:
-    """`appointment.synced` or `appointment.failed` once the revision settled, once per revision."""
+    """`appointment.synced` or `appointment.failed` once the revision settled, once per outcome: a failed
+    revision that a retry, the nightly run or a resync then writes is told `appointment.synced` too."""
+    if not record.unreported:
+        return None
     state = record.state
-    if state in (AppointmentState.PENDING, AppointmentState.DELETING):
-        return None
-    if record.reported_revision >= record.revision:
-        return None
     failed = state in (AppointmentState.FAILED, AppointmentState.PARTIAL)
     kind = "appointment.failed" if failed else "appointment.synced"
     data = {"appointment_id": record.appointment_id, "revision": record.revision, **copies_json(record)}

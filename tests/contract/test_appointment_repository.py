@@ -14,6 +14,7 @@ from shared.adapters.tables.appointments import TableAppointments
 from shared.domain.appointments import (
     Appointment,
     AppointmentRecord,
+    AppointmentState,
     CopyRole,
     CopyState,
     Customer,
@@ -157,3 +158,10 @@ async def test_a_meeting_is_found_by_its_ical_uid_until_forgotten(repo: Appointm
     assert await repo.meeting("contoso.example", "040000008200E00074C5B7101A82E008/x") is None
     await repo.delete_tenant("fabrikam.example")
     assert await repo.meeting("fabrikam.example", "040000008200E00074C5B7101A82E008/x") is None
+
+
+async def test_the_outcome_told_reads_back(repo: AppointmentRepository) -> None:
+    told = replace(record(), reported_revision=1, reported_state=AppointmentState.FAILED)
+    saved = await repo.save(told)
+    back = await repo.get(saved.tenant_id, saved.appointment_id)
+    assert back is not None and back.reported_state is AppointmentState.FAILED

@@ -31,7 +31,14 @@ from shared.adapters.tables.rows import (
     required_utc,
     write_entity,
 )
-from shared.domain.appointments import AppointmentRecord, CopyRole, CopyState, RestoredOccurrence, StaffCopy
+from shared.domain.appointments import (
+    AppointmentRecord,
+    AppointmentState,
+    CopyRole,
+    CopyState,
+    RestoredOccurrence,
+    StaffCopy,
+)
 from shared.domain.teams import TeamsMeeting
 from shared.domain.tenants import TeamsMethod
 from shared.service.errors import StaleWrite
@@ -119,6 +126,7 @@ def record_to_entity(record: AppointmentRecord) -> dict[str, Any]:
         "AppointmentId": record.appointment_id,
         "Revision": record.revision,
         "ReportedRevision": record.reported_revision,
+        **({"ReportedState": record.reported_state.value} if record.reported_state else {}),
         "UpdatedAt": record.updated_at,
         "Deleted": record.appointment is None,
         "Unsettled": record.reported_revision < record.revision,
@@ -133,7 +141,7 @@ def record_from_entity(entity: Any) -> AppointmentRecord:
     document = _joined(entity, "Document")
     appointment = None if entity.get("Deleted") else from_stored(appointment_id, json.loads(document))
     copies = [_copy_from(raw) for raw in json.loads(_joined(entity, "Copies") or "[]")]
-    return AppointmentRecord(
+    record = AppointmentRecord(
         tenant_id=entity["TenantId"],
         appointment_id=appointment_id,
         revision=int(entity["Revision"]),
@@ -144,6 +152,11 @@ def record_from_entity(entity: Any) -> AppointmentRecord:
         meeting=_meeting_from(json.loads(entity["Meeting"])) if entity.get("Meeting") else None,
         etag=etag_of(entity),
     )
+    if entity.get("ReportedState"):
+        return replace(record, reported_state=AppointmentState(entity["ReportedState"]))
+    # A row written before outcomes were kept: its reported revision's outcome is the one it holds now.
+    told = record.state if record.reported_revision >= record.revision else None
+    return replace(record, reported_state=told)
 
 
 class TableAppointments(TableAdapter):

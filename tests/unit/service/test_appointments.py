@@ -162,6 +162,22 @@ async def test_an_unmatched_staff_member_fails_alone(world: FakeWorld) -> None:
     assert [s["staff_id"] for s in failed[0].data["staff"] if s["error"]] == ["s9"]
 
 
+async def test_a_failed_revision_written_later_is_told_synced_once(world: FakeWorld) -> None:
+    world.mailboxes.mailbox("g2").unavailable = "the mailbox is on hold"
+    await put_appointment(world.services, TID, intake("s1", "s2"))
+    await run_all(world)
+    assert (await get_appointment(world.services, TID, "a-1")).state is AppointmentState.PARTIAL
+    world.mailboxes.mailbox("g2").unavailable = None
+    for _ in range(2):  # written again (a switch of s2 changed), then once more
+        await world.jobs.enqueue([jobs.write_appointment(TID, "a-1", "switched")])
+        await run_all(world)
+    assert (await get_appointment(world.services, TID, "a-1")).state is AppointmentState.SYNCED
+    told = [
+        (c.type, c.data["revision"]) for c in world.feed.entries[TID] if c.type.startswith("appointment.")
+    ]
+    assert told == [("appointment.failed", 1), ("appointment.synced", 1)]
+
+
 async def test_unknown_staff_is_refused_and_nothing_is_stored(world: FakeWorld) -> None:
     with pytest.raises(InvalidInput) as refused:
         await put_appointment(world.services, TID, intake("s1", "nobody"))
