@@ -718,17 +718,19 @@ def test_stopping_the_host_leaves_no_unclosed_client_session(
     """The real app's SDK clients, built in the HTTP process and in a worker by a first request and a
     timer run, are closed when the host stops (the app's composition root, called by the local host)."""
     sample = json.loads((REPO_ROOT / "local.settings.sample.json").read_text(encoding="utf-8"))["Values"]
-    values = {
-        **connector.settings,
-        "TABLE_PREFIX": f"stop{uuid.uuid4().hex[:8]}",
-        "LOCAL_HOST_ON_STOP": sample["LOCAL_HOST_ON_STOP"],  # as `make run` has it
-    }
-    host = local_host_factory(REPO_ROOT, {"Values": values})
-    with host.client(key=host.function_key) as api:
-        assert api.get("/api/v1/tenants").status_code == 200  # tables, and Key Vault for the keys
-    assert host.run_function("renew_subscriptions").status_code == 202
-    eventually(lambda: "invocation finished function=renew_subscriptions" in host.log(), timeout=30)
-    assert host.stop() == 0
+    with Azurite() as storage:  # not the session's: its queues are the session connector host's
+        values = {
+            **connector.settings,
+            "AzureWebJobsStorage": storage.connection_string,
+            "TABLE_PREFIX": f"stop{uuid.uuid4().hex[:8]}",
+            "LOCAL_HOST_ON_STOP": sample["LOCAL_HOST_ON_STOP"],  # as `make run` has it
+        }
+        host = local_host_factory(REPO_ROOT, {"Values": values})
+        with host.client(key=host.function_key) as api:
+            assert api.get("/api/v1/tenants").status_code == 200  # tables, and Key Vault for the keys
+        assert host.run_function("renew_subscriptions").status_code == 202
+        eventually(lambda: "invocation finished function=renew_subscriptions" in host.log(), timeout=30)
+        assert host.stop() == 0
     log = host.log()
     assert "host stopped" in log
     assert "Unclosed client session" not in log
