@@ -9,6 +9,7 @@ table, written with one async table client cached across invocations.
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import json
 import os
@@ -591,6 +592,22 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _free_port_pair() -> int:
+    """A free port whose next port is free too: the emulator serves Key Vault on its port + 1 (a free port
+    alone was seen to fail the stack's start when another program held the next one)."""
+    for _ in range(100):
+        port = _free_port()
+        with contextlib.ExitStack() as held:
+            try:
+                for candidate in (port, port + 1):
+                    sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                    sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no two consecutive free ports")
+
+
 class Stack:
     """`python -m devhost.stack` (what `make run` runs) as a child process, its state in a folder of the
     test's; `start()` answers its summary, `stop()` is Ctrl-C and answers its stderr."""
@@ -658,7 +675,7 @@ def test_stack_on_a_taken_port_links_consent_and_started_again_at_once_keeps_the
     taken.bind(("127.0.0.1", 0))
     taken.listen(1)
     port = taken.getsockname()[1]
-    stack = Stack(tmp_path / "first", "--port", str(port), "--emulator-port", str(_free_port()))
+    stack = Stack(tmp_path / "first", "--port", str(port), "--emulator-port", str(_free_port_pair()))
     try:
         summary = stack.start(last_line="admin console")
         moved = _host_port(summary)
