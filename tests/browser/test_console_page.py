@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
 import uuid
@@ -9,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Error, Page, expect
+from playwright.async_api import Browser, ConsoleMessage, Error, Page, Request, Route, expect
 
 from tests.e2e.test_console import console_link, token_of
 from tests.e2e.test_tenants import consent, create, new_organisation, wait_for
@@ -329,27 +331,58 @@ async def test_messages_a_failed_delivery_retried_hold_release_and_a_users_page(
 
     rows = page.locator("#messages tbody tr[data-monitor-id]")
     await expect(rows.first).to_be_visible()
-    # On a loaded machine a filter chosen while the first page is still settling was seen (rarely, cause
-    # not found) to leave the unfiltered rows: choose it again, as a person would, before failing.
-    for attempt in range(3):
-        await page.select_option("#msg-direction", "")
-        await page.select_option("#msg-direction", "pull")
-        try:
-            await expect(rows.first).to_have_attribute("data-direction", "pull", timeout=10_000)
-            break
-        except AssertionError:
-            if attempt == 2:
-                raise
+    # The pull filter's answer is slow (held here): meanwhile no row of the former, unfiltered listing is
+    # left under the new filter, only a note that it loads.
+    release = asyncio.Event()
+
+    async def slow(route: Route) -> None:
+        await release.wait()
+        with contextlib.suppress(Error):  # the page may have cancelled it meanwhile
+            await route.continue_()
+
+    pull_listing = re.compile(r"/messages\?(?!.*status=).*direction=pull")
+    await page.route(pull_listing, slow)
+    await page.select_option("#msg-direction", "pull")
+    await expect(page.locator("#messages tbody td.loading")).to_have_text("Loading…")
+    assert await rows.count() == 0
+    release.set()
+    await expect(rows.first).to_have_attribute("data-direction", "pull", timeout=30_000)
     await expect(page.locator("#messages tbody tr[data-direction=push]")).to_have_count(0)
+    await page.unroute(pull_listing, slow)
     await rows.first.click()
     await expect(page.locator("#message-dialog")).to_be_visible()
     await expect(page.locator("#message-detail")).to_contain_text('"read"')
     await expect(page.locator("#message-retry")).to_be_disabled()  # an ok message
     await page.click("#message-close")
 
+    # A late answer of an earlier choice never overwrites a newer one's rows: the delivery filter's answer
+    # is held until the failed status has been chosen and shown.
+    held = asyncio.Event()
+
+    async def late(route: Route) -> None:
+        await held.wait()
+        with contextlib.suppress(Error):
+            await route.continue_()
+
+    delivery_listing = re.compile(r"/messages\?(?!.*status=).*direction=delivery")
+    settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def ended(request: Request) -> None:  # answered, or cancelled by the page
+        if delivery_listing.search(request.url) and not settled.done():
+            settled.set_result(None)
+
+    page.on("requestfinished", ended)
+    page.on("requestfailed", ended)
+    await page.route(delivery_listing, late)
     await page.select_option("#msg-direction", "delivery")
     await page.select_option("#msg-status", "failed")
-    await expect(rows.first).to_have_attribute("data-status", "failed")
+    await expect(rows.first).to_have_attribute("data-status", "failed", timeout=30_000)
+    held.set()
+    await asyncio.wait_for(settled, timeout=30)
+    await page.evaluate("() => new Promise((done) => setTimeout(done, 50))")  # the page's handling of it
+    await page.unroute(delivery_listing, late)
+    await expect(page.locator("#messages tbody tr[data-status=ok]")).to_have_count(0)
+    assert await rows.count() >= 1
     await expect(page.locator("#dead-letters tbody tr[data-first]").first).to_be_visible()
     await rows.first.click()
     await expect(page.locator("#message-detail")).to_contain_text('"status_code": 503')

@@ -120,7 +120,7 @@ async def test_a_host_put_blocks_its_slot_before_outlook_has_it_and_a_delete_fre
     }
     async with connector.control() as control:  # Outlook refuses ben's writes: the copy stays unwritten
         fault = await control.add_fault(
-            status=503, retry_after=30, method="POST", path="/events", mailbox=org.user("ben")
+            status=503, retry_after=5, method="POST", path="/events", mailbox=org.user("ben")
         )
     try:
         answer = put(org, appointment_id, body)

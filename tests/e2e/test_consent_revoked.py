@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import functools
 import secrets
 import time
 import uuid
@@ -143,32 +144,47 @@ def tenant(connector: Connector, tid: str) -> dict[str, Any]:
     return body
 
 
-@pytest.mark.parametrize("mode", ["grants", "service_principal"])
+def in_state(connector: Connector, tid: str, *states: str) -> dict[str, Any] | None:
+    """The tenant when its state is one of `states`."""
+    found = tenant(connector, tid)
+    return found if found["state"] in states else None
+
+
+MODES = ("grants", "service_principal")  # the admin removes the app's grants, or the app itself
+
+
 async def test_revoked_consent_is_recorded_once_and_the_jobs_stop(
-    own_connector: RestartableConnector, mode: str
+    own_connector: RestartableConnector,
 ) -> None:
+    """Both ways an admin revokes, one organisation each, share the host's restart and the waits for quiet
+    (the two organisations are independent: each is checked on its own)."""
     connector = own_connector.current
-    org = await connected_organisation(connector)
-    tid = org["domain"]
-    wait_for(lambda: tenant(connector, tid)["state"] in ("migrating", "active"), timeout=60)  # discovered
+    orgs = {mode: await connected_organisation(connector) for mode in MODES}
+    for org in orgs.values():
+        wait_for(functools.partial(in_state, connector, org["domain"], "migrating", "active"), timeout=60)
 
     async with connector.control() as control:
-        await control.revoke_consent(org["id"], connector.client_id, mode=mode)
-    connector = own_connector.restart()  # no token cached for the tenant any more
+        for mode, org in orgs.items():
+            await control.revoke_consent(org["id"], connector.client_id, mode=mode)
+    connector = own_connector.restart()  # no token cached for the tenants any more
     await settled(connector, quiet=QUIET_SECONDS)  # what was under way anywhere has drained
-    poison_before = poisoned(connector, tid)
-    with connector.api() as api:
-        rematch = api.post(f"/api/v1/tenants/{tid}/rematch")
-    # 202: the rematch job meets the refusal. 409: Graph's lifecycle notifications (subscriptionRemoved when
-    # the service principal is deleted) already made the connector meet it, and the state says so.
-    assert rematch.status_code == 202 or (
-        rematch.status_code == 409 and tenant(connector, tid)["state"] == "consent_revoked"
-    ), rematch.text
-    revoked = wait_for(lambda: (t := tenant(connector, tid))["state"] == "consent_revoked" and t, timeout=60)
-    assert revoked["last_error"]
-    assert revoked["progress"]["phase"] == "stopped"
+    poison_before = {mode: poisoned(connector, org["domain"]) for mode, org in orgs.items()}
+    for mode, org in orgs.items():
+        tid = org["domain"]
+        with connector.api() as api:
+            rematch = api.post(f"/api/v1/tenants/{tid}/rematch")
+        # 202: the rematch job meets the refusal. 409: Graph's lifecycle notifications (subscriptionRemoved
+        # when the service principal is deleted) already made the connector meet it, and the state says so.
+        assert rematch.status_code == 202 or (
+            rematch.status_code == 409 and tenant(connector, tid)["state"] == "consent_revoked"
+        ), (mode, rematch.text)
+    for mode, org in orgs.items():
+        tid = org["domain"]
+        revoked = wait_for(functools.partial(in_state, connector, tid, "consent_revoked"), timeout=60)
+        assert revoked["last_error"], mode
+        assert revoked["progress"]["phase"] == "stopped", mode
 
-    before = await tenant_counts(connector, tid)
+    before = {mode: await tenant_counts(connector, org["domain"]) for mode, org in orgs.items()}
     # Jobs queued with a delay before the revocation (a check-back, a catch-up after the last notification,
     # one waiting for a mailbox) still run once each, find the tenant stopped and end: the runs stop, and
     # none of them calls Graph or Entra.
@@ -178,19 +194,23 @@ async def test_revoked_consent_is_recorded_once_and_the_jobs_stop(
         time.sleep(QUIET_SECONDS)
         if (jobs_now := job_runs(connector)) == jobs_before:
             break
-        assert time.monotonic() < deadline, "jobs still run for the revoked tenant"
+        assert time.monotonic() < deadline, "jobs still run for the revoked tenants"
         jobs_before = jobs_now
-    assert await tenant_counts(connector, tid) == before, (
-        "Graph or Entra was called again after the revocation"
-    )
-    assert poisoned(connector, tid) == poison_before  # no job for the tenant failed its way to poison
+    for mode, org in orgs.items():
+        tid = org["domain"]
+        assert await tenant_counts(connector, tid) == before[mode], (
+            f"Graph or Entra was called again after the revocation ({mode})"
+        )
+        # No job for the tenant failed its way to poison.
+        assert poisoned(connector, tid) == poison_before[mode], mode
 
-    with connector.api() as api:
-        changes = [c["type"] for c in api.get(f"/api/v1/tenants/{tid}/changes").json()["value"]]
-        assert changes.count("tenant.consent_revoked") == 1
-        # Nothing more is queued for a revoked tenant; reauthorizing is the way back.
-        assert api.post(f"/api/v1/tenants/{tid}/rematch").status_code == 409
-        assert api.post(f"/api/v1/tenants/{tid}/resync", json={}).status_code == 409
-        again = api.post(f"/api/v1/tenants/{tid}/reauthorize")
-        assert again.status_code == 200 and "/adminconsent?" in again.json()["consent_url"]
-    assert await tenant_counts(connector, tid) == before
+        with connector.api() as api:
+            changes = [c["type"] for c in api.get(f"/api/v1/tenants/{tid}/changes").json()["value"]]
+            assert changes.count("tenant.consent_revoked") == 1, mode
+            # Nothing more is queued for a revoked tenant; reauthorizing is the way back.
+            assert api.post(f"/api/v1/tenants/{tid}/rematch").status_code == 409, mode
+            assert api.post(f"/api/v1/tenants/{tid}/resync", json={}).status_code == 409, mode
+            again = api.post(f"/api/v1/tenants/{tid}/reauthorize")
+            assert again.status_code == 200 and "/adminconsent?" in again.json()["consent_url"], mode
+    for mode, org in orgs.items():
+        assert await tenant_counts(connector, org["domain"]) == before[mode], mode

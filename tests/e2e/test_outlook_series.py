@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from dateutil.rrule import rrulestr
 
-from tests.e2e import test_shared_clock
 from tests.e2e.test_sync import Outlook, feed, wait_for
 from tests.e2e.test_tenants import consent, create
 from tests.fixtures.connector import Connector
@@ -336,45 +335,3 @@ async def test_an_event_moved_past_the_windows_far_end_is_out_of_window_and_a_de
         return found if len(found) == 2 else None
 
     assert wait_for(reasons, timeout=120) == {moved["id"]: "out_of_window", gone["id"]: "deleted"}
-
-
-clocked = (
-    test_shared_clock.clocked
-)  # an emulator and a connector of their own, sharing a clock the test moves
-
-
-async def test_an_open_ended_daily_series_across_a_window_move_is_announced_once(clocked: Connector) -> None:
-    org = await organisation(clocked, ("adele",))
-    outlook = Outlook(clocked, org["id"])
-    adele = org["upn"]["adele"]
-    first = datetime.now(UTC).date() + timedelta(days=1)
-    daily = {
-        "pattern": {"type": "daily", "interval": 1},
-        "range": {"type": "noEnd", "startDate": first.isoformat()},
-    }
-    master = outlook.create(adele, series_body("Stand-up", first, 9, daily))
-    wait_for(lambda: master_of(feed(clocked, org["domain"]), "s-adele", "Stand-up"))
-    with clocked.api() as api:
-
-        def adele_user() -> dict[str, Any]:
-            listed = api.get(f"/api/v1/tenants/{org['domain']}/users").json()["value"]
-            return next(u for u in listed if u["staff_id"] == "s-adele")
-
-        before = adele_user()["last_sync_at"]
-        async with clocked.control() as control:
-            await control.advance_clock(hours=24 * 5)  # the window's edge moves five days on
-        resync = api.post(f"/api/v1/tenants/{org['domain']}/users/s-adele/resync")
-        assert resync.status_code == 202, resync.text
-
-        def resynced() -> bool:
-            user = adele_user()
-            return bool(user["last_sync_at"] and user["last_sync_at"] > before and user["state"] == "synced")
-
-        wait_for(resynced)
-    changes = [c for c in feed(clocked, org["domain"]) if c["type"].startswith("event.")]
-    about_series = [
-        c
-        for c in changes
-        if master["id"] in (c["data"]["event"]["id"], c["data"]["event"].get("series_master_id"))
-    ]
-    assert [c["type"] for c in about_series] == ["event.created"]  # nothing announced twice, no occurrence

@@ -2,14 +2,15 @@
 it (the emulator's clock file, `LOCAL_CLOCK_FILE`), so days pass for Graph, for the connector and for
 the host's timers at once. Subscriptions are renewed before they expire; ones that expired, or that Graph
 lost without telling anyone, are recreated and caught up through delta, and an Outlook change made
-meanwhile reaches the feed. Consent links and customer secrets age by the same clock. The emulator and the
-connector here are their own (the session's shared emulator keeps real time for every other test)."""
+meanwhile reaches the feed. Consent links and customer secrets age by the same clock, and an open-ended
+Outlook series is announced once across the sync window's move. The emulator and the connector here are
+their own (the session's shared emulator keeps real time for every other test)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from devhost.azurite import Azurite
 from m365emulator.odata import parse_datetime
 from m365emulator.process import EmulatorProcess
 from shared.service.subscriptions import LIFETIME
+from tests.e2e.test_outlook_series import master_of, organisation, series_body
 from tests.e2e.test_sync import Outlook, events_of, feed, graph_event, migrated_organisation, wait_for
 from tests.e2e.test_tenants import consent, create, new_organisation
 from tests.fixtures.connector import Connector, running_connector
@@ -230,3 +232,40 @@ async def test_the_message_monitor_is_pruned_by_age(clocked: Connector) -> None:
     assert clocked.host.run_function("prune_messages").status_code == 202
     old = {m["monitor_id"] for m in migrations}
     wait_for(lambda: not old & {m["monitor_id"] for m in listed()})
+
+
+async def test_an_open_ended_daily_series_across_a_window_move_is_announced_once(clocked: Connector) -> None:
+    org = await organisation(clocked, ("adele",))
+    outlook = Outlook(clocked, org["id"])
+    adele = org["upn"]["adele"]
+    first = datetime.now(UTC).date() + timedelta(days=1)
+    daily = {
+        "pattern": {"type": "daily", "interval": 1},
+        "range": {"type": "noEnd", "startDate": first.isoformat()},
+    }
+    master = outlook.create(adele, series_body("Stand-up", first, 9, daily))
+    wait_for(lambda: master_of(feed(clocked, org["domain"]), "s-adele", "Stand-up"))
+    with clocked.api() as api:
+
+        def adele_user() -> dict[str, Any]:
+            listed = api.get(f"/api/v1/tenants/{org['domain']}/users").json()["value"]
+            return next(u for u in listed if u["staff_id"] == "s-adele")
+
+        before = adele_user()["last_sync_at"]
+        async with clocked.control() as control:
+            await control.advance_clock(hours=24 * 5)  # the window's edge moves five days on
+        resync = api.post(f"/api/v1/tenants/{org['domain']}/users/s-adele/resync")
+        assert resync.status_code == 202, resync.text
+
+        def resynced() -> bool:
+            user = adele_user()
+            return bool(user["last_sync_at"] and user["last_sync_at"] > before and user["state"] == "synced")
+
+        wait_for(resynced)
+    changes = [c for c in feed(clocked, org["domain"]) if c["type"].startswith("event.")]
+    about_series = [
+        c
+        for c in changes
+        if master["id"] in (c["data"]["event"]["id"], c["data"]["event"].get("series_master_id"))
+    ]
+    assert [c["type"] for c in about_series] == ["event.created"]  # nothing announced twice, no occurrence

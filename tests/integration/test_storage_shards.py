@@ -34,6 +34,15 @@ NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
+def home_azurite() -> Iterator[Azurite]:
+    """The home account is this module's own: the session's Azurite has fixed queue names that the session's
+    connector host (started by the e2e tests) keeps receiving from, so the home jobs this module counts
+    would be taken there (and dropped, that host's tables knowing no such tenant)."""
+    with Azurite() as instance:
+        yield instance
+
+
+@pytest.fixture(scope="module")
 def second_azurite() -> Iterator[Azurite]:
     with Azurite() as instance:
         yield instance
@@ -73,9 +82,10 @@ def app_settings(home: Azurite, shard: Azurite, prefix: str, placement: str) -> 
 
 
 @pytest.fixture
-async def worker(azurite: Azurite, second_azurite: Azurite) -> AsyncIterator[Container]:
+async def worker(home_azurite: Azurite, second_azurite: Azurite) -> AsyncIterator[Container]:
     prefix = f"shards{uuid.uuid4().hex[:8]}"
-    built = Container(Settings.from_environ(app_settings(azurite, second_azurite, prefix, f"{HOME},SHARD1")))
+    settings = app_settings(home_azurite, second_azurite, prefix, f"{HOME},SHARD1")
+    built = Container(Settings.from_environ(settings))
     yield built
     await built.close()
 
@@ -170,7 +180,7 @@ def naming(rows: dict[str, set[str]], key: str) -> dict[str, set[str]]:
 
 
 async def test_a_sharded_tenants_state_and_jobs_are_in_its_account_only(
-    worker: Container, azurite: Azurite, second_azurite: Azurite
+    worker: Container, home_azurite: Azurite, second_azurite: Azurite
 ) -> None:
     placement = (HOME, "SHARD1")
     sharded, unsharded = tenant_placed_on("SHARD1", placement), tenant_placed_on(HOME, placement)
@@ -179,7 +189,7 @@ async def test_a_sharded_tenants_state_and_jobs_are_in_its_account_only(
         await write_everything(worker, tenant)
     prefix = worker.settings.table_prefix
 
-    home_rows = await partitions(azurite.connection_string, prefix)
+    home_rows = await partitions(home_azurite.connection_string, prefix)
     shard_rows = await partitions(second_azurite.connection_string, prefix)
     per_tenant = {"users", "changes", "deliveries", "leases", "messages"}
     assert set(naming(shard_rows, sharded)) == per_tenant
@@ -189,13 +199,13 @@ async def test_a_sharded_tenants_state_and_jobs_are_in_its_account_only(
     assert "tenants" not in shard_rows
     # The mail content's blob too.
     assert await blobs(second_azurite.connection_string, sharded) == [f"{sharded}/m-1.json"]
-    assert await blobs(azurite.connection_string, sharded) == []
-    assert await blobs(azurite.connection_string, unsharded) == [f"{unsharded}/m-1.json"]
+    assert await blobs(home_azurite.connection_string, sharded) == []
+    assert await blobs(home_azurite.connection_string, unsharded) == [f"{unsharded}/m-1.json"]
     assert await blobs(second_azurite.connection_string, unsharded) == []
 
     # Each job went to the queue of its tenant's account; a notification found it by its directory.
     home_queues, shard_queues = (
-        await queued(azurite.connection_string),
+        await queued(home_azurite.connection_string),
         await queued(second_azurite.connection_string),
     )
 
@@ -216,14 +226,14 @@ async def test_a_sharded_tenants_state_and_jobs_are_in_its_account_only(
 
 
 async def test_another_worker_finds_the_tenant_in_the_account_its_row_names(
-    worker: Container, azurite: Azurite, second_azurite: Azurite
+    worker: Container, home_azurite: Azurite, second_azurite: Azurite
 ) -> None:
     """The assignment is stored: a worker whose placement sends new tenants elsewhere (the shard closed
     to new tenants) still reads and writes the tenant in its account, and keeps it there on save."""
     sharded = tenant_placed_on("SHARD1", (HOME, "SHARD1"))
     await write_everything(worker, new_tenant(sharded))
     prefix = worker.settings.table_prefix
-    other = Container(Settings.from_environ(app_settings(azurite, second_azurite, prefix, HOME)))
+    other = Container(Settings.from_environ(app_settings(home_azurite, second_azurite, prefix, HOME)))
     try:
         services = other.services
         user = await services.users.get(sharded, "s-1")
@@ -232,7 +242,8 @@ async def test_another_worker_finds_the_tenant_in_the_account_its_row_names(
         tenant = await services.tenants.get(sharded)
         assert tenant is not None
         await services.tenants.save(replace(tenant, display_name="Renamed"))
-        other_again = Container(Settings.from_environ(app_settings(azurite, second_azurite, prefix, HOME)))
+        again = app_settings(home_azurite, second_azurite, prefix, HOME)
+        other_again = Container(Settings.from_environ(again))
         try:
             assert await other_again.router.for_tenant(sharded) is other_again.router.accounts["SHARD1"]
         finally:
