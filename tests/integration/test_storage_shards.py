@@ -48,15 +48,6 @@ def second_azurite() -> Iterator[Azurite]:
         yield instance
 
 
-@pytest.fixture(scope="module")
-def azurite() -> Iterator[Azurite]:
-    """A home account of this module's own: the session's is shared with hosts that take queue messages
-    (the job queues' names are the same in every test), so its queues cannot be read for what this test
-    put there."""
-    with Azurite() as instance:
-        yield instance
-
-
 def tenant_placed_on(account: str, placement: tuple[str, ...]) -> str:
     """A tenant key the placement rule puts on `account`."""
     for _ in range(1000):
