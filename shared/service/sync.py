@@ -72,15 +72,7 @@ from shared.service.subscriptions import (
     ensure_subscription,
     renewal_due,
 )
-from shared.service.task_sync import (
-    Companion,
-    ListChanges,
-    TaskRun,
-    TaskSyncPorts,
-    migrate_tasks,
-    run_task_job,
-    save_task_run,
-)
+from shared.service.task_sync import TaskRun, TaskSyncPorts, migrate_tasks, run_task_job, save_task_run
 from shared.service.tenants import TenantEventPorts, get_tenant, mark_consent_revoked
 from shared.service.users import StaffPorts
 
@@ -217,7 +209,7 @@ async def _sync_user(
     """The calendar's run; a migration's To Do list state, left to its final save, is saved on its own
     should the run fail after the list's run."""
     tasks: list[asyncio.Future[TaskRun | None]] = []
-    companion = Companion.new()
+    zone: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
     try:
         return await _sync_calendar(
             services,
@@ -228,10 +220,11 @@ async def _sync_user(
             catch_up=catch_up,
             scheduled=scheduled,
             tasks=tasks,
-            companion=companion,
+            zone=zone,
         )
     except Exception:
-        companion.ended()
+        if not zone.done():
+            zone.set_result(None)  # the list's run reads the zone itself
         for run in tasks:
             with contextlib.suppress(Exception):
                 if done := await run:
@@ -249,11 +242,10 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
     catch_up: bool,
     scheduled: bool,
     tasks: list[asyncio.Future[TaskRun | None]],
-    companion: Companion,
+    zone: asyncio.Future[str | None],
 ) -> monitor.Pulled:
-    """`tasks` receives a migration's list run, started at once beside the calendar's reads, with its
-    `companion`: the mailbox's zone, set once the working hours are read, and its changes, published
-    with the calendar's."""
+    """`tasks` receives a migration's list run, started at once beside the calendar's reads; `zone` is the
+    mailbox's for it, set once the working hours are read."""
     assert user.graph_user_id is not None
     # Never synced, or the migration did not finish (a moved mailbox starts over as pending): the host's own
     # appointments are linked, not announced. The user's state decides, not the job's kind: a second
@@ -262,7 +254,7 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
     if migrating and user.sync_state is not SyncState.MIGRATING:
         user = await _save_user(services.users, services.clock, replace(user, sync_state=SyncState.MIGRATING))
     gate = asyncio.Semaphore(MAILBOX_CONCURRENCY)
-    tasks_run = _migrating_tasks(services, tenant, user, companion) if migrating else None
+    tasks_run = _migrating_tasks(services, tenant, user, zone) if migrating else None
     tasks.extend([tasks_run] if tasks_run is not None else [])
     # The nightly reconciliation leaves a subscription to the renewal timer until that timer would renew it.
     due = not scheduled or renewal_due(user.subscription_expires_at, services.clock.now())
@@ -302,7 +294,7 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
         hours=hours_wanted,
         window_start=window[0],
     )
-    _tell_zone(companion.zone, hours)
+    _tell_zone(zone, hours)
     if not migrating and not quiet:  # the host's old EWS sync may still write: its events are linked too
         links = await _later_links(services, tenant, user, read.items, stored, gate)
     observation = Observation(
@@ -322,17 +314,16 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
     changes = [
         Change(c.type.value, tenant.tenant_id, c.data, now, staff_id=user.staff_id) for c in actions.changes
     ]
-    listed = await _list_changes(companion, tasks_run) if tasks_run is not None else None
-    migrated = _migrated(tenant, user, stored, actions, listed, now) if tasks_run is not None else None
+    task_run = await tasks_run if tasks_run is not None else None
+    if tasks_run is not None:
+        changes.append(_migrated(tenant, user, stored, actions, task_run, now))
     if not quiet:  # before the feed: a change is in the availability answer no later than in the feed
         statuses = {**stored, **{s.graph_id: s for s in seen.upserts}}
         index = busy.index if busy is not None else None
         await refresh_index(
             services.busy, tenant.tenant_id, user.staff_id, index, read.items, complete, window, statuses, now
         )
-    published, task_run = await _publish_with_list(
-        services, tenant.tenant_id, changes, migrated, (companion, tasks_run, listed)
-    )
+    published = await publish(services, tenant.tenant_id, changes)
     # Rechecks are queued before the statuses are stored: a crash between the two reads the delta again and
     # plans them again, where the other order would find the Outlook edit already stored and never report it.
     if actions.rechecks:  # connector appointments changed in Outlook: the write side decides by policy
@@ -508,7 +499,7 @@ def _migrated(  # noqa: PLR0917 (a migration's outcome, in order)
     user: UserRecord,
     stored: Mapping[str, ItemStatus],
     actions: Plan,
-    tasks: ListChanges | TaskRun | None,
+    tasks: TaskRun | None,
     now: datetime,
 ) -> Change:
     """`user.migrated`: the events the calendar holds now and how many are the host's, with the list's."""
@@ -527,47 +518,14 @@ def _tell_zone(zone: asyncio.Future[str | None], hours: WorkingHours | None) -> 
         zone.set_result(iana_zone(hours.zone) if hours is not None else None)
 
 
-async def _publish_with_list(
-    services: SyncPorts,
-    tenant_id: str,
-    changes: list[Change],
-    migrated: Change | None,
-    migrating_list: tuple[Companion, asyncio.Future[TaskRun | None] | None, ListChanges | None],
-) -> tuple[list[Change], TaskRun | None]:
-    """One append: the calendar's changes, a migrating list's, then `user.migrated`; the list's run then
-    stores its statuses (after the publish, as ever) and ends, before the user's save lays its state
-    over. The published changes are the calendar's (the list's are its own, in the message monitor)."""
-    companion, run, listed = migrating_list
-    theirs = listed.changes if listed is not None else []
-    published = await publish(services, tenant_id, [*changes, *theirs, *([migrated] if migrated else [])])
-    if run is None:
-        return published, None
-    if listed is not None:
-        companion.published.set_result(published[len(changes) : len(changes) + len(theirs)])
-    return [*published[: len(changes)], *published[len(changes) + len(theirs) :]], await run
-
-
-async def _list_changes(companion: Companion, run: asyncio.Future[TaskRun | None]) -> ListChanges | None:
-    """The migrating list's changes once its run hands them over; None when it ended without (switched
-    off, no list, another run holds it, an error that stays with the list). A tenant's refusal the list
-    met is raised: the calendar's to handle."""
-    either: set[asyncio.Future[Any]] = {companion.handed, run}
-    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-    if companion.handed.done():
-        return companion.handed.result()
-    done = await run
-    return ListChanges([], done.tasks, done.linked) if done is not None else None
-
-
 def _migrating_tasks(
-    services: SyncPorts, tenant: Tenant, user: UserRecord, companion: Companion
+    services: SyncPorts, tenant: Tenant, user: UserRecord, zone: asyncio.Future[str | None]
 ) -> asyncio.Future[TaskRun | None]:
     """The user's To Do list read and linked beside the calendar's run (its own lease, state and errors),
     so the migration counts its tasks: the list found and subscribed while the calendar reads, its due
-    dates days in the working hours' zone (set once they are read), its changes published with the
-    calendar's and `user.migrated`; should the calendar's run fail, it is awaited and its state saved on
-    its own."""
-    run = asyncio.ensure_future(migrate_tasks(services, tenant, user, companion))
+    dates days in the working hours' zone (`zone`, set once they are read). Awaited before
+    `user.migrated`; should the calendar's run fail, it is awaited and its state saved on its own."""
+    run = asyncio.ensure_future(migrate_tasks(services, tenant, user, zone))
     run.add_done_callback(_settled)
     return run
 

@@ -21,8 +21,7 @@ they were; turning it on queues a complete read, which announces exactly what di
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final, Protocol
@@ -120,55 +119,6 @@ class TaskRun:
         return replace(with_list_of(row, self.unsaved), task_sync=ours)
 
 
-@dataclass(frozen=True, slots=True)
-class ListChanges:
-    """What a migrating list's run has to publish, and what `user.migrated` counts of it."""
-
-    changes: list[Change]
-    tasks: int
-    linked: int
-
-
-class CalendarRunEnded(Exception):
-    """The calendar's run failed before its publish: the list's changes were not published."""
-
-
-@dataclass(frozen=True, slots=True)
-class Companion:
-    """A migrating list's run beside the calendar's (`sync.py`): the mailbox's zone it waits for (set once
-    the calendar's run reads the working hours; None: the list's run reads it), and one publish for both
-    (the list hands its changes over, the calendar appends them with its own and `user.migrated`, then the
-    list stores its statuses: publish before statuses, as ever, in one feed append instead of two)."""
-
-    zone: asyncio.Future[str | None]
-    handed: asyncio.Future[ListChanges]
-    published: asyncio.Future[list[Change]]
-
-    @classmethod
-    def new(cls) -> Companion:
-        loop = asyncio.get_running_loop()
-        return cls(loop.create_future(), loop.create_future(), loop.create_future())
-
-    async def publish(
-        self, listed: ListChanges, alone: Callable[[], Awaitable[list[Change]]]
-    ) -> list[Change]:
-        """`listed` published with the calendar's changes; `alone` when the calendar's run ended first."""
-        self.handed.set_result(listed)
-        try:
-            return await self.published
-        except CalendarRunEnded:
-            return await alone()
-
-    def ended(self) -> None:
-        """The calendar's run failed: the list's run goes on alone (reading the zone itself, publishing its
-        own changes), and its state is saved on its own (`save_task_run`)."""
-        if not self.zone.done():
-            self.zone.set_result(None)
-        if not self.published.done():
-            self.published.set_exception(CalendarRunEnded())
-            self.published.exception()  # retrieved: a run that never handed over never awaits it
-
-
 def lease_key(tenant_id: str, staff_id: str) -> str:
     return f"{tenant_id}/{staff_id}/tasks"
 
@@ -188,13 +138,12 @@ async def run_task_job(services: TaskSyncPorts, job: SyncTasks) -> None:
 
 
 async def migrate_tasks(
-    services: TaskSyncPorts, tenant: Tenant, user: UserRecord, companion: Companion
+    services: TaskSyncPorts, tenant: Tenant, user: UserRecord, zone: Awaitable[str | None]
 ) -> TaskRun | None:
     """A user's first read of their list, inside the calendar's migration run (so `user.migrated` counts
     the tasks too), under the list's own lease. It starts with the calendar's run: the list is found and
-    subscribed while the calendar reads; the `companion`'s zone (the mailbox's, from the working hours
-    the calendar's run reads) is awaited only before the tasks delta, whose due dates are days in it, and
-    its changes go out in the calendar's publish.
+    subscribed while the calendar reads, and `zone` (the mailbox's, from the working hours the calendar's
+    run reads; None: read here) is awaited only before the tasks delta, whose due dates are days in it.
     The row's list and task state are left to the calendar's final save (`TaskRun.laid_over`;
     `save_task_run` when that save does not come). Whatever the list meets stays with the list: a list
     that cannot be read or made is the user's task error, throttling queues a task job of its own, and
@@ -206,7 +155,7 @@ async def migrate_tasks(
 
     async def first_pass(number: int) -> None:
         if number == 0:
-            done.append(await _guarded(services, tenant, user, TaskMode.SYNC, companion))
+            done.append(await _guarded(services, tenant, user, TaskMode.SYNC, zone))  # first pass: once
             return
         # A notification arrived meanwhile: the first pass's state is saved, then the list read again.
         if done and done[0] is not None and done[0].unsaved is not None:
@@ -262,7 +211,7 @@ async def _run_once(services: TaskSyncPorts, job: SyncTasks) -> None:
 
 
 async def _guarded(
-    services: TaskSyncPorts, tenant: Tenant, user: UserRecord, kind: TaskMode, companion: Companion
+    services: TaskSyncPorts, tenant: Tenant, user: UserRecord, kind: TaskMode, zone: Awaitable[str | None]
 ) -> TaskRun | None:
     """The migration's run: the tenant's refusal is the calendar's to handle (it raises on); anything
     else stays with the list. The run is a `tasks_migrate` pull in the message monitor."""
@@ -270,7 +219,7 @@ async def _guarded(
     run: TaskRun | None = None
     status, error_text = MessageStatus.OK, None
     try:
-        run = await sync_tasks(services, tenant, user, kind, companion=companion, defer=True)
+        run = await sync_tasks(services, tenant, user, kind, zone_from=zone, defer=True)
     except MailboxUnavailable as error:
         await _record_error(services, user, error.reason)
         status, error_text = MessageStatus.FAILED, error.reason
@@ -324,7 +273,7 @@ async def sync_tasks(
     kind: TaskMode,
     *,
     zone: str | None = None,
-    companion: Companion | None = None,
+    zone_from: Awaitable[str | None] | None = None,
     catch_up: bool = True,
     scheduled: bool = False,
     defer: bool = False,
@@ -334,8 +283,8 @@ async def sync_tasks(
     `catch_up` (the renewal timer's renewal), a subscription renewed in place reads nothing. A
     `scheduled` resync (the nightly reconciliation) renews the subscription only when the renewal timer
     would, and takes the mailbox's zone from the working hours read within the day. With `defer` the row
-    is not saved: the answer's `unsaved` row is for the caller's save. A `companion` (the migration's) gives
-    the zone once the list is found and subscribed, and publishes the changes with the calendar's."""
+    is not saved: the answer's `unsaved` row is for the caller's save. `zone_from` (the migration's) gives
+    the zone later: awaited once the list is found and subscribed, before the read."""
     assert user.graph_user_id is not None
     try:  # the list the host's tasks go to (`todo_lists`): the row's, found or made when it has none
         user, list_id = await ensure_list(services, tenant, user, defer=defer)
@@ -355,8 +304,8 @@ async def sync_tasks(
         if not catch_up and not migrating and state.subscription_id == held and state.delta_link is not None:
             await _save_state(services, user, state)  # Graph holds it: nothing went unnotified
             return TaskRun(state.tasks, 0, 0, Pulled(state.subscription_id, "none", 0, 0, []))
-    if companion is not None:
-        zone = await companion.zone
+    if zone_from is not None:
+        zone = await zone_from
     if zone is None and (migrating or kind == TaskMode.RESYNC):  # read again at migration and resyncs
         zone = await _mailbox_zone(
             services, tenant, user, stored_within=ZONE_READ_WITHIN if scheduled else None
@@ -383,16 +332,10 @@ async def sync_tasks(
     # The host's tasks changed in To Do: the tenant's policy (`task_conflicts`); a write putting one back is
     # queued before the statuses are stored, so a crash between the two plans it again.
     changes += await settle_edits(services, tenant, user.staff_id, actions.edits, now)
-    count = _count(stored, actions) if not quiet else state.tasks
-    if companion is not None:
-        linked = actions.linked if migrating else 0
-        published = await companion.publish(
-            ListChanges(changes, count, linked), lambda: publish(services, tenant.tenant_id, changes)
-        )
-    else:
-        published = await publish(services, tenant.tenant_id, changes)
+    published = await publish(services, tenant.tenant_id, changes)
     if not quiet:
         await services.item_statuses.apply(tenant.tenant_id, scope, actions.upserts, actions.deletes)
+    count = _count(stored, actions) if not quiet else state.tasks
     state = replace(
         state,
         state=SyncState.SYNCED,

@@ -34,7 +34,6 @@ from shared.service.tenant_settings import update_settings
 from shared.service.users import put_staff, set_switches
 from tests.fakes.calendar import throttled
 from tests.fakes.directory import FakeOrganisation
-from tests.fakes.events import event
 from tests.fakes.outlook_tasks import edited, task
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
 from tests.fakes.todo import FakeTask
@@ -634,15 +633,3 @@ async def test_a_migrating_list_is_found_and_subscribed_while_the_calendar_reads
     await asyncio.wait_for(migration, 5)
     assert subscribed_while_reading
     assert (await user(world)).task_sync.list_id == lst
-
-
-async def test_a_migrating_users_events_tasks_and_user_migrated_go_out_together(world: FakeWorld) -> None:
-    """One feed append: the calendar's changes, then the list's, then `user.migrated` counting both."""
-    lst = await list_id(world)
-    world.mailboxes.put("g1", event("E"))
-    world.todo.put("g1", lst, task("S"))
-    await migrate(world, "s1")
-    mine = [c for c in world.feed.entries[TID] if c.staff_id == "s1"]
-    assert [c.type for c in mine] == ["event.created", "task.created", "user.migrated"]
-    assert [c.sequence for c in mine] == list(range(mine[0].sequence or 0, (mine[0].sequence or 0) + 3))
-    assert (mine[-1].data["events"], mine[-1].data["tasks"]) == (1, 1)
