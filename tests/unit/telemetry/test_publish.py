@@ -68,3 +68,29 @@ def test_the_page_says_what_the_recorded_loads_say_of_the_machine(tmp_path: Path
     assert "shared" not in publish.render(sync, None)
     busy = _document("sync", {"off": {**quiet, "load_average_at_end": [19.5, 12.0, 9.0]}})
     assert "shared with other work: load averages up to 19.5 on 2 cores" in publish.render(busy, None)
+
+
+def test_the_chaos_run_is_shown_with_its_command_faults_and_verdict() -> None:
+    chaos = {
+        "command": "python -m benchmarks.chaos --seed 42 --minutes 10",
+        "date": "2026-12-05T19:20:00+00:00",
+        "machine": {"cpu": "AMD EPYC", "cores": 2, "load_average_at_end": [20.1, 19.0, 18.2]},
+        "minutes": 10.0,
+        "host_writes": {"appointment": 500, "task": 400, "mail": 200},
+        "outlook_changes": {"event": 300, "task": 290},
+        "faults_chosen": {"worker_killed": 7, "azurite_restarted": 4},
+        "notifications": {"sent": 900, "dropped": 9, "duplicated": 11, "reordered": 18},
+        "lost": 0,
+        "duplicated": 1,
+        "not_converged": 0,
+        "converged_after_s": None,
+        "needed_admin_resync": True,
+    }
+    page = publish.render(None, None, None, chaos)
+    assert "## Chaos run" in page
+    assert "`python -m benchmarks.chaos --seed 42 --minutes 10` on AMD EPYC" in page
+    assert "| host writes (accepted by the API) | 1100 |" in page
+    assert "| faults by kind | azurite_restarted 4, worker_killed 7 |" in page
+    assert "| duplicated | 1 |" in page
+    assert "| converged after the faults stopped | no |" in page
+    assert "| needed an admin's resync | yes |" in page
