@@ -9,7 +9,8 @@ message and delivery (`delivery`, set by the queue trigger), and a later deliver
 takes over at once what an earlier one holds. The check-backs' count is the waiting of one message: a
 message the queue delivers again (its earlier delivery may have taken the lease and died with it) waits
 afresh, so a dead holder's work is taken over even when the job that died was itself a check-back. Passes
-are numbered: pass 0 is the job itself, later ones catch up on what was asked for while the earlier pass ran.
+are numbered: pass 0 is the job itself, later ones catch up on what was asked for while the earlier pass
+ran; each later pass renews the lease first, so a run kept busy never outlives it.
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ async def run_leased(
             await run_pass(number)
             if not await leases.release(key, owner):
                 return True
+            # Another pass was asked for: its lifetime starts again (a run kept busy for longer than
+            # the lease lives would otherwise find its lease lapsed, and a second run beside it).
+            renewed = await leases.acquire(key, owner, ttl, clock.now(), succeeds=succeeds)
+            if renewed is LeaseOutcome.DEFERRED:
+                return True  # it lapsed and was taken meanwhile: the taker runs
             number += 1
     except BaseException:
         # Let go even if someone asked for another pass: this run failed, and the queue retries it.

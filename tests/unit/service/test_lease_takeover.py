@@ -14,9 +14,12 @@ from shared.service import jobs
 from shared.service.job_codec import encode
 from shared.service.job_handlers import run_message
 from shared.service.jobs import Job, SyncUser
-from shared.service.leasing import RELEASE_TRIES
+from shared.service.leasing import RELEASE_TRIES, run_leased
+from shared.service.records import LeaseOutcome
+from shared.service.sync import LEASE_TTL
 from tests.fakes.events import event
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
+from tests.fakes.storage import FakeClock, FakeLeases
 
 pytestmark = pytest.mark.unit
 
@@ -98,3 +101,22 @@ async def test_another_message_waits_for_a_kept_lease_to_lapse(world: FakeWorld)
 
     assert announced(world) == []
     assert [j.check_back for j in world.jobs.take() if isinstance(j, SyncUser)] == [1]  # checks back
+
+
+async def test_a_run_kept_busy_past_the_leases_lifetime_keeps_its_lease() -> None:
+    # Notifications keep asking for another pass; each pass takes 70 s, so the run outlives the
+    # 2-minute lease it took: a job arriving then must be deferred, not run beside it.
+    leases, clock = FakeLeases(), FakeClock()
+    ran: list[int] = []
+    beside: list[LeaseOutcome] = []
+
+    async def busy_pass(number: int) -> None:
+        ran.append(number)
+        clock.advance(seconds=70)
+        if number < 3:  # a notification meanwhile
+            beside.append(await leases.acquire("t/s1", "another job", LEASE_TTL, clock.now()))
+
+    assert await run_leased(leases, clock, "t/s1", LEASE_TTL, busy_pass)
+    assert ran == [0, 1, 2, 3]
+    assert beside == [LeaseOutcome.DEFERRED] * 3
+    assert leases.rows == {}
