@@ -307,6 +307,21 @@ async def test_an_expired_lease_is_taken_over(repos: SyncRepositories) -> None:
     assert await repos.leases.release("k", "w3") is True
 
 
+async def test_a_lease_held_by_an_earlier_delivery_of_the_same_message_is_taken_over_at_once(
+    repos: SyncRepositories,
+) -> None:
+    key = f"{CONTOSO}/anna"
+    assert await repos.leases.acquire(key, "m1/1/a", TTL, T0) == LeaseOutcome.ACQUIRED  # then it died
+    later = T0 + timedelta(seconds=30)
+    assert await repos.leases.acquire(key, "m2/1/b", TTL, later) == LeaseOutcome.DEFERRED  # another message
+    assert await repos.leases.acquire(key, "m1/1/c", TTL, later, succeeds=()) == LeaseOutcome.DEFERRED
+    assert await repos.leases.acquire(key, "m1/2/d", TTL, later, succeeds=("m1/1/",)) == LeaseOutcome.ACQUIRED
+    assert await repos.leases.release(key, "m1/1/a") is False  # the dead delivery's owner no longer holds it
+    # m2's ask was of the dead run; the run taking over starts after it, so it covers it
+    assert await repos.leases.release(key, "m1/2/d") is False
+    assert await repos.leases.acquire(key, "m2/1/e", TTL, later) == LeaseOutcome.ACQUIRED
+
+
 async def test_only_the_holder_releases(repos: SyncRepositories) -> None:
     assert await repos.leases.release("k", "w1") is False  # nobody holds it
     assert await repos.leases.acquire("k", "w1", TTL, T0) == LeaseOutcome.ACQUIRED
