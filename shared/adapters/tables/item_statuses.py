@@ -525,6 +525,8 @@ class TableItemStatuses(TableAdapter):
             del self._loaded[partition]
         for partition in [p for p in self._pending if p.startswith(first)]:
             del self._pending[partition]
+        for partition in [p for p in self._outbox if p.startswith(first)]:
+            del self._outbox[partition]
         query = table.query_entities(
             "PartitionKey ge @first and PartitionKey lt @after",
             parameters={"first": first, "after": f"{escape_key(tenant_id)}{_AFTER_SEPARATOR}"},
