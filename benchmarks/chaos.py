@@ -69,7 +69,7 @@ from typing import Any, Final
 import httpx
 import psutil
 
-from benchmarks.sync_bench import HostLog, free_port
+from benchmarks.sync_bench import HostLog, free_port, machine
 from devhost.azurite import Azurite
 from devhost.launcher import HostProcess
 from m365emulator.control import ControlClient
@@ -997,8 +997,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted; every process is stopped", file=sys.stderr)
         return 130
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    if args.json:  # with what `benchmarks.publish` shows beside them
+        extra = f"--fault-every {args.fault_every:g} --settle {args.settle:g}"
+        command = f"python -m benchmarks.chaos {replay} {extra}"
+        document = {
+            **figures,
+            "command": command,
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": machine(),
+        }
+        Path(args.json).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     ok = figures["lost"] == 0 and figures["duplicated"] == 0 and figures["not_converged"] == 0
     print(f"figures: {json.dumps(figures)}", flush=True)
     say(("CONVERGED" if ok else "FAILED") + f" (seed {args.seed})")

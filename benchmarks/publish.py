@@ -6,11 +6,10 @@ Reads `sync.json` (`benchmarks.sync_bench --telemetry both --json ...`), `appoin
 (`benchmarks.appointment_bench --json ...`) and, when present, `telemetry.json` (`benchmarks.sync_bench
 --telemetry both --rounds N --json ...`: the telemetry comparison, instead of sync.json's one pair),
 `series.json` (`benchmarks.series_sync_compare --json ...`: the migration with Outlook series against the
-app before series, side by side in one run) and `tasks.json` (`benchmarks.task_sync_bench --json ...`, the
-To Do migration's cost) from the figures directory; a file that is missing leaves its sections out, and
-says so. Each figure is
-shown with the command that measured it, the machine, the date and the machine's calibration before and
-after the run.
+app before series, side by side in one run), `tasks.json` (`benchmarks.task_sync_bench --json ...`, the
+To Do migration's cost) and `chaos.json` (`benchmarks.chaos --json ...`: the chaos run's figures) from the
+figures directory; a file that is missing leaves its sections out, and says so. Each figure is shown with
+the command that measured it, the machine, the date and the machine's calibration before and after the run.
 """
 
 from __future__ import annotations
@@ -289,12 +288,50 @@ def _load_note(documents: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def _chaos(run: dict[str, Any]) -> list[str]:
+    """The chaos run: what it did, the faults it met, and whether everything converged (a `*_mid_job` count
+    is a part of its kind's, not more faults)."""
+    m = run["machine"]
+    faults = ", ".join(f"{kind} {n}" for kind, n in sorted(run["faults_chosen"].items()))
+    notes = run.get("notifications", {})
+    converged = run.get("converged_after_s")
+    rows = [
+        ("host writes (accepted by the API)", sum(run["host_writes"].values())),
+        ("host writes by kind", ", ".join(f"{k} {n}" for k, n in sorted(run["host_writes"].items()))),
+        ("Outlook changes through Graph", sum(run["outlook_changes"].values())),
+        ("faults chosen", sum(n for k, n in run["faults_chosen"].items() if not k.endswith("_mid_job"))),
+        ("faults by kind", faults),
+        ("Graph requests answered with a fault", run.get("graph_faults_answered", 0)),
+        (
+            "notifications sent / dropped / duplicated / reordered",
+            "/".join(str(notes.get(k, 0)) for k in ("sent", "dropped", "duplicated", "reordered")),
+        ),
+        ("lost", run["lost"]),
+        ("duplicated", run["duplicated"]),
+        ("staff members not converged", run["not_converged"]),
+        ("converged after the faults stopped", "no" if converged is None else f"{converged} s"),
+        ("needed an admin's resync", "yes" if run.get("needed_admin_resync") else "no"),
+    ]
+    return [
+        "## Chaos run",
+        "",
+        f"`{run['command']}` on {m['cpu']} ({m['cores']} cores, load average at the end "
+        f"{_load_at_end(m)}), {run['date']}; {run['minutes']} minutes of writes and faults.",
+        "",
+        "| figure | measured |",
+        "|---|---|",
+        *(f"| {label} | {value} |" for label, value in rows),
+        "",
+    ]
+
+
 def render(
     sync: dict[str, Any] | None,
     appointments: dict[str, Any] | None,
     telemetry: dict[str, Any] | None = None,
     series: dict[str, list[dict[str, Any]]] | None = None,
     tasks: dict[str, Any] | None = None,
+    chaos: dict[str, Any] | None = None,
 ) -> str:
     out = [
         "# Benchmarks",
@@ -352,6 +389,8 @@ def render(
                 f"{base['graph_minimum_per_user']:.2f}.",
                 "",
             ]
+    if chaos is not None:
+        out += _chaos(chaos)
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -372,6 +411,7 @@ def main(argv: list[str] | None = None) -> None:
         _read(args.figures / "telemetry.json"),
         _read(args.figures / "series.json"),
         _read(args.figures / "tasks.json"),
+        _read(args.figures / "chaos.json"),
     )
     args.out.write_text(page, encoding="utf-8")
     print(f"wrote {args.out}")

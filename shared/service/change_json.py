@@ -46,6 +46,19 @@ def encoded_change(change: Change) -> str:
     return json.dumps(entry, separators=(",", ":"), default=str, ensure_ascii=True)
 
 
+def decoded_change(tenant_id: str, encoded: str, sequence: int | None = None) -> Change:
+    """A change from its `encoded_change` text."""
+    entry = json.loads(encoded)
+    return Change(
+        type=entry["type"],
+        tenant_id=tenant_id,
+        data=entry["data"],
+        occurred_at=datetime.fromisoformat(entry["occurred_at"]).astimezone(UTC),
+        staff_id=entry["staff_id"],
+        sequence=sequence,
+    )
+
+
 def stored_change_json(tenant_id: str, sequence: int, encoded: str) -> str:
     """A stored change as the JSON text of its `change_json` shape, without decoding it: deliveries and
     the pull feed pass the stored text on."""

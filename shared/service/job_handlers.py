@@ -30,7 +30,7 @@ from shared.service.jobs import (
     WriteAppointment,
     WriteTask,
 )
-from shared.service.leasing import redelivered
+from shared.service.leasing import delivery, redelivered
 from shared.service.mail_send import run_send_job
 from shared.service.staff_removal import run_remove_staff
 from shared.service.sync import run_notified, run_sync_job
@@ -122,14 +122,17 @@ async def run_message(
     last_try = tries >= MAX_DEQUEUE
     with bound(tenant=tenant, job=str(job.kind), **log_fields):
         try:
-            with telemetry.job_run(
-                queue,
-                str(job.kind),
-                envelope.trace,
-                trace_parent,
-                tenant=tenant,
-                message_id=log_fields.get("message_id"),
-                last_try=last_try,
+            with (
+                telemetry.job_run(
+                    queue,
+                    str(job.kind),
+                    envelope.trace,
+                    trace_parent,
+                    tenant=tenant,
+                    message_id=log_fields.get("message_id"),
+                    last_try=last_try,
+                ),
+                delivery(log_fields.get("message_id"), tries),
             ):
                 await run_job(services, job)
         except Exception as error:

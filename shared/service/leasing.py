@@ -2,16 +2,25 @@
 
 A run takes the lease or, when another worker holds it, sets its 'run again' flag (the holder runs once
 more before letting go) and answers False; the caller then schedules one check-back after the lease's
-lifetime, in case that holder died. The check-backs' count is the waiting of one message: a message the
-queue delivers again (its earlier delivery may have taken the lease and died with it) waits afresh, so
-a dead holder's work is taken over even when the job that died was itself a check-back. Passes are
-numbered: pass 0 is the job itself, later ones catch up on what was asked for while the earlier pass ran.
+lifetime, in case that holder died. A run lets go of its lease however it ends, retrying the release a
+little when storage fails too (`RELEASE_TRIES`). A lease it could not let go of (storage gone, the
+worker killed) does not wait out its lifetime for the run's own queue message: a run's owner names its
+message and delivery (`delivery`, set by the queue trigger), and a later delivery of the same message
+takes over at once what an earlier one holds. The check-backs' count is the waiting of one message: a
+message the queue delivers again (its earlier delivery may have taken the lease and died with it) waits
+afresh, so a dead holder's work is taken over even when the job that died was itself a check-back. Passes
+are numbered: pass 0 is the job itself, later ones catch up on what was asked for while the earlier pass
+ran; a later pass renews the lease first once a quarter of its lifetime went, so a run kept busy never
+outlives it (a pass lasts well under three quarters of it).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from typing import Final
@@ -26,6 +35,31 @@ from shared.service.records import LeaseOutcome
 log = get_logger("leasing")
 
 MAX_CHECK_BACKS: Final = 3
+RENEW_AFTER: Final = 0.25  # a run renews its lease before a later pass once this share of its lifetime went
+RELEASE_TRIES: Final = 3  # a release that storage refuses is tried again this often, a little apart
+RELEASE_PAUSE_SECONDS: Final = 0.5
+_delivery: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar("delivery", default=None)
+
+
+@contextmanager
+def delivery(message_id: str | None, tries: int) -> Iterator[None]:
+    """The queue message being run (its id and dequeue count): leases taken meanwhile name it."""
+    token = _delivery.set((message_id, max(tries, 1)) if message_id else None)
+    try:
+        yield
+    finally:
+        _delivery.reset(token)
+
+
+def _owner() -> tuple[str, tuple[str, ...]]:
+    """A new owner for a run, and the owners it succeeds: the earlier deliveries of its message."""
+    current = _delivery.get()
+    if current is None:
+        return uuid.uuid4().hex, ()
+    message_id, tries = current
+    return f"{message_id}/{tries}/{uuid.uuid4().hex}", tuple(f"{message_id}/{t}/" for t in range(1, tries))
+
+
 # The jobs that give up waiting after `MAX_CHECK_BACKS` (a staff member's clean-up goes ahead instead).
 _CHECKS_BACK: Final = (SyncUser, SyncTasks, WriteAppointment, SendMail, WriteTask)
 
@@ -34,8 +68,9 @@ async def run_leased(
     leases: LeaseStore, clock: Clock, key: str, ttl: timedelta, run_pass: Callable[[int], Awaitable[None]]
 ) -> bool:
     """Run passes under the lease until nobody asked for another; False when the lease was taken."""
-    owner = uuid.uuid4().hex
-    if await leases.acquire(key, owner, ttl, clock.now()) is LeaseOutcome.DEFERRED:
+    owner, succeeds = _owner()
+    taken_at = clock.now()
+    if await leases.acquire(key, owner, ttl, taken_at, succeeds=succeeds) is LeaseOutcome.DEFERRED:
         return False
     number = 0
     try:
@@ -43,12 +78,36 @@ async def run_leased(
             await run_pass(number)
             if not await leases.release(key, owner):
                 return True
+            # Another pass was asked for: once a quarter of the lease's lifetime went, it starts again
+            # (a run kept busy for longer than the lease lives would otherwise find its lease lapsed,
+            # and a second run beside it); quick passes in a row cost no write.
+            if clock.now() - taken_at >= ttl * RENEW_AFTER:
+                taken_at = clock.now()
+                renewed = await leases.acquire(key, owner, ttl, taken_at, succeeds=succeeds)
+                if renewed is LeaseOutcome.DEFERRED:
+                    return True  # it lapsed and was taken meanwhile: the taker runs
             number += 1
     except BaseException:
         # Let go even if someone asked for another pass: this run failed, and the queue retries it.
-        while await leases.release(key, owner):
-            continue
+        await _let_go(leases, key, owner)
         raise
+
+
+async def _let_go(leases: LeaseStore, key: str, owner: str) -> None:
+    """Release whatever the flag says, tried again when storage fails too; given up quietly (the run's
+    own error is what counts): the next delivery of its message takes the lease over."""
+    for attempt in range(RELEASE_TRIES):
+        try:
+            while await leases.release(key, owner):
+                continue
+            return
+        except Exception as error:
+            if attempt + 1 == RELEASE_TRIES:
+                log.warning(
+                    "lease %s kept after the run failed (%s): its redelivery takes it over", key, error
+                )
+                return
+            await asyncio.sleep(RELEASE_PAUSE_SECONDS * (attempt + 1))
 
 
 async def check_back(

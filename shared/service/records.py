@@ -67,6 +67,16 @@ class Change:
 
 
 @dataclass(frozen=True, slots=True)
+class Announcement:
+    """Changes a sync run is about to publish, stored with the statuses they follow from (an outbox): a
+    run that finds one left by a run that died publishes it first. `key` names it on the feed, which
+    appends a key once."""
+
+    key: str
+    changes: tuple[Change, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class DeltaRead:
     """One complete delta round of a mailbox's calendar window (every page, in order)."""
 

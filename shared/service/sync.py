@@ -14,13 +14,17 @@ arrives while a run is under way is never lost). A run:
    status;
 4. brings the user's busy index up to date (`busy_index.py`), so the availability answer has a change
    no later than the feed;
-5. publishes the changes (feed, then the host's webhook), stores the status, then the delta link
-   (and, at migration and on a resync, the working hours, read beside the statuses and masters). A user whose
+5. stores the statuses with the changes they announce (an outbox in the status rows), publishes the
+   changes (feed, then the host's webhook), clears them, then stores the delta link (and, at migration
+   and on a resync, the working hours, read beside the statuses and masters). A user whose
    `calendar_from_outlook` switch is off is read and indexed the same, but nothing is announced and the
    statuses of the items concerned keep what the host was last told (`planner.held_back`); turning the
    switch on queues a full read, which announces each held change once.
-The order makes a crash anywhere safe: a redelivered job reads again from the old delta link, the
-planner finds the status already stored, and nothing is announced twice or lost.
+The order makes a crash anywhere safe (`publishing.announce`): a redelivered job reads again from the old
+delta link; before the statuses were stored, it plans the same changes again; after, it finds them stored
+with the announcement, which it publishes first (the feed appends an announcement once), and the planner
+finds nothing new. Nothing is announced twice or lost, and a change stored as known (a created event) has
+been announced, so its later deletion is too.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ from shared.service.monitor import MessageStatus
 from shared.service.ports.clock import Clock
 from shared.service.ports.graph import CalendarGateway
 from shared.service.ports.tenancy import UserRepository
-from shared.service.publishing import publish
+from shared.service.publishing import announce, not_yet_announced, publish, publish_pending
 from shared.service.records import Change, DeltaRead, UserBusy, Watched, WorkingHours
 from shared.service.retries import THROTTLED, StillContended, starting_from, update_optimistically
 from shared.service.stalled_writes import StalledWritePorts, requeue_stalled_writes
@@ -295,6 +299,8 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
         window_start=window[0],
     )
     _tell_zone(zone, hours)
+    # What a run that died left announced goes first (the statuses it stored say it was announced).
+    pending = None if quiet else await publish_pending(services, tenant.tenant_id, user.staff_id)
     if not migrating and not quiet:  # the host's old EWS sync may still write: its events are linked too
         links = await _later_links(services, tenant, user, read.items, stored, gate)
     observation = Observation(
@@ -314,6 +320,7 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
     changes = [
         Change(c.type.value, tenant.tenant_id, c.data, now, staff_id=user.staff_id) for c in actions.changes
     ]
+    changes = not_yet_announced(changes, pending)
     task_run = await tasks_run if tasks_run is not None else None
     if tasks_run is not None:
         changes.append(_migrated(tenant, user, stored, actions, task_run, now))
@@ -323,7 +330,6 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
         await refresh_index(
             services.busy, tenant.tenant_id, user.staff_id, index, read.items, complete, window, statuses, now
         )
-    published = await publish(services, tenant.tenant_id, changes)
     # Rechecks are queued before the statuses are stored: a crash between the two reads the delta again and
     # plans them again, where the other order would find the Outlook edit already stored and never report it.
     if actions.rechecks:  # connector appointments changed in Outlook: the write side decides by policy
@@ -339,8 +345,9 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
                 for appointment_id, items in sorted(actions.rechecks.items())
             ]
         )
-    if not quiet:  # with nothing planned too: what the write side noted is folded in
-        await services.item_statuses.apply(tenant.tenant_id, user.staff_id, actions.upserts, actions.deletes)
+    # With nothing planned too, unless quiet: what the write side noted is folded in.
+    stores = None if quiet else (actions.upserts, actions.deletes)
+    published = await announce(services, tenant.tenant_id, user.staff_id, stores, changes)
     user = (
         await _recreate_silent(services, tenant, user)
         if kind == SyncMode.SILENT and read.items and not complete

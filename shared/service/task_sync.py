@@ -10,11 +10,12 @@ sync. A run:
 3. reads the list through tasks delta from the stored delta link, or whole (the first read, a resync, a
    new list, a link Graph no longer takes), and lets the planner (`task_planner.py`) reconcile that
    against the stored statuses (the item statuses, in the user's task scope `tasks_scope(staff_id)`);
-4. publishes the changes (`task.created`, `task.updated`, `task.deleted`; the host's own tasks changed
-   in To Do go to the tenant's conflict policy, `task_conflicts.py`: `task.changed_in_outlook`, and under
-   host wins a write putting them back), stores the statuses, then the delta link. The same order as
-   the calendar's, with the same guarantee: a crash anywhere reads again from the old link and the
-   statuses already stored make the replay silent.
+4. stores the statuses with the changes they announce (`task.created`, `task.updated`, `task.deleted`;
+   the host's own tasks changed in To Do go to the tenant's conflict policy, `task_conflicts.py`:
+   `task.changed_in_outlook`, and under host wins a write putting them back), publishes and clears
+   them (`publishing.announce`), then stores the delta link. The same order as the calendar's, with the
+   same guarantee: a crash anywhere reads again from the old link; the statuses already stored make the
+   replay silent, and the announcement stored with them is published first, once.
 A user whose `tasks_from_outlook` switch is off is not read at all: the delta link and statuses stay as
 they were; turning it on queues a complete read, which announces exactly what differs from them once.
 """
@@ -59,7 +60,7 @@ from shared.service.jobs import NIGHTLY_REASON, RENEWAL_REASON, SyncTasks, TaskM
 from shared.service.keys import NOTIFICATION_KEY
 from shared.service.leasing import check_back, run_leased
 from shared.service.monitor import MessageStatus, Pulled
-from shared.service.publishing import publish
+from shared.service.publishing import announce, not_yet_announced, publish_pending
 from shared.service.records import Change, SubscriptionRecord, TaskDeltaRead, Watched
 from shared.service.retries import THROTTLED, starting_from, update_optimistically
 from shared.service.subscriptions import SubscribePorts, renewal_due, signing_key
@@ -319,6 +320,7 @@ async def sync_tasks(
     stored = (
         {} if quiet else await services.item_statuses.load(tenant.tenant_id, scope, probably_empty=migrating)
     )
+    pending = None if quiet else await publish_pending(services, tenant.tenant_id, scope)
     moved_on = new_list and state.list_id is not None  # another list than before: the old one's are left
     unseen = RemovalReason.MOVED if moved_on else RemovalReason.DELETED
     private = tenant.settings.privacy_mode
@@ -332,9 +334,9 @@ async def sync_tasks(
     # The host's tasks changed in To Do: the tenant's policy (`task_conflicts`); a write putting one back is
     # queued before the statuses are stored, so a crash between the two plans it again.
     changes += await settle_edits(services, tenant, user.staff_id, actions.edits, now)
-    published = await publish(services, tenant.tenant_id, changes)
-    if not quiet:
-        await services.item_statuses.apply(tenant.tenant_id, scope, actions.upserts, actions.deletes)
+    changes = not_yet_announced(changes, pending)
+    statuses = None if quiet else (actions.upserts, actions.deletes)
+    published = await announce(services, tenant.tenant_id, scope, statuses, changes)
     count = _count(stored, actions) if not quiet else state.tasks
     state = replace(
         state,

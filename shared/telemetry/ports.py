@@ -60,11 +60,13 @@ class MeasuredFeed:
         self._inner = inner
         self._instruments = instruments
 
-    async def append(self, tenant_id: str, changes: Sequence[Change]) -> list[Change]:
+    async def append(
+        self, tenant_id: str, changes: Sequence[Change], *, key: str | None = None
+    ) -> list[Change]:
         with self._instruments.tracer.start_as_current_span(
             "feed append", attributes={"connector.tenant": tenant_id, "connector.changes": len(changes)}
         ):
-            appended = await self._inner.append(tenant_id, changes)
+            appended = await self._inner.append(tenant_id, changes, key=key)
         for change_type, count in Counter(c.type for c in appended).items():
             self._instruments.changes_published.add(count, {"tenant": tenant_id, "type": change_type})
         return appended

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -294,10 +294,12 @@ class _RefusingFeed(TableChangeFeed):
     """The Table feed on Azurite, where the service refuses any transaction holding a marked change (as Azure
     refuses an entity over 1 MiB; Azurite does not enforce that limit)."""
 
-    async def _append_rows(self, tenant_id: str, rows: list[list[str]], at: datetime) -> int:
+    async def _append_rows(
+        self, tenant_id: str, rows: list[list[str]], at: datetime, keys: Sequence[Any] = ()
+    ) -> int:
         if any("REFUSED" in text for row in rows for text in row):
             raise ValueError("the service refused the transaction")
-        return await super()._append_rows(tenant_id, rows, at)
+        return await super()._append_rows(tenant_id, rows, at, keys)
 
 
 async def test_regression_an_append_the_service_refuses_fails_alone_not_the_appends_sharing_its_round(
@@ -377,3 +379,46 @@ async def test_the_head_is_the_last_sequence_appended(feeds: Feeds) -> None:
     assert await feeds.feed.head(CONTOSO) == 0
     await feeds.feed.append(CONTOSO, [change(n) for n in range(1, 4)])
     assert await feeds.worker().head(CONTOSO) == 3  # another worker reads it from the table
+
+
+# --- keyed appends (a sync run's announcement, published again after a crash) ---------------------
+
+
+async def test_a_keyed_append_is_appended_once_and_a_repeat_answers_its_first_numbers(feeds: Feeds) -> None:
+    first = await feeds.feed.append(CONTOSO, [change(1), change(2)], key="run-1")
+    await feeds.feed.append(CONTOSO, [change(3)])
+    again = await feeds.worker().append(CONTOSO, [change(1), change(2)], key="run-1")  # another worker
+
+    assert numbers(first) == numbers(again) == [1, 2]
+    assert [c.data["event"]["id"] for c in await feeds.feed.read(CONTOSO, 0, 10)] == [
+        "AAMk-1",
+        "AAMk-2",
+        "AAMk-3",
+    ]
+    assert numbers(await feeds.feed.append(CONTOSO, [change(4)], key="run-2")) == [4]
+    assert numbers(await feeds.feed.append(CONTOSO_NET, [change(1)], key="run-1")) == [1]  # per tenant
+
+
+async def test_a_repeated_key_in_a_round_of_appends_leaves_the_others_appended_in_order(feeds: Feeds) -> None:
+    await feeds.feed.append(CONTOSO, [change(1)], key="done")
+    results = await asyncio.gather(
+        feeds.feed.append(CONTOSO, [change(2)], key="new"),
+        feeds.feed.append(CONTOSO, [change(1)], key="done"),
+        feeds.feed.append(CONTOSO, [change(3)]),
+        *(feeds.feed.append(CONTOSO, [change(n)], key=f"k{n}") for n in range(4, 50)),
+    )
+
+    assert numbers(results[1]) == [1]
+    stored = await feeds.feed.read(CONTOSO, 0, 100)
+    assert numbers(stored) == list(range(1, 50))
+    assert sorted(c.data["event"]["id"] for c in stored) == sorted(f"AAMk-{n}" for n in range(1, 50))
+    assert await feeds.feed.read(CONTOSO, 49, 10) == []  # the key rows are never read as changes
+
+
+async def test_a_keyed_append_larger_than_one_transaction_is_appended_once(feeds: Feeds) -> None:
+    big = [change(n, size=20_000) for n in range(1, 251)]  # ~5 MB: several transactions
+    first = await feeds.feed.append(CONTOSO, big, key="migration")
+    again = await feeds.worker().append(CONTOSO, big, key="migration")
+
+    assert numbers(first) == numbers(again) == list(range(1, 251))
+    assert await feeds.feed.head(CONTOSO) == 250

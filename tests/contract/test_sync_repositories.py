@@ -20,7 +20,7 @@ from shared.adapters.tables.rows import escape_key, unescape_key
 from shared.adapters.tables.subscription_index import TableSubscriptionIndex
 from shared.service.ports.feed import DeadLetterRepository
 from shared.service.ports.sync_storage import ItemStatusRepository, LeaseStore, SubscriptionIndex
-from shared.service.records import DeadLetter, LeaseOutcome, SubscriptionRecord
+from shared.service.records import Announcement, Change, DeadLetter, LeaseOutcome, SubscriptionRecord
 from tests.fakes.statuses import item_status as status
 from tests.fakes.storage import FakeDeadLetters, FakeItemStatuses, FakeLeases, FakeSubscriptionIndex
 from tests.fixtures.azurite import fresh_storage
@@ -307,6 +307,21 @@ async def test_an_expired_lease_is_taken_over(repos: SyncRepositories) -> None:
     assert await repos.leases.release("k", "w3") is True
 
 
+async def test_a_lease_held_by_an_earlier_delivery_of_the_same_message_is_taken_over_at_once(
+    repos: SyncRepositories,
+) -> None:
+    key = f"{CONTOSO}/anna"
+    assert await repos.leases.acquire(key, "m1/1/a", TTL, T0) == LeaseOutcome.ACQUIRED  # then it died
+    later = T0 + timedelta(seconds=30)
+    assert await repos.leases.acquire(key, "m2/1/b", TTL, later) == LeaseOutcome.DEFERRED  # another message
+    assert await repos.leases.acquire(key, "m1/1/c", TTL, later, succeeds=()) == LeaseOutcome.DEFERRED
+    assert await repos.leases.acquire(key, "m1/2/d", TTL, later, succeeds=("m1/1/",)) == LeaseOutcome.ACQUIRED
+    assert await repos.leases.release(key, "m1/1/a") is False  # the dead delivery's owner no longer holds it
+    # m2's ask was of the dead run; the run taking over starts after it, so it covers it
+    assert await repos.leases.release(key, "m1/2/d") is False
+    assert await repos.leases.acquire(key, "m2/1/e", TTL, later) == LeaseOutcome.ACQUIRED
+
+
 async def test_only_the_holder_releases(repos: SyncRepositories) -> None:
     assert await repos.leases.release("k", "w1") is False  # nobody holds it
     assert await repos.leases.acquire("k", "w1", TTL, T0) == LeaseOutcome.ACQUIRED
@@ -507,3 +522,49 @@ async def test_dead_letters_are_deleted_one_by_one_or_by_tenant(repos: SyncRepos
     assert await repos.dead_letters.list(CONTOSO) == []
     assert await repos.dead_letters.list(CONTOSO_NET) == [letter(CONTOSO_NET, 1)]
     assert await repos.dead_letters.list(FABRIKAM) == [letter(FABRIKAM, 1)]
+
+
+# --- announcements (the outbox a sync run stores with its statuses) ----------------------------------
+
+
+def announced_change(n: int, *, size: int = 0) -> Change:
+    data: dict[str, Any] = {"event": {"id": f"AAMk/{n}", "subject": f"Termin {n}: Müller"}, "n": n}
+    if size:
+        data["body"] = "x" * size
+    return Change("event.created", CONTOSO, data, T0 + timedelta(seconds=n), "anna")
+
+
+async def test_an_announcement_stored_with_the_statuses_is_pending_until_announced(
+    repos: SyncRepositories,
+) -> None:
+    changes = (announced_change(1), announced_change(2))
+    await repos.statuses.apply(
+        CONTOSO, "anna", [status("item/1", 1)], [], announcing=Announcement("run-1", changes)
+    )
+
+    assert await repos.statuses.load(CONTOSO, "anna", probably_empty=True) == {"item/1": status("item/1", 1)}
+    assert await repos.statuses.pending(CONTOSO, "anna") == Announcement("run-1", changes)
+    assert await repos.statuses.pending(CONTOSO, "bert") is None
+
+    await repos.statuses.announced(CONTOSO, "anna", "other")  # not its key: kept
+    assert await repos.statuses.pending(CONTOSO, "anna") == Announcement("run-1", changes)
+    await repos.statuses.announced(CONTOSO, "anna", "run-1")
+    await repos.statuses.announced(CONTOSO, "anna", "run-1")  # idempotent
+    await repos.statuses.load(CONTOSO, "anna")
+    assert await repos.statuses.pending(CONTOSO, "anna") is None
+    assert await repos.statuses.load(CONTOSO, "anna") == {"item/1": status("item/1", 1)}
+
+
+async def test_an_announcement_without_status_changes_or_larger_than_a_page_round_trips(
+    repos: SyncRepositories,
+) -> None:
+    large = tuple(announced_change(n, size=3_000) for n in range(200))  # ~600,000 characters: several rows
+    await repos.statuses.apply(CONTOSO, "anna", [], [], announcing=Announcement("big", large))
+    await repos.statuses.load(CONTOSO, "anna", probably_empty=True)
+    assert await repos.statuses.pending(CONTOSO, "anna") == Announcement("big", large)
+
+    await repos.statuses.announced(CONTOSO, "anna", "big")
+    many = [status(f"item/{n}", n) for n in range(600)]  # more than one round of pages
+    await repos.statuses.apply(CONTOSO, "anna", many, [], announcing=Announcement("next", large[:3]))
+    assert len(await repos.statuses.load(CONTOSO, "anna")) == 600
+    assert await repos.statuses.pending(CONTOSO, "anna") == Announcement("next", large[:3])

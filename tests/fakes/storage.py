@@ -17,6 +17,7 @@ from shared.service.change_types import Change as PublishedChange
 from shared.service.errors import AlreadyExists, ChangesPruned, DirectoryTaken, StaleWrite
 from shared.service.jobs import Job
 from shared.service.records import (
+    Announcement,
     Change,
     ConsentState,
     DeadLetter,
@@ -220,14 +221,21 @@ class FakeFeed:
         self.entries: dict[str, list[Change]] = {}
         self.heads: dict[str, int] = {}  # the last number given
         self.floors: dict[str, int] = {}  # the last number no longer kept
+        self.keys: dict[tuple[str, str], list[int]] = {}  # (tenant, key) -> the numbers it was given
 
-    async def append(self, tenant_id: str, changes: Sequence[Change]) -> list[Change]:
+    async def append(
+        self, tenant_id: str, changes: Sequence[Change], *, key: str | None = None
+    ) -> list[Change]:
         check_change_sizes([encoded_change(c) for c in changes], changes)
+        if key is not None and (tenant_id, key) in self.keys:  # appended once: its first numbers
+            return [replace(c, sequence=n) for c, n in zip(changes, self.keys[tenant_id, key], strict=True)]
         log = self.entries.setdefault(tenant_id, [])
         head = self.heads.get(tenant_id, 0)
         numbered = [replace(c, sequence=head + i + 1) for i, c in enumerate(changes)]
         log.extend(numbered)
         self.heads[tenant_id] = head + len(numbered)
+        if key is not None:
+            self.keys[tenant_id, key] = [c.sequence or 0 for c in numbered]
         return numbered
 
     async def read(self, tenant_id: str, after: int, limit: int) -> list[Change]:
@@ -275,8 +283,10 @@ class PublishedFeed(FakeFeed):
     """The feed of the fake world: the store's contract (any data, as the table keeps it) and the published
     one, so a service that publishes a change off the OpenAPI document's `Change` union fails its tests."""
 
-    async def append(self, tenant_id: str, changes: Sequence[Change]) -> list[Change]:
-        numbered = await super().append(tenant_id, changes)
+    async def append(
+        self, tenant_id: str, changes: Sequence[Change], *, key: str | None = None
+    ) -> list[Change]:
+        numbered = await super().append(tenant_id, changes, key=key)
         for change in numbered:
             PublishedChange.model_validate(json.loads(json.dumps(change_json(change), default=str)))
         return numbered
@@ -311,6 +321,7 @@ class FakeItemStatuses:
         self.notes: dict[tuple[str, str], dict[str, tuple[int, ItemStatus | None]]] = {}
         self._seen: dict[tuple[str, str], dict[str, int]] = {}  # note versions a load saw
         self._versions = itertools.count(1)
+        self.announcements: dict[tuple[str, str], Announcement] = {}  # stored with statuses, not cleared
 
     async def load(
         self, tenant_id: str, staff_id: str, *, probably_empty: bool = False
@@ -327,9 +338,17 @@ class FakeItemStatuses:
         return merged
 
     async def apply(
-        self, tenant_id: str, staff_id: str, upserts: Sequence[ItemStatus], deletes: Sequence[str]
+        self,
+        tenant_id: str,
+        staff_id: str,
+        upserts: Sequence[ItemStatus],
+        deletes: Sequence[str],
+        *,
+        announcing: Announcement | None = None,
     ) -> None:
         key = (tenant_id, staff_id)
+        if announcing is not None:  # in the first transaction, before any status
+            self.announcements[key] = announcing
         rows = self.rows.setdefault(key, {})
         notes = self.notes.setdefault(key, {})
         seen = self._seen.pop(key, None)
@@ -356,15 +375,26 @@ class FakeItemStatuses:
         for status in upserts:
             notes[status.graph_id] = (next(self._versions), _in_utc(status))
 
+    async def pending(self, tenant_id: str, staff_id: str) -> Announcement | None:
+        return self.announcements.get((tenant_id, staff_id))
+
+    async def announced(self, tenant_id: str, staff_id: str, key: str) -> None:
+        held = self.announcements.get((tenant_id, staff_id))
+        if held is not None and held.key == key:
+            del self.announcements[tenant_id, staff_id]
+
     async def delete_user(self, tenant_id: str, staff_id: str) -> None:
         self.rows.pop((tenant_id, staff_id), None)
         self.notes.pop((tenant_id, staff_id), None)
+        self.announcements.pop((tenant_id, staff_id), None)
 
     async def delete_tenant(self, tenant_id: str) -> None:
         for key in [k for k in self.rows if k[0] == tenant_id]:
             del self.rows[key]
         for key in [k for k in self.notes if k[0] == tenant_id]:
             del self.notes[key]
+        for key in [k for k in self.announcements if k[0] == tenant_id]:
+            del self.announcements[key]
 
 
 class FakeLeases:
@@ -373,9 +403,16 @@ class FakeLeases:
     def __init__(self) -> None:
         self.rows: dict[str, tuple[str, datetime, bool]] = {}  # key -> (owner, expires_at, again)
 
-    async def acquire(self, key: str, owner: str, ttl: timedelta, now: datetime) -> LeaseOutcome:
+    async def acquire(
+        self, key: str, owner: str, ttl: timedelta, now: datetime, *, succeeds: Sequence[str] = ()
+    ) -> LeaseOutcome:
         held = self.rows.get(key)
-        if held is not None and held[1] > now and held[0] != owner:
+        if (
+            held is not None
+            and held[1] > now
+            and held[0] != owner
+            and not held[0].startswith(tuple(succeeds))
+        ):
             self.rows[key] = (held[0], held[1], True)
             return LeaseOutcome.DEFERRED
         self.rows[key] = (owner, now + ttl, False)

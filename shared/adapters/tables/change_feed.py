@@ -42,6 +42,8 @@ FEED_HEAD: Final = "head"
 FEED_ROW_CHARS: Final = 30_000  # a row's changes, as ASCII JSON (one string property holds 32K UTF-16 units)
 FEED_FIRST_PAGE_ROWS: Final = 4  # the first page of a read; later pages are sized from the rows seen
 FEED_PRUNE_PAGE: Final = 200  # rows a pruning reads at a time (keys and times only)
+KEY_PREFIX: Final = "k"  # a keyed append's row: this and the key (after `head`: no read of changes sees it)
+KEYED_PER_ROUND: Final = 40  # keyed appends committed together (their rows share a transaction)
 
 
 def _pack(encoded: Sequence[str]) -> list[list[str]]:
@@ -69,6 +71,28 @@ class _Append:
     encoded: list[str]
     done: asyncio.Future[list[int]]
     at: datetime  # the latest `occurred_at` of its changes (when they were published)
+    key: str | None = None  # appended once (see `TableChangeFeed`)
+
+
+@dataclass(frozen=True)
+class _Keyed:
+    """A keyed append's row in a transaction: its changes are `first`..`last` after the head."""
+
+    key: str
+    first: int
+    last: int
+
+
+class _Repeated(Exception):
+    """Keys the feed holds already (a transaction naming them failed): their numbers."""
+
+    def __init__(self, found: dict[str, range]) -> None:
+        super().__init__(f"keys appended already: {sorted(found)}")
+        self.found = found
+
+
+def _key_row(key: str) -> str:
+    return f"{KEY_PREFIX}{key}"
 
 
 def _settle(entries: Sequence[_Append], error: BaseException) -> None:
@@ -91,6 +115,13 @@ class TableChangeFeed:
     tenant finishing at once so cost one transaction per round trip, not one each in turn (a lock held
     across each caller's round trip made them queue behind each other). The writer remembers the head and
     its etag, so a round is one transaction unless another worker wrote in between.
+
+    An append with a key (a sync run's announcement) is appended once: a row `k` + key, holding the
+    numbers its changes were given, goes in the transaction that writes them (Insert: a second one fails
+    it); a transaction that fails so reads the rows of its keys, answers the repeats with their numbers
+    and commits the rest again. A round of several transactions commits its keyed appends one by one,
+    each looking for its key before it writes. Key rows sort after `head`: reads and pruning never see
+    them; they go with the partition (`delete_tenant`) and are pruned with the changes (`prune`).
     """
 
     def __init__(self, storage: TenantStorage) -> None:
@@ -102,13 +133,15 @@ class TableChangeFeed:
     async def _table(self, tenant_id: str) -> TableClient:
         return await (await self._storage.for_tenant(tenant_id)).table(CHANGES)
 
-    async def append(self, tenant_id: str, changes: Sequence[Change]) -> list[Change]:
+    async def append(
+        self, tenant_id: str, changes: Sequence[Change], *, key: str | None = None
+    ) -> list[Change]:
         if not changes:
             return []
         encoded = [encoded_change(c) for c in changes]
         check_change_sizes(encoded, changes)
         at = max(c.occurred_at for c in changes)
-        entry = _Append(encoded, asyncio.get_running_loop().create_future(), at)
+        entry = _Append(encoded, asyncio.get_running_loop().create_future(), at, key)
         self._waiting.setdefault(tenant_id, []).append(entry)
         if tenant_id not in self._writers:
             self._writers[tenant_id] = asyncio.create_task(self._write(tenant_id), name=f"feed:{tenant_id}")
@@ -119,7 +152,10 @@ class TableChangeFeed:
         """Commit what waits, round after round, until nothing does (then this writer ends)."""
         try:
             while waiting := self._waiting.pop(tenant_id, []):
-                await self._commit(tenant_id, waiting)  # errors go to its callers, not here
+                now, later = _round(waiting)
+                if later:  # first in the next round, before what arrives meanwhile
+                    self._waiting[tenant_id] = later + self._waiting.get(tenant_id, [])
+                await self._commit(tenant_id, now)  # errors go to its callers, not here
         finally:
             self._writers.pop(tenant_id, None)
             # Left waiting only when the writer itself was cancelled (the worker is stopping).
@@ -128,16 +164,33 @@ class TableChangeFeed:
                 StaleWrite(f"change feed of {tenant_id}: the writer stopped"),
             )
 
-    async def _commit(self, tenant_id: str, entries: list[_Append]) -> None:
+    async def _commit(self, tenant_id: str, entries: list[_Append], *, looked: bool = False) -> None:
         """Write the entries' changes in order; each caller gets its sequence numbers, or the error."""
         encoded = [text for entry in entries for text in entry.encoded]
         at = max(entry.at for entry in entries)
+        keyed = [entry for entry in entries if entry.key is not None]
+        groups = in_transactions(_pack(encoded), _row_chars, reserved=1 + len(keyed))  # the head, the keys
+        if keyed and len(groups) > 1 and not looked:
+            await self._apart(tenant_id, entries)
+            return
+        spans: list[_Keyed] = []
+        offset = 0
+        for entry in entries:
+            if entry.key is not None:
+                spans.append(_Keyed(entry.key, offset + 1, offset + len(entry.encoded)))
+            offset += len(entry.encoded)
         sequences: list[int] = []
         try:
-            for rows in in_transactions(_pack(encoded), _row_chars, reserved=1):  # and the head
+            for number, rows in enumerate(groups):
                 count = sum(len(row) for row in rows)
-                last = await self._append_rows(tenant_id, rows, at)
+                keys = spans if number == len(groups) - 1 else []  # one group but for a lone append
+                base = len(sequences)
+                keys = [_Keyed(k.key, k.first - base, k.last - base) for k in keys]
+                last = await self._append_rows(tenant_id, rows, at, keys)
                 sequences += range(last - count + 1, last + 1)
+        except _Repeated as repeated:
+            await self._repeats(tenant_id, entries, repeated.found)
+            return
         except Exception as error:
             if len(entries) > 1 and not sequences:
                 # Nothing was written: one bad append (a change too large, say) must not fail its round-mates.
@@ -154,6 +207,24 @@ class TableChangeFeed:
             if not entry.done.done():
                 entry.done.set_result(sequences[offset : offset + len(entry.encoded)])
             offset += len(entry.encoded)
+
+    async def _apart(self, tenant_id: str, entries: list[_Append]) -> None:
+        """A round too large for one transaction, with keyed appends: one by one, each keyed one looking
+        for its key before it writes (its key row goes with its last transaction)."""
+        for entry in entries:
+            if entry.key is not None and (found := await self._numbered(tenant_id, [entry.key])):
+                entry.done.set_result(list(found[entry.key]))
+                continue
+            await self._commit(tenant_id, [entry], looked=True)
+
+    async def _repeats(self, tenant_id: str, entries: list[_Append], found: dict[str, range]) -> None:
+        """The repeated keys answered with their numbers; the rest committed again."""
+        rest = [entry for entry in entries if entry.key not in found]
+        for entry in entries:
+            if entry.key in found and not entry.done.done():
+                entry.done.set_result(list(found[entry.key]))
+        if rest:
+            await self._commit(tenant_id, rest)
 
     async def head(self, tenant_id: str) -> int:
         """The last sequence number appended (read from the head row, never the cache); 0 for none."""
@@ -173,8 +244,25 @@ class TableChangeFeed:
             return 0, None
         return int(head["Last"]), etag_of(head)
 
-    async def _append_rows(self, tenant_id: str, rows: list[list[str]], at: datetime) -> int:
-        """Write the rows after the head in one transaction; the last sequence written."""
+    async def _numbered(self, tenant_id: str, keys: Sequence[str]) -> dict[str, range]:
+        """The numbers given to the keys the feed holds."""
+        table = await self._table(tenant_id)
+
+        async def numbers(key: str) -> tuple[str, range | None]:
+            try:
+                row = await table.get_entity(tenant_id, _key_row(key))
+            except ResourceNotFoundError:
+                return key, None
+            return key, range(int(row["First"]), int(row["Last"]) + 1)
+
+        found = await asyncio.gather(*(numbers(key) for key in keys))
+        return {key: numbered for key, numbered in found if numbered is not None}
+
+    async def _append_rows(
+        self, tenant_id: str, rows: list[list[str]], at: datetime, keys: Sequence[_Keyed] = ()
+    ) -> int:
+        """Write the rows after the head in one transaction, with the rows of the keys; the last
+        sequence written. `_Repeated` when the feed holds one of the keys."""
         table = await self._table(tenant_id)
         for attempt in range(100):
             last, etag = await self._head(table, tenant_id)
@@ -183,6 +271,15 @@ class TableChangeFeed:
             for row in rows:
                 first, sequence = sequence + 1, sequence + len(row)
                 operations.append(Insert(self._row(tenant_id, first, sequence, row, at)))
+            for keyed in keys:
+                entity = {
+                    "PartitionKey": tenant_id,
+                    "RowKey": _key_row(keyed.key),
+                    "First": last + keyed.first,
+                    "Last": last + keyed.last,
+                    "At": at,
+                }
+                operations.append(Insert(entity))
             head_entity = {"PartitionKey": tenant_id, "RowKey": FEED_HEAD, "Last": sequence}
             operations.insert(0, Insert(head_entity) if etag is None else Replace(head_entity, etag))
             try:
@@ -190,8 +287,10 @@ class TableChangeFeed:
             except TransactionFailed as error:
                 if not error.lost_race:
                     raise
-                # Another writer moved the head first: forget ours, back off a little (jittered), try again.
                 self._heads.pop(tenant_id, None)
+                if keys and (found := await self._numbered(tenant_id, [k.key for k in keys])):
+                    raise _Repeated(found) from error
+                # Another writer moved the head first: forget ours, back off a little (jittered), try again.
                 await asyncio.sleep(random.uniform(0, 0.005 * min(attempt + 1, 10)))  # noqa: S311
                 continue
             except BaseException:
@@ -310,7 +409,19 @@ class TableChangeFeed:
                 break
         gone = old if young else old[:-1]  # the newest row stays
         await delete_rows(table, [Delete(tenant_id, e["RowKey"]) for e in gone])  # 100 a transaction
+        await self._prune_keys(table, tenant_id, before)
         return sum(int(e["RowKey"]) - int(e["First"]) + 1 for e in gone)
+
+    @staticmethod
+    async def _prune_keys(table: TableClient, tenant_id: str, before: datetime) -> None:
+        """Key rows go with the retention too (an announcement is published again within minutes)."""
+        keys = table.query_entities(
+            "PartitionKey eq @pk and RowKey gt @first and RowKey lt @after",
+            parameters={"pk": tenant_id, "first": KEY_PREFIX, "after": chr(ord(KEY_PREFIX) + 1)},
+            select=["RowKey", "At"],
+        )
+        old = [e["RowKey"] async for e in keys if (as_utc(e.get("At")) or before) < before]
+        await delete_rows(table, [Delete(tenant_id, row_key) for row_key in old])
 
     async def clear(self, tenant_id: str) -> None:
         """Delete every change, keeping the head (numbering goes on) and a floor row under the last
@@ -340,3 +451,13 @@ class TableChangeFeed:
         self._heads.pop(tenant_id, None)
         await delete_partition(await self._table(tenant_id), tenant_id)
         self._heads.pop(tenant_id, None)
+
+
+def _round(waiting: list[_Append]) -> tuple[list[_Append], list[_Append]]:
+    """The appends one round commits (at most `KEYED_PER_ROUND` keyed ones), and those left for the next."""
+    keyed = 0
+    for index, entry in enumerate(waiting):
+        keyed += entry.key is not None
+        if keyed > KEYED_PER_ROUND:
+            return waiting[:index], waiting[index:]
+    return waiting, []

@@ -14,7 +14,9 @@ deletes it, so every page is created either as the first root or by such a split
 break the cover, they lose a race and read again.
 
 A user's partition is `escape_key(tenant id)` `|` `escape_key(staff id)`; besides the pages it holds
-notes (`n` + escaped Graph id) and a marker row (`~`): see `TableItemStatuses`.
+notes (`n` + escaped Graph id), a marker row (`~`) and, between a run's `apply` and its `announced`, the
+announcement it publishes (`a0`, `a1`, ...: its key and its changes as the feed encodes them, one per
+line): see `TableItemStatuses`.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from shared.adapters.tables.rows import (
 )
 from shared.adapters.tables.transactions import (
     MAX_OPERATIONS,
+    MAX_TRANSACTION_CHARS,
     Delete,
     Insert,
     Operation,
@@ -54,10 +57,13 @@ from shared.adapters.tables.transactions import (
     submit,
 )
 from shared.domain.planner import ItemStatus
+from shared.service.change_json import decoded_change, encoded_change
 from shared.service.errors import StaleWrite
+from shared.service.records import Announcement
 
 OUTLOOK_ITEMS: Final = "outlookitems"
 ITEMS_MARKER: Final = "~"  # a user's outlookitems partition holds statuses only if it holds this row
+ANNOUNCEMENT_PREFIX: Final = "a"  # an announcement's rows: this and their number from 0
 NOTE_PREFIX: Final = "n"  # a note's RowKey: this and the escaped Graph id (a page's starts with `p`)
 USER_SEPARATOR: Final = "|"  # never produced by escape_key, so tenant|staff splits one way only
 ROUND_ITEMS: Final = 500  # statuses written per round of an apply (a round's page splits fit a transaction)
@@ -68,6 +74,8 @@ PAGE_CHARS: Final = 240_000  # a page over this splits: 480 KB as stored (UTF-16
 SLOT_DIGITS: Final = 16
 HEX: Final = "0123456789abcdef"
 _AFTER_SEPARATOR: Final = chr(ord(USER_SEPARATOR) + 1)
+_AFTER_ANNOUNCEMENT: Final = chr(ord(ANNOUNCEMENT_PREFIX) + 1)
+OUTBOX_ROWS_WITH_PAGES: Final = 20  # an announcement of more rows goes in a transaction of its own
 
 
 def user_partition(tenant_id: str, staff_id: str) -> str:
@@ -274,10 +282,14 @@ class _Note:
 
 @dataclass(slots=True)
 class _Stored:
-    """A user's partition as read: its pages and its notes (by Graph id)."""
+    """A user's partition as read: its pages, its notes (by Graph id) and an announcement's rows."""
 
     pages: dict[str, Page] = field(default_factory=dict)
     notes: dict[str, _Note] = field(default_factory=dict)
+    announcement: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # row key -> entity
+
+    def pending(self, tenant_id: str) -> Announcement | None:
+        return announcement_of(tenant_id, list(self.announcement.values()))
 
     def statuses(self) -> dict[str, ItemStatus]:
         merged = {status.graph_id: status for page in self.pages.values() for status in page.statuses()}
@@ -312,6 +324,8 @@ class TableItemStatuses(TableAdapter):
     def __init__(self, storage: TenantStorage) -> None:
         super().__init__(storage, OUTLOOK_ITEMS)
         self._loaded: OrderedDict[str, _Stored] = OrderedDict()  # partition -> as read, newest last
+        self._pending: OrderedDict[str, Announcement | None] = OrderedDict()  # partition -> as `load` read
+        self._outbox: dict[str, tuple[str, list[str]]] = {}  # partition -> (key, row keys) last seen
 
     async def load(
         self, tenant_id: str, staff_id: str, *, probably_empty: bool = False
@@ -327,21 +341,62 @@ class TableItemStatuses(TableAdapter):
         if stored is None:
             stored = await self._read(table, partition)
         self._remember(partition, stored)
+        self._pending.pop(partition, None)
+        self._pending[partition] = pending = stored.pending(tenant_id)
+        while len(self._pending) > REMEMBERED_USERS:
+            self._pending.popitem(last=False)
+        if pending is not None:
+            self._outbox[partition] = (pending.key, sorted(stored.announcement))
         return stored.statuses()
 
+    async def pending(self, tenant_id: str, staff_id: str) -> Announcement | None:
+        partition = user_partition(tenant_id, staff_id)
+        if partition in self._pending:
+            return self._pending[partition]
+        table = await self._table(tenant_id)
+        return (await self._read(table, partition, announcement_only=True)).pending(tenant_id)
+
+    async def announced(self, tenant_id: str, staff_id: str, key: str) -> None:
+        """Its rows deleted: those this worker wrote or read (one transaction), else those a read finds
+        holding `key`."""
+        partition = user_partition(tenant_id, staff_id)
+        self._pending.pop(partition, None)
+        table = await self._table(tenant_id)
+        known = self._outbox.pop(partition, None)
+        if known is not None and known[0] == key:
+            row_keys = known[1]
+        else:
+            rows = (await self._read(table, partition, announcement_only=True)).announcement
+            if any(row.get("Key") != key for row in rows.values()):
+                return  # another announcement's (never removed here)
+            row_keys = list(rows)
+        await delete_rows(table, [Delete(partition, row_key) for row_key in row_keys])
+
     async def apply(
-        self, tenant_id: str, staff_id: str, upserts: Sequence[ItemStatus], deletes: Sequence[str]
+        self,
+        tenant_id: str,
+        staff_id: str,
+        upserts: Sequence[ItemStatus],
+        deletes: Sequence[str],
+        *,
+        announcing: Announcement | None = None,
     ) -> None:
         """The notes read, then deletes, then upserts (a later upsert of an id wins), written page by
         page; then the folded notes are deleted.
 
         Up to `ROUND_ITEMS` upserts are written at a time, so that a page split stays one transaction
         whatever the mailbox's size. Each transaction leaves a whole, consistent set of pages; a crash
-        between them leaves part of the plan applied, and applying it again finishes it.
+        between them leaves part of the plan applied, and applying it again finishes it. The
+        announcement's rows go in the first transaction (with the pages when they fit, else before them):
+        a crash after it leaves the announcement for the next run, which publishes it first.
         """
         partition = user_partition(tenant_id, staff_id)
         table = await self._table(tenant_id)
+        self._pending.pop(partition, None)
         stored = self._loaded.pop(partition, None)
+        outbox = announcement_rows(partition, announcing) if announcing is not None else []
+        if announcing is not None:
+            self._outbox[partition] = (announcing.key, [str(row.entity["RowKey"]) for row in outbox])
         for _ in range(RACE_ATTEMPTS):
             if stored is None:
                 stored = await self._read(table, partition)
@@ -351,7 +406,8 @@ class TableItemStatuses(TableAdapter):
             try:
                 for start in range(0, max(len(items), 1), ROUND_ITEMS):
                     chunk, dropped = items[start : start + ROUND_ITEMS], gone if start == 0 else []
-                    await self._write(table, partition, stored.pages, chunk, dropped)
+                    first = outbox if start == 0 else []
+                    await self._write(table, partition, stored.pages, chunk, dropped, first)
                 break
             except TransactionFailed as error:
                 if not error.lost_race:
@@ -378,26 +434,44 @@ class TableItemStatuses(TableAdapter):
             )
 
     @staticmethod
-    async def _write(
+    async def _write(  # noqa: PLR0917 (the pages, the plan and the outbox)
         table: TableClient,
         partition: str,
         pages: dict[str, Page],
         upserts: Sequence[ItemStatus],
         deletes: Sequence[str],
+        outbox: Sequence[Upsert] = (),
     ) -> None:
-        """Commit the changed pages, units grouped into transactions; `pages` follows each commit."""
+        """Commit the changed pages, units grouped into transactions; `pages` follows each commit. The
+        `outbox` rows go first, in the first transaction (alone, with the marker, when the pages would
+        not leave them room)."""
         units = changed_pages(pages, upserts, deletes)
-        groups = in_transactions(units, lambda u: u.chars, lambda u: u.operation_count, reserved=1)
-        for group in groups:  # each with room for the marker
-            marked = any(unit.creates for unit in group)
+        outbox_chars = sum(_chars(row.entity) for row in outbox)
+        together = len(outbox) <= OUTBOX_ROWS_WITH_PAGES and outbox_chars <= MAX_TRANSACTION_CHARS // 2
+        if outbox and (not together or not units):
+            await submit(table, [_marker(partition), *outbox])
+            outbox = ()
+        groups = in_transactions(
+            units,
+            lambda u: u.chars,
+            lambda u: u.operation_count,
+            reserved=1 + len(outbox),
+            max_chars=MAX_TRANSACTION_CHARS - outbox_chars,
+        )
+        for number, group in enumerate(groups):  # each with room for the marker (and the outbox)
+            first = list(outbox) if number == 0 else []
+            marked = bool(first) or any(unit.creates for unit in group)
             operations: list[Operation] = []
             if marked:  # the marker goes with the first page (see the class)
                 operations.append(_marker(partition))
+            operations += first
             for unit in group:
                 operations += unit.operations(partition)
             etags = iter(await submit(table, operations))
             if marked:
                 next(etags)  # the marker's
+            for _ in first:
+                next(etags)
             for unit in group:
                 if unit.stored is not None:
                     pages.pop(unit.stored.prefix, None)
@@ -408,14 +482,22 @@ class TableItemStatuses(TableAdapter):
                     pages[page.prefix] = page
 
     @staticmethod
-    async def _read(table: TableClient, partition: str) -> _Stored:
-        query = table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": partition}, results_per_page=1000
-        )
+    async def _read(table: TableClient, partition: str, *, announcement_only: bool = False) -> _Stored:
+        if announcement_only:
+            query = table.query_entities(
+                "PartitionKey eq @pk and RowKey ge @first and RowKey lt @after",
+                parameters={"pk": partition, "first": ANNOUNCEMENT_PREFIX, "after": _AFTER_ANNOUNCEMENT},
+            )
+        else:
+            query = table.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": partition}, results_per_page=1000
+            )
         stored = _Stored()
         async for entity in query:
             row_key = str(entity["RowKey"])
-            if is_page_key(row_key):
+            if row_key.startswith(ANNOUNCEMENT_PREFIX):
+                stored.announcement[row_key] = entity
+            elif is_page_key(row_key):
                 page = page_from_entity(entity, etag_of(entity))
                 stored.pages[page.prefix] = page
             elif row_key.startswith(NOTE_PREFIX):
@@ -434,6 +516,8 @@ class TableItemStatuses(TableAdapter):
     async def delete_user(self, tenant_id: str, staff_id: str) -> None:
         partition = user_partition(tenant_id, staff_id)
         self._loaded.pop(partition, None)
+        self._pending.pop(partition, None)
+        self._outbox.pop(partition, None)
         await delete_partition(await self._table(tenant_id), partition)
 
     async def delete_tenant(self, tenant_id: str) -> None:
@@ -441,6 +525,10 @@ class TableItemStatuses(TableAdapter):
         first = f"{escape_key(tenant_id)}{USER_SEPARATOR}"
         for partition in [p for p in self._loaded if p.startswith(first)]:
             del self._loaded[partition]
+        for partition in [p for p in self._pending if p.startswith(first)]:
+            del self._pending[partition]
+        for partition in [p for p in self._outbox if p.startswith(first)]:
+            del self._outbox[partition]
         query = table.query_entities(
             "PartitionKey ge @first and PartitionKey lt @after",
             parameters={"first": first, "after": f"{escape_key(tenant_id)}{_AFTER_SEPARATOR}"},
@@ -469,3 +557,50 @@ def _note_entity(partition: str, graph_id: str, status: ItemStatus | None) -> di
     if status is not None:
         entity["Status"] = encode_status(status)  # absent: the status was dropped
     return entity
+
+
+def announcement_rows(partition: str, announcement: Announcement) -> list[Upsert]:
+    """The announcement as rows of at most `PAGE_CHARS` of changes, each `PART_CHARS` a property."""
+    chunks: list[list[str]] = [[]]
+    size = 0
+    for change in announcement.changes:
+        text = encoded_change(change)
+        if chunks[-1] and size + len(text) + 1 > PAGE_CHARS:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(text)
+        size += len(text) + 1
+    rows: list[Upsert] = []
+    for number, chunk in enumerate(chunks):
+        text = "\n".join(chunk)
+        entity: dict[str, Any] = {
+            "PartitionKey": partition,
+            "RowKey": f"{ANNOUNCEMENT_PREFIX}{number}",
+            "Key": announcement.key,
+            "Rows": len(chunks),
+        }
+        for start in range(0, len(text), PART_CHARS):
+            entity[f"Changes{start // PART_CHARS}"] = text[start : start + PART_CHARS]
+        rows.append(Upsert(entity))
+    return rows
+
+
+def announcement_of(tenant_id: str, rows: Sequence[Mapping[str, Any]]) -> Announcement | None:
+    """The announcement the rows hold (None: none, or not all of its rows there)."""
+    if not rows:
+        return None
+    key = str(rows[0].get("Key", ""))
+    ordered = sorted(rows, key=lambda row: int(str(row["RowKey"])[len(ANNOUNCEMENT_PREFIX) :]))
+    if any(row.get("Key") != key or row.get("Rows") != len(rows) for row in ordered):
+        return None  # rows of two announcements: cannot be (one at a time, each cleared before the next)
+    changes = []
+    for row in ordered:
+        parts: list[str] = []
+        while (part := row.get(f"Changes{len(parts)}")) is not None:
+            parts.append(part)
+        changes += [decoded_change(tenant_id, line) for line in "".join(parts).split("\n") if line]
+    return Announcement(key, tuple(changes))
+
+
+def _chars(entity: Mapping[str, Any]) -> int:
+    return sum(len(value) for value in entity.values() if isinstance(value, str))

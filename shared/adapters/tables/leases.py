@@ -9,6 +9,7 @@ minutes, so the ones an older version took lapse on their own.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -101,7 +102,9 @@ class TableLeases(TableAdapter):
             raise
         return str(written.get("etag") or "*")
 
-    async def acquire(self, key: str, owner: str, ttl: timedelta, now: datetime) -> LeaseOutcome:
+    async def acquire(
+        self, key: str, owner: str, ttl: timedelta, now: datetime, *, succeeds: Sequence[str] = ()
+    ) -> LeaseOutcome:
         table = await self._table(tenant_of(key))
         held: Any | None = None
         for attempt in range(RACE_ATTEMPTS):
@@ -115,7 +118,12 @@ class TableLeases(TableAdapter):
                 self._remember(key, owner, created.get("etag"))
                 return LeaseOutcome.ACQUIRED
             etag = etag_of(held)
-            if held["Owner"] == owner or required_utc(held["ExpiresAt"]) <= now:
+            holder = str(held["Owner"])
+            if (
+                holder == owner
+                or holder.startswith(tuple(succeeds))
+                or required_utc(held["ExpiresAt"]) <= now
+            ):
                 taken = await self._guarded(table, self._entity(key, owner, now + ttl, again=False), etag)
                 if taken is not None:
                     self._remember(key, owner, taken)

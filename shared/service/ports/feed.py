@@ -11,9 +11,13 @@ from shared.service.records import Change, DeadLetter
 
 
 class ChangeFeed(Protocol):
-    async def append(self, tenant_id: str, changes: Sequence[Change]) -> list[Change]:
+    async def append(
+        self, tenant_id: str, changes: Sequence[Change], *, key: str | None = None
+    ) -> list[Change]:
         """Append in order, all or none; returns them with their sequence numbers. `ChangeTooLarge`
-        when one is over `change_json.MAX_CHANGE_CHARS` encoded."""
+        when one is over `change_json.MAX_CHANGE_CHARS` encoded. With a `key`, once: a repeat of the
+        key (an announcement published again after a crash) appends nothing and answers the changes
+        with the numbers they were first given."""
         ...
 
     async def read(self, tenant_id: str, after: int, limit: int) -> list[Change]:

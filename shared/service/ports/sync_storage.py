@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from shared.domain.planner import ItemStatus
-from shared.service.records import LeaseOutcome, SubscriptionRecord
+from shared.service.records import Announcement, LeaseOutcome, SubscriptionRecord
 
 
 class ItemStatusRepository(Protocol):
@@ -22,12 +22,28 @@ class ItemStatusRepository(Protocol):
         ...
 
     async def apply(
-        self, tenant_id: str, staff_id: str, upserts: Sequence[ItemStatus], deletes: Sequence[str]
+        self,
+        tenant_id: str,
+        staff_id: str,
+        upserts: Sequence[ItemStatus],
+        deletes: Sequence[str],
+        *,
+        announcing: Announcement | None = None,
     ) -> None:
         """For the user's sync run (one at a time): upsert and delete in as few transactions as
         possible; idempotent (a redelivered job may apply the same plan twice). What was noted and
         seen by this run's `load` is kept unless the plan says otherwise; what was noted since stays
-        over it."""
+        over it. `announcing` (the changes the plan publishes next) is stored in the first
+        transaction, before any status: until `announced`, `pending` answers it."""
+        ...
+
+    async def pending(self, tenant_id: str, staff_id: str) -> Announcement | None:
+        """The announcement stored by an `apply` and not yet `announced` (a run died between them).
+        Read with the run's `load` (a store may keep what that read found)."""
+        ...
+
+    async def announced(self, tenant_id: str, staff_id: str, key: str) -> None:
+        """The announcement `key` is on the feed: forget it (nothing when it is gone already)."""
         ...
 
     async def note(
@@ -46,8 +62,12 @@ class LeaseStore(Protocol):
     """One holder per key across workers (table `leases`), with a 'run again' flag so that work asked
     for while the holder runs is never lost."""
 
-    async def acquire(self, key: str, owner: str, ttl: timedelta, now: datetime) -> LeaseOutcome:
-        """Take the lease if free or expired; else set its 'again' flag and answer DEFERRED."""
+    async def acquire(
+        self, key: str, owner: str, ttl: timedelta, now: datetime, *, succeeds: Sequence[str] = ()
+    ) -> LeaseOutcome:
+        """Take the lease if free or expired, or held by an owner starting with one of `succeeds` (an
+        earlier delivery of the caller's own queue message, which died holding it); else set its
+        'again' flag and answer DEFERRED."""
         ...
 
     async def release(self, key: str, owner: str) -> bool:

@@ -223,9 +223,9 @@ async def test_the_index_is_written_before_the_change_is_published(world: FakeWo
     seen_at_publish: list[int] = []
     append = world.feed.append
 
-    async def watching(tenant_id: str, changes: list) -> list:  # type: ignore[type-arg]
+    async def watching(tenant_id: str, changes: list, *, key: str | None = None) -> list:  # type: ignore[type-arg]
         seen_at_publish.append(len(world.busy.indexes[(TID, "s1")].instances))
-        return await append(tenant_id, changes)
+        return await append(tenant_id, changes, key=key)
 
     world.feed.append = watching  # type: ignore[method-assign]
     await sync(world)

@@ -110,3 +110,30 @@ def test_the_to_do_migration_cost_is_shown_with_its_command_when_measured() -> N
     assert "python -m benchmarks.task_sync_bench --json x.json" in page
     assert "| tasks cost (time per user) | 25 % | < 30 % |" in page
     assert "## Migration with To Do lists" not in publish.render(None, None, None, tasks=None)
+
+
+def test_the_chaos_run_is_shown_with_its_command_faults_and_verdict() -> None:
+    chaos = {
+        "command": "python -m benchmarks.chaos --seed 42 --minutes 10",
+        "date": "2026-12-05T19:20:00+00:00",
+        "machine": {"cpu": "AMD EPYC", "cores": 2, "load_average_at_end": [20.1, 19.0, 18.2]},
+        "minutes": 10.0,
+        "host_writes": {"appointment": 500, "task": 400, "mail": 200},
+        "outlook_changes": {"event": 300, "task": 290},
+        "faults_chosen": {"worker_killed": 7, "worker_killed_mid_job": 5, "azurite_restarted": 4},
+        "notifications": {"sent": 900, "dropped": 9, "duplicated": 11, "reordered": 18},
+        "lost": 0,
+        "duplicated": 1,
+        "not_converged": 0,
+        "converged_after_s": None,
+        "needed_admin_resync": True,
+    }
+    page = publish.render(None, None, None, chaos=chaos)
+    assert "## Chaos run" in page
+    assert "`python -m benchmarks.chaos --seed 42 --minutes 10` on AMD EPYC" in page
+    assert "| host writes (accepted by the API) | 1100 |" in page
+    assert "| faults chosen | 11 |" in page  # the mid-job kills are some of the kills
+    assert "| faults by kind | azurite_restarted 4, worker_killed 7, worker_killed_mid_job 5 |" in page
+    assert "| duplicated | 1 |" in page
+    assert "| converged after the faults stopped | no |" in page
+    assert "| needed an admin's resync | yes |" in page
