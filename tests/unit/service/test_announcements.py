@@ -88,7 +88,7 @@ async def migrated(world: FakeWorld) -> str:
     world.mailboxes.put("g1", event("A"))
     await world.jobs.enqueue([jobs.migrate_user(TID, "s1")])
     assert await run_all(world) == 0
-    list_id = await world.task_lists.connector_list("g1", "Tasks from the host")
+    list_id = await world.todo.connector_list("g1", "Tasks from the host")
     return list_id
 
 
@@ -158,7 +158,7 @@ async def test_a_task_is_announced_once_when_storage_fails_around_the_feed(
     world: FakeWorld, target: str, method: str, lands: bool
 ) -> None:
     list_id = await migrated(world)
-    made = world.task_lists.put("g1", list_id, task("T"))
+    made = world.todo.put("g1", list_id, task("T"))
     failed = storage_fails(world.item_statuses if target == "statuses" else world.feed, method, lands=lands)
     await world.jobs.enqueue([jobs.sync_tasks(TID, "s1", "notified")])
     assert await run_all(world) == 1 and failed
