@@ -1,6 +1,6 @@
 """What the connector's telemetry costs in CPU, in process, away from the shared VM's noise.
 
-    .venv/bin/python -m benchmarks.telemetry_cost [--users 300] [--requests 2000]
+    .venv/bin/python -m benchmarks.telemetry_cost [--users 300] [--requests 2000] [--records 5000]
 
 1. A migration on the fakes (`tests/fakes`): `--users` users of 20 events, each migrate job run through the
    job dispatch as a queue message, telemetry off, then on (the connector's spans, log records and metrics,
@@ -10,6 +10,10 @@
    kiota's tracers off and the transport's one span and counts (the connector's, `shared/telemetry/`), and
    with all of kiota's spans (and nothing of the connector's). CPU per request. Each variant runs in its
    own process (a tracer provider is set once per process).
+3. One log record of the connector's logger with its bound context (tenant, user, invocation, job) and a
+   dimension of its own, `--records` times, exported in batches that encode it as OTLP protobuf: through
+   OpenTelemetry's `LoggingHandler` (what the distro attaches) and through the connector's
+   `ContextHandler` (`shared/telemetry/log_events.py`), alternating. CPU per record.
 
 Prints the figures; asserts nothing.
 """
@@ -143,12 +147,43 @@ def graph_request(mode: str, requests: int) -> float:
     return asyncio.run(run())
 
 
+def log_records(handler_kind: str, records: int) -> float:
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+    from shared.observability import bound, configure_logging, get_logger
+    from shared.telemetry.log_events import ContextHandler
+
+    configure_logging()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(BatchLogRecordProcessor(EncodingLogs()))
+    handler: logging.Handler = (
+        ContextHandler(provider) if handler_kind == "connector" else LoggingHandler(logging.INFO, provider)
+    )
+    connector = logging.getLogger("connector")
+    connector.propagate = False
+    connector.addHandler(handler)
+    logger = get_logger("sync")
+    try:
+        with bound(tenant="contoso.example", user="s1", invocation_id="inv-1", job="notified"):
+            started = time.process_time()
+            for number in range(records):
+                logger.info("synced (%d changes)", number, extra={"custom_dimensions": {"changes": number}})
+            provider.force_flush()
+            return (time.process_time() - started) / records * 1e6
+    finally:
+        connector.removeHandler(handler)
+        provider.shutdown()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.telemetry_cost", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--records", type=int, default=5000)
     parser.add_argument("--graph-mode", default="", help=argparse.SUPPRESS)  # one variant, in a child process
     args = parser.parse_args(argv)
     if args.graph_mode:
@@ -175,6 +210,11 @@ def main(argv: list[str] | None = None) -> None:
             check=True,
         ).stdout.split()[-1]
         print(f"  {mode:<16} {found} us")
+    print(f"3. One log record with its context, {args.records} times (CPU per record, encoding included)")
+    for kind in ("opentelemetry", "connector", "opentelemetry", "connector"):
+        cost = log_records(kind, args.records)
+        label = f"{kind}'s handler"
+        print(f"  {label:<26} {cost:.0f} us")
 
 
 if __name__ == "__main__":
