@@ -3,8 +3,9 @@
     .venv/bin/python -m benchmarks.publish [--figures docs/figures] [--out docs/benchmarks.md]
 
 Reads `sync.json` (`benchmarks.sync_bench --telemetry both --json ...`), `appointments.json`
-(`benchmarks.appointment_bench --json ...`) and, when present, `telemetry.json` (`benchmarks.sync_bench
---telemetry both --rounds N --json ...`: the telemetry comparison, instead of sync.json's one pair),
+(`benchmarks.appointment_bench --json ...`) and, when present, `telemetry.json` and any other
+`telemetry-*.json` (`benchmarks.sync_bench --telemetry both --rounds N [--sampling-ratio R] --json ...`:
+telemetry comparisons, each its own section in file name order, instead of sync.json's one pair),
 `series.json` (`benchmarks.series_sync_compare --json ...`: the migration with Outlook series against the
 app before series, side by side in one run), `tasks.json` (`benchmarks.task_sync_bench --json ...`, the
 To Do migration's cost) and `chaos.json` (`benchmarks.chaos --json ...`: the chaos run's figures) from the
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 from pathlib import Path
 from typing import Any, Final
@@ -170,6 +172,14 @@ def _slower(off: float, on: float, higher_is_better: bool) -> float:
     return ((off - on) / off if higher_is_better else (on - off) / off) * 100
 
 
+def _pooled(runs: dict[str, dict[str, Any]], names: list[str], share: float) -> float:
+    """The nearest-rank percentile of every change of these runs together, as the sync bench prints it."""
+    pooled = sorted(float(v) for name in names for v in runs[name]["change_to_feed_ms"])
+    if not pooled:
+        return 0.0
+    return pooled[min(len(pooled) - 1, max(0, math.ceil(share * len(pooled)) - 1))]
+
+
 def _traced(settings: dict[str, Any]) -> str:
     ratio = float(settings.get("sampling_ratio", 1.0))
     return (
@@ -182,8 +192,9 @@ def _traced(settings: dict[str, Any]) -> str:
 def _telemetry(runs: dict[str, dict[str, Any]], settings: dict[str, Any]) -> list[str]:
     offs = [k for k in runs if k.startswith("off")]
     ons = [k for k in runs if k.startswith("on")]
+    ratio = float(settings.get("sampling_ratio", 1.0))
     out = [
-        "## Telemetry on against off",
+        "## Telemetry on against off" + ("" if ratio >= 1 else f", {ratio:g} of the traces"),
         "",
         f"The same sync benchmark ({settings['users']:,} users) on fresh stacks in one session, telemetry",
         "off and on alternating (on: every worker's metrics and log records, and "
@@ -206,6 +217,11 @@ def _telemetry(runs: dict[str, dict[str, Any]], settings: dict[str, Any]) -> lis
         off = statistics.median(_get(runs[k], key) for k in offs)
         on = statistics.median(_get(runs[k], key) for k in ons)
         out.append(f"| {label} | {off:,.1f} | {on:,.1f} | {_slower(off, on, higher_is_better):+.1f} % |")
+    if all("change_to_feed_ms" in runs[k] for k in runs):  # each change's time: the rounds pooled
+        for share in (0.5, 0.95):
+            off, on = (_pooled(runs, names, share) for names in (offs, ons))
+            label = f"change to feed p{round(share * 100)}, every round's changes pooled (ms)"
+            out.append(f"| {label} | {off:,.1f} | {on:,.1f} | {_slower(off, on, False):+.1f} % |")
     exported = runs[ons[0]].get("telemetry_exported") or {}
     if exported:
         sent = ", ".join(
@@ -328,7 +344,7 @@ def _chaos(run: dict[str, Any]) -> list[str]:
 def render(
     sync: dict[str, Any] | None,
     appointments: dict[str, Any] | None,
-    telemetry: dict[str, Any] | None = None,
+    *telemetry: dict[str, Any],
     series: dict[str, list[dict[str, Any]]] | None = None,
     tasks: dict[str, Any] | None = None,
     chaos: dict[str, Any] | None = None,
@@ -346,7 +362,7 @@ def render(
         "The calibration is the CPU time of a fixed workload just before and after the run (lower is",
         "faster): it tells a slower CPU from a faster one, not how busy the machine was.",
         "",
-        *_load_note([d for d in (sync, appointments, telemetry, tasks) if d is not None]),
+        *_load_note([d for d in (sync, appointments, *telemetry, tasks) if d is not None]),
     ]
     if sync is None:
         out += ["No sync figures (`docs/figures/sync.json`) yet.", ""]
@@ -363,11 +379,11 @@ def render(
             "",
         ]
         out += [*_memory(base), ""]
-        if telemetry is None and "on" in runs and "off" in runs:
+        if not telemetry and "on" in runs and "off" in runs:
             out += _telemetry(runs, sync["settings"])
-    if telemetry is not None:
-        out += [f"Telemetry figures: {_source(telemetry)}.", ""]
-        out += _telemetry(telemetry["runs"], telemetry["settings"])
+    for comparison in telemetry:
+        out += [f"Telemetry figures: {_source(comparison)}.", ""]
+        out += _telemetry(comparison["runs"], comparison["settings"])
     if series is not None:
         out += _series(series)
     if appointments is None:
@@ -405,13 +421,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, default=OUT, help="the page to write (docs/benchmarks.md)")
     args = parser.parse_args(argv)
+    comparisons = sorted(
+        args.figures.glob("telemetry*.json"), key=lambda p: (p.name != "telemetry.json", p.name)
+    )
     page = render(
         _read(args.figures / "sync.json"),
         _read(args.figures / "appointments.json"),
-        _read(args.figures / "telemetry.json"),
-        _read(args.figures / "series.json"),
-        _read(args.figures / "tasks.json"),
-        _read(args.figures / "chaos.json"),
+        *(json.loads(path.read_text(encoding="utf-8")) for path in comparisons),
+        series=_read(args.figures / "series.json"),
+        tasks=_read(args.figures / "tasks.json"),
+        chaos=_read(args.figures / "chaos.json"),
     )
     args.out.write_text(page, encoding="utf-8")
     print(f"wrote {args.out}")

@@ -69,7 +69,7 @@ import httpx
 import psutil
 
 from devhost.azurite import Azurite
-from devhost.launcher import HostProcess
+from devhost.launcher import HostProcess, HostStartError
 from m365emulator.control import ControlClient
 from m365emulator.process import EmulatorProcess
 from shared.adapters.graph.calendar import GraphCalendar
@@ -968,6 +968,7 @@ async def outlook_to_feed(stack: Stack, migrated: Migrated, args: argparse.Names
     figure("change_to_feed_p95_ms", p95)
     figure("change_to_feed_max_ms", worst)
     figure("change_to_feed_missing", missing)
+    figure("change_to_feed_ms", sorted(round(d * 1000) for d in delays))  # each, for pooling the rounds
     figure("peak_rss_mib", {k: round(v) for k, v in stack.sampler.peaks(0, ended).items()})
 
 
@@ -1145,6 +1146,12 @@ def slower(off: float, on: float, higher_is_better: bool) -> float:
     return ((off - on) / off if higher_is_better else (on - off) / off) * 100
 
 
+def pooled_percentile(runs: dict[str, dict[str, Any]], mode: str, share: float) -> float:
+    """The change-to-feed percentile of every change of the `mode` (off|on) runs together (ms)."""
+    pooled = [float(v) for k, r in runs.items() if k.startswith(mode) for v in r.get("change_to_feed_ms", [])]
+    return percentile(pooled, share)
+
+
 def run_once(args: argparse.Namespace, telemetry: bool) -> dict[str, Any]:
     """One whole run on a fresh stack; telemetry on: the connector's OTLP exporter posts to a local sink."""
     FIGURES.clear()
@@ -1188,15 +1195,24 @@ def main(argv: list[str] | None = None) -> None:
     modes = {"off": (False,), "on": (True,), "both": (False, True)}[args.telemetry]
     try:
         for round_number in range(1, args.rounds + 1):
+            pair: dict[str, dict[str, Any]] = {}
             for telemetry in modes:
                 name = ("on" if telemetry else "off") + ("" if round_number == 1 else f"-{round_number}")
-                runs[name] = run_once(args, telemetry)
+                try:
+                    pair[name] = run_once(args, telemetry)
+                except HostStartError as error:  # a loaded VM: a worker not ready within the host's limit
+                    print(f"\nthe host did not start ({error}); once more", flush=True)
+                    pair[name] = run_once(args, telemetry)
+            runs.update(pair)  # whole rounds only: each mode alike
         fastest, slowest = machine_speed()
         print(f"\nmachine after the run: {fastest:.0f}-{slowest:.0f} ms for the fixed workload")
         calibration["after_ms"] = [round(fastest), round(slowest)]
     except KeyboardInterrupt:
         print("\ninterrupted; every process is stopped", file=sys.stderr)
         raise SystemExit(130) from None
+    except HostStartError as error:  # twice in a row: the rounds done so far are the figures
+        print(f"\nthe host did not start twice; {len(runs)} run(s) kept: {error}", file=sys.stderr)
+        args.rounds = max(1, len(runs) // len(modes))
     if "on" in runs and "off" in runs:
         print(
             "\ntelemetry on against off (same machine, same session, the median of "
@@ -1206,6 +1222,15 @@ def main(argv: list[str] | None = None) -> None:
             off = statistics.median(figure_of(r, name) for k, r in runs.items() if k.startswith("off"))
             on = statistics.median(figure_of(r, name) for k, r in runs.items() if k.startswith("on"))
             change = slower(off, on, higher_is_better)
+            print(
+                f"  {name:<36} off {off:9.1f}   on {on:9.1f}   {change:+6.1f} %"
+                f"   [aim < 10 %: {mark(change < 10)}]"
+            )
+        # One run's p95 of 20-50 changes is its one or two slowest: every round's changes together say more.
+        for share in (0.5, 0.95):
+            off, on = (pooled_percentile(runs, mode, share) for mode in ("off", "on"))
+            change = slower(off, on, False)
+            name = f"change_to_feed_p{round(share * 100)}_ms, rounds pooled"
             print(
                 f"  {name:<36} off {off:9.1f}   on {on:9.1f}   {change:+6.1f} %"
                 f"   [aim < 10 %: {mark(change < 10)}]"

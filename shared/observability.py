@@ -1,9 +1,10 @@
 """Structured logging with bound context: tenant, user and invocation id on every line.
 
 `bound(...)` binds fields for the duration of a block (a contextvar, so concurrent invocations on one
-event loop keep their own context); `ContextFilter` copies them onto every log record as attributes,
-which OpenTelemetry's log handler (`shared/telemetry`) exports and Application Insights shows as custom
-dimensions, and `KeyValueFormatter` renders them for local runs. Secret values are never passed to a
+event loop keep their own context); `ContextFilter` puts them, with the record's own `extra=
+{"custom_dimensions": {...}}`, in the record's `custom_dimensions`, which the telemetry log handler
+(`shared/telemetry/log_events.py`) exports as attributes and Application Insights shows as custom
+dimensions, and `KeyValueFormatter` renders for local runs. Secret values are never passed to a
 logger: log names and ids only.
 """
 
@@ -40,18 +41,12 @@ def bound(**fields: str | None) -> Iterator[None]:
 
 
 class ContextFilter(logging.Filter):
-    """Puts the bound fields on each record (as attributes and as `custom_dimensions`)."""
+    """Puts the bound fields in each record's `custom_dimensions` (its own dimensions win)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         context = _CONTEXT.get()
-        for key, value in context.items():
-            setattr(record, key, value)
         existing = getattr(record, "custom_dimensions", None)
-        dims = dict(existing) if isinstance(existing, Mapping) else {}
-        for key, value in dims.items():  # a record's own dimensions are attributes too (OpenTelemetry's)
-            if not hasattr(record, key):
-                setattr(record, key, value)
-        record.custom_dimensions = {**context, **dims}
+        record.custom_dimensions = {**context, **existing} if isinstance(existing, Mapping) else dict(context)
         return True
 
 

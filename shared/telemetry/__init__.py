@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from opentelemetry._logs import LoggerProvider
     from opentelemetry.metrics import MeterProvider
-    from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.trace import TracerProvider
 
     from shared.service.context import Services

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Final
 from shared.telemetry.sampling import ErrorsKept, RoutineTraces, quieten_graph_spans
 
 if TYPE_CHECKING:
+    from opentelemetry._logs import LoggerProvider
     from opentelemetry.metrics import MeterProvider
-    from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.trace import TracerProvider
 
@@ -50,7 +50,7 @@ def providers_for(settings: Settings) -> Providers | None:
 
 def _azure_monitor(settings: Settings, connection_string: str) -> Providers:
     from azure.monitor.opentelemetry import configure_azure_monitor
-    from opentelemetry import metrics, trace
+    from opentelemetry import _logs, metrics, trace
 
     credential = None
     if settings.identity.client_id and not settings.identity.uses_secret:
@@ -77,8 +77,9 @@ def _azure_monitor(settings: Settings, connection_string: str) -> Providers:
             if force_flush is not None:
                 force_flush()
 
-    # The distro puts its own log handler on the connector's logger: no second one here.
-    return tracer_provider, meter_provider, None, flush
+    # The distro puts OpenTelemetry's log handler on the connector's logger; `install` puts the
+    # connector's cheaper one (`log_events.py`) in its place, on the distro's provider.
+    return tracer_provider, meter_provider, _logs.get_logger_provider(), flush
 
 
 def _local(settings: Settings, exporter: str) -> Providers:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
 
 import azure.functions as func
 import pytest
@@ -11,6 +14,8 @@ from devhost.bindings import OutputError, decode_message, encode_message, queue_
 from devhost.settings import ConfigError, HostConfig, LocalSettings, parse_timespan, resolve_expression
 
 pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_timespans() -> None:
@@ -109,3 +114,21 @@ def test_message_encoding_round_trip() -> None:
     assert decode_message("plain", "none") == b"plain"
     with pytest.raises(ValueError):
         decode_message('{"not": "base64"}', "base64")
+
+
+@pytest.mark.parametrize("exporter", ["console", "http://127.0.0.1:4318"])
+def test_make_run_passes_the_telemetry_exporter_to_the_app(
+    exporter: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`TELEMETRY_EXPORTER=console make run` shows the app's traces without Azure: the stack writes the
+    setting into the app's local settings; without it, the app configures no telemetry."""
+    from devhost.stack import _write_settings
+
+    storage = SimpleNamespace(connection_string="UseDevelopmentStorage=true")
+    monkeypatch.setenv("TELEMETRY_EXPORTER", exporter)
+    written = _write_settings(ROOT, tmp_path, storage, None, "http://127.0.0.1:7071")  # type: ignore[arg-type]
+    assert json.loads(written.read_text(encoding="utf-8"))["Values"]["TELEMETRY_EXPORTER"] == exporter
+
+    monkeypatch.delenv("TELEMETRY_EXPORTER")
+    written = _write_settings(ROOT, tmp_path, storage, None, "http://127.0.0.1:7071")  # type: ignore[arg-type]
+    assert "TELEMETRY_EXPORTER" not in json.loads(written.read_text(encoding="utf-8"))["Values"]

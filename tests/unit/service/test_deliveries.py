@@ -22,11 +22,12 @@ from shared.service.deliveries import (
     ATTEMPT_HEADER,
     DELIVERY_HEADER,
     deliver_changes,
+    drop_dead_letter,
     list_dead_letters,
     redeliver_dead_letters,
 )
 from shared.service.delivery_policy import DeliveryPolicy
-from shared.service.errors import DeliveryFailed
+from shared.service.errors import DeliveryFailed, NotFound
 from shared.service.job_handlers import run_message
 from shared.service.jobs import Job
 from shared.service.keys import HOST_WEBHOOK_SECRET
@@ -294,6 +295,25 @@ async def test_dead_letters_are_redelivered_afresh(world: FakeWorld) -> None:
     await run_queue(world, DeliveryPolicy())
     assert [sequences(d) for d in world.webhook.received] == [[1, 2], [4, 5]]
     assert await redeliver_dead_letters(world.services, TENANT) == 0
+
+
+async def test_a_dropped_dead_letter_is_gone_its_changes_stay_in_the_feed(world: FakeWorld) -> None:
+    await append(world, 5)
+    failed_at = world.clock.now() - timedelta(hours=1)
+    await world.dead_letters.add(DeadLetter(TENANT, 1, 2, attempts=8, reason="HTTP 500", failed_at=failed_at))
+    await world.dead_letters.add(DeadLetter(TENANT, 4, 5, attempts=8, reason="HTTP 500", failed_at=failed_at))
+
+    dropped = await drop_dead_letter(world.services, TENANT, 1)
+
+    assert (dropped.first_sequence, dropped.last_sequence) == (1, 2)
+    assert [(d.first_sequence, d.last_sequence) for d in await list_dead_letters(world.services, TENANT)] == [
+        (4, 5)
+    ]
+    assert [c.sequence for c in await world.feed.read(TENANT, 0, 10)] == [1, 2, 3, 4, 5]
+    assert world.jobs.queued == []  # nothing is delivered
+    with pytest.raises(NotFound) as refused:
+        await drop_dead_letter(world.services, TENANT, 1)
+    assert refused.value.field == "first_sequence"
 
 
 async def test_a_redelivery_that_fails_at_once_leaves_a_new_dead_letter(world: FakeWorld) -> None:

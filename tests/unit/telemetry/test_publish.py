@@ -105,11 +105,11 @@ def test_the_to_do_migration_cost_is_shown_with_its_command_when_measured() -> N
             "tasks_cost_percent": 25.0,
         },
     }
-    page = publish.render(None, None, None, tasks=tasks)
+    page = publish.render(None, None, tasks=tasks)
     assert "## Migration with To Do lists" in page
     assert "python -m benchmarks.task_sync_bench --json x.json" in page
     assert "| tasks cost (time per user) | 25 % | < 30 % |" in page
-    assert "## Migration with To Do lists" not in publish.render(None, None, None, tasks=None)
+    assert "## Migration with To Do lists" not in publish.render(None, None, tasks=None)
 
 
 def test_the_chaos_run_is_shown_with_its_command_faults_and_verdict() -> None:
@@ -128,7 +128,7 @@ def test_the_chaos_run_is_shown_with_its_command_faults_and_verdict() -> None:
         "converged_after_s": None,
         "needed_admin_resync": True,
     }
-    page = publish.render(None, None, None, chaos=chaos)
+    page = publish.render(None, None, chaos=chaos)
     assert "## Chaos run" in page
     assert "`python -m benchmarks.chaos --seed 42 --minutes 10` on AMD EPYC" in page
     assert "| host writes (accepted by the API) | 1100 |" in page
@@ -137,3 +137,37 @@ def test_the_chaos_run_is_shown_with_its_command_faults_and_verdict() -> None:
     assert "| duplicated | 1 |" in page
     assert "| converged after the faults stopped | no |" in page
     assert "| needed an admin's resync | yes |" in page
+
+
+def test_each_telemetry_comparison_is_a_section_every_trace_first(tmp_path: Path) -> None:
+    for name, ratio, feed_p95 in (("telemetry-sampled.json", 0.1, 1050.0), ("telemetry.json", 1.0, 1200.0)):
+        document = _document(
+            "sync", {"off": _figures(2.0, 80.0, 1000.0), "on": _figures(2.0, 80.0, feed_p95)}
+        )
+        document["command"] = f"python -m benchmarks.sync_bench --sampling-ratio {ratio:g}"
+        document["settings"] = {"users": 60, "sampling_ratio": ratio}
+        (tmp_path / name).write_text(publish.json.dumps(document), encoding="utf-8")
+    out = tmp_path / "benchmarks.md"
+    publish.main(["--figures", str(tmp_path), "--out", str(out)])
+    page = out.read_text(encoding="utf-8")
+
+    every, sampled = page.index("--sampling-ratio 1`"), page.index("--sampling-ratio 0.1`")
+    assert every < page.index("## Telemetry on against off\n") < sampled
+    assert sampled < page.index("## Telemetry on against off, 0.1 of the traces")
+    assert "| change to feed p95 (ms) | 1,000.0 | 1,200.0 | +20.0 % |" in page
+    assert "| change to feed p95 (ms) | 1,000.0 | 1,050.0 | +5.0 % |" in page
+
+
+def test_the_changes_of_every_round_are_pooled_for_the_change_to_feed_percentiles() -> None:
+    runs = {
+        "off": {**_figures(2.0, 80.0, 900.0), "change_to_feed_ms": [100, 200, 300, 900]},
+        "on": {**_figures(2.0, 80.0, 2000.0), "change_to_feed_ms": [110, 210, 320, 2000]},
+        "off-2": {**_figures(2.0, 80.0, 400.0), "change_to_feed_ms": [120, 220, 330, 400]},
+        "on-2": {**_figures(2.0, 80.0, 450.0), "change_to_feed_ms": [130, 230, 340, 450]},
+    }
+    document = {**_document("sync", runs), "settings": {"users": 60, "sampling_ratio": 1.0}}
+    page = publish.render(None, None, document)
+
+    # Eight changes a mode: the p50 is the 4th, the p95 the 8th (nearest rank).
+    assert "| change to feed p50, every round's changes pooled (ms) | 220.0 | 230.0 | +4.5 % |" in page
+    assert "| change to feed p95, every round's changes pooled (ms) | 900.0 | 2,000.0 | +122.2 % |" in page

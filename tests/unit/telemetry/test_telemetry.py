@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from kiota_abstractions.authentication import AnonymousAuthenticationProvider
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph_core import GraphClientFactory
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
@@ -29,7 +31,7 @@ from shared import bootstrap, telemetry
 from shared.adapters.graph.client import TenantGraph
 from shared.domain.signing import client_state
 from shared.domain.tenants import TenantState
-from shared.observability import configure_logging
+from shared.observability import LOGGER_NAME, bound, configure_logging, get_logger
 from shared.service import jobs
 from shared.service.context import Services
 from shared.service.delivery_requests import DeliveryRequests
@@ -222,6 +224,66 @@ async def test_log_records_carry_tenant_user_and_invocation_as_attributes(
     assert attributes["job"] == "notified"
     job_span = next(s for s in exported.spans.get_finished_spans() if s.name.startswith("process sync-jobs"))
     assert synced[0].trace_id == job_span.context.trace_id  # the record is in the job's trace
+
+
+def test_a_records_dimensions_are_its_attributes_each_once_flat(telemetry_off_afterwards: None) -> None:
+    exported = _install()
+    logger = get_logger("telemetry-test")
+    with bound(tenant=TID, user="s1", invocation_id="inv-7"):
+        logger.info("refused %d", 2, extra={"custom_dimensions": {"forged": 2, "user": "s2"}})
+
+    [record] = [r.log_record for r in exported.logs.get_finished_logs()]
+    assert record.body == "refused 2"
+    assert record.severity_text == "INFO"
+    # The record's own dimension wins over the bound one; no nested copy of them all.
+    assert dict(record.attributes or {}) == {
+        "tenant": TID,
+        "user": "s2",
+        "invocation_id": "inv-7",
+        "forged": 2,
+    }
+
+
+def test_a_failed_records_exception_is_exported_with_its_type_and_stack(
+    telemetry_off_afterwards: None,
+) -> None:
+    exported = _install()
+    logger = get_logger("telemetry-test")
+    try:
+        raise ValueError("no such list")
+    except ValueError:
+        logger.exception("the list lookup failed")
+
+    [record] = [r.log_record for r in exported.logs.get_finished_logs()]
+    attributes = dict(record.attributes or {})
+    assert record.severity_text == "ERROR"
+    assert attributes["exception.type"] == "ValueError"
+    assert attributes["exception.message"] == "no such list"
+    assert "raise ValueError" in str(attributes["exception.stacktrace"])
+
+
+def test_the_distros_log_handler_gives_way_each_record_exported_once(telemetry_off_afterwards: None) -> None:
+    """The distro puts OpenTelemetry's handler on the connector's logger before `install` attaches the
+    connector's: one handler, one export per record."""
+    configure_logging()
+    logs = InMemoryLogRecordExporter()
+    logger_provider = LoggerProvider()
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
+    connector = logging.getLogger(LOGGER_NAME)
+    distros = LoggingHandler(logger_provider=logger_provider)
+    connector.addHandler(distros)
+    try:
+        telemetry.install(
+            TracerProvider(), MeterProvider(metric_readers=[InMemoryMetricReader()]), logger_provider
+        )
+        with bound(tenant=TID):
+            get_logger("telemetry-test").info("once")
+    finally:
+        connector.removeHandler(distros)
+
+    exported = [r.log_record for r in logs.get_finished_logs()]
+    assert [r.body for r in exported] == ["once"]
+    assert "custom_dimensions" not in dict(exported[0].attributes or {})
 
 
 async def test_metrics_count_notifications_jobs_runs_changes_and_deliveries(
