@@ -193,11 +193,16 @@ def _telemetry(runs: dict[str, dict[str, Any]], settings: dict[str, Any]) -> lis
     offs = [k for k in runs if k.startswith("off")]
     ons = [k for k in runs if k.startswith("on")]
     ratio = float(settings.get("sampling_ratio", 1.0))
+    both = settings.get("monitor") == "follows"  # the message monitor on and off with telemetry
+    subject = "Monitor and telemetry" if both else "Telemetry"
     out = [
-        "## Telemetry on against off" + ("" if ratio >= 1 else f", {ratio:g} of the traces"),
+        f"## {subject} on against off" + ("" if ratio >= 1 else f", {ratio:g} of the traces"),
         "",
-        f"The same sync benchmark ({settings['users']:,} users) on fresh stacks in one session, telemetry",
-        "off and on alternating (on: every worker's metrics and log records, and "
+        f"The same sync benchmark ({settings['users']:,} users) on fresh stacks in one session, "
+        + ("the message monitor and telemetry" if both else "telemetry"),
+        "off and on alternating (on: "
+        + ("every message recorded by the monitor, " if both else "")
+        + "every worker's metrics and log records, and "
         + _traced(settings)
         + ", exported",
         "over OTLP/HTTP to a local sink, batched as in production). Positive is slower; the aim is under",

@@ -449,7 +449,7 @@ def running_stack(args: argparse.Namespace, app_root: Path = ROOT) -> Iterator[S
             "HOST_WEBHOOK_URL": receiver.url,
             "HOST_WEBHOOK_RETRY_SECONDS": "1",
             "HOST_WEBHOOK_MAX_ATTEMPTS": "3",
-            "MESSAGE_MONITOR": getattr(args, "monitor", "on"),
+            "MESSAGE_MONITOR": getattr(args, "monitor_now", None) or getattr(args, "monitor", "on"),
         }
         if getattr(args, "telemetry_exporter", None):
             values["TELEMETRY_EXPORTER"] = args.telemetry_exporter
@@ -1040,7 +1040,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", default="", help="also write the figures to this file")
     parser.add_argument(
-        "--monitor", choices=("on", "off"), default="on", help="the message monitor (MESSAGE_MONITOR; on)"
+        "--monitor",
+        choices=("on", "off", "follows"),
+        default="on",
+        help="the message monitor (MESSAGE_MONITOR; on); follows: on and off with telemetry",
     )
     return parser.parse_args(argv)
 
@@ -1161,6 +1164,8 @@ def run_once(args: argparse.Namespace, telemetry: bool) -> dict[str, Any]:
     figure("load_average_at_start", [round(v, 1) for v in os.getloadavg()])
     sink = start_sink() if telemetry else None
     args.telemetry_exporter = sink.url if sink else None
+    if getattr(args, "monitor", "on") == "follows":  # the monitor on and off with telemetry
+        args.monitor_now = "on" if telemetry else "off"
     print(f"\n=== telemetry {'on (OTLP/HTTP to a local sink)' if telemetry else 'off'} ===", flush=True)
     log_path: Path | None = None
     try:
@@ -1236,7 +1241,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"   [aim < 10 %: {mark(change < 10)}]"
             )
     settings = ("users", "events", "latency_ms", "instances", "rate", "duration", "changes", "interval")
-    settings += ("rounds", "sampling_ratio")
+    settings += ("rounds", "sampling_ratio", "monitor")
     emit_figures("sync", argv, args, settings, runs, calibration, started_at)
 
 

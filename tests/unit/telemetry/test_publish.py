@@ -171,3 +171,13 @@ def test_the_changes_of_every_round_are_pooled_for_the_change_to_feed_percentile
     # Eight changes a mode: the p50 is the 4th, the p95 the 8th (nearest rank).
     assert "| change to feed p50, every round's changes pooled (ms) | 220.0 | 230.0 | +4.5 % |" in page
     assert "| change to feed p95, every round's changes pooled (ms) | 900.0 | 2,000.0 | +122.2 % |" in page
+
+
+def test_a_comparison_with_the_monitor_following_telemetry_says_so() -> None:
+    document = _document("sync", {"off": _figures(2.0, 80.0, 1000.0), "on": _figures(2.0, 80.0, 1040.0)})
+    document["settings"] = {"users": 60, "sampling_ratio": 1.0, "monitor": "follows"}
+    page = publish.render(None, None, document)
+    assert "## Monitor and telemetry on against off\n" in page
+    assert "the message monitor and telemetry" in page
+    plain = {**document, "settings": {"users": 60, "sampling_ratio": 1.0, "monitor": "on"}}
+    assert "## Telemetry on against off\n" in publish.render(None, None, plain)
