@@ -82,6 +82,7 @@ async def test_replaces_need_the_current_etag_and_keep_where_it_was_written(rows
         error="step b: refused",
         written_revision=1,
         reported_revision=1,
+        reported_state=TaskState.PARTIAL,
         staff_id="s1",
         graph_user_id="g1",
         list_id="L1",
