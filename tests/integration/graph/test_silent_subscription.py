@@ -10,6 +10,7 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -69,17 +70,7 @@ async def test_a_subscription_deleted_without_notice_is_recreated_by_the_renewal
     assert await world.subscription_index.get(renewed.subscription_id) is not None
 
     # A change in Outlook reaches the webhook through the new subscription, and its clientState passes.
-    client = await graph.graph()
-    start = {"dateTime": "2030-03-02T09:00:00", "timeZone": "UTC"}
-    end = {"dateTime": "2030-03-02T10:00:00", "timeZone": "UTC"}
-    await client.request_json(
-        "POST", f"/users/{mailbox}/events", {"subject": "After", "start": start, "end": end}
-    )
-    for _ in range(100):
-        if graph.webhook.received:
-            break
-        await asyncio.sleep(0.1)
-    notified = [n for n in graph.webhook.received if n.get("subscriptionId") == renewed.subscription_id]
+    notified = await notifications_of_a_change(graph, mailbox, renewed.subscription_id)
     assert notified
     received = await receive_changes(services, json.dumps({"value": notified}).encode())
     assert received.accepted == len(notified) and received.forged == 0
@@ -124,6 +115,18 @@ async def test_a_rotated_notification_key_re_signs_the_subscription_graph_holds(
     record = await world.subscription_index.get(renewed.subscription_id)
     assert record is not None and record.key_version == rotated
 
+    notified = await notifications_of_a_change(graph, mailbox, renewed.subscription_id)
+    assert notified and all(n["clientState"].split(".")[1] == rotated for n in notified)
+    world.secrets.disabled.add(world.secrets.version_id(0))  # the first version disabled: nothing needs it
+    elapsed[0] += CURRENT_FOR
+    received = await receive_changes(services, json.dumps({"value": notified}).encode())
+    assert received.accepted == len(notified) and received.forged == 0
+
+
+async def notifications_of_a_change(
+    graph: EmulatorGraph, mailbox: str, subscription_id: str | None
+) -> list[dict[str, Any]]:
+    """An event made in Outlook, and the notifications the webhook received for it on this subscription."""
     client = await graph.graph()
     start = {"dateTime": "2030-03-02T09:00:00", "timeZone": "UTC"}
     end = {"dateTime": "2030-03-02T10:00:00", "timeZone": "UTC"}
@@ -134,9 +137,4 @@ async def test_a_rotated_notification_key_re_signs_the_subscription_graph_holds(
         if graph.webhook.received:
             break
         await asyncio.sleep(0.1)
-    notified = [n for n in graph.webhook.received if n.get("subscriptionId") == renewed.subscription_id]
-    assert notified and all(n["clientState"].split(".")[1] == rotated for n in notified)
-    world.secrets.disabled.add(world.secrets.version_id(0))  # the first version disabled: nothing needs it
-    elapsed[0] += CURRENT_FOR
-    received = await receive_changes(services, json.dumps({"value": notified}).encode())
-    assert received.accepted == len(notified) and received.forged == 0
+    return [n for n in graph.webhook.received if n.get("subscriptionId") == subscription_id]
