@@ -6,8 +6,11 @@ from dataclasses import dataclass
 
 from shared.domain.tenants import AuthMode, Tenant, TenantSettings, TenantState
 from shared.domain.users import MatchStatus, StaffMember, UserRecord
+from shared.service import jobs
 from shared.service.context import ConnectorConfig, Services
 from shared.service.delivery_requests import DeliveryRequests
+from shared.service.job_handlers import run_job
+from shared.service.jobs import Job
 from shared.service.keys import KeyRing
 from shared.service.recent import RecentRows
 from tests.fakes.appointments import FakeAppointments
@@ -163,3 +166,17 @@ async def add_tenant(
         staff = StaffMember(f"s{n}", f"user{n}@contoso.example", None, f"User {n}")
         await world.users.save(UserRecord(tenant_id, staff, MatchStatus.MATCHED, now, graph_user_id=f"g{n}"))
     return tenant
+
+
+async def run_queued(world: FakeWorld, services: Services | None = None) -> list[Job]:
+    """Run every queued job but the host's deliveries (and what they queue) until the queues are quiet, with
+    the world's services or these; answers the jobs run, in order."""
+    ran: list[Job] = []
+    for _ in range(50):
+        batch = [j for j in world.jobs.take() if j.queue != jobs.DELIVERY_QUEUE]
+        if not batch:
+            return ran
+        for job in batch:
+            ran.append(job)
+            await run_job(services or world.services, job)
+    raise AssertionError("the queues never went quiet")

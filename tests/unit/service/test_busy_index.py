@@ -13,10 +13,9 @@ from shared.domain.tenants import TenantState
 from shared.domain.users import SyncState
 from shared.service import jobs
 from shared.service.busy_index import busy_key, linked_appointments, updated_index
-from shared.service.job_handlers import run_job
 from shared.service.records import BusyInstance, SyncedBusy, WorkingHours
 from tests.fakes.events import event
-from tests.fakes.services import FakeWorld, add_tenant, fake_world
+from tests.fakes.services import FakeWorld, add_tenant, fake_world, run_queued
 from tests.fakes.statuses import item_status
 
 pytestmark = pytest.mark.unit
@@ -175,13 +174,7 @@ async def world() -> FakeWorld:
 
 
 async def run_all(world: FakeWorld) -> None:
-    for _ in range(50):
-        batch = [j for j in world.jobs.take() if j.queue != jobs.DELIVERY_QUEUE]
-        if not batch:
-            return
-        for job in batch:
-            await run_job(world.services, job)
-    raise AssertionError("the queues never went quiet")
+    await run_queued(world)
 
 
 async def sync(world: FakeWorld, kind: str = "sync") -> None:

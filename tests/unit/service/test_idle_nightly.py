@@ -15,14 +15,13 @@ from shared.domain.tenants import TenantState
 from shared.domain.users import SyncState, UserRecord
 from shared.service import jobs
 from shared.service.context import Services
-from shared.service.job_handlers import run_job
 from shared.service.jobs import Job, SyncTasks, SyncUser
 from shared.service.schedules import fan_out
 from shared.service.subscriptions import LIFETIME
 from shared.service.sync import request_user_resync
 from shared.service.tenant_settings import update_settings
 from tests.fakes.events import event
-from tests.fakes.services import FakeWorld, add_tenant, fake_world
+from tests.fakes.services import FakeWorld, add_tenant, fake_world, run_queued
 
 pytestmark = pytest.mark.unit
 
@@ -42,15 +41,7 @@ async def world_of(
 
 
 async def run_all(world: FakeWorld, services: Services) -> list[Job]:
-    ran: list[Job] = []
-    for _ in range(50):
-        batch = [j for j in world.jobs.take() if j.queue != jobs.DELIVERY_QUEUE]
-        if not batch:
-            return ran
-        for job in batch:
-            ran.append(job)
-            await run_job(services, job)
-    raise AssertionError("the queues never went quiet")
+    return await run_queued(world, services)
 
 
 async def migrate(world: FakeWorld, services: Services, *staff: str) -> None:

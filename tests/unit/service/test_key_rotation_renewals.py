@@ -15,7 +15,6 @@ from shared.domain.tenants import TenantState
 from shared.domain.users import UserRecord
 from shared.service import jobs
 from shared.service.context import Services
-from shared.service.job_handlers import run_job
 from shared.service.jobs import Job, TaskMode
 from shared.service.keys import CURRENT_FOR, FRESH_FOR, NOTIFICATION_KEY, KeyRing, new_key_value
 from shared.service.notifications import receive_changes
@@ -23,7 +22,7 @@ from shared.service.records import Watched
 from shared.service.schedules import KEY_ROTATED, renew_tenant_subscriptions
 from shared.service.subscriptions import ensure_subscription
 from tests.fakes.keys import WorkerVault, race_first_reads
-from tests.fakes.services import FakeWorld, add_tenant, fake_world
+from tests.fakes.services import FakeWorld, add_tenant, fake_world, run_queued
 
 pytestmark = pytest.mark.unit
 
@@ -59,15 +58,7 @@ async def user(world: FakeWorld, staff_id: str = "s1") -> UserRecord:
 
 
 async def run_all(worker: Worker, world: FakeWorld) -> list[Job]:
-    ran: list[Job] = []
-    for _ in range(50):
-        batch = [j for j in world.jobs.take() if j.queue != jobs.DELIVERY_QUEUE]
-        if not batch:
-            return ran
-        for job in batch:
-            ran.append(job)
-            await run_job(worker.services, job)
-    raise AssertionError("the queues never went quiet")
+    return await run_queued(world, worker.services)
 
 
 async def migrate(worker: Worker, world: FakeWorld) -> None:

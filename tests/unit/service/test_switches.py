@@ -17,13 +17,12 @@ from shared.service import jobs
 from shared.service.appointment_api import put_appointment
 from shared.service.commands import parse_staff_put, parse_switches_update
 from shared.service.errors import InvalidInput, NotFound
-from shared.service.job_handlers import run_job
 from shared.service.records import UserQuery
 from shared.service.user_queries import parse_switch_filter
 from shared.service.users import list_users, set_switches
 from tests.fakes.directory import FakeOrganisation
 from tests.fakes.events import event
-from tests.fakes.services import FakeWorld, add_tenant, fake_world
+from tests.fakes.services import FakeWorld, add_tenant, fake_world, run_queued
 
 pytestmark = pytest.mark.unit
 
@@ -39,13 +38,7 @@ async def world() -> FakeWorld:
 
 
 async def run_all(world: FakeWorld) -> None:
-    for _ in range(50):
-        batch = [j for j in world.jobs.take() if j.queue != jobs.DELIVERY_QUEUE]
-        if not batch:
-            return
-        for job in batch:
-            await run_job(world.services, job)
-    raise AssertionError("the queues never went quiet")
+    await run_queued(world)
 
 
 def visit(*staff: str, subject: str = "Visit", appointment_id: str = "a-1", **changes: Any) -> Appointment:

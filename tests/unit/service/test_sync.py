@@ -13,7 +13,6 @@ from shared.domain.sync_window import reconciliation_night
 from shared.domain.tenants import CustomerApp, TenantState
 from shared.domain.users import DirectoryUser, LegacyLink, SyncState
 from shared.service import jobs
-from shared.service.job_handlers import run_job
 from shared.service.jobs import Job, SyncMode, SyncUser
 from shared.service.keys import NOTIFICATION_KEY
 from shared.service.notifications import receive_changes, receive_lifecycle
@@ -25,7 +24,7 @@ from shared.service.tenant_disconnect import begin_disconnect
 from tests.fakes.calendar import throttled
 from tests.fakes.directory import FakeOrganisation
 from tests.fakes.events import event
-from tests.fakes.services import FakeWorld, add_tenant, fake_world
+from tests.fakes.services import FakeWorld, add_tenant, fake_world, run_queued
 
 pytestmark = pytest.mark.unit
 
@@ -42,15 +41,7 @@ async def world() -> FakeWorld:
 
 async def run_all(world: FakeWorld) -> list[Job]:
     """Run every queued sync/tenant job (and what they queue) until the queues are quiet."""
-    ran: list[Job] = []
-    for _ in range(50):
-        batch = [j for j in world.jobs.take() if j.queue != jobs.DELIVERY_QUEUE]
-        if not batch:
-            return ran
-        for job in batch:
-            ran.append(job)
-            await run_job(world.services, job)
-    raise AssertionError("the queues never went quiet")
+    return await run_queued(world)
 
 
 def feed(world: FakeWorld, staff_id: str | None = None) -> list[str]:

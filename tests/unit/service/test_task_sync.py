@@ -18,7 +18,6 @@ from shared.domain.tenants import ConflictPolicy, TenantState
 from shared.domain.users import DirectoryUser, SyncState, UserRecord
 from shared.service import jobs
 from shared.service.commands import parse_staff_put
-from shared.service.job_handlers import run_job
 from shared.service.jobs import Job, TaskMode
 from shared.service.keys import NOTIFICATION_KEY
 from shared.service.notifications import receive_changes, receive_lifecycle
@@ -35,7 +34,7 @@ from shared.service.users import put_staff, set_switches
 from tests.fakes.calendar import throttled
 from tests.fakes.directory import FakeOrganisation
 from tests.fakes.outlook_tasks import edited, task
-from tests.fakes.services import FakeWorld, add_tenant, fake_world
+from tests.fakes.services import FakeWorld, add_tenant, fake_world, run_queued
 from tests.fakes.todo import FakeTask
 
 pytestmark = pytest.mark.unit
@@ -61,15 +60,7 @@ async def switch(world: FakeWorld, staff_id: str, on: bool) -> None:
 
 
 async def run_all(world: FakeWorld) -> list[Job]:
-    ran: list[Job] = []
-    for _ in range(50):
-        batch = [j for j in world.jobs.take() if j.queue != jobs.DELIVERY_QUEUE]
-        if not batch:
-            return ran
-        for job in batch:
-            ran.append(job)
-            await run_job(world.services, job)
-    raise AssertionError("the queues never went quiet")
+    return await run_queued(world)
 
 
 def changes(world: FakeWorld, prefix: str = "task.") -> list[Change]:

@@ -28,7 +28,7 @@ from shared.service.tenant_disconnect import purge_rows
 from shared.service.tenant_settings import update_settings
 from shared.service.users import delete_staff, put_staff, set_switches
 from tests.fakes.directory import FakeOrganisation
-from tests.fakes.services import FakeWorld, add_tenant, fake_world
+from tests.fakes.services import FakeWorld, add_tenant, fake_world, run_queued
 from tests.fakes.todo import FakeTask
 
 pytestmark = pytest.mark.unit
@@ -45,13 +45,7 @@ async def world() -> FakeWorld:
 
 
 async def run_all(world: FakeWorld) -> None:
-    for _ in range(50):
-        batch = [j for j in world.jobs.take() if j.queue != jobs.DELIVERY_QUEUE]
-        if not batch:
-            return
-        for job in batch:
-            await run_job(world.services, job)
-    raise AssertionError("the queues never went quiet")
+    await run_queued(world)
 
 
 async def put(world: FakeWorld, task_id: str, **body: Any) -> None:
