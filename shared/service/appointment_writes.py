@@ -141,22 +141,30 @@ async def _write_once(services: WritePorts, job: WriteAppointment, recheck: Sequ
     if tenant is None or not tenant.state.connected:
         return
     appointment_id = job.appointment_id
-    record = await services.appointments.get(tenant.tenant_id, appointment_id)
-    if record is None:
-        return
-    wanted = set(record.copies) | set(record.appointment.staff_ids if record.appointment else ())
-    targets = {
-        t.staff_id: t for t in await asyncio.gather(*(_target(services.users, tenant, s) for s in wanted))
-    }
     mode = tenant.settings.multi_staff_mode
-    planned = teams.prepared(record)
-    linked = await linked_copies(services.item_statuses, tenant, planned, targets)
-    if linked:  # events the host made before (EWS-era, linked at a sync): updated, never made twice
-        planned = replace(planned, copies={**planned.copies, **linked})
-    plan = plan_writes(planned, targets, mode, recheck=recheck)
+    for _ in range(SAVE_ATTEMPTS):
+        record = await services.appointments.get(tenant.tenant_id, appointment_id)
+        if record is None:
+            return
+        wanted = set(record.copies) | set(record.appointment.staff_ids if record.appointment else ())
+        targets = {
+            t.staff_id: t for t in await asyncio.gather(*(_target(services.users, tenant, s) for s in wanted))
+        }
+        planned = teams.prepared(record)
+        linked = await linked_copies(services.item_statuses, tenant, planned, targets)
+        if linked:  # events the host made before (EWS-era, linked at a sync): updated, never made twice
+            planned = replace(planned, copies={**planned.copies, **linked})
+        plan = plan_writes(planned, targets, mode, recheck=recheck)
+        noted = await _note_creates(services, record, plan.writes)
+        if noted is not None:
+            record = noted
+            break
+        # Revised or deleted between the read and the note: the plan is the old revision's (a create it
+        # made unnoted, its worker killed after Graph's answer, would stay in a calendar nothing names).
+    else:
+        raise Conflict("appointment_id", "the appointment kept changing while its copies were written")
     flagged = frozenset(job.events)
     started = services.clock.now()
-    record = await _note_creates(services, record, plan.writes)
     run = WritePass(services, tenant, record, frozenset(recheck), flagged, targets, {}, set(), [])
     run.meeting = record.meeting
     try:
@@ -184,13 +192,13 @@ async def _write_once(services: WritePorts, job: WriteAppointment, recheck: Sequ
 
 async def _note_creates(
     services: WritePorts, record: AppointmentRecord, steps: Sequence[WriteStep]
-) -> AppointmentRecord:
+) -> AppointmentRecord | None:
     """Before Graph makes an event the record has no copy for, the record says a create goes out to that
     mailbox (a pending copy, `sent`): a job that dies after Graph's answer, or whose save fails (storage
     restarting), leaves a copy the next pass makes again with the same transactionId (Graph answers the
     event made the first time) or, the staff member gone or the appointment deleted, finds by the
     connector's property and deletes (`delete_copy`); never an event nothing points to. One save per pass
-    that makes new copies."""
+    that makes new copies. None when the appointment was revised or deleted meanwhile: plan again."""
     fresh = {
         step.copy.staff_id: replace(
             step.copy,
@@ -225,7 +233,8 @@ async def _note_creates(
         attempts=SAVE_ATTEMPTS,
         contended=Conflict("appointment_id", "the appointment kept changing while its copies were written"),
     )
-    return done.saved or record
+    latest = done.latest
+    return latest if latest is not None and latest.revision == record.revision else None
 
 
 def _pushes(run: WritePass, job: WriteAppointment, started: datetime) -> list[monitor.MonitoredMessage]:

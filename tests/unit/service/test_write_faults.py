@@ -4,6 +4,7 @@ never crash a write job."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -311,4 +312,32 @@ async def test_an_outlook_edit_is_reported_when_the_run_dies_queueing_its_rechec
     await sync(world, "s1")  # the job's redelivery
     await run_all(world)
     assert outlook_changes(world) == [("updated", "reverted")]
+    assert events_in(world, "g1") == ["Intake"]
+
+
+async def test_a_worker_killed_after_a_create_its_revision_no_longer_wanted_leaves_no_event(
+    world: FakeWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host re-staffs the appointment between the write job's read and its note of the create to come:
+    the pass must plan again from the new revision, never make the old revision's copy unnoted (a worker
+    killed after Graph's answer would leave it in a calendar nothing names any more)."""
+    await put_appointment(world.services, TID, intake("s1", "s2"))
+    [job] = world.jobs.take()
+    read = world.appointments.get
+    restaffed: list[bool] = []
+
+    async def read_then_restaff(tenant_id: str, appointment_id: str) -> object:
+        record = await read(tenant_id, appointment_id)
+        if not restaffed:
+            restaffed.append(True)
+            await put_appointment(world.services, TID, intake("s1"))
+        return record
+
+    monkeypatch.setattr(world.appointments, "get", read_then_restaff)
+    world.writer.after["g2"] = [RuntimeError("the worker was killed")]  # made, then nothing more of that job
+    with contextlib.suppress(RuntimeError):
+        await run_write_job(world.services, job)
+    monkeypatch.setattr(world.appointments, "get", read)
+    await run_all(world)
+    assert events_in(world, "g2") == []
     assert events_in(world, "g1") == ["Intake"]
