@@ -1,6 +1,7 @@
 """Queue triggers, one per queue and storage account: each message is one job, run by its handler
 (`shared.service.job_handlers`); a job for a disconnected tenant is a no-op, and a message that carries
-no job is logged and dropped."""
+no job is logged and dropped. As a job ends, the worker lets go of its claims on the mailboxes the job
+sent requests to (`MailboxGate.job`)."""
 
 from __future__ import annotations
 
@@ -29,14 +30,16 @@ TRIGGERS: Final = {
 def _register(function: str, queue: str, connection: str = STORAGE_CONNECTION) -> None:
     async def trigger(msg: func.QueueMessage, context: func.Context) -> None:
         fields = {"function": function, "invocation_id": context.invocation_id, "message_id": msg.id}
-        await run_message(
-            container().services,
-            queue,
-            msg.get_body(),
-            trace_parent=telemetry.invocation_parent(context),
-            tries=msg.dequeue_count or 1,
-            **fields,
-        )
+        services = container().services
+        async with container().graph.job():  # its mailboxes' claims let go as it ends, not a linger later
+            await run_message(
+                services,
+                queue,
+                msg.get_body(),
+                trace_parent=telemetry.invocation_parent(context),
+                tries=msg.dequeue_count or 1,
+                **fields,
+            )
 
     trigger.__name__ = trigger.__qualname__ = function
     bp.function_name(function)(

@@ -18,6 +18,7 @@ import json
 import random
 import ssl
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -316,6 +317,10 @@ class GraphClients:
         credential = self._credentials.pop(key, None)
         if credential is not None:
             await credential.close()
+
+    def job(self) -> AbstractAsyncContextManager[None]:
+        """One queue job's Graph requests (`MailboxGate.job`): its mailboxes' claims let go as it ends."""
+        return self.gate.job()
 
     async def close(self) -> None:
         await self.gate.close()

@@ -5,7 +5,11 @@ In a worker, a semaphore per mailbox keeps four. Across workers (Azure Functions
 the write queue's functions on instances of their own, and more of each as queues grow), a worker
 claims a mailbox before its first request there (`MailboxClaims`, a row in Table Storage), keeps the
 claim while its requests on the mailbox follow one another (`linger` seconds after the last one), and
-lets go: so one worker at a time sends requests to a mailbox, four at most. A worker that meets another's
+lets go: so one worker at a time sends requests to a mailbox, four at most. A queue job's requests run
+inside `job()`: when the job ends, the claims on the mailboxes it used that no request holds now are let
+go at once, not `linger` seconds later (the next job on the mailbox is often on another worker: the sync
+a write's notification brings, or a second notification of the same calendar, and it would wait out the
+linger and its own looks, 2-3 s). A worker that meets another's
 claim looks again, sooner at first, for up to `max_wait` seconds, then answers `Throttled` (code
 `MailboxBusy`) with the time the claim has left, so the job goes back to its queue for that long, as
 after a 429. A claim lapses after `ttl` seconds unless renewed (a request starting with less than half
@@ -28,6 +32,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 from urllib.parse import unquote, urlsplit
@@ -48,6 +53,8 @@ MAX_WAIT: Final = 30.0  # seconds a request waits for another worker's claim bef
 FIRST_LOOK: Final = 0.1  # seconds before looking again at another worker's claim, doubling to LAST_LOOK
 LAST_LOOK: Final = 2.0
 _MAILBOX: Final = re.compile(r"/users/([^/?]+)")
+# The mailboxes the running queue job sent requests to (`MailboxGate.job`); None outside a job.
+_JOB_MAILBOXES: ContextVar[set[str] | None] = ContextVar("job_mailboxes", default=None)
 
 
 def mailbox_of(path: str) -> str | None:
@@ -124,6 +131,9 @@ class MailboxGate:
         if mailbox is None:
             yield
             return
+        job_mailboxes = _JOB_MAILBOXES.get()
+        if job_mailboxes is not None:
+            job_mailboxes.add(mailbox)
         state = self._mailboxes.get(mailbox)
         if state is None:
             state = self._mailboxes[mailbox] = _Mailbox(asyncio.Semaphore(self.limit))
@@ -142,6 +152,29 @@ class MailboxGate:
             for _ in taken:
                 state.slots.release()
             self._done(mailbox, state)
+
+    @asynccontextmanager
+    async def job(self) -> AsyncIterator[None]:
+        """One queue job's requests: when it ends, the claims on the mailboxes it used that no request of
+        this worker holds now are let go at once (another job of this worker between its requests on one
+        of them claims it again with its next request)."""
+        used: set[str] = set()
+        token = _JOB_MAILBOXES.set(used)
+        try:
+            yield
+        finally:
+            _JOB_MAILBOXES.reset(token)
+            await self._let_go_now(used)
+
+    async def _let_go_now(self, mailboxes: set[str]) -> None:
+        for mailbox in mailboxes:
+            state = self._mailboxes.get(mailbox)
+            if state is None or state.users:
+                continue
+            if state.letting_go is not None:
+                state.letting_go.cancel()
+                state.letting_go = None
+            await self._release(mailbox, state)
 
     @staticmethod
     async def _take(state: _Mailbox, slots: int, taken: list[int]) -> None:

@@ -140,3 +140,38 @@ async def test_a_run_pausing_between_its_requests_keeps_one_claim() -> None:
     assert claims.writes == 1
     await gate.close()
     assert claims.writes == 2 and claims.rows == {}
+
+
+async def test_a_job_that_ended_lets_its_mailboxes_go_at_once_for_the_next_worker() -> None:
+    """The sync a write's notification brings runs on another worker: it must not wait out the write
+    worker's linger (2 s) and its own looks. A job's end lets go of the claims no request holds."""
+    claims = FakeMailboxClaims()
+    writes, sync = workers(claims, linger=5.0)
+    seen = Mailboxes()
+    async with writes.job():
+        await seen.request(writes, ANNA_EVENT, 0.01)
+        await seen.request(writes, BEN, 0.01)
+    assert claims.rows == {}
+    started = asyncio.get_running_loop().time()
+    await seen.request(sync, ANNA, 0.01)
+    assert asyncio.get_running_loop().time() - started < 0.1  # no look at another worker's claim
+    await sync.close()
+
+
+async def test_a_job_ending_keeps_the_claim_another_running_job_of_the_worker_holds() -> None:
+    claims = FakeMailboxClaims()
+    gate = MailboxGate(claims=claims, linger=5.0)
+    seen = Mailboxes()
+
+    async def other_job() -> None:
+        async with gate.job():
+            await seen.request(gate, ANNA, 0.3)
+
+    other = asyncio.create_task(other_job())
+    await asyncio.sleep(0.05)
+    async with gate.job():
+        await seen.request(gate, ANNA_EVENT, 0.01)
+    assert list(claims.rows) == ["5b1e0c8e-9d43-4f0e-a7d1-0d6f2f3f1a01"]  # still held for the other job
+    await other
+    assert claims.rows == {}
+    await gate.close()
