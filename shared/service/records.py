@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from shared.domain.appointments import Recurrence, WrittenShape
 from shared.domain.calendar import DeltaItem, OutlookEvent
@@ -99,6 +99,9 @@ class GraphSubscription:
     id: str
     expires_at: datetime
     resource: str = ""
+    # Graph held it already (409: a run died before indexing it) and it was adopted, renewed: its
+    # clientState names the key version current then, which is not known here (`VERSION_NOT_KNOWN`).
+    adopted: bool = False
 
 
 class LeaseOutcome(StrEnum):
@@ -126,8 +129,14 @@ class SubscriptionRecord:
     last_notified_at: datetime | None = None
     etag: str | None = None
     watches: Watched = Watched.EVENTS
-    # The notification key's version its clientState names; None: made before versions were recorded.
+    # The notification key's version its clientState names; None: made before versions were recorded;
+    # `VERSION_NOT_KNOWN`: adopted after a lost run (Graph's 409), its version never learned.
     key_version: str | None = None
+
+
+# A subscription's key version when it was adopted (`GraphSubscription.adopted`): not the current one, so
+# the renewal timer's next tenant run re-signs it, as after a rotation.
+VERSION_NOT_KNOWN: Final = "not-known"
 
 
 @dataclass(frozen=True, slots=True)

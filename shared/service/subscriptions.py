@@ -22,7 +22,7 @@ from shared.service.errors import SubscriptionGone
 from shared.service.follow_ups import unmarked_since
 from shared.service.keys import NOTIFICATION_KEY, KeyRing, SigningKey
 from shared.service.ports.sync_storage import SubscriptionIndex
-from shared.service.records import SubscriptionRecord
+from shared.service.records import VERSION_NOT_KNOWN, SubscriptionRecord
 
 log = get_logger("subscriptions")
 
@@ -79,7 +79,8 @@ async def ensure_subscription(
     created = await services.subscriptions.create(tenant, user.graph_user_id, state, expires)
     if user.subscription_id and user.subscription_id != created.id:
         await _forget(services, tenant, user.subscription_id)
-    await _index(services.subscription_index, user, created.id, created.expires_at, now, None, key.version)
+    signed_with = VERSION_NOT_KNOWN if created.adopted else key.version
+    await _index(services.subscription_index, user, created.id, created.expires_at, now, None, signed_with)
     log.info("subscription %s created, expires %s", created.id, created.expires_at.isoformat())
     return replace(user, subscription_id=created.id, subscription_expires_at=created.expires_at)
 

@@ -243,6 +243,7 @@ async def test_a_task_subscription_renews_and_deletes_as_events_do(driver: Drive
     # a second create for the same list (a run that died before indexing the first) adopts it
     again = await driver.gateway.subscribe_tasks(driver.tenant, user, list_id, "v1.state", expires)
     assert again.id == made.id
+    assert again.adopted and not made.adopted  # its clientState's key version is not known
     later = expires + timedelta(hours=1)
     renewed = await driver.subscriptions.renew(driver.tenant, again.id, later)
     assert abs(renewed - later) < timedelta(seconds=5)

@@ -461,7 +461,7 @@ class FakeTodo:
         for sid, (user, existing, state) in self.mailboxes.subscriptions.items():
             if existing.resource == resource and self.mailboxes._held(tenant, sid) is not None:
                 # Graph refuses the duplicate (409); the adapter adopts and renews the existing one
-                adopted = replace(existing, expires_at=expires_at)
+                adopted = replace(existing, expires_at=expires_at, adopted=True)
                 self.mailboxes.subscriptions[sid] = (user, adopted, state)
                 return adopted
         subscription = GraphSubscription(f"sub-{next(_ids)}-tasks", expires_at, resource)

@@ -502,7 +502,8 @@ class GraphSubscriptions(GraphPort):
     ) -> GraphSubscription | None:
         """Graph refuses a duplicate (same app, resource, change types and URL): one a run left before
         indexing it. Its clientState is the same HMAC, under the key version current then (a re-signing
-        deletes the old subscription before creating, so it never meets its own): renew it, answer it."""
+        deletes the old subscription before creating, so it never meets its own): renew it, answer it as
+        adopted (that version is not known here: the next renewal re-signs it)."""
         wanted = f"users/{graph_user_id}/events".lower()
         for existing in await self.list(tenant):
             if existing.resource.strip("/").lower() == wanted:
@@ -510,7 +511,7 @@ class GraphSubscriptions(GraphPort):
                     renewed = await self.renew(tenant, existing.id, expires_at)
                 except SubscriptionGone:
                     return None
-                return GraphSubscription(existing.id, renewed, existing.resource)
+                return GraphSubscription(existing.id, renewed, existing.resource, adopted=True)
         return None
 
     async def renew(self, tenant: Tenant, subscription_id: str, expires_at: datetime) -> datetime:

@@ -240,4 +240,4 @@ class GraphTaskChanges(GraphPort):
         except GraphError as error:
             raise await self._translated(graph, error, None) from error
         renewed = parse_graph_datetime(answer["expirationDateTime"]) if answer else expires_at
-        return GraphSubscription(existing.id, renewed, existing.resource)
+        return GraphSubscription(existing.id, renewed, existing.resource, adopted=True)

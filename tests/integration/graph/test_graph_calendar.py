@@ -336,5 +336,6 @@ async def test_a_duplicate_subscription_left_by_a_dead_run_is_adopted_not_refuse
     adopted = await graph.subscriptions().create(graph.tenant, user, "state", expires + timedelta(hours=1))
 
     assert adopted.id == orphan.id
+    assert adopted.adopted and not orphan.adopted  # its clientState's key version is not known
     mine = [s for s in await graph.control.subscriptions() if s["resource"].endswith(f"{user}/events")]
     assert len(mine) == 1

@@ -18,7 +18,7 @@ from shared.service.context import Services
 from shared.service.jobs import Job, TaskMode
 from shared.service.keys import CURRENT_FOR, FRESH_FOR, NOTIFICATION_KEY, KeyRing, new_key_value
 from shared.service.notifications import receive_changes
-from shared.service.records import Watched
+from shared.service.records import VERSION_NOT_KNOWN, Watched
 from shared.service.schedules import KEY_ROTATED, renew_tenant_subscriptions
 from shared.service.subscriptions import ensure_subscription
 from tests.fakes.keys import WorkerVault, race_first_reads
@@ -226,3 +226,35 @@ async def test_subscriptions_signed_by_two_workers_racing_the_first_key_end_on_o
     assert current is not None
     assert {version_of(s) for s in held(world).values()} == {current.version}
     assert await notified(a, world) == 4 and await notified(b, world) == 4
+
+
+async def test_a_list_subscription_adopted_after_a_lost_run_is_resigned_at_the_next_renewal(
+    world: FakeWorld,
+) -> None:
+    """A run died after Graph made the list's subscription and before indexing it; the next run meets
+    Graph's 409 and adopts it. Its clientState names the version current when it was made, which the
+    adopting run does not know: the index says none recorded, so the renewal timer re-signs it, and the
+    operator can disable the old version without stranding it."""
+    worker = Worker(world)
+    await migrate(worker, world)
+    first = await user(world)
+    lost = first.task_sync.subscription_id
+    assert lost is not None
+    old = version_of(held(world)[lost])
+    await world.subscription_index.delete(lost)  # the lost run: made in Graph, never indexed
+    await world.users.save(replace(first, task_sync=replace(first.task_sync, subscription_id=None)))
+    current = await rotate(world, worker)
+    await world.jobs.enqueue([jobs.sync_tasks(TID, "s1", "lost", kind=TaskMode.RESUBSCRIBE)])
+    await run_all(worker, world)
+
+    adopted = (await user(world)).task_sync.subscription_id
+    assert adopted == lost and version_of(held(world)[lost]) == old  # Graph kept the old clientState
+    record = await world.subscription_index.get(lost)
+    assert record is not None and record.key_version == VERSION_NOT_KNOWN  # not the current version
+
+    await renew_tenant_subscriptions(worker.services, TID)
+    await run_all(worker, world)
+    assert {version_of(s) for s in held(world).values()} == {current}
+    world.secrets.disabled.add(old)
+    worker.time += CURRENT_FOR
+    assert await notified(worker, world) == 4
