@@ -52,6 +52,7 @@ LINGER: Final = 2.0
 MAX_WAIT: Final = 30.0  # seconds a request waits for another worker's claim before its job is deferred
 FIRST_LOOK: Final = 0.1  # seconds before looking again at another worker's claim, doubling to LAST_LOOK
 LAST_LOOK: Final = 2.0
+SLOW_WAIT: Final = 1.0  # seconds of waiting for another worker's claim worth a log line
 _MAILBOX: Final = re.compile(r"/users/([^/?]+)")
 # The mailboxes the running queue job sent requests to (`MailboxGate.job`); None outside a job.
 _JOB_MAILBOXES: ContextVar[set[str] | None] = ContextVar("job_mailboxes", default=None)
@@ -211,6 +212,8 @@ class MailboxGate:
                 left = await self.claims.claim(mailbox, self.worker, self.ttl)
                 if left is None:
                     state.claimed_until = asked + self.ttl
+                    if (waited := time.monotonic() - started) >= SLOW_WAIT:
+                        log.info("mailbox %s: waited %.1f s for another worker's claim", mailbox, waited)
                     return
                 if time.monotonic() - started >= self.max_wait:
                     log.info("mailbox %s stays claimed by another worker; the job waits its turn", mailbox)
