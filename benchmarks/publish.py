@@ -255,7 +255,9 @@ def _series(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
         "each migrated user's To Do list synced too (`tasks_from_outlook` is on for every user of an",
         "all-users tenant, and the bench cannot turn it off before they migrate), so the requests without",
         "To Do's are beside. CPU per migrated user (the job workers', and Azurite's for the storage they",
-        "ask for) is the figure the load of other work moves least.",
+        "ask for) is the figure the load of other work moves least. `occurrences` is today's expanded form",
+        "in today's app, so `series` against it is what series costs; `before` against both is what came",
+        "since beside series (the To Do list's first sync, the message monitor, the mailbox claims).",
         "",
         "| variant | users/s (median; each round) | job-worker CPU ms/user | Azurite CPU ms/user "
         "| Graph requests/user | without To Do | load average at start / end |",
