@@ -85,6 +85,10 @@ bench-sync: $(VENV)/.installed node_modules/.installed  # e.g. make bench-sync B
 bench-table-ops: $(VENV)/.installed node_modules/.installed  # e.g. make bench-table-ops BENCH_ARGS="--layouts 100,1000"
 	$(PY) -m benchmarks.table_ops $(BENCH_ARGS)
 
+.PHONY: bench-graph-pool
+bench-graph-pool: $(VENV)/.installed  # the Graph client's connection pool: CPU per request, side by side
+	$(PY) -m benchmarks.graph_pool $(BENCH_ARGS)
+
 .PHONY: bench-monitor
 bench-monitor: $(VENV)/.installed  # e.g. make bench-monitor BENCH_ARGS="--users 1000"
 	$(PY) -m benchmarks.monitor_bench $(BENCH_ARGS)
