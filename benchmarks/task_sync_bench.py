@@ -165,8 +165,8 @@ async def migrate(stack: Stack, args: argparse.Namespace, *, tasks_on: bool) -> 
     return migration
 
 
-def task_requests(migration: Migration, args: argparse.Namespace) -> None:
-    """The lists' Graph requests against the minimum per user's list."""
+def task_requests(migration: Migration, args: argparse.Namespace) -> dict[str, float]:
+    """The lists' Graph requests against the minimum per user's list (printed, and answered per user)."""
     by_kind: Counter[str] = Counter()
     for endpoint, count in migration.requests.items():
         what = task_endpoint(endpoint)
@@ -200,9 +200,13 @@ def task_requests(migration: Migration, args: argparse.Namespace) -> None:
         f"{migration.changes.get('task.created', 0)}"
         f" (the unlinked ones, each once)"
     )
+    return {
+        "list_requests_per_user": round(actual / users, 2),
+        "list_requests_minimum": round(least / users, 2),
+    }
 
 
-async def task_to_feed(stack: Stack, migration: Migration, args: argparse.Namespace) -> None:
+async def task_to_feed(stack: Stack, migration: Migration, args: argparse.Namespace) -> dict[str, float]:
     print(
         f"\n3. To Do change -> host feed: {args.changes} tasks made through Graph, one every "
         f"{args.interval:g} s",
@@ -279,6 +283,11 @@ async def task_to_feed(stack: Stack, migration: Migration, args: argparse.Namesp
         f"{'' if not missing else f', {missing} never within 60 s'})   [aim p95 < 2 s: "
         f"{mark(p95 < 2000 and not missing)}]"
     )
+    return {
+        "change_to_feed_p50_ms": round(p50),
+        "change_to_feed_p95_ms": round(p95),
+        "changes_missing": missing,
+    }
 
 
 def migration_figures(
@@ -362,9 +371,9 @@ def main(argv: list[str] | None = None) -> None:
                         f"({baseline.per_second:.1f} -> {migration.per_second:.1f} users/s)"
                         f"   [aim < 30 %: {mark(cost < 0.3)}]"
                     )
-                task_requests(migration, args)
+                figures.update(task_requests(migration, args))
                 if args.changes:
-                    await task_to_feed(stack, migration, args)
+                    figures.update(await task_to_feed(stack, migration, args))
 
             asyncio.run(run())
         fastest, slowest = machine_speed()
