@@ -62,7 +62,7 @@ typecheck: $(VENV)/.installed
 check: lint typecheck
 
 test: install check
-	@CHECKOV=$(CHECKOV_VENV)/bin/checkov $(VENV)/bin/pytest $(PYTEST_ARGS); status=$$?; \
+	@CHECKOV=$(CHECKOV_VENV)/bin/checkov $(VENV)/bin/pytest --durations=25 $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: a run that tests nothing fails"; exit 1; fi; \
 	exit $$status
 
