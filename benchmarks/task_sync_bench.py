@@ -76,6 +76,7 @@ class Migration:
     tasks: dict[str, int]  # staff id -> tasks counted by user.migrated
     linked: dict[str, int]
     cursor: int
+    cpu_ms_per_user: dict[str, float]  # process group -> CPU ms per migrated user, over the migration
 
     @property
     def per_second(self) -> float:
@@ -136,6 +137,7 @@ async def migrate(stack: Stack, args: argparse.Namespace, *, tasks_on: bool) -> 
             if now - started > args.timeout:
                 raise TimeoutError(f"migration not done after {args.timeout:.0f} s: {tenant}")
         finished = time.monotonic() if state in ("active", "degraded") else (done_at or time.monotonic())
+        used = stack.sampler.cpu_seconds(started, finished)
         await wait_idle(stack)  # the task runs a migration queued (none expected) and the deliveries
         after = await control.stats()
     async with aiohttp.ClientSession() as session:
@@ -157,12 +159,15 @@ async def migrate(stack: Stack, args: argparse.Namespace, *, tasks_on: bool) -> 
         tasks,
         linked,
         feed.cursor,
+        {name: round(seconds / users * 1000, 1) for name, seconds in used.items()},
     )
     print(
         f"  {kind}: {users} users migrated in {migration.seconds:.1f} s: {migration.per_second:.1f} users/s;"
         f" feed {dict(migration.changes)}",
         flush=True,
     )
+    per_user = "   ".join(f"{name} {ms:.0f} ms" for name, ms in migration.cpu_ms_per_user.items())
+    print(f"  CPU per migrated user: {per_user}", flush=True)
     return migration
 
 
@@ -302,11 +307,13 @@ def migration_figures(
         "latency_ms": args.latency_ms,
         "with_tasks_users_per_second": round(migration.per_second, 2),
         "with_tasks_seconds": round(migration.seconds, 1),
+        "with_tasks_cpu_ms_per_user": migration.cpu_ms_per_user,
     }
     if baseline is not None:
         out |= {
             "events_only_users_per_second": round(baseline.per_second, 2),
             "events_only_seconds": round(baseline.seconds, 1),
+            "events_only_cpu_ms_per_user": baseline.cpu_ms_per_user,
             "tasks_cost_percent": round((baseline.per_second / migration.per_second - 1) * 100, 1),
         }
     return out
