@@ -30,10 +30,10 @@ TRIGGERS: Final = {
 def _register(function: str, queue: str, connection: str = STORAGE_CONNECTION) -> None:
     async def trigger(msg: func.QueueMessage, context: func.Context) -> None:
         fields = {"function": function, "invocation_id": context.invocation_id, "message_id": msg.id}
-        services = container().services
-        async with container().graph.job():  # its mailboxes' claims let go as it ends, not a linger later
+        built = container()
+        async with built.graph.job():  # its mailboxes' claims let go as it ends, not a linger later
             await run_message(
-                services,
+                built.services,
                 queue,
                 msg.get_body(),
                 trace_parent=telemetry.invocation_parent(context),

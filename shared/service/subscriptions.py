@@ -22,7 +22,7 @@ from shared.service.errors import SubscriptionGone
 from shared.service.follow_ups import unmarked_since
 from shared.service.keys import NOTIFICATION_KEY, KeyRing, SigningKey
 from shared.service.ports.sync_storage import SubscriptionIndex
-from shared.service.records import VERSION_NOT_KNOWN, SubscriptionRecord
+from shared.service.records import VERSION_NOT_KNOWN, GraphSubscription, SubscriptionRecord
 
 log = get_logger("subscriptions")
 
@@ -79,10 +79,16 @@ async def ensure_subscription(
     created = await services.subscriptions.create(tenant, user.graph_user_id, state, expires)
     if user.subscription_id and user.subscription_id != created.id:
         await _forget(services, tenant, user.subscription_id)
-    signed_with = VERSION_NOT_KNOWN if created.adopted else key.version
-    await _index(services.subscription_index, user, created.id, created.expires_at, now, None, signed_with)
+    version = signed_with(created, key)
+    await _index(services.subscription_index, user, created.id, created.expires_at, now, None, version)
     log.info("subscription %s created, expires %s", created.id, created.expires_at.isoformat())
     return replace(user, subscription_id=created.id, subscription_expires_at=created.expires_at)
+
+
+def signed_with(created: GraphSubscription, key: SigningKey) -> str:
+    """The key version a subscription just made names: the key's, or not known when Graph already held it
+    (adopted after a lost run's 409, its clientState signed then)."""
+    return VERSION_NOT_KNOWN if created.adopted else key.version
 
 
 async def signing_key(keys: KeyRing, recorded: str | None) -> tuple[SigningKey, bool]:

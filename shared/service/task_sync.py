@@ -61,9 +61,9 @@ from shared.service.keys import NOTIFICATION_KEY
 from shared.service.leasing import check_back, run_leased
 from shared.service.monitor import MessageStatus, Pulled
 from shared.service.publishing import announce, not_yet_announced, publish_pending
-from shared.service.records import VERSION_NOT_KNOWN, Change, SubscriptionRecord, TaskDeltaRead, Watched
+from shared.service.records import Change, SubscriptionRecord, TaskDeltaRead, Watched
 from shared.service.retries import THROTTLED, starting_from, update_optimistically
-from shared.service.subscriptions import SubscribePorts, renewal_due, signing_key
+from shared.service.subscriptions import SubscribePorts, renewal_due, signed_with, signing_key
 from shared.service.task_conflicts import TaskConflictPorts, settle_edits
 from shared.service.task_statuses import tasks_scope
 from shared.service.tenants import TenantEventPorts, mark_consent_revoked
@@ -453,8 +453,7 @@ async def _subscribed(
     if state.subscription_id and state.subscription_id != created.id:
         await services.subscriptions.delete(tenant, state.subscription_id)
         await services.subscription_index.delete(state.subscription_id)
-    signed_with = VERSION_NOT_KNOWN if created.adopted else key.version
-    await _index(services, user, created.id, created.expires_at, None, signed_with)
+    await _index(services, user, created.id, created.expires_at, None, signed_with(created, key))
     log.info("task subscription %s created, expires %s", created.id, created.expires_at.isoformat())
     return replace(state, subscription_id=created.id, subscription_expires_at=created.expires_at)
 

@@ -246,12 +246,7 @@ class MailboxGate:
 
     async def close(self) -> None:
         """Let go of every claim at once (the worker stops)."""
-        for mailbox, state in list(self._mailboxes.items()):
-            if state.letting_go is not None:
-                state.letting_go.cancel()
-                state.letting_go = None
-            if not state.users:
-                await self._release(mailbox, state)
+        await self._let_go_now(set(self._mailboxes))
         if self._releases:
             with contextlib.suppress(Exception):
                 await asyncio.gather(*self._releases)
