@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from shared.domain.tenants import TenantState
+from shared.domain.tenants import Tenant, TenantState
 from shared.domain.users import MatchStatus, StaffMember, UserRecord
 from shared.service import jobs
 from shared.service.job_handlers import run_job
 from shared.service.keys import CURRENT_FOR, NOTIFICATION_KEY, KeyRing, new_key_value
 from shared.service.notifications import receive_changes
 from shared.service.schedules import renew_tenant_subscriptions
-from tests.fakes.services import add_tenant, fake_world
+from tests.fakes.services import FakeWorld, add_tenant, fake_world
 from tests.fixtures.emulator import EmulatorInfo
 from tests.integration.graph.harness import EmulatorGraph, open_emulator_graph
 
@@ -34,20 +34,26 @@ async def graph(emulator_reset: EmulatorInfo) -> AsyncIterator[EmulatorGraph]:
         yield harness
 
 
-async def test_a_subscription_deleted_without_notice_is_recreated_by_the_renewal_timer(graph: EmulatorGraph):
+async def one_staff_member(graph: EmulatorGraph) -> tuple[FakeWorld, Tenant, str]:
+    """A fake world on the emulator's clock with one connected tenant and staff member `s1` matched to a
+    new emulator mailbox. The calendar's subscription only: the To Do list's would live in the fake world,
+    which Graph's listing does not hold (tests/unit/service/test_task_sync.py covers its recreation)."""
     world = fake_world()
-    world.clock.current = datetime.fromisoformat(await graph.control.clock())  # one clock with the emulator
+    world.clock.current = datetime.fromisoformat(await graph.control.clock())
     tenant = await add_tenant(
         world, graph.tenant.tenant_id, TenantState.ACTIVE, directory_id=graph.tenant.directory_id
     )
     mailbox = await graph.new_mailbox()
     staff = StaffMember("s1", f"s1@{tenant.tenant_id}", None, "Staff One")
-    # The calendar's subscription only: the To Do list's would live in the fake world, which Graph's
-    # listing does not hold (tests/unit/service/test_task_sync.py covers its recreation).
     staff = replace(staff, switches=staff.switches.changed({"tasks_from_outlook": False}))
     await world.users.save(
         UserRecord(tenant.tenant_id, staff, MatchStatus.MATCHED, world.clock.now(), graph_user_id=mailbox)
     )
+    return world, tenant, mailbox
+
+
+async def test_a_subscription_deleted_without_notice_is_recreated_by_the_renewal_timer(graph: EmulatorGraph):
+    world, tenant, mailbox = await one_staff_member(graph)
     services = replace(world.services, calendar=graph.calendar(), subscriptions=graph.subscriptions())
     await run_job(services, jobs.migrate_user(tenant.tenant_id, "s1"))
     migrated = await world.users.get(tenant.tenant_id, "s1")
@@ -80,17 +86,7 @@ async def test_a_rotated_notification_key_re_signs_the_subscription_graph_holds(
     """Graph refuses a second subscription on the same resource (409) and keeps a clientState through
     renewals: after a rotation the renewal timer's re-signing deletes the old one first, and the new
     one's notifications name the current key version."""
-    world = fake_world()
-    world.clock.current = datetime.fromisoformat(await graph.control.clock())
-    tenant = await add_tenant(
-        world, graph.tenant.tenant_id, TenantState.ACTIVE, directory_id=graph.tenant.directory_id
-    )
-    mailbox = await graph.new_mailbox()
-    staff = StaffMember("s1", f"s1@{tenant.tenant_id}", None, "Staff One")
-    staff = replace(staff, switches=staff.switches.changed({"tasks_from_outlook": False}))
-    await world.users.save(
-        UserRecord(tenant.tenant_id, staff, MatchStatus.MATCHED, world.clock.now(), graph_user_id=mailbox)
-    )
+    world, tenant, mailbox = await one_staff_member(graph)
     elapsed = [0.0]
     keys = KeyRing(world.secrets, monotonic=lambda: elapsed[0])
     services = replace(
