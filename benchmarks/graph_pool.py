@@ -27,10 +27,14 @@ import trustme
 from aiohttp import web
 
 from shared.adapters.graph.client import POOL_CONNECTIONS, POOL_KEPT_IDLE
+from shared.adapters.graph.pool import GraphTransport
 
-POOLS: Final = {
-    "before (200, 100 kept idle)": (200, 100),
-    f"connector ({POOL_CONNECTIONS}, {POOL_KEPT_IDLE} kept idle)": (POOL_CONNECTIONS, POOL_KEPT_IDLE),
+POOLS: Final = {  # name: (connections at most, kept idle, the connector's pool: else httpcore's own)
+    "httpcore (200, 100 kept idle)": (200, 100, False),
+    "httpcore (64, 16 kept idle)": (64, 16, False),
+    "httpcore (64, 64 kept idle)": (64, 64, False),
+    f"GraphPool ({POOL_CONNECTIONS}, {POOL_KEPT_IDLE} kept idle)": (POOL_CONNECTIONS, POOL_KEPT_IDLE, True),
+    "GraphPool (64, 64 kept idle)": (64, 64, True),
 }
 ANSWER_SECONDS: Final = 0.05
 BODY: Final = {"value": [{"id": f"AAMk{i}", "subject": "Intake", "isOrganizer": True} for i in range(5)]}
@@ -41,7 +45,7 @@ async def _answer(_: web.Request) -> web.Response:
     return web.json_response(BODY)
 
 
-async def measure(limits: tuple[int, int], in_flight: int, requests: int) -> tuple[float, float]:
+async def measure(limits: tuple[int, int, bool], in_flight: int, requests: int) -> tuple[float, float]:
     """CPU ms per request and requests per second through a pool of `limits`."""
     ca = trustme.CA()
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -56,9 +60,12 @@ async def measure(limits: tuple[int, int], in_flight: int, requests: int) -> tup
     await site.start()
     port = runner.addresses[0][1]
     url = f"https://localhost:{port}/v1.0/users/u/events"
-    most, idle = limits
-    transport = httpx.AsyncHTTPTransport(
-        verify=client_tls, limits=httpx.Limits(max_connections=most, max_keepalive_connections=idle)
+    most, idle, ours = limits
+    sizes = httpx.Limits(max_connections=most, max_keepalive_connections=idle)
+    transport = (
+        GraphTransport(verify=client_tls, limits=sizes)
+        if ours
+        else httpx.AsyncHTTPTransport(verify=client_tls, limits=sizes)
     )
     try:
         async with httpx.AsyncClient(transport=transport, verify=client_tls) as client:

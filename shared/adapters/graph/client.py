@@ -40,6 +40,7 @@ from msgraph_core import GraphClientFactory
 
 from shared.adapters.graph.errors import Throttled, from_sdk
 from shared.adapters.graph.mailbox_gate import MailboxClaims, MailboxGate
+from shared.adapters.graph.pool import GraphTransport
 from shared.adapters.graph.tenant_budget import CEILING, TenantBudget, tenant_wide
 from shared.adapters.identity import RenewableCredential
 from shared.service import work_priority
@@ -226,14 +227,14 @@ class TenantGraph:
         return json.loads(raw)
 
 
-# The worker's one Graph pool: connections at most (requests beyond wait in it for one), and kept idle.
-# httpcore's pool looks at every connection, and for each idle one counts the idle ones again, each time a
-# request starts or ends: with 200 and 100 kept (as before) that scan cost a request ~2.4 ms of CPU at 48
-# requests in flight (`python -m benchmarks.graph_pool`), and was 18 % of a sync worker's CPU in a 600-user
-# migration with To Do lists. 64 leave room for a worker's 24 jobs at once (host.json: batchSize 16 +
-# newBatchThreshold 8) with a few requests each; 16 idle ones serve the next burst without a handshake.
+# The worker's one Graph pool (`pool.GraphPool`): connections at most (requests beyond wait in it for one),
+# and kept idle. 64 leave room for a worker's 24 jobs at once (host.json: batchSize 16 + newBatchThreshold
+# 8) with a few requests each. Every one is kept while idle (until httpx's 5 s keep-alive expiry): a burst
+# after a quiet moment finds its connections open, no handshake. `python -m benchmarks.graph_pool`: 2.76 ms
+# of CPU a request with httpcore's pool at (64, 16), which closed each connection going idle, 1.78 with
+# `GraphPool` at (64, 64); httpcore's own at (64, 64) costs 6.84, its bookkeeping being quadratic.
 POOL_CONNECTIONS: Final = 64
-POOL_KEPT_IDLE: Final = 16
+POOL_KEPT_IDLE: Final = 64
 
 
 class GraphClients:
@@ -253,10 +254,9 @@ class GraphClients:
         self._scope = scope
         self._credential_for = credential_for
         # The SDK's middleware runs over this transport, so each of its tries is counted (telemetry).
-        transport = httpx.AsyncHTTPTransport(
+        transport = GraphTransport(
             verify=tls_verify(ca_bundle),
             limits=httpx.Limits(max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_KEPT_IDLE),
-            http2=False,
         )
         self._http = GraphClientFactory.create_with_default_middleware(
             client=httpx.AsyncClient(

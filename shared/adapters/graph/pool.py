@@ -1,0 +1,87 @@
+"""The Graph client's connection pool: httpcore's, with its bookkeeping pass corrected and made linear.
+
+httpcore 1.0.9 runs `_assign_requests_to_connections` whenever a request starts or ends. Its keep-alive
+limit compares `max_keepalive_connections` with the number of ALL the pool's connections, not of the idle
+ones (encode/httpcore#1000, open): once a worker holds more connections than the limit, every connection
+that goes idle is closed at once, and the next request opens a new one with a TLS handshake (on both ends).
+In a 600-user migration with To Do lists that churn was ~4 % of a sync worker's CPU in `_connect` alone,
+and the count itself (a list over every connection, for each idle one) is quadratic.
+
+`GraphPool` keeps httpcore's behaviour otherwise: the same order of preference (the first available
+connection to the origin, else a new one under `max_connections`, else an idle one closed to make room),
+the same expiry (`has_expired`: the keep-alive time or a server that closed an idle connection). It keeps
+up to `max_keepalive_connections` IDLE connections, and never closes one a queued request was just given
+(encode/httpcore#1110: it is still idle until its request runs). Measured by `python -m
+benchmarks.graph_pool` against httpcore's own pool.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+import httpcore
+import httpx
+from httpcore._async.interfaces import AsyncConnectionInterface
+
+
+class GraphPool(httpcore.AsyncConnectionPool):
+    """httpcore's connection pool, keeping idle connections up to its limit, in one pass per event."""
+
+    def _assign_requests_to_connections(self) -> list[AsyncConnectionInterface]:
+        closing: list[AsyncConnectionInterface] = []
+        promised = {id(r.connection) for r in self._requests if r.connection is not None}
+        kept: list[AsyncConnectionInterface] = []
+        idle = 0
+        for connection in self._connections:
+            if connection.is_closed():
+                continue
+            if connection.has_expired():
+                closing.append(connection)
+                continue
+            if connection.is_idle() and id(connection) not in promised:
+                if self._max_keepalive_connections is not None and idle >= self._max_keepalive_connections:
+                    closing.append(connection)
+                    continue
+                idle += 1
+            kept.append(connection)
+        self._connections = kept
+
+        for pool_request in self._requests:
+            if not pool_request.is_queued():
+                continue
+            origin = pool_request.request.url.origin
+            given = next(
+                (
+                    c
+                    for c in kept
+                    if id(c) not in promised and c.can_handle_request(origin) and c.is_available()
+                ),
+                None,
+            )
+            if given is None:
+                if self._max_connections is not None and len(kept) >= self._max_connections:
+                    spare = next((c for c in kept if c.is_idle() and id(c) not in promised), None)
+                    if spare is None:
+                        continue  # the request waits for a connection to come free
+                    kept.remove(spare)
+                    closing.append(spare)
+                given = self.create_connection(origin)
+                kept.append(given)
+            promised.add(id(given))
+            pool_request.assign_to_connection(given)
+        return closing
+
+
+class GraphTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport over a `GraphPool` (HTTP/1.1, as the connector's Graph client speaks)."""
+
+    def __init__(self, *, verify: ssl.SSLContext | bool, limits: httpx.Limits) -> None:
+        super().__init__(verify=verify, limits=limits, http2=False)
+        self._pool = GraphPool(
+            ssl_context=httpx.create_ssl_context(verify=verify),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            http1=True,
+            http2=False,
+        )
