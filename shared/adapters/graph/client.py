@@ -230,9 +230,9 @@ class TenantGraph:
 # The worker's one Graph pool (`pool.GraphPool`): connections at most (requests beyond wait in it for one),
 # and kept idle. 64 leave room for a worker's 24 jobs at once (host.json: batchSize 16 + newBatchThreshold
 # 8) with a few requests each. Every one is kept while idle (until httpx's 5 s keep-alive expiry): a burst
-# after a quiet moment finds its connections open, no handshake. `python -m benchmarks.graph_pool`: 2.76 ms
-# of CPU a request with httpcore's pool at (64, 16), which closed each connection going idle, 1.78 with
-# `GraphPool` at (64, 64); httpcore's own at (64, 64) costs 6.84, its bookkeeping being quadratic.
+# after a quiet moment finds its connections open, no handshake. `python -m benchmarks.graph_pool`: 2.82 ms
+# of CPU a request with httpcore's pool at (64, 16), which closed each connection going idle, 0.91 with
+# `GraphPool` at (64, 64); httpcore's own at (64, 64) costs 6.88, its bookkeeping being quadratic.
 POOL_CONNECTIONS: Final = 64
 POOL_KEPT_IDLE: Final = 64
 
