@@ -13,7 +13,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from shared.adapters.graph.pool import GraphTransport
+from shared.adapters.graph.pool import SWEEP_SECONDS, GraphPool, GraphTransport
 
 
 @dataclass
@@ -117,3 +117,12 @@ async def test_a_connection_the_server_closed_while_idle_is_not_handed_out() -> 
         await runner.cleanup()
     assert [a.status_code for a in answers] == [200] * 3
     assert len(opened) == 6
+
+
+async def test_idle_connections_past_their_expiry_are_closed_by_the_next_sweep(server: Server) -> None:
+    async with GraphPool(max_connections=4, max_keepalive_connections=4, keepalive_expiry=0.05) as pool:
+        await asyncio.gather(*(pool.request("GET", server.url) for _ in range(3)))
+        assert len(pool.connections) == 3
+        await asyncio.sleep(SWEEP_SECONDS + 0.1)
+        await pool.request("GET", server.url)
+        assert len(pool.connections) == 1  # the three expired: closed; the request had a new one
