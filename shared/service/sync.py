@@ -76,7 +76,14 @@ from shared.service.subscriptions import (
     ensure_subscription,
     renewal_due,
 )
-from shared.service.task_sync import TaskRun, TaskSyncPorts, migrate_tasks, run_task_job, save_task_run
+from shared.service.task_sync import (
+    ListMigration,
+    TaskRun,
+    TaskSyncPorts,
+    migrate_tasks,
+    run_task_job,
+    save_task_run,
+)
 from shared.service.tenants import TenantEventPorts, get_tenant, mark_consent_revoked
 from shared.service.users import StaffPorts
 
@@ -161,11 +168,12 @@ async def _run_once(services: SyncPorts, job: SyncUser, kind: str, staff_id: str
     started = services.clock.now()
     pulled: monitor.Pulled | None = None
     status, error_text = MessageStatus.FAILED, None
+    lists: list[asyncio.Future[ListMigration | None]] = []  # a migration's list run, started beside it
     try:
         catch_up = not (kind == SyncMode.RENEW and job.reason == RENEWAL_REASON)
         scheduled = job.reason == NIGHTLY_REASON
         pulled = await _sync_user(
-            services, tenant, user, kind, force=job.force, catch_up=catch_up, scheduled=scheduled
+            services, tenant, user, kind, lists, force=job.force, catch_up=catch_up, scheduled=scheduled
         )
         status, error_text = (MessageStatus.FAILED, pulled.held) if pulled.held else (MessageStatus.OK, None)
     except TenantAccessError as error:
@@ -197,7 +205,16 @@ async def _run_once(services: SyncPorts, job: SyncUser, kind: str, staff_id: str
         pulled=pulled,
         error=error_text,
     )
-    await monitor.record(services.messages, [entry])
+    await monitor.record(services.messages, [entry, *_list_pulls(lists)])  # one write for both
+
+
+def _list_pulls(lists: list[asyncio.Future[ListMigration | None]]) -> list[monitor.MonitoredMessage]:
+    """The pulls of the list runs that ended with one (a run that raised records none)."""
+    return [
+        done.message
+        for run in lists
+        if run.done() and not run.cancelled() and run.exception() is None and (done := run.result())
+    ]
 
 
 async def _sync_user(
@@ -205,14 +222,14 @@ async def _sync_user(
     tenant: Tenant,
     user: UserRecord,
     kind: str,
+    tasks: list[asyncio.Future[ListMigration | None]],
     *,
     force: bool,
     catch_up: bool = True,
     scheduled: bool = False,
 ) -> monitor.Pulled:
-    """The calendar's run; a migration's To Do list state, left to its final save, is saved on its own
-    should the run fail after the list's run."""
-    tasks: list[asyncio.Future[TaskRun | None]] = []
+    """The calendar's run; `tasks` receives a migration's list run, whose To Do list state, left to the
+    calendar's final save, is saved on its own should the run fail after the list's run."""
     zone: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
     try:
         return await _sync_calendar(
@@ -231,8 +248,8 @@ async def _sync_user(
             zone.set_result(None)  # the list's run reads the zone itself
         for run in tasks:
             with contextlib.suppress(Exception):
-                if done := await run:
-                    await save_task_run(services, done)
+                if (done := await run) and done.run:
+                    await save_task_run(services, done.run)
         raise
 
 
@@ -245,7 +262,7 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
     force: bool,
     catch_up: bool,
     scheduled: bool,
-    tasks: list[asyncio.Future[TaskRun | None]],
+    tasks: list[asyncio.Future[ListMigration | None]],
     zone: asyncio.Future[str | None],
 ) -> monitor.Pulled:
     """`tasks` receives a migration's list run, started at once beside the calendar's reads; `zone` is the
@@ -321,7 +338,8 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
         Change(c.type.value, tenant.tenant_id, c.data, now, staff_id=user.staff_id) for c in actions.changes
     ]
     changes = not_yet_announced(changes, pending)
-    task_run = await tasks_run if tasks_run is not None else None
+    listed = await tasks_run if tasks_run is not None else None
+    task_run = listed.run if listed is not None else None
     if tasks_run is not None:
         changes.append(_migrated(tenant, user, stored, actions, task_run, now))
     if not quiet:  # before the feed: a change is in the availability answer no later than in the feed
@@ -527,7 +545,7 @@ def _tell_zone(zone: asyncio.Future[str | None], hours: WorkingHours | None) -> 
 
 def _migrating_tasks(
     services: SyncPorts, tenant: Tenant, user: UserRecord, zone: asyncio.Future[str | None]
-) -> asyncio.Future[TaskRun | None]:
+) -> asyncio.Future[ListMigration | None]:
     """The user's To Do list read and linked beside the calendar's run (its own lease, state and errors),
     so the migration counts its tasks: the list found and subscribed while the calendar reads, its due
     dates days in the working hours' zone (`zone`, set once they are read). Awaited before
@@ -537,7 +555,7 @@ def _migrating_tasks(
     return run
 
 
-def _settled(run: asyncio.Future[TaskRun | None]) -> None:
+def _settled(run: asyncio.Future[ListMigration | None]) -> None:
     """The list's migration ended: what it raised is awaited by the calendar's run, or (that run having
     failed first) only logged; the queue's retry migrates again."""
     if not run.cancelled() and run.exception() is not None:

@@ -59,7 +59,7 @@ from shared.service.follow_ups import superseded, unmarked_since
 from shared.service.jobs import NIGHTLY_REASON, RENEWAL_REASON, SyncTasks, TaskMode
 from shared.service.keys import NOTIFICATION_KEY
 from shared.service.leasing import check_back, run_leased
-from shared.service.monitor import MessageStatus, Pulled
+from shared.service.monitor import MessageStatus, MonitoredMessage, Pulled
 from shared.service.publishing import announce, not_yet_announced, publish_pending
 from shared.service.records import Change, SubscriptionRecord, TaskDeltaRead, Watched
 from shared.service.retries import THROTTLED, starting_from, update_optimistically
@@ -120,6 +120,15 @@ class TaskRun:
         return replace(with_list_of(row, self.unsaved), task_sync=ours)
 
 
+@dataclass(frozen=True, slots=True)
+class ListMigration:
+    """A migration's run over the user's list: what it read (None: it failed, the reason on the user's task
+    state) and its pull for the message monitor, which the calendar's run records with its own (one write)."""
+
+    run: TaskRun | None
+    message: MonitoredMessage
+
+
 def lease_key(tenant_id: str, staff_id: str) -> str:
     return f"{tenant_id}/{staff_id}/tasks"
 
@@ -140,7 +149,7 @@ async def run_task_job(services: TaskSyncPorts, job: SyncTasks) -> None:
 
 async def migrate_tasks(
     services: TaskSyncPorts, tenant: Tenant, user: UserRecord, zone: Awaitable[str | None]
-) -> TaskRun | None:
+) -> ListMigration | None:
     """A user's first read of their list, inside the calendar's migration run (so `user.migrated` counts
     the tasks too), under the list's own lease. It starts with the calendar's run: the list is found and
     subscribed while the calendar reads, and `zone` (the mailbox's, from the working hours the calendar's
@@ -148,20 +157,21 @@ async def migrate_tasks(
     The row's list and task state are left to the calendar's final save (`TaskRun.laid_over`;
     `save_task_run` when that save does not come). Whatever the list meets stays with the list: a list
     that cannot be read or made is the user's task error, throttling queues a task job of its own, and
-    calendar sync goes on. None when nothing was read now (switched off, no list, another run holds the
-    list)."""
+    calendar sync goes on. Its pull for the message monitor is the caller's to record. None when the list
+    was not run now (switched off, another run holds the list)."""
     if not _reads_tasks(user):
         return None
-    done: list[TaskRun | None] = []
+    done: list[ListMigration] = []
 
     async def first_pass(number: int) -> None:
         if number == 0:
             done.append(await _guarded(services, tenant, user, TaskMode.SYNC, zone))  # first pass: once
             return
         # A notification arrived meanwhile: the first pass's state is saved, then the list read again.
-        if done and done[0] is not None and done[0].unsaved is not None:
-            await save_task_run(services, done[0])
-            done[0] = replace(done[0], unsaved=None)
+        first = done[0].run if done else None
+        if first is not None and first.unsaved is not None:
+            await save_task_run(services, first)
+            done[0] = replace(done[0], run=replace(first, unsaved=None))
         await _run_once(services, sync_tasks_job(user, TaskMode.SYNC))
 
     key = lease_key(tenant.tenant_id, user.staff_id)
@@ -213,9 +223,10 @@ async def _run_once(services: TaskSyncPorts, job: SyncTasks) -> None:
 
 async def _guarded(
     services: TaskSyncPorts, tenant: Tenant, user: UserRecord, kind: TaskMode, zone: Awaitable[str | None]
-) -> TaskRun | None:
+) -> ListMigration:
     """The migration's run: the tenant's refusal is the calendar's to handle (it raises on); anything
-    else stays with the list. The run is a `tasks_migrate` pull in the message monitor."""
+    else stays with the list. The run is a `tasks_migrate` pull in the message monitor, left to the
+    calendar's run to record."""
     started = services.clock.now()
     run: TaskRun | None = None
     status, error_text = MessageStatus.OK, None
@@ -230,8 +241,7 @@ async def _guarded(
     except DeltaTokenRejected:
         await _retry_later(services, sync_tasks_job(user, kind), RateLimited(5, "Graph asked for a resync"))
         status, error_text = MessageStatus.RETRYING, "Graph asked for a resync"
-    await _record_pull(services, user, "tasks_migrate", status, started, 1, run, error_text)
-    return run
+    return ListMigration(run, _pull(services, user, "tasks_migrate", status, started, 1, run, error_text))
 
 
 async def _record_pull(  # noqa: PLR0917 (the message's parts)
@@ -244,7 +254,21 @@ async def _record_pull(  # noqa: PLR0917 (the message's parts)
     run: TaskRun | None,
     error: str | None,
 ) -> None:
-    entry = monitor.pull(
+    entry = _pull(services, user, kind, status, started, attempts, run, error)
+    await monitor.record(services.messages, [entry])
+
+
+def _pull(  # noqa: PLR0917 (the message's parts)
+    services: TaskSyncPorts,
+    user: UserRecord,
+    kind: str,
+    status: MessageStatus,
+    started: datetime,
+    attempts: int,
+    run: TaskRun | None,
+    error: str | None,
+) -> MonitoredMessage:
+    return monitor.pull(
         user.tenant_id,
         kind,
         status,
@@ -256,7 +280,6 @@ async def _record_pull(  # noqa: PLR0917 (the message's parts)
         pulled=run.pulled if run is not None else None,
         error=error,
     )
-    await monitor.record(services.messages, [entry])
 
 
 def _reads_tasks(user: UserRecord) -> bool:
