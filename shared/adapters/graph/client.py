@@ -273,25 +273,31 @@ class GraphClients:
             verify=tls_verify(ca_bundle), timeout=httpx.Timeout(120.0, connect=10.0)
         )
         self._tenants: dict[TenantKey, TenantGraph] = {}
+        self._building: dict[TenantKey, asyncio.Lock] = {}  # held while a key's graph is built
         self._credentials: dict[TenantKey, AsyncTokenCredential] = {}
         self._retired: list[AsyncTokenCredential] = []  # credentials of rotated secrets, closed at the end
 
     async def for_tenant(self, key: TenantKey) -> TenantGraph:
         graph = self._tenants.get(key)
-        if graph is None:
+        if graph is not None:
+            return graph
+        # One build per key: a worker's first jobs for a tenant arrive together (24 at once, and a
+        # migration's list run beside each), and each build reads the secret and asks for a token.
+        async with self._building.setdefault(key, asyncio.Lock()):
+            graph = self._tenants.get(key)
+            if graph is not None:
+                return graph
             credential = RenewableCredential(
                 await self._credential_for(key), lambda: self._credential_for(key)
             )
             graph = self.graph_with(credential, self._budget(key.directory_id))
-            if key in self._tenants:  # another invocation built it meanwhile: keep one
-                await credential.close()
-                return self._tenants[key]
             self._credentials[key] = credential
             self._tenants[key] = graph
             for older in [k for k in self._tenants if k != key and k.same_app(key)]:
                 # Another secret version of the same app: rotated. Its credential may be serving a request
                 # right now, so it is closed with the others, not at once.
                 self._tenants.pop(older, None)
+                self._building.pop(older, None)
                 retired = self._credentials.pop(older, None)
                 if retired is not None:
                     self._retired.append(retired)
