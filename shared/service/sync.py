@@ -30,7 +30,6 @@ been announced, so its later deletion is too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -247,9 +246,17 @@ async def _sync_user(
         if not zone.done():
             zone.set_result(None)  # the list's run reads the zone itself
         for run in tasks:
-            with contextlib.suppress(Exception):
-                if (done := await run) and done.run:
-                    await save_task_run(services, done.run)
+            [done] = await asyncio.gather(run, return_exceptions=True)
+            if not isinstance(done, ListMigration) or done.run is None:
+                continue  # nothing read, or the list's run raised too (`_settled` logged it)
+            try:
+                await save_task_run(services, done.run)
+            except Exception as error:  # the calendar's error is the one raised
+                log.warning(
+                    "the To Do list's state from this migration was not saved (%s): its next run finds the"
+                    " list by name and its statuses, and adopts its subscription",
+                    error,
+                )
         raise
 
 

@@ -438,6 +438,40 @@ async def test_a_migration_failing_after_its_list_was_read_keeps_the_lists_state
     assert about(world) == [("task.created", staffs.id, None)]
 
 
+async def test_a_migration_failing_with_its_lists_save_raises_its_own_error_and_recovers(
+    world: FakeWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The calendar's run fails after the list's run, and the list's own save fails too: the calendar's
+    error is the job's, the lost save is logged; the retry finds the list by name, its stored statuses
+    (nothing announced twice) and its subscription (no second one on the list)."""
+    lst = await list_id(world)
+    staffs = world.todo.put("g1", lst, task("S"))
+    failing_index, saving = world.busy.write_index, world.users.save
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("storage is down")
+
+    async def refusing_the_list(record: UserRecord, *args: Any, **kwargs: Any) -> Any:
+        if record.task_sync.list_id:
+            raise ConnectionError("the list's save was lost")
+        return await saving(record, *args, **kwargs)
+
+    world.busy.write_index = broken  # type: ignore[method-assign]
+    world.users.save = refusing_the_list  # type: ignore[method-assign]
+    await world.jobs.enqueue([jobs.migrate_user(TID, "s1")])
+    with pytest.raises(RuntimeError, match="storage is down"):
+        await run_all(world)
+    assert (await user(world)).task_sync.list_id is None  # the list's state was not saved: and it says so
+    assert any("was not saved (the list's save was lost)" in r.getMessage() for r in caplog.records)
+    world.busy.write_index, world.users.save = failing_index, saving  # type: ignore[method-assign]
+    await migrate(world, "s1")
+    synced = (await user(world)).task_sync
+    assert (synced.list_id, synced.state) == (lst, SyncState.SYNCED) and synced.subscription_id
+    assert about(world) == [("task.created", staffs.id, None)]
+    held = [s for _, s, _ in world.mailboxes.subscriptions.values() if f"/todo/lists/{lst}/" in s.resource]
+    assert len(held) == 1
+
+
 async def hosts_task_seen(world: FakeWorld, policy: ConflictPolicy, *, privacy: bool = False) -> OutlookTask:
     """The tenant's policy set, s1 migrated, the host's task T-1 written to To Do and its echo read: the To
     Do task as the list reads it (the one To Do the write went to)."""
