@@ -218,7 +218,8 @@ async def _run_once(services: TaskSyncPorts, job: SyncTasks) -> None:
         await _retry_later(services, job, RateLimited(5, "Graph asked for a resync mid-read"))
         status, error_text = MessageStatus.RETRYING, "Graph asked for a resync mid-read"
     kind = "tasks_notification" if job.kind is TaskMode.SYNC and job.reason == "notified" else job.kind.value
-    await _record_pull(services, user, kind, status, started, job.attempt + 1, run, error_text)
+    pull = _pull(services, user, kind, status, started, job.attempt + 1, run, error_text)
+    await monitor.record(services.messages, [pull])
 
 
 async def _guarded(
@@ -242,20 +243,6 @@ async def _guarded(
         await _retry_later(services, sync_tasks_job(user, kind), RateLimited(5, "Graph asked for a resync"))
         status, error_text = MessageStatus.RETRYING, "Graph asked for a resync"
     return ListMigration(run, _pull(services, user, "tasks_migrate", status, started, 1, run, error_text))
-
-
-async def _record_pull(  # noqa: PLR0917 (the message's parts)
-    services: TaskSyncPorts,
-    user: UserRecord,
-    kind: str,
-    status: MessageStatus,
-    started: datetime,
-    attempts: int,
-    run: TaskRun | None,
-    error: str | None,
-) -> None:
-    entry = _pull(services, user, kind, status, started, attempts, run, error)
-    await monitor.record(services.messages, [entry])
 
 
 def _pull(  # noqa: PLR0917 (the message's parts)
