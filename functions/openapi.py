@@ -22,6 +22,7 @@ from shared.domain.teams import TeamsStatus
 from shared.domain.users import SWITCH_NAMES, MatchStatus, SyncState
 from shared.service import limits
 from shared.service.notifications import MAX_VALIDATION_TOKEN
+from shared.service.tenants import MAX_TENANT_PAGE, TENANT_PAGE
 from shared.service.user_queries import MAX_PAGE_SIZE, SORT_KEYS
 
 Json = dict[str, Any]
@@ -194,14 +195,20 @@ _BASE_OPERATIONS: Final[tuple[Operation, ...]] = (
         "GET",
         "v1/tenants",
         "listTenants",
-        "Every tenant with its state and progress.",
+        "A page of the tenants in tenant id order, each with its state and progress.",
         "function",
         {
-            200: (
-                "The tenants.",
-                ref("TenantList"),
-            )
+            200: ("A page of the tenants.", ref("TenantList")),
+            400: ("Bad page_size or cursor; the body names it.", ERROR),
         },
+        query=(
+            (
+                "page_size",
+                "Tenants per page.",
+                {"type": "integer", "minimum": 1, "maximum": MAX_TENANT_PAGE, "default": TENANT_PAGE},
+            ),
+            ("cursor", "next_cursor of the previous page.", {"type": "string"}),
+        ),
         tags=("tenants",),
     ),
     Operation(

@@ -97,7 +97,11 @@ class Tenant(Answer):
 
 
 class TenantList(Answer):
+    """A page of the tenants, in tenant id order."""
+
     value: list[Tenant]
+    next_cursor: str | None = Field(None, description="The next page's `cursor`; null on the last page.")
+    total: int = Field(description="Every tenant's count, not only this page's.")
 
 
 class Switches(Answer):

@@ -63,10 +63,13 @@ async def tenants_collection(req: func.HttpRequest) -> func.HttpResponse:
         connection = await tenant_consent.create_tenant(services, parse_create_tenant(read_json_object(req)))
         progress = await tenants.tenant_progress(services, connection.tenant)
         return json_response(tenant_json(connection.tenant, now, progress, connection.consent_url), 201)
-    listed = [
-        tenant_json(t, now, await tenants.tenant_progress(services, t)) for t in await services.tenants.list()
-    ]
-    return json_response({"value": listed})
+    page = await tenants.tenants_page(
+        services,
+        _int_param(req, "page_size", tenants.TENANT_PAGE, 1, tenants.MAX_TENANT_PAGE),
+        req.params.get("cursor") or None,
+    )
+    listed = [tenant_json(t, now, progress) for t, progress in page.tenants]
+    return json_response({"value": listed, "next_cursor": page.next_cursor, "total": page.total})
 
 
 @bp.function_name("tenant")

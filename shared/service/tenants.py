@@ -8,6 +8,7 @@ app (`customer_app.py`), disconnecting (`tenant_disconnect.py`) and settings (`t
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Final, Protocol
@@ -21,12 +22,14 @@ from shared.service.errors import (
     AlreadyExists,
     Conflict,
     DirectoryTaken,
+    InvalidInput,
     NotFound,
     StaleWrite,
 )
 from shared.service.publishing import PublishPorts, publish
 from shared.service.records import Change
 from shared.service.retries import update_optimistically
+from shared.service.user_queries import decode_cursor, encode_cursor
 
 log = get_logger("tenants")
 
@@ -44,6 +47,49 @@ class ConnectPorts(TenantEventPorts, UsesJobs, Protocol):
 
 
 class ProgressPorts(UsesUsers, UsesClock, Protocol): ...
+
+
+class TenantListPorts(ProgressPorts, UsesTenants, Protocol): ...
+
+
+TENANT_PAGE: Final = 50  # tenants a page shows unless asked
+TENANT_ORDER: Final = "tenant_id"  # the one order a page of tenants has (its cursor names it)
+MAX_TENANT_PAGE: Final = 100  # each tenant's progress reads its users: a page stays a few thousand rows
+PROGRESS_AT_ONCE: Final = 8  # a page's tenants whose users are read at once
+
+
+@dataclass(frozen=True, slots=True)
+class TenantPage:
+    tenants: list[tuple[Tenant, Progress]]
+    next_cursor: str | None
+    total: int  # every tenant, not only this page's
+
+
+async def tenants_page(services: TenantListPorts, page_size: int, cursor: str | None) -> TenantPage:
+    """A page of the tenants in tenant id order, each with its progress, read for this page's tenants only
+    (a tenant's progress reads its users: every tenant's on one request would not answer at 10,000)."""
+    if not 1 <= page_size <= MAX_TENANT_PAGE:
+        raise InvalidInput("page_size", f"must be between 1 and {MAX_TENANT_PAGE}")
+    after = _tenant_after(cursor) if cursor is not None else None
+    listed = sorted(await services.tenants.list(), key=lambda t: t.tenant_id)
+    selected = [t for t in listed if after is None or t.tenant_id > after]
+    page = selected[:page_size]
+    gate = asyncio.Semaphore(PROGRESS_AT_ONCE)
+
+    async def shown(tenant: Tenant) -> tuple[Tenant, Progress]:
+        async with gate:
+            return tenant, await tenant_progress(services, tenant)
+
+    more = len(selected) > page_size
+    next_cursor = encode_cursor(TENANT_ORDER, page[-1].tenant_id) if more and page else None
+    return TenantPage(list(await asyncio.gather(*(shown(t) for t in page))), next_cursor, len(listed))
+
+
+def _tenant_after(cursor: str) -> str:
+    order, tenant_id = decode_cursor(cursor)
+    if order != TENANT_ORDER:
+        raise InvalidInput("cursor", "is not a cursor this API returned")
+    return tenant_id
 
 
 @dataclass(frozen=True, slots=True)
