@@ -85,6 +85,10 @@ bench-sync: $(VENV)/.installed node_modules/.installed  # e.g. make bench-sync B
 bench-table-ops: $(VENV)/.installed node_modules/.installed  # e.g. make bench-table-ops BENCH_ARGS="--layouts 100,1000"
 	$(PY) -m benchmarks.table_ops $(BENCH_ARGS)
 
+.PHONY: bench-task-table-ops
+bench-task-table-ops: $(VENV)/.installed node_modules/.installed  # table requests a migrated user's To Do list adds
+	$(PY) -m benchmarks.task_table_ops $(BENCH_ARGS)
+
 .PHONY: bench-graph-pool
 bench-graph-pool: $(VENV)/.installed  # the Graph client's connection pool: CPU per request, side by side
 	$(PY) -m benchmarks.graph_pool $(BENCH_ARGS)
