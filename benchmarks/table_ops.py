@@ -68,6 +68,37 @@ def _recorder() -> Any:
     return module
 
 
+def on_tables(services: Any, storage: Any) -> Any:
+    """The fake world's services with the app's Table Storage adapters for everything the connector keeps in
+    tables but the message monitor (Graph, queues, Key Vault and the monitor stay fakes)."""
+    from shared.adapters.tables.appointments import TableAppointments
+    from shared.adapters.tables.busy import TableBusy
+    from shared.adapters.tables.change_feed import TableChangeFeed
+    from shared.adapters.tables.consent_states import TableConsentStates
+    from shared.adapters.tables.dead_letters import TableDeadLetters
+    from shared.adapters.tables.item_statuses import TableItemStatuses
+    from shared.adapters.tables.leases import TableLeases
+    from shared.adapters.tables.subscription_index import TableSubscriptionIndex
+    from shared.adapters.tables.tasks import TableTasks
+    from shared.adapters.tables.tenants import TableTenants
+    from shared.adapters.tables.users import TableUsers
+
+    return dataclasses.replace(
+        services,
+        tenants=TableTenants(storage),
+        users=TableUsers(storage),
+        consent_states=TableConsentStates(storage),
+        feed=TableChangeFeed(storage),
+        item_statuses=TableItemStatuses(storage),
+        leases=TableLeases(storage),
+        subscription_index=TableSubscriptionIndex(storage),
+        dead_letters=TableDeadLetters(storage),
+        appointments=TableAppointments(storage),
+        busy=TableBusy(storage),
+        tasks=TableTasks(storage),
+    )
+
+
 def _hottest(log: Any, table_sizes: dict[str, int]) -> dict[str, Any]:
     """Entities per (table, partition), scans counted as every row of their table, and the busiest
     one-second window of the hottest partition."""
@@ -118,17 +149,6 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
     sys.path.insert(0, os.getcwd())
     recorder = _recorder()
     from shared.adapters.storage import StorageClients
-    from shared.adapters.tables.appointments import TableAppointments
-    from shared.adapters.tables.busy import TableBusy
-    from shared.adapters.tables.change_feed import TableChangeFeed
-    from shared.adapters.tables.consent_states import TableConsentStates
-    from shared.adapters.tables.dead_letters import TableDeadLetters
-    from shared.adapters.tables.item_statuses import TableItemStatuses
-    from shared.adapters.tables.leases import TableLeases
-    from shared.adapters.tables.subscription_index import TableSubscriptionIndex
-    from shared.adapters.tables.tasks import TableTasks
-    from shared.adapters.tables.tenants import TableTenants
-    from shared.adapters.tables.users import TableUsers
     from shared.domain.appointments import Appointment
     from shared.domain.tenants import AuthMode, Tenant, TenantSettings, TenantState
     from shared.domain.users import MatchStatus, StaffMember, SyncState, UserRecord
@@ -150,20 +170,7 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
     )
     os.environ["TABLE_OPS_PREFIX"] = args.prefix
     world = fake_world()
-    services = dataclasses.replace(
-        world.services,
-        tenants=TableTenants(storage),
-        users=TableUsers(storage),
-        consent_states=TableConsentStates(storage),
-        feed=TableChangeFeed(storage),
-        item_statuses=TableItemStatuses(storage),
-        leases=TableLeases(storage),
-        subscription_index=TableSubscriptionIndex(storage),
-        dead_letters=TableDeadLetters(storage),
-        appointments=TableAppointments(storage),
-        busy=TableBusy(storage),
-        tasks=TableTasks(storage),
-    )
+    services = on_tables(world.services, storage)
     now = world.clock.now()
     names = ["tenants", "users", "leases", "subscriptions", "changes", "outlookitems", "busy", "appointments"]
     for name in names:

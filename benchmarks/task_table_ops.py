@@ -22,7 +22,7 @@ import uuid
 from collections import Counter
 from typing import Any, Final
 
-from benchmarks.table_ops import _recorder
+from benchmarks.table_ops import _recorder, on_tables
 
 CONCURRENCY: Final = 16
 TABLES: Final = (
@@ -42,18 +42,7 @@ TABLES: Final = (
 async def migration(args: argparse.Namespace, *, tasks_on: bool) -> Counter[tuple[str, str]]:
     """Table requests of one migration, by (table, kind)."""
     from shared.adapters.storage import StorageClients
-    from shared.adapters.tables.appointments import TableAppointments
-    from shared.adapters.tables.busy import TableBusy
-    from shared.adapters.tables.change_feed import TableChangeFeed
-    from shared.adapters.tables.consent_states import TableConsentStates
-    from shared.adapters.tables.dead_letters import TableDeadLetters
-    from shared.adapters.tables.item_statuses import TableItemStatuses
-    from shared.adapters.tables.leases import TableLeases
     from shared.adapters.tables.messages import TableMessages
-    from shared.adapters.tables.subscription_index import TableSubscriptionIndex
-    from shared.adapters.tables.tasks import TableTasks
-    from shared.adapters.tables.tenants import TableTenants
-    from shared.adapters.tables.users import TableUsers
     from shared.domain.tenants import AuthMode, Tenant, TenantSettings, TenantState
     from shared.domain.users import MatchStatus, StaffMember, StaffSwitches, UserRecord
     from shared.service import jobs
@@ -71,21 +60,7 @@ async def migration(args: argparse.Namespace, *, tasks_on: bool) -> Counter[tupl
         table_prefix=prefix,
     )
     world = fake_world()
-    services = dataclasses.replace(
-        world.services,
-        tenants=TableTenants(storage),
-        users=TableUsers(storage),
-        consent_states=TableConsentStates(storage),
-        feed=TableChangeFeed(storage),
-        item_statuses=TableItemStatuses(storage),
-        leases=TableLeases(storage),
-        subscription_index=TableSubscriptionIndex(storage),
-        dead_letters=TableDeadLetters(storage),
-        appointments=TableAppointments(storage),
-        busy=TableBusy(storage),
-        tasks=TableTasks(storage),
-        messages=TableMessages(storage),
-    )
+    services = dataclasses.replace(on_tables(world.services, storage), messages=TableMessages(storage))
     for name in TABLES:
         await storage.table(name)  # created before anything is recorded
     now = world.clock.now()

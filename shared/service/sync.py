@@ -221,13 +221,13 @@ async def _sync_user(
     tenant: Tenant,
     user: UserRecord,
     kind: str,
-    tasks: list[asyncio.Future[ListMigration | None]],
+    lists: list[asyncio.Future[ListMigration | None]],
     *,
     force: bool,
     catch_up: bool = True,
     scheduled: bool = False,
 ) -> monitor.Pulled:
-    """The calendar's run; `tasks` receives a migration's list run, whose To Do list state, left to the
+    """The calendar's run; `lists` receives a migration's list run, whose To Do list state, left to the
     calendar's final save, is saved on its own should the run fail after the list's run."""
     zone: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
     try:
@@ -239,13 +239,13 @@ async def _sync_user(
             force=force,
             catch_up=catch_up,
             scheduled=scheduled,
-            tasks=tasks,
+            lists=lists,
             zone=zone,
         )
     except Exception:
         if not zone.done():
             zone.set_result(None)  # the list's run reads the zone itself
-        for run in tasks:
+        for run in lists:
             [done] = await asyncio.gather(run, return_exceptions=True)
             if not isinstance(done, ListMigration) or done.run is None:
                 continue  # nothing read, or the list's run raised too (`_settled` logged it)
@@ -269,10 +269,10 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
     force: bool,
     catch_up: bool,
     scheduled: bool,
-    tasks: list[asyncio.Future[ListMigration | None]],
+    lists: list[asyncio.Future[ListMigration | None]],
     zone: asyncio.Future[str | None],
 ) -> monitor.Pulled:
-    """`tasks` receives a migration's list run, started at once beside the calendar's reads; `zone` is the
+    """`lists` receives a migration's list run, started at once beside the calendar's reads; `zone` is the
     mailbox's for it, set once the working hours are read."""
     assert user.graph_user_id is not None
     # Never synced, or the migration did not finish (a moved mailbox starts over as pending): the host's own
@@ -283,7 +283,7 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
         user = await _save_user(services.users, services.clock, replace(user, sync_state=SyncState.MIGRATING))
     gate = asyncio.Semaphore(MAILBOX_CONCURRENCY)
     tasks_run = _migrating_tasks(services, tenant, user, zone) if migrating else None
-    tasks.extend([tasks_run] if tasks_run is not None else [])
+    lists.extend([tasks_run] if tasks_run is not None else [])
     # The nightly reconciliation leaves a subscription to the renewal timer until that timer would renew it.
     due = not scheduled or renewal_due(user.subscription_expires_at, services.clock.now())
     needs_subscription = (kind in SUBSCRIBING_KINDS and due) or migrating or user.subscription_id is None

@@ -103,9 +103,10 @@ class GraphTransport(httpx.AsyncHTTPTransport):
     """httpx's transport over a `GraphPool` (HTTP/1.1, as the connector's Graph client speaks)."""
 
     def __init__(self, *, verify: ssl.SSLContext | bool, limits: httpx.Limits) -> None:
-        super().__init__(verify=verify, limits=limits, http2=False)
+        context = httpx.create_ssl_context(verify=verify)  # a given context as it is
+        super().__init__(verify=context, limits=limits, http2=False)  # its pool is replaced: one TLS context
         self._pool = GraphPool(
-            ssl_context=httpx.create_ssl_context(verify=verify),
+            ssl_context=context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
