@@ -22,10 +22,11 @@ they were; turning it on queues a complete read, which announces exactly what di
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from shared.domain.outlook_tasks import RemovalReason
 from shared.domain.planner import ItemStatus
@@ -61,7 +62,7 @@ from shared.service.keys import NOTIFICATION_KEY
 from shared.service.leasing import check_back, run_leased
 from shared.service.monitor import MessageStatus, MonitoredMessage, Pulled
 from shared.service.publishing import announce, not_yet_announced, publish_pending
-from shared.service.records import Change, SubscriptionRecord, TaskDeltaRead, Watched
+from shared.service.records import Announcement, Change, SubscriptionRecord, TaskDeltaRead, Watched
 from shared.service.retries import THROTTLED, starting_from, update_optimistically
 from shared.service.subscriptions import SubscribePorts, renewal_due, signed_with, signing_key
 from shared.service.task_conflicts import TaskConflictPorts, settle_edits
@@ -315,22 +316,27 @@ async def sync_tasks(
         if not catch_up and not migrating and state.subscription_id == held and state.delta_link is not None:
             await _save_state(services, user, state)  # Graph holds it: nothing went unnotified
             return TaskRun(state.tasks, 0, 0, Pulled(state.subscription_id, "none", 0, 0, []))
-    if zone_from is not None:
-        zone = await zone_from
-    if zone is None and (migrating or kind == TaskMode.RESYNC):  # read again at migration and resyncs
-        zone = await _mailbox_zone(
-            services, tenant, user, stored_within=ZONE_READ_WITHIN if scheduled else None
-        )
-    zone = zone or state.zone
     start_over = migrating or kind == TaskMode.RESYNC or state.delta_link is None
     delta_link = None if start_over else state.delta_link
-    read, complete = await _read(services, tenant, user, list_id, delta_link, zone)
     scope = tasks_scope(user.staff_id)
-    quiet = not read.items and not complete
-    stored = (
-        {} if quiet else await services.item_statuses.load(tenant.tenant_id, scope, probably_empty=migrating)
+    # The read does not wait for the zone (its due dates' days wait), nor a complete read for the statuses
+    # it is planned against: the read's requests, the zone and the statuses are under way at once.
+    read_mailbox = migrating or kind == TaskMode.RESYNC  # the zone read again at migration and resyncs
+    known = asyncio.ensure_future(
+        _zone_of_run(services, tenant, user, zone, zone_from, read_mailbox=read_mailbox, scheduled=scheduled)
     )
-    pending = None if quiet else await publish_pending(services, tenant.tenant_id, scope)
+    loading = (
+        asyncio.ensure_future(_stored(services, tenant.tenant_id, scope, migrating)) if start_over else None
+    )
+    try:
+        read, complete = await _read(services, tenant, user, list_id, delta_link, known)
+        zone = await known
+        quiet = not read.items and not complete
+        stored, pending = (
+            ({}, None) if quiet else await (loading or _stored(services, tenant.tenant_id, scope, migrating))
+        )
+    finally:
+        _dropped(known, loading)
     moved_on = new_list and state.list_id is not None  # another list than before: the old one's are left
     unseen = RemovalReason.MOVED if moved_on else RemovalReason.DELETED
     private = tenant.settings.privacy_mode
@@ -373,6 +379,47 @@ async def sync_tasks(
     read_kind = "full" if complete else "delta"
     pulled = Pulled(state.subscription_id, read_kind, len(read.items), read.requests, published)
     return TaskRun(count, actions.linked if migrating else 0, len(changes), pulled, unsaved)
+
+
+async def _zone_of_run(
+    services: TaskSyncPorts,
+    tenant: Tenant,
+    user: UserRecord,
+    zone: str | None,
+    later: Awaitable[str | None] | None,
+    *,
+    read_mailbox: bool,
+    scheduled: bool,
+) -> str | None:
+    """The zone of the run's due dates: given, or given later (the migration's, from the calendar's run),
+    else (`read_mailbox`) the mailbox's, else the one the list's last run used."""
+    if later is not None:
+        zone = await asyncio.shield(later)  # (shared with the calendar's run: never cancelled from here)
+    if zone is None and read_mailbox:
+        zone = await _mailbox_zone(
+            services, tenant, user, stored_within=ZONE_READ_WITHIN if scheduled else None
+        )
+    return zone or user.task_sync.zone
+
+
+async def _stored(
+    services: TaskSyncPorts, tenant_id: str, scope: str, migrating: bool
+) -> tuple[dict[str, ItemStatus], Announcement | None]:
+    """The list's statuses, and what a run that died left announced, published now (`publish_pending`)."""
+    stored = await services.item_statuses.load(tenant_id, scope, probably_empty=migrating)
+    return stored, await publish_pending(services, tenant_id, scope)
+
+
+def _dropped(*runs: asyncio.Future[Any] | None) -> None:
+    """Cancel what a failed run left under way; what ended with an error is looked at (never logged as
+    unretrieved: the run's own error is the one raised)."""
+    for run in runs:
+        if run is None:
+            continue
+        if not run.done():
+            run.cancel()
+        elif not run.cancelled():
+            run.exception()
 
 
 async def save_task_run(services: TaskSyncPorts, run: TaskRun) -> None:
@@ -499,7 +546,7 @@ async def _read(  # noqa: PLR0917 (the read's inputs, in order)
     user: UserRecord,
     list_id: str,
     delta_link: str | None,
-    zone: str | None,
+    zone: Awaitable[str | None],
 ) -> tuple[TaskDeltaRead, bool]:
     """The delta loop: from the stored link, or the whole list when there is none or Graph lost it."""
     assert user.graph_user_id is not None

@@ -9,6 +9,7 @@ does on its own (forget delta tokens); the assertions are the same for both.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -232,6 +233,24 @@ async def test_a_due_date_set_in_the_users_zone_reads_as_that_day(driver: Driver
     made = await driver.add(user, list_id, "Due on the 5th", due=due)
     read = await driver.gateway.read_tasks_delta(driver.tenant, user, list_id, None, zone)
     assert tasks(read)[made].due == date(2026, 12, 5)
+
+
+async def test_a_zone_known_only_later_gives_the_days_the_zone_gives(driver: Driver):
+    """A migration's read starts before the mailbox's zone is read: the pages are requested meanwhile,
+    their days taken in the zone once it comes."""
+    user, list_id = await driver.new_list()
+    zone = "Pacific/Kiritimati"
+    due = {"dateTime": "2026-12-05T00:00:00", "timeZone": zone}
+    made = await driver.add(user, list_id, "Due on the 5th", due=due)
+    later: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+    gateway = driver.gateway
+    reading = asyncio.ensure_future(gateway.read_tasks_delta(driver.tenant, user, list_id, None, later))
+    await asyncio.sleep(0.05)
+    assert not reading.done()  # the read waits for the zone before it answers
+    later.set_result(zone)
+    read = await reading
+    assert tasks(read)[made].due == date(2026, 12, 5)
+    assert read.requests == 1
 
 
 async def test_a_task_subscription_renews_and_deletes_as_events_do(driver: Driver):

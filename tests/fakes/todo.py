@@ -21,6 +21,7 @@ requests each operation stands for (a delta read of one page: one).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -49,6 +50,7 @@ from shared.service.errors import (
     TodoRefused,
     TodoTaskMissing,
 )
+from shared.service.ports.task_changes import ZoneOfRead
 from shared.service.ports.todo import (
     ChecklistDraft,
     ChecklistEntry,
@@ -433,11 +435,13 @@ class FakeTodo:
         graph_user_id: str,
         list_id: str,
         delta_link: str | None,
-        zone: str | None = None,
+        zone: ZoneOfRead = None,
     ) -> TaskDeltaRead:
         found = self._reading(tenant, graph_user_id, list_id)
+        await asyncio.sleep(0)  # the read's requests go out before a zone still to come is awaited
+        days_in = zone if zone is None or isinstance(zone, str) else await zone
         if delta_link is None:
-            items: list[TaskItem] = [t.outlook(zone) for t in found.tasks.values()]
+            items: list[TaskItem] = [t.outlook(days_in) for t in found.tasks.values()]
         else:
             user, listed, generation, position = delta_link.split("|")
             if (user, listed) != (graph_user_id, list_id) or int(generation) != found.generation:
@@ -446,7 +450,7 @@ class FakeTodo:
             for task_id in dict.fromkeys(found.log[int(position) :]):
                 task = found.tasks.get(task_id)
                 if task is not None:
-                    items.append(task.outlook(zone))
+                    items.append(task.outlook(days_in))
                 else:
                     reason = RemovalReason.MOVED if task_id in found.moved else RemovalReason.DELETED
                     items.append(RemovedTask(task_id, reason))

@@ -43,6 +43,7 @@ from shared.domain.outlook_tasks import (
 )
 from shared.domain.tenants import Tenant
 from shared.service.errors import MailboxUnavailable
+from shared.service.ports.task_changes import ZoneOfRead
 from shared.service.records import GraphSubscription, TaskDeltaRead
 
 
@@ -54,14 +55,11 @@ def tasks_resource(graph_user_id: str, list_id: str) -> str:
     return f"users/{graph_user_id}/todo/lists/{list_id}/tasks"
 
 
-def parse_task_delta_page(
-    body: bytes, zone: tzinfo | None = None
-) -> tuple[list[TaskItem], str | None, str | None]:
-    """One page of a tasks delta: (items in page order, `@odata.nextLink`, `@odata.deltaLink`); due and
-    start dates as days in `zone` (the user's)."""
+def raw_delta_page(body: bytes) -> tuple[list[dict[str, Any]], str | None, str | None]:
+    """One page of a tasks delta as answered: (its tasks' JSON objects, `@odata.nextLink`,
+    `@odata.deltaLink`); `_item` parses them once the user's zone is known."""
     page = json.loads(body)
-    items: list[TaskItem] = [_item(raw, zone) for raw in page.get("value") or ()]
-    return items, page.get("@odata.nextLink"), page.get("@odata.deltaLink")
+    return list(page.get("value") or ()), page.get("@odata.nextLink"), page.get("@odata.deltaLink")
 
 
 def _item(raw: dict[str, Any], zone: tzinfo | None) -> TaskItem:
@@ -158,10 +156,9 @@ class GraphTaskChanges(GraphPort):
         graph_user_id: str,
         list_id: str,
         delta_link: str | None,
-        zone: str | None = None,
+        zone: ZoneOfRead = None,
     ) -> TaskDeltaRead:
         graph = await self._graph(tenant)
-        days_in = ZoneInfo(zone) if zone else None
         headers = {"Prefer": f"odata.maxpagesize={self._page_size}"}
         url = delta_link or (
             f"{user_path(graph_user_id)}/todo/lists/{quote(list_id, safe='')}/tasks/delta"
@@ -173,16 +170,18 @@ class GraphTaskChanges(GraphPort):
                 f"the To Do list {list_id} or its mailbox is gone ({error.code}: {error.message})"
             )
 
-        items, new_delta_link, requests = await self._delta_round(
+        pages, new_delta_link, requests = await self._delta_round(
             graph,
             graph_user_id,
             url,
             headers,
-            lambda body: parse_task_delta_page(body, days_in),
+            raw_delta_page,
             resumed=delta_link is not None,
             not_found=gone,
         )
-        return TaskDeltaRead(items, new_delta_link, requests)
+        known = zone if zone is None or isinstance(zone, str) else await zone  # the days, once it is known
+        days_in = ZoneInfo(known) if known else None
+        return TaskDeltaRead([_item(raw, days_in) for raw in pages], new_delta_link, requests)
 
     async def subscribe_tasks(
         self, tenant: Tenant, graph_user_id: str, list_id: str, client_state: str, expires_at: datetime

@@ -4,11 +4,16 @@ notifications on it. (The list itself, found by name or made, and the host's tas
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 from shared.domain.tenants import Tenant
 from shared.service.records import GraphSubscription, TaskDeltaRead
+
+# The user's IANA zone for a read's due dates: known (or None: the days as answered), or an awaitable
+# answering it (a migration's, from the working hours the calendar's run reads meanwhile).
+ZoneOfRead: TypeAlias = str | Awaitable[str | None] | None
 
 
 class TaskChangesGateway(Protocol):
@@ -20,10 +25,11 @@ class TaskChangesGateway(Protocol):
         graph_user_id: str,
         list_id: str,
         delta_link: str | None,
-        zone: str | None = None,
+        zone: ZoneOfRead = None,
     ) -> TaskDeltaRead:
         """Follow `delta_link` (or read the whole list) to its next delta link, every task with its
-        linked resources, due and start dates as days in `zone` (the user's IANA zone). Raises
+        linked resources, due and start dates as days in `zone` (the user's IANA zone). A `zone` still to
+        come is awaited once the pages are in, so the read's requests never wait for it. Raises
         DeltaTokenRejected (an expired or unreadable link), MailboxUnavailable (the list or mailbox is
         gone), RateLimited, TenantAccessError."""
         ...
