@@ -11,9 +11,11 @@ stored as known (a created event) is always announced, so its later deletion is 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from shared.domain.planner import ItemStatus
@@ -69,6 +71,34 @@ def not_yet_announced(changes: Sequence[Change], pending: Announcement | None) -
     return [c for c in changes if _identity(c) not in published]
 
 
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """An announcement stored in a status scope and not yet published (`store`): another scope's run
+    publishes it with its own (`announce(..., along=...)`)."""
+
+    scope: str
+    announcement: Announcement
+
+
+async def store(
+    services: AnnouncePorts,
+    tenant_id: str,
+    scope: str,
+    statuses: tuple[Sequence[ItemStatus], Sequence[str]],
+    changes: Sequence[Change],
+) -> Stored | None:
+    """The first step of `announce` alone: the statuses stored with the changes they follow from (None
+    when there are none: the statuses alone). Until it is published, the scope's next run publishes it
+    (`publish_pending`), so a caller that dies first loses nothing."""
+    upserts, deletes = statuses
+    if not changes:
+        await services.item_statuses.apply(tenant_id, scope, upserts, deletes)
+        return None
+    announcement = Announcement(uuid.uuid4().hex, tuple(changes))
+    await services.item_statuses.apply(tenant_id, scope, upserts, deletes, announcing=announcement)
+    return Stored(scope, announcement)
+
+
 async def announce(
     services: AnnouncePorts,
     tenant_id: str,
@@ -79,16 +109,40 @@ async def announce(
     """Store the statuses (upserts, deletes) with the changes they follow from, publish the changes,
     clear them: the host sees each change exactly once whatever fails in between (see the module).
     Answers the changes numbered. `statuses` None (a quiet run, which stores none): only published."""
-    if statuses is None:
-        return await publish(services, tenant_id, changes)
-    upserts, deletes = statuses
-    if not changes:
-        await services.item_statuses.apply(tenant_id, scope, upserts, deletes)
-        return []
-    announcement = Announcement(uuid.uuid4().hex, tuple(changes))
-    await services.item_statuses.apply(tenant_id, scope, upserts, deletes, announcing=announcement)
-    published = await publish(services, tenant_id, changes, key=announcement.key)
-    await services.item_statuses.announced(tenant_id, scope, announcement.key)
+    published, _ = await announce_along(services, tenant_id, scope, statuses, changes, ())
+    return published
+
+
+async def announce_along(  # noqa: PLR0917 (announce's, and what goes along)
+    services: AnnouncePorts,
+    tenant_id: str,
+    scope: str,
+    statuses: tuple[Sequence[ItemStatus], Sequence[str]] | None,
+    changes: Sequence[Change],
+    along: Sequence[Stored],
+) -> tuple[list[Change], list[list[Change]]]:
+    """`announce`, with announcements other scopes stored (`along`: a migration's To Do list) published in
+    the same feed round, before these changes, and cleared with them. Answers these changes numbered,
+    and each of `along`'s."""
+    own = await store(services, tenant_id, scope, statuses, changes) if statuses is not None else None
+    stored = [*along, *([own] if own is not None else [])]
+    unkeyed = list(changes) if statuses is None else []
+    # At once: the feed's writer takes them in this order, in one round as a rule (their sequences
+    # contiguous, one delivery of the range).
+    published = await asyncio.gather(
+        *(publish(services, tenant_id, s.announcement.changes, key=s.announcement.key) for s in stored),
+        *([publish(services, tenant_id, unkeyed)] if unkeyed else []),
+    )
+    await asyncio.gather(
+        *(services.item_statuses.announced(tenant_id, s.scope, s.announcement.key) for s in stored)
+    )
+    mine = published[-1] if own is not None or unkeyed else []
+    return mine, list(published[: len(along)])
+
+
+async def publish_stored(services: AnnouncePorts, tenant_id: str, stored: Stored) -> list[Change]:
+    """An announcement `store` left, published and cleared (the run meant to publish it failed first)."""
+    _, [published] = await announce_along(services, tenant_id, stored.scope, None, (), [stored])
     return published
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
@@ -66,7 +66,13 @@ from shared.service.monitor import MessageStatus
 from shared.service.ports.clock import Clock
 from shared.service.ports.graph import CalendarGateway
 from shared.service.ports.tenancy import UserRepository
-from shared.service.publishing import announce, not_yet_announced, publish, publish_pending
+from shared.service.publishing import (
+    announce_along,
+    not_yet_announced,
+    publish,
+    publish_pending,
+    publish_stored,
+)
 from shared.service.records import Change, DeltaRead, UserBusy, Watched, WorkingHours
 from shared.service.retries import THROTTLED, StillContended, starting_from, update_optimistically
 from shared.service.stalled_writes import StalledWritePorts, requeue_stalled_writes
@@ -167,7 +173,7 @@ async def _run_once(services: SyncPorts, job: SyncUser, kind: str, staff_id: str
     started = services.clock.now()
     pulled: monitor.Pulled | None = None
     status, error_text = MessageStatus.FAILED, None
-    lists: list[asyncio.Future[ListMigration | None]] = []  # a migration's list run, started beside it
+    lists: list[ListRun] = []  # a migration's list run, started beside it
     try:
         catch_up = not (kind == SyncMode.RENEW and job.reason == RENEWAL_REASON)
         scheduled = job.reason == NIGHTLY_REASON
@@ -207,13 +213,28 @@ async def _run_once(services: SyncPorts, job: SyncUser, kind: str, staff_id: str
     await monitor.record(services.messages, [entry, *_list_pulls(lists)])  # one write for both
 
 
-def _list_pulls(lists: list[asyncio.Future[ListMigration | None]]) -> list[monitor.MonitoredMessage]:
+@dataclass
+class ListRun:
+    """A migration's run over the user's To Do list, beside the calendar's (`_migrating_tasks`)."""
+
+    handed: asyncio.Future[ListMigration | None]  # its outcome, once the list is read and stored
+    run: asyncio.Future[None]  # the run itself: it lets go of the list's lease once the calendar published
+    announced: ListMigration | None = None  # its outcome once the calendar's run published its changes
+
+    def pull(self) -> monitor.MonitoredMessage | None:
+        """Its pull for the message monitor (none when it raised or was not run)."""
+        if self.announced is not None:
+            return self.announced.message
+        handed = self.handed
+        if not handed.done() or handed.cancelled() or handed.exception() is not None:
+            return None
+        done = handed.result()
+        return done.message if done is not None else None
+
+
+def _list_pulls(lists: list[ListRun]) -> list[monitor.MonitoredMessage]:
     """The pulls of the list runs that ended with one (a run that raised records none)."""
-    return [
-        done.message
-        for run in lists
-        if run.done() and not run.cancelled() and run.exception() is None and (done := run.result())
-    ]
+    return [message for run in lists if (message := run.pull()) is not None]
 
 
 async def _sync_user(
@@ -221,7 +242,7 @@ async def _sync_user(
     tenant: Tenant,
     user: UserRecord,
     kind: str,
-    lists: list[asyncio.Future[ListMigration | None]],
+    lists: list[ListRun],
     *,
     force: bool,
     catch_up: bool = True,
@@ -229,7 +250,9 @@ async def _sync_user(
 ) -> monitor.Pulled:
     """The calendar's run; `lists` receives a migration's list run, whose To Do list state, left to the
     calendar's final save, is saved on its own should the run fail after the list's run."""
-    zone: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+    loop = asyncio.get_running_loop()
+    zone: asyncio.Future[str | None] = loop.create_future()
+    published: asyncio.Future[None] = loop.create_future()  # the list's announcement: its lease waits
     try:
         return await _sync_calendar(
             services,
@@ -241,23 +264,35 @@ async def _sync_user(
             scheduled=scheduled,
             lists=lists,
             zone=zone,
+            published=published,
         )
     except Exception:
         if not zone.done():
             zone.set_result(None)  # the list's run reads the zone itself
         for run in lists:
-            [done] = await asyncio.gather(run, return_exceptions=True)
+            [done] = await asyncio.gather(run.handed, return_exceptions=True)
             if not isinstance(done, ListMigration) or done.run is None:
                 continue  # nothing read, or the list's run raised too (`_settled` logged it)
             try:
+                # Its announcement first, if this run did not publish it: the list's state (its delta link
+                # on) is saved only once its changes are out, else the next run reads it all again and
+                # publishes what its statuses hold announced.
+                if run.announced is None and done.run.stored is not None:
+                    await publish_stored(services, tenant.tenant_id, done.run.stored)
                 await save_task_run(services, done.run)
             except Exception as error:  # the calendar's error is the one raised
                 log.warning(
-                    "the To Do list's state from this migration was not saved (%s): its next run finds the"
-                    " list by name and its statuses, and adopts its subscription",
+                    "the To Do list's migration was not saved or announced in full (%s): its next run"
+                    " finds the list by name and its statuses, publishes what they hold announced, and"
+                    " adopts its subscription",
                     error,
                 )
         raise
+    finally:
+        if not published.done():
+            published.set_result(None)
+        # The list's run lets go of its lease meanwhile: awaited, so nothing of it outlives the job.
+        await asyncio.gather(*(run.run for run in lists), return_exceptions=True)
 
 
 async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
@@ -269,11 +304,13 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
     force: bool,
     catch_up: bool,
     scheduled: bool,
-    lists: list[asyncio.Future[ListMigration | None]],
+    lists: list[ListRun],
     zone: asyncio.Future[str | None],
+    published: asyncio.Future[None],
 ) -> monitor.Pulled:
     """`lists` receives a migration's list run, started at once beside the calendar's reads; `zone` is the
-    mailbox's for it, set once the working hours are read."""
+    mailbox's for it, set once the working hours are read; `published` is set once the list's
+    announcement is published with the calendar's (the list's lease waits for it)."""
     assert user.graph_user_id is not None
     # Never synced, or the migration did not finish (a moved mailbox starts over as pending): the host's own
     # appointments are linked, not announced. The user's state decides, not the job's kind: a second
@@ -282,7 +319,7 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
     if migrating and user.sync_state is not SyncState.MIGRATING:
         user = await _save_user(services.users, services.clock, replace(user, sync_state=SyncState.MIGRATING))
     gate = asyncio.Semaphore(MAILBOX_CONCURRENCY)
-    tasks_run = _migrating_tasks(services, tenant, user, zone) if migrating else None
+    tasks_run = _migrating_tasks(services, tenant, user, zone, published) if migrating else None
     lists.extend([tasks_run] if tasks_run is not None else [])
     # The nightly reconciliation leaves a subscription to the renewal timer until that timer would renew it.
     due = not scheduled or renewal_due(user.subscription_expires_at, services.clock.now())
@@ -344,11 +381,12 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
     changes = [
         Change(c.type.value, tenant.tenant_id, c.data, now, staff_id=user.staff_id) for c in actions.changes
     ]
-    changes = not_yet_announced(changes, pending)
-    listed = await tasks_run if tasks_run is not None else None
+    listed = await tasks_run.handed if tasks_run is not None else None
     task_run = listed.run if listed is not None else None
     if tasks_run is not None:
         changes.append(_migrated(tenant, user, stored, actions, task_run, now))
+    # (`user.migrated` too: a migration whose publication failed announced it already, and runs again)
+    changes = not_yet_announced(changes, pending)
     if not quiet:  # before the feed: a change is in the availability answer no later than in the feed
         statuses = {**stored, **{s.graph_id: s for s in seen.upserts}}
         index = busy.index if busy is not None else None
@@ -372,7 +410,8 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
         )
     # With nothing planned too, unless quiet: what the write side noted is folded in.
     stores = None if quiet else (actions.upserts, actions.deletes)
-    published = await announce(services, tenant.tenant_id, user.staff_id, stores, changes)
+    announced = await _announce(services, tenant, user, stores, changes, listed, tasks_run)
+    published.set_result(None)
     user = (
         await _recreate_silent(services, tenant, user)
         if kind == SyncMode.SILENT and read.items and not complete
@@ -431,9 +470,29 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
         "full" if complete else "delta",
         len(read.items),
         read.requests,
-        published,
+        announced,
         reason if actions.held_deletes else None,
     )
+
+
+async def _announce(  # noqa: PLR0917 (announce's, and the migration's list)
+    services: SyncPorts,
+    tenant: Tenant,
+    user: UserRecord,
+    statuses: tuple[Sequence[ItemStatus], Sequence[str]] | None,
+    changes: Sequence[Change],
+    listed: ListMigration | None,
+    list_run: ListRun | None,
+) -> list[Change]:
+    """`publishing.announce`, with a migration's list's announcement first in the same feed append (its
+    pull then names the sequences its changes were given). Answers the calendar's numbered."""
+    stored = listed.run.stored if listed is not None and listed.run is not None else None
+    announced, numbered = await announce_along(
+        services, tenant.tenant_id, user.staff_id, statuses, changes, [stored] if stored is not None else []
+    )
+    if listed is not None and list_run is not None and numbered:
+        list_run.announced = listed.published(numbered[0])
+    return announced
 
 
 async def _gather_state(
@@ -551,18 +610,25 @@ def _tell_zone(zone: asyncio.Future[str | None], hours: WorkingHours | None) -> 
 
 
 def _migrating_tasks(
-    services: SyncPorts, tenant: Tenant, user: UserRecord, zone: asyncio.Future[str | None]
-) -> asyncio.Future[ListMigration | None]:
+    services: SyncPorts,
+    tenant: Tenant,
+    user: UserRecord,
+    zone: asyncio.Future[str | None],
+    published: asyncio.Future[None],
+) -> ListRun:
     """The user's To Do list read and linked beside the calendar's run (its own lease, state and errors),
     so the migration counts its tasks: the list found and subscribed while the calendar reads, its due
-    dates days in the working hours' zone (`zone`, set once they are read). Awaited before
-    `user.migrated`; should the calendar's run fail, it is awaited and its state saved on its own."""
-    run = asyncio.ensure_future(migrate_tasks(services, tenant, user, zone))
+    dates days in the working hours' zone (`zone`, set once they are read). Its outcome (`handed`) is
+    awaited before `user.migrated`, its announcement published with the calendar's (`published` set
+    then); should the calendar's run fail, its state is saved and its announcement published on their
+    own."""
+    handed: asyncio.Future[ListMigration | None] = asyncio.get_running_loop().create_future()
+    run = asyncio.ensure_future(migrate_tasks(services, tenant, user, zone, handed, published))
     run.add_done_callback(_settled)
-    return run
+    return ListRun(handed, run)
 
 
-def _settled(run: asyncio.Future[ListMigration | None]) -> None:
+def _settled(run: asyncio.Future[None]) -> None:
     """The list's migration ended: what it raised is awaited by the calendar's run, or (that run having
     failed first) only logged; the queue's retry migrates again."""
     if not run.cancelled() and run.exception() is not None:

@@ -23,7 +23,7 @@ they were; turning it on queues a complete read, which announces exactly what di
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
@@ -61,7 +61,7 @@ from shared.service.jobs import NIGHTLY_REASON, RENEWAL_REASON, SyncTasks, TaskM
 from shared.service.keys import NOTIFICATION_KEY
 from shared.service.leasing import check_back, run_leased
 from shared.service.monitor import MessageStatus, MonitoredMessage, Pulled
-from shared.service.publishing import announce, not_yet_announced, publish_pending
+from shared.service.publishing import Stored, announce, not_yet_announced, publish_pending, store
 from shared.service.records import Announcement, Change, SubscriptionRecord, TaskDeltaRead, Watched
 from shared.service.retries import THROTTLED, starting_from, update_optimistically
 from shared.service.subscriptions import SubscribePorts, renewal_due, signed_with, signing_key
@@ -109,6 +109,9 @@ class TaskRun:
     # A migration's run leaves the row's list and task state to the calendar's final save (`laid_over`), so
     # the list costs no user-row save of its own; None once saved.
     unsaved: UserRecord | None = None
+    # A migration's run leaves its announcement, stored with the statuses, to the calendar's run, which
+    # publishes it with its own (`publishing.announce_along`); None: published, or nothing to announce.
+    stored: Stored | None = None
 
     def laid_over(self, row: UserRecord) -> UserRecord:
         """`row` with this run's list and task state, unless a later task run saved its own meanwhile."""
@@ -129,6 +132,16 @@ class ListMigration:
     run: TaskRun | None
     message: MonitoredMessage
 
+    def published(self, numbered: Sequence[Change]) -> ListMigration:
+        """The run's stored announcement published (`numbered`: its changes with their sequences)."""
+        if self.run is None:
+            return self
+        pulled = replace(self.run.pulled, published=numbered)
+        return ListMigration(
+            replace(self.run, pulled=pulled, stored=None),
+            replace(self.message, detail={**self.message.detail, **pulled.detail()}),
+        )
+
 
 def lease_key(tenant_id: str, staff_id: str) -> str:
     return f"{tenant_id}/{staff_id}/tasks"
@@ -148,37 +161,53 @@ async def run_task_job(services: TaskSyncPorts, job: SyncTasks) -> None:
             await check_back(services.jobs, job, LEASE_TTL)
 
 
-async def migrate_tasks(
-    services: TaskSyncPorts, tenant: Tenant, user: UserRecord, zone: Awaitable[str | None]
-) -> ListMigration | None:
+async def migrate_tasks(  # noqa: PLR0917 (the run, and what it shares with the calendar's)
+    services: TaskSyncPorts,
+    tenant: Tenant,
+    user: UserRecord,
+    zone: Awaitable[str | None],
+    handed: asyncio.Future[ListMigration | None],
+    published: Awaitable[object],
+) -> None:
     """A user's first read of their list, inside the calendar's migration run (so `user.migrated` counts
     the tasks too), under the list's own lease. It starts with the calendar's run: the list is found and
-    subscribed while the calendar reads, and `zone` (the mailbox's, from the working hours the calendar's
-    run reads; None: read here) is awaited only before the tasks delta, whose due dates are days in it.
-    The row's list and task state are left to the calendar's final save (`TaskRun.laid_over`;
-    `save_task_run` when that save does not come). Whatever the list meets stays with the list: a list
-    that cannot be read or made is the user's task error, throttling queues a task job of its own, and
-    calendar sync goes on. Its pull for the message monitor is the caller's to record. None when the list
-    was not run now (switched off, another run holds the list)."""
+    subscribed while the calendar reads; `zone` (the mailbox's, from the working hours the calendar's run
+    reads; None: read here) gives the due dates' days once the tasks delta is in. The run's outcome is
+    `handed` to the calendar's run as soon as the list is read and its statuses stored with their
+    announcement (None: the list was not run now: switched off, or another run holds it): the calendar
+    publishes that announcement with its own (one feed append; `TaskRun.stored`), and saves the row's list
+    and task state with its own (`TaskRun.laid_over`; `save_task_run` when that save does not come). The
+    list's lease is held until `published` (the calendar's run published, or gave up), so no other run of
+    the list comes between the announcement's store and its publication. Whatever the list meets stays
+    with the list: a list that cannot be read or made is the user's task error, throttling queues a task
+    job of its own, and calendar sync goes on. Its pull for the message monitor is the caller's to record."""
     if not _reads_tasks(user):
-        return None
+        handed.set_result(None)
+        return
     done: list[ListMigration] = []
 
     async def first_pass(number: int) -> None:
         if number == 0:
             done.append(await _guarded(services, tenant, user, TaskMode.SYNC, zone))  # first pass: once
+            handed.set_result(done[0])
+            await published
             return
         # A notification arrived meanwhile: the first pass's state is saved, then the list read again.
         first = done[0].run if done else None
-        if first is not None and first.unsaved is not None:
+        if first is not None:
             await save_task_run(services, first)
-            done[0] = replace(done[0], run=replace(first, unsaved=None))
         await _run_once(services, sync_tasks_job(user, TaskMode.SYNC))
 
     key = lease_key(tenant.tenant_id, user.staff_id)
-    if not await run_leased(services.leases, services.clock, key, LEASE_TTL, first_pass):
-        return None  # a task run holds the list: it migrates it
-    return done[0] if done else None
+    try:
+        await run_leased(services.leases, services.clock, key, LEASE_TTL, first_pass)
+    except BaseException as error:
+        if not handed.done():
+            handed.set_exception(error)
+        raise
+    finally:
+        if not handed.done():
+            handed.set_result(None)  # a task run holds the list: it migrates it
 
 
 def sync_tasks_job(user: UserRecord, kind: TaskMode, reason: str = "migration") -> SyncTasks:
@@ -352,7 +381,7 @@ async def sync_tasks(
     changes += await settle_edits(services, tenant, user.staff_id, actions.edits, now)
     changes = not_yet_announced(changes, pending)
     statuses = None if quiet else (actions.upserts, actions.deletes)
-    published = await announce(services, tenant.tenant_id, scope, statuses, changes)
+    published, outbox = await _announced(services, tenant.tenant_id, scope, statuses, changes, defer=defer)
     count = _count(stored, actions) if not quiet else state.tasks
     state = replace(
         state,
@@ -378,7 +407,7 @@ async def sync_tasks(
     )
     read_kind = "full" if complete else "delta"
     pulled = Pulled(state.subscription_id, read_kind, len(read.items), read.requests, published)
-    return TaskRun(count, actions.linked if migrating else 0, len(changes), pulled, unsaved)
+    return TaskRun(count, actions.linked if migrating else 0, len(changes), pulled, unsaved, outbox)
 
 
 async def _zone_of_run(
@@ -420,6 +449,22 @@ def _dropped(*runs: asyncio.Future[Any] | None) -> None:
             run.cancel()
         elif not run.cancelled():
             run.exception()
+
+
+async def _announced(
+    services: TaskSyncPorts,
+    tenant_id: str,
+    scope: str,
+    statuses: tuple[Sequence[ItemStatus], Sequence[str]] | None,
+    changes: Sequence[Change],
+    *,
+    defer: bool,
+) -> tuple[list[Change], Stored | None]:
+    """The statuses stored with their announcement, published (numbered) unless `defer` (a migration's
+    run: stored only, for the calendar's run to publish with its own)."""
+    if defer and statuses is not None:
+        return list(changes), await store(services, tenant_id, scope, statuses, changes)
+    return await announce(services, tenant_id, scope, statuses, changes), None
 
 
 async def save_task_run(services: TaskSyncPorts, run: TaskRun) -> None:

@@ -33,6 +33,7 @@ from shared.service.tenant_settings import update_settings
 from shared.service.users import put_staff, set_switches
 from tests.fakes.calendar import throttled
 from tests.fakes.directory import FakeOrganisation
+from tests.fakes.events import event
 from tests.fakes.outlook_tasks import edited, task
 from tests.fakes.services import FakeWorld, add_tenant, fake_world, run_queued
 from tests.fakes.todo import FakeTask
@@ -416,6 +417,83 @@ async def test_a_migrating_list_costs_the_user_row_no_read_or_save_of_its_own(wo
     assert (await user(world, "s2")).task_sync.state is SyncState.PENDING
 
 
+async def test_a_migration_publishes_the_lists_changes_with_the_calendars_in_one_append(
+    world: FakeWorld,
+) -> None:
+    """The list's announcement, stored with its statuses, is published by the calendar's run with its own:
+    one feed append (the list's changes first, `user.migrated` last, the sequences contiguous), so one
+    delivery range; the list's pull in the message monitor names its changes' sequences."""
+    lst = await list_id(world)
+    for n in range(3):
+        world.todo.put("g1", lst, task(f"S{n}"))
+    world.mailboxes.put("g1", event("Planning"))
+    appended: list[list[str]] = []
+    append = world.feed.append
+
+    async def recording(tenant_id: str, changes: Any, *, key: str | None = None) -> Any:
+        appended.append([c.type for c in changes])
+        return await append(tenant_id, changes, key=key)
+
+    world.feed.append = recording  # type: ignore[method-assign]
+    await migrate(world, "s1")
+    mine = [c for c in world.feed.entries[TID] if c.staff_id == "s1"]
+    assert [c.type for c in mine] == [*["task.created"] * 3, "event.created", "user.migrated"]
+    numbers = [c.sequence or 0 for c in mine]
+    assert numbers == list(range(numbers[0], numbers[0] + len(mine)))
+    assert appended[-2:] == [["task.created"] * 3, ["event.created", "user.migrated"]]
+    [pull] = [m for m in world.messages.rows.values() if m.kind == "tasks_migrate"]
+    assert pull.detail["sequences"] == numbers[:3]
+
+
+async def test_a_migration_failing_before_it_published_publishes_the_lists_changes_and_lets_go(
+    world: FakeWorld,
+) -> None:
+    """The calendar's run fails after the list stored its announcement and before it published it: its
+    clean-up publishes the list's changes and both leases are let go; the retry announces nothing twice."""
+    lst = await list_id(world)
+    staffs = world.todo.put("g1", lst, task("S"))
+    failing = world.busy.write_index
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("storage is down")
+
+    world.busy.write_index = broken  # type: ignore[method-assign]
+    await world.jobs.enqueue([jobs.migrate_user(TID, "s1")])
+    with pytest.raises(RuntimeError):
+        await run_all(world)
+    assert about(world) == [("task.created", staffs.id, None)]
+    assert (TID, tasks_scope("s1")) not in world.item_statuses.announcements  # cleared
+    assert not world.leases.rows  # the calendar's lease and the list's: let go
+    world.busy.write_index = failing  # type: ignore[method-assign]
+    await migrate(world, "s1")
+    assert about(world) == [("task.created", staffs.id, None)]
+
+
+async def test_a_migration_whose_feed_fails_publishes_each_change_once_on_the_retry(world: FakeWorld) -> None:
+    """The feed refuses the migration's append, and its clean-up's too: the list's announcement stays
+    stored with its statuses, and the retry publishes it (and the calendar's, `user.migrated` with them)
+    exactly once."""
+    lst = await list_id(world)
+    staffs = world.todo.put("g1", lst, task("S"))
+    world.mailboxes.put("g1", event("Planning"))
+    append = world.feed.append
+
+    async def refusing(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("the feed is down")
+
+    world.feed.append = refusing  # type: ignore[method-assign]
+    await world.jobs.enqueue([jobs.migrate_user(TID, "s1")])
+    with pytest.raises(ConnectionError):
+        await run_all(world)
+    assert about(world) == []
+    assert (TID, tasks_scope("s1")) in world.item_statuses.announcements  # stored with its statuses
+    world.feed.append = append  # type: ignore[method-assign]
+    await migrate(world, "s1")
+    assert about(world) == [("task.created", staffs.id, None)]
+    mine = [c.type for c in world.feed.entries[TID] if c.staff_id == "s1"]
+    assert sorted(mine) == ["event.created", "task.created", "user.migrated"]
+
+
 async def test_a_migration_failing_after_its_list_was_read_keeps_the_lists_state(world: FakeWorld) -> None:
     """Should the calendar's run fail after the list's run (here its busy index cannot be stored), the list's
     state is saved on its own: the retry neither subscribes the list again nor announces its tasks twice."""
@@ -462,7 +540,8 @@ async def test_a_migration_failing_with_its_lists_save_raises_its_own_error_and_
     with pytest.raises(RuntimeError, match="storage is down"):
         await run_all(world)
     assert (await user(world)).task_sync.list_id is None  # the list's state was not saved: and it says so
-    assert any("was not saved (the list's save was lost)" in r.getMessage() for r in caplog.records)
+    lost = "was not saved or announced in full (the list's save was lost)"
+    assert any(lost in r.getMessage() for r in caplog.records)
     world.busy.write_index, world.users.save = failing_index, saving  # type: ignore[method-assign]
     await migrate(world, "s1")
     synced = (await user(world)).task_sync
