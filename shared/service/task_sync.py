@@ -13,7 +13,8 @@ sync. A run:
 4. stores the statuses with the changes they announce (`task.created`, `task.updated`, `task.deleted`;
    the host's own tasks changed in To Do go to the tenant's conflict policy, `task_conflicts.py`:
    `task.changed_in_outlook`, and under host wins a write putting them back), publishes and clears
-   them (`publishing.announce`), then stores the delta link. The same order as the calendar's, with the
+   them (`publishing.announce`; a migration's are published by the calendar's run with its own), then
+   stores the delta link. The same order as the calendar's, with the
    same guarantee: a crash anywhere reads again from the old link; the statuses already stored make the
    replay silent, and the announcement stored with them is published first, once.
 A user whose `tasks_from_outlook` switch is off is not read at all: the delta link and statuses stay as
