@@ -381,12 +381,6 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
     changes = [
         Change(c.type.value, tenant.tenant_id, c.data, now, staff_id=user.staff_id) for c in actions.changes
     ]
-    listed = await tasks_run.handed if tasks_run is not None else None
-    task_run = listed.run if listed is not None else None
-    if tasks_run is not None:
-        changes.append(_migrated(tenant, user, stored, actions, task_run, now))
-    # (`user.migrated` too: a migration whose publication failed announced it already, and runs again)
-    changes = not_yet_announced(changes, pending)
     if not quiet:  # before the feed: a change is in the availability answer no later than in the feed
         statuses = {**stored, **{s.graph_id: s for s in seen.upserts}}
         index = busy.index if busy is not None else None
@@ -408,6 +402,13 @@ async def _sync_calendar(  # noqa: PLR0915 (a run's steps, in order)
                 for appointment_id, items in sorted(actions.rechecks.items())
             ]
         )
+    # A migration's list (its run beside this one's): awaited only now, the calendar's own writes done.
+    listed = await tasks_run.handed if tasks_run is not None else None
+    task_run = listed.run if listed is not None else None
+    if tasks_run is not None:
+        changes.append(_migrated(tenant, user, stored, actions, task_run, now))
+    # (`user.migrated` too: a migration whose publication failed announced it already, and runs again)
+    changes = not_yet_announced(changes, pending)
     # With nothing planned too, unless quiet: what the write side noted is folded in.
     stores = None if quiet else (actions.upserts, actions.deletes)
     announced = await _announce(services, tenant, user, stores, changes, listed, tasks_run)
