@@ -202,7 +202,10 @@ async def migrate_tasks(  # noqa: PLR0917 (the run, and what it shares with the 
     key = lease_key(tenant.tenant_id, user.staff_id)
     try:
         await run_leased(services.leases, services.clock, key, LEASE_TTL, first_pass)
-    except BaseException as error:
+    except asyncio.CancelledError:
+        handed.cancel()  # (the worker is stopping)
+        raise
+    except Exception as error:
         if not handed.done():
             handed.set_exception(error)
         raise
