@@ -445,28 +445,20 @@ async def test_a_migration_publishes_the_lists_changes_with_the_calendars_in_one
     assert pull.detail["sequences"] == numbers[:3]
 
 
-async def test_a_migration_failing_before_it_published_publishes_the_lists_changes_and_lets_go(
-    world: FakeWorld,
-) -> None:
-    """The calendar's run fails after the list stored its announcement and before it published it: its
-    clean-up publishes the list's changes and both leases are let go; the retry announces nothing twice."""
-    lst = await list_id(world)
-    staffs = world.todo.put("g1", lst, task("S"))
-    failing = world.busy.write_index
+def raising(error: Exception) -> Any:
+    """A port's method that fails (storage or the feed down)."""
 
-    async def broken(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("storage is down")
+    async def refuse(*args: object, **kwargs: object) -> None:
+        raise error
 
-    world.busy.write_index = broken  # type: ignore[method-assign]
+    return refuse
+
+
+async def failing_migration(world: FakeWorld, error: type[Exception]) -> None:
+    """s1's migration, failing with `error` (a port made to raise)."""
     await world.jobs.enqueue([jobs.migrate_user(TID, "s1")])
-    with pytest.raises(RuntimeError):
+    with pytest.raises(error):
         await run_all(world)
-    assert about(world) == [("task.created", staffs.id, None)]
-    assert (TID, tasks_scope("s1")) not in world.item_statuses.announcements  # cleared
-    assert not world.leases.rows  # the calendar's lease and the list's: let go
-    world.busy.write_index = failing  # type: ignore[method-assign]
-    await migrate(world, "s1")
-    assert about(world) == [("task.created", staffs.id, None)]
 
 
 async def test_a_migration_whose_feed_fails_publishes_each_change_once_on_the_retry(world: FakeWorld) -> None:
@@ -477,14 +469,8 @@ async def test_a_migration_whose_feed_fails_publishes_each_change_once_on_the_re
     staffs = world.todo.put("g1", lst, task("S"))
     world.mailboxes.put("g1", event("Planning"))
     append = world.feed.append
-
-    async def refusing(*args: object, **kwargs: object) -> None:
-        raise ConnectionError("the feed is down")
-
-    world.feed.append = refusing  # type: ignore[method-assign]
-    await world.jobs.enqueue([jobs.migrate_user(TID, "s1")])
-    with pytest.raises(ConnectionError):
-        await run_all(world)
+    world.feed.append = raising(ConnectionError("the feed is down"))  # type: ignore[method-assign]
+    await failing_migration(world, ConnectionError)
     assert about(world) == []
     assert (TID, tasks_scope("s1")) in world.item_statuses.announcements  # stored with its statuses
     world.feed.append = append  # type: ignore[method-assign]
@@ -495,21 +481,20 @@ async def test_a_migration_whose_feed_fails_publishes_each_change_once_on_the_re
 
 
 async def test_a_migration_failing_after_its_list_was_read_keeps_the_lists_state(world: FakeWorld) -> None:
-    """Should the calendar's run fail after the list's run (here its busy index cannot be stored), the list's
-    state is saved on its own: the retry neither subscribes the list again nor announces its tasks twice."""
+    """Should the calendar's run fail after the list's run (here its busy index cannot be stored, before it
+    published the list's announcement), its clean-up publishes the list's changes, lets go of both leases
+    and saves the list's state on its own: the retry neither subscribes the list again nor announces its
+    tasks twice."""
     lst = await list_id(world)
     staffs = world.todo.put("g1", lst, task("S"))
     failing = world.busy.write_index
-
-    async def broken(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("storage is down")
-
-    world.busy.write_index = broken  # type: ignore[method-assign]
-    await world.jobs.enqueue([jobs.migrate_user(TID, "s1")])
-    with pytest.raises(RuntimeError):
-        await run_all(world)
+    world.busy.write_index = raising(RuntimeError("storage is down"))  # type: ignore[method-assign]
+    await failing_migration(world, RuntimeError)
     first = (await user(world)).task_sync
     assert (first.list_id, first.state) == (lst, SyncState.SYNCED) and first.subscription_id
+    assert about(world) == [("task.created", staffs.id, None)]
+    assert (TID, tasks_scope("s1")) not in world.item_statuses.announcements  # published and cleared
+    assert not world.leases.rows  # the calendar's lease and the list's: let go
     world.busy.write_index = failing  # type: ignore[method-assign]
     await migrate(world, "s1")
     assert (await user(world)).task_sync.subscription_id == first.subscription_id
@@ -526,19 +511,14 @@ async def test_a_migration_failing_with_its_lists_save_raises_its_own_error_and_
     staffs = world.todo.put("g1", lst, task("S"))
     failing_index, saving = world.busy.write_index, world.users.save
 
-    async def broken(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("storage is down")
-
     async def refusing_the_list(record: UserRecord, *args: Any, **kwargs: Any) -> Any:
         if record.task_sync.list_id:
             raise ConnectionError("the list's save was lost")
         return await saving(record, *args, **kwargs)
 
-    world.busy.write_index = broken  # type: ignore[method-assign]
+    world.busy.write_index = raising(RuntimeError("storage is down"))  # type: ignore[method-assign]
     world.users.save = refusing_the_list  # type: ignore[method-assign]
-    await world.jobs.enqueue([jobs.migrate_user(TID, "s1")])
-    with pytest.raises(RuntimeError, match="storage is down"):
-        await run_all(world)
+    await failing_migration(world, RuntimeError)
     assert (await user(world)).task_sync.list_id is None  # the list's state was not saved: and it says so
     lost = "was not saved or announced in full (the list's save was lost)"
     assert any(lost in r.getMessage() for r in caplog.records)
