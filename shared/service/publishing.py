@@ -57,8 +57,7 @@ async def publish_pending(services: AnnouncePorts, tenant_id: str, scope: str) -
     if pending is None:
         return None
     log.info("publishing the %d changes a run stored and did not finish announcing", len(pending.changes))
-    await publish(services, tenant_id, pending.changes, key=pending.key)
-    await services.item_statuses.announced(tenant_id, scope, pending.key)
+    await publish_stored(services, tenant_id, Stored(scope, pending))
     return pending
 
 
@@ -74,7 +73,7 @@ def not_yet_announced(changes: Sequence[Change], pending: Announcement | None) -
 @dataclass(frozen=True, slots=True)
 class Stored:
     """An announcement stored in a status scope and not yet published (`store`): another scope's run
-    publishes it with its own (`announce(..., along=...)`)."""
+    publishes it with its own (`announce_along`), or `publish_stored` alone."""
 
     scope: str
     announcement: Announcement
@@ -130,19 +129,18 @@ async def announce_along(  # noqa: PLR0917 (announce's, and what goes along)
     # At once: the feed's writer takes them in this order, in one round as a rule (their sequences
     # contiguous, one delivery of the range).
     published = await asyncio.gather(
-        *(publish(services, tenant_id, s.announcement.changes, key=s.announcement.key) for s in stored),
+        *(publish_stored(services, tenant_id, s) for s in stored),
         *([publish(services, tenant_id, unkeyed)] if unkeyed else []),
-    )
-    await asyncio.gather(
-        *(services.item_statuses.announced(tenant_id, s.scope, s.announcement.key) for s in stored)
     )
     mine = published[-1] if own is not None or unkeyed else []
     return mine, list(published[: len(along)])
 
 
 async def publish_stored(services: AnnouncePorts, tenant_id: str, stored: Stored) -> list[Change]:
-    """An announcement `store` left, published and cleared (the run meant to publish it failed first)."""
-    _, [published] = await announce_along(services, tenant_id, stored.scope, None, (), [stored])
+    """A stored announcement published (the feed appends its key once) and cleared; its changes numbered."""
+    announcement = stored.announcement
+    published = await publish(services, tenant_id, announcement.changes, key=announcement.key)
+    await services.item_statuses.announced(tenant_id, stored.scope, announcement.key)
     return published
 
 
