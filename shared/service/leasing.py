@@ -12,6 +12,12 @@ afresh, so a dead holder's work is taken over even when the job that died was it
 are numbered: pass 0 is the job itself, later ones catch up on what was asked for while the earlier pass
 ran; a later pass renews the lease first once a quarter of its lifetime went, so a run kept busy never
 outlives it (a pass lasts well under three quarters of it).
+
+A run that does a second key's work in its first pass (a migration reads the user's To Do list beside the
+calendar) takes that key's lease with its own, one storage request for both, and lets go of both with one
+more (`Rider`); work asked for under the rider's key meanwhile is caught up by the rider's own pass before
+it lets go. When either lease has a row, the run takes its own alone and the second key's work takes its
+lease itself (`holds` tells it which).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import contextvars
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Final
 
@@ -39,6 +45,30 @@ RENEW_AFTER: Final = 0.25  # a run renews its lease before a later pass once thi
 RELEASE_TRIES: Final = 3  # a release that storage refuses is tried again this often, a little apart
 RELEASE_PAUSE_SECONDS: Final = 0.5
 _delivery: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar("delivery", default=None)
+_riding: contextvars.ContextVar[str | None] = contextvars.ContextVar("riding", default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Rider:
+    """A second key whose lease a run takes with its own, for the work its first pass does under that key
+    too; `catch_up` is that key's own pass, run when a job for it was deferred meanwhile."""
+
+    key: str
+    catch_up: Callable[[], Awaitable[None]]
+
+
+def holds(key: str) -> bool:
+    """Whether the running run's first pass holds the lease of `key` as its rider (taken with its own)."""
+    return _riding.get() == key
+
+
+@contextmanager
+def _riding_on(key: str | None) -> Iterator[None]:
+    token = _riding.set(key)
+    try:
+        yield
+    finally:
+        _riding.reset(token)
 
 
 @contextmanager
@@ -65,17 +95,35 @@ _CHECKS_BACK: Final = (SyncUser, SyncTasks, WriteAppointment, SendMail, WriteTas
 
 
 async def run_leased(
-    leases: LeaseStore, clock: Clock, key: str, ttl: timedelta, run_pass: Callable[[int], Awaitable[None]]
+    leases: LeaseStore,
+    clock: Clock,
+    key: str,
+    ttl: timedelta,
+    run_pass: Callable[[int], Awaitable[None]],
+    *,
+    rider: Rider | None = None,
 ) -> bool:
-    """Run passes under the lease until nobody asked for another; False when the lease was taken."""
+    """Run passes under the lease until nobody asked for another; False when the lease was taken. With a
+    `rider`, its lease is taken too when both are free, held through the first pass (`holds`)."""
     owner, succeeds = _owner()
     taken_at = clock.now()
-    if await leases.acquire(key, owner, ttl, taken_at, succeeds=succeeds) is LeaseOutcome.DEFERRED:
-        return False
+    together = rider is not None and await leases.acquire_together([key, rider.key], owner, ttl, taken_at)
+    riding = rider if together else None
+    if riding is None:  # taken alone (a rider's work then takes its own lease)
+        outcome = await leases.acquire(key, owner, ttl, taken_at, succeeds=succeeds)
+        if outcome is LeaseOutcome.DEFERRED:
+            return False
     number = 0
     try:
         while True:
-            await run_pass(number)
+            with _riding_on(riding.key if riding else None):
+                await run_pass(number)
+            if riding is not None:
+                if await leases.release_together([key, riding.key], owner):
+                    return True
+                while await leases.release(riding.key, owner):
+                    await riding.catch_up()  # a job for the rider's key came meanwhile, and waits for it
+                riding = None
             if not await leases.release(key, owner):
                 return True
             # Another pass was asked for: once a quarter of the lease's lifetime went, it starts again
@@ -89,6 +137,8 @@ async def run_leased(
             number += 1
     except BaseException:
         # Let go even if someone asked for another pass: this run failed, and the queue retries it.
+        if riding is not None:
+            await _let_go(leases, riding.key, owner)
         await _let_go(leases, key, owner)
         raise
 

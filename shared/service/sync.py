@@ -86,6 +86,7 @@ from shared.service.task_sync import (
     TaskRun,
     TaskSyncPorts,
     migrate_tasks,
+    migration_rider,
     run_task_job,
     save_task_run,
 )
@@ -156,9 +157,10 @@ async def _run_leased(services: SyncPorts, job: SyncUser, staff_id: str) -> None
         # A later pass was asked for while an earlier one ran: it catches up once more.
         await _run_once(services, job, job.kind if number == 0 else "sync", staff_id)
 
-    if not await run_leased(
-        services.leases, services.clock, f"{job.tenant_id}/{staff_id}", LEASE_TTL, sync_pass
-    ):
+    # A migration reads the user's To Do list in its first pass: it takes the list's lease with its own.
+    rider = migration_rider(services, job.tenant_id, staff_id) if job.kind is SyncMode.MIGRATE else None
+    key = f"{job.tenant_id}/{staff_id}"
+    if not await run_leased(services.leases, services.clock, key, LEASE_TTL, sync_pass, rider=rider):
         check = jobs.sync_user(job.tenant_id, staff_id, "check_back", check_back=job.check_back)
         await check_back(services.jobs, check, LEASE_TTL)
 

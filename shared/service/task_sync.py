@@ -60,7 +60,7 @@ from shared.service.errors import (
 from shared.service.follow_ups import superseded, unmarked_since
 from shared.service.jobs import NIGHTLY_REASON, RENEWAL_REASON, SyncTasks, TaskMode
 from shared.service.keys import NOTIFICATION_KEY
-from shared.service.leasing import check_back, run_leased
+from shared.service.leasing import Rider, check_back, holds, run_leased
 from shared.service.monitor import MessageStatus, MonitoredMessage, Pulled
 from shared.service.publishing import Stored, announce, not_yet_announced, publish_pending, store
 from shared.service.records import Announcement, Change, SubscriptionRecord, TaskDeltaRead, Watched
@@ -178,7 +178,8 @@ async def migrate_tasks(  # noqa: PLR0917 (the run, and what it shares with the 
     announcement (None: the list was not run now: switched off, or another run holds it): the calendar
     publishes that announcement with its own (one feed append; `TaskRun.stored`), and saves the row's list
     and task state with its own (`TaskRun.laid_over`; `save_task_run` when that save does not come). The
-    list's lease is held until `published` (the calendar's run published, or gave up), so no other run of
+    list's lease is usually the calendar's run's, taken with its own (`migration_rider`); else it is taken
+    here and held until `published` (the calendar's run published, or gave up). Either way no other run of
     the list comes between the announcement's store and its publication. Whatever the list meets stays
     with the list: a list that cannot be read or made is the user's task error, throttling queues a task
     job of its own, and calendar sync goes on. Its pull for the message monitor is the caller's to record."""
@@ -201,7 +202,10 @@ async def migrate_tasks(  # noqa: PLR0917 (the run, and what it shares with the 
 
     key = lease_key(tenant.tenant_id, user.staff_id)
     try:
-        await run_leased(services.leases, services.clock, key, LEASE_TTL, first_pass)
+        if holds(key):  # the calendar's run took the list's lease with its own: held until it ends
+            handed.set_result(await _guarded(services, tenant, user, TaskMode.SYNC, zone))
+        else:
+            await run_leased(services.leases, services.clock, key, LEASE_TTL, first_pass)
     except asyncio.CancelledError:
         handed.cancel()  # (the worker is stopping)
         raise
@@ -212,6 +216,14 @@ async def migrate_tasks(  # noqa: PLR0917 (the run, and what it shares with the 
     finally:
         if not handed.done():
             handed.set_result(None)  # a task run holds the list: it migrates it
+
+
+def migration_rider(services: TaskSyncPorts, tenant_id: str, staff_id: str) -> Rider:
+    """The list's lease, taken by a migration's calendar run with its own (one request for both): the list's
+    first read runs under it (`migrate_tasks`), and a task job deferred meanwhile is caught up by one
+    more pass over the list before the lease goes."""
+    catch_up = SyncTasks(tenant_id, staff_id, TaskMode.SYNC, "notified")
+    return Rider(lease_key(tenant_id, staff_id), lambda: _run_once(services, catch_up))
 
 
 def sync_tasks_job(user: UserRecord, kind: TaskMode, reason: str = "migration") -> SyncTasks:

@@ -332,6 +332,51 @@ async def test_only_the_holder_releases(repos: SyncRepositories) -> None:
     assert await repos.leases.release("k", "w1") is True
 
 
+async def test_leases_taken_together_are_held_and_let_go_together(repos: SyncRepositories) -> None:
+    calendar, tasks = f"{CONTOSO}/anna", f"{CONTOSO}/anna/tasks"
+    assert await repos.leases.acquire_together([calendar, tasks], "m1/1/a", TTL, T0) is True
+
+    assert await repos.leases.acquire(calendar, "w2", TTL, T0) == LeaseOutcome.DEFERRED
+    assert await repos.leases.release_together([calendar, tasks], "m1/1/a") is False  # calendar's flag set
+    assert await repos.leases.release(tasks, "m1/1/a") is False  # nothing asked of the list: let go
+    assert await repos.leases.release(calendar, "m1/1/a") is True  # the calendar's run goes once more
+    assert await repos.leases.release(calendar, "m1/1/a") is False
+    assert await repos.leases.acquire_together([calendar, tasks], "w3", TTL, T0) is True
+    assert await repos.leases.release_together([calendar, tasks], "w3") is True
+    assert await repos.leases.acquire(tasks, "w4", TTL, T0) == LeaseOutcome.ACQUIRED  # both free again
+    assert await repos.leases.acquire(calendar, "w4", TTL, T0) == LeaseOutcome.ACQUIRED
+
+
+async def test_leases_are_taken_together_only_when_none_has_a_row(repos: SyncRepositories) -> None:
+    calendar, tasks = f"{CONTOSO}/anna", f"{CONTOSO}/anna/tasks"
+    assert await repos.leases.acquire(tasks, "m1/1/a", TTL, T0) == LeaseOutcome.ACQUIRED
+    later = T0 + TTL  # lapsed, or an earlier delivery's: still `acquire`'s to decide
+
+    assert await repos.leases.acquire_together([calendar, tasks], "m1/2/b", TTL, later) is False
+
+    assert await repos.leases.acquire(calendar, "w2", TTL, later) == LeaseOutcome.ACQUIRED  # not taken
+    assert await repos.leases.release(tasks, "m1/1/a") is False
+    assert await repos.leases.release_together([calendar, tasks], "m1/2/b") is False  # never its to let go
+    assert await repos.leases.release(calendar, "w2") is False
+
+
+async def test_leases_taken_together_and_deleted_meanwhile_are_let_go_one_by_one(
+    repos: SyncRepositories,
+) -> None:
+    calendar, tasks = f"{CONTOSO}/anna", f"{CONTOSO}/anna/tasks"
+    assert await repos.leases.acquire_together([calendar, tasks], "w1", TTL, T0) is True
+    await repos.leases.delete_prefix(f"{CONTOSO}/")  # the tenant disconnected meanwhile
+
+    assert await repos.leases.release_together([calendar, tasks], "w1") is False
+    assert await repos.leases.release(calendar, "w1") is False
+    assert await repos.leases.release(tasks, "w1") is False
+
+
+async def test_leases_of_two_tenants_are_never_taken_together(repos: SyncRepositories) -> None:
+    with pytest.raises(ValueError, match="one tenant"):
+        await repos.leases.acquire_together([f"{CONTOSO}/anna", f"{FABRIKAM}/anna"], "w1", TTL, T0)
+
+
 async def test_concurrent_acquires_let_exactly_one_in(repos: SyncRepositories) -> None:
     outcomes = await asyncio.gather(*(repos.leases.acquire("k", f"w{n}", TTL, T0) for n in range(10)))
 

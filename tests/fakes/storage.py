@@ -428,9 +428,31 @@ class FakeLeases:
         del self.rows[key]
         return False
 
+    async def acquire_together(self, keys: Sequence[str], owner: str, ttl: timedelta, now: datetime) -> bool:
+        _one_tenant(keys)
+        if any(key in self.rows for key in keys):  # a row, held or lapsed: as the table's inserts fail
+            return False
+        for key in keys:
+            self.rows[key] = (owner, now + ttl, False)
+        return True
+
+    async def release_together(self, keys: Sequence[str], owner: str) -> bool:
+        _one_tenant(keys)
+        held = [self.rows.get(key) for key in keys]
+        if any(h is None or h[0] != owner or h[2] for h in held):
+            return False
+        for key in keys:
+            del self.rows[key]
+        return True
+
     async def delete_prefix(self, prefix: str) -> None:
         for key in [k for k in self.rows if k.startswith(prefix)]:
             del self.rows[key]
+
+
+def _one_tenant(keys: Sequence[str]) -> None:
+    if len({key.partition("/")[0] for key in keys}) != 1:
+        raise ValueError("leases taken together belong to one tenant")
 
 
 class FakeSubscriptionIndex:

@@ -33,7 +33,7 @@ from shared.adapters.tables.rows import (
     etag_of,
     required_utc,
 )
-from shared.adapters.tables.transactions import Delete
+from shared.adapters.tables.transactions import Delete, Insert, TransactionFailed, submit
 from shared.service.errors import StaleWrite
 from shared.service.records import LeaseOutcome
 
@@ -57,6 +57,14 @@ def _lost_race(error: HttpResponseError) -> bool:
 def tenant_of(key: str) -> str:
     """The tenant a lease key (or a prefix of keys) belongs to: every key starts `{tenant}/`."""
     return key.partition(KEY_SEPARATOR)[0]
+
+
+def _tenant_of_all(keys: Sequence[str]) -> str:
+    """The one tenant of leases taken or let go together (one partition, one transaction)."""
+    tenants = {tenant_of(key) for key in keys}
+    if len(tenants) != 1:
+        raise ValueError(f"leases taken together belong to one tenant, not {sorted(tenants)}")
+    return tenants.pop()
 
 
 class TableLeases(TableAdapter):
@@ -156,6 +164,37 @@ class TableLeases(TableAdapter):
             if await self._delete(table, key, etag):
                 return False
         raise StaleWrite(f"lease {key}: too much contention")
+
+    async def acquire_together(self, keys: Sequence[str], owner: str, ttl: timedelta, now: datetime) -> bool:
+        """One transaction of inserts (the keys share their tenant's partition): as cheap as one lease."""
+        table = await self._table(_tenant_of_all(keys))
+        entities = [self._entity(key, owner, now + ttl, again=False) for key in keys]
+        try:
+            etags = await submit(table, [Insert(entity) for entity in entities])
+        except TransactionFailed as failed:
+            if failed.lost_race:  # one of them has a row: each is decided on its own
+                return False
+            raise
+        for key, etag in zip(keys, etags, strict=True):
+            self._remember(key, owner, etag)
+        return True
+
+    async def release_together(self, keys: Sequence[str], owner: str) -> bool:
+        """One transaction of deletes, each If-Match the ETag this worker's `acquire_together` answered."""
+        table = await self._table(_tenant_of_all(keys))
+        etags = [self._held.get((key, owner)) for key in keys]
+        if any(etag is None for etag in etags):
+            return False  # not taken together here (or renewed since): one by one
+        deletes = zip(keys, etags, strict=True)
+        try:
+            await submit(table, [Delete(lease_partition(k), escape_key(k), str(e)) for k, e in deletes])
+        except TransactionFailed as failed:
+            if failed.lost_race:  # a flag set, taken over or gone: `release` reads each
+                return False
+            raise
+        for key in keys:
+            del self._held[key, owner]
+        return True
 
     def _remember(self, key: str, owner: str, etag: Any) -> None:
         if etag:

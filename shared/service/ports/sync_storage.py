@@ -75,6 +75,18 @@ class LeaseStore(Protocol):
         holder runs once more. Answers False once released (or when the lease is not ours any more)."""
         ...
 
+    async def acquire_together(self, keys: Sequence[str], owner: str, ttl: timedelta, now: datetime) -> bool:
+        """Take every lease of `keys` (one tenant's) at once when none of them has a row, held or lapsed:
+        True. Otherwise take none and answer False: the caller takes them one by one (`acquire`, which
+        decides on lapsed leases and on an earlier delivery's)."""
+        ...
+
+    async def release_together(self, keys: Sequence[str], owner: str) -> bool:
+        """Let go of every lease of `keys` (taken together by `owner`) at once when none of them changed
+        since: True. Otherwise (an 'again' flag set, one taken over or gone) let go of none and answer
+        False: the caller releases them one by one (`release`)."""
+        ...
+
     async def delete_prefix(self, prefix: str) -> None: ...
 
 

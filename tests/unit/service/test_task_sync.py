@@ -18,7 +18,8 @@ from shared.domain.tenants import ConflictPolicy, TenantState
 from shared.domain.users import DirectoryUser, SyncState, UserRecord
 from shared.service import jobs
 from shared.service.commands import parse_staff_put
-from shared.service.jobs import Job, TaskMode
+from shared.service.job_handlers import run_job
+from shared.service.jobs import Job, SyncTasks, TaskMode
 from shared.service.keys import NOTIFICATION_KEY
 from shared.service.notifications import receive_changes, receive_lifecycle
 from shared.service.records import Change, Watched
@@ -443,6 +444,38 @@ async def test_a_migration_publishes_the_lists_changes_with_the_calendars_in_one
     assert appended[-2:] == [["task.created"] * 3, ["event.created", "user.migrated"]]
     [pull] = [m for m in world.messages.rows.values() if m.kind == "tasks_migrate"]
     assert pull.detail["sequences"] == numbers[:3]
+
+
+async def test_a_task_job_during_the_migration_is_caught_up_by_the_migrations_run_once(
+    world: FakeWorld,
+) -> None:
+    """The migration's calendar run holds the list's lease with its own: a task job meanwhile (a staff
+    member added a task, Graph notified) is deferred, and the run reads the list once more before it lets
+    go, not the deferred job's check-back minutes later. Nothing is announced twice."""
+    lst = await list_id(world)
+    staffs = world.todo.put("g1", lst, task("S"))
+    read = world.todo.read_tasks_delta
+    added: list[FakeTask] = []
+
+    async def added_after_the_read(*args: Any, **kwargs: Any) -> Any:
+        found = await read(*args, **kwargs)
+        if not added:
+            added.append(world.todo.put("g1", lst, task("A")))
+            await run_job(world.services, jobs.sync_tasks(TID, "s1", "notified"))
+        return found
+
+    world.todo.read_tasks_delta = added_after_the_read  # type: ignore[method-assign]
+    await run_job(world.services, jobs.migrate_user(TID, "s1"))
+
+    assert about(world) == [("task.created", staffs.id, None), ("task.created", added[0].id, None)]
+    assert world.leases.rows == {}
+    check_backs = [j for j in world.jobs.take() if isinstance(j, SyncTasks)]
+    assert [j.check_back for j in check_backs] == [1]  # the deferred job's, which finds nothing new
+    await world.jobs.enqueue(check_backs)
+    await run_all(world)
+    assert len(about(world)) == 2
+    kinds = sorted(m.kind for m in world.messages.rows.values() if m.kind.startswith("tasks_"))
+    assert kinds == ["tasks_migrate", "tasks_notification", "tasks_notification"]  # catch-up, check-back
 
 
 def raising(error: Exception) -> Any:
