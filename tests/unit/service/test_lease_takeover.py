@@ -4,6 +4,7 @@ delivery of the same queue message (never by another message before the lease la
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from shared.service.leasing import RELEASE_TRIES, run_leased
 from shared.service.records import LeaseOutcome
 from shared.service.sync import LEASE_TTL
 from tests.fakes.events import event
+from tests.fakes.outlook_tasks import task
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
 from tests.fakes.storage import FakeClock, FakeLeases
 
@@ -120,3 +122,28 @@ async def test_a_run_kept_busy_past_the_leases_lifetime_keeps_its_lease() -> Non
     assert ran == [0, 1, 2, 3]
     assert beside == [LeaseOutcome.DEFERRED] * 3
     assert leases.rows == {}
+
+
+async def test_a_migration_that_died_holding_its_lists_lease_too_is_taken_over_by_its_redelivery() -> None:
+    """A migration takes the To Do list's lease with the calendar's; killed holding both, the same message
+    delivered again takes each over at once (the calendar's, then the list's by its own run)."""
+    world = fake_world()
+    await add_tenant(world, TID, TenantState.MIGRATING, matched=1)
+    user = await world.users.get(TID, "s1")
+    assert user is not None
+    switches = user.staff.switches.changed({"tasks_from_outlook": True})
+    await world.users.save(replace(user, staff=replace(user.staff, switches=switches)))
+    listed = world.todo.put("g1", await world.todo.connector_list("g1", "Tasks from the host"), task("S"))
+    world.mailboxes.put("g1", event("B"))
+    storage_down(world.item_statuses, "apply", 1)
+    storage_down(world.leases, "release", 2 * RELEASE_TRIES)  # neither lease let go
+    with pytest.raises(ServiceRequestError):
+        await deliver(world, jobs.migrate_user(TID, "s1"), "m-1")
+    assert sorted(world.leases.rows) == [f"{TID}/s1", f"{TID}/s1/tasks"]
+
+    await deliver(world, jobs.migrate_user(TID, "s1"), "m-1", tries=2)
+
+    assert announced(world) == ["B"]
+    assert [c.data["task"]["id"] for c in world.feed.entries[TID] if c.type == "task.created"] == [listed.id]
+    assert [j for j in world.jobs.take() if getattr(j, "check_back", 0)] == []
+    assert world.leases.rows == {}
