@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from shared.domain.tenants import AuthMode, Tenant, TenantSettings, TenantState
 from shared.domain.users import MatchStatus, StaffMember, UserRecord
@@ -152,6 +152,14 @@ def fake_world() -> FakeWorld:
         messages,
         poison,
     )
+
+
+async def switch_on(world: FakeWorld, tenant_id: str, staff_id: str, *names: str) -> None:
+    """The staff member's switches `names` turned on (as a staff PUT would)."""
+    user = await world.users.get(tenant_id, staff_id)
+    assert user is not None
+    switches = user.staff.switches.changed(dict.fromkeys(names, True))
+    await world.users.save(replace(user, staff=replace(user.staff, switches=switches)))
 
 
 async def add_tenant(

@@ -6,7 +6,6 @@ lands and whose answer is lost."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -20,7 +19,7 @@ from shared.service.records import Announcement
 from shared.service.task_statuses import tasks_scope
 from tests.fakes.events import event
 from tests.fakes.outlook_tasks import task
-from tests.fakes.services import FakeWorld, add_tenant, fake_world
+from tests.fakes.services import FakeWorld, add_tenant, fake_world, switch_on
 
 pytestmark = pytest.mark.unit
 
@@ -31,10 +30,7 @@ TID = "contoso.example"
 async def world() -> FakeWorld:
     w = fake_world()
     await add_tenant(w, TID, TenantState.MIGRATING, matched=1)
-    user = await w.users.get(TID, "s1")
-    assert user is not None
-    switches = user.staff.switches.changed({"tasks_from_outlook": True})
-    await w.users.save(replace(user, staff=replace(user.staff, switches=switches)))
+    await switch_on(w, TID, "s1", "tasks_from_outlook")
     return w
 
 

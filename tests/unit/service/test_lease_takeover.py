@@ -4,7 +4,6 @@ delivery of the same queue message (never by another message before the lease la
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -20,7 +19,7 @@ from shared.service.records import LeaseOutcome
 from shared.service.sync import LEASE_TTL
 from tests.fakes.events import event
 from tests.fakes.outlook_tasks import task
-from tests.fakes.services import FakeWorld, add_tenant, fake_world
+from tests.fakes.services import FakeWorld, add_tenant, fake_world, switch_on
 from tests.fakes.storage import FakeClock, FakeLeases
 
 pytestmark = pytest.mark.unit
@@ -129,10 +128,7 @@ async def test_a_migration_that_died_holding_its_lists_lease_too_is_taken_over_b
     delivered again takes each over at once (the calendar's, then the list's by its own run)."""
     world = fake_world()
     await add_tenant(world, TID, TenantState.MIGRATING, matched=1)
-    user = await world.users.get(TID, "s1")
-    assert user is not None
-    switches = user.staff.switches.changed({"tasks_from_outlook": True})
-    await world.users.save(replace(user, staff=replace(user.staff, switches=switches)))
+    await switch_on(world, TID, "s1", "tasks_from_outlook")
     listed = world.todo.put("g1", await world.todo.connector_list("g1", "Tasks from the host"), task("S"))
     world.mailboxes.put("g1", event("B"))
     storage_down(world.item_statuses, "apply", 1)
