@@ -37,7 +37,7 @@ from shared.domain.tenants import Tenant
 from shared.domain.timezones import iana_zone
 from shared.domain.users import MatchStatus, SyncState, TaskSync, UserRecord
 from shared.observability import bound, get_logger
-from shared.service import monitor
+from shared.service import jobs, monitor
 from shared.service.context import (
     UsesBusy,
     UsesCalendar,
@@ -222,7 +222,7 @@ def migration_rider(services: TaskSyncPorts, tenant_id: str, staff_id: str) -> R
     """The list's lease, taken by a migration's calendar run with its own (one request for both): the list's
     first read runs under it (`migrate_tasks`), and a task job deferred meanwhile is caught up by one
     more pass over the list before the lease goes."""
-    catch_up = SyncTasks(tenant_id, staff_id, TaskMode.SYNC, "notified")
+    catch_up = jobs.sync_tasks(tenant_id, staff_id, "notified")  # as a notification's task job runs it
     return Rider(lease_key(tenant_id, staff_id), lambda: _run_once(services, catch_up))
 
 
