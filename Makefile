@@ -93,6 +93,10 @@ bench-task-table-ops: $(VENV)/.installed node_modules/.installed  # table reques
 bench-graph-pool: $(VENV)/.installed  # the Graph client's connection pool: CPU per request, side by side
 	$(PY) -m benchmarks.graph_pool $(BENCH_ARGS)
 
+.PHONY: bench-graph-sender
+bench-graph-sender: $(VENV)/.installed  # a Graph request's client-side CPU: the SDK's adapter against the sender
+	$(PY) -m benchmarks.graph_sender $(BENCH_ARGS)
+
 .PHONY: bench-monitor
 bench-monitor: $(VENV)/.installed  # e.g. make bench-monitor BENCH_ARGS="--users 1000"
 	$(PY) -m benchmarks.monitor_bench $(BENCH_ARGS)

@@ -111,13 +111,10 @@ async def migration(users: int, on: bool) -> float:
 
 def graph_request(mode: str, requests: int) -> float:
     import httpx
-    from kiota_abstractions.authentication import AnonymousAuthenticationProvider
-    from msgraph.graph_request_adapter import GraphRequestAdapter
-    from msgraph_core import GraphClientFactory
 
     from shared import telemetry
-    from shared.adapters.graph.client import TenantGraph
     from shared.telemetry.graph import CountedTransport
+    from tests.fakes.graph_http import graph_over
 
     if mode != "none":
         from opentelemetry import trace
@@ -135,12 +132,7 @@ def graph_request(mode: str, requests: int) -> float:
             quieten_graph_spans(provider)
             telemetry.install(provider, MeterProvider(metric_readers=[InMemoryMetricReader()]))
     mock = httpx.MockTransport(lambda request: httpx.Response(200, json={}))
-    http = GraphClientFactory.create_with_default_middleware(
-        client=httpx.AsyncClient(transport=CountedTransport(mock))
-    )
-    graph = TenantGraph(
-        GraphRequestAdapter(AnonymousAuthenticationProvider(), client=http), "https://g.example"
-    )
+    graph = graph_over(CountedTransport(mock), "https://g.example")
 
     async def run() -> float:
         for _ in range(100):

@@ -1,14 +1,15 @@
 """Graph clients per tenant, built once per worker and cached (credential, token cache, pool).
 
-msgraph-sdk builds the requests and runs its middleware (retry with Retry-After, redirects); on paths
-that carry many items the raw body is taken through the same request adapter (`send_primitive_async`
-with "bytes") and parsed into the connector's own models, because the SDK's model deserialisation
-costs milliseconds per item.
+The connector's own requests (`TenantGraph.request_bytes` / `request_json`: every data-plane path) are
+built by the connector and sent by `sender.GraphSender` on the worker's pool, their raw bodies parsed
+into the connector's own models: the SDK's model deserialisation costs milliseconds per item, and its
+request adapter and middleware more CPU than the sending (`sender.py`). msgraph-sdk's client
+(`TenantGraph.sdk`, `adapter`) stays for the typed control-plane requests, with its middleware.
 
 A 401 is answered with a new token, once per request: a claims challenge (Continuous Access
-Evaluation) by kiota itself, which asks the credential for a token carrying the claims; any other 401
-by `RenewingRequestAdapter`, which tells the tenant's `RenewableCredential` the token was refused. A
-401 that survives that is a real refusal (`AuthFailed`), never retried again.
+Evaluation) with a token asked for with its claims; any other 401 by telling the tenant's
+`RenewableCredential` the token was refused (`GraphSender`, and `RenewingRequestAdapter` for the SDK's
+requests). A 401 that survives that is a real refusal (`AuthFailed`), never retried again.
 """
 
 from __future__ import annotations
@@ -26,21 +27,20 @@ from urllib.parse import urlsplit
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
 from kiota_abstractions.authentication import AuthenticationProvider
-from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
 from kiota_abstractions.request_option import RequestOption
 from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
-from kiota_http.middleware.options import RetryHandlerOption
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
-from shared.adapters.graph.errors import Throttled, from_sdk
+from shared.adapters.graph.errors import GraphError, Throttled
 from shared.adapters.graph.mailbox_gate import MailboxClaims, MailboxGate
 from shared.adapters.graph.pool import GraphTransport
+from shared.adapters.graph.sender import MAX_REDIRECTS, BearerTokens, GraphSender
 from shared.adapters.graph.tenant_budget import CEILING, TenantBudget, tenant_wide
 from shared.adapters.identity import RenewableCredential
 from shared.service import work_priority
@@ -135,13 +135,16 @@ class TenantGraph:
     def __init__(
         self,
         adapter: GraphRequestAdapter,
+        sender: GraphSender,
         base_url: str,
+        *,
         gate: MailboxGate | None = None,
         http: httpx.AsyncClient | None = None,
         budget: TenantBudget | None = None,
     ) -> None:
         self.adapter = adapter
         self.sdk = GraphServiceClient(request_adapter=adapter)
+        self.sender = sender
         self.base_url = base_url
         self.gate = gate or MailboxGate()  # the worker's, shared by every tenant's client
         self.http = http  # the shared pool, for pre-authenticated URLs (upload sessions)
@@ -159,24 +162,24 @@ class TenantGraph:
         *,
         retries: int = MAX_SDK_RETRIES,
     ) -> bytes:
-        """Send a request through the SDK's adapter and middleware; answer the raw body (b"" when empty).
+        """Send a request (`GraphSender`); answer the raw body (b"" when empty).
         `retries`: tries again after 429/503/504 (0 for a request that must go once), after Retry-After.
         The request waits for the tenant's budget (`TenantBudget`) and holds its mailbox (`MailboxGate`).
 
-        Several values of one header (`Prefer`) go comma-folded in one string, as kiota sends them."""
+        Several values of one header (`Prefer`) go comma-folded in one string."""
+        url = self.url(path)
+        content = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         attempt = paused = 0
         while True:
             await self.budget.take(work_priority.current())
-            info = self._request_info(method, path, body, headers, attempt + paused)
+            sent = self._headers(headers, content is not None, attempt + paused)
             async with self.gate.hold(path, body):  # MailboxBusy, or the claims table's own errors
                 try:
-                    raw = await self.adapter.send_primitive_async(info, "bytes", ERROR_MAP)
-                except Exception as error:
-                    failure, cause = from_sdk(error), error
-                else:
-                    return bytes(raw) if raw else b""
+                    return await self.sender.send(method.upper(), url, sent, content)
+                except GraphError as error:
+                    failure = error
             if not isinstance(failure, Throttled):  # the mailbox's slot is free again from here on
-                raise failure from cause
+                raise failure
             whole_tenant = failure.status == 429 and tenant_wide(failure.scope)
             if failure.status == 429:
                 self.budget.throttled(failure.retry_after, whole_tenant=whole_tenant)
@@ -191,25 +194,18 @@ class TenantGraph:
             attempt += 1
             delay = retry_delay(failure, attempt)
             if attempt > retries or delay > MAX_RETRY_DELAY:
-                raise failure from cause
+                raise failure
             await asyncio.sleep(delay)
 
-    def _request_info(
-        self, method: str, path: str, body: Any, headers: dict[str, str] | None, attempt: int
-    ) -> RequestInformation:
-        info = RequestInformation()
-        info.http_method = Method(method.upper())
-        info.url = self.url(path)
-        info.headers.try_add("Accept", "application/json")
-        for name, value in (headers or {}).items():
-            info.headers.add(name, value)
+    @staticmethod
+    def _headers(given: dict[str, str] | None, has_body: bool, attempt: int) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if has_body:
+            headers["Content-Type"] = "application/json"
+        headers.update(given or {})
         if attempt:
-            info.headers.add("Retry-Attempt", str(attempt))
-        if body is not None:
-            info.headers.try_add("Content-Type", "application/json")
-            info.content = json.dumps(body, separators=(",", ":")).encode()
-        info.add_request_options([RetryHandlerOption(max_retries=0)])
-        return info
+            headers["Retry-Attempt"] = str(attempt)
+        return headers
 
     async def request_json(
         self,
@@ -220,7 +216,7 @@ class TenantGraph:
         *,
         retries: int = MAX_SDK_RETRIES,
     ) -> Any:
-        """Send a request through the SDK's adapter and middleware; answer the parsed JSON body (or None)."""
+        """Send a request (`request_bytes`); answer the parsed JSON body (or None)."""
         raw = await self.request_bytes(method, path, body, headers, retries=retries)
         if not raw:
             return None
@@ -253,17 +249,14 @@ class GraphClients:
         self.base_url = base_url.rstrip("/")
         self._scope = scope
         self._credential_for = credential_for
-        # The SDK's middleware runs over this transport, so each of its tries is counted (telemetry).
-        transport = GraphTransport(
-            verify=tls_verify(ca_bundle),
-            limits=httpx.Limits(max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_KEPT_IDLE),
-        )
+        # Every request to Graph goes over this transport, so each try is counted (telemetry): the
+        # connector's own (`GraphSender`, on `_raw`) and the SDK's, its middleware running above it.
+        limits = httpx.Limits(max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_KEPT_IDLE)
+        transport = CountedTransport(GraphTransport(verify=tls_verify(ca_bundle), limits=limits))
+        timeout = httpx.Timeout(30.0, connect=10.0)
+        self._raw = httpx.AsyncClient(transport=transport, timeout=timeout, max_redirects=MAX_REDIRECTS)
         self._http = GraphClientFactory.create_with_default_middleware(
-            client=httpx.AsyncClient(
-                transport=CountedTransport(transport),
-                verify=tls_verify(ca_bundle),
-                timeout=httpx.Timeout(30.0, connect=10.0),
-            )
+            client=httpx.AsyncClient(transport=transport, verify=tls_verify(ca_bundle), timeout=timeout)
         )
         self.gate = MailboxGate(claims=claims)  # with claims: one worker at a time per mailbox
         self._tenant_rate = tenant_rate
@@ -320,7 +313,8 @@ class GraphClients:
             else GraphRequestAdapter(auth, client=self._http)
         )
         adapter.base_url = self.base_url
-        return TenantGraph(adapter, self.base_url, self.gate, self._uploads, budget)
+        sender = GraphSender(self._raw, BearerTokens(credential, self._scope, host))
+        return TenantGraph(adapter, sender, self.base_url, gate=self.gate, http=self._uploads, budget=budget)
 
     async def forget(self, key: TenantKey) -> None:
         """Drop a tenant's cached clients and credentials for the app, whatever the secret's version (after
@@ -342,5 +336,6 @@ class GraphClients:
         await self.gate.close()
         for credential in [*self._credentials.values(), *self._retired]:
             await credential.close()
-        await self._http.aclose()
+        await self._http.aclose()  # the SDK's (its middleware's transport leaves the pool open)
+        await self._raw.aclose()  # and the pool with it
         await self._uploads.aclose()

@@ -11,15 +11,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
 import pytest
-from kiota_abstractions.authentication import AnonymousAuthenticationProvider
-from msgraph.graph_request_adapter import GraphRequestAdapter
-from msgraph_core import GraphClientFactory
 
 from shared.adapters.graph.calendar import GraphCalendar, GraphSubscriptions
 from shared.adapters.graph.client import TenantGraph, TenantKey
 from shared.domain.calendar import APPOINTMENT_PROPERTY_ID, RemovedEvent
 from shared.domain.tenants import Tenant
 from shared.service.errors import DeltaTokenRejected, MailboxUnavailable, TenantAccessError
+from tests.fakes.graph_http import graph_over
 from tests.integration.graph.harness import tenant_named
 
 pytestmark = pytest.mark.unit
@@ -56,12 +54,7 @@ class OneTenant:
     """`GraphClients` for one tenant on a mock transport."""
 
     def __init__(self, recorder: Recorder) -> None:
-        http = GraphClientFactory.create_with_default_middleware(
-            client=httpx.AsyncClient(transport=httpx.MockTransport(recorder))
-        )
-        adapter = GraphRequestAdapter(AnonymousAuthenticationProvider(), client=http)
-        adapter.base_url = BASE
-        self.graph = TenantGraph(adapter, BASE)
+        self.graph = graph_over(httpx.MockTransport(recorder), BASE)
 
     async def for_tenant(self, key: TenantKey) -> TenantGraph:
         return self.graph

@@ -13,9 +13,6 @@ from urllib.parse import unquote
 
 import httpx
 import pytest
-from kiota_abstractions.authentication import AnonymousAuthenticationProvider
-from msgraph.graph_request_adapter import GraphRequestAdapter
-from msgraph_core import GraphClientFactory
 
 from shared.adapters.graph.client import TenantGraph, TenantKey
 from shared.adapters.graph.mail import UPLOAD_CHUNK, GraphMail
@@ -24,6 +21,7 @@ from shared.domain.mail import MAIL_PROPERTY_ID, MailAttachment, MailContent, Re
 from shared.domain.tenants import Tenant
 from shared.service.errors import DraftMissing, MailAccessDenied, RateLimited, SendUncertain
 from shared.service.ports.mail import MailFolder
+from tests.fakes.graph_http import graph_over
 from tests.integration.graph.harness import tenant_named
 
 pytestmark = pytest.mark.unit
@@ -56,13 +54,7 @@ class Recorder:
 
 class OneTenant:
     def __init__(self, recorder: Recorder) -> None:
-        transport = httpx.MockTransport(recorder)
-        http = GraphClientFactory.create_with_default_middleware(
-            client=httpx.AsyncClient(transport=transport)
-        )
-        adapter = GraphRequestAdapter(AnonymousAuthenticationProvider(), client=http)
-        adapter.base_url = BASE
-        self.graph = TenantGraph(adapter, BASE, MailboxGate(), httpx.AsyncClient(transport=transport))
+        self.graph = graph_over(httpx.MockTransport(recorder), BASE, gate=MailboxGate())
 
     async def for_tenant(self, key: TenantKey) -> TenantGraph:
         return self.graph

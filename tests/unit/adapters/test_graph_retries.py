@@ -1,4 +1,4 @@
-"""`TenantGraph`'s own retries, through the SDK's real middleware on an `httpx.MockTransport`: every
+"""`TenantGraph`'s own retries, through the connector's sender on an `httpx.MockTransport`: every
 throttled answer reaches the tenant's budget; a 429 Graph scopes to the whole tenant pauses the tenant
 and is waited out without using the request's retries; any other 429 is retried after its Retry-After,
 twice, and then raised."""
@@ -9,12 +9,10 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from kiota_abstractions.authentication import AnonymousAuthenticationProvider
-from msgraph.graph_request_adapter import GraphRequestAdapter
-from msgraph_core import GraphClientFactory
 
 from shared.adapters.graph.client import TenantGraph
 from shared.adapters.graph.errors import Throttled
+from tests.fakes.graph_http import graph_over
 
 pytestmark = pytest.mark.unit
 
@@ -29,12 +27,7 @@ def graph(answers: list[httpx.Response], seen: list[httpx.Request]) -> TenantGra
         seen.append(request)
         return answers.pop(0)
 
-    http = GraphClientFactory.create_with_default_middleware(
-        client=httpx.AsyncClient(transport=httpx.MockTransport(answer))
-    )
-    adapter = GraphRequestAdapter(AnonymousAuthenticationProvider(), client=http)
-    adapter.base_url = BASE
-    return TenantGraph(adapter, BASE)
+    return graph_over(httpx.MockTransport(answer), BASE)
 
 
 def throttled(scope: str | None = None) -> Callable[[], httpx.Response]:

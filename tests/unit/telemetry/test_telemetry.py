@@ -14,9 +14,6 @@ from typing import Any
 import azure.functions as func
 import httpx
 import pytest
-from kiota_abstractions.authentication import AnonymousAuthenticationProvider
-from msgraph.graph_request_adapter import GraphRequestAdapter
-from msgraph_core import GraphClientFactory
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
@@ -28,7 +25,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from shared import bootstrap, telemetry
-from shared.adapters.graph.client import TenantGraph
 from shared.domain.signing import client_state
 from shared.domain.tenants import TenantState
 from shared.observability import LOGGER_NAME, bound, configure_logging, get_logger
@@ -42,6 +38,7 @@ from shared.service.keys import HOST_WEBHOOK_SECRET, NOTIFICATION_KEY
 from shared.telemetry import names
 from shared.telemetry.graph import CountedTransport
 from tests.fakes.events import event
+from tests.fakes.graph_http import graph_over
 from tests.fakes.services import FakeWorld, add_tenant, fake_world
 from tests.fakes.storage import MessageJobs
 from tests.unit.functions.host_api import http_routes
@@ -348,11 +345,9 @@ async def test_every_graph_answer_is_counted_retries_and_throttles_included(
 ) -> None:
     exported = _install()
     answers = iter([httpx.Response(429, headers={"Retry-After": "1"}), httpx.Response(200, json={})])
-    http = GraphClientFactory.create_with_default_middleware(
-        client=httpx.AsyncClient(transport=CountedTransport(httpx.MockTransport(lambda _: next(answers))))
+    graph = graph_over(
+        CountedTransport(httpx.MockTransport(lambda _: next(answers))), "https://graph.example/v1.0"
     )
-    adapter = GraphRequestAdapter(AnonymousAuthenticationProvider(), client=http)
-    graph = TenantGraph(adapter, "https://graph.example/v1.0")
     await graph.request_json("GET", "/users/g1/events", retries=1)
     assert exported.total(names.GRAPH_REQUESTS, method="GET", status=429) == 1
     assert exported.total(names.GRAPH_REQUESTS, method="GET", status=200) == 1
@@ -407,11 +402,8 @@ async def test_a_graph_request_is_one_client_span_per_try_with_its_ids_taken_out
 ) -> None:
     exported = _install()
     answers = iter([httpx.Response(503, headers={"Retry-After": "0"}), httpx.Response(200, json={})])
-    http = GraphClientFactory.create_with_default_middleware(
-        client=httpx.AsyncClient(transport=CountedTransport(httpx.MockTransport(lambda _: next(answers))))
-    )
-    graph = TenantGraph(
-        GraphRequestAdapter(AnonymousAuthenticationProvider(), client=http), "https://g.example/v1.0"
+    graph = graph_over(
+        CountedTransport(httpx.MockTransport(lambda _: next(answers))), "https://g.example/v1.0"
     )
     user = "8c1f2f6e-1234-4a5b-9c6d-0123456789ab"
     instruments = telemetry.current()
