@@ -16,15 +16,38 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from math import ceil
-from typing import Final
+from typing import Final, Protocol
 
 from shared.domain.tenants import TenantState, UserScope
-from shared.domain.users import MatchStatus, SyncState, UserRecord
+from shared.domain.users import MatchStatus, SyncState
 
 MIGRATED: Final = frozenset({SyncState.SYNCED, SyncState.ERROR})  # a migration ran to its end
 FINISHED: Final = MIGRATED | {SyncState.DISABLED}
 # After the first matching, the users decide which of these the tenant shows.
 SETTLED: Final = frozenset({TenantState.MIGRATING, TenantState.ACTIVE, TenantState.DEGRADED})
+
+
+class ProgressOfUser(Protocol):
+    """What progress reads of a user: a `UserRecord`, or its four properties alone (`UserProgress`)."""
+
+    @property
+    def match(self) -> MatchStatus: ...
+    @property
+    def sync_state(self) -> SyncState: ...
+    @property
+    def migrated_at(self) -> datetime | None: ...
+    @property
+    def updated_at(self) -> datetime: ...
+
+
+@dataclass(frozen=True, slots=True)
+class UserProgress:
+    """A user as progress reads it, without the rest of its row (`UserRepository.list_progress`)."""
+
+    match: MatchStatus
+    sync_state: SyncState
+    migrated_at: datetime | None  # when its last migration ended synced
+    updated_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +72,7 @@ class Progress:
         }
 
 
-def finished(user: UserRecord) -> bool:
+def finished(user: ProgressOfUser) -> bool:
     """Nothing is left to do for the user: migrated (synced or failed), or nothing to migrate."""
     if user.match is MatchStatus.PENDING:
         return False
@@ -58,7 +81,7 @@ def finished(user: UserRecord) -> bool:
 
 def progress(
     state: TenantState,
-    users: Sequence[UserRecord],
+    users: Sequence[ProgressOfUser],
     connected_at: datetime | None,
     now: datetime,
     *,
@@ -88,7 +111,7 @@ def progress(
     return Progress(phase, percent, total, done, dict(by_match), dict(by_state), eta)
 
 
-def _phase(state: TenantState, waiting: Sequence[UserRecord]) -> str:
+def _phase(state: TenantState, waiting: Sequence[ProgressOfUser]) -> str:
     if state is TenantState.PENDING_CONSENT:
         return "waiting_for_consent"
     if state.gone or state is TenantState.CONSENT_REVOKED:
@@ -100,8 +123,8 @@ def _phase(state: TenantState, waiting: Sequence[UserRecord]) -> str:
 
 def _eta(
     state: TenantState,
-    users: Sequence[UserRecord],
-    waiting: Sequence[UserRecord],
+    users: Sequence[ProgressOfUser],
+    waiting: Sequence[ProgressOfUser],
     connected_at: datetime | None,
     now: datetime,
 ) -> int | None:
@@ -124,7 +147,7 @@ def _eta(
     return ceil(len(waiting) * elapsed / migrated)
 
 
-def _migrated_at(user: UserRecord) -> datetime | None:
+def _migrated_at(user: ProgressOfUser) -> datetime | None:
     """When a matched user's migration ended (synced, or the failure); None while it has not. A catch-up
     sync of a user migrated before is not a migration (it moves `last_sync_at`, not `migrated_at`)."""
     if user.match is not MatchStatus.MATCHED:

@@ -9,11 +9,11 @@ app (`customer_app.py`), disconnecting (`tenant_disconnect.py`) and settings (`t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
-from shared.domain.progress import Progress, progress
+from shared.domain.progress import Progress, ProgressOfUser, progress
 from shared.domain.tenants import Tenant, TenantState
 from shared.observability import get_logger
 from shared.service import jobs
@@ -181,9 +181,13 @@ async def mark_consent_revoked(services: TenantEventPorts, tenant_id: str, reaso
 
 
 async def tenant_progress(services: ProgressPorts, tenant: Tenant, *, kept: bool = False) -> Progress:
-    """The migration's progress: from the users read now, or for the console's polling (`kept`) from a
-    listing a few seconds old at most."""
-    users = await (services.users.console_users if kept else services.users.list_all)(tenant.tenant_id)
+    """The migration's progress: from the users read now (only the properties progress uses), or for the
+    console's polling (`kept`) from its listing of whole users, a few seconds old at most."""
+    users: Sequence[ProgressOfUser]
+    if kept:
+        users = await services.users.console_users(tenant.tenant_id)
+    else:
+        users = await services.users.list_progress(tenant.tenant_id)
     return progress(
         tenant.state, users, tenant.connected_at, services.clock.now(), scope=tenant.settings.user_scope
     )

@@ -1,18 +1,29 @@
 """The user repository's saves, written once and run against the in-memory fake and the Table Storage
 repository on Azurite: `save_all` (up to 100 rows per transaction) saves as `save` does, in order, and
-reports exactly the rows that lost a race, whatever else shares their transaction."""
+reports exactly the rows that lost a race, whatever else shares their transaction; `list_progress` (a
+projection of four properties) answers what the whole rows hold."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from shared.adapters.tables.users import TableUsers
-from shared.domain.users import LegacyLink, MatchStatus, StaffMember, StaffSwitches, SyncState, UserRecord
+from shared.domain.progress import UserProgress
+from shared.domain.users import (
+    LegacyLink,
+    MatchStatus,
+    StaffMember,
+    StaffSwitches,
+    SyncState,
+    TaskSync,
+    UserRecord,
+)
 from shared.service.errors import AlreadyExists, StaleWrite
 from shared.service.ports.tenancy import UserRepository
 from tests.fakes.storage import FakeUsers
@@ -152,3 +163,55 @@ async def test_since_when_a_delta_link_is_held_is_stored_beside_it(users: UserRe
         "https://graph/delta?token=x",
         since,
     )
+
+
+NOT_MATCHED = [MatchStatus.UNMATCHED, MatchStatus.NO_MAILBOX, MatchStatus.FORBIDDEN, MatchStatus.DISABLED]
+
+
+def migrated(n: int, state: SyncState, ended: datetime | None, **changes: Any) -> UserRecord:
+    """A matched user as a migration leaves its row: delta link, subscription and the To Do list's state."""
+    return record(
+        n,
+        match=MatchStatus.MATCHED,
+        graph_user_id=f"g{n}",
+        sync_state=state,
+        migrated_at=ended,
+        last_sync_at=ended,
+        subscription_id=f"sub-{n}",
+        subscription_expires_at=T0 + timedelta(days=3),
+        delta_link=f"https://graph.microsoft.com/v1.0/users/g{n}/calendarView/delta?$deltatoken={n:040d}",
+        delta_since=T0,
+        task_sync=TaskSync(SyncState.SYNCED, f"list-{n}", f"https://graph/todo/delta?token={n}", tasks=3),
+        **changes,
+    )
+
+
+async def test_the_progress_listing_answers_the_four_values_the_whole_rows_hold(
+    users: UserRepository,
+) -> None:
+    ended = T0 + timedelta(minutes=30)
+    saved = [
+        record(1),  # not looked up yet
+        record(2, match=MatchStatus.MATCHED, graph_user_id="g2"),  # matched, its migration not begun
+        migrated(3, SyncState.MIGRATING, None),
+        migrated(4, SyncState.SYNCED, ended),
+        migrated(5, SyncState.SYNCED, None),  # synced before the row kept when a migration ended
+        migrated(6, SyncState.ERROR, None, last_error="the mailbox is gone"),
+        *(record(n, match=status, sync_state=SyncState.DISABLED) for n, status in enumerate(NOT_MATCHED, 7)),
+    ]
+    # Each user stored at its own instant, so equal answers mean each user's own four values.
+    await users.save_all([replace(u, updated_at=T0 + timedelta(seconds=n)) for n, u in enumerate(saved)])
+    await users.save_all([migrated(n, SyncState.SYNCED, ended, tenant=FABRIKAM) for n in range(3)])
+
+    whole = await users.list_all(CONTOSO)
+    progressed = await users.list_progress(CONTOSO)
+
+    assert len(whole) == len(saved) == len(progressed)
+    assert Counter(progressed) == Counter(
+        UserProgress(u.match, u.sync_state, u.migrated_at, u.updated_at) for u in whole
+    )
+    assert {(p.match, p.sync_state, p.migrated_at) for p in progressed} == {
+        (u.match, u.sync_state, u.migrated_at) for u in saved
+    }
+    assert all(p.updated_at.tzinfo is not None for p in progressed)
+    assert await users.list_progress("nobody.example") == []

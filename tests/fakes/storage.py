@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from shared.domain.planner import ItemStatus
+from shared.domain.progress import UserProgress
 from shared.domain.tenants import Tenant
 from shared.domain.users import MatchStatus, SyncState, UserRecord
 from shared.service.change_json import change_json, check_change_sizes, encoded_change, stored_change_json
@@ -111,6 +112,12 @@ class FakeUsers:
 
     async def list_all(self, tenant_id: str) -> list[UserRecord]:
         return [u for (t, _), u in sorted(self.rows.items()) if t == tenant_id]
+
+    async def list_progress(self, tenant_id: str) -> list[UserProgress]:
+        return [
+            UserProgress(u.match, u.sync_state, u.migrated_at, u.updated_at)
+            for u in await self.list_all(tenant_id)
+        ]
 
     async def migration_pending(self, tenant_id: str) -> bool:
         return any(

@@ -29,6 +29,7 @@ from shared.adapters.tables.transactions import (
     TransactionFailed,
     submit,
 )
+from shared.domain.progress import UserProgress
 from shared.domain.teams import TeamsStatus
 from shared.domain.users import (
     LegacyLink,
@@ -184,8 +185,21 @@ def _switches(entity: Any) -> StaffSwitches:
     )
 
 
+def progress_from_entity(entity: Mapping[str, Any]) -> UserProgress:
+    """The four properties progress reads, converted once for both readers (`user_from_entity` takes them
+    from here). A projection answers a property the row lacks as absent (Azurite) or as null (Azure
+    Tables): either reads as a row written without it."""
+    return UserProgress(
+        match=MatchStatus(entity["Match"]),
+        sync_state=SyncState(entity.get("SyncState") or SyncState.PENDING),
+        migrated_at=as_utc(entity.get("MigratedAt")),
+        updated_at=required_utc(entity["UpdatedAt"]),
+    )
+
+
 def user_from_entity(entity: Any) -> UserRecord:
     matched_by = entity.get("MatchedBy")
+    user_progress = progress_from_entity(entity)
     return UserRecord(
         tenant_id=entity["PartitionKey"],
         staff=StaffMember(
@@ -198,14 +212,14 @@ def user_from_entity(entity: Any) -> UserRecord:
             switches=_switches(entity),
             todo_list_name=entity.get("TodoListNameOverride"),
         ),
-        match=MatchStatus(entity["Match"]),
-        updated_at=required_utc(entity["UpdatedAt"]),
+        match=user_progress.match,
+        updated_at=user_progress.updated_at,
         graph_user_id=entity.get("GraphUserId"),
         matched_by=MatchedBy(matched_by) if matched_by else None,
         match_reason=entity.get("MatchReason"),
-        sync_state=SyncState(entity.get("SyncState", SyncState.PENDING)),
+        sync_state=user_progress.sync_state,
         last_sync_at=as_utc(entity.get("LastSyncAt")),
-        migrated_at=as_utc(entity.get("MigratedAt")),
+        migrated_at=user_progress.migrated_at,
         last_error=entity.get("LastError"),
         subscription_id=entity.get("SubscriptionId"),
         subscription_expires_at=as_utc(entity.get("SubscriptionExpiresAt")),
@@ -268,6 +282,18 @@ class TableUsers:
             "PartitionKey eq @pk", parameters={"pk": tenant_id}, results_per_page=1000
         )
         return [user_from_entity(e) async for e in query]
+
+    async def list_progress(self, tenant_id: str) -> list[UserProgress]:
+        """The partition read with `$select` of the four properties progress uses: none of the delta
+        links, task sync JSON and the rest a whole row carries is sent, parsed or converted."""
+        table = await self._table(tenant_id)
+        query = table.query_entities(
+            "PartitionKey eq @pk",
+            parameters={"pk": tenant_id},
+            select=["Match", "SyncState", "MigratedAt", "UpdatedAt"],
+            results_per_page=1000,
+        )
+        return [progress_from_entity(e) async for e in query]
 
     async def migration_pending(self, tenant_id: str) -> bool:
         table = await self._table(tenant_id)

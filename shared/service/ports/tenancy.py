@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from shared.domain.progress import UserProgress
 from shared.domain.tenants import Tenant
 from shared.domain.users import UserRecord
 from shared.service.records import ConsentState, UserPage, UserQuery
@@ -37,6 +38,11 @@ class TenantRepository(Protocol):
 class UserRepository(Protocol):
     async def get(self, tenant_id: str, staff_id: str) -> UserRecord | None: ...
     async def list_all(self, tenant_id: str) -> list[UserRecord]: ...
+    async def list_progress(self, tenant_id: str) -> list[UserProgress]:
+        """Each of the tenant's users as progress reads it: the four properties it uses (match, sync state,
+        when its migration ended, when it was last stored), read with a projection, not the whole rows."""
+        ...
+
     async def migration_pending(self, tenant_id: str) -> bool:
         """Whether any matched user is still pending or migrating (a filtered query, stops at the first)."""
         ...

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.domain.progress import progress
+from shared.domain.progress import UserProgress, progress
 from shared.domain.tenants import TenantState, UserScope
 from shared.domain.users import DirectoryUser, Match, MatchStatus, StaffMember, SyncState, UserRecord
 
@@ -38,6 +38,11 @@ def synced(user: UserRecord, at: datetime) -> UserRecord:
 
 def failed(user: UserRecord, at: datetime) -> UserRecord:
     return replace(user, sync_state=SyncState.ERROR, last_error="the mailbox is gone", updated_at=at)
+
+
+def read_for_progress(user: UserRecord) -> UserProgress:
+    """The user as the repository's `list_progress` answers it: its four properties alone."""
+    return UserProgress(user.match, user.sync_state, user.migrated_at, user.updated_at)
 
 
 def test_waiting_for_consent_with_staff_registered_is_0_percent_not_100() -> None:
@@ -107,6 +112,7 @@ def test_users_with_nothing_to_migrate_are_done_but_do_not_speed_the_eta_up() ->
 
 
 # --- the rule as a property: any order of matching batches and finished users within one migration ------
+# (and the same answer from the users' four properties alone)
 
 STEPS = st.lists(
     st.tuples(st.sampled_from(["match", "start", "finish", "discovered", "wait"]), st.integers(0, 10_000)),
@@ -153,6 +159,8 @@ def test_progress_over_one_migration_never_decreases_and_reaches_100_exactly_whe
         elif step == "discovered" and not unseen and not any(u.match is MatchStatus.PENDING for u in users):
             state = TenantState.MIGRATING
         shown = progress(state, users, CONNECTED, now, scope=scope)
+        # The four properties `list_progress` reads are all it takes: the same progress as the whole rows.
+        assert progress(state, [read_for_progress(u) for u in users], CONNECTED, now, scope=scope) == shown
         assert shown.percent >= before.percent, (before, shown)
         all_done = state is TenantState.MIGRATING and shown.done == shown.total
         assert (shown.percent == 100) == all_done

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from shared.domain.progress import UserProgress
 from shared.domain.tenants import TenantState
-from shared.domain.users import UserRecord
 from shared.service.errors import InvalidInput
 from shared.service.tenants import MAX_TENANT_PAGE, tenants_page
 from shared.service.user_queries import encode_cursor
@@ -36,13 +36,13 @@ async def test_pages_walk_every_tenant_once_in_tenant_id_order(world: FakeWorld)
 
 async def test_a_page_reads_only_its_own_tenants_users(world: FakeWorld) -> None:
     read: list[str] = []
-    listing = world.users.list_all
+    listing = world.users.list_progress
 
-    async def list_all(tenant_id: str) -> list[UserRecord]:
+    async def list_progress(tenant_id: str) -> list[UserProgress]:
         read.append(tenant_id)
         return await listing(tenant_id)
 
-    world.users.list_all = list_all  # type: ignore[method-assign]
+    world.users.list_progress = list_progress  # type: ignore[method-assign]
     page = await tenants_page(world.services, 2, None)
     assert [t.tenant_id for t, _ in page.tenants] == ["t1.example", "t2.example"]
     assert sorted(read) == ["t1.example", "t2.example"]
