@@ -37,7 +37,7 @@ from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
-from shared.adapters.graph.errors import GraphError, Throttled
+from shared.adapters.graph.errors import Throttled, from_sdk
 from shared.adapters.graph.mailbox_gate import MailboxClaims, MailboxGate
 from shared.adapters.graph.pool import GraphTransport
 from shared.adapters.graph.sender import MAX_REDIRECTS, BearerTokens, GraphSender
@@ -176,10 +176,10 @@ class TenantGraph:
             async with self.gate.hold(path, body):  # MailboxBusy, or the claims table's own errors
                 try:
                     return await self.sender.send(method.upper(), url, sent, content)
-                except GraphError as error:
-                    failure = error
+                except Exception as error:  # Graph's answer, or the transport's failure (a timeout)
+                    failure, cause = from_sdk(error), error
             if not isinstance(failure, Throttled):  # the mailbox's slot is free again from here on
-                raise failure
+                raise failure from (None if failure is cause else cause)
             whole_tenant = failure.status == 429 and tenant_wide(failure.scope)
             if failure.status == 429:
                 self.budget.throttled(failure.retry_after, whole_tenant=whole_tenant)
@@ -194,7 +194,7 @@ class TenantGraph:
             attempt += 1
             delay = retry_delay(failure, attempt)
             if attempt > retries or delay > MAX_RETRY_DELAY:
-                raise failure
+                raise failure from (None if failure is cause else cause)
             await asyncio.sleep(delay)
 
     @staticmethod

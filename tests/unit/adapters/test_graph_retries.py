@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from shared.adapters.graph.client import TenantGraph
-from shared.adapters.graph.errors import Throttled
+from shared.adapters.graph.errors import GraphError, GraphNotFound, Throttled
 from tests.fakes.graph_http import graph_over
 
 pytestmark = pytest.mark.unit
@@ -66,3 +66,28 @@ async def test_a_request_that_must_go_once_is_not_sent_again() -> None:
         await tenant.request_json("POST", f"{PATH}/x/send", retries=0)
     assert raised.value.scope == TENANT_SCOPE
     assert len(seen) == 1
+
+
+async def test_a_transports_failure_is_a_graph_error_not_retried() -> None:
+    """A timeout or a reset connection is not Graph's answer: raised as a `GraphError` without a status
+    (the job's own retry decides), the request not sent again here."""
+    seen: list[httpx.Request] = []
+
+    def reset(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    tenant = graph_over(httpx.MockTransport(reset), BASE)
+    with pytest.raises(GraphError) as raised:
+        await tenant.request_json("GET", PATH)
+    assert raised.value.status == 0 and "timed out" in raised.value.message
+    assert isinstance(raised.value.__cause__, httpx.ReadTimeout)
+    assert len(seen) == 1
+
+
+async def test_graphs_own_failure_is_raised_as_it_is() -> None:
+    seen: list[httpx.Request] = []
+    answer = httpx.Response(404, json={"error": {"code": "ErrorItemNotFound", "message": "not found"}})
+    with pytest.raises(GraphNotFound) as raised:
+        await graph([answer], seen).request_json("GET", PATH)
+    assert raised.value.code == "ErrorItemNotFound" and raised.value.__cause__ is None
