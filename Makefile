@@ -97,6 +97,10 @@ bench-graph-pool: $(VENV)/.installed  # the Graph client's connection pool: CPU 
 bench-graph-sender: $(VENV)/.installed  # a Graph request's client-side CPU: the SDK's adapter against the sender
 	$(PY) -m benchmarks.graph_sender $(BENCH_ARGS)
 
+.PHONY: bench-progress-read
+bench-progress-read: $(VENV)/.installed node_modules/.installed  # a tenant's progress: whole rows against the projection
+	$(PY) -m benchmarks.progress_read $(BENCH_ARGS)
+
 .PHONY: bench-monitor
 bench-monitor: $(VENV)/.installed  # e.g. make bench-monitor BENCH_ARGS="--users 1000"
 	$(PY) -m benchmarks.monitor_bench $(BENCH_ARGS)
