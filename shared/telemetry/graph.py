@@ -1,8 +1,8 @@
 """Every answer Graph gives, at the HTTP transport under the connector's sender and msgraph-sdk's
-middleware, so each retry after a 429 or 503 counts too: a client span per try (kiota's own spans are switched off,
-`sampling.py`), `connector.graph.requests` by method and status, and `connector.graph.throttles` for the
-429s. The span names the resource with its ids taken out (`graph_resource`): user ids and addresses stay
-out of telemetry, and the names stay few."""
+middleware, so each retry after a 429 or 503 counts too: a client span per try (kiota's own spans are
+switched off, `sampling.py`), `connector.graph.requests` by method and status, and
+`connector.graph.throttles` for the 429s. The span names the resource with its ids taken out
+(`graph_resource`): user ids and addresses stay out of telemetry, and the names stay few."""
 
 from __future__ import annotations
 
