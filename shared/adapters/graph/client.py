@@ -40,7 +40,7 @@ from msgraph_core import GraphClientFactory
 from shared.adapters.graph.errors import Throttled, from_sdk
 from shared.adapters.graph.mailbox_gate import MailboxClaims, MailboxGate
 from shared.adapters.graph.pool import GraphTransport
-from shared.adapters.graph.sender import MAX_REDIRECTS, BearerTokens, GraphSender
+from shared.adapters.graph.sender import MAX_REDIRECTS, BearerTokens, GraphSender, claims_challenge
 from shared.adapters.graph.tenant_budget import CEILING, TenantBudget, tenant_wide
 from shared.adapters.identity import RenewableCredential
 from shared.service import work_priority
@@ -71,12 +71,6 @@ class TokenRenewed(RequestOption):
     @staticmethod
     def get_key() -> str:
         return "connector.token_renewed"
-
-
-def claims_challenge(response: httpx.Response) -> bool:
-    """A `WWW-Authenticate: Bearer ... claims="..."` challenge (kiota answers those itself)."""
-    challenge = response.headers.get("WWW-Authenticate", "")
-    return challenge.lower().startswith("bearer") and "claims=" in challenge
 
 
 class RenewingRequestAdapter(GraphRequestAdapter):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -86,6 +88,20 @@ def classify(status: int, code: str, message: str, headers: dict[str, Any] | Non
     if status == 412:
         return GraphPreconditionFailed(status, code, message)
     return GraphError(status, code, message)
+
+
+def from_answer(status: int, reason: str, body: bytes, headers: Mapping[str, str]) -> GraphError:
+    """Graph's error answer (`{"error": {"code", "message"}}`); a body that is not (a gateway's HTML page):
+    `unknown` and the status line."""
+    code, message = "unknown", f"Graph answered {status} {reason}".strip()
+    try:
+        detail: Any = json.loads(body).get("error") if body else None
+    except (ValueError, AttributeError):
+        detail = None
+    if isinstance(detail, dict):
+        code = str(detail.get("code") or code)
+        message = str(detail.get("message") or message)
+    return classify(status, code, message, dict(headers))
 
 
 def _retry_after(value: Any) -> float:

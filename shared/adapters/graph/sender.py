@@ -26,16 +26,15 @@ The SDK client (`TenantGraph.sdk`) stays for the control plane's typed requests.
 from __future__ import annotations
 
 import base64
-import json
 import re
 import uuid
-from typing import Any, Final
+from typing import Final
 from urllib.parse import urlsplit
 
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
 
-from shared.adapters.graph.errors import GraphError, classify, from_sdk
+from shared.adapters.graph.errors import from_answer
 from shared.adapters.identity import RenewableCredential
 
 USER_AGENT: Final = f"m365-calendar-connector python-httpx/{httpx.__version__}"
@@ -43,12 +42,17 @@ MAX_REDIRECTS: Final = 5
 _CLAIMS: Final = re.compile(r'claims="([^"]+)"')
 
 
+def claims_challenge(response: httpx.Response) -> bool:
+    """A `WWW-Authenticate: Bearer ... claims="..."` challenge (Continuous Access Evaluation)."""
+    challenge = response.headers.get("WWW-Authenticate", "")
+    return challenge.lower().startswith("bearer") and "claims=" in challenge
+
+
 def challenged_claims(response: httpx.Response) -> str | None:
     """The claims of a `WWW-Authenticate: Bearer ... claims="..."` challenge, decoded; None without one."""
-    challenge = response.headers.get("WWW-Authenticate", "")
-    if not challenge.lower().startswith("bearer"):
+    if not claims_challenge(response):
         return None
-    found = _CLAIMS.search(challenge)
+    found = _CLAIMS.search(response.headers["WWW-Authenticate"])
     if found is None:
         return None
     try:
@@ -69,11 +73,9 @@ class BearerTokens:
         return (urlsplit(url).hostname or "").lower() == self._host
 
     async def token(self, claims: str | None = None) -> str:
-        try:
-            access = await self._credential.get_token(self._scope, claims=claims, enable_cae=True)
-        except Exception as error:  # azure-identity's refusal of the token request: AuthFailed
-            raise from_sdk(error) from error
-        return access.token
+        """The token (azure-identity's refusal of the token request is raised as it is: `TenantGraph`
+        translates it, as every failure, with `errors.from_sdk`)."""
+        return (await self._credential.get_token(self._scope, claims=claims, enable_cae=True)).token
 
     async def refused(self, token: str) -> bool:
         """Graph refused `token`: a `RenewableCredential` asks Entra for a new one (True: worth sending
@@ -96,7 +98,7 @@ class GraphSender:
         response = await self._authorised(method, url, headers, content)
         if response.is_success or response.status_code == 304:
             return response.content
-        raise failure_of(response)
+        raise from_answer(response.status_code, response.reason_phrase, response.content, response.headers)
 
     async def _authorised(
         self, method: str, url: str, headers: dict[str, str], content: bytes | None
@@ -123,16 +125,3 @@ class GraphSender:
             if renewed or not await tokens.refused(token):
                 return response  # a new token refused too: the tenant's authentication failed
             renewed = True
-
-
-def failure_of(response: httpx.Response) -> GraphError:
-    """Graph's error answer as the connector's `GraphError` (its `error.code` and `message`)."""
-    code, message = "unknown", f"Graph answered {response.status_code} {response.reason_phrase}".strip()
-    try:
-        detail: Any = json.loads(response.content).get("error") if response.content else None
-    except (ValueError, AttributeError):
-        detail = None  # a body that is not Graph's error JSON (a gateway's HTML page)
-    if isinstance(detail, dict):
-        code = str(detail.get("code") or code)
-        message = str(detail.get("message") or message)
-    return classify(response.status_code, code, message, dict(response.headers))

@@ -185,6 +185,10 @@ def _switches(entity: Any) -> StaffSwitches:
     )
 
 
+# What `progress_from_entity` reads: the projection `list_progress` asks for.
+PROGRESS_PROPERTIES: Final = ("Match", "SyncState", "MigratedAt", "UpdatedAt")
+
+
 def progress_from_entity(entity: Mapping[str, Any]) -> UserProgress:
     """The four properties progress reads, converted once for both readers (`user_from_entity` takes them
     from here). A projection answers a property the row lacks as absent (Azurite) or as null (Azure
@@ -290,7 +294,7 @@ class TableUsers:
         query = table.query_entities(
             "PartitionKey eq @pk",
             parameters={"pk": tenant_id},
-            select=["Match", "SyncState", "MigratedAt", "UpdatedAt"],
+            select=list(PROGRESS_PROPERTIES),
             results_per_page=1000,
         )
         return [progress_from_entity(e) async for e in query]
