@@ -17,7 +17,7 @@ benchmarks.graph_sender` prints both). What they did and a request still needs i
 - redirects followed (five at most, as kiota's handler), the token dropped when the host changes
   (httpx's own rule);
 - `client-request-id` (a new id per request, Graph's correlation id for support) and a user agent;
-- a failed answer's `{"error": {"code", "message"}}` classified (`errors.classify`), with its headers
+- a failed answer's `{"error": {"code", "message"}}` classified (`errors.from_answer`), with its headers
   (Retry-After, the throttle scope).
 
 The SDK client (`TenantGraph.sdk`) stays for the control plane's typed requests.
